@@ -1,0 +1,24 @@
+"""Gift card codes: bearer secrets drawn from a CSPRNG over an unambiguous alphabet."""
+
+from __future__ import annotations
+
+import secrets
+
+# No 0/O, 1/I/L: codes are typed by people. 31 symbols, 18 of them: 89 bits (>= 80 required).
+ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+LENGTH = 18
+
+
+def generate_code() -> str:
+    """A fresh code, grouped for readability: XXXXXX-XXXXXX-XXXXXX."""
+    raw = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+    return "-".join(raw[i : i + 6] for i in range(0, LENGTH, 6))
+
+
+def normalize_code(text: str) -> str:
+    """Canonical form used for lookup: upper case, separators and spaces removed."""
+    return "".join(ch for ch in text.upper() if ch not in "- \t")
+
+
+def last4(code: str) -> str:
+    return normalize_code(code)[-4:]

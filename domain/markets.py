@@ -1,0 +1,123 @@
+"""Country platforms (markets) and their parameters, validated from configuration."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import holidays
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from domain.errors import refuse
+
+DEFAULT_MARKETS_FILE = Path(__file__).with_name("markets.toml")
+
+# ISO 4217 minor unit exponents for the currencies we ship; unknown currencies are refused.
+MINOR_UNITS = {"EUR": 2, "GBP": 2, "USD": 2, "CHF": 2, "SEK": 2, "JPY": 0}
+
+
+class Market(BaseModel):
+    """One country platform: where a card is sold and the only place it can be used (R6)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str = Field(pattern=r"^[A-Z]{2}$")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    min_amount: int = Field(gt=0)
+    max_amount: int = Field(gt=0)
+    validity_months: int = Field(gt=0, le=120)
+    holiday_country: str
+    timezone: str
+    terms_version: str
+    withdrawal_days: int = 30
+    cancellation_days: int = 14
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        if value not in MINOR_UNITS:
+            raise ValueError(f"unsupported currency {value}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Market:
+        if self.min_amount > self.max_amount:
+            raise ValueError("min_amount above max_amount")
+        holidays.country_holidays(self.holiday_country)
+        return self
+
+    @property
+    def exponent(self) -> int:
+        return MINOR_UNITS[self.currency]
+
+    @property
+    def min_minor(self) -> int:
+        return self.min_amount * 10**self.exponent
+
+    @property
+    def max_minor(self) -> int:
+        return self.max_amount * 10**self.exponent
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def local_date(self, instant: datetime) -> date:
+        """The calendar date on this platform at `instant` (deadlines count in local days)."""
+        return instant.astimezone(self.zone).date()
+
+    def is_working_day(self, day: date) -> bool:
+        return day.weekday() < 5 and day not in self._holidays(day.year)
+
+    def _holidays(self, year: int) -> holidays.HolidayBase:
+        return holidays.country_holidays(self.holiday_country, years=year)
+
+    def to_minor(self, text: str) -> int:
+        """Parse a decimal amount in major units (`50`, `50.00`) into minor units."""
+        try:
+            value = Decimal(text.strip())
+        except (InvalidOperation, AttributeError):
+            raise refuse("invalid_amount", f"not a decimal amount: {text[:40]!r}") from None
+        if not value.is_finite():
+            raise refuse("invalid_amount", "amount must be a finite number")
+        scaled = value.scaleb(self.exponent)
+        if scaled != scaled.to_integral_value():
+            raise refuse(
+                "invalid_amount",
+                f"{self.currency} amounts have at most {self.exponent} decimals",
+            )
+        if abs(scaled) > 10**15:
+            raise refuse("invalid_amount", "amount is too large")
+        return int(scaled)
+
+
+class Markets(BaseModel):
+    """The market catalogue loaded from TOML."""
+
+    model_config = ConfigDict(frozen=True)
+
+    markets: dict[str, Market]
+
+    def get(self, code: str) -> Market:
+        try:
+            return self.markets[code]
+        except KeyError:
+            raise refuse("unknown_market", f"unknown market {code[:10]!r}") from None
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_MARKETS_FILE) -> Markets:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        entries = {
+            code: {"code": code, **fields} for code, fields in raw.get("markets", {}).items()
+        }
+        return cls.model_validate({"markets": entries})

@@ -1,0 +1,59 @@
+"""Small aggregates beside the cards: natural-key indexes and unknown-code attempts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import event
+
+from domain.base import Aggregate
+
+_NAMESPACE = uuid5(NAMESPACE_URL, "urn:giftcards")
+
+
+def stream_id(kind: str, key: str) -> UUID:
+    """Deterministic id for a natural key, so that a second writer of the key conflicts."""
+    return uuid5(_NAMESPACE, f"{kind}:{key}")
+
+
+class Index(Aggregate):
+    """Maps a natural key (order id, code HMAC) to a card; the key itself is not stored."""
+
+    @event("Registered")
+    def __init__(self, *, target: UUID) -> None:
+        self.target = target
+
+    @classmethod
+    def register(cls, kind: str, key: str, target: UUID) -> Index:
+        return cls._create(cls.Registered, id=stream_id(kind, key), target=target)
+
+
+class CheckoutAttempts(Aggregate):
+    """Redemption attempts with codes that match no card, per customer (for fraud rule F1)."""
+
+    @event("Opened")
+    def __init__(self, *, customer_id: str) -> None:
+        self.customer_id = customer_id
+        self.unknown_codes = 0
+
+    @classmethod
+    def open(cls, customer_id: str) -> CheckoutAttempts:
+        return cls._create(cls.Opened, id=cls.id_for(customer_id), customer_id=customer_id)
+
+    @staticmethod
+    def id_for(customer_id: str) -> UUID:
+        return stream_id("attempts", customer_id)
+
+    @event("UnknownCodeTried")
+    def record_unknown_code(
+        self,
+        *,
+        order_id: str,
+        market: str,
+        at: datetime,
+        terms_version: str,
+        correlation_id: str,
+    ) -> None:
+        """The typed code is deliberately not recorded: a near-miss is still a secret."""
+        self.unknown_codes += 1

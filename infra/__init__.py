@@ -1,0 +1,1 @@
+"""Adapters: storage, secrets, Kafka, CLI and the composition root."""

@@ -1,0 +1,15 @@
+"""Registry of command groups: each module adds its subcommands to the parser."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from infra.cli import cards
+
+GROUPS = [cards]
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    for group in GROUPS:
+        group.register(sub)

@@ -1,0 +1,99 @@
+"""Settings from the environment (GIFTCARDS_*), validated once at start."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ConfigError(Exception):
+    """The environment is unusable; the message says which variable and why."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    env: str
+    data_dir: Path
+    database_url: str
+    master_key: bytes
+    now: datetime | None
+    markets_file: Path | None
+    kafka_bootstrap: str | None
+    topic_prefix: str
+    partitions: int
+    replication_factor: int
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    mode = env.get("GIFTCARDS_ENV", "development")
+    data_dir = Path(env.get("GIFTCARDS_DATA_DIR", "./var"))
+    url = env.get("GIFTCARDS_DATABASE_URL") or f"sqlite:///{data_dir / 'giftcards.sqlite3'}"
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://", "memory://")):
+        raise ConfigError("GIFTCARDS_DATABASE_URL must start with sqlite:/// or postgresql://")
+    return Settings(
+        env=mode,
+        data_dir=data_dir,
+        database_url=url,
+        master_key=_master_key(env, mode, data_dir),
+        now=_pinned_now(env, mode),
+        markets_file=Path(env["GIFTCARDS_MARKETS_FILE"]) if env.get("GIFTCARDS_MARKETS_FILE") else None,
+        kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        topic_prefix=env.get("GIFTCARDS_TOPIC_PREFIX", ""),
+        partitions=_int(env, "GIFTCARDS_PARTITIONS", 12),
+        replication_factor=_int(env, "GIFTCARDS_REPLICATION_FACTOR", 1),
+    )
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    try:
+        value = int(env.get(name, default))
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1")
+    return value
+
+
+def _master_key(env: dict[str, str], mode: str, data_dir: Path) -> bytes:
+    given = env.get("GIFTCARDS_SECRET_KEY")
+    if given:
+        if len(given) < 32:
+            raise ConfigError("GIFTCARDS_SECRET_KEY must be at least 32 characters")
+        return given.encode()
+    if mode == "production":
+        raise ConfigError("GIFTCARDS_SECRET_KEY is required in production")
+    path = data_dir / "dev-secret.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        print(
+            f"warning: GIFTCARDS_SECRET_KEY unset; generated a development key in {path}",
+            file=sys.stderr,
+        )
+    return path.read_text().strip().encode()
+
+
+def _pinned_now(env: dict[str, str], mode: str) -> datetime | None:
+    raw = env.get("GIFTCARDS_NOW")
+    if not raw:
+        return None
+    if mode == "production":
+        raise ConfigError("GIFTCARDS_NOW is refused in production")
+    try:
+        instant = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"GIFTCARDS_NOW is not an ISO-8601 instant: {raw[:40]!r}") from None
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)

@@ -1,0 +1,105 @@
+"""Plain SQL connections to the configured database (SQLite file or PostgreSQL), one dialect."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import psycopg
+
+
+class Database:
+    """A connection that speaks `?` placeholders on both backends; transactions via `tx()`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_postgres = url.startswith(("postgresql://", "postgres://"))
+        self._conn: Any
+        if self.is_postgres:
+            self._conn = psycopg.connect(url, autocommit=True)
+        else:
+            path = sqlite_path(url)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._depth = 0
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.is_postgres else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cursor = self._conn.execute(self._sql(sql), tuple(params))
+        return list(cursor.fetchall()) if cursor.description else []
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if self.is_postgres:
+            with self._conn.cursor() as cursor:
+                cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+        else:
+            self._conn.executemany(sql, [tuple(r) for r in rows])
+
+    @contextmanager
+    def tx(self) -> Iterator[Database]:
+        """One transaction (re-entrant: an inner `tx()` joins the outer one)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        self._conn.execute("BEGIN" if self.is_postgres else "BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            self._conn.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///relative/path` or `sqlite:////absolute/path` to a filesystem path."""
+    parsed = urlparse(url)
+    if parsed.scheme != "sqlite":
+        raise ValueError(f"not a sqlite URL: {url}")
+    raw = unquote(url[len("sqlite:///") :])
+    return Path(raw)
+
+
+def eventsourcing_env(url: str) -> dict[str, str]:
+    """The eventsourcing library's persistence settings for a database URL."""
+    if url.startswith(("postgresql://", "postgres://")):
+        parsed = urlparse(url)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": parsed.path.lstrip("/"),
+            "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parsed.port or 5432),
+            "POSTGRES_USER": unquote(parsed.username or ""),
+            "POSTGRES_PASSWORD": unquote(parsed.password or ""),
+            "POSTGRES_POOL_SIZE": "5",
+            "POSTGRES_MAX_OVERFLOW": "10",
+        }
+    if url == "memory://":
+        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    path = sqlite_path(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(path),
+        "SQLITE_LOCK_TIMEOUT": "30",
+    }

@@ -1,0 +1,88 @@
+"""Shared fixtures: a fixed clock, the application on every backend, real Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from infra.bootstrap import Service, build
+from infra.config import load_settings
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
+BACKENDS = ["sqlite", "postgres"]
+
+
+@dataclass
+class FixedClock:
+    """Time stands still unless a test moves it."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 1, 12, 10, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+    def set(self, instant: str) -> datetime:
+        self.now = datetime.fromisoformat(instant.replace("Z", "+00:00"))
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """A real PostgreSQL: given by env, a testcontainer, or the dev launcher. Never skipped."""
+    from tests.services import postgres_url
+
+    return postgres_url()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """A real Kafka broker: given by env, a testcontainer, or the dev launcher. Never skipped."""
+    from tests.services import kafka_bootstrap as find_broker
+
+    return find_broker()
+
+
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'giftcards.sqlite3'}"
+    from tests.services import fresh_postgres_database
+
+    return fresh_postgres_database(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def env_for(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """Environment variables that point a process (CLI, consumer) at this test's store."""
+    return {
+        "GIFTCARDS_DATA_DIR": str(tmp_path / "var"),
+        "GIFTCARDS_DATABASE_URL": database_url(backend, tmp_path, request),
+        "GIFTCARDS_SECRET_KEY": SECRET,
+    }
+
+
+@pytest.fixture
+def service(env_for: dict[str, str], clock: FixedClock) -> Iterator[Service]:
+    """The application on this test's backend (SQLite file or a fresh PostgreSQL database)."""
+    svc = build(load_settings(env_for), clock=clock)
+    yield svc
+    svc.close()
