@@ -258,11 +258,10 @@ class GiftCards(Application[UUID]):
                 card.record_refusal(
                     order_id=order_id,
                     reason=refusal.code,
-                    market=the_market.code,
+                    attempted_market=the_market.code,
                     customer_id=customer_id,
                     at=now,
                     terms_version=the_market.terms_version,
-                    correlation_id=order_id,
                 )
                 uow.add(card)
                 raise
@@ -281,6 +280,7 @@ class GiftCards(Application[UUID]):
         attempts.record_unknown_code(
             order_id=order_id,
             market=market,
+            currency=self.markets.get(market).currency,
             at=now,
             terms_version=self.markets.get(market).terms_version,
             correlation_id=order_id,
@@ -376,7 +376,6 @@ class GiftCards(Application[UUID]):
                 received_on=received_on,
                 at=now,
                 terms_version=market.terms_version,
-                correlation_id=order_id,
             )
             uow.add(original)
             if request_id is not None:

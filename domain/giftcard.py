@@ -60,6 +60,7 @@ class GiftCard(Aggregate):
         self.applied = 0
         self.refunded_to_card = 0
         self.refunded_other = 0
+        self.refused_attempts = 0
 
     # --- buying (R1, R2, R4, R9) -------------------------------------------------------
 
@@ -144,9 +145,20 @@ class GiftCard(Aggregate):
         card.activate(at=now, terms_version=market.terms_version, correlation_id=order_id)
         return card
 
-    @event("Activated")
     def activate(self, *, at: datetime, terms_version: str, correlation_id: str) -> None:
         """R4: usable right after purchase."""
+        self._activated(
+            market=self.market,
+            currency=self.currency,
+            at=at,
+            terms_version=terms_version,
+            correlation_id=correlation_id,
+        )
+
+    @event("Activated")
+    def _activated(
+        self, *, market: str, currency: str, at: datetime, terms_version: str, correlation_id: str
+    ) -> None:
         self.activated = True
 
     # --- using (R6, R9-R14) ------------------------------------------------------------
@@ -194,6 +206,8 @@ class GiftCard(Aggregate):
         self.check_combination(promo_codes, contains_gift_card)
         applied = min(self.balance, order_total)
         self._redeemed(
+            market=self.market,
+            currency=self.currency,
             order_id=order_id,
             order_total=order_total,
             applied=applied,
@@ -209,6 +223,8 @@ class GiftCard(Aggregate):
     def _redeemed(
         self,
         *,
+        market: str,
+        currency: str,
         order_id: str,
         order_total: int,
         applied: int,
@@ -225,19 +241,44 @@ class GiftCard(Aggregate):
         self.applied = applied
         self.balance = 0
 
-    @event("RedemptionRefused")
     def record_refusal(
         self,
         *,
         order_id: str,
         reason: str,
+        attempted_market: str,
+        customer_id: str | None,
+        at: datetime,
+        terms_version: str,
+    ) -> None:
+        """A refused attempt on a known card: kept for the fraud view, changes nothing else."""
+        self._redemption_refused(
+            market=self.market,
+            currency=self.currency,
+            order_id=order_id,
+            reason=reason,
+            attempted_market=attempted_market,
+            customer_id=customer_id,
+            at=at,
+            terms_version=terms_version,
+            correlation_id=order_id,
+        )
+
+    @event("RedemptionRefused")
+    def _redemption_refused(
+        self,
+        *,
         market: str,
+        currency: str,
+        order_id: str,
+        reason: str,
+        attempted_market: str,
         customer_id: str | None,
         at: datetime,
         terms_version: str,
         correlation_id: str,
     ) -> None:
-        """A refused attempt on a known card: kept for the fraud view, changes nothing else."""
+        self.refused_attempts += 1
 
     # --- expiry (R9) -------------------------------------------------------------------
 
@@ -246,6 +287,8 @@ class GiftCard(Aggregate):
         if self.status != "active" or not self.is_expired_at(now):
             return False
         self._expired(
+            market=self.market,
+            currency=self.currency,
             forfeited=self.balance,
             at=self.expires_at,
             terms_version=terms_version,
@@ -255,7 +298,14 @@ class GiftCard(Aggregate):
 
     @event("Expired")
     def _expired(
-        self, *, forfeited: int, at: datetime, terms_version: str, correlation_id: str
+        self,
+        *,
+        market: str,
+        currency: str,
+        forfeited: int,
+        at: datetime,
+        terms_version: str,
+        correlation_id: str,
     ) -> None:
         self.status = "expired"
         self.balance = 0
@@ -283,6 +333,8 @@ class GiftCard(Aggregate):
     def cancel(self, *, market: Market, now: datetime, correlation_id: str) -> None:
         self.check_cancellable(market, now)
         self._cancelled(
+            market=self.market,
+            currency=self.currency,
             refund_amount=self.balance,
             refund_method="original_payment",
             at=now,
@@ -294,6 +346,8 @@ class GiftCard(Aggregate):
     def _cancelled(
         self,
         *,
+        market: str,
+        currency: str,
         refund_amount: int,
         refund_method: str,
         at: datetime,
@@ -325,7 +379,6 @@ class GiftCard(Aggregate):
         to_card = min(returned_amount, self.applied - self.refunded_to_card)
         return to_card, returned_amount - to_card
 
-    @event("Refunded")
     def record_refund(
         self,
         *,
@@ -337,9 +390,38 @@ class GiftCard(Aggregate):
         received_on: date,
         at: datetime,
         terms_version: str,
-        correlation_id: str,
     ) -> None:
         """R17/R18: lineage to the new card; the rest goes back through the other method."""
+        self._refunded(
+            market=self.market,
+            currency=self.currency,
+            order_id=order_id,
+            returned_amount=returned_amount,
+            to_new_card=to_new_card,
+            to_other_method=to_other_method,
+            new_card_id=new_card_id,
+            received_on=received_on,
+            at=at,
+            terms_version=terms_version,
+            correlation_id=order_id,
+        )
+
+    @event("Refunded")
+    def _refunded(
+        self,
+        *,
+        market: str,
+        currency: str,
+        order_id: str,
+        returned_amount: int,
+        to_new_card: int,
+        to_other_method: int,
+        new_card_id: UUID | None,
+        received_on: date,
+        at: datetime,
+        terms_version: str,
+        correlation_id: str,
+    ) -> None:
         self.refunded_to_card += to_new_card
         self.refunded_other += to_other_method
         if new_card_id is not None:

@@ -51,6 +51,7 @@ class CheckoutAttempts(Aggregate):
         *,
         order_id: str,
         market: str,
+        currency: str,
         at: datetime,
         terms_version: str,
         correlation_id: str,

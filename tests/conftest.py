@@ -86,3 +86,12 @@ def service(env_for: dict[str, str], clock: FixedClock) -> Iterator[Service]:
     svc = build(load_settings(env_for), clock=clock)
     yield svc
     svc.close()
+
+
+@pytest.fixture
+def memory_service(clock: FixedClock) -> Iterator[Service]:
+    """The application on in-memory storage, for fast unit tests of the rules."""
+    env = {"GIFTCARDS_DATABASE_URL": "memory://", "GIFTCARDS_SECRET_KEY": SECRET}
+    svc = build(load_settings(env), clock=clock)
+    yield svc
+    svc.close()

@@ -1,0 +1,65 @@
+"""The published form of card events (Kafka `giftcard.events` and projections): one envelope."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.utils import get_topic
+
+from domain.giftcard import GiftCard
+from domain.streams import CheckoutAttempts
+
+# Aggregates whose events are published; indexes are private lookups and stay home.
+PUBLISHED = {get_topic(GiftCard): "GiftCard", get_topic(CheckoutAttempts): "Checkout"}
+CONTENT_TYPE = "application/json"
+# Fields lifted into the envelope, or that only make sense inside the store.
+_LIFTED = {
+    "originator_id",
+    "originator_version",
+    "originator_topic",
+    "timestamp",
+    "at",
+    "market",
+    "currency",
+    "terms_version",
+    "correlation_id",
+}
+
+
+def aggregate_prefix(event: DomainEventProtocol[Any]) -> str | None:
+    """`GiftCard`/`Checkout` for published events, None for private ones."""
+    return PUBLISHED.get(get_topic(type(event)).rsplit(".", 1)[0])
+
+
+def event_id(originator_id: UUID, version: int) -> UUID:
+    """Deterministic: the same stored event always has the same id, however often relayed."""
+    return uuid5(originator_id, str(version))
+
+
+def to_envelope(event: DomainEventProtocol[Any], position: int) -> dict[str, Any] | None:
+    """Envelope of a stored event, or None when the event is not published."""
+    prefix = aggregate_prefix(event)
+    if prefix is None:
+        return None
+    fields = cast(Any, event).model_dump(mode="json")
+    if "at" not in fields:  # stream bookkeeping (e.g. CheckoutAttempts.Opened), not a fact
+        return None
+    is_card = prefix == "GiftCard"
+    return {
+        "event_id": str(event_id(event.originator_id, event.originator_version)),
+        "event_type": f"{prefix}{type(event).__name__}",
+        "schema_version": getattr(type(event), "class_version", 1),
+        "card_id": str(event.originator_id) if is_card else None,
+        "stream_id": str(event.originator_id),
+        "card_version": event.originator_version,
+        "position": position,
+        "occurred_at": fields.get("at"),
+        "recorded_at": fields["timestamp"],
+        "market": fields.get("market"),
+        "currency": fields.get("currency"),
+        "terms_version": fields.get("terms_version"),
+        "correlation_id": fields.get("correlation_id"),
+        "data": {k: v for k, v in fields.items() if k not in _LIFTED},
+    }
