@@ -60,9 +60,11 @@ def kafka_bootstrap() -> str:
 def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'giftcards.sqlite3'}"
-    from tests.services import fresh_postgres_database
+    from tests.services import drop_postgres_database, fresh_postgres_database
 
-    return fresh_postgres_database(request.getfixturevalue("postgres_server"))
+    url = fresh_postgres_database(request.getfixturevalue("postgres_server"))
+    request.addfinalizer(lambda: drop_postgres_database(url))
+    return url
 
 
 @pytest.fixture(params=BACKENDS)

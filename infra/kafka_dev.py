@@ -1,0 +1,467 @@
+"""Dev launcher that owns a local single-node Apache Kafka broker (KRaft combined mode)."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
+KAFKA_VERSION = "4.3.1"
+# Kafka 4.3.1's own modules are built against log4j 2.25.4; matching it avoids a mixed classpath.
+LOG4J_VERSION = "2.25.4"
+# Kafka's pom still declares slf4j-api 1.7.x, but log4j-slf4j2-impl is an SLF4J 2 provider:
+# with 1.7 on the classpath the broker would silently log nowhere.
+SLF4J_VERSION = "2.0.17"
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+ARTIFACTS = (
+    ("org.apache.kafka", "kafka_2.13", KAFKA_VERSION),
+    ("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
+    ("org.apache.logging.log4j", "log4j-slf4j2-impl", LOG4J_VERSION),
+    ("org.slf4j", "slf4j-api", SLF4J_VERSION),
+)
+
+DEFAULT_PORT = 19092
+HEAP = "512m"
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 30.0
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def home() -> Path:
+    return Path(os.environ.get("KAFKA_DEV_HOME", REPO_ROOT / ".cache" / "kafka")).resolve()
+
+
+def _lib_dir() -> Path:
+    return home() / "lib"
+
+
+def _data_dir() -> Path:
+    return home() / "data"
+
+
+def _config_file() -> Path:
+    return home() / "config" / "server.properties"
+
+
+def _log4j_file() -> Path:
+    return home() / "config" / "log4j2.properties"
+
+
+def _logs_dir() -> Path:
+    return home() / "logs"
+
+
+def _pid_file() -> Path:
+    return home() / "kafka.pid"
+
+
+def _port_file() -> Path:
+    # Port the storage was formatted for, which is also the port a running broker listens on.
+    return _data_dir() / "dev-port"
+
+
+def _bootstrap(port: int) -> str:
+    return f"127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """Serialise up/down across processes: concurrent callers never fetch, format or start twice."""
+    home().mkdir(parents=True, exist_ok=True)
+    with open(home() / "kafka.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if not java or not Path(java).exists():
+        raise RuntimeError(
+            "Java 17+ is required to run the dev Kafka broker (set JAVA_HOME or put java on PATH)"
+        )
+    return java
+
+
+def _classpath() -> str:
+    # A trailing /* is expanded by the JVM itself to every jar in the directory.
+    return f"{_lib_dir()}/*"
+
+
+def _pom() -> str:
+    deps = "\n".join(
+        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
+        f"<version>{v}</version></dependency>"
+        for g, a, v in ARTIFACTS
+    )
+    return f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.dev</groupId>
+  <artifactId>kafka-dev-classpath</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+{deps}
+  </dependencies>
+</project>
+"""
+
+
+def _fetch_jars() -> None:
+    """Resolve the broker's runtime classpath with Maven, once per set of ARTIFACTS."""
+    lib = _lib_dir()
+    marker = lib / ".fetched"
+    wanted = "\n".join(":".join(a) for a in ARTIFACTS) + "\n"
+    if marker.exists() and marker.read_text() == wanted:
+        return
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise RuntimeError("Maven (mvn) is required to download the dev Kafka broker's jars")
+    staging = lib.with_name("lib.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="kafka-dev-pom-") as tmp:
+        (Path(tmp) / "pom.xml").write_text(_pom())
+        result = subprocess.run(
+            [
+                mvn,
+                "-q",
+                "-B",
+                f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+                f"-DoutputDirectory={staging}",
+                "-DincludeScope=runtime",
+            ],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+        )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"Maven could not fetch the Kafka jars:\n{result.stdout}\n{result.stderr}"
+        )
+    (staging / ".fetched").write_text(wanted)
+    # Swap in the complete directory only at the end: an interrupted download never looks complete.
+    shutil.rmtree(lib, ignore_errors=True)
+    staging.rename(lib)
+
+
+def _write_config(port: int) -> None:
+    controller_port = port + 1
+    config = _config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        f"""# Generated by infra/kafka_dev.py; rewritten on every start.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={_data_dir() / "kraft-combined-logs"}
+num.partitions=1
+auto.create.topics.enable=true
+group.initial.rebalance.delay.ms=0
+# A single broker can only ever hold one replica of the internal topics.
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# Fewer internal partitions than the default 50 makes the first consumer group and first
+# transaction noticeably faster on a small machine; semantics are unchanged.
+offsets.topic.num.partitions=10
+transaction.state.log.num.partitions=10
+# The cleaner's default 128 MiB dedupe buffer would take a quarter of the small heap.
+log.cleaner.dedupe.buffer.size=33554432
+"""
+    )
+    _log4j_file().write_text(
+        f"""# Generated by infra/kafka_dev.py: broker logs go to a size-capped file.
+status = warn
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = {_logs_dir() / "server.log"}
+appender.file.filePattern = {_logs_dir() / "server.log.%i"}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 20MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+"""
+    )
+
+
+def _java_command(main_class: str, *args: str) -> list[str]:
+    return [
+        _java(),
+        f"-Xmx{HEAP}",
+        f"-Dlog4j2.configurationFile={_log4j_file()}",
+        "-cp",
+        _classpath(),
+        main_class,
+        *args,
+    ]
+
+
+def _random_cluster_id() -> str:
+    # Same encoding as Kafka's Uuid.toString (URL-safe base64, no padding); a leading '-'
+    # would be parsed as a command-line flag, which Kafka's own generator also avoids.
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def _format_storage(port: int) -> None:
+    """Format the KRaft metadata log once per port.
+
+    The formatted log records the controller's voter endpoint, so after a port change it is
+    stale: this throwaway broker then simply starts from empty storage.
+    """
+    port_file = _port_file()
+    if port_file.exists() and port_file.read_text().strip() == str(port):
+        return
+    shutil.rmtree(_data_dir(), ignore_errors=True)
+    _data_dir().mkdir(parents=True)
+    # --standalone makes this node the sole voter of a dynamic quorum (KIP-853), which is
+    # what controller.quorum.bootstrap.servers expects; the cluster id is fixed at format time.
+    result = subprocess.run(
+        _java_command(
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "-t",
+            _random_cluster_id(),
+            "-c",
+            str(_config_file()),
+        ),
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"kafka StorageTool format failed:\n{result.stdout}\n{result.stderr}")
+    port_file.write_text(f"{port}\n")
+
+
+def _is_broker(pid: int) -> bool:
+    """True if pid is a broker started from this home (not a stale pid file or a reused pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"kafka.Kafka" in cmdline and str(_config_file()).encode() in cmdline
+
+
+def _alive(pid: int) -> bool:
+    """True while any thread of pid still runs.
+
+    The JVM's main thread exits first on shutdown, which blanks /proc/<pid>/cmdline while the
+    broker still holds its ports; and once every thread is a zombie the process is dead even
+    if nobody has reaped it yet. So liveness is judged per thread, not by cmdline or kill(0).
+    """
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in tids:
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            # The state letter follows the parenthesised command name, which may itself contain ')'.
+            if stat[stat.rindex(")") + 2] not in "ZX":
+                return True
+    return False
+
+
+def _running_pid() -> int | None:
+    try:
+        pid = int(_pid_file().read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _is_broker(pid) else None
+
+
+def _running_port() -> int:
+    return int(_port_file().read_text().strip())
+
+
+def _launch() -> int:
+    """Start the broker fully detached and return its pid.
+
+    The shell backgrounds java and exits, so the broker is re-parented away from us: it
+    outlives this process and never lingers as our zombie or trips Popen's ResourceWarning.
+    """
+    _logs_dir().mkdir(parents=True, exist_ok=True)
+    stdout_log = _logs_dir() / "kafka.out"
+    launcher = subprocess.run(
+        [
+            "/bin/sh",
+            "-c",
+            'log="$1"; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!',
+            "sh",
+            str(stdout_log),
+            *_java_command("kafka.Kafka", str(_config_file())),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=home(),
+        start_new_session=True,
+    )
+    return int(launcher.stdout.strip())
+
+
+def _port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False
+
+
+def _answers(bootstrap: str) -> bool:
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id="kafka-dev-probe", request_timeout_ms=5000
+        )
+    except KafkaError:
+        return False
+    try:
+        admin.list_topics()
+        return True
+    except KafkaError:
+        return False
+    finally:
+        admin.close()
+
+
+def _log_tail(lines: int = 40) -> str:
+    tails = []
+    for log in (_logs_dir() / "kafka.out", _logs_dir() / "server.log"):
+        if log.exists():
+            tails.append(
+                f"--- {log}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+            )
+    return "\n".join(tails)
+
+
+def _wait_ready(pid: int, port: int) -> None:
+    bootstrap = _bootstrap(port)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            raise RuntimeError(f"Kafka broker exited during startup.\n{_log_tail()}")
+        # Probe the socket first: kafka-python logs every refused connection loudly.
+        if _port_open(port) and _answers(bootstrap):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(
+        f"Kafka broker did not answer on {bootstrap} within {START_TIMEOUT_S:.0f}s.\n{_log_tail()}"
+    )
+
+
+def up(port: int = DEFAULT_PORT) -> str:
+    """Ensure the dev broker is running on port and return its bootstrap address."""
+    with _locked():
+        pid = _running_pid()
+        if pid is not None:
+            running = _running_port()
+            if running != port:
+                raise RuntimeError(
+                    f"dev Kafka is already running on port {running}; run `down` first to move it"
+                )
+            # Still wait: another process may have started it and died before it was ready.
+            _wait_ready(pid, port)
+            return _bootstrap(port)
+        if _port_open(port) or _port_open(port + 1):
+            raise RuntimeError(
+                f"port {port} or {port + 1} is already taken by something other than dev Kafka"
+            )
+        _fetch_jars()
+        _write_config(port)
+        _format_storage(port)
+        pid = _launch()
+        _pid_file().write_text(f"{pid}\n")
+        try:
+            _wait_ready(pid, port)
+        except RuntimeError:
+            _stop(pid)
+            raise
+        return _bootstrap(port)
+
+
+def _stop(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.1)
+    _pid_file().unlink(missing_ok=True)
+
+
+def down() -> None:
+    """Stop the dev broker if it is running (SIGTERM for a clean shutdown, SIGKILL if it hangs)."""
+    with _locked():
+        pid = _running_pid()
+        if pid is None:
+            _pid_file().unlink(missing_ok=True)
+            return
+        _stop(pid)
+
+
+def status() -> str | None:
+    """Return the bootstrap address of the running dev broker, or None if it is stopped."""
+    return _bootstrap(_running_port()) if _running_pid() is not None else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.kafka_dev", description=__doc__)
+    parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="client port; the controller uses port+1"
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            print(up(port=args.port))
+        elif args.command == "down":
+            down()
+            print("stopped")
+        else:
+            bootstrap = status()
+            print(f"running {bootstrap}" if bootstrap else "stopped")
+            return 0 if bootstrap else 3
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

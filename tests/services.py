@@ -1,0 +1,120 @@
+"""Locates (or starts) the real Kafka and PostgreSQL that integration tests run against."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import uuid
+from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import docker
+import psycopg
+from psycopg import sql
+from testcontainers.community.kafka import KafkaContainer
+from testcontainers.community.postgres import PostgresContainer
+
+from infra import kafka_dev, pg_dev
+
+# testcontainers' KafkaContainer drives the Confluent image's own start scripts, so it cannot
+# run apache/kafka images; cp-kafka 7.9 is Apache Kafka 3.9 in KRaft mode via with_kraft().
+KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"
+POSTGRES_IMAGE = "postgres:15-alpine"
+CONTAINER_START_TIMEOUT_S = 120
+
+
+def _docker_answers() -> bool:
+    """True if a Docker daemon responds; any failure (no client, no socket, timeout) means no."""
+    try:
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def _first_available(service: str, starters: list[tuple[str, Callable[[], str]]]) -> str:
+    """Return the first starter's result; if every one fails, raise with all the reasons."""
+    failures = []
+    for name, start in starters:
+        try:
+            return start()
+        except Exception as exc:
+            failures.append(f"  {name}: {type(exc).__name__}: {exc}")
+    raise RuntimeError(f"no {service} available for tests; tried:\n" + "\n".join(failures))
+
+
+# Cached so a test process starts at most one container per service; each is stopped at exit
+# explicitly, because testcontainers' own reaper may be disabled (TESTCONTAINERS_RYUK_DISABLED).
+@functools.cache
+def _kafka_container() -> str:
+    container = KafkaContainer(KAFKA_IMAGE).with_kraft()
+    container.start(timeout=CONTAINER_START_TIMEOUT_S)
+    atexit.register(container.stop)
+    return container.get_bootstrap_server()
+
+
+@functools.cache
+def _postgres_container() -> str:
+    container = PostgresContainer(
+        POSTGRES_IMAGE, username="giftcards", password="giftcards", dbname="giftcards", driver=None
+    )
+    container.start()
+    atexit.register(container.stop)
+    return container.get_connection_url()
+
+
+def kafka_bootstrap() -> str:
+    """$KAFKA_BOOTSTRAP_SERVERS, else a Docker container's, else the local dev broker's."""
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        return configured
+    starters: list[tuple[str, Callable[[], str]]] = []
+    if _docker_answers():
+        starters.append((f"docker {KAFKA_IMAGE}", _kafka_container))
+    starters.append(("local broker (infra.kafka_dev)", kafka_dev.up))
+    return _first_available("Kafka", starters)
+
+
+def postgres_url() -> str:
+    """$GIFTCARDS_TEST_POSTGRES_URL, else a Docker container's, else the local dev cluster's URL."""
+    configured = os.environ.get("GIFTCARDS_TEST_POSTGRES_URL")
+    if configured:
+        return configured
+    starters: list[tuple[str, Callable[[], str]]] = []
+    if _docker_answers():
+        starters.append((f"docker {POSTGRES_IMAGE}", _postgres_container))
+    starters.append(("local cluster (infra.pg_dev)", pg_dev.up))
+    return _first_available("PostgreSQL", starters)
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def fresh_postgres_database(base_url: str) -> str:
+    """Create an empty, uniquely named database on base_url's server and return its URL."""
+    name = f"giftcards_test_{uuid.uuid4().hex[:12]}"
+    # CREATE DATABASE cannot run inside a transaction block.
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return _with_database(base_url, name)
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop a database made by fresh_postgres_database, so repeated runs don't pile them up."""
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(_with_database(url, "postgres"), autocommit=True) as conn:
+        # WITH (FORCE) ends sessions a test left open (e.g. a leaked pool) instead of failing.
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def unique_topic_prefix() -> str:
+    """A prefix for topic names (and transactional/group ids) that no other test run shares."""
+    return f"test-{uuid.uuid4().hex[:12]}-"
