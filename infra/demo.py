@@ -1,0 +1,74 @@
+"""`make demo`: a card's whole lifecycle through the real `giftcards` CLI on the embedded SQLite store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+DATA_DIR = Path(os.environ.get("GIFTCARDS_DEMO_DIR", "var/demo"))
+CLI = [sys.executable, "-m", "infra.cli"]
+
+
+def giftcards(*args: str, at: str, expect: int = 0) -> dict[str, Any]:
+    """Run one CLI command at a pinned instant and show it the way a user would type it."""
+    env = {
+        **os.environ,
+        "GIFTCARDS_DATA_DIR": str(DATA_DIR),
+        "GIFTCARDS_DATABASE_URL": f"sqlite:///{DATA_DIR / 'giftcards.sqlite3'}",
+        "GIFTCARDS_NOW": at,
+    }
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    print(f"\n$ GIFTCARDS_NOW={at} giftcards {' '.join(args)} --json")
+    done = subprocess.run(
+        [*CLI, *args, "--json"], env=env, capture_output=True, text=True, check=False
+    )
+    result: dict[str, Any] = orjson.loads(done.stdout)
+    print(f"exit {done.returncode}: {orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()}")
+    if done.returncode != expect:
+        raise SystemExit(f"demo failed: expected exit {expect}, got {done.returncode}")
+    return result
+
+
+def main() -> None:
+    shutil.rmtree(DATA_DIR, ignore_errors=True)
+    DATA_DIR.mkdir(parents=True)
+    print("A gift card's life on the FR platform (terms of 19 Nov 2025), SQLite store in", DATA_DIR)
+    card = giftcards(
+        "purchase", "--market", "FR", "--amount", "50", "--payment-method", "card",
+        "--buyer-id", "C1", "--buyer-email", "alice@example.org",
+        "--recipient-email", "bob@example.org", "--message", "Joyeux anniversaire",
+        "--order-id", "O1", at="2026-01-10T09:00:00Z",
+    )  # fmt: skip
+    giftcards(
+        "purchase", "--market", "FR", "--amount", "50", "--payment-method", "card",
+        "--buyer-id", "C1", "--order-id", "O1", at="2026-01-10T09:01:00Z",
+    )  # fmt: skip
+    giftcards(
+        "redeem", "--code", "WRONG-CODE-000", "--market", "FR", "--order-id", "O2",
+        "--order-total", "80", "--customer-id", "C2", at="2026-01-12T10:00:00Z", expect=1,
+    )  # fmt: skip
+    giftcards(
+        "redeem", "--code", card["code"], "--market", "FR", "--order-id", "O2",
+        "--order-total", "80", "--customer-id", "C2", at="2026-01-12T10:05:00Z",
+    )  # fmt: skip
+    giftcards("cancel", card["card_id"], at="2026-01-13T10:00:00Z", expect=1)
+    refund = giftcards(
+        "refund", "--order-id", "O2", "--amount", "60", "--received-on", "2026-01-14",
+        at="2026-02-10T10:00:00Z",
+    )  # fmt: skip
+    giftcards("show", card["card_id"], at="2026-02-10T10:00:00Z")
+    giftcards("expire", at="2026-08-11T00:00:00Z")
+    giftcards("show", refund["new_card"]["card_id"], at="2026-08-11T00:00:00Z")
+    giftcards("history", card["card_id"], at="2026-08-11T00:00:00Z")
+    print("\nDemo complete: purchase, idempotent retry, refused unknown code, redemption,"
+          " refused cancellation, refund as a new card, expiry.")
+
+
+if __name__ == "__main__":
+    main()

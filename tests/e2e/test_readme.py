@@ -1,0 +1,41 @@
+"""The README's quickstart is executed as written: its first command must show a card's life."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_readme_has_exactly_the_two_commands_ci_runs() -> None:
+    commands = readme_commands()
+    assert commands[:2] == ["make demo", "make test"]
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_quickstart_runs_the_lifecycle(tmp_path: Path) -> None:
+    env = {**os.environ, "GIFTCARDS_DEMO_DIR": str(tmp_path / "demo")}
+    env.pop("GIFTCARDS_DATABASE_URL", None)
+    done = subprocess.run(
+        readme_commands()[0].split(),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for expected in ('"status": "redeemed"', '"code": "unknown_code"', '"status": "expired"',
+                     '"to_other_method": 1000', "Demo complete"):
+        assert expected in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
