@@ -47,7 +47,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         database_url=url,
         master_key=_master_key(env, mode, data_dir),
         now=_pinned_now(env, mode),
-        markets_file=Path(env["GIFTCARDS_MARKETS_FILE"]) if env.get("GIFTCARDS_MARKETS_FILE") else None,
+        markets_file=Path(markets) if (markets := env.get("GIFTCARDS_MARKETS_FILE")) else None,
         kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
         topic_prefix=env.get("GIFTCARDS_TOPIC_PREFIX", ""),
         partitions=_int(env, "GIFTCARDS_PARTITIONS", 12),

@@ -1,4 +1,4 @@
-"""`make demo`: a card's whole lifecycle through the real `giftcards` CLI on the embedded SQLite store."""
+"""`make demo`: a card's whole lifecycle through the real `giftcards` CLI on embedded SQLite."""
 
 from __future__ import annotations
 

@@ -71,7 +71,8 @@ class Vault:
         now = datetime.now(UTC).isoformat()
         with self.db.tx():
             live = self.db.execute(
-                "SELECT count(*) FROM subject_keys WHERE subject_id = ? AND wrapped_key IS NOT NULL",
+                "SELECT count(*) FROM subject_keys "
+                "WHERE subject_id = ? AND wrapped_key IS NOT NULL",
                 (subject_id,),
             )[0][0]
             self.db.execute(

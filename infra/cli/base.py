@@ -104,7 +104,7 @@ def run(argv: list[str]) -> int:
         return _fail(as_json, exc.code, exc.message, status)
     except KeyboardInterrupt:
         return _fail(as_json, "interrupted", "interrupted", EXIT_INTERNAL)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback on stdout
+    except Exception as exc:  # the last line of defence: no traceback for the user
         logging.getLogger("giftcards").debug("internal error", exc_info=True)
         return _fail(as_json, "internal_error", type(exc).__name__, EXIT_INTERNAL)
     emit(result, as_json)
