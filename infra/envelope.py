@@ -10,9 +10,11 @@ from eventsourcing.utils import get_topic
 
 from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts
+from domain.subjects import DataSubject
 
 # Aggregates whose events are published; indexes are private lookups and stay home.
 PUBLISHED = {get_topic(GiftCard): "GiftCard", get_topic(CheckoutAttempts): "Checkout"}
+PUBLISHED[get_topic(DataSubject)] = "Subject"
 CONTENT_TYPE = "application/json"
 # Fields lifted into the envelope, or that only make sense inside the store.
 _LIFTED = {

@@ -38,6 +38,9 @@ class Vault:
         for statement in SCHEMA:
             sql = statement if db.is_postgres else statement.replace("BYTEA", "BLOB")
             db.execute(sql)
+        if not db.is_postgres:
+            # Freed cell space is zeroed, so a destroyed key leaves no bytes in the file.
+            db.execute("PRAGMA secure_delete=ON")
 
     def subject_for_email(self, email: str) -> str:
         """A recipient has no account: their pseudonym is a keyed hash of the email."""
@@ -80,7 +83,16 @@ class Vault:
                 "WHERE subject_id = ? AND wrapped_key IS NOT NULL",
                 (now, subject_id),
             )
+        self._drop_old_versions()
         return int(live)
+
+    def _drop_old_versions(self) -> None:
+        """Old row versions still hold the wrapped key: the WAL (SQLite), dead tuples (PG)."""
+        if self.db.is_postgres:
+            # Frees dead tuples; PostgreSQL's own WAL and backups keep them until recycled.
+            self.db.execute("VACUUM subject_keys")
+        else:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _active_key(self, subject_id: str) -> tuple[str, bytes]:
         # No cache: another process may erase the subject at any moment.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from infra.cli import cards
+from infra.cli import cards, consume, gdpr, views
 
-GROUPS = [cards]
+GROUPS = [cards, gdpr, consume, views]
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

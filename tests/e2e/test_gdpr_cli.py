@@ -1,0 +1,52 @@
+"""`giftcards gdpr ...` as real processes: exit codes, JSON, access log, erasure, deadlines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+GIFTCARDS = str(Path(sys.executable).with_name("giftcards"))
+
+
+def cli(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [GIFTCARDS, "--json", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert "Traceback" not in done.stdout + done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_r21_p2_p1_gdpr_commands_end_to_end(env_for: dict[str, str]) -> None:
+    env = {**env_for, "GIFTCARDS_NOW": "2027-01-31T09:00:00Z", "PATH": "/usr/bin:/bin"}
+    rc, card = cli(env, "purchase", "--market", "FR", "--amount", "50", "--payment-method",
+                   "card", "--buyer-id", "cust-eve", "--buyer-email", "eve@example.com",
+                   "--message", "a note from eve", "--order-id", "o-eve")
+    assert rc == 0 and card["code"]
+    rc, refused = cli(env, "gdpr", "export", "cust-eve")
+    assert (rc, refused["error"]["code"]) == (2, "operator_required")
+    rc, doc = cli(env, "gdpr", "export", "cust-eve", "--operator", "agent-1")
+    assert rc == 0 and doc["cards_bought"][0]["message"] == "a note from eve"
+    rc, log = cli(env, "gdpr", "access-log", "cust-eve")
+    assert {(e["operator"], e["command"]) for e in log["entries"]} == {("agent-1", "gdpr export")}
+
+    rc, request = cli(env, "gdpr", "request", "open", "--subject", "cust-eve", "--type",
+                      "erasure", "--received-on", "2027-01-31", "--request-id", "r-eve")
+    assert (rc, request["due_on"]) == (0, "2027-03-01")
+    rc, erased = cli(env, "gdpr", "erase", "cust-eve", "--request-id", "r-eve")
+    assert rc == 0 and erased["keys_destroyed"] == 1 and erased["cards_as_buyer"] == [
+        card["card_id"]
+    ]
+    rc, doc = cli(env, "gdpr", "export", "cust-eve", "--operator", "agent-1")
+    assert doc["cards_bought"][0]["message"] == "[erased]"
+    assert doc["cards_bought"][0]["amount"] == 5000
+
+    rc, overdue = cli(env, "gdpr", "request", "list", "--overdue", "--as-of", "2027-03-02")
+    assert [r["request_id"] for r in overdue["requests"]] == ["r-eve"]
+    rc, bad = cli(env, "gdpr", "request", "open", "--subject", "x", "--type", "gossip",
+                  "--received-on", "2027-01-31")
+    assert (rc, bad["error"]["code"]) == (2, "invalid_input")
+    rc, missing = cli(env, "gdpr", "request", "close", "nope")
+    assert (rc, missing["error"]["code"]) == (1, "unknown_request")
