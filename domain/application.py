@@ -20,6 +20,7 @@ from domain.giftcard import GiftCard
 from domain.markets import Markets
 from domain.ports import Clock, CodeGenerator, CodeHasher, PersonalDataVault
 from domain.streams import CheckoutAttempts, Index, stream_id
+from domain.subjects import DataSubject
 
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
@@ -42,7 +43,7 @@ class UnitOfWork:
         if aggregate_id in self.changed:
             return cast(A, self.changed[aggregate_id])
         try:
-            found = self.app.repository.get(aggregate_id)
+            found: object = self.app.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
         if not isinstance(found, kind):
@@ -242,7 +243,9 @@ class GiftCards(Application[UUID]):
             if used is not None:
                 if used.target == card.id:
                     return redemption_json(card)
-                raise refuse("one_card_per_order", "this order is already paid with another gift card")
+                raise refuse(
+                    "one_card_per_order", "this order is already paid with another gift card"
+                )
             try:
                 card.redeem(
                     market=the_market,
@@ -430,12 +433,33 @@ class GiftCards(Application[UUID]):
                 break
             for notification in page:
                 event = self.mapper.to_domain_event(notification)
-                if isinstance(event, GiftCard.Purchased):
-                    open_[event.originator_id] = event.expires_at  # type: ignore[attr-defined]
+                # The @event decorator creates GiftCard.Purchased at runtime, unseen by mypy.
+                if isinstance(event, GiftCard.Purchased):  # type: ignore[attr-defined]
+                    open_[event.originator_id] = event.expires_at
                 else:
                     open_.pop(event.originator_id, None)
             start = page[-1].id + 1
         yield from open_.items()
+
+    def record_subject_right(self, subject_id: str, request_id: str, right: str) -> Json:
+        """P2/P4: record an erasure (keys already destroyed) or an objection; no PII recorded.
+        A repeated request id records nothing again."""
+        now = self.now()
+
+        def command(uow: UnitOfWork) -> Json:
+            subject = uow.get(DataSubject.id_for(subject_id), DataSubject)
+            subject = subject or DataSubject.open(subject_id)
+            if right == "erasure":
+                recorded = subject.erase(request_id=request_id, at=now)
+            elif right == "objection":
+                recorded = subject.object_to_profiling(request_id=request_id, at=now)
+            else:
+                raise refuse("invalid_input", f"unknown right {right[:20]!r}")
+            if recorded:
+                uow.add(subject)
+            return {"subject_id": subject_id, "request_id": request_id, "recorded": recorded}
+
+        return self._run(command)
 
     # --- queries -----------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ def next_working_day(market: Market, day: date) -> date:
 
 
 def withdrawal_deadline(market: Market, received_on: date) -> date:
-    """R16: 30 days from receipt, the day of receipt not counted, moved off weekends and holidays."""
+    """R16: 30 days after receipt (receipt day not counted), moved off weekends and holidays."""
     return next_working_day(market, received_on + timedelta(days=market.withdrawal_days))
 
 

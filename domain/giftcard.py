@@ -56,6 +56,7 @@ class GiftCard(Aggregate):
         self.activated = False
         # The order the card was used on (R10/R11: one use, one order).
         self.used_on_order: str | None = None
+        self.used_at: datetime | None = None
         self.order_total = 0
         self.applied = 0
         self.refunded_to_card = 0
@@ -174,7 +175,9 @@ class GiftCard(Aggregate):
         if self.status == "expired" or self.is_expired_at(now):
             raise refuse("expired", f"this card expired on {self.expires_at.date().isoformat()}")
         if market.code != self.market:
-            raise refuse("wrong_market", f"this card can only be used on the {self.market} platform")
+            raise refuse(
+                "wrong_market", f"this card can only be used on the {self.market} platform"
+            )
 
     @staticmethod
     def check_combination(promo_codes: list[str], contains_gift_card: bool) -> None:
@@ -237,6 +240,7 @@ class GiftCard(Aggregate):
     ) -> None:
         self.status = "redeemed"
         self.used_on_order = order_id
+        self.used_at = at
         self.order_total = order_total
         self.applied = applied
         self.balance = 0
@@ -316,7 +320,7 @@ class GiftCard(Aggregate):
         """R19: within 14 days of purchase, and only if never used, not even partly."""
         if self.status == "cancelled":
             raise refuse("cancelled", "this card was already cancelled")
-        if self.status == "redeemed" or self.balance != self.amount:
+        if self.status == "redeemed":
             raise refuse("card_already_used", "a used card cannot be cancelled")
         if self.payment_method != "card":
             raise refuse(
@@ -357,12 +361,20 @@ class GiftCard(Aggregate):
         self.status = "cancelled"
         self.balance = 0
 
-    def split_refund(self, market: Market, returned_amount: int, received_on: date, now: datetime) -> tuple[int, int]:
+    def split_refund(
+        self, market: Market, returned_amount: int, received_on: date, now: datetime
+    ) -> tuple[int, int]:
         """R16/R18: returned goods within the withdrawal period; the card part first."""
-        if self.used_on_order is None:
+        if self.used_on_order is None or self.used_at is None:
             raise refuse("unknown_order", "no order was paid with this card")
         if returned_amount <= 0:
             raise refuse("invalid_amount", "returned amount must be positive")
+        # A receipt date outside [order day, today] would move the R16 deadline at will.
+        if not market.local_date(self.used_at) <= received_on <= market.local_date(now):
+            raise refuse(
+                "invalid_date",
+                "goods cannot be received before the order was paid or after today",
+            )
         deadline = withdrawal_deadline(market, received_on)
         if market.local_date(now) > deadline:
             raise refuse(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ DEFAULT_MARKETS_FILE = Path(__file__).with_name("markets.toml")
 
 # ISO 4217 minor unit exponents for the currencies we ship; unknown currencies are refused.
 MINOR_UNITS = {"EUR": 2, "GBP": 2, "USD": 2, "CHF": 2, "SEK": 2, "JPY": 0}
+AMOUNT_PATTERN = re.compile(r"[+-]?(?P<units>[0-9]+)(?:\.(?P<decimals>[0-9]+))?", re.ASCII)
 
 
 class Market(BaseModel):
@@ -46,14 +48,26 @@ class Market(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        ZoneInfo(value)
+        # ZoneInfoNotFoundError is a KeyError, which pydantic would not report as invalid.
+        try:
+            ZoneInfo(value)
+        except (KeyError, ValueError, OSError):
+            raise ValueError(f"unknown time zone {value[:40]!r}") from None
+        return value
+
+    @field_validator("holiday_country")
+    @classmethod
+    def _known_holiday_country(cls, value: str) -> str:
+        try:
+            holidays.country_holidays(value)
+        except NotImplementedError:
+            raise ValueError(f"no public holidays known for {value[:10]!r}") from None
         return value
 
     @model_validator(mode="after")
     def _bounds(self) -> Market:
         if self.min_amount > self.max_amount:
             raise ValueError("min_amount above max_amount")
-        holidays.country_holidays(self.holiday_country)
         return self
 
     @property
@@ -61,12 +75,17 @@ class Market(BaseModel):
         return MINOR_UNITS[self.currency]
 
     @property
+    def scale(self) -> int:
+        """Minor units per major unit (100 for EUR, 1 for JPY)."""
+        return int(10**self.exponent)
+
+    @property
     def min_minor(self) -> int:
-        return self.min_amount * 10**self.exponent
+        return self.min_amount * self.scale
 
     @property
     def max_minor(self) -> int:
-        return self.max_amount * 10**self.exponent
+        return self.max_amount * self.scale
 
     @cached_property
     def zone(self) -> ZoneInfo:
@@ -84,21 +103,21 @@ class Market(BaseModel):
 
     def to_minor(self, text: str) -> int:
         """Parse a decimal amount in major units (`50`, `50.00`) into minor units."""
-        try:
-            value = Decimal(text.strip())
-        except (InvalidOperation, AttributeError):
-            raise refuse("invalid_amount", f"not a decimal amount: {text[:40]!r}") from None
-        if not value.is_finite():
-            raise refuse("invalid_amount", "amount must be a finite number")
-        scaled = value.scaleb(self.exponent)
-        if scaled != scaled.to_integral_value():
+        # Plain ASCII digits only: Decimal alone would accept exponents (1e999999999 overflows,
+        # 1e-999999999 silently rounds to 0), NaN, underscores and non-ASCII digits.
+        match = AMOUNT_PATTERN.fullmatch(text.strip())
+        if match is None:
+            # Not echoed: a misplaced code would leak into logs and error output (R8).
+            raise refuse("invalid_amount", "not a decimal amount (digits, optional decimals)")
+        if len(match["units"].lstrip("0")) > 15:
+            raise refuse("invalid_amount", "amount is too large")
+        decimals = match["decimals"] or ""
+        if len(decimals.rstrip("0")) > self.exponent:
             raise refuse(
                 "invalid_amount",
                 f"{self.currency} amounts have at most {self.exponent} decimals",
             )
-        if abs(scaled) > 10**15:
-            raise refuse("invalid_amount", "amount is too large")
-        return int(scaled)
+        return int(Decimal(match[0]).scaleb(self.exponent))
 
 
 class Markets(BaseModel):

@@ -26,7 +26,12 @@ class Index(Aggregate):
 
     @classmethod
     def register(cls, kind: str, key: str, target: UUID) -> Index:
-        return cls._create(cls.Registered, id=stream_id(kind, key), target=target)
+        # The @event decorator creates the Registered class at runtime, unseen by mypy.
+        return cls._create(
+            cls.Registered,  # type: ignore[attr-defined]
+            id=stream_id(kind, key),
+            target=target,
+        )
 
 
 class CheckoutAttempts(Aggregate):
@@ -39,7 +44,12 @@ class CheckoutAttempts(Aggregate):
 
     @classmethod
     def open(cls, customer_id: str) -> CheckoutAttempts:
-        return cls._create(cls.Opened, id=cls.id_for(customer_id), customer_id=customer_id)
+        # The @event decorator creates the Opened class at runtime, unseen by mypy.
+        return cls._create(
+            cls.Opened,  # type: ignore[attr-defined]
+            id=cls.id_for(customer_id),
+            customer_id=customer_id,
+        )
 
     @staticmethod
     def id_for(customer_id: str) -> UUID:

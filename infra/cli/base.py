@@ -29,9 +29,17 @@ class UsageError(Exception):
         self.code = code
 
 
+class HelpRequested(Exception):
+    """`-h`/`--help` was given; exit 0 with the help text (as JSON under `--json`)."""
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
+
+    def print_help(self, file: Any = None) -> None:
+        # argparse would print then sys.exit(0), bypassing the one-JSON-object contract.
+        raise HelpRequested(self.format_help())
 
 
 def parse_instant(text: str) -> datetime:
@@ -95,6 +103,9 @@ def run(argv: list[str]) -> int:
         args = build_parser().parse_args(argv)
         args.json = as_json
         result = args.handler(args)
+    except HelpRequested as shown:
+        emit({"help": str(shown)}, as_json) if as_json else sys.stdout.write(str(shown))
+        return EXIT_OK
     except UsageError as exc:
         return _fail(as_json, exc.code, str(exc), EXIT_INVALID)
     except ConfigError as exc:
@@ -107,7 +118,8 @@ def run(argv: list[str]) -> int:
     except Exception as exc:  # the last line of defence: no traceback for the user
         logging.getLogger("giftcards").debug("internal error", exc_info=True)
         return _fail(as_json, "internal_error", type(exc).__name__, EXIT_INTERNAL)
-    emit(result, as_json)
+    if result is not None:  # None: the handler wrote its own output (e.g. an export)
+        emit(result, as_json)
     return EXIT_OK
 
 
