@@ -57,6 +57,7 @@ class GiftCard(Aggregate):
         # The order the card was used on (R10/R11: one use, one order).
         self.used_on_order: str | None = None
         self.used_at: datetime | None = None
+        self.redeemed_by: str | None = None
         self.order_total = 0
         self.applied = 0
         self.refunded_to_card = 0
@@ -137,7 +138,8 @@ class GiftCard(Aggregate):
             expires_at=add_months(now, market.validity_months),
             payment_method="refund",
             code_last4=code_last4,
-            buyer_subject=original.buyer_subject,
+            # The refund belongs to whoever paid the returned goods with the card.
+            buyer_subject=original.redeemed_by,
             pii={},
             replaces=original.id,
             terms_version=market.terms_version,
@@ -241,6 +243,7 @@ class GiftCard(Aggregate):
         self.status = "redeemed"
         self.used_on_order = order_id
         self.used_at = at
+        self.redeemed_by = customer_id
         self.order_total = order_total
         self.applied = applied
         self.balance = 0

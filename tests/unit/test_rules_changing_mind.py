@@ -205,3 +205,15 @@ def test_r20_cancel_checks_code_and_order_number(memory_service: Service) -> Non
         app.cancel(card_id, code=card["code"], order_id="order-20x")
     assert types(app, card["card_id"]) == ["Purchased", "Activated"]
     assert app.cancel(card_id, code=card["code"], order_id="order-20")["status"] == "cancelled"
+
+
+def test_r17_refund_card_belongs_to_the_customer_who_paid_with_the_card(
+    memory_service: Service, clock: FixedClock
+) -> None:
+    app = memory_service.app
+    clock.set("2026-02-02T10:00:00Z")
+    card = buy(app, buyer_id="giver")
+    pay(app, card["code"], "order-17d", 5000, customer_id="receiver")
+    back = app.refund(order_id="order-17d", returned_amount=5000, received_on=date(2026, 2, 3))
+    issued = events(app, back["new_card"]["card_id"])[0]
+    assert issued.buyer_subject == "receiver"
