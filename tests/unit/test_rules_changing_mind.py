@@ -214,6 +214,7 @@ def test_r17_refund_card_belongs_to_the_customer_who_paid_with_the_card(
     clock.set("2026-02-02T10:00:00Z")
     card = buy(app, buyer_id="giver")
     pay(app, card["code"], "order-17d", 5000, customer_id="receiver")
+    clock.set("2026-02-05T10:00:00Z")
     back = app.refund(order_id="order-17d", returned_amount=5000, received_on=date(2026, 2, 3))
     issued = events(app, back["new_card"]["card_id"])[0]
     assert issued.buyer_subject == "receiver"
