@@ -183,11 +183,19 @@ def test_r9_extreme_instants_never_crash(
     assert len(out.splitlines()) == 1
 
 
-@pytest.mark.parametrize("argv", [["--json", "--help"], ["--json", "purchase", "-h"],
-                                  ["--json", "--he"]])
+@pytest.mark.parametrize("argv", [["--json", "--help"], ["--json", "purchase", "-h"]])
 def test_help_is_one_json_object_not_an_argparse_exit(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and "usage: giftcards" in json.loads(lines[0])["help"]
+
+
+@pytest.mark.parametrize("argv", [["--json", "--he"], ["--json", "expire", "--as", "2026-01-01"]])
+def test_abbreviated_options_are_refused_not_guessed(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(argv) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["error"]["code"] == "invalid_input"
