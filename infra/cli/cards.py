@@ -21,7 +21,8 @@ def card_id(text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a card id: {text[:40]!r}") from None
+        # Not echoed: people paste the card's code here, and a code is a bearer secret (R8).
+        raise argparse.ArgumentTypeError("not a card id (expected a UUID)") from None
 
 
 def amount_text(text: str) -> str:

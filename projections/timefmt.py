@@ -1,0 +1,29 @@
+"""One text form for instants in views, so that SQL compares them in time order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def parse(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def fmt(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime(FORMAT)
+
+
+def norm(text: str) -> str:
+    """Any ISO-8601 instant to the fixed-width UTC form (microseconds always present)."""
+    return fmt(parse(text))
+
+
+def bucket(text: str, width: timedelta) -> str:
+    """Start of the fixed, epoch-aligned window holding the instant: windows never depend on
+    the order events arrive in, so every replay finds the same windows."""
+    seconds = int(width.total_seconds())
+    epoch = int(parse(text).timestamp())
+    return fmt(datetime.fromtimestamp(epoch - epoch % seconds, UTC))
