@@ -66,8 +66,13 @@ def main() -> None:
     giftcards("expire", at="2026-08-11T00:00:00Z")
     giftcards("show", refund["new_card"]["card_id"], at="2026-08-11T00:00:00Z")
     giftcards("history", card["card_id"], at="2026-08-11T00:00:00Z")
+    # Finance and audit views, replayed from the same events.
+    giftcards("liability", "--as-of", "2026-01-11T00:00:00Z", at="2026-08-11T00:00:00Z")
+    giftcards("liability", at="2026-08-11T00:00:00Z")
+    giftcards("breakage", at="2026-08-11T00:00:00Z")
+    giftcards("audit", "verify", card["card_id"], at="2026-08-11T00:00:00Z")
     print("\nDemo complete: purchase, idempotent retry, refused unknown code, redemption,"
-          " refused cancellation, refund as a new card, expiry.")
+          " refused cancellation, refund as a new card, expiry, liability, breakage, audit.")
 
 
 if __name__ == "__main__":

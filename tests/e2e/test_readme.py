@@ -36,6 +36,7 @@ def test_readme_quickstart_runs_the_lifecycle(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     for expected in ('"status": "redeemed"', '"code": "unknown_code"', '"status": "expired"',
-                     '"to_other_method": 1000', "Demo complete"):
+                     '"to_other_method": 1000', '"outstanding": 5000', '"expired": 5000',
+                     '"ok": true', "Demo complete"):
         assert expected in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
