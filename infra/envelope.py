@@ -17,7 +17,7 @@ PUBLISHED = {get_topic(GiftCard): "GiftCard", get_topic(CheckoutAttempts): "Chec
 PUBLISHED[get_topic(DataSubject)] = "Subject"
 CONTENT_TYPE = "application/json"
 # Fields lifted into the envelope, or that only make sense inside the store.
-_LIFTED = {
+LIFTED = {
     "originator_id",
     "originator_version",
     "originator_topic",
@@ -63,5 +63,5 @@ def to_envelope(event: DomainEventProtocol[Any], position: int) -> dict[str, Any
         "currency": fields.get("currency"),
         "terms_version": fields.get("terms_version"),
         "correlation_id": fields.get("correlation_id"),
-        "data": {k: v for k, v in fields.items() if k not in _LIFTED},
+        "data": {k: v for k, v in fields.items() if k not in LIFTED},
     }

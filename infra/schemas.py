@@ -1,0 +1,144 @@
+"""JSON Schemas of the published envelopes, generated from the pydantic event models."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic, resolve_topic
+from pydantic import BaseModel, ConfigDict
+
+from domain.base import DomainEvent
+from infra.envelope import LIFTED, PUBLISHED
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+BASE_ID = "https://giftcards.example.com/schemas/"
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+# Envelope fields copied from the event's own field of another name (see to_envelope).
+_FROM_EVENT = {
+    "occurred_at": "at",
+    "market": "market",
+    "currency": "currency",
+    "terms_version": "terms_version",
+    "correlation_id": "correlation_id",
+}
+
+
+class Envelope(BaseModel):
+    """Every published message, whatever its event type."""
+
+    model_config = ConfigDict(extra="forbid", title="GiftCardsEnvelope")
+
+    event_id: UUID
+    event_type: str
+    schema_version: int
+    card_id: UUID | None
+    stream_id: UUID
+    card_version: int
+    position: int
+    occurred_at: datetime
+    recorded_at: datetime
+    market: str | None
+    currency: str | None
+    terms_version: str | None
+    correlation_id: str | None
+    data: dict[str, Any]
+
+
+def published_events() -> Iterator[tuple[str, str, type[DomainEvent]]]:
+    """(aggregate prefix, event type, class) of every event class that to_envelope publishes."""
+    for topic, prefix in PUBLISHED.items():
+        aggregate = resolve_topic(topic)
+        for name, member in vars(aggregate).items():
+            # Stream bookkeeping events (Opened) carry no `at` and are never published.
+            if (
+                isinstance(member, type)
+                and issubclass(member, DomainEvent)
+                and get_topic(member).startswith(topic + ".")
+                and "at" in member.model_fields
+            ):
+                yield prefix, f"{prefix}{name}", member
+
+
+def _all_required(schema: dict[str, Any]) -> dict[str, Any]:
+    # model_dump(mode="json") writes every field, defaults included.
+    return {**schema, "required": list(schema["properties"])}
+
+
+def envelope_schema() -> dict[str, Any]:
+    schema = _all_required(Envelope.model_json_schema(mode="serialization"))
+    return {"$schema": DIALECT, "$id": f"{BASE_ID}envelope.json", **schema}
+
+
+def event_schema(
+    event_type: str, event_class: type[DomainEvent], *, is_card: bool
+) -> dict[str, Any]:
+    """The envelope of one event type and version: constants, typed lifted fields, strict data."""
+    version = getattr(event_class, "class_version", 1)
+    own = event_class.model_json_schema(mode="serialization")
+    fields = own["properties"]
+    envelope = envelope_schema()
+    properties = dict(envelope["properties"])
+    properties["event_type"] = {"const": event_type, "title": "Event Type"}
+    properties["schema_version"] = {"const": version, "title": "Schema Version"}
+    card_id = {"format": "uuid", "type": "string"} if is_card else {"type": "null"}
+    properties["card_id"] = {**card_id, "title": "Card Id"}
+    for envelope_field, event_field in _FROM_EVENT.items():
+        lifted = fields.get(event_field, {"type": "null"})
+        properties[envelope_field] = {**lifted, "title": properties[envelope_field]["title"]}
+    data = {k: v for k, v in fields.items() if k not in LIFTED}
+    properties["data"] = {
+        "type": "object",
+        "title": "Data",
+        "properties": data,
+        "required": list(data),
+        "additionalProperties": False,
+    }
+    schema: dict[str, Any] = {
+        "$schema": DIALECT,
+        "$id": f"{BASE_ID}{file_name(event_type, version)}",
+        "title": f"{event_type} v{version}",
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+    if "$defs" in own:  # nested models: refs are resolved against the document root
+        schema["$defs"] = own["$defs"]
+    return schema
+
+
+def file_name(event_type: str, version: int) -> str:
+    return f"{event_type}.v{version}.json"
+
+
+def generate() -> dict[str, str]:
+    """File name -> exact text of every schema file."""
+    schemas = {"envelope.json": envelope_schema()}
+    for prefix, event_type, event_class in published_events():
+        # Only card events name a card (to_envelope's card_id); the others are streams.
+        schema = event_schema(event_type, event_class, is_card=prefix == "GiftCard")
+        schemas[file_name(event_type, schema["properties"]["schema_version"]["const"])] = schema
+    return {name: json.dumps(s, indent=2, ensure_ascii=False) + "\n" for name, s in schemas.items()}
+
+
+def write(directory: Path = SCHEMA_DIR) -> list[str]:
+    """(Re)write the schema files; drop stale ones so the directory is exactly the contract."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = generate()
+    for stale in directory.glob("*.json"):
+        if stale.name not in files:
+            stale.unlink()
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    return sorted(files)
+
+
+if __name__ == "__main__":
+    for written in write():
+        sys.stdout.write(f"schemas/{written}\n")
