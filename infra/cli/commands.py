@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from infra.cli import cards, consume, gdpr, views
+from infra.cli import cards, consume, gdpr, relay, views
 
-GROUPS = [cards, gdpr, consume, views]
+GROUPS = [cards, gdpr, consume, relay, views]
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

@@ -31,6 +31,11 @@ class Topics:
     def relay_positions(self) -> str:
         return f"{self.prefix}giftcard.relay-positions"
 
+    @property
+    def relay_transactional_id(self) -> str:
+        """One relay per prefix: a second one fences the first instead of publishing twice."""
+        return f"{self.prefix}giftcards-relay"
+
     def configs(self) -> dict[str, dict[str, str]]:
         """Per-topic configs: the event log is an audit log, never compacted nor expired."""
         forever = {"cleanup.policy": "delete", "retention.ms": "-1"}

@@ -1,0 +1,191 @@
+"""Exactly-once relay: the store's notification log → `giftcard.events`, in Kafka transactions."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from infra.bootstrap import Service
+from infra.envelope import CONTENT_TYPE, to_envelope
+from infra.kafka.topics import Topics
+
+log = logging.getLogger("giftcards.relay")
+POLL_INTERVAL_S = 0.2
+RETRIES = 5
+
+
+class Relay:
+    """Publishes each stored event once: events and the relay's position commit together."""
+
+    def __init__(
+        self,
+        service: Service,
+        bootstrap: str,
+        topics: Topics,
+        *,
+        transactional_id: str = "giftcards-relay",
+        batch_size: int = 500,
+    ) -> None:
+        self.service = service
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.transactional_id = transactional_id
+        self.batch_size = batch_size
+        self._producer: KafkaProducer | None = None
+        self._position: int | None = None  # last notification id committed to Kafka
+
+    @property
+    def position(self) -> int:
+        """The last notification id committed to Kafka (read from Kafka when not yet known)."""
+        if self._position is None:
+            self._connect()
+        assert self._position is not None
+        return self._position
+
+    def drain(self) -> int:
+        """Publish everything stored now; returns how many events were published."""
+        total = 0
+        while True:
+            published, seen = self._publish_with_retry()
+            total += published
+            if seen < self.batch_size:
+                return total
+
+    def run(self, stop: threading.Event) -> None:
+        """Until `stop`: publish batches, waiting a short poll interval when caught up."""
+        failures = 0
+        try:
+            while not stop.is_set():
+                try:
+                    _, seen = self._publish_batch()
+                    failures = 0
+                except KafkaError as exc:
+                    failures += 1
+                    log.warning("relay batch failed (%s); retrying from Kafka's position", exc)
+                    self._reset()
+                    stop.wait(min(5.0, 0.2 * 2**failures))
+                    continue
+                if seen < self.batch_size:
+                    stop.wait(POLL_INTERVAL_S)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+            self._producer = None
+
+    def _publish_with_retry(self) -> tuple[int, int]:
+        for attempt in range(RETRIES):
+            try:
+                return self._publish_batch()
+            except KafkaError as exc:
+                if attempt == RETRIES - 1:
+                    raise
+                log.warning("relay batch failed (%s); retrying from Kafka's position", exc)
+                self._reset()
+                time.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _publish_batch(self) -> tuple[int, int]:
+        """One transaction: the next notifications' envelopes + the new position."""
+        producer = self._connect()
+        assert self._position is not None
+        started = time.monotonic()
+        app = self.service.app
+        notifications = app.recorder.select_notifications(self._position + 1, self.batch_size)
+        if not notifications:
+            return 0, 0
+        last = notifications[-1].id
+        producer.begin_transaction()
+        published = 0
+        for notification in notifications:
+            envelope = to_envelope(app.mapper.to_domain_event(notification), notification.id)
+            if envelope is None:  # private event: skipped, but the position moves past it
+                continue
+            producer.send(
+                self.topics.events,
+                key=str(envelope["card_id"] or envelope["stream_id"]).encode(),
+                value=orjson.dumps(envelope),
+                headers=_headers(envelope),
+            )
+            published += 1
+        producer.send(
+            self.topics.relay_positions,
+            key=self.transactional_id.encode(),
+            value=orjson.dumps({"position": last}),
+        )
+        producer.commit_transaction()
+        self._position = last
+        elapsed = time.monotonic() - started
+        log.info(
+            "relayed %d events up to position %d (%.0f events/s)",
+            published,
+            last,
+            published / elapsed if elapsed else 0.0,
+        )
+        return published, len(notifications)
+
+    def _connect(self) -> KafkaProducer:
+        """Fence any zombie with our transactional id, then read where the last commit ended."""
+        if self._producer is None:
+            producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                transactional_id=self.transactional_id,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=5,
+                max_in_flight_requests_per_connection=5,
+            )
+            # Aborts a killed predecessor's open transaction, so the position read below is final.
+            producer.init_transactions()
+            self._producer = producer
+            self._position = self._committed_position()
+        return self._producer
+
+    def _reset(self) -> None:
+        """After an error: drop the producer (aborting its transaction) and re-read the position."""
+        producer, self._producer, self._position = self._producer, None, None
+        if producer is None:
+            return
+        try:
+            producer.abort_transaction()
+        except Exception as exc:  # fenced or broken: closing is all that is left to do
+            log.info("abort after failure did not complete: %s", exc)
+        producer.close(timeout=5)
+
+    def _committed_position(self) -> int:
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+        )
+        try:
+            partition = TopicPartition(self.topics.relay_positions, 0)
+            consumer.assign([partition])
+            consumer.seek_to_beginning(partition)
+            end = consumer.end_offsets([partition])[partition]
+            position = 0
+            key = self.transactional_id.encode()
+            while consumer.position(partition) < end:
+                for records in consumer.poll(timeout_ms=500).values():
+                    for record in records:
+                        if record.key == key:
+                            position = int(orjson.loads(record.value)["position"])
+            return position
+        finally:
+            consumer.close()
+
+
+def _headers(envelope: dict[str, Any]) -> list[tuple[str, bytes]]:
+    return [
+        ("event_type", str(envelope["event_type"]).encode()),
+        ("schema_version", str(envelope["schema_version"]).encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
