@@ -8,14 +8,14 @@ from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
-import orjson
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from infra.bootstrap import Service
 from infra.db import sqlite_path
 from infra.envelope import to_envelope
+from infra.kafka.admin import ensure_topics
+from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
 from infra.privacy import Privacy
 from infra.vault import ERASED
@@ -34,13 +34,19 @@ TEXT_TYPES = ("text", "bytea", "character varying", "json", "jsonb")
 
 
 @pytest.fixture
-def events_topic(kafka_bootstrap: str) -> Iterator[str]:
-    topic = Topics(unique_topic_prefix()).events
+def topics(kafka_bootstrap: str) -> Iterator[Topics]:
+    # One partition, so that the whole topic is read back as one byte stream.
+    made = Topics(unique_topic_prefix())
+    created = ensure_topics(kafka_bootstrap, made, partitions=1)
+    yield made
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics([NewTopic(topic, 1, 1)])
-    yield topic
-    admin.delete_topics([topic])
+    admin.delete_topics(created)
     admin.close()
+
+
+@pytest.fixture
+def events_topic(topics: Topics) -> str:
+    return topics.events
 
 
 def envelopes(service: Service, after: int = 0) -> list[dict[str, Any]]:
@@ -53,13 +59,13 @@ def envelopes(service: Service, after: int = 0) -> list[dict[str, Any]]:
     return found
 
 
-def publish(bootstrap: str, topic: str, items: list[dict[str, Any]]) -> None:
-    # Stand-in for infra/kafka/relay.py (not written yet): the same envelope bytes, keyed by stream.
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    for envelope in items:
-        producer.send(topic, key=envelope["stream_id"].encode(), value=orjson.dumps(envelope))
-    producer.flush()
-    producer.close()
+def publish(service: Service, bootstrap: str, topics: Topics, expected: int) -> None:
+    """The real relay puts the store's new events on the topic (exactly once)."""
+    relay = Relay(service, bootstrap, topics, transactional_id=f"{topics.prefix}relay")
+    try:
+        assert relay.drain() == expected
+    finally:
+        relay.close()
 
 
 def topic_bytes(bootstrap: str, topic: str) -> bytes:
@@ -112,11 +118,11 @@ def money(service: Service, cards: list[str], items: list[dict[str, Any]]) -> di
 
 
 def test_p2_p5_erasure_after_busy_history_leaves_no_clear_pii_or_code_anywhere(
-    service: Service, clock: Any, kafka_bootstrap: str, events_topic: str
+    service: Service, clock: Any, kafka_bootstrap: str, topics: Topics, events_topic: str
 ) -> None:
     h = busy_history(service, clock)
     published = envelopes(service)
-    publish(kafka_bootstrap, events_topic, published)
+    publish(service, kafka_bootstrap, topics, len(published))
     secrets = [ALICE_EMAIL, ALICE_MESSAGE, ALICE_NAME, BOB_MESSAGE]
     codes = h.codes + [c.replace("-", "") for c in h.codes]
 
@@ -138,7 +144,7 @@ def test_p2_p5_erasure_after_busy_history_leaves_no_clear_pii_or_code_anywhere(
     result = Privacy(service).erase(h.alice_ids, "req-erase-alice")
     assert result["keys_destroyed"] == 2
     added = envelopes(service, after=published[-1]["position"])
-    publish(kafka_bootstrap, events_topic, added)
+    publish(service, kafka_bootstrap, topics, len(added))
 
     assert [e["event_type"] for e in added] == ["SubjectErased", "SubjectErased"]
     assert envelopes(service)[: len(published)] == published  # every view rebuilds the same
