@@ -8,18 +8,16 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import orjson
-from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
-
 from domain.errors import DomainError
 from infra.bootstrap import Service
 from infra.db import Database
+from infra.kafka.admin import ensure_topics
+from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
 from projections import schema
 from projections.config import FraudConfig
 from projections.runner import Projector
-from projections.sources import store_page, sync_kafka, sync_store
+from projections.sources import sync_kafka, sync_store
 from projections.verify import verify_card
 from tests.services import unique_topic_prefix
 
@@ -93,23 +91,14 @@ def random_history(service: Service, clock: Any, live: Projector, seed: int = 42
     sync_store(app, live)
 
 
-def publish(service: Service, bootstrap: str, topic: str) -> int:
-    """What the relay publishes: envelopes keyed by stream, in store order."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
-    admin.close()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
-    start = sent = 0
-    while page := store_page(service.app, start + 1, 2000):
-        for item in page:
-            if item.envelope:
-                sent += 1
-                producer.send(topic, key=item.envelope["stream_id"].encode(),
-                              value=orjson.dumps(item.envelope))
-        start = page[-1].pos
-    producer.flush()
-    producer.close()
-    return sent
+def publish(service: Service, bootstrap: str, topics: Topics) -> int:
+    """The real relay publishes the store to Kafka (6 partitions, so order matters per key)."""
+    ensure_topics(bootstrap, topics, partitions=6)
+    relay = Relay(service, bootstrap, topics, transactional_id=f"{topics.prefix}relay")
+    try:
+        return relay.drain()
+    finally:
+        relay.close()
 
 
 def test_views_identical_live_store_and_kafka(service, clock, tmp_path, kafka_bootstrap):
@@ -117,8 +106,9 @@ def test_views_identical_live_store_and_kafka(service, clock, tmp_path, kafka_bo
     random_history(service, clock, live)
     from_store = views_db(service, tmp_path, "store.db")
     sync_store(service.app, from_store)
-    topic = Topics(unique_topic_prefix()).events
-    sent = publish(service, kafka_bootstrap, topic)
+    topics = Topics(unique_topic_prefix())
+    topic = topics.events
+    sent = publish(service, kafka_bootstrap, topics)
     from_kafka = views_db(service, tmp_path, "kafka.db")
     applied = sync_kafka(kafka_bootstrap, topic, from_kafka)
     expected = schema.dump(from_store.db)
