@@ -1,0 +1,34 @@
+"""`python -m bench [--quick]`: every section on PostgreSQL and the real broker, one table."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from bench import checkout, relay
+from bench.common import Ctx, Section, print_table
+from infra import kafka_dev
+from tests.services import postgres_url
+
+# Another section (e.g. bench/projections.py) is one more module with run(ctx) here.
+SECTIONS: list[Section] = [checkout.run, relay.run]
+RATIOS = [
+    ("b/a", "b. checkout consumer end to end", "a. naive: 1 command / transaction", 5.0),
+    ("d/c-producer", "d. relay events", "c. raw kafka-python producer", 0.5),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    ctx = Ctx(pg_url=postgres_url(), bootstrap=kafka_dev.up(), quick=args.quick)
+    for section in SECTIONS:
+        for row in section(ctx):
+            ctx.rows[row.name] = row
+    print_table(ctx, RATIOS)
+
+
+if __name__ == "__main__":
+    main()

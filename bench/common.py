@@ -1,0 +1,96 @@
+"""The bench framework: a context shared by sections, result rows, and the table printer."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from infra.bootstrap import Service, build
+from infra.config import load_settings
+from infra.kafka.topics import Topics
+
+SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"
+
+
+@dataclass
+class Row:
+    name: str
+    count: int
+    seconds: float
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Ctx:
+    """What every section gets: where PostgreSQL and Kafka are, and how big to go."""
+
+    pg_url: str
+    bootstrap: str
+    quick: bool
+    rows: dict[str, Row] = field(default_factory=dict)
+
+    def size(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+    def fresh_service(self) -> tuple[Service, dict[str, str]]:
+        """A Service on a new, empty PostgreSQL database (and the env to reach it)."""
+        from tests.services import fresh_postgres_database
+
+        env = {
+            "GIFTCARDS_DATABASE_URL": fresh_postgres_database(self.pg_url),
+            "GIFTCARDS_SECRET_KEY": SECRET,
+            "GIFTCARDS_NOW": "2026-01-12T10:00:00Z",
+        }
+        return build(load_settings(env)), env
+
+    def topics(self, partitions: int = 12) -> Topics:
+        from infra.kafka.admin import ensure_topics
+        from tests.services import unique_topic_prefix
+
+        topics = Topics(f"bench-{unique_topic_prefix()}")
+        ensure_topics(self.bootstrap, topics, partitions, 1)
+        return topics
+
+
+@contextmanager
+def timed() -> Iterator[Callable[[], float]]:
+    start = time.perf_counter()
+    end: list[float] = []
+    yield lambda: (end[0] if end else time.perf_counter()) - start
+    end.append(time.perf_counter())
+
+
+Section = Callable[[Ctx], list[Row]]
+
+
+def print_table(ctx: Ctx, ratios: list[tuple[str, str, str, float]]) -> None:
+    console = Console()
+    table = Table(title=f"giftcards bench (PostgreSQL + Kafka, cpu_count={os.cpu_count()})")
+    for column in ("measure", "count", "seconds", "per second", "note"):
+        table.add_column(column, justify="right" if column != "measure" else "left")
+    for row in ctx.rows.values():
+        table.add_row(row.name, str(row.count), f"{row.seconds:.2f}", f"{row.rate:,.0f}", row.note)
+    console.print(table)
+    for label, top, bottom, target in ratios:
+        if top in ctx.rows and bottom in ctx.rows and ctx.rows[bottom].rate:
+            value = ctx.rows[top].rate / ctx.rows[bottom].rate
+            verdict = "ok" if value >= target else "BELOW TARGET"
+            console.print(f"{label} = {value:.2f} (target >= {target}) {verdict}")
+
+
+def as_json(ctx: Ctx) -> dict[str, Any]:
+    return {
+        name: {"count": r.count, "seconds": r.seconds, "rate": r.rate}
+        for name, r in ctx.rows.items()
+    }

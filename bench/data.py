@@ -1,0 +1,119 @@
+"""Seeded card histories for the benchmarks, written fast through `app.batch()` group commits."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from domain.application import GiftCards
+from domain.errors import DomainError
+
+MARKETS = ("FR", "DE", "GB")
+AMOUNTS = (2000, 5000, 10000, 30000)
+COMMANDS_PER_TX = 500
+
+
+@dataclass
+class Clock:
+    """Moves only when the generator says so: histories are reproducible."""
+
+    now: datetime = field(default_factory=lambda: datetime(2025, 1, 6, 9, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Card:
+    card_id: str
+    code: str
+    market: str
+    expires_at: datetime
+
+
+class History:
+    """Grows a store to a number of stored events and can be asked to grow again.
+
+    A purchase stores 4 events (Purchased, Activated, 2 index entries); a redemption 2
+    (Redeemed, order index); a late use of an expired card 2 (Expired, RedemptionRefused);
+    an unknown code 1 or 2 (CheckoutUnknownCodeTried, stream opened)."""
+
+    def __init__(self, app: GiftCards, clock: Clock, seed: int = 7) -> None:
+        self.app, self.clock, self.rng = app, clock, random.Random(seed)
+        self.unused: deque[Card] = deque()  # purchase order = expiry order
+        self.commands = 0
+
+    def stored(self) -> int:
+        return int(self.app.recorder.max_notification_id() or 0)
+
+    def grow(self, target: int, deadline: float = float("inf")) -> int:
+        """Run commands until the store holds `target` events or time.monotonic() passes
+        `deadline`; returns the events stored."""
+        while (count := self.stored()) < target and time.monotonic() < deadline:
+            with self.app.batch():
+                for _ in range(COMMANDS_PER_TX):
+                    self._one()
+        return count
+
+    def _one(self) -> None:
+        rng, n = self.rng, self.commands
+        self.commands += 1
+        # ~20 minutes between commands: past 100k events cards start expiring unused.
+        self.clock.now += timedelta(seconds=rng.randint(60, 1800))
+        roll = rng.random()
+        if self.unused and self.unused[0].expires_at <= self.clock.now and roll < 0.15:
+            self._try(self.unused.popleft(), n)  # late use: Expired + RedemptionRefused
+        elif roll < 0.55 or not self.unused:
+            result = self._attempt(
+                self.app.purchase,
+                market=rng.choice(MARKETS),
+                amount=rng.choice(AMOUNTS),
+                payment_method="card",
+                buyer_id=f"buyer-{rng.randint(0, 20_000)}",
+                order_id=f"buy-{n}",
+            )
+            if result:
+                self.unused.append(
+                    Card(
+                        result["card_id"],
+                        result["code"],
+                        result["market"],
+                        datetime.fromisoformat(result["expires_at"]),
+                    )
+                )
+        elif roll < 0.97:
+            # A random recent card: older ones are left to expire.
+            i = len(self.unused) - 1 - min(int(rng.expovariate(1 / 200)), len(self.unused) - 1)
+            card = self.unused[i]
+            del self.unused[i]
+            self._try(card, n)
+        else:
+            self._attempt(
+                self.app.redeem,
+                code=f"NOPE{n}",
+                market="FR",
+                order_id=f"pay-{n}",
+                order_total=1000,
+                customer_id=f"cust-{self.rng.randint(0, 5000)}",
+            )
+
+    def _try(self, card: Card, n: int) -> None:
+        self._attempt(
+            self.app.redeem,
+            code=card.code,
+            market=card.market,
+            order_id=f"pay-{n}",
+            order_total=self.rng.choice((1000, 4000, 60000)),
+            customer_id=f"cust-{self.rng.randint(0, 5000)}",
+        )
+
+    @staticmethod
+    def _attempt(command: Any, **kwargs: Any) -> Any:
+        try:
+            return command(**kwargs)
+        except DomainError:  # refusals that record an event keep it (batch stays usable)
+            return None

@@ -1,0 +1,368 @@
+"""The checkout consumer: `order.checkout` -> commands stored with their offsets -> replies."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+from uuid import UUID
+
+import orjson
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
+
+from consumers.dead_letters import Invalid, dead_letter
+from consumers.messages import (
+    CheckoutCompleted,
+    CheckoutMessage,
+    GiftCardCancellationRequested,
+    GiftCardOrdered,
+    OrderItemsReturned,
+    parse,
+    peek,
+)
+from consumers.replies import CheckoutReply
+from domain.application import PURCHASE_ORDER, GiftCards, UnitOfWork
+from domain.errors import DomainError
+from domain.giftcard import GiftCard
+from domain.streams import Index, stream_id
+from infra.kafka.topics import Topics
+from infra.mailer import CodeMailer, LoggingMailer
+
+log = logging.getLogger("giftcards.checkout")
+Json = dict[str, Any]
+CONFLICT_RETRIES = 5
+
+
+class Record(Protocol):
+    """What the processor needs of a Kafka ConsumerRecord."""
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+
+@dataclass
+class Outcome:
+    """What one batch produced: replies and dead letters to publish, codes to mail."""
+
+    results: list[tuple[str | None, Json]] = field(default_factory=list)
+    dead: list[tuple[str | None, Json]] = field(default_factory=list)
+    deliveries: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for _, result in self.results if result["status"] == status)
+
+
+def tracking_name(topic: str, partition: int) -> str:
+    return f"{topic}#{partition}"
+
+
+class CheckoutProcessor:
+    """Applies a batch of one partition in ONE store transaction with its tracking record."""
+
+    def __init__(self, app: GiftCards, topic: str) -> None:
+        self.app = app
+        self.topic = topic
+
+    def next_offset(self, partition: int) -> int | None:
+        """The first offset not yet applied (the tracking record holds `last offset + 1`)."""
+        recorder = cast(ProcessRecorder, self.app.recorder)  # see GiftCards.construct_recorder
+        return recorder.max_tracking_id(tracking_name(self.topic, partition))
+
+    def process(self, partition: int, records: Sequence[Record]) -> Outcome:
+        for _ in range(CONFLICT_RETRIES):
+            done = self.next_offset(partition) or 0
+            outcome = Outcome()
+            for record in records:
+                if record.offset < done:
+                    self._replay(partition, record, outcome)
+            todo = [r for r in records if r.offset >= done]
+            try:
+                if todo:
+                    self._apply_isolating_failures(partition, todo, outcome)
+                return outcome
+            except IntegrityError:
+                # Another writer took a stream or this position first: redo on fresh state,
+                # where the stored replies and tracking record show what it did.
+                continue
+        raise RuntimeError(f"partition {partition}: conflicts persisted after retries")
+
+    def _apply_isolating_failures(
+        self, partition: int, records: Sequence[Record], outcome: Outcome
+    ) -> None:
+        try:
+            self._apply(partition, records, outcome)
+        except IntegrityError:
+            raise
+        except Exception:
+            # A bug must not stall the partition: find the culprit message by message.
+            log.exception("batch failed unexpectedly; retrying message by message")
+            for record in records:
+                self._apply_alone(partition, record, outcome)
+
+    def _apply_alone(self, partition: int, record: Record, outcome: Outcome) -> None:
+        try:
+            self._apply(partition, [record], outcome)
+        except IntegrityError:
+            raise
+        except Exception:
+            log.exception("message at offset %d failed; dead-lettered", record.offset)
+            with self.app.batch(Tracking(tracking_name(self.topic, partition), record.offset + 1)):
+                pass
+            self._dead(partition, record, Invalid("internal_error", "processing failed"), outcome)
+
+    def _apply(self, partition: int, records: Sequence[Record], outcome: Outcome) -> None:
+        staged = Outcome()
+        tracking = Tracking(tracking_name(self.topic, partition), records[-1].offset + 1)
+        with self.app.batch(tracking) as uow:
+            for record in records:
+                try:
+                    message = parse(record.value, self.app.markets)
+                except Invalid as invalid:
+                    self._dead(partition, record, invalid, staged)
+                    continue
+                stored = uow.get(CheckoutReply.id_for(message.message_id), CheckoutReply)
+                if stored is not None:
+                    staged.results.append((stored.result["order_id"], stored.result))
+                    continue
+                result = self._execute(uow, message, staged)
+                uow.add(CheckoutReply.record(message.message_id, result))
+                staged.results.append((result["order_id"], result))
+        outcome.results += staged.results
+        outcome.dead += staged.dead
+        outcome.deliveries += staged.deliveries
+
+    def _replay(self, partition: int, record: Record, outcome: Outcome) -> None:
+        """An offset already applied (crash before publishing): republish what was stored."""
+        try:
+            message = parse(record.value, self.app.markets)
+        except Invalid as invalid:
+            self._dead(partition, record, invalid, outcome)
+            return
+        stored = UnitOfWork(self.app).get(CheckoutReply.id_for(message.message_id), CheckoutReply)
+        if stored is None:  # only a message that failed with an internal error has no reply
+            self._dead(partition, record, Invalid("internal_error", "processing failed"), outcome)
+            return
+        outcome.results.append((stored.result["order_id"], stored.result))
+
+    def _dead(self, partition: int, record: Record, invalid: Invalid, outcome: Outcome) -> None:
+        letter = dead_letter(
+            invalid,
+            topic=self.topic,
+            partition=partition,
+            offset=record.offset,
+            raw=record.value,
+            message_id=peek(record.value, "message_id"),
+        )
+        outcome.dead.append((peek(record.value, "order_id"), letter))
+
+    def _execute(self, uow: UnitOfWork, message: CheckoutMessage, outcome: Outcome) -> Json:
+        base: Json = {
+            "message_id": message.message_id,
+            "type": message.type,
+            "order_id": message.order_id,
+        }
+        try:
+            effect = self._command(uow, message, outcome)
+            return {**base, "status": "accepted", "reason": None, **effect}
+        except DomainError as refusal:
+            return {**base, "status": "rejected", "reason": refusal.code, "card_id": None}
+
+    def _command(self, uow: UnitOfWork, message: CheckoutMessage, outcome: Outcome) -> Json:
+        app = self.app
+        if isinstance(message, GiftCardOrdered):
+            buyer, recipient = message.buyer, message.recipient
+            card = app.purchase(
+                market=message.market,
+                amount=message.amount,
+                payment_method=message.payment_method,
+                buyer_id=buyer.customer_id,
+                buyer_email=buyer.email,
+                buyer_name=buyer.name,
+                recipient_email=recipient.email if recipient else None,
+                recipient_name=recipient.name if recipient else None,
+                message=message.message,
+                order_id=message.order_id,
+            )
+            if card["code"] is not None:  # None when the order was already bought
+                outcome.deliveries.append((card["card_id"], card["code"], buyer.customer_id))
+            return pick(card, "card_id", "amount", "currency", "market", "expires_at")
+        if isinstance(message, CheckoutCompleted):
+            redeemed = app.redeem(
+                code=message.gift_card_code,
+                market=message.market,
+                order_id=message.order_id,
+                order_total=message.order_total,
+                customer_id=message.customer_id,
+                promo_codes=list(message.promo_codes),
+                contains_gift_card=message.contains_gift_cards,
+            )
+            return pick(redeemed, "card_id", "applied", "remaining_to_pay", "forfeited", "currency")
+        if isinstance(message, OrderItemsReturned):
+            return self._refund(uow, message, outcome)
+        return self._cancel(uow, message)
+
+    def _refund(self, uow: UnitOfWork, message: OrderItemsReturned, outcome: Outcome) -> Json:
+        refund = self.app.refund(
+            order_id=message.order_id,
+            returned_amount=message.returned_amount,
+            received_on=message.received_on,
+            request_id=message.message_id,
+        )
+        new_card = refund["new_card"]
+        if new_card is not None:
+            original = uow.get(UUID(refund["card_id"]), GiftCard)
+            buyer = original.buyer_subject if original else None
+            outcome.deliveries.append((new_card["card_id"], new_card["code"], buyer))
+        return {
+            **pick(refund, "card_id", "currency", "returned_amount", "to_other_method"),
+            "new_card_id": new_card["card_id"] if new_card else None,
+            "to_new_card": new_card["amount"] if new_card else 0,
+        }
+
+    def _cancel(self, uow: UnitOfWork, message: GiftCardCancellationRequested) -> Json:
+        card_id = message.card_id
+        if card_id is None:
+            assert message.order_id is not None  # the model requires one of the two
+            index = uow.get(stream_id(PURCHASE_ORDER, message.order_id), Index)
+            if index is None:
+                raise DomainError("no card was bought with this order", code="unknown_order")
+            card_id = index.target
+        cancelled = self.app.cancel(card_id, code=message.code, order_id=message.order_id)
+        refund = cancelled["refund"]
+        return {
+            "card_id": cancelled["card_id"],
+            "currency": refund["currency"],
+            "refunded": refund["amount"],
+        }
+
+
+def pick(source: Json, *keys: str) -> Json:
+    return {key: source[key] for key in keys}
+
+
+class CheckoutConsumer:
+    """The Kafka side: poll, process per partition, publish, mail, then commit group offsets."""
+
+    def __init__(
+        self,
+        app: GiftCards,
+        bootstrap: str,
+        topics: Topics,
+        *,
+        group_id: str | None = None,
+        instance_id: str | None = None,
+        mailer: CodeMailer | None = None,
+        max_poll_records: int = 500,
+    ) -> None:
+        self.processor = CheckoutProcessor(app, topics.checkout)
+        self.topics = topics
+        self.unpositioned: set[TopicPartition] = set()
+        self.mailer = mailer or LoggingMailer()
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id or f"{topics.prefix}giftcards-checkout",
+            # Static membership: a restarted instance takes its partitions back at once instead
+            # of waiting out the session of the process it replaces.
+            group_instance_id=instance_id,
+            session_timeout_ms=10_000,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_poll_records=max_poll_records,
+            # Oversized inputs must reach us to be dead-lettered.
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self.producer = KafkaProducer(
+            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        """Until `stop` is set; the batch in hand is finished, published and committed first."""
+        self.consumer.subscribe([self.topics.checkout], listener=_MarkAssigned(self.unpositioned))
+        try:
+            while not stop.is_set():
+                polled = self.consumer.poll(timeout_ms=500)
+                if self.unpositioned:
+                    # Records fetched from the group's position before seeking are dropped:
+                    # they come again from the right offset.
+                    self.seek_to_tracked(list(self.unpositioned))
+                    continue
+                for tp, records in polled.items():
+                    self.handle(tp, records)
+        finally:
+            self.close()
+
+    def handle(self, tp: TopicPartition, records: Sequence[Any]) -> Outcome:
+        started = time.perf_counter()
+        outcome = self.processor.process(tp.partition, records)
+        # Codes first: once a result is out, its buyer's code is on its way.
+        for card_id, code, buyer in outcome.deliveries:
+            self.mailer.deliver(card_id, code, buyer)
+        self.publish(outcome)
+        # Only a hint for the next start: the store's tracking record is the truth.
+        self.consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)})
+        elapsed = time.perf_counter() - started
+        log.info(
+            "checkout batch partition=%d count=%d accepted=%d rejected=%d dead=%d rate=%.0f/s",
+            tp.partition,
+            len(records),
+            outcome.count("accepted"),
+            outcome.count("rejected"),
+            len(outcome.dead),
+            len(records) / elapsed if elapsed else 0.0,
+        )
+        return outcome
+
+    def publish(self, outcome: Outcome) -> None:
+        futures = [
+            self.producer.send(topic, key=key.encode() if key else None, value=orjson.dumps(value))
+            for topic, items in (
+                (self.topics.results, outcome.results),
+                (self.topics.dead_letters, outcome.dead),
+            )
+            for key, value in items
+        ]
+        self.producer.flush()
+        for future in futures:
+            future.get(timeout=30)  # raises if the broker refused: offsets stay uncommitted
+
+    def seek_to_tracked(self, partitions: Sequence[TopicPartition]) -> None:
+        """Resume at the group's committed offset, never after the store's tracked one."""
+        for tp in partitions:
+            self.unpositioned.discard(tp)
+            if tp not in self.consumer.assignment():
+                continue
+            tracked = self.processor.next_offset(tp.partition)
+            committed = self.consumer.committed(tp)
+            if tracked is None or committed is None:
+                # No hint that the replies of applied offsets went out: replay them all.
+                self.consumer.seek_to_beginning(tp)
+                continue
+            self.consumer.seek(tp, min(committed, tracked))
+
+    def close(self) -> None:
+        self.producer.flush()
+        self.producer.close()
+        self.consumer.close(autocommit=False)
+
+
+class _MarkAssigned(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs on the client's IO thread, which must not block: the poll loop does the seeking."""
+
+    def __init__(self, unpositioned: set[TopicPartition]) -> None:
+        self.unpositioned = unpositioned
+
+    def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        self.unpositioned.difference_update(revoked)
+
+    def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self.unpositioned.update(assigned)

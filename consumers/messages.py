@@ -1,0 +1,166 @@
+"""The `order.checkout` input contract: strict pydantic models of the four message types."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from consumers.dead_letters import MAX_VALUE_BYTES, Invalid, contains_code, from_validation
+from domain.errors import DomainError
+from domain.markets import Markets
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[ -~]+$")]
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[ -~]+$")]
+MarketCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Email = Annotated[
+    str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Minor = Annotated[int, Field(gt=0, lt=10**15)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class Envelope(Strict):
+    message_id: Id
+    occurred_at: datetime
+
+
+class Buyer(Strict):
+    customer_id: Subject
+    email: Email | None = None
+    name: Name | None = None
+
+
+class Recipient(Strict):
+    email: Email
+    name: Name | None = None
+
+
+class GiftCardOrdered(Envelope):
+    type: Literal["GiftCardOrdered"]
+    order_id: Id
+    market: MarketCode
+    amount: Minor
+    currency: Currency
+    payment_method: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    buyer: Buyer
+    recipient: Recipient | None = None
+    message: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class CheckoutCompleted(Envelope):
+    type: Literal["CheckoutCompleted"]
+    order_id: Id
+    market: MarketCode
+    customer_id: Subject
+    order_total: Minor
+    currency: Currency
+    gift_card_code: Code
+    promo_codes: Annotated[list[Code], Field(max_length=20)] = []
+    contains_gift_cards: bool = False
+
+
+class OrderItemsReturned(Envelope):
+    type: Literal["OrderItemsReturned"]
+    order_id: Id
+    market: MarketCode
+    returned_amount: Minor
+    received_on: date
+
+
+class GiftCardCancellationRequested(Envelope):
+    type: Literal["GiftCardCancellationRequested"]
+    card_id: UUID | None = None
+    order_id: Id | None = None
+    code: Code | None = None
+
+    @model_validator(mode="after")
+    def _names_a_card(self) -> GiftCardCancellationRequested:
+        if self.card_id is None and self.order_id is None:
+            raise ValueError("card_id or order_id is required")
+        return self
+
+
+CheckoutMessage = Annotated[
+    GiftCardOrdered | CheckoutCompleted | OrderItemsReturned | GiftCardCancellationRequested,
+    Field(discriminator="type"),
+]
+MESSAGE = TypeAdapter(CheckoutMessage)
+# Fields allowed to carry a gift card code; a code anywhere else is refused (and redacted).
+CODE_FIELDS = frozenset({"gift_card_code", "code"})
+
+
+def parse(raw: bytes | None, markets: Markets) -> CheckoutMessage:
+    """The validated message, or `Invalid` with a stable reason (never quoting the input)."""
+    if raw is None or not raw:
+        raise Invalid("empty", "no value")
+    if len(raw) > MAX_VALUE_BYTES:
+        raise Invalid("oversized", f"{len(raw)} bytes, limit {MAX_VALUE_BYTES}")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid("not_utf8", "value is not UTF-8") from None
+    try:
+        message: CheckoutMessage = MESSAGE.validate_json(raw)
+    except ValidationError as error:
+        raise from_validation(error) from None
+    misplaced = _code_outside_code_fields(message.model_dump(mode="json"), "")
+    if misplaced:
+        raise Invalid("code_in_wrong_field", f"{misplaced}: looks like a gift card code")
+    if not isinstance(message, GiftCardCancellationRequested):
+        try:
+            market = markets.get(message.market)
+        except DomainError:
+            raise Invalid("unknown_market", "market: not a configured market") from None
+        currency = getattr(message, "currency", market.currency)
+        if currency != market.currency:
+            raise Invalid("currency_mismatch", f"currency: the {market.code} market uses another")
+    return message
+
+
+def _code_outside_code_fields(value: Any, path: str) -> str | None:
+    # The personal message is sealed as PII, so a code there is the buyer's business.
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in CODE_FIELDS or key == "message":
+                continue
+            found = _code_outside_code_fields(item, f"{path}.{key}" if path else key)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _code_outside_code_fields(item, f"{path}[{index}]")
+            if found:
+                return found
+    elif isinstance(value, str) and contains_code(value):
+        return path
+    return None
+
+
+def peek(raw: bytes | None, field: str) -> str | None:
+    """A top-level string field of a refused input, if it is short and holds no code."""
+    try:
+        value = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError:
+        return None
+    found = value.get(field) if isinstance(value, dict) else None
+    if isinstance(found, str) and 0 < len(found) <= 200 and not contains_code(found):
+        return found
+    return None

@@ -1,0 +1,138 @@
+"""Long-running processes: `consume checkout` and `serve` (relay + consumer in one process)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from infra.bootstrap import build
+from infra.cli.base import UsageError, parse_text
+from infra.config import Settings, load_settings
+from infra.kafka.topics import Topics
+
+log = logging.getLogger("giftcards.serve")
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("consume", help="consume an input topic until SIGTERM")
+    p.add_argument("source", choices=["checkout"])
+    add_consumer_options(p)
+    p.set_defaults(handler=consume)
+
+    p = sub.add_parser("serve", help="relay + checkout consumer in one process until SIGTERM")
+    add_consumer_options(p)
+    p.set_defaults(handler=serve)
+
+
+def add_consumer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-poll-records", type=int, default=500, help="messages per transaction")
+    p.add_argument(
+        "--instance-id",
+        type=parse_text(100),
+        help="stable id of this consumer (static group membership; unique per process)",
+    )
+
+
+def kafka_settings() -> tuple[Settings, str, Topics]:
+    settings = load_settings()
+    if not settings.kafka_bootstrap:
+        raise UsageError("KAFKA_BOOTSTRAP_SERVERS is not set", code="invalid_configuration")
+    topics = Topics(settings.topic_prefix)
+    from infra.kafka.admin import ensure_topics
+
+    ensure_topics(
+        settings.kafka_bootstrap, topics, settings.partitions, settings.replication_factor
+    )
+    return settings, settings.kafka_bootstrap, topics
+
+
+def stop_on_sigterm() -> threading.Event:
+    """SIGTERM/SIGINT ask every loop to finish its batch, commit and close."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def checkout_loop(
+    settings: Settings, bootstrap: str, topics: Topics, args: argparse.Namespace
+) -> Any:
+    from consumers.checkout import CheckoutConsumer
+
+    def run(stop: threading.Event) -> None:
+        # Built in the thread that uses it: SQLite connections are bound to their thread.
+        service = build(settings)
+        try:
+            CheckoutConsumer(
+                service.app,
+                bootstrap,
+                topics,
+                instance_id=args.instance_id,
+                max_poll_records=args.max_poll_records,
+            ).run(stop)
+        finally:
+            service.close()
+
+    return run
+
+
+def consume(args: argparse.Namespace) -> dict[str, Any]:
+    stop = stop_on_sigterm()
+    settings, bootstrap, topics = kafka_settings()
+    checkout_loop(settings, bootstrap, topics, args)(stop)
+    return {"stopped": "consume checkout"}
+
+
+def relay_loop(settings: Settings, bootstrap: str, topics: Topics) -> Any:
+    from infra.kafka.relay import Relay
+
+    def run(stop: threading.Event) -> None:
+        service = build(settings)
+        try:
+            transactional_id = f"{topics.prefix}giftcards-relay"
+            Relay(service, bootstrap, topics, transactional_id=transactional_id).run(stop)
+        finally:
+            service.close()
+
+    return run
+
+
+def serve(args: argparse.Namespace) -> dict[str, Any]:
+    """Each loop has its own Service (connections are not shared across threads)."""
+    stop = stop_on_sigterm()
+    settings, bootstrap, topics = kafka_settings()
+    loops: dict[str, Callable[[threading.Event], None]] = {
+        "relay": relay_loop(settings, bootstrap, topics),
+        "checkout": checkout_loop(settings, bootstrap, topics, args),
+    }
+    # PROJECTIONS: add `loops["projections"] = ...` here once projections.runner exposes a
+    # `run(stop_event)` loop; it shares the same stop event and shutdown.
+    failed: list[str] = []
+    threads = [
+        threading.Thread(target=_guarded, args=(name, loop, stop, failed), name=name, daemon=True)
+        for name, loop in loops.items()
+    ]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        for thread in threads:
+            thread.join(timeout=0.5)
+    if failed:
+        raise RuntimeError(f"loops failed: {', '.join(sorted(failed))}")
+    return {"stopped": "serve", "loops": sorted(loops)}
+
+
+def _guarded(
+    name: str, loop: Callable[[threading.Event], None], stop: threading.Event, failed: list[str]
+) -> None:
+    # One loop failing stops the others: a half-running service would hide the failure.
+    try:
+        loop(stop)
+    except Exception:
+        log.exception("%s loop failed; stopping the service", name)
+        failed.append(name)
+        stop.set()

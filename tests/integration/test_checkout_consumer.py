@@ -1,0 +1,239 @@
+"""The checkout consumer on the real broker and both stores: commands, results, idempotency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import orjson
+import pytest
+from eventsourcing.utils import get_topic
+
+from domain.giftcard import GiftCard
+from domain.streams import CheckoutAttempts
+from infra.bootstrap import Service
+from infra.kafka.topics import Topics
+from tests.conftest import FixedClock
+from tests.integration.kafka_helpers import (
+    CapturingMailer,
+    TopicReader,
+    create_topics,
+    produce,
+    running_consumer,
+)
+from tests.services import unique_topic_prefix
+
+AT = "2026-01-12T09:00:00Z"
+BUYER = {"customer_id": "cust-42", "email": "alice.secret@example.com", "name": "Alice Zyxwv"}
+RECIPIENT = {"email": "bob.hidden@example.org", "name": "Bob Qwerty"}
+PERSONAL = "Joyeux anniversaire, signed Alice"
+
+
+def ordered(message_id: str, order_id: str, amount: int = 5000, **extra: Any) -> bytes:
+    return orjson.dumps(
+        {
+            "message_id": message_id,
+            "type": "GiftCardOrdered",
+            "occurred_at": AT,
+            "order_id": order_id,
+            "market": "FR",
+            "amount": amount,
+            "currency": "EUR",
+            "payment_method": "card",
+            "buyer": BUYER,
+            "recipient": RECIPIENT,
+            "message": PERSONAL,
+            **extra,
+        }
+    )
+
+
+def completed(message_id: str, order_id: str, code: str, total: int = 3000) -> bytes:
+    return orjson.dumps(
+        {
+            "message_id": message_id,
+            "type": "CheckoutCompleted",
+            "occurred_at": AT,
+            "order_id": order_id,
+            "market": "FR",
+            "customer_id": "cust-7",
+            "order_total": total,
+            "currency": "EUR",
+            "gift_card_code": code,
+            "promo_codes": [],
+            "contains_gift_cards": False,
+        }
+    )
+
+
+@pytest.fixture
+def topics(kafka_bootstrap: str) -> Topics:
+    made = Topics(unique_topic_prefix())
+    create_topics(kafka_bootstrap, made)
+    return made
+
+
+@pytest.fixture
+def results(kafka_bootstrap: str, topics: Topics) -> Iterator[TopicReader]:
+    reader = TopicReader(kafka_bootstrap, topics.results)
+    yield reader
+    reader.close()
+
+
+def by_id(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {item["message_id"]: item for item in items}
+
+
+def count_events(service: Service, event_class: type) -> int:
+    topic = get_topic(event_class)
+    return len(service.app.recorder.select_notifications(1, 10_000, topics=[topic]))
+
+
+def test_r3_r7_r17_r19_four_message_types_become_commands_with_results(
+    service: Service,
+    env_for: dict[str, str],
+    clock: FixedClock,
+    kafka_bootstrap: str,
+    topics: Topics,
+    results: TopicReader,
+) -> None:
+    mailer = CapturingMailer()
+    with running_consumer(env_for, clock, kafka_bootstrap, topics, mailer):
+        produce(kafka_bootstrap, topics.checkout, [ordered("m1", "order-1"), ordered("m2", "o-2")])
+        bought = by_id(results.until(2))
+        card1, card2 = bought["m1"]["card_id"], bought["m2"]["card_id"]
+        assert bought["m1"] == {
+            "message_id": "m1",
+            "type": "GiftCardOrdered",
+            "order_id": "order-1",
+            "status": "accepted",
+            "reason": None,
+            "card_id": card1,
+            "amount": 5000,
+            "currency": "EUR",
+            "market": "FR",
+            "expires_at": "2026-07-12T10:00:00Z",
+        }
+        assert set(mailer.sent) == {card1, card2}  # R7: the code goes to the buyer, not Kafka
+        follow_ups = [
+            completed("m3", "shop-9", mailer.sent[card1], total=3000),
+            orjson.dumps(
+                {
+                    "message_id": "m4",
+                    "type": "OrderItemsReturned",
+                    "occurred_at": AT,
+                    "order_id": "shop-9",
+                    "market": "FR",
+                    "returned_amount": 2000,
+                    "received_on": "2026-01-12",
+                }
+            ),
+            orjson.dumps(
+                {
+                    "message_id": "m5",
+                    "type": "GiftCardCancellationRequested",
+                    "occurred_at": AT,
+                    "order_id": "o-2",
+                }
+            ),
+        ]
+        # One key: the three must be applied in this order (same partition).
+        produce(kafka_bootstrap, topics.checkout, follow_ups, key=b"shop-9")
+        done = by_id(results.until(5))
+    assert done["m3"]["status"] == "accepted", done["m3"]
+    assert (done["m3"]["applied"], done["m3"]["remaining_to_pay"]) == (3000, 0)
+    assert done["m4"]["status"] == "accepted", done["m4"]
+    assert done["m4"]["to_new_card"] == 2000  # R17: refunded as a new card
+    new_card = done["m4"]["new_card_id"]
+    assert mailer.sent[new_card] != mailer.sent[card1]
+    assert done["m5"] == {
+        "message_id": "m5",
+        "type": "GiftCardCancellationRequested",
+        "order_id": "o-2",
+        "status": "accepted",
+        "reason": None,
+        "card_id": card2,
+        "currency": "EUR",
+        "refunded": 5000,
+    }
+    app = service.app
+    assert app.show(UUID(card1))["status"] == "redeemed"
+    assert app.show(UUID(card2))["status"] == "cancelled"
+    assert app.show(UUID(new_card))["amount"] == 2000
+
+
+def test_r3_same_message_twice_one_effect_two_identical_results(
+    service: Service,
+    env_for: dict[str, str],
+    clock: FixedClock,
+    kafka_bootstrap: str,
+    topics: Topics,
+    results: TopicReader,
+) -> None:
+    mailer = CapturingMailer()
+    unknown = completed("m-unknown", "shop-1", "ABCDEF-GHJKMN-PQRSTU")
+    with running_consumer(env_for, clock, kafka_bootstrap, topics, mailer):
+        produce(kafka_bootstrap, topics.checkout, [ordered("m1", "order-1")] * 2 + [unknown] * 2)
+        replies = results.until(4)
+    first, second = [r for r in replies if r["message_id"] == "m1"]
+    assert first == second and first["status"] == "accepted"
+    refused = [r for r in replies if r["message_id"] == "m-unknown"]
+    assert refused[0] == refused[1]
+    assert refused[0]["reason"] == "unknown_code"
+    assert count_events(service, GiftCard.Purchased) == 1  # type: ignore[attr-defined]
+    assert len(mailer.sent) == 1
+    tried = CheckoutAttempts.UnknownCodeTried  # type: ignore[attr-defined]
+    assert count_events(service, tried) == 1
+
+
+def test_r1_r2_refusals_are_rejected_results_with_the_error_code(
+    service: Service,
+    env_for: dict[str, str],
+    clock: FixedClock,
+    kafka_bootstrap: str,
+    topics: Topics,
+    results: TopicReader,
+) -> None:
+    inputs = [
+        ordered("low", "o-low", amount=1999),
+        ordered("bnpl", "o-bnpl", payment_method="klarna"),
+        ordered("ok", "o-ok", amount=2000),
+    ]
+    with running_consumer(env_for, clock, kafka_bootstrap, topics, CapturingMailer()):
+        produce(kafka_bootstrap, topics.checkout, inputs, key=b"same-partition")
+        replies = by_id(results.until(3))
+    assert replies["low"]["status"] == "rejected"
+    assert replies["low"]["reason"] == "amount_out_of_range"
+    assert replies["bnpl"]["reason"] == "payment_method_not_allowed"
+    assert replies["ok"]["status"] == "accepted"
+    # The tracking record holds the offset after the last message of the partition.
+    partition = next(
+        p for p in range(2) if service.app.recorder.max_tracking_id(f"{topics.checkout}#{p}")
+    )
+    assert service.app.recorder.max_tracking_id(f"{topics.checkout}#{partition}") == 3
+
+
+def test_p5_results_carry_no_code_and_no_clear_personal_data(
+    service: Service,
+    env_for: dict[str, str],
+    clock: FixedClock,
+    kafka_bootstrap: str,
+    topics: Topics,
+    results: TopicReader,
+) -> None:
+    mailer = CapturingMailer()
+    with running_consumer(env_for, clock, kafka_bootstrap, topics, mailer):
+        produce(kafka_bootstrap, topics.checkout, [ordered(f"m{i}", f"o-{i}") for i in range(3)])
+        results.until(3)
+        codes = list(mailer.sent.values())
+        produce(
+            kafka_bootstrap,
+            topics.checkout,
+            [completed(f"r{i}", f"shop-{i}", code) for i, code in enumerate(codes)],
+        )
+        results.until(6)
+    blob = b"\n".join(results.raw)
+    secrets = [*codes, BUYER["email"], BUYER["name"], RECIPIENT["email"], RECIPIENT["name"]]
+    for secret in [*secrets, PERSONAL, *(c.replace("-", "") for c in codes)]:
+        assert secret.encode() not in blob
