@@ -24,7 +24,11 @@ class Database:
         else:
             path = sqlite_path(url)
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            # kafka-python runs rebalance listeners on its IO thread while the owner blocks in
+            # poll(): the connection is used by one thread at a time, not always the same one.
+            self._conn = sqlite3.connect(
+                path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
         self._depth = 0

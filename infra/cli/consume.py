@@ -23,8 +23,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_consumer_options(p)
     p.set_defaults(handler=consume)
 
-    p = sub.add_parser("serve", help="relay + checkout consumer in one process until SIGTERM")
+    p = sub.add_parser(
+        "serve", help="relay + checkout consumer + projections in one process until SIGTERM"
+    )
     add_consumer_options(p)
+    p.add_argument("--without-projections", action="store_true", help="views run elsewhere")
     p.set_defaults(handler=serve)
 
 
@@ -93,10 +96,28 @@ def relay_loop(settings: Settings, bootstrap: str, topics: Topics) -> Any:
     def run(stop: threading.Event) -> None:
         service = build(settings)
         try:
-            transactional_id = f"{topics.prefix}giftcards-relay"
+            transactional_id = topics.relay_transactional_id
             Relay(service, bootstrap, topics, transactional_id=transactional_id).run(stop)
         finally:
             service.close()
+
+    return run
+
+
+def projections_loop(settings: Settings, topics: Topics) -> Any:
+    from infra.cli.views import views_projector
+    from projections import sources
+
+    def run(stop: threading.Event) -> None:
+        views = views_projector(settings)  # built in its thread, like the others
+        sources.follow_kafka(
+            str(settings.kafka_bootstrap),
+            topics.events,
+            f"{topics.prefix}giftcards-projections",
+            views,
+            progress=lambda seen, done: log.info("projections: %d seen, %d applied", seen, done),
+            stop=stop.is_set,
+        )
 
     return run
 
@@ -105,12 +126,14 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
     """Each loop has its own Service (connections are not shared across threads)."""
     stop = stop_on_sigterm()
     settings, bootstrap, topics = kafka_settings()
+    # Create the tables once, here: concurrent first-time schema creation races on SQLite.
+    build(settings).close()
     loops: dict[str, Callable[[threading.Event], None]] = {
         "relay": relay_loop(settings, bootstrap, topics),
         "checkout": checkout_loop(settings, bootstrap, topics, args),
     }
-    # PROJECTIONS: add `loops["projections"] = ...` here once projections.runner exposes a
-    # `run(stop_event)` loop; it shares the same stop event and shutdown.
+    if not args.without_projections:
+        loops["projections"] = projections_loop(settings, topics)
     failed: list[str] = []
     threads = [
         threading.Thread(target=_guarded, args=(name, loop, stop, failed), name=name, daemon=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 from infra.cli.base import UsageError, parse_instant, parse_text
 from infra.cli.cards import card_id, service
+from infra.config import Settings
 from infra.db import Database
 from infra.kafka.topics import Topics
 from projections import sources
@@ -30,8 +31,12 @@ Progress = Callable[[int, int], None]
 
 @cache
 def projector() -> Projector:
+    return views_projector(service().settings)
+
+
+def views_projector(settings: Settings) -> Projector:
     """Views live in GIFTCARDS_VIEWS_URL, by default beside the event store."""
-    url = os.environ.get("GIFTCARDS_VIEWS_URL") or service().settings.database_url
+    url = os.environ.get("GIFTCARDS_VIEWS_URL") or settings.database_url
     if url == "memory://":
         url = "sqlite:///:memory:"
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
