@@ -1,4 +1,4 @@
-"""`giftcards serve`: relay, checkout consumer and projections in one real process, SIGTERM to stop."""
+"""`giftcards serve`: relay, checkout consumer and projections in one process; SIGTERM stops it."""
 
 from __future__ import annotations
 
