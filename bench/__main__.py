@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+from pathlib import Path
 
-from bench import checkout, relay
+from bench import checkout, projections, relay
 from bench.common import Ctx, Section, print_table
 from infra import kafka_dev
 from tests.services import postgres_url
@@ -23,11 +25,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    durable_postgres()
     ctx = Ctx(pg_url=postgres_url(), bootstrap=kafka_dev.up(), quick=args.quick)
     for section in SECTIONS:
         for row in section(ctx):
             ctx.rows[row.name] = row
     print_table(ctx, RATIOS)
+    projections.print_table(projections.run(ctx), args.quick)
+
+
+def durable_postgres() -> None:
+    """Transaction costs only mean something with real commits: a cluster with fsync on."""
+    if not os.environ.get("GIFTCARDS_TEST_POSTGRES_URL"):
+        os.environ.setdefault("PG_DEV_HOME", str(Path(".cache/pg-durable").resolve()))
+        os.environ.setdefault("PG_DEV_PORT", "15433")
+        os.environ.setdefault("PG_DEV_DURABLE", "1")
 
 
 if __name__ == "__main__":

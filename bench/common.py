@@ -39,6 +39,8 @@ class Ctx:
     bootstrap: str
     quick: bool
     rows: dict[str, Row] = field(default_factory=dict)
+    # The store filled by section (b): the relay section publishes those same events.
+    checkout_store: dict[str, str] = field(default_factory=dict)
 
     def size(self, full: int, quick: int) -> int:
         return quick if self.quick else full

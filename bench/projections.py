@@ -23,6 +23,7 @@ import orjson
 import psycopg
 from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 
+from bench.common import Ctx
 from bench.data import Clock, History
 from infra.bootstrap import Service, build
 from infra.config import load_settings
@@ -42,15 +43,6 @@ QUICK = (10_000, 50_000)
 GROW_SECONDS = 240  # generating more than this: measure at the size reached and say so
 VERIFY_CARDS = 500
 TARGET_RATIO, TARGET_P99_MS = 0.5, 5.0
-
-
-@dataclass
-class Ctx:
-    """What a section needs (the shape bench/common.py is to provide)."""
-
-    postgres_url: str
-    kafka_bootstrap: str
-    quick: bool = False
 
 
 @dataclass
@@ -169,7 +161,7 @@ _created: list[str] = []
 def fresh_database(ctx: Ctx) -> str:
     from tests.services import fresh_postgres_database
 
-    url = fresh_postgres_database(ctx.postgres_url)
+    url = fresh_postgres_database(ctx.pg_url)
     _created.append(url)
     return url
 
@@ -187,7 +179,7 @@ def cleanup(ctx: Ctx) -> Iterator[list[str]]:
             drop_quietly(drop_postgres_database, url)
         _created.clear()
         if topics:
-            admin = KafkaAdminClient(bootstrap_servers=ctx.kafka_bootstrap)
+            admin = KafkaAdminClient(bootstrap_servers=ctx.bootstrap)
             try:
                 admin.delete_topics(topics)
             finally:
@@ -292,7 +284,7 @@ def rebuilds(ctx: Ctx, spawner: Spawner, store_url: str, topics: Topics) -> list
     return [
         rebuild_in_child(ctx, spawner, "store", store_url),
         rebuild_in_child(
-            ctx, spawner, "kafka", store_url, bootstrap=ctx.kafka_bootstrap, topic=topics.events
+            ctx, spawner, "kafka", store_url, bootstrap=ctx.bootstrap, topic=topics.events
         ),
     ]
 
@@ -316,13 +308,13 @@ def run(ctx: Ctx) -> list[Row]:
         started = time.monotonic()
         sizes = [history.grow(small, started + GROW_SECONDS)]
         grow_seconds = time.monotonic() - started
-        published = [publish(service, ctx.kafka_bootstrap, small_topics)]
+        published = [publish(service, ctx.bootstrap, small_topics)]
         mem = [rebuilds(ctx, spawner, store_url, small_topics)]
         started = time.monotonic()
         sizes.append(history.grow(big, started + GROW_SECONDS - grow_seconds))
         grow_seconds += time.monotonic() - started
-        published.append(publish(service, ctx.kafka_bootstrap, big_topics))
-        raw_count, raw_seconds = raw_consume(ctx.kafka_bootstrap, big_topics.events)
+        published.append(publish(service, ctx.bootstrap, big_topics))
+        raw_count, raw_seconds = raw_consume(ctx.bootstrap, big_topics.events)
         mem.append(rebuilds(ctx, spawner, store_url, big_topics))
         views = Database(mem[1][0]["views_url"])
         stack.callback(views.close)
@@ -430,7 +422,7 @@ def main(argv: list[str] | None = None) -> None:
     from infra import kafka_dev
     from tests.services import postgres_url
 
-    ctx = Ctx(postgres_url(), kafka_dev.up(), args.quick)
+    ctx = Ctx(pg_url=postgres_url(), bootstrap=kafka_dev.up(), quick=args.quick)
     print_table(run(ctx), args.quick)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"children total CPU {usage.ru_utime + usage.ru_stime:.0f} s")

@@ -9,7 +9,7 @@ from infra.kafka.relay import Relay
 
 
 def run(ctx: Ctx) -> list[Row]:
-    env = getattr(ctx, "env_b", None)
+    env = ctx.checkout_store or None
     if env is None:
         return []
     service = build(load_settings(env))

@@ -27,10 +27,10 @@ from consumers.messages import (
     peek,
 )
 from consumers.replies import CheckoutReply
-from domain.application import PURCHASE_ORDER, GiftCards, UnitOfWork
+from domain.application import PURCHASE_ORDER, REDEMPTION_ORDER, GiftCards, UnitOfWork
 from domain.errors import DomainError
 from domain.giftcard import GiftCard
-from domain.streams import Index, stream_id
+from domain.streams import CheckoutAttempts, Index, stream_id
 from infra.kafka.topics import Topics
 from infra.mailer import CodeMailer, LoggingMailer
 
@@ -123,12 +123,15 @@ class CheckoutProcessor:
         staged = Outcome()
         tracking = Tracking(tracking_name(self.topic, partition), records[-1].offset + 1)
         with self.app.batch(tracking) as uow:
+            messages: list[CheckoutMessage] = []
             for record in records:
                 try:
-                    message = parse(record.value, self.app.markets)
+                    messages.append(parse(record.value, self.app.markets))
                 except Invalid as invalid:
                     self._dead(partition, record, invalid, staged)
-                    continue
+            # One query tells which replies and order keys do not exist yet, instead of one each.
+            uow.prefetch(key for message in messages for key in natural_keys(message))
+            for message in messages:
                 stored = uow.get(CheckoutReply.id_for(message.message_id), CheckoutReply)
                 if stored is not None:
                     staged.results.append((stored.result["order_id"], stored.result))
@@ -243,6 +246,17 @@ class CheckoutProcessor:
             "currency": refund["currency"],
             "refunded": refund["amount"],
         }
+
+
+def natural_keys(message: CheckoutMessage) -> list[UUID]:
+    """Streams a message will look up that are usually absent (new orders, new replies)."""
+    keys = [CheckoutReply.id_for(message.message_id)]
+    if isinstance(message, GiftCardOrdered):
+        keys.append(stream_id(PURCHASE_ORDER, message.order_id))
+    elif isinstance(message, CheckoutCompleted):
+        keys.append(stream_id(REDEMPTION_ORDER, message.order_id))
+        keys.append(CheckoutAttempts.id_for(message.customer_id or "anonymous"))
+    return keys
 
 
 def pick(source: Json, *keys: str) -> Json:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any, TypeVar, cast
@@ -18,7 +18,7 @@ from domain.codes import last4, normalize_code
 from domain.errors import DomainError, refuse
 from domain.giftcard import GiftCard
 from domain.markets import Markets
-from domain.ports import Clock, CodeGenerator, CodeHasher, PersonalDataVault
+from domain.ports import Clock, CodeGenerator, CodeHasher, PersonalDataVault, StreamLookup
 from domain.streams import CheckoutAttempts, Index, stream_id
 from domain.subjects import DataSubject
 
@@ -38,10 +38,19 @@ class UnitOfWork:
     def __init__(self, app: GiftCards) -> None:
         self.app = app
         self.changed: dict[UUID, Aggregate] = {}
+        self.absent: set[UUID] = set()
+
+    def prefetch(self, ids: Iterable[UUID]) -> None:
+        """Learn in one query which streams do not exist yet (most natural keys of a batch)."""
+        wanted = set(ids) - self.changed.keys()
+        if self.app.existing_streams is not None and wanted:
+            self.absent |= wanted - self.app.existing_streams(list(wanted))
 
     def get(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         if aggregate_id in self.changed:
             return cast(A, self.changed[aggregate_id])
+        if aggregate_id in self.absent:
+            return None
         try:
             found: object = self.app.repository.get(aggregate_id)
         except AggregateNotFoundError:
@@ -53,6 +62,7 @@ class UnitOfWork:
     def add(self, *aggregates: Aggregate) -> None:
         for aggregate in aggregates:
             self.changed[aggregate.id] = aggregate
+            self.absent.discard(aggregate.id)
 
     def commit(self, tracking: Tracking | None = None) -> None:
         if not self.changed and tracking is None:
@@ -88,6 +98,8 @@ class GiftCards(Application[UUID]):
         self.vault = vault
         self.markets = markets
         self._batch: UnitOfWork | None = None
+        # Set by the composition root when the store can answer it in one query.
+        self.existing_streams: StreamLookup | None = None
 
     def construct_recorder(self) -> ProcessRecorder:
         # A process recorder: commands from Kafka are stored with their consumed offset.

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
+from uuid import UUID
 
 Clock = Callable[[], datetime]
+# Which of these stream ids exist in the store (one query for a whole batch).
+StreamLookup = Callable[[list[UUID]], set[UUID]]
 CodeGenerator = Callable[[], str]
 
 

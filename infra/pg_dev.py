@@ -17,7 +17,6 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-PORT = 15432
 USER = "giftcards"
 PASSWORD = "giftcards"
 DATABASE = "giftcards"
@@ -29,6 +28,15 @@ CONNECT_TIMEOUT_S = 30.0
 MAX_SOCKET_PATH = 107
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def port() -> int:
+    return int(os.environ.get("PG_DEV_PORT", "15432"))
+
+
+def durable() -> bool:
+    """PG_DEV_DURABLE=1: production-like commits (fsync), for benchmarks of transaction cost."""
+    return os.environ.get("PG_DEV_DURABLE") == "1"
 
 
 def home() -> Path:
@@ -52,7 +60,7 @@ def _log_file() -> Path:
 
 
 def url() -> str:
-    return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{PORT}/{DATABASE}"
+    return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{port()}/{DATABASE}"
 
 
 @contextlib.contextmanager
@@ -97,7 +105,7 @@ def _server_dir(path: Path, mode: int = 0o755) -> None:
 
 
 def _prepare_home() -> None:
-    if len(str(_socket_dir() / f".s.PGSQL.{PORT}")) > MAX_SOCKET_PATH:
+    if len(str(_socket_dir() / f".s.PGSQL.{port()}")) > MAX_SOCKET_PATH:
         raise RuntimeError(
             f"{home()} is too deep for a Unix socket path; set PG_DEV_HOME to a shorter directory"
         )
@@ -134,14 +142,15 @@ def _initdb() -> None:
     with open(staging / "postgresql.conf", "a") as conf:
         conf.write(
             f"""
-# Added by infra/pg_dev.py: a throwaway dev cluster, so durability is traded for speed.
+# Added by infra/pg_dev.py: a throwaway dev cluster; unless PG_DEV_DURABLE=1, durability is
+# traded for speed.
 listen_addresses = '127.0.0.1'
-port = {PORT}
+port = {port()}
 unix_socket_directories = '{_socket_dir()}'
 max_connections = 200
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+{"" if durable() else "fsync = off"}
+{"" if durable() else "synchronous_commit = off"}
+{"" if durable() else "full_page_writes = off"}
 """
         )
     shutil.rmtree(_data_dir(), ignore_errors=True)
@@ -178,7 +187,7 @@ def _start() -> None:
 
 def _ensure_role_and_database() -> None:
     with psycopg.connect(
-        host=str(_socket_dir()), port=PORT, user=SUPERUSER, dbname="postgres", autocommit=True
+        host=str(_socket_dir()), port=port(), user=SUPERUSER, dbname="postgres", autocommit=True
     ) as conn:
         role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (USER,)).fetchone()
         if role is None:

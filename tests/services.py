@@ -5,7 +5,9 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import time
 import uuid
+import warnings
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -108,11 +110,17 @@ def fresh_postgres_database(base_url: str) -> str:
 def drop_postgres_database(url: str) -> None:
     """Drop a database made by fresh_postgres_database, so repeated runs don't pile them up."""
     name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(_with_database(url, "postgres"), autocommit=True) as conn:
-        # WITH (FORCE) ends sessions a test left open (e.g. a leaked pool) instead of failing.
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    for attempt in range(20):
+        try:
+            with psycopg.connect(_with_database(url, "postgres"), autocommit=True) as conn:
+                # WITH (FORCE) ends sessions a test left open (e.g. a leaked pool).
+                conn.execute(statement)
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            # An autovacuum worker (a superuser session) on the fresh database: it ends soon.
+            time.sleep(0.25 * (attempt + 1))
+    warnings.warn(f"database {name} left behind: autovacuum kept it busy", stacklevel=2)
 
 
 def unique_topic_prefix() -> str:
