@@ -13,6 +13,7 @@ from domain.codes import generate_code
 from domain.markets import Markets
 from infra.config import Settings, load_settings
 from infra.db import Database, eventsourcing_env
+from infra.lookup import stream_lookup
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
 from infra.secrets import HmacCodeHasher, Keys
 from infra.vault import Vault
@@ -66,4 +67,5 @@ def build(
         vault=vault,
         markets=markets,
     )
+    app.existing_streams = stream_lookup(app.recorder)
     return Service(settings=settings, app=app, db=db, vault=vault)
