@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def add_consumer_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-poll-records", type=int, default=500, help="messages per transaction")
+    p.add_argument("--max-poll-records", type=int, default=2000, help="messages per poll")
     p.add_argument(
         "--instance-id",
         type=parse_text(100),

@@ -117,4 +117,4 @@ def test_r3_r11_consumer_killed_mid_batch_loses_nothing_and_applies_nothing_twic
     for tp, end in ends.end_offsets(partitions).items():
         assert app.recorder.max_tracking_id(f"{topics.checkout}#{tp.partition}") == end
     ends.close()
-    assert log.read_text().count("checkout batch partition=") >= KILLS
+    assert log.read_text().count("checkout batch partitions=") >= KILLS
