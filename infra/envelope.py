@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from functools import cache
 from typing import Any, cast
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import get_topic, resolve_topic
 
+from domain.base import DomainEvent
 from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts
 from domain.subjects import DataSubject
@@ -28,6 +31,27 @@ LIFTED = {
     "terms_version",
     "correlation_id",
 }
+
+
+def published_events() -> Iterator[tuple[str, str, type[DomainEvent]]]:
+    """(aggregate prefix, event type, class) of every event class that to_envelope publishes."""
+    for topic, prefix in PUBLISHED.items():
+        aggregate = resolve_topic(topic)
+        for name, member in vars(aggregate).items():
+            # Stream bookkeeping events (Opened) carry no `at` and are never published.
+            if (
+                isinstance(member, type)
+                and issubclass(member, DomainEvent)
+                and get_topic(member).startswith(topic + ".")
+                and "at" in member.model_fields
+            ):
+                yield prefix, f"{prefix}{name}", member
+
+
+@cache
+def published_topics() -> list[str]:
+    """Stored-event topics of published events: the relay reads only those from the store."""
+    return [get_topic(cls) for _, _, cls in published_events()]
 
 
 def aggregate_prefix(event: DomainEventProtocol[Any]) -> str | None:

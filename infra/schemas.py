@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel, ConfigDict
 
 from domain.base import DomainEvent
-from infra.envelope import LIFTED, PUBLISHED
+from infra.envelope import LIFTED, published_events
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE_ID = "https://giftcards.example.com/schemas/"
@@ -48,21 +46,6 @@ class Envelope(BaseModel):
     terms_version: str | None
     correlation_id: str | None
     data: dict[str, Any]
-
-
-def published_events() -> Iterator[tuple[str, str, type[DomainEvent]]]:
-    """(aggregate prefix, event type, class) of every event class that to_envelope publishes."""
-    for topic, prefix in PUBLISHED.items():
-        aggregate = resolve_topic(topic)
-        for name, member in vars(aggregate).items():
-            # Stream bookkeeping events (Opened) carry no `at` and are never published.
-            if (
-                isinstance(member, type)
-                and issubclass(member, DomainEvent)
-                and get_topic(member).startswith(topic + ".")
-                and "at" in member.model_fields
-            ):
-                yield prefix, f"{prefix}{name}", member
 
 
 def _all_required(schema: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from infra.cli.consume import kafka_settings, stop_on_sigterm
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("relay", help="publish stored events to Kafka exactly once")
     p.add_argument("--once", action="store_true", help="publish what is stored now, then exit")
-    p.add_argument("--batch-size", type=batch_size, default=500)
+    p.add_argument("--batch-size", type=batch_size, default=2000)
     p.set_defaults(handler=relay)
 
 

@@ -12,7 +12,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from infra.bootstrap import Service
-from infra.envelope import CONTENT_TYPE, to_envelope
+from infra.envelope import CONTENT_TYPE, published_topics, to_envelope
 from infra.kafka.topics import Topics
 
 log = logging.getLogger("giftcards.relay")
@@ -30,7 +30,7 @@ class Relay:
         topics: Topics,
         *,
         transactional_id: str = "giftcards-relay",
-        batch_size: int = 500,
+        batch_size: int = 2000,
     ) -> None:
         self.service = service
         self.bootstrap = bootstrap
@@ -52,9 +52,9 @@ class Relay:
         """Publish everything stored now; returns how many events were published."""
         total = 0
         while True:
-            published, seen = self._publish_with_retry()
+            published = self._publish_with_retry()
             total += published
-            if seen < self.batch_size:
+            if published < self.batch_size:
                 return total
 
     def run(self, stop: threading.Event) -> None:
@@ -63,7 +63,7 @@ class Relay:
         try:
             while not stop.is_set():
                 try:
-                    _, seen = self._publish_batch()
+                    seen = self._publish_batch()
                     failures = 0
                 except KafkaError as exc:
                     failures += 1
@@ -81,7 +81,7 @@ class Relay:
             self._producer.close(timeout=5)
             self._producer = None
 
-    def _publish_with_retry(self) -> tuple[int, int]:
+    def _publish_with_retry(self) -> int:
         for attempt in range(RETRIES):
             try:
                 return self._publish_batch()
@@ -93,29 +93,29 @@ class Relay:
                 time.sleep(0.2 * 2**attempt)
         raise AssertionError("unreachable")
 
-    def _publish_batch(self) -> tuple[int, int]:
+    def _publish_batch(self) -> int:
         """One transaction: the next notifications' envelopes + the new position."""
         producer = self._connect()
         assert self._position is not None
         started = time.monotonic()
         app = self.service.app
-        notifications = app.recorder.select_notifications(self._position + 1, self.batch_size)
+        # Private events (indexes, replies) are never published: the store filters them out.
+        notifications = app.recorder.select_notifications(
+            self._position + 1, self.batch_size, topics=published_topics()
+        )
         if not notifications:
-            return 0, 0
+            return 0
         last = notifications[-1].id
         producer.begin_transaction()
-        published = 0
         for notification in notifications:
             envelope = to_envelope(app.mapper.to_domain_event(notification), notification.id)
-            if envelope is None:  # private event: skipped, but the position moves past it
-                continue
+            assert envelope is not None  # the topic filter admits published events only
             producer.send(
                 self.topics.events,
                 key=str(envelope["card_id"] or envelope["stream_id"]).encode(),
                 value=orjson.dumps(envelope),
                 headers=_headers(envelope),
             )
-            published += 1
         producer.send(
             self.topics.relay_positions,
             key=self.transactional_id.encode(),
@@ -124,13 +124,14 @@ class Relay:
         producer.commit_transaction()
         self._position = last
         elapsed = time.monotonic() - started
+        published = len(notifications)
         log.info(
             "relayed %d events up to position %d (%.0f events/s)",
             published,
             last,
             published / elapsed if elapsed else 0.0,
         )
-        return published, len(notifications)
+        return published
 
     def _connect(self) -> KafkaProducer:
         """Fence any zombie with our transactional id, then read where the last commit ended."""
