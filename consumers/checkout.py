@@ -129,8 +129,11 @@ class CheckoutProcessor:
                     messages.append(parse(record.value, self.app.markets))
                 except Invalid as invalid:
                     self._dead(partition, record, invalid, staged)
-            # One query tells which replies and order keys do not exist yet, instead of one each.
-            uow.prefetch(key for message in messages for key in natural_keys(message))
+            # Two queries load every key and card the batch will read, instead of several each.
+            uow.prefetch(key for message in messages for key in natural_keys(self.app, message))
+            uow.prefetch(
+                index.target for index in uow.loaded.values() if isinstance(index, Index)
+            )
             for message in messages:
                 stored = uow.get(CheckoutReply.id_for(message.message_id), CheckoutReply)
                 if stored is not None:
@@ -248,14 +251,17 @@ class CheckoutProcessor:
         }
 
 
-def natural_keys(message: CheckoutMessage) -> list[UUID]:
-    """Streams a message will look up that are usually absent (new orders, new replies)."""
+def natural_keys(app: GiftCards, message: CheckoutMessage) -> list[UUID]:
+    """Streams a message's command will read: its reply, its order keys, the code's index."""
     keys = [CheckoutReply.id_for(message.message_id)]
     if isinstance(message, GiftCardOrdered):
         keys.append(stream_id(PURCHASE_ORDER, message.order_id))
     elif isinstance(message, CheckoutCompleted):
         keys.append(stream_id(REDEMPTION_ORDER, message.order_id))
         keys.append(CheckoutAttempts.id_for(message.customer_id or "anonymous"))
+        keys.append(app.code_index_id(message.gift_card_code))
+    elif isinstance(message, OrderItemsReturned):
+        keys.append(stream_id(REDEMPTION_ORDER, message.order_id))
     return keys
 
 

@@ -18,7 +18,7 @@ from domain.codes import last4, normalize_code
 from domain.errors import DomainError, refuse
 from domain.giftcard import GiftCard
 from domain.markets import Markets
-from domain.ports import Clock, CodeGenerator, CodeHasher, PersonalDataVault, StreamLookup
+from domain.ports import Clock, CodeGenerator, CodeHasher, PersonalDataVault, StreamLoader
 from domain.streams import CheckoutAttempts, Index, stream_id
 from domain.subjects import DataSubject
 
@@ -38,19 +38,30 @@ class UnitOfWork:
     def __init__(self, app: GiftCards) -> None:
         self.app = app
         self.changed: dict[UUID, Aggregate] = {}
+        self.loaded: dict[UUID, Aggregate] = {}
         self.absent: set[UUID] = set()
 
     def prefetch(self, ids: Iterable[UUID]) -> None:
-        """Learn in one query which streams do not exist yet (most natural keys of a batch)."""
-        wanted = set(ids) - self.changed.keys()
-        if self.app.existing_streams is not None and wanted:
-            self.absent |= wanted - self.app.existing_streams(list(wanted))
+        """Load many streams in one query: a batch reads its keys and cards once, not each."""
+        wanted = set(ids) - self.changed.keys() - self.loaded.keys() - self.absent
+        if self.app.load_streams is None or not wanted:
+            return
+        found = self.app.load_streams(list(wanted))
+        for stream, events in found.items():
+            aggregate: Any = None
+            for domain_event in events:
+                aggregate = cast(Any, domain_event).mutate(aggregate)
+            self.loaded[stream] = aggregate
+        self.absent |= wanted - found.keys()
 
     def get(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         if aggregate_id in self.changed:
             return cast(A, self.changed[aggregate_id])
         if aggregate_id in self.absent:
             return None
+        if aggregate_id in self.loaded:
+            prefetched = self.loaded[aggregate_id]
+            return prefetched if isinstance(prefetched, kind) else None
         try:
             found: object = self.app.repository.get(aggregate_id)
         except AggregateNotFoundError:
@@ -99,7 +110,7 @@ class GiftCards(Application[UUID]):
         self.markets = markets
         self._batch: UnitOfWork | None = None
         # Set by the composition root when the store can answer it in one query.
-        self.existing_streams: StreamLookup | None = None
+        self.load_streams: StreamLoader | None = None
 
     def construct_recorder(self) -> ProcessRecorder:
         # A process recorder: commands from Kafka are stored with their consumed offset.
@@ -141,6 +152,10 @@ class GiftCards(Application[UUID]):
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def code_index_id(self, code: str) -> UUID:
+        """The index stream of a code: keyed by its HMAC, so the code itself is never stored."""
+        return stream_id(CODE, self.hasher.lookup_key(normalize_code(code)))
 
     def now(self) -> datetime:
         return self.clock()
@@ -246,7 +261,7 @@ class GiftCards(Application[UUID]):
         now = self.now()
 
         def command(uow: UnitOfWork) -> Json:
-            found = uow.get(stream_id(CODE, self.hasher.lookup_key(normalize_code(code))), Index)
+            found = uow.get(self.code_index_id(code), Index)
             if found is None:
                 self._record_unknown_code(uow, customer_id, order_id, the_market.code, now)
                 raise refuse("unknown_code", "no gift card matches this code")
@@ -332,7 +347,7 @@ class GiftCards(Application[UUID]):
         return self._run(command)
 
     def _code_matches(self, uow: UnitOfWork, code: str, card: GiftCard) -> bool:
-        index = uow.get(stream_id(CODE, self.hasher.lookup_key(normalize_code(code))), Index)
+        index = uow.get(self.code_index_id(code), Index)
         return index is not None and index.target == card.id
 
     def order_market(self, order_id: str) -> str:

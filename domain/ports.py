@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from eventsourcing.domain import DomainEventProtocol
+
 Clock = Callable[[], datetime]
-# Which of these stream ids exist in the store (one query for a whole batch).
-StreamLookup = Callable[[list[UUID]], set[UUID]]
+# The events of many streams in one query (absent streams are missing from the result).
+StreamLoader = Callable[[list[UUID]], dict[UUID, list[DomainEventProtocol[UUID]]]]
 CodeGenerator = Callable[[], str]
 
 

@@ -13,7 +13,7 @@ from domain.codes import generate_code
 from domain.markets import Markets
 from infra.config import Settings, load_settings
 from infra.db import Database, eventsourcing_env
-from infra.lookup import stream_lookup
+from infra.lookup import stream_loader
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
 from infra.secrets import HmacCodeHasher, Keys
 from infra.vault import Vault
@@ -67,5 +67,5 @@ def build(
         vault=vault,
         markets=markets,
     )
-    app.existing_streams = stream_lookup(app.recorder)
+    app.load_streams = stream_loader(app.recorder, app.mapper)
     return Service(settings=settings, app=app, db=db, vault=vault)

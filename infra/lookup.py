@@ -1,48 +1,69 @@
-"""Existence of many event streams in one query, per backend (batch prefetch of natural keys)."""
+"""Many event streams loaded in one query, per backend (batch prefetch of keys and cards)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Recorder
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, Recorder, StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 
-from domain.ports import StreamLookup
+from domain.ports import StreamLoader
+
+# SQLite builds may cap bound parameters at 999.
+CHUNK = 900
 
 
-def stream_lookup(recorder: Recorder) -> StreamLookup | None:
-    """A lookup for SQL recorders; None (one read per key) for in-memory storage."""
+def stream_loader(recorder: Recorder, mapper: Mapper[UUID]) -> StreamLoader | None:
+    """A loader for SQL recorders; None (one read per stream) for in-memory storage."""
     if isinstance(recorder, PostgresAggregateRecorder):
         pg = recorder
+        # The table name comes from the library's own configuration, not from input.
         pg_sql = (
-            f"SELECT DISTINCT originator_id FROM {pg.events_table_name} "
-            "WHERE originator_id = ANY(%s)"
+            f"SELECT originator_id, originator_version, topic, state FROM {pg.events_table_name} "
+            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
         )
 
-        def pg_existing(ids: list[UUID]) -> set[UUID]:
+        def pg_load(ids: list[UUID]) -> dict[UUID, list[DomainEventProtocol[UUID]]]:
             with pg.datastore.transaction(commit=False) as cursor:
                 cursor.execute(pg_sql, (ids,))
-                return {UUID(str(row["originator_id"])) for row in cursor.fetchall()}
+                rows = cursor.fetchall()
+            return _group(mapper, ((UUID(str(r["originator_id"])), r) for r in rows))
 
-        return pg_existing
+        return pg_load
     if isinstance(recorder, SQLiteAggregateRecorder):
         lite = recorder
 
-        def sqlite_existing(ids: list[UUID]) -> set[UUID]:
-            found: set[UUID] = set()
-            # SQLite's default limit on bound parameters is 999 on old builds: chunk.
-            for start in range(0, len(ids), 900):
-                chunk = ids[start : start + 900]
-                marks = ",".join("?" * len(chunk))
+        def sqlite_load(ids: list[UUID]) -> dict[UUID, list[DomainEventProtocol[UUID]]]:
+            rows: list[Any] = []
+            for start in range(0, len(ids), CHUNK):
+                chunk = ids[start : start + CHUNK]
                 with lite.datastore.transaction(commit=False) as cursor:
                     cursor.execute(
-                        f"SELECT DISTINCT originator_id FROM {lite.events_table_name} "
-                        f"WHERE originator_id IN ({marks})",
+                        "SELECT originator_id, originator_version, topic, state "
+                        f"FROM {lite.events_table_name} "
+                        f"WHERE originator_id IN ({','.join('?' * len(chunk))}) "
+                        "ORDER BY originator_id, originator_version",
                         [i.hex for i in chunk],
                     )
-                    found |= {UUID(row[0]) for row in cursor.fetchall()}
-            return found
+                    rows += cursor.fetchall()
+            return _group(mapper, ((UUID(r["originator_id"]), r) for r in rows))
 
-        return sqlite_existing
+        return sqlite_load
     return None
+
+
+def _group(mapper: Mapper[UUID], rows: Any) -> dict[UUID, list[DomainEventProtocol[UUID]]]:
+    streams: dict[UUID, list[DomainEventProtocol[UUID]]] = defaultdict(list)
+    for stream, row in rows:
+        stored = StoredEvent(
+            originator_id=stream,
+            originator_version=row["originator_version"],
+            topic=row["topic"],
+            state=bytes(row["state"]),
+        )
+        streams[stream].append(mapper.to_domain_event(stored))
+    return dict(streams)

@@ -1,4 +1,4 @@
-"""Batch prefetch of natural keys: one query per batch, same answers as one read per key."""
+"""Batch prefetch: many streams in one query, the same answers as one read per stream."""
 
 from __future__ import annotations
 
@@ -15,14 +15,19 @@ def test_r3_prefetch_knows_absent_keys_and_still_loads_existing_ones(service: Se
     bought = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="c",
                           order_id="known")
     known, unknown = stream_id(PURCHASE_ORDER, "known"), stream_id(PURCHASE_ORDER, "new")
-    assert app.existing_streams is not None  # SQL stores answer in one query
-    assert app.existing_streams([known, unknown, uuid4()]) == {known}
+    card_id = UUID(bought["card_id"])
+    assert app.load_streams is not None  # SQL stores answer in one query
+    loaded = app.load_streams([known, unknown, card_id, uuid4()])
+    assert set(loaded) == {known, card_id}
+    assert [type(e).__name__ for e in loaded[card_id]] == ["Purchased", "Activated"]
     uow = UnitOfWork(app)
-    uow.prefetch([known, unknown, UUID(bought["card_id"])])
-    assert uow.absent == {unknown}
+    uow.prefetch([known, unknown, card_id])
+    assert uow.absent == {unknown} and set(uow.loaded) == {known, card_id}
     index = uow.get(known, Index)
-    assert index is not None and index.target == UUID(bought["card_id"])
-    assert uow.get(UUID(bought["card_id"]), GiftCard) is not None
+    assert index is not None and index.target == card_id
+    card = uow.get(card_id, GiftCard)
+    assert card is not None and card.__dict__ == app.repository.get(card_id).__dict__
+    assert uow.get(card_id, Index) is None  # a stream of another kind is not an index
     assert uow.get(unknown, Index) is None
     # A stream created in the batch after the prefetch is seen by later commands of the batch.
     uow.add(Index.register(PURCHASE_ORDER, "new", UUID(bought["card_id"])))
