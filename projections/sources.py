@@ -11,7 +11,7 @@ import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from domain.application import GiftCards
-from infra.envelope import to_envelope
+from infra.envelope import published_topics, to_envelope
 from projections import handlers
 from projections.runner import STORE, Item, Projector
 
@@ -25,7 +25,9 @@ def store_total(app: GiftCards) -> int:
 
 def store_page(app: GiftCards, start: int, limit: int) -> list[Item]:
     items = []
-    for notification in app.recorder.select_notifications(start, limit):
+    # Only published events feed the views, exactly as on Kafka: private ones are not even read.
+    notifications = app.recorder.select_notifications(start, limit, topics=published_topics())
+    for notification in notifications:
         try:
             event = app.mapper.to_domain_event(notification)
         except Exception as exc:  # one unreadable record must not stop the views
@@ -53,9 +55,9 @@ def sync_store(
             break
         done = projector.apply(page)
         applied += done
+        if progress:  # in stored records covered, the unit of store_total()
+            progress(page[-1].pos + 1 - start, done)
         start = page[-1].pos + 1
-        if progress:
-            progress(len(page), done)
     return applied
 
 
@@ -77,8 +79,9 @@ def consumer(bootstrap: str, group_id: str | None, **extra: Any) -> KafkaConsume
         isolation_level="read_committed",
         auto_offset_reset="earliest",
         max_poll_records=2000,
-        fetch_max_bytes=16 * 1024 * 1024,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
+        # Bounded prefetch: memory stays flat however long the topic (rebuilds read it all).
+        fetch_max_bytes=8 * 1024 * 1024,
+        max_partition_fetch_bytes=1024 * 1024,
         **extra,
     )
 
