@@ -82,7 +82,11 @@ class UnitOfWork:
         from eventsourcing.application import ProcessingEvent
 
         processing: ProcessingEvent[UUID] = ProcessingEvent(tracking)
-        processing.collect_events(*self.changed.values())
+        for aggregate in self.changed.values():
+            # What collect_events() does, minus its runtime-Protocol isinstance checks, which
+            # cost more than the rest of a batch commit's Python work.
+            processing.events.extend(aggregate.collect_events())
+            processing.aggregates[aggregate.id] = aggregate
         self.app.record(processing)
         self.changed.clear()
 
