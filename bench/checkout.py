@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -98,14 +99,22 @@ def end_to_end(ctx: Ctx) -> list[Row]:
     _, env = ctx.fresh_service()
     topics = ctx.topics()
     mailbox, stop = Mailbox(), threading.Event()
+    holder: list[CheckoutConsumer] = []
 
     def consume() -> None:
         service = build(load_settings(env))
-        CheckoutConsumer(service.app, ctx.bootstrap, topics, mailer=mailbox).run(stop)
+        consumer = CheckoutConsumer(service.app, ctx.bootstrap, topics, mailer=mailbox)
+        holder.append(consumer)
+        consumer.run(stop)
         service.close()
 
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
+    # Throughput, not start-up: the clock starts once the consumer has joined its group.
+    deadline = time.monotonic() + 60
+    while not (holder and holder[0].positioned.wait(timeout=0.1)):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the checkout consumer did not join its group")
     purchases = [ordered(i) for i in range(half)]
     with timed() as elapsed:
         produce(ctx.bootstrap, topics.checkout, purchases)

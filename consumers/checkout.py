@@ -286,6 +286,8 @@ class CheckoutConsumer:
         self.processor = CheckoutProcessor(app, topics.checkout)
         self.topics = topics
         self.unpositioned: set[TopicPartition] = set()
+        # Set once partitions are assigned and positioned: the consumer is ready for input.
+        self.positioned = threading.Event()
         self.mailer = mailer or LoggingMailer()
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -315,6 +317,7 @@ class CheckoutConsumer:
                     # Records fetched from the group's position before seeking are dropped:
                     # they come again from the right offset.
                     self.seek_to_tracked(list(self.unpositioned))
+                    self.positioned.set()
                     continue
                 if polled:
                     self.handle(polled)
