@@ -34,6 +34,7 @@ from domain.streams import CheckoutAttempts, Index, stream_id
 from infra.kafka.topics import Topics
 from infra.mailer import CodeMailer, LoggingMailer
 
+MAX_TRANSACTION_MESSAGES = 500
 log = logging.getLogger("giftcards.checkout")
 Json = dict[str, Any]
 CONFLICT_RETRIES = 5
@@ -329,10 +330,14 @@ class CheckoutConsumer:
         started = time.perf_counter()
         outcome = Outcome()
         for tp, records in polled.items():
-            done = self.processor.process(tp.partition, records)
-            outcome.results += done.results
-            outcome.dead += done.dead
-            outcome.deliveries += done.deliveries
+            # Bounded transactions: psycopg's pipeline stalls on inserts of tens of thousands
+            # of events, and shorter transactions hold the store's insert lock for less long.
+            for start in range(0, len(records), MAX_TRANSACTION_MESSAGES):
+                chunk = records[start : start + MAX_TRANSACTION_MESSAGES]
+                done = self.processor.process(tp.partition, chunk)
+                outcome.results += done.results
+                outcome.dead += done.dead
+                outcome.deliveries += done.deliveries
         # Codes first: once a result is out, its buyer's code is on its way.
         for card_id, code, buyer in outcome.deliveries:
             self.mailer.deliver(card_id, code, buyer)
