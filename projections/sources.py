@@ -25,8 +25,11 @@ def store_total(app: GiftCards) -> int:
 
 def store_page(app: GiftCards, start: int, limit: int) -> list[Item]:
     items = []
+    last = int(app.recorder.max_notification_id() or 0)
     # Only published events feed the views, exactly as on Kafka: private ones are not even read.
-    notifications = app.recorder.select_notifications(start, limit, topics=published_topics())
+    notifications = app.recorder.select_notifications(
+        start, limit, stop=last, topics=published_topics()
+    )
     for notification in notifications:
         try:
             event = app.mapper.to_domain_event(notification)
@@ -35,6 +38,10 @@ def store_page(app: GiftCards, start: int, limit: int) -> list[Item]:
             items.append(Item(STORE, 0, notification.id, None, reason))
             continue
         items.append(Item(STORE, 0, notification.id, to_envelope(event, notification.id)))
+    if len(notifications) < limit and last >= start:
+        # Everything up to `last` was read: a position-only item moves the views past the
+        # private events after the last published one, so "caught up" means position == last.
+        items.append(Item(STORE, 0, last, None))
     return items
 
 
