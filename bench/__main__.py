@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from pathlib import Path
 
 from bench import checkout, projections, relay
 from bench.common import Ctx, Section, print_table
@@ -37,7 +36,6 @@ def main() -> None:
 def durable_postgres() -> None:
     """Transaction costs only mean something with real commits: a cluster with fsync on."""
     if not os.environ.get("GIFTCARDS_TEST_POSTGRES_URL"):
-        os.environ.setdefault("PG_DEV_HOME", str(Path(".cache/pg-durable").resolve()))
         os.environ.setdefault("PG_DEV_PORT", "15433")
         os.environ.setdefault("PG_DEV_DURABLE", "1")
 

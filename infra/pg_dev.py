@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import os
 import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +42,13 @@ def durable() -> bool:
 
 
 def home() -> Path:
-    return Path(os.environ.get("PG_DEV_HOME", REPO_ROOT / ".cache" / "pg")).resolve()
+    """Under the system temp dir by default: the `postgres` OS user must be able to reach it,
+    and a checkout may live below a directory only root can enter (e.g. `mktemp -d`)."""
+    given = os.environ.get("PG_DEV_HOME")
+    if given:
+        return Path(given).resolve()
+    checkout = hashlib.sha1(str(REPO_ROOT).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"giftcards-pg-{checkout}-{port()}"
 
 
 def _bin(name: str) -> str:
