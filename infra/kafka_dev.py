@@ -21,6 +21,8 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from infra.launcher import run_command
+
 KAFKA_VERSION = "4.3.1"
 # Kafka 4.3.1's own modules are built against log4j 2.25.4; matching it avoids a mixed classpath.
 LOG4J_VERSION = "2.25.4"
@@ -447,20 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         "--port", type=int, default=DEFAULT_PORT, help="client port; the controller uses port+1"
     )
     args = parser.parse_args(argv)
-    try:
-        if args.command == "up":
-            print(up(port=args.port))
-        elif args.command == "down":
-            down()
-            print("stopped")
-        else:
-            bootstrap = status()
-            print(f"running {bootstrap}" if bootstrap else "stopped")
-            return 0 if bootstrap else 3
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_command(args.command, lambda: up(port=args.port), down, status)
 
 
 if __name__ == "__main__":

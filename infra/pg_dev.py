@@ -19,6 +19,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from infra.launcher import run_command
+
 USER = "giftcards"
 PASSWORD = "giftcards"
 DATABASE = "giftcards"
@@ -253,22 +255,7 @@ def status() -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.pg_dev", description=__doc__)
     parser.add_argument("command", choices=("up", "down", "status"))
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "up":
-            print(up())
-        elif args.command == "down":
-            down()
-            print("stopped")
-        else:
-            running = status()
-            print(f"running {running}" if running else "stopped")
-            return 0 if running else 3
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
+    return run_command(parser.parse_args(argv).command, up, down, status)
 
 if __name__ == "__main__":
     sys.exit(main())
