@@ -32,6 +32,7 @@ class Database:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
         self._depth = 0
+        self._staged: set[str] = set()
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.is_postgres else sql
@@ -48,6 +49,37 @@ class Database:
                 cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
         else:
             self._conn.executemany(sql, [tuple(r) for r in rows])
+
+    def upsert(
+        self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert or replace many rows by key. PostgreSQL: COPY into a staging table, then one
+        INSERT .. SELECT (COPY encodes rows in C; executemany costs ~10 us of Python a row)."""
+        if not rows:
+            return
+        cols = ", ".join(columns)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+        conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        if not self.is_postgres:
+            marks = ", ".join("?" * len(columns))
+            self.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", rows)
+            return
+        stage = f"stage_{table}"
+        if stage not in self._staged:
+            self._conn.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+                f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            self._staged.add(stage)
+        with self.tx(), self._conn.cursor() as cursor:
+            with cursor.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            # Moving the rows out leaves the staging table empty for the next call.
+            cursor.execute(
+                f"WITH staged AS (DELETE FROM {stage} RETURNING *) "
+                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM staged {conflict}"
+            )
 
     @contextmanager
     def tx(self) -> Iterator[Database]:

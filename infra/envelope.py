@@ -8,12 +8,14 @@ from typing import Any, cast
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, Notification
 from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.base import DomainEvent
 from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts
 from domain.subjects import DataSubject
+from infra.orjsonpydantic import PydanticMapper
 
 # Aggregates whose events are published; indexes are private lookups and stay home.
 PUBLISHED = {get_topic(GiftCard): "GiftCard", get_topic(CheckoutAttempts): "Checkout"}
@@ -54,32 +56,44 @@ def published_topics() -> list[str]:
     return [get_topic(cls) for _, _, cls in published_events()]
 
 
-def aggregate_prefix(event: DomainEventProtocol[Any]) -> str | None:
-    """`GiftCard`/`Checkout` for published events, None for private ones."""
-    return PUBLISHED.get(get_topic(type(event)).rsplit(".", 1)[0])
-
-
 def event_id(originator_id: UUID, version: int) -> UUID:
     """Deterministic: the same stored event always has the same id, however often relayed."""
     return uuid5(originator_id, str(version))
 
 
 def to_envelope(event: DomainEventProtocol[Any], position: int) -> dict[str, Any] | None:
-    """Envelope of a stored event, or None when the event is not published."""
-    prefix = aggregate_prefix(event)
-    if prefix is None:
-        return None
+    """Envelope of a domain event, or None when the event is not published."""
     fields = cast(Any, event).model_dump(mode="json")
-    if "at" not in fields:  # stream bookkeeping (e.g. CheckoutAttempts.Opened), not a fact
+    return _envelope(type(event), event.originator_id, event.originator_version, fields, position)
+
+
+def stored_envelope(mapper: Mapper[Any], stored: Notification) -> dict[str, Any] | None:
+    """Envelope of a stored event, from its stored JSON fields: the relay's and the store
+    rebuild's hot path skips building a pydantic event unless an upcaster changed the fields."""
+    assert isinstance(mapper, PydanticMapper)  # the composition root installs it
+    cls, fields, upcast = mapper.to_state(stored)
+    originator_id = cast(UUID, stored.originator_id)  # both recorders give back UUIDs
+    if upcast:  # let the model validate and normalise what the upcasters produced
+        event = cls(**fields, originator_id=originator_id,
+                    originator_version=stored.originator_version)
+        fields = event.model_dump(mode="json")
+    return _envelope(cls, originator_id, stored.originator_version, fields, stored.id)
+
+
+def _envelope(
+    cls: type[Any], originator_id: UUID, version: int, fields: dict[str, Any], position: int
+) -> dict[str, Any] | None:
+    prefix = _prefix(get_topic(cls))
+    if prefix is None or "at" not in fields:  # private, or stream bookkeeping (Opened)
         return None
-    is_card = prefix == "GiftCard"
+    stream_id = str(originator_id)
     return {
-        "event_id": str(event_id(event.originator_id, event.originator_version)),
-        "event_type": f"{prefix}{type(event).__name__}",
-        "schema_version": getattr(type(event), "class_version", 1),
-        "card_id": str(event.originator_id) if is_card else None,
-        "stream_id": str(event.originator_id),
-        "card_version": event.originator_version,
+        "event_id": str(event_id(originator_id, version)),
+        "event_type": f"{prefix}{cls.__name__}",
+        "schema_version": getattr(cls, "class_version", 1),
+        "card_id": stream_id if prefix == "GiftCard" else None,
+        "stream_id": stream_id,
+        "card_version": version,
         "position": position,
         "occurred_at": fields.get("at"),
         "recorded_at": fields["timestamp"],
@@ -89,3 +103,9 @@ def to_envelope(event: DomainEventProtocol[Any], position: int) -> dict[str, Any
         "correlation_id": fields.get("correlation_id"),
         "data": {k: v for k, v in fields.items() if k not in LIFTED},
     }
+
+
+@cache
+def _prefix(event_topic: str) -> str | None:
+    """`GiftCard`/`Checkout`/`Subject` for published events, None for private ones."""
+    return PUBLISHED.get(event_topic.rsplit(".", 1)[0])

@@ -41,7 +41,9 @@ class PydanticMapper(Mapper):  # type: ignore[type-arg]
             state=stored,
         )
 
-    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[Any]:
+    def to_state(self, stored_event: StoredEvent) -> tuple[type[Any], dict[str, Any], bool]:
+        """(event class, stored fields upcast to the class's version, whether any upcaster ran).
+        Without upcasting the fields are exactly `model_dump(mode="json")` of the event."""
         stored = stored_event.state
         if self.cipher:
             stored = self.cipher.decrypt(stored)
@@ -49,10 +51,14 @@ class PydanticMapper(Mapper):  # type: ignore[type-arg]
             stored = self.compressor.decompress(stored)
         state: dict[str, Any] = self.transcoder.decode(stored)
         cls = resolve_topic(stored_event.topic)
-        version = state.pop("class_version", 1)
+        version = stored_version = state.pop("class_version", 1)
         while version < getattr(cls, "class_version", 1):
             getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
             version += 1
+        return cls, state, version != stored_version
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[Any]:
+        cls, state, _ = self.to_state(stored_event)
         state["originator_id"] = stored_event.originator_id
         state["originator_version"] = stored_event.originator_version
         return cast(DomainEventProtocol[Any], cls(**state))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -36,7 +37,11 @@ class Batch:
         if not missing:
             return
         cols = ", ".join(table.columns)
-        if len(table.key) == 1:
+        if len(table.key) == 1 and self.db.is_postgres:
+            # One array parameter: the statement text stays the same, so psycopg parses it once.
+            sql = f"SELECT {cols} FROM {table.name} WHERE {table.key[0]} = ANY(?)"
+            self._cache(table, self.db.execute(sql, [[k[0] for k in missing]]))
+        elif len(table.key) == 1:
             for start in range(0, len(missing), CHUNK):
                 part = missing[start : start + CHUNK]
                 marks = ", ".join("?" * len(part))
@@ -82,22 +87,28 @@ class Batch:
                 where = " AND ".join(f"{c} = ?" for c in table.key)
                 self.db.executemany(f"DELETE FROM {name} WHERE {where}", deletes)
             if upserts:
-                self.db.executemany(_upsert_sql(table), [_encode(table, r) for r in upserts])
+                self.db.upsert(
+                    name, list(table.columns), table.key, [_encode(table, r) for r in upserts]
+                )
         self._dirty.clear()
         self._rows.clear()
 
 
-def _encode(table: Table, row: Row) -> list[Any]:
-    return [
-        orjson.dumps(row[c]).decode() if c in table.json and row[c] is not None else row[c]
-        for c in table.columns
-    ]
-
-
-def _upsert_sql(table: Table) -> str:
-    cols = list(table.columns)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in table.key)
-    return (
-        f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-        f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {updates}"
+def _encode(table: Table, row: Row) -> tuple[Any, ...]:
+    values = _getter(table)(row)
+    if not table.json:
+        return values  # type: ignore[no-any-return]
+    return tuple(
+        orjson.dumps(v).decode() if c in table.json and v is not None else v
+        for c, v in zip(table.columns, values, strict=True)
     )
+
+
+def _getter(table: Table) -> itemgetter[Any]:
+    """The row's values in column order, fetched in C (flush encodes ~200k rows per 100k events)."""
+    if (getter := _GETTERS.get(table.name)) is None:
+        getter = _GETTERS[table.name] = itemgetter(*table.columns)
+    return getter
+
+
+_GETTERS: dict[str, itemgetter[Any]] = {}

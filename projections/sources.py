@@ -11,7 +11,7 @@ import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from domain.application import GiftCards
-from infra.envelope import published_topics, to_envelope
+from infra.envelope import published_topics, stored_envelope
 from projections import handlers
 from projections.runner import STORE, Item, Projector
 
@@ -32,12 +32,12 @@ def store_page(app: GiftCards, start: int, limit: int) -> list[Item]:
     )
     for notification in notifications:
         try:
-            event = app.mapper.to_domain_event(notification)
+            envelope = stored_envelope(app.mapper, notification)
         except Exception as exc:  # one unreadable record must not stop the views
             reason = f"undecodable: {type(exc).__name__}"
             items.append(Item(STORE, 0, notification.id, None, reason))
             continue
-        items.append(Item(STORE, 0, notification.id, to_envelope(event, notification.id)))
+        items.append(Item(STORE, 0, notification.id, envelope))
     if len(notifications) < limit and last >= start:
         # Everything up to `last` was read: a position-only item moves the views past the
         # private events after the last published one, so "caught up" means position == last.

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
 
 def parse(text: str) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -13,7 +11,8 @@ def parse(text: str) -> datetime:
 
 
 def fmt(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime(FORMAT)
+    # isoformat is several times faster than strftime(FORMAT) and gives the same text in UTC.
+    return instant.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def norm(text: str) -> str:

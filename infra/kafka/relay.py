@@ -12,7 +12,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from infra.bootstrap import Service
-from infra.envelope import CONTENT_TYPE, published_topics, to_envelope
+from infra.envelope import CONTENT_TYPE, published_topics, stored_envelope
 from infra.kafka.topics import Topics
 
 log = logging.getLogger("giftcards.relay")
@@ -108,7 +108,7 @@ class Relay:
         last = notifications[-1].id
         producer.begin_transaction()
         for notification in notifications:
-            envelope = to_envelope(app.mapper.to_domain_event(notification), notification.id)
+            envelope = stored_envelope(app.mapper, notification)
             assert envelope is not None  # the topic filter admits published events only
             producer.send(
                 self.topics.events,

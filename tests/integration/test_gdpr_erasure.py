@@ -13,7 +13,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from infra.bootstrap import Service
 from infra.db import sqlite_path
-from infra.envelope import to_envelope
+from infra.envelope import stored_envelope
 from infra.kafka.admin import ensure_topics
 from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
@@ -53,7 +53,7 @@ def envelopes(service: Service, after: int = 0) -> list[dict[str, Any]]:
     app = service.app
     found = []
     for n in app.recorder.select_notifications(after + 1, 100_000):
-        envelope = to_envelope(app.mapper.to_domain_event(n), n.id)
+        envelope = stored_envelope(app.mapper, n)
         if envelope is not None:
             found.append(envelope)
     return found

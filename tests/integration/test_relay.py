@@ -11,7 +11,7 @@ from kafka import KafkaConsumer, TopicPartition
 from domain.application import GiftCards
 from domain.errors import DomainError
 from infra.bootstrap import Service
-from infra.envelope import to_envelope
+from infra.envelope import stored_envelope
 from infra.kafka.admin import ensure_topics
 from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
@@ -49,7 +49,7 @@ def stored_envelopes(app: GiftCards) -> list[dict[str, Any]]:
     start = 1
     while notifications := app.recorder.select_notifications(start, 1000):
         for n in notifications:
-            envelope = to_envelope(app.mapper.to_domain_event(n), n.id)
+            envelope = stored_envelope(app.mapper, n)
             if envelope is not None:
                 out.append(envelope)
         start = notifications[-1].id + 1

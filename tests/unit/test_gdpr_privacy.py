@@ -13,7 +13,7 @@ import pytest
 from domain.application import GiftCards
 from domain.errors import DomainError
 from infra.bootstrap import Service
-from infra.envelope import to_envelope
+from infra.envelope import stored_envelope
 from infra.privacy import PiiReader, Privacy
 from infra.vault import ERASED
 
@@ -149,7 +149,7 @@ def test_p2_erasure_is_published_without_pii_as_subject_erased(
     Privacy(memory_service).erase(h.alice_ids, "req-9")
     Privacy(memory_service).object(["cust-bob"], "req-10")
     app = memory_service.app
-    envelopes = [to_envelope(app.mapper.to_domain_event(n), n.id)
+    envelopes = [stored_envelope(app.mapper, n)
                  for n in app.recorder.select_notifications(1, 10_000)]
     subject = [e for e in envelopes if e and e["event_type"].startswith("Subject")]
     assert [(e["event_type"], e["data"]["subject_id"]) for e in subject] == [

@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from domain.errors import DomainError
 from infra import schemas
 from infra.bootstrap import Service
-from infra.envelope import to_envelope
+from infra.envelope import stored_envelope
 
 EMAIL, NAME, MESSAGE = "alice@example.com", "Alice Durand", "from A with love"
 
@@ -37,7 +37,7 @@ def for_envelope(envelope: dict[str, Any]) -> Draft202012Validator:
 def published(service: Service) -> list[dict[str, Any]]:
     """Every envelope of the store, as a consumer reads it off the topic (orjson bytes)."""
     notifications = service.app.recorder.select_notifications(1, 10**6)
-    envelopes = (to_envelope(service.app.mapper.to_domain_event(n), n.id) for n in notifications)
+    envelopes = (stored_envelope(service.app.mapper, n) for n in notifications)
     return [orjson.loads(orjson.dumps(e)) for e in envelopes if e is not None]
 
 
