@@ -289,6 +289,8 @@ class CheckoutConsumer:
         self.unpositioned: set[TopicPartition] = set()
         # Set once partitions are assigned and positioned: the consumer is ready for input.
         self.positioned = threading.Event()
+        # Messages whose results are out and offsets committed (for health checks, benchmarks).
+        self.handled = 0
         self.mailer = mailer or LoggingMailer()
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -347,6 +349,7 @@ class CheckoutConsumer:
             {tp: OffsetAndMetadata(rs[-1].offset + 1, "", -1) for tp, rs in polled.items()}
         )
         count = sum(len(records) for records in polled.values())
+        self.handled += count
         elapsed = time.perf_counter() - started
         log.info(
             "checkout batch partitions=%d count=%d accepted=%d rejected=%d dead=%d rate=%.0f/s",

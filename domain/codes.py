@@ -11,7 +11,14 @@ LENGTH = 18
 
 def generate_code() -> str:
     """A fresh code, grouped for readability: XXXXXX-XXXXXX-XXXXXX."""
-    raw = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+    # One CSPRNG draw below 31**18, written in base 31: uniform like 18 secrets.choice()
+    # calls, without 18 system calls (a Kafka purchase batch makes hundreds of codes).
+    number = secrets.randbelow(len(ALPHABET) ** LENGTH)
+    symbols = []
+    for _ in range(LENGTH):
+        number, digit = divmod(number, len(ALPHABET))
+        symbols.append(ALPHABET[digit])
+    raw = "".join(symbols)
     return "-".join(raw[i : i + 6] for i in range(0, LENGTH, 6))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
@@ -12,6 +13,7 @@ from domain.base import Aggregate
 _NAMESPACE = uuid5(NAMESPACE_URL, "urn:giftcards")
 
 
+@lru_cache(maxsize=65_536)  # a checkout message asks for the same few ids many times
 def stream_id(kind: str, key: str) -> UUID:
     """Deterministic id for a natural key, so that a second writer of the key conflicts."""
     return uuid5(_NAMESPACE, f"{kind}:{key}")

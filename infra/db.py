@@ -129,6 +129,7 @@ def eventsourcing_env(url: str) -> dict[str, str]:
             "POSTGRES_PASSWORD": unquote(parsed.password or ""),
             "POSTGRES_POOL_SIZE": "5",
             "POSTGRES_MAX_OVERFLOW": "10",
+            "PROCESS_RECORDER_TOPIC": "infra.recorders:BinaryPostgresProcessRecorder",
         }
     if url == "memory://":
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}

@@ -114,7 +114,7 @@ class Relay:
                 self.topics.events,
                 key=str(envelope["card_id"] or envelope["stream_id"]).encode(),
                 value=orjson.dumps(envelope),
-                headers=_headers(envelope),
+                headers=headers(envelope),
             )
         producer.send(
             self.topics.relay_positions,
@@ -184,7 +184,8 @@ class Relay:
             consumer.close()
 
 
-def _headers(envelope: dict[str, Any]) -> list[tuple[str, bytes]]:
+def headers(envelope: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """The record headers of an envelope: consumers route on them without parsing the value."""
     return [
         ("event_type", str(envelope["event_type"]).encode()),
         ("schema_version", str(envelope["schema_version"]).encode()),

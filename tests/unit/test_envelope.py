@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import uuid4
@@ -50,7 +51,7 @@ def test_stored_envelope_equals_the_domain_event_envelope(
 
 
 @pytest.fixture
-def published_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
+def published_ledger(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setitem(envelope_module.PUBLISHED, get_topic(Ledger), "Ledger")
     envelope_module._prefix.cache_clear()
     yield

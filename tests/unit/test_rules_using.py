@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import date
 from uuid import UUID
 
@@ -36,6 +37,18 @@ def test_r8_codes_are_long_unambiguous_and_carry_80_bits() -> None:
     for code in codes:
         raw = normalize_code(code)
         assert len(raw) >= 16 and set(raw) <= set(ALPHABET)
+
+
+def test_r8_every_symbol_is_equally_likely_at_every_position() -> None:
+    """A biased or short draw (e.g. leading symbols stuck) shows up as a skewed position."""
+    draws = 31 * 400
+    columns = list(zip(*(normalize_code(generate_code()) for _ in range(draws)), strict=True))
+    expected = draws / len(ALPHABET)
+    spread = 6 * math.sqrt(expected)  # six standard deviations: a false alarm is ~1e-9
+    for position, column in enumerate(columns):
+        counts = Counter(column)
+        assert set(counts) == set(ALPHABET), position
+        assert all(abs(n - expected) < spread for n in counts.values()), (position, counts)
 
 
 def test_r8_code_is_typed_at_checkout_in_any_case_and_grouping(memory_service: Service) -> None:

@@ -1,0 +1,35 @@
+"""The PostgreSQL process recorder with the stored events sent in binary, not text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.postgres import PostgresProcessRecorder
+from psycopg.sql import SQL, Composed
+
+
+class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
+    """The library's recorder, but the array of stored events is dumped in binary (`%b`).
+
+    In text form psycopg escapes every field of every composite value in Python (regular
+    expressions over the JSON state); the binary form is ~5 times cheaper per event, which is
+    a sixth of the checkout consumer's work per message. The SQL and its semantics are
+    otherwise the library's own."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.insert_events_statement = _binary(self.insert_events_statement)
+
+
+def _binary(statement: Composed) -> Composed:
+    """The same statement with its one `%s` placeholder (the events array) as `%b`."""
+    parts: list[Any] = []
+    for part in statement:
+        if isinstance(part, Composed):
+            part = _binary(part)
+        elif isinstance(part, SQL) and "%s" in part.as_string():
+            part = SQL(part.as_string().replace("%s", "%b"))
+        parts.append(part)
+    binary = Composed(parts)
+    assert binary.as_string().count("%b") == 1, "the library's insert statement changed"
+    return binary
