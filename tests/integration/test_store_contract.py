@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
+import orjson
 import pytest
 
 from domain.errors import DomainError
@@ -113,3 +114,20 @@ def test_r11_concurrent_redemptions_of_one_code_exactly_one_wins(
         assert len(won) == 1 and len(lost) == 1, results
         assert lost[0].code == "already_redeemed"
         assert types(service.app, card["card_id"]).count("Redeemed") == 1
+
+
+def test_stored_state_round_trips_byte_for_byte_with_awkward_text(service: Service) -> None:
+    """PostgreSQL gets the events in binary (infra.recorders): quotes, backslashes, braces,
+    commas and non-ASCII text, which the text form must escape, come back unchanged."""
+    from infra.recorders import BinaryPostgresProcessRecorder
+
+    if service.settings.database_url.startswith("postgresql"):
+        assert isinstance(service.app.recorder, BinaryPostgresProcessRecorder)
+    awkward = 'Zoë\'s "gift", {a,b} \\ (x) ✓ \\N NULL'
+    card = service.app.purchase(market="FR", amount=5000, payment_method="card",
+                                buyer_id=awkward, order_id=f"o-{awkward}")
+    stored = service.app.recorder.select_events(UUID(card["card_id"]))
+    assert orjson.loads(stored[0].state)["buyer_subject"] == awkward
+    again = service.app.purchase(market="FR", amount=5000, payment_method="card",
+                                 buyer_id=awkward, order_id=f"o-{awkward}")
+    assert again["card_id"] == card["card_id"] and again["replayed"] is True
