@@ -50,6 +50,20 @@ class Database:
         else:
             self._conn.executemany(sql, [tuple(r) for r in rows])
 
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert many new rows (a key already there is an error). PostgreSQL: one COPY."""
+        if not rows:
+            return
+        cols = ", ".join(columns)
+        if not self.is_postgres:
+            marks = ", ".join("?" * len(columns))
+            self.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+            return
+        copying = f"COPY {table} ({cols}) FROM STDIN"
+        with self._conn.cursor() as cursor, cursor.copy(copying) as copy:
+            for row in rows:
+                copy.write_row(row)
+
     def upsert(
         self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:

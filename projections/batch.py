@@ -87,9 +87,11 @@ class Batch:
                 where = " AND ".join(f"{c} = ?" for c in table.key)
                 self.db.executemany(f"DELETE FROM {name} WHERE {where}", deletes)
             if upserts:
-                self.db.upsert(
-                    name, list(table.columns), table.key, [_encode(table, r) for r in upserts]
-                )
+                rows = [_encode(table, r) for r in upserts]
+                if table.append_only:
+                    self.db.insert(name, list(table.columns), rows)
+                else:
+                    self.db.upsert(name, list(table.columns), table.key, rows)
         self._dirty.clear()
         self._rows.clear()
 

@@ -55,11 +55,16 @@ def _window(b: Batch, key: str, entry: list[Any]) -> list[list[Any]]:
 # --- F1 code guessing ------------------------------------------------------------------------
 
 
-def unknown_code(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) -> None:
+def unknown_code_key(env: Envelope, config: FraudConfig) -> tuple[str, str, str]:
+    """(state key, customer, window start) of an unknown-code attempt."""
     # The attempts stream is per customer; its id stands in when the id itself is not published.
     customer = env["data"].get("customer_id") or env["stream_id"]
     start = bucket(env["occurred_at"], timedelta(minutes=config.f1_window_minutes))
-    key = f"F1|{customer}|{start}"
+    return f"F1|{customer}|{start}", customer, start
+
+
+def unknown_code(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) -> None:
+    key, customer, start = unknown_code_key(env, config)
     items = _window(b, key, [norm(env["occurred_at"]), env["event_id"]])
     if len(items) < config.f1_unknown_codes:
         return

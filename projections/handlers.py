@@ -151,6 +151,8 @@ def wanted(env: Envelope, config: FraudConfig) -> list[tuple[Table, Key]]:
         keys.append((BALANCE, (env["card_id"],)))
         if env["event_type"] == "GiftCardPurchased":
             keys.extend((FRAUD_STATE, (k,)) for k in fraud.purchase_state_keys(env, config))
+    elif env["event_type"] == "CheckoutUnknownCodeTried":
+        keys.append((FRAUD_STATE, (fraud.unknown_code_key(env, config)[0],)))
     return keys
 
 

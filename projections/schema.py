@@ -16,6 +16,9 @@ class Table:
     columns: dict[str, str]
     json: frozenset[str] = frozenset()
     indexes: tuple[tuple[str, ...], ...] = ()
+    # One row per event, never rewritten (the stream version check admits each event once):
+    # written with plain inserts, and a second write of a key fails loudly.
+    append_only: bool = False
 
     def ddl(self) -> list[str]:
         cols = ", ".join(f"{name} {kind}" for name, kind in self.columns.items())
@@ -52,6 +55,7 @@ LEDGER = Table(
         "delta": N, "open_delta": N,
     },
     indexes=(("occurred_at",),),
+    append_only=True,
 )
 BREAKAGE = Table(
     "view_breakage",
@@ -65,6 +69,7 @@ AUDIT = Table(
         "card_id": T, "version": N, "event_id": T, "event_type": T, "occurred_at": T,
         "actor": T, "correlation_id": T, "terms_version": T, "hash": T, "prev_hash": T,
     },
+    append_only=True,
 )
 ALERTS = Table(
     "view_fraud_alerts",

@@ -29,7 +29,7 @@ KILLS = 3
 def relay(env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
     # Small batches: many transactions per run, so a kill lands inside or between them.
     return subprocess.Popen(
-        [GIFTCARDS, "--json", "relay", "--batch-size", "25", *extra],
+        [GIFTCARDS, "--json", "relay", "--batch-size", "5", *extra],
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -39,21 +39,23 @@ def relay(env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
 def wait_first_commit(child: subprocess.Popen[bytes]) -> None:
     """Returns once the child logged a committed batch; its stderr keeps being drained."""
     committed = threading.Event()
+    lines: list[bytes] = []
 
     def watch() -> None:
         assert child.stderr is not None
         for line in child.stderr:
+            lines.append(line)
             if b"relayed " in line:
                 committed.set()
 
     threading.Thread(target=watch, daemon=True).start()
-    assert committed.wait(60), "the relay never committed a batch"
+    assert committed.wait(60), b"the relay never committed a batch:\n" + b"".join(lines[-30:])
 
 
 def kill_after_first_commit(child: subprocess.Popen[bytes], rng: random.Random) -> None:
     """SIGKILL at a random moment once the child has committed at least one batch."""
     wait_first_commit(child)
-    threading.Event().wait(rng.uniform(0.0, 0.4))
+    threading.Event().wait(rng.uniform(0.0, 0.3))
     child.send_signal(signal.SIGKILL)
     child.wait(10)
 
