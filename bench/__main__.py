@@ -9,6 +9,7 @@ import os
 from bench import checkout, projections, relay
 from bench.common import Ctx, Section, print_table
 from infra import kafka_dev
+from infra.runtime import tune_gc
 from tests.services import postgres_url
 
 # Another section (e.g. bench/projections.py) is one more module with run(ctx) here.
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    tune_gc()  # as every CLI process does: the naive path and the consumer alike
     durable_postgres()
     ctx = Ctx(pg_url=postgres_url(), bootstrap=kafka_dev.up(), quick=args.quick)
     for section in SECTIONS:

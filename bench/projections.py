@@ -30,6 +30,7 @@ from infra.config import load_settings
 from infra.db import Database
 from infra.kafka.admin import ensure_topics
 from infra.kafka.topics import Topics
+from infra.runtime import tune_gc
 from projections import sources
 from projections.runner import Projector
 from projections.schema import BALANCE
@@ -416,6 +417,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("store-url", "views-url", "bootstrap", "topic"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    tune_gc()  # as the `projections rebuild` CLI process does
     if args.child:
         child(args)
         return

@@ -13,6 +13,7 @@ import orjson
 
 from domain.errors import DomainError
 from infra.config import ConfigError
+from infra.runtime import tune_gc
 
 EXIT_OK, EXIT_REFUSED, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
 # Refusals that are about the shape of the input rather than the terms.
@@ -112,6 +113,7 @@ def run(argv: list[str]) -> int:
     argv = [a for a in argv if a != "--json"]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka.net.transport").addFilter(_closed_transport_read)
+    tune_gc()
     try:
         if any(_has_surrogates(a) for a in argv):
             raise UsageError("arguments must be valid UTF-8")
