@@ -10,7 +10,7 @@ from bench.common import Ctx, Row, timed
 from infra.bootstrap import Service, build
 from infra.config import load_settings
 from infra.envelope import published_topics, stored_envelope
-from infra.kafka.relay import Relay, headers
+from infra.kafka.relay import PRODUCER_SETTINGS, Relay, headers
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
 
@@ -50,11 +50,10 @@ def relay_records(service: Service) -> list[Record]:
 
 
 def raw_producer(ctx: Ctx, records: list[Record]) -> Row:
-    """kafka-python alone (idempotent, acks=all, the relay's linger) sending those records."""
+    """kafka-python alone, with the relay's producer settings but no transactions, sending
+    those records."""
     topic = ctx.topics().events
-    producer = KafkaProducer(
-        bootstrap_servers=ctx.bootstrap, enable_idempotence=True, acks="all", linger_ms=5
-    )
+    producer = KafkaProducer(bootstrap_servers=ctx.bootstrap, **PRODUCER_SETTINGS)
     producer.partitions_for(topic)  # metadata before the clock starts
     with timed() as elapsed:
         for key, value, record_headers in records:

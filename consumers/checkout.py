@@ -307,7 +307,12 @@ class CheckoutConsumer:
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         self.producer = KafkaProducer(
-            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+            bootstrap_servers=bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            # A poll's results go out in one burst: fewer, larger record batches.
+            batch_size=256 * 1024,
         )
 
     def run(self, stop: threading.Event) -> None:

@@ -12,7 +12,9 @@ from infra.cli.consume import kafka_settings, stop_on_sigterm
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("relay", help="publish stored events to Kafka exactly once")
     p.add_argument("--once", action="store_true", help="publish what is stored now, then exit")
-    p.add_argument("--batch-size", type=batch_size, default=2000)
+    # No default here: the relay's own (BATCH_SIZE) applies, and the CLI does not import Kafka
+    # code before a Kafka command runs.
+    p.add_argument("--batch-size", type=batch_size, help="events per Kafka transaction")
     p.set_defaults(handler=relay)
 
 
@@ -27,7 +29,7 @@ def batch_size(text: str) -> int:
 
 
 def relay(args: argparse.Namespace) -> dict[str, Any]:
-    from infra.kafka.relay import Relay
+    from infra.kafka.relay import BATCH_SIZE, Relay
 
     settings, bootstrap, topics = kafka_settings()
     stop = stop_on_sigterm()  # before the first batch: a SIGTERM then still ends it cleanly
@@ -38,7 +40,7 @@ def relay(args: argparse.Namespace) -> dict[str, Any]:
             bootstrap,
             topics,
             transactional_id=topics.relay_transactional_id,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size or BATCH_SIZE,
         )
         if args.once:
             try:

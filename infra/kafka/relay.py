@@ -18,6 +18,16 @@ from infra.kafka.topics import Topics
 log = logging.getLogger("giftcards.relay")
 POLL_INTERVAL_S = 0.2
 RETRIES = 5
+BATCH_SIZE = 5000  # events per Kafka transaction, at most: fewer commits, ~3 MB in hand
+# Also the benchmark's raw-producer baseline. Record batches of 256 KiB instead of kafka-python's
+# 16 KiB default: a relay batch is a burst of thousands of ~600 B records (+20% measured).
+PRODUCER_SETTINGS: dict[str, Any] = {
+    "enable_idempotence": True,
+    "acks": "all",
+    "linger_ms": 5,
+    "batch_size": 256 * 1024,
+    "max_in_flight_requests_per_connection": 5,
+}
 
 
 class Relay:
@@ -30,7 +40,7 @@ class Relay:
         topics: Topics,
         *,
         transactional_id: str = "giftcards-relay",
-        batch_size: int = 2000,
+        batch_size: int = BATCH_SIZE,
     ) -> None:
         self.service = service
         self.bootstrap = bootstrap
@@ -139,10 +149,7 @@ class Relay:
             producer = KafkaProducer(
                 bootstrap_servers=self.bootstrap,
                 transactional_id=self.transactional_id,
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=5,
-                max_in_flight_requests_per_connection=5,
+                **PRODUCER_SETTINGS,
             )
             # Aborts a killed predecessor's open transaction, so the position read below is final.
             producer.init_transactions()
