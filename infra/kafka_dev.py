@@ -396,6 +396,11 @@ def up(port: int = DEFAULT_PORT) -> str:
             # Still wait: another process may have started it and died before it was ready.
             _wait_ready(pid, port)
             return _bootstrap(port)
+        if _port_open(port) and _answers(_bootstrap(port)):
+            # Another checkout's dev broker (CI clones this repository next to a working copy):
+            # share it; every test and bench run uses topics under its own prefix.
+            print(f"using the Kafka broker already answering on port {port}", file=sys.stderr)
+            return _bootstrap(port)
         if _port_open(port) or _port_open(port + 1):
             raise RuntimeError(
                 f"port {port} or {port + 1} is already taken by something other than dev Kafka"

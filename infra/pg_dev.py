@@ -215,6 +215,15 @@ def _ensure_role_and_database() -> None:
             )
 
 
+def _accepts_us() -> bool:
+    try:
+        with psycopg.connect(url(), connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
 def _wait_accepting() -> None:
     deadline = time.monotonic() + CONNECT_TIMEOUT_S
     while True:
@@ -231,6 +240,11 @@ def _wait_accepting() -> None:
 def up() -> str:
     """Ensure the dev cluster is running with the giftcards role and database; return its URL."""
     with _locked():
+        if not _running() and _accepts_us():
+            # Another checkout's dev cluster on this port (CI clones this repository next to a
+            # working copy): share it; tests and benches each create their own databases.
+            print(f"using the PostgreSQL accepting {USER} on port {port()}", file=sys.stderr)
+            return url()
         _prepare_home()
         _initdb()
         if not _running():
