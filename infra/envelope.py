@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cache
+from hashlib import sha1
 from typing import Any, cast
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, Notification
@@ -56,9 +57,14 @@ def published_topics() -> list[str]:
     return [get_topic(cls) for _, _, cls in published_events()]
 
 
-def event_id(originator_id: UUID, version: int) -> UUID:
-    """Deterministic: the same stored event always has the same id, however often relayed."""
-    return uuid5(originator_id, str(version))
+def event_id(originator_id: UUID, version: int) -> str:
+    """Deterministic: the same stored event always has the same id, however often relayed.
+    `str(uuid5(originator_id, str(version)))`, formatted without two UUID objects per event."""
+    digest = bytearray(sha1(originator_id.bytes + str(version).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def to_envelope(event: DomainEventProtocol[Any], position: int) -> dict[str, Any] | None:
@@ -83,14 +89,14 @@ def stored_envelope(mapper: Mapper[Any], stored: Notification) -> dict[str, Any]
 def _envelope(
     cls: type[Any], originator_id: UUID, version: int, fields: dict[str, Any], position: int
 ) -> dict[str, Any] | None:
-    prefix = _prefix(get_topic(cls))
+    prefix, event_type, schema_version = _published_as(cls)
     if prefix is None or "at" not in fields:  # private, or stream bookkeeping (Opened)
         return None
     stream_id = str(originator_id)
     return {
-        "event_id": str(event_id(originator_id, version)),
-        "event_type": f"{prefix}{cls.__name__}",
-        "schema_version": getattr(cls, "class_version", 1),
+        "event_id": event_id(originator_id, version),
+        "event_type": event_type,
+        "schema_version": schema_version,
         "card_id": stream_id if prefix == "GiftCard" else None,
         "stream_id": stream_id,
         "card_version": version,
@@ -105,7 +111,16 @@ def _envelope(
     }
 
 
-@cache
-def _prefix(event_topic: str) -> str | None:
-    """`GiftCard`/`Checkout`/`Subject` for published events, None for private ones."""
-    return PUBLISHED.get(event_topic.rsplit(".", 1)[0])
+def _published_as(cls: type[Any]) -> tuple[str | None, str, int]:
+    """(aggregate prefix `GiftCard`/`Checkout`/`Subject`, or None for private events; event
+    type; schema version) of an event class, looked up once per class (pydantic answers a
+    missing class attribute slowly)."""
+    known = _PUBLISHED_AS.get(cls)
+    if known is None:
+        prefix = PUBLISHED.get(get_topic(cls).rsplit(".", 1)[0])
+        known = (prefix, f"{prefix}{cls.__name__}", getattr(cls, "class_version", 1))
+        _PUBLISHED_AS[cls] = known
+    return known
+
+
+_PUBLISHED_AS: dict[type[Any], tuple[str | None, str, int]] = {}

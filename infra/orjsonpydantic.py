@@ -52,7 +52,10 @@ class PydanticMapper(Mapper):  # type: ignore[type-arg]
         state: dict[str, Any] = self.transcoder.decode(stored)
         cls = resolve_topic(stored_event.topic)
         version = stored_version = state.pop("class_version", 1)
-        while version < getattr(cls, "class_version", 1):
+        current = _CURRENT.get(cls)
+        if current is None:  # pydantic answers a missing class attribute slowly: once a class
+            current = _CURRENT[cls] = getattr(cls, "class_version", 1)
+        while version < current:
             getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
             version += 1
         return cls, state, version != stored_version
@@ -62,3 +65,6 @@ class PydanticMapper(Mapper):  # type: ignore[type-arg]
         state["originator_id"] = stored_event.originator_id
         state["originator_version"] = stored_event.originator_version
         return cast(DomainEventProtocol[Any], cls(**state))
+
+
+_CURRENT: dict[type[Any], int] = {}  # event class -> its current class_version

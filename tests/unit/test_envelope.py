@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from uuid import uuid4
+from uuid import UUID, uuid4, uuid5
 
 import orjson
 import pytest
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.base import Aggregate
 from infra import envelope as envelope_module
 from infra.bootstrap import Service
-from infra.envelope import stored_envelope, to_envelope
+from infra.envelope import event_id, stored_envelope, to_envelope
 from tests.unit.test_schemas import lifecycle
 
 
@@ -53,9 +55,8 @@ def test_stored_envelope_equals_the_domain_event_envelope(
 @pytest.fixture
 def published_ledger(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setitem(envelope_module.PUBLISHED, get_topic(Ledger), "Ledger")
-    envelope_module._prefix.cache_clear()
+    monkeypatch.setattr(envelope_module, "_PUBLISHED_AS", {})  # a fresh per-class cache
     yield
-    envelope_module._prefix.cache_clear()
 
 
 @pytest.mark.usefixtures("published_ledger")
@@ -91,3 +92,8 @@ def test_a_current_version_event_round_trips_with_its_version_recorded(
     stored = mapper.to_stored_event(event)
     assert orjson.loads(stored.state)["class_version"] == 2
     assert mapper.to_domain_event(stored) == event
+
+
+@given(st.uuids(), st.integers(min_value=1, max_value=10**12))
+def test_event_id_is_the_uuid5_of_stream_and_version(stream: UUID, version: int) -> None:
+    assert event_id(stream, version) == str(uuid5(stream, str(version)))
