@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import lru_cache
 from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
+from kafka.partitioner.default import murmur2
 
 from infra.bootstrap import Service
 from infra.envelope import CONTENT_TYPE, published_topics, stored_envelope
@@ -116,15 +118,18 @@ class Relay:
         if not notifications:
             return 0
         last = notifications[-1].id
+        partitions = sorted(producer.partitions_for(self.topics.events))
         producer.begin_transaction()
         for notification in notifications:
             envelope = stored_envelope(app.mapper, notification)
             assert envelope is not None  # the topic filter admits published events only
+            key = str(envelope["card_id"] or envelope["stream_id"]).encode()
             producer.send(
                 self.topics.events,
-                key=str(envelope["card_id"] or envelope["stream_id"]).encode(),
+                key=key,
                 value=orjson.dumps(envelope),
                 headers=headers(envelope),
+                partition=partitions[key_hash(key) % len(partitions)],
             )
         producer.send(
             self.topics.relay_positions,
@@ -189,6 +194,14 @@ class Relay:
             return position
         finally:
             consumer.close()
+
+
+@lru_cache(maxsize=65_536)
+def key_hash(key: bytes) -> int:
+    """Kafka's default partitioner hash (Java-compatible murmur2, made positive): the relay
+    picks the same partition any Kafka producer would, but hashes a card's key once, not per
+    event (kafka-python's murmur2 is pure Python)."""
+    return int(murmur2(key)) & 0x7FFFFFFF
 
 
 def headers(envelope: dict[str, Any]) -> list[tuple[str, bytes]]:
