@@ -29,7 +29,17 @@ def create_topics(bootstrap: str, topics: Topics, partitions: int = PARTITIONS) 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         big = {"max.message.bytes": "2097152"}
-        admin.alter_configs([ConfigResource("TOPIC", topics.checkout, configs=big)])
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                admin.alter_configs([ConfigResource("TOPIC", topics.checkout, configs=big)])
+                return
+            except ValueError:
+                # kafka-python checks the names against the topic's described configs, which a
+                # broker that has just started may not serve yet for a topic just created.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     finally:
         admin.close()
 
