@@ -215,7 +215,7 @@ class CheckoutProcessor:
             return pick(redeemed, "card_id", "applied", "remaining_to_pay", "forfeited", "currency")
         if isinstance(message, OrderItemsReturned):
             return self._refund(uow, message, outcome)
-        return self._cancel(uow, message)
+        return self._cancel(message)
 
     def _refund(self, uow: UnitOfWork, message: OrderItemsReturned, outcome: Outcome) -> Json:
         refund = self.app.refund(
@@ -235,14 +235,11 @@ class CheckoutProcessor:
             "to_new_card": new_card["amount"] if new_card else 0,
         }
 
-    def _cancel(self, uow: UnitOfWork, message: GiftCardCancellationRequested) -> Json:
+    def _cancel(self, message: GiftCardCancellationRequested) -> Json:
         card_id = message.card_id
         if card_id is None:
             assert message.order_id is not None  # the model requires one of the two
-            index = uow.get(stream_id(PURCHASE_ORDER, message.order_id), Index)
-            if index is None:
-                raise DomainError("no card was bought with this order", code="unknown_order")
-            card_id = index.target
+            card_id = self.app.card_bought_with(message.order_id)
         cancelled = self.app.cancel(card_id, code=message.code, order_id=message.order_id)
         refund = cancelled["refund"]
         return {

@@ -321,6 +321,17 @@ class GiftCards(Application[UUID]):
         )
         uow.add(attempts)
 
+    def card_bought_with(self, order_id: str) -> UUID:
+        """R20: a cancellation request may name the purchase order instead of the card."""
+
+        def command(uow: UnitOfWork) -> UUID:
+            index = uow.get(stream_id(PURCHASE_ORDER, order_id), Index)
+            if index is None:
+                raise refuse("unknown_order", "no card was bought with this order")
+            return index.target
+
+        return self._run(command)
+
     def cancel(
         self,
         card_id: UUID,

@@ -18,11 +18,9 @@ from tests.conftest import FixedClock
 from tests.integration.kafka_helpers import (
     CapturingMailer,
     TopicReader,
-    create_topics,
     produce,
     running_consumer,
 )
-from tests.services import unique_topic_prefix
 
 AT = "2026-01-12T09:00:00Z"
 BUYER = {"customer_id": "cust-42", "email": "alice.secret@example.com", "name": "Alice Zyxwv"}
@@ -65,13 +63,6 @@ def completed(message_id: str, order_id: str, code: str, total: int = 3000) -> b
             "contains_gift_cards": False,
         }
     )
-
-
-@pytest.fixture
-def topics(kafka_bootstrap: str) -> Topics:
-    made = Topics(unique_topic_prefix())
-    create_topics(kafka_bootstrap, made)
-    return made
 
 
 @pytest.fixture

@@ -18,12 +18,10 @@ from tests.conftest import FixedClock
 from tests.integration.kafka_helpers import (
     CapturingMailer,
     TopicReader,
-    create_topics,
     produce,
     running_consumer,
 )
 from tests.integration.test_checkout_consumer import BUYER, PERSONAL, RECIPIENT, ordered
-from tests.services import unique_topic_prefix
 
 CODE = "HJKMNP-QRSTUV-WXYZ23"
 
@@ -74,13 +72,6 @@ MALFORMED = {
     "currency_mismatch": mutate(currency="GBP"),
     "code_in_wrong_field": mutate(order_id=f"order {CODE}"),
 }
-
-
-@pytest.fixture
-def topics(kafka_bootstrap: str) -> Topics:
-    made = Topics(unique_topic_prefix())
-    create_topics(kafka_bootstrap, made)
-    return made
 
 
 @pytest.fixture
