@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import random
 import resource
@@ -21,7 +20,7 @@ from uuid import UUID
 
 import orjson
 import psycopg
-from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, TopicPartition
 
 from bench.common import Ctx
 from bench.data import Clock, History
@@ -29,6 +28,7 @@ from infra.bootstrap import Service, build
 from infra.config import load_settings
 from infra.db import Database
 from infra.kafka.admin import ensure_topics
+from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
 from infra.runtime import tune_gc
 from projections import sources
@@ -200,45 +200,13 @@ def drop_quietly(drop: Callable[[str], None], url: str) -> None:
 
 
 def publish(service: Service, bootstrap: str, topics: Topics) -> int:
-    """Fill the events topic as the relay does (the relay itself when it exists)."""
+    """Fill the events topic with the relay itself."""
     ensure_topics(bootstrap, topics, PARTITIONS)
-    if importlib.util.find_spec("infra.kafka.relay") is not None:
-        from infra.kafka.relay import Relay
-
-        relay = Relay(
-            service,
-            bootstrap,
-            topics,
-            batch_size=2000,
-            transactional_id=f"{topics.prefix}giftcards-relay",
-        )
-        try:
-            return relay.drain()
-        finally:
-            relay.close()
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024
-    )
-    start = sent = 0
-    while page := sources.store_page(service.app, start + 1, 2000):
-        for item in page:
-            if envelope := item.envelope:
-                key = envelope["card_id"] or envelope["stream_id"]
-                producer.send(
-                    topics.events,
-                    key=key.encode(),
-                    value=orjson.dumps(envelope),
-                    headers=[
-                        ("event_type", envelope["event_type"].encode()),
-                        ("schema_version", str(envelope["schema_version"]).encode()),
-                        ("content-type", b"application/json"),
-                    ],
-                )
-                sent += 1
-        start = page[-1].pos
-    producer.flush()
-    producer.close()
-    return sent
+    relay = Relay(service, bootstrap, topics, transactional_id=f"{topics.prefix}giftcards-relay")
+    try:
+        return relay.drain()
+    finally:
+        relay.close()
 
 
 def raw_consume(bootstrap: str, topic: str) -> tuple[int, float]:

@@ -3,14 +3,13 @@ sending the very same records (key, envelope bytes, headers): the "same message 
 
 from __future__ import annotations
 
-import orjson
 from kafka import KafkaProducer
 
 from bench.common import Ctx, Row, timed
 from infra.bootstrap import Service, build
 from infra.config import load_settings
 from infra.envelope import published_topics, stored_envelope
-from infra.kafka.relay import PRODUCER_SETTINGS, Relay, headers
+from infra.kafka.relay import PRODUCER_SETTINGS, Relay, record_of
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
 
@@ -44,8 +43,7 @@ def relay_records(service: Service) -> list[Record]:
     for notification in notifications:
         envelope = stored_envelope(app.mapper, notification)
         assert envelope is not None
-        key = str(envelope["card_id"] or envelope["stream_id"]).encode()
-        records.append((key, orjson.dumps(envelope), headers(envelope)))
+        records.append(record_of(envelope))
     return records
 
 

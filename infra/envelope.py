@@ -16,7 +16,7 @@ from domain.base import DomainEvent
 from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts
 from domain.subjects import DataSubject
-from infra.orjsonpydantic import PydanticMapper
+from infra.orjsonpydantic import PydanticMapper, class_version
 
 # Aggregates whose events are published; indexes are private lookups and stay home.
 PUBLISHED = {get_topic(GiftCard): "GiftCard", get_topic(CheckoutAttempts): "Checkout"}
@@ -113,12 +113,11 @@ def _envelope(
 
 def _published_as(cls: type[Any]) -> tuple[str | None, str, int]:
     """(aggregate prefix `GiftCard`/`Checkout`/`Subject`, or None for private events; event
-    type; schema version) of an event class, looked up once per class (pydantic answers a
-    missing class attribute slowly)."""
+    type; schema version) of an event class, computed once per class."""
     known = _PUBLISHED_AS.get(cls)
     if known is None:
         prefix = PUBLISHED.get(get_topic(cls).rsplit(".", 1)[0])
-        known = (prefix, f"{prefix}{cls.__name__}", getattr(cls, "class_version", 1))
+        known = (prefix, f"{prefix}{cls.__name__}", class_version(cls))
         _PUBLISHED_AS[cls] = known
     return known
 

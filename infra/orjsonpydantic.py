@@ -26,9 +26,9 @@ class PydanticMapper(Mapper):  # type: ignore[type-arg]
         state = cast(BaseModel, domain_event).model_dump(
             mode="json", exclude={"originator_id", "originator_version"}
         )
-        class_version = getattr(type(domain_event), "class_version", 1)
-        if class_version > 1:
-            state["class_version"] = class_version
+        version = class_version(type(domain_event))
+        if version > 1:
+            state["class_version"] = version
         stored = self.transcoder.encode(state)
         if self.compressor:
             stored = self.compressor.compress(stored)
@@ -52,10 +52,7 @@ class PydanticMapper(Mapper):  # type: ignore[type-arg]
         state: dict[str, Any] = self.transcoder.decode(stored)
         cls = resolve_topic(stored_event.topic)
         version = stored_version = state.pop("class_version", 1)
-        current = _CURRENT.get(cls)
-        if current is None:  # pydantic answers a missing class attribute slowly: once a class
-            current = _CURRENT[cls] = getattr(cls, "class_version", 1)
-        while version < current:
+        while version < class_version(cls):
             getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
             version += 1
         return cls, state, version != stored_version
@@ -67,4 +64,13 @@ class PydanticMapper(Mapper):  # type: ignore[type-arg]
         return cast(DomainEventProtocol[Any], cls(**state))
 
 
-_CURRENT: dict[type[Any], int] = {}  # event class -> its current class_version
+def class_version(cls: type[Any]) -> int:
+    """An event class's current version (1 unless it declares `class_version: ClassVar[int]`),
+    looked up once per class: pydantic answers a missing class attribute slowly."""
+    version = _VERSIONS.get(cls)
+    if version is None:
+        version = _VERSIONS[cls] = getattr(cls, "class_version", 1)
+    return version
+
+
+_VERSIONS: dict[type[Any], int] = {}

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from domain.base import DomainEvent
 from infra.envelope import LIFTED, published_events
+from infra.orjsonpydantic import class_version
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE_ID = "https://giftcards.example.com/schemas/"
@@ -62,7 +63,7 @@ def event_schema(
     event_type: str, event_class: type[DomainEvent], *, is_card: bool
 ) -> dict[str, Any]:
     """The envelope of one event type and version: constants, typed lifted fields, strict data."""
-    version = getattr(event_class, "class_version", 1)
+    version = class_version(event_class)
     own = event_class.model_json_schema(mode="serialization")
     fields = own["properties"]
     envelope = envelope_schema()

@@ -123,12 +123,12 @@ class Relay:
         for notification in notifications:
             envelope = stored_envelope(app.mapper, notification)
             assert envelope is not None  # the topic filter admits published events only
-            key = str(envelope["card_id"] or envelope["stream_id"]).encode()
+            key, value, record_headers = record_of(envelope)
             producer.send(
                 self.topics.events,
                 key=key,
-                value=orjson.dumps(envelope),
-                headers=headers(envelope),
+                value=value,
+                headers=record_headers,
                 partition=partitions[key_hash(key) % len(partitions)],
             )
         producer.send(
@@ -202,6 +202,13 @@ def key_hash(key: bytes) -> int:
     picks the same partition any Kafka producer would, but hashes a card's key once, not per
     event (kafka-python's murmur2 is pure Python)."""
     return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def record_of(envelope: dict[str, Any]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of an envelope's record: keyed by card (stream for attempts and
+    subjects) so that a card's events stay in order in one partition."""
+    key = str(envelope["card_id"] or envelope["stream_id"]).encode()
+    return key, orjson.dumps(envelope), headers(envelope)
 
 
 def headers(envelope: dict[str, Any]) -> list[tuple[str, bytes]]:
