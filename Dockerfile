@@ -10,9 +10,11 @@ WORKDIR /app
 # Only the packaged sources: the build context also holds .venv/ and var/, which must not ship.
 COPY pyproject.toml ./
 COPY domain domain
+COPY application application
 COPY infra infra
 COPY projections projections
 COPY consumers consumers
+COPY entrypoints entrypoints
 RUN pip install . \
     && useradd --create-home --uid 10001 giftcards \
     && mkdir -p /app/var && chown giftcards /app/var

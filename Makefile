@@ -11,11 +11,11 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
-	$(PY) -m infra.demo
+	$(PY) -m dev.demo
 
 services: $(STAMP)
-	$(PY) -m infra.pg_dev up
-	$(PY) -m infra.kafka_dev up
+	$(PY) -m dev.pg_dev up
+	$(PY) -m dev.kafka_dev up
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -8,9 +8,9 @@ import os
 
 from bench import checkout, projections, relay
 from bench.common import Ctx, Section, print_table
-from infra import kafka_dev
+from dev import kafka_dev
+from dev.services import postgres_url
 from infra.runtime import tune_gc
-from tests.services import postgres_url
 
 # Another section (e.g. bench/projections.py) is one more module with run(ctx) here.
 SECTIONS: list[Section] = [checkout.run, relay.run]

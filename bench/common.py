@@ -47,7 +47,7 @@ class Ctx:
 
     def fresh_service(self) -> tuple[Service, dict[str, str]]:
         """A Service on a new, empty PostgreSQL database (and the env to reach it)."""
-        from tests.services import fresh_postgres_database
+        from dev.services import fresh_postgres_database
 
         env = {
             "GIFTCARDS_DATABASE_URL": fresh_postgres_database(self.pg_url),
@@ -57,8 +57,8 @@ class Ctx:
         return build(load_settings(env)), env
 
     def topics(self, partitions: int = 12) -> Topics:
+        from dev.services import unique_topic_prefix
         from infra.kafka.admin import ensure_topics
-        from tests.services import unique_topic_prefix
 
         topics = Topics(f"bench-{unique_topic_prefix()}")
         ensure_topics(self.bootstrap, topics, partitions, 1)

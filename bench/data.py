@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain.application import GiftCards
+from application.cards import GiftCards
 from domain.errors import DomainError
 
 MARKETS = ("FR", "DE", "GB")

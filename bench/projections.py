@@ -160,7 +160,7 @@ _created: list[str] = []
 
 
 def fresh_database(ctx: Ctx) -> str:
-    from tests.services import fresh_postgres_database
+    from dev.services import fresh_postgres_database
 
     url = fresh_postgres_database(ctx.pg_url)
     _created.append(url)
@@ -170,7 +170,7 @@ def fresh_database(ctx: Ctx) -> str:
 @contextmanager
 def cleanup(ctx: Ctx) -> Iterator[list[str]]:
     """Drop every database and topic the section made, whatever happens."""
-    from tests.services import drop_postgres_database
+    from dev.services import drop_postgres_database
 
     topics: list[str] = []
     try:
@@ -389,8 +389,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         child(args)
         return
-    from infra import kafka_dev
-    from tests.services import postgres_url
+    from dev import kafka_dev
+    from dev.services import postgres_url
 
     ctx = Ctx(pg_url=postgres_url(), bootstrap=kafka_dev.up(), quick=args.quick)
     print_table(run(ctx), args.quick)

@@ -16,6 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
+from application.cards import PURCHASE_ORDER, REDEMPTION_ORDER, GiftCards, UnitOfWork
 from consumers.dead_letters import Invalid, dead_letter
 from consumers.messages import (
     CheckoutCompleted,
@@ -27,7 +28,6 @@ from consumers.messages import (
     peek,
 )
 from consumers.replies import CheckoutReply
-from domain.application import PURCHASE_ORDER, REDEMPTION_ORDER, GiftCards, UnitOfWork
 from domain.errors import DomainError
 from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts, Index, stream_id

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from eventsourcing.utils import get_topic
 
-from domain.application import GiftCards
+from application.cards import GiftCards
 from domain.codes import generate_code
 from domain.markets import Markets
 from infra.config import Settings, load_settings

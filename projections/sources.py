@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
-from domain.application import GiftCards
+from application.cards import GiftCards
 from infra.envelope import published_topics, stored_envelope
 from projections import handlers
 from projections.runner import STORE, Item, Projector

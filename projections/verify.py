@@ -11,7 +11,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.utils import get_topic
 
-from domain.application import GiftCards
+from application.cards import GiftCards
 from domain.giftcard import GiftCard
 from infra.db import Database
 from infra.envelope import to_envelope

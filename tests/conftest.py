@@ -44,7 +44,7 @@ def clock() -> FixedClock:
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """A real PostgreSQL: given by env, a testcontainer, or the dev launcher. Never skipped."""
-    from tests.services import postgres_url
+    from dev.services import postgres_url
 
     return postgres_url()
 
@@ -52,7 +52,7 @@ def postgres_server() -> str:
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
     """A real Kafka broker: given by env, a testcontainer, or the dev launcher. Never skipped."""
-    from tests.services import kafka_bootstrap as find_broker
+    from dev.services import kafka_bootstrap as find_broker
 
     return find_broker()
 
@@ -60,7 +60,7 @@ def kafka_bootstrap() -> str:
 def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'giftcards.sqlite3'}"
-    from tests.services import drop_postgres_database, fresh_postgres_database
+    from dev.services import drop_postgres_database, fresh_postgres_database
 
     url = fresh_postgres_database(request.getfixturevalue("postgres_server"))
     request.addfinalizer(lambda: drop_postgres_database(url))

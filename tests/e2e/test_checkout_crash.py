@@ -16,14 +16,14 @@ import pytest
 from eventsourcing.utils import get_topic
 from kafka import KafkaConsumer, TopicPartition
 
-from domain.application import PURCHASE_ORDER
+from application.cards import PURCHASE_ORDER
+from dev.services import unique_topic_prefix
 from domain.giftcard import GiftCard
 from domain.streams import stream_id
 from infra.bootstrap import Service
 from infra.kafka.topics import Topics
 from tests.integration.kafka_helpers import PARTITIONS, TopicReader, create_topics, produce
 from tests.integration.test_checkout_consumer import completed, ordered
-from tests.services import unique_topic_prefix
 
 PURCHASES, REDEMPTIONS, KILLS = 1500, 500, 3
 GIFTCARDS = str(Path(sys.executable).with_name("giftcards"))

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from entrypoints.cli import cards
+from entrypoints.cli.base import run
 from infra.bootstrap import build
-from infra.cli import cards
-from infra.cli.base import run
 from infra.config import load_settings
 from tests.e2e.test_cli import BUY, T0, cli
 

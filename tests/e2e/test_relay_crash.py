@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 
+from dev.services import unique_topic_prefix
 from infra.bootstrap import Service
 from infra.kafka.topics import Topics
 from tests.integration.test_relay import (
@@ -20,7 +21,6 @@ from tests.integration.test_relay import (
     read_committed,
     stored_envelopes,
 )
-from tests.services import unique_topic_prefix
 
 GIFTCARDS = str(Path(sys.executable).with_name("giftcards"))
 KILLS = 3

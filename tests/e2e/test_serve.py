@@ -13,10 +13,10 @@ import orjson
 import pytest
 from kafka import KafkaAdminClient
 
+from dev.services import unique_topic_prefix
 from infra.kafka.topics import Topics
 from tests.integration.kafka_helpers import TopicReader, produce
 from tests.integration.test_checkout_consumer import ordered
-from tests.services import unique_topic_prefix
 
 GIFTCARDS = str(Path(sys.executable).with_name("giftcards"))
 CARDS = 5

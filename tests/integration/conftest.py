@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dev.services import unique_topic_prefix
 from infra.kafka.topics import Topics
 from tests.integration.kafka_helpers import create_topics
-from tests.services import unique_topic_prefix
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from dev.services import unique_topic_prefix
 from domain.errors import DomainError
 from infra.bootstrap import Service
 from infra.db import Database
@@ -19,7 +20,6 @@ from projections.config import FraudConfig
 from projections.runner import Projector
 from projections.sources import sync_kafka, sync_store
 from projections.verify import verify_card
-from tests.services import unique_topic_prefix
 
 COMMANDS = 6000  # about 2,700 cards, the rest refusals, payments, refunds, cancellations
 CONFIG = FraudConfig(
@@ -29,7 +29,7 @@ CONFIG = FraudConfig(
 
 def views_db(service: Service, tmp_path: Path, name: str) -> Projector:
     if service.db.is_postgres:
-        from tests.services import fresh_postgres_database
+        from dev.services import fresh_postgres_database
 
         return Projector(Database(fresh_postgres_database(service.db.url)), CONFIG)
     return Projector(Database(f"sqlite:///{tmp_path / name}"), CONFIG)

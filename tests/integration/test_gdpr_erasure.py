@@ -11,15 +11,15 @@ from uuid import UUID
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from application.privacy import Privacy
+from dev.services import unique_topic_prefix
 from infra.bootstrap import Service
 from infra.db import sqlite_path
 from infra.envelope import stored_envelope
 from infra.kafka.admin import ensure_topics
 from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
-from infra.privacy import Privacy
 from infra.vault import ERASED
-from tests.services import unique_topic_prefix
 from tests.unit.test_gdpr_privacy import (
     ALICE_EMAIL,
     ALICE_MESSAGE,

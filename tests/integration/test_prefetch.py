@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID, uuid4
 
-from domain.application import PURCHASE_ORDER, UnitOfWork
+from application.cards import PURCHASE_ORDER, UnitOfWork
 from domain.giftcard import GiftCard
 from domain.streams import Index, stream_id
 from infra.bootstrap import Service

@@ -8,14 +8,14 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from domain.application import GiftCards
+from application.cards import GiftCards
+from dev.services import unique_topic_prefix
 from domain.errors import DomainError
 from infra.bootstrap import Service
 from infra.envelope import stored_envelope
 from infra.kafka.admin import ensure_topics
 from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
-from tests.services import unique_topic_prefix
 from tests.unit.rules_helpers import buy, pay
 
 PARTITIONS = 3

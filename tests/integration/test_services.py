@@ -11,7 +11,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from tests.services import (
+from dev.services import (
     drop_postgres_database,
     fresh_postgres_database,
     kafka_bootstrap,

@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from domain.application import GiftCards
+from application.cards import GiftCards
 from domain.errors import DomainError
 from infra.bootstrap import Service
 

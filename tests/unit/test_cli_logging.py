@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from infra.cli.base import _closed_transport_read
+from entrypoints.cli.base import _closed_transport_read
 
 
 def logged(error: BaseException) -> logging.LogRecord:

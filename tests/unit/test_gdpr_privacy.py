@@ -10,11 +10,11 @@ from uuid import UUID
 import orjson
 import pytest
 
-from domain.application import GiftCards
+from application.cards import GiftCards
+from application.privacy import PiiReader, Privacy
 from domain.errors import DomainError
 from infra.bootstrap import Service
 from infra.envelope import stored_envelope
-from infra.privacy import PiiReader, Privacy
 from infra.vault import ERASED
 
 ALICE_EMAIL, ALICE_NAME, ALICE_MESSAGE = "alice@example.com", "Alice Durand", "from A with love"

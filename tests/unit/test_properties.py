@@ -11,7 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
-from domain.application import card_json
+from application.cards import card_json
 from domain.errors import DomainError
 from domain.giftcard import GiftCard
 from infra.bootstrap import build

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import pytest
 
-from domain.application import GiftCards
+from application.cards import GiftCards
 from infra.bootstrap import Service
 from tests.conftest import FixedClock
 from tests.unit.rules_helpers import buy, event_count, events, pay, refused, types

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from infra.cli.base import Parser, UsageError, parse_date, parse_text
-from infra.cli.cards import service
-from infra.privacy import REQUEST_TYPES, PiiReader, Privacy, iter_subjects
+from application.privacy import REQUEST_TYPES, PiiReader, Privacy, iter_subjects
+from entrypoints.cli.base import Parser, UsageError, parse_date, parse_text
+from entrypoints.cli.cards import service
 
 SUBJECT = parse_text(100)
 

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 DATA_DIR = Path(os.environ.get("GIFTCARDS_DEMO_DIR", "var/demo"))
-CLI = [sys.executable, "-m", "infra.cli"]
+CLI = [sys.executable, "-m", "entrypoints.cli"]
 
 
 def giftcards(*args: str, at: str, expect: int = 0) -> dict[str, Any]:

@@ -9,8 +9,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from entrypoints.cli.base import UsageError, parse_text
 from infra.bootstrap import build
-from infra.cli.base import UsageError, parse_text
 from infra.config import Settings, load_settings
 from infra.kafka.topics import Topics
 
@@ -105,7 +105,7 @@ def relay_loop(settings: Settings, bootstrap: str, topics: Topics) -> Any:
 
 
 def projections_loop(settings: Settings, topics: Topics) -> Any:
-    from infra.cli.views import views_projector
+    from entrypoints.cli.views import views_projector
     from projections import sources
 
     def run(stop: threading.Event) -> None:

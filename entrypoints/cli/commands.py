@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from infra.cli import cards, consume, gdpr, relay, views
+from entrypoints.cli import cards, consume, gdpr, relay, views
 
 GROUPS = [cards, gdpr, consume, relay, views]
 

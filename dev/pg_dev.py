@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from infra.launcher import run_command
+from dev.launcher import run_command
 
 USER = "giftcards"
 PASSWORD = "giftcards"
@@ -152,7 +152,7 @@ def _initdb() -> None:
     with open(staging / "postgresql.conf", "a") as conf:
         conf.write(
             f"""
-# Added by infra/pg_dev.py: a throwaway dev cluster; unless PG_DEV_DURABLE=1, durability is
+# Added by dev/pg_dev.py: a throwaway dev cluster; unless PG_DEV_DURABLE=1, durability is
 # traded for speed.
 listen_addresses = '127.0.0.1'
 port = {port()}
@@ -267,7 +267,7 @@ def status() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.pg_dev", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dev.pg_dev", description=__doc__)
     parser.add_argument("command", choices=("up", "down", "status"))
     return run_command(parser.parse_args(argv).command, up, down, status)
 

@@ -7,8 +7,8 @@ import uuid
 from functools import cache
 from typing import Any
 
+from entrypoints.cli.base import UsageError, parse_date, parse_instant, parse_text
 from infra.bootstrap import Service, build
-from infra.cli.base import UsageError, parse_date, parse_instant, parse_text
 
 
 @cache

@@ -17,7 +17,7 @@ from psycopg import sql
 from testcontainers.community.kafka import KafkaContainer
 from testcontainers.community.postgres import PostgresContainer
 
-from infra import kafka_dev, pg_dev
+from dev import kafka_dev, pg_dev
 
 # testcontainers' KafkaContainer drives the Confluent image's own start scripts, so it cannot
 # run apache/kafka images; cp-kafka 7.9 is Apache Kafka 3.9 in KRaft mode via with_kraft().
@@ -77,7 +77,7 @@ def kafka_bootstrap() -> str:
     starters: list[tuple[str, Callable[[], str]]] = []
     if _docker_answers():
         starters.append((f"docker {KAFKA_IMAGE}", _kafka_container))
-    starters.append(("local broker (infra.kafka_dev)", kafka_dev.up))
+    starters.append(("local broker (dev.kafka_dev)", kafka_dev.up))
     return _first_available("Kafka", starters)
 
 
@@ -89,7 +89,7 @@ def postgres_url() -> str:
     starters: list[tuple[str, Callable[[], str]]] = []
     if _docker_answers():
         starters.append((f"docker {POSTGRES_IMAGE}", _postgres_container))
-    starters.append(("local cluster (infra.pg_dev)", pg_dev.up))
+    starters.append(("local cluster (dev.pg_dev)", pg_dev.up))
     return _first_available("PostgreSQL", starters)
 
 

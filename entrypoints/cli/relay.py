@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from entrypoints.cli.consume import kafka_settings, stop_on_sigterm
 from infra.bootstrap import build
-from infra.cli.consume import kafka_settings, stop_on_sigterm
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

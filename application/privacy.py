@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from eventsourcing.utils import get_topic
 
-from domain.application import iso
+from application.cards import iso
 from domain.deadlines import check_extension, due_date, is_overdue
 from domain.errors import refuse
 from domain.giftcard import GiftCard

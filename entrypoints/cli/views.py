@@ -14,8 +14,8 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from infra.cli.base import UsageError, parse_instant, parse_text
-from infra.cli.cards import card_id, service
+from entrypoints.cli.base import UsageError, parse_instant, parse_text
+from entrypoints.cli.cards import card_id, service
 from infra.config import Settings
 from infra.db import Database
 from infra.kafka.topics import Topics
@@ -234,7 +234,7 @@ def audit_verify(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def emit_and_exit(result: dict[str, Any], as_json: bool) -> None:
-    from infra.cli.base import EXIT_REFUSED, emit
+    from entrypoints.cli.base import EXIT_REFUSED, emit
 
     emit(result, as_json)
     sys.stdout.flush()

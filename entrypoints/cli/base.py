@@ -75,7 +75,7 @@ def parse_text(limit: int) -> Callable[[str], str]:
 
 
 def build_parser() -> Parser:
-    from infra.cli import commands
+    from entrypoints.cli import commands
 
     parser = Parser(prog="giftcards", description="Gift card lifecycle service")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object")

@@ -1,0 +1,1 @@
+"""Dev tooling, never packaged: Kafka and PostgreSQL launchers, the demo, service lookup."""
