@@ -398,6 +398,13 @@ class PurchaseLoop:
             if done.returncode != 3:
                 i += 1
 
+    def wait_for(self, purchases: int, timeout: float = 60.0) -> None:
+        """Returns once `purchases` purchases succeeded."""
+        deadline = time.monotonic() + timeout
+        while len(self.succeeded) < purchases:
+            assert time.monotonic() < deadline, f"{purchases} purchases not done: {self.outcomes}"
+            time.sleep(0.1)
+
     @property
     def succeeded(self) -> set[str]:
         """Order ids that got a card."""
