@@ -76,7 +76,11 @@ class _Managed:
     """Context manager that always ends the service on exit, whatever the test did."""
 
     def __enter__(self) -> Self:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # a half-started service is ended too
+            raise
         return self
 
     def __exit__(

@@ -132,6 +132,12 @@ def test_assert_consistent_fails_naming_an_event_published_twice(
     message = str(failure.value)
     assert f"{envelope['stream_id']} v{envelope['card_version']}" in message
     assert "published 2 times" in message
+    assert "view " not in message  # the views still agree
+
+    service.db.execute("DELETE FROM view_balance WHERE card_id = ?", [cards[1]["card_id"]])
+    with pytest.raises(AssertionError) as failure:
+        assert_consistent(env_for, kafka_bootstrap, topics, message_ids=None, settle_timeout=0)
+    assert "view view_balance: live has 4 rows, the rebuild 5" in str(failure.value)
 
 
 def test_reply_check_names_missing_extra_repeated_and_differing_replies() -> None:
