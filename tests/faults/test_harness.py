@@ -73,6 +73,9 @@ def test_private_postgres_keeps_committed_rows_across_immediate_stop_and_restart
         assert conn.execute("SELECT count(*) FROM kept").fetchone() == (100,)
 
 
+# ~45 s alone; under the full suite on this 2-core machine the checkout consumer's first group
+# join on a fresh broker took over 60 s once: bounded at 180 s, not 90.
+@pytest.mark.timeout(180)
 @pytest.mark.parametrize("backend", ["postgres"])
 def test_r3_r11_serve_on_a_private_broker_ends_consistent(
     private_kafka: PrivateKafka, env_for: dict[str, str], tmp_path: Path
@@ -89,10 +92,11 @@ def test_r3_r11_serve_on_a_private_broker_ends_consistent(
     ids = produce_checkout_load(private_kafka.bootstrap, topics, 300, seed=7, codes=codes)
     with ServiceProcess(["serve"], env, tmp_path / "serve.log") as serve:
         with PurchaseLoop(env) as till:  # CLI purchases while the service runs
-            serve.wait_for_log("checkout batch", timeout=60)
+            serve.wait_for_log("checkout batch", timeout=120)
             till.wait_for(3, timeout=60)
         assert not till.unexpected, till.unexpected
-        assert_consistent(env, private_kafka.bootstrap, topics, message_ids=ids)
+        assert_consistent(env, private_kafka.bootstrap, topics, message_ids=ids,
+                          settle_timeout=90)
         assert serve.terminate() == 0, serve.log_tail()
     assert "Traceback" not in serve.log_text(), serve.log_tail()
     replies = [r[3] for r in read_committed(private_kafka.bootstrap, topics.results)]
