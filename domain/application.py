@@ -30,6 +30,9 @@ PURCHASE_ORDER = "purchase-order"
 REDEMPTION_ORDER = "redemption-order"
 CODE = "code"
 MAX_ORDER_ID = 200
+# A guesser's attempts window is one hot stream that several processes may write at once: each
+# loser of a conflict redoes its command on fresh state, and may lose again to a fast writer.
+COMMAND_RETRIES = 10
 
 
 class UnitOfWork:
@@ -140,7 +143,7 @@ class GiftCards(Application[UUID]):
         """Run one command atomically; a refusal still saves what it recorded (attempts)."""
         if self._batch is not None:
             return command(self._batch)
-        for attempt in range(3):
+        for attempt in range(COMMAND_RETRIES):
             uow = UnitOfWork(self)
             try:
                 try:
@@ -153,7 +156,7 @@ class GiftCards(Application[UUID]):
             except RecordConflictError:
                 # A concurrent command wrote the same stream first: redo on fresh state,
                 # where the idempotency checks will see its result.
-                if attempt == 2:
+                if attempt == COMMAND_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
