@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -158,6 +160,8 @@ class GiftCards(Application[UUID]):
                 # where the idempotency checks will see its result.
                 if attempt == COMMAND_RETRIES - 1:
                     raise
+                # Jitter: two writers that conflicted must not retry in lockstep.
+                time.sleep(random.random() * 0.001 * (attempt + 1))
         raise AssertionError("unreachable")
 
     def code_index_id(self, code: str) -> UUID:
