@@ -22,18 +22,16 @@ def stream_id(kind: str, key: str) -> UUID:
 class Index(Aggregate):
     """Maps a natural key (order id, code HMAC) to a card; the key itself is not stored."""
 
-    @event("Registered")
+    class Registered(Aggregate.Created):  # stored topic `domain.streams:Index.Registered`
+        target: UUID
+
+    @event(Registered)
     def __init__(self, *, target: UUID) -> None:
         self.target = target
 
     @classmethod
     def register(cls, kind: str, key: str, target: UUID) -> Index:
-        # The @event decorator creates the Registered class at runtime, unseen by mypy.
-        return cls._create(
-            cls.Registered,  # type: ignore[attr-defined]
-            id=stream_id(kind, key),
-            target=target,
-        )
+        return cls._create(cls.Registered, id=stream_id(kind, key), target=target)
 
 
 class CheckoutAttempts(Aggregate):
