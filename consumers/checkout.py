@@ -27,10 +27,16 @@ from consumers.messages import (
     peek,
 )
 from consumers.replies import CheckoutReply
-from domain.application import PURCHASE_ORDER, REDEMPTION_ORDER, GiftCards, UnitOfWork
+from domain.application import (
+    PURCHASE_ORDER,
+    REDEMPTION_ORDER,
+    GiftCards,
+    UnitOfWork,
+    attempt_subject,
+)
 from domain.errors import DomainError
 from domain.giftcard import GiftCard
-from domain.streams import CheckoutAttempts, Index, stream_id
+from domain.streams import Index, stream_id
 from infra.kafka.topics import Topics
 from infra.mailer import CodeMailer, LoggingMailer
 
@@ -38,6 +44,8 @@ MAX_TRANSACTION_MESSAGES = 500
 log = logging.getLogger("giftcards.checkout")
 Json = dict[str, Any]
 CONFLICT_RETRIES = 5
+# Redemptions from the order service without a customer id count their unknown codes here.
+CHECKOUT_SOURCE = "checkout"
 
 
 class Record(Protocol):
@@ -209,6 +217,7 @@ class CheckoutProcessor:
                 order_id=message.order_id,
                 order_total=message.order_total,
                 customer_id=message.customer_id,
+                source=CHECKOUT_SOURCE,
                 promo_codes=list(message.promo_codes),
                 contains_gift_card=message.contains_gift_cards,
             )
@@ -250,13 +259,15 @@ class CheckoutProcessor:
 
 
 def natural_keys(app: GiftCards, message: CheckoutMessage) -> list[UUID]:
-    """Streams a message's command will read: its reply, its order keys, the code's index."""
+    """Streams a message's command will read: its reply, its order keys, the code's index, the
+    attempts window of its customer and the stream its refusal would take during a lock-out."""
     keys = [CheckoutReply.id_for(message.message_id)]
     if isinstance(message, GiftCardOrdered):
         keys.append(stream_id(PURCHASE_ORDER, message.order_id))
     elif isinstance(message, CheckoutCompleted):
         keys.append(stream_id(REDEMPTION_ORDER, message.order_id))
-        keys.append(CheckoutAttempts.id_for(message.customer_id or "anonymous"))
+        subject = attempt_subject(message.customer_id, CHECKOUT_SOURCE)
+        keys.extend(app.attempt_ids(subject, message.order_id, app.now()))
         keys.append(app.code_index_id(message.gift_card_code))
     elif isinstance(message, OrderItemsReturned):
         keys.append(stream_id(REDEMPTION_ORDER, message.order_id))

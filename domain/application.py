@@ -17,7 +17,7 @@ from domain.base import Aggregate
 from domain.codes import last4, normalize_code
 from domain.errors import DomainError, refuse
 from domain.giftcard import GiftCard
-from domain.markets import Markets
+from domain.markets import Market, Markets
 from domain.ports import Clock, CodeGenerator, CodeHasher, PersonalDataVault, StreamLoader
 from domain.streams import CheckoutAttempts, Index, stream_id
 from domain.subjects import DataSubject
@@ -254,20 +254,36 @@ class GiftCards(Application[UUID]):
         order_id: str,
         order_total: int,
         customer_id: str | None = None,
+        source: str,
         promo_codes: list[str] | None = None,
         contains_gift_card: bool = False,
     ) -> Json:
-        """R6, R8-R14: one card per order, used once; a retry of the same order is a no-op."""
+        """R6, R8-R14: one card per order, used once; a retry of the same order is a no-op.
+        `source` names the channel (`cli`, `checkout`, an API key's id, never a secret): unknown
+        codes count against the customer, or against the source when no customer is named."""
         the_market = self.markets.get(market)
         check_order_id(order_id)
         if order_total <= 0:
             raise refuse("invalid_amount", "order total must be positive")
         now = self.now()
+        subject = attempt_subject(customer_id, source)
 
         def command(uow: UnitOfWork) -> Json:
+            window, lockout = self.attempt_ids(subject, order_id, now)
+            # Added to the unit of work only once it records something; concurrent writers of
+            # one window conflict and retry, so the count is exact across processes.
+            attempts = uow.get(window, CheckoutAttempts) or CheckoutAttempts.open(subject, window)
+            if attempts.unknown_codes >= self.markets.guessing.max_unknown_codes:
+                # Checked before the code is looked up: a valid code is refused alike, so a
+                # locked-out guesser learns nothing about the codes typed.
+                self._record_lockout(uow, lockout, subject, order_id, the_market, now)
+                raise refuse(
+                    "too_many_attempts",
+                    "too many unknown gift card codes were tried; try again later",
+                )
             found = uow.get(self.code_index_id(code), Index)
             if found is None:
-                self._record_unknown_code(uow, customer_id, order_id, the_market.code, now)
+                self._record_unknown_code(uow, attempts, order_id, the_market, now)
                 raise refuse("unknown_code", "no gift card matches this code")
             card = self._card(uow, found.target)
             used = uow.get(stream_id(REDEMPTION_ORDER, order_id), Index)
@@ -304,22 +320,57 @@ class GiftCards(Application[UUID]):
 
         return self._run(command)
 
+    def attempt_ids(self, subject: str, order_id: str, now: datetime) -> tuple[UUID, UUID]:
+        """The streams a redemption at `now` reads first: `subject`'s attempts window, and the
+        stream its refusal takes if the window is locked."""
+        start = self.markets.guessing.window_start(now)
+        return (
+            CheckoutAttempts.window_id(subject, start),
+            CheckoutAttempts.refusal_id(subject, start, order_id),
+        )
+
     def _record_unknown_code(
-        self, uow: UnitOfWork, customer_id: str | None, order_id: str, market: str, now: datetime
+        self,
+        uow: UnitOfWork,
+        attempts: CheckoutAttempts,
+        order_id: str,
+        market: Market,
+        now: datetime,
     ) -> None:
-        customer = customer_id or "anonymous"
-        attempts = uow.get(CheckoutAttempts.id_for(customer), CheckoutAttempts)
-        if attempts is None:
-            attempts = CheckoutAttempts.open(customer)
         attempts.record_unknown_code(
             order_id=order_id,
-            market=market,
-            currency=self.markets.get(market).currency,
+            market=market.code,
+            currency=market.currency,
             at=now,
-            terms_version=self.markets.get(market).terms_version,
+            terms_version=market.terms_version,
             correlation_id=order_id,
         )
         uow.add(attempts)
+
+    def _record_lockout(
+        self,
+        uow: UnitOfWork,
+        stream: UUID,
+        subject: str,
+        order_id: str,
+        market: Market,
+        now: datetime,
+    ) -> None:
+        """Each refused attempt in a stream of its own: the window stream stays bounded."""
+        if uow.get(stream, CheckoutAttempts) is not None:
+            return  # the same order retried in the same window: recorded once
+        refusal = CheckoutAttempts.open(subject, stream)
+        refusal.record_refusal(
+            customer_id=subject,
+            order_id=order_id,
+            reason="too_many_attempts",
+            market=market.code,
+            currency=market.currency,
+            at=now,
+            terms_version=market.terms_version,
+            correlation_id=order_id,
+        )
+        uow.add(refusal)
 
     def card_bought_with(self, order_id: str) -> UUID:
         """R20: a cancellation request may name the purchase order instead of the card."""
@@ -554,6 +605,15 @@ OPEN_CLOSE_EVENTS = (
     GiftCard.Cancelled,
     GiftCard.Expired,
 )
+
+
+def attempt_subject(customer_id: str | None, source: str) -> str:
+    """Whom unknown codes count against: the customer, else the channel they came through."""
+    if customer_id:
+        return customer_id
+    if not source or len(source) > MAX_ORDER_ID or not source.isprintable():
+        raise refuse("invalid_input", f"source must be 1 to {MAX_ORDER_ID} printable characters")
+    return f"source:{source}"
 
 
 def check_order_id(order_id: str) -> None:

@@ -1,10 +1,10 @@
-"""Country platforms (markets) and their parameters, validated from configuration."""
+"""Country platforms (markets), the limits on code guessing, validated from configuration."""
 
 from __future__ import annotations
 
 import re
 import tomllib
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -120,12 +120,28 @@ class Market(BaseModel):
         return int(Decimal(match[0]).scaleb(self.exponent))
 
 
+class GuessingLimit(BaseModel):
+    """R8: unknown codes one subject (a customer, or a source without one) may try per fixed,
+    epoch-aligned window before redemptions are refused unchecked until the window ends."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_unknown_codes: int = Field(default=10, ge=1, le=10_000)
+    window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+
+    def window_start(self, instant: datetime) -> datetime:
+        seconds = self.window_minutes * 60
+        epoch = int(instant.timestamp())
+        return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
+
+
 class Markets(BaseModel):
-    """The market catalogue loaded from TOML."""
+    """The market catalogue and the terms' limits that are not per market, loaded from TOML."""
 
     model_config = ConfigDict(frozen=True)
 
     markets: dict[str, Market]
+    guessing: GuessingLimit = GuessingLimit()
 
     def get(self, code: str) -> Market:
         try:
@@ -139,4 +155,4 @@ class Markets(BaseModel):
         entries = {
             code: {"code": code, **fields} for code, fields in raw.get("markets", {}).items()
         }
-        return cls.model_validate({"markets": entries})
+        return cls.model_validate({"markets": entries, "guessing": raw.get("guessing", {})})

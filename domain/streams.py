@@ -35,7 +35,12 @@ class Index(Aggregate):
 
 
 class CheckoutAttempts(Aggregate):
-    """Redemption attempts with codes that match no card, per customer (for fraud rule F1)."""
+    """Redemption attempts refused before any card was involved (R8, fraud rule F1).
+
+    One stream per subject (a customer, or `source:NAME` without one) and fixed window, so that
+    no stream grows past the guessing limit; an attempt refused during a lock-out gets a stream
+    of its own. Streams written before issue 9 hold every unknown code of one customer: they
+    are still read (views, exports), never written again."""
 
     @event("Opened")
     def __init__(self, *, customer_id: str) -> None:
@@ -43,17 +48,28 @@ class CheckoutAttempts(Aggregate):
         self.unknown_codes = 0
 
     @classmethod
-    def open(cls, customer_id: str) -> CheckoutAttempts:
+    def open(cls, customer_id: str, stream: UUID) -> CheckoutAttempts:
         # The @event decorator creates the Opened class at runtime, unseen by mypy.
         return cls._create(
             cls.Opened,  # type: ignore[attr-defined]
-            id=cls.id_for(customer_id),
+            id=stream,
             customer_id=customer_id,
         )
 
     @staticmethod
     def id_for(customer_id: str) -> UUID:
+        """The stream of the layout before issue 9: every attempt of one customer."""
         return stream_id("attempts", customer_id)
+
+    @staticmethod
+    def window_id(subject: str, window_start: datetime) -> UUID:
+        """The unknown codes a subject tried in the window starting at `window_start`."""
+        return stream_id("attempts-window", f"{subject}|{window_start.isoformat()}")
+
+    @staticmethod
+    def refusal_id(subject: str, window_start: datetime, order_id: str) -> UUID:
+        """One locked-out attempt: keyed by its order, so a retry records nothing twice."""
+        return stream_id("attempts-refused", f"{subject}|{window_start.isoformat()}|{order_id}")
 
     def record_unknown_code(
         self,
@@ -90,3 +106,18 @@ class CheckoutAttempts(Aggregate):
     ) -> None:
         # The customer id is in the event so that views never need the stream's state (F1, P4).
         self.unknown_codes += 1
+
+    @event("AttemptRefused")
+    def record_refusal(
+        self,
+        *,
+        customer_id: str,
+        order_id: str,
+        reason: str,
+        market: str,
+        currency: str,
+        at: datetime,
+        terms_version: str,
+        correlation_id: str,
+    ) -> None:
+        """Refused unchecked (`too_many_attempts`): nothing says whether the code exists."""

@@ -43,8 +43,9 @@ REQUEST_COLUMNS = (
 # Every event that says something about a data subject (the @event classes are runtime-made).
 G = cast(Any, GiftCard)
 SCANNED = [G.Purchased, G.Redeemed, G.RedemptionRefused, G.Cancelled, G.Refunded, G.Expired]
-UNKNOWN_CODE = cast(Any, CheckoutAttempts).UnknownCodeTried
-SCANNED += [UNKNOWN_CODE]
+C = cast(Any, CheckoutAttempts)
+ATTEMPTS = (C.UnknownCodeTried, C.AttemptRefused)
+SCANNED += ATTEMPTS
 SCANNED += [cast(Any, DataSubject).Erased, cast(Any, DataSubject).ObjectedToProfiling]
 BOOKKEEPING = {"originator_id", "originator_version", "originator_topic", "timestamp"}
 
@@ -71,7 +72,8 @@ class Holdings:
             (self.redemptions if kind is G.Redeemed else self.refused).append(event)
         elif kind is G.Refunded and event.order_id in {r.order_id for r in self.redemptions}:
             self.refunds.append(event)
-        elif kind is UNKNOWN_CODE and event.originator_id in self.attempt_streams:
+        elif kind in ATTEMPTS and event.customer_id in self.subjects:
+            # Every layout of attempt streams (per customer, per window) names the customer.
             self.unknown_codes.append(event)
         elif getattr(event, "subject_id", None) in self.subjects:
             self.rights.append(event)
@@ -86,10 +88,6 @@ class Holdings:
         if event.pii.get("recipient_subject") in self.subjects:
             self.received.append(event)
             self.later[event.originator_id] = []
-
-    @property
-    def attempt_streams(self) -> set[uuid.UUID]:
-        return {CheckoutAttempts.id_for(s) for s in self.subjects}
 
 
 def scan(service: Service, subjects: Iterable[str]) -> Holdings:

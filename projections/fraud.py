@@ -64,16 +64,23 @@ def unknown_code_key(env: Envelope, config: FraudConfig) -> tuple[str, str, str]
 
 
 def unknown_code(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) -> None:
+    """An unknown code, or an attempt refused unchecked during a lock-out (R8): both count."""
     key, customer, start = unknown_code_key(env, config)
-    items = _window(b, key, [norm(env["occurred_at"]), env["event_id"]])
+    locked = env["event_type"] == "CheckoutAttemptRefused"
+    entry = [norm(env["occurred_at"]), env["event_id"], *(["locked"] if locked else [])]
+    items = _window(b, key, entry)
     if len(items) < config.f1_unknown_codes:
         return
+    # A locked-out attempt's code was never looked up: it is not called unknown.
+    refused = sum(1 for item in items if item[2:] == ["locked"])
+    what = f"{len(items) - refused} redemption attempts with unknown codes" + (
+        f" and {refused} refused unchecked for too many attempts" if refused else ""
+    )
     emit(
         b, config, alert_id=key, rule="F1", card_id=None, customer_id=customer,
         event_ids=[e[1] for e in items], detected_at=items[config.f1_unknown_codes - 1][0],
-        explanation=f"{len(items)} redemption attempts with unknown codes in the "
-        f"{config.f1_window_minutes}-minute window from {start} "
-        f"(threshold {config.f1_unknown_codes})",
+        explanation=f"{what} in the {config.f1_window_minutes}-minute window from {start} "
+        f"(threshold {config.f1_unknown_codes} attempts)",
     )
 
 

@@ -139,6 +139,7 @@ HANDLERS: dict[str, Handler] = {
     "GiftCardRefunded": refunded,
     "GiftCardExpired": expired,
     "CheckoutUnknownCodeTried": fraud.unknown_code,
+    "CheckoutAttemptRefused": fraud.unknown_code,
     "SubjectErased": fraud.subject_erased,
     "SubjectObjectedToProfiling": fraud.subject_objected,
 }
@@ -151,7 +152,7 @@ def wanted(env: Envelope, config: FraudConfig) -> list[tuple[Table, Key]]:
         keys.append((BALANCE, (env["card_id"],)))
         if env["event_type"] == "GiftCardPurchased":
             keys.extend((FRAUD_STATE, (k,)) for k in fraud.purchase_state_keys(env, config))
-    elif env["event_type"] == "CheckoutUnknownCodeTried":
+    elif env["event_type"] in ("CheckoutUnknownCodeTried", "CheckoutAttemptRefused"):
         keys.append((FRAUD_STATE, (fraud.unknown_code_key(env, config)[0],)))
     return keys
 

@@ -109,6 +109,7 @@ def redeem(args: argparse.Namespace) -> dict[str, Any]:
         order_id=args.order_id,
         order_total=to_minor(args.market, args.order_total),
         customer_id=args.customer_id,
+        source="cli",  # the CLI is its own source: anonymous attempts count against it
         promo_codes=args.promo_code,
         contains_gift_card=args.contains_gift_card,
     )

@@ -71,7 +71,8 @@ def random_history(service: Service, clock: Any, live: Projector, seed: int = 42
                         code=f"GUESS{n}" if guessing else card["code"],
                         market=card["market"] if rng.random() < 0.9 else "IT",
                         order_id=order, order_total=rng.choice([500, 5000, 60000]),
-                        customer_id="guesser" if guessing else f"cust-{rng.randint(0, 50)}")
+                        customer_id="guesser" if guessing else f"cust-{rng.randint(0, 50)}",
+                        source="test")
                     if done and done.get("applied"):
                         used.append((order, done["applied"], card["market"]))
                 elif roll < 0.88 and used:
@@ -125,7 +126,8 @@ def test_tampered_stored_event_fails_audit_verify_naming_card_and_version(servic
     app = service.app
     card = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="b",
                         order_id="o-1")
-    app.redeem(code=card["code"], market="FR", order_id="r-1", order_total=2000, customer_id="c")
+    app.redeem(code=card["code"], market="FR", order_id="r-1", order_total=2000, customer_id="c",
+               source="test")
     views = views_db(service, tmp_path, "v.db")
     sync_store(app, views)
     cid = UUID(card["card_id"])

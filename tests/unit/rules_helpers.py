@@ -37,6 +37,7 @@ def pay(app: GiftCards, code: str, order_id: str, total: int, **overrides: Any) 
         "order_id": order_id,
         "order_total": total,
         "customer_id": BUYER,
+        "source": "test",
     }
     command.update(overrides)
     return app.redeem(**command)

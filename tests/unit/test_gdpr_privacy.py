@@ -52,12 +52,12 @@ def busy_history(service: Service, clock: Any) -> History:
     e = buy(app, "o-c3", "cust-carol", 3000)
     clock.advance(days=1)
     app.redeem(code=a["code"], market="FR", order_id="shop-bob-1", order_total=12000,
-               customer_id="cust-bob")
+               customer_id="cust-bob", source="test")
     app.redeem(code=b["code"], market="FR", order_id="shop-alice-1", order_total=6000,
-               customer_id="cust-alice")
+               customer_id="cust-alice", source="test")
     with pytest.raises(DomainError):
         app.redeem(code="NOPE-NOPE-NOPE", market="FR", order_id="shop-alice-2", order_total=100,
-                   customer_id="cust-alice")
+                   customer_id="cust-alice", source="test")
     app.cancel(UUID(d["card_id"]))
     clock.advance(days=3)
     refund = app.refund(order_id="shop-alice-1", returned_amount=1000,

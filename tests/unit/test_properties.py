@@ -77,7 +77,7 @@ class CardLifecycle(RuleBasedStateMachine):
                promo: bool) -> None:
         try:
             self.app.redeem(code=card[1], market=market, order_id=order, order_total=total,
-                            promo_codes=["P"] if promo else [])
+                            source="test", promo_codes=["P"] if promo else [])
         except DomainError:
             return
         self.paid_orders.setdefault(order, self.clock().date())

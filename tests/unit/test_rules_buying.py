@@ -102,7 +102,8 @@ def test_r4_activated_right_after_purchased_and_usable_at_once(memory_service: S
     assert types(app, card["card_id"]) == ["Purchased", "Activated"]
     purchased, activated = events(app, card["card_id"])
     assert activated.at == purchased.at
-    used = app.redeem(code=card["code"], market="FR", order_id="o-1", order_total=1000)
+    used = app.redeem(code=card["code"], market="FR", order_id="o-1", order_total=1000,
+                      source="test")
     assert used["applied"] == 1000 and used["status"] == "redeemed"
 
 

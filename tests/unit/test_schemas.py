@@ -42,7 +42,8 @@ def published(service: Service) -> list[dict[str, Any]]:
 
 
 def lifecycle(service: Service, clock: Any) -> list[str]:
-    """Purchase with PII, redeem, refused redeem, unknown code, refund, cancel, expire, GDPR."""
+    """Purchase with PII, redeem, refused redeem, unknown codes up to a lock-out, refund,
+    cancel, expire, GDPR."""
     app = service.app
     buyer = {"market": "FR", "payment_method": "card", "buyer_id": "cust-alice"}
     used = app.purchase(amount=5000, order_id="o-1", buyer_email=EMAIL, buyer_name=NAME,
@@ -50,12 +51,17 @@ def lifecycle(service: Service, clock: Any) -> list[str]:
     kept = app.purchase(amount=2000, order_id="o-2", **buyer)
     left = app.purchase(amount=3000, order_id="o-3", **buyer)
     clock.advance(days=1)
-    app.redeem(code=used["code"], market="FR", order_id="shop-1", order_total=8000,
+    app.redeem(code=used["code"], market="FR", order_id="shop-1", order_total=8000, source="test",
                customer_id="cust-bob")
     for code, order in ((used["code"], "shop-2"), ("NOPE-NOPE-NOPE", "shop-3")):
         with pytest.raises(DomainError):
-            app.redeem(code=code, market="FR", order_id=order, order_total=100,
+            app.redeem(code=code, market="FR", order_id=order, order_total=100, source="test",
                        customer_id="cust-bob")
+    limit = app.markets.guessing.max_unknown_codes
+    for n in range(limit + 1):  # R8: the last one is refused unchecked (CheckoutAttemptRefused)
+        with pytest.raises(DomainError):
+            app.redeem(code=f"GUESS-{n}", market="FR", order_id=f"guess-{n}", order_total=100,
+                       source="test", customer_id="cust-mallory")
     app.cancel(UUID(kept["card_id"]))
     clock.advance(days=2)
     refund = app.refund(order_id="shop-1", returned_amount=1000,
