@@ -36,6 +36,13 @@ class Fact(DomainEvent):
     correlation_id: str
 
 
+class MarketFact(Fact):
+    """A fact under one market's gift card terms: market and currency always known."""
+
+    market: str
+    currency: str
+
+
 class Aggregate(BaseAggregate[UUID]):
     """Declarative aggregate: explicit event classes, each applied by an `@event(Class)` method."""
 

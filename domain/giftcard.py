@@ -8,7 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.base import Aggregate, Fact
+from domain.base import Aggregate, MarketFact
 from domain.calendar import add_months, cancellation_deadline, withdrawal_deadline
 from domain.errors import refuse
 from domain.markets import Market
@@ -16,11 +16,8 @@ from domain.markets import Market
 Status = Literal["active", "redeemed", "cancelled", "expired"]
 
 
-class CardEvent(Aggregate.Event, Fact):
-    """An event of one card: always in the card's own market and currency."""
-
-    market: str
-    currency: str
+class CardEvent(Aggregate.Event, MarketFact):
+    """An event of one card, in the card's own market and currency."""
 
 
 class GiftCard(Aggregate):
@@ -150,23 +147,17 @@ class GiftCard(Aggregate):
         """R1-R4, R9: a paid card, valid for the market's validity period from purchase."""
         cls.check_payment_method(payment_method)
         cls.check_amount(market, amount)
-        card = cls._create(
-            cls.Purchased,
-            market=market.code,
-            currency=market.currency,
+        return cls._issue(
+            market,
+            now,
+            order_id,
             amount=amount,
-            at=now,
-            expires_at=add_months(now, market.validity_months),
             payment_method="card",
             code_last4=code_last4,
             buyer_subject=buyer_subject,
             pii=pii,
             replaces=None,
-            terms_version=market.terms_version,
-            correlation_id=order_id,
         )
-        card.activate(at=now, terms_version=market.terms_version, correlation_id=order_id)
-        return card
 
     @classmethod
     def issue_replacement(
@@ -180,21 +171,33 @@ class GiftCard(Aggregate):
         order_id: str,
     ) -> GiftCard:
         """R17: goods paid by card come back as a NEW card (new id, new code, full validity)."""
-        card = cls._create(
-            cls.Purchased,
-            market=original.market,
-            currency=original.currency,
+        # market is the original card's: a replacement never changes platform.
+        return cls._issue(
+            market,
+            now,
+            order_id,
             amount=amount,
-            at=now,
-            expires_at=add_months(now, market.validity_months),
             payment_method="refund",
             code_last4=code_last4,
             # The refund belongs to whoever paid the returned goods with the card.
             buyer_subject=original.redeemed_by,
             pii={},
             replaces=original.id,
+        )
+
+    @classmethod
+    def _issue(cls, market: Market, now: datetime, order_id: str, **fields: Any) -> GiftCard:
+        """A new active card (R4), valid for the market's period from `now` (R9); `fields` are
+        the rest of Purchased's, validated by it."""
+        card = cls._create(
+            cls.Purchased,
+            market=market.code,
+            currency=market.currency,
+            at=now,
+            expires_at=add_months(now, market.validity_months),
             terms_version=market.terms_version,
             correlation_id=order_id,
+            **fields,
         )
         card.activate(at=now, terms_version=market.terms_version, correlation_id=order_id)
         return card

@@ -68,15 +68,10 @@ class DataSubject(Aggregate):
         return True
 
     def _record(self, event_class: type[RightExercised], request_id: str, at: datetime) -> None:
+        # Rights are exercised under the privacy policy, in no market.
         self.trigger_event(
-            event_class,
-            subject_id=self.subject_id,
-            request_id=request_id,
-            at=at,
-            market=None,
-            currency=None,
-            terms_version=TERMS,
-            correlation_id=request_id,
+            event_class, subject_id=self.subject_id, request_id=request_id, at=at,
+            market=None, currency=None, terms_version=TERMS, correlation_id=request_id,
         )
 
     @event(Erased)
