@@ -204,7 +204,9 @@ class GiftCard(Aggregate):
 
     def activate(self, *, at: datetime, terms_version: str, correlation_id: str) -> None:
         """R4: usable right after purchase."""
-        self._record(self.Activated, at, terms_version, correlation_id)
+        self._record(
+            self.Activated, at=at, terms_version=terms_version, correlation_id=correlation_id
+        )
 
     @event(Activated)
     def _activated(self) -> None:
@@ -213,6 +215,7 @@ class GiftCard(Aggregate):
     def _record(
         self,
         event_class: type[CardEvent],
+        *,
         at: datetime,
         terms_version: str,
         correlation_id: str,
@@ -277,9 +280,7 @@ class GiftCard(Aggregate):
         applied = min(self.balance, order_total)
         self._record(
             self.Redeemed,
-            now,
-            market.terms_version,
-            order_id,
+            at=now, terms_version=market.terms_version, correlation_id=order_id,
             order_id=order_id,
             order_total=order_total,
             applied=applied,
@@ -302,24 +303,14 @@ class GiftCard(Aggregate):
         self.balance = 0
 
     def record_refusal(
-        self,
-        *,
-        order_id: str,
-        reason: str,
-        attempted_market: str,
-        customer_id: str | None,
-        at: datetime,
-        terms_version: str,
+        self, *, order_id: str, reason: str, attempted_market: str, customer_id: str | None,
+        at: datetime, terms_version: str,
     ) -> None:
         """A refused attempt on a known card: kept for the fraud view, changes nothing else."""
         self._record(
             self.RedemptionRefused,
-            at,
-            terms_version,
-            order_id,
-            order_id=order_id,
-            reason=reason,
-            attempted_market=attempted_market,
+            at=at, terms_version=terms_version, correlation_id=order_id,
+            order_id=order_id, reason=reason, attempted_market=attempted_market,
             customer_id=customer_id,
         )
 
@@ -334,7 +325,8 @@ class GiftCard(Aggregate):
         if self.status != "active" or not self.is_expired_at(now):
             return False
         self._record(
-            self.Expired, self.expires_at, terms_version, f"expiry:{self.id}",
+            self.Expired,
+            at=self.expires_at, terms_version=terms_version, correlation_id=f"expiry:{self.id}",
             forfeited=self.balance,
         )
         return True
@@ -367,8 +359,10 @@ class GiftCard(Aggregate):
     def cancel(self, *, market: Market, now: datetime, correlation_id: str) -> None:
         self.check_cancellable(market, now)
         self._record(
-            self.Cancelled, now, market.terms_version, correlation_id,
-            refund_amount=self.balance, refund_method="original_payment",
+            self.Cancelled,
+            at=now, terms_version=market.terms_version, correlation_id=correlation_id,
+            refund_amount=self.balance,
+            refund_method="original_payment",
         )
 
     @event(Cancelled)
@@ -421,9 +415,7 @@ class GiftCard(Aggregate):
         """R17/R18: lineage to the new card; the rest goes back through the other method."""
         self._record(
             self.Refunded,
-            at,
-            terms_version,
-            order_id,
+            at=at, terms_version=terms_version, correlation_id=order_id,
             order_id=order_id,
             returned_amount=returned_amount,
             to_new_card=to_new_card,
