@@ -99,6 +99,7 @@ class History:
                 order_id=f"pay-{n}",
                 order_total=1000,
                 customer_id=f"cust-{self.rng.randint(0, 5000)}",
+                source="bench",
             )
 
     def _try(self, card: Card, n: int) -> None:
@@ -109,6 +110,7 @@ class History:
             order_id=f"pay-{n}",
             order_total=self.rng.choice((1000, 4000, 60000)),
             customer_id=f"cust-{self.rng.randint(0, 5000)}",
+            source="bench",
         )
 
     @staticmethod

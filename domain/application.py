@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -30,6 +32,9 @@ PURCHASE_ORDER = "purchase-order"
 REDEMPTION_ORDER = "redemption-order"
 CODE = "code"
 MAX_ORDER_ID = 200
+# A guesser's attempts window is one hot stream that several processes may write at once: each
+# loser of a conflict redoes its command on fresh state, and may lose again to a fast writer.
+COMMAND_RETRIES = 10
 
 
 class UnitOfWork:
@@ -140,7 +145,7 @@ class GiftCards(Application[UUID]):
         """Run one command atomically; a refusal still saves what it recorded (attempts)."""
         if self._batch is not None:
             return command(self._batch)
-        for attempt in range(3):
+        for attempt in range(COMMAND_RETRIES):
             uow = UnitOfWork(self)
             try:
                 try:
@@ -153,8 +158,10 @@ class GiftCards(Application[UUID]):
             except RecordConflictError:
                 # A concurrent command wrote the same stream first: redo on fresh state,
                 # where the idempotency checks will see its result.
-                if attempt == 2:
+                if attempt == COMMAND_RETRIES - 1:
                     raise
+                # Jitter: two writers that conflicted must not retry in lockstep.
+                time.sleep(random.random() * 0.001 * (attempt + 1))
         raise AssertionError("unreachable")
 
     def code_index_id(self, code: str) -> UUID:

@@ -63,25 +63,44 @@ def unknown_code_key(env: Envelope, config: FraudConfig) -> tuple[str, str, str]
     return f"F1|{customer}|{start}", customer, start
 
 
+# An alert lists the ids of the first attempts of its window, and counts all of them: a guesser
+# hammering through a lock-out must not grow one view row without bound.
+F1_LISTED = 100
+
+
 def unknown_code(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) -> None:
-    """An unknown code, or an attempt refused unchecked during a lock-out (R8): both count."""
+    """An unknown code, or an attempt refused unchecked during a lock-out (R8): both count.
+    The earliest attempts by (time, event id) and the counts do not depend on arrival order;
+    a redelivered event never gets here (its stream's version is checked first)."""
     key, customer, start = unknown_code_key(env, config)
+    state = b.get(FRAUD_STATE, key)
+    window = _f1_state(state["data"] if state else None)
     locked = env["event_type"] == "CheckoutAttemptRefused"
-    entry = [norm(env["occurred_at"]), env["event_id"], *(["locked"] if locked else [])]
-    items = _window(b, key, entry)
-    if len(items) < config.f1_unknown_codes:
+    window["unknown" if not locked else "refused"] += 1
+    entry = [norm(env["occurred_at"]), env["event_id"]]
+    listed = max(F1_LISTED, config.f1_unknown_codes)
+    window["first"] = sorted([*window["first"], entry])[:listed]
+    b.put(FRAUD_STATE, {"state_key": key, "data": window})
+    unknown, refused, first = window["unknown"], window["refused"], window["first"]
+    if unknown + refused < config.f1_unknown_codes:
         return
     # A locked-out attempt's code was never looked up: it is not called unknown.
-    refused = sum(1 for item in items if item[2:] == ["locked"])
-    what = f"{len(items) - refused} redemption attempts with unknown codes" + (
+    what = f"{unknown} redemption attempts with unknown codes" + (
         f" and {refused} refused unchecked for too many attempts" if refused else ""
     )
     emit(
         b, config, alert_id=key, rule="F1", card_id=None, customer_id=customer,
-        event_ids=[e[1] for e in items], detected_at=items[config.f1_unknown_codes - 1][0],
+        event_ids=[e[1] for e in first], detected_at=first[config.f1_unknown_codes - 1][0],
         explanation=f"{what} in the {config.f1_window_minutes}-minute window from {start} "
-        f"(threshold {config.f1_unknown_codes} attempts)",
+        f"(threshold {config.f1_unknown_codes} attempts"
+        + (f"; the first {len(first)} listed)" if len(first) < unknown + refused else ")"),
     )
+
+
+def _f1_state(data: Any) -> dict[str, Any]:
+    if isinstance(data, list):  # written before issue 9: every unknown code's [time, id]
+        return {"first": data, "unknown": len(data), "refused": 0}
+    return data or {"first": [], "unknown": 0, "refused": 0}
 
 
 # --- F2 purchase velocity and F4 refund cycling (on every purchase) --------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +14,12 @@ from eventsourcing.utils import get_topic
 from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts
 from infra.bootstrap import Service
+from infra.db import Database
 from infra.kafka.topics import Topics
+from projections import queries
+from projections.config import FraudConfig
+from projections.runner import Projector
+from projections.sources import sync_store
 from tests.conftest import FixedClock
 from tests.integration.kafka_helpers import (
     CapturingMailer,
@@ -228,3 +234,33 @@ def test_p5_results_carry_no_code_and_no_clear_personal_data(
     secrets = [*codes, BUYER["email"], BUYER["name"], RECIPIENT["email"], RECIPIENT["name"]]
     for secret in [*secrets, PERSONAL, *(c.replace("-", "") for c in codes)]:
         assert secret.encode() not in blob
+
+
+def test_r8_f1_guessing_through_kafka_is_locked_out_and_alerted(
+    service: Service,
+    env_for: dict[str, str],
+    clock: FixedClock,
+    kafka_bootstrap: str,
+    topics: Topics,
+    results: TopicReader,
+    tmp_path: Path,
+) -> None:
+    limit = service.app.markets.guessing.max_unknown_codes
+    card = service.app.purchase(
+        market="FR", amount=5000, payment_method="card", buyer_id="b", order_id="o-real"
+    )
+    guesses = [completed(f"g-{i}", f"shop-{i}", f"ABCDEF-GHJKMN-PQR{i:03d}") for i in range(19)]
+    # The 20th message carries the real code: during the lock-out it is refused alike.
+    inputs = [*guesses, completed("g-19", "shop-19", card["code"])]
+    with running_consumer(env_for, clock, kafka_bootstrap, topics, CapturingMailer()):
+        produce(kafka_bootstrap, topics.checkout, inputs, key=b"one-partition")
+        replies = by_id(results.until(20))
+    reasons = [replies[f"g-{i}"]["reason"] for i in range(20)]
+    assert reasons == ["unknown_code"] * limit + ["too_many_attempts"] * (20 - limit)
+    assert {r["status"] for r in replies.values()} == {"rejected"}
+    assert service.app.show(UUID(card["card_id"]))["status"] == "active"
+    views = Projector(Database(f"sqlite:///{tmp_path / 'views.sqlite3'}"), FraudConfig())
+    sync_store(service.app, views)
+    (alert,) = queries.alerts(views.db, rule="F1")["alerts"]
+    assert alert["customer_id"] == "cust-7" and len(alert["event_ids"]) == 20
+    assert f"and {20 - limit} refused unchecked" in alert["explanation"]

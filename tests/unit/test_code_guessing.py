@@ -14,8 +14,10 @@ from domain.markets import Markets
 from domain.streams import CheckoutAttempts
 from infra.bootstrap import Service
 from infra.db import Database
+from infra.envelope import stored_envelope
 from projections import queries
 from projections.config import FraudConfig
+from projections.fraud import F1_LISTED
 from projections.runner import Projector
 from projections.sources import sync_store
 from tests.conftest import FixedClock
@@ -188,3 +190,22 @@ def test_f1_r8_streams_of_the_old_layout_still_load_and_project(
     assert alert["explanation"].startswith("6 redemption attempts with unknown codes in the")
     # The new layout does not count them: old streams are history, not a lock-out.
     assert wrong(app, 1, "legacy") == ["unknown_code"]
+
+
+def test_f1_r8_hammering_through_a_lockout_keeps_the_alert_row_bounded(
+    memory_service: Service, alerts: Any, clock: FixedClock
+) -> None:
+    app = memory_service.app
+    for i in range(F1_LISTED + 50):
+        clock.advance(seconds=1)
+        wrong(app, 1, "mallory", prefix=f"h{i}")
+    (alert,) = alerts("F1")
+    assert len(alert["event_ids"]) == F1_LISTED
+    assert alert["explanation"].startswith(
+        f"{LIMIT} redemption attempts with unknown codes and {F1_LISTED + 50 - LIMIT} refused"
+    )
+    assert alert["explanation"].endswith(f"; the first {F1_LISTED} listed)")
+    stored = app.recorder.select_notifications(1, 10**6)
+    envelopes = [stored_envelope(app.mapper, n) for n in stored]
+    attempts = sorted((e["occurred_at"], e["event_id"]) for e in envelopes if e is not None)
+    assert alert["event_ids"] == [event_id for _, event_id in attempts[:F1_LISTED]]
