@@ -533,8 +533,7 @@ class GiftCards(Application[UUID]):
                 break
             for notification in page:
                 event = self.mapper.to_domain_event(notification)
-                # The @event decorator creates GiftCard.Purchased at runtime, unseen by mypy.
-                if isinstance(event, GiftCard.Purchased):  # type: ignore[attr-defined]
+                if isinstance(event, GiftCard.Purchased):
                     open_[event.originator_id] = event.expires_at
                 else:
                     open_.pop(event.originator_id, None)
@@ -608,10 +607,10 @@ class GiftCards(Application[UUID]):
 
 
 OPEN_CLOSE_EVENTS = (
-    GiftCard.Purchased,  # type: ignore[attr-defined]
-    GiftCard.Redeemed,  # type: ignore[attr-defined]
-    GiftCard.Cancelled,  # type: ignore[attr-defined]
-    GiftCard.Expired,  # type: ignore[attr-defined]
+    GiftCard.Purchased,
+    GiftCard.Redeemed,
+    GiftCard.Cancelled,
+    GiftCard.Expired,
 )
 
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
 from eventsourcing.utils import get_topic
 
@@ -40,13 +40,14 @@ REQUEST_COLUMNS = (
     "request_id, subject_id, type, received_on, due_on, extension_months, extension_reason, "
     "status, opened_at, closed_on"
 )
-# Every event that says something about a data subject (the @event classes are runtime-made).
-G = cast(Any, GiftCard)
-SCANNED = [G.Purchased, G.Redeemed, G.RedemptionRefused, G.Cancelled, G.Refunded, G.Expired]
-C = cast(Any, CheckoutAttempts)
-ATTEMPTS = (C.UnknownCodeTried, C.AttemptRefused)
+# Every event that says something about a data subject.
+G = GiftCard
+SCANNED: list[type[Any]] = [
+    G.Purchased, G.Redeemed, G.RedemptionRefused, G.Cancelled, G.Refunded, G.Expired
+]
+ATTEMPTS = (CheckoutAttempts.UnknownCodeTried, CheckoutAttempts.AttemptRefused)
 SCANNED += ATTEMPTS
-SCANNED += [cast(Any, DataSubject).Erased, cast(Any, DataSubject).ObjectedToProfiling]
+SCANNED += [DataSubject.Erased, DataSubject.ObjectedToProfiling]
 BOOKKEEPING = {"originator_id", "originator_version", "originator_topic", "timestamp"}
 
 
@@ -350,7 +351,9 @@ def facts(event: Any, *, card_id: bool) -> Json:
     return {"card_id": str(event.originator_id), **data} if card_id else data
 
 
-STATUS_AFTER = {G.Redeemed: "redeemed", G.Cancelled: "cancelled", G.Expired: "expired"}
+STATUS_AFTER: dict[type[Any], str] = {
+    G.Redeemed: "redeemed", G.Cancelled: "cancelled", G.Expired: "expired"
+}
 WITHHELD = [
     "cards bought: the recipient's email and name (the recipient's data, sealed with their key)"
     " and what happened to the card after it was given (the recipient's use of it)",

@@ -14,7 +14,10 @@ from domain.streams import stream_id
 class CheckoutReply(Aggregate):
     """The result published for a message id; its presence means the message was applied."""
 
-    @event("Recorded")
+    class Recorded(Aggregate.Created):  # stored topic `consumers.replies:CheckoutReply.Recorded`
+        result: dict[str, Any]
+
+    @event(Recorded)
     def __init__(self, *, result: dict[str, Any]) -> None:
         self.result = result
 
@@ -24,9 +27,4 @@ class CheckoutReply(Aggregate):
 
     @classmethod
     def record(cls, message_id: str, result: dict[str, Any]) -> CheckoutReply:
-        # The @event decorator creates the Recorded class at runtime, unseen by mypy.
-        return cls._create(
-            cls.Recorded,  # type: ignore[attr-defined]
-            id=cls.id_for(message_id),
-            result=result,
-        )
+        return cls._create(cls.Recorded, id=cls.id_for(message_id), result=result)

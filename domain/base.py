@@ -1,4 +1,4 @@
-"""Pydantic base classes for aggregates and their events (the library's aggregate8 pattern)."""
+"""Pydantic base classes for aggregates and their explicit events (the library's aggregate8)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,26 @@ class DomainEvent(BaseModel):
     timestamp: datetime = Field(default_factory=datetime_now_with_tzinfo)
 
 
+class Fact(DomainEvent):
+    """The fields every published event carries, lifted into the envelope: when it happened
+    (`at`, business time, unlike `timestamp`), where, under which terms, on whose request."""
+
+    at: datetime
+    market: str | None
+    currency: str | None
+    terms_version: str
+    correlation_id: str
+
+
+class MarketFact(Fact):
+    """A fact under one market's gift card terms: market and currency always known."""
+
+    market: str
+    currency: str
+
+
 class Aggregate(BaseAggregate[UUID]):
-    """Declarative aggregate whose `@event` methods create pydantic events."""
+    """Declarative aggregate: explicit event classes, each applied by an `@event(Class)` method."""
 
     @staticmethod
     def create_id(*_: Any, **__: Any) -> UUID:

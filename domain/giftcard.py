@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.base import Aggregate
+from domain.base import Aggregate, MarketFact
 from domain.calendar import add_months, cancellation_deadline, withdrawal_deadline
 from domain.errors import refuse
 from domain.markets import Market
@@ -16,13 +16,60 @@ from domain.markets import Market
 Status = Literal["active", "redeemed", "cancelled", "expired"]
 
 
+class CardEvent(Aggregate.Event, MarketFact):
+    """An event of one card, in the card's own market and currency."""
+
 
 class GiftCard(Aggregate):
     """A prepaid, single-use, single-market card (terms of 19 Nov 2025)."""
 
+    # Events, past tense. Their nested names are their stored topics
+    # (`domain.giftcard:GiftCard.Purchased`): renaming one orphans the stored events.
+
+    class Purchased(CardEvent, Aggregate.Created):
+        amount: int
+        expires_at: datetime
+        payment_method: Literal["card", "refund"]
+        code_last4: str
+        buyer_subject: str | None
+        pii: dict[str, str]  # sealed with the subject's key (R21): erasure makes it unreadable
+        replaces: UUID | None
+
+    class Activated(CardEvent):
+        pass
+
+    class Redeemed(CardEvent):
+        order_id: str
+        order_total: int
+        applied: int
+        remaining_to_pay: int  # R12: paid by another method
+        forfeited: int  # R11: lost, never refunded or re-credited
+        customer_id: str | None
+
+    class RedemptionRefused(CardEvent):
+        order_id: str
+        reason: str
+        attempted_market: str
+        customer_id: str | None
+
+    class Expired(CardEvent):
+        forfeited: int
+
+    class Cancelled(CardEvent):
+        refund_amount: int
+        refund_method: str
+
+    class Refunded(CardEvent):
+        order_id: str
+        returned_amount: int
+        to_new_card: int
+        to_other_method: int
+        new_card_id: UUID | None
+        received_on: date
+
     status: Status
 
-    @event("Purchased")
+    @event(Purchased)
     def __init__(
         self,
         *,
@@ -36,7 +83,6 @@ class GiftCard(Aggregate):
         buyer_subject: str | None,
         pii: dict[str, str],
         replaces: UUID | None,
-        terms_version: str,
         correlation_id: str,
     ) -> None:
         self.market = market
@@ -101,22 +147,17 @@ class GiftCard(Aggregate):
         """R1-R4, R9: a paid card, valid for the market's validity period from purchase."""
         cls.check_payment_method(payment_method)
         cls.check_amount(market, amount)
-        card = cls(
-            market=market.code,
-            currency=market.currency,
+        return cls._issue(
+            market,
+            now,
+            order_id,
             amount=amount,
-            at=now,
-            expires_at=add_months(now, market.validity_months),
             payment_method="card",
             code_last4=code_last4,
             buyer_subject=buyer_subject,
             pii=pii,
             replaces=None,
-            terms_version=market.terms_version,
-            correlation_id=order_id,
         )
-        card.activate(at=now, terms_version=market.terms_version, correlation_id=order_id)
-        return card
 
     @classmethod
     def issue_replacement(
@@ -130,39 +171,66 @@ class GiftCard(Aggregate):
         order_id: str,
     ) -> GiftCard:
         """R17: goods paid by card come back as a NEW card (new id, new code, full validity)."""
-        card = cls(
-            market=original.market,
-            currency=original.currency,
+        # market is the original card's: a replacement never changes platform.
+        return cls._issue(
+            market,
+            now,
+            order_id,
             amount=amount,
-            at=now,
-            expires_at=add_months(now, market.validity_months),
             payment_method="refund",
             code_last4=code_last4,
             # The refund belongs to whoever paid the returned goods with the card.
             buyer_subject=original.redeemed_by,
             pii={},
             replaces=original.id,
+        )
+
+    @classmethod
+    def _issue(cls, market: Market, now: datetime, order_id: str, **fields: Any) -> GiftCard:
+        """A new active card (R4), valid for the market's period from `now` (R9); `fields` are
+        the rest of Purchased's, validated by it."""
+        card = cls._create(
+            cls.Purchased,
+            market=market.code,
+            currency=market.currency,
+            at=now,
+            expires_at=add_months(now, market.validity_months),
             terms_version=market.terms_version,
             correlation_id=order_id,
+            **fields,
         )
         card.activate(at=now, terms_version=market.terms_version, correlation_id=order_id)
         return card
 
     def activate(self, *, at: datetime, terms_version: str, correlation_id: str) -> None:
         """R4: usable right after purchase."""
-        self._activated(
+        self._record(
+            self.Activated, at=at, terms_version=terms_version, correlation_id=correlation_id
+        )
+
+    @event(Activated)
+    def _activated(self) -> None:
+        self.activated = True
+
+    def _record(
+        self,
+        event_class: type[CardEvent],
+        *,
+        at: datetime,
+        terms_version: str,
+        correlation_id: str,
+        **fields: Any,
+    ) -> None:
+        """Trigger one of the card's events, stamped with the card's market and currency."""
+        self.trigger_event(
+            event_class,
             market=self.market,
             currency=self.currency,
             at=at,
             terms_version=terms_version,
             correlation_id=correlation_id,
+            **fields,
         )
-
-    @event("Activated")
-    def _activated(
-        self, *, market: str, currency: str, at: datetime, terms_version: str, correlation_id: str
-    ) -> None:
-        self.activated = True
 
     # --- using (R6, R9-R14) ------------------------------------------------------------
 
@@ -210,35 +278,21 @@ class GiftCard(Aggregate):
         self.check_usable(market, now)
         self.check_combination(promo_codes, contains_gift_card)
         applied = min(self.balance, order_total)
-        self._redeemed(
-            market=self.market,
-            currency=self.currency,
+        self._record(
+            self.Redeemed,
+            at=now, terms_version=market.terms_version, correlation_id=order_id,
             order_id=order_id,
             order_total=order_total,
             applied=applied,
-            remaining_to_pay=order_total - applied,  # R12: paid by another method
-            forfeited=self.balance - applied,  # R11: lost, never refunded or re-credited
+            remaining_to_pay=order_total - applied,
+            forfeited=self.balance - applied,
             customer_id=customer_id,
-            at=now,
-            terms_version=market.terms_version,
-            correlation_id=order_id,
         )
 
-    @event("Redeemed")
+    @event(Redeemed)
     def _redeemed(
-        self,
-        *,
-        market: str,
-        currency: str,
-        order_id: str,
-        order_total: int,
-        applied: int,
-        remaining_to_pay: int,
-        forfeited: int,
-        customer_id: str | None,
+        self, *, order_id: str, order_total: int, applied: int, customer_id: str | None,
         at: datetime,
-        terms_version: str,
-        correlation_id: str,
     ) -> None:
         self.status = "redeemed"
         self.used_on_order = order_id
@@ -249,42 +303,19 @@ class GiftCard(Aggregate):
         self.balance = 0
 
     def record_refusal(
-        self,
-        *,
-        order_id: str,
-        reason: str,
-        attempted_market: str,
-        customer_id: str | None,
-        at: datetime,
-        terms_version: str,
+        self, *, order_id: str, reason: str, attempted_market: str, customer_id: str | None,
+        at: datetime, terms_version: str,
     ) -> None:
         """A refused attempt on a known card: kept for the fraud view, changes nothing else."""
-        self._redemption_refused(
-            market=self.market,
-            currency=self.currency,
-            order_id=order_id,
-            reason=reason,
-            attempted_market=attempted_market,
+        self._record(
+            self.RedemptionRefused,
+            at=at, terms_version=terms_version, correlation_id=order_id,
+            order_id=order_id, reason=reason, attempted_market=attempted_market,
             customer_id=customer_id,
-            at=at,
-            terms_version=terms_version,
-            correlation_id=order_id,
         )
 
-    @event("RedemptionRefused")
-    def _redemption_refused(
-        self,
-        *,
-        market: str,
-        currency: str,
-        order_id: str,
-        reason: str,
-        attempted_market: str,
-        customer_id: str | None,
-        at: datetime,
-        terms_version: str,
-        correlation_id: str,
-    ) -> None:
+    @event(RedemptionRefused)
+    def _redemption_refused(self) -> None:
         self.refused_attempts += 1
 
     # --- expiry (R9) -------------------------------------------------------------------
@@ -293,27 +324,15 @@ class GiftCard(Aggregate):
         """R9: after the validity period the card expires and its balance is lost."""
         if self.status != "active" or not self.is_expired_at(now):
             return False
-        self._expired(
-            market=self.market,
-            currency=self.currency,
+        self._record(
+            self.Expired,
+            at=self.expires_at, terms_version=terms_version, correlation_id=f"expiry:{self.id}",
             forfeited=self.balance,
-            at=self.expires_at,
-            terms_version=terms_version,
-            correlation_id=f"expiry:{self.id}",
         )
         return True
 
-    @event("Expired")
-    def _expired(
-        self,
-        *,
-        market: str,
-        currency: str,
-        forfeited: int,
-        at: datetime,
-        terms_version: str,
-        correlation_id: str,
-    ) -> None:
+    @event(Expired)
+    def _expired(self) -> None:
         self.status = "expired"
         self.balance = 0
 
@@ -339,28 +358,15 @@ class GiftCard(Aggregate):
 
     def cancel(self, *, market: Market, now: datetime, correlation_id: str) -> None:
         self.check_cancellable(market, now)
-        self._cancelled(
-            market=self.market,
-            currency=self.currency,
+        self._record(
+            self.Cancelled,
+            at=now, terms_version=market.terms_version, correlation_id=correlation_id,
             refund_amount=self.balance,
             refund_method="original_payment",
-            at=now,
-            terms_version=market.terms_version,
-            correlation_id=correlation_id,
         )
 
-    @event("Cancelled")
-    def _cancelled(
-        self,
-        *,
-        market: str,
-        currency: str,
-        refund_amount: int,
-        refund_method: str,
-        at: datetime,
-        terms_version: str,
-        correlation_id: str,
-    ) -> None:
+    @event(Cancelled)
+    def _cancelled(self) -> None:
         self.status = "cancelled"
         self.balance = 0
 
@@ -407,35 +413,20 @@ class GiftCard(Aggregate):
         terms_version: str,
     ) -> None:
         """R17/R18: lineage to the new card; the rest goes back through the other method."""
-        self._refunded(
-            market=self.market,
-            currency=self.currency,
+        self._record(
+            self.Refunded,
+            at=at, terms_version=terms_version, correlation_id=order_id,
             order_id=order_id,
             returned_amount=returned_amount,
             to_new_card=to_new_card,
             to_other_method=to_other_method,
             new_card_id=new_card_id,
             received_on=received_on,
-            at=at,
-            terms_version=terms_version,
-            correlation_id=order_id,
         )
 
-    @event("Refunded")
+    @event(Refunded)
     def _refunded(
-        self,
-        *,
-        market: str,
-        currency: str,
-        order_id: str,
-        returned_amount: int,
-        to_new_card: int,
-        to_other_method: int,
-        new_card_id: UUID | None,
-        received_on: date,
-        at: datetime,
-        terms_version: str,
-        correlation_id: str,
+        self, *, to_new_card: int, to_other_method: int, new_card_id: UUID | None
     ) -> None:
         self.refunded_to_card += to_new_card
         self.refunded_other += to_other_method

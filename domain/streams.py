@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
+from typing import TypedDict, Unpack
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from domain.base import Aggregate
+from domain.base import Aggregate, MarketFact
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "urn:giftcards")
 
@@ -22,18 +23,35 @@ def stream_id(kind: str, key: str) -> UUID:
 class Index(Aggregate):
     """Maps a natural key (order id, code HMAC) to a card; the key itself is not stored."""
 
-    @event("Registered")
+    class Registered(Aggregate.Created):  # stored topic `domain.streams:Index.Registered`
+        target: UUID
+
+    @event(Registered)
     def __init__(self, *, target: UUID) -> None:
         self.target = target
 
     @classmethod
     def register(cls, kind: str, key: str, target: UUID) -> Index:
-        # The @event decorator creates the Registered class at runtime, unseen by mypy.
-        return cls._create(
-            cls.Registered,  # type: ignore[attr-defined]
-            id=stream_id(kind, key),
-            target=target,
-        )
+        return cls._create(cls.Registered, id=stream_id(kind, key), target=target)
+
+
+class Where(TypedDict):
+    """Where and when an attempt was made, as its command receives it."""
+
+    order_id: str
+    market: str
+    currency: str
+    at: datetime
+    terms_version: str
+    correlation_id: str
+
+
+class AttemptEvent(Aggregate.Event, MarketFact):
+    """An attempt refused before any card was involved. It names the customer (or source), so
+    that views never need the stream's state (F1, P4)."""
+
+    customer_id: str
+    order_id: str
 
 
 class CheckoutAttempts(Aggregate):
@@ -44,19 +62,25 @@ class CheckoutAttempts(Aggregate):
     of its own. Streams written before issue 9 hold every unknown code of one customer: they
     are still read (views, exports), never written again."""
 
-    @event("Opened")
+    # Nested names are the stored topics (`domain.streams:CheckoutAttempts.UnknownCodeTried`).
+
+    class Opened(Aggregate.Created):
+        customer_id: str
+
+    class UnknownCodeTried(AttemptEvent):
+        pass
+
+    class AttemptRefused(AttemptEvent):
+        reason: str
+
+    @event(Opened)
     def __init__(self, *, customer_id: str) -> None:
         self.customer_id = customer_id
         self.unknown_codes = 0
 
     @classmethod
     def open(cls, customer_id: str, stream: UUID) -> CheckoutAttempts:
-        # The @event decorator creates the Opened class at runtime, unseen by mypy.
-        return cls._create(
-            cls.Opened,  # type: ignore[attr-defined]
-            id=stream,
-            customer_id=customer_id,
-        )
+        return cls._create(cls.Opened, id=stream, customer_id=customer_id)
 
     @staticmethod
     def id_for(customer_id: str) -> UUID:
@@ -73,53 +97,14 @@ class CheckoutAttempts(Aggregate):
         """One locked-out attempt: keyed by its order, so a retry records nothing twice."""
         return stream_id("attempts-refused", f"{subject}|{window_start.isoformat()}|{order_id}")
 
-    def record_unknown_code(
-        self,
-        *,
-        order_id: str,
-        market: str,
-        currency: str,
-        at: datetime,
-        terms_version: str,
-        correlation_id: str,
-    ) -> None:
+    def record_unknown_code(self, **where: Unpack[Where]) -> None:
         """The typed code is deliberately not recorded: a near-miss is still a secret."""
-        self._unknown_code_tried(
-            customer_id=self.customer_id,
-            order_id=order_id,
-            market=market,
-            currency=currency,
-            at=at,
-            terms_version=terms_version,
-            correlation_id=correlation_id,
-        )
+        self.trigger_event(self.UnknownCodeTried, customer_id=self.customer_id, **where)
 
-    @event("UnknownCodeTried")
-    def _unknown_code_tried(
-        self,
-        *,
-        customer_id: str,
-        order_id: str,
-        market: str,
-        currency: str,
-        at: datetime,
-        terms_version: str,
-        correlation_id: str,
-    ) -> None:
-        # The customer id is in the event so that views never need the stream's state (F1, P4).
+    @event(UnknownCodeTried)
+    def _unknown_code_tried(self) -> None:
         self.unknown_codes += 1
 
-    @event("AttemptRefused")
-    def record_refusal(
-        self,
-        *,
-        customer_id: str,
-        order_id: str,
-        reason: str,
-        market: str,
-        currency: str,
-        at: datetime,
-        terms_version: str,
-        correlation_id: str,
-    ) -> None:
+    def record_refusal(self, *, customer_id: str, reason: str, **where: Unpack[Where]) -> None:
         """Refused unchecked (`too_many_attempts`): nothing says whether the code exists."""
+        self.trigger_event(self.AttemptRefused, customer_id=customer_id, reason=reason, **where)

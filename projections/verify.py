@@ -97,7 +97,7 @@ def _compare_state(
 
 def card_ids(app: GiftCards, db: Database) -> Iterator[UUID]:
     """Every card the store knows (from its purchases), then any only the view knows."""
-    topic = get_topic(GiftCard.Purchased)  # type: ignore[attr-defined]
+    topic = get_topic(GiftCard.Purchased)
     seen: set[str] = set()
     start = 1
     while True:

@@ -40,7 +40,7 @@ def start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def stored_redemptions(service: Service) -> Counter[str]:
-    topic = get_topic(GiftCard.Redeemed)  # type: ignore[attr-defined]
+    topic = get_topic(GiftCard.Redeemed)
     notes = service.app.recorder.select_notifications(1, 100_000, topics=[topic])
     return Counter(orjson.loads(n.state)["order_id"] for n in notes)
 
@@ -107,7 +107,7 @@ def test_r3_r11_consumer_killed_mid_batch_loses_nothing_and_applies_nothing_twic
     for i in range(PURCHASES):  # exactly one card per order (R3)
         index = app.repository.get(stream_id(PURCHASE_ORDER, f"order-{i}"))
         assert by_message[f"buy-{i}"][0]["card_id"] == str(index.target)
-    purchased = get_topic(GiftCard.Purchased)  # type: ignore[attr-defined]
+    purchased = get_topic(GiftCard.Purchased)
     cards = app.recorder.select_notifications(1, 100_000, topics=[purchased])
     assert len(cards) == PURCHASES + REDEMPTIONS
     redeemed = stored_redemptions(service)
