@@ -156,9 +156,10 @@ class Database:
                     self._held = None
 
     def _rollback(self, conn: Any) -> None:
-        # Temporary tables created in the transaction are gone with it.
-        self._staged.pop(conn, None)
-        if not self.is_postgres and not conn.in_transaction:
+        if self.is_postgres:
+            # Temporary tables created in the transaction are gone with it.
+            self._staged.pop(conn, None)
+        elif not conn.in_transaction:
             return  # BEGIN itself failed (locked): nothing to undo
         # A lost connection cannot roll back (the server already did): keep the first error.
         with contextlib.suppress(Exception):
