@@ -231,6 +231,11 @@ def eventsourcing_env(url: str) -> dict[str, str]:
             # Its pool pings a connection before lending it and replaces a dead one: after a
             # server restart no statement runs on a connection the server has dropped.
             "POSTGRES_PRE_PING": "y",
+            # Seconds to wait for a pooled connection (the library's default is 30). Its recorder
+            # retries a statement 10 times: with 1 s, an outage surfaces after ~12 s as an error
+            # our loops wait out and log (infra.transient) instead of blocking silently, and
+            # each new request makes the pool try to connect again, so it is back at once.
+            "POSTGRES_CONNECT_TIMEOUT": "1",
             "PROCESS_RECORDER_TOPIC": "infra.recorders:BinaryPostgresProcessRecorder",
         }
     if url == "memory://":
