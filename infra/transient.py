@@ -88,7 +88,7 @@ class Waiter:
             # rest of a server message could quote row values.
             first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             log.warning(
-                "%s waits for the database (%.0f s so far): %s: %s",
+                "%s waits for the database (retrying for %.0f s): %s: %s",
                 self.what, now - self.since, type(exc).__name__, first_line,
             )
         deadline = now + self.delay
@@ -102,7 +102,8 @@ class Waiter:
 
     def recovered(self) -> None:
         if self.since is not None:
-            log.warning("%s: database back after %.1f s", self.what, time.monotonic() - self.since)
+            waited = time.monotonic() - self.since
+            log.warning("%s: database back after %.1f s of retrying", self.what, waited)
         self.since, self.delay, self.logged_at = None, FIRST_DELAY_S, float("-inf")
 
 
