@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from psycopg_pool import ConnectionPool
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 POOL_SIZE = 4  # one loop uses one at a time; rebalance listeners and queries may add a few
 WAIT_FOR_CONNECTION_S = 5.0  # then PoolTimeout, a transient error the caller waits out
@@ -200,6 +201,12 @@ def _pool(url: str) -> ConnectionPool[Any]:
     # a plain connect did; once open, the pool reconnects on its own.
     try:
         pool.open(wait=True, timeout=WAIT_FOR_CONNECTION_S)
+    except PoolTimeout:
+        pool.close()
+        # The pool only says it timed out: one plain connect raises the server's own reason
+        # (refused: transient; a wrong password or database name: not).
+        psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
+        raise
     except BaseException:
         pool.close()
         raise

@@ -20,6 +20,8 @@ log = logging.getLogger("giftcards.db")
 TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57"})
 TRANSIENT_STATES = frozenset({"55P03"})  # lock_not_available (lock_timeout)
 PERMANENT_STATES = frozenset({"57P04"})  # database_dropped: waiting will not bring it back
+# A configuration to fix, not a fault to wait out: libpq's FATAL reasons at connection time.
+REFUSED_LOGIN = ("authentication failed", "does not exist", "no pg_hba.conf entry")
 FIRST_DELAY_S = 0.1
 MAX_DELAY_S = 5.0
 LOG_EVERY_S = 10.0
@@ -50,8 +52,11 @@ def _transient_itself(exc: BaseException) -> bool:
     if isinstance(exc, psycopg.Error):
         state = exc.sqlstate
         if state is None:
-            # No server answer at all: refused, lost, closed or no pooled connection in time.
-            return isinstance(exc, psycopg.OperationalError)
+            # No server answer at all: refused, lost, closed or no pooled connection in time;
+            # unless the server refused who we are (libpq reports it as text, no SQLSTATE).
+            return isinstance(exc, psycopg.OperationalError) and not any(
+                reason in str(exc) for reason in REFUSED_LOGIN
+            )
         if state in PERMANENT_STATES:
             return False
         return state[:2] in TRANSIENT_CLASSES or state in TRANSIENT_STATES

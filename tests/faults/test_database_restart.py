@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
+from pathlib import Path
 
+import orjson
 import pytest
 
 from infra import transient
@@ -13,7 +17,7 @@ from infra.config import load_settings
 from infra.db import PING_IDLE_S, Database
 from infra.transient import is_transient, retry_transient
 from tests.conftest import SECRET
-from tests.faults.harness import PrivatePostgres
+from tests.faults.harness import GIFTCARDS, PrivatePostgres, free_port
 
 pytestmark = pytest.mark.postgres
 
@@ -94,3 +98,19 @@ def test_vault_and_event_store_work_across_a_restart(private_postgres: PrivatePo
             == first["card_id"]
     finally:
         service.close()
+
+
+def test_cli_says_the_database_is_unavailable_and_nothing_else(tmp_path: Path) -> None:
+    """A command run while PostgreSQL is down exits 3 (a till retries it) with a clear error,
+    no traceback."""
+    url = f"postgresql://giftcards:giftcards@127.0.0.1:{free_port()}/giftcards"
+    env = {**os.environ, "GIFTCARDS_DATABASE_URL": url, "GIFTCARDS_SECRET_KEY": SECRET,
+           "GIFTCARDS_DATA_DIR": str(tmp_path / "var")}
+    done = subprocess.run(
+        [GIFTCARDS, "--json", "purchase", "--market", "FR", "--amount", "50",
+         "--payment-method", "card", "--buyer-id", "C1", "--buyer-email", "a@example.com"],
+        env=env, capture_output=True, check=False, timeout=60,
+    )
+    assert done.returncode == 3
+    assert orjson.loads(done.stdout)["error"]["code"] == "database_unavailable"
+    assert b"Traceback" not in done.stderr

@@ -30,6 +30,8 @@ def wrapped(cause: BaseException) -> BaseException:
     [
         psycopg.OperationalError("the connection is closed"),
         psycopg.OperationalError("consuming input failed: server closed the connection"),
+        psycopg.OperationalError('connection failed: connection to server at "127.0.0.1", '
+                                 "port 1 failed: Connection refused"),
         pg.AdminShutdown("terminating connection due to administrator command"),
         pg.CrashShutdown("terminating connection because of crash of another server process"),
         pg.CannotConnectNow("the database system is starting up"),
@@ -56,6 +58,10 @@ def test_faults_of_the_database_are_transient(exc: BaseException) -> None:
         pg.UndefinedTable("relation does not exist"),
         pg.InvalidTextRepresentation("invalid input syntax for type uuid"),
         pg.DatabaseDropped("database dropped"),
+        psycopg.OperationalError('connection failed: connection to server at "127.0.0.1", '
+                                 'port 5432 failed: FATAL:  password authentication failed'),
+        psycopg.OperationalError('connection failed: connection to server at "127.0.0.1", '
+                                 'port 5432 failed: FATAL:  database "gc" does not exist'),
         PoolClosed("the pool is closed"),
         sqlite3.OperationalError("no such table: cards"),
         sqlite3.IntegrityError("UNIQUE constraint failed"),
