@@ -78,7 +78,7 @@ def test_database_reconnects_and_a_lost_transaction_fails_whole(
 
 
 def test_vault_and_event_store_work_across_a_restart(private_postgres: PrivatePostgres) -> None:
-    """P1: sealed personal data opens after the restart; purchases with e-mails (sealed in the
+    """Sealed personal data opens after the restart; purchases with e-mails (sealed in the
     vault, stored through the event store's own pool) work again without a new process."""
     env = {"GIFTCARDS_DATABASE_URL": private_postgres.url, "GIFTCARDS_SECRET_KEY": SECRET}
     service = build(load_settings(env))
