@@ -6,18 +6,24 @@ import os
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import pytest
 
+from consumers.checkout import CheckoutProcessor, Outcome
 from infra import transient
 from infra.bootstrap import build
 from infra.config import load_settings
 from infra.db import PING_IDLE_S, Database
+from infra.secrets import Keys
 from infra.transient import is_transient, retry_transient
+from infra.vault import Vault
 from tests.conftest import SECRET
 from tests.faults.harness import GIFTCARDS, PrivatePostgres, free_port
+from tests.integration.test_checkout_consumer import ordered
+from tests.services import drop_postgres_database, fresh_postgres_database
 
 pytestmark = pytest.mark.postgres
 
@@ -114,3 +120,49 @@ def test_cli_says_the_database_is_unavailable_and_nothing_else(tmp_path: Path) -
     assert done.returncode == 3
     assert orjson.loads(done.stdout)["error"]["code"] == "database_unavailable"
     assert b"Traceback" not in done.stderr
+
+
+@dataclass(frozen=True)
+class Polled:
+    """A consumed record as the processor reads it (offset and bytes)."""
+
+    offset: int
+    value: bytes
+
+
+def test_r3_a_batch_waits_for_the_vault_and_nothing_is_dead_lettered(
+    private_postgres: PrivatePostgres, postgres_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 9's loss, exactly: the event store up, the vault's PostgreSQL away. Purchases with
+    e-mails fail on the vault alone; the batch must wait (no tracking record written meanwhile,
+    no dead letter) and then be applied whole, each purchase once."""
+    store = fresh_postgres_database(postgres_server)
+    env = {"GIFTCARDS_DATABASE_URL": store, "GIFTCARDS_SECRET_KEY": SECRET}
+    service = build(load_settings(env))
+    keys = Keys.from_master(service.settings.master_key)
+    vault = Vault(Database(private_postgres.url), wrapping_key=keys.key_wrapping,
+                  subject_key=keys.subject_hmac)
+    service.app.vault = vault
+    monkeypatch.setattr(transient, "MAX_DELAY_S", 0.5)
+    processor = CheckoutProcessor(service.app, "order.checkout")
+    records = [Polled(i, ordered(f"m-{i}", f"o-{i}")) for i in range(10)]
+    try:
+        private_postgres.stop()
+        result: list[Outcome] = []
+        worker = threading.Thread(target=lambda: result.append(processor.process(0, records)))
+        worker.start()
+        time.sleep(4)
+        assert worker.is_alive(), "the batch did not wait for the vault"
+        assert processor.next_offset(0) is None, "an offset was tracked while the vault was away"
+        private_postgres.start()
+        worker.join(60)
+        [outcome] = result
+        assert outcome.dead == []
+        assert [r["status"] for _, r in outcome.results] == ["accepted"] * 10
+        assert processor.next_offset(0) == 10
+        again = processor.process(0, records)  # a redelivery: the same replies, nothing new
+        assert [r for _, r in again.results] == [r for _, r in outcome.results]
+    finally:
+        vault.db.close()
+        service.close()
+        drop_postgres_database(store)
