@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, cast
 from uuid import UUID
 
@@ -39,6 +40,7 @@ from domain.giftcard import GiftCard
 from domain.streams import Index, stream_id
 from infra.kafka.topics import Topics
 from infra.mailer import CodeMailer, LoggingMailer
+from infra.transient import Stopped, is_transient, never, retry_transient
 
 MAX_TRANSACTION_MESSAGES = 500
 log = logging.getLogger("giftcards.checkout")
@@ -86,7 +88,20 @@ class CheckoutProcessor:
         recorder = cast(ProcessRecorder, self.app.recorder)  # see GiftCards.construct_recorder
         return recorder.max_tracking_id(tracking_name(self.topic, partition))
 
-    def process(self, partition: int, records: Sequence[Record]) -> Outcome:
+    def process(
+        self, partition: int, records: Sequence[Record], stop: Callable[[], bool] = never
+    ) -> Outcome:
+        """The batch applied (or found applied) with its tracking record. While the database
+        is unavailable the whole batch waits and is tried again, from the tracked offset: a
+        fault outside the messages never dead-letters them nor moves the offset past them.
+        Raises Stopped if `stop()` while waiting."""
+        return retry_transient(
+            lambda: self._process(partition, records),
+            what=f"checkout partition {partition}",
+            stop=stop,
+        )
+
+    def _process(self, partition: int, records: Sequence[Record]) -> Outcome:
         for _ in range(CONFLICT_RETRIES):
             done = self.next_offset(partition) or 0
             outcome = Outcome()
@@ -111,7 +126,9 @@ class CheckoutProcessor:
             self._apply(partition, records, outcome)
         except IntegrityError:
             raise
-        except Exception:
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # the database, not a message: the whole batch waits (see process)
             # A bug must not stall the partition: find the culprit message by message.
             log.exception("batch failed unexpectedly; retrying message by message")
             for record in records:
@@ -122,7 +139,10 @@ class CheckoutProcessor:
             self._apply(partition, [record], outcome)
         except IntegrityError:
             raise
-        except Exception:
+        except Exception as exc:
+            if is_transient(exc):
+                # Messages applied alone before it are tracked; the retry resumes after them.
+                raise
             log.exception("message at offset %d failed; dead-lettered", record.offset)
             with self.app.batch(Tracking(tracking_name(self.topic, partition), record.offset + 1)):
                 pass
@@ -332,15 +352,21 @@ class CheckoutConsumer:
                 if self.unpositioned:
                     # Records fetched from the group's position before seeking are dropped:
                     # they come again from the right offset.
-                    self.seek_to_tracked(list(self.unpositioned))
+                    self.seek_to_tracked(list(self.unpositioned), stop.is_set)
                     self.positioned.set()
                     continue
                 if polled:
-                    self.handle(polled)
+                    self.handle(polled, stop.is_set)
+        except Stopped:
+            # Stopped while the database was away: nothing of the batch in hand was published
+            # nor committed; the next start resumes from the tracked offsets.
+            log.info("stopped while waiting for the database")
         finally:
             self.close()
 
-    def handle(self, polled: dict[TopicPartition, Sequence[Any]]) -> Outcome:
+    def handle(
+        self, polled: dict[TopicPartition, Sequence[Any]], stop: Callable[[], bool] = never
+    ) -> Outcome:
         """One poll: a store transaction per partition, then one publish, flush and commit."""
         started = time.perf_counter()
         outcome = Outcome()
@@ -349,7 +375,7 @@ class CheckoutConsumer:
             # of events, and shorter transactions hold the store's insert lock for less long.
             for start in range(0, len(records), MAX_TRANSACTION_MESSAGES):
                 chunk = records[start : start + MAX_TRANSACTION_MESSAGES]
-                done = self.processor.process(tp.partition, chunk)
+                done = self.processor.process(tp.partition, chunk, stop)
                 outcome.results += done.results
                 outcome.dead += done.dead
                 outcome.deliveries += done.deliveries
@@ -388,13 +414,19 @@ class CheckoutConsumer:
         for future in futures:
             future.get(timeout=30)  # raises if the broker refused: offsets stay uncommitted
 
-    def seek_to_tracked(self, partitions: Sequence[TopicPartition]) -> None:
+    def seek_to_tracked(
+        self, partitions: Sequence[TopicPartition], stop: Callable[[], bool] = never
+    ) -> None:
         """Resume at the group's committed offset, never after the store's tracked one."""
         for tp in partitions:
             self.unpositioned.discard(tp)
             if tp not in self.consumer.assignment():
                 continue
-            tracked = self.processor.next_offset(tp.partition)
+            tracked = retry_transient(
+                partial(self.processor.next_offset, tp.partition),
+                what=f"checkout partition {tp.partition}",
+                stop=stop,
+            )
             committed = self.consumer.committed(tp)
             if tracked is None or committed is None:
                 # No hint that the replies of applied offsets went out: replay them all.

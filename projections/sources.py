@@ -12,6 +12,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from application.cards import GiftCards
 from infra.envelope import published_topics, stored_envelope
+from infra.transient import Stopped, never, retry_transient
 from projections import handlers
 from projections.runner import STORE, Item, Projector
 
@@ -93,10 +94,18 @@ def consumer(bootstrap: str, group_id: str | None, **extra: Any) -> KafkaConsume
     )
 
 
-def _poll(kc: KafkaConsumer, topic: str, projector: Projector, progress: Progress | None) -> int:
+def _poll(
+    kc: KafkaConsumer,
+    topic: str,
+    projector: Projector,
+    progress: Progress | None,
+    stop: Callable[[], bool] = never,
+) -> int:
     records = kc.poll(timeout_ms=500)
     items = [decode(topic, r) for batch in records.values() for r in batch]
-    done = projector.apply(items)
+    # While the views database is away the batch in hand waits: the consumer's position has
+    # moved past it, so it must not be dropped (apply skips whatever a lost COMMIT did store).
+    done = retry_transient(lambda: projector.apply(items), what="projections", stop=stop)
     if progress and items:
         progress(len(items), done)
     return done
@@ -155,14 +164,19 @@ def _seek(kc: KafkaConsumer, parts: list[TopicPartition], seen: dict[int, int]) 
 class _Resume(ConsumerRebalanceListener):  # type: ignore[misc]
     """On assignment, continue each partition right after the offset stored with the views."""
 
-    def __init__(self, kc: KafkaConsumer, topic: str, projector: Projector) -> None:
-        self.kc, self.topic, self.projector = kc, topic, projector
+    def __init__(
+        self, kc: KafkaConsumer, topic: str, projector: Projector, stop: Callable[[], bool]
+    ) -> None:
+        self.kc, self.topic, self.projector, self.stop = kc, topic, projector, stop
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         """Nothing to commit: every applied batch already stored its offsets."""
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        _seek(self.kc, list(assigned), self.projector.positions(self.topic))
+        seen = retry_transient(
+            lambda: self.projector.positions(self.topic), what="projections", stop=self.stop
+        )
+        _seek(self.kc, list(assigned), seen)
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
 
 
@@ -175,13 +189,16 @@ def follow_kafka(
     progress: Progress | None = None,
     stop: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Long-running member of a consumer group: partitions are split across runners."""
+    """Long-running member of a consumer group: partitions are split across runners. Waits
+    out a views database that is away (restarting), then goes on from where it stood."""
     kc = consumer(bootstrap, group_id)
-    kc.subscribe([topic], listener=_Resume(kc, topic, projector))
+    kc.subscribe([topic], listener=_Resume(kc, topic, projector, stop))
     applied = 0
     try:
         while not stop():
-            applied += _poll(kc, topic, projector, progress)
+            applied += _poll(kc, topic, projector, progress, stop)
+    except Stopped:
+        pass  # asked to stop while the database was away: the views keep their positions
     finally:
         kc.close()
     return applied
@@ -196,9 +213,20 @@ def follow_store(
     stop: Callable[[], bool] = lambda: False,
     idle_seconds: float = 0.5,
 ) -> int:
+    """Keeps the views up with the store; waits out either database being away (sync_store
+    resumes from the views' stored position, so it is retried whole)."""
     applied = 0
     while not stop():
-        done = sync_store(app, projector, batch_size=batch_size, progress=progress, stop=stop)
+        try:
+            done = retry_transient(
+                lambda: sync_store(
+                    app, projector, batch_size=batch_size, progress=progress, stop=stop
+                ),
+                what="projections",
+                stop=stop,
+            )
+        except Stopped:
+            break
         applied += done
         if not done:
             time.sleep(idle_seconds)

@@ -134,6 +134,11 @@ def run(argv: list[str]) -> int:
         return _fail(as_json, "interrupted", "interrupted", EXIT_INTERNAL)
     except Exception as exc:  # the last line of defence: no traceback for the user
         logging.getLogger("giftcards").debug("internal error", exc_info=True)
+        from infra.transient import is_transient  # psycopg: only when something failed
+
+        if is_transient(exc):  # nothing was half written: the same command can be run again
+            message = "the database is unavailable; run the command again"
+            return _fail(as_json, "database_unavailable", message, EXIT_INTERNAL)
         return _fail(as_json, "internal_error", type(exc).__name__, EXIT_INTERNAL)
     if result is not None:  # None: the handler wrote its own output (e.g. an export)
         emit(result, as_json)

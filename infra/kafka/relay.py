@@ -16,6 +16,7 @@ from kafka.partitioner.default import murmur2
 from infra.bootstrap import Service
 from infra.envelope import CONTENT_TYPE, published_topics, stored_envelope
 from infra.kafka.topics import Topics
+from infra.transient import Stopped, Waiter, is_transient
 
 log = logging.getLogger("giftcards.relay")
 POLL_INTERVAL_S = 0.2
@@ -72,19 +73,30 @@ class Relay:
     def run(self, stop: threading.Event) -> None:
         """Until `stop`: publish batches, waiting a short poll interval when caught up."""
         failures = 0
+        store = Waiter("relay", stop.is_set)
         try:
             while not stop.is_set():
                 try:
                     seen = self._publish_batch()
                     failures = 0
+                    store.recovered()
                 except KafkaError as exc:
                     failures += 1
                     log.warning("relay batch failed (%s); retrying from Kafka's position", exc)
                     self._reset()
                     stop.wait(min(5.0, 0.2 * 2**failures))
                     continue
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    # The store is away (restarting). Reading comes before the transaction
+                    # begins, so nothing was sent: wait, then read again from the position.
+                    store.wait(exc)
+                    continue
                 if seen < self.batch_size:
                     stop.wait(POLL_INTERVAL_S)
+        except Stopped:
+            pass  # asked to stop while the store was away
         finally:
             self.close()
 
