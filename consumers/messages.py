@@ -117,15 +117,16 @@ def parse(raw: bytes | None, markets: Markets) -> CheckoutMessage:
     """The validated message, or `Invalid` with a stable reason (never quoting the input)."""
     if raw is None or not raw:
         raise Invalid("empty", "no value")
+    # Checked before any recursive parser sees the input (orjson, pydantic and json recurse);
+    # iterative, and cheap even over the topic's largest value.
+    if too_deep(raw):
+        raise Invalid("too_deep", f"nested deeper than {MAX_DEPTH} levels")
     if len(raw) > MAX_VALUE_BYTES:
         raise Invalid("oversized", f"{len(raw)} bytes, limit {MAX_VALUE_BYTES}")
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError:
         raise Invalid("not_utf8", "value is not UTF-8") from None
-    # Checked before any recursive parser sees the input (orjson, pydantic and json recurse).
-    if too_deep(raw):
-        raise Invalid("too_deep", f"nested deeper than {MAX_DEPTH} levels")
     _refuse_duplicate_keys(raw)
     try:
         message: CheckoutMessage = MESSAGE.validate_json(raw)
