@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consumers.checkout import CheckoutProcessor
 from consumers.dead_letters import redact_bytes
 from domain.codes import ALPHABET, LENGTH, generate_code
 from infra.bootstrap import Service
@@ -169,3 +171,33 @@ def test_r8_redaction_keeps_a_generated_code_out_of_non_json_bytes() -> None:
     code = generate_code()
     raw = b"\x00garbage " + code.lower().encode() + b" gift_card_code: " + code.encode()
     assert code.replace("-", "").encode() not in redact_bytes(raw).upper().replace(b"-", b"")
+
+
+@dataclass(frozen=True)
+class Polled:
+    """A record as the consumer polls it (offset and value are all the processor reads)."""
+
+    offset: int
+    value: bytes | None
+
+
+def test_r3_a_refused_input_gets_the_same_reply_when_replayed_and_its_id_keeps_it(
+    service: Service,
+) -> None:
+    processor = CheckoutProcessor(service.app, "order.checkout")
+    records = [Polled(0, mutate("market", market="ZZ")), Polled(1, valid("ok")),
+               Polled(2, valid("bad-market")), Polled(3, b'{"message_id": "x", "a": ' + b"[" * 99)]
+    first = processor.process(0, records)
+    # After a crash between the store commit and the publish, the same offsets come again.
+    again = processor.process(0, records)
+    assert again.results == first.results
+    assert [letter for _, letter in again.dead] == [letter for _, letter in first.dead]
+    statuses = [(r["message_id"], r["status"], r["reason"]) for _, r in first.results]
+    assert statuses == [
+        ("bad-market", "rejected", "unknown_market"),
+        ("ok", "accepted", None),
+        # The valid message reusing a refused message id gets that id's stored reply (R3).
+        ("bad-market", "rejected", "unknown_market"),
+        ("x", "rejected", "too_deep"),
+    ]
+    assert [letter["reason"] for _, letter in first.dead] == ["unknown_market", "too_deep"]
