@@ -9,7 +9,6 @@ import secrets
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 LENGTH = 18
 SEPARATORS = "- \t"
-_STRIP = str.maketrans("", "", SEPARATORS)
 # A run of symbols long enough to hold a code, in normalised text (longer runs count whole).
 _RUN = re.compile(f"[{ALPHABET}]{{{LENGTH},}}")
 # A canonical UUID may hold 18 hex symbols in a row (about one in five does), yet a code can only
@@ -32,7 +31,7 @@ def generate_code() -> str:
 
 def normalize_code(text: str) -> str:
     """Canonical form used for lookup: upper case, separators and spaces removed."""
-    return text.upper().translate(_STRIP)
+    return text.upper().replace("-", "").replace(" ", "").replace("\t", "")
 
 
 def contains_code(text: str) -> bool:
@@ -43,6 +42,8 @@ def contains_code(text: str) -> bool:
     separators are gone (a long name, a numeric id of 18+ digits without 0 or 1), except a
     value that is exactly a canonical UUID.
     """
+    if len(text) < LENGTH and text.isascii():  # the common case ("ß" upper-cases to "SS")
+        return False
     return _RUN.search(normalize_code(text)) is not None and not _UUID.fullmatch(text)
 
 

@@ -181,6 +181,13 @@ def test_r8_the_detector_trade_off_is_documented() -> None:
     assert not contains_code("ABCDEFGHJKMNPQRST")  # 17 symbols: one short of a code
 
 
+def test_r8_short_text_that_upper_cases_into_a_code_is_detected() -> None:
+    typed = "\u00df" * 9  # "ß" upper-cases to "SS": nine characters redeem SSSSSS-SSSSSS-SSSSSS
+    assert normalize_code(typed) == "S" * LENGTH
+    assert contains_code(typed)
+    assert "S" * LENGTH not in normalize_code(redact_text(f"order {typed}"))
+
+
 def test_p5_e_mails_and_control_characters_stay_out_of_letter_fields_and_keys() -> None:
     raw = orjson.dumps(ordered(order_id=EMAIL, message_id=EMAIL, amount="x"))
     key, sent = letter(raw, refusal(raw))
