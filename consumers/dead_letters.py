@@ -29,6 +29,33 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # A value published outside the redacted original (reply fields, record keys): plain ids only.
 _PLAIN = re.compile(r"[ -~]{1,200}")
 
+_NO_CONTROL = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+DEAD_LETTER_SCHEMA: dict[str, Any] = {
+    "title": "DeadLetter",
+    "type": "object",
+    "properties": {
+        "reason": {"type": "string", "pattern": "^[a-z0-9_]+$"},
+        "detail": {"type": "string", "pattern": _NO_CONTROL},
+        "message_id": {"type": ["string", "null"], "pattern": _NO_CONTROL},
+        "source": {
+            "type": "object",
+            "properties": {
+                "topic": {"type": "string"},
+                "partition": {"type": "integer", "minimum": 0},
+                "offset": {"type": "integer", "minimum": 0},
+            },
+            "required": ["topic", "partition", "offset"],
+            "additionalProperties": False,
+        },
+        "original_size": {"type": "integer", "minimum": 0},
+        "original_truncated": {"type": "boolean"},
+        "original_base64": {"type": ["string", "null"], "contentEncoding": "base64"},
+    },
+    "required": ["reason", "detail", "message_id", "source", "original_size",
+                 "original_truncated", "original_base64"],
+    "additionalProperties": False,
+}
+
 # pydantic error types -> the stable reasons published on the dead-letter topic.
 _REASONS = {
     "missing": "missing_field",

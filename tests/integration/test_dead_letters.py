@@ -24,6 +24,7 @@ from tests.integration.kafka_helpers import (
     running_consumer,
 )
 from tests.integration.test_checkout_consumer import BUYER, PERSONAL, RECIPIENT, ordered
+from tests.unit.test_schemas import validator
 
 CODE = "HJKMNP-QRSTUV-WXYZ23"
 
@@ -123,6 +124,11 @@ def test_p5_r8_each_malformed_input_is_a_dead_letter_and_its_message_id_one_reje
         results = results_reader.until(len(expected))
         dead_reader.poll(1000)
         results_reader.poll(1000)
+    # Both outputs follow their committed JSON Schemas.
+    for name, outputs in (("checkout-result.json", results), ("dead-letter.json", letters)):
+        contract = validator(name)
+        for output in outputs:
+            contract.validate(output)
     # Every message id exactly one reply; the valid ones accepted, the others rejected with
     # the dead letter's reason.
     assert sorted(r["message_id"] for r in results) == sorted(expected)
