@@ -32,7 +32,7 @@ from consumers.messages import (
     GiftCardOrdered,
     OrderItemsReturned,
     parse,
-    peek,
+    rejected,
 )
 from consumers.replies import CheckoutReply
 from domain.errors import DomainError
@@ -152,52 +152,73 @@ class CheckoutProcessor:
         staged = Outcome()
         tracking = Tracking(tracking_name(self.topic, partition), records[-1].offset + 1)
         with self.app.batch(tracking) as uow:
-            messages: list[CheckoutMessage] = []
-            for record in records:
-                try:
-                    messages.append(parse(record.value, self.app.markets))
-                except Invalid as invalid:
-                    self._dead(partition, record, invalid, staged)
+            parsed = [(record, self._parse(record)) for record in records]
+            messages = [item for _, item in parsed if not isinstance(item, Invalid)]
             # Two queries load every key and card the batch will read, instead of several each.
             uow.prefetch(key for message in messages for key in natural_keys(self.app, message))
             uow.prefetch(
                 index.target for index in uow.loaded.values() if isinstance(index, Index)
             )
-            for message in messages:
-                stored = uow.get(CheckoutReply.id_for(message.message_id), CheckoutReply)
-                if stored is not None:
-                    staged.results.append((stored.result["order_id"], stored.result))
-                    continue
-                result = self._execute(uow, message, staged)
-                uow.add(CheckoutReply.record(message.message_id, result))
-                staged.results.append((result["order_id"], result))
+            # In offset order: of two inputs with one message id, the first one's reply stands.
+            for record, item in parsed:
+                if isinstance(item, Invalid):
+                    self._dead(partition, record, item, staged)
+                    if (refusal := _refusal(record, item)) is not None:
+                        self._reply(uow, refusal["message_id"], partial(dict, refusal), staged)
+                else:
+                    self._reply(
+                        uow, item.message_id, partial(self._execute, uow, item, staged), staged
+                    )
         outcome.results += staged.results
         outcome.dead += staged.dead
         outcome.deliveries += staged.deliveries
 
+    def _parse(self, record: Record) -> CheckoutMessage | Invalid:
+        try:
+            return parse(record.value, self.app.markets)
+        except Invalid as invalid:
+            return invalid
+
+    def _reply(
+        self, uow: UnitOfWork, message_id: str, result: Callable[[], Json], outcome: Outcome
+    ) -> None:
+        """The stored reply of a message id, or a new one stored with its effect (R3: once)."""
+        stored = uow.get(CheckoutReply.id_for(message_id), CheckoutReply)
+        if stored is None:
+            stored = CheckoutReply.record(message_id, result())
+            uow.add(stored)
+        outcome.results.append((stored.result["order_id"], stored.result))
+
     def _replay(self, partition: int, record: Record, outcome: Outcome) -> None:
         """An offset already applied (crash before publishing): republish what was stored."""
-        try:
-            message = parse(record.value, self.app.markets)
-        except Invalid as invalid:
-            self._dead(partition, record, invalid, outcome)
+        item = self._parse(record)
+        if isinstance(item, Invalid):
+            self._dead(partition, record, item, outcome)
+            refusal = _refusal(record, item)
+            message_id = refusal["message_id"] if refusal else None
+        else:
+            message_id = item.message_id
+        if message_id is None:
             return
-        stored = UnitOfWork(self.app).get(CheckoutReply.id_for(message.message_id), CheckoutReply)
+        stored = UnitOfWork(self.app).get(CheckoutReply.id_for(message_id), CheckoutReply)
         if stored is None:  # only a message that failed with an internal error has no reply
-            self._dead(partition, record, Invalid("internal_error", "processing failed"), outcome)
+            if not isinstance(item, Invalid):
+                self._dead(
+                    partition, record, Invalid("internal_error", "processing failed"), outcome
+                )
             return
         outcome.results.append((stored.result["order_id"], stored.result))
 
     def _dead(self, partition: int, record: Record, invalid: Invalid, outcome: Outcome) -> None:
-        letter = dead_letter(
-            invalid,
-            topic=self.topic,
-            partition=partition,
-            offset=record.offset,
-            raw=record.value,
-            message_id=peek(record.value, "message_id"),
+        outcome.dead.append(
+            dead_letter(
+                invalid,
+                topic=self.topic,
+                partition=partition,
+                offset=record.offset,
+                raw=record.value,
+            )
         )
-        outcome.dead.append((peek(record.value, "order_id"), letter))
 
     def _execute(self, uow: UnitOfWork, message: CheckoutMessage, outcome: Outcome) -> Json:
         base: Json = {
@@ -276,6 +297,15 @@ class CheckoutProcessor:
             "currency": refund["currency"],
             "refunded": refund["amount"],
         }
+
+
+def _refusal(record: Record, invalid: Invalid) -> Json | None:
+    """The rejected reply of a refused input that shows a message id; a bug here costs no more."""
+    try:
+        return rejected(record.value, invalid)
+    except Exception as error:
+        log.error("offset %d: no reply built (%s)", record.offset, type(error).__name__)
+        return None
 
 
 def natural_keys(app: GiftCards, message: CheckoutMessage) -> list[UUID]:

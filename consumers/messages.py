@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -17,7 +18,9 @@ from pydantic import (
     model_validator,
 )
 
-from consumers.dead_letters import MAX_VALUE_BYTES, Invalid, contains_code, from_validation
+from consumers.dead_letters import Invalid, from_validation, peek, plain
+from consumers.scan import MAX_DEPTH, MAX_VALUE_BYTES, too_deep
+from domain.codes import contains_code
 from domain.errors import DomainError
 from domain.markets import Markets
 
@@ -103,20 +106,29 @@ CheckoutMessage = Annotated[
     Field(discriminator="type"),
 ]
 MESSAGE = TypeAdapter(CheckoutMessage)
+TYPES = frozenset(("GiftCardOrdered", "CheckoutCompleted", "OrderItemsReturned",
+                   "GiftCardCancellationRequested"))
 # Fields allowed to carry a gift card code; a code anywhere else is refused (and redacted).
+# Names, e-mails and the personal message are sealed as PII: a code there is the buyer's business.
 CODE_FIELDS = frozenset({"gift_card_code", "code"})
+SEALED_FIELDS = frozenset({"message", "name", "email"})
 
 
 def parse(raw: bytes | None, markets: Markets) -> CheckoutMessage:
     """The validated message, or `Invalid` with a stable reason (never quoting the input)."""
     if raw is None or not raw:
         raise Invalid("empty", "no value")
+    # Checked before any recursive parser sees the input (orjson, pydantic and json recurse);
+    # iterative, and cheap even over the topic's largest value.
+    if too_deep(raw):
+        raise Invalid("too_deep", f"nested deeper than {MAX_DEPTH} levels")
     if len(raw) > MAX_VALUE_BYTES:
         raise Invalid("oversized", f"{len(raw)} bytes, limit {MAX_VALUE_BYTES}")
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError:
         raise Invalid("not_utf8", "value is not UTF-8") from None
+    _refuse_duplicate_keys(raw)
     try:
         message: CheckoutMessage = MESSAGE.validate_json(raw)
     except ValidationError as error:
@@ -136,10 +148,9 @@ def parse(raw: bytes | None, markets: Markets) -> CheckoutMessage:
 
 
 def _code_outside_code_fields(value: Any, path: str) -> str | None:
-    # The personal message is sealed as PII, so a code there is the buyer's business.
     if isinstance(value, dict):
         for key, item in value.items():
-            if key in CODE_FIELDS or key == "message":
+            if key in CODE_FIELDS or key in SEALED_FIELDS:
                 continue
             found = _code_outside_code_fields(item, f"{path}.{key}" if path else key)
             if found:
@@ -154,13 +165,66 @@ def _code_outside_code_fields(value: Any, path: str) -> str | None:
     return None
 
 
-def peek(raw: bytes | None, field: str) -> str | None:
-    """A top-level string field of a refused input, if it is short and holds no code."""
+def _refuse_duplicate_keys(raw: bytes) -> None:
+    # Parsers keep the last of two equal keys: "order_total" twice would pass with the second.
+    # Fast path: with no backslash, every quote delimits a string, and a key given twice
+    # leaves fewer strings in orjson's result than in the bytes.
     try:
-        value = orjson.loads(raw or b"")
+        if b"\\" not in raw and raw.count(b'"') == 2 * _strings_in(orjson.loads(raw)):
+            return
     except orjson.JSONDecodeError:
+        pass  # orjson is stricter than pydantic (lone surrogates): the slow path decides
+    try:
+        # Numbers are not needed here: skipping their conversion skips int's 4,300-digit limit.
+        json.loads(raw, object_pairs_hook=_unique, parse_int=len, parse_float=len)
+    except _Duplicate as duplicate:
+        raise Invalid("duplicate_key", f"{duplicate.path}: given twice") from None
+    except ValueError:
+        pass  # not JSON: pydantic names the reason
+
+
+def _strings_in(value: Any) -> int:
+    """Keys and string values at any depth."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            count += len(item)
+            stack += item.values()
+        elif type(item) is list:
+            stack += item
+        elif type(item) is str:
+            count += 1
+    return count
+
+
+class _Duplicate(Exception):
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Duplicate(plain(key) or "a key")
+            seen.add(key)
+    return value
+
+
+def rejected(raw: bytes | None, invalid: Invalid) -> dict[str, Any] | None:
+    """The reply to a refused input that shows a publishable message id (None: it shows none)."""
+    message_id = peek(raw, "message_id")
+    if message_id is None:
         return None
-    found = value.get(field) if isinstance(value, dict) else None
-    if isinstance(found, str) and 0 < len(found) <= 200 and not contains_code(found):
-        return found
-    return None
+    kind = peek(raw, "type")
+    return {
+        "message_id": message_id,
+        "type": kind if kind in TYPES else None,
+        "order_id": peek(raw, "order_id"),
+        "status": "rejected",
+        "reason": invalid.reason,
+        "card_id": None,
+    }

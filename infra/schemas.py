@@ -11,6 +11,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from consumers.dead_letters import DEAD_LETTER_SCHEMA
+from consumers.replies import RESULT_SCHEMA
 from domain.base import DomainEvent
 from infra.envelope import LIFTED, published_events
 from infra.orjsonpydantic import class_version
@@ -18,6 +20,9 @@ from infra.orjsonpydantic import class_version
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE_ID = "https://giftcards.example.com/schemas/"
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+# The checkout consumer's outputs, hand-written beside the code that builds them (tested on the
+# real outputs in tests/integration/test_dead_letters.py).
+CHECKOUT_OUTPUTS = {"checkout-result.json": RESULT_SCHEMA, "dead-letter.json": DEAD_LETTER_SCHEMA}
 # Envelope fields copied from the event's own field of another name (see to_envelope).
 _FROM_EVENT = {
     "occurred_at": "at",
@@ -104,6 +109,8 @@ def file_name(event_type: str, version: int) -> str:
 def generate() -> dict[str, str]:
     """File name -> exact text of every schema file."""
     schemas = {"envelope.json": envelope_schema()}
+    for name, schema in CHECKOUT_OUTPUTS.items():
+        schemas[name] = {"$schema": DIALECT, "$id": f"{BASE_ID}{name}", **schema}
     for prefix, event_type, event_class in published_events():
         # Only card events name a card (to_envelope's card_id); the others are streams.
         schema = event_schema(event_type, event_class, is_card=prefix == "GiftCard")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consumers.checkout import CheckoutProcessor
 from consumers.dead_letters import redact_bytes
 from domain.codes import ALPHABET, LENGTH, generate_code
 from infra.bootstrap import Service
@@ -22,6 +24,7 @@ from tests.integration.kafka_helpers import (
     running_consumer,
 )
 from tests.integration.test_checkout_consumer import BUYER, PERSONAL, RECIPIENT, ordered
+from tests.unit.test_schemas import validator
 
 CODE = "HJKMNP-QRSTUV-WXYZ23"
 
@@ -51,8 +54,9 @@ def valid(message_id: str) -> bytes:
     return ordered(message_id, f"order-{message_id}")
 
 
-def mutate(**changes: object) -> bytes:
-    message = orjson.loads(valid("bad"))
+def mutate(reason: str, **changes: object) -> bytes:
+    """A purchase with message id `bad-<reason>`, changed (None drops a field)."""
+    message = orjson.loads(valid(f"bad-{reason}"))
     for key, value in changes.items():
         if value is None:
             message.pop(key)
@@ -61,17 +65,33 @@ def mutate(**changes: object) -> bytes:
     return orjson.dumps(message)
 
 
-MALFORMED = {
-    "not_json": b"{this is not json",
-    "not_utf8": b'{"message_id": "\xff\xfe"}',
-    "invalid_field": mutate(amount="50.00"),
-    "missing_field": mutate(order_id=None),
-    "unknown_type": mutate(type="GiftCardStolen"),
-    "oversized": mutate(payment_method="o" * 1_000_000),
-    "unknown_market": mutate(market="ZZ"),
-    "currency_mismatch": mutate(currency="GBP"),
-    "code_in_wrong_field": mutate(order_id=f"order {CODE}"),
+SPACED_CODE = "CM6DZC    YRUCQW    RUQZ6W"  # issue 9, finding 6: redeems, passed the old detector
+EMAIL_ID = "carol.private@example.net"
+DEEP = b'{"message_id": "bad-too_deep", "order_id": "order-deep", "x": ' + b"[" * 1024
+# Replies expected for each malformed input, by reason: None when it shows no usable message id.
+MALFORMED: dict[str, tuple[bytes, str | None]] = {
+    "not_json": (b"{this is not json", None),
+    "not_utf8": (b'{"message_id": "bad-not_utf8", "x": "\xff"}', "bad-not_utf8"),
+    "invalid_field": (mutate("invalid_field", amount="50.00"), "bad-invalid_field"),
+    "missing_field": (mutate("missing_field", order_id=None), "bad-missing_field"),
+    "unknown_type": (mutate("unknown_type", type="GiftCardStolen"), "bad-unknown_type"),
+    "oversized": (mutate("oversized", payment_method="o" * 1_000_000), "bad-oversized"),
+    "unknown_market": (mutate("unknown_market", market="ZZ"), "bad-unknown_market"),
+    "currency_mismatch": (mutate("currency_mismatch", currency="GBP"), "bad-currency_mismatch"),
+    "code_in_wrong_field": (mutate("code_in_wrong_field", order_id=f"order {CODE}"),
+                            "bad-code_in_wrong_field"),
+    "too_deep": (DEEP, "bad-too_deep"),
+    "duplicate_key": (mutate("duplicate_key").replace(b"{", b'{"amount":99999999,', 1),
+                      "bad-duplicate_key"),
 }
+# Finding 6 and 7: a code with long separator runs, an e-mail as order id, as message id, and a
+# control character in the order id (the dead letter's record key).
+LEAKY: list[tuple[str, bytes, str | None]] = [
+    ("code_in_wrong_field", mutate("spaced", order_id=SPACED_CODE), "bad-spaced"),
+    ("invalid_field", mutate("email_order", order_id=EMAIL_ID, amount="x"), "bad-email_order"),
+    ("invalid_field", mutate("x", message_id=EMAIL_ID, amount="x"), None),
+    ("invalid_field", mutate("nul", order_id="order\u0000x", amount="x"), "bad-nul"),
+]
 
 
 @pytest.fixture
@@ -82,7 +102,7 @@ def readers(kafka_bootstrap: str, topics: Topics) -> Iterator[tuple[TopicReader,
     results.close()
 
 
-def test_p5_r8_each_malformed_input_is_a_dead_letter_and_consuming_goes_on(
+def test_p5_r8_each_malformed_input_is_a_dead_letter_and_its_message_id_one_rejected_reply(
     service: Service,
     env_for: dict[str, str],
     clock: FixedClock,
@@ -91,32 +111,64 @@ def test_p5_r8_each_malformed_input_is_a_dead_letter_and_consuming_goes_on(
     readers: tuple[TopicReader, TopicReader],
 ) -> None:
     dead_reader, results_reader = readers
-    inputs = [valid("first"), *MALFORMED.values(), valid("last")]
+    bad = [raw for raw, _ in MALFORMED.values()] + [raw for _, raw, _ in LEAKY]
+    reasons = list(MALFORMED) + [reason for reason, _, _ in LEAKY]
+    replied = [mid for _, mid in MALFORMED.values()] + [mid for _, _, mid in LEAKY]
+    expected = ["first", *[mid for mid in replied if mid], "last"]
+    inputs = [valid("first"), *bad, valid("last")]
     with running_consumer(env_for, clock, kafka_bootstrap, topics, CapturingMailer()):
         # One key, one partition: "last" comes after every bad input.
         produce(kafka_bootstrap, topics.checkout, inputs, key=b"k")
         # Dead letters are keyed by order id, so they spread over partitions: sort by source.
-        letters = sorted(dead_reader.until(len(MALFORMED)), key=lambda d: d["source"]["offset"])
-        results = results_reader.until(2)
-    assert [r["message_id"] for r in results] == ["first", "last"]
-    assert all(r["status"] == "accepted" for r in results)
-    assert [letter["reason"] for letter in letters] == list(MALFORMED)
+        letters = sorted(dead_reader.until(len(bad)), key=lambda d: d["source"]["offset"])
+        results = results_reader.until(len(expected))
+        dead_reader.poll(1000)
+        results_reader.poll(1000)
+    # Both outputs follow their committed JSON Schemas.
+    for name, outputs in (("checkout-result.json", results), ("dead-letter.json", letters)):
+        contract = validator(name)
+        for output in outputs:
+            contract.validate(output)
+    # Every message id exactly one reply; the valid ones accepted, the others rejected with
+    # the dead letter's reason.
+    assert sorted(r["message_id"] for r in results) == sorted(expected)
+    assert len(dead_reader.raw) == len(bad)
+    by_id = {r["message_id"]: r for r in results}
+    assert by_id["first"]["status"] == by_id["last"]["status"] == "accepted"
+    for reason, message_id in zip(reasons, replied, strict=True):
+        if message_id:
+            assert by_id[message_id]["status"] == "rejected"
+            assert by_id[message_id]["reason"] == reason
+            assert by_id[message_id]["card_id"] is None
+    assert by_id["bad-invalid_field"]["type"] == "GiftCardOrdered"
+    assert by_id["bad-invalid_field"]["order_id"] == "order-bad-invalid_field"
+    assert by_id["bad-too_deep"]["order_id"] == "order-deep"
+    assert [letter["reason"] for letter in letters] == reasons
     for offset, letter in enumerate(letters, start=1):
         assert letter["source"]["topic"] == topics.checkout
         assert letter["source"]["offset"] == offset
         assert letter["original_size"] == len(inputs[offset])
-    by_reason = {letter["reason"]: letter for letter in letters}
+    by_reason = {reason: letters[reasons.index(reason)] for reason in MALFORMED}
     assert by_reason["invalid_field"]["detail"] == "amount: int_type"
-    assert by_reason["invalid_field"]["message_id"] == "bad"
+    assert by_reason["invalid_field"]["message_id"] == "bad-invalid_field"
     assert by_reason["oversized"]["original_truncated"] is True
+    assert by_reason["duplicate_key"]["detail"] == "amount: given twice"
+    assert by_reason["too_deep"]["message_id"] == "bad-too_deep"
     moved = base64.b64decode(by_reason["code_in_wrong_field"]["original_base64"])
     moved_order = orjson.loads(moved)["order_id"]
     assert "[redacted]" in moved_order
     assert not any(group in moved_order for group in CODE.split("-"))
-    # P5: nothing secret or personal in any byte that left on the two output topics.
-    blob = b"\n".join(dead_reader.raw + results_reader.raw)
+    assert letters[-2]["message_id"] == "[redacted]"  # the e-mail as message id
+    # P5: nothing secret or personal in any byte that left on the two output topics: values,
+    # the originals inside the letters, and the record keys.
+    keys = dead_reader.keys + results_reader.keys
+    assert all(key is None or key.decode("ascii").isprintable() for key in keys)
+    blob = b"\n".join(dead_reader.raw + results_reader.raw + [k for k in keys if k])
+    assert b"\x00" not in blob and b"\\u0000" not in blob  # (the originals are base64)
     blob += b"".join(base64.b64decode(letter["original_base64"]) for letter in letters)
-    for secret in [CODE, CODE.replace("-", ""), BUYER["email"], BUYER["name"], PERSONAL]:
+    secrets = [CODE, CODE.replace("-", ""), BUYER["email"], BUYER["name"], PERSONAL, EMAIL_ID]
+    secrets += [SPACED_CODE, *SPACED_CODE.split()]
+    for secret in secrets:
         assert secret.encode() not in blob
     assert RECIPIENT["email"].encode() not in blob
 
@@ -125,3 +177,33 @@ def test_r8_redaction_keeps_a_generated_code_out_of_non_json_bytes() -> None:
     code = generate_code()
     raw = b"\x00garbage " + code.lower().encode() + b" gift_card_code: " + code.encode()
     assert code.replace("-", "").encode() not in redact_bytes(raw).upper().replace(b"-", b"")
+
+
+@dataclass(frozen=True)
+class Polled:
+    """A record as the consumer polls it (offset and value are all the processor reads)."""
+
+    offset: int
+    value: bytes | None
+
+
+def test_r3_a_refused_input_gets_the_same_reply_when_replayed_and_its_id_keeps_it(
+    service: Service,
+) -> None:
+    processor = CheckoutProcessor(service.app, "order.checkout")
+    records = [Polled(0, mutate("market", market="ZZ")), Polled(1, valid("ok")),
+               Polled(2, valid("bad-market")), Polled(3, b'{"message_id": "x", "a": ' + b"[" * 99)]
+    first = processor.process(0, records)
+    # After a crash between the store commit and the publish, the same offsets come again.
+    again = processor.process(0, records)
+    assert again.results == first.results
+    assert [letter for _, letter in again.dead] == [letter for _, letter in first.dead]
+    statuses = [(r["message_id"], r["status"], r["reason"]) for _, r in first.results]
+    assert statuses == [
+        ("bad-market", "rejected", "unknown_market"),
+        ("ok", "accepted", None),
+        # The valid message reusing a refused message id gets that id's stored reply (R3).
+        ("bad-market", "rejected", "unknown_market"),
+        ("x", "rejected", "too_deep"),
+    ]
+    assert [letter["reason"] for _, letter in first.dead] == ["unknown_market", "too_deep"]
