@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from dev.services import drop_scratch_database, scratch_database
 from infra.bootstrap import Service, build
 from infra.config import load_settings
 from infra.db import Database
@@ -17,7 +18,6 @@ from projections.config import load_fraud_config
 from projections.runner import Projector
 from projections.sources import sync_store
 from tests.integration.test_relay import read_committed, stored_envelopes
-from dev.services import drop_scratch_database, scratch_database
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

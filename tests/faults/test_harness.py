@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from kafka import KafkaProducer
 
+from dev.services import unique_topic_prefix
 from infra.bootstrap import Service
 from infra.db import Database
 from infra.kafka.admin import ensure_topics
@@ -32,7 +33,6 @@ from tests.faults.harness import (
 )
 from tests.integration.kafka_helpers import create_topics, produce
 from tests.integration.test_relay import read_committed
-from dev.services import unique_topic_prefix
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(90)]
 
