@@ -11,10 +11,6 @@ from typing import Any, NoReturn
 
 import orjson
 
-from domain.errors import DomainError
-from infra.config import ConfigError
-from infra.runtime import tune_gc
-
 EXIT_OK, EXIT_REFUSED, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
 # Refusals that are about the shape of the input rather than the terms.
 INPUT_ERROR_CODES = {"invalid_amount", "invalid_input", "invalid_date", "unknown_option"}
@@ -74,16 +70,6 @@ def parse_text(limit: int) -> Callable[[str], str]:
     return parse
 
 
-def build_parser() -> Parser:
-    from entrypoints.cli import commands
-
-    parser = Parser(prog="giftcards", description="Gift card lifecycle service")
-    parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    commands.register(sub)
-    return parser
-
-
 def emit(payload: dict[str, Any], as_json: bool, stream: Any = None) -> None:
     out = stream or sys.stdout
     if as_json:
@@ -106,52 +92,3 @@ def _closed_transport_read(record: logging.LogRecord) -> bool:
     error = record.exc_info[1] if record.exc_info else None
     closed = "'NoneType' object has no attribute 'recv'"
     return not (isinstance(error, AttributeError) and closed in str(error))
-
-
-def run(argv: list[str]) -> int:
-    as_json = "--json" in argv
-    argv = [a for a in argv if a != "--json"]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("kafka.net.transport").addFilter(_closed_transport_read)
-    tune_gc()
-    try:
-        if any(_has_surrogates(a) for a in argv):
-            raise UsageError("arguments must be valid UTF-8")
-        args = build_parser().parse_args(argv)
-        args.json = as_json
-        result = args.handler(args)
-    except HelpRequested as shown:
-        emit({"help": str(shown)}, as_json) if as_json else sys.stdout.write(str(shown))
-        return EXIT_OK
-    except UsageError as exc:
-        return _fail(as_json, exc.code, str(exc), EXIT_INVALID)
-    except ConfigError as exc:
-        return _fail(as_json, "invalid_configuration", str(exc), EXIT_INVALID)
-    except DomainError as exc:
-        status = EXIT_INVALID if exc.code in INPUT_ERROR_CODES else EXIT_REFUSED
-        return _fail(as_json, exc.code, exc.message, status)
-    except KeyboardInterrupt:
-        return _fail(as_json, "interrupted", "interrupted", EXIT_INTERNAL)
-    except Exception as exc:  # the last line of defence: no traceback for the user
-        logging.getLogger("giftcards").debug("internal error", exc_info=True)
-        return _fail(as_json, "internal_error", type(exc).__name__, EXIT_INTERNAL)
-    if result is not None:  # None: the handler wrote its own output (e.g. an export)
-        emit(result, as_json)
-    return EXIT_OK
-
-
-def _fail(as_json: bool, code: str, message: str, status: int) -> int:
-    payload = error(code, message)
-    if as_json:
-        emit(payload, True)
-    else:
-        sys.stderr.write(f"error [{code}]: {message}\n")
-    return status
-
-
-def _has_surrogates(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
