@@ -28,6 +28,9 @@ class Settings(BaseModel):
     topic_prefix: str
     partitions: int
     replication_factor: int
+    views_url: str
+    projection_batch: int
+    fraud_config: Path | None
 
     @property
     def production(self) -> bool:
@@ -52,7 +55,20 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         topic_prefix=env.get("GIFTCARDS_TOPIC_PREFIX", ""),
         partitions=_int(env, "GIFTCARDS_PARTITIONS", 12),
         replication_factor=_int(env, "GIFTCARDS_REPLICATION_FACTOR", 1),
+        views_url=_views_url(env, url),
+        projection_batch=_int(env, "GIFTCARDS_PROJECTION_BATCH", 1000),
+        fraud_config=Path(fraud) if (fraud := env.get("GIFTCARDS_FRAUD_CONFIG")) else None,
     )
+
+
+def _views_url(env: dict[str, str], store_url: str) -> str:
+    """Views live in GIFTCARDS_VIEWS_URL, by default beside the event store."""
+    url = env.get("GIFTCARDS_VIEWS_URL") or store_url
+    if url == "memory://":
+        return "sqlite:///:memory:"
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError("GIFTCARDS_VIEWS_URL must start with sqlite:/// or postgresql://")
+    return url
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:

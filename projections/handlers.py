@@ -41,9 +41,18 @@ def check(env: object) -> Envelope:
 Handler = Callable[[Batch, Envelope, "Row | None", FraudConfig], None]
 
 
+# The markets the process runs with (GIFTCARDS_MARKETS_FILE): set by the composition root.
+_markets: list[Markets] = []
+
+
+def use_markets(markets: Markets) -> None:
+    _markets[:] = [markets]
+    _zone.cache_clear()
+
+
 @cache
 def _zone(market: str) -> ZoneInfo:
-    known = Markets.load().markets
+    known = (_markets[0] if _markets else Markets.load()).markets
     return ZoneInfo(known[market].timezone if market in known else "UTC")
 
 
