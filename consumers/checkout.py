@@ -16,7 +16,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
-from application.cards import PURCHASE_ORDER, REDEMPTION_ORDER, GiftCards, UnitOfWork
+from application.cards import GiftCards, UnitOfWork
+from application.checkout import Checkout, Result
 from consumers.dead_letters import Invalid, dead_letter
 from consumers.messages import (
     CheckoutCompleted,
@@ -29,8 +30,6 @@ from consumers.messages import (
 )
 from consumers.replies import CheckoutReply
 from domain.errors import DomainError
-from domain.giftcard import GiftCard
-from domain.streams import CheckoutAttempts, Index, stream_id
 from infra.kafka.topics import Topics
 from infra.mailer import CodeMailer, LoggingMailer
 
@@ -71,6 +70,7 @@ class CheckoutProcessor:
 
     def __init__(self, app: GiftCards, topic: str) -> None:
         self.app = app
+        self.checkout = Checkout(app)
         self.topic = topic
 
     def next_offset(self, partition: int) -> int | None:
@@ -131,10 +131,8 @@ class CheckoutProcessor:
                 except Invalid as invalid:
                     self._dead(partition, record, invalid, staged)
             # Two queries load every key and card the batch will read, instead of several each.
-            uow.prefetch(key for message in messages for key in natural_keys(self.app, message))
-            uow.prefetch(
-                index.target for index in uow.loaded.values() if isinstance(index, Index)
-            )
+            uow.prefetch(key for message in messages for key in self.natural_keys(message))
+            uow.prefetch_targets()
             for message in messages:
                 stored = uow.get(CheckoutReply.id_for(message.message_id), CheckoutReply)
                 if stored is not None:
@@ -184,10 +182,18 @@ class CheckoutProcessor:
             return {**base, "status": "rejected", "reason": refusal.code, "card_id": None}
 
     def _command(self, uow: UnitOfWork, message: CheckoutMessage, outcome: Outcome) -> Json:
-        app = self.app
+        result = self._call(uow, message)
+        if result.delivery is not None:
+            delivery = result.delivery
+            outcome.deliveries.append((delivery.card_id, delivery.code, delivery.buyer))
+        return result.reply()
+
+    def _call(self, uow: UnitOfWork, message: CheckoutMessage) -> Result:
+        checkout = self.checkout
         if isinstance(message, GiftCardOrdered):
             buyer, recipient = message.buyer, message.recipient
-            card = app.purchase(
+            return checkout.order(
+                uow,
                 market=message.market,
                 amount=message.amount,
                 payment_method=message.payment_method,
@@ -199,11 +205,9 @@ class CheckoutProcessor:
                 message=message.message,
                 order_id=message.order_id,
             )
-            if card["code"] is not None:  # None when the order was already bought
-                outcome.deliveries.append((card["card_id"], card["code"], buyer.customer_id))
-            return pick(card, "card_id", "amount", "currency", "market", "expires_at")
         if isinstance(message, CheckoutCompleted):
-            redeemed = app.redeem(
+            return checkout.pay(
+                uow,
                 code=message.gift_card_code,
                 market=message.market,
                 order_id=message.order_id,
@@ -212,59 +216,33 @@ class CheckoutProcessor:
                 promo_codes=list(message.promo_codes),
                 contains_gift_card=message.contains_gift_cards,
             )
-            return pick(redeemed, "card_id", "applied", "remaining_to_pay", "forfeited", "currency")
         if isinstance(message, OrderItemsReturned):
-            return self._refund(uow, message, outcome)
-        return self._cancel(message)
+            return checkout.return_items(
+                uow,
+                order_id=message.order_id,
+                returned_amount=message.returned_amount,
+                received_on=message.received_on,
+                request_id=message.message_id,
+            )
+        return self._cancel(uow, message)
 
-    def _refund(self, uow: UnitOfWork, message: OrderItemsReturned, outcome: Outcome) -> Json:
-        refund = self.app.refund(
-            order_id=message.order_id,
-            returned_amount=message.returned_amount,
-            received_on=message.received_on,
-            request_id=message.message_id,
+    def _cancel(self, uow: UnitOfWork, message: GiftCardCancellationRequested) -> Result:
+        return self.checkout.cancel(
+            uow, card_id=message.card_id, order_id=message.order_id, code=message.code
         )
-        new_card = refund["new_card"]
-        if new_card is not None:
-            original = uow.get(UUID(refund["card_id"]), GiftCard)
-            buyer = original.buyer_subject if original else None
-            outcome.deliveries.append((new_card["card_id"], new_card["code"], buyer))
-        return {
-            **pick(refund, "card_id", "currency", "returned_amount", "to_other_method"),
-            "new_card_id": new_card["card_id"] if new_card else None,
-            "to_new_card": new_card["amount"] if new_card else 0,
-        }
 
-    def _cancel(self, message: GiftCardCancellationRequested) -> Json:
-        card_id = message.card_id
-        if card_id is None:
-            assert message.order_id is not None  # the model requires one of the two
-            card_id = self.app.card_bought_with(message.order_id)
-        cancelled = self.app.cancel(card_id, code=message.code, order_id=message.order_id)
-        refund = cancelled["refund"]
-        return {
-            "card_id": cancelled["card_id"],
-            "currency": refund["currency"],
-            "refunded": refund["amount"],
-        }
-
-
-def natural_keys(app: GiftCards, message: CheckoutMessage) -> list[UUID]:
-    """Streams a message's command will read: its reply, its order keys, the code's index."""
-    keys = [CheckoutReply.id_for(message.message_id)]
-    if isinstance(message, GiftCardOrdered):
-        keys.append(stream_id(PURCHASE_ORDER, message.order_id))
-    elif isinstance(message, CheckoutCompleted):
-        keys.append(stream_id(REDEMPTION_ORDER, message.order_id))
-        keys.append(CheckoutAttempts.id_for(message.customer_id or "anonymous"))
-        keys.append(app.code_index_id(message.gift_card_code))
-    elif isinstance(message, OrderItemsReturned):
-        keys.append(stream_id(REDEMPTION_ORDER, message.order_id))
-    return keys
-
-
-def pick(source: Json, *keys: str) -> Json:
-    return {key: source[key] for key in keys}
+    def natural_keys(self, message: CheckoutMessage) -> list[UUID]:
+        """Streams a message's command will read: its reply, then what the use case declares."""
+        keys = [CheckoutReply.id_for(message.message_id)]
+        if isinstance(message, GiftCardOrdered):
+            keys += self.checkout.order_keys(message.order_id)
+        elif isinstance(message, CheckoutCompleted):
+            keys += self.checkout.pay_keys(
+                message.order_id, message.customer_id, message.gift_card_code
+            )
+        elif isinstance(message, OrderItemsReturned):
+            keys += self.checkout.return_keys(message.order_id)
+        return keys
 
 
 class CheckoutConsumer:
