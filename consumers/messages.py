@@ -37,7 +37,9 @@ class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
-class Envelope(Strict):
+class MessageHeader(Strict):
+    """What every message of the order service carries."""
+
     message_id: Id
     occurred_at: datetime
 
@@ -53,7 +55,7 @@ class Recipient(Strict):
     name: Name | None = None
 
 
-class GiftCardOrdered(Envelope):
+class GiftCardOrdered(MessageHeader):
     type: Literal["GiftCardOrdered"]
     order_id: Id
     market: MarketCode
@@ -65,7 +67,7 @@ class GiftCardOrdered(Envelope):
     message: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
-class CheckoutCompleted(Envelope):
+class CheckoutCompleted(MessageHeader):
     type: Literal["CheckoutCompleted"]
     order_id: Id
     market: MarketCode
@@ -77,7 +79,7 @@ class CheckoutCompleted(Envelope):
     contains_gift_cards: bool = False
 
 
-class OrderItemsReturned(Envelope):
+class OrderItemsReturned(MessageHeader):
     type: Literal["OrderItemsReturned"]
     order_id: Id
     market: MarketCode
@@ -85,7 +87,7 @@ class OrderItemsReturned(Envelope):
     received_on: date
 
 
-class GiftCardCancellationRequested(Envelope):
+class GiftCardCancellationRequested(MessageHeader):
     type: Literal["GiftCardCancellationRequested"]
     card_id: UUID | None = None
     order_id: Id | None = None

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
+
+from domain.calendar import parse_instant
 
 
 class ConfigError(Exception):
@@ -109,7 +111,6 @@ def _pinned_now(env: dict[str, str], mode: str) -> datetime | None:
     if mode == "production":
         raise ConfigError("GIFTCARDS_NOW is refused in production")
     try:
-        instant = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return parse_instant(raw)
     except ValueError:
         raise ConfigError(f"GIFTCARDS_NOW is not an ISO-8601 instant: {raw[:40]!r}") from None
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)

@@ -6,10 +6,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, NoReturn
 
 import orjson
+
+from domain import calendar
 
 EXIT_OK, EXIT_REFUSED, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
 # Refusals that are about the shape of the input rather than the terms.
@@ -46,10 +48,9 @@ class Parser(argparse.ArgumentParser):
 
 def parse_instant(text: str) -> datetime:
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return calendar.parse_instant(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO-8601 instant: {text[:40]!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def parse_date(text: str) -> date:
