@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,12 @@ def test_r9_views_close_months_in_the_markets_file_time_zone(tmp_path: Path) -> 
         assert handlers.month_of("FR", late) == "2026-06"
     finally:
         build_projector(load_settings(env(tmp_path)))
+
+
+def test_every_variable_settings_read_is_in_the_readme_table() -> None:
+    root = Path(__file__).resolve().parents[2]
+    source = (root / "infra" / "config.py").read_text()
+    read = set(re.findall(r'"((?:GIFTCARDS|KAFKA)_[A-Z_]+)"', source))
+    table = (root / "README.md").read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    assert len(read) >= 13
+    assert sorted(name for name in read if f"`{name}`" not in table) == []
