@@ -28,6 +28,7 @@ Json = dict[str, Any]
 
 PURCHASE_ORDER = "purchase-order"
 REDEMPTION_ORDER = "redemption-order"
+REFUND_REQUEST = "refund-request"
 CODE = "code"
 MAX_ORDER_ID = 200
 
@@ -391,7 +392,7 @@ class GiftCards(Application[UUID]):
             if used is None:
                 raise refuse("unknown_order", "no order paid with a gift card has this id")
             if request_id is not None:
-                done = uow.get(stream_id("refund-request", request_id), Index)
+                done = uow.get(stream_id(REFUND_REQUEST, request_id), Index)
                 if done is not None:
                     raise refuse("duplicate_request", "this refund request was already processed")
             original = self._card(uow, used.target)
@@ -425,7 +426,7 @@ class GiftCards(Application[UUID]):
             )
             uow.add(original)
             if request_id is not None:
-                uow.add(Index.register("refund-request", request_id, original.id))
+                uow.add(Index.register(REFUND_REQUEST, request_id, original.id))
             return {
                 "order_id": order_id,
                 "card_id": str(original.id),

@@ -8,7 +8,13 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from application.cards import PURCHASE_ORDER, REDEMPTION_ORDER, GiftCards, UnitOfWork
+from application.cards import (
+    PURCHASE_ORDER,
+    REDEMPTION_ORDER,
+    REFUND_REQUEST,
+    GiftCards,
+    UnitOfWork,
+)
 from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts, stream_id
 
@@ -89,8 +95,8 @@ class Checkout:
             self.cards.code_index_id(code),
         ]
 
-    def return_keys(self, order_id: str) -> list[UUID]:
-        return [stream_id(REDEMPTION_ORDER, order_id)]
+    def return_keys(self, order_id: str, request_id: str) -> list[UUID]:
+        return [stream_id(REDEMPTION_ORDER, order_id), stream_id(REFUND_REQUEST, request_id)]
 
     # --- commands ------------------------------------------------------------------------
 

@@ -241,7 +241,7 @@ class CheckoutProcessor:
                 message.order_id, message.customer_id, message.gift_card_code
             )
         elif isinstance(message, OrderItemsReturned):
-            keys += self.checkout.return_keys(message.order_id)
+            keys += self.checkout.return_keys(message.order_id, message.message_id)
         return keys
 
 
