@@ -357,8 +357,8 @@ class GiftCards(Application[UUID]):
         return self._run(command, within)
 
     def _bought_with(self, uow: UnitOfWork, order_id: str | None) -> UUID:
-        index = uow.get(stream_id(PURCHASE_ORDER, order_id or ""), Index)
-        if order_id is None or index is None:
+        index = None if order_id is None else uow.get(stream_id(PURCHASE_ORDER, order_id), Index)
+        if index is None:
             raise refuse("unknown_order", "no card was bought with this order")
         return index.target
 
