@@ -20,6 +20,7 @@ services: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: services lint
 	$(PY) -m pytest

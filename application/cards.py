@@ -30,6 +30,7 @@ Json = dict[str, Any]
 
 PURCHASE_ORDER = "purchase-order"
 REDEMPTION_ORDER = "redemption-order"
+REFUND_REQUEST = "refund-request"
 CODE = "code"
 MAX_ORDER_ID = 200
 # A guesser's attempts window is one hot stream that several processes may write at once: each
@@ -58,6 +59,10 @@ class UnitOfWork:
                 aggregate = cast(Any, domain_event).mutate(aggregate)
             self.loaded[stream] = aggregate
         self.absent |= wanted - found.keys()
+
+    def prefetch_targets(self) -> None:
+        """Load what the indexes loaded so far point to (the cards of a batch's orders)."""
+        self.prefetch(index.target for index in self.loaded.values() if isinstance(index, Index))
 
     def get(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         if aggregate_id in self.changed:
@@ -117,7 +122,6 @@ class GiftCards(Application[UUID]):
         self.hasher = hasher
         self.vault = vault
         self.markets = markets
-        self._batch: UnitOfWork | None = None
         # Set by the composition root when the store can answer it in one query.
         self.load_streams: StreamLoader | None = None
 
@@ -132,19 +136,17 @@ class GiftCards(Application[UUID]):
 
     @contextmanager
     def batch(self, tracking: Tracking | None = None) -> Iterator[UnitOfWork]:
-        """Group commit: every command run inside is saved in one transaction with `tracking`."""
+        """Group commit: the commands given `within=` this unit of work are saved in one
+        transaction with `tracking` when the block ends (not if it raises)."""
         uow = UnitOfWork(self)
-        self._batch = uow
-        try:
-            yield uow
-        finally:
-            self._batch = None
+        yield uow
         uow.commit(tracking)
 
-    def _run(self, command: Callable[[UnitOfWork], R]) -> R:
-        """Run one command atomically; a refusal still saves what it recorded (attempts)."""
-        if self._batch is not None:
-            return command(self._batch)
+    def _run(self, command: Callable[[UnitOfWork], R], within: UnitOfWork | None = None) -> R:
+        """Run one command in the caller's unit of work, or atomically on its own; a refusal
+        still saves what it recorded (attempts)."""
+        if within is not None:
+            return command(within)
         for attempt in range(COMMAND_RETRIES):
             uow = UnitOfWork(self)
             try:
@@ -186,6 +188,7 @@ class GiftCards(Application[UUID]):
         recipient_name: str | None = None,
         message: str | None = None,
         order_id: str,
+        within: UnitOfWork | None = None,
     ) -> Json:
         """R1-R5, R9: buy one card per order; a repeated order id returns the same card."""
         the_market = self.markets.get(market)
@@ -224,7 +227,7 @@ class GiftCards(Application[UUID]):
             )
             return {**card_json(card), "code": code, "replayed": False}
 
-        return self._run(command)
+        return self._run(command, within)
 
     def _seal_purchase_pii(
         self,
@@ -264,6 +267,7 @@ class GiftCards(Application[UUID]):
         source: str,
         promo_codes: list[str] | None = None,
         contains_gift_card: bool = False,
+        within: UnitOfWork | None = None,
     ) -> Json:
         """R6, R8-R14: one card per order, used once; a retry of the same order is a no-op.
         `source` names the channel (`cli`, `checkout`, an API key's id, never a secret): unknown
@@ -325,7 +329,7 @@ class GiftCards(Application[UUID]):
             uow.add(card, Index.register(REDEMPTION_ORDER, order_id, card.id))
             return redemption_json(card)
 
-        return self._run(command)
+        return self._run(command, within)
 
     def attempt_ids(self, subject: str, order_id: str, now: datetime) -> tuple[UUID, UUID]:
         """The streams a redemption at `now` reads first: `subject`'s attempts window, and the
@@ -379,30 +383,21 @@ class GiftCards(Application[UUID]):
         )
         uow.add(refusal)
 
-    def card_bought_with(self, order_id: str) -> UUID:
-        """R20: a cancellation request may name the purchase order instead of the card."""
-
-        def command(uow: UnitOfWork) -> UUID:
-            index = uow.get(stream_id(PURCHASE_ORDER, order_id), Index)
-            if index is None:
-                raise refuse("unknown_order", "no card was bought with this order")
-            return index.target
-
-        return self._run(command)
-
     def cancel(
         self,
-        card_id: UUID,
+        card_id: UUID | None,
         *,
         code: str | None = None,
         order_id: str | None = None,
         correlation_id: str | None = None,
+        within: UnitOfWork | None = None,
     ) -> Json:
-        """R19/R20: cancel an unused card within 14 days; refund to the original payment."""
+        """R19/R20: cancel an unused card within 14 days; refund to the original payment.
+        A request may name the purchase order instead of the card (card_id None)."""
         now = self.now()
 
         def command(uow: UnitOfWork) -> Json:
-            card = self._card(uow, card_id)
+            card = self._card(uow, card_id or self._bought_with(uow, order_id))
             if code is not None and not self._code_matches(uow, code, card):
                 raise refuse("code_mismatch", "the code given does not belong to this card")
             if order_id is not None and order_id != card.purchase_order_id:
@@ -417,7 +412,13 @@ class GiftCards(Application[UUID]):
             uow.add(card)
             return cancellation_json(card)
 
-        return self._run(command)
+        return self._run(command, within)
+
+    def _bought_with(self, uow: UnitOfWork, order_id: str | None) -> UUID:
+        index = None if order_id is None else uow.get(stream_id(PURCHASE_ORDER, order_id), Index)
+        if index is None:
+            raise refuse("unknown_order", "no card was bought with this order")
+        return index.target
 
     def _code_matches(self, uow: UnitOfWork, code: str, card: GiftCard) -> bool:
         index = uow.get(self.code_index_id(code), Index)
@@ -438,6 +439,7 @@ class GiftCards(Application[UUID]):
         returned_amount: int,
         received_on: date,
         request_id: str | None = None,
+        within: UnitOfWork | None = None,
     ) -> Json:
         """R16-R18: returned goods paid by card come back as a NEW card, the rest otherwise."""
         check_order_id(order_id)
@@ -448,7 +450,7 @@ class GiftCards(Application[UUID]):
             if used is None:
                 raise refuse("unknown_order", "no order paid with a gift card has this id")
             if request_id is not None:
-                done = uow.get(stream_id("refund-request", request_id), Index)
+                done = uow.get(stream_id(REFUND_REQUEST, request_id), Index)
                 if done is not None:
                     raise refuse("duplicate_request", "this refund request was already processed")
             original = self._card(uow, used.target)
@@ -482,7 +484,7 @@ class GiftCards(Application[UUID]):
             )
             uow.add(original)
             if request_id is not None:
-                uow.add(Index.register("refund-request", request_id, original.id))
+                uow.add(Index.register(REFUND_REQUEST, request_id, original.id))
             return {
                 "order_id": order_id,
                 "card_id": str(original.id),
@@ -499,7 +501,7 @@ class GiftCards(Application[UUID]):
                 "to_other_method": to_other,
             }
 
-        return self._run(command)
+        return self._run(command, within)
 
     def expire(self, as_of: datetime | None = None, *, batch_size: int = 500) -> Json:
         """R9: expire every active card past its date; its balance is forfeited (breakage)."""

@@ -6,17 +6,17 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from eventsourcing.utils import get_topic
 
-from application.cards import iso
+from application.cards import GiftCards, iso
+from application.ports import SqlDatabase, SubjectVault
 from domain.deadlines import check_extension, due_date, is_overdue
 from domain.errors import refuse
 from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts
 from domain.subjects import DataSubject
-from infra.bootstrap import Service
 
 Json = dict[str, Any]
 CONTROLLER_MARKET = "FR"  # the controller is in Paris: French public holidays set P1 deadlines
@@ -49,6 +49,19 @@ ATTEMPTS = (CheckoutAttempts.UnknownCodeTried, CheckoutAttempts.AttemptRefused)
 SCANNED += ATTEMPTS
 SCANNED += [DataSubject.Erased, DataSubject.ObjectedToProfiling]
 BOOKKEEPING = {"originator_id", "originator_version", "originator_topic", "timestamp"}
+
+
+class Service(Protocol):
+    """The parts the rights need (read-only: the composition root's Service provides them)."""
+
+    @property
+    def app(self) -> GiftCards: ...
+
+    @property
+    def db(self) -> SqlDatabase: ...
+
+    @property
+    def vault(self) -> SubjectVault: ...
 
 
 @dataclass

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from application.cards import GiftCards
+from application.cards import GiftCards, UnitOfWork
 from domain.errors import DomainError
 
 MARKETS = ("FR", "DE", "GB")
@@ -54,22 +54,23 @@ class History:
         """Run commands until the store holds `target` events or time.monotonic() passes
         `deadline`; returns the events stored."""
         while (count := self.stored()) < target and time.monotonic() < deadline:
-            with self.app.batch():
+            with self.app.batch() as uow:
                 for _ in range(COMMANDS_PER_TX):
-                    self._one()
+                    self._one(uow)
         return count
 
-    def _one(self) -> None:
+    def _one(self, uow: UnitOfWork) -> None:
         rng, n = self.rng, self.commands
         self.commands += 1
         # ~20 minutes between commands: past 100k events cards start expiring unused.
         self.clock.now += timedelta(seconds=rng.randint(60, 1800))
         roll = rng.random()
         if self.unused and self.unused[0].expires_at <= self.clock.now and roll < 0.15:
-            self._try(self.unused.popleft(), n)  # late use: Expired + RedemptionRefused
+            self._try(self.unused.popleft(), n, uow)  # late use: Expired + RedemptionRefused
         elif roll < 0.55 or not self.unused:
             result = self._attempt(
                 self.app.purchase,
+                within=uow,
                 market=rng.choice(MARKETS),
                 amount=rng.choice(AMOUNTS),
                 payment_method="card",
@@ -90,10 +91,11 @@ class History:
             i = len(self.unused) - 1 - min(int(rng.expovariate(1 / 200)), len(self.unused) - 1)
             card = self.unused[i]
             del self.unused[i]
-            self._try(card, n)
+            self._try(card, n, uow)
         else:
             self._attempt(
                 self.app.redeem,
+                within=uow,
                 code=f"NOPE{n}",
                 market="FR",
                 order_id=f"pay-{n}",
@@ -102,9 +104,10 @@ class History:
                 source="bench",
             )
 
-    def _try(self, card: Card, n: int) -> None:
+    def _try(self, card: Card, n: int, uow: UnitOfWork) -> None:
         self._attempt(
             self.app.redeem,
+            within=uow,
             code=card.code,
             market=card.market,
             order_id=f"pay-{n}",

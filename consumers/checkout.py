@@ -17,13 +17,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
-from application.cards import (
-    PURCHASE_ORDER,
-    REDEMPTION_ORDER,
-    GiftCards,
-    UnitOfWork,
-    attempt_subject,
-)
+from application.cards import GiftCards, UnitOfWork
+from application.checkout import Checkout, Result
 from consumers.dead_letters import Invalid, dead_letter
 from consumers.messages import (
     CheckoutCompleted,
@@ -36,8 +31,6 @@ from consumers.messages import (
 )
 from consumers.replies import CheckoutReply
 from domain.errors import DomainError
-from domain.giftcard import GiftCard
-from domain.streams import Index, stream_id
 from infra.kafka.topics import Topics
 from infra.mailer import CodeMailer, LoggingMailer
 from infra.transient import Stopped, is_transient, never, retry_transient
@@ -81,6 +74,7 @@ class CheckoutProcessor:
 
     def __init__(self, app: GiftCards, topic: str) -> None:
         self.app = app
+        self.checkout = Checkout(app)
         self.topic = topic
 
     def next_offset(self, partition: int) -> int | None:
@@ -155,10 +149,8 @@ class CheckoutProcessor:
             parsed = [(record, self._parse(record)) for record in records]
             messages = [item for _, item in parsed if not isinstance(item, Invalid)]
             # Two queries load every key and card the batch will read, instead of several each.
-            uow.prefetch(key for message in messages for key in natural_keys(self.app, message))
-            uow.prefetch(
-                index.target for index in uow.loaded.values() if isinstance(index, Index)
-            )
+            uow.prefetch(key for message in messages for key in self.natural_keys(message))
+            uow.prefetch_targets()
             # In offset order: of two inputs with one message id, the first one's reply stands.
             for record, item in parsed:
                 if isinstance(item, Invalid):
@@ -233,10 +225,18 @@ class CheckoutProcessor:
             return {**base, "status": "rejected", "reason": refusal.code, "card_id": None}
 
     def _command(self, uow: UnitOfWork, message: CheckoutMessage, outcome: Outcome) -> Json:
-        app = self.app
+        result = self._call(uow, message)
+        if result.delivery is not None:
+            delivery = result.delivery
+            outcome.deliveries.append((delivery.card_id, delivery.code, delivery.buyer))
+        return result.reply()
+
+    def _call(self, uow: UnitOfWork, message: CheckoutMessage) -> Result:
+        checkout = self.checkout
         if isinstance(message, GiftCardOrdered):
             buyer, recipient = message.buyer, message.recipient
-            card = app.purchase(
+            return checkout.order(
+                uow,
                 market=message.market,
                 amount=message.amount,
                 payment_method=message.payment_method,
@@ -248,11 +248,9 @@ class CheckoutProcessor:
                 message=message.message,
                 order_id=message.order_id,
             )
-            if card["code"] is not None:  # None when the order was already bought
-                outcome.deliveries.append((card["card_id"], card["code"], buyer.customer_id))
-            return pick(card, "card_id", "amount", "currency", "market", "expires_at")
         if isinstance(message, CheckoutCompleted):
-            redeemed = app.redeem(
+            return checkout.pay(
+                uow,
                 code=message.gift_card_code,
                 market=message.market,
                 order_id=message.order_id,
@@ -262,41 +260,33 @@ class CheckoutProcessor:
                 promo_codes=list(message.promo_codes),
                 contains_gift_card=message.contains_gift_cards,
             )
-            return pick(redeemed, "card_id", "applied", "remaining_to_pay", "forfeited", "currency")
         if isinstance(message, OrderItemsReturned):
-            return self._refund(uow, message, outcome)
-        return self._cancel(message)
+            return checkout.return_items(
+                uow,
+                order_id=message.order_id,
+                returned_amount=message.returned_amount,
+                received_on=message.received_on,
+                request_id=message.message_id,
+            )
+        return self._cancel(uow, message)
 
-    def _refund(self, uow: UnitOfWork, message: OrderItemsReturned, outcome: Outcome) -> Json:
-        refund = self.app.refund(
-            order_id=message.order_id,
-            returned_amount=message.returned_amount,
-            received_on=message.received_on,
-            request_id=message.message_id,
+    def _cancel(self, uow: UnitOfWork, message: GiftCardCancellationRequested) -> Result:
+        return self.checkout.cancel(
+            uow, card_id=message.card_id, order_id=message.order_id, code=message.code
         )
-        new_card = refund["new_card"]
-        if new_card is not None:
-            original = uow.get(UUID(refund["card_id"]), GiftCard)
-            buyer = original.buyer_subject if original else None
-            outcome.deliveries.append((new_card["card_id"], new_card["code"], buyer))
-        return {
-            **pick(refund, "card_id", "currency", "returned_amount", "to_other_method"),
-            "new_card_id": new_card["card_id"] if new_card else None,
-            "to_new_card": new_card["amount"] if new_card else 0,
-        }
 
-    def _cancel(self, message: GiftCardCancellationRequested) -> Json:
-        card_id = message.card_id
-        if card_id is None:
-            assert message.order_id is not None  # the model requires one of the two
-            card_id = self.app.card_bought_with(message.order_id)
-        cancelled = self.app.cancel(card_id, code=message.code, order_id=message.order_id)
-        refund = cancelled["refund"]
-        return {
-            "card_id": cancelled["card_id"],
-            "currency": refund["currency"],
-            "refunded": refund["amount"],
-        }
+    def natural_keys(self, message: CheckoutMessage) -> list[UUID]:
+        """Streams a message's command will read: its reply, then what the use case declares."""
+        keys = [CheckoutReply.id_for(message.message_id)]
+        if isinstance(message, GiftCardOrdered):
+            keys += self.checkout.order_keys(message.order_id)
+        elif isinstance(message, CheckoutCompleted):
+            keys += self.checkout.pay_keys(
+                message.order_id, message.customer_id, CHECKOUT_SOURCE, message.gift_card_code
+            )
+        elif isinstance(message, OrderItemsReturned):
+            keys += self.checkout.return_keys(message.order_id, message.message_id)
+        return keys
 
 
 def _refusal(record: Record, invalid: Invalid) -> Json | None:
@@ -306,26 +296,6 @@ def _refusal(record: Record, invalid: Invalid) -> Json | None:
     except Exception as error:
         log.error("offset %d: no reply built (%s)", record.offset, type(error).__name__)
         return None
-
-
-def natural_keys(app: GiftCards, message: CheckoutMessage) -> list[UUID]:
-    """Streams a message's command will read: its reply, its order keys, the code's index, the
-    attempts window of its customer and the stream its refusal would take during a lock-out."""
-    keys = [CheckoutReply.id_for(message.message_id)]
-    if isinstance(message, GiftCardOrdered):
-        keys.append(stream_id(PURCHASE_ORDER, message.order_id))
-    elif isinstance(message, CheckoutCompleted):
-        keys.append(stream_id(REDEMPTION_ORDER, message.order_id))
-        subject = attempt_subject(message.customer_id, CHECKOUT_SOURCE)
-        keys.extend(app.attempt_ids(subject, message.order_id, app.now()))
-        keys.append(app.code_index_id(message.gift_card_code))
-    elif isinstance(message, OrderItemsReturned):
-        keys.append(stream_id(REDEMPTION_ORDER, message.order_id))
-    return keys
-
-
-def pick(source: Json, *keys: str) -> Json:
-    return {key: source[key] for key in keys}
 
 
 class CheckoutConsumer:

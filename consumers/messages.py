@@ -40,7 +40,9 @@ class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
-class Envelope(Strict):
+class MessageHeader(Strict):
+    """What every message of the order service carries."""
+
     message_id: Id
     occurred_at: datetime
 
@@ -56,7 +58,7 @@ class Recipient(Strict):
     name: Name | None = None
 
 
-class GiftCardOrdered(Envelope):
+class GiftCardOrdered(MessageHeader):
     type: Literal["GiftCardOrdered"]
     order_id: Id
     market: MarketCode
@@ -68,7 +70,7 @@ class GiftCardOrdered(Envelope):
     message: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
-class CheckoutCompleted(Envelope):
+class CheckoutCompleted(MessageHeader):
     type: Literal["CheckoutCompleted"]
     order_id: Id
     market: MarketCode
@@ -80,7 +82,7 @@ class CheckoutCompleted(Envelope):
     contains_gift_cards: bool = False
 
 
-class OrderItemsReturned(Envelope):
+class OrderItemsReturned(MessageHeader):
     type: Literal["OrderItemsReturned"]
     order_id: Id
     market: MarketCode
@@ -88,7 +90,7 @@ class OrderItemsReturned(Envelope):
     received_on: date
 
 
-class GiftCardCancellationRequested(Envelope):
+class GiftCardCancellationRequested(MessageHeader):
     type: Literal["GiftCardCancellationRequested"]
     card_id: UUID | None = None
     order_id: Id | None = None

@@ -1,4 +1,4 @@
-"""Locates (or starts) the real Kafka and PostgreSQL that integration tests run against."""
+"""Locates (or starts) the real Kafka and PostgreSQL that the tests and the bench run against."""
 
 from __future__ import annotations
 

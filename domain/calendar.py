@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import calendar
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
 from domain.markets import Market
 
 D = TypeVar("D", date, datetime)
+
+
+def parse_instant(text: str) -> datetime:
+    """THE reading of an ISO-8601 instant (CLI, settings, views): `Z` allowed, naive means UTC.
+    Raises ValueError when the text is not one."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def add_months(start: D, months: int) -> D:

@@ -1,1 +1,2 @@
-"""Adapters: storage, secrets, Kafka, CLI and the composition root."""
+"""Adapters: event store, vault and secrets, Kafka, the published envelope, mailer; and the
+composition root (bootstrap.py) with the one Settings (config.py)."""

@@ -1,36 +1,30 @@
-"""The composition root: wires settings, storage, secrets and the vault into the application."""
+"""The composition root: builds the application, relay, checkout consumer and projector from
+ONE Settings (every GIFTCARDS_* variable), so no other module reads the environment."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from eventsourcing.utils import get_topic
 
 from application.cards import GiftCards
 from domain.codes import generate_code
 from domain.markets import Markets
-from infra.config import Settings, load_settings
+from infra.config import ConfigError, Settings, load_settings
 from infra.db import Database, eventsourcing_env
 from infra.lookup import stream_loader
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
 from infra.secrets import HmacCodeHasher, Keys
+from infra.service import Service
 from infra.vault import Vault
 
-
-@dataclass
-class Service:
-    """Everything a process needs, built once."""
-
-    settings: Settings
-    app: GiftCards
-    db: Database
-    vault: Vault
-
-    def close(self) -> None:
-        self.app.close()
-        self.db.close()
+if TYPE_CHECKING:  # built on demand: a card command does not load Kafka or view code
+    from consumers.checkout import CheckoutConsumer
+    from infra.kafka.relay import Relay
+    from infra.kafka.topics import Topics
+    from projections.runner import Projector
 
 
 def clock_for(settings: Settings) -> Callable[[], datetime]:
@@ -58,7 +52,7 @@ def build(
         "MAPPER_TOPIC": get_topic(PydanticMapper),
         "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),
     }
-    markets = Markets.load(settings.markets_file) if settings.markets_file else Markets.load()
+    markets = load_markets(settings)
     app = GiftCards(
         env,
         clock=clock or clock_for(settings),
@@ -69,3 +63,60 @@ def build(
     )
     app.load_streams = stream_loader(app.recorder, app.mapper)
     return Service(settings=settings, app=app, db=db, vault=vault)
+
+
+def load_markets(settings: Settings) -> Markets:
+    return Markets.load(settings.markets_file) if settings.markets_file else Markets.load()
+
+
+def build_projector(settings: Settings) -> Projector:
+    """The views in GIFTCARDS_VIEWS_URL with the fraud thresholds and the process's markets."""
+    from projections import handlers
+    from projections.config import read_fraud_config
+    from projections.runner import Projector
+
+    handlers.use_markets(load_markets(settings))
+    return Projector(Database(settings.views_url), read_fraud_config(settings.fraud_config))
+
+
+def kafka_topics(settings: Settings) -> tuple[str, Topics]:
+    """The broker and the contract's topics, created if missing (Kafka processes only)."""
+    from infra.kafka.admin import ensure_topics
+    from infra.kafka.topics import Topics
+
+    if not settings.kafka_bootstrap:
+        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set")
+    topics = Topics(settings.topic_prefix)
+    ensure_topics(
+        settings.kafka_bootstrap, topics, settings.partitions, settings.replication_factor
+    )
+    return settings.kafka_bootstrap, topics
+
+
+def build_relay(service: Service, topics: Topics, batch_size: int | None = None) -> Relay:
+    from infra.kafka.relay import BATCH_SIZE, Relay
+
+    return Relay(
+        service,
+        str(service.settings.kafka_bootstrap),
+        topics,
+        transactional_id=topics.relay_transactional_id,
+        batch_size=batch_size or BATCH_SIZE,
+    )
+
+
+def build_checkout_consumer(
+    service: Service, topics: Topics, *, instance_id: str | None, max_poll_records: int
+) -> CheckoutConsumer:
+    from consumers.checkout import CheckoutConsumer
+
+    return CheckoutConsumer(
+        service.app,
+        str(service.settings.kafka_bootstrap),
+        topics,
+        instance_id=instance_id,
+        max_poll_records=max_poll_records,
+    )
+
+
+__all__ = ["Service", "build", "build_checkout_consumer", "build_projector", "build_relay"]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
+
+from domain.calendar import parse_instant
 
 
 class ConfigError(Exception):
@@ -28,6 +30,9 @@ class Settings(BaseModel):
     topic_prefix: str
     partitions: int
     replication_factor: int
+    views_url: str
+    projection_batch: int
+    fraud_config: Path | None
 
     @property
     def production(self) -> bool:
@@ -52,7 +57,20 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         topic_prefix=env.get("GIFTCARDS_TOPIC_PREFIX", ""),
         partitions=_int(env, "GIFTCARDS_PARTITIONS", 12),
         replication_factor=_int(env, "GIFTCARDS_REPLICATION_FACTOR", 1),
+        views_url=_views_url(env, url),
+        projection_batch=_int(env, "GIFTCARDS_PROJECTION_BATCH", 1000),
+        fraud_config=Path(fraud) if (fraud := env.get("GIFTCARDS_FRAUD_CONFIG")) else None,
     )
+
+
+def _views_url(env: dict[str, str], store_url: str) -> str:
+    """Views live in GIFTCARDS_VIEWS_URL, by default beside the event store."""
+    url = env.get("GIFTCARDS_VIEWS_URL") or store_url
+    if url == "memory://":
+        return "sqlite:///:memory:"
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError("GIFTCARDS_VIEWS_URL must start with sqlite:/// or postgresql://")
+    return url
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -93,7 +111,6 @@ def _pinned_now(env: dict[str, str], mode: str) -> datetime | None:
     if mode == "production":
         raise ConfigError("GIFTCARDS_NOW is refused in production")
     try:
-        instant = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return parse_instant(raw)
     except ValueError:
         raise ConfigError(f"GIFTCARDS_NOW is not an ISO-8601 instant: {raw[:40]!r}") from None
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)

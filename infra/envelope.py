@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from functools import cache
 from hashlib import sha1
 from typing import Any, cast
@@ -11,6 +12,7 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, Notification
 from eventsourcing.utils import get_topic, resolve_topic
+from pydantic import BaseModel, ConfigDict
 
 from domain.base import DomainEvent
 from domain.giftcard import GiftCard
@@ -34,6 +36,31 @@ LIFTED = {
     "terms_version",
     "correlation_id",
 }
+
+
+class Envelope(BaseModel):
+    """Every published message, whatever its event type."""
+
+    model_config = ConfigDict(extra="forbid", title="GiftCardsEnvelope")
+
+    event_id: UUID
+    event_type: str
+    schema_version: int
+    card_id: UUID | None
+    stream_id: UUID
+    card_version: int
+    position: int
+    occurred_at: datetime
+    recorded_at: datetime
+    market: str | None
+    currency: str | None
+    terms_version: str | None
+    correlation_id: str | None
+    data: dict[str, Any]
+
+
+# An Envelope as the views receive it: decoded JSON, checked by projections.handlers.check.
+EnvelopeJson = dict[str, Any]
 
 
 def published_events() -> Iterator[tuple[str, str, type[DomainEvent]]]:

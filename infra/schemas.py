@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
-
-from pydantic import BaseModel, ConfigDict
 
 from consumers.dead_letters import DEAD_LETTER_SCHEMA
 from consumers.replies import RESULT_SCHEMA
 from domain.base import DomainEvent
-from infra.envelope import LIFTED, published_events
+from infra.envelope import LIFTED, Envelope, published_events
 from infra.orjsonpydantic import class_version
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -31,27 +27,6 @@ _FROM_EVENT = {
     "terms_version": "terms_version",
     "correlation_id": "correlation_id",
 }
-
-
-class Envelope(BaseModel):
-    """Every published message, whatever its event type."""
-
-    model_config = ConfigDict(extra="forbid", title="GiftCardsEnvelope")
-
-    event_id: UUID
-    event_type: str
-    schema_version: int
-    card_id: UUID | None
-    stream_id: UUID
-    card_version: int
-    position: int
-    occurred_at: datetime
-    recorded_at: datetime
-    market: str | None
-    currency: str | None
-    terms_version: str | None
-    correlation_id: str | None
-    data: dict[str, Any]
 
 
 def _all_required(schema: dict[str, Any]) -> dict[str, Any]:

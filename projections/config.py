@@ -41,7 +41,12 @@ class FraudConfig(BaseModel):
 def load_fraud_config(environ: dict[str, str] | None = None) -> FraudConfig:
     env = os.environ if environ is None else environ
     path = env.get("GIFTCARDS_FRAUD_CONFIG")
-    if not path:
+    return read_fraud_config(Path(path) if path else None)
+
+
+def read_fraud_config(path: Path | None) -> FraudConfig:
+    """The thresholds in the TOML file at `path` (Settings.fraud_config), defaults if none."""
+    if path is None:
         return FraudConfig()
     try:
         with Path(path).open("rb") as handle:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from domain.calendar import parse_instant
+from infra.envelope import EnvelopeJson
 from projections.batch import Batch, Row
 from projections.config import COMPELLING_GROUNDS, LEGITIMATE_INTEREST, FraudConfig
 from projections.schema import ALERTS, BALANCE, FRAUD_STATE, SUBJECTS
-from projections.timefmt import bucket, norm, parse
-
-Envelope = dict[str, Any]
+from projections.timefmt import bucket, norm
 
 
 def emit(
@@ -55,7 +55,7 @@ def _window(b: Batch, key: str, entry: list[Any]) -> list[list[Any]]:
 # --- F1 code guessing ------------------------------------------------------------------------
 
 
-def unknown_code_key(env: Envelope, config: FraudConfig) -> tuple[str, str, str]:
+def unknown_code_key(env: EnvelopeJson, config: FraudConfig) -> tuple[str, str, str]:
     """(state key, customer, window start) of an unknown-code attempt."""
     # The attempts stream is per customer; its id stands in when the id itself is not published.
     customer = env["data"].get("customer_id") or env["stream_id"]
@@ -68,7 +68,7 @@ def unknown_code_key(env: Envelope, config: FraudConfig) -> tuple[str, str, str]
 F1_LISTED = 100
 
 
-def unknown_code(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) -> None:
+def unknown_code(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudConfig) -> None:
     """An unknown code, or an attempt refused unchecked during a lock-out (R8): both count.
     The earliest attempts by (time, event id) and the counts do not depend on arrival order;
     a redelivered event never gets here (its stream's version is checked first)."""
@@ -106,7 +106,7 @@ def _f1_state(data: Any) -> dict[str, Any]:
 # --- F2 purchase velocity and F4 refund cycling (on every purchase) --------------------------
 
 
-def purchase_state_keys(env: Envelope, config: FraudConfig) -> list[str]:
+def purchase_state_keys(env: EnvelopeJson, config: FraudConfig) -> list[str]:
     keys = [f"F4|{env['card_id']}"]
     buyer = env["data"].get("buyer_subject")
     if buyer and env["data"].get("payment_method") != "refund":
@@ -115,7 +115,7 @@ def purchase_state_keys(env: Envelope, config: FraudConfig) -> list[str]:
     return keys
 
 
-def on_purchase(b: Batch, env: Envelope, card: Row, config: FraudConfig) -> None:
+def on_purchase(b: Batch, env: EnvelopeJson, card: Row, config: FraudConfig) -> None:
     if card["buyer"] and env["data"].get("payment_method") != "refund":
         _velocity(b, env, card, config)
     # Descendants that arrived first (other partitions) waited for this card: look again.
@@ -128,7 +128,7 @@ def on_purchase(b: Batch, env: Envelope, card: Row, config: FraudConfig) -> None
         _chain(b, card["card_id"], config)
 
 
-def _velocity(b: Batch, env: Envelope, card: Row, config: FraudConfig) -> None:
+def _velocity(b: Batch, env: EnvelopeJson, card: Row, config: FraudConfig) -> None:
     start = bucket(env["occurred_at"], timedelta(hours=config.f2_window_hours))
     key = f"F2|{card['buyer']}|{start}"
     items = _window(b, key, [card["purchased_at"], env["event_id"], card["amount"],
@@ -185,9 +185,9 @@ def _chain(b: Batch, card_id: str, config: FraudConfig) -> None:
 # --- F3, F5, F6 (one card's own events) ------------------------------------------------------
 
 
-def fast_cash_out(b: Batch, env: Envelope, card: Row, config: FraudConfig) -> None:
+def fast_cash_out(b: Batch, env: EnvelopeJson, card: Row, config: FraudConfig) -> None:
     redeemer = env["data"].get("customer_id")
-    elapsed = parse(env["occurred_at"]) - parse(card["purchased_at"])
+    elapsed = parse_instant(env["occurred_at"]) - parse_instant(card["purchased_at"])
     if (
         card["amount"] >= config.f3_min_amount_minor
         and redeemer != card["buyer"]
@@ -203,7 +203,7 @@ def fast_cash_out(b: Batch, env: Envelope, card: Row, config: FraudConfig) -> No
         )
 
 
-def cross_market(b: Batch, env: Envelope, card: Row, config: FraudConfig) -> None:
+def cross_market(b: Batch, env: EnvelopeJson, card: Row, config: FraudConfig) -> None:
     data = env["data"]
     if data.get("reason") != "wrong_market" or data.get("attempted_market") == card["market"]:
         return
@@ -220,7 +220,7 @@ def cross_market(b: Batch, env: Envelope, card: Row, config: FraudConfig) -> Non
     )
 
 
-def cancel_after_attempt(b: Batch, env: Envelope, card: Row, config: FraudConfig) -> None:
+def cancel_after_attempt(b: Batch, env: EnvelopeJson, card: Row, config: FraudConfig) -> None:
     if card["refused_attempts"] <= 0:
         return
     emit(
@@ -235,7 +235,7 @@ def cancel_after_attempt(b: Batch, env: Envelope, card: Row, config: FraudConfig
 # --- data subjects (P2, P4) ------------------------------------------------------------------
 
 
-def _subject(b: Batch, env: Envelope, column: str) -> tuple[str, str]:
+def _subject(b: Batch, env: EnvelopeJson, column: str) -> tuple[str, str]:
     subject_id = env["data"]["subject_id"]
     at = norm(env["occurred_at"])
     row = b.get(SUBJECTS, subject_id) or {
@@ -246,12 +246,12 @@ def _subject(b: Batch, env: Envelope, column: str) -> tuple[str, str]:
     return subject_id, row[column]
 
 
-def subject_erased(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) -> None:
+def subject_erased(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudConfig) -> None:
     """P2: views hold subject ids and amounts only, never clear PII: recording it suffices."""
     _subject(b, env, "erased_at")
 
 
-def subject_objected(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) -> None:
+def subject_objected(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudConfig) -> None:
     """P4: alerts from the objection on keep only the compelling-grounds rules."""
     subject_id, since = _subject(b, env, "objected_at")
     b.flush()  # the alerts below may sit in the batch: write them before the SQL sees the table

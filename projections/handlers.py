@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from typing import Any
 from zoneinfo import ZoneInfo
 
+from domain.calendar import parse_instant
 from domain.markets import Markets
+from infra.envelope import EnvelopeJson
 from projections import fraud
 from projections.audit import actor, chain_hash
 from projections.batch import Batch, Key, Row
 from projections.config import FraudConfig
 from projections.schema import AUDIT, BALANCE, BREAKAGE, FRAUD_STATE, LEDGER, STREAMS, Table
-from projections.timefmt import norm, parse
+from projections.timefmt import norm
 
-Envelope = dict[str, Any]
 REQUIRED = {"event_id": str, "event_type": str, "stream_id": str, "card_version": int,
             "occurred_at": str, "data": dict}
 
@@ -24,7 +24,7 @@ class Rejected(Exception):
     """An envelope the views cannot take; the runner keeps it aside with this reason."""
 
 
-def check(env: object) -> Envelope:
+def check(env: object) -> EnvelopeJson:
     """The envelope's shape, checked before any view is touched."""
     if not isinstance(env, dict):
         raise Rejected("not a JSON object")
@@ -32,27 +32,36 @@ def check(env: object) -> Envelope:
         if not isinstance(env.get(name), kind):
             raise Rejected(f"field {name!r} missing or not {kind.__name__}")
     try:
-        parse(env["occurred_at"])
+        parse_instant(env["occurred_at"])
     except ValueError:
         raise Rejected("occurred_at is not an ISO-8601 instant") from None
     return env
 
 
-Handler = Callable[[Batch, Envelope, "Row | None", FraudConfig], None]
+Handler = Callable[[Batch, EnvelopeJson, "Row | None", FraudConfig], None]
+
+
+# The markets the process runs with (GIFTCARDS_MARKETS_FILE): set by the composition root.
+_markets: list[Markets] = []
+
+
+def use_markets(markets: Markets) -> None:
+    _markets[:] = [markets]
+    _zone.cache_clear()
 
 
 @cache
 def _zone(market: str) -> ZoneInfo:
-    known = Markets.load().markets
+    known = (_markets[0] if _markets else Markets.load()).markets
     return ZoneInfo(known[market].timezone if market in known else "UTC")
 
 
 def month_of(market: str, occurred_at: str) -> str:
     """Finance closes months in the market's local time."""
-    return parse(occurred_at).astimezone(_zone(market)).strftime("%Y-%m")
+    return parse_instant(occurred_at).astimezone(_zone(market)).strftime("%Y-%m")
 
 
-def _ledger(b: Batch, env: Envelope, delta: int, open_delta: int) -> None:
+def _ledger(b: Batch, env: EnvelopeJson, delta: int, open_delta: int) -> None:
     b.put(LEDGER, {
         "card_id": env["card_id"], "version": env["card_version"], "market": env["market"],
         "currency": env["currency"], "occurred_at": norm(env["occurred_at"]),
@@ -60,7 +69,7 @@ def _ledger(b: Batch, env: Envelope, delta: int, open_delta: int) -> None:
     })
 
 
-def _forfeit(b: Batch, env: Envelope, column: str, amount: int) -> None:
+def _forfeit(b: Batch, env: EnvelopeJson, column: str, amount: int) -> None:
     if amount <= 0:
         return
     key = (env["market"], env["currency"], month_of(env["market"], env["occurred_at"]))
@@ -71,14 +80,14 @@ def _forfeit(b: Batch, env: Envelope, column: str, amount: int) -> None:
     b.put(BREAKAGE, row)
 
 
-def _close(b: Batch, env: Envelope, card: Row, status: str) -> None:
+def _close(b: Batch, env: EnvelopeJson, card: Row, status: str) -> None:
     """Redeemed, cancelled or expired: the whole balance leaves the liability."""
     _ledger(b, env, -card["balance"], -1 if card["status"] == "active" else 0)
     card["status"] = status
     card["balance"] = 0
 
 
-def purchased(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) -> None:
+def purchased(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudConfig) -> None:
     data = env["data"]
     row = {
         "card_id": env["card_id"], "status": "active", "market": env["market"],
@@ -93,7 +102,7 @@ def purchased(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) ->
     fraud.on_purchase(b, env, row, config)
 
 
-def redeemed(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) -> None:
+def redeemed(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudConfig) -> None:
     assert card is not None
     card["redeemed_by"] = env["data"].get("customer_id")
     _close(b, env, card, "redeemed")
@@ -101,32 +110,32 @@ def redeemed(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) -> 
     fraud.fast_cash_out(b, env, card, config)
 
 
-def refused(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) -> None:
+def refused(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudConfig) -> None:
     assert card is not None
     card["refused_attempts"] += 1
     fraud.cross_market(b, env, card, config)
 
 
-def cancelled(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) -> None:
+def cancelled(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudConfig) -> None:
     assert card is not None
     _close(b, env, card, "cancelled")
     fraud.cancel_after_attempt(b, env, card, config)
 
 
-def refunded(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) -> None:
+def refunded(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudConfig) -> None:
     assert card is not None
     new_card = env["data"].get("new_card_id")
     if new_card is not None:
         card["replaced_by"] = [*card["replaced_by"], new_card]
 
 
-def expired(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) -> None:
+def expired(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudConfig) -> None:
     assert card is not None
     _close(b, env, card, "expired")
     _forfeit(b, env, "expired", env["data"]["forfeited"])
 
 
-def nothing(b: Batch, env: Envelope, card: Row | None, config: FraudConfig) -> None:
+def nothing(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudConfig) -> None:
     """Activation changes no figure (R4: cards are active from purchase); audit only."""
 
 
@@ -145,7 +154,7 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def wanted(env: Envelope, config: FraudConfig) -> list[tuple[Table, Key]]:
+def wanted(env: EnvelopeJson, config: FraudConfig) -> list[tuple[Table, Key]]:
     """Rows an envelope will read, fetched for a whole batch in a few queries."""
     keys: list[tuple[Table, Key]] = [(STREAMS, (env["stream_id"],))]
     if env.get("card_id"):
@@ -157,7 +166,7 @@ def wanted(env: Envelope, config: FraudConfig) -> list[tuple[Table, Key]]:
     return keys
 
 
-def apply(b: Batch, env: Envelope, config: FraudConfig) -> bool:
+def apply(b: Batch, env: EnvelopeJson, config: FraudConfig) -> bool:
     """Apply one envelope; False when its stream already went past it (redelivery)."""
     stream = b.get(STREAMS, env["stream_id"])
     if stream is not None and stream["version"] >= env["card_version"]:

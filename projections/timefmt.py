@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-
-def parse(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+from domain.calendar import parse_instant
 
 
 def fmt(instant: datetime) -> str:
@@ -17,12 +14,12 @@ def fmt(instant: datetime) -> str:
 
 def norm(text: str) -> str:
     """Any ISO-8601 instant to the fixed-width UTC form (microseconds always present)."""
-    return fmt(parse(text))
+    return fmt(parse_instant(text))
 
 
 def bucket(text: str, width: timedelta) -> str:
     """Start of the fixed, epoch-aligned window holding the instant: windows never depend on
     the order events arrive in, so every replay finds the same windows."""
     seconds = int(width.total_seconds())
-    epoch = int(parse(text).timestamp())
+    epoch = int(parse_instant(text).timestamp())
     return fmt(datetime.fromtimestamp(epoch - epoch % seconds, UTC))

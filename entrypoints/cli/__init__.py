@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from entrypoints.cli.base import run
+from entrypoints.cli.main import run
 
 
 def main(argv: list[str] | None = None) -> int:

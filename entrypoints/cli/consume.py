@@ -9,8 +9,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from entrypoints.cli.base import UsageError, parse_text
-from infra.bootstrap import build
+from entrypoints.cli.base import parse_text
+from infra.bootstrap import (
+    build,
+    build_checkout_consumer,
+    build_projector,
+    build_relay,
+    kafka_topics,
+)
 from infra.config import Settings, load_settings
 from infra.kafka.topics import Topics
 
@@ -42,15 +48,7 @@ def add_consumer_options(p: argparse.ArgumentParser) -> None:
 
 def kafka_settings() -> tuple[Settings, str, Topics]:
     settings = load_settings()
-    if not settings.kafka_bootstrap:
-        raise UsageError("KAFKA_BOOTSTRAP_SERVERS is not set", code="invalid_configuration")
-    topics = Topics(settings.topic_prefix)
-    from infra.kafka.admin import ensure_topics
-
-    ensure_topics(
-        settings.kafka_bootstrap, topics, settings.partitions, settings.replication_factor
-    )
-    return settings, settings.kafka_bootstrap, topics
+    return settings, *kafka_topics(settings)
 
 
 def stop_on_sigterm() -> threading.Event:
@@ -64,15 +62,12 @@ def stop_on_sigterm() -> threading.Event:
 def checkout_loop(
     settings: Settings, bootstrap: str, topics: Topics, args: argparse.Namespace
 ) -> Any:
-    from consumers.checkout import CheckoutConsumer
-
     def run(stop: threading.Event) -> None:
         # Built in the thread that uses it: SQLite connections are bound to their thread.
         service = build(settings)
         try:
-            CheckoutConsumer(
-                service.app,
-                bootstrap,
+            build_checkout_consumer(
+                service,
                 topics,
                 instance_id=args.instance_id,
                 max_poll_records=args.max_poll_records,
@@ -91,13 +86,10 @@ def consume(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def relay_loop(settings: Settings, bootstrap: str, topics: Topics) -> Any:
-    from infra.kafka.relay import Relay
-
     def run(stop: threading.Event) -> None:
         service = build(settings)
         try:
-            transactional_id = topics.relay_transactional_id
-            Relay(service, bootstrap, topics, transactional_id=transactional_id).run(stop)
+            build_relay(service, topics).run(stop)
         finally:
             service.close()
 
@@ -105,11 +97,10 @@ def relay_loop(settings: Settings, bootstrap: str, topics: Topics) -> Any:
 
 
 def projections_loop(settings: Settings, topics: Topics) -> Any:
-    from entrypoints.cli.views import views_projector
     from projections import sources
 
     def run(stop: threading.Event) -> None:
-        views = views_projector(settings)  # built in its thread, like the others
+        views = build_projector(settings)  # built in its thread, like the others
         sources.follow_kafka(
             str(settings.kafka_bootstrap),
             topics.events,

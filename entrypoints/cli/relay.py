@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from entrypoints.cli.consume import kafka_settings, stop_on_sigterm
-from infra.bootstrap import build
+from infra.bootstrap import build, build_relay
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -29,19 +29,11 @@ def batch_size(text: str) -> int:
 
 
 def relay(args: argparse.Namespace) -> dict[str, Any]:
-    from infra.kafka.relay import BATCH_SIZE, Relay
-
-    settings, bootstrap, topics = kafka_settings()
+    settings, _, topics = kafka_settings()
     stop = stop_on_sigterm()  # before the first batch: a SIGTERM then still ends it cleanly
     service = build(settings)
     try:
-        worker = Relay(
-            service,
-            bootstrap,
-            topics,
-            transactional_id=topics.relay_transactional_id,
-            batch_size=args.batch_size or BATCH_SIZE,
-        )
+        worker = build_relay(service, topics, args.batch_size)
         if args.once:
             try:
                 return {"published": worker.drain(), "position": worker.position}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import time
@@ -16,11 +15,9 @@ from typing import Any
 
 from entrypoints.cli.base import UsageError, parse_instant, parse_text
 from entrypoints.cli.cards import card_id, service
-from infra.config import Settings
-from infra.db import Database
+from infra.bootstrap import build_projector
 from infra.kafka.topics import Topics
 from projections import sources
-from projections.config import load_fraud_config
 from projections.runner import Projector
 from projections.schema import VIEW_NAMES
 from projections.verify import card_ids, export, verify_card
@@ -31,24 +28,7 @@ Progress = Callable[[int, int], None]
 
 @cache
 def projector() -> Projector:
-    return views_projector(service().settings)
-
-
-def views_projector(settings: Settings) -> Projector:
-    """Views live in GIFTCARDS_VIEWS_URL, by default beside the event store."""
-    url = os.environ.get("GIFTCARDS_VIEWS_URL") or settings.database_url
-    if url == "memory://":
-        url = "sqlite:///:memory:"
-    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        raise UsageError("GIFTCARDS_VIEWS_URL must start with sqlite:/// or postgresql://")
-    return Projector(Database(url), load_fraud_config())
-
-
-def batch_size() -> int:
-    raw = os.environ.get("GIFTCARDS_PROJECTION_BATCH", "1000")
-    if not raw.isdigit() or int(raw) < 1:
-        raise UsageError("GIFTCARDS_PROJECTION_BATCH must be a positive integer")
-    return int(raw)
+    return build_projector(service().settings)
 
 
 def refresh() -> None:
@@ -178,7 +158,8 @@ def project(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     if source == "store":
         events = sources.follow_store(service().app, views, progress=logged,
-                                      stop=lambda: bool(stopping), batch_size=batch_size())
+                                      stop=lambda: bool(stopping),
+                                      batch_size=settings.projection_batch)
     else:
         topics = Topics(settings.topic_prefix)
         events = sources.follow_kafka(

@@ -13,9 +13,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
-from infra.bootstrap import Service
 from infra.envelope import CONTENT_TYPE, published_topics, stored_envelope
 from infra.kafka.topics import Topics
+from infra.service import Service
 from infra.transient import Stopped, Waiter, is_transient
 
 log = logging.getLogger("giftcards.relay")

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from entrypoints.cli import cards
-from entrypoints.cli.base import run
+from entrypoints.cli.main import run
 from infra.bootstrap import build
 from infra.config import load_settings
 from tests.e2e.test_cli import BUY, T0, cli

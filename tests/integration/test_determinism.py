@@ -48,7 +48,7 @@ def random_history(service: Service, clock: Any, live: Projector, seed: int = 42
     cards: list[dict[str, Any]] = []
     used: list[tuple[str, int, str]] = []
     for round_ in range(COMMANDS // 100):
-        with app.batch():
+        with app.batch() as uow:
             for i in range(100):
                 clock.advance(minutes=rng.randint(1, 40))
                 n = round_ * 100 + i
@@ -59,7 +59,7 @@ def random_history(service: Service, clock: Any, live: Projector, seed: int = 42
                         market=rng.choice(["FR", "DE", "GB"]),
                         amount=rng.choice([1000, 2000, 5000, 30000, 50000]),
                         payment_method=rng.choice(["card"] * 9 + ["bnpl"]),
-                        buyer_id=f"buyer-{rng.randint(0, 300)}", order_id=f"buy-{n}")
+                        buyer_id=f"buyer-{rng.randint(0, 300)}", order_id=f"buy-{n}", within=uow)
                     if card:
                         cards.append(card)
                 elif roll < 0.8:
@@ -72,7 +72,7 @@ def random_history(service: Service, clock: Any, live: Projector, seed: int = 42
                         market=card["market"] if rng.random() < 0.9 else "IT",
                         order_id=order, order_total=rng.choice([500, 5000, 60000]),
                         customer_id="guesser" if guessing else f"cust-{rng.randint(0, 50)}",
-                        source="test")
+                        source="test", within=uow)
                     if done and done.get("applied"):
                         used.append((order, done["applied"], card["market"]))
                 elif roll < 0.88 and used:
@@ -80,11 +80,11 @@ def random_history(service: Service, clock: Any, live: Projector, seed: int = 42
                     new = attempt(
                         app.refund,
                         order_id=order, returned_amount=rng.randint(1, paid),
-                        received_on=clock.now.date())
+                        received_on=clock.now.date(), within=uow)
                     if new and new["new_card"]:
                         cards.append({**new["new_card"], "market": market})
                 else:
-                    attempt(app.cancel, UUID(rng.choice(cards)["card_id"]))
+                    attempt(app.cancel, UUID(rng.choice(cards)["card_id"]), within=uow)
         if round_ % 4 == 3:
             sync_store(app, live, batch_size=rng.randint(50, 700))
     clock.advance(days=200)

@@ -39,7 +39,7 @@ def test_r3_repeated_order_in_one_batch_after_prefetch_is_still_one_card(service
     with app.batch() as uow:
         uow.prefetch([stream_id(PURCHASE_ORDER, "twice")])
         first = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="c",
-                             order_id="twice")
+                             order_id="twice", within=uow)
         again = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="c",
-                             order_id="twice")
+                             order_id="twice", within=uow)
     assert again["card_id"] == first["card_id"] and again["code"] is None

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from domain.calendar import parse_instant
 from domain.errors import DomainError
 from infra.bootstrap import Service
 from infra.db import Database
@@ -22,7 +23,6 @@ from projections import queries, schema
 from projections.audit import chain_hash
 from projections.runner import STORE, Item, Projector
 from projections.sources import store_page, sync_store
-from projections.timefmt import parse
 from tests.unit.rules_helpers import buy, pay
 
 Sync = Callable[[], Projector]
@@ -86,7 +86,7 @@ def test_liability_as_of_any_past_instant(memory_service, sync, clock):
     t2 = clock.advance(hours=1)
     pay(app, first["code"], "order-1", 1000)
     views = sync()
-    before = queries.liability(views.db, parse("2026-01-12T09:00:00Z"))
+    before = queries.liability(views.db, parse_instant("2026-01-12T09:00:00Z"))
     assert before["markets"] == []
     just_before_t1 = t1 - timedelta(seconds=1)
     early = {m["market"]: m for m in queries.liability(views.db, just_before_t1)["markets"]}

@@ -1,0 +1,98 @@
+"""application/checkout.py: typed results, declared prefetch keys, one-call cancellation."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TypeVar
+from uuid import UUID
+
+from application.cards import GiftCards, UnitOfWork
+from application.checkout import Cancelled, Checkout, Ordered, Paid, Returned
+from domain.base import Aggregate
+from infra.bootstrap import Service
+from tests.conftest import FixedClock
+from tests.unit.rules_helpers import BUYER, buy, pay, refused
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class Watched(UnitOfWork):
+    """Records every stream a command had to read outside what was prefetched."""
+
+    def __init__(self, app: GiftCards) -> None:
+        super().__init__(app)
+        self.misses: list[UUID] = []
+
+    def get(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        if aggregate_id not in (self.changed.keys() | self.loaded.keys() | self.absent):
+            self.misses.append(aggregate_id)
+        return super().get(aggregate_id, kind)
+
+
+def prefetched(app: GiftCards, keys: list[UUID]) -> Watched:
+    uow = Watched(app)
+    uow.prefetch(keys)
+    uow.prefetch_targets()
+    return uow
+
+
+def test_r1_r3_order_reads_only_what_it_declares_and_mails_the_code_once(service: Service) -> None:
+    checkout = Checkout(service.app)
+    for attempt in range(2):
+        uow = prefetched(service.app, checkout.order_keys("o-1"))
+        ordered = checkout.order(uow, market="FR", amount=5000, payment_method="card",
+                                 buyer_id=BUYER, order_id="o-1")
+        uow.commit()
+        assert isinstance(ordered, Ordered) and uow.misses == []
+        assert "code" not in ordered.reply() and "delivery" not in ordered.reply()
+        if attempt == 0:
+            assert ordered.delivery is not None and ordered.delivery.buyer == BUYER
+        else:
+            assert ordered.delivery is None  # the repeated order mails nothing
+
+
+def test_r8_r11_pay_and_r16_return_read_only_what_they_declare(
+    service: Service, clock: FixedClock
+) -> None:
+    app, checkout = service.app, Checkout(service.app)
+    clock.set("2026-02-02T10:00:00Z")
+    card = buy(app)
+    uow = prefetched(app, checkout.pay_keys("pay-1", "cust-2", card["code"]))
+    paid = checkout.pay(uow, code=card["code"], market="FR", order_id="pay-1", order_total=8000,
+                        customer_id="cust-2", promo_codes=[], contains_gift_card=False)
+    uow.commit()
+    assert isinstance(paid, Paid) and uow.misses == []
+    assert paid.reply() == {"card_id": card["card_id"], "applied": 5000,
+                            "remaining_to_pay": 3000, "forfeited": 0, "currency": "EUR"}
+    uow = prefetched(app, checkout.return_keys("pay-1", "m-1"))
+    returned = checkout.return_items(uow, order_id="pay-1", returned_amount=8000,
+                                     received_on=date(2026, 2, 2), request_id="m-1")
+    uow.commit()
+    assert isinstance(returned, Returned) and uow.misses == []
+    assert (returned.to_new_card, returned.to_other_method) == (5000, 3000)
+    assert returned.delivery is not None and returned.delivery.buyer == BUYER
+
+
+def test_r20_cancellation_by_purchase_order_is_one_call(service: Service) -> None:
+    app, checkout = service.app, Checkout(service.app)
+    card = buy(app, order_id="bought-1")
+    with app.batch() as uow:
+        cancelled = checkout.cancel(uow, card_id=None, order_id="bought-1", code=None)
+    assert isinstance(cancelled, Cancelled)
+    assert cancelled.reply() == {"card_id": card["card_id"], "currency": "EUR", "refunded": 5000}
+    assert app.card(UUID(card["card_id"])).status == "cancelled"
+    with refused("unknown_order"), app.batch() as uow:
+        checkout.cancel(uow, card_id=None, order_id="never-bought", code=None)
+
+
+def test_r11_commands_in_a_batch_join_only_when_given_the_unit_of_work(service: Service) -> None:
+    """No hidden joining: without `within=`, a command commits on its own at once."""
+    app = service.app
+    with app.batch() as uow:
+        alone = buy(app, order_id="alone")
+        joined = buy(app, order_id="joined", within=uow)
+        assert app.card(UUID(alone["card_id"])) is not None
+        with refused("unknown_card"):
+            app.card(UUID(joined["card_id"]))
+    assert app.card(UUID(joined["card_id"])).status == "active"
+    pay(app, alone["code"], "o-alone", 100)
