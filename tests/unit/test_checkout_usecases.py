@@ -57,9 +57,10 @@ def test_r8_r11_pay_and_r16_return_read_only_what_they_declare(
     app, checkout = service.app, Checkout(service.app)
     clock.set("2026-02-02T10:00:00Z")
     card = buy(app)
-    uow = prefetched(app, checkout.pay_keys("pay-1", "cust-2", card["code"]))
+    uow = prefetched(app, checkout.pay_keys("pay-1", "cust-2", "test", card["code"]))
     paid = checkout.pay(uow, code=card["code"], market="FR", order_id="pay-1", order_total=8000,
-                        customer_id="cust-2", promo_codes=[], contains_gift_card=False)
+                        customer_id="cust-2", source="test", promo_codes=[],
+                        contains_gift_card=False)
     uow.commit()
     assert isinstance(paid, Paid) and uow.misses == []
     assert paid.reply() == {"card_id": card["card_id"], "applied": 5000,
