@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import psycopg
 from eventsourcing.utils import get_topic
 
 from domain.application import GiftCards
 from domain.codes import generate_code
 from domain.markets import Markets
+from infra import lease
 from infra.config import Settings, load_settings
 from infra.db import Database, eventsourcing_env
 from infra.lookup import stream_loader
@@ -45,7 +48,10 @@ def build(
     *,
     clock: Callable[[], datetime] | None = None,
     codes: Callable[[], str] = generate_code,
+    create_tables: bool = True,
 ) -> Service:
+    """`create_tables=False` for a process's parts once `set_up_schema` ran: concurrent
+    first-time schema creation races (see `set_up_schema`)."""
     settings = settings or load_settings()
     keys = Keys.from_master(settings.master_key)
     db = Database(settings.database_url) if settings.database_url != "memory://" else Database(
@@ -54,7 +60,7 @@ def build(
     vault = Vault(db, wrapping_key=keys.key_wrapping, subject_key=keys.subject_hmac)
     env = {
         **eventsourcing_env(settings.database_url),
-        "CREATE_TABLE": "y",
+        "CREATE_TABLE": "y" if create_tables else "n",
         "MAPPER_TOPIC": get_topic(PydanticMapper),
         "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),
     }
@@ -68,4 +74,36 @@ def build(
         markets=markets,
     )
     app.load_streams = stream_loader(app.recorder, app.mapper)
+    if create_tables:
+        db.execute(lease.TABLE)
     return Service(settings=settings, app=app, db=db, vault=vault)
+
+
+# pg_advisory_lock key of schema creation ("gift" in ASCII): one per database, any process.
+SCHEMA_LOCK = 0x67696674
+
+
+@contextmanager
+def schema_lock(url: str) -> Iterator[None]:
+    """On PostgreSQL, holds a session advisory lock for schema creation; nothing on SQLite
+    (its writers are serialised by the file lock already)."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        yield
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+
+def set_up_schema(settings: Settings, *more: Callable[[], None]) -> None:
+    """Creates the store's tables (and `more`, e.g. the views) once, under the schema lock:
+    eventsourcing's CREATE OR REPLACE FUNCTION fails with "tuple concurrently updated" and
+    concurrent CREATE TABLE IF NOT EXISTS with a unique violation when processes start at once
+    on one PostgreSQL database."""
+    with schema_lock(settings.database_url):
+        build(settings).close()
+        for step in more:
+            step()

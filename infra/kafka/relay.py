@@ -10,16 +10,18 @@ from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError
 from kafka.partitioner.default import murmur2
 
 from infra.bootstrap import Service
 from infra.envelope import CONTENT_TYPE, published_topics, stored_envelope
 from infra.kafka.topics import Topics
+from infra.lease import Lease, current_holder, instance_id
+from infra.ratelog import RateLimitedLog, backoff
 
 log = logging.getLogger("giftcards.relay")
 POLL_INTERVAL_S = 0.2
-RETRIES = 5
+RETRIES = 5  # `drain` (one-shot) gives up after these; `run` never does
 BATCH_SIZE = 5000  # events per Kafka transaction, at most: fewer commits, ~3 MB in hand
 # Also the benchmark's raw-producer baseline. Record batches of 256 KiB instead of kafka-python's
 # 16 KiB default: a relay batch is a burst of thousands of ~600 B records (+20% measured).
@@ -30,10 +32,24 @@ PRODUCER_SETTINGS: dict[str, Any] = {
     "batch_size": 256 * 1024,
     "max_in_flight_requests_per_connection": 5,
 }
+# Bounds on every blocking step, so that a dead broker turns into an error the loop handles
+# (kafka-python's commit_transaction and abort_transaction wait forever on their own).
+MAX_BLOCK_MS = 10_000
+ACK_TIMEOUT_S = 30.0
+END_TXN_TIMEOUT_MS = 30_000
+CLOSE_TIMEOUT_S = 2.0
+POSITION_READ_TIMEOUT_S = 30.0
+FENCED = (ProducerFencedError, InvalidProducerEpochError)
+
+
+class RelayBusyError(Exception):
+    """Another relay holds the lease for this transactional id (a one-shot run does not wait)."""
 
 
 class Relay:
-    """Publishes each stored event once: events and the relay's position commit together."""
+    """Publishes each stored event once: events and the relay's position commit together.
+    One relay per transactional id is active, the holder of a lease in the store database;
+    the others stand by and take over once it expires."""
 
     def __init__(
         self,
@@ -43,12 +59,20 @@ class Relay:
         *,
         transactional_id: str = "giftcards-relay",
         batch_size: int = BATCH_SIZE,
+        instance: str | None = None,
+        lease_seconds: float | None = None,
     ) -> None:
         self.service = service
         self.bootstrap = bootstrap
         self.topics = topics
         self.transactional_id = transactional_id
         self.batch_size = batch_size
+        self.instance = instance or instance_id()
+        seconds = lease_seconds or service.settings.relay_lease_seconds
+        self.lease = Lease(service.db, transactional_id, self.instance, seconds)
+        self.active = False
+        self._renewed_at = 0.0
+        self._waits = RateLimitedLog(log)
         self._producer: KafkaProducer | None = None
         self._position: int | None = None  # last notification id committed to Kafka
 
@@ -61,52 +85,119 @@ class Relay:
         return self._position
 
     def drain(self) -> int:
-        """Publish everything stored now; returns how many events were published."""
-        total = 0
+        """Publish everything stored now; returns how many events were published. Waits up to
+        two lease periods for the lease; gives up after RETRIES failures of one batch."""
+        deadline = time.monotonic() + 2 * self.lease.seconds
+        while not self._hold_lease():
+            if time.monotonic() > deadline:
+                raise RelayBusyError(f"another relay is active for {self.transactional_id}")
+            time.sleep(min(1.0, self.lease.seconds / 4))
+        total = failures = 0
         while True:
-            published = self._publish_with_retry()
+            if not self._hold_lease():
+                raise RelayBusyError(f"lease for {self.transactional_id} lost")
+            try:
+                published = self._publish_batch()
+            except Exception as exc:
+                failures += 1
+                if failures >= RETRIES:
+                    raise
+                time.sleep(self._recover(exc, failures))
+                continue
+            failures = 0
             total += published
             if published < self.batch_size:
                 return total
 
     def run(self, stop: threading.Event) -> None:
-        """Until `stop`: publish batches, waiting a short poll interval when caught up."""
+        """Until `stop`: publish batches while holding the lease, stand by otherwise. Any error
+        (broker down, commit timed out, fenced, database away) aborts the transaction, drops
+        the producer and retries from Kafka's committed position with capped backoff: it
+        neither skips an event nor returns before `stop`."""
         failures = 0
         try:
             while not stop.is_set():
                 try:
+                    if not self._hold_lease():
+                        stop.wait(min(1.0, self.lease.seconds / 4))
+                        continue
                     seen = self._publish_batch()
-                    failures = 0
-                except KafkaError as exc:
+                except Exception as exc:
                     failures += 1
-                    log.warning("relay batch failed (%s); retrying from Kafka's position", exc)
-                    self._reset()
-                    stop.wait(min(5.0, 0.2 * 2**failures))
+                    stop.wait(self._recover(exc, failures))
                     continue
+                if failures:
+                    log.info("relay %s publishing again after %d failures", self.instance, failures)
+                    failures = 0
+                    self._waits.reset("error")
                 if seen < self.batch_size:
                     stop.wait(POLL_INTERVAL_S)
         finally:
             self.close()
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close(timeout=5)
-            self._producer = None
-
-    def _publish_with_retry(self) -> int:
-        for attempt in range(RETRIES):
+        """Drop the producer and hand the lease back (best effort: never raises)."""
+        self._reset()
+        if self.active:
+            self.active = False
             try:
-                return self._publish_batch()
-            except KafkaError as exc:
-                if attempt == RETRIES - 1:
-                    raise
-                log.warning("relay batch failed (%s); retrying from Kafka's position", exc)
-                self._reset()
-                time.sleep(0.2 * 2**attempt)
-        raise AssertionError("unreachable")
+                self.lease.release()
+            except Exception as exc:  # the lease then expires on its own
+                log.info("relay %s could not release its lease: %s", self.instance, exc)
+
+    def _hold_lease(self) -> bool:
+        """Take or renew the lease (renewed a few times per period, not per batch); a relay
+        that loses it drops its producer and stands by."""
+        now = time.monotonic()
+        if self.active and now - self._renewed_at < self.lease.seconds / 4:
+            return True
+        held = self.lease.acquire()
+        if held:
+            self._renewed_at = now
+            if not self.active:
+                tid = self.transactional_id
+                log.info("relay %s is the active relay for %s", self.instance, tid)
+                self._waits.reset("standby")
+        elif self.active:
+            log.warning("relay %s lost its lease: standing by", self.instance)
+            self._reset()
+        else:
+            holder = current_holder(self.service.db, self.transactional_id)
+            self._waits.info(
+                "standby",
+                "relay %s standing by: %s is the active relay",
+                self.instance,
+                holder.holder if holder else "nobody",
+            )
+        self.active = held
+        return held
+
+    def _recover(self, exc: Exception, failures: int) -> float:
+        """After a failed batch: abort, drop the producer, forget the position (re-read from
+        Kafka by the next init, which also settles a commit whose outcome was unknown).
+        Returns how long to wait."""
+        delay = backoff(failures)
+        if isinstance(exc, FENCED):
+            # Another relay took over (our lease had lapsed): the next lease check stands by.
+            log.warning("relay %s fenced by another relay: standing by", self.instance)
+            self.active = False
+        else:
+            self._waits.warning(
+                "error",
+                "relay %s waiting for Kafka at %s: %s: %s (retrying from the committed "
+                "position, %d failures so far)",
+                self.instance,
+                self.bootstrap,
+                type(exc).__name__,
+                exc,
+                failures,
+            )
+        self._reset()
+        return delay
 
     def _publish_batch(self) -> int:
-        """One transaction: the next notifications' envelopes + the new position."""
+        """One transaction: the next notifications' envelopes + the new position, committed
+        only once the broker acknowledged every record of it."""
         producer = self._connect()
         assert self._position is not None
         started = time.monotonic()
@@ -120,23 +211,34 @@ class Relay:
         last = notifications[-1].id
         partitions = sorted(producer.partitions_for(self.topics.events))
         producer.begin_transaction()
+        sent = []
         for notification in notifications:
             envelope = stored_envelope(app.mapper, notification)
             assert envelope is not None  # the topic filter admits published events only
             key, value, record_headers = record_of(envelope)
-            producer.send(
-                self.topics.events,
-                key=key,
-                value=value,
-                headers=record_headers,
-                partition=partitions[key_hash(key) % len(partitions)],
+            sent.append(
+                producer.send(
+                    self.topics.events,
+                    key=key,
+                    value=value,
+                    headers=record_headers,
+                    partition=partitions[key_hash(key) % len(partitions)],
+                )
             )
-        producer.send(
-            self.topics.relay_positions,
-            key=self.transactional_id.encode(),
-            value=orjson.dumps({"position": last}),
+        sent.append(
+            producer.send(
+                self.topics.relay_positions,
+                key=self.transactional_id.encode(),
+                value=orjson.dumps({"position": last}),
+            )
         )
-        producer.commit_transaction()
+        # kafka-python commits a transaction whose records expired unsent (events lost after a
+        # broker outage): commit only when every record is acknowledged.
+        producer.flush(timeout=ACK_TIMEOUT_S)
+        for future in sent:
+            if not future.succeeded():
+                raise future.exception or KafkaTimeoutError("record not acknowledged")
+        end_transaction(producer, commit=True)
         self._position = last
         elapsed = time.monotonic() - started
         published = len(notifications)
@@ -154,24 +256,29 @@ class Relay:
             producer = KafkaProducer(
                 bootstrap_servers=self.bootstrap,
                 transactional_id=self.transactional_id,
+                max_block_ms=MAX_BLOCK_MS,
                 **PRODUCER_SETTINGS,
             )
-            # Aborts a killed predecessor's open transaction, so the position read below is final.
+            self._producer = producer  # from here on, `_reset` closes it on any failure
+            # Aborts a predecessor's open transaction (or settles our own commit whose answer
+            # never came), so the position read below is final.
             producer.init_transactions()
-            self._producer = producer
             self._position = self._committed_position()
         return self._producer
 
     def _reset(self) -> None:
-        """After an error: drop the producer (aborting its transaction) and re-read the position."""
+        """Drop the producer (aborting its transaction) and the position; never raises."""
         producer, self._producer, self._position = self._producer, None, None
         if producer is None:
             return
         try:
-            producer.abort_transaction()
-        except Exception as exc:  # fenced or broken: closing is all that is left to do
-            log.info("abort after failure did not complete: %s", exc)
-        producer.close(timeout=5)
+            end_transaction(producer, commit=False)
+        except Exception as exc:  # none open, fenced or broker away: the next init aborts it
+            log.debug("abort after failure did not complete: %s", exc)
+        try:
+            producer.close(timeout=CLOSE_TIMEOUT_S)
+        except Exception as exc:  # a close that times out flushing must not escape
+            log.debug("producer close did not complete: %s", exc)
 
     def _committed_position(self) -> int:
         consumer = KafkaConsumer(
@@ -186,7 +293,10 @@ class Relay:
             end = consumer.end_offsets([partition])[partition]
             position = 0
             key = self.transactional_id.encode()
+            deadline = time.monotonic() + POSITION_READ_TIMEOUT_S
             while consumer.position(partition) < end:
+                if time.monotonic() > deadline:
+                    raise KafkaTimeoutError("reading the relay's committed position timed out")
                 for records in consumer.poll(timeout_ms=500).values():
                     for record in records:
                         if record.key == key:
@@ -194,6 +304,18 @@ class Relay:
             return position
         finally:
             consumer.close()
+
+
+def end_transaction(producer: KafkaProducer, *, commit: bool) -> None:
+    """commit_transaction / abort_transaction with a timeout: kafka-python's public calls wait
+    for the broker's answer without one. A timed-out commit has an unknown outcome; the
+    caller's next init_transactions settles it."""
+    manager = producer._transaction_manager
+    result = manager.begin_commit() if commit else manager.begin_abort()
+    producer._sender.wakeup()
+    if not result.wait(timeout_ms=END_TXN_TIMEOUT_MS):
+        what = "commit" if commit else "abort"
+        raise KafkaTimeoutError(f"transaction {what} not answered in {END_TXN_TIMEOUT_MS} ms")
 
 
 @lru_cache(maxsize=65_536)
