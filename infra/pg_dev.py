@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -57,27 +58,49 @@ def _bin(name: str) -> str:
     return str(Path(os.environ.get("PG_DEV_BIN", "/usr/lib/postgresql/15/bin")) / name)
 
 
-def _data_dir() -> Path:
-    return home() / "data"
+@dataclass(frozen=True)
+class Cluster:
+    """Where a cluster lives and listens: the dev one (`cluster()`) or a test's private one."""
+
+    home: Path
+    port: int
+    # fsync on: commits survive a crash of the machine (benchmarks of transaction cost).
+    durable: bool = False
+    # synchronous_commit on: commits survive a crash of the server itself, which fault tests
+    # cause; with it off, a commit acknowledged up to ~0.6 s before the crash is lost.
+    crash_safe: bool = False
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "log" / "postgres.log"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{DATABASE}"
 
 
-def _socket_dir() -> Path:
-    return home() / "run"
-
-
-def _log_file() -> Path:
-    return home() / "log" / "postgres.log"
+def cluster() -> Cluster:
+    """The dev cluster, as the environment configures it."""
+    return Cluster(home(), port(), durable())
 
 
 def url() -> str:
-    return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{port()}/{DATABASE}"
+    return cluster().url
 
 
 @contextlib.contextmanager
-def _locked() -> Iterator[None]:
+def _locked(c: Cluster) -> Iterator[None]:
     """Serialise up/down across processes so concurrent callers never initdb or start twice."""
-    home().mkdir(parents=True, exist_ok=True)
-    with open(home() / "pg.lock", "w") as lock:
+    c.home.mkdir(parents=True, exist_ok=True)
+    with open(c.home / "pg.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -89,9 +112,9 @@ def _as_server_user(*cmd: str) -> list[str]:
     return ["runuser", "-u", OS_USER, "--", *cmd] if os.geteuid() == 0 else list(cmd)
 
 
-def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    # cwd=home(): the server user may not be allowed into the caller's working directory.
-    result = subprocess.run(_as_server_user(*cmd), cwd=home(), capture_output=True, text=True)
+def _run(c: Cluster, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    # cwd=home: the server user may not be allowed into the caller's working directory.
+    result = subprocess.run(_as_server_user(*cmd), cwd=c.home, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise RuntimeError(
             f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
@@ -114,29 +137,30 @@ def _server_dir(path: Path, mode: int = 0o755) -> None:
         os.chown(path, server_user.pw_uid, server_user.pw_gid)
 
 
-def _prepare_home() -> None:
-    if len(str(_socket_dir() / f".s.PGSQL.{port()}")) > MAX_SOCKET_PATH:
+def _prepare_home(c: Cluster) -> None:
+    if len(str(c.socket_dir / f".s.PGSQL.{c.port}")) > MAX_SOCKET_PATH:
         raise RuntimeError(
-            f"{home()} is too deep for a Unix socket path; set PG_DEV_HOME to a shorter directory"
+            f"{c.home} is too deep for a Unix socket path; set PG_DEV_HOME to a shorter directory"
         )
-    for path in (_socket_dir(), _log_file().parent):
+    for path in (c.socket_dir, c.log_file.parent):
         _server_dir(path)
-    if _run("test", "-w", str(_socket_dir()), check=False).returncode != 0:
+    if _run(c, "test", "-w", str(c.socket_dir), check=False).returncode != 0:
         raise RuntimeError(
-            f"OS user {OS_USER!r} cannot reach {home()} (a parent directory is not traversable?); "
+            f"OS user {OS_USER!r} cannot reach {c.home} (a parent directory is not traversable?); "
             "set PG_DEV_HOME to a directory it can reach, e.g. /tmp/giftcards-pg"
         )
 
 
-def _initdb() -> None:
+def _initdb(c: Cluster) -> None:
     """Create the cluster once, in a staging directory so an interrupted initdb never counts."""
-    if (_data_dir() / "PG_VERSION").exists():
+    if (c.data_dir / "PG_VERSION").exists():
         return
-    staging = home() / "data.partial"
+    staging = c.home / "data.partial"
     shutil.rmtree(staging, ignore_errors=True)
     # PostgreSQL insists on a data directory private to the server user.
     _server_dir(staging, mode=0o700)
     _run(
+        c,
         _bin("initdb"),
         "-D",
         str(staging),
@@ -155,49 +179,50 @@ def _initdb() -> None:
 # Added by infra/pg_dev.py: a throwaway dev cluster; unless PG_DEV_DURABLE=1, durability is
 # traded for speed.
 listen_addresses = '127.0.0.1'
-port = {port()}
-unix_socket_directories = '{_socket_dir()}'
+port = {c.port}
+unix_socket_directories = '{c.socket_dir}'
 max_connections = 200
-{"" if durable() else "fsync = off"}
-{"" if durable() else "synchronous_commit = off"}
-{"" if durable() else "full_page_writes = off"}
+{"" if c.durable else "fsync = off"}
+{"" if c.durable or c.crash_safe else "synchronous_commit = off"}
+{"" if c.durable else "full_page_writes = off"}
 """
         )
-    shutil.rmtree(_data_dir(), ignore_errors=True)
-    staging.rename(_data_dir())
+    shutil.rmtree(c.data_dir, ignore_errors=True)
+    staging.rename(c.data_dir)
 
 
-def _running() -> bool:
+def _running(c: Cluster) -> bool:
     # pg_ctl status: 0 running, 3 stopped, 4 no usable data directory.
-    if not _data_dir().exists():
+    if not c.data_dir.exists():
         return False
-    return _run(_bin("pg_ctl"), "status", "-D", str(_data_dir()), check=False).returncode == 0
+    return _run(c, _bin("pg_ctl"), "status", "-D", str(c.data_dir), check=False).returncode == 0
 
 
-def _start() -> None:
+def _start(c: Cluster) -> None:
     result = _run(
+        c,
         _bin("pg_ctl"),
         "start",
         "-D",
-        str(_data_dir()),
+        str(c.data_dir),
         "-l",
-        str(_log_file()),
+        str(c.log_file),
         "-w",
         "-t",
         "60",
         check=False,
     )
     if result.returncode != 0:
-        log = _log_file().read_text(errors="replace") if _log_file().exists() else ""
+        log = c.log_file.read_text(errors="replace") if c.log_file.exists() else ""
         log_tail = "\n".join(log.splitlines()[-30:])
         raise RuntimeError(
             f"PostgreSQL failed to start:\n{result.stdout}\n{result.stderr}\n{log_tail}"
         )
 
 
-def _ensure_role_and_database() -> None:
+def _ensure_role_and_database(c: Cluster) -> None:
     with psycopg.connect(
-        host=str(_socket_dir()), port=port(), user=SUPERUSER, dbname="postgres", autocommit=True
+        host=str(c.socket_dir), port=c.port, user=SUPERUSER, dbname="postgres", autocommit=True
     ) as conn:
         role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (USER,)).fetchone()
         if role is None:
@@ -215,20 +240,20 @@ def _ensure_role_and_database() -> None:
             )
 
 
-def _accepts_us() -> bool:
+def _accepts_us(c: Cluster) -> bool:
     try:
-        with psycopg.connect(url(), connect_timeout=3) as conn:
+        with psycopg.connect(c.url, connect_timeout=3) as conn:
             conn.execute("SELECT 1")
     except psycopg.OperationalError:
         return False
     return True
 
 
-def _wait_accepting() -> None:
+def _wait_accepting(c: Cluster) -> None:
     deadline = time.monotonic() + CONNECT_TIMEOUT_S
     while True:
         try:
-            with psycopg.connect(url(), connect_timeout=5) as conn:
+            with psycopg.connect(c.url, connect_timeout=5) as conn:
                 conn.execute("SELECT 1")
             return
         except psycopg.OperationalError:
@@ -239,31 +264,43 @@ def _wait_accepting() -> None:
 
 def up() -> str:
     """Ensure the dev cluster is running with the giftcards role and database; return its URL."""
-    with _locked():
-        if not _running() and _accepts_us():
+    c = cluster()
+    with _locked(c):
+        if not _running(c) and _accepts_us(c):
             # Another checkout's dev cluster on this port (CI clones this repository next to a
             # working copy): share it; tests and benches each create their own databases.
-            print(f"using the PostgreSQL accepting {USER} on port {port()}", file=sys.stderr)
-            return url()
-        _prepare_home()
-        _initdb()
-        if not _running():
-            _start()
-        _ensure_role_and_database()
-        _wait_accepting()
-    return url()
+            print(f"using the PostgreSQL accepting {USER} on port {c.port}", file=sys.stderr)
+            return c.url
+        start_cluster(c)
+    return c.url
+
+
+def start_cluster(c: Cluster) -> None:
+    """initdb once, start if stopped, create the role and database; returns once it accepts."""
+    _prepare_home(c)
+    _initdb(c)
+    if not _running(c):
+        _start(c)
+    _ensure_role_and_database(c)
+    _wait_accepting(c)
+
+
+def stop_cluster(c: Cluster, mode: str = "fast") -> None:
+    """pg_ctl stop in `mode` ("fast" rolls back sessions; "immediate" is a crash) and wait."""
+    if _running(c):
+        _run(c, _bin("pg_ctl"), "stop", "-D", str(c.data_dir), "-m", mode, "-w")
 
 
 def down() -> None:
     """Stop the dev cluster if running ('fast': roll back open sessions, then shut down cleanly)."""
-    with _locked():
-        if _running():
-            _run(_bin("pg_ctl"), "stop", "-D", str(_data_dir()), "-m", "fast", "-w")
+    c = cluster()
+    with _locked(c):
+        stop_cluster(c)
 
 
 def status() -> str | None:
     """Return the URL of the running dev cluster, or None if it is stopped."""
-    return url() if _running() else None
+    return url() if _running(cluster()) else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,16 @@
-"""The PostgreSQL process recorder with the stored events sent in binary, not text."""
+"""The PostgreSQL process recorder: stored events sent in binary, schema created one at a time."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from eventsourcing.postgres import PostgresProcessRecorder
+from psycopg import Cursor
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed
+
+# Any constant shared by every process of the service: the key of the schema-creation lock.
+SCHEMA_LOCK = 0x67696674  # "gift"
 
 
 class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
@@ -19,6 +24,13 @@ class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.insert_events_statement = _binary(self.insert_events_statement)
+
+    def _create_table(self, curs: Cursor[DictRow]) -> None:
+        # The library's schema statements include CREATE OR REPLACE FUNCTION, which fails with
+        # "tuple concurrently updated" when two processes (or `serve`'s loops) start at once:
+        # one at a time, under a lock released with the transaction.
+        curs.execute(SQL("SELECT pg_advisory_xact_lock(%s)"), (SCHEMA_LOCK,), prepare=False)
+        super()._create_table(curs)
 
 
 def _binary(statement: Composed) -> Composed:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
+import tempfile
 import time
 import uuid
 import warnings
@@ -121,6 +123,26 @@ def drop_postgres_database(url: str) -> None:
             # An autovacuum worker (a superuser session) on the fresh database: it ends soon.
             time.sleep(0.25 * (attempt + 1))
     warnings.warn(f"database {name} left behind: autovacuum kept it busy", stacklevel=2)
+
+
+def scratch_database(postgres_url: str | None) -> str:
+    """An empty database to rebuild views into: a fresh one on postgres_url's server, else a
+    temporary SQLite file. Remove it with drop_scratch_database."""
+    if postgres_url:
+        return fresh_postgres_database(postgres_url)
+    handle, path = tempfile.mkstemp(prefix="giftcards-scratch-", suffix=".sqlite3")
+    os.close(handle)
+    return f"sqlite:///{path}"
+
+
+def drop_scratch_database(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path + suffix)
+    else:
+        drop_postgres_database(url)
 
 
 def unique_topic_prefix() -> str:

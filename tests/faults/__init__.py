@@ -1,0 +1,1 @@
+"""Fault tests: real services and processes stopped, killed and restarted mid-run."""
