@@ -79,8 +79,9 @@ def build(
     return Service(settings=settings, app=app, db=db, vault=vault)
 
 
-# pg_advisory_lock key of schema creation ("gift" in ASCII): one per database, any process.
-SCHEMA_LOCK = 0x67696674
+# pg_advisory_lock key of the whole set-up ("giftsetp"): NOT the recorder's own schema lock
+# (infra.recorders.SCHEMA_LOCK), which build() takes inside this one from another connection.
+SETUP_LOCK = 0x6769667473657470
 
 
 @contextmanager
@@ -91,18 +92,18 @@ def schema_lock(url: str) -> Iterator[None]:
         yield
         return
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
         try:
             yield
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
 
 
 def set_up_schema(settings: Settings, *more: Callable[[], None]) -> None:
-    """Creates the store's tables (and `more`, e.g. the views) once, under the schema lock:
-    eventsourcing's CREATE OR REPLACE FUNCTION fails with "tuple concurrently updated" and
-    concurrent CREATE TABLE IF NOT EXISTS with a unique violation when processes start at once
-    on one PostgreSQL database."""
+    """Creates the store's tables (and `more`, e.g. the views) once, under the set-up lock:
+    concurrent CREATE TABLE IF NOT EXISTS (vault, leases, views) fails with a unique violation,
+    and the library's CREATE OR REPLACE FUNCTION with "tuple concurrently updated", when
+    processes start at once on one fresh PostgreSQL database."""
     with schema_lock(settings.database_url):
         build(settings).close()
         for step in more:
