@@ -36,7 +36,8 @@ PRODUCER_SETTINGS: dict[str, Any] = {
 # (kafka-python's commit_transaction and abort_transaction wait forever on their own).
 MAX_BLOCK_MS = 10_000
 ACK_TIMEOUT_S = 30.0
-END_TXN_TIMEOUT_MS = 30_000
+COMMIT_TIMEOUT_MS = 30_000
+ABORT_TIMEOUT_MS = 5_000  # best effort only: the next init_transactions aborts it anyway
 CLOSE_TIMEOUT_S = 2.0
 POSITION_READ_TIMEOUT_S = 30.0
 FENCED = (ProducerFencedError, InvalidProducerEpochError)
@@ -165,7 +166,7 @@ class Relay:
             holder = current_holder(self.service.db, self.transactional_id)
             self._waits.info(
                 "standby",
-                "relay %s standing by: %s is the active relay",
+                "relay %s standing by while %s is active",
                 self.instance,
                 holder.holder if holder else "nobody",
             )
@@ -313,9 +314,10 @@ def end_transaction(producer: KafkaProducer, *, commit: bool) -> None:
     manager = producer._transaction_manager
     result = manager.begin_commit() if commit else manager.begin_abort()
     producer._sender.wakeup()
-    if not result.wait(timeout_ms=END_TXN_TIMEOUT_MS):
+    timeout_ms = COMMIT_TIMEOUT_MS if commit else ABORT_TIMEOUT_MS
+    if not result.wait(timeout_ms=timeout_ms):
         what = "commit" if commit else "abort"
-        raise KafkaTimeoutError(f"transaction {what} not answered in {END_TXN_TIMEOUT_MS} ms")
+        raise KafkaTimeoutError(f"transaction {what} not answered in {timeout_ms} ms")
 
 
 @lru_cache(maxsize=65_536)

@@ -1,0 +1,76 @@
+"""`serve` under start-up faults: many at once on one fresh database, a broker down at start."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from infra.kafka.topics import Topics
+from tests.faults.harness import PrivateKafka, ServiceProcess, assert_consistent, purchase_codes
+from tests.faults.test_relay_faults import decided, kafka_env, lines_with
+from tests.services import unique_topic_prefix
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
+AT_ONCE, ROUNDS = 5, 4
+DOWN_S = 25
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_serve_started_20_times_5_at_once_on_one_fresh_postgres_database_always_comes_up(
+    kafka_bootstrap: str, env_for: dict[str, str], tmp_path: Path
+) -> None:
+    topics = Topics(unique_topic_prefix())
+    env = kafka_env(env_for, kafka_bootstrap, topics)  # nothing created: the first round does
+    for round_ in range(ROUNDS):
+        batch = [
+            ServiceProcess(["serve"], env, tmp_path / f"serve-{round_}-{n}.log")
+            for n in range(AT_ONCE)
+        ]
+        for serve in batch:
+            serve.start()
+        try:
+            deadline = time.monotonic() + 90
+            while not all(decided(s.log_text()) for s in batch):
+                dead = [s.log_tail() for s in batch if not s.alive()]
+                assert not dead, f"round {round_}: a serve exited:\n{dead[0]}"
+                assert time.monotonic() < deadline, [s.log_tail() for s in batch]
+                time.sleep(0.2)
+            codes = [serve.terminate() for serve in batch]
+        finally:
+            for serve in batch:
+                serve.kill()
+        assert codes == [0] * AT_ONCE, [s.log_tail() for s in batch]
+        for serve in batch:
+            text = serve.log_text()
+            assert "tuple concurrently updated" not in text, text[-3000:]
+            assert not lines_with(text, "waiting for the database schema"), text[-3000:]
+            assert not lines_with(text, "restarting it in"), text[-3000:]
+            assert "Traceback" not in text, text[-3000:]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_r3_serve_with_the_broker_down_at_start_stays_up_logs_its_waits_and_relays_once_up(
+    private_kafka: PrivateKafka, env_for: dict[str, str], tmp_path: Path
+) -> None:
+    topics = Topics(unique_topic_prefix())
+    env = kafka_env(env_for, private_kafka.bootstrap, topics)
+    purchase_codes(env, 10, tag="before")  # stored while no broker is there
+    private_kafka.stop()
+    with ServiceProcess(["serve"], env, tmp_path / "serve.log") as serve:
+        time.sleep(DOWN_S)
+        assert serve.alive(), serve.log_tail()
+        down_log = serve.log_text()
+        private_kafka.start()
+        serve.wait_for_log("relayed ", timeout=90)
+        purchase_codes(env, 5, tag="after")
+        assert_consistent(env, private_kafka.bootstrap, topics, message_ids=None,
+                          settle_timeout=90)
+        assert serve.terminate() == 0, serve.log_tail()
+    restarts = lines_with(down_log, "restarting it in")
+    assert restarts, "no part failed while the broker was down?\n" + down_log[-3000:]
+    for part in ("relay", "checkout", "projections"):
+        mine = [line for line in restarts if f" {part} failed" in line]
+        # At most one line per part and 10 s (the first at once).
+        assert 1 <= len(mine) <= DOWN_S // 10 + 1, (part, mine)
