@@ -57,20 +57,21 @@ def kafka_settings() -> tuple[Settings, str, Topics]:
 
 class TopicsReady:
     """Creates the contract topics once per process; every part calls it before its work, so a
-    broker that is down at start fails (and restarts) the parts, not the process."""
+    broker that is down at start fails (and restarts) the parts, not the process. No lock:
+    creating topics is idempotent, and a part must not wait behind another's attempt."""
+
+    BOOTSTRAP_TIMEOUT_MS = 5_000  # a down broker fails the attempt soon; the supervisor retries
 
     def __init__(self, settings: Settings, bootstrap: str, topics: Topics) -> None:
         self.args = (bootstrap, topics, settings.partitions, settings.replication_factor)
         self._done = False
-        self._lock = threading.Lock()
 
     def __call__(self) -> None:
         from infra.kafka.admin import ensure_topics
 
-        with self._lock:
-            if not self._done:
-                ensure_topics(*self.args)
-                self._done = True
+        if not self._done:
+            ensure_topics(*self.args, bootstrap_timeout_ms=self.BOOTSTRAP_TIMEOUT_MS)
+            self._done = True
 
 
 def stop_on_sigterm() -> threading.Event:

@@ -36,6 +36,7 @@ PRODUCER_SETTINGS: dict[str, Any] = {
 # (kafka-python's commit_transaction and abort_transaction wait forever on their own).
 MAX_BLOCK_MS = 10_000
 ACK_TIMEOUT_S = 30.0
+ACK_WAIT_STEP_S = 5.0
 COMMIT_TIMEOUT_MS = 30_000
 ABORT_TIMEOUT_MS = 5_000  # best effort only: the next init_transactions aborts it anyway
 CLOSE_TIMEOUT_S = 2.0
@@ -130,7 +131,7 @@ class Relay:
                 if failures:
                     log.info("relay %s publishing again after %d failures", self.instance, failures)
                     failures = 0
-                    self._waits.reset("error")
+                    self._waits.reset("kafka")
                 if seen < self.batch_size:
                     stop.wait(POLL_INTERVAL_S)
         finally:
@@ -184,7 +185,7 @@ class Relay:
             self.active = False
         else:
             self._waits.warning(
-                "error",
+                "kafka",
                 "relay %s waiting for Kafka at %s: %s: %s (retrying from the committed "
                 "position, %d failures so far)",
                 self.instance,
@@ -235,7 +236,7 @@ class Relay:
         )
         # kafka-python commits a transaction whose records expired unsent (events lost after a
         # broker outage): commit only when every record is acknowledged.
-        producer.flush(timeout=ACK_TIMEOUT_S)
+        self._await_acks(producer, len(sent))
         for future in sent:
             if not future.succeeded():
                 raise future.exception or KafkaTimeoutError("record not acknowledged")
@@ -250,6 +251,25 @@ class Relay:
             published / elapsed if elapsed else 0.0,
         )
         return published
+
+    def _await_acks(self, producer: KafkaProducer, records: int) -> None:
+        """flush(), saying what it waits for while the broker does not answer; raises
+        KafkaTimeoutError after ACK_TIMEOUT_S."""
+        deadline = time.monotonic() + ACK_TIMEOUT_S
+        while True:
+            try:
+                producer.flush(timeout=ACK_WAIT_STEP_S)
+                return
+            except KafkaTimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+                self._waits.warning(
+                    "kafka",
+                    "relay %s waiting for Kafka at %s to acknowledge %d records",
+                    self.instance,
+                    self.bootstrap,
+                    records,
+                )
 
     def _connect(self) -> KafkaProducer:
         """Fence any zombie with our transactional id, then read where the last commit ended."""
@@ -276,10 +296,7 @@ class Relay:
             end_transaction(producer, commit=False)
         except Exception as exc:  # none open, fenced or broker away: the next init aborts it
             log.debug("abort after failure did not complete: %s", exc)
-        try:
-            producer.close(timeout=CLOSE_TIMEOUT_S)
-        except Exception as exc:  # a close that times out flushing must not escape
-            log.debug("producer close did not complete: %s", exc)
+        discard(producer)
 
     def _committed_position(self) -> int:
         consumer = KafkaConsumer(
@@ -305,6 +322,24 @@ class Relay:
             return position
         finally:
             consumer.close()
+
+
+def discard(producer: KafkaProducer) -> None:
+    """Close a producer without raising. kafka-python's close() raises from its flush when
+    records are still pending (broker away), and then leaves its sender thread running and
+    raises again from __del__: its sender is then force-closed here (pending records aborted,
+    network client closed) and the producer marked closed."""
+    try:
+        producer.close(timeout=CLOSE_TIMEOUT_S)
+        return
+    except Exception as exc:
+        log.debug("producer close did not complete (%s): forcing it", exc)
+    try:
+        producer._sender.force_close()
+        producer._sender.join(CLOSE_TIMEOUT_S)
+    except Exception as exc:
+        log.debug("producer force-close did not complete: %s", exc)
+    producer._closed = True
 
 
 def end_transaction(producer: KafkaProducer, *, commit: bool) -> None:
