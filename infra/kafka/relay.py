@@ -102,9 +102,10 @@ class Relay:
                 published = self._publish_batch()
             except Exception as exc:
                 failures += 1
+                delay = self._recover(exc, failures)
                 if failures >= RETRIES:
                     raise
-                time.sleep(self._recover(exc, failures))
+                time.sleep(delay)
                 continue
             failures = 0
             total += published
@@ -186,10 +187,9 @@ class Relay:
         else:
             self._waits.warning(
                 "kafka",
-                "relay %s waiting for Kafka at %s: %s: %s (retrying from the committed "
-                "position, %d failures so far)",
+                "relay %s waiting: %s: %s (retrying from Kafka's committed position, "
+                "%d failures so far)",
                 self.instance,
-                self.bootstrap,
                 type(exc).__name__,
                 exc,
                 failures,
@@ -278,6 +278,7 @@ class Relay:
                 bootstrap_servers=self.bootstrap,
                 transactional_id=self.transactional_id,
                 max_block_ms=MAX_BLOCK_MS,
+                bootstrap_timeout_ms=MAX_BLOCK_MS,
                 **PRODUCER_SETTINGS,
             )
             self._producer = producer  # from here on, `_reset` closes it on any failure
@@ -303,6 +304,7 @@ class Relay:
             bootstrap_servers=self.bootstrap,
             isolation_level="read_committed",
             enable_auto_commit=False,
+            bootstrap_timeout_ms=MAX_BLOCK_MS,
         )
         try:
             partition = TopicPartition(self.topics.relay_positions, 0)

@@ -58,7 +58,7 @@ def test_r3_broker_down_30s_under_purchases_serve_relays_every_event_once_after_
                           settle_timeout=90)
         assert "relayed " in serve.log_text()[resumed:]
         assert serve.terminate() == 0, serve.log_tail()
-    waits = lines_with(outage_log, "waiting for Kafka")
+    waits = lines_with(outage_log, "giftcards.relay", "waiting")
     assert waits, "the relay never said what it waits for:\n" + outage_log[-3000:]
     assert len(waits) <= OUTAGE_S // WAIT_LOG_INTERVAL_S + 1, waits  # at most one per 10 s
 
