@@ -359,7 +359,7 @@ def _answers(bootstrap: str) -> bool:
         admin.close()
 
 
-def _log_tail(lines: int = 40, at: Path | None = None) -> str:
+def log_tail(lines: int = 40, at: Path | None = None) -> str:
     tails = []
     for log in (_logs_dir(at) / "kafka.out", _logs_dir(at) / "server.log"):
         if log.exists():
@@ -374,14 +374,14 @@ def _wait_ready(pid: int, port: int, at: Path | None = None) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if not _alive(pid):
-            raise RuntimeError(f"Kafka broker exited during startup.\n{_log_tail(at=at)}")
+            raise RuntimeError(f"Kafka broker exited during startup.\n{log_tail(at=at)}")
         # Probe the socket first: kafka-python logs every refused connection loudly.
         if _port_open(port) and _answers(bootstrap):
             return
         time.sleep(0.5)
     raise RuntimeError(
         f"Kafka broker did not answer on {bootstrap} within {START_TIMEOUT_S:.0f}s.\n"
-        f"{_log_tail(at=at)}"
+        f"{log_tail(at=at)}"
     )
 
 

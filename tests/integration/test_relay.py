@@ -11,7 +11,7 @@ from kafka import KafkaConsumer, TopicPartition
 from domain.application import GiftCards
 from domain.errors import DomainError
 from infra.bootstrap import Service
-from infra.envelope import stored_envelope
+from infra.envelope import published_topics, stored_envelope
 from infra.kafka.admin import ensure_topics
 from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
@@ -47,7 +47,9 @@ def stored_envelopes(app: GiftCards) -> list[dict[str, Any]]:
     """What the relay must publish: the envelope of every published event, in store order."""
     out: list[dict[str, Any]] = []
     start = 1
-    while notifications := app.recorder.select_notifications(start, 1000):
+    while notifications := app.recorder.select_notifications(
+        start, 1000, topics=published_topics()
+    ):
         for n in notifications:
             envelope = stored_envelope(app.mapper, n)
             if envelope is not None:

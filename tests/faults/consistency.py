@@ -1,0 +1,161 @@
+"""The end check of every fault test: store, topics and views tell the same story."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from infra.bootstrap import Service, build
+from infra.config import load_settings
+from infra.db import Database
+from infra.kafka.topics import Topics
+from projections import schema
+from projections.config import load_fraud_config
+from projections.runner import Projector
+from projections.sources import sync_store
+from tests.integration.test_relay import read_committed, stored_envelopes
+from tests.services import drop_scratch_database, scratch_database
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def replies_may_repeat() -> bool:
+    """The README's contract: replies carry the same content when repeated after a crash."""
+    return "same content when repeated after a crash" in " ".join(README.read_text().split())
+
+
+def assert_consistent(
+    env: dict[str, str],
+    bootstrap: str,
+    topics: Topics,
+    *,
+    message_ids: set[str] | None,
+    settle_timeout: float = 60.0,
+) -> None:
+    """Store, topics and views agree: every published stored event once on `giftcard.events`
+    (read_committed) in per-card order; one reply per message id; no card redeemed twice; the
+    live views equal a rebuild from the store. Retried until `settle_timeout` so that processes
+    still running can catch up; then fails listing what is wrong."""
+    deadline = time.monotonic() + settle_timeout
+    while True:
+        problems = consistency_problems(env, bootstrap, topics, message_ids=message_ids)
+        if not problems or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    shown = "\n  ".join(problems[:30])
+    more = f"\n  ... and {len(problems) - 30} more" if len(problems) > 30 else ""
+    assert not problems, f"{len(problems)} inconsistencies:\n  {shown}{more}"
+
+
+def consistency_problems(
+    env: dict[str, str], bootstrap: str, topics: Topics, *, message_ids: set[str] | None
+) -> list[str]:
+    """What assert_consistent checks, once: a list of specific problems, empty if none."""
+    service = build(load_settings(env))
+    try:
+        expected = stored_envelopes(service.app)
+        records = read_committed(bootstrap, topics.events)
+        problems = event_log_problems(records, expected)
+        if message_ids is not None:
+            replies = [r[3] for r in read_committed(bootstrap, topics.results)]
+            problems += reply_problems(replies, message_ids, may_repeat=replies_may_repeat())
+        problems += double_redemptions(expected, "store")
+        problems += double_redemptions([r[3] for r in records], "topic")
+        problems += view_problems(service, env)
+    finally:
+        service.close()
+    return problems
+
+
+def _name(envelope: Mapping[str, Any]) -> str:
+    return (
+        f"{envelope['event_type']} of {envelope['stream_id']} "
+        f"v{envelope['card_version']} (position {envelope['position']})"
+    )
+
+
+def event_log_problems(
+    records: Iterable[tuple[int, int, bytes, dict[str, Any]]], expected: list[dict[str, Any]]
+) -> list[str]:
+    """Every expected envelope exactly once, nothing else, per stream in version order."""
+    problems: list[str] = []
+    wanted = {e["event_id"]: e for e in expected}
+    seen: Counter[str] = Counter()
+    versions: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for partition, offset, key, envelope in records:
+        event_id = envelope.get("event_id")
+        seen[event_id] += 1
+        if event_id not in wanted:
+            problems.append(f"extra record at partition {partition} offset {offset}: "
+                            f"{_name(envelope)} is not a stored published event")
+            continue
+        if envelope != wanted[event_id]:
+            problems.append(f"{_name(envelope)} at partition {partition} offset {offset} "
+                            "differs from the stored event's envelope")
+        stream = envelope["stream_id"]
+        if key != stream.encode():
+            problems.append(f"{_name(envelope)} has key {key!r}, not its stream id")
+        versions[stream].append((partition, offset, envelope["card_version"]))
+    for event_id, count in seen.items():
+        if count > 1 and event_id in wanted:
+            problems.append(f"{_name(wanted[event_id])} published {count} times")
+    for event_id, envelope in wanted.items():
+        if event_id not in seen:
+            problems.append(f"{_name(envelope)} is stored but not on the topic")
+    for stream, rows in versions.items():
+        if len({p for p, _, _ in rows}) > 1:
+            problems.append(f"stream {stream} is on partitions {sorted({p for p, _, _ in rows})}")
+        order = [v for _, _, v in sorted(rows)]
+        if order != sorted(order):
+            problems.append(f"stream {stream}: versions out of order on the topic: {order}")
+    return problems
+
+
+def reply_problems(
+    replies: list[dict[str, Any]], message_ids: set[str], *, may_repeat: bool
+) -> list[str]:
+    """One reply per message id; repeats allowed only if identical and the contract allows them."""
+    by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for reply in replies:
+        by_id[str(reply.get("message_id"))].append(reply)
+    problems = [f"message {m}: no reply" for m in sorted(message_ids - set(by_id))]
+    problems += [f"reply to unknown message id {m}" for m in sorted(set(by_id) - message_ids)]
+    for message_id, copies in sorted(by_id.items()):
+        if len(copies) > 1 and not may_repeat:
+            problems.append(f"message {message_id}: {len(copies)} replies")
+        elif any(copy != copies[0] for copy in copies):
+            problems.append(f"message {message_id}: {len(copies)} replies that differ: {copies}")
+    return problems
+
+
+def double_redemptions(envelopes: Iterable[Mapping[str, Any]], where: str) -> list[str]:
+    """R11: at most one GiftCardRedeemed per card."""
+    counts = Counter(e["card_id"] for e in envelopes if e["event_type"] == "GiftCardRedeemed")
+    return [f"card {card} redeemed {n} times in the {where}" for card, n in counts.items() if n > 1]
+
+
+def view_problems(service: Service, env: Mapping[str, str]) -> list[str]:
+    """The live views (GIFTCARDS_VIEWS_URL, else beside the store) equal a rebuild from the
+    store, table by table, row by row (as tests/integration/test_determinism.py compares)."""
+    live = Database(env.get("GIFTCARDS_VIEWS_URL") or service.settings.database_url)
+    scratch = scratch_database(service.db.url if service.db.is_postgres else None)
+    rebuilt = Projector(Database(scratch), load_fraud_config(dict(env)))
+    try:
+        sync_store(service.app, rebuilt)
+        want, got = schema.dump(rebuilt.db), schema.dump(live)
+    finally:
+        rebuilt.db.close()
+        live.close()
+        drop_scratch_database(scratch)
+    problems = []
+    for table, rows in want.items():
+        have = got.get(table, [])
+        if have != rows:
+            missing = [r for r in rows if r not in have][:3]
+            extra = [r for r in have if r not in rows][:3]
+            problems.append(f"view {table}: live has {len(have)} rows, the rebuild {len(rows)}; "
+                            f"missing {missing}, unexpected {extra}")
+    return problems
