@@ -3,16 +3,19 @@ ONE Settings (every GIFTCARDS_* variable), so no other module reads the environm
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import psycopg
 from eventsourcing.utils import get_topic
 
 from application.cards import GiftCards
 from domain.codes import generate_code
 from domain.markets import Markets
-from infra.config import ConfigError, Settings, load_settings
+from infra import lease
+from infra.config import Settings, load_settings
 from infra.db import Database, eventsourcing_env
 from infra.lookup import stream_loader
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
@@ -39,7 +42,10 @@ def build(
     *,
     clock: Callable[[], datetime] | None = None,
     codes: Callable[[], str] = generate_code,
+    create_tables: bool = True,
 ) -> Service:
+    """`create_tables=False` for a process's parts once `set_up_schema` ran: concurrent
+    first-time schema creation races (see `set_up_schema`)."""
     settings = settings or load_settings()
     keys = Keys.from_master(settings.master_key)
     db = Database(settings.database_url) if settings.database_url != "memory://" else Database(
@@ -48,7 +54,7 @@ def build(
     vault = Vault(db, wrapping_key=keys.key_wrapping, subject_key=keys.subject_hmac)
     env = {
         **eventsourcing_env(settings.database_url),
-        "CREATE_TABLE": "y",
+        "CREATE_TABLE": "y" if create_tables else "n",
         "MAPPER_TOPIC": get_topic(PydanticMapper),
         "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),
     }
@@ -62,6 +68,8 @@ def build(
         markets=markets,
     )
     app.load_streams = stream_loader(app.recorder, app.mapper)
+    if create_tables:
+        db.execute(lease.TABLE)
     return Service(settings=settings, app=app, db=db, vault=vault)
 
 
@@ -77,20 +85,6 @@ def build_projector(settings: Settings) -> Projector:
 
     handlers.use_markets(load_markets(settings))
     return Projector(Database(settings.views_url), read_fraud_config(settings.fraud_config))
-
-
-def kafka_topics(settings: Settings) -> tuple[str, Topics]:
-    """The broker and the contract's topics, created if missing (Kafka processes only)."""
-    from infra.kafka.admin import ensure_topics
-    from infra.kafka.topics import Topics
-
-    if not settings.kafka_bootstrap:
-        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set")
-    topics = Topics(settings.topic_prefix)
-    ensure_topics(
-        settings.kafka_bootstrap, topics, settings.partitions, settings.replication_factor
-    )
-    return settings.kafka_bootstrap, topics
 
 
 def build_relay(service: Service, topics: Topics, batch_size: int | None = None) -> Relay:
@@ -119,4 +113,42 @@ def build_checkout_consumer(
     )
 
 
-__all__ = ["Service", "build", "build_checkout_consumer", "build_projector", "build_relay"]
+# pg_advisory_lock key of the whole set-up ("giftsetp"): NOT the recorder's own schema lock
+# (infra.recorders.SCHEMA_LOCK), which build() takes inside this one from another connection.
+SETUP_LOCK = 0x6769667473657470
+
+
+@contextmanager
+def schema_lock(url: str) -> Iterator[None]:
+    """On PostgreSQL, holds a session advisory lock for schema creation; nothing on SQLite
+    (its writers are serialised by the file lock already)."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        yield
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
+
+
+def set_up_schema(settings: Settings, *more: Callable[[], None]) -> None:
+    """Creates the store's tables (and `more`, e.g. the views) once, under the set-up lock:
+    concurrent CREATE TABLE IF NOT EXISTS (vault, leases, views) fails with a unique violation,
+    and the library's CREATE OR REPLACE FUNCTION with "tuple concurrently updated", when
+    processes start at once on one fresh PostgreSQL database."""
+    with schema_lock(settings.database_url):
+        build(settings).close()
+        for step in more:
+            step()
+
+
+__all__ = [
+    "Service",
+    "build",
+    "build_checkout_consumer",
+    "build_projector",
+    "build_relay",
+    "set_up_schema",
+]

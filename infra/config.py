@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import sys
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from domain.calendar import parse_instant
+
+ENVIRONMENTS = ("development", "test", "production")
+# A production key must carry at least this much entropy, estimated from its own characters.
+MIN_KEY_BITS = 128
+KEY_HOWTO = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 class ConfigError(Exception):
@@ -33,6 +40,7 @@ class Settings(BaseModel):
     views_url: str
     projection_batch: int
     fraud_config: Path | None
+    relay_lease_seconds: int = 10
 
     @property
     def production(self) -> bool:
@@ -42,6 +50,11 @@ class Settings(BaseModel):
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     mode = env.get("GIFTCARDS_ENV", "development")
+    if mode not in ENVIRONMENTS:
+        # A typo ("prod", "Production") must not quietly run a production host in development.
+        raise ConfigError(
+            f"GIFTCARDS_ENV must be one of {', '.join(ENVIRONMENTS)}, not {mode[:40]!r}"
+        )
     data_dir = Path(env.get("GIFTCARDS_DATA_DIR", "./var"))
     url = env.get("GIFTCARDS_DATABASE_URL") or f"sqlite:///{data_dir / 'giftcards.sqlite3'}"
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://", "memory://")):
@@ -60,6 +73,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         views_url=_views_url(env, url),
         projection_batch=_int(env, "GIFTCARDS_PROJECTION_BATCH", 1000),
         fraud_config=Path(fraud) if (fraud := env.get("GIFTCARDS_FRAUD_CONFIG")) else None,
+        relay_lease_seconds=_int(env, "GIFTCARDS_RELAY_LEASE_SECONDS", 10),
     )
 
 
@@ -87,7 +101,12 @@ def _master_key(env: dict[str, str], mode: str, data_dir: Path) -> bytes:
     given = env.get("GIFTCARDS_SECRET_KEY")
     if given:
         if len(given) < 32:
-            raise ConfigError("GIFTCARDS_SECRET_KEY must be at least 32 characters")
+            raise ConfigError(f"GIFTCARDS_SECRET_KEY must be at least 32 characters; {KEY_HOWTO}")
+        if mode == "production" and estimated_bits(given) < MIN_KEY_BITS:
+            raise ConfigError(
+                f"GIFTCARDS_SECRET_KEY looks guessable (under {MIN_KEY_BITS} bits of entropy "
+                f"estimated from its characters); {KEY_HOWTO}"
+            )
         return given.encode()
     if mode == "production":
         raise ConfigError("GIFTCARDS_SECRET_KEY is required in production")
@@ -102,6 +121,24 @@ def _master_key(env: dict[str, str], mode: str, data_dir: Path) -> bytes:
             file=sys.stderr,
         )
     return path.read_text().strip().encode()
+
+
+def estimated_bits(key: str) -> float:
+    """Length × the Shannon entropy of the key's own character frequencies, over its shortest
+    repeating unit: 32 spaces or 32 × 'a' give 0, `"0123456789abcdef" * 2` 64 bits,
+    `secrets.token_urlsafe(48)` ~330. An upper bound for keys made by people (a sentence
+    scores high too): it catches the careless, it does not certify the random."""
+    unit = key[: _period(key)]
+    counts = Counter(unit)
+    return sum(n * math.log2(len(unit) / n) for n in counts.values())
+
+
+def _period(text: str) -> int:
+    """The length of the shortest prefix that `text` repeats (len(text) if none)."""
+    for size in range(1, len(text)):
+        if all(text[i] == text[i % size] for i in range(size, len(text))):
+            return size
+    return len(text)
 
 
 def _pinned_now(env: dict[str, str], mode: str) -> datetime | None:

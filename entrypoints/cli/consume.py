@@ -9,16 +9,17 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from entrypoints.cli.base import parse_text
+from entrypoints.cli.base import UsageError, parse_text
 from infra.bootstrap import (
     build,
     build_checkout_consumer,
     build_projector,
     build_relay,
-    kafka_topics,
+    set_up_schema,
 )
 from infra.config import Settings, load_settings
 from infra.kafka.topics import Topics
+from infra.supervisor import Part, retry_until_done, run_parts
 
 log = logging.getLogger("giftcards.serve")
 
@@ -46,9 +47,37 @@ def add_consumer_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def kafka_settings() -> tuple[Settings, str, Topics]:
+def kafka_config() -> tuple[Settings, str, Topics]:
     settings = load_settings()
-    return settings, *kafka_topics(settings)
+    if not settings.kafka_bootstrap:
+        raise UsageError("KAFKA_BOOTSTRAP_SERVERS is not set", code="invalid_configuration")
+    return settings, settings.kafka_bootstrap, Topics(settings.topic_prefix)
+
+
+def kafka_settings() -> tuple[Settings, str, Topics]:
+    """Settings, with the contract topics created (the broker must be up)."""
+    settings, bootstrap, topics = kafka_config()
+    TopicsReady(settings, bootstrap, topics)()
+    return settings, bootstrap, topics
+
+
+class TopicsReady:
+    """Creates the contract topics once per process; every part calls it before its work, so a
+    broker that is down at start fails (and restarts) the parts, not the process. No lock:
+    creating topics is idempotent, and a part must not wait behind another's attempt."""
+
+    BOOTSTRAP_TIMEOUT_MS = 5_000  # a down broker fails the attempt soon; the supervisor retries
+
+    def __init__(self, settings: Settings, bootstrap: str, topics: Topics) -> None:
+        self.args = (bootstrap, topics, settings.partitions, settings.replication_factor)
+        self._done = False
+
+    def __call__(self) -> None:
+        from infra.kafka.admin import ensure_topics
+
+        if not self._done:
+            ensure_topics(*self.args, bootstrap_timeout_ms=self.BOOTSTRAP_TIMEOUT_MS)
+            self._done = True
 
 
 def stop_on_sigterm() -> threading.Event:
@@ -61,10 +90,10 @@ def stop_on_sigterm() -> threading.Event:
 
 def checkout_loop(
     settings: Settings, bootstrap: str, topics: Topics, args: argparse.Namespace
-) -> Any:
+) -> Part:
     def run(stop: threading.Event) -> None:
         # Built in the thread that uses it: SQLite connections are bound to their thread.
-        service = build(settings)
+        service = build(settings, create_tables=False)
         try:
             build_checkout_consumer(
                 service,
@@ -81,13 +110,14 @@ def checkout_loop(
 def consume(args: argparse.Namespace) -> dict[str, Any]:
     stop = stop_on_sigterm()
     settings, bootstrap, topics = kafka_settings()
+    set_up_schema(settings)
     checkout_loop(settings, bootstrap, topics, args)(stop)
     return {"stopped": "consume checkout"}
 
 
-def relay_loop(settings: Settings, bootstrap: str, topics: Topics) -> Any:
+def relay_loop(settings: Settings, bootstrap: str, topics: Topics) -> Part:
     def run(stop: threading.Event) -> None:
-        service = build(settings)
+        service = build(settings, create_tables=False)
         try:
             build_relay(service, topics).run(stop)
         finally:
@@ -96,57 +126,52 @@ def relay_loop(settings: Settings, bootstrap: str, topics: Topics) -> Any:
     return run
 
 
-def projections_loop(settings: Settings, topics: Topics) -> Any:
+def projections_loop(settings: Settings, topics: Topics) -> Part:
     from projections import sources
 
     def run(stop: threading.Event) -> None:
         views = build_projector(settings)  # built in its thread, like the others
-        sources.follow_kafka(
-            str(settings.kafka_bootstrap),
-            topics.events,
-            f"{topics.prefix}giftcards-projections",
-            views,
-            progress=lambda seen, done: log.info("projections: %d seen, %d applied", seen, done),
-            stop=stop.is_set,
-        )
+        try:
+            sources.follow_kafka(
+                str(settings.kafka_bootstrap),
+                topics.events,
+                f"{topics.prefix}giftcards-projections",
+                views,
+                progress=lambda seen, done: log.info(
+                    "projections: %d seen, %d applied", seen, done
+                ),
+                stop=stop.is_set,
+            )
+        finally:
+            views.db.close()
+
+    return run
+
+
+def after(first: Callable[[], None], part: Part) -> Part:
+    def run(stop: threading.Event) -> None:
+        first()
+        part(stop)
 
     return run
 
 
 def serve(args: argparse.Namespace) -> dict[str, Any]:
-    """Each loop has its own Service (connections are not shared across threads)."""
+    """ONE schema set-up, then each part (relay, checkout consumer, projections) in its own
+    thread with its own Service (connections are not shared across threads), restarted with
+    backoff when it fails. Only SIGTERM/SIGINT end the process."""
+
     stop = stop_on_sigterm()
-    settings, bootstrap, topics = kafka_settings()
-    # Create the tables once, here: concurrent first-time schema creation races on SQLite.
-    build(settings).close()
-    loops: dict[str, Callable[[threading.Event], None]] = {
-        "relay": relay_loop(settings, bootstrap, topics),
-        "checkout": checkout_loop(settings, bootstrap, topics, args),
+    settings, bootstrap, topics = kafka_config()
+    views = [] if args.without_projections else [lambda: build_projector(settings).db.close()]
+    if not retry_until_done(stop, "the database schema", lambda: set_up_schema(settings, *views)):
+        return {"stopped": "serve", "loops": []}
+    ready = TopicsReady(settings, bootstrap, topics)
+    loops: dict[str, Part] = {
+        "relay": after(ready, relay_loop(settings, bootstrap, topics)),
+        "checkout": after(ready, checkout_loop(settings, bootstrap, topics, args)),
     }
     if not args.without_projections:
-        loops["projections"] = projections_loop(settings, topics)
-    failed: list[str] = []
-    threads = [
-        threading.Thread(target=_guarded, args=(name, loop, stop, failed), name=name, daemon=True)
-        for name, loop in loops.items()
-    ]
-    for thread in threads:
-        thread.start()
-    while any(t.is_alive() for t in threads):
-        for thread in threads:
-            thread.join(timeout=0.5)
-    if failed:
-        raise RuntimeError(f"loops failed: {', '.join(sorted(failed))}")
+        loops["projections"] = after(ready, projections_loop(settings, topics))
+    run_parts(loops, stop)
     return {"stopped": "serve", "loops": sorted(loops)}
-
-
-def _guarded(
-    name: str, loop: Callable[[threading.Event], None], stop: threading.Event, failed: list[str]
-) -> None:
-    # One loop failing stops the others: a half-running service would hide the failure.
-    try:
-        loop(stop)
-    except Exception:
-        log.exception("%s loop failed; stopping the service", name)
-        failed.append(name)
-        stop.set()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from entrypoints.cli.consume import kafka_settings, stop_on_sigterm
-from infra.bootstrap import build, build_relay
+from entrypoints.cli.consume import TopicsReady, kafka_config, stop_on_sigterm
+from infra.bootstrap import build, build_relay, set_up_schema
+from infra.supervisor import retry_until_done
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -29,9 +30,17 @@ def batch_size(text: str) -> int:
 
 
 def relay(args: argparse.Namespace) -> dict[str, Any]:
-    settings, _, topics = kafka_settings()
+    settings, bootstrap, topics = kafka_config()
     stop = stop_on_sigterm()  # before the first batch: a SIGTERM then still ends it cleanly
-    service = build(settings)
+    if args.once:  # one-shot: a broker or database fault is an error to report
+        TopicsReady(settings, bootstrap, topics)()
+        set_up_schema(settings)
+    else:  # long-running: waits for the broker and the database instead of exiting
+        if not retry_until_done(stop, "Kafka topics", TopicsReady(settings, bootstrap, topics)):
+            return {"stopped": "relay"}
+        if not retry_until_done(stop, "the database schema", lambda: set_up_schema(settings)):
+            return {"stopped": "relay"}
+    service = build(settings, create_tables=False)
     try:
         worker = build_relay(service, topics, args.batch_size)
         if args.once:
@@ -40,6 +49,6 @@ def relay(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 worker.close()
         worker.run(stop)
-        return {"stopped": "relay", "position": worker.position}
+        return {"stopped": "relay", "instance": worker.instance}
     finally:
         service.close()

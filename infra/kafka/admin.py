@@ -10,10 +10,19 @@ from infra.kafka.topics import Topics
 
 
 def ensure_topics(
-    bootstrap: str, topics: Topics, partitions: int = 12, replication_factor: int = 1
+    bootstrap: str,
+    topics: Topics,
+    partitions: int = 12,
+    replication_factor: int = 1,
+    *,
+    bootstrap_timeout_ms: int = 30_000,
 ) -> list[str]:
     """Create the missing topics and return their names; existing topics are left as they are."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="giftcards-admin")
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="giftcards-admin",
+        bootstrap_timeout_ms=bootstrap_timeout_ms,
+    )
     try:
         existing = set(admin.list_topics())
         wanted = [
