@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from consumers.checkout import CheckoutProcessor, Outcome
+from dev.services import drop_postgres_database, fresh_postgres_database
 from infra import transient
 from infra.bootstrap import build
 from infra.config import load_settings
@@ -23,7 +24,6 @@ from infra.vault import Vault
 from tests.conftest import SECRET
 from tests.faults.harness import GIFTCARDS, PrivatePostgres, free_port
 from tests.integration.test_checkout_consumer import ordered
-from tests.services import drop_postgres_database, fresh_postgres_database
 
 pytestmark = pytest.mark.postgres
 

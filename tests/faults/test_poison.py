@@ -9,11 +9,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from dev.services import unique_topic_prefix
 from infra.kafka.topics import Topics
 from tests.faults.harness import ServiceProcess, assert_consistent
 from tests.integration.kafka_helpers import TopicReader, create_topics, produce
 from tests.integration.test_checkout_consumer import ordered
-from tests.services import unique_topic_prefix
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 

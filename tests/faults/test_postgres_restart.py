@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dev.services import unique_topic_prefix
 from infra.kafka.topics import Topics
 from tests.conftest import SECRET
 from tests.faults.harness import (
@@ -21,7 +22,6 @@ from tests.faults.harness import (
 )
 from tests.integration.kafka_helpers import create_topics
 from tests.integration.test_relay import read_committed
-from tests.services import unique_topic_prefix
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.kafka,
               pytest.mark.timeout(150)]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from dev.services import unique_topic_prefix
 from infra.bootstrap import Service, build
 from infra.config import load_settings
 from infra.db import Database
@@ -21,7 +22,6 @@ from projections.sources import follow_kafka, follow_store
 from tests.conftest import SECRET
 from tests.faults.harness import PrivatePostgres, view_problems
 from tests.integration.kafka_helpers import create_topics
-from tests.services import unique_topic_prefix
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.timeout(150)]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from dev.services import unique_topic_prefix
 from infra.kafka.topics import Topics
 from tests.faults.harness import PrivateKafka, PurchaseLoop, ServiceProcess, assert_consistent
 from tests.integration.kafka_helpers import create_topics
-from tests.services import unique_topic_prefix
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 OUTAGE_S = 30

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from dev.services import unique_topic_prefix
 from infra.kafka.topics import Topics
 from tests.faults.harness import PrivateKafka, ServiceProcess, assert_consistent, purchase_codes
 from tests.faults.test_relay_faults import decided, kafka_env, lines_with
-from tests.services import unique_topic_prefix
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 AT_ONCE, ROUNDS = 5, 4

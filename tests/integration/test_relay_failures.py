@@ -9,6 +9,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource
 from kafka.errors import KafkaError
 
+from dev.services import unique_topic_prefix
 from infra.bootstrap import Service
 from infra.kafka.admin import ensure_topics
 from infra.kafka.relay import Relay
@@ -19,7 +20,6 @@ from tests.integration.test_relay import (
     read_committed,
     stored_envelopes,
 )
-from tests.services import unique_topic_prefix
 
 
 def set_max_message_bytes(bootstrap: str, topic: str, size: int) -> None:
