@@ -3,7 +3,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint services bench clean
+# The official AsyncAPI parser (node), pinned by dev/asyncapi/package-lock.json.
+ASYNCAPI_PARSER := dev/asyncapi/node_modules/@asyncapi/parser/package.json
+
+.PHONY: demo test lint services bench clean asyncapi-parser kcat
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,12 +20,23 @@ services: $(STAMP)
 	$(PY) -m dev.pg_dev up
 	$(PY) -m dev.kafka_dev up
 
-lint: $(STAMP)
+lint: $(STAMP) $(ASYNCAPI_PARSER)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	node dev/asyncapi/validate.mjs asyncapi.yaml
 
-test: services lint
+$(ASYNCAPI_PARSER): dev/asyncapi/package-lock.json
+	cd dev/asyncapi && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+asyncapi-parser: $(ASYNCAPI_PARSER)
+
+# kcat reads the events topic in the tests as any other Kafka client would (Debian package).
+kcat:
+	command -v kcat >/dev/null || { apt-get update -qq && apt-get install -y -qq kcat; }
+
+test: services lint kcat
 	$(PY) -m pytest
 
 bench: services

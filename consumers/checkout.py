@@ -31,6 +31,7 @@ from consumers.messages import (
 )
 from consumers.replies import CheckoutReply
 from domain.errors import DomainError
+from infra.kafka.cloudevents import DEFAULT, CloudEvents
 from infra.kafka.topics import Topics
 from infra.mailer import CodeMailer, LoggingMailer
 from infra.transient import Stopped, is_transient, never, retry_transient
@@ -311,9 +312,11 @@ class CheckoutConsumer:
         instance_id: str | None = None,
         mailer: CodeMailer | None = None,
         max_poll_records: int = 2000,
+        cloudevents: CloudEvents = DEFAULT,
     ) -> None:
         self.processor = CheckoutProcessor(app, topics.checkout)
         self.topics = topics
+        self.cloudevents = cloudevents
         self.unpositioned: set[TopicPartition] = set()
         # Set once partitions are assigned and positioned: the consumer is ready for input.
         self.positioned = threading.Event()
@@ -322,7 +325,7 @@ class CheckoutConsumer:
         self.mailer = mailer or LoggingMailer()
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
-            group_id=group_id or f"{topics.prefix}giftcards-checkout",
+            group_id=group_id or topics.checkout_group,
             # Static membership: a restarted instance takes its partitions back at once instead
             # of waiting out the session of the process it replaces.
             group_instance_id=instance_id,
@@ -402,13 +405,17 @@ class CheckoutConsumer:
         return outcome
 
     def publish(self, outcome: Outcome) -> None:
+        """Results and dead letters, each with its CloudEvents headers (binary mode)."""
         futures = [
-            self.producer.send(topic, key=key.encode() if key else None, value=orjson.dumps(value))
-            for topic, items in (
-                (self.topics.results, outcome.results),
-                (self.topics.dead_letters, outcome.dead),
+            self.producer.send(
+                topic, key=raw_key, value=orjson.dumps(value), headers=headers(value, raw_key)
+            )
+            for topic, headers, items in (
+                (self.topics.results, self.cloudevents.result_headers, outcome.results),
+                (self.topics.dead_letters, self.cloudevents.dead_letter_headers, outcome.dead),
             )
             for key, value in items
+            for raw_key in [key.encode() if key else None]
         ]
         self.producer.flush()
         for future in futures:

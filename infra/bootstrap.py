@@ -103,6 +103,7 @@ def build_checkout_consumer(
     service: Service, topics: Topics, *, instance_id: str | None, max_poll_records: int
 ) -> CheckoutConsumer:
     from consumers.checkout import CheckoutConsumer
+    from infra.kafka.cloudevents import CloudEvents
 
     return CheckoutConsumer(
         service.app,
@@ -110,6 +111,7 @@ def build_checkout_consumer(
         topics,
         instance_id=instance_id,
         max_poll_records=max_poll_records,
+        cloudevents=CloudEvents.of(service.settings),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 import sys
 from collections import Counter
@@ -18,6 +19,11 @@ ENVIRONMENTS = ("development", "test", "production")
 # A production key must carry at least this much entropy, estimated from its own characters.
 MIN_KEY_BITS = 128
 KEY_HOWTO = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+# CloudEvents attributes of the published records (infra/kafka/cloudevents.py).
+CLOUDEVENTS_TYPE_PREFIX = "com.example.giftcard"
+CLOUDEVENTS_SOURCE = "https://giftcards.example.com"
+_REVERSE_DNS = re.compile(r"[a-z][a-z0-9-]*(\.[a-z][a-z0-9_-]*)+")
+_ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[!-~]+")
 
 
 class ConfigError(Exception):
@@ -41,6 +47,8 @@ class Settings(BaseModel):
     projection_batch: int
     fraud_config: Path | None
     relay_lease_seconds: int = 10
+    cloudevents_type_prefix: str = CLOUDEVENTS_TYPE_PREFIX
+    cloudevents_source: str = CLOUDEVENTS_SOURCE
 
     @property
     def production(self) -> bool:
@@ -74,7 +82,24 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         projection_batch=_int(env, "GIFTCARDS_PROJECTION_BATCH", 1000),
         fraud_config=Path(fraud) if (fraud := env.get("GIFTCARDS_FRAUD_CONFIG")) else None,
         relay_lease_seconds=_int(env, "GIFTCARDS_RELAY_LEASE_SECONDS", 10),
+        cloudevents_type_prefix=_matching(
+            env, "GIFTCARDS_CLOUDEVENTS_TYPE_PREFIX", CLOUDEVENTS_TYPE_PREFIX, _REVERSE_DNS,
+            "a reverse-DNS name such as com.example.giftcard",
+        ),
+        cloudevents_source=_matching(
+            env, "GIFTCARDS_CLOUDEVENTS_SOURCE", CLOUDEVENTS_SOURCE, _ABSOLUTE_URI,
+            "an absolute URI such as https://giftcards.example.com",
+        ).rstrip("/"),
     )
+
+
+def _matching(
+    env: dict[str, str], name: str, default: str, form: re.Pattern[str], what: str
+) -> str:
+    value = env.get(name) or default
+    if not form.fullmatch(value):
+        raise ConfigError(f"{name} must be {what}, not {value[:60]!r}")
+    return value
 
 
 def _views_url(env: dict[str, str], store_url: str) -> str:

@@ -16,9 +16,13 @@ from infra.orjsonpydantic import class_version
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE_ID = "https://giftcards.example.com/schemas/"
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+# The schemas of the last release: what consumers were promised (`python -m infra.schemas
+# --release` after a release; the gate in tests/unit/test_schema_compat.py compares with it).
+RELEASED_DIR = SCHEMA_DIR / "released"
 # The checkout consumer's outputs, hand-written beside the code that builds them (tested on the
 # real outputs in tests/integration/test_dead_letters.py).
-CHECKOUT_OUTPUTS = {"checkout-result.json": RESULT_SCHEMA, "dead-letter.json": DEAD_LETTER_SCHEMA}
+CHECKOUT_RESULT, DEAD_LETTER = "checkout-result.json", "dead-letter.json"
+CHECKOUT_OUTPUTS = {CHECKOUT_RESULT: RESULT_SCHEMA, DEAD_LETTER: DEAD_LETTER_SCHEMA}
 # Envelope fields copied from the event's own field of another name (see to_envelope).
 _FROM_EVENT = {
     "occurred_at": "at",
@@ -81,8 +85,17 @@ def file_name(event_type: str, version: int) -> str:
     return f"{event_type}.v{version}.json"
 
 
-def generate() -> dict[str, str]:
-    """File name -> exact text of every schema file."""
+def generate(released: Path | None = None) -> dict[str, str]:
+    """File name -> exact text of every schema file: the code's, and every released version
+    that the code no longer writes (an event moved on to a new `schema_version`: its old
+    records stay on the topic, so their schema stays published, frozen)."""
+    texts = from_code()
+    return texts | {name: text for name, text in read(released or RELEASED_DIR).items()
+                    if name not in texts}
+
+
+def from_code() -> dict[str, str]:
+    """File name -> exact text of the schemas of the code as it is."""
     schemas = {"envelope.json": envelope_schema()}
     for name, schema in CHECKOUT_OUTPUTS.items():
         schemas[name] = {"$schema": DIALECT, "$id": f"{BASE_ID}{name}", **schema}
@@ -91,6 +104,11 @@ def generate() -> dict[str, str]:
         schema = event_schema(event_type, event_class, is_card=prefix == "GiftCard")
         schemas[file_name(event_type, schema["properties"]["schema_version"]["const"])] = schema
     return {name: json.dumps(s, indent=2, ensure_ascii=False) + "\n" for name, s in schemas.items()}
+
+
+def read(directory: Path) -> dict[str, str]:
+    """File name -> text of the schema files in a directory."""
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.json"))}
 
 
 def write(directory: Path = SCHEMA_DIR) -> list[str]:
@@ -105,6 +123,20 @@ def write(directory: Path = SCHEMA_DIR) -> list[str]:
     return sorted(files)
 
 
+def release(directory: Path = SCHEMA_DIR, released: Path = RELEASED_DIR) -> list[str]:
+    """Copy the published schemas into the release that the compatibility gate holds the
+    next changes to (tests/unit/test_schema_compat.py). Released files are never removed."""
+    released.mkdir(parents=True, exist_ok=True)
+    files = read(directory)
+    for name, text in files.items():
+        (released / name).write_text(text, encoding="utf-8")
+    return sorted(files)
+
+
 if __name__ == "__main__":
-    for written in write():
-        sys.stdout.write(f"schemas/{written}\n")
+    if sys.argv[1:] == ["--release"]:
+        for name in release():
+            sys.stdout.write(f"schemas/released/{name}\n")
+    else:
+        for written in write():
+            sys.stdout.write(f"schemas/{written}\n")

@@ -135,7 +135,7 @@ def projections_loop(settings: Settings, topics: Topics) -> Part:
             sources.follow_kafka(
                 str(settings.kafka_bootstrap),
                 topics.events,
-                f"{topics.prefix}giftcards-projections",
+                topics.projections_group,
                 views,
                 progress=lambda seen, done: log.info(
                     "projections: %d seen, %d applied", seen, done

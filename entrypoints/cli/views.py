@@ -164,7 +164,7 @@ def project(args: argparse.Namespace) -> dict[str, Any]:
         topics = Topics(settings.topic_prefix)
         events = sources.follow_kafka(
             str(settings.kafka_bootstrap), topics.events,
-            f"{settings.topic_prefix}giftcards-projections", views,
+            topics.projections_group, views,
             progress=logged, stop=lambda: bool(stopping),
         )
     return {"source": source, "events": events, "seconds": round(time.monotonic() - started, 3),

@@ -25,14 +25,9 @@ def ensure_topics(
     )
     try:
         existing = set(admin.list_topics())
+        counts = topics.partition_counts(partitions)
         wanted = [
-            # The positions topic is a single compacted partition: one key, read to its end.
-            NewTopic(
-                name,
-                1 if name == topics.relay_positions else partitions,
-                replication_factor,
-                topic_configs=config,
-            )
+            NewTopic(name, counts[name], replication_factor, topic_configs=config)
             for name, config in topics.configs().items()
             if name not in existing
         ]

@@ -13,7 +13,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError
 from kafka.partitioner.default import murmur2
 
-from infra.envelope import CONTENT_TYPE, published_topics, stored_envelope
+from infra.envelope import published_topics, stored_envelope
+from infra.kafka.cloudevents import DEFAULT, CloudEvents
 from infra.kafka.topics import Topics
 from infra.lease import Lease, current_holder, instance_id
 from infra.ratelog import RateLimitedLog, backoff
@@ -42,6 +43,15 @@ ABORT_TIMEOUT_MS = 5_000  # best effort only: the next init_transactions aborts 
 CLOSE_TIMEOUT_S = 2.0
 POSITION_READ_TIMEOUT_S = 30.0
 FENCED = (ProducerFencedError, InvalidProducerEpochError)
+# The relay's committed position, one record per transaction on `giftcard.relay-positions`
+# (key = the transactional id): the last notification id published.
+POSITION_SCHEMA: dict[str, Any] = {
+    "title": "RelayPosition",
+    "type": "object",
+    "properties": {"position": {"type": "integer", "minimum": 0}},
+    "required": ["position"],
+    "additionalProperties": False,
+}
 
 
 class RelayBusyError(Exception):
@@ -63,8 +73,10 @@ class Relay:
         batch_size: int = BATCH_SIZE,
         instance: str | None = None,
         lease_seconds: float | None = None,
+        cloudevents: CloudEvents | None = None,
     ) -> None:
         self.service = service
+        self.cloudevents = cloudevents or CloudEvents.of(service.settings)
         self.bootstrap = bootstrap
         self.topics = topics
         self.transactional_id = transactional_id
@@ -217,7 +229,7 @@ class Relay:
         for notification in notifications:
             envelope = stored_envelope(app.mapper, notification)
             assert envelope is not None  # the topic filter admits published events only
-            key, value, record_headers = record_of(envelope)
+            key, value, record_headers = record_of(envelope, self.cloudevents)
             sent.append(
                 producer.send(
                     self.topics.events,
@@ -365,17 +377,12 @@ def key_hash(key: bytes) -> int:
     return int(murmur2(key)) & 0x7FFFFFFF
 
 
-def record_of(envelope: dict[str, Any]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+def record_of(
+    envelope: dict[str, Any], cloudevents: CloudEvents = DEFAULT
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """(key, value, headers) of an envelope's record: keyed by card (stream for attempts and
-    subjects) so that a card's events stay in order in one partition."""
+    subjects) so that a card's events stay in order in one partition; the value is the
+    envelope, the headers its CloudEvents attributes (binary mode) that consumers route on
+    without parsing the value."""
     key = str(envelope["card_id"] or envelope["stream_id"]).encode()
-    return key, orjson.dumps(envelope), headers(envelope)
-
-
-def headers(envelope: dict[str, Any]) -> list[tuple[str, bytes]]:
-    """The record headers of an envelope: consumers route on them without parsing the value."""
-    return [
-        ("event_type", str(envelope["event_type"]).encode()),
-        ("schema_version", str(envelope["schema_version"]).encode()),
-        ("content-type", CONTENT_TYPE.encode()),
-    ]
+    return key, orjson.dumps(envelope), cloudevents.event_headers(envelope, key)

@@ -32,9 +32,24 @@ class Topics:
         return f"{self.prefix}giftcard.relay-positions"
 
     @property
+    def checkout_group(self) -> str:
+        """The checkout consumers' group: its members split `order.checkout`'s partitions."""
+        return f"{self.prefix}giftcards-checkout"
+
+    @property
+    def projections_group(self) -> str:
+        """The Kafka-fed projections' group (`project --source kafka`, `serve`)."""
+        return f"{self.prefix}giftcards-projections"
+
+    @property
     def relay_transactional_id(self) -> str:
         """One relay per prefix: a second one fences the first instead of publishing twice."""
         return f"{self.prefix}giftcards-relay"
+
+    def partition_counts(self, partitions: int) -> dict[str, int]:
+        """Partitions per topic: the positions topic is a single compacted partition (one key,
+        read to its end); the others have GIFTCARDS_PARTITIONS."""
+        return {name: 1 if name == self.relay_positions else partitions for name in self.configs()}
 
     def configs(self) -> dict[str, dict[str, str]]:
         """Per-topic configs: the event log is an audit log, never compacted nor expired."""
