@@ -107,11 +107,13 @@ class TopicReader:
         self.consumer.seek_to_beginning()
         self.raw: list[bytes] = []
         self.keys: list[bytes | None] = []
+        self.headers: list[list[tuple[str, bytes]]] = []
 
     def poll(self, timeout_ms: int = 200) -> None:
         for records in self.consumer.poll(timeout_ms=timeout_ms).values():
             self.raw += [r.value for r in records]
             self.keys += [r.key for r in records]
+            self.headers += [r.headers for r in records]
 
     def until(self, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout

@@ -24,6 +24,7 @@ from tests.integration.kafka_helpers import (
     running_consumer,
 )
 from tests.integration.test_checkout_consumer import BUYER, PERSONAL, RECIPIENT, ordered
+from tests.integration.test_cloudevents_kafka import assert_cloudevents_outputs
 from tests.unit.test_schemas import validator
 
 CODE = "HJKMNP-QRSTUV-WXYZ23"
@@ -164,6 +165,7 @@ def test_p5_r8_each_malformed_input_is_a_dead_letter_and_its_message_id_one_reje
     keys = dead_reader.keys + results_reader.keys
     assert all(key is None or key.decode("ascii").isprintable() for key in keys)
     blob = b"\n".join(dead_reader.raw + results_reader.raw + [k for k in keys if k])
+    blob += b"".join(v for hs in dead_reader.headers + results_reader.headers for _, v in hs)
     assert b"\x00" not in blob and b"\\u0000" not in blob  # (the originals are base64)
     blob += b"".join(base64.b64decode(letter["original_base64"]) for letter in letters)
     secrets = [CODE, CODE.replace("-", ""), BUYER["email"], BUYER["name"], PERSONAL, EMAIL_ID]
@@ -171,6 +173,8 @@ def test_p5_r8_each_malformed_input_is_a_dead_letter_and_its_message_id_one_reje
     for secret in secrets:
         assert secret.encode() not in blob
     assert RECIPIENT["email"].encode() not in blob
+    # Both outputs are CloudEvents too (binary mode): the SDK reads each record back.
+    assert_cloudevents_outputs(results_reader, dead_reader)
 
 
 def test_r8_redaction_keeps_a_generated_code_out_of_non_json_bytes() -> None:
