@@ -209,14 +209,6 @@ def test_r3_a_refused_input_gets_the_same_reply_when_replayed_and_its_id_keeps_i
     assert [letter["reason"] for _, letter in first.dead] == ["unknown_market", "too_deep"]
 
 
-@dataclass
-class Polled:
-    """A consumed record as the processor reads it (offset and bytes)."""
-
-    offset: int
-    value: bytes
-
-
 def test_a_message_failing_internally_gets_a_stored_rejected_reply_and_a_letter(
     service: Service, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
