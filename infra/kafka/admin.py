@@ -25,9 +25,14 @@ def ensure_topics(
     )
     try:
         existing = set(admin.list_topics())
-        counts = topics.partition_counts(partitions)
         wanted = [
-            NewTopic(name, counts[name], replication_factor, topic_configs=config)
+            # The positions topic is a single compacted partition (Topics.partition_counts).
+            NewTopic(
+                name,
+                topics.partition_counts(partitions)[name],
+                replication_factor,
+                topic_configs=config,
+            )
             for name, config in topics.configs().items()
             if name not in existing
         ]
