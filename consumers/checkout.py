@@ -410,17 +410,16 @@ class CheckoutConsumer:
 
     def publish(self, outcome: Outcome) -> None:
         """Results and dead letters, each with its CloudEvents headers (binary mode)."""
-        futures = [
-            self.producer.send(
-                topic, key=raw_key, value=orjson.dumps(value), headers=headers(value, raw_key)
-            )
-            for topic, headers, items in (
-                (self.topics.results, self.cloudevents.result_headers, outcome.results),
-                (self.topics.dead_letters, self.cloudevents.dead_letter_headers, outcome.dead),
-            )
-            for key, value in items
-            for raw_key in [key.encode() if key else None]
-        ]
+        futures = []
+        for topic, headers, items in (
+            (self.topics.results, self.cloudevents.result_headers, outcome.results),
+            (self.topics.dead_letters, self.cloudevents.dead_letter_headers, outcome.dead),
+        ):
+            for key, value in items:
+                raw_key = key.encode() if key else None
+                futures.append(self.producer.send(
+                    topic, key=raw_key, value=orjson.dumps(value), headers=headers(value, raw_key)
+                ))
         self.producer.flush()
         for future in futures:
             future.get(timeout=30)  # raises if the broker refused: offsets stay uncommitted
