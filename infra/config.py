@@ -41,6 +41,9 @@ class Settings(BaseModel):
     projection_batch: int
     fraud_config: Path | None
     relay_lease_seconds: int = 10
+    # Issue 15: checkpoint signing key (a file, never in the database) and where checkpoints go.
+    signing_key_file: Path = Path("var/checkpoint-signing.pem")
+    checkpoint_dir: Path = Path("var/checkpoints")
 
     @property
     def production(self) -> bool:
@@ -74,6 +77,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         projection_batch=_int(env, "GIFTCARDS_PROJECTION_BATCH", 1000),
         fraud_config=Path(fraud) if (fraud := env.get("GIFTCARDS_FRAUD_CONFIG")) else None,
         relay_lease_seconds=_int(env, "GIFTCARDS_RELAY_LEASE_SECONDS", 10),
+        signing_key_file=Path(
+            env.get("GIFTCARDS_SIGNING_KEY_FILE") or data_dir / "checkpoint-signing.pem"
+        ),
+        checkpoint_dir=Path(env.get("GIFTCARDS_CHECKPOINT_DIR") or data_dir / "checkpoints"),
     )
 
 

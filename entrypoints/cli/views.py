@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from entrypoints.cli.base import UsageError, parse_instant, parse_text
@@ -20,7 +21,7 @@ from infra.kafka.topics import Topics
 from projections import sources
 from projections.runner import Projector
 from projections.schema import VIEW_NAMES
-from projections.verify import card_ids, export, verify_card
+from projections.verify import card_ids, export, verify_card, verify_store
 
 log = logging.getLogger("giftcards.projections")
 Progress = Callable[[int, int], None]
@@ -70,7 +71,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     v = audit.add_parser("verify", help="replay from the event store and compare with the views")
     v.add_argument("card_id", nargs="?", type=card_id)
     v.add_argument("--all", action="store_true")
+    v.add_argument("--public-key", type=Path, help="trusted checkpoint key (PEM); default: the "
+                   "public half of GIFTCARDS_SIGNING_KEY_FILE")
     v.set_defaults(handler=audit_verify)
+    c = audit.add_parser("checkpoint", help="sign the heads of every card chain (Ed25519)")
+    c.set_defaults(handler=audit_checkpoint)
+    s = audit.add_parser("seal", help="chain the histories stored before the chain existed")
+    s.set_defaults(handler=audit_seal)
     e = audit.add_parser("export", help="a card's audit trail")
     e.add_argument("card_id", type=card_id)
     e.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
@@ -127,6 +134,13 @@ def progress_bar(show: bool, total: int, label: str) -> Iterator[Progress]:
 
 def rebuild(args: argparse.Namespace) -> dict[str, Any]:
     source = _source(args)
+    checkpoints, problems = trusted_checkpoints(None)
+    problems += verify_store(service().app, checkpoints)
+    if problems:
+        # A rebuild from an altered store would launder the edit into every view.
+        emit_and_exit({"ok": False, "refused": "the event store disagrees with its hash chains "
+                       "or signed checkpoints; views left as they are", "problems": problems},
+                      args.json)
     views = projector()
     started = time.monotonic()
     views.reset()
@@ -192,26 +206,82 @@ def fraud_alerts(args: argparse.Namespace) -> dict[str, Any]:
     return alerts(projector().db, args.since, args.rule)
 
 
+def trusted_checkpoints(
+    public_key: Path | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(checkpoints signed by the trusted key, problems with the others)."""
+    from infra import checkpoints as cps
+
+    settings = service().settings
+    if public_key is not None:
+        try:
+            key = cps.load_public_key(public_key.read_bytes())
+        except (OSError, ValueError) as error:
+            raise UsageError(f"--public-key: {error}") from None
+    elif settings.signing_key_file.exists():
+        key = cps.load_signing_key(settings.signing_key_file, create=False).public_key()
+    else:
+        found = cps.paths(settings.checkpoint_dir)
+        return [], [{"card_id": None, "version": None, "problem": f"{len(found)} checkpoint(s) "
+                     "but no key to check them"}] if found else []
+    return cps.trusted(settings.checkpoint_dir, key)
+
+
 def audit_verify(args: argparse.Namespace) -> dict[str, Any]:
     if (args.card_id is None) == (not args.all):
         raise UsageError("give a CARD_ID or --all, not both")
     refresh()
     app, db = service().app, projector().db
-    ids = [args.card_id] if args.card_id else list(card_ids(app, db))
+    checkpoints, problems = trusted_checkpoints(args.public_key)
+    ids = [args.card_id] if args.card_id else list(card_ids(app, db, checkpoints))
     cards = events = 0
-    problems: list[dict[str, Any]] = []
+    tally: dict[str, int] = {}
     with progress_bar(bool(args.all) and not args.json and sys.stderr.isatty(), len(ids),
                       "verify") as bar:
         for cid in ids:
-            count, found = verify_card(app, db, cid)
+            count, found = verify_card(app, db, cid, checkpoints, tally)
             cards, events = cards + 1, events + count
             problems.extend(found)
             bar(1, count)
-    result = {"ok": not problems, "cards": cards, "events": events, "problems": problems}
+    result = {"ok": not problems, "cards": cards, "events": events,
+              "checkpoints": len(checkpoints),
+              "latest_checkpoint": checkpoints[-1]["header"] if checkpoints else None,
+              "not_yet_checkpointed": tally.get("not_yet_checkpointed", 0),
+              "problems": problems}
     if problems:
         # Exit 1 like a refusal, with the whole report on stdout.
         emit_and_exit(result, args.json)
     return result
+
+
+def audit_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
+    from infra import checkpoints as cps
+
+    svc = service()
+    settings = svc.settings
+    key = cps.load_signing_key(settings.signing_key_file, create=not settings.production)
+    try:
+        checkpoint = cps.create(svc.app.recorder, svc.app.mapper, key, svc.app.now(),
+                                settings.checkpoint_dir)
+    except cps.CheckpointError as refused:
+        emit_and_exit({"ok": False, "refused": str(refused), "problems": refused.problems},
+                      args.json)
+        raise
+    published = None
+    if settings.kafka_bootstrap:
+        from infra.kafka.checkpoints import publish
+
+        published = publish(settings, checkpoint)
+    return {"ok": True, **checkpoint["header"], "directory": str(settings.checkpoint_dir),
+            "published": published}
+
+
+def audit_seal(args: argparse.Namespace) -> dict[str, Any]:
+    from infra.chains import unsealed_cards
+
+    app = service().app
+    sealed = [app.seal_history(cid) for cid in unsealed_cards(app.recorder, app.mapper)]
+    return {"sealed": len(sealed), "cards": sealed}
 
 
 def emit_and_exit(result: dict[str, Any], as_json: bool) -> None:

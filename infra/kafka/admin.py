@@ -29,7 +29,7 @@ def ensure_topics(
             # The positions topic is a single compacted partition: one key, read to its end.
             NewTopic(
                 name,
-                1 if name == topics.relay_positions else partitions,
+                1 if name in (topics.relay_positions, topics.checkpoints) else partitions,
                 replication_factor,
                 topic_configs=config,
             )

@@ -32,6 +32,11 @@ class Topics:
         return f"{self.prefix}giftcard.relay-positions"
 
     @property
+    def checkpoints(self) -> str:
+        """Signed audit checkpoints (issue 15): one partition, kept forever."""
+        return f"{self.prefix}giftcard.checkpoints"
+
+    @property
     def relay_transactional_id(self) -> str:
         """One relay per prefix: a second one fences the first instead of publishing twice."""
         return f"{self.prefix}giftcards-relay"
@@ -45,4 +50,5 @@ class Topics:
             self.results: {"cleanup.policy": "delete"},
             self.dead_letters: {**forever, "max.message.bytes": "2097152"},
             self.relay_positions: {"cleanup.policy": "compact"},
+            self.checkpoints: forever,
         }
