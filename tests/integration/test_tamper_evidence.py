@@ -48,11 +48,15 @@ def write_histories(service: Service, clock: Any) -> None:
 def rows(service: Service) -> list[tuple[str, int, str, bytes]]:
     """Every stored card event: (card id, version, topic, state), card by card."""
     found = service.db.execute(
-        "SELECT originator_id, originator_version, topic, state FROM stored_events "
+        "SELECT originator_id, originator_version, topic, state FROM " + table(service) + " "
         "ORDER BY originator_id, originator_version"
     )
     return [(str(UUID(str(r[0]))), int(r[1]), r[2], bytes(r[3])) for r in found
             if r[2].startswith(CARD_TOPIC_PREFIX)]
+
+
+def table(service: Service) -> str:
+    return str(service.app.recorder.events_table_name)  # type: ignore[attr-defined]
 
 
 def stored_id(service: Service, card: str) -> str:
@@ -66,17 +70,17 @@ def sql(service: Service, statement: str, card: str, *params: Any) -> None:
 
 
 def set_state(service: Service, card: str, version: int, state: dict[str, Any]) -> None:
-    sql(service, "UPDATE stored_events SET state = ? WHERE originator_version = ? AND "
+    sql(service, f"UPDATE {table(service)} SET state = ? WHERE originator_version = ? AND "
         "originator_id = ?", card, orjson.dumps(state), version)
 
 
 def set_version(service: Service, card: str, old: int, new: int) -> None:
-    sql(service, "UPDATE stored_events SET originator_version = ? WHERE originator_version = ? "
+    sql(service, f"UPDATE {table(service)} SET originator_version = ? WHERE originator_version = ? "
         "AND originator_id = ?", card, new, old)
 
 
 def delete(service: Service, card: str, version: int) -> None:
-    sql(service, "DELETE FROM stored_events WHERE originator_version = ? AND originator_id = ?",
+    sql(service, f"DELETE FROM {table(service)} WHERE originator_version = ? AND originator_id = ?",
         card, version)
 
 
@@ -145,7 +149,7 @@ def test_inserted_event_is_named(service: Service, history: list[dict[str, Any]]
             set_version(service, card, version, version + 1)
     _, _, topic, state = card_rows[1]
     service.db.execute(
-        "INSERT INTO stored_events (originator_version, topic, state, originator_id) "
+        f"INSERT INTO {table(service)} (originator_version, topic, state, originator_id) "
         "VALUES (?, ?, ?, ?)", [2, topic, state, stored_id(service, card)],
     )
     names = found(service, history)
