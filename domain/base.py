@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import (
@@ -67,7 +67,7 @@ class Aggregate(BaseAggregate[UUID]):
     Chained events are stamped with their chain hashes as they are triggered."""
 
     @classmethod
-    def _create(cls, *args: Any, **kwargs: Any) -> Any:
+    def _create(cls, *args: Any, **kwargs: Any) -> Self:
         aggregate = super()._create(*args, **kwargs)
         aggregate._stamp(None)
         return aggregate

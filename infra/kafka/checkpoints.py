@@ -40,7 +40,7 @@ def published(settings: Settings, timeout_ms: int = 5000) -> list[dict[str, Any]
         consumer.assign([part])
         consumer.seek_to_beginning(part)
         end = consumer.end_offsets([part])[part]
-        found = []
+        found: list[dict[str, Any]] = []
         while consumer.position(part) < end:
             for records in consumer.poll(timeout_ms=1000).values():
                 found.extend(orjson.loads(r.value) for r in records)

@@ -8,7 +8,6 @@ from pathlib import Path
 import orjson
 
 from domain.chain import CHAIN_FIELDS
-
 from tests.fixtures.make_old_store import (
     EXPECTED,
     STORE,

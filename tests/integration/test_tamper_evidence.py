@@ -131,7 +131,7 @@ def test_every_field_of_every_stored_card_event_edited_in_turn_is_named(
 
 
 def test_deleted_event_is_named(service: Service, history: list[dict[str, Any]]) -> None:
-    card, version, _, _ = [r for r in rows(service) if r[1] == 2][0]
+    card, version, _, _ = next(r for r in rows(service) if r[1] == 2)
     delete(service, card, version)
     assert (card, 3) in found(service, history) or (card, 2) in found(service, history)
     # The last event deleted: only the checkpoint knows it was there.
@@ -157,7 +157,7 @@ def test_inserted_event_is_named(service: Service, history: list[dict[str, Any]]
 
 
 def test_swapped_versions_are_named(service: Service, history: list[dict[str, Any]]) -> None:
-    card = [r for r in rows(service) if r[1] == 3][0][0]
+    card = next(r for r in rows(service) if r[1] == 3)[0]
     set_version(service, card, 2, -1)
     set_version(service, card, 3, 2)
     set_version(service, card, -1, 3)
