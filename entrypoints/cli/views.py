@@ -78,10 +78,19 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     c.set_defaults(handler=audit_checkpoint)
     s = audit.add_parser("seal", help="chain the histories stored before the chain existed")
     s.set_defaults(handler=audit_seal)
-    e = audit.add_parser("export", help="a card's audit trail")
-    e.add_argument("card_id", type=card_id)
+    e = audit.add_parser("export", help="a card's audit trail, or with --period the evidence "
+                         "pack of a market and month")
+    e.add_argument("card_id", nargs="?", type=card_id)
     e.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    e.add_argument("--period", type=month, help="YYYY-MM: write the evidence pack to --out")
+    e.add_argument("--market", type=parse_text(10))
+    e.add_argument("--out", type=Path)
+    e.add_argument("--public-key", type=Path)
     e.set_defaults(handler=audit_export)
+    k = audit.add_parser("verify-pack", help="verify an evidence pack offline (no database)")
+    k.add_argument("pack", type=Path)
+    k.add_argument("--public-key", type=Path, required=True)
+    k.set_defaults(handler=audit_verify_pack)
 
 
 def month(text: str) -> str:
@@ -293,6 +302,44 @@ def emit_and_exit(result: dict[str, Any], as_json: bool) -> None:
 
 
 def audit_export(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.period is not None:
+        return evidence_pack(args)
+    if args.card_id is None:
+        raise UsageError("give a CARD_ID, or --period with --market and --out")
     refresh()
     sys.stdout.write(export(projector().db, args.card_id, args.format))
     return None
+
+
+def evidence_pack(args: argparse.Namespace) -> dict[str, Any]:
+    from infra import checkpoints as cps
+    from projections import evidence
+
+    if args.market is None or args.out is None or args.card_id is not None:
+        raise UsageError("--period needs --market and --out, and no CARD_ID")
+    service().app.markets.get(args.market)  # an unknown market is refused here
+    refresh()
+    checkpoints, problems = trusted_checkpoints(args.public_key)
+    if problems or not checkpoints:
+        emit_and_exit({"ok": False, "refused": "no trusted checkpoint to put in the pack "
+                       "(run `audit checkpoint`)", "problems": problems}, args.json)
+    settings = service().settings
+    public = (args.public_key.read_bytes() if args.public_key else
+              cps.public_pem(cps.load_signing_key(settings.signing_key_file, create=False)))
+    app = service().app
+    manifest = evidence.export(app.recorder, app.mapper, projector().db, args.market,
+                               args.period, checkpoints, public, args.out)
+    return {"ok": True, "out": str(args.out), **manifest}
+
+
+def audit_verify_pack(args: argparse.Namespace) -> dict[str, Any]:
+    from projections.evidence import verify_pack
+
+    try:
+        public = args.public_key.read_bytes()
+        result = verify_pack(args.pack, public)
+    except (OSError, ValueError, KeyError) as error:
+        raise UsageError(f"not a readable evidence pack: {error}") from None
+    if result["problems"]:
+        emit_and_exit(result, args.json)
+    return result
