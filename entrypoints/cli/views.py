@@ -14,6 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from entrypoints.cli.base import UsageError, parse_instant, parse_text
 from entrypoints.cli.cards import card_id, service
 from infra.bootstrap import build_projector
@@ -236,6 +238,27 @@ def trusted_checkpoints(
     return cps.trusted(settings.checkpoint_dir, key)
 
 
+def kafka_problems() -> list[dict[str, Any]]:
+    """The store against the copy on giftcard.events, and the checkpoint files against the
+    checkpoints published on giftcard.checkpoints (a file removed or replaced is named)."""
+    from infra.kafka.checkpoints import published
+    from infra.kafka.copy import compare, published_cards
+
+    settings, app = service().settings, service().app
+    topics = Topics(settings.topic_prefix)
+    problems = compare(app.recorder, app.mapper,
+                       published_cards(str(settings.kafka_bootstrap), topics.events))
+    files, _ = trusted_checkpoints(None)
+    headers = [orjson.dumps(c["header"], option=orjson.OPT_SORT_KEYS) for c in files]
+    for copy in published(settings):
+        if orjson.dumps(copy["header"], option=orjson.OPT_SORT_KEYS) not in headers:
+            problems.append({"card_id": None, "version": None,
+                             "problem": f"checkpoint at position {copy['header']['position']} "
+                                        "is on giftcard.checkpoints but its file is missing or "
+                                        "differs"})
+    return problems
+
+
 def audit_verify(args: argparse.Namespace) -> dict[str, Any]:
     if (args.card_id is None) == (not args.all):
         raise UsageError("give a CARD_ID or --all, not both")
@@ -252,7 +275,11 @@ def audit_verify(args: argparse.Namespace) -> dict[str, Any]:
             cards, events = cards + 1, events + count
             problems.extend(found)
             bar(1, count)
-    result = {"ok": not problems, "cards": cards, "events": events,
+    kafka_copy = None
+    if args.all and service().settings.kafka_bootstrap:
+        problems.extend(kafka_problems())
+        kafka_copy = Topics(service().settings.topic_prefix).events
+    result = {"ok": not problems, "cards": cards, "events": events, "compared_with": kafka_copy,
               "checkpoints": len(checkpoints),
               "latest_checkpoint": checkpoints[-1]["header"] if checkpoints else None,
               "not_yet_checkpointed": tally.get("not_yet_checkpointed", 0),

@@ -4,6 +4,7 @@ stored history (edit, deletion, insertion, reordering), on SQLite and PostgreSQL
 from __future__ import annotations
 
 from datetime import date
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -16,7 +17,12 @@ from domain.chain import link
 from domain.errors import DomainError
 from infra import checkpoints as cps
 from infra.bootstrap import Service
+from dev.services import unique_topic_prefix
 from infra.chains import CARD_TOPIC_PREFIX
+from infra.kafka.admin import ensure_topics
+from infra.kafka.copy import compare, published_cards
+from infra.kafka.relay import Relay
+from infra.kafka.topics import Topics
 from projections.verify import verify_store
 
 KEY = Ed25519PrivateKey.generate()
@@ -84,8 +90,16 @@ def delete(service: Service, card: str, version: int) -> None:
         card, version)
 
 
+COPY: dict[str, Any] = {}  # the test's copy on giftcard.events, when it runs with Kafka
+
+
 def found(service: Service, checkpoints: list[dict[str, Any]]) -> set[tuple[str, int | None]]:
-    return {(p["card_id"], p["version"]) for p in verify_store(service.app, checkpoints)}
+    """(card, version) of every problem `audit verify --all` reports from the store: the
+    chains, the checkpoints and, with Kafka, the copy on giftcard.events."""
+    problems = verify_store(service.app, checkpoints)
+    if COPY:
+        problems += compare(service.app.recorder, service.app.mapper, COPY)
+    return {(p["card_id"], p["version"]) for p in problems}
 
 
 def other(value: Any) -> Any:
@@ -101,16 +115,32 @@ def other(value: Any) -> Any:
     return "forged"
 
 
-@pytest.fixture
-def history(service: Service, clock: Any, tmp_path: Path) -> list[dict[str, Any]]:
-    """Every event type of the domain on several cards, then one signed checkpoint."""
+@pytest.fixture(params=["without Kafka", "with Kafka"])
+def history(
+    service: Service, clock: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[list[dict[str, Any]]]:
+    """Every event type of the domain on several cards, then one signed checkpoint; with
+    Kafka, every event relayed to giftcard.events first (the second copy)."""
     write_histories(service, clock)
+    COPY.clear()
+    if request.param == "with Kafka":
+        bootstrap = request.getfixturevalue("kafka_bootstrap")
+        topics = Topics(unique_topic_prefix())
+        ensure_topics(bootstrap, topics, 3)
+        relay = Relay(service, bootstrap, topics, transactional_id=f"{topics.prefix}r")
+        try:
+            assert relay.drain() > 0
+        finally:
+            relay.close()
+        COPY.update(published_cards(bootstrap, topics.events))
+        assert compare(service.app.recorder, service.app.mapper, COPY) == []
     checkpoint = cps.create(service.app.recorder, service.app.mapper, KEY, clock(),
                             tmp_path / "checkpoints")
     trusted, bad = cps.trusted(tmp_path / "checkpoints", KEY.public_key())
     assert bad == [] and trusted == [checkpoint]
     assert found(service, trusted) == set()
-    return trusted
+    yield trusted
+    COPY.clear()
 
 
 def test_every_field_of_every_stored_card_event_edited_in_turn_is_named(
@@ -185,9 +215,15 @@ def test_rewritten_chain_is_caught_by_an_older_checkpoint(
         fields["event_hash"] = prev = link(prev, topic, {
             **fields, "originator_id": card, "originator_version": version})
         set_state(service, card, version, fields)
-    assert found(service, []) == set()  # the chain alone is fooled
     last = max(v for c, v, _, _ in rows(service) if c == card)
-    assert found(service, history) == {(card, last)}
+    if COPY:  # the copy on Kafka names the very event and field
+        problems = compare(service.app.recorder, service.app.mapper, COPY)
+        assert [(p["card_id"], p["version"]) for p in problems] == [(card, 1)]
+        assert "data.amount" in problems[0]["problem"]
+        assert found(service, history) == {(card, last), (card, 1)}
+    else:
+        assert found(service, []) == set()  # the chain alone is fooled
+        assert found(service, history) == {(card, last)}
 
 
 def test_checkpoint_signed_with_another_key_is_refused(
@@ -215,3 +251,30 @@ def test_a_broken_store_is_not_signed(service: Service, history: list[dict[str, 
         cps.create(service.app.recorder, service.app.mapper, KEY, clock(), tmp_path / "again")
     assert {(p["card_id"], p["version"]) for p in refused.value.problems} == {(card, version)}
     assert UUID(card)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_checkpoints_are_published_on_a_forever_retained_topic(
+    service: Service, clock: Any, tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    from infra.kafka.checkpoints import publish, published
+
+    settings = service.settings.model_copy(
+        update={"kafka_bootstrap": kafka_bootstrap, "topic_prefix": unique_topic_prefix()}
+    )
+    write_histories(service, clock)
+    checkpoint = cps.create(service.app.recorder, service.app.mapper, KEY, clock(), tmp_path)
+    publish(settings, checkpoint)
+    copies = published(settings)
+    assert [c["header"] for c in copies] == [checkpoint["header"]]
+    assert cps.check({**copies[0], "heads": checkpoint["heads"]}, KEY.public_key()) is None
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        topic = Topics(settings.topic_prefix).checkpoints
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        assert described["topic"][topic]["retention.ms"]["value"] == "-1"
+    finally:
+        admin.close()
