@@ -82,7 +82,7 @@ def test_evidence_pack_of_a_busy_month_verifies_offline_in_a_fresh_clone(
              "--json", "audit", "verify-pack", str(target), "--public-key", str(key)],
             cwd=auditor, env=env, capture_output=True, timeout=120,
         )
-        assert done.stderr == b"" or done.returncode != 3, done.stderr
+        assert done.returncode in (0, 1), done.stderr.decode()[-2000:]
         return done.returncode, orjson.loads(done.stdout)
 
     status, result = verify(pack)
