@@ -77,8 +77,10 @@ def test_evidence_pack_of_a_busy_month_verifies_offline_in_a_fresh_clone(
 
     def verify(target: Path) -> tuple[int, dict[str, object]]:
         done = subprocess.run(
-            [sys.executable, "-c", "import sys, entrypoints.cli.main as m; "
-             f"assert m.__file__.startswith({str(clone)!r}); sys.exit(m.run(sys.argv[1:]))",
+            [sys.executable, "-c", "import sys; from entrypoints.cli.main import run; "
+             "m = sys.modules['entrypoints.cli.main']; "
+             f"assert m.__file__.startswith({str(clone)!r}), m.__file__; "
+             "sys.exit(run(sys.argv[1:]))",
              "--json", "audit", "verify-pack", str(target), "--public-key", str(key)],
             cwd=auditor, env=env, capture_output=True, timeout=120,
         )
