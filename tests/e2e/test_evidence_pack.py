@@ -55,7 +55,7 @@ def test_evidence_pack_of_a_busy_month_verifies_offline_in_a_fresh_clone(
 ) -> None:
     busy_january(env_for)
     now = "2026-02-05T10:00:00Z"
-    status, signed, err = cli(env_for, now, "audit", "checkpoint")
+    status, _signed, err = cli(env_for, now, "audit", "checkpoint")
     assert status == 0, err
     pack = tmp_path / "pack-2026-01-FR"
     status, made, err = cli(env_for, now, "audit", "export", "--period", "2026-01",

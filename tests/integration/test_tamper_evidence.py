@@ -3,8 +3,8 @@ stored history (edit, deletion, insertion, reordering), on SQLite and PostgreSQL
 
 from __future__ import annotations
 
-from datetime import date
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -13,11 +13,11 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from dev.services import unique_topic_prefix
 from domain.chain import link
 from domain.errors import DomainError
 from infra import checkpoints as cps
 from infra.bootstrap import Service
-from dev.services import unique_topic_prefix
 from infra.chains import CARD_TOPIC_PREFIX
 from infra.kafka.admin import ensure_topics
 from infra.kafka.copy import compare, published_cards
