@@ -70,12 +70,12 @@ def card_chain(recorder: Recorder, mapper: Mapper[Any], card_id: UUID) -> CardCh
 
 
 def all_chains(
-    recorder: Any, mapper: Mapper[Any], upto: int, page: int = 1000
+    recorder: Any, mapper: Mapper[Any], upto: int, page: int = 1000, *, start: int = 1,
+    chains: dict[str, CardChain] | None = None,
 ) -> Iterator[tuple[int, CardChain]]:
-    """Every card's chain from the notification log up to position `upto`, in store order;
-    yields (position, chain) after each event fed."""
-    chains: dict[str, CardChain] = {}
-    start = 1
+    """Every card's chain from the notification log, from `start` up to position `upto`, in
+    store order, going on with `chains` if given; yields (position, chain) after each event."""
+    chains = {} if chains is None else chains
     while start <= upto:
         batch = recorder.select_notifications(start, page, stop=upto)
         if not batch:

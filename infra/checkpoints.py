@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from infra.chains import all_chains, card_chain, merkle_root
+from infra.chains import CardChain, all_chains, card_chain, merkle_root
 
 Problem = dict[str, Any]
 
@@ -70,26 +70,49 @@ def _signed_bytes(header: dict[str, Any]) -> bytes:
     return orjson.dumps(header, option=orjson.OPT_SORT_KEYS)
 
 
+class Checkpointer:
+    """Keeps every card chain recomputed up to a store position, reading only the events
+    stored since the last call: `serve` signs a checkpoint every N events or minutes."""
+
+    def __init__(self, recorder: Any, mapper: Any) -> None:
+        self.recorder, self.mapper = recorder, mapper
+        self.chains: dict[str, CardChain] = {}
+        self.position = 0
+
+    def catch_up(self) -> int:
+        """Feeds the events stored since the last call; returns how many were read."""
+        upto = self.recorder.max_notification_id() or 0
+        before = self.position
+        for _ in all_chains(self.recorder, self.mapper, upto, start=self.position + 1,
+                            chains=self.chains):
+            pass
+        self.position = max(self.position, upto)
+        return self.position - before
+
+    def sign(self, key: Ed25519PrivateKey, now: datetime, directory: Path) -> dict[str, Any]:
+        self.catch_up()
+        problems = [p for c in self.chains.values() for p in c.problems]
+        if problems:
+            raise CheckpointError(problems)
+        heads = {cid: (c.last_version, c.hashes[c.last_version])
+                 for cid, c in self.chains.items()}
+        header = {"position": self.position, "signed_at": now.isoformat(), "cards": len(heads),
+                  "root": merkle_root(heads)}
+        checkpoint = {
+            "header": header,
+            "signature": base64.b64encode(key.sign(_signed_bytes(header))).decode(),
+            "heads": {cid: list(vh) for cid, vh in sorted(heads.items())},
+        }
+        write(directory, checkpoint, public_pem(key))
+        return checkpoint
+
+
 def create(recorder: Any, mapper: Any, key: Ed25519PrivateKey, now: datetime,
            directory: Path) -> dict[str, Any]:
     """Recompute every chain up to the store's last position and, if none is broken, sign the
     Merkle root of their heads; written as `checkpoint-<position>.json` in `directory`.
     Returns the checkpoint (header, signature, heads)."""
-    position = recorder.max_notification_id() or 0
-    chains = {c.card_id: c for _, c in all_chains(recorder, mapper, position)}
-    problems = [p for c in chains.values() for p in c.problems]
-    if problems:
-        raise CheckpointError(problems)
-    heads = {cid: (c.last_version, c.hashes[c.last_version]) for cid, c in chains.items()}
-    header = {"position": position, "signed_at": now.isoformat(), "cards": len(heads),
-              "root": merkle_root(heads)}
-    checkpoint = {
-        "header": header,
-        "signature": base64.b64encode(key.sign(_signed_bytes(header))).decode(),
-        "heads": {cid: list(vh) for cid, vh in sorted(heads.items())},
-    }
-    write(directory, checkpoint, public_pem(key))
-    return checkpoint
+    return Checkpointer(recorder, mapper).sign(key, now, directory)
 
 
 def write(directory: Path, checkpoint: dict[str, Any], public: bytes) -> Path:
@@ -172,4 +195,22 @@ def not_checkpointed(card_id: str, last_version: int, checkpoints: list[dict[str
     return last_version - (int(head[0]) if head else 0)
 
 
-__all__ = ["CheckpointError", "card_chain", "check", "compare", "create", "trusted"]
+
+
+def every(checkpointer: Checkpointer, sign: Any, events: int, seconds: float,
+          stop: Any, poll: float = 5.0) -> None:
+    """Calls `sign()` whenever `events` new events were stored, or `seconds` passed with at
+    least one, until `stop` is set (a `threading.Event`)."""
+    import time
+
+    since, last = 0, time.monotonic()
+    while not stop.is_set():
+        since += checkpointer.catch_up()
+        if since and (since >= events or time.monotonic() - last >= seconds):
+            sign()
+            since, last = 0, time.monotonic()
+        stop.wait(poll)
+
+
+__all__ = ["CheckpointError", "Checkpointer", "card_chain", "check", "compare", "create",
+           "every", "trusted"]

@@ -44,6 +44,8 @@ class Settings(BaseModel):
     # Issue 15: checkpoint signing key (a file, never in the database) and where checkpoints go.
     signing_key_file: Path = Path("var/checkpoint-signing.pem")
     checkpoint_dir: Path = Path("var/checkpoints")
+    checkpoint_every_events: int = 10_000
+    checkpoint_every_minutes: int = 60
 
     @property
     def production(self) -> bool:
@@ -81,6 +83,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             env.get("GIFTCARDS_SIGNING_KEY_FILE") or data_dir / "checkpoint-signing.pem"
         ),
         checkpoint_dir=Path(env.get("GIFTCARDS_CHECKPOINT_DIR") or data_dir / "checkpoints"),
+        checkpoint_every_events=_int(env, "GIFTCARDS_CHECKPOINT_EVERY_EVENTS", 10_000),
+        checkpoint_every_minutes=_int(env, "GIFTCARDS_CHECKPOINT_EVERY_MINUTES", 60),
     )
 
 

@@ -278,3 +278,40 @@ def test_checkpoints_are_published_on_a_forever_retained_topic(
         assert described["topic"][topic]["retention.ms"]["value"] == "-1"
     finally:
         admin.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_serve_signs_every_n_events_reading_only_the_new_ones(
+    service: Service, clock: Any, tmp_path: Path
+) -> None:
+    """The periodic checkpointer (`serve`'s part) signs after N new events; its incremental
+    chains give the same checkpoint as a full recomputation."""
+    import threading
+    import time
+
+    checkpointer = cps.Checkpointer(service.app.recorder, service.app.mapper)
+    signed: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def sign() -> None:
+        signed.append(checkpointer.sign(KEY, clock(), tmp_path / "periodic"))
+        if len(signed) == 2:
+            stop.set()
+
+    worker = threading.Thread(target=cps.every, args=(checkpointer, sign, 6, 3600, stop, 0.05))
+    worker.start()
+    try:
+        for round_ in (1, 2):  # 2 purchases: 4 card events and 4 index events stored
+            for i in range(2):
+                service.app.purchase(market="FR", amount=2000, payment_method="card",
+                                     buyer_id=f"b{i}", order_id=f"N{round_}-{i}")
+            deadline = time.monotonic() + 20
+            while len(signed) < round_ and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(signed) == round_
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert signed[0]["header"]["position"] < signed[1]["header"]["position"]
+    full = cps.create(service.app.recorder, service.app.mapper, KEY, clock(), tmp_path / "full")
+    assert signed[-1]["heads"] == full["heads"] and signed[-1]["header"] == full["header"]
