@@ -62,10 +62,15 @@ def fields_of(mapper: Mapper[Any], stored: StoredEvent) -> dict[str, Any]:
     return dict(fields)
 
 
-def card_chain(recorder: Recorder, mapper: Mapper[Any], card_id: UUID) -> CardChain:
+def card_chain(recorder: Recorder, mapper: Mapper[Any], card_id: UUID,
+               read: list[StoredEvent] | None = None) -> CardChain:
+    """One card's chain from its stored events (appended to `read` when given: the caller
+    replays them without a second query)."""
     chain = CardChain(str(card_id))
     for stored in recorder.select_events(card_id):  # type: ignore[attr-defined]
         chain.feed(stored.originator_version, stored.topic, fields_of(mapper, stored))
+        if read is not None:
+            read.append(stored)
     return chain
 
 

@@ -9,6 +9,7 @@ from typing import Any, cast
 from uuid import UUID
 
 import orjson
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
 from application.cards import GiftCards
@@ -37,7 +38,8 @@ def verify_card(
     events and compared with the signed `checkpoints`, then its replay with the views.
     `tally["not_yet_checkpointed"]` counts its events after the latest checkpoint."""
     cid = str(card_id)
-    chain = card_chain(app.recorder, app.mapper, card_id)
+    stored: list[StoredEvent] = []
+    chain = card_chain(app.recorder, app.mapper, card_id, stored)
     chain.problems.extend(
         compare(cid, chain.hashes, chain.last_version, checkpoints or [])
     )
@@ -48,7 +50,7 @@ def verify_card(
     if chain.problems:
         # The store itself was altered: the views' comparison would only add noise.
         return chain.last_version, chain.problems
-    events = list(app.events.get(card_id))
+    events = [app.mapper.to_domain_event(s) for s in stored]
     audit = {
         int(r[0]): r[1:]
         for r in db.execute(

@@ -19,6 +19,7 @@ import orjson
 from entrypoints.cli.base import UsageError, parse_instant, parse_text
 from entrypoints.cli.cards import card_id, service
 from infra.bootstrap import build_projector
+from infra.config import ConfigError
 from infra.kafka.topics import Topics
 from projections import sources
 from projections.runner import Projector
@@ -230,7 +231,10 @@ def trusted_checkpoints(
         except (OSError, ValueError) as error:
             raise UsageError(f"--public-key: {error}") from None
     elif settings.signing_key_file.exists():
-        key = cps.load_signing_key(settings.signing_key_file, create=False).public_key()
+        try:
+            key = cps.load_signing_key(settings.signing_key_file, create=False).public_key()
+        except ValueError as error:
+            raise ConfigError(f"GIFTCARDS_SIGNING_KEY_FILE: {error}") from None
     else:
         found = cps.paths(settings.checkpoint_dir)
         return [], [{"card_id": None, "version": None, "problem": f"{len(found)} checkpoint(s) "
@@ -295,7 +299,10 @@ def audit_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
 
     svc = service()
     settings = svc.settings
-    key = cps.load_signing_key(settings.signing_key_file, create=not settings.production)
+    try:
+        key = cps.load_signing_key(settings.signing_key_file, create=not settings.production)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"GIFTCARDS_SIGNING_KEY_FILE: {error}") from None
     try:
         checkpoint = cps.create(svc.app.recorder, svc.app.mapper, key, svc.app.now(),
                                 settings.checkpoint_dir)
