@@ -16,6 +16,7 @@ from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Trac
 from eventsourcing.utils import EnvType, get_topic
 
 from domain.base import Aggregate
+from domain.chain import CHAIN_FIELDS
 from domain.codes import last4, normalize_code
 from domain.errors import DomainError, refuse
 from domain.giftcard import GiftCard
@@ -419,6 +420,19 @@ class GiftCards(Application[UUID]):
 
         return self._run(command, within)
 
+    def seal_history(self, card_id: UUID, *, within: UnitOfWork | None = None) -> Json:
+        """Issue 15 (`audit seal`): chain a card's history stored before the chain existed."""
+        now = self.now()
+
+        def command(uow: UnitOfWork) -> Json:
+            card = self._card(uow, card_id)
+            card.seal_history(now=now)
+            uow.add(card)
+            return {"card_id": str(card_id), "sealed_at": now.isoformat(),
+                    "version": card.version, "head": card.chain_head}
+
+        return self._run(command, within)
+
     def _bought_with(self, uow: UnitOfWork, order_id: str | None) -> UUID:
         index = None if order_id is None else uow.get(stream_id(PURCHASE_ORDER, order_id), Index)
         if index is None:
@@ -591,9 +605,12 @@ class GiftCards(Application[UUID]):
         self.card(card_id)
         events = []
         for event in self.events.get(card_id):
+            if isinstance(event, GiftCard.HistorySealed):  # chain bookkeeping, not a fact
+                continue
             data = cast(Any, event).model_dump(
                 mode="json",
-                exclude={"originator_id", "originator_version", "originator_topic", "pii"},
+                exclude={"originator_id", "originator_version", "originator_topic", "pii",
+                         *CHAIN_FIELDS},
             )
             events.append(
                 {

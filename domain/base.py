@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import (
@@ -13,6 +13,8 @@ from eventsourcing.domain import (
     datetime_now_with_tzinfo,
 )
 from pydantic import BaseModel, ConfigDict, Field
+
+from domain.chain import event_link
 
 
 class DomainEvent(BaseModel):
@@ -43,8 +45,46 @@ class MarketFact(Fact):
     currency: str
 
 
+class Chained(DomainEvent):
+    """An event in its aggregate's hash chain (issue 15): `prev_hash` is its predecessor's
+    `event_hash`, stamped by the aggregate that records it, in the same transaction. Events
+    stored before the chain existed have neither (None); their links are computed on reading,
+    so the first chained event after them covers them too."""
+
+    prev_hash: str | None = None
+    event_hash: str | None = None
+
+    def mutate(self, aggregate: Any) -> Any:
+        prev = getattr(aggregate, "_chain_head", None)
+        mutated = super().mutate(aggregate)  # type: ignore[misc]
+        # A stored chained event gives its hash; a new or pre-chain one is linked here.
+        mutated._chain_head = self.event_hash or event_link(prev, self)
+        return mutated
+
+
 class Aggregate(BaseAggregate[UUID]):
-    """Declarative aggregate: explicit event classes, each applied by an `@event(Class)` method."""
+    """Declarative aggregate: explicit event classes, each applied by an `@event(Class)` method.
+    Chained events are stamped with their chain hashes as they are triggered."""
+
+    @classmethod
+    def _create(cls, *args: Any, **kwargs: Any) -> Self:
+        aggregate = super()._create(*args, **kwargs)
+        aggregate._stamp(None)
+        return aggregate
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        prev = getattr(self, "_chain_head", None)
+        super().trigger_event(event_class, **kwargs)
+        self._stamp(prev)
+
+    def _stamp(self, prev: str | None) -> None:
+        """Replace the event just triggered by a copy carrying its chain hashes (the link was
+        computed when it mutated this aggregate)."""
+        pending = self._pending_events
+        if pending and isinstance(pending[-1], Chained):
+            pending[-1] = pending[-1].model_copy(
+                update={"prev_hash": prev, "event_hash": self.__dict__["_chain_head"]}
+            )
 
     @staticmethod
     def create_id(*_: Any, **__: Any) -> UUID:

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.base import Aggregate, MarketFact
+from domain.base import Aggregate, Chained, MarketFact
 from domain.calendar import add_months, cancellation_deadline, withdrawal_deadline
 from domain.errors import refuse
 from domain.markets import Market
@@ -16,8 +16,8 @@ from domain.markets import Market
 Status = Literal["active", "redeemed", "cancelled", "expired"]
 
 
-class CardEvent(Aggregate.Event, MarketFact):
-    """An event of one card, in the card's own market and currency."""
+class CardEvent(Chained, Aggregate.Event, MarketFact):
+    """An event of one card, in the card's own market and currency, in the card's chain."""
 
 
 class GiftCard(Aggregate):
@@ -67,6 +67,13 @@ class GiftCard(Aggregate):
         new_card_id: UUID | None
         received_on: date
 
+    class HistorySealed(Chained, Aggregate.Event):
+        """`audit seal`: the card's history stored before the chain existed is covered from
+        here on (this event's `prev_hash` links every earlier event). Not published."""
+
+        sealed_at: datetime
+        events: int
+
     status: Status
 
     @event(Purchased)
@@ -109,6 +116,20 @@ class GiftCard(Aggregate):
         self.refunded_to_card = 0
         self.refunded_other = 0
         self.refused_attempts = 0
+
+    def seal_history(self, *, now: datetime) -> None:
+        """Issue 15: chain a history written before the chain existed, recording when."""
+        self._seal(sealed_at=now, events=self.version)
+
+    @event(HistorySealed)
+    def _seal(self, *, sealed_at: datetime, events: int) -> None:
+        pass
+
+    @property
+    def chain_head(self) -> str | None:
+        """The hash of the card's last event."""
+        head: str | None = self.__dict__.get("_chain_head")
+        return head
 
     # --- buying (R1, R2, R4, R9) -------------------------------------------------------
 

@@ -80,6 +80,34 @@ CHANNELS = {
         "back at start. Not for other consumers.",
         {"type": "string", "description": "the relay's transactional id"},
     ),
+    "checkpoints": Channel(
+        "auditCheckpoints",
+        "Signed audit checkpoints",
+        "Ed25519-signed checkpoints of every card's hash chain (issue 15): the signed header "
+        "(store position, signing time, card count, Merkle root of the chain heads) and its "
+        "signature, in signing order, kept forever. The heads themselves are in the checkpoint "
+        "files an auditor keeps; `giftcards audit verify --all` checks the store against both.",
+        {"type": "null", "description": "no key: one partition, signing order"},
+    ),
+}
+
+# The value of a `giftcard.checkpoints` record (infra/kafka/checkpoints.publish).
+CHECKPOINT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["header", "signature"],
+    "properties": {
+        "header": {
+            "type": "object",
+            "required": ["position", "signed_at", "cards", "root"],
+            "properties": {
+                "position": {"type": "integer", "minimum": 0},
+                "signed_at": {"type": "string", "format": "date-time"},
+                "cards": {"type": "integer", "minimum": 0},
+                "root": {"type": "string", "description": "hex SHA-256 Merkle root"},
+            },
+        },
+        "signature": {"type": "string", "contentEncoding": "base64"},
+    },
 }
 
 
@@ -203,6 +231,14 @@ def _messages(cloudevents: CloudEvents) -> dict[str, dict[str, dict[str, Any]]]:
                 "bindings": _key(channel["relay_positions"]),
             }
         },
+        "checkpoints": {
+            "Checkpoint": {
+                "name": "Checkpoint",
+                "contentType": "application/json",
+                "payload": CHECKPOINT_SCHEMA,
+                "bindings": _key(channel["checkpoints"]),
+            }
+        },
     }
 
 
@@ -244,6 +280,12 @@ def _operations(topics: Topics) -> dict[str, Any]:
         ),
         "readRelayPosition": op(
             "receive", "relay_positions", "Read to its end by a starting relay (no group)."
+        ),
+        "publishCheckpoint": op(
+            "send", "checkpoints", "`serve` (every N events or minutes) and `audit checkpoint`."
+        ),
+        "readCheckpoints": op(
+            "receive", "checkpoints", "Read to its end by `audit verify --all` (no group)."
         ),
     }
 

@@ -49,6 +49,11 @@ class Settings(BaseModel):
     relay_lease_seconds: int = 10
     cloudevents_type_prefix: str = CLOUDEVENTS_TYPE_PREFIX
     cloudevents_source: str = CLOUDEVENTS_SOURCE
+    # Issue 15: checkpoint signing key (a file, never in the database) and where checkpoints go.
+    signing_key_file: Path = Path("var/checkpoint-signing.pem")
+    checkpoint_dir: Path = Path("var/checkpoints")
+    checkpoint_every_events: int = 10_000
+    checkpoint_every_minutes: int = 60
 
     @property
     def production(self) -> bool:
@@ -90,6 +95,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             env, "GIFTCARDS_CLOUDEVENTS_SOURCE", CLOUDEVENTS_SOURCE, _ABSOLUTE_URI,
             "an absolute URI such as https://giftcards.example.com",
         ).rstrip("/"),
+        signing_key_file=Path(
+            env.get("GIFTCARDS_SIGNING_KEY_FILE") or data_dir / "checkpoint-signing.pem"
+        ),
+        checkpoint_dir=Path(env.get("GIFTCARDS_CHECKPOINT_DIR") or data_dir / "checkpoints"),
+        checkpoint_every_events=_int(env, "GIFTCARDS_CHECKPOINT_EVERY_EVENTS", 10_000),
+        checkpoint_every_minutes=_int(env, "GIFTCARDS_CHECKPOINT_EVERY_MINUTES", 60),
     )
 
 

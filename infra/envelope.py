@@ -15,6 +15,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel, ConfigDict
 
 from domain.base import DomainEvent
+from domain.chain import CHAIN_FIELDS
 from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts
 from domain.subjects import DataSubject
@@ -35,6 +36,7 @@ LIFTED = {
     "currency",
     "terms_version",
     "correlation_id",
+    *CHAIN_FIELDS,  # the card's hash chain stays in the store (audit verify recomputes it)
 }
 
 

@@ -148,6 +148,32 @@ def projections_loop(settings: Settings, topics: Topics) -> Part:
     return run
 
 
+def checkpoints_loop(settings: Settings) -> Part:
+    """Issue 15: a signed checkpoint every N stored events or minutes (published once the
+    topics are there)."""
+    from infra import checkpoints as cps
+
+    def run(stop: threading.Event) -> None:
+        service = build(settings, create_tables=False)
+        try:
+            key = cps.load_signing_key(settings.signing_key_file, create=not settings.production)
+            checkpointer = cps.Checkpointer(service.app.recorder, service.app.mapper)
+
+            def sign() -> None:
+                from infra.kafka.checkpoints import publish
+
+                checkpoint = checkpointer.sign(key, service.app.now(), settings.checkpoint_dir)
+                publish(settings, checkpoint)
+                log.info("checkpoint signed at position %d", checkpoint["header"]["position"])
+
+            cps.every(checkpointer, sign, settings.checkpoint_every_events,
+                      settings.checkpoint_every_minutes * 60, stop)
+        finally:
+            service.close()
+
+    return run
+
+
 def after(first: Callable[[], None], part: Part) -> Part:
     def run(stop: threading.Event) -> None:
         first()
@@ -173,5 +199,6 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
     }
     if not args.without_projections:
         loops["projections"] = after(ready, projections_loop(settings, topics))
+    loops["checkpoints"] = checkpoints_loop(settings)
     run_parts(loops, stop)
     return {"stopped": "serve", "loops": sorted(loops)}

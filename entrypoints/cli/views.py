@@ -11,16 +11,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from entrypoints.cli.base import UsageError, parse_instant, parse_text
 from entrypoints.cli.cards import card_id, service
 from infra.bootstrap import build_projector
+from infra.config import ConfigError
 from infra.kafka.topics import Topics
 from projections import sources
 from projections.runner import Projector
 from projections.schema import VIEW_NAMES
-from projections.verify import card_ids, export, verify_card
+from projections.verify import card_ids, export, verify_card, verify_store
 
 log = logging.getLogger("giftcards.projections")
 Progress = Callable[[int, int], None]
@@ -70,11 +74,26 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     v = audit.add_parser("verify", help="replay from the event store and compare with the views")
     v.add_argument("card_id", nargs="?", type=card_id)
     v.add_argument("--all", action="store_true")
+    v.add_argument("--public-key", type=Path, help="trusted checkpoint key (PEM); default: the "
+                   "public half of GIFTCARDS_SIGNING_KEY_FILE")
     v.set_defaults(handler=audit_verify)
-    e = audit.add_parser("export", help="a card's audit trail")
-    e.add_argument("card_id", type=card_id)
+    c = audit.add_parser("checkpoint", help="sign the heads of every card chain (Ed25519)")
+    c.set_defaults(handler=audit_checkpoint)
+    s = audit.add_parser("seal", help="chain the histories stored before the chain existed")
+    s.set_defaults(handler=audit_seal)
+    e = audit.add_parser("export", help="a card's audit trail, or with --period the evidence "
+                         "pack of a market and month")
+    e.add_argument("card_id", nargs="?", type=card_id)
     e.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    e.add_argument("--period", type=month, help="YYYY-MM: write the evidence pack to --out")
+    e.add_argument("--market", type=parse_text(10))
+    e.add_argument("--out", type=Path)
+    e.add_argument("--public-key", type=Path)
     e.set_defaults(handler=audit_export)
+    k = audit.add_parser("verify-pack", help="verify an evidence pack offline (no database)")
+    k.add_argument("pack", type=Path)
+    k.add_argument("--public-key", type=Path, required=True)
+    k.set_defaults(handler=audit_verify_pack)
 
 
 def month(text: str) -> str:
@@ -127,6 +146,13 @@ def progress_bar(show: bool, total: int, label: str) -> Iterator[Progress]:
 
 def rebuild(args: argparse.Namespace) -> dict[str, Any]:
     source = _source(args)
+    checkpoints, problems = trusted_checkpoints(None)
+    problems += verify_store(service().app, checkpoints)
+    if problems:
+        # A rebuild from an altered store would launder the edit into every view.
+        emit_and_exit({"ok": False, "refused": "the event store disagrees with its hash chains "
+                       "or signed checkpoints; views left as they are", "problems": problems},
+                      args.json)
     views = projector()
     started = time.monotonic()
     views.reset()
@@ -192,26 +218,113 @@ def fraud_alerts(args: argparse.Namespace) -> dict[str, Any]:
     return alerts(projector().db, args.since, args.rule)
 
 
+def trusted_checkpoints(
+    public_key: Path | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(checkpoints signed by the trusted key, problems with the others)."""
+    from infra import checkpoints as cps
+
+    settings = service().settings
+    if public_key is not None:
+        try:
+            key = cps.load_public_key(public_key.read_bytes())
+        except (OSError, ValueError) as error:
+            raise UsageError(f"--public-key: {error}") from None
+    elif settings.signing_key_file.exists():
+        try:
+            key = cps.load_signing_key(settings.signing_key_file, create=False).public_key()
+        except ValueError as error:
+            raise ConfigError(f"GIFTCARDS_SIGNING_KEY_FILE: {error}") from None
+    else:
+        found = cps.paths(settings.checkpoint_dir)
+        return [], [{"card_id": None, "version": None, "problem": f"{len(found)} checkpoint(s) "
+                     "but no key to check them"}] if found else []
+    return cps.trusted(settings.checkpoint_dir, key)
+
+
+def kafka_problems() -> list[dict[str, Any]]:
+    """The store against the copy on giftcard.events, and the checkpoint files against the
+    checkpoints published on giftcard.checkpoints (a file removed or replaced is named)."""
+    from infra.kafka.checkpoints import published
+    from infra.kafka.copy import compare, published_cards
+
+    settings, app = service().settings, service().app
+    topics = Topics(settings.topic_prefix)
+    problems = compare(app.recorder, app.mapper,
+                       published_cards(str(settings.kafka_bootstrap), topics.events))
+    files, _ = trusted_checkpoints(None)
+    headers = [orjson.dumps(c["header"], option=orjson.OPT_SORT_KEYS) for c in files]
+    for copy in published(settings):
+        if orjson.dumps(copy["header"], option=orjson.OPT_SORT_KEYS) not in headers:
+            problems.append({"card_id": None, "version": None,
+                             "problem": f"checkpoint at position {copy['header']['position']} "
+                                        "is on giftcard.checkpoints but its file is missing or "
+                                        "differs"})
+    return problems
+
+
 def audit_verify(args: argparse.Namespace) -> dict[str, Any]:
     if (args.card_id is None) == (not args.all):
         raise UsageError("give a CARD_ID or --all, not both")
     refresh()
     app, db = service().app, projector().db
-    ids = [args.card_id] if args.card_id else list(card_ids(app, db))
+    checkpoints, problems = trusted_checkpoints(args.public_key)
+    ids = [args.card_id] if args.card_id else list(card_ids(app, db, checkpoints))
     cards = events = 0
-    problems: list[dict[str, Any]] = []
+    tally: dict[str, int] = {}
     with progress_bar(bool(args.all) and not args.json and sys.stderr.isatty(), len(ids),
                       "verify") as bar:
         for cid in ids:
-            count, found = verify_card(app, db, cid)
+            count, found = verify_card(app, db, cid, checkpoints, tally)
             cards, events = cards + 1, events + count
             problems.extend(found)
             bar(1, count)
-    result = {"ok": not problems, "cards": cards, "events": events, "problems": problems}
+    kafka_copy = None
+    if args.all and service().settings.kafka_bootstrap:
+        problems.extend(kafka_problems())
+        kafka_copy = Topics(service().settings.topic_prefix).events
+    result = {"ok": not problems, "cards": cards, "events": events, "compared_with": kafka_copy,
+              "checkpoints": len(checkpoints),
+              "latest_checkpoint": checkpoints[-1]["header"] if checkpoints else None,
+              "not_yet_checkpointed": tally.get("not_yet_checkpointed", 0),
+              "problems": problems}
     if problems:
         # Exit 1 like a refusal, with the whole report on stdout.
         emit_and_exit(result, args.json)
     return result
+
+
+def audit_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
+    from infra import checkpoints as cps
+
+    svc = service()
+    settings = svc.settings
+    try:
+        key = cps.load_signing_key(settings.signing_key_file, create=not settings.production)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"GIFTCARDS_SIGNING_KEY_FILE: {error}") from None
+    try:
+        checkpoint = cps.create(svc.app.recorder, svc.app.mapper, key, svc.app.now(),
+                                settings.checkpoint_dir)
+    except cps.CheckpointError as refused:
+        emit_and_exit({"ok": False, "refused": str(refused), "problems": refused.problems},
+                      args.json)
+        raise
+    published = None
+    if settings.kafka_bootstrap:
+        from infra.kafka.checkpoints import publish
+
+        published = publish(settings, checkpoint)
+    return {"ok": True, **checkpoint["header"], "directory": str(settings.checkpoint_dir),
+            "published": published}
+
+
+def audit_seal(args: argparse.Namespace) -> dict[str, Any]:
+    from infra.chains import unsealed_cards
+
+    app = service().app
+    sealed = [app.seal_history(cid) for cid in unsealed_cards(app.recorder, app.mapper)]
+    return {"sealed": len(sealed), "cards": sealed}
 
 
 def emit_and_exit(result: dict[str, Any], as_json: bool) -> None:
@@ -223,6 +336,44 @@ def emit_and_exit(result: dict[str, Any], as_json: bool) -> None:
 
 
 def audit_export(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.period is not None:
+        return evidence_pack(args)
+    if args.card_id is None:
+        raise UsageError("give a CARD_ID, or --period with --market and --out")
     refresh()
     sys.stdout.write(export(projector().db, args.card_id, args.format))
     return None
+
+
+def evidence_pack(args: argparse.Namespace) -> dict[str, Any]:
+    from infra import checkpoints as cps
+    from projections import evidence
+
+    if args.market is None or args.out is None or args.card_id is not None:
+        raise UsageError("--period needs --market and --out, and no CARD_ID")
+    service().app.markets.get(args.market)  # an unknown market is refused here
+    refresh()
+    checkpoints, problems = trusted_checkpoints(args.public_key)
+    if problems or not checkpoints:
+        emit_and_exit({"ok": False, "refused": "no trusted checkpoint to put in the pack "
+                       "(run `audit checkpoint`)", "problems": problems}, args.json)
+    settings = service().settings
+    public = (args.public_key.read_bytes() if args.public_key else
+              cps.public_pem(cps.load_signing_key(settings.signing_key_file, create=False)))
+    app = service().app
+    manifest = evidence.export(app.recorder, app.mapper, projector().db, args.market,
+                               args.period, checkpoints, public, args.out)
+    return {"ok": True, "out": str(args.out), **manifest}
+
+
+def audit_verify_pack(args: argparse.Namespace) -> dict[str, Any]:
+    from projections.evidence import verify_pack
+
+    try:
+        public = args.public_key.read_bytes()
+        result = verify_pack(args.pack, public)
+    except (OSError, ValueError, KeyError) as error:
+        raise UsageError(f"not a readable evidence pack: {error}") from None
+    if result["problems"]:
+        emit_and_exit(result, args.json)
+    return result

@@ -42,14 +42,21 @@ class Topics:
         return f"{self.prefix}giftcards-projections"
 
     @property
+    def checkpoints(self) -> str:
+        """Signed audit checkpoints (issue 15): one partition, kept forever."""
+        return f"{self.prefix}giftcard.checkpoints"
+
+    @property
     def relay_transactional_id(self) -> str:
         """One relay per prefix: a second one fences the first instead of publishing twice."""
         return f"{self.prefix}giftcards-relay"
 
     def partition_counts(self, partitions: int) -> dict[str, int]:
         """Partitions per topic: the positions topic is a single compacted partition (one key,
-        read to its end); the others have GIFTCARDS_PARTITIONS."""
-        return {name: 1 if name == self.relay_positions else partitions for name in self.configs()}
+        read to its end), the checkpoints one partition in signing order; the others have
+        GIFTCARDS_PARTITIONS."""
+        single = (self.relay_positions, self.checkpoints)
+        return {name: 1 if name in single else partitions for name in self.configs()}
 
     def configs(self) -> dict[str, dict[str, str]]:
         """Per-topic configs: the event log is an audit log, never compacted nor expired."""
@@ -60,4 +67,5 @@ class Topics:
             self.results: {"cleanup.policy": "delete"},
             self.dead_letters: {**forever, "max.message.bytes": "2097152"},
             self.relay_positions: {"cleanup.policy": "compact"},
+            self.checkpoints: forever,
         }

@@ -37,7 +37,8 @@ def test_every_topic_of_the_code_is_a_channel_with_its_partitions_and_configs() 
     for name, config in topics.configs().items():
         kafka = channels[name]["bindings"]["kafka"]
         assert kafka["topic"] == name
-        assert kafka["partitions"] == (1 if name == topics.relay_positions else 12)
+        single = (topics.relay_positions, topics.checkpoints)
+        assert kafka["partitions"] == (1 if name in single else 12)
         assert kafka["replicas"] == 1
         assert {k: str(v) if not isinstance(v, list) else ",".join(v)
                 for k, v in kafka["topicConfiguration"].items()} == config
@@ -75,7 +76,8 @@ def test_receivers_name_their_consumer_groups() -> None:
     }
     sent = {op["channel"]["$ref"] for op in operations.values() if op["action"] == "send"}
     assert sent == {"#/channels/giftcardEvents", "#/channels/checkoutResults",
-                    "#/channels/deadLetters", "#/channels/relayPositions"}
+                    "#/channels/deadLetters", "#/channels/relayPositions",
+                    "#/channels/auditCheckpoints"}
 
 
 def test_the_official_parser_accepts_the_document_and_refuses_a_broken_copy(

@@ -1,0 +1,129 @@
+"""Recomputing card hash chains from the stored events alone, and the Merkle root of their heads."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Mapper, Recorder, StoredEvent
+from eventsourcing.utils import get_topic
+
+from domain.chain import link
+from domain.giftcard import GiftCard
+
+CARD_TOPIC_PREFIX = get_topic(GiftCard) + "."
+Problem = dict[str, Any]
+
+
+@dataclass
+class CardChain:
+    """One card's chain, fed its stored events in store order; every hash recomputed."""
+
+    card_id: str
+    hashes: dict[int, str] = field(default_factory=dict)  # version -> hash
+    problems: list[Problem] = field(default_factory=list)
+    last_version: int = 0
+    head: str | None = None
+    chained: bool = False
+
+    def problem(self, version: int | None, text: str) -> None:
+        self.problems.append({"card_id": self.card_id, "version": version, "problem": text})
+
+    def feed(self, version: int, topic: str, fields: dict[str, Any]) -> None:
+        if version != self.last_version + 1:
+            self.problem(version, f"version {version} follows version {self.last_version} in "
+                                  "the store: an event was removed, inserted or reordered")
+        fields = {**fields, "originator_id": self.card_id, "originator_version": version}
+        computed = link(self.head, topic, fields)
+        stored = fields.get("event_hash")
+        if stored is None:
+            if self.chained:
+                self.problem(version, "event without chain hashes inside the chain (inserted)")
+        else:
+            self.chained = True
+            if fields.get("prev_hash") != self.head:
+                self.problem(version, f"prev_hash is not the hash of version {version - 1}: an "
+                                      "earlier event was changed, removed or reordered")
+            if computed != stored:
+                self.problem(version, "stored event differs from the one recorded (its fields "
+                                      "do not give its hash)")
+        # Go on from the stored hash: one edited event is named once, at its own version.
+        self.head = stored or computed
+        self.hashes[version] = self.head
+        self.last_version = max(self.last_version, version)
+
+
+def fields_of(mapper: Mapper[Any], stored: StoredEvent) -> dict[str, Any]:
+    """The stored JSON fields, upcast to the class's version (never through the views)."""
+    _, fields, _ = mapper.to_state(stored)  # type: ignore[attr-defined]
+    return dict(fields)
+
+
+def card_chain(recorder: Recorder, mapper: Mapper[Any], card_id: UUID,
+               read: list[StoredEvent] | None = None) -> CardChain:
+    """One card's chain from its stored events (appended to `read` when given: the caller
+    replays them without a second query)."""
+    chain = CardChain(str(card_id))
+    for stored in recorder.select_events(card_id):  # type: ignore[attr-defined]
+        chain.feed(stored.originator_version, stored.topic, fields_of(mapper, stored))
+        if read is not None:
+            read.append(stored)
+    return chain
+
+
+def all_chains(
+    recorder: Any, mapper: Mapper[Any], upto: int, page: int = 1000, *, start: int = 1,
+    chains: dict[str, CardChain] | None = None,
+) -> Iterator[tuple[int, CardChain]]:
+    """Every card's chain from the notification log, from `start` up to position `upto`, in
+    store order, going on with `chains` if given; yields (position, chain) after each event."""
+    chains = {} if chains is None else chains
+    while start <= upto:
+        batch = recorder.select_notifications(start, page, stop=upto)
+        if not batch:
+            break
+        for n in batch:
+            if n.topic.startswith(CARD_TOPIC_PREFIX):
+                cid = str(n.originator_id)
+                chain = chains.get(cid) or chains.setdefault(cid, CardChain(cid))
+                chain.feed(n.originator_version, n.topic, fields_of(mapper, n))
+                yield n.id, chain
+        start = batch[-1].id + 1
+
+
+def leaf(card_id: str, version: int, head: str) -> bytes:
+    return hashlib.sha256(f"{card_id}:{version}:{head}".encode()).digest()
+
+
+def merkle_root(heads: dict[str, tuple[int, str]]) -> str:
+    """SHA-256 Merkle root over the card chain heads, sorted by card id (last odd node
+    promoted)."""
+    level = [leaf(cid, v, h) for cid, (v, h) in sorted(heads.items())]
+    if not level:
+        return hashlib.sha256(b"").hexdigest()
+    while len(level) > 1:
+        nxt = [hashlib.sha256(level[i] + level[i + 1]).digest()
+               for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0].hex()
+
+
+def unsealed_cards(recorder: Any, mapper: Mapper[Any]) -> list[UUID]:
+    """Cards whose last stored event carries no chain hash (stored before the chain existed)."""
+    upto = recorder.max_notification_id() or 0
+    last: dict[str, bool] = {}
+    start = 1
+    while start <= upto:
+        batch = recorder.select_notifications(start, 1000, stop=upto)
+        if not batch:
+            break
+        for n in batch:
+            if n.topic.startswith(CARD_TOPIC_PREFIX):
+                last[str(n.originator_id)] = fields_of(mapper, n).get("event_hash") is None
+        start = batch[-1].id + 1
+    return [UUID(cid) for cid, unsealed in last.items() if unsealed]

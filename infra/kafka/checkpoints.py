@@ -1,0 +1,49 @@
+"""Publishing signed checkpoints on the forever-retained `giftcard.checkpoints` topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from infra.config import Settings
+from infra.kafka.admin import ensure_topics
+from infra.kafka.topics import Topics
+
+
+def publish(settings: Settings, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The signed header (not the heads: the file holds them, the root covers them)."""
+    topics = Topics(settings.topic_prefix)
+    ensure_topics(str(settings.kafka_bootstrap), topics, settings.partitions,
+                  settings.replication_factor)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                             enable_idempotence=True)
+    try:
+        value = {"header": checkpoint["header"], "signature": checkpoint["signature"]}
+        meta = producer.send(topics.checkpoints, orjson.dumps(value)).get(timeout=30)
+        producer.flush()
+        return {"topic": meta.topic, "offset": meta.offset}
+    finally:
+        producer.close()
+
+
+def published(settings: Settings, timeout_ms: int = 5000) -> list[dict[str, Any]]:
+    """Every checkpoint on the topic, oldest first."""
+    topic = Topics(settings.topic_prefix).checkpoints
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                             consumer_timeout_ms=timeout_ms)
+    try:
+        part = TopicPartition(topic, 0)
+        if consumer.partitions_for_topic(topic) is None:
+            return []
+        consumer.assign([part])
+        consumer.seek_to_beginning(part)
+        end = consumer.end_offsets([part])[part]
+        found: list[dict[str, Any]] = []
+        while consumer.position(part) < end:
+            for records in consumer.poll(timeout_ms=1000).values():
+                found.extend(orjson.loads(r.value) for r in records)
+        return found
+    finally:
+        consumer.close()
