@@ -41,6 +41,13 @@ class Settings(BaseModel):
     projection_batch: int
     fraud_config: Path | None
     relay_lease_seconds: int = 10
+    # Personal data (issue 17): where the key-encryption keys live (never in the database),
+    # how often they rotate, and how long each category of personal data is kept.
+    kek_file: Path | None = None
+    kek_rotation_hours: int = 24
+    retention_card_years: int = 3
+    retention_fraud_years: int = 5
+    retention_dead_letter_days: int = 30
 
     @property
     def production(self) -> bool:
@@ -74,6 +81,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         projection_batch=_int(env, "GIFTCARDS_PROJECTION_BATCH", 1000),
         fraud_config=Path(fraud) if (fraud := env.get("GIFTCARDS_FRAUD_CONFIG")) else None,
         relay_lease_seconds=_int(env, "GIFTCARDS_RELAY_LEASE_SECONDS", 10),
+        kek_file=None if url == "memory://" else Path(
+            env.get("GIFTCARDS_KEK_FILE") or data_dir / "kek-ring"
+        ),
+        kek_rotation_hours=_int(env, "GIFTCARDS_KEK_ROTATION_HOURS", 24),
+        retention_card_years=_int(env, "GIFTCARDS_RETENTION_CARD_YEARS", 3),
+        retention_fraud_years=_int(env, "GIFTCARDS_RETENTION_FRAUD_YEARS", 5),
+        retention_dead_letter_days=_int(env, "GIFTCARDS_RETENTION_DEAD_LETTER_DAYS", 30),
     )
 
 
@@ -112,7 +126,7 @@ def _master_key(env: dict[str, str], mode: str, data_dir: Path) -> bytes:
         raise ConfigError("GIFTCARDS_SECRET_KEY is required in production")
     path = data_dir / "dev-secret.key"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
