@@ -35,6 +35,7 @@ SCHEMA = [
 KEK_MAGIC = b"K"  # wrapped_key = K + kek id (16 hex) + nonce + ciphertext; older rows: no KEK
 KEK_ID_LEN = 16
 CHECKPOINT_TRIES = 5
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # infra.db connects with timeout=30
 Shredding = Literal["verified", "pending", "final_after_kek_rotation"]
 
 
@@ -144,12 +145,17 @@ class Vault:
     def _checkpoint(self) -> bool:
         """SQLite: every WAL frame copied back (secure_delete zeroed the old cells) and the WAL
         truncated; `busy` means a reader still needs the old pages."""
-        for attempt in range(CHECKPOINT_TRIES):
-            busy, _log, _done = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")[0]
-            if busy == 0:
-                return True
-            time.sleep(0.05 * 2**attempt)
-        return False
+        # TRUNCATE would wait for readers as long as the busy timeout (30 s) on every try.
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            for attempt in range(CHECKPOINT_TRIES):
+                busy, _log, _done = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")[0]
+                if busy == 0:
+                    return True
+                time.sleep(0.05 * 2**attempt)
+            return False
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
     def rotate(self) -> dict[str, object]:
         """A new KEK; every live subject key re-wrapped under it; every older KEK destroyed.
