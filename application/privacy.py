@@ -515,11 +515,11 @@ def last_activity(service: Service) -> dict[str, Any]:
     start = 1
     while page := app.recorder.select_notifications(start, PAGE, topics=topics):
         for notification in page:
-            event = app.mapper.to_domain_event(notification)
+            event: Any = app.mapper.to_domain_event(notification)
             at = event.at
             if type(event) is G.Purchased:
-                names = {event.buyer_subject, event.pii.get("recipient_subject")} - {None}
-                card_subjects[event.originator_id] = names
+                given = (event.buyer_subject, event.pii.get("recipient_subject"))
+                card_subjects[event.originator_id] = {n for n in given if n}
             if event.originator_id in card_subjects:
                 card_last[event.originator_id] = at
             name = getattr(event, "customer_id", None)  # a right exercised is no activity

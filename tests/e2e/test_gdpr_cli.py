@@ -65,7 +65,7 @@ def test_r21_p2_p1_gdpr_commands_end_to_end(env_for: dict[str, str]) -> None:
 
 def test_p2_issue17_f7_purge_and_kek_rotation_from_the_cli(env_for: dict[str, str]) -> None:
     env = {**env_for, "GIFTCARDS_NOW": "2026-02-02T09:00:00Z", "PATH": "/usr/bin:/bin"}
-    rc, card = cli(env, "purchase", "--market", "FR", "--amount", "50", "--payment-method",
+    rc, _card = cli(env, "purchase", "--market", "FR", "--amount", "50", "--payment-method",
                    "card", "--buyer-id", "cust-old", "--buyer-email", "old@example.com",
                    "--order-id", "o-old")
     assert rc == 0

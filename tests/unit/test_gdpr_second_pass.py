@@ -75,7 +75,8 @@ def test_p3_issue17_f4_subject_lookup_by_email_needs_an_operator_and_is_logged(
     reader = PiiReader(memory_service, operator, "subject lookup", "gdpr subject")
     subject = privacy.subject_for_email(ALICE_EMAIL, reader)["subject_id"]
     log = privacy.access_log(subject, PiiReader(memory_service, operator, "review", "t"))
-    assert [(e["field"], e["command"]) for e in log["entries"]][0] == ("email", "gdpr subject")
+    first = log["entries"][0]
+    assert (first["field"], first["command"]) == ("email", "gdpr subject")
 
 
 def test_p1_issue17_f5_objection_is_accountable_too(memory_service: Service) -> None:
