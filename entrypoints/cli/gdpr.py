@@ -14,6 +14,9 @@ from application.privacy import (
 )
 from entrypoints.cli.base import Parser, UsageError, parse_date, parse_text
 from entrypoints.cli.cards import service
+from infra.bootstrap import build
+from infra.config import Settings
+from infra.service import Service
 
 SUBJECT = parse_text(100)
 
@@ -139,8 +142,21 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def purge(args: argparse.Namespace) -> dict[str, Any]:
-    """Retention: personal data past its period, then a KEK rotation when one is due."""
-    svc = service()
+    return run_purge(service())
+
+
+def create_privacy_tables(settings: Settings) -> None:
+    """`serve` creates them under the set-up lock, before its parts start."""
+    svc = build(settings)
+    try:
+        Privacy(svc)
+    finally:
+        svc.close()
+
+
+def run_purge(svc: Service) -> dict[str, Any]:
+    """Retention: personal data past its period, pending erasures finished, then a KEK
+    rotation when one is due (`gdpr purge`, and hourly in `serve`)."""
     report = Privacy(svc).purge(card_years=svc.settings.retention_card_years)
     if svc.vault.kek_age_hours() >= svc.settings.kek_rotation_hours:
         report["kek_rotation"] = svc.vault.rotate()
