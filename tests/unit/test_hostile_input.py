@@ -229,7 +229,8 @@ def test_r8_escaped_codes_are_redacted_in_too_deep_json_as_well() -> None:
     raw = b'{"order_id": "' + escaped + b'", "x": ' + b"[" * 500 + b"}"
     redacted = redact_bytes(raw)
     assert code.encode() not in redacted and escaped not in redacted
-    assert b'"order_id": "[redacted]"' in redacted
+    # Issue 17: unparsed input keeps no values at all, only their sizes (the code is 18 long).
+    assert b'"order_id": "[string:18]"' in redacted
 
 
 json_values = st.recursive(
@@ -270,3 +271,28 @@ def test_r8_p5_fuzz_parse_raises_nothing_but_invalid_and_a_letter_always_goes_ou
     assert key is None or key == peek(raw, "order_id")
     if reply is not None:
         assert reply["status"] == "rejected" and reply["reason"] == reason
+
+
+PHONE, ADDRESS, NOTE = "+33 6 12 34 56 78", "12 rue des Lilas, 75011 Paris", "leave it with Mme Roux"
+
+
+@pytest.mark.parametrize("deep_tail", [False, True])
+def test_p5_issue17_f3_dead_letters_keep_field_paths_types_and_sizes_never_unknown_values(
+    deep_tail: bool,
+) -> None:
+    message = ordered(phone=PHONE, shipping={"address": ADDRESS, "floor": 3}, notes=[NOTE])
+    message["buyer"] = {"customer_id": "cust-1", "mobile": PHONE}
+    raw = orjson.dumps(message)
+    if deep_tail:  # too deep to parse: judged string by string
+        raw = raw[:-1] + b',"x":' + b"[" * (MAX_DEPTH + 5) + b"}"
+    _, sent = letter(raw, refusal(raw))
+    original = base64.b64decode(str(sent["original_base64"]))
+    for value in (PHONE, ADDRESS, NOTE, "cust-1", "Lilas", "Roux"):
+        assert value.encode() not in original, value
+    for path in (b'"phone"', b'"shipping"', b'"address"', b'"notes"', b'"mobile"'):
+        assert path in original  # the operator sees which fields the sender got wrong
+    assert b'"[string:17]"' in original  # and each value's type and size
+    if not deep_tail:
+        shown = orjson.loads(original)
+        assert shown["shipping"] == {"address": "[string:29]", "floor": "[number]"}
+        assert (shown["order_id"], shown["amount"], shown["market"]) == ("o-1", 5000, "FR")
