@@ -273,7 +273,8 @@ def test_r8_p5_fuzz_parse_raises_nothing_but_invalid_and_a_letter_always_goes_ou
         assert reply["status"] == "rejected" and reply["reason"] == reason
 
 
-PHONE, ADDRESS, NOTE = "+33 6 12 34 56 78", "12 rue des Lilas, 75011 Paris", "leave it with Mme Roux"
+PHONE, ADDRESS = "+33 6 12 34 56 78", "12 rue des Lilas, 75011 Paris"
+NOTE = "leave it with Mme Roux"
 
 
 @pytest.mark.parametrize("deep_tail", [False, True])
