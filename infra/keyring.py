@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import os
 import secrets
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,8 +44,7 @@ class KekRing:
         """The newest KEK, creating the first; another process's rotation is picked up."""
         self._load()
         if not self._keks:
-            with self._lock:
-                self._load()
+            with self._exclusive():  # processes starting at once must agree on ONE first KEK
                 if not self._keks:
                     self._write([new_kek()])
         return self._keks[-1]
@@ -59,13 +61,35 @@ class KekRing:
         return [k.kek_id for k in self._keks]
 
     def add(self, kek: Kek) -> None:
-        self._write([*self._keks, kek])
+        with self._exclusive():
+            self._write([*self._keks, kek])
 
     def keep_only(self, kek_id: str) -> list[str]:
-        """Destroys every other KEK; returns the ids destroyed."""
-        dropped = [k.kek_id for k in self._keks if k.kek_id != kek_id]
-        self._write([k for k in self._keks if k.kek_id == kek_id])
+        """Destroys every KEK older than this one; returns the ids destroyed."""
+        with self._exclusive():
+            ids = [k.kek_id for k in self._keks]
+            newer = ids[ids.index(kek_id) + 1 :]  # a concurrent rotation's newer KEK stays
+            keep = [k for k in self._keks if k.kek_id == kek_id or k.kek_id in newer]
+            dropped = [k.kek_id for k in self._keks if k not in keep]
+            self._write(keep)
         return dropped
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Every change of the ring under one lock (threads and processes), on fresh contents."""
+        with self._lock:
+            if self.path is None:
+                yield
+                return
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_CREAT | os.O_RDWR,
+                         0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._load()
+                yield
+            finally:
+                os.close(fd)
 
     def _load(self) -> None:
         if self.path is None or not self.path.exists():

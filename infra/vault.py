@@ -210,12 +210,9 @@ class Vault:
             "SELECT wrapped_key FROM subject_keys WHERE key_id = ? AND wrapped_key IS NOT NULL",
             (key_id,),
         )
-        if not rows:
-            return None
-        try:
-            return self._unwrap(key_id, bytes(rows[0][0]))
-        except KekDestroyed:
-            return None
+        # A live key whose KEK is missing is a misconfiguration (GIFTCARDS_KEK_FILE not shared
+        # by every process), never shown as "[erased]": KekDestroyed is raised.
+        return self._unwrap(key_id, bytes(rows[0][0])) if rows else None
 
     def _wrap_key(self, key_id: str, key: bytes) -> bytes:
         kek = self.keks.current()
@@ -242,5 +239,6 @@ class Vault:
 
 
 class KekDestroyed(Exception):
-    """A subject key whose KEK was rotated away: unrecoverable, by design."""
+    """A subject key whose KEK is not in the ring: rotated away (an old copy of the table,
+    unrecoverable by design) or a ring file not shared by every process (misconfiguration)."""
 
