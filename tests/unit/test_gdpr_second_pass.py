@@ -86,3 +86,15 @@ def test_p1_issue17_f5_objection_is_accountable_too(memory_service: Service) -> 
     privacy.open_request("cust-x", "objection", date(2026, 1, 12), "obj-x")
     assert privacy.object(["cust-x"], "obj-x", operator)["operator"] == operator
     assert privacy.request("obj-x")["status"] == "closed"
+
+
+def test_p2_issue17_f7_dead_letters_expire_after_their_retention_period() -> None:
+    from infra.config import load_settings
+    from infra.kafka.topics import Topics
+
+    settings = load_settings({"GIFTCARDS_DATABASE_URL": "memory://",
+                              "GIFTCARDS_SECRET_KEY": "s" * 20 + "-0123456789abcdef",
+                              "GIFTCARDS_RETENTION_DEAD_LETTER_DAYS": "7"})
+    topics = Topics("t.", settings.retention_dead_letter_days)
+    assert topics.configs()[topics.dead_letters]["retention.ms"] == str(7 * 86_400_000)
+    assert topics.configs()[topics.events]["retention.ms"] == "-1"  # the audit log: forever
