@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import secrets
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +38,16 @@ SCHEMA = [
         at TEXT NOT NULL, seq INTEGER NOT NULL, operator TEXT NOT NULL, subject_id TEXT NOT NULL,
         field TEXT NOT NULL, purpose TEXT NOT NULL, command TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS pii_access_log_subject ON pii_access_log (subject_id, at)",
+    # R21: only registered operators see personal data; each addition names who added them.
+    """CREATE TABLE IF NOT EXISTS gdpr_operators (
+        name TEXT PRIMARY KEY, role TEXT NOT NULL, added_at TEXT NOT NULL, added_by TEXT)""",
+    # Accountability: who acted on a request, when, and the outcome. `salt` makes the request
+    # reference published per subject unlinkable across subjects of one request.
+    """CREATE TABLE IF NOT EXISTS gdpr_request_outcomes (
+        request_id TEXT PRIMARY KEY, salt TEXT NOT NULL, operator TEXT,
+        outcome TEXT, closed_at TEXT)""",
 ]
+OPERATOR_ROLES = ("support", "dpo")
 REQUEST_COLUMNS = (
     "request_id, subject_id, type, received_on, due_on, extension_months, extension_reason, "
     "status, opened_at, closed_on"
@@ -116,24 +128,39 @@ def scan(service: Service, subjects: Iterable[str]) -> Holdings:
     return held
 
 
+def check_operator(db: SqlDatabase, operator: str | None) -> str:
+    """R21: personal data is shown only to an operator in the register (`gdpr operator add`)."""
+    if not (operator or "").strip():
+        raise refuse("operator_required", "commands that show personal data need --operator")
+    assert operator is not None
+    rows = db.execute("SELECT name FROM gdpr_operators WHERE name = ?", (operator,))
+    if not rows:
+        raise refuse("unknown_operator", "this operator is not in the register of operators")
+    return operator
+
+
 class PiiReader:
     """Opens sealed fields for one command, recording each decryption (R21) before it is shown."""
 
     def __init__(self, service: Service, operator: str, purpose: str, command: str) -> None:
-        if not operator.strip():
-            raise refuse("operator_required", "commands that show personal data need --operator")
-        self.service, self.operator = service, operator
+        for statement in SCHEMA:
+            service.db.execute(statement)
+        self.service, self.operator = service, check_operator(service.db, operator)
         self.purpose, self.command = purpose, command
         self.rows: list[tuple[Any, ...]] = []
 
     def open(self, subject_id: str, token: str | None, name: str) -> str | None:
         if token is None:
             return None
+        self.note(subject_id, name)
+        return self.service.vault.open(subject_id, token)
+
+    def note(self, subject_id: str, name: str) -> None:
+        """Records an access that is not a decryption (a lookup, an erasure, a listing)."""
         at = iso(self.service.app.now())
         self.rows.append(
             (at, len(self.rows), self.operator, subject_id, name, self.purpose, self.command)
         )
-        return self.service.vault.open(subject_id, token)
 
     def flush(self) -> None:
         with self.service.db.tx():
@@ -157,16 +184,57 @@ class Privacy:
     def today(self) -> date:
         return self.calendar.local_date(self.app.now())
 
-    def subject_for_email(self, email: str) -> Json:
-        return {"subject_id": self.service.vault.subject_for_email(email)}
+    def subject_for_email(self, email: str, reader: PiiReader) -> Json:
+        """Links an e-mail to a person: an operator's act, logged like a decryption (R21)."""
+        subject_id = self.service.vault.subject_for_email(email)
+        reader.note(subject_id, "email")
+        reader.flush()
+        return {"subject_id": subject_id}
+
+    # --- operators (R21) --------------------------------------------------------------
+
+    def add_operator(self, name: str, role: str, added_by: str | None) -> Json:
+        """The first operator founds the register; every later one is added by an operator."""
+        if role not in OPERATOR_ROLES:
+            raise refuse("invalid_input", f"role must be one of {', '.join(OPERATOR_ROLES)}")
+        if not name.strip():
+            raise refuse("invalid_input", "an operator needs a name")
+        with self.db.tx():
+            first = not self.db.execute("SELECT 1 FROM gdpr_operators LIMIT 1")
+            if not first:
+                check_operator(self.db, added_by)
+            existing = self.db.execute(
+                "SELECT role FROM gdpr_operators WHERE name = ?", (name,)
+            )
+            if not existing:
+                self.db.execute(
+                    "INSERT INTO gdpr_operators (name, role, added_at, added_by) "
+                    "VALUES (?, ?, ?, ?)",
+                    (name, role, iso(self.app.now()), added_by),
+                )
+            elif existing[0][0] != role:
+                raise refuse("operator_conflict", "this operator is registered with another role")
+        return {"operator": name, "role": role, "added_by": added_by, "replayed": bool(existing)}
 
     # --- erasure (P2) and objection (P4) ----------------------------------------------
 
-    def erase(self, subjects: list[str], request_id: str) -> Json:
-        """Destroy the keys first, then record the erasure: a retry after a crash completes it."""
-        self._check_request(request_id, subjects, "erasure")
+    def erase(self, subjects: list[str], request_id: str, operator: str) -> Json:
+        """Destroy the keys first, then record the erasure: a retry after a crash completes it.
+        Accountable: a registered operator acts on a registered erasure request of this
+        subject, and the request is closed with the outcome."""
+        reader = PiiReader(self.service, operator, "erasure request", "gdpr erase")
+        done = self._check_request(request_id, subjects, "erasure")
+        if done is not None:
+            return {**done, "replayed": True}
         keys = {s: self.service.vault.erase(s) for s in subjects}
-        recorded = [self.app.record_subject_right(s, request_id, "erasure") for s in subjects]
+        shredding = self.service.vault.finish_shredding(subjects)
+        recorded = [
+            self.app.record_subject_right(s, self._reference(request_id, s), "erasure")
+            for s in subjects
+        ]
+        for subject in subjects:
+            reader.note(subject, "*")
+        reader.flush()
         held = scan(self.service, subjects)
         unreadable: dict[str, int] = dict.fromkeys(BUYER_FIELDS + RECIPIENT_FIELDS, 0)
         for event in held.bought:
@@ -175,32 +243,112 @@ class Privacy:
         for event in held.received:
             for name in RECIPIENT_FIELDS:
                 unreadable[name] += name in event.pii
-        return {
+        outcome = {
             "request_id": request_id,
             "subject_ids": subjects,
+            "operator": operator,
             "keys_destroyed": sum(keys.values()),
-            "already_erased": not any(keys.values()) and not any(r["recorded"] for r in recorded),
+            "shredding": shredding,
+            "already_erased": not any(keys.values()),
+            "recorded": [r["recorded"] for r in recorded],
             "cards_as_buyer": [str(e.originator_id) for e in held.bought],
             "cards_as_recipient": [str(e.originator_id) for e in held.received],
             "fields_unreadable": unreadable,
             "retained": "amounts, dates, statuses, order ids and pseudonymous ids (P2: accounts)",
         }
+        self._close_with(request_id, operator, outcome)
+        return {**outcome, "replayed": False}
 
-    def object(self, subjects: list[str], request_id: str) -> Json:
-        self._check_request(request_id, subjects, "objection")
-        results = [self.app.record_subject_right(s, request_id, "objection") for s in subjects]
-        return {"request_id": request_id, "subject_ids": subjects, "results": results}
+    def object(self, subjects: list[str], request_id: str, operator: str) -> Json:
+        reader = PiiReader(self.service, operator, "objection request", "gdpr object")
+        done = self._check_request(request_id, subjects, "objection")
+        if done is not None:
+            return {**done, "replayed": True}
+        results = [
+            self.app.record_subject_right(s, self._reference(request_id, s), "objection")
+            for s in subjects
+        ]
+        for subject in subjects:
+            reader.note(subject, "*")
+        reader.flush()
+        outcome = {"request_id": request_id, "subject_ids": subjects, "operator": operator,
+                   "results": results}
+        self._close_with(request_id, operator, outcome)
+        return {**outcome, "replayed": False}
 
-    def _check_request(self, request_id: str, subjects: list[str], kind: str) -> None:
-        """A request id from the register must be of this subject and this kind."""
+    def _check_request(self, request_id: str, subjects: list[str], kind: str) -> Json | None:
+        """The request must be in the register, of this kind and of one of these subjects;
+        a request already acted on returns its recorded outcome."""
         rows = self.db.execute(
-            "SELECT subject_id, type FROM gdpr_requests WHERE request_id = ?", (request_id,)
+            "SELECT subject_id, type, status FROM gdpr_requests WHERE request_id = ?",
+            (request_id,),
         )
-        if rows and (rows[0][0] not in subjects or rows[0][1] != kind):
+        if not rows:
+            raise refuse("unknown_request", "register the request first (gdpr request open)")
+        if rows[0][0] not in subjects or rows[0][1] != kind:
             raise refuse(
                 "request_mismatch",
                 f"request {request_id[:40]} is a {rows[0][1]} request of another subject",
             )
+        done = self.db.execute(
+            "SELECT outcome FROM gdpr_request_outcomes WHERE request_id = ? "
+            "AND outcome IS NOT NULL",
+            (request_id,),
+        )
+        return dict(json.loads(done[0][0])) if done else None
+
+    def _reference(self, request_id: str, subject_id: str) -> str:
+        """What the subject's stream records: stable for the request (a retry records nothing
+        twice) but different per subject, so two erasures of one request are not linkable
+        on the published stream (finding 4)."""
+        self.db.execute(
+            "INSERT INTO gdpr_request_outcomes (request_id, salt) VALUES (?, ?) "
+            "ON CONFLICT (request_id) DO NOTHING",
+            (request_id, secrets.token_hex(16)),
+        )
+        salt = self.db.execute(
+            "SELECT salt FROM gdpr_request_outcomes WHERE request_id = ?", (request_id,)
+        )[0][0]
+        digest = hashlib.sha256(f"{salt}\x00{request_id}\x00{subject_id}".encode())
+        return f"ref-{digest.hexdigest()[:32]}"
+
+    def _close_with(self, request_id: str, operator: str, outcome: Json) -> None:
+        with self.db.tx():
+            self.db.execute(
+                "UPDATE gdpr_request_outcomes SET operator = ?, outcome = ?, closed_at = ? "
+                "WHERE request_id = ?",
+                (operator, json.dumps(outcome), iso(self.app.now()), request_id),
+            )
+            self.db.execute(
+                "UPDATE gdpr_requests SET status = 'closed', closed_on = ? "
+                "WHERE request_id = ? AND status = 'open'",
+                (self.today().isoformat(), request_id),
+            )
+
+    # --- retention (policy: "temporary archived form for the period necessary") -------
+
+    def purge(self, *, card_years: int) -> Json:
+        """Crypto-shreds the personal data of every subject whose last card event (as buyer,
+        recipient or customer) is more than `card_years` old; amounts and dates stay (P2)."""
+        now = self.app.now()
+        cutoff = years_before(now, card_years)
+        last = last_activity(self.service)
+        live = self.service.vault.live_subjects()
+        due = sorted(s for s in live if s in last and last[s] < cutoff)
+        reference = f"retention-{cutoff.date().isoformat()}"
+        keys = {s: self.service.vault.erase(s) for s in due}
+        shredding = self.service.vault.finish_shredding(due) if due else "verified"
+        for subject in due:
+            self.app.record_subject_right(subject, reference, "erasure")
+        completed = self.service.vault.complete_pending()
+        return {
+            "as_of": iso(now),
+            "cutoff": iso(cutoff),
+            "subjects_erased": len(due),
+            "keys_destroyed": sum(keys.values()),
+            "shredding": shredding,
+            "pending_erasures_completed": len(completed),
+        }
 
     # --- access and portability (P3) --------------------------------------------------
 
@@ -254,7 +402,9 @@ class Privacy:
 
     # --- access log (R21) -------------------------------------------------------------
 
-    def access_log(self, subject_id: str) -> Json:
+    def access_log(self, subject_id: str, reader: PiiReader) -> Json:
+        reader.note(subject_id, "access_log")
+        reader.flush()
         rows = self.db.execute(
             "SELECT at, operator, field, purpose, command FROM pii_access_log "
             "WHERE subject_id = ? ORDER BY at, seq",
@@ -345,6 +495,42 @@ class Privacy:
         day = as_of or self.today()
         due = date.fromisoformat(row["due_on"])
         return {**row, "overdue": is_overdue(due, day, closed=row["status"] != "open")}
+
+
+def years_before(instant: Any, years: int) -> Any:
+    try:
+        return instant.replace(year=instant.year - years)
+    except ValueError:  # 29 February
+        return instant.replace(year=instant.year - years, day=28)
+
+
+def last_activity(service: Service) -> dict[str, Any]:
+    """The instant of each subject's latest event, over every card they bought or received
+    and every event naming them as customer: one pass over the log."""
+    app = service.app
+    card_subjects: dict[uuid.UUID, set[str]] = {}
+    card_last: dict[uuid.UUID, Any] = {}
+    last: dict[str, Any] = {}
+    topics = [get_topic(cls) for cls in SCANNED]
+    start = 1
+    while page := app.recorder.select_notifications(start, PAGE, topics=topics):
+        for notification in page:
+            event: Any = app.mapper.to_domain_event(notification)
+            at = event.at
+            if type(event) is G.Purchased:
+                given = (event.buyer_subject, event.pii.get("recipient_subject"))
+                card_subjects[event.originator_id] = {n for n in given if n}
+            if event.originator_id in card_subjects:
+                card_last[event.originator_id] = at
+            name = getattr(event, "customer_id", None)  # a right exercised is no activity
+            if name and (name not in last or last[name] < at):
+                last[name] = at
+        start = page[-1].id + 1
+    for card, names in card_subjects.items():
+        for name in names:
+            if name not in last or last[name] < card_last[card]:
+                last[name] = card_last[card]
+    return last
 
 
 def card_facts(event: Any) -> Json:

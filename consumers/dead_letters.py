@@ -1,4 +1,4 @@
-"""Dead letters: why an input was refused, where from, and its bytes with secrets redacted."""
+"""Dead letters: why an input was refused, where from, and its shape with values withheld."""
 
 from __future__ import annotations
 
@@ -21,10 +21,19 @@ SECRET_KEYS = frozenset({"gift_card_code", "code", "promo_codes", "email", "name
 # Bounded repeats: unbounded ones backtrack quadratically over a 1 MB input without '@'.
 EMAIL = re.compile(r"[^\s\"'<>@,;:]{1,64}@[^\s\"'<>@,;:]{1,255}")
 _STRING = re.compile(STRING, re.DOTALL)
+_IS_KEY = re.compile(r"\s*:")
 _SECRET_FIELD = re.compile(
     r'("(?:' + "|".join(sorted(SECRET_KEYS)) + r')"\s*:\s*)'
     r'("(?:[^"\\]|\\.)*"?|\[[^\]]*\]?|[^,}\s]*)'
 )
+# Contract fields whose values an operator needs to find and fix the sender, and which are not
+# personal (P5, issue 17 finding 3): every other value is kept only as its type and size.
+KEPT_KEYS = frozenset({
+    "type", "message_id", "occurred_at", "order_id", "market", "amount", "currency",
+    "payment_method", "order_total", "contains_gift_cards", "returned_amount", "received_on",
+    "card_id",
+})
+CONTAINERS = frozenset({"buyer", "recipient"})  # their fields are judged one by one
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # A value published outside the redacted original (reply fields, record keys): plain ids only.
 _PLAIN = re.compile(r"[ -~]{1,200}")
@@ -115,16 +124,21 @@ def redact_bytes(raw: bytes) -> bytes:
     # Too deep to parse, or not JSON: string by string, then the whole text, without recursion.
     text = raw.decode("utf-8", "replace")
     text = _SECRET_FIELD.sub(lambda m: m.group(1) + '"' + REDACTED + '"', text)
-    return redact_text(_STRING.sub(lambda m: _redact_token(m.group()), text)).encode()
+    return redact_text(
+        _STRING.sub(lambda m: _redact_token(m.group(), _IS_KEY.match(text, m.end())), text)
+    ).encode()
 
 
-def _redact_token(token: str) -> str:
-    # Decoded first, so that \u escapes cannot smuggle a code through.
+def _redact_token(token: str, is_key: object) -> str:
+    # Decoded first, so that \u escapes cannot smuggle a code through. Unparsed input has no
+    # fields to judge: a key (a field path) is kept, redacted; every value as its size only.
     try:
         text = json.loads(token)
     except ValueError:
-        return f'"{REDACTED}"' if "\\" in token else token
-    return orjson.dumps(redact_text(text)).decode() if isinstance(text, str) else token
+        return f'"{REDACTED}"'
+    if not isinstance(text, str) or text == REDACTED:
+        return token
+    return orjson.dumps(redact_text(text) if is_key else shape(text)).decode()
 
 
 def _redact_json(raw: bytes) -> bytes | None:
@@ -136,13 +150,29 @@ def _redact_json(raw: bytes) -> bytes | None:
     return orjson.dumps(_redact_value(value, None))
 
 
-def _redact_value(value: Any, key: str | None) -> Any:
+def shape(value: Any) -> Any:
+    """What an operator may see of a value that is not a known, non-personal contract field:
+    its type and size (a phone number, an address or a note in an unknown field: never)."""
+    if isinstance(value, dict):
+        return {redact_text(str(k)): shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(item) for item in value]
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return f"[string:{len(value)}]"
+    return f"[{'boolean' if isinstance(value, bool) else 'number'}]"
+
+
+def _redact_value(value: Any, key: str | None, top: bool = True) -> Any:
     if key in SECRET_KEYS and value is not None:
         return REDACTED
-    if isinstance(value, dict):
-        return {redact_text(str(k)): _redact_value(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_value(item, key) for item in value]
+    if isinstance(value, dict) and (top or key in CONTAINERS):
+        return {redact_text(str(k)): _redact_value(v, str(k), False) for k, v in value.items()}
+    if key not in KEPT_KEYS:
+        return shape(value)
+    if isinstance(value, dict | list):
+        return shape(value)
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, int | float) and contains_code(str(value)):  # digits 2-9 are symbols

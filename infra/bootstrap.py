@@ -17,6 +17,7 @@ from domain.markets import Markets
 from infra import lease
 from infra.config import Settings, load_settings
 from infra.db import Database, eventsourcing_env
+from infra.keyring import KekRing
 from infra.lookup import stream_loader
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
 from infra.secrets import HmacCodeHasher, Keys
@@ -51,7 +52,8 @@ def build(
     db = Database(settings.database_url) if settings.database_url != "memory://" else Database(
         "sqlite:///:memory:"
     )
-    vault = Vault(db, wrapping_key=keys.key_wrapping, subject_key=keys.subject_hmac)
+    keks = KekRing(settings.kek_file, sealing_key=keys.key_wrapping)
+    vault = Vault(db, wrapping_key=keys.key_wrapping, subject_key=keys.subject_hmac, keks=keks)
     env = {
         **eventsourcing_env(settings.database_url),
         "CREATE_TABLE": "y" if create_tables else "n",

@@ -54,6 +54,13 @@ class Settings(BaseModel):
     checkpoint_dir: Path = Path("var/checkpoints")
     checkpoint_every_events: int = 10_000
     checkpoint_every_minutes: int = 60
+    # Personal data (issue 17): where the key-encryption keys live (never in the database),
+    # how often they rotate, and how long each category of personal data is kept.
+    kek_file: Path | None = None
+    kek_rotation_hours: int = 24
+    retention_card_years: int = 3
+    retention_fraud_years: int = 5
+    retention_dead_letter_days: int = 30
 
     @property
     def production(self) -> bool:
@@ -101,6 +108,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         checkpoint_dir=Path(env.get("GIFTCARDS_CHECKPOINT_DIR") or data_dir / "checkpoints"),
         checkpoint_every_events=_int(env, "GIFTCARDS_CHECKPOINT_EVERY_EVENTS", 10_000),
         checkpoint_every_minutes=_int(env, "GIFTCARDS_CHECKPOINT_EVERY_MINUTES", 60),
+        kek_file=None if url == "memory://" else Path(
+            env.get("GIFTCARDS_KEK_FILE") or data_dir / "kek-ring"
+        ),
+        kek_rotation_hours=_int(env, "GIFTCARDS_KEK_ROTATION_HOURS", 24),
+        retention_card_years=_int(env, "GIFTCARDS_RETENTION_CARD_YEARS", 3),
+        retention_fraud_years=_int(env, "GIFTCARDS_RETENTION_FRAUD_YEARS", 5),
+        retention_dead_letter_days=_int(env, "GIFTCARDS_RETENTION_DEAD_LETTER_DAYS", 30),
     )
 
 
@@ -148,7 +162,7 @@ def _master_key(env: dict[str, str], mode: str, data_dir: Path) -> bytes:
         raise ConfigError("GIFTCARDS_SECRET_KEY is required in production")
     path = data_dir / "dev-secret.key"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))

@@ -4,6 +4,7 @@ connections that come back after the server restarts."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 import weakref
@@ -39,8 +40,7 @@ class Database:
         if self.is_postgres:
             self._pool = _pool(url)
         else:
-            path = sqlite_path(url)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path = private_file(sqlite_path(url))
             # kafka-python runs rebalance listeners on its IO thread while the owner blocks in
             # poll(): the connection is used by one thread at a time, not always the same one.
             self._held = sqlite3.connect(
@@ -222,6 +222,18 @@ def sqlite_path(url: str) -> Path:
     return Path(raw)
 
 
+def private_file(path: Path) -> Path:
+    """The store holds personal data: its directory is created 0700 and its file 0600 before
+    SQLite opens it (SQLite gives its -wal and -shm files the database file's mode)."""
+    if str(path) == ":memory:":
+        return path
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    if path.stat().st_mode & 0o077:  # a store created before this rule: made private
+        path.chmod(0o600)
+    return path
+
+
 def eventsourcing_env(url: str) -> dict[str, str]:
     """The eventsourcing library's persistence settings for a database URL."""
     if url.startswith(("postgresql://", "postgres://")):
@@ -247,8 +259,7 @@ def eventsourcing_env(url: str) -> dict[str, str]:
         }
     if url == "memory://":
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
-    path = sqlite_path(url)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = private_file(sqlite_path(url))
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(path),

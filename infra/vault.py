@@ -6,13 +6,16 @@ import base64
 import hashlib
 import hmac
 import os
+import time
 import uuid
 from datetime import UTC, datetime
+from typing import Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from infra.db import Database
+from infra.keyring import KekRing, new_kek
 
 ERASED = "[erased]"
 PREFIX = "gc1"
@@ -25,15 +28,26 @@ SCHEMA = [
         created_at TEXT NOT NULL,
         erased_at TEXT)""",
     "CREATE INDEX IF NOT EXISTS subject_keys_subject ON subject_keys (subject_id)",
+    # Erasures whose old key bytes could not yet be proven gone (a reader held the WAL).
+    """CREATE TABLE IF NOT EXISTS pending_shreds (
+        subject_id TEXT PRIMARY KEY, erased_at TEXT NOT NULL)""",
 ]
+KEK_MAGIC = b"K"  # wrapped_key = K + kek id (16 hex) + nonce + ciphertext; older rows: no KEK
+KEK_ID_LEN = 16
+CHECKPOINT_TRIES = 5
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # infra.db connects with timeout=30
+Shredding = Literal["verified", "pending", "final_after_kek_rotation"]
 
 
 class Vault:
-    """AES-256-GCM per subject; subject keys are wrapped by a key derived from the master."""
+    """AES-256-GCM per subject; subject keys are wrapped by a rotating key-encryption key."""
 
-    def __init__(self, db: Database, *, wrapping_key: bytes, subject_key: bytes) -> None:
+    def __init__(
+        self, db: Database, *, wrapping_key: bytes, subject_key: bytes, keks: KekRing | None = None
+    ) -> None:
         self.db = db
-        self._wrap = AESGCM(wrapping_key)
+        self._legacy = AESGCM(wrapping_key)  # rows wrapped before KEKs: re-wrapped at rotation
+        self.keks = keks or KekRing(None, sealing_key=wrapping_key)
         self._subject_key = subject_key
         for statement in SCHEMA:
             sql = statement if db.is_postgres else statement.replace("BYTEA", "BLOB")
@@ -83,16 +97,92 @@ class Vault:
                 "WHERE subject_id = ? AND wrapped_key IS NOT NULL",
                 (now, subject_id),
             )
-        self._drop_old_versions()
         return int(live)
 
-    def _drop_old_versions(self) -> None:
-        """Old row versions still hold the wrapped key: the WAL (SQLite), dead tuples (PG)."""
+    def finish_shredding(self, subject_ids: list[str]) -> Shredding:
+        """Proves the destroyed keys' old bytes gone, or records the erasure as pending.
+
+        SQLite: a reader holding an old snapshot keeps the old page in the WAL and the main file;
+        the checkpoint then reports busy. Never a false "verified": pending erasures are finished
+        by the next key creation, `gdpr purge` or `serve`. PostgreSQL: dead tuples are vacuumed,
+        but its WAL, backups and replicas keep them: final once the KEK they were wrapped under
+        is rotated away (`gdpr rotate-kek`)."""
         if self.db.is_postgres:
-            # Frees dead tuples; PostgreSQL's own WAL and backups keep them until recycled.
             self.db.execute("VACUUM subject_keys")
-        else:
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return "final_after_kek_rotation"
+        if self._checkpoint():
+            return "verified"
+        now = datetime.now(UTC).isoformat()
+        for subject_id in subject_ids:
+            self.db.execute(
+                "INSERT INTO pending_shreds (subject_id, erased_at) VALUES (?, ?) "
+                "ON CONFLICT (subject_id) DO NOTHING",
+                (subject_id, now),
+            )
+        return "pending"
+
+    def live_subjects(self) -> set[str]:
+        rows = self.db.execute(
+            "SELECT DISTINCT subject_id FROM subject_keys WHERE wrapped_key IS NOT NULL"
+        )
+        return {r[0] for r in rows}
+
+    def kek_age_hours(self) -> float:
+        """How long the current KEK has wrapped keys (rotation is due past the setting)."""
+        return (datetime.now(UTC) - self.keks.current().created_at).total_seconds() / 3600
+
+    def pending_shreds(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT subject_id FROM pending_shreds")]
+
+    def complete_pending(self) -> list[str]:
+        """Finishes pending erasures once no reader holds the old pages; returns those done."""
+        pending = [] if self.db.is_postgres else self.pending_shreds()
+        if not pending or not self._checkpoint():
+            return []
+        self.db.execute("DELETE FROM pending_shreds")
+        return pending
+
+    def _checkpoint(self) -> bool:
+        """SQLite: every WAL frame copied back (secure_delete zeroed the old cells) and the WAL
+        truncated; `busy` means a reader still needs the old pages."""
+        # TRUNCATE would wait for readers as long as the busy timeout (30 s) on every try.
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            for attempt in range(CHECKPOINT_TRIES):
+                busy, _log, _done = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")[0]
+                if busy == 0:
+                    return True
+                time.sleep(0.05 * 2**attempt)
+            return False
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+
+    def rotate(self) -> dict[str, object]:
+        """A new KEK; every live subject key re-wrapped under it; every older KEK destroyed.
+
+        Afterwards a subject key erased before the rotation cannot be unwrapped from any old
+        copy of the key table: its KEK no longer exists anywhere."""
+        kek = new_kek()
+        self.keks.add(kek)
+        rewrapped = 0
+        while True:  # until no live key is left under an older KEK (writers race the scan)
+            rows = self.db.execute(
+                "SELECT key_id, wrapped_key FROM subject_keys WHERE wrapped_key IS NOT NULL"
+            )
+            stale = [(k, bytes(w)) for k, w in rows if self._kek_of(bytes(w)) != kek.kek_id]
+            if not stale:
+                break
+            with self.db.tx():
+                for key_id, wrapped in stale:
+                    self.db.execute(
+                        "UPDATE subject_keys SET wrapped_key = ? "
+                        "WHERE key_id = ? AND wrapped_key IS NOT NULL",
+                        (self._wrap_key(key_id, self._unwrap(key_id, wrapped)), key_id),
+                    )
+            rewrapped += len(stale)
+        destroyed = self.keks.keep_only(kek.kek_id)
+        return {"kek_id": kek.kek_id, "keys_rewrapped": rewrapped, "keks_destroyed": destroyed,
+                "rotated_at": kek.created_at.isoformat()}
 
     def _active_key(self, subject_id: str) -> tuple[str, bytes]:
         # No cache: another process may erase the subject at any moment.
@@ -106,6 +196,8 @@ class Vault:
             return key_id, self._unwrap(key_id, bytes(wrapped))
         # Committed before the events that use it; an unused key is harmless.
         key_id, key = uuid.uuid4().hex, AESGCM.generate_key(bit_length=256)
+        if not self.db.is_postgres and self.pending_shreds():
+            self.complete_pending()  # the next writer finishes a pending erasure
         self.db.execute(
             "INSERT INTO subject_keys (key_id, subject_id, wrapped_key, created_at) "
             "VALUES (?, ?, ?, ?)",
@@ -118,11 +210,35 @@ class Vault:
             "SELECT wrapped_key FROM subject_keys WHERE key_id = ? AND wrapped_key IS NOT NULL",
             (key_id,),
         )
+        # A live key whose KEK is missing is a misconfiguration (GIFTCARDS_KEK_FILE not shared
+        # by every process), never shown as "[erased]": KekDestroyed is raised.
         return self._unwrap(key_id, bytes(rows[0][0])) if rows else None
 
     def _wrap_key(self, key_id: str, key: bytes) -> bytes:
+        kek = self.keks.current()
         nonce = os.urandom(12)
-        return nonce + self._wrap.encrypt(nonce, key, key_id.encode())
+        sealed = AESGCM(kek.key).encrypt(nonce, key, key_id.encode())
+        return KEK_MAGIC + kek.kek_id.encode() + nonce + sealed
 
     def _unwrap(self, key_id: str, wrapped: bytes) -> bytes:
-        return self._wrap.decrypt(wrapped[:12], wrapped[12:], key_id.encode())
+        kek_id = self._kek_of(wrapped)
+        if kek_id is None:
+            return self._legacy.decrypt(wrapped[:12], wrapped[12:], key_id.encode())
+        kek = self.keks.get(kek_id)
+        if kek is None:
+            raise KekDestroyed(f"key {key_id} was wrapped under destroyed KEK {kek_id}")
+        body = wrapped[1 + KEK_ID_LEN :]
+        return AESGCM(kek).decrypt(body[:12], body[12:], key_id.encode())
+
+    @staticmethod
+    def _kek_of(wrapped: bytes) -> str | None:
+        # A legacy row is nonce (12) + key (32) + tag (16) = 60 bytes; a KEK-wrapped one 77.
+        if len(wrapped) == 1 + KEK_ID_LEN + 60 and wrapped[:1] == KEK_MAGIC:
+            return wrapped[1 : 1 + KEK_ID_LEN].decode()
+        return None
+
+
+class KekDestroyed(Exception):
+    """A subject key whose KEK is not in the ring: rotated away (an old copy of the table,
+    unrecoverable by design) or a ring file not shared by every process (misconfiguration)."""
+

@@ -24,13 +24,17 @@ def emit(
     event_ids: list[str],
     detected_at: str,
     explanation: str,
+    event_at: str | None = None,
 ) -> None:
-    """Write (or rewrite) the one alert of its key; P4 decides whether it may exist at all."""
-    subject = b.get(SUBJECTS, customer_id) if customer_id else None
-    objected = subject is not None and subject["objected_at"] is not None
-    after_objection = objected and detected_at >= subject["objected_at"]  # type: ignore[index]
+    """Write (or rewrite) the one alert of its key; P4 decides whether it may exist at all.
+
+    `event_at` is the time of the event being processed (issue 17 finding 2): an alert opened
+    before an objection may stay as it was, but no event after the objection grows it."""
+    objected_at = _objected_at(b, customer_id)
+    after_objection = objected_at is not None and (event_at or detected_at) >= objected_at
     if after_objection and rule not in config.compelling_rules:
-        if b.get(ALERTS, alert_id) is not None:
+        existing = b.get(ALERTS, alert_id)
+        if existing is not None and existing["detected_at"] >= objected_at:
             b.delete(ALERTS, alert_id)
         return
     b.put(ALERTS, {
@@ -39,6 +43,22 @@ def emit(
         "detected_at": detected_at, "explanation": explanation,
         "legal_basis": COMPELLING_GROUNDS if after_objection else LEGITIMATE_INTEREST,
     })
+
+
+def _objected_at(b: Batch, customer_id: str | None) -> str | None:
+    subject = b.get(SUBJECTS, customer_id) if customer_id else None
+    return None if subject is None else subject["objected_at"]
+
+
+def profiling_stopped(
+    b: Batch, config: FraudConfig, rule: str, customer_id: str | None, at: str
+) -> bool:
+    """P4: after an objection, a rule that is not compelling-grounds builds no state for the
+    subject from events at or after it (the state is profiling too)."""
+    if rule in config.compelling_rules:
+        return False
+    objected_at = _objected_at(b, customer_id)
+    return objected_at is not None and at >= objected_at
 
 
 def _window(b: Batch, key: str, entry: list[Any]) -> list[list[Any]]:
@@ -73,6 +93,8 @@ def unknown_code(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudCon
     The earliest attempts by (time, event id) and the counts do not depend on arrival order;
     a redelivered event never gets here (its stream's version is checked first)."""
     key, customer, start = unknown_code_key(env, config)
+    if profiling_stopped(b, config, "F1", customer, norm(env["occurred_at"])):
+        return
     state = b.get(FRAUD_STATE, key)
     window = _f1_state(state["data"] if state else None)
     locked = env["event_type"] == "CheckoutAttemptRefused"
@@ -91,6 +113,7 @@ def unknown_code(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudCon
     emit(
         b, config, alert_id=key, rule="F1", card_id=None, customer_id=customer,
         event_ids=[e[1] for e in first], detected_at=first[config.f1_unknown_codes - 1][0],
+        event_at=entry[0],
         explanation=f"{what} in the {config.f1_window_minutes}-minute window from {start} "
         f"(threshold {config.f1_unknown_codes} attempts"
         + (f"; the first {len(first)} listed)" if len(first) < unknown + refused else ")"),
@@ -129,6 +152,8 @@ def on_purchase(b: Batch, env: EnvelopeJson, card: Row, config: FraudConfig) -> 
 
 
 def _velocity(b: Batch, env: EnvelopeJson, card: Row, config: FraudConfig) -> None:
+    if profiling_stopped(b, config, "F2", card["buyer"], norm(env["occurred_at"])):
+        return
     start = bucket(env["occurred_at"], timedelta(hours=config.f2_window_hours))
     key = f"F2|{card['buyer']}|{start}"
     items = _window(b, key, [card["purchased_at"], env["event_id"], card["amount"],
@@ -140,6 +165,7 @@ def _velocity(b: Batch, env: EnvelopeJson, card: Row, config: FraudConfig) -> No
             emit(
                 b, config, alert_id=key, rule="F2", card_id=card_id, customer_id=card["buyer"],
                 event_ids=[e[1] for e in items], detected_at=at,
+                event_at=norm(env["occurred_at"]),
                 explanation=f"{len(items)} cards bought by one buyer in the "
                 f"{config.f2_window_hours} h window from {start}, "
                 + ", ".join(f"{v} {c}" for c, v in sorted(_sums(items).items()))
@@ -209,12 +235,16 @@ def cross_market(b: Batch, env: EnvelopeJson, card: Row, config: FraudConfig) ->
         return
     alert_id = f"F5|{card['card_id']}"
     previous = b.get(ALERTS, alert_id)
+    customer = previous["customer_id"] if previous else data.get("customer_id")
+    if profiling_stopped(b, config, "F5", customer, norm(env["occurred_at"])):
+        return
     event_ids = [*(previous["event_ids"] if previous else []), env["event_id"]]
     emit(
         b, config, alert_id=alert_id, rule="F5", card_id=card["card_id"],
-        customer_id=previous["customer_id"] if previous else data.get("customer_id"),
+        customer_id=customer,
         event_ids=event_ids,
         detected_at=previous["detected_at"] if previous else norm(env["occurred_at"]),
+        event_at=norm(env["occurred_at"]),
         explanation=f"card of market {card['market']} tried {len(event_ids)} time(s) on another "
         f"market, latest {data.get('attempted_market')}",
     )

@@ -51,7 +51,8 @@ def kafka_config() -> tuple[Settings, str, Topics]:
     settings = load_settings()
     if not settings.kafka_bootstrap:
         raise UsageError("KAFKA_BOOTSTRAP_SERVERS is not set", code="invalid_configuration")
-    return settings, settings.kafka_bootstrap, Topics(settings.topic_prefix)
+    topics = Topics(settings.topic_prefix, settings.retention_dead_letter_days)
+    return settings, settings.kafka_bootstrap, topics
 
 
 def kafka_settings() -> tuple[Settings, str, Topics]:
@@ -148,6 +149,30 @@ def projections_loop(settings: Settings, topics: Topics) -> Part:
     return run
 
 
+PURGE_EVERY_S = 3600.0
+
+
+def privacy_loop(settings: Settings) -> Part:
+    """Retention purge and KEK rotation (issue 17): at start, then hourly."""
+    from entrypoints.cli.gdpr import run_purge
+
+    def run(stop: threading.Event) -> None:
+        service = build(settings, create_tables=False)
+        try:
+            while not stop.is_set():
+                report = run_purge(service)
+                log.info(
+                    "privacy: %d subjects past retention erased, %d pending erasures finished%s",
+                    report["subjects_erased"], report["pending_erasures_completed"],
+                    ", KEK rotated" if "kek_rotation" in report else "",
+                )
+                stop.wait(PURGE_EVERY_S)
+        finally:
+            service.close()
+
+    return run
+
+
 def checkpoints_loop(settings: Settings) -> Part:
     """Issue 15: a signed checkpoint every N stored events or minutes (published once the
     topics are there)."""
@@ -189,8 +214,11 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
 
     stop = stop_on_sigterm()
     settings, bootstrap, topics = kafka_config()
+    from entrypoints.cli.gdpr import create_privacy_tables
+
     views = [] if args.without_projections else [lambda: build_projector(settings).db.close()]
-    if not retry_until_done(stop, "the database schema", lambda: set_up_schema(settings, *views)):
+    steps = [*views, lambda: create_privacy_tables(settings)]
+    if not retry_until_done(stop, "the database schema", lambda: set_up_schema(settings, *steps)):
         return {"stopped": "serve", "loops": []}
     ready = TopicsReady(settings, bootstrap, topics)
     loops: dict[str, Part] = {
@@ -200,5 +228,6 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
     if not args.without_projections:
         loops["projections"] = after(ready, projections_loop(settings, topics))
     loops["checkpoints"] = checkpoints_loop(settings)
+    loops["privacy"] = privacy_loop(settings)
     run_parts(loops, stop)
     return {"stopped": "serve", "loops": sorted(loops)}

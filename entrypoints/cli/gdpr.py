@@ -5,9 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from application.privacy import REQUEST_TYPES, PiiReader, Privacy, iter_subjects
+from application.privacy import (
+    OPERATOR_ROLES,
+    REQUEST_TYPES,
+    PiiReader,
+    Privacy,
+    iter_subjects,
+)
 from entrypoints.cli.base import Parser, UsageError, parse_date, parse_text
 from entrypoints.cli.cards import service
+from infra.bootstrap import build
+from infra.config import Settings
+from infra.service import Service
 
 SUBJECT = parse_text(100)
 
@@ -16,20 +25,44 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     gdpr = sub.add_parser("gdpr", help="data subjects' rights (R21, P1-P5)")
     cmds = gdpr.add_subparsers(dest="gdpr_command", required=True, parser_class=Parser)
 
+    p = cmds.add_parser("operator", help="the register of operators (R21)")
+    ocmds = p.add_subparsers(dest="operator_command", required=True, parser_class=Parser)
+    p = ocmds.add_parser("add", help="register an operator (the first one founds the register)")
+    p.add_argument("name", type=parse_text(100))
+    p.add_argument("--role", required=True, choices=OPERATOR_ROLES)
+    p.add_argument("--by", type=parse_text(100), help="the registered operator adding them")
+    p.set_defaults(handler=lambda a: Privacy(service()).add_operator(a.name, a.role, a.by))
+
     p = cmds.add_parser("subject", help="the pseudonymous subject id of a recipient's email")
     p.add_argument("--email", required=True, type=parse_text(320))
-    p.set_defaults(handler=lambda a: Privacy(service()).subject_for_email(a.email))
+    operator_argument(p)
+    p.set_defaults(
+        handler=lambda a: Privacy(service()).subject_for_email(
+            a.email, reader(a, "subject lookup", "gdpr subject")
+        )
+    )
 
     p = cmds.add_parser("erase", help="crypto-shred a subject's personal data (P2)")
     subjects_arguments(p)
     p.add_argument("--request-id", required=True, type=parse_text(200))
-    p.add_argument("--operator", type=parse_text(100))
-    p.set_defaults(handler=lambda a: Privacy(service()).erase(subjects(a), a.request_id))
+    operator_argument(p)
+    p.set_defaults(
+        handler=lambda a: Privacy(service()).erase(subjects(a), a.request_id, need_operator(a))
+    )
 
     p = cmds.add_parser("object", help="record an objection to profiling (P4)")
     subjects_arguments(p)
     p.add_argument("--request-id", required=True, type=parse_text(200))
-    p.set_defaults(handler=lambda a: Privacy(service()).object(subjects(a), a.request_id))
+    operator_argument(p)
+    p.set_defaults(
+        handler=lambda a: Privacy(service()).object(subjects(a), a.request_id, need_operator(a))
+    )
+
+    p = cmds.add_parser("purge", help="crypto-shred personal data past its retention period")
+    p.set_defaults(handler=purge)
+
+    p = cmds.add_parser("rotate-kek", help="new key-encryption key; older ones destroyed")
+    p.set_defaults(handler=lambda a: service().vault.rotate())
 
     p = cmds.add_parser("export", help="everything held about a subject, as JSON (access, P3)")
     subjects_arguments(p)
@@ -39,7 +72,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
     p = cmds.add_parser("access-log", help="who decrypted a subject's personal data (R21)")
     p.add_argument("subject_id", type=SUBJECT)
-    p.set_defaults(handler=lambda a: Privacy(service()).access_log(a.subject_id))
+    operator_argument(p)
+    p.set_defaults(
+        handler=lambda a: Privacy(service()).access_log(
+            a.subject_id, reader(a, "access-log review", "gdpr access-log")
+        )
+    )
 
     requests = cmds.add_parser("request", help="the register of rights requests (P1)")
     rcmds = requests.add_subparsers(dest="request_command", required=True, parser_class=Parser)
@@ -85,12 +123,44 @@ def subjects(args: argparse.Namespace) -> list[str]:
     return found
 
 
-def export(args: argparse.Namespace) -> dict[str, Any]:
+def need_operator(args: argparse.Namespace) -> str:
     if not (args.operator or "").strip():
         raise UsageError("this command shows personal data: give --operator", "operator_required")
+    return str(args.operator)
+
+
+def reader(args: argparse.Namespace, purpose: str, command: str) -> PiiReader:
+    """The checked operator (in the register) whose every access is logged."""
+    return PiiReader(service(), need_operator(args), purpose, command)
+
+
+def export(args: argparse.Namespace) -> dict[str, Any]:
+    operator = need_operator(args)
     ids = subjects(args)
-    reader = PiiReader(service(), args.operator, f"{args.purpose} request", "gdpr export")
+    reader = PiiReader(service(), operator, f"{args.purpose} request", "gdpr export")
     return Privacy(service()).export(ids, reader)
+
+
+def purge(args: argparse.Namespace) -> dict[str, Any]:
+    return run_purge(service())
+
+
+def create_privacy_tables(settings: Settings) -> None:
+    """`serve` creates them under the set-up lock, before its parts start."""
+    svc = build(settings)
+    try:
+        Privacy(svc)
+    finally:
+        svc.close()
+
+
+def run_purge(svc: Service) -> dict[str, Any]:
+    """Retention: personal data past its period, pending erasures finished, then a KEK
+    rotation when one is due (`gdpr purge`, and hourly in `serve`)."""
+    report = Privacy(svc).purge(card_years=svc.settings.retention_card_years)
+    if svc.vault.kek_age_hours() >= svc.settings.kek_rotation_hours:
+        report["kek_rotation"] = svc.vault.rotate()
+    return report
 
 
 def open_request(args: argparse.Namespace) -> dict[str, Any]:

@@ -10,6 +10,8 @@ class Topics:
     """Every topic of the contract; `prefix` isolates test runs and environments."""
 
     prefix: str = ""
+    # Dead letters hold what an operator needs to fix a sender, for this long (issue 17).
+    dead_letter_retention_days: int = 30
 
     @property
     def events(self) -> str:
@@ -65,7 +67,11 @@ class Topics:
             self.events: forever,
             self.checkout: {"cleanup.policy": "delete"},
             self.results: {"cleanup.policy": "delete"},
-            self.dead_letters: {**forever, "max.message.bytes": "2097152"},
+            self.dead_letters: {
+                "cleanup.policy": "delete",
+                "retention.ms": str(self.dead_letter_retention_days * 86_400_000),
+                "max.message.bytes": "2097152",
+            },
             self.relay_positions: {"cleanup.policy": "compact"},
             self.checkpoints: forever,
         }

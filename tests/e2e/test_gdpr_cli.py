@@ -27,16 +27,30 @@ def test_r21_p2_p1_gdpr_commands_end_to_end(env_for: dict[str, str]) -> None:
     assert rc == 0 and card["code"]
     rc, refused = cli(env, "gdpr", "export", "cust-eve")
     assert (rc, refused["error"]["code"]) == (2, "operator_required")
+    rc, refused = cli(env, "gdpr", "export", "cust-eve", "--operator", "agent-1")
+    assert (rc, refused["error"]["code"]) == (1, "unknown_operator")  # issue 17: a register
+    assert cli(env, "gdpr", "operator", "add", "dpo-1", "--role", "dpo")[0] == 0
+    assert cli(env, "gdpr", "operator", "add", "agent-1", "--role", "support", "--by",
+               "dpo-1")[0] == 0
     rc, doc = cli(env, "gdpr", "export", "cust-eve", "--operator", "agent-1")
     assert rc == 0 and doc["cards_bought"][0]["message"] == "a note from eve"
-    rc, log = cli(env, "gdpr", "access-log", "cust-eve")
-    assert {(e["operator"], e["command"]) for e in log["entries"]} == {("agent-1", "gdpr export")}
+    rc, log = cli(env, "gdpr", "access-log", "cust-eve", "--operator", "dpo-1")
+    assert {(e["operator"], e["command"]) for e in log["entries"]} == {
+        ("agent-1", "gdpr export"), ("dpo-1", "gdpr access-log")  # reading the log is logged
+    }
 
     rc, request = cli(env, "gdpr", "request", "open", "--subject", "cust-eve", "--type",
                       "erasure", "--received-on", "2027-01-31", "--request-id", "r-eve")
     assert (rc, request["due_on"]) == (0, "2027-03-01")
-    rc, erased = cli(env, "gdpr", "erase", "cust-eve", "--request-id", "r-eve")
-    assert rc == 0 and erased["keys_destroyed"] == 1 and erased["cards_as_buyer"] == [
+    rc, refused = cli(env, "gdpr", "erase", "cust-eve", "--request-id", "r-eve")
+    assert (rc, refused["error"]["code"]) == (2, "operator_required")
+    rc, erased = cli(env, "gdpr", "erase", "cust-eve", "--request-id", "r-eve", "--operator",
+                     "dpo-1")
+    # SQLite proves the old bytes gone; PostgreSQL's WAL keeps them until the KEK rotates.
+    postgres = env["GIFTCARDS_DATABASE_URL"].startswith("postgres")
+    assert erased["shredding"] == ("final_after_kek_rotation" if postgres else "verified")
+    assert rc == 0 and erased["keys_destroyed"] == 1
+    assert erased["keys_destroyed"] == 1 and erased["cards_as_buyer"] == [
         card["card_id"]
     ]
     rc, doc = cli(env, "gdpr", "export", "cust-eve", "--operator", "agent-1")
@@ -44,9 +58,23 @@ def test_r21_p2_p1_gdpr_commands_end_to_end(env_for: dict[str, str]) -> None:
     assert doc["cards_bought"][0]["amount"] == 5000
 
     rc, overdue = cli(env, "gdpr", "request", "list", "--overdue", "--as-of", "2027-03-02")
-    assert [r["request_id"] for r in overdue["requests"]] == ["r-eve"]
+    assert overdue["requests"] == []  # closed by the erasure, with its outcome
     rc, bad = cli(env, "gdpr", "request", "open", "--subject", "x", "--type", "gossip",
                   "--received-on", "2027-01-31")
     assert (rc, bad["error"]["code"]) == (2, "invalid_input")
     rc, missing = cli(env, "gdpr", "request", "close", "nope")
     assert (rc, missing["error"]["code"]) == (1, "unknown_request")
+
+
+def test_p2_issue17_f7_purge_and_kek_rotation_from_the_cli(env_for: dict[str, str]) -> None:
+    env = {**env_for, "GIFTCARDS_NOW": "2026-02-02T09:00:00Z", "PATH": "/usr/bin:/bin"}
+    rc, _card = cli(env, "purchase", "--market", "FR", "--amount", "50", "--payment-method",
+                   "card", "--buyer-id", "cust-old", "--buyer-email", "old@example.com",
+                   "--order-id", "o-old")
+    assert rc == 0
+    rc, report = cli(env, "gdpr", "purge")
+    assert (rc, report["subjects_erased"]) == (0, 0)
+    rc, report = cli({**env, "GIFTCARDS_NOW": "2036-01-12T09:00:00Z"}, "gdpr", "purge")
+    assert (rc, report["subjects_erased"], report["keys_destroyed"]) == (0, 1, 1)
+    rc, rotated = cli(env, "gdpr", "rotate-kek")
+    assert rc == 0 and len(rotated["keks_destroyed"]) == 1

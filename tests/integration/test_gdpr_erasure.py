@@ -11,7 +11,6 @@ from uuid import UUID
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from application.privacy import Privacy
 from dev.services import unique_topic_prefix
 from infra.bootstrap import Service
 from infra.db import sqlite_path
@@ -25,6 +24,7 @@ from tests.unit.test_gdpr_privacy import (
     ALICE_MESSAGE,
     ALICE_NAME,
     BOB_MESSAGE,
+    act,
     busy_history,
     export,
 )
@@ -141,7 +141,7 @@ def test_p2_p5_erasure_after_busy_history_leaves_no_clear_pii_or_code_anywhere(
     ]
     assert len(wrapped) == 2
 
-    result = Privacy(service).erase(h.alice_ids, "req-erase-alice")
+    result = act(service, "erase", h.alice_ids, "req-erase-alice")
     assert result["keys_destroyed"] == 2
     added = envelopes(service, after=published[-1]["position"])
     publish(service, kafka_bootstrap, topics, len(added))

@@ -202,3 +202,27 @@ def test_fraud_config_from_toml_and_bad_file_is_a_clear_error(tmp_path):
 
     with pytest.raises(ConfigError, match="f3_minutes"):
         load_fraud_config({"GIFTCARDS_FRAUD_CONFIG": str(bad)})
+
+
+def test_p4_issue17_f2_an_alert_opened_before_the_objection_stops_growing(
+    memory_service, alerts, clock
+):
+    """Finding 2: the objection is judged by each new event's time, not the alert's first
+    `detected_at`; the subject's window state stops being built too."""
+    app = memory_service.app
+    buy(app, buyer_id="whale", amount=50_000)
+    clock.advance(minutes=5)
+    buy(app, buyer_id="whale", amount=50_000)
+    (before,) = alerts("F2")
+    assert len(before["event_ids"]) == 2
+    alerts.views.apply([subject_event("SubjectObjectedToProfiling", "whale",
+                                      "2026-01-12T10:10:00Z", 1)])
+    clock.advance(minutes=10)  # 10:15, same F2 window
+    for _ in range(2):
+        clock.advance(minutes=1)
+        buy(app, buyer_id="whale", amount=50_000)
+    (after,) = alerts("F2")
+    assert after == before  # no event after the objection made it grow
+    states = alerts.views.db.execute("SELECT data FROM view_fraud_state WHERE state_key LIKE ?",
+                                     ("F2|whale|%",))
+    assert all(str(data).count("2026-01-12T10:1") == 0 for (data,) in states)

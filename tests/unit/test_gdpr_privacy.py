@@ -77,8 +77,31 @@ def busy_history(service: Service, clock: Any) -> History:
 
 
 def export(service: Service, ids: list[str], operator: str = "agent-7") -> dict[str, Any]:
+    register_operator(service, operator)
     reader = PiiReader(service, operator, "access request", "test")
     return Privacy(service).export(ids, reader)
+
+
+def register_operator(service: Service, name: str = "agent-7") -> str:
+    privacy = Privacy(service)
+    founder = service.db.execute("SELECT name FROM gdpr_operators LIMIT 1")
+    privacy.add_operator(name, "support", founder[0][0] if founder else None)
+    return name
+
+
+def act(service: Service, right: str, ids: list[str], request_id: str) -> dict[str, Any]:
+    """A registered operator acts on a registered request of the first subject id."""
+    operator = register_operator(service)
+    privacy = Privacy(service)
+    kind = "erasure" if right == "erase" else "objection"
+    received = privacy.today()
+    existing = service.db.execute(
+        "SELECT 1 FROM gdpr_requests WHERE request_id = ?", (request_id,)
+    )
+    if not existing:
+        privacy.open_request(ids[0], kind, received, request_id)
+    result: dict[str, Any] = getattr(privacy, right)(ids, request_id, operator)
+    return result
 
 
 def test_p3_export_of_buyer_and_recipient_has_all_their_data_and_no_one_elses(
@@ -112,7 +135,7 @@ def test_p2_erase_makes_pii_unreadable_everywhere_and_keeps_the_money(
     h = busy_history(memory_service, clock)
     app = memory_service.app
     before = [app.show(UUID(c)) for c in h.cards]
-    result = Privacy(memory_service).erase(h.alice_ids, "req-erase-1")
+    result = act(memory_service, "erase", h.alice_ids, "req-erase-1")
     assert result["keys_destroyed"] == 2 and result["already_erased"] is False
     assert result["cards_as_buyer"] == [h.alice_gift]
     assert set(result["cards_as_recipient"]) == {h.bob_gift, h.cards[2]}
@@ -133,21 +156,23 @@ def test_p2_erase_makes_pii_unreadable_everywhere_and_keeps_the_money(
 
 def test_p2_erasing_twice_is_harmless(memory_service: Service, clock: Any) -> None:
     h = busy_history(memory_service, clock)
-    privacy = Privacy(memory_service)
-    first = privacy.erase(h.alice_ids, "req-1")
-    again = privacy.erase(h.alice_ids, "req-1")
-    assert again["already_erased"] is True and again["keys_destroyed"] == 0
-    assert again["cards_as_buyer"] == first["cards_as_buyer"]
+    first = act(memory_service, "erase", h.alice_ids, "req-1")
+    again = act(memory_service, "erase", h.alice_ids, "req-1")
+    assert again["replayed"] is True and first["replayed"] is False
+    assert {**again, "replayed": False} == first  # the recorded outcome, not a second erasure
+    other = act(memory_service, "erase", h.alice_ids, "req-2")
+    assert other["already_erased"] is True and other["keys_destroyed"] == 0
+    assert other["cards_as_buyer"] == first["cards_as_buyer"]
     erasures = export(memory_service, h.alice_ids)["rights_exercised"]
-    assert len(erasures) == 2  # one per subject id, not one per call
+    assert len(erasures) == 4  # one per subject id and request, not one per call
 
 
 def test_p2_erasure_is_published_without_pii_as_subject_erased(
     memory_service: Service, clock: Any
 ) -> None:
     h = busy_history(memory_service, clock)
-    Privacy(memory_service).erase(h.alice_ids, "req-9")
-    Privacy(memory_service).object(["cust-bob"], "req-10")
+    act(memory_service, "erase", h.alice_ids, "req-9")
+    act(memory_service, "object", ["cust-bob"], "req-10")
     app = memory_service.app
     envelopes = [stored_envelope(app.mapper, n)
                  for n in app.recorder.select_notifications(1, 10_000)]
@@ -157,15 +182,18 @@ def test_p2_erasure_is_published_without_pii_as_subject_erased(
         ("SubjectErased", h.alice_ids[1]),
         ("SubjectObjectedToProfiling", "cust-bob"),
     ]
-    assert {e["correlation_id"] for e in subject} == {"req-9", "req-10"}
+    # Issue 17 finding 4: one request erasing two ids of a person publishes two unrelated
+    # references, so the stream cannot link a customer id to a recipient pseudonym.
+    references = [e["correlation_id"] for e in subject]
+    assert len(set(references)) == 3 and not {"req-9", "req-10"} & set(references)
+    assert {e["data"]["request_id"] for e in subject} == set(references)
     assert subject[0]["card_id"] is None and subject[0]["terms_version"] == "GDPR"
     assert ALICE_EMAIL not in orjson.dumps(subject).decode()
 
 
 def test_p4_objection_is_recorded_once_per_request(memory_service: Service) -> None:
-    privacy = Privacy(memory_service)
-    assert privacy.object(["cust-x"], "obj-1")["results"][0]["recorded"] is True
-    assert privacy.object(["cust-x"], "obj-1")["results"][0]["recorded"] is False
+    assert act(memory_service, "object", ["cust-x"], "obj-1")["results"][0]["recorded"] is True
+    assert act(memory_service, "object", ["cust-x"], "obj-1")["replayed"] is True
     rights = export(memory_service, ["cust-x"])["rights_exercised"]
     assert [r["type"] for r in rights] == ["ObjectedToProfiling"]
 
@@ -175,14 +203,20 @@ def test_r21_every_decryption_is_logged_with_operator_and_purpose(
 ) -> None:
     h = busy_history(memory_service, clock)
     privacy = Privacy(memory_service)
-    assert privacy.access_log("cust-alice")["entries"] == []
+    register_operator(memory_service, "dpo-1")
+
+    def log(subject: str) -> list[dict[str, Any]]:
+        reader = PiiReader(memory_service, "dpo-1", "review", "test")
+        entries: list[dict[str, Any]] = privacy.access_log(subject, reader)["entries"]
+        return [e for e in entries if e["operator"] != "dpo-1"]
+
+    assert log("cust-alice") == []
     export(memory_service, h.alice_ids, operator="agent-7")
-    mine = privacy.access_log("cust-alice")["entries"]
+    mine = log("cust-alice")
     assert sorted(e["field"] for e in mine) == ["buyer_email", "buyer_name", "message"]
     assert {(e["operator"], e["purpose"]) for e in mine} == {("agent-7", "access request")}
     # Bob's message, shown to Alice as its recipient, is logged as an access to Bob's data.
-    bob_log = privacy.access_log("cust-bob")["entries"]
-    assert [e["field"] for e in bob_log] == ["message"]
+    assert [e["field"] for e in log("cust-bob")] == ["message"]
 
 
 def test_r21_showing_pii_needs_an_operator(memory_service: Service) -> None:
@@ -195,11 +229,12 @@ def test_p2_erasure_refuses_a_registered_request_of_another_subject(
     memory_service: Service,
 ) -> None:
     privacy = Privacy(memory_service)
+    operator = register_operator(memory_service)
     privacy.open_request("cust-bob", "erasure", date(2026, 1, 10), "req-bob")
     with pytest.raises(DomainError) as refused:
-        privacy.erase(["cust-alice"], "req-bob")
+        privacy.erase(["cust-alice"], "req-bob", operator)
     assert refused.value.code == "request_mismatch"
-    assert privacy.erase(["cust-bob"], "req-bob")["request_id"] == "req-bob"
+    assert privacy.erase(["cust-bob"], "req-bob", operator)["request_id"] == "req-bob"
 
 
 def test_p1_register_open_extend_close_and_overdue(memory_service: Service, clock: Any) -> None:

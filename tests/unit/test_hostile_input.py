@@ -230,7 +230,8 @@ def test_r8_escaped_codes_are_redacted_in_too_deep_json_as_well() -> None:
     raw = b'{"order_id": "' + escaped + b'", "x": ' + b"[" * 500 + b"}"
     redacted = redact_bytes(raw)
     assert code.encode() not in redacted and escaped not in redacted
-    assert b'"order_id": "[redacted]"' in redacted
+    # Issue 17: unparsed input keeps no values at all, only their sizes (the code is 18 long).
+    assert b'"order_id": "[string:18]"' in redacted
 
 
 json_values = st.recursive(
@@ -281,3 +282,29 @@ def test_p5_an_e_mail_in_an_id_published_in_clear_is_refused(field: str) -> None
     assert invalid.reason == "personal_data_in_field"
     assert EMAIL not in invalid.detail
     assert refusal(orjson.dumps(completed(customer_id=EMAIL))).reason == "personal_data_in_field"
+
+
+PHONE, ADDRESS = "+33 6 12 34 56 78", "12 rue des Lilas, 75011 Paris"
+NOTE = "leave it with Mme Roux"
+
+
+@pytest.mark.parametrize("deep_tail", [False, True])
+def test_p5_issue17_f3_dead_letters_keep_field_paths_types_and_sizes_never_unknown_values(
+    deep_tail: bool,
+) -> None:
+    message = ordered(phone=PHONE, shipping={"address": ADDRESS, "floor": 3}, notes=[NOTE])
+    message["buyer"] = {"customer_id": "cust-1", "mobile": PHONE}
+    raw = orjson.dumps(message)
+    if deep_tail:  # too deep to parse: judged string by string
+        raw = raw[:-1] + b',"x":' + b"[" * (MAX_DEPTH + 5) + b"}"
+    _, sent = letter(raw, refusal(raw))
+    original = base64.b64decode(str(sent["original_base64"]))
+    for value in (PHONE, ADDRESS, NOTE, "cust-1", "Lilas", "Roux"):
+        assert value.encode() not in original, value
+    for path in (b'"phone"', b'"shipping"', b'"address"', b'"notes"', b'"mobile"'):
+        assert path in original  # the operator sees which fields the sender got wrong
+    assert b'"[string:17]"' in original  # and each value's type and size
+    if not deep_tail:
+        shown = orjson.loads(original)
+        assert shown["shipping"] == {"address": "[string:29]", "floor": "[number]"}
+        assert (shown["order_id"], shown["amount"], shown["market"]) == ("o-1", 5000, "FR")

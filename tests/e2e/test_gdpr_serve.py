@@ -1,0 +1,39 @@
+"""`serve` runs the retention purge (issue 17, finding 7): a real process with the clock ten
+years after a purchase shreds the buyer's key, and says so in its log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dev.services import unique_topic_prefix
+from infra.bootstrap import build
+from infra.config import load_settings
+from infra.kafka.topics import Topics
+from tests.faults.harness import ServiceProcess
+from tests.faults.test_relay_faults import kafka_env
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_p2_issue17_f7_serve_purges_personal_data_past_its_retention_period(
+    kafka_bootstrap: str, env_for: dict[str, str], tmp_path: Path
+) -> None:
+    env = kafka_env(env_for, kafka_bootstrap, Topics(unique_topic_prefix()))
+    service = build(load_settings({**env, "GIFTCARDS_NOW": "2026-02-02T09:00:00Z"}))
+    service.app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="cust-old",
+                         order_id="o-old", buyer_email="old@example.com")
+    assert service.vault.live_subjects() == {"cust-old"}
+    service.close()
+
+    later = {**env, "GIFTCARDS_NOW": "2036-01-12T09:00:00Z"}
+    with ServiceProcess(["serve"], later, tmp_path / "serve.log") as serve:
+        serve.wait_for_log("privacy: 1 subjects past retention erased", timeout=60)
+        assert serve.alive(), serve.log_tail()
+    service = build(load_settings(env))
+    try:
+        assert service.vault.live_subjects() == set()
+    finally:
+        service.close()

@@ -1,0 +1,100 @@
+"""Issue 17 on the in-memory application: operators in a register, accountable erasure, logged
+subject lookups (each test fails on the code before issue 17)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from application.privacy import PiiReader, Privacy
+from domain.errors import DomainError
+from infra.bootstrap import Service
+from tests.unit.test_gdpr_privacy import ALICE_EMAIL, busy_history, register_operator
+
+
+def refused(call: Any, *args: Any) -> str:
+    with pytest.raises(DomainError) as error:
+        call(*args)
+    return error.value.code
+
+
+def test_r21_issue17_f9_operators_are_checked_against_the_register(
+    memory_service: Service,
+) -> None:
+    privacy = Privacy(memory_service)
+    assert refused(PiiReader, memory_service, "anyone", "access request", "test") == (
+        "unknown_operator"
+    )
+    privacy.add_operator("dpo-1", "dpo", None)  # the first one founds the register
+    assert refused(privacy.add_operator, "mallory", "support", None) == "operator_required"
+    assert refused(privacy.add_operator, "mallory", "support", "mallory") == "unknown_operator"
+    added = privacy.add_operator("agent-7", "support", "dpo-1")
+    assert (added["added_by"], added["replayed"]) == ("dpo-1", False)
+    assert privacy.add_operator("agent-7", "support", "dpo-1")["replayed"] is True
+    assert refused(privacy.add_operator, "agent-7", "dpo", "dpo-1") == "operator_conflict"
+    PiiReader(memory_service, "agent-7", "access request", "test")  # now accepted
+
+
+def test_p2_issue17_f5_erasure_needs_a_registered_request_and_operator_and_closes_it(
+    memory_service: Service, clock: Any
+) -> None:
+    h = busy_history(memory_service, clock)
+    privacy = Privacy(memory_service)
+    operator = register_operator(memory_service)
+    assert refused(privacy.erase, h.alice_ids, "req-unknown", operator) == "unknown_request"
+    privacy.open_request("cust-alice", "erasure", privacy.today(), "req-a")
+    assert refused(privacy.erase, h.alice_ids, "req-a", "nobody") == "unknown_operator"
+    assert memory_service.vault.live_subjects() >= set(h.alice_ids)  # nothing done yet
+
+    result = privacy.erase(h.alice_ids, "req-a", operator)
+
+    assert result["operator"] == operator and result["keys_destroyed"] == 2
+    request = privacy.request("req-a")
+    assert request["status"] == "closed" and request["closed_on"] == privacy.today().isoformat()
+    outcome = memory_service.db.execute(
+        "SELECT operator, outcome FROM gdpr_request_outcomes WHERE request_id = 'req-a'"
+    )
+    assert outcome[0][0] == operator and '"keys_destroyed": 2' in outcome[0][1]
+    reader = PiiReader(memory_service, operator, "review", "test")
+    log = privacy.access_log("cust-alice", reader)["entries"]
+    assert {(e["operator"], e["purpose"], e["command"]) for e in log if e["field"] == "*"} == {
+        (operator, "erasure request", "gdpr erase")
+    }
+
+
+def test_p3_issue17_f4_subject_lookup_by_email_needs_an_operator_and_is_logged(
+    memory_service: Service, clock: Any
+) -> None:
+    privacy = Privacy(memory_service)
+    assert refused(PiiReader, memory_service, "", "lookup", "gdpr subject") == (
+        "operator_required"
+    )
+    operator = register_operator(memory_service)
+    reader = PiiReader(memory_service, operator, "subject lookup", "gdpr subject")
+    subject = privacy.subject_for_email(ALICE_EMAIL, reader)["subject_id"]
+    log = privacy.access_log(subject, PiiReader(memory_service, operator, "review", "t"))
+    first = log["entries"][0]
+    assert (first["field"], first["command"]) == ("email", "gdpr subject")
+
+
+def test_p1_issue17_f5_objection_is_accountable_too(memory_service: Service) -> None:
+    privacy = Privacy(memory_service)
+    operator = register_operator(memory_service)
+    assert refused(privacy.object, ["cust-x"], "obj-x", operator) == "unknown_request"
+    privacy.open_request("cust-x", "objection", date(2026, 1, 12), "obj-x")
+    assert privacy.object(["cust-x"], "obj-x", operator)["operator"] == operator
+    assert privacy.request("obj-x")["status"] == "closed"
+
+
+def test_p2_issue17_f7_dead_letters_expire_after_their_retention_period() -> None:
+    from infra.config import load_settings
+    from infra.kafka.topics import Topics
+
+    settings = load_settings({"GIFTCARDS_DATABASE_URL": "memory://",
+                              "GIFTCARDS_SECRET_KEY": "s" * 20 + "-0123456789abcdef",
+                              "GIFTCARDS_RETENTION_DEAD_LETTER_DAYS": "7"})
+    topics = Topics("t.", settings.retention_dead_letter_days)
+    assert topics.configs()[topics.dead_letters]["retention.ms"] == str(7 * 86_400_000)
+    assert topics.configs()[topics.events]["retention.ms"] == "-1"  # the audit log: forever
