@@ -41,6 +41,7 @@ class Settings(BaseModel):
     projection_batch: int
     fraud_config: Path | None
     relay_lease_seconds: int = 10
+    smtp_url: str | None = None  # unset: code e-mails are `.eml` files under data_dir/mail
 
     @property
     def production(self) -> bool:
@@ -74,7 +75,16 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         projection_batch=_int(env, "GIFTCARDS_PROJECTION_BATCH", 1000),
         fraud_config=Path(fraud) if (fraud := env.get("GIFTCARDS_FRAUD_CONFIG")) else None,
         relay_lease_seconds=_int(env, "GIFTCARDS_RELAY_LEASE_SECONDS", 10),
+        smtp_url=_smtp_url(env),
     )
+
+
+def _smtp_url(env: dict[str, str]) -> str | None:
+    url = env.get("GIFTCARDS_SMTP_URL") or None
+    if url is not None and not url.startswith(("smtp://", "smtps://")):
+        # Not echoed: the URL may carry the server's password.
+        raise ConfigError("GIFTCARDS_SMTP_URL must start with smtp:// or smtps://")
+    return url
 
 
 def _views_url(env: dict[str, str], store_url: str) -> str:
