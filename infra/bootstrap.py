@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # built on demand: a card command does not load Kafka or view
     from consumers.delivery import DeliveryWorker
     from infra.kafka.relay import Relay
     from infra.kafka.topics import Topics
+    from infra.mail.transport import Transport
     from projections.runner import Projector
 
 
@@ -114,15 +115,18 @@ def build_checkout_consumer(
     )
 
 
-def build_delivery_worker(service: Service) -> DeliveryWorker:
-    """The code e-mails' worker over GIFTCARDS_SMTP_URL, or the data dir's maildir."""
+def build_delivery_worker(service: Service, transport: Transport | None = None) -> DeliveryWorker:
+    """The code e-mails' worker over `transport`, by default GIFTCARDS_SMTP_URL's server or
+    the data dir's maildir."""
     from application.privacy import Privacy
     from consumers.delivery import DeliveryWorker
     from infra.mail.transport import transport_for
 
     Privacy(service)  # the access log's table, where the worker records what it unseals
     settings = service.settings
-    return DeliveryWorker(service, transport_for(settings.smtp_url, settings.data_dir))
+    return DeliveryWorker(
+        service, transport or transport_for(settings.smtp_url, settings.data_dir)
+    )
 
 
 # pg_advisory_lock key of the whole set-up ("giftsetp"): NOT the recorder's own schema lock

@@ -93,7 +93,7 @@ def read_eml(path: Path) -> EmailMessage:
 
 
 def message_parts(message: EmailMessage) -> tuple[str, int, str]:
-    found = CARD_ID.match(str(message["Message-ID"]))
+    found = CARD_ID.match(str(message["Message-ID"]).strip())
     assert found, message["Message-ID"]
     return found.group(1), int(found.group(2)), found.group(3)
 
@@ -101,7 +101,7 @@ def message_parts(message: EmailMessage) -> tuple[str, int, str]:
 def text_of(message: EmailMessage, subtype: str) -> str:
     part = message.get_body(preferencelist=(subtype,))
     assert part is not None and part.get_content_type() == f"text/{subtype}"
-    return cast(str, part.get_content())
+    return cast(str, part.get_content()).replace("\r\n", "\n")  # as SMTP carried it
 
 
 def code_in(message: EmailMessage) -> str:
