@@ -86,9 +86,9 @@ def render(mail: CardMail, which: str, message_id: str, sent_at: datetime) -> Em
     msg["To"] = mail.buyer_email
     msg["Message-ID"] = message_id
     msg["Date"] = format_datetime(sent_at)
-    msg["Content-Language"] = lang
     msg.set_content(_env.get_template(f"{which}.txt").render(context))
     msg.add_alternative(_env.get_template(f"{which}.html").render(context), subtype="html")
+    msg["Content-Language"] = lang  # after the parts: set_content drops Content-* headers
     return msg
 
 
