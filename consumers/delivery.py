@@ -21,7 +21,7 @@ from domain.delivery import CodeDelivery
 from domain.giftcard import GiftCard
 from infra.mail.render import CardMail, render
 from infra.mail.transport import PermanentSendError, TransientSendError, Transport
-from infra.ratelog import RateLimitedLog
+from infra.ratelog import RateLimitedLog, backoff
 from infra.service import Service
 from infra.transient import Stopped, never
 from infra.vault import ERASED
@@ -31,7 +31,6 @@ TRACKING = "code-deliveries"  # the tracking records' name: the worker's positio
 TOPICS = [get_topic(CodeDelivery.CodeSealed), get_topic(CodeDelivery.DeliveryRetried)]
 WORKER = "delivery-worker"  # the operator named in the access log (R21)
 MAIL_DOMAIN = "giftcards.marketplace.invalid"
-FIRST_DELAY_S = 0.2
 MAX_DELAY_S = 30.0
 
 
@@ -172,7 +171,7 @@ class DeliveryWorker:
         self, message: EmailMessage, card_id: str, stopped: Callable[[], bool]
     ) -> PermanentSendError | None:
         """Retries transient failures with exponential backoff and jitter, until stopped."""
-        delay = FIRST_DELAY_S
+        failures = 0
         while True:
             try:
                 self.transport.send(message)
@@ -180,17 +179,18 @@ class DeliveryWorker:
             except PermanentSendError as refused:
                 return refused
             except TransientSendError as error:
+                # Jitter: workers that lost the same server do not come back in lockstep.
+                pause = backoff(failures, cap=self.max_delay) * (0.5 + random.random() / 2)
+                failures += 1
                 self.waits.log(
                     logging.WARNING, "smtp", "code delivery waits for the mail server "
-                    "(card %s, retrying in %.1f s): %s", card_id, delay, error,
+                    "(card %s, retrying in %.1f s): %s", card_id, pause, error,
                 )
-            pause = delay * (0.5 + random.random() / 2)
             deadline = time.monotonic() + pause
             while (left := deadline - time.monotonic()) > 0:
                 if stopped():
                     raise Stopped("delivery")
                 self.sleep(min(left, 0.1))
-            delay = min(delay * 2, self.max_delay)
 
 
 def _clear(value: str | None) -> str | None:
