@@ -270,18 +270,3 @@ def test_r7_p5_no_code_in_any_log_line_view_export_or_error_after_delivery(
             assert form.encode() not in stored, form
             for text in texts:
                 assert form not in text
-
-
-def test_r7_two_workers_on_one_store_one_sends_the_other_stands_by(
-    service: Service, smtp_server: SmtpServer
-) -> None:
-    cards = [buy(service, f"o-two-{i}") for i in range(4)]
-    with running(service, smtp_server) as first, running(service, smtp_server) as second:
-        smtp_server.wait_for_cards(4, timeout=60)
-        deadline = time.monotonic() + 10
-        while set(statuses(service).values()) != {"delivered"}:
-            assert time.monotonic() < deadline, statuses(service)
-            time.sleep(0.05)
-    assert sorted((first.delivered, second.delivered)) == [0, len(cards)]
-    ids = [str(m["Message-ID"]).strip() for m in smtp_server.received()]
-    assert len(ids) == len(set(ids)) == 2 * len(cards)  # no e-mail sent twice
