@@ -19,7 +19,6 @@ from application.cards import UnitOfWork, delivery_key_subject
 from application.privacy import PiiReader
 from domain.delivery import CodeDelivery
 from domain.giftcard import GiftCard
-from infra.lease import Lease, instance_id
 from infra.mail.render import CardMail, render
 from infra.mail.transport import PermanentSendError, TransientSendError, Transport
 from infra.ratelog import RateLimitedLog, backoff
@@ -33,10 +32,6 @@ TOPICS = [get_topic(CodeDelivery.CodeSealed), get_topic(CodeDelivery.DeliveryRet
 WORKER = "delivery-worker"  # the operator named in the access log (R21)
 MAIL_DOMAIN = "giftcards.marketplace.invalid"
 MAX_DELAY_S = 30.0
-
-
-class LeaseLost(Exception):
-    """Another worker took over while this one was paused: it stands by."""
 
 
 def message_id(card_id: UUID, attempt: int, which: str) -> str:
@@ -67,31 +62,15 @@ class DeliveryWorker:
         self.waits = RateLimitedLog(log)
         self.delivered = 0
         self.failed = 0
-        self.lease: Lease | None = None  # taken by run(); a one-shot drain() runs without
-        self.renewed = float("-inf")
 
     def run(self, stop: threading.Event, idle_s: float = 0.5) -> None:
-        """Until `stop` is set; waits for new sealed codes when it has caught up. One worker
-        per store is active, the holder of the `code-deliveries` lease (as the relay's): the
-        others stand by, so that `serve` on many hosts does not send every e-mail many times."""
-        seconds = self.service.settings.relay_lease_seconds
-        self.lease = Lease(self.service.db, TRACKING, instance_id(), seconds)
+        """Until `stop` is set; waits for new sealed codes when it has caught up."""
         try:
             while not stop.is_set():
-                try:
-                    if not self.lease.acquire():
-                        stop.wait(min(1.0, seconds / 4))
-                    elif not self.drain(stop.is_set):
-                        stop.wait(idle_s)
-                except LeaseLost:
-                    log.warning("delivery worker %s lost its lease: standing by", self.lease.holder)
+                if not self.drain(stop.is_set):
+                    stop.wait(idle_s)
         except Stopped:
             log.info("stopped while a delivery was waiting to be retried")
-        finally:
-            try:
-                self.lease.release()
-            except Exception as exc:  # it then expires on its own
-                log.info("delivery worker could not release its lease: %s", type(exc).__name__)
 
     def drain(self, stopped: Callable[[], bool] = never) -> int:
         """One page of pending deliveries after the stored position; how many were handled."""
@@ -101,18 +80,8 @@ class DeliveryWorker:
         for notification in page:
             if stopped():
                 raise Stopped("delivery")
-            self.renew()
             self.handle(UUID(str(notification.originator_id)), notification.id, stopped)
         return len(page)
-
-    def renew(self) -> None:
-        """Keeps the lease while working (at most every quarter of it); a worker that lost it
-        (paused past its expiry) stops sending: the new holder resends from the position."""
-        if self.lease is None or time.monotonic() - self.renewed < self.lease.seconds / 4:
-            return
-        if not self.lease.acquire():
-            raise LeaseLost(self.lease.name)
-        self.renewed = time.monotonic()
 
     def handle(self, stream: UUID, position: int, stopped: Callable[[], bool]) -> None:
         uow = UnitOfWork(self.app)
@@ -222,7 +191,6 @@ class DeliveryWorker:
                 if stopped():
                     raise Stopped("delivery")
                 self.sleep(min(left, 0.1))
-                self.renew()
 
 
 def _clear(value: str | None) -> str | None:
