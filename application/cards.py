@@ -18,6 +18,7 @@ from eventsourcing.utils import EnvType, get_topic
 from domain.base import Aggregate
 from domain.chain import CHAIN_FIELDS
 from domain.codes import last4, normalize_code
+from domain.delivery import CodeDelivery, Kind
 from domain.errors import DomainError, refuse
 from domain.giftcard import GiftCard
 from domain.markets import Market, Markets
@@ -225,10 +226,32 @@ class GiftCards(Application[UUID]):
                 card,
                 Index.register(PURCHASE_ORDER, order_id, card.id),
                 Index.register(CODE, self.hasher.lookup_key(normalize_code(code)), card.id),
+                self._sealed_delivery(card, code, "purchase", buyer_id, pii, None),
             )
             return {**card_json(card), "code": code, "replayed": False}
 
         return self._run(command, within)
+
+    def _sealed_delivery(
+        self,
+        card: GiftCard,
+        code: str,
+        kind: Kind,
+        buyer_subject: str | None,
+        pii: dict[str, str],
+        refunds_order: str | None,
+    ) -> CodeDelivery:
+        """R7: the code, sealed under a key of the card's own, recorded as pending delivery in
+        the card's transaction (the outbox); the delivery worker e-mails it and destroys the key."""
+        return CodeDelivery.seal(
+            card_id=card.id,
+            kind=kind,
+            sealed_code=self.vault.seal(delivery_key_subject(card.id), code),
+            buyer_subject=buyer_subject,
+            pii=dict(pii),
+            refunds_order=refunds_order,
+            now=self.now(),
+        )
 
     def _seal_purchase_pii(
         self,
@@ -487,9 +510,18 @@ class GiftCards(Application[UUID]):
                     code_last4=last4(code),
                     order_id=order_id,
                 )
+                # Mailed to whoever bought the original card, at the address sealed with it.
+                buyer_pii = {
+                    name: token
+                    for name, token in original.pii.items()
+                    if name in ("buyer_email", "buyer_name")
+                }
                 uow.add(
                     new_card,
                     Index.register(CODE, self.hasher.lookup_key(normalize_code(code)), new_card.id),
+                    self._sealed_delivery(
+                        new_card, code, "refund", original.buyer_subject, buyer_pii, order_id
+                    ),
                 )
             original.record_refund(
                 order_id=order_id,
@@ -636,6 +668,11 @@ OPEN_CLOSE_EVENTS = (
     GiftCard.Cancelled,
     GiftCard.Expired,
 )
+
+
+def delivery_key_subject(card_id: UUID) -> str:
+    """The vault subject whose key seals one card's code until it is delivered (then erased)."""
+    return f"card-code:{card_id}"
 
 
 def attempt_subject(customer_id: str | None, source: str) -> str:

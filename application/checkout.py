@@ -3,7 +3,7 @@ of work, with typed results and the streams each one reads declared up front."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -16,31 +16,18 @@ from application.cards import (
     UnitOfWork,
     attempt_subject,
 )
-from domain.giftcard import GiftCard
 from domain.streams import stream_id
 
 Json = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """A code to hand to the mailer once the reply is out (never in a reply or a log)."""
-
-    card_id: str
-    code: str
-    buyer: str | None
-
-
-@dataclass(frozen=True)
 class Result:
-    """An accepted command's effect: `reply()` is what the results topic carries."""
-
-    delivery: Delivery | None = field(default=None, kw_only=True)
+    """An accepted command's effect: `reply()` is what the results topic carries. A new card's
+    code is never in it: the use case seals it into the delivery outbox (R7)."""
 
     def reply(self) -> Json:
-        fields = asdict(self)
-        del fields["delivery"]
-        return fields
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -109,12 +96,8 @@ class Checkout:
     def order(self, uow: UnitOfWork, **purchase: Any) -> Ordered:
         """R1-R5: the keyword arguments of GiftCards.purchase; a repeat mails nothing."""
         card = self.cards.purchase(**purchase, within=uow)
-        delivery = None
-        if card["code"] is not None:  # None when the order was already bought
-            delivery = Delivery(card["card_id"], card["code"], purchase["buyer_id"])
         return Ordered(
-            card["card_id"], card["amount"], card["currency"], card["market"], card["expires_at"],
-            delivery=delivery,
+            card["card_id"], card["amount"], card["currency"], card["market"], card["expires_at"]
         )
 
     def pay(self, uow: UnitOfWork, **redemption: Any) -> Paid:
@@ -135,15 +118,9 @@ class Checkout:
             request_id=request_id, within=uow,
         )
         new_card = refund["new_card"]
-        delivery = None
-        if new_card is not None:
-            original = uow.get(UUID(refund["card_id"]), GiftCard)
-            buyer = original.buyer_subject if original else None
-            delivery = Delivery(new_card["card_id"], new_card["code"], buyer)
         return Returned(
             refund["card_id"], refund["currency"], returned_amount, refund["to_other_method"],
             new_card["card_id"] if new_card else None, new_card["amount"] if new_card else 0,
-            delivery=delivery,
         )
 
     def cancel(

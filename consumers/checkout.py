@@ -33,7 +33,6 @@ from consumers.replies import CheckoutReply
 from domain.errors import DomainError
 from infra.kafka.cloudevents import DEFAULT, CloudEvents
 from infra.kafka.topics import Topics
-from infra.mailer import CodeMailer, LoggingMailer
 from infra.transient import Stopped, is_transient, never, retry_transient
 
 MAX_TRANSACTION_MESSAGES = 500
@@ -56,11 +55,11 @@ class Record(Protocol):
 
 @dataclass
 class Outcome:
-    """What one batch produced: replies and dead letters to publish, codes to mail."""
+    """What one batch produced: replies and dead letters to publish (codes go through the
+    delivery outbox, stored with the cards: consumers/delivery.py)."""
 
     results: list[tuple[str | None, Json]] = field(default_factory=list)
     dead: list[tuple[str | None, Json]] = field(default_factory=list)
-    deliveries: list[tuple[str, str, str | None]] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for _, result in self.results if result["status"] == status)
@@ -169,7 +168,6 @@ class CheckoutProcessor:
                     )
         outcome.results += staged.results
         outcome.dead += staged.dead
-        outcome.deliveries += staged.deliveries
 
     def _parse(self, record: Record) -> CheckoutMessage | Invalid:
         try:
@@ -230,11 +228,7 @@ class CheckoutProcessor:
             return {**base, "status": "rejected", "reason": refusal.code, "card_id": None}
 
     def _command(self, uow: UnitOfWork, message: CheckoutMessage, outcome: Outcome) -> Json:
-        result = self._call(uow, message)
-        if result.delivery is not None:
-            delivery = result.delivery
-            outcome.deliveries.append((delivery.card_id, delivery.code, delivery.buyer))
-        return result.reply()
+        return self._call(uow, message).reply()
 
     def _call(self, uow: UnitOfWork, message: CheckoutMessage) -> Result:
         checkout = self.checkout
@@ -304,7 +298,7 @@ def _refusal(record: Record, invalid: Invalid) -> Json | None:
 
 
 class CheckoutConsumer:
-    """The Kafka side: poll, process per partition, publish, mail, then commit group offsets."""
+    """The Kafka side: poll, process per partition, publish, then commit group offsets."""
 
     def __init__(
         self,
@@ -314,7 +308,6 @@ class CheckoutConsumer:
         *,
         group_id: str | None = None,
         instance_id: str | None = None,
-        mailer: CodeMailer | None = None,
         max_poll_records: int = 2000,
         cloudevents: CloudEvents = DEFAULT,
     ) -> None:
@@ -326,7 +319,6 @@ class CheckoutConsumer:
         self.positioned = threading.Event()
         # Messages whose results are out and offsets committed (for health checks, benchmarks).
         self.handled = 0
-        self.mailer = mailer or LoggingMailer()
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id or topics.checkout_group,
@@ -385,10 +377,6 @@ class CheckoutConsumer:
                 done = self.processor.process(tp.partition, chunk, stop)
                 outcome.results += done.results
                 outcome.dead += done.dead
-                outcome.deliveries += done.deliveries
-        # Codes first: once a result is out, its buyer's code is on its way.
-        for card_id, code, buyer in outcome.deliveries:
-            self.mailer.deliver(card_id, code, buyer)
         self.publish(outcome)
         # Only a hint for the next start: the store's tracking record is the truth.
         self.consumer.commit(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import shutil
 import subprocess
@@ -35,6 +37,16 @@ def giftcards(*args: str, at: str, expect: int = 0) -> dict[str, Any]:
     return result
 
 
+def show_mail(after: int = 0) -> None:
+    """The e-mails the delivery worker wrote, as the buyer's mail client would show them."""
+    sent = sorted((DATA_DIR / "mail" / "new").glob("*.eml"), key=lambda p: p.stat().st_mtime)
+    for path in sent[after:]:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        body = message.get_body(preferencelist=("plain",))
+        print(f"\n--- e-mail {path}\nTo: {message['To']}\nSubject: {message['Subject']}\n")
+        print(body.get_content() if body is not None else "")
+
+
 def main() -> None:
     shutil.rmtree(DATA_DIR, ignore_errors=True)
     DATA_DIR.mkdir(parents=True)
@@ -49,6 +61,10 @@ def main() -> None:
         "purchase", "--market", "FR", "--amount", "50", "--payment-method", "card",
         "--buyer-id", "C1", "--order-id", "O1", at="2026-01-10T09:01:00Z",
     )  # fmt: skip
+    # R7: the code is also e-mailed to the buyer, from the sealed outbox (no GIFTCARDS_SMTP_URL:
+    # the e-mails are .eml files in the data dir's maildir).
+    giftcards("deliver", "--once", at="2026-01-10T09:02:00Z")
+    show_mail()
     giftcards(
         "redeem", "--code", "WRONG-CODE-000", "--market", "FR", "--order-id", "O2",
         "--order-total", "80", "--customer-id", "C2", at="2026-01-12T10:00:00Z", expect=1,
@@ -62,6 +78,8 @@ def main() -> None:
         "refund", "--order-id", "O2", "--amount", "60", "--received-on", "2026-01-14",
         at="2026-02-10T10:00:00Z",
     )  # fmt: skip
+    giftcards("deliver", "--once", at="2026-02-10T10:01:00Z")  # the refund card's e-mails
+    show_mail(after=2)
     giftcards("show", card["card_id"], at="2026-02-10T10:00:00Z")
     giftcards("expire", at="2026-08-11T00:00:00Z")
     giftcards("show", refund["new_card"]["card_id"], at="2026-08-11T00:00:00Z")
@@ -71,8 +89,9 @@ def main() -> None:
     giftcards("liability", at="2026-08-11T00:00:00Z")
     giftcards("breakage", at="2026-08-11T00:00:00Z")
     giftcards("audit", "verify", card["card_id"], at="2026-08-11T00:00:00Z")
-    print("\nDemo complete: purchase, idempotent retry, refused unknown code, redemption,"
-          " refused cancellation, refund as a new card, expiry, liability, breakage, audit.")
+    print("\nDemo complete: purchase, idempotent retry, code e-mails, refused unknown code,"
+          " redemption, refused cancellation, refund as a new card and its e-mails, expiry,"
+          " liability, breakage, audit.")
 
 
 if __name__ == "__main__":

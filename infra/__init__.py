@@ -1,2 +1,2 @@
-"""Adapters: event store, vault and secrets, Kafka, the published envelope, mailer; and the
+"""Adapters: event store, vault and secrets, Kafka, the published envelope, code e-mails; and the
 composition root (bootstrap.py) with the one Settings (config.py)."""

@@ -26,8 +26,10 @@ from infra.vault import Vault
 
 if TYPE_CHECKING:  # built on demand: a card command does not load Kafka or view code
     from consumers.checkout import CheckoutConsumer
+    from consumers.delivery import DeliveryWorker
     from infra.kafka.relay import Relay
     from infra.kafka.topics import Topics
+    from infra.mail.transport import Transport
     from projections.runner import Projector
 
 
@@ -117,6 +119,20 @@ def build_checkout_consumer(
     )
 
 
+def build_delivery_worker(service: Service, transport: Transport | None = None) -> DeliveryWorker:
+    """The code e-mails' worker over `transport`, by default GIFTCARDS_SMTP_URL's server or
+    the data dir's maildir."""
+    from application.privacy import Privacy
+    from consumers.delivery import DeliveryWorker
+    from infra.mail.transport import transport_for
+
+    Privacy(service)  # the access log's table, where the worker records what it unseals
+    settings = service.settings
+    return DeliveryWorker(
+        service, transport or transport_for(settings.smtp_url, settings.data_dir)
+    )
+
+
 # pg_advisory_lock key of the whole set-up ("giftsetp"): NOT the recorder's own schema lock
 # (infra.recorders.SCHEMA_LOCK), which build() takes inside this one from another connection.
 SETUP_LOCK = 0x6769667473657470
@@ -142,8 +158,12 @@ def set_up_schema(settings: Settings, *more: Callable[[], None]) -> None:
     concurrent CREATE TABLE IF NOT EXISTS (vault, leases, views) fails with a unique violation,
     and the library's CREATE OR REPLACE FUNCTION with "tuple concurrently updated", when
     processes start at once on one fresh PostgreSQL database."""
+    from application.privacy import Privacy
+
     with schema_lock(settings.database_url):
-        build(settings).close()
+        service = build(settings)
+        Privacy(service)  # the access log, which the delivery worker writes to
+        service.close()
         for step in more:
             step()
 
@@ -152,6 +172,7 @@ __all__ = [
     "Service",
     "build",
     "build_checkout_consumer",
+    "build_delivery_worker",
     "build_projector",
     "build_relay",
     "set_up_schema",

@@ -61,6 +61,7 @@ class Settings(BaseModel):
     retention_card_years: int = 3
     retention_fraud_years: int = 5
     retention_dead_letter_days: int = 30
+    smtp_url: str | None = None  # unset: code e-mails are `.eml` files under data_dir/mail
 
     @property
     def production(self) -> bool:
@@ -115,7 +116,16 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         retention_card_years=_int(env, "GIFTCARDS_RETENTION_CARD_YEARS", 3),
         retention_fraud_years=_int(env, "GIFTCARDS_RETENTION_FRAUD_YEARS", 5),
         retention_dead_letter_days=_int(env, "GIFTCARDS_RETENTION_DEAD_LETTER_DAYS", 30),
+        smtp_url=_smtp_url(env),
     )
+
+
+def _smtp_url(env: dict[str, str]) -> str | None:
+    url = env.get("GIFTCARDS_SMTP_URL") or None
+    if url is not None and not url.startswith(("smtp://", "smtps://")):
+        # Not echoed: the URL may carry the server's password.
+        raise ConfigError("GIFTCARDS_SMTP_URL must start with smtp:// or smtps://")
+    return url
 
 
 def _matching(

@@ -13,6 +13,7 @@ from entrypoints.cli.base import UsageError, parse_text
 from infra.bootstrap import (
     build,
     build_checkout_consumer,
+    build_delivery_worker,
     build_projector,
     build_relay,
     set_up_schema,
@@ -31,7 +32,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(handler=consume)
 
     p = sub.add_parser(
-        "serve", help="relay + checkout consumer + projections in one process until SIGTERM"
+        "serve",
+        help="relay, checkout consumer, code deliveries and projections in one process",
     )
     add_consumer_options(p)
     p.add_argument("--without-projections", action="store_true", help="views run elsewhere")
@@ -114,6 +116,17 @@ def consume(args: argparse.Namespace) -> dict[str, Any]:
     set_up_schema(settings)
     checkout_loop(settings, bootstrap, topics, args)(stop)
     return {"stopped": "consume checkout"}
+
+
+def delivery_loop(settings: Settings) -> Part:
+    def run(stop: threading.Event) -> None:
+        service = build(settings, create_tables=False)
+        try:
+            build_delivery_worker(service).run(stop)
+        finally:
+            service.close()
+
+    return run
 
 
 def relay_loop(settings: Settings, bootstrap: str, topics: Topics) -> Part:
@@ -224,6 +237,7 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
     loops: dict[str, Part] = {
         "relay": after(ready, relay_loop(settings, bootstrap, topics)),
         "checkout": after(ready, checkout_loop(settings, bootstrap, topics, args)),
+        "deliveries": delivery_loop(settings),  # needs no broker
     }
     if not args.without_projections:
         loops["projections"] = after(ready, projections_loop(settings, topics))

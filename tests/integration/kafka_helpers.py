@@ -6,7 +6,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,10 +14,12 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource
 
 from consumers.checkout import CheckoutConsumer
-from infra.bootstrap import build
+from infra.bootstrap import Service, build, build_delivery_worker
 from infra.config import load_settings
 from infra.kafka.admin import ensure_topics
 from infra.kafka.topics import Topics
+from infra.mail.transport import SmtpTransport
+from tests.mail.inbox import SmtpServer
 
 PARTITIONS = 2
 
@@ -44,46 +45,45 @@ def create_topics(bootstrap: str, topics: Topics, partitions: int = PARTITIONS) 
         admin.close()
 
 
-@dataclass
-class CapturingMailer:
-    """A real CodeMailer that keeps what it was asked to deliver (the buyer's inbox)."""
-
-    sent: dict[str, str] = field(default_factory=dict)
-
-    def deliver(self, card_id: str, code: str, buyer_subject: str | None) -> None:
-        self.sent[card_id] = code
-
-
 @contextmanager
 def running_consumer(
     env: dict[str, str],
     clock: Callable[[], datetime],
     bootstrap: str,
     topics: Topics,
-    mailer: CapturingMailer,
+    smtp: SmtpServer | None = None,
 ) -> Iterator[None]:
-    """The consumer in a thread with its own Service on the test's store, as in `serve`."""
+    """The consumer in a thread with its own Service on the test's store, as in `serve`; with
+    `smtp`, the delivery worker too, e-mailing the codes to that real SMTP server."""
     stop = threading.Event()
     failure: list[BaseException] = []
 
-    def run() -> None:
+    def consume(service: Service) -> None:
+        CheckoutConsumer(service.app, bootstrap, topics, max_poll_records=50).run(stop)
+
+    def deliver(service: Service) -> None:
+        assert smtp is not None
+        build_delivery_worker(service, SmtpTransport(smtp.url)).run(stop, idle_s=0.1)
+
+    def run(part: Callable[[Service], None]) -> None:
         service = build(load_settings(env), clock=clock)
         try:
-            CheckoutConsumer(
-                service.app, bootstrap, topics, mailer=mailer, max_poll_records=50
-            ).run(stop)
+            part(service)
         except BaseException as exc:  # surfaced in the test thread below
             failure.append(exc)
         finally:
             service.close()
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    parts = [consume] if smtp is None else [consume, deliver]
+    threads = [threading.Thread(target=run, args=(part,), daemon=True) for part in parts]
+    for thread in threads:
+        thread.start()
     try:
         yield
     finally:
         stop.set()
-        thread.join(timeout=30)
+        for thread in threads:
+            thread.join(timeout=30)
     assert not failure, failure
 
 

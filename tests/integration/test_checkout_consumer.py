@@ -11,6 +11,7 @@ import orjson
 import pytest
 from eventsourcing.utils import get_topic
 
+from domain.delivery import CodeDelivery
 from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts
 from infra.bootstrap import Service
@@ -22,11 +23,13 @@ from projections.runner import Projector
 from projections.sources import sync_store
 from tests.conftest import FixedClock
 from tests.integration.kafka_helpers import (
-    CapturingMailer,
     TopicReader,
     produce,
     running_consumer,
 )
+from tests.mail.inbox import SmtpServer, message_parts, smtp_server, text_of
+
+__all__ = ["smtp_server"]  # the fixture
 
 AT = "2026-01-12T09:00:00Z"
 BUYER = {"customer_id": "cust-42", "email": "alice.secret@example.com", "name": "Alice Zyxwv"}
@@ -94,9 +97,9 @@ def test_r3_r7_r17_r19_four_message_types_become_commands_with_results(
     kafka_bootstrap: str,
     topics: Topics,
     results: TopicReader,
+    smtp_server: SmtpServer,
 ) -> None:
-    mailer = CapturingMailer()
-    with running_consumer(env_for, clock, kafka_bootstrap, topics, mailer):
+    with running_consumer(env_for, clock, kafka_bootstrap, topics, smtp_server):
         produce(kafka_bootstrap, topics.checkout, [ordered("m1", "order-1"), ordered("m2", "o-2")])
         bought = by_id(results.until(2))
         card1, card2 = bought["m1"]["card_id"], bought["m2"]["card_id"]
@@ -112,9 +115,10 @@ def test_r3_r7_r17_r19_four_message_types_become_commands_with_results(
             "market": "FR",
             "expires_at": "2026-07-12T10:00:00Z",
         }
-        assert set(mailer.sent) == {card1, card2}  # R7: the code goes to the buyer, not Kafka
+        sent = smtp_server.wait_for_cards(2)
+        assert set(sent) == {card1, card2}  # R7: the code goes to the buyer, not Kafka
         follow_ups = [
-            completed("m3", "shop-9", mailer.sent[card1], total=3000),
+            completed("m3", "shop-9", sent[card1], total=3000),
             orjson.dumps(
                 {
                     "message_id": "m4",
@@ -138,12 +142,21 @@ def test_r3_r7_r17_r19_four_message_types_become_commands_with_results(
         # One key: the three must be applied in this order (same partition).
         produce(kafka_bootstrap, topics.checkout, follow_ups, key=b"shop-9")
         done = by_id(results.until(5))
+        sent = smtp_server.wait_for_cards(3)
+        received = smtp_server.wait_for(6)
     assert done["m3"]["status"] == "accepted", done["m3"]
     assert (done["m3"]["applied"], done["m3"]["remaining_to_pay"]) == (3000, 0)
     assert done["m4"]["status"] == "accepted", done["m4"]
     assert done["m4"]["to_new_card"] == 2000  # R17: refunded as a new card
     new_card = done["m4"]["new_card_id"]
-    assert mailer.sent[new_card] != mailer.sent[card1]
+    assert sent[new_card] != sent[card1]
+    # R7: two e-mails per card to the buyer; the refund card's names the order it refunds.
+    assert sorted(message_parts(m)[::2] for m in received) == sorted(
+        (card, which) for card in (card1, card2, new_card) for which in ("card", "confirmation")
+    )
+    assert {str(m["To"]) for m in received} == {BUYER["email"]}
+    refund_mail = next(m for m in received if message_parts(m)[::2] == (new_card, "card"))
+    assert "shop-9" in text_of(refund_mail, "plain")
     assert done["m5"] == {
         "message_id": "m5",
         "type": "GiftCardCancellationRequested",
@@ -168,9 +181,8 @@ def test_r3_same_message_twice_one_effect_two_identical_results(
     topics: Topics,
     results: TopicReader,
 ) -> None:
-    mailer = CapturingMailer()
     unknown = completed("m-unknown", "shop-1", "ABCDEF-GHJKMN-PQRSTU")
-    with running_consumer(env_for, clock, kafka_bootstrap, topics, mailer):
+    with running_consumer(env_for, clock, kafka_bootstrap, topics):
         produce(kafka_bootstrap, topics.checkout, [ordered("m1", "order-1")] * 2 + [unknown] * 2)
         replies = results.until(4)
     first, second = [r for r in replies if r["message_id"] == "m1"]
@@ -179,7 +191,7 @@ def test_r3_same_message_twice_one_effect_two_identical_results(
     assert refused[0] == refused[1]
     assert refused[0]["reason"] == "unknown_code"
     assert count_events(service, GiftCard.Purchased) == 1
-    assert len(mailer.sent) == 1
+    assert count_events(service, CodeDelivery.CodeSealed) == 1  # one code to e-mail
     tried = CheckoutAttempts.UnknownCodeTried
     assert count_events(service, tried) == 1
 
@@ -197,7 +209,7 @@ def test_r1_r2_refusals_are_rejected_results_with_the_error_code(
         ordered("bnpl", "o-bnpl", payment_method="klarna"),
         ordered("ok", "o-ok", amount=2000),
     ]
-    with running_consumer(env_for, clock, kafka_bootstrap, topics, CapturingMailer()):
+    with running_consumer(env_for, clock, kafka_bootstrap, topics):
         produce(kafka_bootstrap, topics.checkout, inputs, key=b"same-partition")
         replies = by_id(results.until(3))
     assert replies["low"]["status"] == "rejected"
@@ -218,12 +230,12 @@ def test_p5_results_carry_no_code_and_no_clear_personal_data(
     kafka_bootstrap: str,
     topics: Topics,
     results: TopicReader,
+    smtp_server: SmtpServer,
 ) -> None:
-    mailer = CapturingMailer()
-    with running_consumer(env_for, clock, kafka_bootstrap, topics, mailer):
+    with running_consumer(env_for, clock, kafka_bootstrap, topics, smtp_server):
         produce(kafka_bootstrap, topics.checkout, [ordered(f"m{i}", f"o-{i}") for i in range(3)])
         results.until(3)
-        codes = list(mailer.sent.values())
+        codes = list(smtp_server.wait_for_cards(3).values())
         produce(
             kafka_bootstrap,
             topics.checkout,
@@ -252,7 +264,7 @@ def test_r8_f1_guessing_through_kafka_is_locked_out_and_alerted(
     guesses = [completed(f"g-{i}", f"shop-{i}", f"ABCDEF-GHJKMN-PQR{i:03d}") for i in range(19)]
     # The 20th message carries the real code: during the lock-out it is refused alike.
     inputs = [*guesses, completed("g-19", "shop-19", card["code"])]
-    with running_consumer(env_for, clock, kafka_bootstrap, topics, CapturingMailer()):
+    with running_consumer(env_for, clock, kafka_bootstrap, topics):
         produce(kafka_bootstrap, topics.checkout, inputs, key=b"one-partition")
         replies = by_id(results.until(20))
     reasons = [replies[f"g-{i}"]["reason"] for i in range(20)]

@@ -18,7 +18,6 @@ from infra.bootstrap import Service
 from infra.kafka.topics import Topics
 from tests.conftest import FixedClock
 from tests.integration.kafka_helpers import (
-    CapturingMailer,
     TopicReader,
     produce,
     running_consumer,
@@ -118,7 +117,7 @@ def test_p5_r8_each_malformed_input_is_a_dead_letter_and_its_message_id_one_reje
     replied = [mid for _, mid in MALFORMED.values()] + [mid for _, _, mid in LEAKY]
     expected = ["first", *[mid for mid in replied if mid], "last"]
     inputs = [valid("first"), *bad, valid("last")]
-    with running_consumer(env_for, clock, kafka_bootstrap, topics, CapturingMailer()):
+    with running_consumer(env_for, clock, kafka_bootstrap, topics):
         # One key, one partition: "last" comes after every bad input.
         produce(kafka_bootstrap, topics.checkout, inputs, key=b"k")
         # Dead letters are keyed by order id, so they spread over partitions: sort by source.

@@ -9,6 +9,7 @@ from uuid import UUID
 from application.cards import GiftCards, UnitOfWork
 from application.checkout import Cancelled, Checkout, Ordered, Paid, Returned
 from domain.base import Aggregate
+from domain.delivery import CodeDelivery
 from infra.bootstrap import Service
 from tests.conftest import FixedClock
 from tests.unit.rules_helpers import BUYER, buy, pay, refused
@@ -36,19 +37,26 @@ def prefetched(app: GiftCards, keys: list[UUID]) -> Watched:
     return uow
 
 
+def outbox(uow: UnitOfWork) -> list[CodeDelivery]:
+    return [a for a in uow.changed.values() if isinstance(a, CodeDelivery)]
+
+
 def test_r1_r3_order_reads_only_what_it_declares_and_mails_the_code_once(service: Service) -> None:
     checkout = Checkout(service.app)
     for attempt in range(2):
         uow = prefetched(service.app, checkout.order_keys("o-1"))
         ordered = checkout.order(uow, market="FR", amount=5000, payment_method="card",
                                  buyer_id=BUYER, order_id="o-1")
+        sealed = outbox(uow)
         uow.commit()
         assert isinstance(ordered, Ordered) and uow.misses == []
         assert "code" not in ordered.reply() and "delivery" not in ordered.reply()
-        if attempt == 0:
-            assert ordered.delivery is not None and ordered.delivery.buyer == BUYER
+        if attempt == 0:  # R7: the code sealed for the buyer in the card's transaction
+            assert [(d.card_id, d.buyer_subject) for d in sealed] == [
+                (UUID(ordered.card_id), BUYER)
+            ]
         else:
-            assert ordered.delivery is None  # the repeated order mails nothing
+            assert sealed == []  # the repeated order mails nothing
 
 
 def test_r8_r11_pay_and_r16_return_read_only_what_they_declare(
@@ -68,10 +76,13 @@ def test_r8_r11_pay_and_r16_return_read_only_what_they_declare(
     uow = prefetched(app, checkout.return_keys("pay-1", "m-1"))
     returned = checkout.return_items(uow, order_id="pay-1", returned_amount=8000,
                                      received_on=date(2026, 2, 2), request_id="m-1")
+    sealed = outbox(uow)
     uow.commit()
     assert isinstance(returned, Returned) and uow.misses == []
     assert (returned.to_new_card, returned.to_other_method) == (5000, 3000)
-    assert returned.delivery is not None and returned.delivery.buyer == BUYER
+    assert [(str(d.card_id), d.kind, d.buyer_subject, d.refunds_order) for d in sealed] == [
+        (returned.new_card_id, "refund", BUYER, "pay-1")  # R17: to the original buyer
+    ]
 
 
 def test_r20_cancellation_by_purchase_order_is_one_call(service: Service) -> None:

@@ -1,0 +1,198 @@
+"""The delivery worker (R7): follows the sealed codes in store order, e-mails each card's two
+messages, records the outcome with its position in ONE transaction, destroys the card's key."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from typing import cast
+from uuid import UUID
+
+from eventsourcing.persistence import ProcessRecorder, Tracking
+from eventsourcing.utils import get_topic
+
+from application.cards import UnitOfWork, delivery_key_subject
+from application.privacy import PiiReader
+from domain.delivery import CodeDelivery
+from domain.giftcard import GiftCard
+from infra.mail.render import CardMail, render
+from infra.mail.transport import PermanentSendError, TransientSendError, Transport
+from infra.ratelog import RateLimitedLog, backoff
+from infra.service import Service
+from infra.transient import Stopped, never
+from infra.vault import ERASED
+
+log = logging.getLogger("giftcards.delivery")
+TRACKING = "code-deliveries"  # the tracking records' name: the worker's position in the log
+TOPICS = [get_topic(CodeDelivery.CodeSealed), get_topic(CodeDelivery.DeliveryRetried)]
+WORKER = "delivery-worker"  # the operator named in the access log (R21)
+MAIL_DOMAIN = "giftcards.marketplace.invalid"
+MAX_DELAY_S = 30.0
+
+
+def message_id(card_id: UUID, attempt: int, which: str) -> str:
+    """The same e-mail always has the same Message-ID: a re-send after a crash is recognisable
+    as a duplicate by the receiver; an operator's retry (new attempt) is a new e-mail."""
+    return f"<{card_id}.{attempt}.{which}@{MAIL_DOMAIN}>"
+
+
+class DeliveryWorker:
+    """At-least-once: send, destroy the code's key, then record `CodeDelivered` + position.
+    A crash before the key is destroyed re-sends the same e-mails; after it, the restart finds
+    the key gone and records the delivery without sending (both e-mails had been accepted)."""
+
+    def __init__(
+        self,
+        service: Service,
+        transport: Transport,
+        *,
+        page: int = 100,
+        sleep: Callable[[float], None] = time.sleep,
+        max_delay: float = MAX_DELAY_S,
+    ) -> None:
+        self.service, self.app, self.vault = service, service.app, service.vault
+        self.transport = transport
+        self.page = page
+        self.sleep = sleep
+        self.max_delay = max_delay
+        self.waits = RateLimitedLog(log)
+        self.delivered = 0
+        self.failed = 0
+
+    def run(self, stop: threading.Event, idle_s: float = 0.5) -> None:
+        """Until `stop` is set; waits for new sealed codes when it has caught up."""
+        try:
+            while not stop.is_set():
+                if not self.drain(stop.is_set):
+                    stop.wait(idle_s)
+        except Stopped:
+            log.info("stopped while a delivery was waiting to be retried")
+
+    def drain(self, stopped: Callable[[], bool] = never) -> int:
+        """One page of pending deliveries after the stored position; how many were handled."""
+        recorder = cast(ProcessRecorder, self.app.recorder)  # see GiftCards.construct_recorder
+        position = recorder.max_tracking_id(TRACKING) or 0
+        page = self.app.recorder.select_notifications(position + 1, self.page, topics=TOPICS)
+        for notification in page:
+            if stopped():
+                raise Stopped("delivery")
+            self.handle(UUID(str(notification.originator_id)), notification.id, stopped)
+        return len(page)
+
+    def handle(self, stream: UUID, position: int, stopped: Callable[[], bool]) -> None:
+        uow = UnitOfWork(self.app)
+        delivery = uow.get(stream, CodeDelivery)
+        if delivery is not None and delivery.status == "pending":
+            outcome = self.deliver(uow, delivery, stopped)
+            now = self.app.now()
+            if isinstance(outcome, PermanentSendError):
+                delivery.record_failed(reason=outcome.reason, detail=outcome.detail, now=now)
+                self.failed += 1
+                # The alert: customer service lists these (`giftcards deliveries failed`).
+                log.error(
+                    "code delivery failed card=%s reason=%s: %s",
+                    delivery.card_id, outcome.reason, outcome.detail,
+                )
+            else:
+                delivery.record_delivered(message_id=outcome, now=now)
+                self.delivered += 1
+            uow.add(delivery)
+        uow.commit(Tracking(TRACKING, position))
+
+    def deliver(
+        self, uow: UnitOfWork, delivery: CodeDelivery, stopped: Callable[[], bool]
+    ) -> str | PermanentSendError:
+        """The card e-mail's Message-ID once both e-mails are accepted, or why they never will."""
+        card = uow.get(delivery.card_id, GiftCard)
+        if card is None:
+            raise LookupError(f"delivery of an unknown card {delivery.card_id}")
+        code_subject = delivery_key_subject(delivery.card_id)
+        card_message_id = message_id(delivery.card_id, delivery.attempt, "card")
+        code = self.vault.open(code_subject, delivery.sealed_code)
+        reader = PiiReader(self.service, WORKER, "gift card code delivery (R7)", "deliver")
+        pii = delivery.pii
+        buyer = delivery.buyer_subject
+        email = reader.open(buyer, pii.get("buyer_email"), "buyer_email") if buyer else None
+        if email == ERASED:
+            # The buyer was erased before delivery: nobody may receive the code any more.
+            reader.flush()
+            self.vault.erase(code_subject)
+            return PermanentSendError(
+                "buyer_erased",
+                "the buyer's personal data was erased before delivery; the card stays in the "
+                "liability until it expires",
+            )
+        if code == ERASED:
+            # Destroyed by a previous run after both e-mails were accepted, which then died.
+            reader.flush()
+            return card_message_id
+        if email is None:
+            reader.flush()
+            return PermanentSendError("no_address", "the buyer gave no e-mail address")
+        recipient = pii.get("recipient_subject")
+        mail = CardMail(
+            card_id=str(card.id),
+            market=card.market,
+            currency=card.currency,
+            amount=card.amount,
+            purchased_at=card.purchased_at,
+            expires_at=card.expires_at,
+            order_id=delivery.refunds_order or card.purchase_order_id,
+            code_last4=card.code_last4,
+            code=code,
+            timezone=self.app.markets.get(card.market).timezone,
+            buyer_email=email,
+            buyer_name=_clear(reader.open(buyer, pii.get("buyer_name"), "buyer_name"))
+            if buyer
+            else None,
+            recipient_name=_clear(
+                reader.open(recipient, pii.get("recipient_name"), "recipient_name")
+            )
+            if recipient
+            else None,
+            message=_clear(reader.open(buyer, pii.get("message"), "message")) if buyer else None,
+            refunds_order=delivery.refunds_order,
+        )
+        reader.flush()  # the access log is written before anything is shown (sent)
+        sent_at = self.app.now()
+        for which in ("confirmation", "card"):
+            built = render(mail, which, message_id(card.id, delivery.attempt, which), sent_at)
+            refused = self.send(built, str(card.id), stopped)
+            if refused is not None:
+                return refused
+        self.vault.erase(code_subject)  # after delivery the code exists nowhere
+        return card_message_id
+
+    def send(
+        self, message: EmailMessage, card_id: str, stopped: Callable[[], bool]
+    ) -> PermanentSendError | None:
+        """Retries transient failures with exponential backoff and jitter, until stopped."""
+        failures = 0
+        while True:
+            try:
+                self.transport.send(message)
+                return None
+            except PermanentSendError as refused:
+                return refused
+            except TransientSendError as error:
+                # Jitter: workers that lost the same server do not come back in lockstep.
+                pause = backoff(failures, cap=self.max_delay) * (0.5 + random.random() / 2)
+                failures += 1
+                self.waits.log(
+                    logging.WARNING, "smtp", "code delivery waits for the mail server "
+                    "(card %s, retrying in %.1f s): %s", card_id, pause, error,
+                )
+            deadline = time.monotonic() + pause
+            while (left := deadline - time.monotonic()) > 0:
+                if stopped():
+                    raise Stopped("delivery")
+                self.sleep(min(left, 0.1))
+
+
+def _clear(value: str | None) -> str | None:
+    """An erased recipient's name or message is left out, not shown as `[erased]`."""
+    return None if value in (None, ERASED) else value

@@ -1,0 +1,52 @@
+"""Code delivery commands: `deliver` (the worker), `deliveries failed|retry` (customer service)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from entrypoints.cli.base import parse_text
+from entrypoints.cli.cards import card_id, service
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("deliver", help="e-mail the sealed codes in order (R7) until SIGTERM")
+    p.add_argument("--once", action="store_true", help="deliver what is pending, then exit")
+    p.set_defaults(handler=deliver)
+
+    p = sub.add_parser("deliveries", help="code deliveries for customer service (R7)")
+    which = p.add_subparsers(dest="deliveries_command", required=True)
+    q = which.add_parser("failed", help="deliveries that failed for good: the alert")
+    q.set_defaults(handler=failed)
+    q = which.add_parser("retry", help="send a failed delivery's code again (not a new code)")
+    q.add_argument("card_id", type=card_id)
+    q.add_argument("--operator", required=True, type=parse_text(100), help="who retries (R21)")
+    q.add_argument("--buyer-email", type=parse_text(320), help="a corrected address")
+    q.set_defaults(handler=retry)
+
+
+def deliver(args: argparse.Namespace) -> dict[str, Any]:
+    from entrypoints.cli.consume import stop_on_sigterm
+    from infra.bootstrap import build_delivery_worker
+
+    worker = build_delivery_worker(service())
+    if args.once:
+        while worker.drain():
+            pass
+    else:
+        worker.run(stop_on_sigterm())
+    return {"delivered": worker.delivered, "failed": worker.failed}
+
+
+def failed(args: argparse.Namespace) -> dict[str, Any]:
+    from application.delivery import Deliveries
+
+    return Deliveries(service().app).failed()
+
+
+def retry(args: argparse.Namespace) -> dict[str, Any]:
+    from application.delivery import Deliveries
+
+    return Deliveries(service().app).retry(
+        args.card_id, operator=args.operator, buyer_email=args.buyer_email
+    )

@@ -1,0 +1,66 @@
+"""A real SMTP server (aiosmtpd) for the delivery tests, run as a subprocess:
+`python -m tests.mail.smtp_server PORT DIR`. Every accepted message is written whole to
+DIR/received/N.eml before the reply; DIR/control holds how the next messages are answered:
+`defer N CODE` answers CODE (421, 451) to the next N messages, `delay SECONDS` waits before
+each 250 (a window for SIGKILL between send and record). Recipients starting `bounce` get 550."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+class Recorder:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        (directory / "received").mkdir(parents=True, exist_ok=True)
+        self.control = directory / "control"
+        start = len(list((directory / "received").iterdir()))
+        self.numbers = itertools.count(start)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address.startswith("bounce"):
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(
+        self, server: Any, session: Any, envelope: Any
+    ) -> str:
+        words = self.control.read_text().split() if self.control.exists() else []
+        if words[:1] == ["defer"] and int(words[1]) > 0:
+            self.control.write_text(f"defer {int(words[1]) - 1} {words[2]}")
+            return f"{words[2]} 4.3.0 try again later"
+        number = next(self.numbers)
+        path = self.directory / "received" / f"{number:06d}.eml"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(envelope.original_content or envelope.content)
+        os.replace(tmp, path)
+        if words[:1] == ["delay"]:
+            await asyncio.sleep(float(words[1]))
+        return "250 OK queued"
+
+
+def main() -> None:
+    port, directory = int(sys.argv[1]), Path(sys.argv[2])
+    controller = Controller(Recorder(directory), hostname="127.0.0.1", port=port)
+    controller.start()
+    (directory / "ready").write_text(str(os.getpid()))
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()
