@@ -25,7 +25,7 @@ from domain.giftcard import GiftCard
 from domain.streams import Index, stream_id
 
 HOLD_ORDER = "hold-order"
-DEFAULT_HOLD_MINUTES = 30
+DEFAULT_HOLD_SECONDS = 30 * 60
 R = TypeVar("R")
 # Events that start or end a hold: the sweep replays only these.
 HOLD_EVENTS = (GiftCard.Held, GiftCard.HoldReleased, GiftCard.Redeemed, GiftCard.Cancelled)
@@ -34,9 +34,9 @@ HOLD_EVENTS = (GiftCard.Held, GiftCard.HoldReleased, GiftCard.Redeemed, GiftCard
 class Holds:
     """Authorize → capture (the single use, R11) or void; a hold left alone times out."""
 
-    def __init__(self, cards: GiftCards, *, hold_minutes: int = DEFAULT_HOLD_MINUTES) -> None:
+    def __init__(self, cards: GiftCards, *, hold_seconds: int = DEFAULT_HOLD_SECONDS) -> None:
         self.cards = cards
-        self.hold_for = timedelta(minutes=hold_minutes)
+        self.hold_for = timedelta(seconds=hold_seconds)
 
     def _run(
         self, command: Callable[[UnitOfWork], R], within: UnitOfWork | None, simulate: bool

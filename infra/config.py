@@ -41,7 +41,7 @@ class Settings(BaseModel):
     projection_batch: int
     fraud_config: Path | None
     relay_lease_seconds: int = 10
-    hold_minutes: int = 30
+    hold_seconds: int = 1800
 
     @property
     def production(self) -> bool:
@@ -75,7 +75,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         projection_batch=_int(env, "GIFTCARDS_PROJECTION_BATCH", 1000),
         fraud_config=Path(fraud) if (fraud := env.get("GIFTCARDS_FRAUD_CONFIG")) else None,
         relay_lease_seconds=_int(env, "GIFTCARDS_RELAY_LEASE_SECONDS", 10),
-        hold_minutes=_int(env, "GIFTCARDS_HOLD_MINUTES", 30),
+        hold_seconds=_int(env, "GIFTCARDS_HOLD_SECONDS", 1800),
     )
 
 

@@ -94,7 +94,7 @@ def api_part(settings: Settings, host: str, port: int, workers: int) -> Part:
         from entrypoints.http.app import create_app
 
         svc = build(settings, create_tables=False)
-        app = create_app(svc, hold_minutes=settings.hold_minutes, workers=workers)
+        app = create_app(svc, hold_seconds=settings.hold_seconds, workers=workers)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off")
         server = uvicorn.Server(config)
@@ -120,7 +120,7 @@ def sweep_part(settings: Settings) -> Part:
         from application.holds import Holds
 
         svc = build(settings, create_tables=False)
-        holds = Holds(svc.app, hold_minutes=settings.hold_minutes)
+        holds = Holds(svc.app, hold_seconds=settings.hold_seconds)
         try:
             while not stop.is_set():
                 released = holds.release_timed_out()["released"]

@@ -1,6 +1,7 @@
 """The FastAPI application: decode, authorize, call the application, present (problems on error)."""
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations, which name
+# dependencies local to create_app.
 
-from __future__ import annotations
 
 import asyncio
 import logging
@@ -170,11 +171,13 @@ async def _send(scope: Scope, receive: Receive, send: Send, response: Response) 
     await response(scope, receive, send)
 
 
-def create_app(service: Service, *, hold_minutes: int = 30, workers: int | None = None) -> FastAPI:
+def create_app(
+    service: Service, *, hold_seconds: int = 30 * 60, workers: int | None = None
+) -> FastAPI:
     """The API over one service; commands run on a thread pool (one thread on SQLite, whose
     connection is not shared)."""
     app = service.app
-    holds = Holds(app, hold_minutes=hold_minutes)
+    holds = Holds(app, hold_seconds=hold_seconds)
     keys = ApiKeys(app)
     metrics = Metrics()
     sqlite = service.settings.database_url.startswith(("sqlite", "memory"))
@@ -295,7 +298,8 @@ def create_app(service: Service, *, hold_minutes: int = 30, workers: int | None 
                     answer = status, command(uow)
                 except DomainError as error:
                     answer = domain_problem(error)
-                uow.add(HttpReply.record(stream, print_, answer[0], without_codes(answer[1])))
+                stored = answer[1] if answer[0] >= 400 else without_codes(answer[1])
+                uow.add(HttpReply.record(stream, print_, answer[0], stored))
                 try:
                     uow.commit()
                 except RecordConflictError:
