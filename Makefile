@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint services bench clean
+.PHONY: demo test lint services bench clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,7 +22,11 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test: services lint
+# curl: the README's API walk-through (tests/e2e/test_readme.py) runs it as written.
+tools:
+	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
+
+test: services lint tools
 	$(PY) -m pytest
 
 bench: services
