@@ -97,6 +97,26 @@ class CancelBody(Body):
     card_id: UUID | None = None
 
 
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "code", "detail"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"},
+        "status": {"type": "integer"}, "code": {"type": "string"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+PROBLEM_RESPONSE = {
+    "description": "RFC 9457 problem document",
+    "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+}
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: PROBLEM_RESPONSE
+    for status in (400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 503)
+}
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -189,6 +209,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
         description="Gift cards for the order service: lookups, holds, purchases, refunds.",
+        responses=PROBLEMS,
     )
 
     async def call(fn: Callable[[], T]) -> T:
