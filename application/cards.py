@@ -280,11 +280,16 @@ class GiftCards(Application[UUID]):
         subject = attempt_subject(customer_id, source)
 
         def command(uow: UnitOfWork) -> Json:
-            card = self.card_for_code(uow, code, subject, order_id, the_market, now)
             used = uow.get(stream_id(REDEMPTION_ORDER, order_id), Index)
             if used is not None:
-                if used.target == card.id:
-                    return redemption_json(card)
+                # A retry of an order already paid with this very card is the same command
+                # (R3/R10: idempotent on the order id), lock-out or not. It confirms the code
+                # only of a card that paid this order: used up, worth nothing to a guesser.
+                paid_with = self._card(uow, used.target)
+                if self._code_matches(uow, code, paid_with):
+                    return redemption_json(paid_with)
+            card = self.card_for_code(uow, code, subject, order_id, the_market, now)
+            if used is not None:
                 raise refuse(
                     "one_card_per_order", "this order is already paid with another gift card"
                 )
