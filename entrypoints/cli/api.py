@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def add_api_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
     p.add_argument(f"--{prefix}host", default="127.0.0.1", type=parse_text(100))
-    p.add_argument(f"--{prefix}port", default=8080, type=int)
+    # In `serve` the API runs only with --api-port: many serve processes share test machines.
+    p.add_argument(f"--{prefix}port", default=None if prefix else 8080, type=int)
     p.add_argument(f"--{prefix}workers", default=16, type=int,
                    help="threads running commands on PostgreSQL (SQLite: one)")
 
@@ -107,6 +108,8 @@ def api_part(settings: Settings, host: str, port: int, workers: int) -> Part:
         log.info("api: listening on %s:%d", host, port)
         try:
             server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind: restart with backoff instead
+            raise RuntimeError(f"the API could not listen on {host}:{port}") from None
         finally:
             svc.close()
 

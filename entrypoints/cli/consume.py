@@ -176,7 +176,7 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
     }
     if not args.without_projections:
         loops["projections"] = after(ready, projections_loop(settings, topics))
-    if not args.without_api:
+    if args.api_port is not None and not args.without_api:
         loops["api"] = api.api_part(settings, args.api_host, args.api_port, args.api_workers)
         loops["holds"] = api.sweep_part(settings)
     run_parts(loops, stop)
