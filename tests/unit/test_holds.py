@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -11,6 +12,10 @@ from application.holds import Holds
 from domain.errors import DomainError
 from domain.giftcard import GiftCard
 from infra.bootstrap import Service
+from infra.db import Database
+from projections.runner import Projector
+from projections.sources import sync_store
+from projections.verify import verify_card
 from tests.conftest import FixedClock
 from tests.unit.rules_helpers import buy, pay
 
@@ -131,3 +136,21 @@ def test_r17_refund_card_validity_is_a_market_setting(memory_service: Service) -
     assert (new.expires_at.year, new.expires_at.month) == (
         card.purchased_at.year + (card.purchased_at.month + 11) // 12,
         (card.purchased_at.month + 11) % 12 + 1)
+
+
+def test_r11_held_voided_and_captured_cards_project_and_their_audit_verifies(
+    memory_service: Service, tmp_path: Path
+) -> None:
+    app, holds = memory_service.app, Holds(memory_service.app)
+    views = Projector(Database(f"sqlite:///{tmp_path / 'views.sqlite3'}"))
+    card = buy(app)
+    authorize(holds, card["code"], "shop-1")
+    holds.void(order_id="shop-1")
+    authorize(holds, card["code"], "shop-2")
+    holds.capture(order_id="shop-2")
+    sync_store(app, views)
+    replayed, problems = verify_card(app, views.db, UUID(card["card_id"]))
+    assert (replayed, problems) == (6, [])  # Purchased, Activated, Held, Released, Held, Redeemed
+    row = views.db.execute("SELECT status, balance FROM view_balance WHERE card_id = ?",
+                           [card["card_id"]])
+    assert tuple(row[0]) == ("redeemed", 0)
