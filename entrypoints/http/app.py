@@ -9,7 +9,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
@@ -490,6 +490,64 @@ def create_app(
         return await call(holds.release_timed_out)
 
     api.add_middleware(BodyLimits)
+    # --- audit: the finance and fraud views (read-only) ------------------------------------
+
+    views: list[Any] = []
+
+    def fresh_views() -> Any:
+        """Built on first use; in the embedded default a read first catches up with the store."""
+        from infra.bootstrap import build_projector
+        from projections import sources
+
+        if not views:
+            views.append(build_projector(service.settings))
+        if service.settings.kafka_bootstrap is None:
+            sources.sync_store(app, views[0])
+        return views[0]
+
+    Auditor = Annotated[ApiKey, Depends(scoped("audit"))]
+
+    @api.get("/v1/liability")
+    async def liability(
+        key: Auditor, market: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+        as_of: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Outstanding balance and open cards per market, as of any past instant."""
+        from projections.queries import liability as query
+
+        return await call(lambda: query(fresh_views().db, as_of or app.now(), market))
+
+    @api.get("/v1/breakage")
+    async def breakage(
+        key: Auditor, market: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+        month: Annotated[str | None, Query(pattern=r"^[0-9]{4}-[0-9]{2}$")] = None,
+    ) -> dict[str, Any]:
+        from projections.queries import breakage as query
+
+        return await call(lambda: query(fresh_views().db, market, month))
+
+    @api.get("/v1/fraud/alerts")
+    async def fraud_alerts(
+        key: Auditor, since: datetime | None = None,
+        rule: Annotated[str | None, Query(pattern=r"^F[1-6]$")] = None,
+    ) -> dict[str, Any]:
+        from projections.queries import alerts
+
+        return await call(lambda: alerts(fresh_views().db, since, rule))
+
+    @api.get("/v1/audit/cards/{card_id}/verify")
+    async def audit_verify(card_id: UUID, key: Auditor) -> dict[str, Any]:
+        """Replays the card from the store, checks its hash chain and the balance view."""
+        from projections.verify import verify_card
+
+        def run() -> dict[str, Any]:
+            app.card(card_id)  # unknown_card → 404
+            events, problems = verify_card(app, fresh_views().db, card_id)
+            return {"card_id": str(card_id), "events": events, "ok": not problems,
+                    "problems": problems}
+
+        return await call(run)
+
     return api
 
 

@@ -10,8 +10,10 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
@@ -223,10 +225,21 @@ def test_r6_r8_r11_r19_r20_holds_lookup_and_refusals_over_http(api: Api) -> None
     assert_problem(api.post("/v1/refunds", {"order_id": "never", "amount": 100,
                                             "received_on": "2026-01-12"}, key="orders"),
                    409, "unknown_order")
+    # R16 dates are the market's local dates (FR: Paris), not UTC's.
+    paris_today = datetime.now(ZoneInfo("Europe/Paris")).date().isoformat()
     refund = api.post("/v1/refunds?simulate=true", {"order_id": "shop-1", "amount": 1000,
-                      "received_on": time.strftime("%Y-%m-%d", time.gmtime())}, key="orders")
+                      "received_on": paris_today}, key="orders")
     assert refund.status_code == 200, refund.text
     assert refund.json()["simulated"] and refund.json()["new_card"]["code"] is None
+
+    # Finance and audit reads (scope audit only).
+    verified = api.get(f"/v1/audit/cards/{card['card_id']}/verify", key="audit")
+    assert verified.status_code == 200 and verified.json()["ok"] is True, verified.text
+    liability = api.get("/v1/liability?market=FR", key="audit")
+    assert liability.status_code == 200 and "markets" in liability.json()
+    assert api.get("/v1/breakage", key="audit").status_code == 200
+    assert api.get("/v1/fraud/alerts?rule=F1", key="audit").status_code == 200
+    assert_problem(api.get("/v1/liability", key="support"), 403, "http_error")
 
 
 def test_r8_unknown_codes_are_limited_per_api_key_with_retry_after(api: Api) -> None:
