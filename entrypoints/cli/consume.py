@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from entrypoints.cli import api
+from entrypoints.cli import api_parts as api
 from entrypoints.cli.base import UsageError, parse_text
 from infra.bootstrap import (
     build,
