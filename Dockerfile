@@ -23,5 +23,6 @@ USER giftcards
 # Production refuses a missing GIFTCARDS_SECRET_KEY and a pinned clock (infra/config.py).
 ENV GIFTCARDS_ENV=production \
     GIFTCARDS_DATA_DIR=/app/var
+EXPOSE 8080
 ENTRYPOINT ["giftcards"]
-CMD ["serve"]
+CMD ["serve", "--api-host", "0.0.0.0", "--api-port", "8080"]

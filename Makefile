@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # The official AsyncAPI parser (node), pinned by dev/asyncapi/package-lock.json.
 ASYNCAPI_PARSER := dev/asyncapi/node_modules/@asyncapi/parser/package.json
 
-.PHONY: demo test lint services bench clean asyncapi-parser kcat
+.PHONY: demo test lint services bench clean asyncapi-parser kcat tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -36,7 +36,11 @@ asyncapi-parser: $(ASYNCAPI_PARSER)
 kcat:
 	command -v kcat >/dev/null || { apt-get update -qq && apt-get install -y -qq kcat; }
 
-test: services lint kcat
+# curl: the README's API walk-through (tests/e2e/test_readme.py) runs it as written.
+tools:
+	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
+
+test: services lint kcat tools
 	$(PY) -m pytest
 
 bench: services

@@ -312,23 +312,7 @@ class GiftCards(Application[UUID]):
                 paid_with = self._card(uow, used.target)
                 if self._code_matches(uow, code, paid_with):
                     return redemption_json(paid_with)
-            window, lockout = self.attempt_ids(subject, order_id, now)
-            # Added to the unit of work only once it records something; concurrent writers of
-            # one window conflict and retry, so the count is exact across processes.
-            attempts = uow.get(window, CheckoutAttempts) or CheckoutAttempts.open(subject, window)
-            if attempts.unknown_codes >= self.markets.guessing.max_unknown_codes:
-                # Checked before the code is looked up: a valid code is refused alike, so a
-                # locked-out guesser learns nothing about the codes typed.
-                self._record_lockout(uow, lockout, subject, order_id, the_market, now)
-                raise refuse(
-                    "too_many_attempts",
-                    "too many unknown gift card codes were tried; try again later",
-                )
-            found = uow.get(self.code_index_id(code), Index)
-            if found is None:
-                self._record_unknown_code(uow, attempts, order_id, the_market, now)
-                raise refuse("unknown_code", "no gift card matches this code")
-            card = self._card(uow, found.target)
+            card = self.card_for_code(uow, code, subject, order_id, the_market, now)
             if used is not None:
                 raise refuse(
                     "one_card_per_order", "this order is already paid with another gift card"
@@ -359,6 +343,45 @@ class GiftCards(Application[UUID]):
             return redemption_json(card)
 
         return self._run(command, within)
+
+    def card_for_code(
+        self,
+        uow: UnitOfWork,
+        code: str,
+        subject: str,
+        order_id: str,
+        market: Market,
+        now: datetime,
+        *,
+        conceal_market: bool = False,
+    ) -> GiftCard:
+        """The card of a typed code, within R8's limits on guessing: past the limit, or for a
+        code that matches no card, refused (and counted); a hold past its time is released
+        here. `conceal_market`: a card of another market is answered as an unknown code."""
+        window, lockout = self.attempt_ids(subject, order_id, now)
+        # Added to the unit of work only once it records something; concurrent writers of
+        # one window conflict and retry, so the count is exact across processes.
+        attempts = uow.get(window, CheckoutAttempts) or CheckoutAttempts.open(subject, window)
+        if attempts.unknown_codes >= self.markets.guessing.max_unknown_codes:
+            # Checked before the code is looked up: a valid code is refused alike, so a
+            # locked-out guesser learns nothing about the codes typed.
+            self._record_lockout(uow, lockout, subject, order_id, market, now)
+            raise refuse(
+                "too_many_attempts",
+                "too many unknown gift card codes were tried; try again later",
+            )
+        found = uow.get(self.code_index_id(code), Index)
+        card = None if found is None else self._card(uow, found.target)
+        if card is None or (conceal_market and card.market != market.code):
+            self._record_unknown_code(uow, attempts, order_id, market, now)
+            raise refuse("unknown_code", "no gift card matches this code")
+        self.release_timed_out_hold(uow, card, now)
+        return card
+
+    def release_timed_out_hold(self, uow: UnitOfWork, card: GiftCard, now: datetime) -> None:
+        terms = self.markets.get(card.market).terms_version
+        if card.release_timed_out_hold(now=now, terms_version=terms):
+            uow.add(card)
 
     def attempt_ids(self, subject: str, order_id: str, now: datetime) -> tuple[UUID, UUID]:
         """The streams a redemption at `now` reads first: `subject`'s attempts window, and the
@@ -433,6 +456,7 @@ class GiftCards(Application[UUID]):
                 raise refuse("order_mismatch", "this card was not bought with that order")
             if card.status == "cancelled":
                 return cancellation_json(card)
+            self.release_timed_out_hold(uow, card, now)
             card.cancel(
                 market=self.markets.get(card.market),
                 now=now,

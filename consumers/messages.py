@@ -15,7 +15,6 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
-    model_validator,
 )
 
 from consumers.dead_letters import EMAIL, Invalid, from_validation, peek, plain
@@ -92,15 +91,10 @@ class OrderItemsReturned(MessageHeader):
 
 class GiftCardCancellationRequested(MessageHeader):
     type: Literal["GiftCardCancellationRequested"]
+    # R20: the purchase order id AND the card's code, both checked; the card id is optional.
     card_id: UUID | None = None
-    order_id: Id | None = None
-    code: Code | None = None
-
-    @model_validator(mode="after")
-    def _names_a_card(self) -> GiftCardCancellationRequested:
-        if self.card_id is None and self.order_id is None:
-            raise ValueError("card_id or order_id is required")
-        return self
+    order_id: Id
+    code: Code
 
 
 CheckoutMessage = Annotated[

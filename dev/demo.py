@@ -73,7 +73,9 @@ def main() -> None:
         "redeem", "--code", card["code"], "--market", "FR", "--order-id", "O2",
         "--order-total", "80", "--customer-id", "C2", at="2026-01-12T10:05:00Z",
     )  # fmt: skip
-    giftcards("cancel", card["card_id"], at="2026-01-13T10:00:00Z", expect=1)
+    giftcards(
+        "cancel", "--order-id", "O1", "--code", card["code"], at="2026-01-13T10:00:00Z", expect=1,
+    )  # fmt: skip
     refund = giftcards(
         "refund", "--order-id", "O2", "--amount", "60", "--received-on", "2026-01-14",
         at="2026-02-10T10:00:00Z",

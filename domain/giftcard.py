@@ -73,6 +73,19 @@ class GiftCard(Aggregate):
 
         sealed_at: datetime
         events: int
+    class Held(CardEvent):
+        """Authorized for one order (issue 12): nobody else can use or cancel it until the hold
+        is captured (Redeemed), voided or times out (HoldReleased)."""
+
+        order_id: str
+        order_total: int
+        amount: int  # what a capture would apply
+        until: datetime
+        customer_id: str | None
+
+    class HoldReleased(CardEvent):
+        order_id: str
+        reason: Literal["voided", "timed_out"]
 
     status: Status
 
@@ -116,6 +129,11 @@ class GiftCard(Aggregate):
         self.refunded_to_card = 0
         self.refunded_other = 0
         self.refused_attempts = 0
+        # The order holding the card, and until when (issue 12).
+        self.held_for: str | None = None
+        self.held_until: datetime | None = None
+        self.held_order_total = 0
+        self.held_customer: str | None = None
 
     def seal_history(self, *, now: datetime) -> None:
         """Issue 15: chain a history written before the chain existed, recording when."""
@@ -208,14 +226,17 @@ class GiftCard(Aggregate):
 
     @classmethod
     def _issue(cls, market: Market, now: datetime, order_id: str, **fields: Any) -> GiftCard:
-        """A new active card (R4), valid for the market's period from `now` (R9); `fields` are
+        """A new active card (R4), valid for the market's period from `now` (R9; R17 for a
+        refund card); `fields` are
         the rest of Purchased's, validated by it."""
+        refund = fields["payment_method"] == "refund"
+        validity = market.refund_validity_months if refund else market.validity_months
         card = cls._create(
             cls.Purchased,
             market=market.code,
             currency=market.currency,
             at=now,
-            expires_at=add_months(now, market.validity_months),
+            expires_at=add_months(now, validity),
             terms_version=market.terms_version,
             correlation_id=order_id,
             **fields,
@@ -295,8 +316,10 @@ class GiftCard(Aggregate):
         contains_gift_card: bool,
         now: datetime,
     ) -> None:
-        """R6, R9-R14: one use on one order; the rest of the balance is forfeited (R11)."""
+        """R6, R9-R14: one use on one order; the rest of the balance is forfeited (R11). The
+        holding order's redemption is the hold's capture."""
         self.check_usable(market, now)
+        self.check_not_held_for_another(order_id, now)
         self.check_combination(promo_codes, contains_gift_card)
         applied = min(self.balance, order_total)
         self._record(
@@ -316,6 +339,8 @@ class GiftCard(Aggregate):
         at: datetime,
     ) -> None:
         self.status = "redeemed"
+        self.held_for = None
+        self.held_until = None
         self.used_on_order = order_id
         self.used_at = at
         self.redeemed_by = customer_id
@@ -338,6 +363,81 @@ class GiftCard(Aggregate):
     @event(RedemptionRefused)
     def _redemption_refused(self) -> None:
         self.refused_attempts += 1
+
+    # --- holds (issue 12): authorize, then capture (Redeemed) or void --------------------
+
+    def is_held_at(self, now: datetime) -> bool:
+        return self.held_until is not None and now < self.held_until
+
+    def check_not_held_for_another(self, order_id: str, now: datetime) -> None:
+        """A card on hold serves only the order that holds it."""
+        if self.is_held_at(now) and self.held_for != order_id:
+            raise refuse("card_on_hold", "this card is on hold for another order")
+
+    def hold(
+        self,
+        *,
+        market: Market,
+        order_id: str,
+        order_total: int,
+        customer_id: str | None,
+        promo_codes: list[str],
+        contains_gift_card: bool,
+        now: datetime,
+        until: datetime,
+    ) -> None:
+        """R6, R9-R13 checked as a redemption would be, then the card is reserved for the order;
+        a repeated authorization of the holding order changes nothing."""
+        self.check_usable(market, now)
+        self.check_not_held_for_another(order_id, now)
+        self.check_combination(promo_codes, contains_gift_card)
+        if self.is_held_at(now):
+            return
+        self._record(
+            self.Held,
+            at=now, terms_version=market.terms_version, correlation_id=order_id,
+            order_id=order_id,
+            order_total=order_total,
+            amount=min(self.balance, order_total),
+            until=until,
+            customer_id=customer_id,
+        )
+
+    @event(Held)
+    def _held(
+        self, *, order_id: str, until: datetime, order_total: int, customer_id: str | None
+    ) -> None:
+        self.held_for = order_id
+        self.held_until = until
+        self.held_order_total = order_total
+        self.held_customer = customer_id
+
+    def release_hold(self, *, order_id: str, now: datetime, terms_version: str) -> bool:
+        """Void: only the holding order releases its hold; nothing to do if none is left."""
+        if self.held_for != order_id or not self.is_held_at(now):
+            return False
+        self._record(
+            self.HoldReleased,
+            at=now, terms_version=terms_version, correlation_id=order_id,
+            order_id=order_id, reason="voided",
+        )
+        return True
+
+    def release_timed_out_hold(self, *, now: datetime, terms_version: str) -> bool:
+        """A hold past its time is released, dated when it ran out (sweep, or on access)."""
+        if self.held_for is None or self.held_until is None or self.is_held_at(now):
+            return False
+        self._record(
+            self.HoldReleased,
+            at=self.held_until, terms_version=terms_version, correlation_id=self.held_for,
+            order_id=self.held_for, reason="timed_out",
+        )
+        return True
+
+    @event(HoldReleased)
+    def _hold_released(self) -> None:
+        self.held_for = None
+        self.held_until = None
 
     # --- expiry (R9) -------------------------------------------------------------------
 
@@ -365,6 +465,8 @@ class GiftCard(Aggregate):
             raise refuse("cancelled", "this card was already cancelled")
         if self.status == "redeemed":
             raise refuse("card_already_used", "a used card cannot be cancelled")
+        if self.is_held_at(now):
+            raise refuse("card_on_hold", "a card on hold for an order cannot be cancelled")
         if self.payment_method != "card":
             raise refuse(
                 "cancellation_period_over",

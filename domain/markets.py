@@ -32,6 +32,8 @@ class Market(BaseModel):
     min_amount: int = Field(gt=0)
     max_amount: int = Field(gt=0)
     validity_months: int = Field(gt=0, le=120)
+    # R17: how long a card issued for returned goods is valid (local law may require more).
+    refund_validity_months: int = Field(default=6, gt=0, le=120)
     holiday_country: str
     timezone: str
     terms_version: str

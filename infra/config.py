@@ -62,6 +62,7 @@ class Settings(BaseModel):
     retention_fraud_years: int = 5
     retention_dead_letter_days: int = 30
     smtp_url: str | None = None  # unset: code e-mails are `.eml` files under data_dir/mail
+    hold_seconds: int = 1800
 
     @property
     def production(self) -> bool:
@@ -117,6 +118,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         retention_fraud_years=_int(env, "GIFTCARDS_RETENTION_FRAUD_YEARS", 5),
         retention_dead_letter_days=_int(env, "GIFTCARDS_RETENTION_DEAD_LETTER_DAYS", 30),
         smtp_url=_smtp_url(env),
+        hold_seconds=_int(env, "GIFTCARDS_HOLD_SECONDS", 1800),
     )
 
 

@@ -60,9 +60,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(handler=redeem)
 
     p = sub.add_parser("cancel", help="cancel an unused card within 14 days (R19, R20)")
-    p.add_argument("card_id", type=card_id)
-    p.add_argument("--code", type=parse_text(64), help="the card's code, as given by the customer")
-    p.add_argument("--order-id", type=parse_text(200), help="the purchase order number")
+    # R20: the purchase order id AND the code, both checked; the card id is optional.
+    p.add_argument("card_id", nargs="?", type=card_id)
+    p.add_argument("--code", required=True, type=parse_text(64),
+                   help="the card's code, as given by the customer")
+    p.add_argument("--order-id", required=True, type=parse_text(200),
+                   help="the purchase order number")
     p.set_defaults(handler=cancel)
 
     p = sub.add_parser("refund", help="goods of an order paid by card were returned (R16-R18)")

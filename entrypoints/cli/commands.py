@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from entrypoints.cli import cards, consume, deliveries, gdpr, relay, views
+from entrypoints.cli import api, cards, consume, deliveries, gdpr, relay, views
 
-GROUPS = [cards, gdpr, consume, relay, views, deliveries]
+GROUPS = [cards, gdpr, consume, relay, views, deliveries, api]
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

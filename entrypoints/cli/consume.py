@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from entrypoints.cli import api_parts as api
 from entrypoints.cli.base import UsageError, parse_text
 from infra.bootstrap import (
     build,
@@ -37,6 +38,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     add_consumer_options(p)
     p.add_argument("--without-projections", action="store_true", help="views run elsewhere")
+    p.add_argument("--without-api", action="store_true", help="no HTTP API in this process")
+    api.add_api_options(p, prefix="api-")
     p.set_defaults(handler=serve)
 
 
@@ -243,5 +246,8 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
         loops["projections"] = after(ready, projections_loop(settings, topics))
     loops["checkpoints"] = checkpoints_loop(settings)
     loops["privacy"] = privacy_loop(settings)
+    if args.api_port is not None and not args.without_api:
+        loops["api"] = api.api_part(settings, args.api_host, args.api_port, args.api_workers)
+        loops["holds"] = api.sweep_part(settings)
     run_parts(loops, stop)
     return {"stopped": "serve", "loops": sorted(loops)}

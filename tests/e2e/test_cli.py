@@ -96,9 +96,15 @@ def test_r1_r11_r17_r19_lifecycle_through_the_cli(env_for: dict[str, str]) -> No
 @SQLITE_ONLY
 def test_r19_r20_cancel_refusals_exit_1(env_for: dict[str, str]) -> None:
     _, card, _ = cli(env_for, T0, *BUY, "--amount", "30", "--order-id", "b-3")
-    wrong = cli(env_for, T0, "cancel", card["card_id"], "--code", "AAAAAA-BBBBBB-CCCCCC")
+    wrong = cli(env_for, T0, "cancel", card["card_id"], "--code", "AAAAAA-BBBBBB-CCCCCC",
+                "--order-id", "b-3")
     assert_error(wrong, 1, "code_mismatch")
-    late = cli(env_for, "2026-01-27T10:00:00Z", "cancel", card["card_id"], "--code", card["code"])
+    # R20: the order id AND the code are required; the card id is not.
+    assert_error(cli(env_for, T0, "cancel", card["card_id"], "--code", card["code"]), 2,
+                 "invalid_input")
+    assert_error(cli(env_for, T0, "cancel", "--order-id", "b-3"), 2, "invalid_input")
+    late = cli(env_for, "2026-01-27T10:00:00Z", "cancel", "--code", card["code"],
+               "--order-id", "b-3")
     assert_error(late, 1, "cancellation_period_over")
     assert card["code"] not in late[1]["error"]["message"] + late[2]
 

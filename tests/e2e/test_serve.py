@@ -9,12 +9,14 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from kafka import KafkaAdminClient
 
 from dev.services import unique_topic_prefix
 from infra.kafka.topics import Topics
+from tests.e2e.test_http_api import free_port
 from tests.integration.kafka_helpers import TopicReader, produce
 from tests.integration.test_checkout_consumer import ordered
 
@@ -36,7 +38,9 @@ def test_r4_serve_turns_orders_into_cards_events_and_views_then_stops_on_sigterm
     }
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
-        serve = subprocess.Popen([GIFTCARDS, "serve"], env=env, stdout=out, stderr=out)
+        port = free_port()  # issue 12: the HTTP API runs beside the other parts
+        serve = subprocess.Popen([GIFTCARDS, "serve", "--api-port", str(port)], env=env,
+                                 stdout=out, stderr=out)
     try:
         deadline = time.monotonic() + 60
         admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
@@ -49,6 +53,8 @@ def test_r4_serve_turns_orders_into_cards_events_and_views_then_stops_on_sigterm
                 [ordered(f"m-{i}", f"serve-order-{i}") for i in range(CARDS)])
         results = TopicReader(kafka_bootstrap, topics.results).until(CARDS)
         assert {r["status"] for r in results} == {"accepted"}
+        ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=10)
+        assert ready.json() == {"status": "ready"}  # store and Kafka reachable
         events = TopicReader(kafka_bootstrap, topics.events).until(2 * CARDS)
         assert {e["event_type"] for e in events} >= {"GiftCardPurchased", "GiftCardActivated"}
         outstanding = 0

@@ -135,7 +135,8 @@ def test_r3_r7_r17_r19_four_message_types_become_commands_with_results(
                     "message_id": "m5",
                     "type": "GiftCardCancellationRequested",
                     "occurred_at": AT,
-                    "order_id": "o-2",
+                    "order_id": "o-2",  # R20: the purchase order AND the code
+                    "code": sent[card2],
                 }
             ),
         ]

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from application.holds import Holds
 from domain.errors import DomainError
 from infra import schemas
 from infra.bootstrap import Service
@@ -57,6 +58,10 @@ def lifecycle(service: Service, clock: Any) -> list[str]:
         with pytest.raises(DomainError):
             app.redeem(code=code, market="FR", order_id=order, order_total=100, source="test",
                        customer_id="cust-bob")
+    holds = Holds(app)  # issue 12: a hold, voided (GiftCardHeld, GiftCardHoldReleased)
+    holds.authorize(code=left["code"], market="FR", order_id="shop-4", order_total=1000,
+                    customer_id="cust-bob", source="test")
+    holds.void(order_id="shop-4")
     limit = app.markets.guessing.max_unknown_codes
     for n in range(limit + 1):  # R8: the last one is refused unchecked (CheckoutAttemptRefused)
         with pytest.raises(DomainError):

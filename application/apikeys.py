@@ -1,0 +1,82 @@
+"""API key use cases: create (the key shown once), authenticate, list, revoke."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from uuid import UUID, uuid4
+
+from eventsourcing.utils import get_topic
+
+from application.cards import GiftCards, Json, UnitOfWork, iso
+from domain.apikeys import ApiKey
+from domain.errors import refuse
+from domain.streams import Index, stream_id
+
+KEY_PREFIX = "gck_"
+KEY_BY_ID = "api-key-id"
+
+
+def key_hash(key: str) -> str:
+    """A key holds 256 random bits: one SHA-256 is enough, no slow password hash needed."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class ApiKeys:
+    def __init__(self, cards: GiftCards) -> None:
+        self.cards = cards
+
+    def create(self, *, name: str, scopes: list[str]) -> Json:
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        key_id = uuid4()
+        hashed = key_hash(key)
+
+        def command(uow: UnitOfWork) -> Json:
+            api_key = ApiKey.create(
+                key_hash=hashed, key_id=key_id, name=name, scopes=scopes, at=self.cards.now()
+            )
+            uow.add(api_key, Index.register(KEY_BY_ID, str(key_id), api_key.id))
+            return {**key_json(api_key), "key": key}
+
+        return self.cards._run(command)
+
+    def authenticate(self, key: str) -> ApiKey | None:
+        """The live key, or None (unknown or revoked): the caller answers both alike."""
+        if not key.startswith(KEY_PREFIX) or len(key) > 100:
+            return None
+        found = UnitOfWork(self.cards).get(ApiKey.id_for(key_hash(key)), ApiKey)
+        return found if found is not None and found.revoked_at is None else None
+
+    def revoke(self, key_id: UUID) -> Json:
+        def command(uow: UnitOfWork) -> Json:
+            index = uow.get(stream_id(KEY_BY_ID, str(key_id)), Index)
+            api_key = None if index is None else uow.get(index.target, ApiKey)
+            if api_key is None:
+                raise refuse("unknown_api_key", "no API key has this id")
+            if api_key.revoke(at=self.cards.now()):
+                uow.add(api_key)
+            return key_json(api_key)
+
+        return self.cards._run(command)
+
+    def list(self) -> Json:
+        topic = get_topic(ApiKey.Created)
+        keys = []
+        start = 1
+        while page := self.cards.recorder.select_notifications(start, 1000, topics=[topic]):
+            for notification in page:
+                found = UnitOfWork(self.cards).get(UUID(str(notification.originator_id)), ApiKey)
+                if found is not None:
+                    keys.append(key_json(found))
+            start = page[-1].id + 1
+        return {"api_keys": keys}
+
+
+def key_json(api_key: ApiKey) -> Json:
+    return {
+        "key_id": str(api_key.key_id),
+        "name": api_key.name,
+        "scopes": list(api_key.scopes),
+        "created_at": iso(api_key.created_at),
+        "revoked_at": None if api_key.revoked_at is None else iso(api_key.revoked_at),
+    }

@@ -1,0 +1,229 @@
+"""Holds (issue 12): look a code up, authorize a card for an order, capture or void it, and
+release the holds that timed out; the order service's synchronous checkout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+
+from application.cards import (
+    REDEMPTION_ORDER,
+    GiftCards,
+    Json,
+    UnitOfWork,
+    attempt_subject,
+    check_order_id,
+    iso,
+    redemption_json,
+)
+from domain.errors import refuse
+from domain.giftcard import GiftCard
+from domain.streams import Index, stream_id
+
+HOLD_ORDER = "hold-order"
+DEFAULT_HOLD_SECONDS = 30 * 60
+R = TypeVar("R")
+# Events that start or end a hold: the sweep replays only these.
+HOLD_EVENTS = (GiftCard.Held, GiftCard.HoldReleased, GiftCard.Redeemed, GiftCard.Cancelled)
+
+
+class Holds:
+    """Authorize → capture (the single use, R11) or void; a hold left alone times out."""
+
+    def __init__(self, cards: GiftCards, *, hold_seconds: int = DEFAULT_HOLD_SECONDS) -> None:
+        self.cards = cards
+        self.hold_for = timedelta(seconds=hold_seconds)
+
+    def _run(
+        self, command: Callable[[UnitOfWork], R], within: UnitOfWork | None, simulate: bool
+    ) -> R:
+        """`simulate`: the full decision in a unit of work that is never saved."""
+        if simulate:
+            return command(UnitOfWork(self.cards))
+        return self.cards._run(command, within)
+
+    def lookup(
+        self, *, code: str, market: str, source: str, customer_id: str | None = None,
+        within: UnitOfWork | None = None,
+    ) -> Json:
+        """The card of a code on this market, as of now; unknown and other-market codes are
+        answered alike and counted against the subject (R8)."""
+        the_market = self.cards.markets.get(market)
+        now = self.cards.now()
+        subject = attempt_subject(customer_id, source)
+        # A lock-out refusal is keyed by its order; a lookup has none, so one per instant.
+        probe = f"lookup:{iso(now)}"
+
+        def command(uow: UnitOfWork) -> Json:
+            card = self.cards.card_for_code(
+                uow, code, subject, probe, the_market, now, conceal_market=True
+            )
+            return lookup_json(card, now)
+
+        return self._run(command, within, simulate=False)
+
+    def authorize(
+        self,
+        *,
+        code: str,
+        market: str,
+        order_id: str,
+        order_total: int,
+        customer_id: str | None,
+        source: str,
+        promo_codes: list[str] | None = None,
+        contains_gift_card: bool = False,
+        simulate: bool = False,
+        within: UnitOfWork | None = None,
+    ) -> Json:
+        """R6, R8-R13, then the card is held for the order until captured, voided or timed out.
+        Repeating the holding order's authorization returns the same hold."""
+        the_market = self.cards.markets.get(market)
+        check_order_id(order_id)
+        if order_total <= 0:
+            raise refuse("invalid_amount", "order total must be positive")
+        now = self.cards.now()
+        subject = attempt_subject(customer_id, source)
+
+        def command(uow: UnitOfWork) -> Json:
+            card = self.cards.card_for_code(
+                uow, code, subject, order_id, the_market, now, conceal_market=True
+            )
+            if uow.get(stream_id(REDEMPTION_ORDER, order_id), Index) is not None:
+                raise refuse("order_already_paid", "this order is already paid with a gift card")
+            held = uow.get(stream_id(HOLD_ORDER, order_id), Index)
+            if held is not None and held.target != card.id:
+                raise refuse(
+                    "one_card_per_order", "this order already holds another gift card"
+                )
+            card.hold(
+                market=the_market,
+                order_id=order_id,
+                order_total=order_total,
+                customer_id=customer_id,
+                promo_codes=list(promo_codes or []),
+                contains_gift_card=contains_gift_card,
+                now=now,
+                until=now + self.hold_for,
+            )
+            uow.add(card)
+            if held is None:
+                uow.add(Index.register(HOLD_ORDER, order_id, card.id))
+            return hold_json(card, order_id, now)
+
+        return self._run(command, within, simulate)
+
+    def _held_card(self, uow: UnitOfWork, order_id: str) -> GiftCard:
+        check_order_id(order_id)
+        held = uow.get(stream_id(HOLD_ORDER, order_id), Index)
+        if held is None:
+            raise refuse("unknown_hold", "no gift card was authorized for this order")
+        return self.cards._card(uow, held.target)
+
+    def capture(self, *, order_id: str, within: UnitOfWork | None = None) -> Json:
+        """The hold becomes the card's single use (Redeemed, remainder forfeited, R11)."""
+        now = self.cards.now()
+
+        def command(uow: UnitOfWork) -> Json:
+            card = self._held_card(uow, order_id)
+            if card.used_on_order == order_id:
+                return redemption_json(card)  # captured already
+            self.cards.release_timed_out_hold(uow, card, now)
+            if card.held_for != order_id:
+                raise refuse("hold_released", "the hold was voided or timed out")
+            market = self.cards.markets.get(card.market)
+            card.redeem(
+                market=market,
+                order_id=order_id,
+                order_total=card.held_order_total,
+                customer_id=card.held_customer,
+                promo_codes=[],
+                contains_gift_card=False,
+                now=now,
+            )
+            uow.add(card, Index.register(REDEMPTION_ORDER, order_id, card.id))
+            return redemption_json(card)
+
+        return self.cards._run(command, within)
+
+    def void(self, *, order_id: str, within: UnitOfWork | None = None) -> Json:
+        """Releases the order's hold; voiding again, or after a time-out, changes nothing."""
+        now = self.cards.now()
+
+        def command(uow: UnitOfWork) -> Json:
+            card = self._held_card(uow, order_id)
+            if card.used_on_order == order_id:
+                raise refuse("already_redeemed", "the hold was captured already")
+            market = self.cards.markets.get(card.market)
+            self.cards.release_timed_out_hold(uow, card, now)
+            if card.release_hold(order_id=order_id, now=now, terms_version=market.terms_version):
+                uow.add(card)
+            return {"order_id": order_id, "card_id": str(card.id), "status": "voided"}
+
+        return self.cards._run(command, within)
+
+    def release_timed_out(self) -> Json:
+        """The sweep: every hold past its time released, with an event dated when it ran out."""
+        now = self.cards.now()
+        topics = [get_topic(cls) for cls in HOLD_EVENTS]
+        held: dict[UUID, datetime] = {}
+        start = 1
+        recorder = self.cards.recorder
+        while True:
+            page = recorder.select_notifications(start, 1000, topics=topics)
+            if not page:
+                break
+            for notification in page:
+                event: Any = self.cards.mapper.to_domain_event(notification)
+                if isinstance(event, GiftCard.Held):
+                    held[event.originator_id] = event.until
+                else:
+                    held.pop(event.originator_id, None)
+            start = page[-1].id + 1
+        released = 0
+        for card_id, until in held.items():
+            if until > now:
+                continue
+
+            def command(uow: UnitOfWork, card_id: UUID = card_id) -> bool:
+                card = self.cards._card(uow, card_id)
+                before = len(uow.changed)
+                self.cards.release_timed_out_hold(uow, card, now)
+                return len(uow.changed) > before
+
+            released += self.cards._run(command)
+        return {"as_of": iso(now), "released": released}
+
+
+def lookup_json(card: GiftCard, now: datetime) -> Json:
+    status: str = card.status
+    if status == "active" and card.is_expired_at(now):
+        status = "expired"
+    elif status == "active" and card.is_held_at(now):
+        status = "held"
+    return {
+        "card_id": str(card.id),
+        "status": status,
+        "balance": card.balance if status in ("active", "held") else 0,
+        "currency": card.currency,
+        "market": card.market,
+        "expires_at": iso(card.expires_at),
+        "code_last4": card.code_last4,
+    }
+
+
+def hold_json(card: GiftCard, order_id: str, now: datetime) -> Json:
+    until = card.held_until
+    return {
+        "order_id": order_id,
+        "card_id": str(card.id),
+        "status": "held",
+        "currency": card.currency,
+        "balance": card.balance,
+        "amount": min(card.balance, card.held_order_total),
+        "held_until": None if until is None else iso(until),
+    }

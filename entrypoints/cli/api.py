@@ -1,0 +1,72 @@
+"""`api` (the HTTP API on uvicorn, alone) and `api-key create|list|revoke`."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from typing import Any
+
+from entrypoints.cli.api_parts import add_api_options, api_part, sweep_part
+from entrypoints.cli.base import UsageError, parse_text
+from entrypoints.cli.cards import service
+from infra.bootstrap import set_up_schema
+from infra.config import load_settings
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("api", help="the HTTP API (until SIGTERM)")
+    add_api_options(p)
+    p.set_defaults(handler=api)
+
+    p = sub.add_parser("api-key", help="API keys of the HTTP API")
+    keys = p.add_subparsers(dest="action", required=True, parser_class=type(p))
+    c = keys.add_parser("create", help="a new key, printed once")
+    c.add_argument("--name", required=True, type=parse_text(100))
+    c.add_argument("--scope", action="append", required=True,
+                   choices=["checkout", "orders", "support", "audit"])
+    c.set_defaults(handler=create_key)
+    keys.add_parser("list", help="every key (never the key itself)").set_defaults(
+        handler=list_keys
+    )
+    r = keys.add_parser("revoke", help="refuse a key from now on")
+    r.add_argument("key_id", type=key_id)
+    r.set_defaults(handler=revoke_key)
+
+
+def key_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a key id (expected a UUID)") from None
+
+
+def create_key(args: argparse.Namespace) -> dict[str, Any]:
+    from application.apikeys import ApiKeys
+
+    return ApiKeys(service().app).create(name=args.name, scopes=args.scope)
+
+
+def list_keys(args: argparse.Namespace) -> dict[str, Any]:
+    from application.apikeys import ApiKeys
+
+    return ApiKeys(service().app).list()
+
+
+def revoke_key(args: argparse.Namespace) -> dict[str, Any]:
+    from application.apikeys import ApiKeys
+
+    return ApiKeys(service().app).revoke(args.key_id)
+
+
+def api(args: argparse.Namespace) -> dict[str, Any]:
+    from entrypoints.cli.consume import stop_on_sigterm
+    from infra.supervisor import run_parts
+
+    if not 0 < args.port < 65536:
+        raise UsageError("--port must be 1 to 65535")
+    settings = load_settings()
+    set_up_schema(settings)
+    stop = stop_on_sigterm()
+    run_parts({"api": api_part(settings, args.host, args.port, args.workers),
+               "holds": sweep_part(settings)}, stop)
+    return {"stopped": "api"}

@@ -1,0 +1,74 @@
+"""The HTTP API's parts of a process (uvicorn, the hold sweep), for `api` and `serve`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+
+from entrypoints.cli.base import parse_text
+from infra.bootstrap import build
+from infra.config import Settings
+from infra.supervisor import Part
+
+log = logging.getLogger("giftcards.api")
+SWEEP_SECONDS = 30.0
+
+
+def add_api_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    p.add_argument(f"--{prefix}host", default="127.0.0.1", type=parse_text(100))
+    # In `serve` the API runs only with --api-port: many serve processes share test machines.
+    p.add_argument(f"--{prefix}port", default=None if prefix else 8080, type=int)
+    p.add_argument(f"--{prefix}workers", default=16, type=int,
+                   help="threads running commands on PostgreSQL (SQLite: one)")
+
+
+def api_part(settings: Settings, host: str, port: int, workers: int) -> Part:
+    """uvicorn in this thread; `stop` ends it (uvicorn installs signal handlers only in the
+    main thread, which keeps the process's own)."""
+
+    def run(stop: threading.Event) -> None:
+        import uvicorn
+
+        from entrypoints.http.app import create_app
+
+        svc = build(settings, create_tables=False)
+        app = create_app(svc, hold_seconds=settings.hold_seconds, workers=workers)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+
+        def exit_on_stop() -> None:
+            stop.wait()
+            server.should_exit = True
+
+        threading.Thread(target=exit_on_stop, daemon=True).start()
+        log.info("api: listening on %s:%d", host, port)
+        try:
+            server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind: restart with backoff instead
+            raise RuntimeError(f"the API could not listen on {host}:{port}") from None
+        finally:
+            svc.close()
+
+    return run
+
+
+def sweep_part(settings: Settings) -> Part:
+    """Holds past their time released every SWEEP_SECONDS (they are also released on access)."""
+
+    def run(stop: threading.Event) -> None:
+        from application.holds import Holds
+
+        svc = build(settings, create_tables=False)
+        holds = Holds(svc.app, hold_seconds=settings.hold_seconds)
+        try:
+            while not stop.is_set():
+                released = holds.release_timed_out()["released"]
+                if released:
+                    log.info("holds: %d timed out and released", released)
+                stop.wait(SWEEP_SECONDS)
+        finally:
+            svc.close()
+
+    return run

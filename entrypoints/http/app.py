@@ -1,0 +1,585 @@
+"""The FastAPI application: decode, authorize, call the application, present (problems on error)."""
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations, which name
+# dependencies local to create_app.
+
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.persistence import RecordConflictError
+from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from application.apikeys import ApiKeys
+from application.cards import UnitOfWork
+from application.holds import Holds
+from consumers.scan import MAX_DEPTH, too_deep
+from domain.apikeys import ApiKey
+from domain.errors import DomainError, refuse
+from entrypoints.http.problems import domain_problem, problem, problem_body
+from entrypoints.http.replies import MAX_KEY, HttpReply, fingerprint, without_codes
+from infra.service import Service
+
+log = logging.getLogger("giftcards.api")
+MAX_BODY = 16 * 1024
+MAX_MONEY = 10**9
+T = TypeVar("T")
+
+Text = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+Code = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+MarketCode = Annotated[StrictStr, Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")]
+Money = Annotated[StrictInt, Field(gt=0, le=MAX_MONEY, description="integer minor units")]
+OrderId = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LookupBody(Body):
+    code: Code
+    market: MarketCode
+    customer_id: Text | None = None
+
+
+class AuthorizeBody(Body):
+    code: Code
+    market: MarketCode
+    order_total: Money
+    customer_id: Text | None = None
+    promo_codes: Annotated[list[Code], Field(max_length=20)] = []
+    contains_gift_cards: StrictBool = False
+
+
+class PurchaseBody(Body):
+    order_id: Text
+    market: MarketCode
+    amount: Money
+    payment_method: Annotated[StrictStr, Field(min_length=1, max_length=40)]
+    buyer_id: Text
+    buyer_email: Annotated[StrictStr, Field(max_length=320)] | None = None
+    buyer_name: Text | None = None
+    recipient_email: Annotated[StrictStr, Field(max_length=320)] | None = None
+    recipient_name: Text | None = None
+    message: Annotated[StrictStr, Field(max_length=1000)] | None = None
+
+
+class RefundBody(Body):
+    order_id: Text
+    amount: Money
+    received_on: date
+    request_id: Text | None = None
+
+
+class CancelBody(Body):
+    """R20: the purchase order id AND the card's code, both checked."""
+
+    order_id: Text
+    code: Code
+    card_id: UUID | None = None
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "code", "detail"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"},
+        "status": {"type": "integer"}, "code": {"type": "string"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+PROBLEM_RESPONSE = {
+    "description": "RFC 9457 problem document",
+    "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+}
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: PROBLEM_RESPONSE
+    for status in (400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 503)
+}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "giftcards_http_requests", "HTTP requests", ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "giftcards_http_request_seconds", "HTTP request latency", ["route"],
+            registry=self.registry,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5),
+        )
+        self.holds = Counter(
+            "giftcards_holds", "hold operations accepted", ["operation"], registry=self.registry
+        )
+        self.refusals = Counter(
+            "giftcards_refusals", "refusals by stable code", ["code"], registry=self.registry
+        )
+
+
+class BodyLimits:
+    """Refuses before any parser runs: bodies over MAX_BODY, not UTF-8, or nested too deep."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY:
+                await _send(scope, receive, send, problem(
+                    413, "too_large", f"the body is over {MAX_BODY} bytes"))
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        raw = b"".join(chunks)
+        refusal = None
+        if too_deep(raw):
+            refusal = problem(400, "too_deep", f"the body is nested deeper than {MAX_DEPTH}")
+        else:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                refusal = problem(400, "not_utf8", "the body is not UTF-8")
+        if refusal is not None:
+            await _send(scope, receive, send, refusal)
+            return
+        scope.setdefault("state", {})["raw_body"] = raw
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _send(scope: Scope, receive: Receive, send: Send, response: Response) -> None:
+    await response(scope, receive, send)
+
+
+def create_app(
+    service: Service, *, hold_seconds: int = 30 * 60, workers: int | None = None
+) -> FastAPI:
+    """The API over one service; commands run on a thread pool (one thread on SQLite, whose
+    connection is not shared)."""
+    app = service.app
+    holds = Holds(app, hold_seconds=hold_seconds)
+    keys = ApiKeys(app)
+    metrics = Metrics()
+    sqlite = service.settings.database_url.startswith(("sqlite", "memory"))
+    pool = ThreadPoolExecutor(max_workers=1 if sqlite else (workers or 16))
+    api = FastAPI(
+        title="giftcards",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        description="Gift cards for the order service: lookups, holds, purchases, refunds.",
+        responses=PROBLEMS,
+    )
+
+    async def call(fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn)
+
+    # --- errors: every one a problem document ------------------------------------------
+
+    @api.exception_handler(DomainError)
+    async def _domain(request: Request, error: DomainError) -> Response:
+        metrics.refusals.labels(error.code).inc()
+        status, body = domain_problem(error)
+        headers = retry_after() if status == 429 else None
+        return JSONResponse(body, status, headers, media_type="application/problem+json")
+
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> Response:
+        # Field paths and error types only: an input value may be a code or personal data.
+        fields = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "type": e.get("type")}
+            for e in error.errors()[:20]
+        ]
+        return problem(422, "invalid_input", "the request does not match its schema",
+                       errors=fields)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        headers = dict(error.headers or {})
+        return problem(error.status_code, code, str(error.detail)[:200], headers=headers)
+
+    @api.exception_handler(Exception)
+    async def _internal(request: Request, error: Exception) -> Response:
+        log.error("internal error on %s (%s)", request.url.path[:100], type(error).__name__)
+        from infra.transient import is_transient
+
+        if is_transient(error):
+            return problem(503, "database_unavailable", "the database is unavailable; retry")
+        return problem(500, "internal_error", "internal error")
+
+    def retry_after() -> dict[str, str]:
+        guessing = app.markets.guessing
+        now = app.now()
+        end = guessing.window_start(now) + timedelta(minutes=guessing.window_minutes)
+        return {"Retry-After": str(max(1, int((end - now).total_seconds()) + 1))}
+
+    @api.middleware("http")
+    async def _measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+        metrics.latency.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    # --- access ----------------------------------------------------------------------------
+
+    def scoped(*scopes: str) -> Callable[..., Awaitable[ApiKey]]:
+        async def dependency(
+            authorization: Annotated[str | None, Header()] = None,
+        ) -> ApiKey:
+            scheme, _, key = (authorization or "").partition(" ")
+            found = await call(lambda: keys.authenticate(key.strip())) if (
+                scheme.lower() == "bearer" and key
+            ) else None
+            if found is None:
+                raise StarletteHTTPException(
+                    401, "a valid API key is required", {"WWW-Authenticate": "Bearer"}
+                )
+            if not set(scopes) & set(found.scopes):
+                raise StarletteHTTPException(403, f"this key lacks the scope {scopes[0]}")
+            return found
+
+        return dependency
+
+    async def idempotent(
+        request: Request,
+        key: ApiKey,
+        idempotency_key: str | None,
+        command: Callable[[UnitOfWork], dict[str, Any]],
+        status: int = 200,
+    ) -> Response:
+        """Runs the command; with an Idempotency-Key, its reply is stored in the same
+        transaction as its effect and a repeat gets it again (another body: 422)."""
+        if idempotency_key is None:
+            body = await call(lambda: app._run(command))
+            return JSONResponse(body, status)
+        if not 0 < len(idempotency_key) <= MAX_KEY or not idempotency_key.isprintable():
+            raise refuse("invalid_input", f"Idempotency-Key must be 1 to {MAX_KEY} characters")
+        raw = request.scope.get("state", {}).get("raw_body", b"")
+        print_ = fingerprint(request.method, request.url.path, request.url.query, raw)
+        stream = HttpReply.id_for(key.key_id, idempotency_key)
+
+        def run() -> tuple[int, dict[str, Any]]:
+            for _ in range(10):
+                uow = UnitOfWork(app)
+                prior = uow.get(stream, HttpReply)
+                if prior is not None:
+                    if prior.fingerprint != print_:
+                        raise refuse(
+                            "idempotency_key_reused",
+                            "this Idempotency-Key was used for another request",
+                        )
+                    return prior.status, prior.body
+                try:
+                    answer = status, command(uow)
+                except DomainError as error:
+                    answer = domain_problem(error)
+                stored = answer[1] if answer[0] >= 400 else without_codes(answer[1])
+                uow.add(HttpReply.record(stream, print_, answer[0], stored))
+                try:
+                    uow.commit()
+                except RecordConflictError:
+                    continue
+                return answer
+            raise refuse("conflict", "too many concurrent requests on this key")
+
+        code, body = await call(run)
+        media = "application/problem+json" if code >= 400 else "application/json"
+        headers = retry_after() if code == 429 else None
+        return JSONResponse(body, code, headers, media_type=media)
+
+    IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+    Simulate = Annotated[bool, Query(description="the full decision, nothing stored")]
+
+    # --- health, metrics, docs -----------------------------------------------------------
+
+    @api.get("/health/live")
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/health/ready")
+    async def ready() -> Response:
+        try:
+            await call(app.recorder.max_notification_id)
+        except Exception as error:
+            log.warning("store not reachable (%s)", type(error).__name__)
+            return problem(503, "store_unavailable", "the event store is not reachable")
+        bootstrap = service.settings.kafka_bootstrap
+        if bootstrap and not await call(lambda: _reachable(bootstrap)):
+            return problem(503, "kafka_unavailable", "no Kafka broker is reachable")
+        return JSONResponse({"status": "ready"})
+
+    @api.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @api.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(_docs_page(api.openapi()))
+
+    # --- checkout: lookup and holds ------------------------------------------------------
+
+    @api.post("/v1/cards/lookup")
+    async def lookup(
+        body: LookupBody, key: Annotated[ApiKey, Depends(scoped("checkout"))]
+    ) -> dict[str, Any]:
+        """A code's card on this market; unknown and other-market codes are answered alike,
+        and count against the customer (or this key) for R8."""
+        return await call(lambda: holds.lookup(
+            code=body.code, market=body.market, customer_id=body.customer_id,
+            source=str(key.key_id),
+        ))
+
+    @api.post("/v1/checkouts/{order_id}/authorize")
+    async def authorize(
+        request: Request, order_id: OrderId, body: AuthorizeBody,
+        key: Annotated[ApiKey, Depends(scoped("checkout"))],
+        idempotency_key: IdemKey = None, simulate: Simulate = False,
+    ) -> Response:
+        """R6, R8-R13, then the card is held for this order until captured, voided or timed
+        out."""
+        def command(uow: UnitOfWork) -> dict[str, Any]:
+            return holds.authorize(
+                code=body.code, market=body.market, order_id=order_id,
+                order_total=body.order_total, customer_id=body.customer_id,
+                source=str(key.key_id), promo_codes=body.promo_codes,
+                contains_gift_card=body.contains_gift_cards, simulate=simulate, within=uow,
+            )
+
+        if simulate:
+            return JSONResponse({**await call(lambda: command(UnitOfWork(app))),
+                                 "simulated": True})
+        response = await idempotent(request, key, idempotency_key, command)
+        if response.status_code == 200:
+            metrics.holds.labels("authorize").inc()
+        return response
+
+    @api.post("/v1/checkouts/{order_id}/capture")
+    async def capture(
+        request: Request, order_id: OrderId,
+        key: Annotated[ApiKey, Depends(scoped("checkout"))], idempotency_key: IdemKey = None,
+    ) -> Response:
+        """The hold becomes the card's single use (R11: the remainder is forfeited)."""
+        response = await idempotent(
+            request, key, idempotency_key,
+            lambda uow: holds.capture(order_id=order_id, within=uow),
+        )
+        if response.status_code == 200:
+            metrics.holds.labels("capture").inc()
+        return response
+
+    @api.post("/v1/checkouts/{order_id}/void")
+    async def void(
+        request: Request, order_id: OrderId,
+        key: Annotated[ApiKey, Depends(scoped("checkout"))], idempotency_key: IdemKey = None,
+    ) -> Response:
+        """Releases the hold (the bank payment failed, the cart was abandoned)."""
+        response = await idempotent(
+            request, key, idempotency_key,
+            lambda uow: holds.void(order_id=order_id, within=uow),
+        )
+        if response.status_code == 200:
+            metrics.holds.labels("void").inc()
+        return response
+
+    # --- orders: purchases and refunds ----------------------------------------------------
+
+    @api.post("/v1/cards", status_code=201)
+    async def purchase(
+        request: Request, body: PurchaseBody, key: Annotated[ApiKey, Depends(scoped("orders"))],
+        idempotency_key: IdemKey = None, simulate: Simulate = False,
+    ) -> Response:
+        """R1-R5: one card per order id (the natural idempotency key); its code shown once."""
+        def command(uow: UnitOfWork) -> dict[str, Any]:
+            return app.purchase(**body.model_dump(), within=uow)
+
+        if simulate:
+            done = await call(lambda: command(UnitOfWork(app)))
+            return JSONResponse({**done, "code": None, "simulated": True}, 200)
+        return await idempotent(request, key, idempotency_key, command, status=201)
+
+    @api.post("/v1/refunds", status_code=201)
+    async def refund(
+        request: Request, body: RefundBody, key: Annotated[ApiKey, Depends(scoped("orders"))],
+        idempotency_key: IdemKey = None, simulate: Simulate = False,
+    ) -> Response:
+        """R16-R18: returned goods paid by card come back as a new card, the rest otherwise."""
+        def command(uow: UnitOfWork) -> dict[str, Any]:
+            return app.refund(
+                order_id=body.order_id, returned_amount=body.amount,
+                received_on=body.received_on, request_id=body.request_id, within=uow,
+            )
+
+        if simulate:
+            done = await call(lambda: command(UnitOfWork(app)))
+            return JSONResponse({**without_codes(done), "simulated": True}, 200)
+        return await idempotent(request, key, idempotency_key, command, status=201)
+
+    # --- support and reads ------------------------------------------------------------------
+
+    @api.post("/v1/cancellations")
+    async def cancel(
+        request: Request, body: CancelBody, key: Annotated[ApiKey, Depends(scoped("support"))],
+        idempotency_key: IdemKey = None,
+    ) -> Response:
+        """R19/R20: the purchase order id and the card's code, both checked."""
+        return await idempotent(
+            request, key, idempotency_key,
+            lambda uow: app.cancel(body.card_id, code=body.code, order_id=body.order_id,
+                                   within=uow),
+        )
+
+    Reader = Annotated[ApiKey, Depends(scoped("support", "audit", "orders"))]
+
+    @api.get("/v1/cards/{card_id}")
+    async def show(card_id: UUID, key: Reader) -> dict[str, Any]:
+        return await call(lambda: app.show(card_id))
+
+    @api.get("/v1/cards/{card_id}/history")
+    async def history(card_id: UUID, key: Reader) -> dict[str, Any]:
+        return await call(lambda: app.history(card_id))
+
+    @api.post("/v1/holds/release-timed-out")
+    async def sweep(key: Annotated[ApiKey, Depends(scoped("support"))]) -> dict[str, Any]:
+        """The sweep `serve` runs: every hold past its time released (an event each)."""
+        return await call(holds.release_timed_out)
+
+    api.add_middleware(BodyLimits)
+    # --- audit: the finance and fraud views (read-only) ------------------------------------
+
+    views: list[Any] = []
+
+    def fresh_views() -> Any:
+        """Built on first use; in the embedded default a read first catches up with the store."""
+        from infra.bootstrap import build_projector
+        from projections import sources
+
+        if not views:
+            views.append(build_projector(service.settings))
+        if service.settings.kafka_bootstrap is None:
+            sources.sync_store(app, views[0])
+        return views[0]
+
+    Auditor = Annotated[ApiKey, Depends(scoped("audit"))]
+
+    @api.get("/v1/liability")
+    async def liability(
+        key: Auditor, market: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+        as_of: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Outstanding balance and open cards per market, as of any past instant."""
+        from projections.queries import liability as query
+
+        return await call(lambda: query(fresh_views().db, as_of or app.now(), market))
+
+    @api.get("/v1/breakage")
+    async def breakage(
+        key: Auditor, market: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+        month: Annotated[str | None, Query(pattern=r"^[0-9]{4}-[0-9]{2}$")] = None,
+    ) -> dict[str, Any]:
+        from projections.queries import breakage as query
+
+        return await call(lambda: query(fresh_views().db, market, month))
+
+    @api.get("/v1/fraud/alerts")
+    async def fraud_alerts(
+        key: Auditor, since: datetime | None = None,
+        rule: Annotated[str | None, Query(pattern=r"^F[1-6]$")] = None,
+    ) -> dict[str, Any]:
+        from projections.queries import alerts
+
+        return await call(lambda: alerts(fresh_views().db, since, rule))
+
+    @api.get("/v1/audit/cards/{card_id}/verify")
+    async def audit_verify(card_id: UUID, key: Auditor) -> dict[str, Any]:
+        """Replays the card from the store, checks its hash chain and the balance view."""
+        from projections.verify import verify_card
+
+        def run() -> dict[str, Any]:
+            app.card(card_id)  # unknown_card → 404
+            events, problems = verify_card(app, fresh_views().db, card_id)
+            return {"card_id": str(card_id), "events": events, "ok": not problems,
+                    "problems": problems}
+
+        return await call(run)
+
+    return api
+
+
+def _reachable(bootstrap: str) -> bool:
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host or "localhost", int(port)), timeout=1):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def _docs_page(openapi: dict[str, Any]) -> str:
+    """Served from here, no CDN: works with no internet access."""
+    from html import escape
+
+    rows = []
+    for path, operations in openapi.get("paths", {}).items():
+        for method, operation in operations.items():
+            rows.append(
+                f"<tr><td>{escape(method.upper())}</td><td><code>{escape(path)}</code></td>"
+                f"<td>{escape(operation.get('description') or operation.get('summary', ''))}"
+                "</td></tr>"
+            )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>giftcards API</title></head>"
+        "<body><h1>giftcards API</h1><p>Machine-readable: <a href='/openapi.json'>"
+        "/openapi.json</a> (OpenAPI 3.1). Errors are RFC 9457 problem documents.</p>"
+        f"<table border='1'>{''.join(rows)}</table></body></html>"
+    )
+
+
+__all__ = ["MAX_BODY", "create_app", "problem_body"]
