@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from entrypoints.cli import cards, consume, gdpr, relay, views
+from entrypoints.cli import cards, consume, gdpr, relay, status, views
 
-GROUPS = [cards, gdpr, consume, relay, views]
+GROUPS = [cards, gdpr, consume, relay, status, views]
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
