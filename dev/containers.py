@@ -72,30 +72,35 @@ def _digest(text: str) -> str:
 
 
 def wheels() -> None:
-    """The service's wheels and its build backend, so its image builds without an index."""
+    """The service's wheels and its build backend, so its image builds without an index. The
+    dependencies are fetched again only when pyproject.toml changed (the image builds the
+    project itself from its sources, `pip install .`)."""
     WHEELS.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", "-w", str(WHEELS), str(ROOT)], check=True)
-    subprocess.run([*pip, "download", "-d", str(WHEELS), "setuptools>=68", "wheel"], check=True)
+    stamp = WHEELS / f".deps-{_digest((ROOT / 'pyproject.toml').read_text())}"
+    if not stamp.exists():
+        subprocess.run([*pip, "wheel", "-w", str(WHEELS), str(ROOT)], check=True)
+        subprocess.run([*pip, "download", "-d", str(WHEELS), "setuptools>=68", "wheel"],
+                       check=True)
+        stamp.touch()
 
 
-def build(force: bool = False) -> None:
+def build() -> None:
+    """Every image; podman's layer cache makes an unchanged one a matter of seconds."""
     base_image()
     kafka_dev.ensure_jars()
     wheels()
     for name, dockerfile in IMAGES.items():
-        if force or not image_exists(name) or name == "localhost/giftcards:latest":
-            podman("build", "--network", "none", "--build-arg", f"BASE={BASE}",
-                   "--build-arg", "PIP_NO_INDEX=1", "-f", dockerfile, "-t", name, str(ROOT))
+        podman("build", "--network", "none", "--build-arg", f"BASE={BASE}",
+               "--build-arg", "PIP_NO_INDEX=1", "-f", dockerfile, "-t", name, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dev.containers", description=__doc__)
     parser.add_argument("command", choices=("base", "build"))
-    parser.add_argument("--force", action="store_true", help="rebuild the Kafka and PG images")
     args = parser.parse_args(argv)
     try:
-        base_image() if args.command == "base" else build(args.force)
+        base_image() if args.command == "base" else build()
     except (subprocess.CalledProcessError, FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ from infra.lease import current_holder
 from infra.service import Service
 
 Json = dict[str, Any]
+LAG_COUNT_LIMIT = 10_000  # relay lag counted exactly up to here: a status call stays cheap
 # Issue 11 (codes delivered by e-mail) plugs its outbox count in here: `service -> int`. Until
 # then the figure is reported as null ("not tracked"), never as a made-up 0.
 pending_deliveries: Callable[[Service], int] | None = None
@@ -21,14 +22,19 @@ pending_deliveries: Callable[[Service], int] | None = None
 def status(service: Service, projections_source: Callable[[], dict[int, int]] | None) -> Json:
     """One snapshot. `projections_source`: the views' stored offsets of `giftcard.events` per
     partition (None when the views do not follow Kafka)."""
+    from infra.envelope import published_topics
     from infra.kafka.relay import committed_position
     from infra.kafka.topics import Topics
 
     settings = service.settings
     bootstrap = str(settings.kafka_bootstrap)
     topics = Topics(settings.topic_prefix)
-    stored = int(service.app.recorder.max_notification_id() or 0)
     published = committed_position(bootstrap, topics, topics.relay_transactional_id)
+    # Only published events count: private ones (indexes, replies) are never relayed.
+    waiting = service.app.recorder.select_notifications(
+        published + 1, LAG_COUNT_LIMIT, topics=published_topics()
+    )
+    stored = waiting[-1].id if waiting else published
     holder = current_holder(service.db, topics.relay_transactional_id)
     now = time.time()
     kc = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
@@ -46,8 +52,8 @@ def status(service: Service, projections_source: Callable[[], dict[int, int]] | 
         "relay": {
             "last_stored_position": stored,
             "last_published_position": published,
-            # Positions, not events: events that are not published (internal streams) count.
-            "lag": max(0, stored - published),
+            "lag": len(waiting),  # events stored, not yet published (counted up to the limit)
+            "lag_at_least": len(waiting) == LAG_COUNT_LIMIT,
             "active_instance": holder.holder if holder and holder.expires_at >= now else None,
             "lease_expires_in_s": round(holder.expires_at - now, 1) if holder else None,
         },

@@ -24,7 +24,7 @@ from tests.faults.harness import (
 from tests.integration.kafka_helpers import create_topics
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.kafka,
-              pytest.mark.timeout(240)]
+              pytest.mark.timeout(480)]
 PARTITIONS = 4
 LEASE_S = 3
 
@@ -104,23 +104,27 @@ def test_r3_r11_broker_killed_9_under_load_then_restarted_loses_nothing(
     env = cluster_env(env_for, cluster, topics)
     codes = purchase_codes(env, 200)
     a, b = serves(env, tmp_path)
-    with a, b, Load(cluster.bootstrap, topics, codes) as load:
-        a.wait_for_log("checkout batch", timeout=90)
-        time.sleep(3)
-        leader = cluster.leader_of(topics.events)
-        cluster.kill(leader)  # the leader of giftcard.events partition 0, mid-transaction
-        killed_at = load.waves
-        time.sleep(10)  # two brokers of three: every topic keeps min.insync.replicas 2
-        assert load.waves > killed_at, "the load stopped while a broker was down"
-        cluster.start_node(leader)
-        time.sleep(5)
-    assert a.alive() and b.alive(), (a.log_tail(), b.log_tail())
-    assert_consistent(env, cluster.bootstrap, topics, message_ids=load.ids, settle_timeout=120)
-    assert a.terminate() == 0, a.log_tail()
-    assert b.terminate() == 0, b.log_tail()
+    with a, b:
+        with Load(cluster.bootstrap, topics, codes) as load:
+            a.wait_for_log("checkout batch", timeout=90)
+            time.sleep(3)
+            leader = cluster.leader_of(topics.events)
+            cluster.kill(leader)  # the leader of giftcard.events partition 0, mid-transaction
+            killed_at = load.waves
+            # Two brokers of three: once its partitions have new leaders (the broker session,
+            # 4 s), every topic keeps min.insync.replicas 2 and the load goes on.
+            time.sleep(15)
+            assert load.waves > killed_at + 3, "the load stopped while a broker was down"
+            cluster.start_node(leader)
+            time.sleep(5)
+        assert a.alive() and b.alive(), (a.log_tail(), b.log_tail())
+        assert_consistent(env, cluster.bootstrap, topics, message_ids=load.ids,
+                          settle_timeout=90)
+        assert a.terminate() == 0, a.log_tail()
+        assert b.terminate() == 0, b.log_tail()
     logs = a.log_text() + b.log_text()
     assert "Traceback" not in logs, logs[-3000:]
-    assert logs.count("is the active relay") >= 1
+    assert "fenced by another relay" not in logs, logs[-3000:]
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
@@ -133,27 +137,29 @@ def test_r3_r11_serve_killed_9_the_other_takes_its_partitions_and_the_relay(
     env = cluster_env(env_for, cluster, topics)
     codes = purchase_codes(env, 200)
     pair = serves(env, tmp_path)
-    with pair[0], pair[1], Load(cluster.bootstrap, topics, codes) as load:
-        wait_until(lambda: any(relay_role(s.log_text()) == "active" for s in pair), 90,
-                   "no relay became active")
-        # Both instances handle checkout batches: the group split the partitions.
-        wait_until(lambda: all("checkout batch" in s.log_text() for s in pair), 90,
-                   f"the partitions were not shared: {[s.log_tail() for s in pair]}")
-        time.sleep(5)  # a steady state: one active relay, the other standing by
-        roles = [relay_role(s.log_text()) for s in pair]
-        assert sorted(roles) == ["active", "standby"], [s.log_tail() for s in pair]
-        active, other = pair if roles[0] == "active" else pair[::-1]
-        fenced = sum(s.log_text().count("fenced by another relay") for s in pair)
-        assert fenced == 0, [s.log_tail() for s in pair]  # no relay fenced the other
-        active.kill()
-        killed = time.monotonic()
-        other.wait_for_log("is the active relay", timeout=4 * LEASE_S + 10)
-        takeover = time.monotonic() - killed
-        mark = len(other.log_text())
-        time.sleep(15)  # past the dead member's session (10 s): its partitions are reassigned
-    assert other.alive(), other.log_tail()
-    assert_consistent(env, cluster.bootstrap, topics, message_ids=load.ids, settle_timeout=120)
-    after = other.log_text()[mark:]
-    assert "relayed " in after and "checkout batch" in after, after[-3000:]
-    assert other.terminate() == 0, other.log_tail()
+    with pair[0], pair[1]:
+        with Load(cluster.bootstrap, topics, codes) as load:
+            wait_until(lambda: any(relay_role(s.log_text()) == "active" for s in pair), 90,
+                       "no relay became active")
+            # Both instances handle checkout batches: the group split the partitions.
+            wait_until(lambda: all("checkout batch" in s.log_text() for s in pair), 90,
+                       f"the partitions were not shared: {[s.log_tail() for s in pair]}")
+            time.sleep(5)  # a steady state: one active relay, the other standing by
+            roles = [relay_role(s.log_text()) for s in pair]
+            assert sorted(roles) == ["active", "standby"], [s.log_tail() for s in pair]
+            active, other = pair if roles[0] == "active" else pair[::-1]
+            fenced = sum(s.log_text().count("fenced by another relay") for s in pair)
+            assert fenced == 0, [s.log_tail() for s in pair]  # no relay fenced the other
+            active.kill()
+            killed = time.monotonic()
+            other.wait_for_log("is the active relay", timeout=4 * LEASE_S + 10)
+            takeover = time.monotonic() - killed
+            mark = len(other.log_text())
+            time.sleep(15)  # past the dead member's session (10 s): partitions reassigned
+        assert other.alive(), other.log_tail()
+        assert_consistent(env, cluster.bootstrap, topics, message_ids=load.ids,
+                          settle_timeout=90)
+        after = other.log_text()[mark:]
+        assert "relayed " in after and "checkout batch" in after, after[-3000:]
+        assert other.terminate() == 0, other.log_tail()
     assert takeover < 2 * LEASE_S + 5, f"relay takeover took {takeover:.1f} s"
