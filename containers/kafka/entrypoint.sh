@@ -34,9 +34,10 @@ offsets.topic.num.partitions=10
 transaction.state.log.num.partitions=10
 log.cleaner.dedupe.buffer.size=33554432
 PROPS
-java="java -Xmx${KAFKA_HEAP:-384m} -cp /opt/kafka/lib/*"
+# The classpath's * is the JVM's to expand, not the shell's.
+java_run() { java "-Xmx${KAFKA_HEAP:-384m}" -cp '/opt/kafka/lib/*' "$@"; }
 if [ ! -f "$data/meta.properties" ]; then
-  $java kafka.tools.StorageTool format -t "$KAFKA_CLUSTER_ID" -c "$config"
+  java_run kafka.tools.StorageTool format -t "$KAFKA_CLUSTER_ID" -c "$config"
 fi
 # Broker logs to stdout (the container's log), kafka's own default log4j configuration.
-exec $java kafka.Kafka "$config"
+exec java "-Xmx${KAFKA_HEAP:-384m}" -cp '/opt/kafka/lib/*' kafka.Kafka "$config"

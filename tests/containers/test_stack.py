@@ -4,11 +4,14 @@ Kafka nodes, PostgreSQL, 2 `serve` replicas): one purchase and one redemption th
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,6 +21,7 @@ from dev.containers import ROOT, build, podman, podman_env
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(1500)]
 UP_TIMEOUT_S = 300.0
+GIFTCARDS = str(Path(sys.executable).with_name("giftcards"))
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +84,50 @@ def test_r1_r11_compose_stack_sells_and_redeems_a_card_and_publishes_both(
     assert status["dead_letters"] == 0, status
     code, card = giftcards(project, "serve-2", "show", bought["card_id"])
     assert code == 0 and card["status"] == "redeemed", card
+
+
+@pytest.fixture(scope="module")
+def podman_docker_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """podman's Docker-compatible API on a socket of this run's own (`podman system service`):
+    the DOCKER_HOST that testcontainers, the Docker SDK and users' Docker tooling talk to."""
+    sock = tmp_path_factory.mktemp("podman") / "docker.sock"
+    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"],
+                               env=podman_env())
+    try:
+        until("podman's API socket", lambda: sock.exists(), timeout=30)
+        yield f"unix://{sock}"
+    finally:
+        service.terminate()
+        service.wait(30)
+
+
+def test_testcontainers_runs_the_locally_built_postgres_image_through_podman(
+    podman_docker_api: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The path users with Docker take (dev/services.py starts containers with testcontainers),
+    here against podman's API and the image `make images` built: a card bought on it."""
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    build()
+    monkeypatch.setenv("DOCKER_HOST", podman_docker_api)
+    monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "true")  # no reaper image here
+    password = secrets.token_hex(8)
+    container = (DockerContainer("localhost/giftcards-postgres:15")
+                 .with_env("POSTGRES_USER", "giftcards").with_env("POSTGRES_DB", "giftcards")
+                 .with_env("POSTGRES_PASSWORD", password).with_exposed_ports(5432))
+    with container:
+        wait_for_logs(container, "database system is ready to accept connections", timeout=120)
+        host, port = container.get_container_host_ip(), container.get_exposed_port(5432)
+        url = f"postgresql://giftcards:{password}@{host}:{port}/giftcards"
+        env = {"GIFTCARDS_DATABASE_URL": url,
+               "GIFTCARDS_SECRET_KEY": secrets.token_urlsafe(48),
+               "GIFTCARDS_DATA_DIR": str(tmp_path_factory.mktemp("tc"))}
+        bought = until("a purchase on the container's database", lambda: (done := subprocess.run(
+            [GIFTCARDS, "--json", "purchase", "--market", "FR", "--amount", "20",
+             "--payment-method", "card", "--buyer-id", "T1", "--order-id", "T1"],
+            env={**os.environ, **env}, capture_output=True, check=False)).returncode == 0
+            and orjson.loads(done.stdout), timeout=60)
+        assert bought["status"] == "active" and bought["code"], bought
