@@ -280,6 +280,14 @@ class GiftCards(Application[UUID]):
         subject = attempt_subject(customer_id, source)
 
         def command(uow: UnitOfWork) -> Json:
+            used = uow.get(stream_id(REDEMPTION_ORDER, order_id), Index)
+            if used is not None:
+                # A retry of an order already paid with this very card is the same command
+                # (R3/R10: idempotent on the order id), lock-out or not. It confirms the code
+                # only of a card that paid this order: used up, worth nothing to a guesser.
+                paid_with = self._card(uow, used.target)
+                if self._code_matches(uow, code, paid_with):
+                    return redemption_json(paid_with)
             window, lockout = self.attempt_ids(subject, order_id, now)
             # Added to the unit of work only once it records something; concurrent writers of
             # one window conflict and retry, so the count is exact across processes.
@@ -297,10 +305,7 @@ class GiftCards(Application[UUID]):
                 self._record_unknown_code(uow, attempts, order_id, the_market, now)
                 raise refuse("unknown_code", "no gift card matches this code")
             card = self._card(uow, found.target)
-            used = uow.get(stream_id(REDEMPTION_ORDER, order_id), Index)
             if used is not None:
-                if used.target == card.id:
-                    return redemption_json(card)
                 raise refuse(
                     "one_card_per_order", "this order is already paid with another gift card"
                 )

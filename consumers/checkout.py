@@ -138,9 +138,14 @@ class CheckoutProcessor:
                 # Messages applied alone before it are tracked; the retry resumes after them.
                 raise
             log.exception("message at offset %d failed; dead-lettered", record.offset)
-            with self.app.batch(Tracking(tracking_name(self.topic, partition), record.offset + 1)):
-                pass
-            self._dead(partition, record, Invalid("internal_error", "processing failed"), outcome)
+            failed = Invalid("internal_error", "processing failed")
+            tracking = Tracking(tracking_name(self.topic, partition), record.offset + 1)
+            with self.app.batch(tracking) as uow:
+                # The order service never waits for nothing: a stored `rejected` reply (the
+                # same one on replay), with a reason that says the message may be sent again.
+                if (refusal := _refusal(record, failed)) is not None:
+                    self._reply(uow, refusal["message_id"], partial(dict, refusal), outcome)
+            self._dead(partition, record, failed, outcome)
 
     def _apply(self, partition: int, records: Sequence[Record], outcome: Outcome) -> None:
         staged = Outcome()
@@ -193,13 +198,12 @@ class CheckoutProcessor:
         if message_id is None:
             return
         stored = UnitOfWork(self.app).get(CheckoutReply.id_for(message_id), CheckoutReply)
-        if stored is None:  # only a message that failed with an internal error has no reply
-            if not isinstance(item, Invalid):
-                self._dead(
-                    partition, record, Invalid("internal_error", "processing failed"), outcome
-                )
-            return
-        outcome.results.append((stored.result["order_id"], stored.result))
+        failed = stored is None or stored.result.get("reason") == "internal_error"
+        if failed and not isinstance(item, Invalid):
+            # Its dead letter too (stores written before internal errors got a reply have none).
+            self._dead(partition, record, Invalid("internal_error", "processing failed"), outcome)
+        if stored is not None:
+            outcome.results.append((stored.result["order_id"], stored.result))
 
     def _dead(self, partition: int, record: Record, invalid: Invalid, outcome: Outcome) -> None:
         outcome.dead.append(

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from consumers.dead_letters import Invalid, from_validation, peek, plain
+from consumers.dead_letters import EMAIL, Invalid, from_validation, peek, plain
 from consumers.scan import MAX_DEPTH, MAX_VALUE_BYTES, too_deep
 from domain.codes import contains_code
 from domain.errors import DomainError
@@ -114,6 +114,8 @@ TYPES = frozenset(("GiftCardOrdered", "CheckoutCompleted", "OrderItemsReturned",
 # Names, e-mails and the personal message are sealed as PII: a code there is the buyer's business.
 CODE_FIELDS = frozenset({"gift_card_code", "code"})
 SEALED_FIELDS = frozenset({"message", "name", "email"})
+# Published in clear: never an e-mail address (P5).
+PUBLISHED_ID_FIELDS = ("message_id", "order_id", "customer_id", "payment_method")
 
 
 def parse(raw: bytes | None, markets: Markets) -> CheckoutMessage:
@@ -135,9 +137,12 @@ def parse(raw: bytes | None, markets: Markets) -> CheckoutMessage:
         message: CheckoutMessage = MESSAGE.validate_json(raw)
     except ValidationError as error:
         raise from_validation(error) from None
-    misplaced = _code_outside_code_fields(message.model_dump(mode="json"), "")
+    fields = message.model_dump(mode="json")
+    misplaced = _code_outside_code_fields(fields, "")
     if misplaced:
         raise Invalid("code_in_wrong_field", f"{misplaced}: looks like a gift card code")
+    if (exposed := _email_in_published_field(fields)) is not None:
+        raise Invalid("personal_data_in_field", f"{exposed}: looks like an e-mail address")
     if not isinstance(message, GiftCardCancellationRequested):
         try:
             market = markets.get(message.market)
@@ -164,6 +169,20 @@ def _code_outside_code_fields(value: Any, path: str) -> str | None:
                 return found
     elif isinstance(value, str) and contains_code(value):
         return path
+    return None
+
+
+def _email_in_published_field(fields: dict[str, Any]) -> str | None:
+    """P5: ids travel in clear (events, replies, correlation ids); an e-mail address used as
+    one would reach giftcard.events and stay there for ever. Only the sealed fields may hold one."""
+    buyer = fields.get("buyer") or {}
+    candidates = {
+        **{name: fields.get(name) for name in PUBLISHED_ID_FIELDS},
+        "buyer.customer_id": buyer.get("customer_id"),
+    }
+    for path, value in candidates.items():
+        if isinstance(value, str) and EMAIL.search(value):
+            return path
     return None
 
 

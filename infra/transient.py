@@ -11,6 +11,8 @@ from typing import TypeVar
 import psycopg
 from psycopg_pool import PoolClosed
 
+from infra.ratelog import RateLimitedLog, backoff
+
 T = TypeVar("T")
 log = logging.getLogger("giftcards.db")
 
@@ -78,38 +80,38 @@ class Waiter:
     def __init__(self, what: str, stop: Callable[[], bool] = never) -> None:
         self.what = what
         self.stop = stop
-        self.delay = FIRST_DELAY_S
+        self.failures = 0
         self.since: float | None = None
-        self.logged_at = float("-inf")
+        self.waits = RateLimitedLog(log, LOG_EVERY_S)
 
     def wait(self, exc: BaseException) -> None:
         """Pause after the transient error `exc`; raises Stopped if asked to stop meanwhile."""
         now = time.monotonic()
         if self.since is None:
             self.since = now
-        if now - self.logged_at >= LOG_EVERY_S:
-            self.logged_at = now
-            # Class and first line only: transient errors are about the connection, and the
-            # rest of a server message could quote row values.
-            first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            log.warning(
-                "%s waits for the database (retrying for %.0f s): %s: %s",
-                self.what, now - self.since, type(exc).__name__, first_line,
-            )
-        deadline = now + self.delay
+        self.failures += 1
+        # Class and first line only: transient errors are about the connection, and the
+        # rest of a server message could quote row values.
+        first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        self.waits.warning(
+            self.what,
+            "%s waits for the database (retrying for %.0f s): %s: %s",
+            self.what, now - self.since, type(exc).__name__, first_line,
+        )
+        deadline = now + backoff(self.failures, base=FIRST_DELAY_S / 2, cap=MAX_DELAY_S)
         while (left := deadline - time.monotonic()) > 0:
             if self.stop():
                 raise Stopped(self.what)
             time.sleep(min(left, 0.1))
         if self.stop():
             raise Stopped(self.what)
-        self.delay = min(self.delay * 2, MAX_DELAY_S)
 
     def recovered(self) -> None:
         if self.since is not None:
             waited = time.monotonic() - self.since
             log.warning("%s: database back after %.1f s of retrying", self.what, waited)
-        self.since, self.delay, self.logged_at = None, FIRST_DELAY_S, float("-inf")
+        self.since, self.failures = None, 0
+        self.waits.reset(self.what)
 
 
 def retry_transient(

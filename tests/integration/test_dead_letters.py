@@ -207,3 +207,30 @@ def test_r3_a_refused_input_gets_the_same_reply_when_replayed_and_its_id_keeps_i
         ("x", "rejected", "too_deep"),
     ]
     assert [letter["reason"] for _, letter in first.dead] == ["unknown_market", "too_deep"]
+
+
+def test_a_message_failing_internally_gets_a_stored_rejected_reply_and_a_letter(
+    service: Service, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order service never waits for nothing: a bug on one message answers `rejected`
+    `internal_error` (stored, so a replay after a crash says the same) beside its dead letter,
+    and the messages around it are applied."""
+    processor = CheckoutProcessor(service.app, "order.checkout")
+    order = processor.checkout.order
+
+    def failing(uow: object, **purchase: object) -> object:
+        if purchase["order_id"] == "order-boom":
+            raise RuntimeError("a bug")
+        return order(uow, **purchase)
+
+    monkeypatch.setattr(processor.checkout, "order", failing)
+    records = [Polled(0, valid("ok-1")), Polled(1, valid("boom")), Polled(2, valid("ok-2"))]
+    outcome = processor.process(0, records)
+    replies = {result["message_id"]: result for _, result in outcome.results}
+    assert [replies[m]["status"] for m in ("ok-1", "boom", "ok-2")] == [
+        "accepted", "rejected", "accepted"]
+    assert replies["boom"]["reason"] == "internal_error"
+    assert [letter["reason"] for _, letter in outcome.dead] == ["internal_error"]
+    replayed = processor.process(0, records)  # as after a crash before publishing
+    assert [result for _, result in replayed.results] == [result for _, result in outcome.results]
+    assert [letter["reason"] for _, letter in replayed.dead] == ["internal_error"]

@@ -94,6 +94,20 @@ def test_r8_retrying_the_same_order_during_lockout_records_one_refusal(
     assert topics_written(app).count("AttemptRefused") == 1
 
 
+def test_r3_r8_a_paid_order_retried_during_lockout_gets_its_result_again(
+    memory_service: Service,
+) -> None:
+    """Idempotent on the order id: the lock-out refuses new attempts, not the replay of one that
+    succeeded; another code on that order is still refused without being looked up."""
+    app = memory_service.app
+    card = buy(app)
+    paid = pay(app, card["code"], "shop-paid", 1000, customer_id="mallory")
+    wrong(app, LIMIT, "mallory")
+    assert pay(app, card["code"], "shop-paid", 1000, customer_id="mallory") == paid
+    with refused("too_many_attempts"):
+        pay(app, "NOPE-NOPE-NOPE", "shop-paid", 1000, customer_id="mallory")
+
+
 def test_r8_counts_per_customer_and_per_source_without_one_are_independent(
     memory_service: Service,
 ) -> None:

@@ -68,7 +68,8 @@ def test_deep_json_is_refused_too_deep_dead_lettered_and_answered(levels: int) -
     invalid = refusal(raw)
     key, sent = letter(raw, invalid)
     reply = rejected(raw, invalid)
-    assert time.perf_counter() - started < 2
+    # Linear, not stuck: ~0.1 s here when the machine is quiet; generous for a shared one.
+    assert time.perf_counter() - started < 10
     assert invalid.reason == "too_deep"
     assert key == "o-deep"
     assert sent["reason"] == "too_deep" and sent["message_id"] == "m-deep"
@@ -270,3 +271,13 @@ def test_r8_p5_fuzz_parse_raises_nothing_but_invalid_and_a_letter_always_goes_ou
     assert key is None or key == peek(raw, "order_id")
     if reply is not None:
         assert reply["status"] == "rejected" and reply["reason"] == reason
+
+
+@pytest.mark.parametrize("field", ["order_id", "message_id", "payment_method", "buyer"])
+def test_p5_an_e_mail_in_an_id_published_in_clear_is_refused(field: str) -> None:
+    """Ids reach giftcard.events and the replies in clear: an e-mail there would stay for ever."""
+    value: object = EMAIL if field != "buyer" else {"customer_id": EMAIL}
+    invalid = refusal(orjson.dumps(ordered(**{field: value})))
+    assert invalid.reason == "personal_data_in_field"
+    assert EMAIL not in invalid.detail
+    assert refusal(orjson.dumps(completed(customer_id=EMAIL))).reason == "personal_data_in_field"
