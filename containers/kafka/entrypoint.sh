@@ -13,7 +13,7 @@ process.roles=broker,controller
 node.id=${KAFKA_NODE_ID}
 controller.quorum.voters=${KAFKA_VOTERS}
 listeners=PLAINTEXT://:9092,CONTROLLER://:9093
-advertised.listeners=PLAINTEXT://${host}:9092
+advertised.listeners=PLAINTEXT://${host}:9092,CONTROLLER://${host}:9093
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
@@ -35,9 +35,10 @@ transaction.state.log.num.partitions=10
 log.cleaner.dedupe.buffer.size=33554432
 PROPS
 # The classpath's * is the JVM's to expand, not the shell's.
-java_run() { java "-Xmx${KAFKA_HEAP:-384m}" -cp '/opt/kafka/lib/*' "$@"; }
+log4j=-Dlog4j2.configurationFile=/opt/kafka/log4j2.properties
+java_run() { java "-Xmx${KAFKA_HEAP:-384m}" "$log4j" -cp '/opt/kafka/lib/*' "$@"; }
 if [ ! -f "$data/meta.properties" ]; then
   java_run kafka.tools.StorageTool format -t "$KAFKA_CLUSTER_ID" -c "$config"
 fi
-# Broker logs to stdout (the container's log), kafka's own default log4j configuration.
-exec java "-Xmx${KAFKA_HEAP:-384m}" -cp '/opt/kafka/lib/*' kafka.Kafka "$config"
+# Broker logs on stdout, the container's log.
+exec java "-Xmx${KAFKA_HEAP:-384m}" "$log4j" -cp '/opt/kafka/lib/*' kafka.Kafka "$config"
