@@ -115,7 +115,7 @@ def test_testcontainers_runs_the_locally_built_postgres_image_through_podman(
 
     build()
     monkeypatch.setenv("DOCKER_HOST", podman_docker_api)
-    monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "true")  # no reaper image here
+    monkeypatch.setattr(testcontainers_config, "ryuk_disabled", True)  # no reaper image here
     # Published ports on this host: testcontainers takes this machine for a container and
     # would ask podman for a gateway, which podman 4.3's container list does not report.
     monkeypatch.setattr(testcontainers_config, "connection_mode_override",
