@@ -95,10 +95,12 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
         done.set()
 
     faults: list[tuple[str, float, float | None]] = []
-    serves[0].wait_for_log("checkout batch", timeout=180)
     loader = threading.Thread(target=load, daemon=True)
     started = time.monotonic()
     loader.start()
+    while not any("checkout batch" in s.log_text() for s in serves):
+        assert time.monotonic() - started < 300, [s.log_tail() for s in serves]
+        time.sleep(0.5)
     moments = sorted(rng.uniform(0.1, 0.7) * seconds for _ in range(3))
     kinds = ["broker", "serve", "postgres"]
     rng.shuffle(kinds)
