@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # The official AsyncAPI parser (node), pinned by dev/asyncapi/package-lock.json.
 ASYNCAPI_PARSER := dev/asyncapi/node_modules/@asyncapi/parser/package.json
 
-.PHONY: demo test lint services bench clean asyncapi-parser kcat tools
+.PHONY: demo test lint services cluster bench chaos container-deps images container-test clean \
+	asyncapi-parser kcat tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -45,6 +46,32 @@ test: services lint kcat tools
 
 bench: services
 	$(PY) -m bench
+
+# The 3-node KRaft cluster (RF 3, min.insync.replicas 2) on ports 19192-19197.
+cluster: $(STAMP)
+	$(PY) -m dev.kafka_dev up --brokers 3
+
+# 3 brokers, 3 serve, durable PostgreSQL, faults at random moments; CHAOS_SECONDS of load.
+CHAOS_SECONDS ?= 60
+chaos: services
+	$(PY) -m bench.chaos --seconds $(CHAOS_SECONDS)
+
+# podman (runc: this host's cgroups v1 are refused by crun), podman-compose and debootstrap
+# from Debian's packages, installed when missing.
+container-deps:
+	@command -v podman >/dev/null && command -v podman-compose >/dev/null \
+	  && command -v runc >/dev/null && command -v debootstrap >/dev/null \
+	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	      podman podman-compose runc debootstrap)
+
+# The images, built locally from a debootstrap base cached under .cache/containers/.
+images: $(STAMP) container-deps
+	$(PY) -m dev.containers build
+
+# The compose stack (3 brokers, PostgreSQL, 2 serve replicas) built, started, one purchase
+# and one redemption driven through it; bounded so that CI cannot hang on it.
+container-test: $(STAMP) container-deps
+	timeout 2400 $(PY) -m pytest -m containers tests/containers -q
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

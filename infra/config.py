@@ -137,6 +137,14 @@ def _matching(
     if not form.fullmatch(value):
         raise ConfigError(f"{name} must be {what}, not {value[:60]!r}")
     return value
+def log_format(environ: dict[str, str] | None = None) -> str:
+    """GIFTCARDS_LOG_FORMAT: `text` (default) or `json` (one object per line). Read on its own,
+    before the rest: logging is set up before Settings can fail and say why."""
+    env = os.environ if environ is None else environ
+    fmt = env.get("GIFTCARDS_LOG_FORMAT", "text")
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"GIFTCARDS_LOG_FORMAT must be text or json, not {fmt[:20]!r}")
+    return fmt
 
 
 def _views_url(env: dict[str, str], store_url: str) -> str:

@@ -20,7 +20,8 @@ from entrypoints.cli.base import (
     emit,
     error,
 )
-from infra.config import ConfigError
+from infra import logs
+from infra.config import ConfigError, log_format
 from infra.runtime import tune_gc
 
 
@@ -35,7 +36,12 @@ def build_parser() -> Parser:
 def run(argv: list[str]) -> int:
     as_json = "--json" in argv
     argv = [a for a in argv if a != "--json"]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        fmt = log_format()
+    except ConfigError as exc:
+        logs.configure()
+        return _fail(as_json, "invalid_configuration", str(exc), EXIT_INVALID)
+    logs.configure(fmt)
     logging.getLogger("kafka.net.transport").addFilter(_closed_transport_read)
     tune_gc()
     try:

@@ -17,7 +17,9 @@ def ensure_topics(
     *,
     bootstrap_timeout_ms: int = 30_000,
 ) -> list[str]:
-    """Create the missing topics and return their names; existing topics are left as they are."""
+    """Create the missing topics and return their names; existing topics are left as they are.
+    Replicated (factor ≥ 3): a write needs two in-sync replicas and an out-of-sync replica is
+    never elected leader, so an acknowledged event survives the loss of any one broker."""
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap,
         client_id="giftcards-admin",
@@ -31,7 +33,7 @@ def ensure_topics(
                 name,
                 topics.partition_counts(partitions)[name],
                 replication_factor,
-                topic_configs=config,
+                topic_configs={**config, **replicated(replication_factor)},
             )
             for name, config in topics.configs().items()
             if name not in existing
@@ -46,3 +48,10 @@ def ensure_topics(
         return created
     finally:
         admin.close()
+
+
+def replicated(replication_factor: int) -> dict[str, str]:
+    """Per-topic settings of a replicated topic (also the broker defaults of `--brokers 3`)."""
+    if replication_factor < 3:
+        return {}
+    return {"min.insync.replicas": "2", "unclean.leader.election.enable": "false"}

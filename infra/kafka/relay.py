@@ -13,6 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError
 from kafka.partitioner.default import murmur2
 
+from infra.db import Database
 from infra.envelope import published_topics, stored_envelope
 from infra.kafka.cloudevents import DEFAULT, CloudEvents
 from infra.kafka.topics import Topics
@@ -130,6 +131,10 @@ class Relay:
         the producer and retries from Kafka's committed position with capped backoff: it
         neither skips an event nor returns before `stop`."""
         failures = 0
+        keeper = threading.Thread(
+            target=self._keep_lease, args=(stop,), daemon=True, name="relay-lease"
+        )
+        keeper.start()
         try:
             while not stop.is_set():
                 try:
@@ -149,6 +154,27 @@ class Relay:
                     stop.wait(POLL_INTERVAL_S)
         finally:
             self.close()
+
+    def _keep_lease(self, stop: threading.Event) -> None:
+        """While active, renew the lease from a thread and a connection of its own: a batch
+        that blocks longer than the lease (a broker lost, a slow commit) must not let a standby
+        take over and fence it, then be fenced back (issue 13: relays fencing each other six
+        times a minute). A lease that cannot be renewed lapses; the loop then learns it."""
+        if self.service.db.url.startswith("sqlite:///:memory:"):
+            return  # one process: nobody to hand over to
+        db = Database(self.service.db.url)
+        keeper = Lease(db, self.lease.name, self.lease.holder, self.lease.seconds)
+        try:
+            while not stop.wait(self.lease.seconds / 4):
+                if not self.active:
+                    continue
+                try:
+                    if keeper.acquire():
+                        self._renewed_at = time.monotonic()
+                except Exception as exc:  # the database away: the loop's own check decides
+                    log.debug("relay %s could not renew its lease: %s", self.instance, exc)
+        finally:
+            db.close()
 
     def close(self) -> None:
         """Drop the producer and hand the lease back (best effort: never raises)."""
@@ -312,30 +338,36 @@ class Relay:
         discard(producer)
 
     def _committed_position(self) -> int:
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            bootstrap_timeout_ms=MAX_BLOCK_MS,
-        )
-        try:
-            partition = TopicPartition(self.topics.relay_positions, 0)
-            consumer.assign([partition])
-            consumer.seek_to_beginning(partition)
-            end = consumer.end_offsets([partition])[partition]
-            position = 0
-            key = self.transactional_id.encode()
-            deadline = time.monotonic() + POSITION_READ_TIMEOUT_S
-            while consumer.position(partition) < end:
-                if time.monotonic() > deadline:
-                    raise KafkaTimeoutError("reading the relay's committed position timed out")
-                for records in consumer.poll(timeout_ms=500).values():
-                    for record in records:
-                        if record.key == key:
-                            position = int(orjson.loads(record.value)["position"])
-            return position
-        finally:
-            consumer.close()
+        return committed_position(self.bootstrap, self.topics, self.transactional_id)
+
+
+def committed_position(bootstrap: str, topics: Topics, transactional_id: str) -> int:
+    """The last notification id that the relay `transactional_id` committed to Kafka (0 if
+    none), read committed from the positions topic."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        bootstrap_timeout_ms=MAX_BLOCK_MS,
+    )
+    try:
+        partition = TopicPartition(topics.relay_positions, 0)
+        consumer.assign([partition])
+        consumer.seek_to_beginning(partition)
+        end = consumer.end_offsets([partition])[partition]
+        position = 0
+        key = transactional_id.encode()
+        deadline = time.monotonic() + POSITION_READ_TIMEOUT_S
+        while consumer.position(partition) < end:
+            if time.monotonic() > deadline:
+                raise KafkaTimeoutError("reading the relay's committed position timed out")
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    if record.key == key:
+                        position = int(orjson.loads(record.value)["position"])
+        return position
+    finally:
+        consumer.close()
 
 
 def discard(producer: KafkaProducer) -> None:

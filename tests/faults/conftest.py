@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import PrivateKafka, PrivatePostgres
+from tests.faults.harness import PrivateKafka, PrivateKafkaCluster, PrivatePostgres
 
 
 @pytest.fixture
@@ -21,4 +21,12 @@ def private_kafka(tmp_path: Path) -> Iterator[PrivateKafka]:
 def private_postgres() -> Iterator[PrivatePostgres]:
     """A started PostgreSQL cluster of this test's own; stopped and removed at the end."""
     with PrivatePostgres() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def private_kafka_cluster(tmp_path: Path) -> Iterator[PrivateKafkaCluster]:
+    """Three started KRaft nodes of this test's own (RF 3, min.insync.replicas 2); all killed
+    at the end."""
+    with PrivateKafkaCluster(tmp_path / "kafka-cluster") as cluster:
         yield cluster

@@ -86,7 +86,7 @@ def event_log_problems(
     seen: Counter[str] = Counter()
     versions: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
     for partition, offset, key, envelope in records:
-        event_id = envelope.get("event_id")
+        event_id = str(envelope.get("event_id"))
         seen[event_id] += 1
         if event_id not in wanted:
             problems.append(f"extra record at partition {partition} offset {offset}: "

@@ -33,6 +33,7 @@ from tests.faults.processes import GIFTCARDS, STOP_TIMEOUT_S, ServiceProcess
 __all__ = [
     "GIFTCARDS",
     "PrivateKafka",
+    "PrivateKafkaCluster",
     "PrivatePostgres",
     "PurchaseLoop",
     "ServiceProcess",
@@ -55,7 +56,7 @@ def free_port(consecutive: int = 1) -> int:
     for _ in range(200):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
+            first = int(probe.getsockname()[1])
         if first + consecutive > 65535:
             continue
         if all(_bindable(first + i) for i in range(consecutive)):
@@ -152,6 +153,69 @@ class PrivateKafka(_Managed):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
         _wait_dead(lambda: kafka_dev.alive(pid), f"Kafka broker {pid}")
+
+
+class PrivateKafkaCluster(_Managed):
+    """Three KRaft nodes of the project's Kafka distribution (dev.kafka_dev.Cluster) under
+    `home`: topics at replication factor 3, min.insync.replicas 2, no unclean election. Each
+    node can be killed and restarted on its own ports while the others serve."""
+
+    def __init__(self, home: Path, brokers: int = 3) -> None:
+        self.cluster = kafka_dev.Cluster(home, free_port(consecutive=2 * brokers), brokers)
+        self.pids: dict[int, int] = {}
+
+    @property
+    def bootstrap(self) -> str:
+        return self.cluster.bootstrap
+
+    @property
+    def nodes(self) -> range:
+        return self.cluster.nodes
+
+    def start(self) -> None:
+        kafka_dev.ensure_jars()
+        self.pids = kafka_dev.launch_cluster(self.cluster)
+
+    def alive(self, node: int) -> bool:
+        return node in self.pids and kafka_dev.alive(self.pids[node])
+
+    def kill(self, node: int) -> None:
+        """SIGKILL of one node: no controlled shutdown; returns once every thread is gone."""
+        self._signal(node, signal.SIGKILL)
+
+    def stop(self, node: int) -> None:
+        self._signal(node, signal.SIGTERM)
+
+    def start_node(self, node: int) -> None:
+        assert not self.alive(node), f"node {node} already running"
+        self.pids[node] = kafka_dev.launch_node(self.cluster, node)
+
+    def leader_of(self, topic: str, partition: int = 0) -> int:
+        """The node id leading `topic`'s partition now (from the cluster's metadata)."""
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="harness-leader")
+        try:
+            (described,) = admin.describe_topics([topic])
+        finally:
+            admin.close()
+        return int(next(p["leader_id"] for p in described["partitions"]
+                        if p["partition_index"] == partition))
+
+    def close(self) -> None:
+        for node in list(self.pids):
+            self.kill(node)
+
+    def log_tail(self, node: int, lines: int = 40) -> str:
+        return kafka_dev.log_tail(lines, at=self.cluster.home(node))
+
+    def _signal(self, node: int, sig: signal.Signals) -> None:
+        pid = self.pids.get(node)
+        if pid is None or not kafka_dev.alive(pid):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        _wait_dead(lambda: kafka_dev.alive(pid), f"Kafka node {node} ({pid})")
 
 
 class PrivatePostgres(_Managed):

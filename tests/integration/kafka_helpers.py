@@ -24,9 +24,11 @@ from tests.mail.inbox import SmtpServer
 PARTITIONS = 2
 
 
-def create_topics(bootstrap: str, topics: Topics, partitions: int = PARTITIONS) -> None:
+def create_topics(
+    bootstrap: str, topics: Topics, partitions: int = PARTITIONS, replication_factor: int = 1
+) -> None:
     """The contract's topics; the input one also accepts 1 MB values (to refuse them)."""
-    ensure_topics(bootstrap, topics, partitions, 1)
+    ensure_topics(bootstrap, topics, partitions, replication_factor)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         big = {"max.message.bytes": "2097152"}
@@ -88,7 +90,10 @@ def running_consumer(
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes | None = None) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, max_request_size=2 * 1024 * 1024)
+    # acks=all: on a replicated cluster a message acknowledged by a leader killed next is kept.
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, max_request_size=2 * 1024 * 1024, acks="all"
+    )
     for value in values:
         producer.send(topic, key=key, value=value)
     producer.flush()

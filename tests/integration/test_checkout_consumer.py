@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import orjson
 import pytest
+from eventsourcing.persistence import ProcessRecorder
 from eventsourcing.utils import get_topic
 
 from domain.delivery import CodeDelivery
@@ -218,10 +219,9 @@ def test_r1_r2_refusals_are_rejected_results_with_the_error_code(
     assert replies["bnpl"]["reason"] == "payment_method_not_allowed"
     assert replies["ok"]["status"] == "accepted"
     # The tracking record holds the offset after the last message of the partition.
-    partition = next(
-        p for p in range(2) if service.app.recorder.max_tracking_id(f"{topics.checkout}#{p}")
-    )
-    assert service.app.recorder.max_tracking_id(f"{topics.checkout}#{partition}") == 3
+    recorder = cast(ProcessRecorder, service.app.recorder)
+    partition = next(p for p in range(2) if recorder.max_tracking_id(f"{topics.checkout}#{p}"))
+    assert recorder.max_tracking_id(f"{topics.checkout}#{partition}") == 3
 
 
 def test_p5_results_carry_no_code_and_no_clear_personal_data(

@@ -89,7 +89,9 @@ class SmtpServer:
 
 def read_eml(path: Path) -> EmailMessage:
     raw = path.read_bytes()
-    return cast(EmailMessage, email.message_from_bytes(raw, policy=email.policy.default))
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 def message_parts(message: EmailMessage) -> tuple[str, int, str]:

@@ -1,0 +1,211 @@
+"""`python -m bench.chaos [--seconds 60]`: 3 brokers, 3 `serve` instances on durable PostgreSQL, a
+steady mixed checkout load, and at random moments a broker (a partition leader) killed -9, a
+`serve` killed -9, PostgreSQL restarted; then the end check and the figures (not a timed test).
+
+It drives the fault tests' own harness (tests/faults): the same private services, load and end
+check, so the figures mean what the tests assert."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from dev import pg_dev
+from dev.services import unique_topic_prefix
+from infra.bootstrap import build
+from infra.config import load_settings
+from infra.kafka.topics import Topics
+from infra.runtime import tune_gc
+from infra.status import status
+from tests.faults.harness import (
+    PrivateKafkaCluster,
+    PrivatePostgres,
+    ServiceProcess,
+    consistency_problems,
+    free_port,
+    produce_checkout_load,
+    purchase_codes,
+)
+from tests.integration.kafka_helpers import create_topics
+
+SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"
+PARTITIONS = 6
+WAVE = 10  # checkout messages per wave, one wave every WAVE_PAUSE_S
+WAVE_PAUSE_S = 0.25
+LEASE_S = 5
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0, help="load duration (default 60)")
+    parser.add_argument("--serve", type=int, default=3, help="serve instances (default 3)")
+    parser.add_argument("--seed", type=int, default=13)
+    args = parser.parse_args(argv)
+    tune_gc()
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="gc-chaos-"))
+    postgres = PrivatePostgres(port=free_port())
+    # Durable commits (fsync on), crash-safe (synchronous_commit on): what production runs.
+    postgres.cluster = pg_dev.Cluster(postgres.home, postgres.cluster.port, durable=True,
+                                      crash_safe=True)
+    with postgres, PrivateKafkaCluster(work / "kafka") as kafka:
+        report = run(kafka, postgres, work, args.seconds, args.serve, rng)
+    for name, value in report:
+        print(f"{name:<42} {value}")
+
+
+def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, seconds: float,
+        instances: int, rng: random.Random) -> list[tuple[str, Any]]:
+    topics = Topics(unique_topic_prefix())
+    create_topics(kafka.bootstrap, topics, PARTITIONS, replication_factor=3)
+    env = {
+        "GIFTCARDS_DATA_DIR": str(work / "var"),
+        "GIFTCARDS_DATABASE_URL": postgres.url,
+        "GIFTCARDS_SECRET_KEY": SECRET,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
+        "GIFTCARDS_TOPIC_PREFIX": topics.prefix,
+        "GIFTCARDS_PARTITIONS": str(PARTITIONS),
+        "GIFTCARDS_REPLICATION_FACTOR": "3",
+        "GIFTCARDS_RELAY_LEASE_SECONDS": str(LEASE_S),
+    }
+    waves = int(seconds / WAVE_PAUSE_S) + 1
+    codes = purchase_codes(env, waves * 3, tag="chaos")
+    serves = [ServiceProcess(["serve", "--instance-id", f"chaos-{n}"], env,
+                             work / f"serve-{n}.log") for n in range(instances)]
+    for serve in serves:
+        serve.start()
+    ids: set[str] = set()
+    done = threading.Event()
+
+    def load() -> None:
+        """Orders, payments with real codes (a third of them spent twice: double spends),
+        order retries under new ids and exact duplicates, wave after wave."""
+        for wave in range(waves):
+            mine = codes[wave * 3 : wave * 3 + 3]
+            ids.update(produce_checkout_load(kafka.bootstrap, topics, WAVE, seed=wave,
+                                             codes=[*mine, mine[0]] if mine else []))
+            time.sleep(WAVE_PAUSE_S)
+        done.set()
+
+    faults: list[tuple[str, float, float | None]] = []
+    loader = threading.Thread(target=load, daemon=True)
+    started = time.monotonic()
+    loader.start()
+    while not any("checkout batch" in s.log_text() for s in serves):
+        assert time.monotonic() - started < 300, [s.log_tail() for s in serves]
+        time.sleep(0.5)
+    moments = sorted(rng.uniform(0.1, 0.7) * seconds for _ in range(3))
+    kinds = ["broker", "serve", "postgres"]
+    rng.shuffle(kinds)
+    for at, kind in zip(moments, kinds, strict=True):
+        time.sleep(max(0.0, started + at - time.monotonic()))
+        hit = time.monotonic()
+        if kind == "broker":
+            node = kafka.leader_of(topics.events, rng.randrange(PARTITIONS))
+            kafka.kill(node)
+            time.sleep(10)
+            kafka.start_node(node)
+        elif kind == "serve":
+            victim = rng.choice(serves)
+            victim.kill()
+            time.sleep(5)
+            victim.start()
+        else:
+            postgres.restart(kill=False)
+        faults.append((kind, hit, back_to_zero_lag(env, time.monotonic() + 120)))
+    loader.join(seconds * 3 + 120)
+    settle_deadline = time.monotonic() + 300
+    while (problems := consistency_problems(env, kafka.bootstrap, topics, message_ids=ids)) \
+            and time.monotonic() < settle_deadline:
+        time.sleep(2)
+    latencies = reply_latencies(kafka.bootstrap, topics)
+    for serve in serves:
+        serve.terminate()
+    lost = sum("is stored but not on the topic" in p or "no reply" in p for p in problems)
+    twice = sum(("published" in p and "times" in p) or "replies" in p for p in problems)
+    report: list[tuple[str, Any]] = [
+        ("load seconds / serve instances", f"{seconds:.0f} / {instances}"),
+        ("messages sent (message ids)", len(ids)),
+        ("faults injected", ", ".join(k for k, _, _ in faults)),
+        ("lost (events not published, replies missing)", lost),
+        ("duplicated (events or replies)", twice),
+        ("double redemptions", sum("redeemed" in p for p in problems)),
+        ("replies missing", sum("no reply" in p for p in problems)),
+        ("views = rebuild", not any(p.startswith("view ") for p in problems)),
+        ("all problems", len(problems)),
+        ("reply latency p50 / p99 (ms)", percentiles(latencies)),
+    ]
+    report += [(f"back to zero lag after {kind} (s)",
+                "not within 120 s" if back is None else f"{back - hit:.1f}")
+               for kind, hit, back in faults]
+    report += [(f"problem {n}", p) for n, p in enumerate(problems[:10])]
+    return report
+
+
+def back_to_zero_lag(env: dict[str, str], deadline: float) -> float | None:
+    """The first moment (monotonic) the relay and the checkout consumers have no lag."""
+    while time.monotonic() < deadline:
+        try:
+            service = build(load_settings(env), create_tables=False)
+            try:
+                now = status(service, None)
+            finally:
+                service.close()
+            if now["relay"]["lag"] == 0 and now["consumers"]["checkout"]["lag"] == 0:
+                return time.monotonic()
+        except Exception:  # the fault is still on (database restarting): ask again
+            pass
+        time.sleep(0.5)
+    return None
+
+
+def reply_latencies(bootstrap: str, topics: Topics) -> list[float]:
+    """Per message id: its first reply's timestamp minus its first input's (ms, both set by
+    the producers at send time)."""
+    sent = first_timestamps(bootstrap, topics.checkout)
+    replied = first_timestamps(bootstrap, topics.results)
+    return sorted(replied[m] - sent[m] for m in replied if m in sent)
+
+
+def first_timestamps(bootstrap: str, topic: str) -> dict[str, float]:
+    import orjson
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                             enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(parts)
+        consumer.seek_to_beginning()
+        ends = consumer.end_offsets(parts)
+        first: dict[str, float] = {}
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            for batch in consumer.poll(timeout_ms=500).values():
+                for record in batch:
+                    try:
+                        message_id = str(orjson.loads(record.value)["message_id"])
+                    except (orjson.JSONDecodeError, KeyError, TypeError):
+                        continue
+                    first.setdefault(message_id, record.timestamp)
+        return first
+    finally:
+        consumer.close()
+
+
+def percentiles(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    def pick(q: float) -> float:
+        return values[min(len(values) - 1, int(q * len(values)))]
+
+    return f"{pick(0.5):.0f} / {pick(0.99):.0f}"
+
+
+if __name__ == "__main__":
+    main()

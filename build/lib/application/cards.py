@@ -1,0 +1,670 @@
+"""The gift card application: one method per use case of the terms, atomic and idempotent."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any, TypeVar, cast
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Tracking
+from eventsourcing.utils import EnvType, get_topic
+
+from domain.base import Aggregate
+from domain.codes import last4, normalize_code
+from domain.errors import DomainError, refuse
+from domain.giftcard import GiftCard
+from domain.markets import Market, Markets
+from domain.ports import Clock, CodeGenerator, CodeHasher, PersonalDataVault, StreamLoader
+from domain.streams import CheckoutAttempts, Index, stream_id
+from domain.subjects import DataSubject
+
+A = TypeVar("A", bound=Aggregate)
+R = TypeVar("R")
+Json = dict[str, Any]
+
+PURCHASE_ORDER = "purchase-order"
+REDEMPTION_ORDER = "redemption-order"
+REFUND_REQUEST = "refund-request"
+CODE = "code"
+MAX_ORDER_ID = 200
+# A guesser's attempts window is one hot stream that several processes may write at once: each
+# loser of a conflict redoes its command on fresh state, and may lose again to a fast writer.
+COMMAND_RETRIES = 10
+
+
+class UnitOfWork:
+    """Aggregates changed by one or more commands, saved together in one transaction."""
+
+    def __init__(self, app: GiftCards) -> None:
+        self.app = app
+        self.changed: dict[UUID, Aggregate] = {}
+        self.loaded: dict[UUID, Aggregate] = {}
+        self.absent: set[UUID] = set()
+
+    def prefetch(self, ids: Iterable[UUID]) -> None:
+        """Load many streams in one query: a batch reads its keys and cards once, not each."""
+        wanted = set(ids) - self.changed.keys() - self.loaded.keys() - self.absent
+        if self.app.load_streams is None or not wanted:
+            return
+        found = self.app.load_streams(list(wanted))
+        for stream, events in found.items():
+            aggregate: Any = None
+            for domain_event in events:
+                aggregate = cast(Any, domain_event).mutate(aggregate)
+            self.loaded[stream] = aggregate
+        self.absent |= wanted - found.keys()
+
+    def prefetch_targets(self) -> None:
+        """Load what the indexes loaded so far point to (the cards of a batch's orders)."""
+        self.prefetch(index.target for index in self.loaded.values() if isinstance(index, Index))
+
+    def get(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        if aggregate_id in self.changed:
+            return cast(A, self.changed[aggregate_id])
+        if aggregate_id in self.absent:
+            return None
+        if aggregate_id in self.loaded:
+            prefetched = self.loaded[aggregate_id]
+            return prefetched if isinstance(prefetched, kind) else None
+        try:
+            found: object = self.app.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        if not isinstance(found, kind):
+            return None
+        return found
+
+    def add(self, *aggregates: Aggregate) -> None:
+        for aggregate in aggregates:
+            self.changed[aggregate.id] = aggregate
+            self.absent.discard(aggregate.id)
+
+    def commit(self, tracking: Tracking | None = None) -> None:
+        if not self.changed and tracking is None:
+            return
+        # ProcessingEvent + _record keep the tracking record in the same transaction.
+        from eventsourcing.application import ProcessingEvent
+
+        processing: ProcessingEvent[UUID] = ProcessingEvent(tracking)
+        for aggregate in self.changed.values():
+            # What collect_events() does, minus its runtime-Protocol isinstance checks, which
+            # cost more than the rest of a batch commit's Python work.
+            processing.events.extend(aggregate.collect_events())
+            processing.aggregates[aggregate.id] = aggregate
+        self.app.record(processing)
+        self.changed.clear()
+
+
+class GiftCards(Application[UUID]):
+    """Use cases: purchase, redeem, cancel, refund, expire, show, history."""
+
+    name = "GiftCards"
+
+    def __init__(
+        self,
+        env: EnvType | None = None,
+        *,
+        clock: Clock,
+        codes: CodeGenerator,
+        hasher: CodeHasher,
+        vault: PersonalDataVault,
+        markets: Markets,
+    ) -> None:
+        super().__init__(env)
+        self.clock = clock
+        self.codes = codes
+        self.hasher = hasher
+        self.vault = vault
+        self.markets = markets
+        # Set by the composition root when the store can answer it in one query.
+        self.load_streams: StreamLoader | None = None
+
+    def construct_recorder(self) -> ProcessRecorder:
+        # A process recorder: commands from Kafka are stored with their consumed offset.
+        return self.factory.process_recorder()
+
+    def record(self, processing: Any) -> None:
+        self._record(processing)
+
+    # --- transactions ------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self, tracking: Tracking | None = None) -> Iterator[UnitOfWork]:
+        """Group commit: the commands given `within=` this unit of work are saved in one
+        transaction with `tracking` when the block ends (not if it raises)."""
+        uow = UnitOfWork(self)
+        yield uow
+        uow.commit(tracking)
+
+    def _run(self, command: Callable[[UnitOfWork], R], within: UnitOfWork | None = None) -> R:
+        """Run one command in the caller's unit of work, or atomically on its own; a refusal
+        still saves what it recorded (attempts)."""
+        if within is not None:
+            return command(within)
+        for attempt in range(COMMAND_RETRIES):
+            uow = UnitOfWork(self)
+            try:
+                try:
+                    result = command(uow)
+                except DomainError:
+                    uow.commit()
+                    raise
+                uow.commit()
+                return result
+            except RecordConflictError:
+                # A concurrent command wrote the same stream first: redo on fresh state,
+                # where the idempotency checks will see its result.
+                if attempt == COMMAND_RETRIES - 1:
+                    raise
+                # Jitter: two writers that conflicted must not retry in lockstep.
+                time.sleep(random.random() * 0.001 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def code_index_id(self, code: str) -> UUID:
+        """The index stream of a code: keyed by its HMAC, so the code itself is never stored."""
+        return stream_id(CODE, self.hasher.lookup_key(normalize_code(code)))
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    # --- use cases ---------------------------------------------------------------------
+
+    def purchase(
+        self,
+        *,
+        market: str,
+        amount: int,
+        payment_method: str,
+        buyer_id: str | None,
+        buyer_email: str | None = None,
+        buyer_name: str | None = None,
+        recipient_email: str | None = None,
+        recipient_name: str | None = None,
+        message: str | None = None,
+        order_id: str,
+        within: UnitOfWork | None = None,
+    ) -> Json:
+        """R1-R5, R9: buy one card per order; a repeated order id returns the same card."""
+        the_market = self.markets.get(market)
+        check_order_id(order_id)
+
+        def command(uow: UnitOfWork) -> Json:
+            existing = uow.get(stream_id(PURCHASE_ORDER, order_id), Index)
+            if existing is not None:
+                card = self._card(uow, existing.target)
+                if card.market != the_market.code or card.amount != amount:
+                    raise refuse(
+                        "order_id_conflict",
+                        "this order id was already used for a different purchase",
+                    )
+                return {**card_json(card), "code": None, "replayed": True}
+            GiftCard.check_payment_method(payment_method)
+            GiftCard.check_amount(the_market, amount)
+            code = self.codes()
+            pii = self._seal_purchase_pii(
+                buyer_id, buyer_email, buyer_name, recipient_email, recipient_name, message
+            )
+            card = GiftCard.purchase(
+                market=the_market,
+                amount=amount,
+                payment_method=payment_method,
+                now=self.now(),
+                code_last4=last4(code),
+                buyer_subject=buyer_id,
+                pii=pii,
+                order_id=order_id,
+            )
+            uow.add(
+                card,
+                Index.register(PURCHASE_ORDER, order_id, card.id),
+                Index.register(CODE, self.hasher.lookup_key(normalize_code(code)), card.id),
+            )
+            return {**card_json(card), "code": code, "replayed": False}
+
+        return self._run(command, within)
+
+    def _seal_purchase_pii(
+        self,
+        buyer_id: str | None,
+        buyer_email: str | None,
+        buyer_name: str | None,
+        recipient_email: str | None,
+        recipient_name: str | None,
+        message: str | None,
+    ) -> dict[str, str]:
+        """R5/R21: personal data is sealed with its subject's key; only ids stay in clear."""
+        sealed: dict[str, str] = {}
+        buyer_fields = {"buyer_email": buyer_email, "buyer_name": buyer_name, "message": message}
+        if any(buyer_fields.values()) and not buyer_id:
+            raise refuse("invalid_input", "personal data needs the buyer's customer id")
+        for name, value in buyer_fields.items():
+            if value and buyer_id:
+                sealed[name] = self.vault.seal(buyer_id, value)
+        if recipient_email:
+            recipient = self.vault.subject_for_email(recipient_email)
+            sealed["recipient_subject"] = recipient
+            sealed["recipient_email"] = self.vault.seal(recipient, recipient_email)
+            if recipient_name:
+                sealed["recipient_name"] = self.vault.seal(recipient, recipient_name)
+        elif recipient_name:
+            raise refuse("invalid_input", "a recipient name needs the recipient's email")
+        return sealed
+
+    def redeem(
+        self,
+        *,
+        code: str,
+        market: str,
+        order_id: str,
+        order_total: int,
+        customer_id: str | None = None,
+        source: str,
+        promo_codes: list[str] | None = None,
+        contains_gift_card: bool = False,
+        within: UnitOfWork | None = None,
+    ) -> Json:
+        """R6, R8-R14: one card per order, used once; a retry of the same order is a no-op.
+        `source` names the channel (`cli`, `checkout`, an API key's id, never a secret): unknown
+        codes count against the customer, or against the source when no customer is named."""
+        the_market = self.markets.get(market)
+        check_order_id(order_id)
+        if order_total <= 0:
+            raise refuse("invalid_amount", "order total must be positive")
+        now = self.now()
+        subject = attempt_subject(customer_id, source)
+
+        def command(uow: UnitOfWork) -> Json:
+            window, lockout = self.attempt_ids(subject, order_id, now)
+            # Added to the unit of work only once it records something; concurrent writers of
+            # one window conflict and retry, so the count is exact across processes.
+            attempts = uow.get(window, CheckoutAttempts) or CheckoutAttempts.open(subject, window)
+            if attempts.unknown_codes >= self.markets.guessing.max_unknown_codes:
+                # Checked before the code is looked up: a valid code is refused alike, so a
+                # locked-out guesser learns nothing about the codes typed.
+                self._record_lockout(uow, lockout, subject, order_id, the_market, now)
+                raise refuse(
+                    "too_many_attempts",
+                    "too many unknown gift card codes were tried; try again later",
+                )
+            found = uow.get(self.code_index_id(code), Index)
+            if found is None:
+                self._record_unknown_code(uow, attempts, order_id, the_market, now)
+                raise refuse("unknown_code", "no gift card matches this code")
+            card = self._card(uow, found.target)
+            used = uow.get(stream_id(REDEMPTION_ORDER, order_id), Index)
+            if used is not None:
+                if used.target == card.id:
+                    return redemption_json(card)
+                raise refuse(
+                    "one_card_per_order", "this order is already paid with another gift card"
+                )
+            try:
+                card.redeem(
+                    market=the_market,
+                    order_id=order_id,
+                    order_total=order_total,
+                    customer_id=customer_id,
+                    promo_codes=list(promo_codes or []),
+                    contains_gift_card=contains_gift_card,
+                    now=now,
+                )
+            except DomainError as refusal:
+                card.expire(now=now, terms_version=the_market.terms_version)
+                card.record_refusal(
+                    order_id=order_id,
+                    reason=refusal.code,
+                    attempted_market=the_market.code,
+                    customer_id=customer_id,
+                    at=now,
+                    terms_version=the_market.terms_version,
+                )
+                uow.add(card)
+                raise
+            uow.add(card, Index.register(REDEMPTION_ORDER, order_id, card.id))
+            return redemption_json(card)
+
+        return self._run(command, within)
+
+    def attempt_ids(self, subject: str, order_id: str, now: datetime) -> tuple[UUID, UUID]:
+        """The streams a redemption at `now` reads first: `subject`'s attempts window, and the
+        stream its refusal takes if the window is locked."""
+        start = self.markets.guessing.window_start(now)
+        return (
+            CheckoutAttempts.window_id(subject, start),
+            CheckoutAttempts.refusal_id(subject, start, order_id),
+        )
+
+    def _record_unknown_code(
+        self,
+        uow: UnitOfWork,
+        attempts: CheckoutAttempts,
+        order_id: str,
+        market: Market,
+        now: datetime,
+    ) -> None:
+        attempts.record_unknown_code(
+            order_id=order_id,
+            market=market.code,
+            currency=market.currency,
+            at=now,
+            terms_version=market.terms_version,
+            correlation_id=order_id,
+        )
+        uow.add(attempts)
+
+    def _record_lockout(
+        self,
+        uow: UnitOfWork,
+        stream: UUID,
+        subject: str,
+        order_id: str,
+        market: Market,
+        now: datetime,
+    ) -> None:
+        """Each refused attempt in a stream of its own: the window stream stays bounded."""
+        if uow.get(stream, CheckoutAttempts) is not None:
+            return  # the same order retried in the same window: recorded once
+        refusal = CheckoutAttempts.open(subject, stream)
+        refusal.record_refusal(
+            customer_id=subject,
+            order_id=order_id,
+            reason="too_many_attempts",
+            market=market.code,
+            currency=market.currency,
+            at=now,
+            terms_version=market.terms_version,
+            correlation_id=order_id,
+        )
+        uow.add(refusal)
+
+    def cancel(
+        self,
+        card_id: UUID | None,
+        *,
+        code: str | None = None,
+        order_id: str | None = None,
+        correlation_id: str | None = None,
+        within: UnitOfWork | None = None,
+    ) -> Json:
+        """R19/R20: cancel an unused card within 14 days; refund to the original payment.
+        A request may name the purchase order instead of the card (card_id None)."""
+        now = self.now()
+
+        def command(uow: UnitOfWork) -> Json:
+            card = self._card(uow, card_id or self._bought_with(uow, order_id))
+            if code is not None and not self._code_matches(uow, code, card):
+                raise refuse("code_mismatch", "the code given does not belong to this card")
+            if order_id is not None and order_id != card.purchase_order_id:
+                raise refuse("order_mismatch", "this card was not bought with that order")
+            if card.status == "cancelled":
+                return cancellation_json(card)
+            card.cancel(
+                market=self.markets.get(card.market),
+                now=now,
+                correlation_id=correlation_id or order_id or card.purchase_order_id,
+            )
+            uow.add(card)
+            return cancellation_json(card)
+
+        return self._run(command, within)
+
+    def _bought_with(self, uow: UnitOfWork, order_id: str | None) -> UUID:
+        index = None if order_id is None else uow.get(stream_id(PURCHASE_ORDER, order_id), Index)
+        if index is None:
+            raise refuse("unknown_order", "no card was bought with this order")
+        return index.target
+
+    def _code_matches(self, uow: UnitOfWork, code: str, card: GiftCard) -> bool:
+        index = uow.get(self.code_index_id(code), Index)
+        return index is not None and index.target == card.id
+
+    def order_market(self, order_id: str) -> str:
+        """The market of an order paid with a gift card (to read amounts in its currency)."""
+        uow = UnitOfWork(self)
+        used = uow.get(stream_id(REDEMPTION_ORDER, order_id), Index)
+        if used is None:
+            raise refuse("unknown_order", "no order paid with a gift card has this id")
+        return self._card(uow, used.target).market
+
+    def refund(
+        self,
+        *,
+        order_id: str,
+        returned_amount: int,
+        received_on: date,
+        request_id: str | None = None,
+        within: UnitOfWork | None = None,
+    ) -> Json:
+        """R16-R18: returned goods paid by card come back as a NEW card, the rest otherwise."""
+        check_order_id(order_id)
+        now = self.now()
+
+        def command(uow: UnitOfWork) -> Json:
+            used = uow.get(stream_id(REDEMPTION_ORDER, order_id), Index)
+            if used is None:
+                raise refuse("unknown_order", "no order paid with a gift card has this id")
+            if request_id is not None:
+                done = uow.get(stream_id(REFUND_REQUEST, request_id), Index)
+                if done is not None:
+                    raise refuse("duplicate_request", "this refund request was already processed")
+            original = self._card(uow, used.target)
+            market = self.markets.get(original.market)
+            to_card, to_other = original.split_refund(market, returned_amount, received_on, now)
+            new_card: GiftCard | None = None
+            code: str | None = None
+            if to_card > 0:
+                code = self.codes()
+                new_card = GiftCard.issue_replacement(
+                    original=original,
+                    market=market,
+                    amount=to_card,
+                    now=now,
+                    code_last4=last4(code),
+                    order_id=order_id,
+                )
+                uow.add(
+                    new_card,
+                    Index.register(CODE, self.hasher.lookup_key(normalize_code(code)), new_card.id),
+                )
+            original.record_refund(
+                order_id=order_id,
+                returned_amount=returned_amount,
+                to_new_card=to_card,
+                to_other_method=to_other,
+                new_card_id=new_card.id if new_card else None,
+                received_on=received_on,
+                at=now,
+                terms_version=market.terms_version,
+            )
+            uow.add(original)
+            if request_id is not None:
+                uow.add(Index.register(REFUND_REQUEST, request_id, original.id))
+            return {
+                "order_id": order_id,
+                "card_id": str(original.id),
+                "currency": original.currency,
+                "returned_amount": returned_amount,
+                "new_card": None
+                if new_card is None
+                else {
+                    "card_id": str(new_card.id),
+                    "code": code,
+                    "amount": new_card.amount,
+                    "expires_at": iso(new_card.expires_at),
+                },
+                "to_other_method": to_other,
+            }
+
+        return self._run(command, within)
+
+    def expire(self, as_of: datetime | None = None, *, batch_size: int = 500) -> Json:
+        """R9: expire every active card past its date; its balance is forfeited (breakage)."""
+        instant = as_of or self.now()
+        due = [card_id for card_id, expires_at in self.open_cards() if expires_at <= instant]
+        forfeited: dict[str, int] = defaultdict(int)
+        expired = 0
+        for start in range(0, len(due), batch_size):
+            def command(uow: UnitOfWork, ids: list[UUID] = due[start : start + batch_size]) -> None:
+                nonlocal expired
+                for card_id in ids:
+                    card = self._card(uow, card_id)
+                    balance = card.balance
+                    terms = self.markets.get(card.market).terms_version
+                    if card.expire(now=instant, terms_version=terms):
+                        expired += 1
+                        forfeited[card.currency] += balance
+                        uow.add(card)
+
+            self._run(command)
+        return {"as_of": iso(instant), "expired": expired, "forfeited": dict(forfeited)}
+
+    def open_cards(self) -> Iterator[tuple[UUID, datetime]]:
+        """Cards still active according to the log, with their expiry (one pass, in order)."""
+        topics = [get_topic(cls) for cls in OPEN_CLOSE_EVENTS]
+        open_: dict[UUID, datetime] = {}
+        start = 1
+        while True:
+            page = self.recorder.select_notifications(start, 1000, topics=topics)
+            if not page:
+                break
+            for notification in page:
+                event = self.mapper.to_domain_event(notification)
+                if isinstance(event, GiftCard.Purchased):
+                    open_[event.originator_id] = event.expires_at
+                else:
+                    open_.pop(event.originator_id, None)
+            start = page[-1].id + 1
+        yield from open_.items()
+
+    def record_subject_right(self, subject_id: str, request_id: str, right: str) -> Json:
+        """P2/P4: record an erasure (keys already destroyed) or an objection; no PII recorded.
+        A repeated request id records nothing again."""
+        now = self.now()
+
+        def command(uow: UnitOfWork) -> Json:
+            subject = uow.get(DataSubject.id_for(subject_id), DataSubject)
+            subject = subject or DataSubject.open(subject_id)
+            if right == "erasure":
+                recorded = subject.erase(request_id=request_id, at=now)
+            elif right == "objection":
+                recorded = subject.object_to_profiling(request_id=request_id, at=now)
+            else:
+                raise refuse("invalid_input", f"unknown right {right[:20]!r}")
+            if recorded:
+                uow.add(subject)
+            return {"subject_id": subject_id, "request_id": request_id, "recorded": recorded}
+
+        return self._run(command)
+
+    # --- queries -----------------------------------------------------------------------
+
+    def card(self, card_id: UUID) -> GiftCard:
+        return self._card(UnitOfWork(self), card_id)
+
+    def show(self, card_id: UUID) -> Json:
+        return card_json(self.card(card_id))
+
+    def show_as_of(self, card_id: UUID, as_of: datetime) -> Json:
+        """The card as it stood at a past instant, replayed from its events."""
+        self.card(card_id)
+        card: GiftCard | None = None
+        for event in self.events.get(card_id):
+            if cast(Any, event).at > as_of:
+                break
+            card = cast(GiftCard, cast(Any, event).mutate(card))
+        if card is None:
+            raise refuse("unknown_card", "the card did not exist yet at that instant")
+        return {**card_json(card), "as_of": iso(as_of)}
+
+    def history(self, card_id: UUID) -> Json:
+        self.card(card_id)
+        events = []
+        for event in self.events.get(card_id):
+            data = cast(Any, event).model_dump(
+                mode="json",
+                exclude={"originator_id", "originator_version", "originator_topic", "pii"},
+            )
+            events.append(
+                {
+                    "type": type(event).__name__,
+                    "version": event.originator_version,
+                    "occurred_at": data.pop("at"),
+                    "recorded_at": data.pop("timestamp"),
+                    "data": data,
+                }
+            )
+        return {"card_id": str(card_id), "events": events}
+
+    def _card(self, uow: UnitOfWork, card_id: UUID) -> GiftCard:
+        card = uow.get(card_id, GiftCard)
+        if card is None:
+            raise refuse("unknown_card", f"no gift card with id {card_id}")
+        return card
+
+
+OPEN_CLOSE_EVENTS = (
+    GiftCard.Purchased,
+    GiftCard.Redeemed,
+    GiftCard.Cancelled,
+    GiftCard.Expired,
+)
+
+
+def attempt_subject(customer_id: str | None, source: str) -> str:
+    """Whom unknown codes count against: the customer, else the channel they came through."""
+    if customer_id:
+        return customer_id
+    if not source or len(source) > MAX_ORDER_ID or not source.isprintable():
+        raise refuse("invalid_input", f"source must be 1 to {MAX_ORDER_ID} printable characters")
+    return f"source:{source}"
+
+
+def check_order_id(order_id: str) -> None:
+    if not order_id or len(order_id) > MAX_ORDER_ID or not order_id.isprintable():
+        raise refuse("invalid_input", f"order id must be 1 to {MAX_ORDER_ID} printable characters")
+
+
+def iso(instant: datetime) -> str:
+    return instant.isoformat().replace("+00:00", "Z")
+
+
+def card_json(card: GiftCard) -> Json:
+    return {
+        "card_id": str(card.id),
+        "status": card.status,
+        "market": card.market,
+        "currency": card.currency,
+        "amount": card.amount,
+        "balance": card.balance,
+        "purchased_at": iso(card.purchased_at),
+        "expires_at": iso(card.expires_at),
+        "code_last4": card.code_last4,
+        "replaces": str(card.replaces) if card.replaces else None,
+        "replaced_by": [str(i) for i in card.replaced_by],
+    }
+
+
+def redemption_json(card: GiftCard) -> Json:
+    return {
+        "card_id": str(card.id),
+        "order_id": card.used_on_order,
+        "applied": card.applied,
+        "remaining_to_pay": card.order_total - card.applied,
+        "forfeited": card.amount - card.applied,
+        "currency": card.currency,
+        "status": card.status,
+    }
+
+
+def cancellation_json(card: GiftCard) -> Json:
+    return {
+        "card_id": str(card.id),
+        "status": card.status,
+        "refund": {"amount": card.amount, "currency": card.currency, "method": "original_payment"},
+    }

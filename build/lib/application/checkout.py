@@ -1,0 +1,155 @@
+"""Checkout use cases: what the order service's messages ask of the cards, in the caller's unit
+of work, with typed results and the streams each one reads declared up front."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from application.cards import (
+    PURCHASE_ORDER,
+    REDEMPTION_ORDER,
+    REFUND_REQUEST,
+    GiftCards,
+    UnitOfWork,
+    attempt_subject,
+)
+from domain.giftcard import GiftCard
+from domain.streams import stream_id
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A code to hand to the mailer once the reply is out (never in a reply or a log)."""
+
+    card_id: str
+    code: str
+    buyer: str | None
+
+
+@dataclass(frozen=True)
+class Result:
+    """An accepted command's effect: `reply()` is what the results topic carries."""
+
+    delivery: Delivery | None = field(default=None, kw_only=True)
+
+    def reply(self) -> Json:
+        fields = asdict(self)
+        del fields["delivery"]
+        return fields
+
+
+@dataclass(frozen=True)
+class Ordered(Result):
+    card_id: str
+    amount: int
+    currency: str
+    market: str
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class Paid(Result):
+    card_id: str
+    applied: int
+    remaining_to_pay: int
+    forfeited: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class Returned(Result):
+    card_id: str
+    currency: str
+    returned_amount: int
+    to_other_method: int
+    new_card_id: str | None
+    to_new_card: int
+
+
+@dataclass(frozen=True)
+class Cancelled(Result):
+    card_id: str
+    currency: str
+    refunded: int
+
+
+class Checkout:
+    """Gift cards bought, used, returned and cancelled through the order service."""
+
+    def __init__(self, cards: GiftCards) -> None:
+        self.cards = cards
+
+    # --- what each command reads: one query loads a whole batch's keys ---------------
+
+    def order_keys(self, order_id: str) -> list[UUID]:
+        return [stream_id(PURCHASE_ORDER, order_id)]
+
+    def pay_keys(
+        self, order_id: str, customer_id: str | None, source: str, code: str
+    ) -> list[UUID]:
+        """The order's index, the subject's attempts window and the stream its refusal would
+        take during a lock-out (R8), and the code's index."""
+        subject = attempt_subject(customer_id, source)
+        return [
+            stream_id(REDEMPTION_ORDER, order_id),
+            *self.cards.attempt_ids(subject, order_id, self.cards.now()),
+            self.cards.code_index_id(code),
+        ]
+
+    def return_keys(self, order_id: str, request_id: str) -> list[UUID]:
+        return [stream_id(REDEMPTION_ORDER, order_id), stream_id(REFUND_REQUEST, request_id)]
+
+    # --- commands ------------------------------------------------------------------------
+
+    def order(self, uow: UnitOfWork, **purchase: Any) -> Ordered:
+        """R1-R5: the keyword arguments of GiftCards.purchase; a repeat mails nothing."""
+        card = self.cards.purchase(**purchase, within=uow)
+        delivery = None
+        if card["code"] is not None:  # None when the order was already bought
+            delivery = Delivery(card["card_id"], card["code"], purchase["buyer_id"])
+        return Ordered(
+            card["card_id"], card["amount"], card["currency"], card["market"], card["expires_at"],
+            delivery=delivery,
+        )
+
+    def pay(self, uow: UnitOfWork, **redemption: Any) -> Paid:
+        """R6, R8-R14: the keyword arguments of GiftCards.redeem."""
+        done = self.cards.redeem(**redemption, within=uow)
+        return Paid(
+            done["card_id"], done["applied"], done["remaining_to_pay"], done["forfeited"],
+            done["currency"],
+        )
+
+    def return_items(
+        self, uow: UnitOfWork, *, order_id: str, returned_amount: int, received_on: date,
+        request_id: str,
+    ) -> Returned:
+        """R16-R18: a new card (mailed to the original buyer) and/or the original method."""
+        refund = self.cards.refund(
+            order_id=order_id, returned_amount=returned_amount, received_on=received_on,
+            request_id=request_id, within=uow,
+        )
+        new_card = refund["new_card"]
+        delivery = None
+        if new_card is not None:
+            original = uow.get(UUID(refund["card_id"]), GiftCard)
+            buyer = original.buyer_subject if original else None
+            delivery = Delivery(new_card["card_id"], new_card["code"], buyer)
+        return Returned(
+            refund["card_id"], refund["currency"], returned_amount, refund["to_other_method"],
+            new_card["card_id"] if new_card else None, new_card["amount"] if new_card else 0,
+            delivery=delivery,
+        )
+
+    def cancel(
+        self, uow: UnitOfWork, *, card_id: UUID | None, order_id: str | None, code: str | None
+    ) -> Cancelled:
+        """R19/R20: by card id or by purchase order, in one call."""
+        cancelled = self.cards.cancel(card_id, code=code, order_id=order_id, within=uow)
+        refund = cancelled["refund"]
+        return Cancelled(cancelled["card_id"], refund["currency"], refund["amount"])

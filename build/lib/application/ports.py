@@ -1,0 +1,27 @@
+"""What the application's use cases need of the adapters, beyond the domain's own ports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from domain.ports import PersonalDataVault
+
+
+class SqlDatabase(Protocol):
+    """Plain SQL beside the event store (the GDPR request register and access log)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def tx(self) -> AbstractContextManager[Any]: ...
+
+
+class SubjectVault(PersonalDataVault, Protocol):
+    """The vault as the data subjects' rights use it: read back and crypto-shred."""
+
+    def open(self, subject_id: str, token: str) -> str: ...
+
+    def erase(self, subject_id: str) -> int: ...

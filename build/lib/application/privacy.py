@@ -1,0 +1,381 @@
+"""Data subjects' rights beside the event store: erasure, export, request register, access log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol
+
+from eventsourcing.utils import get_topic
+
+from application.cards import GiftCards, iso
+from application.ports import SqlDatabase, SubjectVault
+from domain.deadlines import check_extension, due_date, is_overdue
+from domain.errors import refuse
+from domain.giftcard import GiftCard
+from domain.streams import CheckoutAttempts
+from domain.subjects import DataSubject
+
+Json = dict[str, Any]
+CONTROLLER_MARKET = "FR"  # the controller is in Paris: French public holidays set P1 deadlines
+REQUEST_TYPES = ("access", "erasure", "portability", "objection", "rectification", "restriction")
+BUYER_FIELDS = ("buyer_email", "buyer_name", "message")  # sealed under the buyer's key
+RECIPIENT_FIELDS = ("recipient_email", "recipient_name")  # sealed under the recipient's key
+PAGE = 500
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS gdpr_requests (
+        request_id TEXT PRIMARY KEY, subject_id TEXT NOT NULL, type TEXT NOT NULL,
+        received_on TEXT NOT NULL, due_on TEXT NOT NULL, extension_months INTEGER NOT NULL,
+        extension_reason TEXT, status TEXT NOT NULL, opened_at TEXT NOT NULL, closed_on TEXT)""",
+    "CREATE INDEX IF NOT EXISTS gdpr_requests_due ON gdpr_requests (status, due_on)",
+    """CREATE TABLE IF NOT EXISTS pii_access_log (
+        at TEXT NOT NULL, seq INTEGER NOT NULL, operator TEXT NOT NULL, subject_id TEXT NOT NULL,
+        field TEXT NOT NULL, purpose TEXT NOT NULL, command TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS pii_access_log_subject ON pii_access_log (subject_id, at)",
+]
+REQUEST_COLUMNS = (
+    "request_id, subject_id, type, received_on, due_on, extension_months, extension_reason, "
+    "status, opened_at, closed_on"
+)
+# Every event that says something about a data subject.
+G = GiftCard
+SCANNED: list[type[Any]] = [
+    G.Purchased, G.Redeemed, G.RedemptionRefused, G.Cancelled, G.Refunded, G.Expired
+]
+ATTEMPTS = (CheckoutAttempts.UnknownCodeTried, CheckoutAttempts.AttemptRefused)
+SCANNED += ATTEMPTS
+SCANNED += [DataSubject.Erased, DataSubject.ObjectedToProfiling]
+BOOKKEEPING = {"originator_id", "originator_version", "originator_topic", "timestamp"}
+
+
+class Service(Protocol):
+    """The parts the rights need (read-only: the composition root's Service provides them)."""
+
+    @property
+    def app(self) -> GiftCards: ...
+
+    @property
+    def db(self) -> SqlDatabase: ...
+
+    @property
+    def vault(self) -> SubjectVault: ...
+
+
+@dataclass
+class Holdings:
+    """The events about a set of subject ids (one person), found in one pass over the log."""
+
+    subjects: set[str]
+    bought: list[Any] = field(default_factory=list)
+    received: list[Any] = field(default_factory=list)
+    redemptions: list[Any] = field(default_factory=list)
+    refunds: list[Any] = field(default_factory=list)
+    refused: list[Any] = field(default_factory=list)
+    unknown_codes: list[Any] = field(default_factory=list)
+    rights: list[Any] = field(default_factory=list)
+    later: dict[uuid.UUID, list[Any]] = field(default_factory=dict)  # events on cards held
+
+    def add(self, event: Any) -> None:
+        kind = type(event)
+        if kind is G.Purchased:
+            self._add_purchase(event)
+        elif kind in (G.Redeemed, G.RedemptionRefused) and event.customer_id in self.subjects:
+            (self.redemptions if kind is G.Redeemed else self.refused).append(event)
+        elif kind is G.Refunded and event.order_id in {r.order_id for r in self.redemptions}:
+            self.refunds.append(event)
+        elif kind in ATTEMPTS and event.customer_id in self.subjects:
+            # Every layout of attempt streams (per customer, per window) names the customer.
+            self.unknown_codes.append(event)
+        elif getattr(event, "subject_id", None) in self.subjects:
+            self.rights.append(event)
+        if event.originator_id in self.later and kind is not G.Purchased:
+            self.later[event.originator_id].append(event)
+
+    def _add_purchase(self, event: Any) -> None:
+        # A refund card inherits the original buyer but pays back whoever returned the goods.
+        if event.payment_method == "card" and event.buyer_subject in self.subjects:
+            self.bought.append(event)
+            self.later[event.originator_id] = []
+        if event.pii.get("recipient_subject") in self.subjects:
+            self.received.append(event)
+            self.later[event.originator_id] = []
+
+
+def scan(service: Service, subjects: Iterable[str]) -> Holdings:
+    """Stream the notification log page by page (never all in memory), keeping what matters."""
+    app, held = service.app, Holdings(set(subjects))
+    topics = [get_topic(cls) for cls in SCANNED]
+    start = 1
+    while page := app.recorder.select_notifications(start, PAGE, topics=topics):
+        for notification in page:
+            held.add(app.mapper.to_domain_event(notification))
+        start = page[-1].id + 1
+    return held
+
+
+class PiiReader:
+    """Opens sealed fields for one command, recording each decryption (R21) before it is shown."""
+
+    def __init__(self, service: Service, operator: str, purpose: str, command: str) -> None:
+        if not operator.strip():
+            raise refuse("operator_required", "commands that show personal data need --operator")
+        self.service, self.operator = service, operator
+        self.purpose, self.command = purpose, command
+        self.rows: list[tuple[Any, ...]] = []
+
+    def open(self, subject_id: str, token: str | None, name: str) -> str | None:
+        if token is None:
+            return None
+        at = iso(self.service.app.now())
+        self.rows.append(
+            (at, len(self.rows), self.operator, subject_id, name, self.purpose, self.command)
+        )
+        return self.service.vault.open(subject_id, token)
+
+    def flush(self) -> None:
+        with self.service.db.tx():
+            self.service.db.executemany(
+                "INSERT INTO pii_access_log (at, seq, operator, subject_id, field, purpose, "
+                "command) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self.rows,
+            )
+        self.rows.clear()
+
+
+class Privacy:
+    """The rights of data subjects (R21, P1-P4) as operations of customer service."""
+
+    def __init__(self, service: Service) -> None:
+        self.service, self.db, self.app = service, service.db, service.app
+        self.calendar = service.app.markets.get(CONTROLLER_MARKET)
+        for statement in SCHEMA:
+            self.db.execute(statement)
+
+    def today(self) -> date:
+        return self.calendar.local_date(self.app.now())
+
+    def subject_for_email(self, email: str) -> Json:
+        return {"subject_id": self.service.vault.subject_for_email(email)}
+
+    # --- erasure (P2) and objection (P4) ----------------------------------------------
+
+    def erase(self, subjects: list[str], request_id: str) -> Json:
+        """Destroy the keys first, then record the erasure: a retry after a crash completes it."""
+        self._check_request(request_id, subjects, "erasure")
+        keys = {s: self.service.vault.erase(s) for s in subjects}
+        recorded = [self.app.record_subject_right(s, request_id, "erasure") for s in subjects]
+        held = scan(self.service, subjects)
+        unreadable: dict[str, int] = dict.fromkeys(BUYER_FIELDS + RECIPIENT_FIELDS, 0)
+        for event in held.bought:
+            for name in BUYER_FIELDS:
+                unreadable[name] += name in event.pii
+        for event in held.received:
+            for name in RECIPIENT_FIELDS:
+                unreadable[name] += name in event.pii
+        return {
+            "request_id": request_id,
+            "subject_ids": subjects,
+            "keys_destroyed": sum(keys.values()),
+            "already_erased": not any(keys.values()) and not any(r["recorded"] for r in recorded),
+            "cards_as_buyer": [str(e.originator_id) for e in held.bought],
+            "cards_as_recipient": [str(e.originator_id) for e in held.received],
+            "fields_unreadable": unreadable,
+            "retained": "amounts, dates, statuses, order ids and pseudonymous ids (P2: accounts)",
+        }
+
+    def object(self, subjects: list[str], request_id: str) -> Json:
+        self._check_request(request_id, subjects, "objection")
+        results = [self.app.record_subject_right(s, request_id, "objection") for s in subjects]
+        return {"request_id": request_id, "subject_ids": subjects, "results": results}
+
+    def _check_request(self, request_id: str, subjects: list[str], kind: str) -> None:
+        """A request id from the register must be of this subject and this kind."""
+        rows = self.db.execute(
+            "SELECT subject_id, type FROM gdpr_requests WHERE request_id = ?", (request_id,)
+        )
+        if rows and (rows[0][0] not in subjects or rows[0][1] != kind):
+            raise refuse(
+                "request_mismatch",
+                f"request {request_id[:40]} is a {rows[0][1]} request of another subject",
+            )
+
+    # --- access and portability (P3) --------------------------------------------------
+
+    def export(self, subjects: list[str], reader: PiiReader) -> Json:
+        """Everything held about the subject and nothing about anyone else (see withheld)."""
+        held = scan(self.service, subjects)
+        try:
+            document = {
+                "subject_ids": subjects,
+                "generated_at": iso(self.app.now()),
+                "cards_bought": [self._bought(e, held, reader) for e in held.bought],
+                "cards_received": [self._received(e, held, reader) for e in held.received],
+                "redemptions": [facts(e, card_id=True) for e in held.redemptions],
+                "refunds": [facts(e, card_id=False) for e in held.refunds],
+                "refused_redemptions": [facts(e, card_id=False) for e in held.refused],
+                "unknown_code_attempts": [facts(e, card_id=False) for e in held.unknown_codes],
+                "rights_exercised": [
+                    {"type": type(e).__name__, **facts(e, card_id=False)} for e in held.rights
+                ],
+                "requests": [r for s in subjects for r in self.requests_of(s)],
+                "withheld": WITHHELD,
+            }
+        finally:
+            reader.flush()
+        return document
+
+    def _bought(self, event: Any, held: Holdings, reader: PiiReader) -> Json:
+        buyer = event.buyer_subject
+        cancelled = [e for e in held.later[event.originator_id] if type(e) is G.Cancelled]
+        return {
+            **card_facts(event),
+            "order_id": event.correlation_id,
+            "code_last4": event.code_last4,
+            **{n: reader.open(buyer, event.pii.get(n), n) for n in BUYER_FIELDS},
+            "has_recipient": "recipient_subject" in event.pii,
+            "cancelled": [facts(e, card_id=False) for e in cancelled],
+        }
+
+    def _received(self, event: Any, held: Holdings, reader: PiiReader) -> Json:
+        recipient = event.pii["recipient_subject"]
+        status = "active"
+        for later in held.later[event.originator_id]:
+            status = STATUS_AFTER.get(type(later), status)
+        return {
+            **card_facts(event),
+            "status": status,
+            **{n: reader.open(recipient, event.pii.get(n), n) for n in RECIPIENT_FIELDS},
+            # Written by the buyer (their key) but sent to this person, who already has it.
+            "message": reader.open(event.buyer_subject, event.pii.get("message"), "message"),
+        }
+
+    # --- access log (R21) -------------------------------------------------------------
+
+    def access_log(self, subject_id: str) -> Json:
+        rows = self.db.execute(
+            "SELECT at, operator, field, purpose, command FROM pii_access_log "
+            "WHERE subject_id = ? ORDER BY at, seq",
+            (subject_id,),
+        )
+        keys = ("at", "operator", "field", "purpose", "command")
+        entries = [dict(zip(keys, row, strict=True)) for row in rows]
+        return {"subject_id": subject_id, "entries": entries}
+
+    # --- request register (P1) --------------------------------------------------------
+
+    def open_request(
+        self, subject_id: str, kind: str, received_on: date, request_id: str | None
+    ) -> Json:
+        if kind not in REQUEST_TYPES:
+            raise refuse("invalid_input", f"request type must be one of {', '.join(REQUEST_TYPES)}")
+        if received_on > self.today():
+            raise refuse("invalid_date", "a request cannot be received in the future")
+        request_id = request_id or f"req-{uuid.uuid4()}"
+        existing = self._request_rows("WHERE request_id = ?", (request_id,))
+        if existing:
+            same = (existing[0]["subject_id"], existing[0]["type"], existing[0]["received_on"])
+            if same != (subject_id, kind, received_on.isoformat()):
+                raise refuse("request_id_conflict", "this request id is already another request")
+            return {**self._present(existing[0]), "replayed": True}
+        due = due_date(received_on, calendar=self.calendar)
+        self.db.execute(
+            f"INSERT INTO gdpr_requests ({REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, ?, 0, NULL, "
+            "'open', ?, NULL)",
+            (request_id, subject_id, kind, received_on.isoformat(), due.isoformat(),
+             iso(self.app.now())),
+        )
+        return {**self.request(request_id), "replayed": False}
+
+    def extend(self, request_id: str, months: int, reason: str) -> Json:
+        """Art. 12(3): decided, with its reason, within the first month, while still open."""
+        row = self.request(request_id)
+        if row["status"] != "open":
+            raise refuse("request_closed", "a closed request cannot be extended")
+        if not reason.strip():
+            raise refuse("invalid_input", "an extension needs a reason")
+        received = date.fromisoformat(row["received_on"])
+        if self.today() > due_date(received, calendar=self.calendar):
+            raise refuse("extension_too_late", "an extension is decided within the first month")
+        total = check_extension(row["extension_months"], months)
+        due = due_date(received, calendar=self.calendar, extension_months=total)
+        self.db.execute(
+            "UPDATE gdpr_requests SET extension_months = ?, extension_reason = ?, due_on = ? "
+            "WHERE request_id = ?",
+            (total, reason, due.isoformat(), request_id),
+        )
+        return self.request(request_id)
+
+    def close(self, request_id: str) -> Json:
+        if self.request(request_id)["status"] == "open":
+            self.db.execute(
+                "UPDATE gdpr_requests SET status = 'closed', closed_on = ? WHERE request_id = ?",
+                (self.today().isoformat(), request_id),
+            )
+        return self.request(request_id)
+
+    def request(self, request_id: str) -> Json:
+        rows = self._request_rows("WHERE request_id = ?", (request_id,))
+        if not rows:
+            raise refuse("unknown_request", f"no request with id {request_id[:40]!r}")
+        return self._present(rows[0])
+
+    def requests_of(self, subject_id: str) -> list[Json]:
+        rows = self._request_rows("WHERE subject_id = ? ORDER BY received_on", (subject_id,))
+        return [self._present(r) for r in rows]
+
+    def list_requests(self, *, overdue: bool, as_of: date | None) -> Json:
+        day = as_of or self.today()
+        if overdue:  # ISO dates compare as text
+            rows = self._request_rows(
+                "WHERE status = 'open' AND due_on < ? ORDER BY due_on", (day.isoformat(),)
+            )
+        else:
+            rows = self._request_rows("ORDER BY received_on, request_id", ())
+        return {"as_of": day.isoformat(), "requests": [self._present(r, day) for r in rows]}
+
+    def _request_rows(self, where: str, params: tuple[Any, ...]) -> list[Json]:
+        rows = self.db.execute(f"SELECT {REQUEST_COLUMNS} FROM gdpr_requests {where}", params)
+        names = [c.strip() for c in REQUEST_COLUMNS.split(",")]
+        return [dict(zip(names, r, strict=True)) for r in rows]
+
+    def _present(self, row: Json, as_of: date | None = None) -> Json:
+        day = as_of or self.today()
+        due = date.fromisoformat(row["due_on"])
+        return {**row, "overdue": is_overdue(due, day, closed=row["status"] != "open")}
+
+
+def card_facts(event: Any) -> Json:
+    return {
+        "card_id": str(event.originator_id),
+        "market": event.market,
+        "currency": event.currency,
+        "amount": event.amount,
+        "purchased_at": iso(event.at),
+        "expires_at": iso(event.expires_at),
+    }
+
+
+def facts(event: Any, *, card_id: bool) -> Json:
+    """An event's own fields, minus store bookkeeping (and the card id, unless it is theirs)."""
+    data: Json = event.model_dump(mode="json", exclude=BOOKKEEPING | {"customer_id"})
+    return {"card_id": str(event.originator_id), **data} if card_id else data
+
+
+STATUS_AFTER: dict[type[Any], str] = {
+    G.Redeemed: "redeemed", G.Cancelled: "cancelled", G.Expired: "expired"
+}
+WITHHELD = [
+    "cards bought: the recipient's email and name (the recipient's data, sealed with their key)"
+    " and what happened to the card after it was given (the recipient's use of it)",
+    "cards received: the buyer's identity; the buyer's message is included (sent to you)",
+]
+
+
+def iter_subjects(ids: Iterable[str], emails: Iterable[str], service: Service) -> Iterator[str]:
+    """Subject ids given directly, then the pseudonyms of the emails (a recipient's id)."""
+    yield from ids
+    for email in emails:
+        yield service.vault.subject_for_email(email)

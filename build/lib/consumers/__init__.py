@@ -1,0 +1,1 @@
+"""Kafka consumers that turn input topics into application commands."""

@@ -1,0 +1,185 @@
+"""Dead letters: why an input was refused, where from, and its bytes with secrets redacted."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from consumers.scan import MAX_VALUE_BYTES, STRING, shown, too_deep
+from domain.codes import code_spans, contains_code
+
+log = logging.getLogger("giftcards.checkout")
+REDACTED = "[redacted]"
+# Values of these keys are codes or clear personal data (R8, P5): never echoed.
+SECRET_KEYS = frozenset({"gift_card_code", "code", "promo_codes", "email", "name", "message"})
+# Bounded repeats: unbounded ones backtrack quadratically over a 1 MB input without '@'.
+EMAIL = re.compile(r"[^\s\"'<>@,;:]{1,64}@[^\s\"'<>@,;:]{1,255}")
+_STRING = re.compile(STRING, re.DOTALL)
+_SECRET_FIELD = re.compile(
+    r'("(?:' + "|".join(sorted(SECRET_KEYS)) + r')"\s*:\s*)'
+    r'("(?:[^"\\]|\\.)*"?|\[[^\]]*\]?|[^,}\s]*)'
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A value published outside the redacted original (reply fields, record keys): plain ids only.
+_PLAIN = re.compile(r"[ -~]{1,200}")
+
+_NO_CONTROL = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+DEAD_LETTER_SCHEMA: dict[str, Any] = {
+    "title": "DeadLetter",
+    "type": "object",
+    "properties": {
+        "reason": {"type": "string", "pattern": "^[a-z0-9_]+$"},
+        "detail": {"type": "string", "pattern": _NO_CONTROL},
+        "message_id": {"type": ["string", "null"], "pattern": _NO_CONTROL},
+        "source": {
+            "type": "object",
+            "properties": {
+                "topic": {"type": "string"},
+                "partition": {"type": "integer", "minimum": 0},
+                "offset": {"type": "integer", "minimum": 0},
+            },
+            "required": ["topic", "partition", "offset"],
+            "additionalProperties": False,
+        },
+        "original_size": {"type": "integer", "minimum": 0},
+        "original_truncated": {"type": "boolean"},
+        "original_base64": {"type": ["string", "null"], "contentEncoding": "base64"},
+    },
+    "required": ["reason", "detail", "message_id", "source", "original_size",
+                 "original_truncated", "original_base64"],
+    "additionalProperties": False,
+}
+
+# pydantic error types -> the stable reasons published on the dead-letter topic.
+_REASONS = {
+    "missing": "missing_field",
+    "union_tag_invalid": "unknown_type",
+    "union_tag_not_found": "missing_type",
+    "json_invalid": "not_json",
+    "extra_forbidden": "unexpected_field",
+    "dict_type": "not_an_object",
+    "model_type": "not_an_object",
+}
+
+
+class Invalid(Exception):
+    """An input that cannot become a command; `reason` is stable, `detail` never holds values."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def from_validation(error: ValidationError) -> Invalid:
+    """The first error's reason and field path (pydantic's own messages may quote the input)."""
+    first = error.errors(include_input=False, include_url=False)[0]
+    kind = str(first["type"])
+    loc = [str(part) for part in first["loc"]]
+    if kind == "json_invalid" or not loc or kind.startswith("union_tag"):
+        return Invalid(_REASONS.get(kind, "invalid_message"), kind)
+    # The first element of `loc` is the union tag (the message type) for typed messages.
+    field = ".".join(loc[1:]) or loc[0]
+    return Invalid(_REASONS.get(kind, "invalid_field"), f"{field}: {kind}")
+
+
+def plain(text: str | None) -> str | None:
+    """`text` if it may be published as it is: printable ASCII, no code, no e-mail."""
+    if text is None or not _PLAIN.fullmatch(text) or contains_code(text) or EMAIL.search(text):
+        return None
+    return text
+
+
+def peek(raw: bytes | None, field: str) -> str | None:
+    """A top-level string field of any input, if it has one value, publishable as it is."""
+    return plain(shown(raw, field))
+
+
+def redact_text(text: str) -> str:
+    """Codes (found as a redemption would read them) and e-mail addresses, blanked."""
+    for start, end in reversed(code_spans(text)):
+        text = text[:start] + REDACTED + text[end:]
+    return EMAIL.sub(REDACTED, text)
+
+
+def redact_bytes(raw: bytes) -> bytes:
+    """Secret field values, anything shaped like a code, and email addresses, blanked."""
+    if not too_deep(raw) and (structured := _redact_json(raw)) is not None:
+        return structured
+    # Too deep to parse, or not JSON: string by string, then the whole text, without recursion.
+    text = raw.decode("utf-8", "replace")
+    text = _SECRET_FIELD.sub(lambda m: m.group(1) + '"' + REDACTED + '"', text)
+    return redact_text(_STRING.sub(lambda m: _redact_token(m.group()), text)).encode()
+
+
+def _redact_token(token: str) -> str:
+    # Decoded first, so that \u escapes cannot smuggle a code through.
+    try:
+        text = json.loads(token)
+    except ValueError:
+        return f'"{REDACTED}"' if "\\" in token else token
+    return orjson.dumps(redact_text(text)).decode() if isinstance(text, str) else token
+
+
+def _redact_json(raw: bytes) -> bytes | None:
+    # Parsed JSON is redacted structurally, so that \u escapes cannot smuggle a code through.
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return orjson.dumps(_redact_value(value, None))
+
+
+def _redact_value(value: Any, key: str | None) -> Any:
+    if key in SECRET_KEYS and value is not None:
+        return REDACTED
+    if isinstance(value, dict):
+        return {redact_text(str(k)): _redact_value(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_value(item, key) for item in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, int | float) and contains_code(str(value)):  # digits 2-9 are symbols
+        return REDACTED
+    return value
+
+
+def dead_letter(
+    invalid: Invalid, *, topic: str, partition: int, offset: int, raw: bytes | None
+) -> tuple[str | None, dict[str, Any]]:
+    """The record key and the dead letter: every field redacted, an oversized original cut.
+
+    Whatever the input, a letter goes out (the partition must move on): if peeking or redaction
+    fail, one with the reason, the source and the size, without the original.
+    """
+    source = {"topic": topic, "partition": partition, "offset": offset}
+    size = len(raw or b"")
+    try:
+        original = redact_bytes(raw or b"")
+        message_id = shown(raw, "message_id")
+        return peek(raw, "order_id"), {
+            "reason": invalid.reason,
+            "detail": _CONTROL.sub("?", redact_text(invalid.detail)),
+            "message_id": message_id if message_id is None else plain(message_id) or REDACTED,
+            "source": source,
+            "original_size": size,
+            "original_truncated": len(original) > MAX_VALUE_BYTES,
+            "original_base64": base64.b64encode(original[:MAX_VALUE_BYTES]).decode(),
+        }
+    except Exception as error:
+        log.error("offset %d: dead letter without original (%s)", offset, type(error).__name__)
+        return None, {
+            "reason": invalid.reason,
+            "detail": "",
+            "message_id": None,
+            "source": source,
+            "original_size": size,
+            "original_truncated": True,
+            "original_base64": None,
+        }

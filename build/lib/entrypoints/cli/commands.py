@@ -1,0 +1,15 @@
+"""Registry of command groups: each module adds its subcommands to the parser."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from entrypoints.cli import cards, consume, gdpr, relay, status, views
+
+GROUPS = [cards, gdpr, consume, relay, status, views]
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    for group in GROUPS:
+        group.register(sub)

@@ -1,0 +1,177 @@
+"""Long-running processes: `consume checkout` and `serve` (relay + consumer in one process)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from entrypoints.cli.base import UsageError, parse_text
+from infra.bootstrap import (
+    build,
+    build_checkout_consumer,
+    build_projector,
+    build_relay,
+    set_up_schema,
+)
+from infra.config import Settings, load_settings
+from infra.kafka.topics import Topics
+from infra.supervisor import Part, retry_until_done, run_parts
+
+log = logging.getLogger("giftcards.serve")
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("consume", help="consume an input topic until SIGTERM")
+    p.add_argument("source", choices=["checkout"])
+    add_consumer_options(p)
+    p.set_defaults(handler=consume)
+
+    p = sub.add_parser(
+        "serve", help="relay + checkout consumer + projections in one process until SIGTERM"
+    )
+    add_consumer_options(p)
+    p.add_argument("--without-projections", action="store_true", help="views run elsewhere")
+    p.set_defaults(handler=serve)
+
+
+def add_consumer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-poll-records", type=int, default=2000, help="messages per poll")
+    p.add_argument(
+        "--instance-id",
+        type=parse_text(100),
+        help="stable id of this consumer (static group membership; unique per process)",
+    )
+
+
+def kafka_config() -> tuple[Settings, str, Topics]:
+    settings = load_settings()
+    if not settings.kafka_bootstrap:
+        raise UsageError("KAFKA_BOOTSTRAP_SERVERS is not set", code="invalid_configuration")
+    return settings, settings.kafka_bootstrap, Topics(settings.topic_prefix)
+
+
+def kafka_settings() -> tuple[Settings, str, Topics]:
+    """Settings, with the contract topics created (the broker must be up)."""
+    settings, bootstrap, topics = kafka_config()
+    TopicsReady(settings, bootstrap, topics)()
+    return settings, bootstrap, topics
+
+
+class TopicsReady:
+    """Creates the contract topics once per process; every part calls it before its work, so a
+    broker that is down at start fails (and restarts) the parts, not the process. No lock:
+    creating topics is idempotent, and a part must not wait behind another's attempt."""
+
+    BOOTSTRAP_TIMEOUT_MS = 5_000  # a down broker fails the attempt soon; the supervisor retries
+
+    def __init__(self, settings: Settings, bootstrap: str, topics: Topics) -> None:
+        self.args = (bootstrap, topics, settings.partitions, settings.replication_factor)
+        self._done = False
+
+    def __call__(self) -> None:
+        from infra.kafka.admin import ensure_topics
+
+        if not self._done:
+            ensure_topics(*self.args, bootstrap_timeout_ms=self.BOOTSTRAP_TIMEOUT_MS)
+            self._done = True
+
+
+def stop_on_sigterm() -> threading.Event:
+    """SIGTERM/SIGINT ask every loop to finish its batch, commit and close."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def checkout_loop(
+    settings: Settings, bootstrap: str, topics: Topics, args: argparse.Namespace
+) -> Part:
+    def run(stop: threading.Event) -> None:
+        # Built in the thread that uses it: SQLite connections are bound to their thread.
+        service = build(settings, create_tables=False)
+        try:
+            build_checkout_consumer(
+                service,
+                topics,
+                instance_id=args.instance_id,
+                max_poll_records=args.max_poll_records,
+            ).run(stop)
+        finally:
+            service.close()
+
+    return run
+
+
+def consume(args: argparse.Namespace) -> dict[str, Any]:
+    stop = stop_on_sigterm()
+    settings, bootstrap, topics = kafka_settings()
+    set_up_schema(settings)
+    checkout_loop(settings, bootstrap, topics, args)(stop)
+    return {"stopped": "consume checkout"}
+
+
+def relay_loop(settings: Settings, bootstrap: str, topics: Topics) -> Part:
+    def run(stop: threading.Event) -> None:
+        service = build(settings, create_tables=False)
+        try:
+            build_relay(service, topics).run(stop)
+        finally:
+            service.close()
+
+    return run
+
+
+def projections_loop(settings: Settings, topics: Topics) -> Part:
+    from projections import sources
+
+    def run(stop: threading.Event) -> None:
+        views = build_projector(settings)  # built in its thread, like the others
+        try:
+            sources.follow_kafka(
+                str(settings.kafka_bootstrap),
+                topics.events,
+                f"{topics.prefix}giftcards-projections",
+                views,
+                progress=lambda seen, done: log.info(
+                    "projections: %d seen, %d applied", seen, done
+                ),
+                stop=stop.is_set,
+            )
+        finally:
+            views.db.close()
+
+    return run
+
+
+def after(first: Callable[[], None], part: Part) -> Part:
+    def run(stop: threading.Event) -> None:
+        first()
+        part(stop)
+
+    return run
+
+
+def serve(args: argparse.Namespace) -> dict[str, Any]:
+    """ONE schema set-up, then each part (relay, checkout consumer, projections) in its own
+    thread with its own Service (connections are not shared across threads), restarted with
+    backoff when it fails. Only SIGTERM/SIGINT end the process."""
+
+    stop = stop_on_sigterm()
+    settings, bootstrap, topics = kafka_config()
+    views = [] if args.without_projections else [lambda: build_projector(settings).db.close()]
+    if not retry_until_done(stop, "the database schema", lambda: set_up_schema(settings, *views)):
+        return {"stopped": "serve", "loops": []}
+    ready = TopicsReady(settings, bootstrap, topics)
+    loops: dict[str, Part] = {
+        "relay": after(ready, relay_loop(settings, bootstrap, topics)),
+        "checkout": after(ready, checkout_loop(settings, bootstrap, topics, args)),
+    }
+    if not args.without_projections:
+        loops["projections"] = after(ready, projections_loop(settings, topics))
+    run_parts(loops, stop)
+    return {"stopped": "serve", "loops": sorted(loops)}

@@ -1,0 +1,98 @@
+"""`giftcards gdpr ...`: erasure, export, objection, request register, access log (R21, P1-P4)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from application.privacy import REQUEST_TYPES, PiiReader, Privacy, iter_subjects
+from entrypoints.cli.base import Parser, UsageError, parse_date, parse_text
+from entrypoints.cli.cards import service
+
+SUBJECT = parse_text(100)
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    gdpr = sub.add_parser("gdpr", help="data subjects' rights (R21, P1-P5)")
+    cmds = gdpr.add_subparsers(dest="gdpr_command", required=True, parser_class=Parser)
+
+    p = cmds.add_parser("subject", help="the pseudonymous subject id of a recipient's email")
+    p.add_argument("--email", required=True, type=parse_text(320))
+    p.set_defaults(handler=lambda a: Privacy(service()).subject_for_email(a.email))
+
+    p = cmds.add_parser("erase", help="crypto-shred a subject's personal data (P2)")
+    subjects_arguments(p)
+    p.add_argument("--request-id", required=True, type=parse_text(200))
+    p.add_argument("--operator", type=parse_text(100))
+    p.set_defaults(handler=lambda a: Privacy(service()).erase(subjects(a), a.request_id))
+
+    p = cmds.add_parser("object", help="record an objection to profiling (P4)")
+    subjects_arguments(p)
+    p.add_argument("--request-id", required=True, type=parse_text(200))
+    p.set_defaults(handler=lambda a: Privacy(service()).object(subjects(a), a.request_id))
+
+    p = cmds.add_parser("export", help="everything held about a subject, as JSON (access, P3)")
+    subjects_arguments(p)
+    operator_argument(p)
+    p.add_argument("--purpose", choices=["access", "portability"], default="access")
+    p.set_defaults(handler=export)
+
+    p = cmds.add_parser("access-log", help="who decrypted a subject's personal data (R21)")
+    p.add_argument("subject_id", type=SUBJECT)
+    p.set_defaults(handler=lambda a: Privacy(service()).access_log(a.subject_id))
+
+    requests = cmds.add_parser("request", help="the register of rights requests (P1)")
+    rcmds = requests.add_subparsers(dest="request_command", required=True, parser_class=Parser)
+    p = rcmds.add_parser("open", help="register a request received on a date")
+    p.add_argument("--subject", required=True, type=SUBJECT)
+    p.add_argument("--type", required=True, choices=REQUEST_TYPES)
+    p.add_argument("--received-on", required=True, type=parse_date)
+    p.add_argument("--request-id", type=parse_text(200))
+    p.set_defaults(handler=open_request)
+
+    p = rcmds.add_parser("extend", help="extend by 1 or 2 months (2 in total), with a reason")
+    p.add_argument("request_id", type=parse_text(200))
+    p.add_argument("--months", required=True, type=int, choices=[1, 2])
+    p.add_argument("--reason", required=True, type=parse_text(500))
+    p.set_defaults(handler=lambda a: Privacy(service()).extend(a.request_id, a.months, a.reason))
+
+    p = rcmds.add_parser("close", help="the answer was sent")
+    p.add_argument("request_id", type=parse_text(200))
+    p.set_defaults(handler=lambda a: Privacy(service()).close(a.request_id))
+
+    p = rcmds.add_parser("list", help="requests with their due dates")
+    p.add_argument("--overdue", action="store_true", help="open requests past their due date")
+    p.add_argument("--as-of", type=parse_date)
+    p.set_defaults(
+        handler=lambda a: Privacy(service()).list_requests(overdue=a.overdue, as_of=a.as_of)
+    )
+
+
+def subjects_arguments(p: argparse.ArgumentParser) -> None:
+    """One person may have several ids: a customer id, and recipient pseudonyms of emails."""
+    p.add_argument("subject_ids", nargs="*", type=SUBJECT, metavar="SUBJECT_ID")
+    p.add_argument("--email", action="append", default=[], type=parse_text(320))
+
+
+def operator_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--operator", type=parse_text(100), help="who reads the data (R21)")
+
+
+def subjects(args: argparse.Namespace) -> list[str]:
+    found = list(dict.fromkeys(iter_subjects(args.subject_ids, args.email, service())))
+    if not found:
+        raise UsageError("give at least one SUBJECT_ID or --email")
+    return found
+
+
+def export(args: argparse.Namespace) -> dict[str, Any]:
+    if not (args.operator or "").strip():
+        raise UsageError("this command shows personal data: give --operator", "operator_required")
+    ids = subjects(args)
+    reader = PiiReader(service(), args.operator, f"{args.purpose} request", "gdpr export")
+    return Privacy(service()).export(ids, reader)
+
+
+def open_request(args: argparse.Namespace) -> dict[str, Any]:
+    privacy = Privacy(service())
+    return privacy.open_request(args.subject, args.type, args.received_on, args.request_id)

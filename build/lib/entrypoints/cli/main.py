@@ -1,0 +1,92 @@
+"""The `giftcards` command: the parser of every command group, and the one exit-code policy."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from domain.errors import DomainError
+from entrypoints.cli import commands
+from entrypoints.cli.base import (
+    EXIT_INTERNAL,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_REFUSED,
+    INPUT_ERROR_CODES,
+    HelpRequested,
+    Parser,
+    UsageError,
+    _closed_transport_read,
+    emit,
+    error,
+)
+from infra import logs
+from infra.config import ConfigError, log_format
+from infra.runtime import tune_gc
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="giftcards", description="Gift card lifecycle service")
+    parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    commands.register(sub)
+    return parser
+
+
+def run(argv: list[str]) -> int:
+    as_json = "--json" in argv
+    argv = [a for a in argv if a != "--json"]
+    try:
+        fmt = log_format()
+    except ConfigError as exc:
+        logs.configure()
+        return _fail(as_json, "invalid_configuration", str(exc), EXIT_INVALID)
+    logs.configure(fmt)
+    logging.getLogger("kafka.net.transport").addFilter(_closed_transport_read)
+    tune_gc()
+    try:
+        if any(_has_surrogates(a) for a in argv):
+            raise UsageError("arguments must be valid UTF-8")
+        args = build_parser().parse_args(argv)
+        args.json = as_json
+        result = args.handler(args)
+    except HelpRequested as shown:
+        emit({"help": str(shown)}, as_json) if as_json else sys.stdout.write(str(shown))
+        return EXIT_OK
+    except UsageError as exc:
+        return _fail(as_json, exc.code, str(exc), EXIT_INVALID)
+    except ConfigError as exc:
+        return _fail(as_json, "invalid_configuration", str(exc), EXIT_INVALID)
+    except DomainError as exc:
+        status = EXIT_INVALID if exc.code in INPUT_ERROR_CODES else EXIT_REFUSED
+        return _fail(as_json, exc.code, exc.message, status)
+    except KeyboardInterrupt:
+        return _fail(as_json, "interrupted", "interrupted", EXIT_INTERNAL)
+    except Exception as exc:  # the last line of defence: no traceback for the user
+        logging.getLogger("giftcards").debug("internal error", exc_info=True)
+        from infra.transient import is_transient  # psycopg: only when something failed
+
+        if is_transient(exc):  # nothing was half written: the same command can be run again
+            message = "the database is unavailable; run the command again"
+            return _fail(as_json, "database_unavailable", message, EXIT_INTERNAL)
+        return _fail(as_json, "internal_error", type(exc).__name__, EXIT_INTERNAL)
+    if result is not None:  # None: the handler wrote its own output (e.g. an export)
+        emit(result, as_json)
+    return EXIT_OK
+
+
+def _fail(as_json: bool, code: str, message: str, status: int) -> int:
+    payload = error(code, message)
+    if as_json:
+        emit(payload, True)
+    else:
+        sys.stderr.write(f"error [{code}]: {message}\n")
+    return status
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

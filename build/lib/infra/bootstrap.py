@@ -1,0 +1,154 @@
+"""The composition root: builds the application, relay, checkout consumer and projector from
+ONE Settings (every GIFTCARDS_* variable), so no other module reads the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import psycopg
+from eventsourcing.utils import get_topic
+
+from application.cards import GiftCards
+from domain.codes import generate_code
+from domain.markets import Markets
+from infra import lease
+from infra.config import Settings, load_settings
+from infra.db import Database, eventsourcing_env
+from infra.lookup import stream_loader
+from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
+from infra.secrets import HmacCodeHasher, Keys
+from infra.service import Service
+from infra.vault import Vault
+
+if TYPE_CHECKING:  # built on demand: a card command does not load Kafka or view code
+    from consumers.checkout import CheckoutConsumer
+    from infra.kafka.relay import Relay
+    from infra.kafka.topics import Topics
+    from projections.runner import Projector
+
+
+def clock_for(settings: Settings) -> Callable[[], datetime]:
+    pinned = settings.now
+    if pinned is not None:
+        return lambda: pinned
+    return lambda: datetime.now(UTC)
+
+
+def build(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    codes: Callable[[], str] = generate_code,
+    create_tables: bool = True,
+) -> Service:
+    """`create_tables=False` for a process's parts once `set_up_schema` ran: concurrent
+    first-time schema creation races (see `set_up_schema`)."""
+    settings = settings or load_settings()
+    keys = Keys.from_master(settings.master_key)
+    db = Database(settings.database_url) if settings.database_url != "memory://" else Database(
+        "sqlite:///:memory:"
+    )
+    vault = Vault(db, wrapping_key=keys.key_wrapping, subject_key=keys.subject_hmac)
+    env = {
+        **eventsourcing_env(settings.database_url),
+        "CREATE_TABLE": "y" if create_tables else "n",
+        "MAPPER_TOPIC": get_topic(PydanticMapper),
+        "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),
+    }
+    markets = load_markets(settings)
+    app = GiftCards(
+        env,
+        clock=clock or clock_for(settings),
+        codes=codes,
+        hasher=HmacCodeHasher(keys.code_hmac),
+        vault=vault,
+        markets=markets,
+    )
+    app.load_streams = stream_loader(app.recorder, app.mapper)
+    if create_tables:
+        db.execute(lease.TABLE)
+    return Service(settings=settings, app=app, db=db, vault=vault)
+
+
+def load_markets(settings: Settings) -> Markets:
+    return Markets.load(settings.markets_file) if settings.markets_file else Markets.load()
+
+
+def build_projector(settings: Settings) -> Projector:
+    """The views in GIFTCARDS_VIEWS_URL with the fraud thresholds and the process's markets."""
+    from projections import handlers
+    from projections.config import read_fraud_config
+    from projections.runner import Projector
+
+    handlers.use_markets(load_markets(settings))
+    return Projector(Database(settings.views_url), read_fraud_config(settings.fraud_config))
+
+
+def build_relay(service: Service, topics: Topics, batch_size: int | None = None) -> Relay:
+    from infra.kafka.relay import BATCH_SIZE, Relay
+
+    return Relay(
+        service,
+        str(service.settings.kafka_bootstrap),
+        topics,
+        transactional_id=topics.relay_transactional_id,
+        batch_size=batch_size or BATCH_SIZE,
+    )
+
+
+def build_checkout_consumer(
+    service: Service, topics: Topics, *, instance_id: str | None, max_poll_records: int
+) -> CheckoutConsumer:
+    from consumers.checkout import CheckoutConsumer
+
+    return CheckoutConsumer(
+        service.app,
+        str(service.settings.kafka_bootstrap),
+        topics,
+        instance_id=instance_id,
+        max_poll_records=max_poll_records,
+    )
+
+
+# pg_advisory_lock key of the whole set-up ("giftsetp"): NOT the recorder's own schema lock
+# (infra.recorders.SCHEMA_LOCK), which build() takes inside this one from another connection.
+SETUP_LOCK = 0x6769667473657470
+
+
+@contextmanager
+def schema_lock(url: str) -> Iterator[None]:
+    """On PostgreSQL, holds a session advisory lock for schema creation; nothing on SQLite
+    (its writers are serialised by the file lock already)."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        yield
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
+
+
+def set_up_schema(settings: Settings, *more: Callable[[], None]) -> None:
+    """Creates the store's tables (and `more`, e.g. the views) once, under the set-up lock:
+    concurrent CREATE TABLE IF NOT EXISTS (vault, leases, views) fails with a unique violation,
+    and the library's CREATE OR REPLACE FUNCTION with "tuple concurrently updated", when
+    processes start at once on one fresh PostgreSQL database."""
+    with schema_lock(settings.database_url):
+        build(settings).close()
+        for step in more:
+            step()
+
+
+__all__ = [
+    "Service",
+    "build",
+    "build_checkout_consumer",
+    "build_projector",
+    "build_relay",
+    "set_up_schema",
+]

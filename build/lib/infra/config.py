@@ -1,0 +1,163 @@
+"""Settings from the environment (GIFTCARDS_*), validated once at start."""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import sys
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from domain.calendar import parse_instant
+
+ENVIRONMENTS = ("development", "test", "production")
+# A production key must carry at least this much entropy, estimated from its own characters.
+MIN_KEY_BITS = 128
+KEY_HOWTO = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+class ConfigError(Exception):
+    """The environment is unusable; the message says which variable and why."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    env: str
+    data_dir: Path
+    database_url: str
+    master_key: bytes
+    now: datetime | None
+    markets_file: Path | None
+    kafka_bootstrap: str | None
+    topic_prefix: str
+    partitions: int
+    replication_factor: int
+    views_url: str
+    projection_batch: int
+    fraud_config: Path | None
+    relay_lease_seconds: int = 10
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    mode = env.get("GIFTCARDS_ENV", "development")
+    if mode not in ENVIRONMENTS:
+        # A typo ("prod", "Production") must not quietly run a production host in development.
+        raise ConfigError(
+            f"GIFTCARDS_ENV must be one of {', '.join(ENVIRONMENTS)}, not {mode[:40]!r}"
+        )
+    data_dir = Path(env.get("GIFTCARDS_DATA_DIR", "./var"))
+    url = env.get("GIFTCARDS_DATABASE_URL") or f"sqlite:///{data_dir / 'giftcards.sqlite3'}"
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://", "memory://")):
+        raise ConfigError("GIFTCARDS_DATABASE_URL must start with sqlite:/// or postgresql://")
+    return Settings(
+        env=mode,
+        data_dir=data_dir,
+        database_url=url,
+        master_key=_master_key(env, mode, data_dir),
+        now=_pinned_now(env, mode),
+        markets_file=Path(markets) if (markets := env.get("GIFTCARDS_MARKETS_FILE")) else None,
+        kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        topic_prefix=env.get("GIFTCARDS_TOPIC_PREFIX", ""),
+        partitions=_int(env, "GIFTCARDS_PARTITIONS", 12),
+        replication_factor=_int(env, "GIFTCARDS_REPLICATION_FACTOR", 1),
+        views_url=_views_url(env, url),
+        projection_batch=_int(env, "GIFTCARDS_PROJECTION_BATCH", 1000),
+        fraud_config=Path(fraud) if (fraud := env.get("GIFTCARDS_FRAUD_CONFIG")) else None,
+        relay_lease_seconds=_int(env, "GIFTCARDS_RELAY_LEASE_SECONDS", 10),
+    )
+
+
+def log_format(environ: dict[str, str] | None = None) -> str:
+    """GIFTCARDS_LOG_FORMAT: `text` (default) or `json` (one object per line). Read on its own,
+    before the rest: logging is set up before Settings can fail and say why."""
+    env = os.environ if environ is None else environ
+    fmt = env.get("GIFTCARDS_LOG_FORMAT", "text")
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"GIFTCARDS_LOG_FORMAT must be text or json, not {fmt[:20]!r}")
+    return fmt
+
+
+def _views_url(env: dict[str, str], store_url: str) -> str:
+    """Views live in GIFTCARDS_VIEWS_URL, by default beside the event store."""
+    url = env.get("GIFTCARDS_VIEWS_URL") or store_url
+    if url == "memory://":
+        return "sqlite:///:memory:"
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError("GIFTCARDS_VIEWS_URL must start with sqlite:/// or postgresql://")
+    return url
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    try:
+        value = int(env.get(name, default))
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1")
+    return value
+
+
+def _master_key(env: dict[str, str], mode: str, data_dir: Path) -> bytes:
+    given = env.get("GIFTCARDS_SECRET_KEY")
+    if given:
+        if len(given) < 32:
+            raise ConfigError(f"GIFTCARDS_SECRET_KEY must be at least 32 characters; {KEY_HOWTO}")
+        if mode == "production" and estimated_bits(given) < MIN_KEY_BITS:
+            raise ConfigError(
+                f"GIFTCARDS_SECRET_KEY looks guessable (under {MIN_KEY_BITS} bits of entropy "
+                f"estimated from its characters); {KEY_HOWTO}"
+            )
+        return given.encode()
+    if mode == "production":
+        raise ConfigError("GIFTCARDS_SECRET_KEY is required in production")
+    path = data_dir / "dev-secret.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        print(
+            f"warning: GIFTCARDS_SECRET_KEY unset; generated a development key in {path}",
+            file=sys.stderr,
+        )
+    return path.read_text().strip().encode()
+
+
+def estimated_bits(key: str) -> float:
+    """Length × the Shannon entropy of the key's own character frequencies, over its shortest
+    repeating unit: 32 spaces or 32 × 'a' give 0, `"0123456789abcdef" * 2` 64 bits,
+    `secrets.token_urlsafe(48)` ~330. An upper bound for keys made by people (a sentence
+    scores high too): it catches the careless, it does not certify the random."""
+    unit = key[: _period(key)]
+    counts = Counter(unit)
+    return sum(n * math.log2(len(unit) / n) for n in counts.values())
+
+
+def _period(text: str) -> int:
+    """The length of the shortest prefix that `text` repeats (len(text) if none)."""
+    for size in range(1, len(text)):
+        if all(text[i] == text[i % size] for i in range(size, len(text))):
+            return size
+    return len(text)
+
+
+def _pinned_now(env: dict[str, str], mode: str) -> datetime | None:
+    raw = env.get("GIFTCARDS_NOW")
+    if not raw:
+        return None
+    if mode == "production":
+        raise ConfigError("GIFTCARDS_NOW is refused in production")
+    try:
+        return parse_instant(raw)
+    except ValueError:
+        raise ConfigError(f"GIFTCARDS_NOW is not an ISO-8601 instant: {raw[:40]!r}") from None

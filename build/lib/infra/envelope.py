@@ -1,0 +1,152 @@
+"""The published form of card events (Kafka `giftcard.events` and projections): one envelope."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from functools import cache
+from hashlib import sha1
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, Notification
+from eventsourcing.utils import get_topic, resolve_topic
+from pydantic import BaseModel, ConfigDict
+
+from domain.base import DomainEvent
+from domain.giftcard import GiftCard
+from domain.streams import CheckoutAttempts
+from domain.subjects import DataSubject
+from infra.orjsonpydantic import PydanticMapper, class_version
+
+# Aggregates whose events are published; indexes are private lookups and stay home.
+PUBLISHED = {get_topic(GiftCard): "GiftCard", get_topic(CheckoutAttempts): "Checkout"}
+PUBLISHED[get_topic(DataSubject)] = "Subject"
+CONTENT_TYPE = "application/json"
+# Fields lifted into the envelope, or that only make sense inside the store.
+LIFTED = {
+    "originator_id",
+    "originator_version",
+    "originator_topic",
+    "timestamp",
+    "at",
+    "market",
+    "currency",
+    "terms_version",
+    "correlation_id",
+}
+
+
+class Envelope(BaseModel):
+    """Every published message, whatever its event type."""
+
+    model_config = ConfigDict(extra="forbid", title="GiftCardsEnvelope")
+
+    event_id: UUID
+    event_type: str
+    schema_version: int
+    card_id: UUID | None
+    stream_id: UUID
+    card_version: int
+    position: int
+    occurred_at: datetime
+    recorded_at: datetime
+    market: str | None
+    currency: str | None
+    terms_version: str | None
+    correlation_id: str | None
+    data: dict[str, Any]
+
+
+# An Envelope as the views receive it: decoded JSON, checked by projections.handlers.check.
+EnvelopeJson = dict[str, Any]
+
+
+def published_events() -> Iterator[tuple[str, str, type[DomainEvent]]]:
+    """(aggregate prefix, event type, class) of every event class that to_envelope publishes."""
+    for topic, prefix in PUBLISHED.items():
+        aggregate = resolve_topic(topic)
+        for name, member in vars(aggregate).items():
+            # Stream bookkeeping events (Opened) carry no `at` and are never published.
+            if (
+                isinstance(member, type)
+                and issubclass(member, DomainEvent)
+                and get_topic(member).startswith(topic + ".")
+                and "at" in member.model_fields
+            ):
+                yield prefix, f"{prefix}{name}", member
+
+
+@cache
+def published_topics() -> list[str]:
+    """Stored-event topics of published events: the relay reads only those from the store."""
+    return [get_topic(cls) for _, _, cls in published_events()]
+
+
+def event_id(originator_id: UUID, version: int) -> str:
+    """Deterministic: the same stored event always has the same id, however often relayed.
+    `str(uuid5(originator_id, str(version)))`, formatted without two UUID objects per event."""
+    digest = bytearray(sha1(originator_id.bytes + str(version).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def to_envelope(event: DomainEventProtocol[Any], position: int) -> dict[str, Any] | None:
+    """Envelope of a domain event, or None when the event is not published."""
+    fields = cast(Any, event).model_dump(mode="json")
+    return _envelope(type(event), event.originator_id, event.originator_version, fields, position)
+
+
+def stored_envelope(mapper: Mapper[Any], stored: Notification) -> dict[str, Any] | None:
+    """Envelope of a stored event, from its stored JSON fields: the relay's and the store
+    rebuild's hot path skips building a pydantic event unless an upcaster changed the fields."""
+    assert isinstance(mapper, PydanticMapper)  # the composition root installs it
+    cls, fields, upcast = mapper.to_state(stored)
+    originator_id = cast(UUID, stored.originator_id)  # both recorders give back UUIDs
+    if upcast:  # let the model validate and normalise what the upcasters produced
+        event = cls(**fields, originator_id=originator_id,
+                    originator_version=stored.originator_version)
+        fields = event.model_dump(mode="json")
+    return _envelope(cls, originator_id, stored.originator_version, fields, stored.id)
+
+
+def _envelope(
+    cls: type[Any], originator_id: UUID, version: int, fields: dict[str, Any], position: int
+) -> dict[str, Any] | None:
+    prefix, event_type, schema_version = _published_as(cls)
+    if prefix is None or "at" not in fields:  # private, or stream bookkeeping (Opened)
+        return None
+    stream_id = str(originator_id)
+    return {
+        "event_id": event_id(originator_id, version),
+        "event_type": event_type,
+        "schema_version": schema_version,
+        "card_id": stream_id if prefix == "GiftCard" else None,
+        "stream_id": stream_id,
+        "card_version": version,
+        "position": position,
+        "occurred_at": fields.get("at"),
+        "recorded_at": fields["timestamp"],
+        "market": fields.get("market"),
+        "currency": fields.get("currency"),
+        "terms_version": fields.get("terms_version"),
+        "correlation_id": fields.get("correlation_id"),
+        "data": {k: v for k, v in fields.items() if k not in LIFTED},
+    }
+
+
+def _published_as(cls: type[Any]) -> tuple[str | None, str, int]:
+    """(aggregate prefix `GiftCard`/`Checkout`/`Subject`, or None for private events; event
+    type; schema version) of an event class, computed once per class."""
+    known = _PUBLISHED_AS.get(cls)
+    if known is None:
+        prefix = PUBLISHED.get(get_topic(cls).rsplit(".", 1)[0])
+        known = (prefix, f"{prefix}{cls.__name__}", class_version(cls))
+        _PUBLISHED_AS[cls] = known
+    return known
+
+
+_PUBLISHED_AS: dict[type[Any], tuple[str | None, str, int]] = {}

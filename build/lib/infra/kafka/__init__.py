@@ -1,0 +1,1 @@
+"""Kafka adapters: topics, the store-to-Kafka relay, producers and consumers."""

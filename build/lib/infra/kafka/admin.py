@@ -1,0 +1,57 @@
+"""Creates the contract topics with their explicit configs (idempotent)."""
+
+from __future__ import annotations
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from infra.kafka.topics import Topics
+
+
+def ensure_topics(
+    bootstrap: str,
+    topics: Topics,
+    partitions: int = 12,
+    replication_factor: int = 1,
+    *,
+    bootstrap_timeout_ms: int = 30_000,
+) -> list[str]:
+    """Create the missing topics and return their names; existing topics are left as they are.
+    Replicated (factor ≥ 3): a write needs two in-sync replicas and an out-of-sync replica is
+    never elected leader, so an acknowledged event survives the loss of any one broker."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="giftcards-admin",
+        bootstrap_timeout_ms=bootstrap_timeout_ms,
+    )
+    try:
+        existing = set(admin.list_topics())
+        wanted = [
+            # The positions topic is a single compacted partition: one key, read to its end.
+            NewTopic(
+                name,
+                1 if name == topics.relay_positions else partitions,
+                replication_factor,
+                topic_configs={**config, **replicated(replication_factor)},
+            )
+            for name, config in topics.configs().items()
+            if name not in existing
+        ]
+        created = []
+        for topic in wanted:
+            try:  # one by one: a concurrent creator makes only its own topic fail
+                admin.create_topics([topic])
+                created.append(topic.name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        admin.close()
+
+
+def replicated(replication_factor: int) -> dict[str, str]:
+    """Per-topic settings of a replicated topic (also the broker defaults of `--brokers 3`)."""
+    if replication_factor < 3:
+        return {}
+    return {"min.insync.replicas": "2", "unclean.leader.election.enable": "false"}

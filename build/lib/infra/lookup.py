@@ -1,0 +1,69 @@
+"""Many event streams loaded in one query, per backend (batch prefetch of keys and cards)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, Recorder, StoredEvent
+from eventsourcing.postgres import PostgresAggregateRecorder
+from eventsourcing.sqlite import SQLiteAggregateRecorder
+
+from domain.ports import StreamLoader
+
+# SQLite builds may cap bound parameters at 999.
+CHUNK = 900
+
+
+def stream_loader(recorder: Recorder, mapper: Mapper[UUID]) -> StreamLoader | None:
+    """A loader for SQL recorders; None (one read per stream) for in-memory storage."""
+    if isinstance(recorder, PostgresAggregateRecorder):
+        pg = recorder
+        # The table name comes from the library's own configuration, not from input.
+        pg_sql = (
+            f"SELECT originator_id, originator_version, topic, state FROM {pg.events_table_name} "
+            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        )
+
+        def pg_load(ids: list[UUID]) -> dict[UUID, list[DomainEventProtocol[UUID]]]:
+            with pg.datastore.transaction(commit=False) as cursor:
+                cursor.execute(pg_sql, (ids,))
+                rows = cursor.fetchall()
+            return _group(mapper, ((UUID(str(r["originator_id"])), r) for r in rows))
+
+        return pg_load
+    if isinstance(recorder, SQLiteAggregateRecorder):
+        lite = recorder
+
+        def sqlite_load(ids: list[UUID]) -> dict[UUID, list[DomainEventProtocol[UUID]]]:
+            rows: list[Any] = []
+            for start in range(0, len(ids), CHUNK):
+                chunk = ids[start : start + CHUNK]
+                with lite.datastore.transaction(commit=False) as cursor:
+                    cursor.execute(
+                        "SELECT originator_id, originator_version, topic, state "
+                        f"FROM {lite.events_table_name} "
+                        f"WHERE originator_id IN ({','.join('?' * len(chunk))}) "
+                        "ORDER BY originator_id, originator_version",
+                        [i.hex for i in chunk],
+                    )
+                    rows += cursor.fetchall()
+            return _group(mapper, ((UUID(r["originator_id"]), r) for r in rows))
+
+        return sqlite_load
+    return None
+
+
+def _group(mapper: Mapper[UUID], rows: Any) -> dict[UUID, list[DomainEventProtocol[UUID]]]:
+    streams: dict[UUID, list[DomainEventProtocol[UUID]]] = defaultdict(list)
+    for stream, row in rows:
+        stored = StoredEvent(
+            originator_id=stream,
+            originator_version=row["originator_version"],
+            topic=row["topic"],
+            state=bytes(row["state"]),
+        )
+        streams[stream].append(mapper.to_domain_event(stored))
+    return dict(streams)

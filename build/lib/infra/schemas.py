@@ -1,0 +1,110 @@
+"""JSON Schemas of the published envelopes, generated from the pydantic event models."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from consumers.dead_letters import DEAD_LETTER_SCHEMA
+from consumers.replies import RESULT_SCHEMA
+from domain.base import DomainEvent
+from infra.envelope import LIFTED, Envelope, published_events
+from infra.orjsonpydantic import class_version
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+BASE_ID = "https://giftcards.example.com/schemas/"
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+# The checkout consumer's outputs, hand-written beside the code that builds them (tested on the
+# real outputs in tests/integration/test_dead_letters.py).
+CHECKOUT_OUTPUTS = {"checkout-result.json": RESULT_SCHEMA, "dead-letter.json": DEAD_LETTER_SCHEMA}
+# Envelope fields copied from the event's own field of another name (see to_envelope).
+_FROM_EVENT = {
+    "occurred_at": "at",
+    "market": "market",
+    "currency": "currency",
+    "terms_version": "terms_version",
+    "correlation_id": "correlation_id",
+}
+
+
+def _all_required(schema: dict[str, Any]) -> dict[str, Any]:
+    # model_dump(mode="json") writes every field, defaults included.
+    return {**schema, "required": list(schema["properties"])}
+
+
+def envelope_schema() -> dict[str, Any]:
+    schema = _all_required(Envelope.model_json_schema(mode="serialization"))
+    return {"$schema": DIALECT, "$id": f"{BASE_ID}envelope.json", **schema}
+
+
+def event_schema(
+    event_type: str, event_class: type[DomainEvent], *, is_card: bool
+) -> dict[str, Any]:
+    """The envelope of one event type and version: constants, typed lifted fields, strict data."""
+    version = class_version(event_class)
+    own = event_class.model_json_schema(mode="serialization")
+    fields = own["properties"]
+    envelope = envelope_schema()
+    properties = dict(envelope["properties"])
+    properties["event_type"] = {"const": event_type, "title": "Event Type"}
+    properties["schema_version"] = {"const": version, "title": "Schema Version"}
+    card_id = {"format": "uuid", "type": "string"} if is_card else {"type": "null"}
+    properties["card_id"] = {**card_id, "title": "Card Id"}
+    for envelope_field, event_field in _FROM_EVENT.items():
+        lifted = fields.get(event_field, {"type": "null"})
+        properties[envelope_field] = {**lifted, "title": properties[envelope_field]["title"]}
+    data = {k: v for k, v in fields.items() if k not in LIFTED}
+    properties["data"] = {
+        "type": "object",
+        "title": "Data",
+        "properties": data,
+        "required": list(data),
+        "additionalProperties": False,
+    }
+    schema: dict[str, Any] = {
+        "$schema": DIALECT,
+        "$id": f"{BASE_ID}{file_name(event_type, version)}",
+        "title": f"{event_type} v{version}",
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+    if "$defs" in own:  # nested models: refs are resolved against the document root
+        schema["$defs"] = own["$defs"]
+    return schema
+
+
+def file_name(event_type: str, version: int) -> str:
+    return f"{event_type}.v{version}.json"
+
+
+def generate() -> dict[str, str]:
+    """File name -> exact text of every schema file."""
+    schemas = {"envelope.json": envelope_schema()}
+    for name, schema in CHECKOUT_OUTPUTS.items():
+        schemas[name] = {"$schema": DIALECT, "$id": f"{BASE_ID}{name}", **schema}
+    for prefix, event_type, event_class in published_events():
+        # Only card events name a card (to_envelope's card_id); the others are streams.
+        schema = event_schema(event_type, event_class, is_card=prefix == "GiftCard")
+        schemas[file_name(event_type, schema["properties"]["schema_version"]["const"])] = schema
+    return {name: json.dumps(s, indent=2, ensure_ascii=False) + "\n" for name, s in schemas.items()}
+
+
+def write(directory: Path = SCHEMA_DIR) -> list[str]:
+    """(Re)write the schema files; drop stale ones so the directory is exactly the contract."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = generate()
+    for stale in directory.glob("*.json"):
+        if stale.name not in files:
+            stale.unlink()
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    return sorted(files)
+
+
+if __name__ == "__main__":
+    for written in write():
+        sys.stdout.write(f"schemas/{written}\n")

@@ -1,0 +1,24 @@
+"""The parts one process runs on, built once by the composition root (infra/bootstrap.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from application.cards import GiftCards
+from infra.config import Settings
+from infra.db import Database
+from infra.vault import Vault
+
+
+@dataclass
+class Service:
+    """Everything a process needs, built once."""
+
+    settings: Settings
+    app: GiftCards
+    db: Database
+    vault: Vault
+
+    def close(self) -> None:
+        self.app.close()
+        self.db.close()

@@ -1,0 +1,1 @@
+"""Read models built from published card events: balance, liability, breakage, fraud, audit."""

@@ -1,0 +1,116 @@
+"""A unit of work over view rows: read once, change in memory, write back in bulk."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from operator import itemgetter
+from typing import Any
+
+import orjson
+
+from infra.db import Database
+from projections.schema import Table
+
+Row = dict[str, Any]
+Key = tuple[Any, ...]
+CHUNK = 500
+
+
+class Batch:
+    """Row cache for one transaction; the runner serialises transactions, so no lost update."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._rows: dict[str, dict[Key, Row | None]] = defaultdict(dict)
+        self._dirty: dict[str, tuple[Table, set[Key]]] = {}
+
+    def get(self, table: Table, *key: Any) -> Row | None:
+        cache = self._rows[table.name]
+        if key not in cache:
+            self.prefetch(table, [key])
+        return cache[key]
+
+    def prefetch(self, table: Table, keys: Iterable[Key]) -> None:
+        cache = self._rows[table.name]
+        missing = list(dict.fromkeys(k for k in keys if k not in cache))
+        if not missing:
+            return
+        cols = ", ".join(table.columns)
+        if len(table.key) == 1 and self.db.is_postgres:
+            # One array parameter: the statement text stays the same, so psycopg parses it once.
+            sql = f"SELECT {cols} FROM {table.name} WHERE {table.key[0]} = ANY(?)"
+            self._cache(table, self.db.execute(sql, [[k[0] for k in missing]]))
+        elif len(table.key) == 1:
+            for start in range(0, len(missing), CHUNK):
+                part = missing[start : start + CHUNK]
+                marks = ", ".join("?" * len(part))
+                sql = f"SELECT {cols} FROM {table.name} WHERE {table.key[0]} IN ({marks})"
+                self._cache(table, self.db.execute(sql, [k[0] for k in part]))
+        else:
+            where = " AND ".join(f"{c} = ?" for c in table.key)
+            for key in missing:
+                sql = f"SELECT {cols} FROM {table.name} WHERE {where}"
+                self._cache(table, self.db.execute(sql, key))
+        for key in missing:
+            cache.setdefault(key, None)
+
+    def _cache(self, table: Table, found: list[tuple[Any, ...]]) -> None:
+        cache = self._rows[table.name]
+        names = list(table.columns)
+        for values in found:
+            row = dict(zip(names, values, strict=True))
+            for col in table.json:
+                if row[col] is not None:
+                    row[col] = orjson.loads(row[col])
+            cache[tuple(row[c] for c in table.key)] = row
+
+    def put(self, table: Table, row: Row) -> None:
+        key = tuple(row[c] for c in table.key)
+        self._rows[table.name][key] = row
+        self._mark(table, key)
+
+    def delete(self, table: Table, *key: Any) -> None:
+        self._rows[table.name][key] = None
+        self._mark(table, key)
+
+    def _mark(self, table: Table, key: Key) -> None:
+        self._dirty.setdefault(table.name, (table, set()))[1].add(key)
+
+    def flush(self) -> None:
+        """Write every changed row and forget the cache (direct SQL may follow)."""
+        for name, (table, keys) in self._dirty.items():
+            cache = self._rows[name]
+            upserts = [row for k in keys if (row := cache[k]) is not None]
+            deletes = [k for k in keys if cache[k] is None]
+            if deletes:
+                where = " AND ".join(f"{c} = ?" for c in table.key)
+                self.db.executemany(f"DELETE FROM {name} WHERE {where}", deletes)
+            if upserts:
+                rows = [_encode(table, r) for r in upserts]
+                if table.append_only:
+                    self.db.insert(name, list(table.columns), rows)
+                else:
+                    self.db.upsert(name, list(table.columns), table.key, rows)
+        self._dirty.clear()
+        self._rows.clear()
+
+
+def _encode(table: Table, row: Row) -> tuple[Any, ...]:
+    values = _getter(table)(row)
+    if not table.json:
+        return values  # type: ignore[no-any-return]
+    return tuple(
+        orjson.dumps(v).decode() if c in table.json and v is not None else v
+        for c, v in zip(table.columns, values, strict=True)
+    )
+
+
+def _getter(table: Table) -> itemgetter[Any]:
+    """The row's values in column order, fetched in C (flush encodes ~200k rows per 100k events)."""
+    if (getter := _GETTERS.get(table.name)) is None:
+        getter = _GETTERS[table.name] = itemgetter(*table.columns)
+    return getter
+
+
+_GETTERS: dict[str, itemgetter[Any]] = {}

@@ -1,0 +1,74 @@
+"""Answers read from the views: liability as of an instant, breakage, fraud alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from infra.db import Database
+from projections.schema import ALERTS, BREAKAGE, LEDGER
+from projections.timefmt import fmt
+
+
+def liability(db: Database, as_of: datetime, market: str | None = None) -> dict[str, Any]:
+    """Outstanding balance and open cards per market: the ledger summed up to `as_of`."""
+    sql = (
+        f"SELECT market, currency, SUM(delta), SUM(open_delta) FROM {LEDGER.name} "
+        "WHERE occurred_at <= ?" + (" AND market = ?" if market else "")
+        + " GROUP BY market, currency ORDER BY market, currency"
+    )
+    rows = db.execute(sql, [fmt(as_of), *([market] if market else [])])
+    return {
+        "as_of": fmt(as_of),
+        "markets": [
+            {"market": m, "currency": c, "outstanding": int(o), "open_cards": int(n)}
+            for m, c, o, n in rows
+        ],
+    }
+
+
+def breakage(db: Database, market: str | None = None, month: str | None = None) -> dict[str, Any]:
+    where, params = _filters({"market": market, "month": month})
+    rows = db.execute(
+        f"SELECT market, currency, month, after_use, expired FROM {BREAKAGE.name}{where} "
+        "ORDER BY month, market, currency",
+        params,
+    )
+    return {
+        "rows": [
+            {"market": m, "currency": c, "month": mo, "after_use": int(a), "expired": int(e),
+             "total": int(a) + int(e)}
+            for m, c, mo, a, e in rows
+        ]
+    }
+
+
+def alerts(db: Database, since: datetime | None = None, rule: str | None = None) -> dict[str, Any]:
+    clauses, params = [], []
+    if since is not None:
+        clauses.append("detected_at >= ?")
+        params.append(fmt(since))
+    if rule is not None:
+        clauses.append("rule = ?")
+        params.append(rule)
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    cols = list(ALERTS.columns)
+    rows = db.execute(
+        f"SELECT {', '.join(cols)} FROM {ALERTS.name}{where} ORDER BY detected_at, alert_id",
+        params,
+    )
+    found = []
+    for values in rows:
+        alert = dict(zip(cols, values, strict=True))
+        alert["event_ids"] = orjson.loads(alert["event_ids"])
+        found.append(alert)
+    return {"alerts": found}
+
+
+def _filters(given: dict[str, str | None]) -> tuple[str, list[str]]:
+    used = {k: v for k, v in given.items() if v is not None}
+    if not used:
+        return "", []
+    return " WHERE " + " AND ".join(f"{k} = ?" for k in used), list(used.values())

@@ -1,0 +1,233 @@
+"""Where envelopes come from: the event store (embedded default) or the Kafka events topic."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+
+from application.cards import GiftCards
+from infra.envelope import published_topics, stored_envelope
+from infra.transient import Stopped, never, retry_transient
+from projections import handlers
+from projections.runner import STORE, Item, Projector
+
+log = logging.getLogger("giftcards.projections")
+Progress = Callable[[int, int], None]  # (messages in this batch, envelopes applied)
+
+
+def store_total(app: GiftCards) -> int:
+    return int(app.recorder.max_notification_id() or 0)
+
+
+def store_page(app: GiftCards, start: int, limit: int) -> list[Item]:
+    items = []
+    last = int(app.recorder.max_notification_id() or 0)
+    # Only published events feed the views, exactly as on Kafka: private ones are not even read.
+    notifications = app.recorder.select_notifications(
+        start, limit, stop=last, topics=published_topics()
+    )
+    for notification in notifications:
+        try:
+            envelope = stored_envelope(app.mapper, notification)
+        except Exception as exc:  # one unreadable record must not stop the views
+            reason = f"undecodable: {type(exc).__name__}"
+            items.append(Item(STORE, 0, notification.id, None, reason))
+            continue
+        items.append(Item(STORE, 0, notification.id, envelope))
+    if len(notifications) < limit and last >= start:
+        # Everything up to `last` was read: a position-only item moves the views past the
+        # private events after the last published one, so "caught up" means position == last.
+        items.append(Item(STORE, 0, last, None))
+    return items
+
+
+def sync_store(
+    app: GiftCards,
+    projector: Projector,
+    *,
+    batch_size: int = 1000,
+    progress: Progress | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Apply everything stored after the views' position; returns envelopes applied."""
+    applied = 0
+    start = projector.positions(STORE).get(0, 0) + 1
+    while not stop():
+        page = store_page(app, start, batch_size)
+        if not page:
+            break
+        done = projector.apply(page)
+        applied += done
+        if progress:  # in stored records covered, the unit of store_total()
+            progress(page[-1].pos + 1 - start, done)
+        start = page[-1].pos + 1
+    return applied
+
+
+def decode(topic: str, record: Any) -> Item:
+    try:
+        envelope = handlers.check(orjson.loads(record.value))
+    except orjson.JSONDecodeError:
+        return Item(topic, record.partition, record.offset, None, "value is not JSON")
+    except handlers.Rejected as exc:
+        return Item(topic, record.partition, record.offset, None, str(exc))
+    return Item(topic, record.partition, record.offset, envelope)
+
+
+def consumer(bootstrap: str, group_id: str | None, **extra: Any) -> KafkaConsumer:
+    return KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,  # positions live in the views database, with the views
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        max_poll_records=2000,
+        # Bounded prefetch: memory stays flat however long the topic (rebuilds read it all).
+        fetch_max_bytes=8 * 1024 * 1024,
+        max_partition_fetch_bytes=1024 * 1024,
+        **extra,
+    )
+
+
+def _poll(
+    kc: KafkaConsumer,
+    topic: str,
+    projector: Projector,
+    progress: Progress | None,
+    stop: Callable[[], bool] = never,
+) -> int:
+    records = kc.poll(timeout_ms=500)
+    items = [decode(topic, r) for batch in records.values() for r in batch]
+    # While the views database is away the batch in hand waits: the consumer's position has
+    # moved past it, so it must not be dropped (apply skips whatever a lost COMMIT did store).
+    done = retry_transient(lambda: projector.apply(items), what="projections", stop=stop)
+    if progress and items:
+        progress(len(items), done)
+    return done
+
+
+def kafka_total(bootstrap: str, topic: str, projector: Projector) -> int:
+    """Messages between the views' positions and the end of the topic."""
+    kc = consumer(bootstrap, None)
+    try:
+        parts = [TopicPartition(topic, p) for p in kc.partitions_for_topic(topic) or ()]
+        if not parts:
+            return 0
+        ends = kc.end_offsets(parts)
+        begins = kc.beginning_offsets(parts)
+        seen = projector.positions(topic)
+        return sum(
+            max(0, ends[tp] - max(begins[tp], seen.get(tp.partition, -1) + 1)) for tp in parts
+        )
+    finally:
+        kc.close()
+
+
+def sync_kafka(
+    bootstrap: str,
+    topic: str,
+    projector: Projector,
+    *,
+    progress: Progress | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Catch up with the topic as it is now (every partition, no group): rebuilds and queries."""
+    kc = consumer(bootstrap, None)
+    applied = 0
+    try:
+        parts = [TopicPartition(topic, p) for p in kc.partitions_for_topic(topic) or ()]
+        if not parts:
+            return 0
+        kc.assign(parts)
+        ends = kc.end_offsets(parts)
+        _seek(kc, parts, projector.positions(topic))
+        while not stop() and any(kc.position(tp) < ends[tp] for tp in parts):
+            applied += _poll(kc, topic, projector, progress)
+    finally:
+        kc.close()
+    return applied
+
+
+def _seek(kc: KafkaConsumer, parts: list[TopicPartition], seen: dict[int, int]) -> None:
+    for tp in parts:
+        if tp.partition in seen:
+            kc.seek(tp, seen[tp.partition] + 1)
+        else:
+            kc.seek_to_beginning(tp)
+
+
+class _Resume(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, continue each partition right after the offset stored with the views."""
+
+    def __init__(
+        self, kc: KafkaConsumer, topic: str, projector: Projector, stop: Callable[[], bool]
+    ) -> None:
+        self.kc, self.topic, self.projector, self.stop = kc, topic, projector, stop
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        """Nothing to commit: every applied batch already stored its offsets."""
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        seen = retry_transient(
+            lambda: self.projector.positions(self.topic), what="projections", stop=self.stop
+        )
+        _seek(self.kc, list(assigned), seen)
+        log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
+
+
+def follow_kafka(
+    bootstrap: str,
+    topic: str,
+    group_id: str,
+    projector: Projector,
+    *,
+    progress: Progress | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Long-running member of a consumer group: partitions are split across runners. Waits
+    out a views database that is away (restarting), then goes on from where it stood."""
+    kc = consumer(bootstrap, group_id)
+    kc.subscribe([topic], listener=_Resume(kc, topic, projector, stop))
+    applied = 0
+    try:
+        while not stop():
+            applied += _poll(kc, topic, projector, progress, stop)
+    except Stopped:
+        pass  # asked to stop while the database was away: the views keep their positions
+    finally:
+        kc.close()
+    return applied
+
+
+def follow_store(
+    app: GiftCards,
+    projector: Projector,
+    *,
+    batch_size: int = 1000,
+    progress: Progress | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    idle_seconds: float = 0.5,
+) -> int:
+    """Keeps the views up with the store; waits out either database being away (sync_store
+    resumes from the views' stored position, so it is retried whole)."""
+    applied = 0
+    while not stop():
+        try:
+            done = retry_transient(
+                lambda: sync_store(
+                    app, projector, batch_size=batch_size, progress=progress, stop=stop
+                ),
+                what="projections",
+                stop=stop,
+            )
+        except Stopped:
+            break
+        applied += done
+        if not done:
+            time.sleep(idle_seconds)
+    return applied

@@ -1,0 +1,139 @@
+"""The docker-compose stack, run for real with podman-compose on the locally built images (3
+Kafka nodes, PostgreSQL, 2 `serve` replicas): one purchase and one redemption through it. Run by
+`make container-test` (a step of .ci/run), not by `make test`: it builds images."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from dev.containers import ROOT, build, podman, podman_env
+
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(1500)]
+# Three JVMs, PostgreSQL and two services starting on a shared 2-core machine: minutes.
+UP_TIMEOUT_S = 900.0
+GIFTCARDS = str(Path(sys.executable).with_name("giftcards"))
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[tuple[str, dict[str, str]]]:
+    """The compose project up (images built or reused), taken down with its volumes at the end."""
+    build()
+    project = f"gcstack{uuid.uuid4().hex[:6]}"
+    env = {**podman_env(), "GIFTCARDS_SECRET_KEY": secrets.token_urlsafe(48),
+           "POSTGRES_PASSWORD": secrets.token_hex(16), "GIFTCARDS_PARTITIONS": "3"}
+    compose = ["podman-compose", "-p", project, "-f", str(ROOT / "docker-compose.yml")]
+    subprocess.run([*compose, "up", "-d", "--no-build"], env=env, check=True, cwd=ROOT)
+    try:
+        yield project, env
+    finally:
+        for name in ("serve-1", "serve-2"):
+            logs = podman("logs", "--tail", "40", f"{project}_{name}_1", check=False, capture=True)
+            print(f"--- {name}\n{logs.stdout}{logs.stderr}")
+        subprocess.run([*compose, "down", "-v"], env=env, check=False, cwd=ROOT)
+
+
+def giftcards(project: str, replica: str, *args: str) -> tuple[int, dict[str, Any]]:
+    done = podman("exec", f"{project}_{replica}_1", "giftcards", "--json", *args,
+                  check=False, capture=True)
+    try:
+        return done.returncode, orjson.loads(done.stdout)
+    except orjson.JSONDecodeError:
+        return done.returncode, {"stdout": done.stdout, "stderr": done.stderr[-2000:]}
+
+
+def until(what: str, probe: Any, timeout: float = UP_TIMEOUT_S) -> Any:
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(2)
+    raise AssertionError(f"{what} not within {timeout:.0f}s; last: {last}")
+
+
+def test_r1_r11_compose_stack_sells_and_redeems_a_card_and_publishes_both(
+    stack: tuple[str, dict[str, str]],
+) -> None:
+    project, _ = stack
+    # Both replicas up: the schema, the topics (RF 3) and one active relay.
+    status = until("an active relay", lambda: (s := giftcards(project, "serve-2", "status"))[0]
+                   == 0 and s[1]["relay"]["active_instance"] and s)
+    code, bought = giftcards(project, "serve-1", "purchase", "--market", "FR", "--amount", "50",
+                             "--payment-method", "card", "--buyer-id", "C1", "--order-id", "O1")
+    assert code == 0, bought
+    code, redeemed = giftcards(project, "serve-2", "redeem", "--code", bought["code"],
+                               "--market", "FR", "--order-id", "O2", "--order-total", "80")
+    assert code == 0, redeemed
+    code, again = giftcards(project, "serve-1", "redeem", "--code", bought["code"],
+                            "--market", "FR", "--order-id", "O3", "--order-total", "80")
+    assert code == 1 and again["error"]["code"] == "already_redeemed", again
+    # Every stored event relayed to the 3-broker cluster: the relay's lag drops to 0.
+    status = until("relay lag 0", lambda: (s := giftcards(project, "serve-1", "status"))[0] == 0
+                   and s[1]["relay"]["lag"] == 0 and s[1]["relay"]["last_stored_position"] > 0
+                   and s[1], timeout=120)
+    assert status["dead_letters"] == 0, status
+    code, card = giftcards(project, "serve-2", "show", bought["card_id"])
+    assert code == 0 and card["status"] == "redeemed", card
+
+
+@pytest.fixture(scope="module")
+def podman_docker_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """podman's Docker-compatible API on a socket of this run's own (`podman system service`):
+    the DOCKER_HOST that testcontainers, the Docker SDK and users' Docker tooling talk to."""
+    sock = tmp_path_factory.mktemp("podman") / "docker.sock"
+    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"],
+                               env=podman_env())
+    try:
+        until("podman's API socket", lambda: sock.exists(), timeout=30)
+        yield f"unix://{sock}"
+    finally:
+        service.terminate()
+        service.wait(30)
+
+
+def test_testcontainers_runs_the_locally_built_postgres_image_through_podman(
+    podman_docker_api: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The path users with Docker take (dev/services.py starts containers with testcontainers),
+    here against podman's API and the image `make images` built: a card bought on it."""
+    from testcontainers.core.config import ConnectionMode, testcontainers_config
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    build()
+    monkeypatch.setenv("DOCKER_HOST", podman_docker_api)
+    monkeypatch.setattr(testcontainers_config, "ryuk_disabled", True)  # no reaper image here
+    # Published ports on this host: testcontainers takes this machine for a container and
+    # would ask podman for a gateway, which podman 4.3's container list does not report.
+    monkeypatch.setattr(testcontainers_config, "connection_mode_override",
+                        ConnectionMode.docker_host)
+    password = secrets.token_hex(8)
+    container = (DockerContainer("localhost/giftcards-postgres:15")
+                 .with_env("POSTGRES_USER", "giftcards").with_env("POSTGRES_DB", "giftcards")
+                 .with_env("POSTGRES_PASSWORD", password).with_exposed_ports(5432))
+    with container:
+        wait_for_logs(container, "database system is ready to accept connections", timeout=120)
+        host, port = container.get_container_host_ip(), container.get_exposed_port(5432)
+        url = f"postgresql://giftcards:{password}@{host}:{port}/giftcards"
+        env = {"GIFTCARDS_DATABASE_URL": url,
+               "GIFTCARDS_SECRET_KEY": secrets.token_urlsafe(48),
+               "GIFTCARDS_DATA_DIR": str(tmp_path_factory.mktemp("tc"))}
+        bought = until("a purchase on the container's database", lambda: (done := subprocess.run(
+            [GIFTCARDS, "--json", "purchase", "--market", "FR", "--amount", "20",
+             "--payment-method", "card", "--buyer-id", "T1", "--order-id", "T1"],
+            env={**os.environ, **env}, capture_output=True, check=False)).returncode == 0
+            and orjson.loads(done.stdout), timeout=60)
+        assert bought["status"] == "active" and bought["code"], bought
