@@ -15,7 +15,7 @@ from uuid import UUID
 from eventsourcing.persistence import ProcessRecorder, Tracking
 from eventsourcing.utils import get_topic
 
-from application.cards import UnitOfWork, delivery_key_subject
+from application.cards import GiftCards, UnitOfWork, delivery_key_subject
 from application.privacy import PiiReader
 from domain.delivery import CodeDelivery
 from domain.giftcard import GiftCard
@@ -196,3 +196,11 @@ class DeliveryWorker:
 def _clear(value: str | None) -> str | None:
     """An erased recipient's name or message is left out, not shown as `[erased]`."""
     return None if value in (None, ERASED) else value
+
+
+def pending(app: GiftCards, limit: int) -> int:
+    """Deliveries not yet attempted: sealed codes (and operator retries) after the worker's
+    stored position, counted up to `limit` so that a status call stays cheap."""
+    recorder = cast(ProcessRecorder, app.recorder)  # see GiftCards.construct_recorder
+    position = recorder.max_tracking_id(TRACKING) or 0
+    return len(app.recorder.select_notifications(position + 1, limit, topics=TOPICS))

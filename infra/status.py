@@ -9,14 +9,12 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from consumers import delivery
 from infra.lease import current_holder
 from infra.service import Service
 
 Json = dict[str, Any]
 LAG_COUNT_LIMIT = 10_000  # relay lag counted exactly up to here: a status call stays cheap
-# Issue 11 (codes delivered by e-mail) plugs its outbox count in here: `service -> int`. Until
-# then the figure is reported as null ("not tracked"), never as a made-up 0.
-pending_deliveries: Callable[[Service], int] | None = None
 
 
 def status(service: Service, projections_source: Callable[[], dict[int, int]] | None) -> Json:
@@ -59,7 +57,7 @@ def status(service: Service, projections_source: Callable[[], dict[int, int]] | 
         },
         "consumers": {"checkout": checkout, "projections": views},
         "dead_letters": dead,
-        "deliveries_pending": pending_deliveries(service) if pending_deliveries else None,
+        "deliveries_pending": delivery.pending(service.app, LAG_COUNT_LIMIT),
     }
 
 

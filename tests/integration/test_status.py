@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from consumers import delivery
 from infra.bootstrap import Service
 from infra.envelope import published_topics
 from infra.kafka.relay import Relay
@@ -46,7 +47,9 @@ def test_status_shows_relay_lag_until_relayed_then_the_active_relay_and_dead_let
     }  # the cards' published events, not the private index events stored with them
     assert stored == published[-1].id and len(published) >= 3
     assert before["dead_letters"] == 0
-    assert before["deliveries_pending"] is None  # issue 11's hook, not a made-up 0
+    # Issue 11's outbox: every sealed code waits for the delivery worker, none has run here.
+    sealed = service.app.recorder.select_notifications(1, 100, topics=delivery.TOPICS)
+    assert before["deliveries_pending"] == len(sealed) == 3
     # Two checkout messages nobody consumed yet: lag 2 in all, per partition.
     produce(kafka_bootstrap, topics.checkout, [b"{}", b"{}"], key=b"k")
     checkout = before_checkout = status(env_for, kafka_bootstrap, topics)["consumers"]["checkout"]
