@@ -57,8 +57,9 @@ def test_status_shows_relay_lag_until_relayed_then_the_active_relay_and_dead_let
     assert sum(p["lag"] for p in checkout["partitions"]) == 2
     assert all(p["next"] == 0 for p in before_checkout["partitions"])
 
+    # A lease that outlives a drain and a status process started on a busy machine.
     relay = Relay(service, kafka_bootstrap, topics,
-                  transactional_id=topics.relay_transactional_id)
+                  transactional_id=topics.relay_transactional_id, lease_seconds=120)
     relay._hold_lease()  # as the running relay does first: it is the active one now
     assert relay.drain() > 0
     after = status(env_for, kafka_bootstrap, topics)
