@@ -228,8 +228,14 @@ def private_file(path: Path) -> Path:
     if str(path) == ":memory:":
         return path
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-    if path.stat().st_mode & 0o077:  # a store created before this rule: made private
+    if not path.exists():
+        # Only a file that does not exist yet is opened here: closing ANY descriptor of a file
+        # drops every POSIX lock the process holds on it, so opening and closing the store
+        # beside a live SQLite connection made that connection believe itself alone; it then
+        # deleted the WAL under the other processes' feet ("disk I/O error", lost writes).
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+    elif path.stat().st_mode & 0o077:  # a store created before this rule: made private
         path.chmod(0o600)
     return path
 
