@@ -1,4 +1,4 @@
-"""Several processes on one SQLite store: one process's start must not break another's connection."""
+"""Several processes on one SQLite store: one starting must not break another's connection."""
 
 from __future__ import annotations
 
