@@ -113,7 +113,9 @@ class DeliveryWorker:
         code_subject = delivery_key_subject(delivery.card_id)
         card_message_id = message_id(delivery.card_id, delivery.attempt, "card")
         code = self.vault.open(code_subject, delivery.sealed_code)
-        reader = PiiReader(self.service, WORKER, "gift card code delivery (R7)", "deliver")
+        reader = PiiReader(
+            self.service, WORKER, "gift card code delivery (R7)", "deliver", process=True
+        )
         pii = delivery.pii
         buyer = delivery.buyer_subject
         email = reader.open(buyer, pii.get("buyer_email"), "buyer_email") if buyer else None
