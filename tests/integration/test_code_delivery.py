@@ -225,7 +225,10 @@ def test_r7_p2_erasure_of_the_buyer_before_delivery_fails_it_alerts_and_keeps_th
     service: Service, smtp_server: SmtpServer
 ) -> None:
     card = buy(service, "o-erased", buyer_id="cust-gone", email="gone@example.org")
-    Privacy(service).erase(["cust-gone"], "req-gone")
+    privacy = Privacy(service)
+    privacy.add_operator("dpo-1", "dpo", None)  # issue 17: erasure is accountable
+    privacy.open_request("cust-gone", "erasure", privacy.today(), "req-gone")
+    privacy.erase(["cust-gone"], "req-gone", "dpo-1")
     the_worker = worker(service, smtp_server)
     while the_worker.drain():
         pass
