@@ -362,6 +362,13 @@ def create_app(
     async def docs() -> HTMLResponse:
         return HTMLResponse(_docs_page(api.openapi()))
 
+    @api.get("/asyncapi.yaml", include_in_schema=False)
+    async def asyncapi_document() -> Response:
+        """The Kafka contract (issue 14), generated from the code like the committed file."""
+        from infra import asyncapi
+
+        return Response(asyncapi.text(), media_type="application/yaml")
+
     # --- checkout: lookup and holds ------------------------------------------------------
 
     @api.post("/v1/cards/lookup")

@@ -24,6 +24,7 @@ from infra.bootstrap import build
 from infra.config import load_settings
 from tests.conftest import SECRET
 
+ROOT = Path(__file__).resolve().parents[2]
 GIFTCARDS = str(Path(sys.executable).with_name("giftcards"))
 HOLD_SECONDS = 6
 PROBLEM = "application/problem+json"
@@ -301,6 +302,10 @@ def test_access_scopes_and_hostile_input_are_problem_documents(api: Api) -> None
         assert card["code"] not in response.text, body  # never echoed
     assert api.get(f"/v1/cards/{card['card_id']}/history").json() == before  # nothing written
     assert "openapi" in httpx.get(api.url + "/openapi.json").json()
+    # Issue 14: the Kafka contract is served too, the same text as the committed document.
+    served = httpx.get(api.url + "/asyncapi.yaml")
+    assert served.status_code == 200 and served.headers["content-type"] == "application/yaml"
+    assert served.text == (ROOT / "asyncapi.yaml").read_text(encoding="utf-8")
     docs = httpx.get(api.url + "/docs").text
     assert "/v1/cards/lookup" in docs and "http" not in docs.split("<body>")[1].replace(
         "/openapi.json", "")
