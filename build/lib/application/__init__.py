@@ -1,1 +1,0 @@
-"""Use cases, one class per area (cards, checkout, privacy), over an explicit unit of work."""

@@ -1,1 +1,0 @@
-"""Kafka consumers that turn input topics into application commands."""

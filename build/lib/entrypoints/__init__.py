@@ -1,1 +1,0 @@
-"""Entry points: the command line (and later the HTTP API), thin over the application."""

@@ -1,1 +1,0 @@
-"""Kafka adapters: topics, the store-to-Kafka relay, producers and consumers."""

@@ -1,1 +1,0 @@
-"""Read models built from published card events: balance, liability, breakage, fraud, audit."""
