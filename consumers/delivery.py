@@ -3,6 +3,7 @@ messages, records the outcome with its position in ONE transaction, destroys the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -12,13 +13,14 @@ from email.message import EmailMessage
 from typing import cast
 from uuid import UUID
 
-from eventsourcing.persistence import ProcessRecorder, Tracking
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 from eventsourcing.utils import get_topic
 
 from application.cards import GiftCards, UnitOfWork, delivery_key_subject
 from application.privacy import PiiReader
 from domain.delivery import CodeDelivery
 from domain.giftcard import GiftCard
+from infra.lease import Lease, instance_id
 from infra.mail.render import CardMail, render
 from infra.mail.transport import PermanentSendError, TransientSendError, Transport
 from infra.ratelog import RateLimitedLog, backoff
@@ -27,6 +29,7 @@ from infra.transient import Stopped, never
 from infra.vault import ERASED
 
 log = logging.getLogger("giftcards.delivery")
+LEASE = "code-deliveries"  # one active worker per store (see DeliveryWorker.run)
 TRACKING = "code-deliveries"  # the tracking records' name: the worker's position in the log
 TOPICS = [get_topic(CodeDelivery.CodeSealed), get_topic(CodeDelivery.DeliveryRetried)]
 WORKER = "delivery-worker"  # the operator named in the access log (R21)
@@ -64,24 +67,41 @@ class DeliveryWorker:
         self.failed = 0
 
     def run(self, stop: threading.Event, idle_s: float = 0.5) -> None:
-        """Until `stop` is set; waits for new sealed codes when it has caught up."""
+        """Until `stop` is set, while holding the deliveries' lease (one active worker per store,
+        like the relay: several `serve` instances must not send the same e-mails); standing by
+        otherwise. Waits for new sealed codes when it has caught up."""
+        lease = Lease(self.service.db, LEASE, instance_id(),
+                      self.service.settings.relay_lease_seconds)
         try:
             while not stop.is_set():
-                if not self.drain(stop.is_set):
+                if not lease.acquire():
+                    stop.wait(min(1.0, lease.seconds / 4))
+                    continue
+                if not self.drain(stop.is_set, lease.acquire):
                     stop.wait(idle_s)
         except Stopped:
             log.info("stopped while a delivery was waiting to be retried")
+        finally:
+            with contextlib.suppress(Exception):  # a lease left behind expires on its own
+                lease.release()
 
-    def drain(self, stopped: Callable[[], bool] = never) -> int:
-        """One page of pending deliveries after the stored position; how many were handled."""
+    def drain(
+        self, stopped: Callable[[], bool] = never, holding: Callable[[], bool] = lambda: True
+    ) -> int:
+        """One page of pending deliveries after the stored position; how many were handled.
+        `holding()` renews the lease before each delivery: a worker that lost it stops."""
         recorder = cast(ProcessRecorder, self.app.recorder)  # see GiftCards.construct_recorder
         position = recorder.max_tracking_id(TRACKING) or 0
         page = self.app.recorder.select_notifications(position + 1, self.page, topics=TOPICS)
+        handled = 0
         for notification in page:
             if stopped():
                 raise Stopped("delivery")
+            if not holding():
+                break
             self.handle(UUID(str(notification.originator_id)), notification.id, stopped)
-        return len(page)
+            handled += 1
+        return handled
 
     def handle(self, stream: UUID, position: int, stopped: Callable[[], bool]) -> None:
         uow = UnitOfWork(self.app)
@@ -101,7 +121,13 @@ class DeliveryWorker:
                 delivery.record_delivered(message_id=outcome, now=now)
                 self.delivered += 1
             uow.add(delivery)
-        uow.commit(Tracking(TRACKING, position))
+        try:
+            uow.commit(Tracking(TRACKING, position))
+        except IntegrityError:
+            # A worker whose lease this one outlived (a send slower than the lease) recorded
+            # this position first: its record stands, and the e-mails carried the same
+            # Message-IDs, so the receiver keeps one copy.
+            log.info("delivery at position %d was recorded by another worker", position)
 
     def deliver(
         self, uow: UnitOfWork, delivery: CodeDelivery, stopped: Callable[[], bool]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import smtplib
 import ssl
+import threading
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -87,7 +88,9 @@ class MaildirTransport:
 
     def send(self, message: EmailMessage) -> None:
         name = "".join(c if c.isalnum() or c in "-." else "_" for c in message["Message-ID"])
-        tmp = self.directory / "tmp" / f"{name}.eml"
+        # The tmp name is the writer's own (maildir's rule): two writers of one message must
+        # not rename each other's file away.
+        tmp = self.directory / "tmp" / f"{name}.{os.getpid()}.{threading.get_ident()}.eml"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds a code
         with os.fdopen(fd, "wb") as handle:
             handle.write(message.as_bytes())

@@ -47,7 +47,10 @@ def test_r7_worker_killed_between_send_and_record_under_load_sends_every_code_th
     # The server stores each message, then waits before its 250: a kill in that wait is a
     # kill after the send and before the worker records it.
     smtp_server.control("delay 0.1")
-    env = {**env_for, "GIFTCARDS_SMTP_URL": smtp_server.url, "GIFTCARDS_NOW": "2026-01-12T10:00Z"}
+    env = {**env_for, "GIFTCARDS_SMTP_URL": smtp_server.url, "GIFTCARDS_NOW": "2026-01-12T10:00Z",
+           # One active worker per store: a restarted worker takes the killed one's lease over
+           # once it expires, so a short lease keeps the kills coming.
+           "GIFTCARDS_RELAY_LEASE_SECONDS": "2"}
     log = tmp_path / "deliver.log"
     codes: dict[str, str] = {}
 
