@@ -115,7 +115,7 @@ def test_assert_consistent_fails_naming_an_event_published_twice(
         for i in range(5)
     ]
     service.app.redeem(code=cards[0]["code"], market="FR", order_id="shop-1", order_total=2000,
-                       customer_id="c")
+                       customer_id="c", source="test")
     relay = Relay(service, kafka_bootstrap, topics, transactional_id=f"{topics.prefix}relay")
     try:
         assert relay.drain() > 0
