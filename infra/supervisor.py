@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from infra.ratelog import RateLimitedLog, backoff
+from infra.transient import is_transient
 
 log = logging.getLogger("giftcards.supervisor")
 waits = RateLimitedLog(log)
@@ -53,17 +54,26 @@ def supervise(name: str, part: Part, stop: threading.Event) -> None:
                 failures = 0
             failures += 1
             delay = backoff(failures, base=0.5, cap=RESTART_CAP_S)
-            waits.log(
-                logging.WARNING,
-                name,
-                "%s failed (%s: %s); restarting it in %.1f s (%d failures in a row)",
-                name,
-                type(exc).__name__,
-                exc,
-                delay,
-                failures,
-                exc_info=exc,
-            )
+            if is_transient(exc):
+                # The database is away, not a bug of the part: one line, no traceback.
+                waits.warning(
+                    name,
+                    "%s waits for the database (%s: %s); restarting it in %.1f s",
+                    name, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "",
+                    delay,
+                )
+            else:
+                waits.log(
+                    logging.WARNING,
+                    name,
+                    "%s failed (%s: %s); restarting it in %.1f s (%d failures in a row)",
+                    name,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    failures,
+                    exc_info=exc,
+                )
             stop.wait(delay)
 
 
