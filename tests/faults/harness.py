@@ -28,7 +28,7 @@ from tests.faults.consistency import (
     view_problems,
 )
 from tests.faults.load import PurchaseLoop, produce_checkout_load, purchase_codes
-from tests.faults.processes import GIFTCARDS, STOP_TIMEOUT_S, ServiceProcess
+from tests.faults.processes import GIFTCARDS, STOP_TIMEOUT_S, ServiceProcess, our_tracebacks
 
 __all__ = [
     "GIFTCARDS",
@@ -42,6 +42,7 @@ __all__ = [
     "double_redemptions",
     "event_log_problems",
     "free_port",
+    "our_tracebacks",
     "produce_checkout_load",
     "purchase_codes",
     "replies_may_repeat",

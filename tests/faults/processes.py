@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -96,3 +97,19 @@ class ServiceProcess:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.kill()
+
+
+_RECORD = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d[,.]\d+ +\w+ +(\S+)")
+
+
+def our_tracebacks(log: str) -> list[str]:
+    """The log records with a traceback that our code logged. kafka-python logs its own, with
+    a traceback, when a broker it talks to is killed ("Connection reset by peer"): that is
+    the fault the test injects, not a failure of ours."""
+    found, logger = [], ""
+    for line in log.splitlines():
+        if (record := _RECORD.match(line)) is not None:
+            logger = record.group(1)
+        elif line.startswith("Traceback") and not logger.startswith("kafka."):
+            found.append(logger or "(no record)")
+    return found
