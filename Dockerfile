@@ -38,4 +38,4 @@ ENV GIFTCARDS_ENV=production \
     GIFTCARDS_DATA_DIR=/app/var
 EXPOSE 8080
 ENTRYPOINT ["giftcards"]
-CMD ["serve", "--api-host", "0.0.0.0", "--api-port", "8080"]
+CMD ["serve"]
