@@ -29,7 +29,16 @@ def test_old_store_reads_back_identically(tmp_path: Path) -> None:
     finally:
         service.close()
     assert len(expected["envelopes"]) == 45  # the fixture is what we think it is
-    assert actual["states"] == expected["states"]
+    # Every attribute the old code's aggregates had reads back the same; later features may
+    # only add attributes at their neutral value (issue 12's holds: held_* None or 0).
+    assert actual["states"].keys() == expected["states"].keys()
+    for stream, old in expected["states"].items():
+        new = actual["states"][stream]
+        assert {k: new["state"].get(k) for k in old["state"]} == old["state"], stream
+        assert {k: v for k, v in new.items() if k != "state"} == {
+            k: v for k, v in old.items() if k != "state"}, stream
+        added = {k: v for k, v in new["state"].items() if k not in old["state"]}
+        assert all(v in (None, 0, [], {}) for v in added.values()), (stream, added)
     assert actual["envelopes"] == expected["envelopes"]
     assert actual["audit_chains"] == expected["audit_chains"]
     topics = {e["topic"] for e in expected["envelopes"]}
@@ -65,4 +74,7 @@ def test_current_code_stores_the_same_fields_as_the_old_code(tmp_path: Path) -> 
         service.close()
     old, new = fields_by_topic(copy), fields_by_topic(fresh)
     assert len(old) == 14
-    assert new == old
+    # Every event type the old code wrote is written with the same fields; today's code may
+    # also write event types of later features (issue 11's sealed-code outbox), never fewer.
+    assert {topic: new.get(topic) for topic in old} == old
+    assert set(new) - set(old) <= {"domain.delivery:CodeDelivery.CodeSealed"}, set(new) - set(old)
