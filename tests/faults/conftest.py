@@ -24,9 +24,10 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         yield cluster
 
 
-@pytest.fixture
-def private_kafka_cluster(tmp_path: Path) -> Iterator[PrivateKafkaCluster]:
-    """Three started KRaft nodes of this test's own (RF 3, min.insync.replicas 2); all killed
-    at the end."""
-    with PrivateKafkaCluster(tmp_path / "kafka-cluster") as cluster:
+@pytest.fixture(scope="module")
+def private_kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateKafkaCluster]:
+    """Three started KRaft nodes (RF 3, min.insync.replicas 2), shared by a module's tests
+    (each on topics of its own; a test that kills a node restarts it); all killed at the end.
+    Starting a cluster costs about a minute: once per module, not per test."""
+    with PrivateKafkaCluster(tmp_path_factory.mktemp("kafka-cluster")) as cluster:
         yield cluster
