@@ -12,6 +12,7 @@ import orjson
 from infra import checkpoints as cps
 from infra.chains import CARD_TOPIC_PREFIX, CardChain, fields_of
 from infra.db import Database
+from projections.handlers import zone
 from projections.queries import breakage, liability
 
 Problem = dict[str, Any]
@@ -19,11 +20,15 @@ FILES = ("chains.jsonl", "events.jsonl", "liability.json", "breakage.json", "che
          "public-key.pem")
 
 
-def month_bounds(period: str) -> tuple[datetime, datetime]:
-    """[first instant, first instant of the next month) of `YYYY-MM`, in UTC."""
-    start = datetime.strptime(period, "%Y-%m").replace(tzinfo=UTC)
-    end = (start + timedelta(days=32)).replace(day=1)
-    return start, end
+def month_bounds(period: str, market: str) -> tuple[datetime, datetime]:
+    """[first instant, first instant of the next month) of `YYYY-MM` in the market's local
+    time, as UTC instants: finance closes months locally, and so does the breakage view the
+    pack ships (`handlers.month_of`)."""
+    local = zone(market)
+    first = datetime.strptime(period, "%Y-%m")
+    following = (first + timedelta(days=32)).replace(day=1)
+    return (first.replace(tzinfo=local).astimezone(UTC),
+            following.replace(tzinfo=local).astimezone(UTC))
 
 
 def export(recorder: Any, mapper: Any, views: Database, market: str, period: str,
@@ -33,7 +38,7 @@ def export(recorder: Any, mapper: Any, views: Database, market: str, period: str
     (`events.jsonl`), liability at its start and end, breakage by cause, the signed
     checkpoints and their public key, a manifest of file hashes and the command that
     verifies it all offline (`VERIFY.txt`)."""
-    start, end = month_bounds(period)
+    start, end = month_bounds(period, market)
     histories: dict[str, list[dict[str, Any]]] = {}
     in_period: set[str] = set()
     upto = recorder.max_notification_id() or 0

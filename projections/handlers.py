@@ -47,18 +47,19 @@ _markets: list[Markets] = []
 
 def use_markets(markets: Markets) -> None:
     _markets[:] = [markets]
-    _zone.cache_clear()
+    zone.cache_clear()
 
 
 @cache
-def _zone(market: str) -> ZoneInfo:
+def zone(market: str) -> ZoneInfo:
+    """The market's time zone (UTC for a market the process does not know)."""
     known = (_markets[0] if _markets else Markets.load()).markets
     return ZoneInfo(known[market].timezone if market in known else "UTC")
 
 
 def month_of(market: str, occurred_at: str) -> str:
     """Finance closes months in the market's local time."""
-    return parse_instant(occurred_at).astimezone(_zone(market)).strftime("%Y-%m")
+    return parse_instant(occurred_at).astimezone(zone(market)).strftime("%Y-%m")
 
 
 def _ledger(b: Batch, env: EnvelopeJson, delta: int, open_delta: int) -> None:
