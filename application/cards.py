@@ -617,9 +617,12 @@ class GiftCards(Application[UUID]):
             start = page[-1].id + 1
         yield from open_.items()
 
-    def record_subject_right(self, subject_id: str, request_id: str, right: str) -> Json:
-        """P2/P4: record an erasure (keys already destroyed) or an objection; no PII recorded.
-        A repeated request id records nothing again."""
+    def record_subject_right(
+        self, subject_id: str, request_id: str, right: str, field: str = ""
+    ) -> Json:
+        """P2/P4, art. 16/18: record an erasure (keys already destroyed), an objection, a
+        rectification (value sealed beside the store), a restriction or its lifting; no PII
+        recorded. A repeated request id records nothing again."""
         now = self.now()
 
         def command(uow: UnitOfWork) -> Json:
@@ -629,6 +632,12 @@ class GiftCards(Application[UUID]):
                 recorded = subject.erase(request_id=request_id, at=now)
             elif right == "objection":
                 recorded = subject.object_to_profiling(request_id=request_id, at=now)
+            elif right == "rectification":
+                recorded = subject.rectify(request_id=request_id, field=field, at=now)
+            elif right == "restriction":
+                recorded = subject.restrict(request_id=request_id, at=now)
+            elif right == "restriction_lifted":
+                recorded = subject.lift_restriction(request_id=request_id, at=now)
             else:
                 raise refuse("invalid_input", f"unknown right {right[:20]!r}")
             if recorded:

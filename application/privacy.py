@@ -1,4 +1,5 @@
-"""Data subjects' rights beside the event store: erasure, export, request register, access log."""
+"""Data subjects' rights beside the event store: erasure, rectification, restriction, export,
+request register, access log."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from domain.deadlines import check_extension, due_date, is_overdue
 from domain.errors import refuse
 from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts
-from domain.subjects import DataSubject
+from domain.subjects import DataSubject, rectified_field
 
 Json = dict[str, Any]
 CONTROLLER_MARKET = "FR"  # the controller is in Paris: French public holidays set P1 deadlines
@@ -46,6 +47,11 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS gdpr_request_outcomes (
         request_id TEXT PRIMARY KEY, salt TEXT NOT NULL, operator TEXT,
         outcome TEXT, closed_at TEXT)""",
+    # Art. 16: the corrected value, sealed under the subject's key; a later correction
+    # overwrites it (secure_delete on SQLite), an erasure destroys the key and the row.
+    """CREATE TABLE IF NOT EXISTS gdpr_rectifications (
+        subject_id TEXT NOT NULL, field TEXT NOT NULL, token TEXT NOT NULL,
+        rectified_at TEXT NOT NULL, PRIMARY KEY (subject_id, field))""",
 ]
 OPERATOR_ROLES = ("support", "dpo")
 REQUEST_COLUMNS = (
@@ -59,7 +65,8 @@ SCANNED: list[type[Any]] = [
 ]
 ATTEMPTS = (CheckoutAttempts.UnknownCodeTried, CheckoutAttempts.AttemptRefused)
 SCANNED += ATTEMPTS
-SCANNED += [DataSubject.Erased, DataSubject.ObjectedToProfiling]
+S = DataSubject
+SCANNED += [S.Erased, S.ObjectedToProfiling, S.Rectified, S.Restricted, S.RestrictionLifted]
 BOOKKEEPING = {"originator_id", "originator_version", "originator_topic", "timestamp"}
 
 
@@ -156,6 +163,14 @@ class PiiReader:
         self.rows: list[tuple[Any, ...]] = []
 
     def open(self, subject_id: str, token: str | None, name: str) -> str | None:
+        """The clear value of a sealed field, or its rectified value if one was recorded."""
+        kind = rectified_field(name)
+        if kind is not None:
+            rows = self.service.db.execute(
+                "SELECT token FROM gdpr_rectifications WHERE subject_id = ? AND field = ?",
+                (subject_id, kind),
+            )
+            token = rows[0][0] if rows else token
         if token is None:
             return None
         self.note(subject_id, name)
@@ -233,6 +248,7 @@ class Privacy:
         if done is not None:
             return {**done, "replayed": True}
         keys = {s: self.service.vault.erase(s) for s in subjects}
+        self._forget_rectifications(subjects)
         shredding = self.service.vault.finish_shredding(subjects)
         recorded = [
             self.app.record_subject_right(s, self._reference(request_id, s), "erasure")
@@ -281,6 +297,82 @@ class Privacy:
                    "results": results}
         self._close_with(request_id, operator, outcome)
         return {**outcome, "replayed": False}
+
+    # --- rectification (art. 16) and restriction (art. 18) -------------------------------
+
+    def rectify(
+        self, subject_id: str, field: str, value: str, request_id: str, operator: str
+    ) -> Json:
+        """The corrected value is sealed beside the store and read instead of the old one by
+        every later delivery and export; the subject's stream records which field changed."""
+        DataSubject.check_rectifiable(field)
+        if not value.strip():
+            raise refuse("invalid_input", "a rectification needs the corrected value")
+        reader = PiiReader(self.service, operator, "rectification request", "gdpr rectify")
+        done = self._check_request(request_id, [subject_id], "rectification")
+        if done is not None:
+            return {**done, "replayed": True}
+        token = self.service.vault.seal(subject_id, value)
+        with self.db.tx():
+            self.db.execute(
+                "DELETE FROM gdpr_rectifications WHERE subject_id = ? AND field = ?",
+                (subject_id, field),
+            )
+            self.db.execute(
+                "INSERT INTO gdpr_rectifications (subject_id, field, token, rectified_at) "
+                "VALUES (?, ?, ?, ?)",
+                (subject_id, field, token, iso(self.app.now())),
+            )
+        recorded = self.app.record_subject_right(
+            subject_id, self._reference(request_id, subject_id), "rectification", field
+        )
+        reader.note(subject_id, field)
+        reader.flush()
+        outcome = {"request_id": request_id, "subject_id": subject_id, "operator": operator,
+                   "field": field, "recorded": recorded["recorded"]}
+        self._close_with(request_id, operator, outcome)
+        return {**outcome, "replayed": False}
+
+    def restrict(self, subjects: list[str], request_id: str, operator: str) -> Json:
+        """Art. 18: data kept, profiling stopped (the fraud views honour the published event)
+        until `unrestrict`; a card already paid for is still delivered (see README)."""
+        reader = PiiReader(self.service, operator, "restriction request", "gdpr restrict")
+        done = self._check_request(request_id, subjects, "restriction")
+        if done is not None:
+            return {**done, "replayed": True}
+        results = [
+            self.app.record_subject_right(s, self._reference(request_id, s), "restriction")
+            for s in subjects
+        ]
+        for subject in subjects:
+            reader.note(subject, "*")
+        reader.flush()
+        outcome = {"request_id": request_id, "subject_ids": subjects, "operator": operator,
+                   "results": results}
+        self._close_with(request_id, operator, outcome)
+        return {**outcome, "replayed": False}
+
+    def unrestrict(self, subjects: list[str], request_id: str, operator: str) -> Json:
+        """Art. 18(3): lifts the restriction that request put in force (a retry is a no-op)."""
+        reader = PiiReader(self.service, operator, "restriction lifted", "gdpr unrestrict")
+        rows = self.db.execute(
+            "SELECT subject_id, type FROM gdpr_requests WHERE request_id = ?", (request_id,)
+        )
+        if not rows or rows[0][1] != "restriction" or rows[0][0] not in subjects:
+            raise refuse("unknown_request", "give the restriction request of this subject")
+        results = [
+            self.app.record_subject_right(s, self._reference(request_id, s), "restriction_lifted")
+            for s in subjects
+        ]
+        for subject in subjects:
+            reader.note(subject, "*")
+        reader.flush()
+        return {"request_id": request_id, "subject_ids": subjects, "operator": operator,
+                "results": results}
+
+    def _forget_rectifications(self, subjects: list[str]) -> None:
+        for subject in subjects:
+            self.db.execute("DELETE FROM gdpr_rectifications WHERE subject_id = ?", (subject,))
 
     def _check_request(self, request_id: str, subjects: list[str], kind: str) -> Json | None:
         """The request must be in the register, of this kind and of one of these subjects;
@@ -343,6 +435,7 @@ class Privacy:
         due = sorted(s for s in live if s in last and last[s] < cutoff)
         reference = f"retention-{cutoff.date().isoformat()}"
         keys = {s: self.service.vault.erase(s) for s in due}
+        self._forget_rectifications(due)
         shredding = self.service.vault.finish_shredding(due) if due else "verified"
         for subject in due:
             self.app.record_subject_right(subject, reference, "erasure")

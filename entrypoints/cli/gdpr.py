@@ -1,4 +1,5 @@
-"""`giftcards gdpr ...`: erasure, export, objection, request register, access log (R21, P1-P4)."""
+"""`giftcards gdpr ...`: erasure, export, objection, rectification, restriction, request register,
+access log (R21, P1-P4)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from application.privacy import (
     Privacy,
     iter_subjects,
 )
+from domain.subjects import RECTIFIABLE
 from entrypoints.cli.base import Parser, UsageError, parse_date, parse_text
 from entrypoints.cli.cards import service
 from infra.bootstrap import build
@@ -57,6 +59,30 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(
         handler=lambda a: Privacy(service()).object(subjects(a), a.request_id, need_operator(a))
     )
+
+    p = cmds.add_parser("rectify", help="correct a subject's e-mail or name (art. 16)")
+    p.add_argument("subject_id", type=SUBJECT)
+    p.add_argument("--field", required=True, choices=RECTIFIABLE)
+    p.add_argument("--value", required=True, type=parse_text(320))
+    p.add_argument("--request-id", required=True, type=parse_text(200))
+    operator_argument(p)
+    p.set_defaults(
+        handler=lambda a: Privacy(service()).rectify(
+            a.subject_id, a.field, a.value, a.request_id, need_operator(a)
+        )
+    )
+
+    for name, verb, what in (
+        ("restrict", "restrict", "keep the data but stop processing it (art. 18)"),
+        ("unrestrict", "unrestrict", "lift a restriction, by its request id (art. 18(3))"),
+    ):
+        p = cmds.add_parser(name, help=what)
+        subjects_arguments(p)
+        p.add_argument("--request-id", required=True, type=parse_text(200))
+        operator_argument(p)
+        p.set_defaults(handler=lambda a, verb=verb: getattr(Privacy(service()), verb)(
+            subjects(a), a.request_id, need_operator(a)
+        ))
 
     p = cmds.add_parser("purge", help="crypto-shred personal data past its retention period")
     p.set_defaults(handler=purge)

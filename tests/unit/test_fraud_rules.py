@@ -226,3 +226,22 @@ def test_p4_issue17_f2_an_alert_opened_before_the_objection_stops_growing(
     states = alerts.views.db.execute("SELECT data FROM view_fraud_state WHERE state_key LIKE ?",
                                      ("F2|whale|%",))
     assert all(str(data).count("2026-01-12T10:1") == 0 for (data,) in states)
+
+
+def test_art18_issue17_f8_restriction_stops_profiling_until_lifted(memory_service, alerts, clock):
+    """Finding 8: while restricted (art. 18) a subject is not profiled, F2 included; after the
+    restriction is lifted, profiling resumes from the lifting on, never for the period itself."""
+    app = memory_service.app
+    alerts.views.apply([subject_event("SubjectRestricted", "whale", "2026-01-12T09:00:00Z", 1)])
+    for _ in range(2):
+        clock.advance(minutes=1)
+        buy(app, buyer_id="whale", amount=50_000)
+    assert alerts("F2") == []
+    alerts.views.apply([subject_event("SubjectRestrictionLifted", "whale",
+                                      "2026-01-13T00:00:00Z", 2)])
+    clock.advance(days=2)
+    for _ in range(2):
+        clock.advance(minutes=1)
+        buy(app, buyer_id="whale", amount=50_000)
+    (alert,) = alerts("F2")
+    assert alert["detected_at"] >= "2026-01-14" and alert["legal_basis"] == "legitimate_interest"

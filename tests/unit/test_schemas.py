@@ -76,6 +76,9 @@ def lifecycle(service: Service, clock: Any) -> list[str]:
     service.vault.erase("cust-alice")
     app.record_subject_right("cust-alice", "req-erase-1", "erasure")
     app.record_subject_right("cust-bob", "req-object-1", "objection")
+    app.record_subject_right("cust-bob", "req-rectify-1", "rectification", "email")
+    app.record_subject_right("cust-bob", "req-restrict-1", "restriction")
+    app.record_subject_right("cust-bob", "req-restrict-1", "restriction_lifted")
     return [used["code"], kept["code"], left["code"], refund["new_card"]["code"]]
 
 
