@@ -7,7 +7,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
@@ -61,7 +61,8 @@ REQUEST_COLUMNS = (
 # Every event that says something about a data subject.
 G = GiftCard
 SCANNED: list[type[Any]] = [
-    G.Purchased, G.Redeemed, G.RedemptionRefused, G.Cancelled, G.Refunded, G.Expired
+    G.Purchased, G.Redeemed, G.RedemptionRefused, G.Cancelled, G.Refunded, G.Expired,
+    G.Held, G.HoldReleased,
 ]
 ATTEMPTS = (CheckoutAttempts.UnknownCodeTried, CheckoutAttempts.AttemptRefused)
 SCANNED += ATTEMPTS
@@ -95,6 +96,9 @@ class Holdings:
     refused: list[Any] = field(default_factory=list)
     unknown_codes: list[Any] = field(default_factory=list)
     rights: list[Any] = field(default_factory=list)
+    holds: list[Any] = field(default_factory=list)  # authorizations for their orders, released
+    refund_cards: list[Any] = field(default_factory=list)  # refund-card purchases for them
+    refund_card_ids: set[uuid.UUID] = field(default_factory=set)
     later: dict[uuid.UUID, list[Any]] = field(default_factory=dict)  # events on cards held
 
     def add(self, event: Any) -> None:
@@ -105,6 +109,10 @@ class Holdings:
             (self.redemptions if kind is G.Redeemed else self.refused).append(event)
         elif kind is G.Refunded and event.order_id in {r.order_id for r in self.redemptions}:
             self.refunds.append(event)
+            if event.new_card_id is not None:
+                self.refund_card_ids.add(event.new_card_id)
+        elif kind in (G.Held, G.HoldReleased) and self._theirs(event):
+            self.holds.append(event)
         elif kind in ATTEMPTS and event.customer_id in self.subjects:
             # Every layout of attempt streams (per customer, per window) names the customer.
             self.unknown_codes.append(event)
@@ -113,8 +121,21 @@ class Holdings:
         if event.originator_id in self.later and kind is not G.Purchased:
             self.later[event.originator_id].append(event)
 
+    def _theirs(self, event: Any) -> bool:
+        """A hold for their order, or the release of one."""
+        if type(event) is G.Held:
+            return event.customer_id in self.subjects
+        key = (event.originator_id, event.order_id)
+        return any((h.originator_id, h.order_id) == key for h in self.holds)
+
     def _add_purchase(self, event: Any) -> None:
-        # A refund card inherits the original buyer but pays back whoever returned the goods.
+        # A refund card inherits the original buyer but pays back whoever returned the goods:
+        # it is listed for both (the buyer sees their own sealed fields only).
+        if event.payment_method == "refund" and (
+            event.buyer_subject in self.subjects or event.originator_id in self.refund_card_ids
+        ):
+            self.refund_cards.append(event)
+            self.later[event.originator_id] = []
         if event.payment_method == "card" and event.buyer_subject in self.subjects:
             self.bought.append(event)
             self.later[event.originator_id] = []
@@ -451,15 +472,27 @@ class Privacy:
 
     # --- access and portability (P3) --------------------------------------------------
 
-    def export(self, subjects: list[str], reader: PiiReader) -> Json:
-        """Everything held about the subject and nothing about anyone else (see withheld)."""
+    def export(
+        self, subjects: list[str], reader: PiiReader,
+        profiling: Callable[[list[str]], list[Json]] | None = None,
+    ) -> Json:
+        """Everything held about the subject and nothing about anyone else (see withheld);
+        `profiling` gives the fraud alerts about them (the views, outside the store).
+        Its shape is schemas/subject-export.json (art. 15, 20)."""
         held = scan(self.service, subjects)
+        self._late_refund_cards(held)
+        log = self._access_log_rows(subjects)
         try:
             document = {
                 "subject_ids": subjects,
                 "generated_at": iso(self.app.now()),
                 "cards_bought": [self._bought(e, held, reader) for e in held.bought],
                 "cards_received": [self._received(e, held, reader) for e in held.received],
+                "refund_cards": [self._refund_card(e, held, reader) for e in held.refund_cards],
+                "holds": [facts(e, card_id=True) for e in held.holds],
+                "profiling": profiling(subjects) if profiling is not None else [],
+                "rectifications": self._rectifications(subjects),
+                "access_log": log,
                 "redemptions": [facts(e, card_id=True) for e in held.redemptions],
                 "refunds": [facts(e, card_id=False) for e in held.refunds],
                 "refused_redemptions": [facts(e, card_id=False) for e in held.refused],
@@ -486,14 +519,50 @@ class Privacy:
             "cancelled": [facts(e, card_id=False) for e in cancelled],
         }
 
-    def _received(self, event: Any, held: Holdings, reader: PiiReader) -> Json:
-        recipient = event.pii["recipient_subject"]
-        status = "active"
-        for later in held.later[event.originator_id]:
-            status = STATUS_AFTER.get(type(later), status)
+    def _late_refund_cards(self, held: Holdings) -> None:
+        """Refund cards whose purchase the log lists before the refund naming them."""
+        found = {e.originator_id for e in held.refund_cards}
+        for card_id in sorted(held.refund_card_ids - found):
+            events = list(self.app.events.get(card_id))
+            if events and type(events[0]) is G.Purchased:
+                held.refund_cards.append(events[0])
+                held.later[card_id] = list(events[1:])
+
+    def _refund_card(self, event: Any, held: Holdings, reader: PiiReader) -> Json:
+        mine = event.buyer_subject in held.subjects
         return {
             **card_facts(event),
-            "status": status,
+            "status": status_of(held.later[event.originator_id]),
+            "replaces": str(event.replaces) if event.replaces else None,
+            # Sent to the original buyer: their own sealed fields, nobody else's.
+            **{n: reader.open(event.buyer_subject, event.pii.get(n), n) if mine else None
+               for n in ("buyer_email", "buyer_name")},
+        }
+
+    def _rectifications(self, subjects: list[str]) -> list[Json]:
+        marks = ", ".join("?" * len(subjects))
+        rows = self.db.execute(
+            "SELECT subject_id, field, rectified_at FROM gdpr_rectifications "
+            f"WHERE subject_id IN ({marks}) ORDER BY rectified_at",
+            tuple(subjects),
+        )
+        return [dict(zip(("subject_id", "field", "rectified_at"), r, strict=True)) for r in rows]
+
+    def _access_log_rows(self, subjects: list[str]) -> list[Json]:
+        marks = ", ".join("?" * len(subjects))
+        rows = self.db.execute(
+            "SELECT at, operator, subject_id, field, purpose, command FROM pii_access_log "
+            f"WHERE subject_id IN ({marks}) ORDER BY at, seq",
+            tuple(subjects),
+        )
+        keys = ("at", "operator", "subject_id", "field", "purpose", "command")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def _received(self, event: Any, held: Holdings, reader: PiiReader) -> Json:
+        recipient = event.pii["recipient_subject"]
+        return {
+            **card_facts(event),
+            "status": status_of(held.later[event.originator_id]),
             **{n: reader.open(recipient, event.pii.get(n), n) for n in RECIPIENT_FIELDS},
             # Written by the buyer (their key) but sent to this person, who already has it.
             "message": reader.open(event.buyer_subject, event.pii.get("message"), "message"),
@@ -504,13 +573,10 @@ class Privacy:
     def access_log(self, subject_id: str, reader: PiiReader) -> Json:
         reader.note(subject_id, "access_log")
         reader.flush()
-        rows = self.db.execute(
-            "SELECT at, operator, field, purpose, command FROM pii_access_log "
-            "WHERE subject_id = ? ORDER BY at, seq",
-            (subject_id,),
-        )
-        keys = ("at", "operator", "field", "purpose", "command")
-        entries = [dict(zip(keys, row, strict=True)) for row in rows]
+        entries = [
+            {k: v for k, v in row.items() if k != "subject_id"}
+            for row in self._access_log_rows([subject_id])
+        ]
         return {"subject_id": subject_id, "entries": entries}
 
     # --- request register (P1) --------------------------------------------------------
@@ -652,6 +718,13 @@ def facts(event: Any, *, card_id: bool) -> Json:
 STATUS_AFTER: dict[type[Any], str] = {
     G.Redeemed: "redeemed", G.Cancelled: "cancelled", G.Expired: "expired"
 }
+
+
+def status_of(later: list[Any]) -> str:
+    status = "active"
+    for event in later:
+        status = STATUS_AFTER.get(type(event), status)
+    return status
 WITHHELD = [
     "cards bought: the recipient's email and name (the recipient's data, sealed with their key)"
     " and what happened to the card after it was given (the recipient's use of it)",

@@ -164,7 +164,17 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     operator = need_operator(args)
     ids = subjects(args)
     reader = PiiReader(service(), operator, f"{args.purpose} request", "gdpr export")
-    return Privacy(service()).export(ids, reader)
+    return Privacy(service()).export(ids, reader, profiling=profiling_results)
+
+
+def profiling_results(ids: list[str]) -> list[dict[str, Any]]:
+    """The fraud alerts about the subject, with the rule and the facts behind each (art. 15)."""
+    from entrypoints.cli.views import projector, refresh
+    from projections.queries import alerts
+
+    refresh()
+    found: list[dict[str, Any]] = alerts(projector().db, customers=ids)["alerts"]
+    return found
 
 
 def purge(args: argparse.Namespace) -> dict[str, Any]:
