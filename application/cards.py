@@ -39,6 +39,9 @@ MAX_ORDER_ID = 200
 # loser of a conflict redoes its command on fresh state, and may lose again to a fast writer.
 COMMAND_RETRIES = 10
 
+# Marks a message sealed under the recipient's key inside the buyer's seal (see PiiReader).
+SEALED_FOR_BOTH = "\x1eboth\x1e"
+
 
 class UnitOfWork:
     """Aggregates changed by one or more commands, saved together in one transaction."""
@@ -267,11 +270,15 @@ class GiftCards(Application[UUID]):
         buyer_fields = {"buyer_email": buyer_email, "buyer_name": buyer_name, "message": message}
         if any(buyer_fields.values()) and not buyer_id:
             raise refuse("invalid_input", "personal data needs the buyer's customer id")
+        recipient = self.vault.subject_for_email(recipient_email) if recipient_email else None
+        if message and recipient:
+            # Written by the buyer, about and for the recipient: sealed under both keys, so
+            # either one's erasure makes it unreadable (issue 17 finding 4).
+            buyer_fields["message"] = SEALED_FOR_BOTH + self.vault.seal(recipient, message)
         for name, value in buyer_fields.items():
             if value and buyer_id:
                 sealed[name] = self.vault.seal(buyer_id, value)
-        if recipient_email:
-            recipient = self.vault.subject_for_email(recipient_email)
+        if recipient_email and recipient:
             sealed["recipient_subject"] = recipient
             sealed["recipient_email"] = self.vault.seal(recipient, recipient_email)
             if recipient_name:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from eventsourcing.utils import get_topic
 
-from application.cards import GiftCards, iso
+from application.cards import SEALED_FOR_BOTH, GiftCards, iso
 from application.ports import SqlDatabase, SubjectVault
 from domain.deadlines import check_extension, due_date, is_overdue
 from domain.errors import refuse
@@ -197,6 +197,15 @@ class PiiReader:
         self.note(subject_id, name)
         return self.service.vault.open(subject_id, token)
 
+    def open_message(self, buyer: str | None, pii: dict[str, str]) -> str | None:
+        """The buyer's message; one to a recipient is sealed under both their keys."""
+        text = self.open(buyer, pii.get("message"), "message") if buyer else None
+        if text is None or not text.startswith(SEALED_FOR_BOTH):
+            return text
+        recipient = pii["recipient_subject"]
+        self.note(recipient, "message")
+        return self.service.vault.open(recipient, text.removeprefix(SEALED_FOR_BOTH))
+
     def note(self, subject_id: str, name: str) -> None:
         """Records an access that is not a decryption (a lookup, an erasure, a listing)."""
         at = iso(self.service.app.now())
@@ -284,7 +293,7 @@ class Privacy:
             for name in BUYER_FIELDS:
                 unreadable[name] += name in event.pii
         for event in held.received:
-            for name in RECIPIENT_FIELDS:
+            for name in (*RECIPIENT_FIELDS, "message"):  # a message to them: sealed for both
                 unreadable[name] += name in event.pii
         outcome = {
             "request_id": request_id,
@@ -481,6 +490,11 @@ class Privacy:
         Its shape is schemas/subject-export.json (art. 15, 20)."""
         held = scan(self.service, subjects)
         self._late_refund_cards(held)
+        # An erased recipient's pseudonym is a keyed hash of the e-mail: exporting by e-mail
+        # must not lead back to the cards (finding 4). Kept for the accounts, unlinked (P2).
+        erased = {e.subject_id for e in held.rights if type(e) is S.Erased}
+        unlinked = [e for e in held.received if e.pii["recipient_subject"] in erased]
+        held.received = [e for e in held.received if e.pii["recipient_subject"] not in erased]
         log = self._access_log_rows(subjects)
         try:
             document = {
@@ -501,7 +515,7 @@ class Privacy:
                     {"type": type(e).__name__, **facts(e, card_id=False)} for e in held.rights
                 ],
                 "requests": [r for s in subjects for r in self.requests_of(s)],
-                "withheld": WITHHELD,
+                "withheld": WITHHELD + (UNLINKED if unlinked else []),
             }
         finally:
             reader.flush()
@@ -514,7 +528,8 @@ class Privacy:
             **card_facts(event),
             "order_id": event.correlation_id,
             "code_last4": event.code_last4,
-            **{n: reader.open(buyer, event.pii.get(n), n) for n in BUYER_FIELDS},
+            **{n: reader.open(buyer, event.pii.get(n), n) for n in BUYER_FIELDS[:2]},
+            "message": reader.open_message(buyer, event.pii),
             "has_recipient": "recipient_subject" in event.pii,
             "cancelled": [facts(e, card_id=False) for e in cancelled],
         }
@@ -565,7 +580,7 @@ class Privacy:
             "status": status_of(held.later[event.originator_id]),
             **{n: reader.open(recipient, event.pii.get(n), n) for n in RECIPIENT_FIELDS},
             # Written by the buyer (their key) but sent to this person, who already has it.
-            "message": reader.open(event.buyer_subject, event.pii.get("message"), "message"),
+            "message": reader.open_message(event.buyer_subject, event.pii),
         }
 
     # --- access log (R21) -------------------------------------------------------------
@@ -729,6 +744,11 @@ WITHHELD = [
     "cards bought: the recipient's email and name (the recipient's data, sealed with their key)"
     " and what happened to the card after it was given (the recipient's use of it)",
     "cards received: the buyer's identity; the buyer's message is included (sent to you)",
+]
+
+
+UNLINKED = [
+    "cards received under an erased e-mail: no longer linked to it (kept for the accounts, P2)"
 ]
 
 

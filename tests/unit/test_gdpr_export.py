@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -18,6 +19,7 @@ from infra import schemas
 from infra.bootstrap import Service
 from infra.db import Database
 from infra.envelope import published_events
+from infra.vault import ERASED
 from projections import queries
 from projections.config import FraudConfig
 from projections.runner import Projector
@@ -95,3 +97,45 @@ def test_p3_issue17_f6_a_new_personal_data_field_must_be_exported(memory_service
         for name in sections[section]["items"]["properties"]
     }
     assert sealed and sealed - exported == set()
+
+
+def erase(memory_service: Service, ids: list[str], request_id: str) -> None:
+    privacy, operator = Privacy(memory_service), register_operator(memory_service)
+    privacy.open_request(ids[0], "erasure", privacy.today(), request_id)
+    privacy.erase(ids, request_id, operator)
+
+
+def reader(memory_service: Service) -> PiiReader:
+    return PiiReader(memory_service, register_operator(memory_service), "access request", "t")
+
+
+def test_p2_issue17_f4_the_message_is_unreadable_after_the_recipients_erasure(
+    memory_service: Service,
+) -> None:
+    app, vault = memory_service.app, memory_service.vault
+    buy(app, "o-m", "cust-mia", buyer_email="mia@example.org", recipient_email="leo@example.org",
+        recipient_name="Leo", message="for Leo, who fixed my bike")
+    leo = vault.subject_for_email("leo@example.org")
+    (bought,) = Privacy(memory_service).export(["cust-mia"], reader(memory_service))["cards_bought"]
+    assert bought["message"] == "for Leo, who fixed my bike"
+    stored = str(app.card(UUID(bought["card_id"])).pii)
+    assert "Leo" not in stored  # sealed, twice
+
+    erase(memory_service, [leo], "era-leo")
+
+    privacy = Privacy(memory_service)
+    (bought,) = privacy.export(["cust-mia"], reader(memory_service))["cards_bought"]
+    assert bought["message"] == ERASED and bought["buyer_email"] == "mia@example.org"
+    by_email = privacy.export([leo], reader(memory_service))  # what `--email` resolves to
+    assert by_email["cards_received"] == [] and len(by_email["withheld"]) == 3
+
+
+def test_p2_issue17_f4_the_message_is_unreadable_after_the_buyers_erasure(
+    memory_service: Service,
+) -> None:
+    buy(memory_service.app, "o-m", "cust-mia", recipient_email="leo@example.org",
+        message="for Leo")
+    leo = memory_service.vault.subject_for_email("leo@example.org")
+    erase(memory_service, ["cust-mia"], "era-mia")
+    (received,) = Privacy(memory_service).export([leo], reader(memory_service))["cards_received"]
+    assert received["message"] == ERASED and received["recipient_email"] == "leo@example.org"
