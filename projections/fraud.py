@@ -9,6 +9,7 @@ from domain.calendar import parse_instant
 from infra.envelope import EnvelopeJson
 from projections.batch import Batch, Row
 from projections.config import COMPELLING_GROUNDS, LEGITIMATE_INTEREST, FraudConfig
+from projections.retention import purged
 from projections.schema import ALERTS, BALANCE, FRAUD_STATE, SUBJECTS
 from projections.timefmt import bucket, norm
 
@@ -32,6 +33,8 @@ def emit(
 
     `event_at` is the time of the event being processed (issue 17 finding 2): an alert opened
     before an objection may stay as it was, but no event after the objection grows it."""
+    if purged(b, detected_at):  # past the fraud-data retention: never written again
+        return
     stopped_at = _stopped_at(b, customer_id, event_at or detected_at)
     after_objection = stopped_at is not None
     if stopped_at is not None and rule not in config.compelling_rules:
@@ -70,6 +73,8 @@ def profiling_stopped(
 ) -> bool:
     """P4: after an objection, a rule that is not compelling-grounds builds no state for the
     subject from events at or after it (the state is profiling too)."""
+    if purged(b, at):
+        return True
     if rule in config.compelling_rules:
         return False
     return _stopped_at(b, customer_id, at) is not None

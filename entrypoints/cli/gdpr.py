@@ -12,13 +12,15 @@ from application.privacy import (
     PiiReader,
     Privacy,
     iter_subjects,
+    years_before,
 )
 from domain.subjects import RECTIFIABLE
 from entrypoints.cli.base import Parser, UsageError, parse_date, parse_text
 from entrypoints.cli.cards import service
-from infra.bootstrap import build
+from infra.bootstrap import build, build_projector
 from infra.config import Settings
 from infra.service import Service
+from projections.retention import purge_fraud_data
 
 SUBJECT = parse_text(100)
 
@@ -194,6 +196,12 @@ def run_purge(svc: Service) -> dict[str, Any]:
     """Retention: personal data past its period, pending erasures finished, then a KEK
     rotation when one is due (`gdpr purge`, and hourly in `serve`)."""
     report = Privacy(svc).purge(card_years=svc.settings.retention_card_years)
+    views = build_projector(svc.settings)
+    try:  # fraud data (profiling results, window state) past GIFTCARDS_RETENTION_FRAUD_YEARS
+        cutoff = years_before(svc.app.now(), svc.settings.retention_fraud_years)
+        report["fraud_data"] = purge_fraud_data(views.db, cutoff)
+    finally:
+        views.db.close()
     if svc.vault.kek_age_hours() >= svc.settings.kek_rotation_hours:
         report["kek_rotation"] = svc.vault.rotate()
     return report

@@ -76,6 +76,7 @@ def test_p2_issue17_f7_purge_and_kek_rotation_from_the_cli(env_for: dict[str, st
     assert (rc, report["subjects_erased"]) == (0, 0)
     rc, report = cli({**env, "GIFTCARDS_NOW": "2036-01-12T09:00:00Z"}, "gdpr", "purge")
     assert (rc, report["subjects_erased"], report["keys_destroyed"]) == (0, 1, 1)
+    assert report["fraud_data"]["cutoff"].startswith("2031-01-12")  # 5 years of fraud data
     rc, rotated = cli(env, "gdpr", "rotate-kek")
     assert rc == 0 and len(rotated["keks_destroyed"]) == 1
 

@@ -245,3 +245,33 @@ def test_art18_issue17_f8_restriction_stops_profiling_until_lifted(memory_servic
         buy(app, buyer_id="whale", amount=50_000)
     (alert,) = alerts("F2")
     assert alert["detected_at"] >= "2026-01-14" and alert["legal_basis"] == "legitimate_interest"
+
+
+def test_p2_issue17_f7_fraud_data_is_purged_past_its_retention(memory_service, alerts, clock):
+    """Finding 7: with the clock 5 years (GIFTCARDS_RETENTION_FRAUD_YEARS) past, alerts and
+    window state naming the customer are dropped, and a late event cannot bring them back."""
+    from datetime import datetime, timedelta
+
+    from projections.retention import purge_fraud_data
+
+    app = memory_service.app
+    for _ in range(3):
+        buy(app, buyer_id="whale", amount=50_000)
+    clock.advance(days=800)
+    for _ in range(3):
+        buy(app, buyer_id="recent", amount=50_000)
+    assert {a["customer_id"] for a in alerts("F2")} == {"whale", "recent"}
+    cutoff = clock() - timedelta(days=400)  # between the two
+
+    report = purge_fraud_data(alerts.views.db, cutoff)
+
+    assert (report["alerts_dropped"], report["window_states_dropped"]) == (1, 1)
+    assert [a["customer_id"] for a in alerts("F2")] == ["recent"]
+    state = alerts.views.db.execute("SELECT state_key FROM view_fraud_state")
+    assert not [k for (k,) in state if "whale" in k]
+    assert purge_fraud_data(alerts.views.db, cutoff)["alerts_dropped"] == 0  # idempotent
+    # The same old events projected again (a rebuild, a late partition) stay purged.
+    alerts.views.reset()
+    purge_fraud_data(alerts.views.db, cutoff)
+    assert [a["customer_id"] for a in alerts("F2")] == ["recent"]
+    assert datetime.fromisoformat(report["cutoff"].rstrip("Z")) < clock().replace(tzinfo=None)
