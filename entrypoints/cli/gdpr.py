@@ -4,6 +4,7 @@ access log (R21, P1-P4)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from application.privacy import (
@@ -129,9 +130,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = rcmds.add_parser("list", help="requests with their due dates")
     p.add_argument("--overdue", action="store_true", help="open requests past their due date")
     p.add_argument("--as-of", type=parse_date)
-    p.set_defaults(
-        handler=lambda a: Privacy(service()).list_requests(overdue=a.overdue, as_of=a.as_of)
-    )
+    operator_argument(p)
+    p.set_defaults(handler=list_requests)
 
 
 def subjects_arguments(p: argparse.ArgumentParser) -> None:
@@ -160,6 +160,28 @@ def need_operator(args: argparse.Namespace) -> str:
 def reader(args: argparse.Namespace, purpose: str, command: str) -> PiiReader:
     """The checked operator (in the register) whose every access is logged."""
     return PiiReader(service(), need_operator(args), purpose, command)
+
+
+def logged_read(
+    args: argparse.Namespace, purpose: str, command: str,
+    read: Callable[[], dict[str, Any]], subjects: Callable[[dict[str, Any]], Iterable[Any]],
+) -> dict[str, Any]:
+    """R21 (finding 9): a listing naming customers needs a registered operator (checked
+    before reading) and each subject shown is access-logged before it is shown."""
+    access = reader(args, purpose, command)
+    found = read()
+    for subject in dict.fromkeys(s for s in subjects(found) if s):
+        access.note(str(subject), command.rsplit(" ", 1)[-1])
+    access.flush()
+    return found
+
+
+def list_requests(args: argparse.Namespace) -> dict[str, Any]:
+    return logged_read(
+        args, "request register review", "gdpr request list",
+        lambda: Privacy(service()).list_requests(overdue=args.overdue, as_of=args.as_of),
+        lambda found: (r["subject_id"] for r in found["requests"]),
+    )
 
 
 def export(args: argparse.Namespace) -> dict[str, Any]:

@@ -57,7 +57,8 @@ def test_r21_p2_p1_gdpr_commands_end_to_end(env_for: dict[str, str]) -> None:
     assert doc["cards_bought"][0]["message"] == "[erased]"
     assert doc["cards_bought"][0]["amount"] == 5000
 
-    rc, overdue = cli(env, "gdpr", "request", "list", "--overdue", "--as-of", "2027-03-02")
+    rc, overdue = cli(env, "gdpr", "request", "list", "--overdue", "--as-of", "2027-03-02",
+                      "--operator", "dpo-1")
     assert overdue["requests"] == []  # closed by the erasure, with its outcome
     rc, bad = cli(env, "gdpr", "request", "open", "--subject", "x", "--type", "gossip",
                   "--received-on", "2027-01-31")
@@ -101,3 +102,11 @@ def test_r21_issue17_f8_rectify_restrict_unrestrict_from_the_cli(env_for: dict[s
     rc, done = cli(env, "gdpr", "unrestrict", "cust-ann", "--request-id", "r-res",
                    "--operator", "dpo-1")
     assert rc == 0 and done["results"][0]["recorded"] is True
+    # Finding 9: listings naming customers need a registered operator and are logged.
+    rc, refused = cli(env, "fraud", "alerts")
+    assert (rc, refused["error"]["code"]) == (2, "operator_required")
+    rc, listed = cli(env, "gdpr", "request", "list", "--operator", "dpo-1")
+    assert rc == 0 and len(listed["requests"]) == 2
+    rc, log = cli(env, "gdpr", "access-log", "cust-ann", "--operator", "dpo-1")
+    assert {"gdpr rectify", "gdpr export", "gdpr restrict", "gdpr unrestrict",
+            "gdpr request list"} <= {e["command"] for e in log["entries"]}
