@@ -7,7 +7,7 @@ from typing import Any
 
 from infra.db import Database
 from projections.batch import Batch
-from projections.schema import ALERTS, FRAUD_STATE
+from projections.schema import ALERTS, FRAUD_STATE, PG_LOCK
 from projections.timefmt import fmt
 
 # The FRAUD_STATE row holding the purge horizon: nothing detected before it is written again
@@ -28,8 +28,6 @@ def purge_fraud_data(db: Database, cutoff: datetime) -> dict[str, Any]:
     horizon = fmt(cutoff)
     with db.tx():
         if db.is_postgres:
-            from projections.runner import PG_LOCK
-
             db.execute("SELECT pg_advisory_xact_lock(?)", [PG_LOCK])
         alerts = db.execute(
             f"SELECT count(*) FROM {ALERTS.name} WHERE detected_at < ?", [horizon]

@@ -4,7 +4,6 @@ access log (R21, P1-P4)."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from application.privacy import (
@@ -18,6 +17,7 @@ from application.privacy import (
 from domain.subjects import RECTIFIABLE
 from entrypoints.cli.base import Parser, UsageError, parse_date, parse_text
 from entrypoints.cli.cards import service
+from entrypoints.cli.operators import logged_read, need_operator, operator_argument, reader
 from infra.bootstrap import build, build_projector
 from infra.config import Settings
 from infra.service import Service
@@ -140,9 +140,6 @@ def subjects_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--email", action="append", default=[], type=parse_text(320))
 
 
-def operator_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--operator", type=parse_text(100), help="who reads the data (R21)")
-
 
 def subjects(args: argparse.Namespace) -> list[str]:
     found = list(dict.fromkeys(iter_subjects(args.subject_ids, args.email, service())))
@@ -151,29 +148,7 @@ def subjects(args: argparse.Namespace) -> list[str]:
     return found
 
 
-def need_operator(args: argparse.Namespace) -> str:
-    if not (args.operator or "").strip():
-        raise UsageError("this command shows personal data: give --operator", "operator_required")
-    return str(args.operator)
 
-
-def reader(args: argparse.Namespace, purpose: str, command: str) -> PiiReader:
-    """The checked operator (in the register) whose every access is logged."""
-    return PiiReader(service(), need_operator(args), purpose, command)
-
-
-def logged_read(
-    args: argparse.Namespace, purpose: str, command: str,
-    read: Callable[[], dict[str, Any]], subjects: Callable[[dict[str, Any]], Iterable[Any]],
-) -> dict[str, Any]:
-    """R21 (finding 9): a listing naming customers needs a registered operator (checked
-    before reading) and each subject shown is access-logged before it is shown."""
-    access = reader(args, purpose, command)
-    found = read()
-    for subject in dict.fromkeys(s for s in subjects(found) if s):
-        access.note(str(subject), command.rsplit(" ", 1)[-1])
-    access.flush()
-    return found
 
 
 def list_requests(args: argparse.Namespace) -> dict[str, Any]:

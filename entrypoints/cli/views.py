@@ -214,7 +214,7 @@ def breakage(args: argparse.Namespace) -> dict[str, Any]:
 
 def fraud_alerts(args: argparse.Namespace) -> dict[str, Any]:
     """Profiling results about customers: a registered operator, every subject logged (R21)."""
-    from entrypoints.cli.gdpr import logged_read
+    from entrypoints.cli.operators import logged_read
     from projections.queries import alerts
 
     def read() -> dict[str, Any]:
