@@ -39,6 +39,9 @@ MAX_ORDER_ID = 200
 # loser of a conflict redoes its command on fresh state, and may lose again to a fast writer.
 COMMAND_RETRIES = 10
 
+# Marks a message sealed under the recipient's key inside the buyer's seal (see PiiReader).
+SEALED_FOR_BOTH = "\x1eboth\x1e"
+
 
 class UnitOfWork:
     """Aggregates changed by one or more commands, saved together in one transaction."""
@@ -267,11 +270,15 @@ class GiftCards(Application[UUID]):
         buyer_fields = {"buyer_email": buyer_email, "buyer_name": buyer_name, "message": message}
         if any(buyer_fields.values()) and not buyer_id:
             raise refuse("invalid_input", "personal data needs the buyer's customer id")
+        recipient = self.vault.subject_for_email(recipient_email) if recipient_email else None
+        if message and recipient:
+            # Written by the buyer, about and for the recipient: sealed under both keys, so
+            # either one's erasure makes it unreadable (issue 17 finding 4).
+            buyer_fields["message"] = SEALED_FOR_BOTH + self.vault.seal(recipient, message)
         for name, value in buyer_fields.items():
             if value and buyer_id:
                 sealed[name] = self.vault.seal(buyer_id, value)
-        if recipient_email:
-            recipient = self.vault.subject_for_email(recipient_email)
+        if recipient_email and recipient:
             sealed["recipient_subject"] = recipient
             sealed["recipient_email"] = self.vault.seal(recipient, recipient_email)
             if recipient_name:
@@ -617,9 +624,12 @@ class GiftCards(Application[UUID]):
             start = page[-1].id + 1
         yield from open_.items()
 
-    def record_subject_right(self, subject_id: str, request_id: str, right: str) -> Json:
-        """P2/P4: record an erasure (keys already destroyed) or an objection; no PII recorded.
-        A repeated request id records nothing again."""
+    def record_subject_right(
+        self, subject_id: str, request_id: str, right: str, field: str = ""
+    ) -> Json:
+        """P2/P4, art. 16/18: record an erasure (keys already destroyed), an objection, a
+        rectification (value sealed beside the store), a restriction or its lifting; no PII
+        recorded. A repeated request id records nothing again."""
         now = self.now()
 
         def command(uow: UnitOfWork) -> Json:
@@ -629,6 +639,12 @@ class GiftCards(Application[UUID]):
                 recorded = subject.erase(request_id=request_id, at=now)
             elif right == "objection":
                 recorded = subject.object_to_profiling(request_id=request_id, at=now)
+            elif right == "rectification":
+                recorded = subject.rectify(request_id=request_id, field=field, at=now)
+            elif right == "restriction":
+                recorded = subject.restrict(request_id=request_id, at=now)
+            elif right == "restriction_lifted":
+                recorded = subject.lift_restriction(request_id=request_id, at=now)
             else:
                 raise refuse("invalid_input", f"unknown right {right[:20]!r}")
             if recorded:

@@ -1,4 +1,5 @@
-"""Data subjects' rights beside the event store: erasure, export, request register, access log."""
+"""Data subjects' rights beside the event store: erasure, rectification, restriction, export,
+request register, access log."""
 
 from __future__ import annotations
 
@@ -6,20 +7,20 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
 from eventsourcing.utils import get_topic
 
-from application.cards import GiftCards, iso
+from application.cards import SEALED_FOR_BOTH, GiftCards, iso
 from application.ports import SqlDatabase, SubjectVault
 from domain.deadlines import check_extension, due_date, is_overdue
 from domain.errors import refuse
 from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts
-from domain.subjects import DataSubject
+from domain.subjects import DataSubject, rectified_field
 
 Json = dict[str, Any]
 CONTROLLER_MARKET = "FR"  # the controller is in Paris: French public holidays set P1 deadlines
@@ -46,6 +47,11 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS gdpr_request_outcomes (
         request_id TEXT PRIMARY KEY, salt TEXT NOT NULL, operator TEXT,
         outcome TEXT, closed_at TEXT)""",
+    # Art. 16: the corrected value, sealed under the subject's key; a later correction
+    # overwrites it (secure_delete on SQLite), an erasure destroys the key and the row.
+    """CREATE TABLE IF NOT EXISTS gdpr_rectifications (
+        subject_id TEXT NOT NULL, field TEXT NOT NULL, token TEXT NOT NULL,
+        rectified_at TEXT NOT NULL, PRIMARY KEY (subject_id, field))""",
 ]
 OPERATOR_ROLES = ("support", "dpo")
 REQUEST_COLUMNS = (
@@ -55,11 +61,13 @@ REQUEST_COLUMNS = (
 # Every event that says something about a data subject.
 G = GiftCard
 SCANNED: list[type[Any]] = [
-    G.Purchased, G.Redeemed, G.RedemptionRefused, G.Cancelled, G.Refunded, G.Expired
+    G.Purchased, G.Redeemed, G.RedemptionRefused, G.Cancelled, G.Refunded, G.Expired,
+    G.Held, G.HoldReleased,
 ]
 ATTEMPTS = (CheckoutAttempts.UnknownCodeTried, CheckoutAttempts.AttemptRefused)
 SCANNED += ATTEMPTS
-SCANNED += [DataSubject.Erased, DataSubject.ObjectedToProfiling]
+S = DataSubject
+SCANNED += [S.Erased, S.ObjectedToProfiling, S.Rectified, S.Restricted, S.RestrictionLifted]
 BOOKKEEPING = {"originator_id", "originator_version", "originator_topic", "timestamp"}
 
 
@@ -88,6 +96,9 @@ class Holdings:
     refused: list[Any] = field(default_factory=list)
     unknown_codes: list[Any] = field(default_factory=list)
     rights: list[Any] = field(default_factory=list)
+    holds: list[Any] = field(default_factory=list)  # authorizations for their orders, released
+    refund_cards: list[Any] = field(default_factory=list)  # refund-card purchases for them
+    refund_card_ids: set[uuid.UUID] = field(default_factory=set)
     later: dict[uuid.UUID, list[Any]] = field(default_factory=dict)  # events on cards held
 
     def add(self, event: Any) -> None:
@@ -98,6 +109,10 @@ class Holdings:
             (self.redemptions if kind is G.Redeemed else self.refused).append(event)
         elif kind is G.Refunded and event.order_id in {r.order_id for r in self.redemptions}:
             self.refunds.append(event)
+            if event.new_card_id is not None:
+                self.refund_card_ids.add(event.new_card_id)
+        elif kind in (G.Held, G.HoldReleased) and self._theirs(event):
+            self.holds.append(event)
         elif kind in ATTEMPTS and event.customer_id in self.subjects:
             # Every layout of attempt streams (per customer, per window) names the customer.
             self.unknown_codes.append(event)
@@ -106,8 +121,21 @@ class Holdings:
         if event.originator_id in self.later and kind is not G.Purchased:
             self.later[event.originator_id].append(event)
 
+    def _theirs(self, event: Any) -> bool:
+        """A hold for their order, or the release of one."""
+        if type(event) is G.Held:
+            return event.customer_id in self.subjects
+        key = (event.originator_id, event.order_id)
+        return any((h.originator_id, h.order_id) == key for h in self.holds)
+
     def _add_purchase(self, event: Any) -> None:
-        # A refund card inherits the original buyer but pays back whoever returned the goods.
+        # A refund card inherits the original buyer but pays back whoever returned the goods:
+        # it is listed for both (the buyer sees their own sealed fields only).
+        if event.payment_method == "refund" and (
+            event.buyer_subject in self.subjects or event.originator_id in self.refund_card_ids
+        ):
+            self.refund_cards.append(event)
+            self.later[event.originator_id] = []
         if event.payment_method == "card" and event.buyer_subject in self.subjects:
             self.bought.append(event)
             self.later[event.originator_id] = []
@@ -156,10 +184,27 @@ class PiiReader:
         self.rows: list[tuple[Any, ...]] = []
 
     def open(self, subject_id: str, token: str | None, name: str) -> str | None:
+        """The clear value of a sealed field, or its rectified value if one was recorded."""
+        kind = rectified_field(name)
+        if kind is not None:
+            rows = self.service.db.execute(
+                "SELECT token FROM gdpr_rectifications WHERE subject_id = ? AND field = ?",
+                (subject_id, kind),
+            )
+            token = rows[0][0] if rows else token
         if token is None:
             return None
         self.note(subject_id, name)
         return self.service.vault.open(subject_id, token)
+
+    def open_message(self, buyer: str | None, pii: dict[str, str]) -> str | None:
+        """The buyer's message; one to a recipient is sealed under both their keys."""
+        text = self.open(buyer, pii.get("message"), "message") if buyer else None
+        if text is None or not text.startswith(SEALED_FOR_BOTH):
+            return text
+        recipient = pii["recipient_subject"]
+        self.note(recipient, "message")
+        return self.service.vault.open(recipient, text.removeprefix(SEALED_FOR_BOTH))
 
     def note(self, subject_id: str, name: str) -> None:
         """Records an access that is not a decryption (a lookup, an erasure, a listing)."""
@@ -233,6 +278,7 @@ class Privacy:
         if done is not None:
             return {**done, "replayed": True}
         keys = {s: self.service.vault.erase(s) for s in subjects}
+        self._forget_rectifications(subjects)
         shredding = self.service.vault.finish_shredding(subjects)
         recorded = [
             self.app.record_subject_right(s, self._reference(request_id, s), "erasure")
@@ -247,7 +293,7 @@ class Privacy:
             for name in BUYER_FIELDS:
                 unreadable[name] += name in event.pii
         for event in held.received:
-            for name in RECIPIENT_FIELDS:
+            for name in (*RECIPIENT_FIELDS, "message"):  # a message to them: sealed for both
                 unreadable[name] += name in event.pii
         outcome = {
             "request_id": request_id,
@@ -281,6 +327,82 @@ class Privacy:
                    "results": results}
         self._close_with(request_id, operator, outcome)
         return {**outcome, "replayed": False}
+
+    # --- rectification (art. 16) and restriction (art. 18) -------------------------------
+
+    def rectify(
+        self, subject_id: str, field: str, value: str, request_id: str, operator: str
+    ) -> Json:
+        """The corrected value is sealed beside the store and read instead of the old one by
+        every later delivery and export; the subject's stream records which field changed."""
+        DataSubject.check_rectifiable(field)
+        if not value.strip():
+            raise refuse("invalid_input", "a rectification needs the corrected value")
+        reader = PiiReader(self.service, operator, "rectification request", "gdpr rectify")
+        done = self._check_request(request_id, [subject_id], "rectification")
+        if done is not None:
+            return {**done, "replayed": True}
+        token = self.service.vault.seal(subject_id, value)
+        with self.db.tx():
+            self.db.execute(
+                "DELETE FROM gdpr_rectifications WHERE subject_id = ? AND field = ?",
+                (subject_id, field),
+            )
+            self.db.execute(
+                "INSERT INTO gdpr_rectifications (subject_id, field, token, rectified_at) "
+                "VALUES (?, ?, ?, ?)",
+                (subject_id, field, token, iso(self.app.now())),
+            )
+        recorded = self.app.record_subject_right(
+            subject_id, self._reference(request_id, subject_id), "rectification", field
+        )
+        reader.note(subject_id, field)
+        reader.flush()
+        outcome = {"request_id": request_id, "subject_id": subject_id, "operator": operator,
+                   "field": field, "recorded": recorded["recorded"]}
+        self._close_with(request_id, operator, outcome)
+        return {**outcome, "replayed": False}
+
+    def restrict(self, subjects: list[str], request_id: str, operator: str) -> Json:
+        """Art. 18: data kept, profiling stopped (the fraud views honour the published event)
+        until `unrestrict`; a card already paid for is still delivered (see README)."""
+        reader = PiiReader(self.service, operator, "restriction request", "gdpr restrict")
+        done = self._check_request(request_id, subjects, "restriction")
+        if done is not None:
+            return {**done, "replayed": True}
+        results = [
+            self.app.record_subject_right(s, self._reference(request_id, s), "restriction")
+            for s in subjects
+        ]
+        for subject in subjects:
+            reader.note(subject, "*")
+        reader.flush()
+        outcome = {"request_id": request_id, "subject_ids": subjects, "operator": operator,
+                   "results": results}
+        self._close_with(request_id, operator, outcome)
+        return {**outcome, "replayed": False}
+
+    def unrestrict(self, subjects: list[str], request_id: str, operator: str) -> Json:
+        """Art. 18(3): lifts the restriction that request put in force (a retry is a no-op)."""
+        reader = PiiReader(self.service, operator, "restriction lifted", "gdpr unrestrict")
+        rows = self.db.execute(
+            "SELECT subject_id, type FROM gdpr_requests WHERE request_id = ?", (request_id,)
+        )
+        if not rows or rows[0][1] != "restriction" or rows[0][0] not in subjects:
+            raise refuse("unknown_request", "give the restriction request of this subject")
+        results = [
+            self.app.record_subject_right(s, self._reference(request_id, s), "restriction_lifted")
+            for s in subjects
+        ]
+        for subject in subjects:
+            reader.note(subject, "*")
+        reader.flush()
+        return {"request_id": request_id, "subject_ids": subjects, "operator": operator,
+                "results": results}
+
+    def _forget_rectifications(self, subjects: list[str]) -> None:
+        for subject in subjects:
+            self.db.execute("DELETE FROM gdpr_rectifications WHERE subject_id = ?", (subject,))
 
     def _check_request(self, request_id: str, subjects: list[str], kind: str) -> Json | None:
         """The request must be in the register, of this kind and of one of these subjects;
@@ -343,6 +465,7 @@ class Privacy:
         due = sorted(s for s in live if s in last and last[s] < cutoff)
         reference = f"retention-{cutoff.date().isoformat()}"
         keys = {s: self.service.vault.erase(s) for s in due}
+        self._forget_rectifications(due)
         shredding = self.service.vault.finish_shredding(due) if due else "verified"
         for subject in due:
             self.app.record_subject_right(subject, reference, "erasure")
@@ -358,15 +481,32 @@ class Privacy:
 
     # --- access and portability (P3) --------------------------------------------------
 
-    def export(self, subjects: list[str], reader: PiiReader) -> Json:
-        """Everything held about the subject and nothing about anyone else (see withheld)."""
+    def export(
+        self, subjects: list[str], reader: PiiReader,
+        profiling: Callable[[list[str]], list[Json]] | None = None,
+    ) -> Json:
+        """Everything held about the subject and nothing about anyone else (see withheld);
+        `profiling` gives the fraud alerts about them (the views, outside the store).
+        Its shape is schemas/subject-export.json (art. 15, 20)."""
         held = scan(self.service, subjects)
+        self._late_refund_cards(held)
+        # An erased recipient's pseudonym is a keyed hash of the e-mail: exporting by e-mail
+        # must not lead back to the cards (finding 4). Kept for the accounts, unlinked (P2).
+        erased = {e.subject_id for e in held.rights if type(e) is S.Erased}
+        unlinked = [e for e in held.received if e.pii["recipient_subject"] in erased]
+        held.received = [e for e in held.received if e.pii["recipient_subject"] not in erased]
+        log = self._access_log_rows(subjects)
         try:
             document = {
                 "subject_ids": subjects,
                 "generated_at": iso(self.app.now()),
                 "cards_bought": [self._bought(e, held, reader) for e in held.bought],
                 "cards_received": [self._received(e, held, reader) for e in held.received],
+                "refund_cards": [self._refund_card(e, held, reader) for e in held.refund_cards],
+                "holds": [facts(e, card_id=True) for e in held.holds],
+                "profiling": profiling(subjects) if profiling is not None else [],
+                "rectifications": self._rectifications(subjects),
+                "access_log": log,
                 "redemptions": [facts(e, card_id=True) for e in held.redemptions],
                 "refunds": [facts(e, card_id=False) for e in held.refunds],
                 "refused_redemptions": [facts(e, card_id=False) for e in held.refused],
@@ -375,7 +515,7 @@ class Privacy:
                     {"type": type(e).__name__, **facts(e, card_id=False)} for e in held.rights
                 ],
                 "requests": [r for s in subjects for r in self.requests_of(s)],
-                "withheld": WITHHELD,
+                "withheld": WITHHELD + (UNLINKED if unlinked else []),
             }
         finally:
             reader.flush()
@@ -388,22 +528,59 @@ class Privacy:
             **card_facts(event),
             "order_id": event.correlation_id,
             "code_last4": event.code_last4,
-            **{n: reader.open(buyer, event.pii.get(n), n) for n in BUYER_FIELDS},
+            **{n: reader.open(buyer, event.pii.get(n), n) for n in BUYER_FIELDS[:2]},
+            "message": reader.open_message(buyer, event.pii),
             "has_recipient": "recipient_subject" in event.pii,
             "cancelled": [facts(e, card_id=False) for e in cancelled],
         }
 
-    def _received(self, event: Any, held: Holdings, reader: PiiReader) -> Json:
-        recipient = event.pii["recipient_subject"]
-        status = "active"
-        for later in held.later[event.originator_id]:
-            status = STATUS_AFTER.get(type(later), status)
+    def _late_refund_cards(self, held: Holdings) -> None:
+        """Refund cards whose purchase the log lists before the refund naming them."""
+        found = {e.originator_id for e in held.refund_cards}
+        for card_id in sorted(held.refund_card_ids - found):
+            events = list(self.app.events.get(card_id))
+            if events and type(events[0]) is G.Purchased:
+                held.refund_cards.append(events[0])
+                held.later[card_id] = list(events[1:])
+
+    def _refund_card(self, event: Any, held: Holdings, reader: PiiReader) -> Json:
+        mine = event.buyer_subject in held.subjects
         return {
             **card_facts(event),
-            "status": status,
+            "status": status_of(held.later[event.originator_id]),
+            "replaces": str(event.replaces) if event.replaces else None,
+            # Sent to the original buyer: their own sealed fields, nobody else's.
+            **{n: reader.open(event.buyer_subject, event.pii.get(n), n) if mine else None
+               for n in ("buyer_email", "buyer_name")},
+        }
+
+    def _rectifications(self, subjects: list[str]) -> list[Json]:
+        marks = ", ".join("?" * len(subjects))
+        rows = self.db.execute(
+            "SELECT subject_id, field, rectified_at FROM gdpr_rectifications "
+            f"WHERE subject_id IN ({marks}) ORDER BY rectified_at",
+            tuple(subjects),
+        )
+        return [dict(zip(("subject_id", "field", "rectified_at"), r, strict=True)) for r in rows]
+
+    def _access_log_rows(self, subjects: list[str]) -> list[Json]:
+        marks = ", ".join("?" * len(subjects))
+        rows = self.db.execute(
+            "SELECT at, operator, subject_id, field, purpose, command FROM pii_access_log "
+            f"WHERE subject_id IN ({marks}) ORDER BY at, seq",
+            tuple(subjects),
+        )
+        keys = ("at", "operator", "subject_id", "field", "purpose", "command")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def _received(self, event: Any, held: Holdings, reader: PiiReader) -> Json:
+        recipient = event.pii["recipient_subject"]
+        return {
+            **card_facts(event),
+            "status": status_of(held.later[event.originator_id]),
             **{n: reader.open(recipient, event.pii.get(n), n) for n in RECIPIENT_FIELDS},
             # Written by the buyer (their key) but sent to this person, who already has it.
-            "message": reader.open(event.buyer_subject, event.pii.get("message"), "message"),
+            "message": reader.open_message(event.buyer_subject, event.pii),
         }
 
     # --- access log (R21) -------------------------------------------------------------
@@ -411,13 +588,10 @@ class Privacy:
     def access_log(self, subject_id: str, reader: PiiReader) -> Json:
         reader.note(subject_id, "access_log")
         reader.flush()
-        rows = self.db.execute(
-            "SELECT at, operator, field, purpose, command FROM pii_access_log "
-            "WHERE subject_id = ? ORDER BY at, seq",
-            (subject_id,),
-        )
-        keys = ("at", "operator", "field", "purpose", "command")
-        entries = [dict(zip(keys, row, strict=True)) for row in rows]
+        entries = [
+            {k: v for k, v in row.items() if k != "subject_id"}
+            for row in self._access_log_rows([subject_id])
+        ]
         return {"subject_id": subject_id, "entries": entries}
 
     # --- request register (P1) --------------------------------------------------------
@@ -559,10 +733,22 @@ def facts(event: Any, *, card_id: bool) -> Json:
 STATUS_AFTER: dict[type[Any], str] = {
     G.Redeemed: "redeemed", G.Cancelled: "cancelled", G.Expired: "expired"
 }
+
+
+def status_of(later: list[Any]) -> str:
+    status = "active"
+    for event in later:
+        status = STATUS_AFTER.get(type(event), status)
+    return status
 WITHHELD = [
     "cards bought: the recipient's email and name (the recipient's data, sealed with their key)"
     " and what happened to the card after it was given (the recipient's use of it)",
     "cards received: the buyer's identity; the buyer's message is included (sent to you)",
+]
+
+
+UNLINKED = [
+    "cards received under an erased e-mail: no longer linked to it (kept for the accounts, P2)"
 ]
 
 

@@ -182,7 +182,7 @@ class DeliveryWorker:
             )
             if recipient
             else None,
-            message=_clear(reader.open(buyer, pii.get("message"), "message")) if buyer else None,
+            message=_clear(reader.open_message(buyer, pii)),
             refunds_order=delivery.refunds_order,
         )
         reader.flush()  # the access log is written before anything is shown (sent)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from application.export_schema import EXPORT_SCHEMA
 from consumers.dead_letters import DEAD_LETTER_SCHEMA
 from consumers.replies import RESULT_SCHEMA
 from domain.base import DomainEvent
@@ -23,6 +24,10 @@ RELEASED_DIR = SCHEMA_DIR / "released"
 # real outputs in tests/integration/test_dead_letters.py).
 CHECKOUT_RESULT, DEAD_LETTER = "checkout-result.json", "dead-letter.json"
 CHECKOUT_OUTPUTS = {CHECKOUT_RESULT: RESULT_SCHEMA, DEAD_LETTER: DEAD_LETTER_SCHEMA}
+# Documents that are no event: the CLI's subject export (art. 15/20, tested on real exports).
+SUBJECT_EXPORT = "subject-export.json"
+DOCUMENTS = {**CHECKOUT_OUTPUTS, SUBJECT_EXPORT: EXPORT_SCHEMA}
+NOT_EVENTS = frozenset({"envelope.json", *DOCUMENTS})
 # Envelope fields copied from the event's own field of another name (see to_envelope).
 _FROM_EVENT = {
     "occurred_at": "at",
@@ -97,7 +102,7 @@ def generate(released: Path | None = None) -> dict[str, str]:
 def from_code() -> dict[str, str]:
     """File name -> exact text of the schemas of the code as it is."""
     schemas = {"envelope.json": envelope_schema()}
-    for name, schema in CHECKOUT_OUTPUTS.items():
+    for name, schema in DOCUMENTS.items():
         schemas[name] = {"$schema": DIALECT, "$id": f"{BASE_ID}{name}", **schema}
     for prefix, event_type, event_class in published_events():
         # Only card events name a card (to_envelope's card_id); the others are streams.

@@ -9,8 +9,11 @@ from domain.calendar import parse_instant
 from infra.envelope import EnvelopeJson
 from projections.batch import Batch, Row
 from projections.config import COMPELLING_GROUNDS, LEGITIMATE_INTEREST, FraudConfig
+from projections.retention import purged
 from projections.schema import ALERTS, BALANCE, FRAUD_STATE, SUBJECTS
 from projections.timefmt import bucket, norm
+
+RESTRICTED = "restricted"  # FRAUD_STATE key prefix: a subject's restriction periods (art. 18)
 
 
 def emit(
@@ -30,11 +33,13 @@ def emit(
 
     `event_at` is the time of the event being processed (issue 17 finding 2): an alert opened
     before an objection may stay as it was, but no event after the objection grows it."""
-    objected_at = _objected_at(b, customer_id)
-    after_objection = objected_at is not None and (event_at or detected_at) >= objected_at
-    if after_objection and rule not in config.compelling_rules:
+    if purged(b, detected_at):  # past the fraud-data retention: never written again
+        return
+    stopped_at = _stopped_at(b, customer_id, event_at or detected_at)
+    after_objection = stopped_at is not None
+    if stopped_at is not None and rule not in config.compelling_rules:
         existing = b.get(ALERTS, alert_id)
-        if existing is not None and existing["detected_at"] >= objected_at:
+        if existing is not None and existing["detected_at"] >= stopped_at:
             b.delete(ALERTS, alert_id)
         return
     b.put(ALERTS, {
@@ -50,15 +55,29 @@ def _objected_at(b: Batch, customer_id: str | None) -> str | None:
     return None if subject is None else subject["objected_at"]
 
 
+def _stopped_at(b: Batch, customer_id: str | None, at: str) -> str | None:
+    """Since when profiling of the subject is stopped at instant `at`: by an objection (P4,
+    for good) or by a restriction in force then (art. 18, until lifted); None if it runs."""
+    objected_at = _objected_at(b, customer_id)
+    if objected_at is not None and at >= objected_at:
+        return objected_at
+    state = b.get(FRAUD_STATE, f"{RESTRICTED}|{customer_id}") if customer_id else None
+    for start, end in state["data"] if state else []:
+        if start <= at and (end is None or at < end):
+            return str(start)
+    return None
+
+
 def profiling_stopped(
     b: Batch, config: FraudConfig, rule: str, customer_id: str | None, at: str
 ) -> bool:
     """P4: after an objection, a rule that is not compelling-grounds builds no state for the
     subject from events at or after it (the state is profiling too)."""
+    if purged(b, at):
+        return True
     if rule in config.compelling_rules:
         return False
-    objected_at = _objected_at(b, customer_id)
-    return objected_at is not None and at >= objected_at
+    return _stopped_at(b, customer_id, at) is not None
 
 
 def _window(b: Batch, key: str, entry: list[Any]) -> list[list[Any]]:
@@ -284,6 +303,36 @@ def subject_erased(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudC
 def subject_objected(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudConfig) -> None:
     """P4: alerts from the objection on keep only the compelling-grounds rules."""
     subject_id, since = _subject(b, env, "objected_at")
+    _drop_profiling(b, subject_id, since, config)
+
+
+def subject_restricted(
+    b: Batch, env: EnvelopeJson, card: Row | None, config: FraudConfig
+) -> None:
+    """Art. 18: while restricted, the subject is profiled like after an objection; the
+    periods are kept (an event is judged by its own time, as for objections)."""
+    subject_id, at = env["data"]["subject_id"], norm(env["occurred_at"])
+    key = f"{RESTRICTED}|{subject_id}"
+    state = b.get(FRAUD_STATE, key)
+    periods = [p for p in (state["data"] if state else []) if p[0] != at]
+    b.put(FRAUD_STATE, {"state_key": key, "data": sorted([*periods, [at, None]])})
+    _drop_profiling(b, subject_id, at, config)
+
+
+def restriction_lifted(
+    b: Batch, env: EnvelopeJson, card: Row | None, config: FraudConfig
+) -> None:
+    subject_id, at = env["data"]["subject_id"], norm(env["occurred_at"])
+    key = f"{RESTRICTED}|{subject_id}"
+    state = b.get(FRAUD_STATE, key)
+    periods = state["data"] if state else []
+    for period in periods:
+        if period[1] is None and period[0] <= at:
+            period[1] = at
+    b.put(FRAUD_STATE, {"state_key": key, "data": periods})
+
+
+def _drop_profiling(b: Batch, subject_id: str, since: str, config: FraudConfig) -> None:
     b.flush()  # the alerts below may sit in the batch: write them before the SQL sees the table
     rules = list(config.compelling_rules)
     marks = ", ".join("?" * len(rules)) or "NULL"

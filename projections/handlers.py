@@ -152,6 +152,8 @@ HANDLERS: dict[str, Handler] = {
     "CheckoutAttemptRefused": fraud.unknown_code,
     "SubjectErased": fraud.subject_erased,
     "SubjectObjectedToProfiling": fraud.subject_objected,
+    "SubjectRestricted": fraud.subject_restricted,
+    "SubjectRestrictionLifted": fraud.restriction_lifted,
 }
 
 

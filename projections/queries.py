@@ -45,8 +45,16 @@ def breakage(db: Database, market: str | None = None, month: str | None = None) 
     }
 
 
-def alerts(db: Database, since: datetime | None = None, rule: str | None = None) -> dict[str, Any]:
-    clauses, params = [], []
+def alerts(
+    db: Database, since: datetime | None = None, rule: str | None = None,
+    customers: list[str] | None = None,
+) -> dict[str, Any]:
+    """Fraud alerts oldest first; `customers`: only those about these subjects (art. 15)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if customers is not None:
+        clauses.append(f"customer_id IN ({', '.join('?' * len(customers)) or 'NULL'})")
+        params.extend(customers)
     if since is not None:
         clauses.append("detected_at >= ?")
         params.append(fmt(since))

@@ -16,7 +16,7 @@ from projections.config import FraudConfig
 log = logging.getLogger("giftcards.projections")
 STORE = "store"
 # Serialises projection transactions of several runners on one PostgreSQL views database.
-PG_LOCK = 7_402_104
+PG_LOCK = schema.PG_LOCK  # serializes batches with each other and with the fraud purge
 
 
 @dataclass(frozen=True)

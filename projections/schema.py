@@ -87,6 +87,9 @@ FRAUD_STATE = Table("view_fraud_state", ("state_key",), {"state_key": T, "data":
 SUBJECTS = Table("view_subjects", ("subject_id",),
                  {"subject_id": T, "erased_at": T, "objected_at": T})
 
+# The advisory lock (PostgreSQL) taken by every writer of the views.
+PG_LOCK = 7_402_104
+
 VIEWS = (BALANCE, STREAMS, LEDGER, BREAKAGE, AUDIT, ALERTS, FRAUD_STATE, SUBJECTS)
 VIEW_NAMES = ("balance", "liability", "breakage", "fraud", "audit")
 

@@ -1,4 +1,5 @@
-"""`giftcards gdpr ...`: erasure, export, objection, request register, access log (R21, P1-P4)."""
+"""`giftcards gdpr ...`: erasure, export, objection, rectification, restriction, request register,
+access log (R21, P1-P4)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from application.privacy import (
     PiiReader,
     Privacy,
     iter_subjects,
+    years_before,
 )
+from domain.subjects import RECTIFIABLE
 from entrypoints.cli.base import Parser, UsageError, parse_date, parse_text
 from entrypoints.cli.cards import service
-from infra.bootstrap import build
+from entrypoints.cli.operators import logged_read, need_operator, operator_argument, reader
+from infra.bootstrap import build, build_projector
 from infra.config import Settings
 from infra.service import Service
+from projections.retention import purge_fraud_data
 
 SUBJECT = parse_text(100)
 
@@ -57,6 +62,30 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(
         handler=lambda a: Privacy(service()).object(subjects(a), a.request_id, need_operator(a))
     )
+
+    p = cmds.add_parser("rectify", help="correct a subject's e-mail or name (art. 16)")
+    p.add_argument("subject_id", type=SUBJECT)
+    p.add_argument("--field", required=True, choices=RECTIFIABLE)
+    p.add_argument("--value", required=True, type=parse_text(320))
+    p.add_argument("--request-id", required=True, type=parse_text(200))
+    operator_argument(p)
+    p.set_defaults(
+        handler=lambda a: Privacy(service()).rectify(
+            a.subject_id, a.field, a.value, a.request_id, need_operator(a)
+        )
+    )
+
+    for name, verb, what in (
+        ("restrict", "restrict", "keep the data but stop processing it (art. 18)"),
+        ("unrestrict", "unrestrict", "lift a restriction, by its request id (art. 18(3))"),
+    ):
+        p = cmds.add_parser(name, help=what)
+        subjects_arguments(p)
+        p.add_argument("--request-id", required=True, type=parse_text(200))
+        operator_argument(p)
+        p.set_defaults(handler=lambda a, verb=verb: getattr(Privacy(service()), verb)(
+            subjects(a), a.request_id, need_operator(a)
+        ))
 
     p = cmds.add_parser("purge", help="crypto-shred personal data past its retention period")
     p.set_defaults(handler=purge)
@@ -101,9 +130,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = rcmds.add_parser("list", help="requests with their due dates")
     p.add_argument("--overdue", action="store_true", help="open requests past their due date")
     p.add_argument("--as-of", type=parse_date)
-    p.set_defaults(
-        handler=lambda a: Privacy(service()).list_requests(overdue=a.overdue, as_of=a.as_of)
-    )
+    operator_argument(p)
+    p.set_defaults(handler=list_requests)
 
 
 def subjects_arguments(p: argparse.ArgumentParser) -> None:
@@ -111,9 +139,6 @@ def subjects_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("subject_ids", nargs="*", type=SUBJECT, metavar="SUBJECT_ID")
     p.add_argument("--email", action="append", default=[], type=parse_text(320))
 
-
-def operator_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--operator", type=parse_text(100), help="who reads the data (R21)")
 
 
 def subjects(args: argparse.Namespace) -> list[str]:
@@ -123,22 +148,32 @@ def subjects(args: argparse.Namespace) -> list[str]:
     return found
 
 
-def need_operator(args: argparse.Namespace) -> str:
-    if not (args.operator or "").strip():
-        raise UsageError("this command shows personal data: give --operator", "operator_required")
-    return str(args.operator)
 
 
-def reader(args: argparse.Namespace, purpose: str, command: str) -> PiiReader:
-    """The checked operator (in the register) whose every access is logged."""
-    return PiiReader(service(), need_operator(args), purpose, command)
+
+def list_requests(args: argparse.Namespace) -> dict[str, Any]:
+    return logged_read(
+        args, "request register review", "gdpr request list",
+        lambda: Privacy(service()).list_requests(overdue=args.overdue, as_of=args.as_of),
+        lambda found: (r["subject_id"] for r in found["requests"]),
+    )
 
 
 def export(args: argparse.Namespace) -> dict[str, Any]:
     operator = need_operator(args)
     ids = subjects(args)
     reader = PiiReader(service(), operator, f"{args.purpose} request", "gdpr export")
-    return Privacy(service()).export(ids, reader)
+    return Privacy(service()).export(ids, reader, profiling=profiling_results)
+
+
+def profiling_results(ids: list[str]) -> list[dict[str, Any]]:
+    """The fraud alerts about the subject, with the rule and the facts behind each (art. 15)."""
+    from entrypoints.cli.views import projector, refresh
+    from projections.queries import alerts
+
+    refresh()
+    found: list[dict[str, Any]] = alerts(projector().db, customers=ids)["alerts"]
+    return found
 
 
 def purge(args: argparse.Namespace) -> dict[str, Any]:
@@ -158,6 +193,12 @@ def run_purge(svc: Service) -> dict[str, Any]:
     """Retention: personal data past its period, pending erasures finished, then a KEK
     rotation when one is due (`gdpr purge`, and hourly in `serve`)."""
     report = Privacy(svc).purge(card_years=svc.settings.retention_card_years)
+    views = build_projector(svc.settings)
+    try:  # fraud data (profiling results, window state) past GIFTCARDS_RETENTION_FRAUD_YEARS
+        cutoff = years_before(svc.app.now(), svc.settings.retention_fraud_years)
+        report["fraud_data"] = purge_fraud_data(views.db, cutoff)
+    finally:
+        views.db.close()
     if svc.vault.kek_age_hours() >= svc.settings.kek_rotation_hours:
         report["kek_rotation"] = svc.vault.rotate()
     return report

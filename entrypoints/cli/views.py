@@ -67,6 +67,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     a = fraud.add_parser("alerts", help="alerts, oldest first")
     a.add_argument("--since", type=parse_instant)
     a.add_argument("--rule", choices=[f"F{i}" for i in range(1, 7)])
+    a.add_argument("--operator", type=parse_text(100), help="who reads the profiling (R21)")
     a.set_defaults(handler=fraud_alerts)
 
     p = sub.add_parser("audit", help="verify or export a card's audit trail")
@@ -212,10 +213,16 @@ def breakage(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def fraud_alerts(args: argparse.Namespace) -> dict[str, Any]:
+    """Profiling results about customers: a registered operator, every subject logged (R21)."""
+    from entrypoints.cli.operators import logged_read
     from projections.queries import alerts
 
-    refresh()
-    return alerts(projector().db, args.since, args.rule)
+    def read() -> dict[str, Any]:
+        refresh()
+        return alerts(projector().db, args.since, args.rule)
+
+    return logged_read(args, "fraud review", "fraud alerts", read,
+                       lambda found: (a["customer_id"] for a in found["alerts"]))
 
 
 def trusted_checkpoints(

@@ -57,7 +57,8 @@ def test_r21_p2_p1_gdpr_commands_end_to_end(env_for: dict[str, str]) -> None:
     assert doc["cards_bought"][0]["message"] == "[erased]"
     assert doc["cards_bought"][0]["amount"] == 5000
 
-    rc, overdue = cli(env, "gdpr", "request", "list", "--overdue", "--as-of", "2027-03-02")
+    rc, overdue = cli(env, "gdpr", "request", "list", "--overdue", "--as-of", "2027-03-02",
+                      "--operator", "dpo-1")
     assert overdue["requests"] == []  # closed by the erasure, with its outcome
     rc, bad = cli(env, "gdpr", "request", "open", "--subject", "x", "--type", "gossip",
                   "--received-on", "2027-01-31")
@@ -76,5 +77,36 @@ def test_p2_issue17_f7_purge_and_kek_rotation_from_the_cli(env_for: dict[str, st
     assert (rc, report["subjects_erased"]) == (0, 0)
     rc, report = cli({**env, "GIFTCARDS_NOW": "2036-01-12T09:00:00Z"}, "gdpr", "purge")
     assert (rc, report["subjects_erased"], report["keys_destroyed"]) == (0, 1, 1)
+    assert report["fraud_data"]["cutoff"].startswith("2031-01-12")  # 5 years of fraud data
     rc, rotated = cli(env, "gdpr", "rotate-kek")
     assert rc == 0 and len(rotated["keks_destroyed"]) == 1
+
+
+def test_r21_issue17_f8_rectify_restrict_unrestrict_from_the_cli(env_for: dict[str, str]) -> None:
+    env = {**env_for, "GIFTCARDS_NOW": "2027-01-31T09:00:00Z", "PATH": "/usr/bin:/bin"}
+    assert cli(env, "purchase", "--market", "FR", "--amount", "50", "--payment-method", "card",
+               "--buyer-id", "cust-ann", "--buyer-email", "ann@example.com",
+               "--order-id", "o-ann")[0] == 0
+    assert cli(env, "gdpr", "operator", "add", "dpo-1", "--role", "dpo")[0] == 0
+    for kind, rid in (("rectification", "r-rect"), ("restriction", "r-res")):
+        assert cli(env, "gdpr", "request", "open", "--subject", "cust-ann", "--type", kind,
+                   "--received-on", "2027-01-31", "--request-id", rid)[0] == 0
+    rc, done = cli(env, "gdpr", "rectify", "cust-ann", "--field", "email", "--value",
+                   "ann.b@example.com", "--request-id", "r-rect", "--operator", "dpo-1")
+    assert (rc, done["field"]) == (0, "email")
+    rc, doc = cli(env, "gdpr", "export", "cust-ann", "--operator", "dpo-1")
+    assert doc["cards_bought"][0]["buyer_email"] == "ann.b@example.com"
+    rc, done = cli(env, "gdpr", "restrict", "cust-ann", "--request-id", "r-res",
+                   "--operator", "dpo-1")
+    assert rc == 0 and done["results"][0]["recorded"] is True
+    rc, done = cli(env, "gdpr", "unrestrict", "cust-ann", "--request-id", "r-res",
+                   "--operator", "dpo-1")
+    assert rc == 0 and done["results"][0]["recorded"] is True
+    # Finding 9: listings naming customers need a registered operator and are logged.
+    rc, refused = cli(env, "fraud", "alerts")
+    assert (rc, refused["error"]["code"]) == (2, "operator_required")
+    rc, listed = cli(env, "gdpr", "request", "list", "--operator", "dpo-1")
+    assert rc == 0 and len(listed["requests"]) == 2
+    rc, log = cli(env, "gdpr", "access-log", "cust-ann", "--operator", "dpo-1")
+    assert {"gdpr rectify", "gdpr export", "gdpr restrict", "gdpr unrestrict",
+            "gdpr request list"} <= {e["command"] for e in log["entries"]}

@@ -275,3 +275,20 @@ def test_r7_p5_no_code_in_any_log_line_view_export_or_error_after_delivery(
             assert form.encode() not in stored, form
             for text in texts:
                 assert form not in text
+
+
+def test_r7_r21_issue17_f8_a_rectified_email_before_delivery_is_where_the_card_goes(
+    service: Service, smtp_server: SmtpServer
+) -> None:
+    """Art. 16: the buyer corrected a mistyped address before delivery; the worker reads the
+    rectified value (sealed beside the store), never the old one."""
+    card = buy(service, "o-typo", buyer_id="cust-typo", email="alice@exmaple.org")
+    privacy = Privacy(service)
+    privacy.add_operator("dpo-1", "dpo", None)
+    privacy.open_request("cust-typo", "rectification", privacy.today(), "req-typo")
+    privacy.rectify("cust-typo", "email", "alice@example.org", "req-typo", "dpo-1")
+    the_worker = worker(service, smtp_server)
+    while the_worker.drain():
+        pass
+    mails = mails_of(smtp_server.received(), card)
+    assert {m["To"] for m in mails.values()} == {"alice@example.org"}

@@ -159,5 +159,8 @@ def test_p2_p5_erasure_after_busy_history_leaves_no_clear_pii_or_code_anywhere(
     after = export(service, h.alice_ids)
     bought, received = after["cards_bought"][0], after["cards_received"]
     assert bought["buyer_email"] == bought["buyer_name"] == bought["message"] == ERASED
-    assert {r["recipient_email"] for r in received} == {ERASED}
-    assert {r["message"] for r in received} == {BOB_MESSAGE, None}  # Bob's words stay his
+    # Issue 17 finding 4: her e-mail no longer leads to the cards she received, and Bob's
+    # message to her was sealed for both of them: unreadable now, from his side too.
+    assert received == []
+    bob_bought = export(service, h.bob_ids)["cards_bought"]
+    assert {c["message"] for c in bob_bought} == {ERASED}

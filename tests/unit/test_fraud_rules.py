@@ -226,3 +226,52 @@ def test_p4_issue17_f2_an_alert_opened_before_the_objection_stops_growing(
     states = alerts.views.db.execute("SELECT data FROM view_fraud_state WHERE state_key LIKE ?",
                                      ("F2|whale|%",))
     assert all(str(data).count("2026-01-12T10:1") == 0 for (data,) in states)
+
+
+def test_art18_issue17_f8_restriction_stops_profiling_until_lifted(memory_service, alerts, clock):
+    """Finding 8: while restricted (art. 18) a subject is not profiled, F2 included; after the
+    restriction is lifted, profiling resumes from the lifting on, never for the period itself."""
+    app = memory_service.app
+    alerts.views.apply([subject_event("SubjectRestricted", "whale", "2026-01-12T09:00:00Z", 1)])
+    for _ in range(2):
+        clock.advance(minutes=1)
+        buy(app, buyer_id="whale", amount=50_000)
+    assert alerts("F2") == []
+    alerts.views.apply([subject_event("SubjectRestrictionLifted", "whale",
+                                      "2026-01-13T00:00:00Z", 2)])
+    clock.advance(days=2)
+    for _ in range(2):
+        clock.advance(minutes=1)
+        buy(app, buyer_id="whale", amount=50_000)
+    (alert,) = alerts("F2")
+    assert alert["detected_at"] >= "2026-01-14" and alert["legal_basis"] == "legitimate_interest"
+
+
+def test_p2_issue17_f7_fraud_data_is_purged_past_its_retention(memory_service, alerts, clock):
+    """Finding 7: with the clock 5 years (GIFTCARDS_RETENTION_FRAUD_YEARS) past, alerts and
+    window state naming the customer are dropped, and a late event cannot bring them back."""
+    from datetime import datetime, timedelta
+
+    from projections.retention import purge_fraud_data
+
+    app = memory_service.app
+    for _ in range(3):
+        buy(app, buyer_id="whale", amount=50_000)
+    clock.advance(days=800)
+    for _ in range(3):
+        buy(app, buyer_id="recent", amount=50_000)
+    assert {a["customer_id"] for a in alerts("F2")} == {"whale", "recent"}
+    cutoff = clock() - timedelta(days=400)  # between the two
+
+    report = purge_fraud_data(alerts.views.db, cutoff)
+
+    assert (report["alerts_dropped"], report["window_states_dropped"]) == (1, 1)
+    assert [a["customer_id"] for a in alerts("F2")] == ["recent"]
+    state = alerts.views.db.execute("SELECT state_key FROM view_fraud_state")
+    assert not [k for (k,) in state if "whale" in k]
+    assert purge_fraud_data(alerts.views.db, cutoff)["alerts_dropped"] == 0  # idempotent
+    # The same old events projected again (a rebuild, a late partition) stay purged.
+    alerts.views.reset()
+    purge_fraud_data(alerts.views.db, cutoff)
+    assert [a["customer_id"] for a in alerts("F2")] == ["recent"]
+    assert datetime.fromisoformat(report["cutoff"].rstrip("Z")) < clock().replace(tzinfo=None)

@@ -1,0 +1,102 @@
+"""Issue 17 finding 8: rectification (art. 16) and restriction (art. 18) as commands recorded
+on the subject's stream, honoured by later reads (R21, P1, P3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from application.privacy import PiiReader, Privacy
+from domain.errors import DomainError
+from domain.subjects import DataSubject
+from infra.bootstrap import Service
+from tests.unit.test_gdpr_privacy import ALICE_EMAIL, busy_history, export, register_operator
+
+NEW_EMAIL = "alice.new@example.org"
+
+
+def refused(call: Any, *args: Any) -> str:
+    with pytest.raises(DomainError) as error:
+        call(*args)
+    return error.value.code
+
+
+def subject(service: Service, subject_id: str) -> DataSubject:
+    return service.app.repository.get(DataSubject.id_for(subject_id))  # type: ignore[no-any-return]
+
+
+def test_r21_issue17_f8_rectified_email_is_read_by_exports_and_deliveries(
+    memory_service: Service, clock: Any
+) -> None:
+    busy_history(memory_service, clock)
+    privacy, operator = Privacy(memory_service), register_operator(memory_service)
+    assert refused(privacy.rectify, "cust-alice", "email", NEW_EMAIL, "rect-1", operator) == (
+        "unknown_request"
+    )
+    privacy.open_request("cust-alice", "rectification", privacy.today(), "rect-1")
+    assert refused(privacy.rectify, "cust-alice", "phone", "1", "rect-1", operator) == (
+        "invalid_field"
+    )
+
+    done = privacy.rectify("cust-alice", "email", NEW_EMAIL, "rect-1", operator)
+
+    assert (done["field"], done["replayed"], privacy.request("rect-1")["status"]) == (
+        "email", False, "closed"
+    )
+    again = privacy.rectify("cust-alice", "email", "other@example.org", "rect-1", operator)
+    assert again["replayed"] is True
+    bought = export(memory_service, ["cust-alice"])["cards_bought"]
+    assert {card["buyer_email"] for card in bought} == {NEW_EMAIL}
+    # The delivery worker reads through the same reader (consumers/delivery.py).
+    worker = PiiReader(memory_service, "deliver", "delivery", "deliver", process=True)
+    token = memory_service.db.execute("SELECT token FROM gdpr_rectifications")[0][0]
+    assert worker.open("cust-alice", "gc1:unused:AAAA", "buyer_email") == NEW_EMAIL
+    assert NEW_EMAIL not in token and ALICE_EMAIL not in token  # sealed, not clear
+    events = memory_service.app.events.get(DataSubject.id_for("cust-alice"))
+    rectified = [e for e in events if isinstance(e, DataSubject.Rectified)]
+    assert len(rectified) == 1 and rectified[0].field == "email"
+    assert NEW_EMAIL not in rectified[0].model_dump_json()  # the value never in the event
+    document = export(memory_service, ["cust-alice"])
+    assert "Rectified" in {r["type"] for r in document["rights_exercised"]}
+    log = privacy.access_log("cust-alice", PiiReader(memory_service, operator, "review", "t"))
+    assert ("email", "gdpr rectify") in {(e["field"], e["command"]) for e in log["entries"]}
+
+
+def test_p2_issue17_f8_erasure_also_shreds_the_rectified_value(
+    memory_service: Service, clock: Any
+) -> None:
+    busy_history(memory_service, clock)
+    privacy, operator = Privacy(memory_service), register_operator(memory_service)
+    privacy.open_request("cust-alice", "rectification", privacy.today(), "rect-1")
+    privacy.rectify("cust-alice", "name", "Alice Nouveau", "rect-1", operator)
+    privacy.open_request("cust-alice", "erasure", privacy.today(), "era-1")
+    privacy.erase(["cust-alice"], "era-1", operator)
+    assert memory_service.db.execute("SELECT count(*) FROM gdpr_rectifications") == [(0,)]
+    bought = export(memory_service, ["cust-alice"])["cards_bought"]
+    assert "Alice Nouveau" not in str(bought)
+
+
+def test_r21_issue17_f8_restriction_recorded_until_lifted_and_exported(
+    memory_service: Service, clock: Any
+) -> None:
+    busy_history(memory_service, clock)
+    privacy, operator = Privacy(memory_service), register_operator(memory_service)
+    privacy.open_request("cust-alice", "restriction", privacy.today(), "res-1")
+    privacy.open_request("cust-alice", "restriction", privacy.today(), "res-2")
+    assert refused(privacy.unrestrict, ["cust-alice"], "res-1", operator) == "not_restricted"
+
+    assert privacy.restrict(["cust-alice"], "res-1", operator)["results"][0]["recorded"]
+
+    assert subject(memory_service, "cust-alice").restricted
+    assert privacy.restrict(["cust-alice"], "res-1", operator)["replayed"] is True
+    assert refused(privacy.restrict, ["cust-alice"], "res-2", operator) == "already_restricted"
+    lifted = privacy.unrestrict(["cust-alice"], "res-1", operator)
+    assert lifted["results"][0]["recorded"] is True
+    assert privacy.unrestrict(["cust-alice"], "res-1", operator)["results"][0]["recorded"] is False
+    assert not subject(memory_service, "cust-alice").restricted
+    rights = export(memory_service, ["cust-alice"])["rights_exercised"]
+    assert [r["type"] for r in rights] == ["Restricted", "RestrictionLifted"]
+    log = privacy.access_log("cust-alice", PiiReader(memory_service, operator, "review", "t"))
+    commands = [e["command"] for e in log["entries"] if e["field"] == "*"]
+    assert commands == ["gdpr restrict", "gdpr unrestrict", "gdpr unrestrict"]  # each run
