@@ -37,10 +37,23 @@ def test_readme_quickstart_runs_the_lifecycle(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     for expected in ('"status": "redeemed"', '"code": "unknown_code"', '"status": "expired"',
-                     '"to_other_method": 1000', '"outstanding": 5000', '"expired": 5000',
+                     '"forfeited": 500', '"after_use": 500', '"to_new_card": 4500',
+                     '"outstanding": 5000', '"expired": 4500',
                      '"ok": true', "Demo complete"):
         assert expected in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+    # Issue 16: the printed commands paste and run as shown (quoting, variables, the venv's
+    # command), here the purchase with its two-word message, replayed on the demo's store.
+    [shown] = [line[2:] for line in done.stdout.splitlines()
+               if line.startswith("$ ") and "--message" in line]
+    assert "'Joyeux anniversaire'" in shown and ".venv/bin/giftcards" in shown
+    pasted = subprocess.run(["bash", "-c", shown], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert pasted.returncode == 0, pasted.stderr
+    assert '"replayed":true' in pasted.stdout
+    # …and the README says how to use the CLI on the demo's store afterwards.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "GIFTCARDS_DATA_DIR=var/demo" in readme and ".venv/bin/giftcards" in readme
 
 
 def test_readme_curl_walk_through_runs_against_a_real_api(tmp_path: Path) -> None:
