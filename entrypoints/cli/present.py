@@ -113,8 +113,14 @@ def render(payload: dict[str, Any], console: Console, context: dict[str, Any] | 
             console.print(f"{pad}{key.ljust(width)}  {scalar(value)}")
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit 1 (a refusal, in our exit codes): the CLI ends a closed pipe itself.
+        raise BrokenPipeError
+
+
 def human(payload: dict[str, Any], stream: Any) -> None:
     width = shutil.get_terminal_size((160, 24)).columns
-    console = Console(file=stream, width=width, highlight=False, markup=False, emoji=False,
-                      soft_wrap=False)
+    console = _Console(file=stream, width=width, highlight=False, markup=False, emoji=False,
+                       soft_wrap=False)
     render(payload, console)

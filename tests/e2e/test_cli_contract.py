@@ -244,10 +244,11 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
            "GIFTCARDS_NOW": NOW}
     done = subprocess.run(
         ["bash", "-c", f"{GIFTCARDS} purchase --market FR --amount 50 --payment-method card "
-         "--buyer-id C1 | (exec 0<&-; sleep 0.2)"],
+         "--buyer-id C1 | (exec 0<&-; sleep 0.5); exit ${PIPESTATUS[0]}"],
         env=env, capture_output=True, text=True, timeout=60, check=False)
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
     assert done.stderr.strip() == "", done.stderr
+    assert done.returncode == 141  # 128 + SIGPIPE, not a refusal's 1
 
 
 @pytest.mark.postgres
@@ -259,3 +260,18 @@ def test_an_unreachable_database_is_named_by_host_and_port(
     assert status == 3 and payload["error"]["code"] == "database_unavailable"
     assert "127.0.0.1:1" in payload["error"]["message"]
     assert "hunter2" not in payload["error"]["message"]
+
+
+def test_third_party_info_logs_are_off_unless_verbose(
+    store: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    kafka = logging.getLogger("kafka")
+    try:
+        assert one_object(capsys, "liability")[0] == 0
+        assert kafka.getEffectiveLevel() == logging.WARNING
+        assert one_object(capsys, "liability", "--verbose")[0] == 0  # anywhere on the line
+        assert kafka.getEffectiveLevel() == logging.INFO
+    finally:
+        kafka.setLevel(logging.WARNING)
