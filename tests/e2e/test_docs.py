@@ -94,6 +94,7 @@ def test_the_auditors_quickstart_runs_as_written(tmp_path: Path) -> None:
 
 
 def test_the_http_quickstart_runs_as_written(tmp_path: Path) -> None:
+    """Issue 12's curl walk-through (it was the README's), against `giftcards api`."""
     from tests.e2e.test_http_api import start_api
 
     [block] = bash_blocks("quickstart/http.md")
@@ -105,7 +106,8 @@ def test_the_http_quickstart_runs_as_written(tmp_path: Path) -> None:
         process.terminate()
         process.wait(timeout=30)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert '"applied":3000' in done.stdout and '"forfeited":2000' in done.stdout, done.stdout
+    assert '"code":"card_on_hold"' in done.stdout  # the README's walk-through, moved here
+    assert '"applied":5000' in done.stdout and '"remaining_to_pay":3000' in done.stdout
 
 
 def test_the_kafka_quickstart_runs_as_written_with_kcat(
