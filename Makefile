@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 ASYNCAPI_PARSER := dev/asyncapi/node_modules/@asyncapi/parser/package.json
 
 .PHONY: demo test lint services cluster bench chaos container-deps images container-test clean \
-	asyncapi-parser kcat tools
+	asyncapi-parser kcat tools docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m dev.demo
+
+# The docs set: reference pages regenerated from the code, then built strict (broken links fail).
+docs: $(STAMP)
+	$(PY) -m dev.docs_gen
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 services: $(STAMP)
 	$(PY) -m dev.pg_dev up

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -15,18 +16,19 @@ import orjson
 
 DATA_DIR = Path(os.environ.get("GIFTCARDS_DEMO_DIR", "var/demo"))
 CLI = [sys.executable, "-m", "entrypoints.cli"]
+# What a user types: the installed command, from the checkout's venv (`make demo` made it).
+SHOWN_CLI = ".venv/bin/giftcards"
 
 
 def giftcards(*args: str, at: str, expect: int = 0) -> dict[str, Any]:
     """Run one CLI command at a pinned instant and show it the way a user would type it."""
-    env = {
-        **os.environ,
-        "GIFTCARDS_DATA_DIR": str(DATA_DIR),
-        "GIFTCARDS_DATABASE_URL": f"sqlite:///{DATA_DIR / 'giftcards.sqlite3'}",
-        "GIFTCARDS_NOW": at,
-    }
-    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    print(f"\n$ GIFTCARDS_NOW={at} giftcards {' '.join(args)} --json")
+    # The demo's store is the default one under its data dir (DATA_DIR/giftcards.sqlite3).
+    env = {**os.environ, "GIFTCARDS_DATA_DIR": str(DATA_DIR), "GIFTCARDS_NOW": at}
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "GIFTCARDS_DATABASE_URL"):
+        env.pop(name, None)
+    # Printed quoted, with its variables: pasted into a shell it runs as shown.
+    print(f"\n$ GIFTCARDS_DATA_DIR={shlex.quote(str(DATA_DIR))} GIFTCARDS_NOW={at} "
+          f"{shlex.join([SHOWN_CLI, *args, '--json'])}")
     done = subprocess.run(
         [*CLI, *args, "--json"], env=env, capture_output=True, text=True, check=False
     )
@@ -69,15 +71,16 @@ def main() -> None:
         "redeem", "--code", "WRONG-CODE-000", "--market", "FR", "--order-id", "O2",
         "--order-total", "80", "--customer-id", "C2", at="2026-01-12T10:00:00Z", expect=1,
     )  # fmt: skip
+    # An order of 45 on a card of 50: single use (R11), the remaining 5 are forfeited.
     giftcards(
         "redeem", "--code", card["code"], "--market", "FR", "--order-id", "O2",
-        "--order-total", "80", "--customer-id", "C2", at="2026-01-12T10:05:00Z",
+        "--order-total", "45", "--customer-id", "C2", at="2026-01-12T10:05:00Z",
     )  # fmt: skip
     giftcards(
         "cancel", "--order-id", "O1", "--code", card["code"], at="2026-01-13T10:00:00Z", expect=1,
     )  # fmt: skip
     refund = giftcards(
-        "refund", "--order-id", "O2", "--amount", "60", "--received-on", "2026-01-14",
+        "refund", "--order-id", "O2", "--amount", "45", "--received-on", "2026-01-14",
         at="2026-02-10T10:00:00Z",
     )  # fmt: skip
     giftcards("deliver", "--once", at="2026-02-10T10:01:00Z")  # the refund card's e-mails
@@ -92,8 +95,13 @@ def main() -> None:
     giftcards("breakage", at="2026-08-11T00:00:00Z")
     giftcards("audit", "verify", card["card_id"], at="2026-08-11T00:00:00Z")
     print("\nDemo complete: purchase, idempotent retry, code e-mails, refused unknown code,"
-          " redemption, refused cancellation, refund as a new card and its e-mails, expiry,"
-          " liability, breakage, audit.")
+          " redemption (remainder forfeited), refused cancellation, refund as a new card and"
+          " its e-mails, expiry, liability, breakage, audit.")
+    print(f"\nThe demo's store stays in {DATA_DIR}. To look at it with the CLI:\n"
+          f"  export GIFTCARDS_DATA_DIR={shlex.quote(str(DATA_DIR))}\n"
+          f"  {SHOWN_CLI} show {card['card_id']}\n"
+          f"  {SHOWN_CLI} history {card['card_id']}\n"
+          f"  {SHOWN_CLI} --help")
 
 
 if __name__ == "__main__":

@@ -617,8 +617,14 @@ def down() -> None:
 
 
 def status() -> str | None:
-    """Return the bootstrap address of the running dev broker, or None if it is stopped."""
-    return _bootstrap(_running_port()) if _running_pid() is not None else None
+    """Return the bootstrap address of the running dev broker, or None if it is stopped. A
+    broker that another checkout started answers on the port too: `up` shares it, so it is
+    running for this checkout as well (said as such, not "stopped")."""
+    if _running_pid() is not None:
+        return _bootstrap(_running_port())
+    if _port_open(DEFAULT_PORT) and _answers(_bootstrap(DEFAULT_PORT)):
+        return f"{_bootstrap(DEFAULT_PORT)} (shared: started by another checkout)"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

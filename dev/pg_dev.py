@@ -299,8 +299,12 @@ def down() -> None:
 
 
 def status() -> str | None:
-    """Return the URL of the running dev cluster, or None if it is stopped."""
-    return url() if _running(cluster()) else None
+    """Return the URL of the running dev cluster, or None if it is stopped; one that another
+    checkout started and `up` would share is running too (said as such)."""
+    c = cluster()
+    if _running(c):
+        return url()
+    return f"{url()} (shared: started by another checkout)" if _accepts_us(c) else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -221,3 +221,61 @@ def _pinned_now(env: dict[str, str], mode: str) -> datetime | None:
         return parse_instant(raw)
     except ValueError:
         raise ConfigError(f"GIFTCARDS_NOW is not an ISO-8601 instant: {raw[:40]!r}") from None
+
+
+# What each variable means: the configuration reference (docs/reference/configuration.md) is
+# generated from this, and a test fails on a variable read above that is missing here.
+VARIABLES: dict[str, str] = {
+    "GIFTCARDS_DATABASE_URL": "`sqlite:///path` (default `<data dir>/giftcards.sqlite3`) or "
+    "`postgresql://user:pw@host:port/db`",
+    "GIFTCARDS_DATA_DIR": "where local files go (default `./var/`): the SQLite store, dev keys, "
+    "checkpoints, the KEK ring, the maildir",
+    "GIFTCARDS_ENV": "`development` (default), `test` or `production`, exactly; anything else "
+    "(`prod`, `Production`) is refused with exit 2",
+    "GIFTCARDS_SECRET_KEY": "master key (≥ 32 characters, ≥ 128 bits estimated in production) "
+    "for code HMACs, subject pseudonyms and key wrapping; required in production, else a dev key "
+    "is generated under the data dir. Generate one with `python -c 'import secrets; "
+    "print(secrets.token_urlsafe(48))'`; BACK IT UP: without it no code can be checked",
+    "GIFTCARDS_NOW": "ISO-8601 instant pinning the clock (tests, sandboxes, the demo); refused "
+    "in production",
+    "KAFKA_BOOTSTRAP_SERVERS": "Kafka brokers, `host:port[,host:port…]`; unset = embedded mode "
+    "(views follow the store)",
+    "GIFTCARDS_MARKETS_FILE": "TOML of the markets and the code-guessing limit (default "
+    "`domain/markets.toml`)",
+    "GIFTCARDS_TOPIC_PREFIX": "prefix of every topic name (default none)",
+    "GIFTCARDS_PARTITIONS": "partitions of the topics the service creates (12)",
+    "GIFTCARDS_REPLICATION_FACTOR": "their replication factor (1; 3 on a cluster)",
+    "GIFTCARDS_VIEWS_URL": "database of the views (`sqlite:///…` or `postgresql://…`), default "
+    "the event store's",
+    "GIFTCARDS_PROJECTION_BATCH": "envelopes per view transaction when `project --source store` "
+    "follows the store (1000)",
+    "GIFTCARDS_FRAUD_CONFIG": "TOML overriding the F1–F6 thresholds (`[fraud]` table, see "
+    "`projections/config.py`)",
+    "GIFTCARDS_LOG_FORMAT": "`text` (default) or `json` (one object per line: `ts`, `level`, "
+    "`logger`, `message`, `exc`)",
+    "GIFTCARDS_RELAY_LEASE_SECONDS": "how long the active relay's (and delivery worker's) lease "
+    "lasts unrenewed (10)",
+    "GIFTCARDS_CLOUDEVENTS_TYPE_PREFIX": "reverse-DNS prefix of the CloudEvents types "
+    "(`com.example.giftcard`)",
+    "GIFTCARDS_CLOUDEVENTS_SOURCE": "absolute URI naming this service, the CloudEvents `source` "
+    "(`https://giftcards.example.com`)",
+    "GIFTCARDS_SIGNING_KEY_FILE": "Ed25519 private key (PEM) signing audit checkpoints (default "
+    "`<data dir>/checkpoint-signing.pem`, generated outside production); back it up",
+    "GIFTCARDS_CHECKPOINT_DIR": "where signed checkpoints and their public key go (default "
+    "`<data dir>/checkpoints`)",
+    "GIFTCARDS_CHECKPOINT_EVERY_EVENTS": "`serve` signs a checkpoint after this many new events "
+    "(10000)",
+    "GIFTCARDS_CHECKPOINT_EVERY_MINUTES": "…or this long after the last one when any event is "
+    "new (60)",
+    "GIFTCARDS_KEK_FILE": "the key-encryption keys wrapping subject keys (default "
+    "`<data dir>/kek-ring`); every process must see the same file; back it up",
+    "GIFTCARDS_KEK_ROTATION_HOURS": "how often `serve`/`gdpr purge` rotate the KEK (24)",
+    "GIFTCARDS_RETENTION_CARD_YEARS": "personal data shredded this long after a subject's last "
+    "card event (3)",
+    "GIFTCARDS_RETENTION_FRAUD_YEARS": "retention of fraud data (5)",
+    "GIFTCARDS_RETENTION_DEAD_LETTER_DAYS": "dead letters expire on their topic after this many "
+    "days (30, set when the topic is created)",
+    "GIFTCARDS_SMTP_URL": "mail server of the code e-mails, `smtp://[user:pw@]host[:port]"
+    "[?starttls=1]` or `smtps://…`; unset = `.eml` files in `<data dir>/mail/new/`",
+    "GIFTCARDS_HOLD_SECONDS": "how long an HTTP authorization holds a card (1800)",
+}

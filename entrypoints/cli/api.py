@@ -7,29 +7,37 @@ import uuid
 from typing import Any
 
 from entrypoints.cli.api_parts import add_api_options, api_part, sweep_part
-from entrypoints.cli.base import UsageError, parse_text
+from entrypoints.cli.base import UsageError, examples, parse_text
 from entrypoints.cli.cards import service
 from infra.bootstrap import set_up_schema
 from infra.config import load_settings
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("api", help="the HTTP API (until SIGTERM)")
+    p = sub.add_parser("api", help="the HTTP API (until SIGTERM)",
+                       epilog=examples("api --host 127.0.0.1 --port 8080"))
     add_api_options(p)
     p.set_defaults(handler=api)
 
     p = sub.add_parser("api-key", help="API keys of the HTTP API")
     keys = p.add_subparsers(dest="action", required=True, parser_class=type(p))
-    c = keys.add_parser("create", help="a new key, printed once")
-    c.add_argument("--name", required=True, type=parse_text(100))
+    c = keys.add_parser("create", help="a new key, printed once",
+                        epilog=examples("api-key create --name shop --scope checkout "
+                                        "--scope orders"))
+    c.add_argument("--name", required=True, type=parse_text(100),
+                   help="who uses the key (e.g. the shop)")
     c.add_argument("--scope", action="append", required=True,
-                   choices=["checkout", "orders", "support", "audit"])
+                   choices=["checkout", "orders", "support", "audit"],
+                   help="what the key may call (repeatable): checkout (lookup, authorize, "
+                   "capture, void), orders (purchase, refund), support, audit")
     c.set_defaults(handler=create_key)
-    keys.add_parser("list", help="every key (never the key itself)").set_defaults(
+    keys.add_parser("list", help="every key (never the key itself)",
+                    epilog=examples("api-key list --json")).set_defaults(
         handler=list_keys
     )
-    r = keys.add_parser("revoke", help="refuse a key from now on")
-    r.add_argument("key_id", type=key_id)
+    r = keys.add_parser("revoke", help="refuse a key from now on",
+                        epilog=examples("api-key revoke 5f0c2f7e-1d4e-4a57-9d0a-0b4b3c2d1e0f"))
+    r.add_argument("key_id", type=key_id, help="the key's id (UUID, from `api-key list`)")
     r.set_defaults(handler=revoke_key)
 
 

@@ -16,9 +16,11 @@ SWEEP_SECONDS = 30.0
 
 
 def add_api_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
-    p.add_argument(f"--{prefix}host", default="127.0.0.1", type=parse_text(100))
+    p.add_argument(f"--{prefix}host", default="127.0.0.1", type=parse_text(100),
+                   help="address to listen on (default 127.0.0.1)")
     # In `serve` the API runs only with --api-port: many serve processes share test machines.
-    p.add_argument(f"--{prefix}port", default=None if prefix else 8080, type=int)
+    p.add_argument(f"--{prefix}port", default=None if prefix else 8080, type=int,
+                   help="TCP port (api: default 8080; serve: the API runs only when given)")
     p.add_argument(f"--{prefix}workers", default=16, type=int,
                    help="threads running commands on PostgreSQL (SQLite: one)")
 

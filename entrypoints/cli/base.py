@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
+from functools import cache
 from typing import Any, NoReturn
 
 import orjson
@@ -36,6 +38,8 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # `--mark` silently meaning `--market` is a trap for scripts: options are spelled out.
         kwargs.setdefault("allow_abbrev", False)
+        # Epilogs hold examples: their line breaks are kept.
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -46,18 +50,73 @@ class Parser(argparse.ArgumentParser):
         raise HelpRequested(self.format_help())
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's example lines as written."""
+
+
+# The accepted forms, strictly: Python's fromisoformat alone also takes `20260110`, `2026-W02`
+# or a lone hour, which a typo should not turn into another instant.
+INSTANT_FORM = ("YYYY-MM-DDTHH:MM[:SS[.ffffff]] with Z or +HH:MM (no offset = UTC), "
+                "e.g. 2026-05-01T00:00:00Z")
+_INSTANT = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?"
+)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
 def parse_instant(text: str) -> datetime:
     try:
+        if not _INSTANT.fullmatch(text):
+            raise ValueError(text)
         return calendar.parse_instant(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO-8601 instant: {text[:40]!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"not an instant: {text[:40]!r}; expected {INSTANT_FORM}"
+        ) from None
 
 
 def parse_date(text: str) -> date:
     try:
+        if not _DATE.fullmatch(text):
+            raise ValueError(text)
         return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text[:40]!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"not a date: {text[:40]!r}; expected YYYY-MM-DD, e.g. 2026-03-02"
+        ) from None
+
+
+def parse_month(text: str) -> str:
+    if not _MONTH.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"not a month: {text[:20]!r}; expected YYYY-MM, e.g. 2026-05"
+        )
+    return text
+
+
+@cache
+def market_codes() -> tuple[str, ...]:
+    """The configured markets (GIFTCARDS_MARKETS_FILE), read once per process."""
+    from infra.bootstrap import load_markets
+    from infra.config import load_settings
+
+    return tuple(load_markets(load_settings()).markets)
+
+
+def parse_market(text: str) -> str:
+    """A market in any case (`fr` is `FR`); an unknown one is refused with the list."""
+    code = text.strip().upper()
+    if code not in market_codes():
+        raise argparse.ArgumentTypeError(
+            f"unknown market {text[:10]!r}; expected one of {', '.join(market_codes())}"
+        )
+    return code
+
+
+def examples(*lines: str) -> str:
+    """A command's epilog: examples, one command per line."""
+    return "examples:\n" + "\n".join(f"  giftcards {line}" for line in lines)
 
 
 def parse_text(limit: int) -> Callable[[str], str]:
@@ -76,10 +135,9 @@ def emit(payload: dict[str, Any], as_json: bool, stream: Any = None) -> None:
     if as_json:
         out.write(orjson.dumps(payload).decode() + "\n")
         return
-    for key, value in payload.items():
-        if isinstance(value, dict | list):
-            value = orjson.dumps(value).decode()
-        out.write(f"{key}: {value}\n")
+    from entrypoints.cli.present import human  # rich and Babel: only for people
+
+    human(payload, out)
 
 
 def error(code: str, message: str) -> dict[str, Any]:

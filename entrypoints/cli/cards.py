@@ -7,7 +7,14 @@ import uuid
 from functools import cache
 from typing import Any
 
-from entrypoints.cli.base import UsageError, parse_date, parse_instant, parse_text
+from entrypoints.cli.base import (
+    UsageError,
+    examples,
+    parse_date,
+    parse_instant,
+    parse_market,
+    parse_text,
+)
 from infra.bootstrap import Service, build
 
 
@@ -35,57 +42,101 @@ def to_minor(market: str, text: str) -> int:
     return service().app.markets.get(market).to_minor(text)
 
 
+MARKET_HELP = "country platform, any case (fr = FR); one of the markets file's (FR, BE, DE, …)"
+AS_OF_HELP = "instant, YYYY-MM-DDTHH:MM[:SS]Z or with an offset (default: now)"
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("purchase", help="buy a card (R1-R5)")
-    p.add_argument("--market", required=True, type=parse_text(10))
-    p.add_argument("--amount", required=True, type=amount_text, help="major units, e.g. 50.00")
-    p.add_argument("--payment-method", required=True, type=parse_text(40))
-    p.add_argument("--buyer-id", required=True, type=parse_text(100))
-    p.add_argument("--buyer-email", type=parse_text(320))
-    p.add_argument("--buyer-name", type=parse_text(200))
-    p.add_argument("--recipient-email", type=parse_text(320))
-    p.add_argument("--recipient-name", type=parse_text(200))
-    p.add_argument("--message", type=parse_text(1000))
-    p.add_argument("--order-id", type=parse_text(200))
+    p = sub.add_parser("purchase", help="buy a card (R1-R5)",
+                       description="Buy a gift card; its code is shown once, in this reply.",
+                       epilog=examples(
+                           "purchase --market FR --amount 50 --payment-method card "
+                           "--buyer-id C1 --buyer-email alice@example.org --order-id O1",
+                           "purchase --market fr --amount 25.50 --payment-method card "
+                           "--buyer-id C1 --message 'Joyeux anniversaire' --json"))
+    p.add_argument("--market", required=True, type=parse_market, help=MARKET_HELP)
+    p.add_argument("--amount", required=True, type=amount_text,
+                   help="decimal in the market's major units, 20 to 500 (e.g. 50 or 50.00)")
+    p.add_argument("--payment-method", required=True, type=parse_text(40),
+                   help="how the card is paid: only `card` (a bank card, R3) is accepted")
+    p.add_argument("--buyer-id", required=True, type=parse_text(100),
+                   help="the buyer's customer id (a data subject, P1-P5)")
+    p.add_argument("--buyer-email", type=parse_text(320),
+                   help="where the code is e-mailed (R7); encrypted per subject")
+    p.add_argument("--buyer-name", type=parse_text(200),
+                   help="the buyer's name, shown in the e-mails; encrypted per subject")
+    p.add_argument("--recipient-email", type=parse_text(320),
+                   help="the recipient's e-mail; encrypted per subject")
+    p.add_argument("--recipient-name", type=parse_text(200),
+                   help="the recipient's name; encrypted per subject")
+    p.add_argument("--message", type=parse_text(1000),
+                   help="personal message (quote it: 'Joyeux anniversaire'), ≤ 1000 characters")
+    p.add_argument("--order-id", type=parse_text(200),
+                   help="the purchase order id: the idempotency key, a repeat returns the same "
+                   "card without its code (default: a new id)")
     p.set_defaults(handler=purchase)
 
-    p = sub.add_parser("redeem", help="pay (part of) an order with a card (R6, R8-R14)")
-    p.add_argument("--code", required=True, type=parse_text(64))
-    p.add_argument("--market", required=True, type=parse_text(10))
-    p.add_argument("--order-id", required=True, type=parse_text(200))
-    p.add_argument("--order-total", required=True, type=amount_text)
-    p.add_argument("--customer-id", type=parse_text(100))
-    p.add_argument("--promo-code", action="append", default=[], type=parse_text(64))
-    p.add_argument("--contains-gift-card", action="store_true")
+    p = sub.add_parser("redeem", help="pay (part of) an order with a card (R6, R8-R14)",
+                       description="Use a card, once, on an order; what it does not cover is "
+                       "paid by bank card, what it leaves is forfeited (R11, R12).",
+                       epilog=examples("redeem --code ABCDEF-GHJKLM-NPQRST --market FR "
+                                       "--order-id O2 --order-total 80 --customer-id C2"))
+    p.add_argument("--code", required=True, type=parse_text(64),
+                   help="the card's code, any case and separators")
+    p.add_argument("--market", required=True, type=parse_market, help=MARKET_HELP)
+    p.add_argument("--order-id", required=True, type=parse_text(200),
+                   help="the order paid with the card (idempotency key)")
+    p.add_argument("--order-total", required=True, type=amount_text,
+                   help="the order's total, decimal in major units (e.g. 80.00)")
+    p.add_argument("--customer-id", type=parse_text(100),
+                   help="who pays; unknown codes count against them (R8), else against the CLI")
+    p.add_argument("--promo-code", action="append", default=[], type=parse_text(64),
+                   help="a promotion code on the order (repeatable); cards do not combine (R13)")
+    p.add_argument("--contains-gift-card", action="store_true",
+                   help="the order buys a gift card: a card cannot pay for one (R14)")
     p.set_defaults(handler=redeem)
 
-    p = sub.add_parser("cancel", help="cancel an unused card within 14 days (R19, R20)")
+    p = sub.add_parser("cancel", help="cancel an unused card within 14 days (R19, R20)",
+                       epilog=examples("cancel --order-id O1 --code ABCDEF-GHJKLM-NPQRST"))
     # R20: the purchase order id AND the code, both checked; the card id is optional.
-    p.add_argument("card_id", nargs="?", type=card_id)
+    p.add_argument("card_id", nargs="?", type=card_id, help="the card's id (UUID), optional")
     p.add_argument("--code", required=True, type=parse_text(64),
                    help="the card's code, as given by the customer")
     p.add_argument("--order-id", required=True, type=parse_text(200),
                    help="the purchase order number")
     p.set_defaults(handler=cancel)
 
-    p = sub.add_parser("refund", help="goods of an order paid by card were returned (R16-R18)")
-    p.add_argument("--order-id", required=True, type=parse_text(200))
-    p.add_argument("--amount", required=True, type=amount_text)
-    p.add_argument("--received-on", required=True, type=parse_date)
-    p.add_argument("--request-id", type=parse_text(200))
+    p = sub.add_parser("refund", help="goods of an order paid by card were returned (R16-R18)",
+                       description="The part paid by card comes back as a NEW card (R17), the "
+                       "rest to the other payment method.",
+                       epilog=examples("refund --order-id O2 --amount 60 --received-on 2026-01-14"))
+    p.add_argument("--order-id", required=True, type=parse_text(200),
+                   help="the order that a card paid (part of)")
+    p.add_argument("--amount", required=True, type=amount_text,
+                   help="value of the returned goods, decimal in major units (e.g. 60.00)")
+    p.add_argument("--received-on", required=True, type=parse_date,
+                   help="day the goods came back, YYYY-MM-DD (30-day withdrawal period, R16)")
+    p.add_argument("--request-id", type=parse_text(200),
+                   help="the return's own id: a repeat is refused duplicate_request instead of "
+                   "refunding twice (default: none)")
     p.set_defaults(handler=refund)
 
-    p = sub.add_parser("expire", help="expire cards past their validity (R9)")
-    p.add_argument("--as-of", type=parse_instant)
+    p = sub.add_parser("expire", help="expire cards past their validity (R9)",
+                       epilog=examples("expire", "expire --as-of 2026-08-11T00:00:00Z"))
+    p.add_argument("--as-of", type=parse_instant, help=AS_OF_HELP)
     p.set_defaults(handler=expire)
 
-    p = sub.add_parser("show", help="a card's current state")
-    p.add_argument("card_id", type=card_id)
-    p.add_argument("--as-of", type=parse_instant)
+    p = sub.add_parser("show", help="a card's current state",
+                       epilog=examples("show 0d1534c6-c16e-4a26-a6e2-78c7f3b5f81e",
+                                       "show 0d1534c6-c16e-4a26-a6e2-78c7f3b5f81e "
+                                       "--as-of 2026-02-01T00:00:00Z --json"))
+    p.add_argument("card_id", type=card_id, help="the card's id (UUID)")
+    p.add_argument("--as-of", type=parse_instant, help=AS_OF_HELP)
     p.set_defaults(handler=show)
 
-    p = sub.add_parser("history", help="a card's events (no code, no clear personal data)")
-    p.add_argument("card_id", type=card_id)
+    p = sub.add_parser("history", help="a card's events (no code, no clear personal data)",
+                       epilog=examples("history 0d1534c6-c16e-4a26-a6e2-78c7f3b5f81e"))
+    p.add_argument("card_id", type=card_id, help="the card's id (UUID)")
     p.set_defaults(handler=history)
 
 

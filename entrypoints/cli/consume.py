@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from entrypoints.cli import api_parts as api
-from entrypoints.cli.base import UsageError, parse_text
+from entrypoints.cli.base import UsageError, examples, parse_text
 from infra.bootstrap import (
     build,
     build_checkout_consumer,
@@ -27,14 +27,18 @@ log = logging.getLogger("giftcards.serve")
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("consume", help="consume an input topic until SIGTERM")
-    p.add_argument("source", choices=["checkout"])
+    p = sub.add_parser("consume", help="consume an input topic until SIGTERM",
+                       epilog=examples("consume checkout --instance-id consumer-1"))
+    p.add_argument("source", choices=["checkout"],
+                   help="the input: checkout (order.checkout → replies and dead letters)")
     add_consumer_options(p)
     p.set_defaults(handler=consume)
 
     p = sub.add_parser(
         "serve",
         help="relay, checkout consumer, code deliveries and projections in one process",
+        epilog=examples("serve", "serve --instance-id serve-1 --api-port 8080",
+                        "serve --without-projections --without-api"),
     )
     add_consumer_options(p)
     p.add_argument("--without-projections", action="store_true", help="views run elsewhere")

@@ -5,21 +5,25 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from entrypoints.cli.base import parse_text
+from entrypoints.cli.base import examples, parse_text
 from entrypoints.cli.cards import card_id, service
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("deliver", help="e-mail the sealed codes in order (R7) until SIGTERM")
+    p = sub.add_parser("deliver", help="e-mail the sealed codes in order (R7) until SIGTERM",
+                       epilog=examples("deliver", "deliver --once"))
     p.add_argument("--once", action="store_true", help="deliver what is pending, then exit")
     p.set_defaults(handler=deliver)
 
     p = sub.add_parser("deliveries", help="code deliveries for customer service (R7)")
-    which = p.add_subparsers(dest="deliveries_command", required=True)
-    q = which.add_parser("failed", help="deliveries that failed for good: the alert")
+    which = p.add_subparsers(dest="deliveries_command", required=True, parser_class=type(p))
+    q = which.add_parser("failed", help="deliveries that failed for good: the alert",
+                         epilog=examples("deliveries failed --json"))
     q.set_defaults(handler=failed)
-    q = which.add_parser("retry", help="send a failed delivery's code again (not a new code)")
-    q.add_argument("card_id", type=card_id)
+    q = which.add_parser("retry", help="send a failed delivery's code again (not a new code)",
+                         epilog=examples("deliveries retry 0d1534c6-c16e-4a26-a6e2-78c7f3b5f81e "
+                                         "--operator alice --buyer-email alice@example.org"))
+    q.add_argument("card_id", type=card_id, help="the card whose delivery failed (UUID)")
     q.add_argument("--operator", required=True, type=parse_text(100), help="who retries (R21)")
     q.add_argument("--buyer-email", type=parse_text(320), help="a corrected address")
     q.set_defaults(handler=retry)

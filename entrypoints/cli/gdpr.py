@@ -15,7 +15,7 @@ from application.privacy import (
     years_before,
 )
 from domain.subjects import RECTIFIABLE
-from entrypoints.cli.base import Parser, UsageError, parse_date, parse_text
+from entrypoints.cli.base import Parser, UsageError, examples, parse_date, parse_text
 from entrypoints.cli.cards import service
 from entrypoints.cli.operators import logged_read, need_operator, operator_argument, reader
 from infra.bootstrap import build, build_projector
@@ -24,6 +24,7 @@ from infra.service import Service
 from projections.retention import purge_fraud_data
 
 SUBJECT = parse_text(100)
+REQUEST_HELP = "the rights request's id (from `gdpr request open`)"
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -32,14 +33,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
     p = cmds.add_parser("operator", help="the register of operators (R21)")
     ocmds = p.add_subparsers(dest="operator_command", required=True, parser_class=Parser)
-    p = ocmds.add_parser("add", help="register an operator (the first one founds the register)")
-    p.add_argument("name", type=parse_text(100))
-    p.add_argument("--role", required=True, choices=OPERATOR_ROLES)
+    p = ocmds.add_parser("add", help="register an operator (the first one founds the register)",
+                         epilog=examples("gdpr operator add alice --role dpo",
+                                         "gdpr operator add bob --role support --by alice"))
+    p.add_argument("name", type=parse_text(100), help="the operator's name")
+    p.add_argument("--role", required=True, choices=OPERATOR_ROLES,
+                   help=f"one of {', '.join(OPERATOR_ROLES)}")
     p.add_argument("--by", type=parse_text(100), help="the registered operator adding them")
     p.set_defaults(handler=lambda a: Privacy(service()).add_operator(a.name, a.role, a.by))
 
-    p = cmds.add_parser("subject", help="the pseudonymous subject id of a recipient's email")
-    p.add_argument("--email", required=True, type=parse_text(320))
+    p = cmds.add_parser("subject", help="the pseudonymous subject id of a recipient's email",
+                        epilog=examples("gdpr subject --email bob@example.org --operator alice"))
+    p.add_argument("--email", required=True, type=parse_text(320), help="the e-mail address")
     operator_argument(p)
     p.set_defaults(
         handler=lambda a: Privacy(service()).subject_for_email(
@@ -47,27 +52,34 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         )
     )
 
-    p = cmds.add_parser("erase", help="crypto-shred a subject's personal data (P2)")
+    p = cmds.add_parser("erase", help="crypto-shred a subject's personal data (P2)",
+                        epilog=examples("gdpr erase C1 --email bob@example.org --request-id R1 "
+                                        "--operator alice"))
     subjects_arguments(p)
-    p.add_argument("--request-id", required=True, type=parse_text(200))
+    p.add_argument("--request-id", required=True, type=parse_text(200), help=REQUEST_HELP)
     operator_argument(p)
     p.set_defaults(
         handler=lambda a: Privacy(service()).erase(subjects(a), a.request_id, need_operator(a))
     )
 
-    p = cmds.add_parser("object", help="record an objection to profiling (P4)")
+    p = cmds.add_parser("object", help="record an objection to profiling (P4)",
+                        epilog=examples("gdpr object C1 --request-id R2 --operator alice"))
     subjects_arguments(p)
-    p.add_argument("--request-id", required=True, type=parse_text(200))
+    p.add_argument("--request-id", required=True, type=parse_text(200), help=REQUEST_HELP)
     operator_argument(p)
     p.set_defaults(
         handler=lambda a: Privacy(service()).object(subjects(a), a.request_id, need_operator(a))
     )
 
-    p = cmds.add_parser("rectify", help="correct a subject's e-mail or name (art. 16)")
-    p.add_argument("subject_id", type=SUBJECT)
-    p.add_argument("--field", required=True, choices=RECTIFIABLE)
-    p.add_argument("--value", required=True, type=parse_text(320))
-    p.add_argument("--request-id", required=True, type=parse_text(200))
+    p = cmds.add_parser("rectify", help="correct a subject's e-mail or name (art. 16)",
+                        epilog=examples("gdpr rectify C1 --field email --value new@example.org "
+                                        "--request-id R2 --operator alice"))
+    p.add_argument("subject_id", type=SUBJECT, help="a customer id or a subject pseudonym")
+    p.add_argument("--field", required=True, choices=RECTIFIABLE,
+                   help=f"the field to correct: one of {', '.join(RECTIFIABLE)}")
+    p.add_argument("--value", required=True, type=parse_text(320),
+                   help="the corrected value (sealed under the subject's key, never logged)")
+    p.add_argument("--request-id", required=True, type=parse_text(200), help=REQUEST_HELP)
     operator_argument(p)
     p.set_defaults(
         handler=lambda a: Privacy(service()).rectify(
@@ -79,28 +91,34 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         ("restrict", "restrict", "keep the data but stop processing it (art. 18)"),
         ("unrestrict", "unrestrict", "lift a restriction, by its request id (art. 18(3))"),
     ):
-        p = cmds.add_parser(name, help=what)
+        p = cmds.add_parser(name, help=what,
+                            epilog=examples(f"gdpr {name} C1 --request-id R3 --operator alice"))
         subjects_arguments(p)
-        p.add_argument("--request-id", required=True, type=parse_text(200))
+        p.add_argument("--request-id", required=True, type=parse_text(200), help=REQUEST_HELP)
         operator_argument(p)
         p.set_defaults(handler=lambda a, verb=verb: getattr(Privacy(service()), verb)(
             subjects(a), a.request_id, need_operator(a)
         ))
 
-    p = cmds.add_parser("purge", help="crypto-shred personal data past its retention period")
+    p = cmds.add_parser("purge", help="crypto-shred personal data past its retention period",
+                        epilog=examples("gdpr purge --json"))
     p.set_defaults(handler=purge)
 
-    p = cmds.add_parser("rotate-kek", help="new key-encryption key; older ones destroyed")
+    p = cmds.add_parser("rotate-kek", help="new key-encryption key; older ones destroyed",
+                        epilog=examples("gdpr rotate-kek"))
     p.set_defaults(handler=lambda a: service().vault.rotate())
 
-    p = cmds.add_parser("export", help="everything held about a subject, as JSON (access, P3)")
+    p = cmds.add_parser("export", help="everything held about a subject, as JSON (access, P3)",
+                        epilog=examples("gdpr export C1 --operator alice --json"))
     subjects_arguments(p)
     operator_argument(p)
-    p.add_argument("--purpose", choices=["access", "portability"], default="access")
+    p.add_argument("--purpose", choices=["access", "portability"], default="access",
+                   help="access (P3, default) or portability, recorded in the access log")
     p.set_defaults(handler=export)
 
-    p = cmds.add_parser("access-log", help="who decrypted a subject's personal data (R21)")
-    p.add_argument("subject_id", type=SUBJECT)
+    p = cmds.add_parser("access-log", help="who decrypted a subject's personal data (R21)",
+                        epilog=examples("gdpr access-log C1 --operator alice"))
+    p.add_argument("subject_id", type=SUBJECT, help="a customer id or a subject pseudonym")
     operator_argument(p)
     p.set_defaults(
         handler=lambda a: Privacy(service()).access_log(
@@ -110,34 +128,47 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
     requests = cmds.add_parser("request", help="the register of rights requests (P1)")
     rcmds = requests.add_subparsers(dest="request_command", required=True, parser_class=Parser)
-    p = rcmds.add_parser("open", help="register a request received on a date")
-    p.add_argument("--subject", required=True, type=SUBJECT)
-    p.add_argument("--type", required=True, choices=REQUEST_TYPES)
-    p.add_argument("--received-on", required=True, type=parse_date)
-    p.add_argument("--request-id", type=parse_text(200))
+    p = rcmds.add_parser("open", help="register a request received on a date",
+                         epilog=examples("gdpr request open --subject C1 --type erasure "
+                                         "--received-on 2026-03-02 --request-id R1"))
+    p.add_argument("--subject", required=True, type=SUBJECT,
+                   help="a customer id or a subject pseudonym")
+    p.add_argument("--type", required=True, choices=REQUEST_TYPES,
+                   help=f"one of {', '.join(REQUEST_TYPES)}")
+    p.add_argument("--received-on", required=True, type=parse_date,
+                   help="day received, YYYY-MM-DD: the one-month deadline runs from it")
+    p.add_argument("--request-id", type=parse_text(200), help="its id (default: a new one)")
     p.set_defaults(handler=open_request)
 
-    p = rcmds.add_parser("extend", help="extend by 1 or 2 months (2 in total), with a reason")
-    p.add_argument("request_id", type=parse_text(200))
-    p.add_argument("--months", required=True, type=int, choices=[1, 2])
-    p.add_argument("--reason", required=True, type=parse_text(500))
+    p = rcmds.add_parser("extend", help="extend by 1 or 2 months (2 in total), with a reason",
+                         epilog=examples("gdpr request extend R1 --months 1 "
+                                         "--reason 'complex request'"))
+    p.add_argument("request_id", type=parse_text(200), help=REQUEST_HELP)
+    p.add_argument("--months", required=True, type=int, choices=[1, 2], help="1 or 2")
+    p.add_argument("--reason", required=True, type=parse_text(500),
+                   help="why, told to the subject (≤ 500 characters)")
     p.set_defaults(handler=lambda a: Privacy(service()).extend(a.request_id, a.months, a.reason))
 
-    p = rcmds.add_parser("close", help="the answer was sent")
-    p.add_argument("request_id", type=parse_text(200))
+    p = rcmds.add_parser("close", help="the answer was sent",
+                         epilog=examples("gdpr request close R1"))
+    p.add_argument("request_id", type=parse_text(200), help=REQUEST_HELP)
     p.set_defaults(handler=lambda a: Privacy(service()).close(a.request_id))
 
-    p = rcmds.add_parser("list", help="requests with their due dates")
+    p = rcmds.add_parser("list", help="requests with their due dates",
+                         epilog=examples("gdpr request list --overdue --operator alice"))
     p.add_argument("--overdue", action="store_true", help="open requests past their due date")
-    p.add_argument("--as-of", type=parse_date)
+    p.add_argument("--as-of", type=parse_date, help="day to judge overdue on, YYYY-MM-DD "
+                   "(default: today)")
     operator_argument(p)
     p.set_defaults(handler=list_requests)
 
 
 def subjects_arguments(p: argparse.ArgumentParser) -> None:
     """One person may have several ids: a customer id, and recipient pseudonyms of emails."""
-    p.add_argument("subject_ids", nargs="*", type=SUBJECT, metavar="SUBJECT_ID")
-    p.add_argument("--email", action="append", default=[], type=parse_text(320))
+    p.add_argument("subject_ids", nargs="*", type=SUBJECT, metavar="SUBJECT_ID",
+                   help="customer ids or subject pseudonyms (several: one person)")
+    p.add_argument("--email", action="append", default=[], type=parse_text(320),
+                   help="a recipient's e-mail, looked up as its pseudonym (repeatable)")
 
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from urllib.parse import urlsplit
 
 from domain.errors import DomainError
 from entrypoints.cli import commands
@@ -26,22 +28,54 @@ from infra.runtime import tune_gc
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="giftcards", description="Gift card lifecycle service")
-    parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    parser = Parser(
+        prog="giftcards",
+        description="Gift card lifecycle service. Amounts on the command line are decimals in "
+        "the market's major units (50 or 50.00); in JSON output they are integer minor units "
+        "plus `currency`.",
+        epilog="exit codes: 0 done, 1 a rule refused it, 2 invalid input or configuration, "
+        "3 internal error (a database or broker that does not answer is named)\n"
+        "example:\n  giftcards purchase --market FR --amount 50 --payment-method card "
+        "--buyer-id C1 --json",
+    )
+    parser.add_argument("--json", action="store_true",
+                        help="print exactly one JSON object (also after the subcommand)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show third-party libraries' INFO logs (kafka-python's connections "
+                        "and group joins), off by default")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     commands.register(sub)
     return parser
 
 
 def run(argv: list[str]) -> int:
+    try:
+        status = _run(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`giftcards … | head`): nothing more to say, and no traceback
+        # when the interpreter flushes stdout on its way out.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return status
+
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as other Unix tools end in a closed pipe
+
+
+def _run(argv: list[str]) -> int:
     as_json = "--json" in argv
-    argv = [a for a in argv if a != "--json"]
+    verbose = "--verbose" in argv
+    argv = [a for a in argv if a not in ("--json", "--verbose")]
     try:
         fmt = log_format()
     except ConfigError as exc:
         logs.configure()
         return _fail(as_json, "invalid_configuration", str(exc), EXIT_INVALID)
     logs.configure(fmt)
+    if verbose:
+        logging.getLogger("kafka").setLevel(logging.INFO)
     logging.getLogger("kafka.net.transport").addFilter(_closed_transport_read)
     tune_gc()
     try:
@@ -67,12 +101,26 @@ def run(argv: list[str]) -> int:
         from infra.transient import is_transient  # psycopg: only when something failed
 
         if is_transient(exc):  # nothing was half written: the same command can be run again
-            message = "the database is unavailable; run the command again"
+            message = f"the database at {_database()} is unavailable; run the command again"
             return _fail(as_json, "database_unavailable", message, EXIT_INTERNAL)
+        if type(exc).__module__.split(".")[0] == "kafka":
+            message = (f"Kafka at {os.environ.get('KAFKA_BOOTSTRAP_SERVERS')} did not answer "
+                       f"({type(exc).__name__}); check KAFKA_BOOTSTRAP_SERVERS and the broker")
+            return _fail(as_json, "kafka_unavailable", message, EXIT_INTERNAL)
         return _fail(as_json, "internal_error", type(exc).__name__, EXIT_INTERNAL)
     if result is not None:  # None: the handler wrote its own output (e.g. an export)
         emit(result, as_json)
     return EXIT_OK
+
+
+def _database() -> str:
+    """host:port of GIFTCARDS_DATABASE_URL (never its user or password), or the SQLite file."""
+    from infra.config import load_settings
+
+    url = urlsplit(load_settings().database_url)
+    if url.scheme == "sqlite":
+        return url.path.removeprefix("/") or "(memory)"
+    return f"{url.hostname}:{url.port or 5432}"
 
 
 def _fail(as_json: bool, code: str, message: str, status: int) -> int:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from entrypoints.cli.base import examples
 from entrypoints.cli.consume import TopicsReady, kafka_config, stop_on_sigterm
 from infra.bootstrap import build, build_relay, set_up_schema
 from infra.supervisor import retry_until_done
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("relay", help="publish stored events to Kafka exactly once")
+    p = sub.add_parser("relay", help="publish stored events to Kafka exactly once",
+                       epilog=examples("relay", "relay --once --json"))
     p.add_argument("--once", action="store_true", help="publish what is stored now, then exit")
     # No default here: the relay's own (BATCH_SIZE) applies, and the CLI does not import Kafka
     # code before a Kafka command runs.
-    p.add_argument("--batch-size", type=batch_size, help="events per Kafka transaction")
+    p.add_argument("--batch-size", type=batch_size, help="events per Kafka transaction, 1 to 10000 "
+                   "(default: the relay's own, 5000)")
     p.set_defaults(handler=relay)
 
 

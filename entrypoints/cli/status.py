@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from entrypoints.cli.base import examples
 from entrypoints.cli.consume import kafka_config
 from infra.bootstrap import build, build_projector
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("status", help="relay lag, consumer lag per partition, dead letters")
+    p = sub.add_parser("status", help="relay lag, consumer lag per partition, dead letters",
+                       epilog=examples("status", "status --json"))
     p.set_defaults(handler=status)
 
 

@@ -9,15 +9,20 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from entrypoints.cli.base import UsageError, parse_instant, parse_text
-from entrypoints.cli.cards import card_id, service
+from entrypoints.cli.base import (
+    UsageError,
+    examples,
+    parse_instant,
+    parse_market,
+    parse_month,
+)
+from entrypoints.cli.cards import AS_OF_HELP, MARKET_HELP, card_id, service
 from infra.bootstrap import build_projector
 from infra.config import ConfigError
 from infra.kafka.topics import Topics
@@ -41,68 +46,93 @@ def refresh() -> None:
         sources.sync_store(service().app, projector())
 
 
+SOURCE_HELP = ("where the events come from: kafka (giftcard.events) or store (the event store); "
+               "default kafka when KAFKA_BOOTSTRAP_SERVERS is set, else store")
+CARD_HELP = "the card's id (UUID)"
+KEY_HELP = ("trusted checkpoint public key (PEM); default: the public half of "
+            "GIFTCARDS_SIGNING_KEY_FILE")
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("project", help="run the projections (until SIGTERM)")
-    p.add_argument("--source", choices=["kafka", "store"])
+    p = sub.add_parser("project", help="run the projections (until SIGTERM)",
+                       epilog=examples("project", "project --source store"))
+    p.add_argument("--source", choices=["kafka", "store"], help=SOURCE_HELP)
     p.set_defaults(handler=project)
 
     p = sub.add_parser("projections", help="manage the views")
     views = p.add_subparsers(dest="action", required=True, parser_class=type(p))
-    r = views.add_parser("rebuild", help="drop every view and rebuild it from the beginning")
-    r.add_argument("--source", choices=["kafka", "store"])
+    r = views.add_parser("rebuild", help="drop every view and rebuild it from the beginning",
+                         epilog=examples("projections rebuild --source store"))
+    r.add_argument("--source", choices=["kafka", "store"], help=SOURCE_HELP)
     r.set_defaults(handler=rebuild)
 
-    p = sub.add_parser("liability", help="outstanding balance of open cards, as of an instant")
-    p.add_argument("--market", type=parse_text(10))
-    p.add_argument("--as-of", type=parse_instant)
+    p = sub.add_parser("liability", help="outstanding balance of open cards, as of an instant",
+                       epilog=examples("liability", "liability --market fr "
+                                       "--as-of 2026-01-31T23:59:59Z --json"))
+    p.add_argument("--market", type=parse_market, help=MARKET_HELP + "; default every market")
+    p.add_argument("--as-of", type=parse_instant, help=AS_OF_HELP)
     p.set_defaults(handler=liability)
 
-    p = sub.add_parser("breakage", help="forfeited balances per market and month")
-    p.add_argument("--market", type=parse_text(10))
-    p.add_argument("--month", type=month)
+    p = sub.add_parser("breakage", help="forfeited balances per market and month",
+                       epilog=examples("breakage", "breakage --market FR --month 2026-05"))
+    p.add_argument("--market", type=parse_market, help=MARKET_HELP + "; default every market")
+    p.add_argument("--month", type=parse_month, help="YYYY-MM, e.g. 2026-05 (default: every "
+                   "month)")
     p.set_defaults(handler=breakage)
 
     p = sub.add_parser("fraud", help="fraud alerts")
     fraud = p.add_subparsers(dest="action", required=True, parser_class=type(p))
-    a = fraud.add_parser("alerts", help="alerts, oldest first")
-    a.add_argument("--since", type=parse_instant)
-    a.add_argument("--rule", choices=[f"F{i}" for i in range(1, 7)])
-    a.add_argument("--operator", type=parse_text(100), help="who reads the profiling (R21)")
+    a = fraud.add_parser("alerts", help="alerts, oldest first",
+                         epilog=examples("fraud alerts --rule F3 --operator cs-agent-7",
+                                         "fraud alerts --since 2026-05-01T00:00:00Z "
+                                         "--operator cs-agent-7"))
+    a.add_argument("--since", type=parse_instant,
+                   help="only alerts raised at or after this instant (YYYY-MM-DDTHH:MM:SSZ)")
+    a.add_argument("--rule", choices=[f"F{i}" for i in range(1, 7)],
+                   help="one rule, F1 (code guessing) to F6")
+    a.add_argument("--operator", type=parse_text(100),
+                   help="registered operator reading the profiling, access-logged (R21)")
     a.set_defaults(handler=fraud_alerts)
 
     p = sub.add_parser("audit", help="verify or export a card's audit trail")
     audit = p.add_subparsers(dest="action", required=True, parser_class=type(p))
-    v = audit.add_parser("verify", help="replay from the event store and compare with the views")
-    v.add_argument("card_id", nargs="?", type=card_id)
-    v.add_argument("--all", action="store_true")
-    v.add_argument("--public-key", type=Path, help="trusted checkpoint key (PEM); default: the "
-                   "public half of GIFTCARDS_SIGNING_KEY_FILE")
+    v = audit.add_parser("verify", help="replay from the event store and compare with the views",
+                         epilog=examples("audit verify 0d1534c6-c16e-4a26-a6e2-78c7f3b5f81e",
+                                         "audit verify --all --json"))
+    v.add_argument("card_id", nargs="?", type=card_id, help=CARD_HELP + " (or --all)")
+    v.add_argument("--all", action="store_true", help="every card (and, with Kafka, the "
+                   "published copy)")
+    v.add_argument("--public-key", type=Path, help=KEY_HELP)
     v.set_defaults(handler=audit_verify)
-    c = audit.add_parser("checkpoint", help="sign the heads of every card chain (Ed25519)")
+    c = audit.add_parser("checkpoint", help="sign the heads of every card chain (Ed25519)",
+                         epilog=examples("audit checkpoint"))
     c.set_defaults(handler=audit_checkpoint)
-    s = audit.add_parser("seal", help="chain the histories stored before the chain existed")
+    s = audit.add_parser("seal", help="chain the histories stored before the chain existed",
+                         epilog=examples("audit seal"))
     s.set_defaults(handler=audit_seal)
     e = audit.add_parser("export", help="a card's audit trail, or with --period the evidence "
-                         "pack of a market and month")
-    e.add_argument("card_id", nargs="?", type=card_id)
-    e.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    e.add_argument("--period", type=month, help="YYYY-MM: write the evidence pack to --out")
-    e.add_argument("--market", type=parse_text(10))
-    e.add_argument("--out", type=Path)
-    e.add_argument("--public-key", type=Path)
+                         "pack of a market and month",
+                         epilog=examples("audit export 0d1534c6-c16e-4a26-a6e2-78c7f3b5f81e "
+                                         "--format csv",
+                                         "audit export --period 2026-01 --market FR "
+                                         "--out evidence-FR-2026-01"))
+    e.add_argument("card_id", nargs="?", type=card_id, help=CARD_HELP + " (or --period)")
+    e.add_argument("--format", choices=["jsonl", "csv"], default="jsonl",
+                   help="a card's trail as JSON lines or CSV (default jsonl); with --json, "
+                   "one object holding the records")
+    e.add_argument("--period", type=parse_month, help="YYYY-MM: write the evidence pack of "
+                   "that month to --out")
+    e.add_argument("--market", type=parse_market, help=MARKET_HELP + " (with --period)")
+    e.add_argument("--out", type=Path, help="directory of the evidence pack (with --period)")
+    e.add_argument("--public-key", type=Path, help=KEY_HELP)
     e.set_defaults(handler=audit_export)
-    k = audit.add_parser("verify-pack", help="verify an evidence pack offline (no database)")
-    k.add_argument("pack", type=Path)
-    k.add_argument("--public-key", type=Path, required=True)
+    k = audit.add_parser("verify-pack", help="verify an evidence pack offline (no database)",
+                         epilog=examples("audit verify-pack evidence-FR-2026-01 "
+                                         "--public-key var/checkpoints/public-key.pem"))
+    k.add_argument("pack", type=Path, help="the evidence pack's directory")
+    k.add_argument("--public-key", type=Path, required=True,
+                   help="the public key (PEM) the pack's checkpoints must be signed with")
     k.set_defaults(handler=audit_verify_pack)
-
-
-def month(text: str) -> str:
-    try:
-        datetime.strptime(text, "%Y-%m")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a month (YYYY-MM): {text[:20]!r}") from None
-    return text
 
 
 def _source(args: argparse.Namespace) -> str:
@@ -347,8 +377,15 @@ def audit_export(args: argparse.Namespace) -> dict[str, Any] | None:
         return evidence_pack(args)
     if args.card_id is None:
         raise UsageError("give a CARD_ID, or --period with --market and --out")
+    service().app.show(args.card_id)  # an unknown card is refused `unknown_card`, not empty
     refresh()
-    sys.stdout.write(export(projector().db, args.card_id, args.format))
+    trail = export(projector().db, args.card_id, args.format)
+    if args.json:  # one object, like every command: the records, or the CSV text
+        records = ([orjson.loads(line) for line in trail.splitlines()]
+                   if args.format == "jsonl" else None)
+        return {"card_id": str(args.card_id), "format": args.format, "records": records,
+                "csv": trail if args.format == "csv" else None}
+    sys.stdout.write(trail)
     return None
 
 

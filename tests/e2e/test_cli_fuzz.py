@@ -64,7 +64,7 @@ unknown_options = st.text(alphabet="abcdefgxyz-_", min_size=1, max_size=12).map(
 
 def purchase_cases() -> st.SearchStrategy[list[str]]:
     hostile_amount = amounts.map(lambda a: [*BUY, "--amount", a])
-    bad_market = texts.filter(lambda m: m not in MARKETS).map(
+    bad_market = texts.filter(lambda m: m.strip().upper() not in MARKETS).map(
         lambda m: ["purchase", "--market", m, "--amount", "50", "--payment-method", "card",
                    "--buyer-id", "c1"])
     bad_method = texts.filter(lambda m: m != "card").map(
@@ -79,7 +79,7 @@ def other_cases(code: str) -> st.SearchStrategy[list[str]]:
     hostile_total = amounts.filter(lambda a: not positive(a)).map(
         lambda a: ["redeem", "--code", code, "--market", "FR", "--order-id", "o", "--order-total",
                    a])
-    bad_code_market = texts.filter(lambda m: m not in MARKETS).map(
+    bad_code_market = texts.filter(lambda m: m.strip().upper() not in MARKETS).map(
         lambda m: ["redeem", "--code", code, "--market", m, "--order-id", "o", "--order-total",
                    "10"])
     bad_refund = bad_dates.map(lambda d: ["refund", "--order-id", "o", "--amount", "1",
