@@ -23,6 +23,7 @@ from entrypoints.cli.base import (
     parse_month,
 )
 from entrypoints.cli.cards import AS_OF_HELP, MARKET_HELP, card_id, service
+from entrypoints.cli.operators import operator_argument
 from infra.bootstrap import build_projector
 from infra.config import ConfigError
 from infra.kafka.topics import Topics
@@ -90,8 +91,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    help="only alerts raised at or after this instant (YYYY-MM-DDTHH:MM:SSZ)")
     a.add_argument("--rule", choices=[f"F{i}" for i in range(1, 7)],
                    help="one rule, F1 (code guessing) to F6")
-    a.add_argument("--operator", type=parse_text(100),
-                   help="registered operator reading the profiling, access-logged (R21)")
+    operator_argument(a)
     a.set_defaults(handler=fraud_alerts)
 
     p = sub.add_parser("audit", help="verify or export a card's audit trail")

@@ -25,7 +25,9 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 
 @pytest.fixture(scope="module")
-def private_kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateKafkaCluster]:
+def private_kafka_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[PrivateKafkaCluster]:
     """Three started KRaft nodes (RF 3, min.insync.replicas 2), shared by a module's tests
     (each on topics of its own; a test that kills a node restarts it); all killed at the end.
     Starting a cluster costs about a minute: once per module, not per test."""
