@@ -8,6 +8,7 @@ from uuid import UUID
 
 import pytest
 
+from application.cards import SEALED_FOR_BOTH
 from domain.markets import Markets
 from infra.bootstrap import Service, build
 from infra.config import load_settings
@@ -124,7 +125,12 @@ def test_r5_message_and_emails_are_stored_only_sealed(sqlite_service: Service) -
         assert clear.encode("utf-16-le") not in raw
     pii = events(app, card["card_id"])[0].pii
     assert set(pii) >= {"message", "buyer_email", "recipient_email", "recipient_subject"}
-    assert sqlite_service.vault.open("cust-1", pii["message"]) == message
+    # A message to a recipient is sealed under the buyer's key around the recipient's seal
+    # (issue 17 finding 4): either one's key alone does not open it.
+    vault = sqlite_service.vault
+    outer = vault.open("cust-1", pii["message"])
+    assert outer is not None and message not in outer and outer.startswith(SEALED_FOR_BOTH)
+    assert vault.open(pii["recipient_subject"], outer.removeprefix(SEALED_FOR_BOTH)) == message
     history = str(app.history(UUID(card["card_id"])))
     assert message not in history and "pii" not in history
 
