@@ -13,7 +13,6 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.persistence import RecordConflictError
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -36,6 +35,7 @@ from domain.apikeys import ApiKey
 from domain.errors import DomainError, refuse
 from entrypoints.http.problems import domain_problem, problem, problem_body
 from entrypoints.http.replies import MAX_KEY, HttpReply, fingerprint, without_codes
+from entrypoints.http.writer import Writer
 from infra.service import Service
 
 log = logging.getLogger("giftcards.api")
@@ -135,6 +135,10 @@ class Metrics:
         self.refusals = Counter(
             "giftcards_refusals", "refusals by stable code", ["code"], registry=self.registry
         )
+        self.batches = Histogram(
+            "giftcards_commit_batch_commands", "commands saved per transaction (group commit)",
+            registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )
 
 
 class BodyLimits:
@@ -192,16 +196,18 @@ async def _send(scope: Scope, receive: Receive, send: Send, response: Response) 
 
 
 def create_app(
-    service: Service, *, hold_seconds: int = 30 * 60, workers: int | None = None
+    service: Service, *, hold_seconds: int = 30 * 60, workers: int | None = None,
+    group_commit: bool = True,
 ) -> FastAPI:
-    """The API over one service; commands run on a thread pool (one thread on SQLite, whose
-    connection is not shared)."""
+    """The API over one service; reads run on a thread pool (one thread on SQLite, whose
+    connection is not shared), commands through the writer (group commit) on that pool."""
     app = service.app
     holds = Holds(app, hold_seconds=hold_seconds)
     keys = ApiKeys(app)
     metrics = Metrics()
     sqlite = service.settings.database_url.startswith(("sqlite", "memory"))
     pool = ThreadPoolExecutor(max_workers=1 if sqlite else (workers or 16))
+    writer = Writer(app, pool, grouped=group_commit, observe=metrics.batches.observe)
     api = FastAPI(
         title="giftcards",
         version="1",
@@ -292,11 +298,12 @@ def create_app(
         idempotency_key: str | None,
         command: Callable[[UnitOfWork], dict[str, Any]],
         status: int = 200,
+        keys: list[UUID] | None = None,
     ) -> Response:
-        """Runs the command; with an Idempotency-Key, its reply is stored in the same
-        transaction as its effect and a repeat gets it again (another body: 422)."""
+        """Runs the command through the writer; with an Idempotency-Key, its reply is stored in
+        the same transaction as its effect and a repeat gets it again (another body: 422)."""
         if idempotency_key is None:
-            body = await call(lambda: app._run(command))
+            body = await writer.run(command, keys or ())
             return JSONResponse(body, status)
         if not 0 < len(idempotency_key) <= MAX_KEY or not idempotency_key.isprintable():
             raise refuse("invalid_input", f"Idempotency-Key must be 1 to {MAX_KEY} characters")
@@ -304,31 +311,24 @@ def create_app(
         print_ = fingerprint(request.method, request.url.path, request.url.query, raw)
         stream = HttpReply.id_for(key.key_id, idempotency_key)
 
-        def run() -> tuple[int, dict[str, Any]]:
-            for _ in range(10):
-                uow = UnitOfWork(app)
-                prior = uow.get(stream, HttpReply)
-                if prior is not None:
-                    if prior.fingerprint != print_:
-                        raise refuse(
-                            "idempotency_key_reused",
-                            "this Idempotency-Key was used for another request",
-                        )
-                    return prior.status, prior.body
-                try:
-                    answer = status, command(uow)
-                except DomainError as error:
-                    answer = domain_problem(error)
-                stored = answer[1] if answer[0] >= 400 else without_codes(answer[1])
-                uow.add(HttpReply.record(stream, print_, answer[0], stored))
-                try:
-                    uow.commit()
-                except RecordConflictError:
-                    continue
-                return answer
-            raise refuse("conflict", "too many concurrent requests on this key")
+        def run(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+            prior = uow.get(stream, HttpReply)
+            if prior is not None:
+                if prior.fingerprint != print_:
+                    raise refuse(
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used for another request",
+                    )
+                return prior.status, prior.body
+            try:
+                answer = status, command(uow)
+            except DomainError as error:
+                answer = domain_problem(error)
+            stored = answer[1] if answer[0] >= 400 else without_codes(answer[1])
+            uow.add(HttpReply.record(stream, print_, answer[0], stored))
+            return answer
 
-        code, body = await call(run)
+        code, body = await writer.run(run, [stream, *(keys or ())])
         media = "application/problem+json" if code >= 400 else "application/json"
         headers = retry_after() if code == 429 else None
         return JSONResponse(body, code, headers, media_type=media)
@@ -401,7 +401,9 @@ def create_app(
         if simulate:
             return JSONResponse({**await call(lambda: command(UnitOfWork(app))),
                                  "simulated": True})
-        response = await idempotent(request, key, idempotency_key, command)
+        wanted = holds.authorize_keys(code=body.code, order_id=order_id,
+                                      customer_id=body.customer_id, source=str(key.key_id))
+        response = await idempotent(request, key, idempotency_key, command, keys=wanted)
         if response.status_code == 200:
             metrics.holds.labels("authorize").inc()
         return response
@@ -415,6 +417,7 @@ def create_app(
         response = await idempotent(
             request, key, idempotency_key,
             lambda uow: holds.capture(order_id=order_id, within=uow),
+            keys=holds.order_keys(order_id),
         )
         if response.status_code == 200:
             metrics.holds.labels("capture").inc()
@@ -429,6 +432,7 @@ def create_app(
         response = await idempotent(
             request, key, idempotency_key,
             lambda uow: holds.void(order_id=order_id, within=uow),
+            keys=holds.order_keys(order_id),
         )
         if response.status_code == 200:
             metrics.holds.labels("void").inc()
