@@ -30,7 +30,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from application.apikeys import ApiKeys
 from application.cards import UnitOfWork
 from application.holds import Holds
-from consumers.scan import MAX_DEPTH, too_deep
+from consumers.dead_letters import plain
+from consumers.scan import MAX_DEPTH, duplicate_key, too_deep
 from domain.apikeys import ApiKey
 from domain.errors import DomainError, refuse
 from entrypoints.http.problems import domain_problem, problem, problem_body
@@ -142,7 +143,8 @@ class Metrics:
 
 
 class BodyLimits:
-    """Refuses before any parser runs: bodies over MAX_BODY, not UTF-8, or nested too deep."""
+    """Refuses before any parser runs: bodies over MAX_BODY, nested too deep, not UTF-8, or
+    giving a key twice."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -175,6 +177,12 @@ class BodyLimits:
                 raw.decode("utf-8")
             except UnicodeDecodeError:
                 refusal = problem(400, "not_utf8", "the body is not UTF-8")
+            else:
+                # As the Kafka input: a parser would keep the last of two equal keys.
+                twice = duplicate_key(raw)
+                if twice is not None:
+                    refusal = problem(400, "duplicate_key",
+                                      f"{plain(twice) or 'a key'}: given twice")
         if refusal is not None:
             await _send(scope, receive, send, refusal)
             return
