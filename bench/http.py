@@ -119,8 +119,8 @@ def api_key(env: dict[str, str]) -> str:
 
 
 def run(ctx: Ctx) -> list[Row]:
-    pairs = ctx.size(2000, 300)
-    lookups = ctx.size(10000, 1000)
+    pairs = ctx.size(1000, 300)
+    lookups = ctx.size(5000, 1000)
     _, env = ctx.fresh_service()
     key = api_key(env)
     codes = bought_codes(ctx, env, 2 * REPEATS * pairs + 1000)
