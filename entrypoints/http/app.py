@@ -390,7 +390,16 @@ def create_app(
             source=str(key.key_id),
         ))
 
-    @api.post("/v1/checkouts/{order_id}/authorize")
+    # OpenAPI links: a hold is named by its order id, so an authorization leads to the
+    # capture and the void of the same path parameter (clients and stateful tests follow them).
+    hold_links = {
+        name: {"operationId": name, "parameters": {"order_id": "$request.path.order_id"},
+               "description": f"{name} this hold"}
+        for name in ("capture", "void")
+    }
+
+    @api.post("/v1/checkouts/{order_id}/authorize", operation_id="authorize",
+              responses={200: {"description": "the hold", "links": hold_links}})
     async def authorize(
         request: Request, order_id: OrderId, body: AuthorizeBody,
         key: Annotated[ApiKey, Depends(scoped("checkout"))],
@@ -416,7 +425,7 @@ def create_app(
             metrics.holds.labels("authorize").inc()
         return response
 
-    @api.post("/v1/checkouts/{order_id}/capture")
+    @api.post("/v1/checkouts/{order_id}/capture", operation_id="capture")
     async def capture(
         request: Request, order_id: OrderId,
         key: Annotated[ApiKey, Depends(scoped("checkout"))], idempotency_key: IdemKey = None,
@@ -431,7 +440,7 @@ def create_app(
             metrics.holds.labels("capture").inc()
         return response
 
-    @api.post("/v1/checkouts/{order_id}/void")
+    @api.post("/v1/checkouts/{order_id}/void", operation_id="void")
     async def void(
         request: Request, order_id: OrderId,
         key: Annotated[ApiKey, Depends(scoped("checkout"))], idempotency_key: IdemKey = None,
