@@ -117,6 +117,22 @@ class Holds:
 
         return self._run(command, within, simulate)
 
+    def order_keys(self, order_id: str) -> list[UUID]:
+        """Streams capture and void read first (group commit prefetches them for a batch)."""
+        return [stream_id(HOLD_ORDER, order_id), stream_id(REDEMPTION_ORDER, order_id)]
+
+    def authorize_keys(
+        self, *, code: str, order_id: str, customer_id: str | None, source: str
+    ) -> list[UUID]:
+        """Streams an authorization reads first: the order's indexes, R8's attempt streams and
+        the code's index."""
+        subject = attempt_subject(customer_id, source)
+        return [
+            *self.order_keys(order_id),
+            *self.cards.attempt_ids(subject, order_id, self.cards.now()),
+            self.cards.code_index_id(code),
+        ]
+
     def _held_card(self, uow: UnitOfWork, order_id: str) -> GiftCard:
         check_order_id(order_id)
         held = uow.get(stream_id(HOLD_ORDER, order_id), Index)

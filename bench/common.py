@@ -25,6 +25,7 @@ class Row:
     count: int
     seconds: float
     note: str = ""
+    p99_ms: float | None = None  # sections that measure latency (the HTTP API)
 
     @property
     def rate(self) -> float:
@@ -89,6 +90,16 @@ def print_table(ctx: Ctx, ratios: list[tuple[str, str, str, float]]) -> None:
             value = ctx.rows[top].rate / ctx.rows[bottom].rate
             verdict = "ok" if value >= target else "BELOW TARGET"
             console.print(f"{label} = {value:.2f} (target >= {target}) {verdict}")
+
+
+def print_latencies(ctx: Ctx, targets: list[tuple[str, float]]) -> None:
+    """Each row's median p99 against its ceiling."""
+    console = Console()
+    for name, ceiling in targets:
+        p99 = ctx.rows[name].p99_ms if name in ctx.rows else None
+        if p99 is not None:
+            verdict = "ok" if p99 <= ceiling else "ABOVE TARGET"
+            console.print(f"p99 {name} = {p99:.1f} ms (target <= {ceiling:.0f} ms) {verdict}")
 
 
 def as_json(ctx: Ctx) -> dict[str, Any]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -18,7 +16,7 @@ from pydantic import (
 )
 
 from consumers.dead_letters import EMAIL, Invalid, from_validation, peek, plain
-from consumers.scan import MAX_DEPTH, MAX_VALUE_BYTES, too_deep
+from consumers.scan import MAX_DEPTH, MAX_VALUE_BYTES, duplicate_key, too_deep
 from domain.codes import contains_code
 from domain.errors import DomainError
 from domain.markets import Markets
@@ -181,52 +179,9 @@ def _email_in_published_field(fields: dict[str, Any]) -> str | None:
 
 
 def _refuse_duplicate_keys(raw: bytes) -> None:
-    # Parsers keep the last of two equal keys: "order_total" twice would pass with the second.
-    # Fast path: with no backslash, every quote delimits a string, and a key given twice
-    # leaves fewer strings in orjson's result than in the bytes.
-    try:
-        if b"\\" not in raw and raw.count(b'"') == 2 * _strings_in(orjson.loads(raw)):
-            return
-    except orjson.JSONDecodeError:
-        pass  # orjson is stricter than pydantic (lone surrogates): the slow path decides
-    try:
-        # Numbers are not needed here: skipping their conversion skips int's 4,300-digit limit.
-        json.loads(raw, object_pairs_hook=_unique, parse_int=len, parse_float=len)
-    except _Duplicate as duplicate:
-        raise Invalid("duplicate_key", f"{duplicate.path}: given twice") from None
-    except ValueError:
-        pass  # not JSON: pydantic names the reason
-
-
-def _strings_in(value: Any) -> int:
-    """Keys and string values at any depth."""
-    count, stack = 0, [value]
-    while stack:
-        item = stack.pop()
-        if type(item) is dict:
-            count += len(item)
-            stack += item.values()
-        elif type(item) is list:
-            stack += item
-        elif type(item) is str:
-            count += 1
-    return count
-
-
-class _Duplicate(Exception):
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    value = dict(pairs)
-    if len(value) < len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _Duplicate(plain(key) or "a key")
-            seen.add(key)
-    return value
+    key = duplicate_key(raw)
+    if key is not None:
+        raise Invalid("duplicate_key", f"{plain(key) or 'a key'}: given twice")
 
 
 def rejected(raw: bytes | None, invalid: Invalid) -> dict[str, Any] | None:

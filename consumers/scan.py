@@ -1,9 +1,12 @@
-"""A bounded, iterative look at raw JSON bytes: nesting depth and top-level string fields."""
+"""A bounded look at raw JSON bytes: nesting depth, keys given twice, top-level string fields."""
 
 from __future__ import annotations
 
 import json
 import re
+from typing import Any
+
+import orjson
 
 MAX_VALUE_BYTES = 64 * 1024
 MAX_DEPTH = 32
@@ -77,3 +80,55 @@ def shown(raw: bytes | None, field: str) -> str | None:
     """A top-level string field of any input, if it has one value (a duplicate may disagree)."""
     found = set(top_level_strings(raw or b"").get(field, []))
     return found.pop() if len(found) == 1 else None
+
+
+def duplicate_key(raw: bytes) -> str | None:
+    """A key some object gives twice, if any (the Kafka and HTTP inputs refuse those). Call
+    after `too_deep`: the slow path recurses."""
+    # Parsers keep the last of two equal keys: "order_total" twice would pass with the second.
+    # Fast path: with no backslash, every quote delimits a string, and a key given twice
+    # leaves fewer strings in orjson's result than in the bytes.
+    try:
+        if b"\\" not in raw and raw.count(b'"') == 2 * _strings_in(orjson.loads(raw)):
+            return None
+    except orjson.JSONDecodeError:
+        pass  # orjson is stricter than pydantic (lone surrogates): the slow path decides
+    try:
+        # Numbers are not needed here: skipping their conversion skips int's 4,300-digit limit.
+        json.loads(raw, object_pairs_hook=_unique, parse_int=len, parse_float=len)
+    except _Duplicate as duplicate:
+        return duplicate.key
+    except ValueError:
+        pass  # not JSON: the schema's parser names the reason
+    return None
+
+
+def _strings_in(value: Any) -> int:
+    """Keys and string values at any depth."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            count += len(item)
+            stack += item.values()
+        elif type(item) is list:
+            stack += item
+        elif type(item) is str:
+            count += 1
+    return count
+
+
+class _Duplicate(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Duplicate(key)
+            seen.add(key)
+    return value

@@ -63,6 +63,8 @@ class Settings(BaseModel):
     retention_dead_letter_days: int = 30
     smtp_url: str | None = None  # unset: code e-mails are `.eml` files under data_dir/mail
     hold_seconds: int = 1800
+    # The API's group commit (issue 12); off only to measure the naive baseline.
+    api_group_commit: bool = True
 
     @property
     def production(self) -> bool:
@@ -119,6 +121,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         retention_dead_letter_days=_int(env, "GIFTCARDS_RETENTION_DEAD_LETTER_DAYS", 30),
         smtp_url=_smtp_url(env),
         hold_seconds=_int(env, "GIFTCARDS_HOLD_SECONDS", 1800),
+        api_group_commit=_switch(env, "GIFTCARDS_API_GROUP_COMMIT", True),
     )
 
 
@@ -155,6 +158,15 @@ def _views_url(env: dict[str, str], store_url: str) -> str:
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError("GIFTCARDS_VIEWS_URL must start with sqlite:/// or postgresql://")
     return url
+
+
+def _switch(env: dict[str, str], name: str, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in ("0", "1", "true", "false", "on", "off"):
+        raise ConfigError(f"{name} must be on or off")
+    return value in ("1", "true", "on")
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -272,10 +284,13 @@ VARIABLES: dict[str, str] = {
     "GIFTCARDS_KEK_ROTATION_HOURS": "how often `serve`/`gdpr purge` rotate the KEK (24)",
     "GIFTCARDS_RETENTION_CARD_YEARS": "personal data shredded this long after a subject's last "
     "card event (3)",
-    "GIFTCARDS_RETENTION_FRAUD_YEARS": "retention of fraud data (5)",
     "GIFTCARDS_RETENTION_DEAD_LETTER_DAYS": "dead letters expire on their topic after this many "
     "days (30, set when the topic is created)",
     "GIFTCARDS_SMTP_URL": "mail server of the code e-mails, `smtp://[user:pw@]host[:port]"
     "[?starttls=1]` or `smtps://…`; unset = `.eml` files in `<data dir>/mail/new/`",
     "GIFTCARDS_HOLD_SECONDS": "how long an HTTP authorization holds a card (1800)",
+    "GIFTCARDS_API_GROUP_COMMIT": "the HTTP API saves concurrent commands in one transaction "
+    "per batch (group commit, on); `off` only to measure the naive baseline",
+    "GIFTCARDS_RETENTION_FRAUD_YEARS": "fraud alerts and F1/F2 window state are dropped this "
+    "long after they were raised (5; `gdpr purge`, and `serve` hourly)",
 }

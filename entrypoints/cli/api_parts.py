@@ -35,7 +35,8 @@ def api_part(settings: Settings, host: str, port: int, workers: int) -> Part:
         from entrypoints.http.app import create_app
 
         svc = build(settings, create_tables=False)
-        app = create_app(svc, hold_seconds=settings.hold_seconds, workers=workers)
+        app = create_app(svc, hold_seconds=settings.hold_seconds, workers=workers,
+                         group_commit=settings.api_group_commit)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off")
         server = uvicorn.Server(config)

@@ -13,7 +13,6 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.persistence import RecordConflictError
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -31,11 +30,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from application.apikeys import ApiKeys
 from application.cards import UnitOfWork
 from application.holds import Holds
-from consumers.scan import MAX_DEPTH, too_deep
+from consumers.dead_letters import plain
+from consumers.scan import MAX_DEPTH, duplicate_key, too_deep
 from domain.apikeys import ApiKey
 from domain.errors import DomainError, refuse
 from entrypoints.http.problems import domain_problem, problem, problem_body
 from entrypoints.http.replies import MAX_KEY, HttpReply, fingerprint, without_codes
+from entrypoints.http.writer import Writer
 from infra.service import Service
 
 log = logging.getLogger("giftcards.api")
@@ -135,10 +136,15 @@ class Metrics:
         self.refusals = Counter(
             "giftcards_refusals", "refusals by stable code", ["code"], registry=self.registry
         )
+        self.batches = Histogram(
+            "giftcards_commit_batch_commands", "commands saved per transaction (group commit)",
+            registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )
 
 
 class BodyLimits:
-    """Refuses before any parser runs: bodies over MAX_BODY, not UTF-8, or nested too deep."""
+    """Refuses before any parser runs: bodies over MAX_BODY, nested too deep, not UTF-8, or
+    giving a key twice."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -171,6 +177,12 @@ class BodyLimits:
                 raw.decode("utf-8")
             except UnicodeDecodeError:
                 refusal = problem(400, "not_utf8", "the body is not UTF-8")
+            else:
+                # As the Kafka input: a parser would keep the last of two equal keys.
+                twice = duplicate_key(raw)
+                if twice is not None:
+                    refusal = problem(400, "duplicate_key",
+                                      f"{plain(twice) or 'a key'}: given twice")
         if refusal is not None:
             await _send(scope, receive, send, refusal)
             return
@@ -192,16 +204,18 @@ async def _send(scope: Scope, receive: Receive, send: Send, response: Response) 
 
 
 def create_app(
-    service: Service, *, hold_seconds: int = 30 * 60, workers: int | None = None
+    service: Service, *, hold_seconds: int = 30 * 60, workers: int | None = None,
+    group_commit: bool = True,
 ) -> FastAPI:
-    """The API over one service; commands run on a thread pool (one thread on SQLite, whose
-    connection is not shared)."""
+    """The API over one service; reads run on a thread pool (one thread on SQLite, whose
+    connection is not shared), commands through the writer (group commit) on that pool."""
     app = service.app
     holds = Holds(app, hold_seconds=hold_seconds)
     keys = ApiKeys(app)
     metrics = Metrics()
     sqlite = service.settings.database_url.startswith(("sqlite", "memory"))
     pool = ThreadPoolExecutor(max_workers=1 if sqlite else (workers or 16))
+    writer = Writer(app, pool, grouped=group_commit, observe=metrics.batches.observe)
     api = FastAPI(
         title="giftcards",
         version="1",
@@ -292,11 +306,12 @@ def create_app(
         idempotency_key: str | None,
         command: Callable[[UnitOfWork], dict[str, Any]],
         status: int = 200,
+        keys: list[UUID] | None = None,
     ) -> Response:
-        """Runs the command; with an Idempotency-Key, its reply is stored in the same
-        transaction as its effect and a repeat gets it again (another body: 422)."""
+        """Runs the command through the writer; with an Idempotency-Key, its reply is stored in
+        the same transaction as its effect and a repeat gets it again (another body: 422)."""
         if idempotency_key is None:
-            body = await call(lambda: app._run(command))
+            body = await writer.run(command, keys or ())
             return JSONResponse(body, status)
         if not 0 < len(idempotency_key) <= MAX_KEY or not idempotency_key.isprintable():
             raise refuse("invalid_input", f"Idempotency-Key must be 1 to {MAX_KEY} characters")
@@ -304,31 +319,24 @@ def create_app(
         print_ = fingerprint(request.method, request.url.path, request.url.query, raw)
         stream = HttpReply.id_for(key.key_id, idempotency_key)
 
-        def run() -> tuple[int, dict[str, Any]]:
-            for _ in range(10):
-                uow = UnitOfWork(app)
-                prior = uow.get(stream, HttpReply)
-                if prior is not None:
-                    if prior.fingerprint != print_:
-                        raise refuse(
-                            "idempotency_key_reused",
-                            "this Idempotency-Key was used for another request",
-                        )
-                    return prior.status, prior.body
-                try:
-                    answer = status, command(uow)
-                except DomainError as error:
-                    answer = domain_problem(error)
-                stored = answer[1] if answer[0] >= 400 else without_codes(answer[1])
-                uow.add(HttpReply.record(stream, print_, answer[0], stored))
-                try:
-                    uow.commit()
-                except RecordConflictError:
-                    continue
-                return answer
-            raise refuse("conflict", "too many concurrent requests on this key")
+        def run(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+            prior = uow.get(stream, HttpReply)
+            if prior is not None:
+                if prior.fingerprint != print_:
+                    raise refuse(
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used for another request",
+                    )
+                return prior.status, prior.body
+            try:
+                answer = status, command(uow)
+            except DomainError as error:
+                answer = domain_problem(error)
+            stored = answer[1] if answer[0] >= 400 else without_codes(answer[1])
+            uow.add(HttpReply.record(stream, print_, answer[0], stored))
+            return answer
 
-        code, body = await call(run)
+        code, body = await writer.run(run, [stream, *(keys or ())])
         media = "application/problem+json" if code >= 400 else "application/json"
         headers = retry_after() if code == 429 else None
         return JSONResponse(body, code, headers, media_type=media)
@@ -382,7 +390,16 @@ def create_app(
             source=str(key.key_id),
         ))
 
-    @api.post("/v1/checkouts/{order_id}/authorize")
+    # OpenAPI links: a hold is named by its order id, so an authorization leads to the
+    # capture and the void of the same path parameter (clients and stateful tests follow them).
+    hold_links = {
+        name: {"operationId": name, "parameters": {"order_id": "$request.path.order_id"},
+               "description": f"{name} this hold"}
+        for name in ("capture", "void")
+    }
+
+    @api.post("/v1/checkouts/{order_id}/authorize", operation_id="authorize",
+              responses={200: {"description": "the hold", "links": hold_links}})
     async def authorize(
         request: Request, order_id: OrderId, body: AuthorizeBody,
         key: Annotated[ApiKey, Depends(scoped("checkout"))],
@@ -401,12 +418,14 @@ def create_app(
         if simulate:
             return JSONResponse({**await call(lambda: command(UnitOfWork(app))),
                                  "simulated": True})
-        response = await idempotent(request, key, idempotency_key, command)
+        wanted = holds.authorize_keys(code=body.code, order_id=order_id,
+                                      customer_id=body.customer_id, source=str(key.key_id))
+        response = await idempotent(request, key, idempotency_key, command, keys=wanted)
         if response.status_code == 200:
             metrics.holds.labels("authorize").inc()
         return response
 
-    @api.post("/v1/checkouts/{order_id}/capture")
+    @api.post("/v1/checkouts/{order_id}/capture", operation_id="capture")
     async def capture(
         request: Request, order_id: OrderId,
         key: Annotated[ApiKey, Depends(scoped("checkout"))], idempotency_key: IdemKey = None,
@@ -415,12 +434,13 @@ def create_app(
         response = await idempotent(
             request, key, idempotency_key,
             lambda uow: holds.capture(order_id=order_id, within=uow),
+            keys=holds.order_keys(order_id),
         )
         if response.status_code == 200:
             metrics.holds.labels("capture").inc()
         return response
 
-    @api.post("/v1/checkouts/{order_id}/void")
+    @api.post("/v1/checkouts/{order_id}/void", operation_id="void")
     async def void(
         request: Request, order_id: OrderId,
         key: Annotated[ApiKey, Depends(scoped("checkout"))], idempotency_key: IdemKey = None,
@@ -429,6 +449,7 @@ def create_app(
         response = await idempotent(
             request, key, idempotency_key,
             lambda uow: holds.void(order_id=order_id, within=uow),
+            keys=holds.order_keys(order_id),
         )
         if response.status_code == 200:
             metrics.holds.labels("void").inc()

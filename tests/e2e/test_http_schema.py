@@ -61,3 +61,33 @@ def test_no_server_error_and_every_response_in_the_document(served: dict[str, st
             ])
 
         check()
+
+
+def test_an_authorization_links_to_the_capture_and_void_of_its_hold(
+    served: dict[str, str],
+) -> None:
+    """The document's OpenAPI links, followed as a client would: the order id of the
+    authorization names the hold the linked operations act on."""
+    import httpx
+
+    document = httpx.get(served["url"] + "/openapi.json").json()
+    by_id = {op["operationId"]: (path, method) for path, ops in document["paths"].items()
+             for method, op in ops.items()}
+    links = document["paths"]["/v1/checkouts/{order_id}/authorize"]["post"]["responses"][
+        "200"]["links"]
+    assert set(links) == {"capture", "void"}
+    headers = {"Authorization": f"Bearer {served['key']}"}
+    for name, link in links.items():
+        bought = httpx.post(served["url"] + "/v1/cards", headers=headers, json={
+            "order_id": f"links-buy-{name}", "market": "FR", "amount": 5000,
+            "payment_method": "card", "buyer_id": "c1"}).json()
+        order = f"links-{name}"
+        held = httpx.post(f"{served['url']}/v1/checkouts/{order}/authorize", headers=headers,
+                          json={"code": bought["code"], "market": "FR", "order_total": 3000})
+        assert held.status_code == 200, held.text
+        assert link["parameters"] == {"order_id": "$request.path.order_id"}
+        path, method = by_id[link["operationId"]]
+        followed = httpx.request(method, served["url"] + path.format(order_id=order),
+                                 headers=headers)
+        assert followed.status_code == 200, followed.text
+        assert followed.json()["card_id"] == held.json()["card_id"]

@@ -1,0 +1,147 @@
+"""Section (e): the HTTP API as a real `giftcards api` process, loaded by bench/load.py.
+
+Authorize+capture pairs at 64 clients with group commit on, and off (each command its own
+transaction, the naive HTTP baseline); lookups against the same server's constant endpoint.
+Each is repeated and reported as the median with its spread (min-max), with the load average
+of the machine while it ran: on a shared machine the figures mean little when it is high."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.common import Ctx, Row
+
+CLIENTS = 64
+REPEATS = 3
+GIFTCARDS = str(Path(sys.executable).with_name("giftcards"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def api_process(env: dict[str, str], grouped: bool) -> Iterator[int]:
+    """`giftcards api` on a free port until the block ends; its output to a temporary log."""
+    import httpx
+
+    port = free_port()
+    full = {**os.environ, **env, "GIFTCARDS_API_GROUP_COMMIT": "on" if grouped else "off"}
+    log = Path(f"/tmp/bench-api-{port}.log")
+    with log.open("wb") as out:
+        process = subprocess.Popen([GIFTCARDS, "api", "--port", str(port)], env=full,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the API did not start: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).is_success:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.unlink(missing_ok=True)
+
+
+def load(job: dict[str, Any]) -> dict[str, Any]:
+    """One run of the load generator in its own process; its load average alongside."""
+    done = subprocess.run([sys.executable, "-m", "bench.load"], input=orjson.dumps(job),
+                          capture_output=True, check=True, timeout=900)
+    result: dict[str, Any] = orjson.loads(done.stdout)
+    if result["failures"]:
+        raise RuntimeError(f"{job['kind']}: requests failed: {result['failures']}")
+    result["load"] = os.getloadavg()[0]
+    return result
+
+
+def summary(name: str, runs: list[dict[str, Any]], per: int, what: str) -> Row:
+    """The median run's rate as the row, the spread and percentiles in its note."""
+    rates = sorted(per * r["count"] / r["seconds"] for r in runs)
+    median = statistics.median(rates)
+    p50 = statistics.median(r["p50_ms"] for r in runs)
+    p99s = [r["p99_ms"] for r in runs]
+    loads = [r["load"] for r in runs]
+    note = (f"{what}; {CLIENTS} clients, x{len(runs)}: {rates[0]:,.0f}-{rates[-1]:,.0f}/s; "
+            f"p50 {p50:.1f} ms, p99 {statistics.median(p99s):.1f} ms (max {max(p99s):.1f}); "
+            f"load {min(loads):.1f}-{max(loads):.1f}")
+    # A Row of the median rate: count/seconds reproduce it.
+    return Row(name, per * runs[0]["count"], per * runs[0]["count"] / median, note,
+               p99_ms=statistics.median(p99s))
+
+
+def bought_codes(ctx: Ctx, env: dict[str, str], count: int) -> list[str]:
+    """Cards to spend, bought through the application in a few large transactions (untimed)."""
+    from infra.bootstrap import build
+    from infra.config import load_settings
+
+    service = build(load_settings(env))
+    codes: list[str] = []
+    try:
+        while len(codes) < count:
+            with service.app.batch() as uow:
+                for _ in range(min(500, count - len(codes))):
+                    codes.append(service.app.purchase(
+                        market="FR", amount=5000, payment_method="card", buyer_id="bench",
+                        order_id=f"bench-buy-{len(codes)}", within=uow)["code"])
+        return codes
+    finally:
+        service.close()
+
+
+def api_key(env: dict[str, str]) -> str:
+    from application.apikeys import ApiKeys
+    from infra.bootstrap import build
+    from infra.config import load_settings
+
+    service = build(load_settings(env))
+    try:
+        return str(ApiKeys(service.app).create(name="bench", scopes=["checkout"])["key"])
+    finally:
+        service.close()
+
+
+def run(ctx: Ctx) -> list[Row]:
+    pairs = ctx.size(1000, 300)
+    lookups = ctx.size(5000, 1000)
+    _, env = ctx.fresh_service()
+    key = api_key(env)
+    codes = bought_codes(ctx, env, 2 * REPEATS * pairs + 1000)
+    rows = []
+    for grouped in (False, True):
+        runs = []
+        with api_process(env, grouped) as port:
+            base = {"port": port, "key": key, "clients": CLIENTS}
+            load({**base, "kind": "constant", "count": 500, "run": "warm"})
+            for n in range(REPEATS):
+                first = (2 * n + grouped) * pairs
+                runs.append(load({**base, "kind": "pairs", "count": pairs, "run": f"{grouped}{n}",
+                                  "codes": codes[first:first + pairs]}))
+            if grouped:
+                looked = [load({**base, "kind": "lookup", "count": lookups, "run": f"l{n}",
+                                "codes": codes[-1000:]}) for n in range(REPEATS)]
+                constant = [load({**base, "kind": "constant", "count": lookups,
+                                  "run": f"c{n}"}) for n in range(REPEATS)]
+        name = ("e. HTTP authorize+capture, group commit" if grouped
+                else "e0. HTTP authorize+capture, 1 transaction each")
+        rows.append(summary(name, runs, 2, "requests (2 per pair)"))
+    rows.append(summary("f. HTTP lookup", looked, 1, "POST /v1/cards/lookup"))
+    rows.append(summary("f0. HTTP constant endpoint", constant, 1, "GET /health/live"))
+    return rows
