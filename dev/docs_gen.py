@@ -64,6 +64,9 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "request_closed": (RULES, "no", "the rights request is closed"),
     "request_id_conflict": (RULES, "no", "the request id belongs to another request"),
     "request_mismatch": (RULES, "no", "the request is for another subject or type"),
+    "already_restricted": (RULES, "no", "processing is already restricted under another "
+                           "request: lift that one first"),
+    "not_restricted": (RULES, "no", "no restriction of this request is in force"),
     "extension_limit": (RULES, "no", "a request is extended by 2 months at most"),
     "extension_too_late": (RULES, "no", "an extension is told before the first deadline"),
     "unknown_api_key": (RULES, "no", "no API key has this id"),
