@@ -90,6 +90,12 @@ class Relay:
         self._waits = RateLimitedLog(log)
         self._producer: KafkaProducer | None = None
         self._position: int | None = None  # last notification id committed to Kafka
+        # The highest position whose commit the broker confirmed to this relay: a later read
+        # of Kafka's committed position below it is a broker or reader fault (logged).
+        self._confirmed = 0
+        # (first, last) notification ids of a batch whose commit got no answer: the next init
+        # settles it, and the position read after it says which way.
+        self._uncertain: tuple[int, int] | None = None
 
     @property
     def position(self) -> int:
@@ -270,6 +276,7 @@ class Relay:
                 self.topics.relay_positions,
                 key=self.transactional_id.encode(),
                 value=orjson.dumps({"position": last}),
+                partition=0,  # the one partition `committed_position` reads
             )
         )
         # kafka-python commits a transaction whose records expired unsent (events lost after a
@@ -278,8 +285,12 @@ class Relay:
         for future in sent:
             if not future.succeeded():
                 raise future.exception or KafkaTimeoutError("record not acknowledged")
-        end_transaction(producer, commit=True)
-        self._position = last
+        try:
+            end_transaction(producer, commit=True)
+        except Exception:
+            self._uncertain = (notifications[0].id, last)
+            raise
+        self._position = self._confirmed = last
         elapsed = time.monotonic() - started
         published = len(notifications)
         log.info(
@@ -323,8 +334,27 @@ class Relay:
             # Aborts a predecessor's open transaction (or settles our own commit whose answer
             # never came), so the position read below is final.
             producer.init_transactions()
-            self._position = self._committed_position()
+            self._position = self._settled(self._committed_position())
         return self._producer
+
+    def _settled(self, read: int) -> int:
+        """Kafka's committed position read after an init, said in the log with what it tells
+        about an uncertain commit; a read below a confirmed commit is logged as an error."""
+        manager = self._producer._transaction_manager if self._producer else None
+        log.info("relay %s initialised (%s): Kafka's committed position is %d",
+                 self.instance, manager.producer_id_and_epoch if manager else "-", read)
+        if self._uncertain is not None:
+            first, last = self._uncertain
+            outcome = "committed" if read >= last else "aborted" if read < first else "unclear"
+            log.warning("relay %s: the unanswered commit of positions %d-%d was %s",
+                        self.instance, first, last, outcome)
+            self._uncertain = None
+        if read < self._confirmed:
+            # Kafka's word stands (what it does not show committed, no consumer sees): the
+            # events after `read` are published again, visibly twice if the read was wrong.
+            log.error("relay %s: Kafka's committed position %d is below %d, whose commit the "
+                      "broker confirmed", self.instance, read, self._confirmed)
+        return read
 
     def _reset(self) -> None:
         """Drop the producer (aborting its transaction) and the position; never raises."""
