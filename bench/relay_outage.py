@@ -1,7 +1,8 @@
 """`python -m bench.relay_outage [--cycles N] [--parallel P]`: hunts a duplicate on the events
 topic after broker outages (issue 9): per cycle a private broker, `serve` under a purchase
-loop, the broker stopped (SIGTERM) or killed (SIGKILL) at a random moment after a batch was
-relayed, down for a random while, restarted; then the topic read exactly by two independent
+loop (or `relay --batch-size 2` over a backlog), the broker stopped (SIGTERM) or killed
+(SIGKILL) and restarted, or frozen (SIGSTOP/SIGCONT), at a random moment after a batch was
+relayed, for a random while; then the topic read exactly by two independent
 clients (kafka-python and kcat/librdkafka, read_committed) and every duplicate shown with its
 partition, offsets and whether a transaction marker lies between the copies.
 
@@ -11,7 +12,9 @@ broker-outage test would see. Long by design: not part of the suite."""
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import signal
 import subprocess
 import tempfile
 import threading
@@ -36,7 +39,8 @@ from tests.integration.kafka_helpers import create_topics
 from tests.integration.test_relay import read_committed, stored_envelopes
 
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"
-OUTAGES_S = (3.0, 12.0, 27.0, 30.0, 33.0)  # around the relay's 30 s ack and commit bounds
+OUTAGES_S = (3.0, 12.0, 27.0, 30.0, 33.0, 36.0)  # around the relay's 30 s ack and commit bounds
+FAULTS = ("stop", "kill", "freeze")  # SIGTERM + restart, SIGKILL + restart, SIGSTOP + SIGCONT
 SETTLE_S = 120.0
 BACKLOG = 400  # purchases stored before a `relay` mode cycle starts
 
@@ -96,8 +100,7 @@ def duplicates(bootstrap: str, topics: Topics) -> list[str]:
 
 
 def run_cycle(number: int, rng: random.Random, work: Path, mode: str) -> Cycle:
-    cycle = Cycle(number, rng.choice(["stop", "kill"]), rng.uniform(0.0, 2.0),
-                  rng.choice(OUTAGES_S))
+    cycle = Cycle(number, rng.choice(FAULTS), rng.uniform(0.0, 2.0), rng.choice(OUTAGES_S))
     home = work / f"cycle-{number}"
     topics = Topics(unique_topic_prefix())
     env = {
@@ -118,9 +121,17 @@ def run_cycle(number: int, rng: random.Random, work: Path, mode: str) -> Cycle:
             with PurchaseLoop(env, tag=f"cycle-{number}"):
                 serve.wait_for_log("relayed ", timeout=90)
                 time.sleep(cycle.delay)
-                kafka.kill() if cycle.fault == "kill" else kafka.stop()
-                time.sleep(cycle.outage)
-                kafka.start()
+                if cycle.fault == "freeze":
+                    # A hung broker: requests wait in its sockets and are served after the
+                    # client gave up on them (a commit that times out, then happens).
+                    assert kafka.pid is not None
+                    os.kill(kafka.pid, signal.SIGSTOP)
+                    time.sleep(cycle.outage)
+                    os.kill(kafka.pid, signal.SIGCONT)
+                else:
+                    kafka.kill() if cycle.fault == "kill" else kafka.stop()
+                    time.sleep(cycle.outage)
+                    kafka.start()
                 mark = len(serve.log_text())
                 deadline = time.monotonic() + 90
                 while "relayed " not in serve.log_text()[mark:] and time.monotonic() < deadline:
