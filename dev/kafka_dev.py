@@ -365,19 +365,7 @@ def _port_open(port: int) -> bool:
     return False
 
 
-def _cluster_id_of(at: Path | None = None) -> str | None:
-    """The cluster id that `at`'s storage was formatted with (None before the format)."""
-    meta = _data_dir(at) / "kraft-combined-logs" / "meta.properties"
-    if not meta.exists():
-        return None
-    for line in meta.read_text().splitlines():
-        if line.startswith("cluster.id="):
-            return line.split("=", 1)[1].strip()
-    return None
-
-
-def _answers(bootstrap: str, cluster_id: str | None = None) -> bool:
-    """A broker answers on `bootstrap` (and belongs to cluster `cluster_id`, if given)."""
+def _answers(bootstrap: str) -> bool:
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap, client_id="kafka-dev-probe", request_timeout_ms=5000
@@ -385,8 +373,6 @@ def _answers(bootstrap: str, cluster_id: str | None = None) -> bool:
     except KafkaError:
         return False
     try:
-        if cluster_id is not None:
-            return bool(admin.describe_cluster().get("cluster_id") == cluster_id)
         admin.list_topics()
         return True
     except KafkaError:
@@ -411,11 +397,8 @@ def _wait_ready(pid: int, port: int, at: Path | None = None) -> None:
     while time.monotonic() < deadline:
         if not _alive(pid):
             raise RuntimeError(f"Kafka broker exited during startup.\n{log_tail(at=at)}")
-        # Probe the socket first: kafka-python logs every refused connection loudly. The
-        # broker that answers must be this one (its storage's cluster id): with two suites at
-        # once, a port found free can be taken by another suite's broker before ours binds it,
-        # and ours then dies while the other answers in its place.
-        if _port_open(port) and _answers(bootstrap, _cluster_id_of(at)):
+        # Probe the socket first: kafka-python logs every refused connection loudly.
+        if _port_open(port) and _answers(bootstrap):
             return
         time.sleep(0.5)
     raise RuntimeError(
