@@ -23,6 +23,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+from kafka.record import MemoryRecords
+
 from dev.services import unique_topic_prefix
 from infra.bootstrap import build
 from infra.config import load_settings
@@ -70,6 +73,31 @@ def kcat_positions(bootstrap: str, topic: str) -> str:
         capture_output=True, text=True, timeout=120, check=False,
     )
     return done.stdout
+
+
+def segment_dump(kafka_home: Path, topics: Topics) -> str:
+    """Every record batch of the prefix's topics as the broker's segment files hold them (the
+    broker stopped): offsets, producer id and epoch, transactional or not, control markers
+    (COMMIT/ABORT) and per record the event's position, so a duplicate's two copies can be told
+    apart exactly (one transaction retried, or two transactions)."""
+    out = []
+    logs = kafka_home / "data" / "kraft-combined-logs"
+    names = (f"{topics.events}-*", f"{topics.relay_positions}-*")
+    for segment in sorted(s for name in names for s in logs.glob(f"{name}/*.log")):
+        out.append(f"== {segment.parent.name}/{segment.name}")
+        records = MemoryRecords(segment.read_bytes())
+        while (batch := records.next_batch()) is not None:
+            head = (f"{batch.base_offset}-{batch.last_offset} producer {batch.producer_id} "
+                    f"epoch {batch.producer_epoch} txn {batch.is_transactional}")
+            if batch.is_control_batch:
+                out.append(f"{head} {'ABORT' if next(iter(batch)).abort else 'COMMIT'}")
+                continue
+            items = []
+            for record in batch:
+                value = orjson.loads(record.value) if record.value else {}
+                items.append(f"{record.offset}:{value.get('position')}")
+            out.append(f"{head} {' '.join(items)}")
+    return "\n".join(out)
 
 
 def duplicates(bootstrap: str, topics: Topics) -> list[str]:
@@ -155,6 +183,8 @@ def run_cycle(number: int, rng: random.Random, work: Path, mode: str) -> Cycle:
         if cycle.duplicates or cycle.problems:
             (home / "positions.txt").write_text(kcat_positions(kafka.bootstrap,
                                                               topics.relay_positions))
+            kafka.stop()  # segments complete on disk
+            (home / "segments.txt").write_text(segment_dump(home / "kafka", topics))
     return cycle
 
 
