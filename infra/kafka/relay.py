@@ -44,6 +44,7 @@ ABORT_TIMEOUT_MS = 5_000  # best effort only: the next init_transactions aborts 
 CLOSE_TIMEOUT_S = 2.0
 POSITION_READ_TIMEOUT_S = 30.0
 FENCED = (ProducerFencedError, InvalidProducerEpochError)
+ORPHAN_SWEEP_KEY = b"giftcards-relay-sweep"  # the records of the abort after each init
 # The relay's committed position, one record per transaction on `giftcard.relay-positions`
 # (key = the transactional id): the last notification id published.
 POSITION_SCHEMA: dict[str, Any] = {
@@ -334,8 +335,27 @@ class Relay:
             # Aborts a predecessor's open transaction (or settles our own commit whose answer
             # never came), so the position read below is final.
             producer.init_transactions()
+            self._close_orphans(producer)
             self._position = self._settled(self._committed_position())
         return self._producer
+
+    def _close_orphans(self, producer: KafkaProducer) -> None:
+        """Abort one transaction holding a record on every partition the relay writes (never
+        seen by a read_committed reader). A broker that lost a commit it had confirmed (seen
+        after a restart, issue 9) can leave our records on a partition without any marker; the
+        broker would count them into our next commit there, and the events we publish again
+        would show twice. This abort's marker ends them as aborted first."""
+        partitions = sorted(producer.partitions_for(self.topics.events))
+        producer.begin_transaction()
+        sent = [producer.send(self.topics.events, key=ORPHAN_SWEEP_KEY, value=b"", partition=p)
+                for p in partitions]
+        sent.append(producer.send(self.topics.relay_positions, key=ORPHAN_SWEEP_KEY, value=b"",
+                                  partition=0))
+        self._await_acks(producer, len(sent))
+        for future in sent:
+            if not future.succeeded():
+                raise future.exception or KafkaTimeoutError("record not acknowledged")
+        end_transaction(producer, commit=False, timeout_ms=COMMIT_TIMEOUT_MS)  # not best effort
 
     def _settled(self, read: int) -> int:
         """Kafka's committed position read after an init, said in the log with what it tells
@@ -422,14 +442,16 @@ def discard(producer: KafkaProducer) -> None:
     producer._closed = True
 
 
-def end_transaction(producer: KafkaProducer, *, commit: bool) -> None:
+def end_transaction(
+    producer: KafkaProducer, *, commit: bool, timeout_ms: int | None = None
+) -> None:
     """commit_transaction / abort_transaction with a timeout: kafka-python's public calls wait
     for the broker's answer without one. A timed-out commit has an unknown outcome; the
     caller's next init_transactions settles it."""
     manager = producer._transaction_manager
     result = manager.begin_commit() if commit else manager.begin_abort()
     producer._sender.wakeup()
-    timeout_ms = COMMIT_TIMEOUT_MS if commit else ABORT_TIMEOUT_MS
+    timeout_ms = timeout_ms or (COMMIT_TIMEOUT_MS if commit else ABORT_TIMEOUT_MS)
     if not result.wait(timeout_ms=timeout_ms):
         what = "commit" if commit else "abort"
         raise KafkaTimeoutError(f"transaction {what} not answered in {timeout_ms} ms")

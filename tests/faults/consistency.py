@@ -132,7 +132,8 @@ def kcat_records(bootstrap: str, topic: str, *, committed: bool) -> list[tuple[i
     for line in done.stdout.splitlines():
         if line.strip():
             partition, offset, value = line.split("\t", 2)
-            rows.append((int(partition), int(offset), str(orjson.loads(value).get("event_id"))))
+            event_id = orjson.loads(value).get("event_id") if value else None  # relay's sweep
+            rows.append((int(partition), int(offset), str(event_id)))
     return rows
 
 
