@@ -31,17 +31,9 @@ def lines_with(text: str, *words: str) -> list[str]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-# OPEN, a broker fault (issue 9): one loaded run found the batch in flight at the stop twice on
-# the topic. bench/relay_outage.py reproduced its mechanism (README, "Relay outage hunt"): after a
-# SIGTERM restart the single broker's transaction coordinator had lost a commit it confirmed; it
-# aborted that transaction on one partition and left another partition's records without any
-# marker; the relay re-read Kafka's position (correctly, the older one) and published again, and
-# our next commit on that partition committed the orphaned records too (same producer id). When the
-# orphan sits on an events partition, that is this duplicate. The relay now aborts a transaction
-# over all its partitions after each init, ending such orphans as aborted (Relay._close_orphans):
-# kept xfail until a recurrence of the loss is seen without a duplicate. A recurrence names itself:
-# the relay's ERROR line and kcat's evidence in the failure message.
-@pytest.mark.xfail(strict=False, reason="broker lost a confirmed commit across its restart")
+# Issue 9: a broker can lose a commit it confirmed across this restart and leave the batch's
+# records on an events partition without a marker; the relay's abort after each init ends them
+# as aborted, else its next commit there would publish them a second time (bench/relay_outage.py).
 def test_r3_broker_down_30s_under_purchases_serve_relays_every_event_once_after_restart(
     private_kafka: PrivateKafka, env_for: dict[str, str], tmp_path: Path
 ) -> None:
