@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from dev.services import drop_scratch_database, scratch_database
 from infra.bootstrap import Service, build
@@ -59,6 +62,7 @@ def consistency_problems(
         expected = stored_envelopes(service.app)
         records = read_committed(bootstrap, topics.events)
         problems = event_log_problems(records, expected)
+        problems += duplicate_evidence(bootstrap, topics.events, records)
         if message_ids is not None:
             replies = [r[3] for r in read_committed(bootstrap, topics.results)]
             problems += reply_problems(replies, message_ids, may_repeat=replies_may_repeat())
@@ -112,6 +116,51 @@ def event_log_problems(
         if order != sorted(order):
             problems.append(f"stream {stream}: versions out of order on the topic: {order}")
     return problems
+
+
+def kcat_records(bootstrap: str, topic: str, *, committed: bool) -> list[tuple[int, int, str]]:
+    """(partition, offset, event id) of every record of `topic` as kcat (librdkafka, a reader
+    independent of kafka-python) returns it: read_committed, or every record written
+    (read_uncommitted, aborted transactions included). Debian's kcat (`make kcat`)."""
+    level = "read_committed" if committed else "read_uncommitted"
+    done = subprocess.run(
+        ["kcat", "-C", "-b", bootstrap, "-t", topic, "-e", "-q", "-X",
+         f"isolation.level={level}", "-f", "%p\t%o\t%s\n"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    rows = []
+    for line in done.stdout.splitlines():
+        if line.strip():
+            partition, offset, value = line.split("\t", 2)
+            event_id = orjson.loads(value).get("event_id") if value else None  # relay's sweep
+            rows.append((int(partition), int(offset), str(event_id)))
+    return rows
+
+
+def duplicate_evidence(
+    bootstrap: str, topic: str, records: Iterable[tuple[int, int, bytes, dict[str, Any]]]
+) -> list[str]:
+    """For each event that kafka-python read more than once: where each copy sits, what kcat
+    reads committed and what was written at all. Two committed copies for kcat too: the relay
+    (or the broker) published it twice; one: kafka-python showed an aborted copy."""
+    copies: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for partition, offset, _, envelope in records:
+        copies[str(envelope.get("event_id"))].append((partition, offset))
+    twice = {event_id: where for event_id, where in copies.items() if len(where) > 1}
+    if not twice:
+        return []
+    try:
+        by_kcat = kcat_records(bootstrap, topic, committed=True)
+        written = kcat_records(bootstrap, topic, committed=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return [f"evidence: kcat could not read {topic}: {exc}"]
+    lines = []
+    for event_id, where in sorted(twice.items()):
+        kcat_at = [(p, o) for p, o, e in by_kcat if e == event_id]
+        written_at = [(p, o) for p, o, e in written if e == event_id]
+        lines.append(f"evidence: event {event_id} read committed at {where} by kafka-python, "
+                     f"at {kcat_at} by kcat; written at {written_at}")
+    return lines
 
 
 def reply_problems(

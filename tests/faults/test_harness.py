@@ -27,6 +27,7 @@ from tests.faults.harness import (
     assert_consistent,
     double_redemptions,
     event_log_problems,
+    kcat_records,
     produce_checkout_load,
     purchase_codes,
     reply_problems,
@@ -126,7 +127,22 @@ def test_assert_consistent_fails_naming_an_event_published_twice(
     views.db.close()
     assert_consistent(env_for, kafka_bootstrap, topics, message_ids=None, settle_timeout=0)
 
-    partition, _, key, envelope = read_committed(kafka_bootstrap, topics.events)[-1]
+    partition, offset, key, envelope = read_committed(kafka_bootstrap, topics.events)[-1]
+    # A copy in an ABORTED transaction (as a relay's failed batch leaves one) is no duplicate:
+    # the check reads exactly what a read_committed consumer sees, and so does kcat.
+    aborting = KafkaProducer(bootstrap_servers=kafka_bootstrap,
+                             transactional_id=f"{topics.prefix}aborted")
+    aborting.init_transactions()
+    aborting.begin_transaction()
+    aborting.send(topics.events, key=key, value=orjson.dumps(envelope), partition=partition)
+    aborting.flush()
+    aborting.abort_transaction()
+    aborting.close()
+    written = kcat_records(kafka_bootstrap, topics.events, committed=False)
+    aborted_at = max(o for p, o, e in written if p == partition and e == envelope["event_id"])
+    assert aborted_at > offset  # the aborted copy is in the log
+    assert_consistent(env_for, kafka_bootstrap, topics, message_ids=None, settle_timeout=0)
+
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     producer.send(topics.events, key=key, value=orjson.dumps(envelope), partition=partition)
     producer.flush()
@@ -136,6 +152,10 @@ def test_assert_consistent_fails_naming_an_event_published_twice(
     message = str(failure.value)
     assert f"{envelope['stream_id']} v{envelope['card_version']}" in message
     assert "published 2 times" in message
+    # The evidence: both readers see the two committed copies (the aborted one excluded).
+    copies = [(partition, offset), (partition, aborted_at + 2)]  # past the abort marker
+    assert (f"evidence: event {envelope['event_id']} read committed at {copies} by "
+            f"kafka-python, at {copies} by kcat") in message
     assert "view " not in message  # the views still agree
 
     service.db.execute("DELETE FROM view_balance WHERE card_id = ?", [cards[1]["card_id"]])
