@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,6 +55,9 @@ class Ctx:
             "GIFTCARDS_DATABASE_URL": fresh_postgres_database(self.pg_url),
             "GIFTCARDS_SECRET_KEY": SECRET,
             "GIFTCARDS_NOW": "2026-01-12T10:00:00Z",
+            # Its own data dir: the KEK ring, keys and mail of a checkout's `var/` (sealed
+            # under another secret key) are not the bench's.
+            "GIFTCARDS_DATA_DIR": tempfile.mkdtemp(prefix="giftcards-bench-"),
         }
         return build(load_settings(env)), env
 
