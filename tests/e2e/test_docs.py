@@ -1,5 +1,6 @@
 """The docs set (issue 16): it builds with every link checked, its reference is the code's, and
-its quickstarts run as written (Kafka with kcat, HTTP with curl, auditors with the CLI)."""
+its quickstarts run as written (Kafka with kcat, analytics reading what was published, HTTP with
+curl, auditors with the CLI)."""
 
 from __future__ import annotations
 
@@ -124,9 +125,20 @@ def test_the_kafka_quickstart_runs_as_written_with_kcat(
         admin.close()
         [block] = bash_blocks("quickstart/kafka.md")
         done = run_block(block, tmp_path, env)
+        # The analytics quickstart reads what the relay published of that purchase, from the
+        # repository's folder as the page says, each record checked against its schema.
+        [analytics] = bash_blocks("quickstart/analytics.md")
+        deadline = time.monotonic() + 60
+        while True:
+            read = run_block(analytics, ROOT, env)
+            if "GiftCardPurchased" in read.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(1)
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=60)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:] + log.read_text()[
         -2000:]
     assert done.stdout.startswith("quick-1 ") and '"message_id":"quick-m1"' in done.stdout
+    assert read.returncode == 0, read.stdout[-2000:] + read.stderr[-2000:]
+    assert "GiftCardPurchased" in read.stdout and "GiftCardActivated" in read.stdout, read.stdout
