@@ -107,6 +107,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     c = audit.add_parser("checkpoint", help="sign the heads of every card chain (Ed25519)",
                          epilog=examples("audit checkpoint"))
     c.set_defaults(handler=audit_checkpoint)
+    g = audit.add_parser("keygen", help="create the checkpoint signing key (Ed25519, mode 0600) "
+                         "at GIFTCARDS_SIGNING_KEY_FILE if there is none; print its public key",
+                         epilog=examples("audit keygen",
+                                         "GIFTCARDS_SIGNING_KEY_FILE=/secrets/signing.pem "
+                                         "giftcards audit keygen --json"))
+    g.set_defaults(handler=audit_keygen)
     s = audit.add_parser("seal", help="chain the histories stored before the chain existed",
                          epilog=examples("audit seal"))
     s.set_defaults(handler=audit_seal)
@@ -354,6 +360,22 @@ def audit_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         published = publish(settings, checkpoint)
     return {"ok": True, **checkpoint["header"], "directory": str(settings.checkpoint_dir),
             "published": published}
+
+
+def audit_keygen(args: argparse.Namespace) -> dict[str, Any]:
+    """The operator's step that production needs (there, nothing generates the key unasked);
+    an existing key is kept, never replaced: its checkpoints stay verifiable."""
+    from infra import checkpoints as cps
+    from infra.config import load_settings
+
+    path = load_settings().signing_key_file
+    existed = path.exists()
+    try:
+        key = cps.load_signing_key(path, create=True)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"GIFTCARDS_SIGNING_KEY_FILE: {error}") from None
+    return {"signing_key_file": str(path), "created": not existed,
+            "public_key": cps.public_pem(key).decode()}
 
 
 def audit_seal(args: argparse.Namespace) -> dict[str, Any]:

@@ -150,6 +150,7 @@ def test_every_command_prints_exactly_one_json_object(
         ("audit", "verify"): [["audit", "verify", cid]],
         ("audit", "checkpoint"): [["audit", "checkpoint"]],
         ("audit", "seal"): [["audit", "seal"]],
+        ("audit", "keygen"): [["audit", "keygen"], ["audit", "keygen"]],
         ("audit", "export"): [["audit", "export", cid], ["audit", "export", cid, "--format",
                                                          "csv"], ["audit", "export", MISSING],
                               ["audit", "export", "--period", "2026-01", "--market", "FR",
@@ -281,3 +282,25 @@ def test_third_party_info_logs_are_off_unless_verbose(
         assert kafka.getEffectiveLevel() == logging.INFO
     finally:
         kafka.setLevel(logging.WARNING)
+
+
+def test_r21_audit_keygen_creates_the_signing_key_once_even_in_production(
+    store: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Production never generates the checkpoint signing key unasked (issue 15): `audit keygen`
+    is the operator's step (compose runs it once); a second run keeps the key it found."""
+    monkeypatch.setenv("GIFTCARDS_ENV", "production")
+    monkeypatch.delenv("GIFTCARDS_NOW")
+    monkeypatch.setenv("GIFTCARDS_SECRET_KEY", "k7Gq2vN9xP4mR8sT1wY6zB3cD5fH0jL-aE_uI")
+    key_file = tmp_path / "secrets" / "signing.pem"
+    monkeypatch.setenv("GIFTCARDS_SIGNING_KEY_FILE", str(key_file))
+    status, first = one_object(capsys, "audit", "keygen")
+    assert status == 0 and first["created"] is True, first
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    pem = key_file.read_bytes()
+    status, again = one_object(capsys, "audit", "keygen")
+    assert status == 0 and again["created"] is False, again
+    assert again["public_key"] == first["public_key"]
+    assert key_file.read_bytes() == pem  # kept, never replaced
+    assert "PRIVATE" not in first["public_key"]
