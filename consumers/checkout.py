@@ -31,6 +31,7 @@ from consumers.messages import (
 )
 from consumers.replies import CheckoutReply
 from domain.errors import DomainError
+from infra.kafka.admin import METADATA_MAX_AGE_MS
 from infra.kafka.cloudevents import DEFAULT, CloudEvents
 from infra.kafka.topics import Topics
 from infra.transient import Stopped, is_transient, never, retry_transient
@@ -332,6 +333,7 @@ class CheckoutConsumer:
             max_poll_records=max_poll_records,
             # Oversized inputs must reach us to be dead-lettered.
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
         self.producer = KafkaProducer(
             bootstrap_servers=bootstrap,

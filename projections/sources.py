@@ -12,6 +12,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from application.cards import GiftCards
 from infra.envelope import published_topics, stored_envelope
+from infra.kafka.admin import METADATA_MAX_AGE_MS
 from infra.transient import Stopped, never, retry_transient
 from projections import handlers
 from projections.runner import STORE, Item, Projector
@@ -90,6 +91,7 @@ def consumer(bootstrap: str, group_id: str | None, **extra: Any) -> KafkaConsume
         # Bounded prefetch: memory stays flat however long the topic (rebuilds read it all).
         fetch_max_bytes=8 * 1024 * 1024,
         max_partition_fetch_bytes=1024 * 1024,
+        metadata_max_age_ms=METADATA_MAX_AGE_MS,
         **extra,
     )
 

@@ -1,4 +1,5 @@
-"""Creates the contract topics with their explicit configs (idempotent)."""
+"""Creates the contract topics with their explicit configs (idempotent); how often group members
+refresh what they know of them."""
 
 from __future__ import annotations
 
@@ -55,3 +56,12 @@ def replicated(replication_factor: int) -> dict[str, str]:
     if replication_factor < 3:
         return {}
     return {"min.insync.replicas": "2", "unclean.leader.election.enable": "false"}
+
+
+# How often a group member's client refreshes its metadata (kafka-python's default: 5 min). A
+# member that joins its group before its client knows the topic gets — and, as the group's
+# leader, hands out — no partition of it until that refresh; the leader then sees the topic and
+# the group rebalances. On a 3-broker cluster a topic just created is learnt by the brokers one
+# by one: one `serve` consumed nothing of `order.checkout` for minutes while the other took it
+# all (seen in the cluster fault test). A refresh is one metadata request.
+METADATA_MAX_AGE_MS = 10_000
