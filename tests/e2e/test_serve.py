@@ -53,8 +53,9 @@ def test_r4_serve_turns_orders_into_cards_events_and_views_then_stops_on_sigterm
                 [ordered(f"m-{i}", f"serve-order-{i}") for i in range(CARDS)])
         results = TopicReader(kafka_bootstrap, topics.results).until(CARDS)
         assert {r["status"] for r in results} == {"accepted"}
-        ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=10)
-        assert ready.json() == {"status": "ready"}  # store and Kafka reachable
+        # The parts start side by side: the API may listen a moment after the first results.
+        assert api_ready(f"http://127.0.0.1:{port}/health/ready", deadline + 30) == {
+            "status": "ready"}  # store and Kafka reachable
         events = TopicReader(kafka_bootstrap, topics.events).until(2 * CARDS)
         assert {e["event_type"] for e in events} >= {"GiftCardPurchased", "GiftCardActivated"}
         outstanding = 0
@@ -73,3 +74,13 @@ def test_r4_serve_turns_orders_into_cards_events_and_views_then_stops_on_sigterm
     assert code == 0, log.read_text()[-3000:]
     text = log.read_text()
     assert "Traceback" not in text, text[max(0, text.find("Traceback") - 1500):][:4000]
+
+
+def api_ready(url: str, until: float) -> object:
+    """The API's readiness answer, once it listens (None if it never does before `until`)."""
+    while time.monotonic() < until:
+        try:
+            return httpx.get(url, timeout=10).json()
+        except httpx.TransportError:
+            time.sleep(0.2)
+    return None
