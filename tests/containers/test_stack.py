@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +34,8 @@ def stack() -> Iterator[tuple[str, dict[str, str]]]:
     build()
     project = f"gcstack{uuid.uuid4().hex[:6]}"
     env = {**podman_env(), "GIFTCARDS_SECRET_KEY": secrets.token_urlsafe(48),
-           "POSTGRES_PASSWORD": secrets.token_hex(16), "GIFTCARDS_PARTITIONS": "3"}
+           "POSTGRES_PASSWORD": secrets.token_hex(16), "GIFTCARDS_PARTITIONS": "3",
+           "GIFTCARDS_API_PORT": str(free_port())}
     compose = ["podman-compose", "-p", project, "-f", str(ROOT / "docker-compose.yml")]
     subprocess.run([*compose, "up", "-d", "--no-build"], env=env, check=True, cwd=ROOT)
     try:
@@ -41,6 +45,30 @@ def stack() -> Iterator[tuple[str, dict[str, str]]]:
             logs = podman("logs", "--tail", "40", f"{project}_{name}_1", check=False, capture=True)
             print(f"--- {name}\n{logs.stdout}{logs.stderr}")
         subprocess.run([*compose, "down", "-v"], env=env, check=False, cwd=ROOT)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http(method: str, url: str, body: dict[str, Any] | None = None,
+         key: str | None = None) -> tuple[int, dict[str, Any]]:
+    """One request to the stack's API from this host; (status, JSON body), (0, {}) if it does
+    not answer yet."""
+    request = urllib.request.Request(url, method=method,
+                                     data=orjson.dumps(body) if body is not None else None)
+    request.add_header("Content-Type", "application/json")
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, orjson.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as refused:
+        return refused.code, orjson.loads(refused.read() or b"{}")
+    except OSError:
+        return 0, {}
 
 
 def giftcards(project: str, replica: str, *args: str) -> tuple[int, dict[str, Any]]:
@@ -65,26 +93,49 @@ def until(what: str, probe: Any, timeout: float = UP_TIMEOUT_S) -> Any:
 def test_r1_r11_compose_stack_sells_and_redeems_a_card_and_publishes_both(
     stack: tuple[str, dict[str, str]],
 ) -> None:
-    project, _ = stack
+    project, env = stack
     # Both replicas up: the schema, the topics (RF 3) and one active relay.
     status = until("an active relay", lambda: (s := giftcards(project, "serve-2", "status"))[0]
                    == 0 and s[1]["relay"]["active_instance"] and s)
     code, bought = giftcards(project, "serve-1", "purchase", "--market", "FR", "--amount", "50",
-                             "--payment-method", "card", "--buyer-id", "C1", "--order-id", "O1")
+                             "--payment-method", "card", "--buyer-id", "C1", "--order-id", "O1",
+                             "--buyer-email", "c1@example.org")
     assert code == 0, bought
+    # A card bought on the other replica: whichever replica's delivery worker holds the lease,
+    # one of the two codes was sealed by the other one (one KEK ring for the deployment, R7).
+    code, other = giftcards(project, "serve-2", "purchase", "--market", "FR", "--amount", "20",
+                            "--payment-method", "card", "--buyer-id", "C2", "--order-id", "O4",
+                            "--buyer-email", "c2@example.org")
+    assert code == 0, other
     code, redeemed = giftcards(project, "serve-2", "redeem", "--code", bought["code"],
                                "--market", "FR", "--order-id", "O2", "--order-total", "80")
     assert code == 0, redeemed
     code, again = giftcards(project, "serve-1", "redeem", "--code", bought["code"],
                             "--market", "FR", "--order-id", "O3", "--order-total", "80")
     assert code == 1 and again["error"]["code"] == "already_redeemed", again
-    # Every stored event relayed to the 3-broker cluster: the relay's lag drops to 0.
-    status = until("relay lag 0", lambda: (s := giftcards(project, "serve-1", "status"))[0] == 0
+    # Every stored event relayed to the 3-broker cluster: the relay's lag drops to 0; both code
+    # e-mails sent (none pending, none failed).
+    status = until("relay lag 0 and both codes delivered",
+                   lambda: (s := giftcards(project, "serve-1", "status"))[0] == 0
                    and s[1]["relay"]["lag"] == 0 and s[1]["relay"]["last_stored_position"] > 0
-                   and s[1], timeout=120)
+                   and s[1]["deliveries_pending"] == 0 and s[1], timeout=180)
     assert status["dead_letters"] == 0, status
+    code, failures = giftcards(project, "serve-2", "deliveries", "failed")
+    assert code == 0 and failures["count"] == 0, failures
     code, card = giftcards(project, "serve-2", "show", bought["card_id"])
     assert code == 0 and card["status"] == "redeemed", card
+    # The signing key `keys` created is every replica's: a checkpoint signed on serve-2.
+    code, signed = giftcards(project, "serve-2", "audit", "checkpoint")
+    assert code == 0 and signed["ok"], signed
+    # The HTTP API (issue 12) on serve-1, published on this host: a lookup of the other card.
+    api = f"http://127.0.0.1:{env['GIFTCARDS_API_PORT']}"
+    until("the API ready", lambda: http("GET", f"{api}/health/ready")[0] == 200, timeout=120)
+    code, created = giftcards(project, "serve-2", "api-key", "create", "--name", "shop",
+                              "--scope", "checkout")
+    assert code == 0, created
+    answer, found = http("POST", f"{api}/v1/cards/lookup",
+                         {"code": other["code"], "market": "FR"}, created["key"])
+    assert answer == 200 and found["card_id"] == other["card_id"], (answer, found)
 
 
 @pytest.fixture(scope="module")
