@@ -312,12 +312,19 @@ class Privacy:
         return {**outcome, "replayed": False}
 
     def object(self, subjects: list[str], request_id: str, operator: str) -> Json:
-        reader = PiiReader(self.service, operator, "objection request", "gdpr object")
-        done = self._check_request(request_id, subjects, "objection")
+        return self._record_right(subjects, request_id, operator, "objection",
+                                  "objection request", "gdpr object")
+
+    def _record_right(self, subjects: list[str], request_id: str, operator: str, kind: str,
+                      purpose: str, command: str) -> Json:
+        """An objection or a restriction: recorded on each subject's stream, access-logged,
+        the request closed with its outcome (a replay answers the same)."""
+        reader = PiiReader(self.service, operator, purpose, command)
+        done = self._check_request(request_id, subjects, kind)
         if done is not None:
             return {**done, "replayed": True}
         results = [
-            self.app.record_subject_right(s, self._reference(request_id, s), "objection")
+            self.app.record_subject_right(s, self._reference(request_id, s), kind)
             for s in subjects
         ]
         for subject in subjects:
@@ -366,21 +373,8 @@ class Privacy:
     def restrict(self, subjects: list[str], request_id: str, operator: str) -> Json:
         """Art. 18: data kept, profiling stopped (the fraud views honour the published event)
         until `unrestrict`; a card already paid for is still delivered (see README)."""
-        reader = PiiReader(self.service, operator, "restriction request", "gdpr restrict")
-        done = self._check_request(request_id, subjects, "restriction")
-        if done is not None:
-            return {**done, "replayed": True}
-        results = [
-            self.app.record_subject_right(s, self._reference(request_id, s), "restriction")
-            for s in subjects
-        ]
-        for subject in subjects:
-            reader.note(subject, "*")
-        reader.flush()
-        outcome = {"request_id": request_id, "subject_ids": subjects, "operator": operator,
-                   "results": results}
-        self._close_with(request_id, operator, outcome)
-        return {**outcome, "replayed": False}
+        return self._record_right(subjects, request_id, operator, "restriction",
+                                  "restriction request", "gdpr restrict")
 
     def unrestrict(self, subjects: list[str], request_id: str, operator: str) -> Json:
         """Art. 18(3): lifts the restriction that request put in force (a retry is a no-op)."""
