@@ -88,7 +88,10 @@ def main() -> None:
     giftcards("show", card["card_id"], at="2026-02-10T10:00:00Z")
     giftcards("expire", at="2026-08-11T00:00:00Z")
     giftcards("show", refund["new_card"]["card_id"], at="2026-08-11T00:00:00Z")
-    giftcards("history", card["card_id"], at="2026-08-11T00:00:00Z")
+    # Customer ids are personal data: an operator in the register reads them, logged (R21).
+    giftcards("gdpr", "operator", "add", "demo-agent", "--role", "support",
+              at="2026-08-11T00:00:00Z")
+    giftcards("history", card["card_id"], "--operator", "demo-agent", at="2026-08-11T00:00:00Z")
     # Finance and audit views, replayed from the same events.
     giftcards("liability", "--as-of", "2026-01-11T00:00:00Z", at="2026-08-11T00:00:00Z")
     giftcards("liability", at="2026-08-11T00:00:00Z")

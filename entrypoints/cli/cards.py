@@ -10,6 +10,7 @@ from typing import Any
 from entrypoints.cli.base import (
     UsageError,
     examples,
+    operator_argument,
     parse_date,
     parse_instant,
     parse_market,
@@ -134,9 +135,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--as-of", type=parse_instant, help=AS_OF_HELP)
     p.set_defaults(handler=show)
 
-    p = sub.add_parser("history", help="a card's events (no code, no clear personal data)",
-                       epilog=examples("history 0d1534c6-c16e-4a26-a6e2-78c7f3b5f81e"))
+    p = sub.add_parser("history", help="a card's events (no code, no clear personal data; "
+                       "the customer ids it names need a registered operator, access-logged)",
+                       epilog=examples("history 0d1534c6-c16e-4a26-a6e2-78c7f3b5f81e "
+                                       "--operator cs-agent-7"))
     p.add_argument("card_id", type=card_id, help="the card's id (UUID)")
+    operator_argument(p)
     p.set_defaults(handler=history)
 
 
@@ -196,7 +200,12 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def history(args: argparse.Namespace) -> dict[str, Any]:
-    return service().app.history(args.card_id)
+    """Customer ids are personal data: a registered operator, each one logged (R21)."""
+    from application.privacy import history_subjects
+    from entrypoints.cli.operators import logged_read
+
+    return logged_read(args, "card history", "history", lambda: service().app.history(
+        args.card_id), history_subjects)
 
 
 __all__ = ["UsageError", "register"]

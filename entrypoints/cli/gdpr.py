@@ -15,9 +15,16 @@ from application.privacy import (
     years_before,
 )
 from domain.subjects import RECTIFIABLE
-from entrypoints.cli.base import Parser, UsageError, examples, parse_date, parse_text
+from entrypoints.cli.base import (
+    Parser,
+    UsageError,
+    examples,
+    operator_argument,
+    parse_date,
+    parse_text,
+)
 from entrypoints.cli.cards import service
-from entrypoints.cli.operators import logged_read, need_operator, operator_argument, reader
+from entrypoints.cli.operators import logged_read, need_operator, reader
 from infra.bootstrap import build, build_projector
 from infra.config import Settings
 from infra.service import Service

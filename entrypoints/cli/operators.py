@@ -6,13 +6,10 @@ import argparse
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from application import privacy
 from application.privacy import PiiReader
-from entrypoints.cli.base import UsageError, parse_text
+from entrypoints.cli.base import UsageError
 from entrypoints.cli.cards import service
-
-
-def operator_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--operator", type=parse_text(100), help="who reads the data (R21)")
 
 
 def need_operator(args: argparse.Namespace) -> str:
@@ -30,11 +27,5 @@ def logged_read(
     args: argparse.Namespace, purpose: str, command: str,
     read: Callable[[], dict[str, Any]], subjects: Callable[[dict[str, Any]], Iterable[Any]],
 ) -> dict[str, Any]:
-    """R21 (finding 9): a listing naming customers needs a registered operator (checked
-    before reading) and each subject shown is access-logged before it is shown."""
-    access = reader(args, purpose, command)
-    found = read()
-    for subject in dict.fromkeys(s for s in subjects(found) if s):
-        access.note(str(subject), command.rsplit(" ", 1)[-1])
-    access.flush()
-    return found
+    """R21 (finding 9): `--operator` given, then checked and every subject shown logged."""
+    return privacy.logged_read(service(), need_operator(args), purpose, command, read, subjects)

@@ -15,15 +15,18 @@ from typing import Any
 
 import orjson
 
+from application.privacy import history_subjects
 from entrypoints.cli.base import (
     UsageError,
     examples,
+    operator_argument,
     parse_instant,
     parse_market,
     parse_month,
+    parse_text,
 )
 from entrypoints.cli.cards import AS_OF_HELP, MARKET_HELP, card_id, service
-from entrypoints.cli.operators import operator_argument
+from entrypoints.cli.operators import logged_read
 from infra.bootstrap import build_projector
 from infra.config import ConfigError
 from infra.kafka.topics import Topics
@@ -119,7 +122,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     e = audit.add_parser("export", help="a card's audit trail, or with --period the evidence "
                          "pack of a market and month",
                          epilog=examples("audit export 0d1534c6-c16e-4a26-a6e2-78c7f3b5f81e "
-                                         "--format csv",
+                                         "--format csv --operator cs-agent-7",
                                          "audit export --period 2026-01 --market FR "
                                          "--out evidence-FR-2026-01"))
     e.add_argument("card_id", nargs="?", type=card_id, help=CARD_HELP + " (or --period)")
@@ -131,6 +134,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     e.add_argument("--market", type=parse_market, help=MARKET_HELP + " (with --period)")
     e.add_argument("--out", type=Path, help="directory of the evidence pack (with --period)")
     e.add_argument("--public-key", type=Path, help=KEY_HELP)
+    e.add_argument("--operator", type=parse_text(100), help="who reads the trail, whose "
+                   "actors are customer ids (R21; a card's trail only)")
     e.set_defaults(handler=audit_export)
     k = audit.add_parser("verify-pack", help="verify an evidence pack offline (no database)",
                          epilog=examples("audit verify-pack evidence-FR-2026-01 "
@@ -250,7 +255,6 @@ def breakage(args: argparse.Namespace) -> dict[str, Any]:
 
 def fraud_alerts(args: argparse.Namespace) -> dict[str, Any]:
     """Profiling results about customers: a registered operator, every subject logged (R21)."""
-    from entrypoints.cli.operators import logged_read
     from projections.queries import alerts
 
     def read() -> dict[str, Any]:
@@ -399,9 +403,10 @@ def audit_export(args: argparse.Namespace) -> dict[str, Any] | None:
         return evidence_pack(args)
     if args.card_id is None:
         raise UsageError("give a CARD_ID, or --period with --market and --out")
-    service().app.show(args.card_id)  # an unknown card is refused `unknown_card`, not empty
-    refresh()
-    trail = export(projector().db, args.card_id, args.format)
+    # The trail's actors are the customers its card's history names (projections.audit.actor).
+    found = logged_read(args, "audit trail", "audit export", lambda: _trail(args),
+                        lambda _: history_subjects(service().app.history(args.card_id)))
+    trail = found["trail"]
     if args.json:  # one object, like every command: the records, or the CSV text
         records = ([orjson.loads(line) for line in trail.splitlines()]
                    if args.format == "jsonl" else None)
@@ -409,6 +414,12 @@ def audit_export(args: argparse.Namespace) -> dict[str, Any] | None:
                 "csv": trail if args.format == "csv" else None}
     sys.stdout.write(trail)
     return None
+
+
+def _trail(args: argparse.Namespace) -> dict[str, Any]:
+    service().app.show(args.card_id)  # an unknown card is refused `unknown_card`, not empty
+    refresh()
+    return {"trail": export(projector().db, args.card_id, args.format)}
 
 
 def evidence_pack(args: argparse.Namespace) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from application.apikeys import ApiKeys
 from application.cards import UnitOfWork
 from application.holds import Holds
+from application.privacy import history_subjects, logged_read
 from consumers.dead_letters import plain
 from consumers.scan import MAX_DEPTH, duplicate_key, too_deep
 from domain.apikeys import ApiKey
@@ -508,9 +509,20 @@ def create_app(
     async def show(card_id: UUID, key: Reader) -> dict[str, Any]:
         return await call(lambda: app.show(card_id))
 
+    Operator = Annotated[str | None, Header(
+        alias="X-Operator", max_length=100,
+        description="the registered operator reading customer data (R21), access-logged")]
+
+    def logged(operator: str | None, purpose: str, command: str, read: Callable[[], Any],
+               subjects: Callable[[Any], Any]) -> Awaitable[dict[str, Any]]:
+        """R21: a read naming customers needs a registered operator; each one is logged."""
+        return call(lambda: logged_read(service, operator, purpose, command, read, subjects))
+
     @api.get("/v1/cards/{card_id}/history")
-    async def history(card_id: UUID, key: Reader) -> dict[str, Any]:
-        return await call(lambda: app.history(card_id))
+    async def history(card_id: UUID, key: Reader, operator: Operator = None) -> dict[str, Any]:
+        """The card's events; the customer ids they name need X-Operator (R21)."""
+        return await logged(operator, "card history", "GET history",
+                            lambda: app.history(card_id), history_subjects)
 
     @api.post("/v1/holds/release-timed-out")
     async def sweep(key: Annotated[ApiKey, Depends(scoped("support"))]) -> dict[str, Any]:
@@ -558,10 +570,14 @@ def create_app(
     async def fraud_alerts(
         key: Auditor, since: datetime | None = None,
         rule: Annotated[str | None, Query(pattern=r"^F[1-6]$")] = None,
+        operator: Operator = None,
     ) -> dict[str, Any]:
+        """Profiling results about customers: X-Operator, every customer logged (R21)."""
         from projections.queries import alerts
 
-        return await call(lambda: alerts(fresh_views().db, since, rule))
+        return await logged(operator, "fraud review", "GET alerts",
+                            lambda: alerts(fresh_views().db, since, rule),
+                            lambda found: (a["customer_id"] for a in found["alerts"]))
 
     @api.get("/v1/audit/cards/{card_id}/verify")
     async def audit_verify(card_id: UUID, key: Auditor) -> dict[str, Any]:

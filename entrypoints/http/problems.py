@@ -11,6 +11,7 @@ from domain.errors import DomainError
 PROBLEM_TYPE = "https://giftcards.example.com/problems/"
 INPUT_CODES = {"invalid_amount", "invalid_input", "invalid_date", "unknown_market"}
 NOT_FOUND = {"unknown_card", "unknown_hold", "unknown_api_key", "not_found"}
+FORBIDDEN = {"operator_required", "unknown_operator"}  # R21: personal data, no operator
 STATUS_TITLES = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large",
@@ -24,6 +25,8 @@ def status_of(error: DomainError) -> int:
         return 422
     if error.code in NOT_FOUND:
         return 404
+    if error.code in FORBIDDEN:
+        return 403
     if error.code == "too_many_attempts":
         return 429
     return 409  # a rule of the terms refused it

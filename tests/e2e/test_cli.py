@@ -76,7 +76,8 @@ def test_r1_r11_r17_r19_lifecycle_through_the_cli(env_for: dict[str, str]) -> No
 
     rc, shown, _ = cli(env_for, T0, "show", card["card_id"])
     assert (rc, shown["replaced_by"]) == (0, [back["new_card"]["card_id"]])
-    rc, history, _ = cli(env_for, T0, "history", card["card_id"])
+    cli(env_for, T0, "gdpr", "operator", "add", "agent-1", "--role", "support")  # R21
+    rc, history, _ = cli(env_for, T0, "history", card["card_id"], "--operator", "agent-1")
     assert rc == 0
     assert [e["type"] for e in history["events"]] == [
         "Purchased", "Activated", "Redeemed", "RedemptionRefused", "Refunded"]

@@ -113,7 +113,7 @@ def test_every_command_prints_exactly_one_json_object(
                        "--received-on", "2026-01-12"]],
         ("expire",): [["expire", "--as-of", "2026-01-12T10:00:00Z"]],
         ("show",): [["show", cid], ["show", MISSING]],
-        ("history",): [["history", cid]],
+        ("history",): [["history", cid], ["history", cid, "--operator", "nobody"]],
         ("gdpr", "operator", "add"): [["gdpr", "operator", "add", "alice", "--role", "dpo"]],
         ("gdpr", "subject"): [["gdpr", "subject", "--email", "bob@example.org",
                                "--operator", "alice"]],
@@ -152,7 +152,8 @@ def test_every_command_prints_exactly_one_json_object(
         ("audit", "seal"): [["audit", "seal"]],
         ("audit", "keygen"): [["audit", "keygen"], ["audit", "keygen"]],
         ("audit", "export"): [["audit", "export", cid], ["audit", "export", cid, "--format",
-                                                         "csv"], ["audit", "export", MISSING],
+                                                         "csv", "--operator", "alice"],
+                              ["audit", "export", MISSING, "--operator", "alice"],
                               ["audit", "export", "--period", "2026-01", "--market", "FR",
                                "--out", str(tmp_path / "pack")]],
         ("audit", "verify-pack"): [["audit", "verify-pack", str(tmp_path / "pack"),
@@ -176,12 +177,34 @@ def test_every_command_prints_exactly_one_json_object(
             if status:
                 assert set(payload) == {"error"} or payload.get("ok") is False, (argv, payload)
     # The contract's edges, by name: audit export is one object, an unknown card an error.
-    _, trail = one_object(capsys, "audit", "export", cid)
+    _, trail = one_object(capsys, "audit", "export", cid, "--operator", "alice")
     assert trail["format"] == "jsonl" and trail["records"][0]["card_id"] == cid
-    assert one_object(capsys, "audit", "export", MISSING) == (
+    assert one_object(capsys, "audit", "export", MISSING, "--operator", "alice") == (
         1, {"error": {"code": "unknown_card", "message": f"no gift card with id {MISSING}"}})
     assert seen[("show",)] == [0, 1]
     assert seen[("redeem",)] == [0] and seen[("relay",)] == [2] and seen[("serve",)] == [2]
+
+
+def test_r21_issue17_f9_history_and_audit_trail_need_a_registered_operator_and_are_logged(
+    store: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A card's events and trail name its customers (pseudonymous ids are personal data)."""
+    _, card = one_object(capsys, "purchase", "--market", "FR", "--amount", "50",
+                         "--payment-method", "card", "--buyer-id", "cust-r21", "--order-id", "O1")
+    cid = card["card_id"]
+    for argv in (["history", cid], ["audit", "export", cid, "--format", "csv"]):
+        status, refused = one_object(capsys, *argv)
+        assert (status, refused["error"]["code"]) == (2, "operator_required"), argv
+        status, refused = one_object(capsys, *argv, "--operator", "mallory")
+        assert (status, refused["error"]["code"]) == (1, "unknown_operator"), argv
+    one_object(capsys, "gdpr", "operator", "add", "agent-7", "--role", "support")
+    status, history = one_object(capsys, "history", cid, "--operator", "agent-7")
+    assert (status, history["events"][0]["data"]["buyer_subject"]) == (0, "cust-r21")
+    status, trail = one_object(capsys, "audit", "export", cid, "--operator", "agent-7")
+    assert (status, trail["records"][0]["actor"]) == (0, "cust-r21")
+    _, log = one_object(capsys, "gdpr", "access-log", "cust-r21", "--operator", "agent-7")
+    assert {(e["command"], e["operator"]) for e in log["entries"]} >= {
+        ("history", "agent-7"), ("audit export", "agent-7")}
 
 
 # The issue's bad inputs, and their kind on every command that takes them.
@@ -236,7 +259,9 @@ def test_human_output_is_for_people(
     assert re.search(r"amount\s+50,00\s€", out), out
     assert "2026-07-12 10:00:00 UTC" in out
     cid = re.search(r"card_id\s+(\S+)", out)[1]  # type: ignore[index]
-    for argv in (["show", cid], ["history", cid], ["liability"], ["audit", "verify", cid]):
+    assert call(capsys, "gdpr", "operator", "add", "alice", "--role", "dpo")[0] == 0
+    for argv in (["show", cid], ["history", cid, "--operator", "alice"], ["liability"],
+                 ["audit", "verify", cid]):
         status, out, _ = call(capsys, *argv)
         assert status == 0, out
         assert not re.search(r"\b(None|True|False)\b|[{}]", out), out

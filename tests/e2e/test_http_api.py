@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from application.apikeys import ApiKeys
+from application.privacy import Privacy
 from infra.bootstrap import build
 from infra.config import load_settings
 from tests.conftest import SECRET
@@ -27,6 +28,7 @@ from tests.conftest import SECRET
 ROOT = Path(__file__).resolve().parents[2]
 GIFTCARDS = str(Path(sys.executable).with_name("giftcards"))
 HOLD_SECONDS = 6
+OPERATOR = "cs-agent-7"  # in the register of operators (R21)
 PROBLEM = "application/problem+json"
 
 
@@ -48,6 +50,7 @@ class Api:
     keys: dict[str, str]  # scope name → bearer key
     key_ids: dict[str, str]
     log: Path
+    env: dict[str, str]
     # One client: a new one per request costs more CPU than the request on a loaded machine.
     client: httpx.Client
 
@@ -59,9 +62,11 @@ class Api:
             self.url + path, content=content,
             headers={"Content-Type": "application/json", **auth, **(headers or {})})
 
-    def get(self, path: str, *, key: str = "support") -> httpx.Response:
+    def get(self, path: str, *, key: str = "support", operator: str | None = None
+            ) -> httpx.Response:
         auth = {"Authorization": f"Bearer {self.keys[key]}"} if key else {}
-        return self.client.get(self.url + path, headers=auth)
+        named = {"X-Operator": operator} if operator is not None else {}
+        return self.client.get(self.url + path, headers={**auth, **named})
 
 
 def start_api(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -104,11 +109,12 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         created = ApiKeys(service.app).create(
             name=scope, scopes=["checkout" if scope == "guesser" else scope])
         keys[scope], ids[scope] = created["key"], created["key_id"]
+    Privacy(service).add_operator(OPERATOR, "support", None)
     service.close()
     log = tmp / "api.log"
     process, base = start_api(env, log)
     with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
-        yield Api(base, keys, ids, log, client)
+        yield Api(base, keys, ids, log, env, client)
     process.terminate()
     assert process.wait(timeout=30) == 0
     text = log.read_text()
@@ -189,7 +195,8 @@ def test_r6_r8_r11_r19_r20_holds_lookup_and_refusals_over_http(api: Api) -> None
     assert api.post("/v1/cards/lookup",
                     {"code": other["code"], "market": "FR"}).json()["status"] == "active"
     assert authorize(api, "shop-6", other["code"]).status_code == 200
-    history = api.get(f"/v1/cards/{other['card_id']}/history").json()["events"]
+    history = api.get(f"/v1/cards/{other['card_id']}/history",
+                      operator=OPERATOR).json()["events"]
     released = [e for e in history if e["type"] == "HoldReleased"]
     assert [e["data"]["reason"] for e in released] == ["voided", "timed_out"]
     time.sleep(HOLD_SECONDS + 0.5)
@@ -243,8 +250,28 @@ def test_r6_r8_r11_r19_r20_holds_lookup_and_refusals_over_http(api: Api) -> None
     liability = api.get("/v1/liability?market=FR", key="audit")
     assert liability.status_code == 200 and "markets" in liability.json()
     assert api.get("/v1/breakage", key="audit").status_code == 200
-    assert api.get("/v1/fraud/alerts?rule=F1", key="audit").status_code == 200
+    assert api.get("/v1/fraud/alerts?rule=F1", key="audit", operator=OPERATOR
+                   ).status_code == 200
     assert_problem(api.get("/v1/liability", key="support"), 403, "http_error")
+
+
+def test_r21_issue17_f9_reads_naming_customers_need_a_registered_operator_and_are_logged(
+    api: Api,
+) -> None:
+    """Issue 12: "reading personal data needs an operator identity (R21), logged in the
+    access log": a card's history names its buyer, an alert its customer."""
+    card = buy(api, "r21-history")
+    path = f"/v1/cards/{card['card_id']}/history"
+    assert_problem(api.get(path), 403, "operator_required")
+    assert_problem(api.get(path, operator="mallory"), 403, "unknown_operator")
+    assert_problem(api.get("/v1/fraud/alerts", key="audit"), 403, "operator_required")
+    assert_problem(api.get("/v1/fraud/alerts", key="audit", operator="mallory"), 403,
+                   "unknown_operator")
+    shown = api.get(path, operator=OPERATOR)
+    assert shown.status_code == 200 and shown.json()["events"][0]["data"]["buyer_subject"] == "c1"
+    log = giftcards(api.env, "gdpr", "access-log", "c1", "--operator", OPERATOR)["entries"]
+    assert ("GET history", "history", OPERATOR) in {
+        (e["command"], e["field"], e["operator"]) for e in log}
 
 
 def test_r8_unknown_codes_are_limited_per_api_key_with_retry_after(api: Api) -> None:
@@ -285,7 +312,7 @@ def test_access_scopes_and_hostile_input_are_problem_documents(api: Api) -> None
     assert_problem(api.get("/v1/nowhere"), 404, "not_found")
     assert_problem(api.get("/v1/checkouts/o-1/capture"), 405, "method_not_allowed")
     card = buy(api, "hostile-1")
-    before = api.get(f"/v1/cards/{card['card_id']}/history").json()
+    before = api.get(f"/v1/cards/{card['card_id']}/history", operator=OPERATOR).json()
     hostile: list[tuple[bytes, int, str]] = [
         (b"x" * 100_000, 413, "too_large"),
         (b"[" * 5000 + b"]" * 5000, 400, "too_deep"),
@@ -311,7 +338,8 @@ def test_access_scopes_and_hostile_input_are_problem_documents(api: Api) -> None
         if code == "duplicate_key":
             assert body["detail"] in ("order_total: given twice", "code: given twice"), body
         assert card["code"] not in response.text, body  # never echoed
-    assert api.get(f"/v1/cards/{card['card_id']}/history").json() == before  # nothing written
+    after = api.get(f"/v1/cards/{card['card_id']}/history", operator=OPERATOR).json()
+    assert after == before  # nothing written
     assert "openapi" in httpx.get(api.url + "/openapi.json").json()
     # Issue 14: the Kafka contract is served too, the same text as the committed document.
     served = httpx.get(api.url + "/asyncapi.yaml")
@@ -337,7 +365,8 @@ def test_fifty_concurrent_authorizations_of_one_card_hold_it_once(api: Api) -> N
     assert time.monotonic() - started < HOLD_SECONDS
     assert statuses.count(200) == 1, statuses
     assert statuses.count(409) == 49
-    history = api.get(f"/v1/cards/{card['card_id']}/history").json()["events"]
+    history = api.get(f"/v1/cards/{card['card_id']}/history",
+                      operator=OPERATOR).json()["events"]
     assert [e["type"] for e in history].count("Held") == 1
     # Group commit was at work: some transaction carried several of these requests.
     assert max(batch_sizes(api)) > 1
