@@ -22,6 +22,20 @@ def purged(b: Batch, at: str) -> bool:
     return horizon is not None and at < horizon["data"]
 
 
+def horizon(db: Database) -> str | None:
+    """The purge horizon recorded in the views, if a purge ran."""
+    row = Batch(db).get(FRAUD_STATE, HORIZON)
+    return None if row is None else str(row["data"])
+
+
+def keep_horizon(db: Database, at: str) -> None:
+    """Writes the horizon back (after a rebuild dropped the views): P2 bookkeeping, not a view
+    of any event, so no replay could recompute it."""
+    b = Batch(db)
+    b.put(FRAUD_STATE, {"state_key": HORIZON, "data": at})
+    b.flush()
+
+
 def purge_fraud_data(db: Database, cutoff: datetime) -> dict[str, Any]:
     """Drops alerts detected, and window state started, before `cutoff` (GIFTCARDS_RETENTION_
     FRAUD_YEARS before now), under the projector's lock so no batch writes them back."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.db import Database
-from projections import handlers, schema
+from projections import handlers, retention, schema
 from projections.batch import Batch
 from projections.config import FraudConfig
 
@@ -39,8 +39,14 @@ class Projector:
         schema.create(db)
 
     def reset(self) -> None:
-        schema.drop(self.db)
-        schema.create(self.db)
+        """Every view dropped and recreated empty, in one transaction, but the fraud purge's
+        horizon kept (P2): a rebuild must not write purged fraud data back."""
+        with self.db.tx():
+            kept = retention.horizon(self.db)
+            schema.drop(self.db)
+            schema.create(self.db)
+            if kept is not None:
+                retention.keep_horizon(self.db, kept)
 
     def positions(self, source: str) -> dict[int, int]:
         rows = self.db.execute("SELECT part, pos FROM view_positions WHERE source = ?", [source])

@@ -275,3 +275,26 @@ def test_p2_issue17_f7_fraud_data_is_purged_past_its_retention(memory_service, a
     purge_fraud_data(alerts.views.db, cutoff)
     assert [a["customer_id"] for a in alerts("F2")] == ["recent"]
     assert datetime.fromisoformat(report["cutoff"].rstrip("Z")) < clock().replace(tzinfo=None)
+
+
+def test_p2_issue17_f7_a_rebuild_keeps_the_purge_horizon(memory_service, alerts, clock):
+    """`projections rebuild` drops and replays every view: the alerts purged past their
+    retention must stay gone without waiting for the next purge (fixed clock)."""
+    from datetime import timedelta
+
+    from projections.retention import purge_fraud_data
+
+    app = memory_service.app
+    for _ in range(3):
+        buy(app, buyer_id="whale", amount=50_000)
+    clock.advance(days=800)
+    for _ in range(3):
+        buy(app, buyer_id="recent", amount=50_000)
+    assert {a["customer_id"] for a in alerts("F2")} == {"whale", "recent"}
+    purge_fraud_data(alerts.views.db, clock() - timedelta(days=400))
+
+    alerts.views.reset()  # what `projections rebuild` does, then the replay below
+
+    assert [a["customer_id"] for a in alerts("F2")] == ["recent"]
+    state = alerts.views.db.execute("SELECT state_key FROM view_fraud_state")
+    assert not [k for (k,) in state if "whale" in k]
