@@ -52,6 +52,10 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS gdpr_rectifications (
         subject_id TEXT NOT NULL, field TEXT NOT NULL, token TEXT NOT NULL,
         rectified_at TEXT NOT NULL, PRIMARY KEY (subject_id, field))""",
+    # A recipient's id is a keyed hash of their e-mail: a rectified e-mail hashes to another
+    # id, so the rectification records that id as an alias of the subject (never the e-mail).
+    """CREATE TABLE IF NOT EXISTS gdpr_subject_aliases (
+        alias TEXT PRIMARY KEY, subject_id TEXT NOT NULL, recorded_at TEXT NOT NULL)""",
 ]
 OPERATOR_ROLES = ("support", "dpo")
 REQUEST_COLUMNS = (
@@ -262,11 +266,14 @@ class Privacy:
         return self.calendar.local_date(self.app.now())
 
     def subject_for_email(self, email: str, reader: PiiReader) -> Json:
-        """Links an e-mail to a person: an operator's act, logged like a decryption (R21)."""
-        subject_id = self.service.vault.subject_for_email(email)
-        reader.note(subject_id, "email")
+        """Links an e-mail to a person: an operator's act, logged like a decryption (R21).
+        An e-mail given by a rectification finds the subject it corrected (`subject_id`); the
+        e-mail's own pseudonym, if another, is listed too (cards sent to it since)."""
+        found = list(subjects_of_email(self.service, email))
+        for subject_id in found:
+            reader.note(subject_id, "email")
         reader.flush()
-        return {"subject_id": subject_id}
+        return {"subject_id": found[0], **({"subject_ids": found} if len(found) > 1 else {})}
 
     # --- operators (R21) --------------------------------------------------------------
 
@@ -386,6 +393,14 @@ class Privacy:
                 "VALUES (?, ?, ?, ?)",
                 (subject_id, field, token, iso(self.app.now())),
             )
+            alias = self.service.vault.subject_for_email(value) if field == "email" else None
+            if alias not in (None, subject_id):
+                self.db.execute(
+                    "INSERT INTO gdpr_subject_aliases (alias, subject_id, recorded_at) "
+                    "VALUES (?, ?, ?) ON CONFLICT (alias) DO UPDATE SET "
+                    "subject_id = excluded.subject_id, recorded_at = excluded.recorded_at",
+                    (alias, subject_id, iso(self.app.now())),
+                )
         recorded = self.app.record_subject_right(
             subject_id, self._reference(request_id, subject_id), "rectification", field
         )
@@ -423,6 +438,7 @@ class Privacy:
     def _forget_rectifications(self, subjects: list[str]) -> None:
         for subject in subjects:
             self.db.execute("DELETE FROM gdpr_rectifications WHERE subject_id = ?", (subject,))
+            self.db.execute("DELETE FROM gdpr_subject_aliases WHERE subject_id = ?", (subject,))
 
     def _check_request(self, request_id: str, subjects: list[str], kind: str) -> Json | None:
         """The request must be in the register, of this kind and of one of these subjects;
@@ -773,7 +789,21 @@ UNLINKED = [
 
 
 def iter_subjects(ids: Iterable[str], emails: Iterable[str], service: Service) -> Iterator[str]:
-    """Subject ids given directly, then the pseudonyms of the emails (a recipient's id)."""
+    """Subject ids given directly, then the subjects of the emails (a recipient's id)."""
     yield from ids
     for email in emails:
-        yield service.vault.subject_for_email(email)
+        yield from subjects_of_email(service, email)
+
+
+def subjects_of_email(service: Service, email: str) -> Iterator[str]:
+    """The subject whose e-mail a rectification set to this one (art. 16: still the same
+    person), then the e-mail's own pseudonym (a recipient's id)."""
+    pseudonym = service.vault.subject_for_email(email)
+    for statement in SCHEMA:
+        service.db.execute(statement)
+    rows = service.db.execute(
+        "SELECT subject_id FROM gdpr_subject_aliases WHERE alias = ?", (pseudonym,)
+    )
+    if rows:
+        yield str(rows[0][0])
+    yield pseudonym

@@ -100,3 +100,29 @@ def test_r21_issue17_f8_restriction_recorded_until_lifted_and_exported(
     log = privacy.access_log("cust-alice", PiiReader(memory_service, operator, "review", "t"))
     commands = [e["command"] for e in log["entries"] if e["field"] == "*"]
     assert commands == ["gdpr restrict", "gdpr unrestrict", "gdpr unrestrict"]  # each run
+
+
+def test_r21_issue17_rectified_recipient_email_still_finds_the_same_subject(
+    memory_service: Service, clock: Any
+) -> None:
+    """A recipient's id is a keyed hash of their e-mail: after `gdpr rectify --field email`,
+    a lookup or an export by the new e-mail must find the same person (art. 16, 15)."""
+    from application.privacy import iter_subjects
+    from tests.unit.test_gdpr_privacy import BOB_EMAIL
+
+    busy_history(memory_service, clock)
+    privacy, operator = Privacy(memory_service), register_operator(memory_service)
+    bob = memory_service.vault.subject_for_email(BOB_EMAIL)
+    privacy.open_request(bob, "rectification", privacy.today(), "rect-bob")
+    privacy.rectify(bob, "email", "bob.new@example.org", "rect-bob", operator)
+
+    lookup = PiiReader(memory_service, operator, "subject lookup", "gdpr subject")
+    found = privacy.subject_for_email("Bob.New@example.org", lookup)
+    assert found["subject_id"] == bob
+    ids = list(iter_subjects([], ["bob.new@example.org"], memory_service))
+    received = export(memory_service, ids)["cards_received"]
+    assert [card["recipient_email"] for card in received] == ["bob.new@example.org"]
+    # After erasure the alias goes with the rest: the new e-mail no longer leads to Bob.
+    privacy.open_request(bob, "erasure", privacy.today(), "era-bob")
+    privacy.erase([bob], "era-bob", operator)
+    assert bob not in iter_subjects([], ["bob.new@example.org"], memory_service)
