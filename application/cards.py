@@ -24,7 +24,7 @@ from domain.giftcard import GiftCard
 from domain.markets import Market, Markets
 from domain.ports import Clock, CodeGenerator, CodeHasher, PersonalDataVault, StreamLoader
 from domain.streams import CheckoutAttempts, Index, stream_id
-from domain.subjects import DataSubject
+from domain.subjects import DataSubject, rectified_field
 
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
@@ -256,6 +256,14 @@ class GiftCards(Application[UUID]):
             now=self.now(),
         )
 
+    def seal_pii(self, subject_id: str, name: str, value: str) -> str:
+        """A rectifiable field (e-mail, name) under its own key, which a rectification
+        destroys (art. 16); anything else under the subject's key."""
+        kind = rectified_field(name)
+        if kind is None:
+            return self.vault.seal(subject_id, value)
+        return self.vault.seal_field(subject_id, kind, value)
+
     def _seal_purchase_pii(
         self,
         buyer_id: str | None,
@@ -277,12 +285,14 @@ class GiftCards(Application[UUID]):
             buyer_fields["message"] = SEALED_FOR_BOTH + self.vault.seal(recipient, message)
         for name, value in buyer_fields.items():
             if value and buyer_id:
-                sealed[name] = self.vault.seal(buyer_id, value)
+                sealed[name] = self.seal_pii(buyer_id, name, value)
         if recipient_email and recipient:
             sealed["recipient_subject"] = recipient
-            sealed["recipient_email"] = self.vault.seal(recipient, recipient_email)
+            sealed["recipient_email"] = self.seal_pii(recipient, "recipient_email",
+                                                      recipient_email)
             if recipient_name:
-                sealed["recipient_name"] = self.vault.seal(recipient, recipient_name)
+                sealed["recipient_name"] = self.seal_pii(recipient, "recipient_name",
+                                                         recipient_name)
         elif recipient_name:
             raise refuse("invalid_input", "a recipient name needs the recipient's email")
         return sealed

@@ -382,7 +382,14 @@ class Privacy:
         done = self._check_request(request_id, [subject_id], "rectification")
         if done is not None:
             return {**done, "replayed": True}
-        token = self.service.vault.seal(subject_id, value)
+        # The old value (every card's, under this field's key) becomes unreadable; the
+        # corrected one is sealed under a new key of the field, which the next one destroys.
+        shredded = self.service.vault.shred_field(subject_id, field)
+        shredding = self.service.vault.finish_shredding([subject_id])
+        if shredding == "final_after_kek_rotation":  # PostgreSQL: the field key was sealed
+            # under the subject's live key, not the KEK: old WAL and backups keep it readable.
+            shredding = "final_when_old_wal_and_backups_expire"
+        token = self.service.vault.seal_field(subject_id, field, value)
         with self.db.tx():
             self.db.execute(
                 "DELETE FROM gdpr_rectifications WHERE subject_id = ? AND field = ?",
@@ -407,7 +414,8 @@ class Privacy:
         reader.note(subject_id, field)
         reader.flush()
         outcome = {"request_id": request_id, "subject_id": subject_id, "operator": operator,
-                   "field": field, "recorded": recorded["recorded"]}
+                   "field": field, "recorded": recorded["recorded"],
+                   "old_value_shredded": bool(shredded), "shredding": shredding}
         self._close_with(request_id, operator, outcome)
         return {**outcome, "replayed": False}
 

@@ -31,7 +31,14 @@ SCHEMA = [
     # Erasures whose old key bytes could not yet be proven gone (a reader held the WAL).
     """CREATE TABLE IF NOT EXISTS pending_shreds (
         subject_id TEXT PRIMARY KEY, erased_at TEXT NOT NULL)""",
+    # Art. 16: a rectifiable field (e-mail, name) is sealed under a key of its own, itself
+    # sealed under the subject's key; a rectification deletes it, so the old value is gone
+    # while the subject's other data stays readable (an erasure makes every one unreadable).
+    """CREATE TABLE IF NOT EXISTS field_keys (
+        subject_id TEXT NOT NULL, field TEXT NOT NULL, sealed_key TEXT NOT NULL,
+        PRIMARY KEY (subject_id, field))""",
 ]
+FIELD_PREFIX = "gcf1"
 KEK_MAGIC = b"K"  # wrapped_key = K + kek id (16 hex) + nonce + ciphertext; older rows: no KEK
 KEK_ID_LEN = 16
 CHECKPOINT_TRIES = 5
@@ -68,12 +75,48 @@ class Vault:
         sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), subject_id.encode())
         return f"{PREFIX}:{key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
+    def seal_field(self, subject_id: str, field: str, plaintext: str) -> str:
+        """Sealed under the subject's key for this field (`shred_field` destroys it)."""
+        key = self._field_key(subject_id, field, create=True)
+        assert key is not None
+        nonce = os.urandom(12)
+        sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), _field_aad(subject_id, field))
+        return f"{FIELD_PREFIX}:{field}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    def shred_field(self, subject_id: str, field: str) -> int:
+        """Destroys the field's key: every value sealed under it so far becomes unreadable."""
+        with self.db.tx():
+            found = self.db.execute(
+                "SELECT count(*) FROM field_keys WHERE subject_id = ? AND field = ?",
+                (subject_id, field),
+            )[0][0]
+            self.db.execute(
+                "DELETE FROM field_keys WHERE subject_id = ? AND field = ?", (subject_id, field)
+            )
+        return int(found)
+
+    def _field_key(self, subject_id: str, field: str, *, create: bool) -> bytes | None:
+        select = "SELECT sealed_key FROM field_keys WHERE subject_id = ? AND field = ?"
+        rows = self.db.execute(select, (subject_id, field))
+        if not rows and create:
+            sealed = self.seal(subject_id, base64.b64encode(AESGCM.generate_key(256)).decode())
+            self.db.execute(  # a concurrent writer's key wins: both then read the same row
+                "INSERT INTO field_keys (subject_id, field, sealed_key) VALUES (?, ?, ?) "
+                "ON CONFLICT (subject_id, field) DO NOTHING",
+                (subject_id, field, sealed),
+            )
+            rows = self.db.execute(select, (subject_id, field))
+        clear = self.open(subject_id, rows[0][0]) if rows else ERASED
+        return None if clear == ERASED else base64.b64decode(clear)
+
     def open(self, subject_id: str, token: str) -> str:
         """The clear text, or `[erased]` once the subject's key has been destroyed."""
         try:
             prefix, key_id, body = token.split(":", 2)
         except ValueError:
             return ERASED
+        if prefix == FIELD_PREFIX:
+            return self._open_field(subject_id, key_id, body)
         key = self._key_by_id(key_id) if prefix == PREFIX else None
         if key is None:
             return ERASED
@@ -81,6 +124,16 @@ class Vault:
         try:
             return AESGCM(key).decrypt(raw[:12], raw[12:], subject_id.encode()).decode()
         except InvalidTag:
+            return ERASED
+
+    def _open_field(self, subject_id: str, field: str, body: str) -> str:
+        key = self._field_key(subject_id, field, create=False)
+        if key is None:
+            return ERASED
+        raw = base64.urlsafe_b64decode(body)
+        try:
+            return AESGCM(key).decrypt(raw[:12], raw[12:], _field_aad(subject_id, field)).decode()
+        except InvalidTag:  # sealed under a field key since destroyed by a rectification
             return ERASED
 
     def erase(self, subject_id: str) -> int:
@@ -97,6 +150,7 @@ class Vault:
                 "WHERE subject_id = ? AND wrapped_key IS NOT NULL",
                 (now, subject_id),
             )
+            self.db.execute("DELETE FROM field_keys WHERE subject_id = ?", (subject_id,))
         return int(live)
 
     def finish_shredding(self, subject_ids: list[str]) -> Shredding:
@@ -109,6 +163,7 @@ class Vault:
         is rotated away (`gdpr rotate-kek`)."""
         if self.db.is_postgres:
             self.db.execute("VACUUM subject_keys")
+            self.db.execute("VACUUM field_keys")
             return "final_after_kek_rotation"
         if self._checkpoint():
             return "verified"
@@ -242,3 +297,6 @@ class KekDestroyed(Exception):
     """A subject key whose KEK is not in the ring: rotated away (an old copy of the table,
     unrecoverable by design) or a ring file not shared by every process (misconfiguration)."""
 
+
+def _field_aad(subject_id: str, field: str) -> bytes:
+    return f"{subject_id}\x00{field}".encode()

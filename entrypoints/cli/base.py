@@ -155,3 +155,9 @@ def _closed_transport_read(record: logging.LogRecord) -> bool:
 
 def operator_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--operator", type=parse_text(100), help="who reads the data (R21)")
+
+
+def need_operator(args: argparse.Namespace) -> str:
+    if not (args.operator or "").strip():
+        raise UsageError("this command shows personal data: give --operator", "operator_required")
+    return str(args.operator)

@@ -10,6 +10,7 @@ from typing import Any
 from entrypoints.cli.base import (
     UsageError,
     examples,
+    need_operator,
     operator_argument,
     parse_date,
     parse_instant,
@@ -201,11 +202,10 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
 
 def history(args: argparse.Namespace) -> dict[str, Any]:
     """Customer ids are personal data: a registered operator, each one logged (R21)."""
-    from application.privacy import history_subjects
-    from entrypoints.cli.operators import logged_read
+    from application.privacy import history_subjects, logged_read
 
-    return logged_read(args, "card history", "history", lambda: service().app.history(
-        args.card_id), history_subjects)
+    return logged_read(service(), need_operator(args), "card history", "history",
+                       lambda: service().app.history(args.card_id), history_subjects)
 
 
 __all__ = ["UsageError", "register"]

@@ -19,12 +19,13 @@ from entrypoints.cli.base import (
     Parser,
     UsageError,
     examples,
+    need_operator,
     operator_argument,
     parse_date,
     parse_text,
 )
 from entrypoints.cli.cards import service
-from entrypoints.cli.operators import logged_read, need_operator, reader
+from entrypoints.cli.operators import logged_read, reader
 from infra.bootstrap import build, build_projector
 from infra.config import Settings
 from infra.service import Service

@@ -8,14 +8,8 @@ from typing import Any
 
 from application import privacy
 from application.privacy import PiiReader
-from entrypoints.cli.base import UsageError
+from entrypoints.cli.base import need_operator
 from entrypoints.cli.cards import service
-
-
-def need_operator(args: argparse.Namespace) -> str:
-    if not (args.operator or "").strip():
-        raise UsageError("this command shows personal data: give --operator", "operator_required")
-    return str(args.operator)
 
 
 def reader(args: argparse.Namespace, purpose: str, command: str) -> PiiReader:

@@ -126,3 +126,38 @@ def test_r21_issue17_rectified_recipient_email_still_finds_the_same_subject(
     privacy.open_request(bob, "erasure", privacy.today(), "era-bob")
     privacy.erase([bob], "era-bob", operator)
     assert bob not in iter_subjects([], ["bob.new@example.org"], memory_service)
+
+
+def test_r21_issue17_rectification_shreds_the_old_value_and_keeps_the_rest(
+    memory_service: Service, clock: Any
+) -> None:
+    """Art. 16 (issue 17: "new sealed value, old one shredded"): the old e-mail, still in the
+    purchase event, cannot be opened any more, by any reader, while the subject's other
+    sealed fields (their name, their message) still can; a second correction shreds the first."""
+    from uuid import UUID
+
+    from infra.vault import ERASED
+    from tests.unit.test_gdpr_privacy import ALICE_MESSAGE, ALICE_NAME
+
+    history = busy_history(memory_service, clock)
+    vault = memory_service.vault
+    (purchase, *_) = memory_service.app.events.get(UUID(history.alice_gift))
+    pii = purchase.pii  # type: ignore[attr-defined]
+    assert vault.open("cust-alice", pii["buyer_email"]) == ALICE_EMAIL
+    privacy, operator = Privacy(memory_service), register_operator(memory_service)
+    privacy.open_request("cust-alice", "rectification", privacy.today(), "rect-1")
+
+    done = privacy.rectify("cust-alice", "email", NEW_EMAIL, "rect-1", operator)
+
+    assert done["old_value_shredded"] is True and done["shredding"] == "verified"
+    assert vault.open("cust-alice", pii["buyer_email"]) == ERASED
+    assert vault.open("cust-alice", pii["buyer_name"]) == ALICE_NAME
+    reader = PiiReader(memory_service, operator, "check", "test")
+    assert reader.open_message("cust-alice", pii) == ALICE_MESSAGE
+    assert reader.open("cust-alice", pii["buyer_email"], "buyer_email") == NEW_EMAIL
+    first = memory_service.db.execute("SELECT token FROM gdpr_rectifications")[0][0]
+    privacy.open_request("cust-alice", "rectification", privacy.today(), "rect-2")
+    privacy.rectify("cust-alice", "email", "alice.third@example.org", "rect-2", operator)
+    assert vault.open("cust-alice", first) == ERASED
+    assert {c["buyer_email"] for c in export(memory_service, ["cust-alice"])["cards_bought"]} == {
+        "alice.third@example.org"}
