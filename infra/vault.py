@@ -107,6 +107,11 @@ class Vault:
             )
             rows = self.db.execute(select, (subject_id, field))
         clear = self.open(subject_id, rows[0][0]) if rows else ERASED
+        if clear == ERASED and rows and create:
+            # The subject was erased between the two reads: a new field key under a new key.
+            self.db.execute("DELETE FROM field_keys WHERE subject_id = ? AND field = ? "
+                            "AND sealed_key = ?", (subject_id, field, rows[0][0]))
+            return self._field_key(subject_id, field, create=True)
         return None if clear == ERASED else base64.b64decode(clear)
 
     def open(self, subject_id: str, token: str) -> str:

@@ -161,3 +161,17 @@ def test_r21_issue17_rectification_shreds_the_old_value_and_keeps_the_rest(
     assert vault.open("cust-alice", first) == ERASED
     assert {c["buyer_email"] for c in export(memory_service, ["cust-alice"])["cards_bought"]} == {
         "alice.third@example.org"}
+
+
+def test_p2_issue17_a_field_key_left_by_an_erasure_racing_a_purchase_is_replaced(
+    memory_service: Service,
+) -> None:
+    """An erasure that commits between a purchase's two reads of the field key leaves a row
+    under a destroyed key: the purchase seals under a new one instead of failing."""
+    vault = memory_service.vault
+    old = vault.seal_field("cust-race", "email", "old@example.org")
+    memory_service.db.execute(  # the erasure's key destruction, its row cleanup not yet run
+        "UPDATE subject_keys SET wrapped_key = NULL WHERE subject_id = 'cust-race'")
+    token = vault.seal_field("cust-race", "email", "new@example.org")
+    assert vault.open("cust-race", token) == "new@example.org"
+    assert vault.open("cust-race", old) == "[erased]"
