@@ -211,7 +211,7 @@ def create_app(
     connection is not shared), commands through the writer (group commit) on that pool."""
     app = service.app
     holds = Holds(app, hold_seconds=hold_seconds)
-    keys = ApiKeys(app)
+    keys = ApiKeys(app, cache_seconds=service.settings.api_key_cache_seconds)
     metrics = Metrics()
     sqlite = service.settings.database_url.startswith(("sqlite", "memory"))
     pool = ThreadPoolExecutor(max_workers=1 if sqlite else (workers or 16))
@@ -286,10 +286,12 @@ def create_app(
         async def dependency(
             authorization: Annotated[str | None, Header()] = None,
         ) -> ApiKey:
-            scheme, _, key = (authorization or "").partition(" ")
-            found = await call(lambda: keys.authenticate(key.strip())) if (
-                scheme.lower() == "bearer" and key
-            ) else None
+            scheme, _, given = (authorization or "").partition(" ")
+            key = given.strip() if scheme.lower() == "bearer" else ""
+            # A key read recently is answered here, without a trip to the thread pool.
+            known, found = keys.cached(key)
+            if not known:
+                found = await call(lambda: keys.authenticate(key))
             if found is None:
                 raise StarletteHTTPException(
                     401, "a valid API key is required", {"WWW-Authenticate": "Bearer"}
