@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from collections.abc import Callable
 from uuid import UUID, uuid4
 
 from eventsourcing.utils import get_topic
@@ -22,9 +24,22 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+CACHE_ENTRIES = 10_000  # then the cache starts again: an attacker's random keys cannot grow it
+
+
 class ApiKeys:
-    def __init__(self, cards: GiftCards) -> None:
+    """`cache_seconds`: how long `authenticate` reuses what it read of a key (found, unknown or
+    revoked), so a busy API does not read the store on every request; a revocation made by
+    another process is therefore refused everywhere within that time."""
+
+    def __init__(
+        self, cards: GiftCards, *, cache_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.cards = cards
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._cache: dict[UUID, tuple[float, ApiKey | None]] = {}
 
     def create(self, *, name: str, scopes: list[str]) -> Json:
         key = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -42,10 +57,27 @@ class ApiKeys:
 
     def authenticate(self, key: str) -> ApiKey | None:
         """The live key, or None (unknown or revoked): the caller answers both alike."""
+        known, found = self.cached(key)
+        if known:
+            return found
+        stream = ApiKey.id_for(key_hash(key))
+        stored = UnitOfWork(self.cards).get(stream, ApiKey)
+        found = stored if stored is not None and stored.revoked_at is None else None
+        if self.cache_seconds > 0:
+            if len(self._cache) >= CACHE_ENTRIES:
+                self._cache.clear()
+            self._cache[stream] = (self.clock() + self.cache_seconds, found)
+        return found
+
+    def cached(self, key: str) -> tuple[bool, ApiKey | None]:
+        """(True, the answer) when `authenticate` can answer without the store: a malformed
+        key, or one read less than `cache_seconds` ago. No I/O: callable from an event loop."""
         if not key.startswith(KEY_PREFIX) or len(key) > 100:
-            return None
-        found = UnitOfWork(self.cards).get(ApiKey.id_for(key_hash(key)), ApiKey)
-        return found if found is not None and found.revoked_at is None else None
+            return True, None
+        hit = self._cache.get(ApiKey.id_for(key_hash(key))) if self.cache_seconds > 0 else None
+        if hit is not None and hit[0] > self.clock():
+            return True, hit[1]
+        return False, None
 
     def revoke(self, key_id: UUID) -> Json:
         def command(uow: UnitOfWork) -> Json:
@@ -55,6 +87,7 @@ class ApiKeys:
                 raise refuse("unknown_api_key", "no API key has this id")
             if api_key.revoke(at=self.cards.now()):
                 uow.add(api_key)
+            self._cache.pop(api_key.id, None)
             return key_json(api_key)
 
         return self.cards._run(command)

@@ -376,6 +376,9 @@ class GiftCards(Application[UUID]):
         code that matches no card, refused (and counted); a hold past its time is released
         here. `conceal_market`: a card of another market is answered as an unknown code."""
         window, lockout = self.attempt_ids(subject, order_id, now)
+        code_index = self.code_index_id(code)
+        # Each read is a round trip: the two first reads in one query, the card in another.
+        uow.prefetch([window, code_index])
         # Added to the unit of work only once it records something; concurrent writers of
         # one window conflict and retry, so the count is exact across processes.
         attempts = uow.get(window, CheckoutAttempts) or CheckoutAttempts.open(subject, window)
@@ -387,7 +390,9 @@ class GiftCards(Application[UUID]):
                 "too_many_attempts",
                 "too many unknown gift card codes were tried; try again later",
             )
-        found = uow.get(self.code_index_id(code), Index)
+        found = uow.get(code_index, Index)
+        if found is not None:
+            uow.prefetch([found.target])
         card = None if found is None else self._card(uow, found.target)
         if card is None or (conceal_market and card.market != market.code):
             self._record_unknown_code(uow, attempts, order_id, market, now)

@@ -1,6 +1,8 @@
 """`python -m bench.chaos [--seconds 60]`: 3 brokers, 3 `serve` instances on durable PostgreSQL, a
 steady mixed checkout load, and at random moments a broker (a partition leader) killed -9, a
 `serve` killed -9, PostgreSQL restarted; then the end check and the figures (not a timed test).
+Recovery is timed against the lag sampled all along: back to the steady lag (what the load keeps
+in flight before any fault) after each fault, and to zero once the load has stopped.
 
 It drives the fault tests' own harness (tests/faults): the same private services, load and end
 check, so the figures mean what the tests assert."""
@@ -12,6 +14,7 @@ import random
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,8 @@ PARTITIONS = 6
 WAVE = 10  # checkout messages per wave, one wave every WAVE_PAUSE_S
 WAVE_PAUSE_S = 0.25
 LEASE_S = 5
+STEADY_S = 8  # lag sampled without faults first
+SAMPLE_S = 1.0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,14 +99,19 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
             time.sleep(WAVE_PAUSE_S)
         done.set()
 
-    faults: list[tuple[str, float, float | None]] = []
+    faults: list[tuple[str, float, float]] = []  # (kind, hit, back: the fault's end)
     loader = threading.Thread(target=load, daemon=True)
     started = time.monotonic()
     loader.start()
     while not any("checkout batch" in s.log_text() for s in serves):
         assert time.monotonic() - started < 300, [s.log_tail() for s in serves]
         time.sleep(0.5)
-    moments = sorted(rng.uniform(0.1, 0.7) * seconds for _ in range(3))
+    # Lag is sampled all along, so faults land at their moments whatever the recovery of
+    # the one before (a recovery measured after the load ended would measure the load's end).
+    sampler = LagSampler(env)
+    sampler.start()
+    time.sleep(STEADY_S)  # the steady lag, what the load keeps in flight without faults
+    moments = sorted(rng.uniform(0.2, 0.7) * seconds for _ in range(3))
     kinds = ["broker", "serve", "postgres"]
     rng.shuffle(kinds)
     for at, kind in zip(moments, kinds, strict=True):
@@ -119,8 +129,12 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
             victim.start()
         else:
             postgres.restart(kill=False)
-        faults.append((kind, hit, back_to_zero_lag(env, time.monotonic() + 120)))
+        faults.append((kind, hit, time.monotonic()))
     loader.join(seconds * 3 + 120)
+    load_end = time.monotonic()
+    drained = sampler.wait_for(lambda relay, checkout: relay == 0 and checkout == 0,
+                               after=load_end, timeout=300)
+    sampler.stop()
     settle_deadline = time.monotonic() + 300
     while (problems := consistency_problems(env, kafka.bootstrap, topics, message_ids=ids)) \
             and time.monotonic() < settle_deadline:
@@ -142,28 +156,66 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
         ("all problems", len(problems)),
         ("reply latency p50 / p99 (ms)", percentiles(latencies)),
     ]
-    report += [(f"back to zero lag after {kind} (s)",
-                "not within 120 s" if back is None else f"{back - hit:.1f}")
-               for kind, hit, back in faults]
+    steady = sampler.steady(until=faults[0][1] if faults else load_end)
+    report.append(("steady lag before faults (relay / checkout, max)",
+                   f"{steady[0]} / {steady[1]}"))
+    for kind, hit, back in faults:
+        # Recovered: the first sample after the fault's end at or under the steady lag.
+        again = sampler.first(lambda r, c: r <= steady[0] and c <= steady[1], after=back)
+        report.append((f"back to steady lag after {kind} (s)",
+                       "not before the load ended" if again is None or again > load_end
+                       else f"{again - hit:.1f}"))
+    report.append(("zero lag after the load ended (s)",
+                   "not within 300 s" if drained is None else f"{drained - load_end:.1f}"))
     report += [(f"problem {n}", p) for n, p in enumerate(problems[:10])]
     return report
 
 
-def back_to_zero_lag(env: dict[str, str], deadline: float) -> float | None:
-    """The first moment (monotonic) the relay and the checkout consumers have no lag."""
-    while time.monotonic() < deadline:
+class LagSampler(threading.Thread):
+    """Relay lag and checkout consumer lag, sampled about every second (one service built
+    once; a sample that fails while the database restarts is skipped)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        self.env = env
+        self.samples: list[tuple[float, int, int]] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        service = build(load_settings(self.env), create_tables=False)
         try:
-            service = build(load_settings(env), create_tables=False)
-            try:
-                now = status(service, None)
-            finally:
-                service.close()
-            if now["relay"]["lag"] == 0 and now["consumers"]["checkout"]["lag"] == 0:
-                return time.monotonic()
-        except Exception:  # the fault is still on (database restarting): ask again
-            pass
-        time.sleep(0.5)
-    return None
+            while not self.stopping.is_set():
+                try:
+                    now = status(service, None)
+                    self.samples.append((time.monotonic(), int(now["relay"]["lag"]),
+                                         int(now["consumers"]["checkout"]["lag"])))
+                except Exception:  # the fault is still on (database restarting): ask again
+                    pass
+                self.stopping.wait(SAMPLE_S)
+        finally:
+            service.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(30)
+
+    def steady(self, until: float) -> tuple[int, int]:
+        """The largest lag of the samples before the first fault (at least 1 each: the load
+        is always a wave in flight)."""
+        before = [(r, c) for t, r, c in self.samples if t < until] or [(1, 1)]
+        return max(1, max(r for r, _ in before)), max(1, max(c for _, c in before))
+
+    def first(self, ok: Callable[[int, int], bool], after: float) -> float | None:
+        return next((t for t, r, c in list(self.samples) if t >= after and ok(r, c)), None)
+
+    def wait_for(self, ok: Callable[[int, int], bool], after: float,
+                 timeout: float) -> float | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (found := self.first(ok, after)) is not None:
+                return found
+            time.sleep(SAMPLE_S)
+        return None
 
 
 def reply_latencies(bootstrap: str, topics: Topics) -> list[float]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from eventsourcing.utils import get_topic
@@ -16,7 +16,7 @@ from domain.codes import generate_code
 from domain.markets import Markets
 from infra import lease
 from infra.config import Settings, load_settings
-from infra.db import Database, eventsourcing_env
+from infra.db import Database, eventsourcing_env, share_ping_policy
 from infra.keyring import KekRing
 from infra.lookup import stream_loader
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
@@ -71,7 +71,10 @@ def build(
         vault=vault,
         markets=markets,
     )
-    app.load_streams = stream_loader(app.recorder, app.mapper)
+    app.load_streams = stream_loader(app.recorder, app.mapper, db)
+    if db.is_postgres:
+        # The library's pool pings each connection it lends; ours only those idle > 1 s.
+        share_ping_policy(cast(Any, app.recorder).datastore.pool)
     if create_tables:
         db.execute(lease.TABLE)
     return Service(settings=settings, app=app, db=db, vault=vault)

@@ -65,6 +65,8 @@ class Settings(BaseModel):
     hold_seconds: int = 1800
     # The API's group commit (issue 12); off only to measure the naive baseline.
     api_group_commit: bool = True
+    # How long an API process trusts what it read of a key (a revocation shows within this).
+    api_key_cache_seconds: float = 1.0
 
     @property
     def production(self) -> bool:
@@ -122,6 +124,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         smtp_url=_smtp_url(env),
         hold_seconds=_int(env, "GIFTCARDS_HOLD_SECONDS", 1800),
         api_group_commit=_switch(env, "GIFTCARDS_API_GROUP_COMMIT", True),
+        api_key_cache_seconds=_seconds(env, "GIFTCARDS_API_KEY_CACHE_SECONDS", 1.0),
     )
 
 
@@ -176,6 +179,16 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer") from None
     if value < 1:
         raise ConfigError(f"{name} must be at least 1")
+    return value
+
+
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    try:
+        value = float(env.get(name, default))
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds") from None
+    if not 0 <= value <= 3600:
+        raise ConfigError(f"{name} must be between 0 and 3600 seconds")
     return value
 
 
@@ -291,6 +304,9 @@ VARIABLES: dict[str, str] = {
     "GIFTCARDS_HOLD_SECONDS": "how long an HTTP authorization holds a card (1800)",
     "GIFTCARDS_API_GROUP_COMMIT": "the HTTP API saves concurrent commands in one transaction "
     "per batch (group commit, on); `off` only to measure the naive baseline",
+    "GIFTCARDS_API_KEY_CACHE_SECONDS": "how long an API process reuses what it read of an API "
+    "key (1.0; 0 = read the store on every request): a revoked key is refused everywhere "
+    "within this time",
     "GIFTCARDS_RETENTION_FRAUD_YEARS": "fraud alerts and F1/F2 window state are dropped this "
     "long after they were raised (5; `gdpr purge`, and `serve` hourly)",
 }

@@ -179,10 +179,20 @@ _used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
 def _check(conn: Any) -> None:
     """The pool's check before handing out a connection: one used within PING_IDLE_S is taken
-    as alive (a batch loop does not pay a round trip per statement; should it be dead after all,
-    the statement fails transiently and the pool replaces it); an older one is pinged."""
-    if time.monotonic() - _used.get(conn, float("-inf")) > PING_IDLE_S:
+    as alive (a batch loop or a busy API does not pay a round trip per statement; should it be
+    dead after all, the statement fails transiently and the pool replaces it); an older one is
+    pinged."""
+    now = time.monotonic()
+    if now - _used.get(conn, float("-inf")) > PING_IDLE_S:
         ConnectionPool.check_connection(conn)
+    _used[conn] = now  # lent now: idle from its return at the latest
+
+
+def share_ping_policy(pool: ConnectionPool[Any]) -> None:
+    """The eventsourcing library's pool, with pre-ping on, pings every connection it lends (a
+    round trip per read); it takes our check instead. `check` is a constructor argument the
+    library sets from POSTGRES_PRE_PING only, hence the attribute."""
+    pool._check = _check
 
 
 def _pool(url: str) -> ConnectionPool[Any]:

@@ -12,26 +12,27 @@ from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 
 from domain.ports import StreamLoader
+from infra.db import Database
 
 # SQLite builds may cap bound parameters at 999.
 CHUNK = 900
 
 
-def stream_loader(recorder: Recorder, mapper: Mapper[UUID]) -> StreamLoader | None:
+def stream_loader(recorder: Recorder, mapper: Mapper[UUID], db: Database) -> StreamLoader | None:
     """A loader for SQL recorders; None (one read per stream) for in-memory storage."""
-    if isinstance(recorder, PostgresAggregateRecorder):
-        pg = recorder
+    if isinstance(recorder, PostgresAggregateRecorder) and db.is_postgres:
         # The table name comes from the library's own configuration, not from input.
         pg_sql = (
-            f"SELECT originator_id, originator_version, topic, state FROM {pg.events_table_name} "
-            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+            "SELECT originator_id, originator_version, topic, state "
+            f"FROM {recorder.events_table_name} "
+            "WHERE originator_id = ANY(?) ORDER BY originator_id, originator_version"
         )
 
         def pg_load(ids: list[UUID]) -> dict[UUID, list[DomainEventProtocol[UUID]]]:
-            with pg.datastore.transaction(commit=False) as cursor:
-                cursor.execute(pg_sql, (ids,))
-                rows = cursor.fetchall()
-            return _group(mapper, ((UUID(str(r["originator_id"])), r) for r in rows))
+            # One statement on an autocommit connection: one round trip, a consistent
+            # snapshot (the library's own reads add a BEGIN and a ROLLBACK to each).
+            rows = db.execute(pg_sql, (ids,))
+            return _group(mapper, ((UUID(str(r[0])), r) for r in rows))
 
         return pg_load
     if isinstance(recorder, SQLiteAggregateRecorder):
@@ -50,7 +51,7 @@ def stream_loader(recorder: Recorder, mapper: Mapper[UUID]) -> StreamLoader | No
                         [i.hex for i in chunk],
                     )
                     rows += cursor.fetchall()
-            return _group(mapper, ((UUID(r["originator_id"]), r) for r in rows))
+            return _group(mapper, ((UUID(r[0]), r) for r in rows))
 
         return sqlite_load
     return None
@@ -61,9 +62,9 @@ def _group(mapper: Mapper[UUID], rows: Any) -> dict[UUID, list[DomainEventProtoc
     for stream, row in rows:
         stored = StoredEvent(
             originator_id=stream,
-            originator_version=row["originator_version"],
-            topic=row["topic"],
-            state=bytes(row["state"]),
+            originator_version=row[1],
+            topic=row[2],
+            state=bytes(row[3]),
         )
         streams[stream].append(mapper.to_domain_event(stored))
     return dict(streams)

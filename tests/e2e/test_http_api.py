@@ -352,6 +352,23 @@ def test_access_scopes_and_hostile_input_are_problem_documents(api: Api) -> None
     assert "giftcards_http_requests_total" in metrics and "giftcards_refusals_total" in metrics
 
 
+def test_a_key_revoked_by_another_process_is_refused_within_the_cache_time(api: Api) -> None:
+    """The API reuses what it read of a key for GIFTCARDS_API_KEY_CACHE_SECONDS (default 1 s):
+    a key revoked by the CLI (another process) is refused within that time, not later."""
+    created = giftcards(api.env, "api-key", "create", "--name", "till-7", "--scope", "checkout")
+    headers = {"Authorization": f"Bearer {created['key']}", "Content-Type": "application/json"}
+    lookup = orjson.dumps({"code": buy(api, "revoke-1")["code"], "market": "FR"})
+    first = api.client.post(api.url + "/v1/cards/lookup", content=lookup, headers=headers)
+    assert first.status_code == 200, first.text  # authenticated (and read into the cache)
+    giftcards(api.env, "api-key", "revoke", created["key_id"])
+    revoked_at = time.monotonic()
+    while (answer := api.client.post(api.url + "/v1/cards/lookup", content=lookup,
+                                     headers=headers)).status_code != 401:
+        assert answer.status_code == 200, answer.text
+        assert time.monotonic() - revoked_at < 1.0 + 0.5, "still accepted after the cache time"
+        time.sleep(0.05)
+
+
 def test_fifty_concurrent_authorizations_of_one_card_hold_it_once(api: Api) -> None:
     card = buy(api, "race-1")
 
