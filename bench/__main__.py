@@ -27,7 +27,8 @@ RATIOS = [
      "e0. HTTP authorize+capture, 1 transaction each", 1.0),
     ("f/f0", "f. HTTP lookup", "f0. HTTP constant endpoint", 0.5),
 ]
-P99 = [("e. HTTP authorize+capture, group commit", 50.0), ("f. HTTP lookup", 20.0)]
+P99 = [("e. HTTP authorize+capture, group commit", 50.0), ("f. HTTP lookup", 20.0),
+       ("e8. HTTP authorize+capture, 8 clients", 50.0), ("f8. HTTP lookup, 8 clients", 20.0)]
 
 
 def main() -> None:
