@@ -17,9 +17,11 @@ from domain.markets import Markets
 from infra import lease
 from infra.config import Settings, load_settings
 from infra.db import Database, eventsourcing_env
+from infra.envelope import use_pseudonyms
 from infra.keyring import KekRing
 from infra.lookup import stream_loader
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
+from infra.pseudonyms import StreamPseudonyms
 from infra.secrets import HmacCodeHasher, Keys
 from infra.service import Service
 from infra.vault import Vault
@@ -74,7 +76,9 @@ def build(
     app.load_streams = stream_loader(app.recorder, app.mapper)
     if create_tables:
         db.execute(lease.TABLE)
-    return Service(settings=settings, app=app, db=db, vault=vault)
+    pseudonyms = StreamPseudonyms(keys.stream_pseudonym)
+    use_pseudonyms(pseudonyms)  # every envelope this process builds (relay, views, verify)
+    return Service(settings=settings, app=app, db=db, vault=vault, pseudonyms=pseudonyms)
 
 
 def load_markets(settings: Settings) -> Markets:
