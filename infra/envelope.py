@@ -190,6 +190,21 @@ def _envelope(
     }
 
 
+def card_record_as_published_now(envelope: dict[str, Any]) -> dict[str, Any]:
+    """A card event's record published before the pseudonyms (schema version 1, ids in clear)
+    as it is published now: `audit verify --all` compares the store with such old records too."""
+    if envelope.get("schema_version", PSEUDONYMS_SINCE) >= PSEUDONYMS_SINCE:
+        return envelope
+    pseudonyms = _installed()
+    correlation_id = envelope.get("correlation_id")
+    return {
+        **envelope,
+        "schema_version": envelope["schema_version"] + PSEUDONYMS_SINCE - 1,
+        "correlation_id": None if correlation_id is None else pseudonyms.order(correlation_id),
+        "data": _pseudonymised(dict(envelope.get("data", {})), pseudonyms),
+    }
+
+
 def _pseudonymised(data: dict[str, Any], pseudonyms: StreamPseudonyms) -> dict[str, Any]:
     for name, value in data.items():
         if value is None:

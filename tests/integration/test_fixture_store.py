@@ -117,3 +117,28 @@ def test_current_code_stores_the_same_fields_as_the_old_code(tmp_path: Path) -> 
     # also write event types of later features (issue 11's sealed-code outbox), never fewer.
     assert {topic: new.get(topic) for topic in old} == old
     assert set(new) - set(old) <= {"domain.delivery:CodeDelivery.CodeSealed"}, set(new) - set(old)
+
+
+def test_p5_issue17_f9_audit_copy_check_reads_records_published_before_the_pseudonyms(
+    tmp_path: Path,
+) -> None:
+    """`audit verify --all` compares the store with `giftcard.events`: v1 records (ids in clear,
+    published before the upgrade) still match, and an altered one is still reported."""
+    from infra.kafka.copy import compare
+
+    copied = tmp_path / "old_store.sqlite3"
+    shutil.copyfile(STORE, copied)
+    expected = orjson.loads(EXPECTED.read_bytes())
+    old_records = {(e["envelope"]["card_id"], e["envelope"]["card_version"]): e["envelope"]
+                   for e in expected["envelopes"] if e["envelope"] and e["envelope"]["card_id"]}
+    assert {e["schema_version"] for e in old_records.values()} == {1}
+    service = service_for(copied)
+    try:
+        app = service.app
+        assert compare(app.recorder, app.mapper, old_records) == []
+        key, record = next((k, e) for k, e in old_records.items() if "order_id" in e["data"])
+        altered = {**old_records, key: {**record, "data": {**record["data"], "order_id": "x"}}}
+        (problem,) = compare(app.recorder, app.mapper, altered)
+        assert problem["problem"].endswith("data.order_id")
+    finally:
+        service.close()
