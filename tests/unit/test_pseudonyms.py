@@ -169,3 +169,20 @@ def test_p5_issue17_f9_another_master_key_gives_other_pseudonyms(clock: Any) -> 
     finally:
         other.close()
         mine.close()
+
+
+def test_r21_issue17_f9_a_listing_logged_by_pseudonym_is_in_the_subjects_access_log(
+    memory_service: Service,
+) -> None:
+    """`fraud alerts` shows (and logs) the pseudonyms the views hold; the subject's access log
+    and export, asked by the clear id, include those entries, under that id."""
+    operator = register_operator(memory_service, "agent-7")
+    listing = PiiReader(memory_service, operator, "fraud review", "fraud alerts")
+    listing.note(memory_service.pseudonyms.subject("cust-carol"), "alerts")
+    listing.flush()
+    privacy = Privacy(memory_service)
+    log_reader = PiiReader(memory_service, operator, "access request", "gdpr access-log")
+    entries = privacy.access_log("cust-carol", log_reader)["entries"]
+    assert ("fraud alerts", "alerts") in {(e["command"], e["field"]) for e in entries}
+    export = privacy.export(["cust-carol"], log_reader)
+    assert {e["subject_id"] for e in export["access_log"]} == {"cust-carol"}
