@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "pseudonym", help="the pseudonym of a customer or order id on giftcard.events, or back",
         epilog=examples("gdpr pseudonym --customer-id C1 --operator alice",
                         "gdpr pseudonym --order-id O1 --operator alice",
-                        "gdpr pseudonym --resolve cus_m7a4eb5rtzt3qyc2cxewnxjfte "
+                        "gdpr pseudonym --resolve cus_6b86b273ff34fce19d6b804eff5a3f57 "
                         "--operator alice --request-id R1"))
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--customer-id", type=SUBJECT, help="a customer (or subject) id")
@@ -181,8 +181,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def parse_pseudonym(text: str) -> str:
-    if not re.fullmatch(r"(cus|ord)_[a-z2-7]{26}", text):
-        raise argparse.ArgumentTypeError("a pseudonym is cus_ or ord_ and 26 base32 characters")
+    if not re.fullmatch(r"(cus|ord)_[0-9a-f]{32}", text):
+        raise argparse.ArgumentTypeError("a pseudonym is cus_ or ord_ and 32 hex digits")
     return text
 
 

@@ -120,7 +120,7 @@ def test_every_command_prints_exactly_one_json_object(
         ("gdpr", "export"): [["gdpr", "export", "C1", "--operator", "alice"]],
         ("gdpr", "pseudonym"): [["gdpr", "pseudonym", "--customer-id", "C1", "--operator",
                                  "alice"],
-                                ["gdpr", "pseudonym", "--resolve", "cus_" + "a" * 26,
+                                ["gdpr", "pseudonym", "--resolve", "cus_" + "a" * 32,
                                  "--operator", "alice"]],
         ("gdpr", "access-log"): [["gdpr", "access-log", "C1", "--operator", "alice"]],
         ("gdpr", "object"): [["gdpr", "object", "C9", "--request-id", "R0",
