@@ -186,3 +186,28 @@ def test_r21_issue17_f9_a_listing_logged_by_pseudonym_is_in_the_subjects_access_
     assert ("fraud alerts", "alerts") in {(e["command"], e["field"]) for e in entries}
     export = privacy.export(["cust-carol"], log_reader)
     assert {e["subject_id"] for e in export["access_log"]} == {"cust-carol"}
+
+
+def test_p4_p5_issue17_f9_an_objection_through_the_application_still_stops_profiling(
+    memory_service: Service, clock: Any, tmp_path: Any
+) -> None:
+    """The real path, no hand-made envelope: the objection's subject pseudonym meets the
+    buyer's in the fraud view, so the objector is not profiled, and another buyer still is."""
+    from infra.db import Database
+    from projections import queries
+    from projections.config import FraudConfig
+    from projections.runner import Projector
+    from projections.sources import sync_store
+
+    app = memory_service.app
+    views = Projector(Database(f"sqlite:///{tmp_path / 'views.sqlite3'}"),
+                      FraudConfig(f2_cards=3, f2_total_minor=100_000))
+    act(memory_service, "object", ["whale"], "req-obj")
+    clock.advance(minutes=1)
+    for buyer in ("whale", "shark"):
+        for i in range(2):
+            app.purchase(market="FR", amount=50_000, payment_method="card", buyer_id=buyer,
+                         order_id=f"o-{buyer}-{i}")
+    sync_store(app, views)
+    found = queries.alerts(views.db, rule="F2")["alerts"]
+    assert [a["customer_id"] for a in found] == [memory_service.pseudonyms.subject("shark")]
