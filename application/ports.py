@@ -19,6 +19,14 @@ class SqlDatabase(Protocol):
     def tx(self) -> AbstractContextManager[Any]: ...
 
 
+class Pseudonyms(Protocol):
+    """The keyed pseudonyms of ids on the published stream (P5); only the service holds the key."""
+
+    def subject(self, subject_id: str) -> str: ...
+
+    def order(self, order_id: str) -> str: ...
+
+
 class SubjectVault(PersonalDataVault, Protocol):
     """The vault as the data subjects' rights use it: read back and crypto-shred."""
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from eventsourcing.utils import get_topic
 
 from application.cards import SEALED_FOR_BOTH, GiftCards, iso
-from application.ports import SqlDatabase, SubjectVault
+from application.ports import Pseudonyms, SqlDatabase, SubjectVault
 from domain.deadlines import check_extension, due_date, is_overdue
 from domain.errors import refuse
 from domain.giftcard import GiftCard
@@ -73,6 +73,10 @@ SCANNED += ATTEMPTS
 S = DataSubject
 SCANNED += [S.Erased, S.ObjectedToProfiling, S.Rectified, S.Restricted, S.RestrictionLifted]
 BOOKKEEPING = {"originator_id", "originator_version", "originator_topic", "timestamp"}
+# Where the scanned events name a subject or an order (published as pseudonyms, P5; the
+# envelope's table infra.envelope.PSEUDONYMISED, kept equal by tests/unit/test_pseudonyms.py).
+SUBJECT_FIELDS = ("buyer_subject", "customer_id", "subject_id")
+ORDER_FIELDS = ("order_id", "correlation_id")
 
 
 class Service(Protocol):
@@ -86,6 +90,9 @@ class Service(Protocol):
 
     @property
     def vault(self) -> SubjectVault: ...
+
+    @property
+    def pseudonyms(self) -> Pseudonyms: ...
 
 
 @dataclass
@@ -146,6 +153,29 @@ class Holdings:
         if event.pii.get("recipient_subject") in self.subjects:
             self.received.append(event)
             self.later[event.originator_id] = []
+
+
+def known_ids(service: Service) -> Iterator[tuple[str | None, str | None]]:
+    """(subject id, order id) named by each scanned event, page by page, newest first (a
+    support case is usually about recent orders)."""
+    app = service.app
+    topics = [get_topic(cls) for cls in SCANNED]
+    start = app.recorder.max_notification_id() or 0
+    while start > 0:
+        first = max(1, start - PAGE + 1)
+        for notification in reversed(app.recorder.select_notifications(
+                first, PAGE, stop=start, topics=topics)):
+            event = app.mapper.to_domain_event(notification)
+            pii = getattr(event, "pii", None) or {}
+            for name in (*SUBJECT_FIELDS, "recipient_subject"):
+                value = pii.get(name) if name == "recipient_subject" else getattr(
+                    event, name, None)
+                if value is not None:
+                    yield value, None
+            for name in ORDER_FIELDS:
+                if (value := getattr(event, name, None)) is not None:
+                    yield None, value
+        start = first - 1
 
 
 def scan(service: Service, subjects: Iterable[str]) -> Holdings:
@@ -274,6 +304,41 @@ class Privacy:
             reader.note(subject_id, "email")
         reader.flush()
         return {"subject_id": found[0], **({"subject_ids": found} if len(found) > 1 else {})}
+
+    # --- pseudonyms on the stream (P5, R21) -------------------------------------------
+
+    def pseudonym_of(
+        self, reader: PiiReader, *, customer_id: str | None = None, order_id: str | None = None
+    ) -> Json:
+        """The published pseudonym of a customer (or recipient subject) id or an order id:
+        customer service's side of the mapping, logged like a decryption (R21)."""
+        if customer_id is not None:
+            reader.note(customer_id, "pseudonym")
+            reader.flush()
+            return {"customer_id": customer_id,
+                    "pseudonym": self.service.pseudonyms.subject(customer_id)}
+        if order_id is None:
+            raise refuse("invalid_input", "give a customer id, an order id or a pseudonym")
+        reader.note(f"order:{order_id}", "pseudonym")
+        reader.flush()
+        return {"order_id": order_id, "pseudonym": self.service.pseudonyms.order(order_id)}
+
+    def resolve_pseudonym(self, pseudonym: str, reader: PiiReader) -> Json:
+        """The clear id behind a pseudonym, found among the ids the store knows (a pseudonym
+        cannot be inverted, only recomputed); the id found is logged before it is shown."""
+        pseudonyms = self.service.pseudonyms
+        kind = "customer_id" if pseudonym.startswith("cus_") else "order_id"
+        for subject_id, order_id in known_ids(self.service):
+            if subject_id is not None and pseudonyms.subject(subject_id) == pseudonym:
+                reader.note(subject_id, "pseudonym")
+                reader.flush()
+                return {"pseudonym": pseudonym, "customer_id": subject_id}
+            if order_id is not None and pseudonyms.order(order_id) == pseudonym:
+                reader.note(f"order:{order_id}", "pseudonym")
+                reader.flush()
+                return {"pseudonym": pseudonym, "order_id": order_id}
+        raise refuse("unknown_pseudonym", f"no {kind.replace('_', ' ')} in the store has this "
+                     "pseudonym")
 
     # --- operators (R21) --------------------------------------------------------------
 
@@ -540,6 +605,8 @@ class Privacy:
         unlinked = [e for e in held.received if e.pii["recipient_subject"] in erased]
         held.received = [e for e in held.received if e.pii["recipient_subject"] not in erased]
         log = self._access_log_rows(subjects)
+        # The views hold pseudonyms (P5): asked by them, shown with the subject's own ids.
+        published = {self.service.pseudonyms.subject(s): s for s in subjects}
         try:
             document = {
                 "subject_ids": subjects,
@@ -548,7 +615,10 @@ class Privacy:
                 "cards_received": [self._received(e, held, reader) for e in held.received],
                 "refund_cards": [self._refund_card(e, held, reader) for e in held.refund_cards],
                 "holds": [facts(e, card_id=True) for e in held.holds],
-                "profiling": profiling(subjects) if profiling is not None else [],
+                "profiling": [
+                    {**a, "customer_id": published.get(a["customer_id"], a["customer_id"])}
+                    for a in (profiling(list(published)) if profiling is not None else [])
+                ],
                 "rectifications": self._rectifications(subjects),
                 "access_log": log,
                 "redemptions": [facts(e, card_id=True) for e in held.redemptions],
@@ -608,14 +678,17 @@ class Privacy:
         return [dict(zip(("subject_id", "field", "rectified_at"), r, strict=True)) for r in rows]
 
     def _access_log_rows(self, subjects: list[str]) -> list[Json]:
-        marks = ", ".join("?" * len(subjects))
+        # A listing of the views (`fraud alerts`) logs the pseudonym it showed: theirs too.
+        published = {self.service.pseudonyms.subject(s): s for s in subjects}
+        marks = ", ".join("?" * (len(subjects) + len(published)))
         rows = self.db.execute(
             "SELECT at, operator, subject_id, field, purpose, command FROM pii_access_log "
             f"WHERE subject_id IN ({marks}) ORDER BY at, seq",
-            tuple(subjects),
+            (*subjects, *published),
         )
         keys = ("at", "operator", "subject_id", "field", "purpose", "command")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [{**dict(zip(keys, row, strict=True)),
+                 "subject_id": published.get(row[2], row[2])} for row in rows]
 
     def _received(self, event: Any, held: Holdings, reader: PiiReader) -> Json:
         recipient = event.pii["recipient_subject"]

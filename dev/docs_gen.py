@@ -59,6 +59,7 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "buyer_erased": (RULES, "no", "the buyer's data was erased: give a new --buyer-email"),
     "operator_required": (RULES, "yes, with --operator", "the command shows personal data"),
     "unknown_operator": (RULES, "no", "the operator is not in the register (R21)"),
+    "unknown_pseudonym": (RULES, "no", "no id the store knows has this pseudonym (P5)"),
     "operator_conflict": (RULES, "no", "the operator is registered with another role"),
     "unknown_request": (RULES, "no", "no rights request has this id"),
     "request_closed": (RULES, "no", "the rights request is closed"),

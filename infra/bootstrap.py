@@ -17,9 +17,11 @@ from domain.markets import Markets
 from infra import lease
 from infra.config import Settings, load_settings
 from infra.db import Database, eventsourcing_env, share_ping_policy
+from infra.envelope import use_pseudonyms
 from infra.keyring import KekRing
 from infra.lookup import stream_loader
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
+from infra.pseudonyms import StreamPseudonyms
 from infra.secrets import HmacCodeHasher, Keys
 from infra.service import Service
 from infra.vault import Vault
@@ -77,7 +79,9 @@ def build(
         share_ping_policy(cast(Any, app.recorder).datastore.pool)
     if create_tables:
         db.execute(lease.TABLE)
-    return Service(settings=settings, app=app, db=db, vault=vault)
+    pseudonyms = StreamPseudonyms(keys.stream_pseudonym)
+    use_pseudonyms(pseudonyms)  # every envelope this process builds (relay, views, verify)
+    return Service(settings=settings, app=app, db=db, vault=vault, pseudonyms=pseudonyms)
 
 
 def load_markets(settings: Settings) -> Markets:

@@ -20,6 +20,7 @@ from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts
 from domain.subjects import DataSubject
 from infra.orjsonpydantic import PydanticMapper, class_version
+from infra.pseudonyms import StreamPseudonyms
 
 # Aggregates whose events are published; indexes are private lookups and stay home.
 PUBLISHED = {get_topic(GiftCard): "GiftCard", get_topic(CheckoutAttempts): "Checkout"}
@@ -38,6 +39,47 @@ LIFTED = {
     "correlation_id",
     *CHAIN_FIELDS,  # the card's hash chain stays in the store (audit verify recomputes it)
 }
+
+
+# P5/R21 (issue 17 finding 9): every field naming a customer, a data subject or an order, and
+# how it is published: a keyed pseudonym of its kind (infra/pseudonyms.py). THE table: the
+# envelope applies it, the schemas describe it, a test fails on a field named like one that
+# is in neither this table nor ALLOWED. `pii.recipient_subject`: a key of the sealed dict.
+PSEUDONYMISED = {
+    "buyer_subject": "subject",
+    "customer_id": "subject",
+    "subject_id": "subject",
+    "recipient_subject": "subject",
+    "order_id": "order",
+}
+# Published as they are: an amount, and a reference to a rights request that carries no id.
+ALLOWED = frozenset({"order_total", "request_id"})
+# On card and checkout streams the correlation id is the order's id (or an internal reference
+# such as an expiry's): published as an order pseudonym. A data subject's is its request's.
+CORRELATED_BY_ORDER = frozenset({"GiftCard", "Checkout"})
+# Schema version 1 published these ids in clear; every version from 2 on carries pseudonyms.
+# The stored events did not change, so the published version is the stored class version + 1
+# (no no-op upcasters, and a later stored version still maps to a new published one).
+PSEUDONYMS_SINCE = 2
+
+
+def published_version(cls: type[Any]) -> int:
+    return class_version(cls) + PSEUDONYMS_SINCE - 1
+
+
+_pseudonyms: StreamPseudonyms | None = None
+
+
+def use_pseudonyms(pseudonyms: StreamPseudonyms) -> None:
+    """Installed by the composition root (infra/bootstrap.py) with the stream-pseudonym key."""
+    global _pseudonyms
+    _pseudonyms = pseudonyms
+
+
+def _installed() -> StreamPseudonyms:
+    if _pseudonyms is None:  # fail closed: never publish clear ids for want of a key
+        raise RuntimeError("no stream pseudonym key: build the service with infra.bootstrap")
+    return _pseudonyms
 
 
 class Envelope(BaseModel):
@@ -121,7 +163,13 @@ def _envelope(
     prefix, event_type, schema_version = _published_as(cls)
     if prefix is None or "at" not in fields:  # private, or stream bookkeeping (Opened)
         return None
+    pseudonyms = _installed()
+    if prefix != "GiftCard":  # streams named after a customer: a keyed id (see stream())
+        originator_id = pseudonyms.stream(originator_id)
     stream_id = str(originator_id)
+    correlation_id = fields.get("correlation_id")
+    if correlation_id is not None and prefix in CORRELATED_BY_ORDER:
+        correlation_id = pseudonyms.order(correlation_id)
     return {
         "event_id": event_id(originator_id, version),
         "event_type": event_type,
@@ -135,9 +183,41 @@ def _envelope(
         "market": fields.get("market"),
         "currency": fields.get("currency"),
         "terms_version": fields.get("terms_version"),
-        "correlation_id": fields.get("correlation_id"),
-        "data": {k: v for k, v in fields.items() if k not in LIFTED},
+        "correlation_id": correlation_id,
+        "data": _pseudonymised(
+            {k: v for k, v in fields.items() if k not in LIFTED}, pseudonyms
+        ),
     }
+
+
+def card_record_as_published_now(envelope: dict[str, Any]) -> dict[str, Any]:
+    """A card event's record published before the pseudonyms (schema version 1, ids in clear)
+    as it is published now: `audit verify --all` compares the store with such old records too."""
+    if envelope.get("schema_version", PSEUDONYMS_SINCE) >= PSEUDONYMS_SINCE:
+        return envelope
+    pseudonyms = _installed()
+    correlation_id = envelope.get("correlation_id")
+    return {
+        **envelope,
+        "schema_version": envelope["schema_version"] + PSEUDONYMS_SINCE - 1,
+        "correlation_id": None if correlation_id is None else pseudonyms.order(correlation_id),
+        "data": _pseudonymised(dict(envelope.get("data", {})), pseudonyms),
+    }
+
+
+def _pseudonymised(data: dict[str, Any], pseudonyms: StreamPseudonyms) -> dict[str, Any]:
+    for name, value in data.items():
+        if value is None:
+            continue
+        kind = PSEUDONYMISED.get(name)
+        if kind == "subject":
+            data[name] = pseudonyms.subject(value)
+        elif kind == "order":
+            data[name] = pseudonyms.order(value)
+        elif name == "pii" and "recipient_subject" in value:
+            data[name] = {**value, "recipient_subject": pseudonyms.subject(
+                value["recipient_subject"])}
+    return data
 
 
 def _published_as(cls: type[Any]) -> tuple[str | None, str, int]:
@@ -146,7 +226,7 @@ def _published_as(cls: type[Any]) -> tuple[str | None, str, int]:
     known = _PUBLISHED_AS.get(cls)
     if known is None:
         prefix = PUBLISHED.get(get_topic(cls).rsplit(".", 1)[0])
-        known = (prefix, f"{prefix}{cls.__name__}", class_version(cls))
+        known = (prefix, f"{prefix}{cls.__name__}", published_version(cls))
         _PUBLISHED_AS[cls] = known
     return known
 

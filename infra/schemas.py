@@ -11,8 +11,15 @@ from application.export_schema import EXPORT_SCHEMA
 from consumers.dead_letters import DEAD_LETTER_SCHEMA
 from consumers.replies import RESULT_SCHEMA
 from domain.base import DomainEvent
-from infra.envelope import LIFTED, Envelope, published_events
-from infra.orjsonpydantic import class_version
+from infra.envelope import (
+    CORRELATED_BY_ORDER,
+    LIFTED,
+    PSEUDONYMISED,
+    Envelope,
+    published_events,
+    published_version,
+)
+from infra.pseudonyms import ORDER_PATTERN, SUBJECT_PATTERN
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE_ID = "https://giftcards.example.com/schemas/"
@@ -48,11 +55,30 @@ def envelope_schema() -> dict[str, Any]:
     return {"$schema": DIALECT, "$id": f"{BASE_ID}envelope.json", **schema}
 
 
+# What a pseudonymised field is on the stream (P5): its pattern and what it stands for.
+PSEUDONYM_SCHEMAS = {
+    "subject": {"type": "string", "pattern": SUBJECT_PATTERN, "description":
+                "keyed pseudonym of a customer or data subject id (equal ids, equal "
+                "pseudonyms; only customer service can map it back)"},
+    "order": {"type": "string", "pattern": ORDER_PATTERN, "description":
+              "keyed pseudonym of an order id (equal ids, equal pseudonyms; only customer "
+              "service can map it back)"},
+}
+
+
+def _pseudonymous(field: dict[str, Any], kind: str) -> dict[str, Any]:
+    """A field's schema with its string replaced by the pseudonym's (null kept if allowed)."""
+    title = {"title": field["title"]} if "title" in field else {}
+    if "anyOf" in field:
+        return {"anyOf": [PSEUDONYM_SCHEMAS[kind], {"type": "null"}], **title}
+    return {**PSEUDONYM_SCHEMAS[kind], **title}
+
+
 def event_schema(
-    event_type: str, event_class: type[DomainEvent], *, is_card: bool
+    event_type: str, event_class: type[DomainEvent], *, is_card: bool, prefix: str = ""
 ) -> dict[str, Any]:
     """The envelope of one event type and version: constants, typed lifted fields, strict data."""
-    version = class_version(event_class)
+    version = published_version(event_class)
     own = event_class.model_json_schema(mode="serialization")
     fields = own["properties"]
     envelope = envelope_schema()
@@ -64,7 +90,19 @@ def event_schema(
     for envelope_field, event_field in _FROM_EVENT.items():
         lifted = fields.get(event_field, {"type": "null"})
         properties[envelope_field] = {**lifted, "title": properties[envelope_field]["title"]}
+    if prefix in CORRELATED_BY_ORDER:
+        properties["correlation_id"] = _pseudonymous(properties["correlation_id"], "order")
+    if not is_card:
+        properties["stream_id"] = {
+            **properties["stream_id"], "description": "keyed id of the stream (named after a "
+            "customer in the store): the same for every event of one stream"}
     data = {k: v for k, v in fields.items() if k not in LIFTED}
+    for name, kind in PSEUDONYMISED.items():
+        if name in data:
+            data[name] = _pseudonymous(data[name], kind)
+    if "pii" in data:
+        data["pii"] = {**data["pii"], "description": "sealed personal data (per-subject "
+                       "ciphertext); `recipient_subject` is a subject pseudonym"}
     properties["data"] = {
         "type": "object",
         "title": "Data",
@@ -106,7 +144,7 @@ def from_code() -> dict[str, str]:
         schemas[name] = {"$schema": DIALECT, "$id": f"{BASE_ID}{name}", **schema}
     for prefix, event_type, event_class in published_events():
         # Only card events name a card (to_envelope's card_id); the others are streams.
-        schema = event_schema(event_type, event_class, is_card=prefix == "GiftCard")
+        schema = event_schema(event_type, event_class, is_card=prefix == "GiftCard", prefix=prefix)
         schemas[file_name(event_type, schema["properties"]["schema_version"]["const"])] = schema
     return {name: json.dumps(s, indent=2, ensure_ascii=False) + "\n" for name, s in schemas.items()}
 

@@ -1,4 +1,5 @@
-"""The master secret and the keys derived from it (code HMACs, subject ids, key wrapping)."""
+"""The master secret and the keys derived from it (code HMACs, subject ids, key wrapping,
+stream pseudonyms)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class Keys:
     code_hmac: bytes
     subject_hmac: bytes
     key_wrapping: bytes
+    stream_pseudonym: bytes  # P5: pseudonyms on giftcard.events, a key analytics never holds
 
     @classmethod
     def from_master(cls, master: bytes) -> Keys:
@@ -29,6 +31,7 @@ class Keys:
             code_hmac=derive(master, "giftcards/code-hmac/v1"),
             subject_hmac=derive(master, "giftcards/subject-id/v1"),
             key_wrapping=derive(master, "giftcards/key-wrapping/v1"),
+            stream_pseudonym=derive(master, "giftcards/stream-pseudonym/v1"),
         )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from application.cards import GiftCards
 from infra.config import Settings
 from infra.db import Database
+from infra.pseudonyms import StreamPseudonyms
 from infra.vault import Vault
 
 
@@ -18,6 +19,7 @@ class Service:
     app: GiftCards
     db: Database
     vault: Vault
+    pseudonyms: StreamPseudonyms  # the published stream's (installed in infra.envelope too)
 
     def close(self) -> None:
         self.app.close()

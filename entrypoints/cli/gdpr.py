@@ -4,6 +4,7 @@ access log (R21, P1-P4)."""
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from application.privacy import (
@@ -59,6 +60,22 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
             a.email, reader(a, "subject lookup", "gdpr subject")
         )
     )
+
+    p = cmds.add_parser(
+        "pseudonym", help="the pseudonym of a customer or order id on giftcard.events, or back",
+        epilog=examples("gdpr pseudonym --customer-id C1 --operator alice",
+                        "gdpr pseudonym --order-id O1 --operator alice",
+                        "gdpr pseudonym --resolve cus_6b86b273ff34fce19d6b804eff5a3f57 "
+                        "--operator alice --request-id R1"))
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--customer-id", type=SUBJECT, help="a customer (or subject) id")
+    which.add_argument("--order-id", type=parse_text(200), help="an order id")
+    which.add_argument("--resolve", type=parse_pseudonym,
+                       help="a published pseudonym (cus_… or ord_…): the id behind it")
+    p.add_argument("--request-id", type=parse_text(200),
+                   help="the request or case it is looked up for (logged with the access)")
+    operator_argument(p)
+    p.set_defaults(handler=pseudonym)
 
     p = cmds.add_parser("erase", help="crypto-shred a subject's personal data (P2)",
                         epilog=examples("gdpr erase C1 --email bob@example.org --request-id R1 "
@@ -169,6 +186,23 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    "(default: today)")
     operator_argument(p)
     p.set_defaults(handler=list_requests)
+
+
+def parse_pseudonym(text: str) -> str:
+    if not re.fullmatch(r"(cus|ord)_[0-9a-f]{32}", text):
+        raise argparse.ArgumentTypeError("a pseudonym is cus_ or ord_ and 32 hex digits")
+    return text
+
+
+def pseudonym(args: argparse.Namespace) -> dict[str, Any]:
+    """P5/R21: the mapping between ids and their published pseudonyms, for customer service
+    only (a registered operator, every id shown access-logged)."""
+    case = f" for {args.request_id}" if args.request_id else ""
+    access = reader(args, f"pseudonym mapping{case}", "gdpr pseudonym")
+    privacy = Privacy(service())
+    if args.resolve is not None:
+        return privacy.resolve_pseudonym(args.resolve, access)
+    return privacy.pseudonym_of(access, customer_id=args.customer_id, order_id=args.order_id)
 
 
 def subjects_arguments(p: argparse.ArgumentParser) -> None:

@@ -118,6 +118,10 @@ def test_every_command_prints_exactly_one_json_object(
         ("gdpr", "subject"): [["gdpr", "subject", "--email", "bob@example.org",
                                "--operator", "alice"]],
         ("gdpr", "export"): [["gdpr", "export", "C1", "--operator", "alice"]],
+        ("gdpr", "pseudonym"): [["gdpr", "pseudonym", "--customer-id", "C1", "--operator",
+                                 "alice"],
+                                ["gdpr", "pseudonym", "--resolve", "cus_" + "a" * 32,
+                                 "--operator", "alice"]],
         ("gdpr", "access-log"): [["gdpr", "access-log", "C1", "--operator", "alice"]],
         ("gdpr", "object"): [["gdpr", "object", "C9", "--request-id", "R0",
                               "--operator", "alice"]],
@@ -181,7 +185,7 @@ def test_every_command_prints_exactly_one_json_object(
     assert trail["format"] == "jsonl" and trail["records"][0]["card_id"] == cid
     assert one_object(capsys, "audit", "export", MISSING, "--operator", "alice") == (
         1, {"error": {"code": "unknown_card", "message": f"no gift card with id {MISSING}"}})
-    assert seen[("show",)] == [0, 1]
+    assert seen[("show",)] == [0, 1] and seen[("gdpr", "pseudonym")] == [0, 1]
     assert seen[("redeem",)] == [0] and seen[("relay",)] == [2] and seen[("serve",)] == [2]
 
 

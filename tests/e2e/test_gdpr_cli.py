@@ -110,3 +110,26 @@ def test_r21_issue17_f8_rectify_restrict_unrestrict_from_the_cli(env_for: dict[s
     rc, log = cli(env, "gdpr", "access-log", "cust-ann", "--operator", "dpo-1")
     assert {"gdpr rectify", "gdpr export", "gdpr restrict", "gdpr unrestrict",
             "gdpr request list"} <= {e["command"] for e in log["entries"]}
+
+
+def test_p5_r21_issue17_f9_pseudonym_mapping_from_the_cli(env_for: dict[str, str]) -> None:
+    """Customer service maps ids and published pseudonyms both ways: a registered operator,
+    every id shown access-logged; anyone else is refused before anything is computed."""
+    env = {**env_for, "PATH": "/usr/bin:/bin"}
+    assert cli(env, "purchase", "--market", "FR", "--amount", "50", "--payment-method", "card",
+               "--buyer-id", "cust-zoe", "--order-id", "o-zoe")[0] == 0
+    rc, refused = cli(env, "gdpr", "pseudonym", "--customer-id", "cust-zoe")
+    assert (rc, refused["error"]["code"]) == (2, "operator_required")
+    rc, refused = cli(env, "gdpr", "pseudonym", "--order-id", "o-zoe", "--operator", "eve")
+    assert (rc, refused["error"]["code"]) == (1, "unknown_operator")
+    assert cli(env, "gdpr", "operator", "add", "cs-1", "--role", "support")[0] == 0
+    rc, mapped = cli(env, "gdpr", "pseudonym", "--order-id", "o-zoe", "--operator", "cs-1")
+    assert rc == 0 and mapped["pseudonym"].startswith("ord_")
+    rc, back = cli(env, "gdpr", "pseudonym", "--resolve", mapped["pseudonym"], "--operator",
+                   "cs-1", "--request-id", "case-7")
+    assert (rc, back) == (0, {"pseudonym": mapped["pseudonym"], "order_id": "o-zoe"})
+    rc, mine = cli(env, "gdpr", "pseudonym", "--customer-id", "cust-zoe", "--operator", "cs-1")
+    assert rc == 0 and mine["pseudonym"].startswith("cus_")
+    rc, log = cli(env, "gdpr", "access-log", "cust-zoe", "--operator", "cs-1")
+    assert [(e["operator"], e["field"], e["purpose"]) for e in log["entries"]
+            if e["command"] == "gdpr pseudonym"] == [("cs-1", "pseudonym", "pseudonym mapping")]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import orjson
 
 from domain.chain import CHAIN_FIELDS
+from infra.envelope import event_id
+from infra.pseudonyms import StreamPseudonyms
+from projections.audit import chain_hash
 from tests.fixtures.make_old_store import (
     EXPECTED,
     STORE,
@@ -18,14 +24,39 @@ from tests.fixtures.make_old_store import (
 )
 
 
+def as_v2(v1: dict[str, Any] | None, p: StreamPseudonyms) -> dict[str, Any] | None:
+    """The old code's (v1) envelope with issue 17's pseudonyms applied by hand: what the
+    envelope must publish now, with nothing else changed (P5, finding 9)."""
+    if v1 is None:
+        return None
+    e = copy.deepcopy(v1)
+    e["schema_version"] += 1
+    if e["card_id"] is None:  # a stream named after a customer: a keyed stream id
+        stream = p.stream(UUID(e["stream_id"]))
+        e["stream_id"], e["event_id"] = str(stream), event_id(stream, e["card_version"])
+    if not e["event_type"].startswith("Subject"):
+        e["correlation_id"] = p.order(e["correlation_id"])
+    data = e["data"]
+    for name in ("buyer_subject", "customer_id", "subject_id"):
+        if data.get(name) is not None:
+            data[name] = p.subject(data[name])
+    if data.get("order_id") is not None:
+        data["order_id"] = p.order(data["order_id"])
+    if "recipient_subject" in data.get("pii", {}):
+        data["pii"]["recipient_subject"] = p.subject(data["pii"]["recipient_subject"])
+    return e
+
+
 def test_old_store_reads_back_identically(tmp_path: Path) -> None:
-    """Same aggregate states (show, history), same published envelopes, same audit hashes."""
+    """Same aggregate states (show, history), same published envelopes (v2: the same with the
+    ids pseudonymised), and audit hashes of those."""
     copy = tmp_path / "old_store.sqlite3"
     shutil.copyfile(STORE, copy)  # the library may write to a store it opens: never the original
     expected = orjson.loads(EXPECTED.read_bytes())
     service = service_for(copy)
     try:
         actual = reading(service)
+        pseudonyms = service.pseudonyms
     finally:
         service.close()
     assert len(expected["envelopes"]) == 45  # the fixture is what we think it is
@@ -39,8 +70,16 @@ def test_old_store_reads_back_identically(tmp_path: Path) -> None:
             k: v for k, v in old.items() if k != "state"}, stream
         added = {k: v for k, v in new["state"].items() if k not in old["state"]}
         assert all(v in (None, 0, [], {}) for v in added.values()), (stream, added)
-    assert actual["envelopes"] == expected["envelopes"]
-    assert actual["audit_chains"] == expected["audit_chains"]
+    published = [{**e, "envelope": as_v2(e["envelope"], pseudonyms)}
+                 for e in expected["envelopes"]]
+    assert actual["envelopes"] == published
+    chains: dict[str, list[str]] = {}
+    for e in published:
+        if e["envelope"] is not None and e["envelope"]["card_id"]:
+            chain = chains.setdefault(e["envelope"]["card_id"], [])
+            chain.append(chain_hash(chain[-1] if chain else None, e["envelope"]))
+    assert chains.keys() == expected["audit_chains"].keys()
+    assert actual["audit_chains"] == chains
     topics = {e["topic"] for e in expected["envelopes"]}
     assert len(topics) == 14  # every event type of the domain, and the stored checkout reply
 
@@ -78,3 +117,28 @@ def test_current_code_stores_the_same_fields_as_the_old_code(tmp_path: Path) -> 
     # also write event types of later features (issue 11's sealed-code outbox), never fewer.
     assert {topic: new.get(topic) for topic in old} == old
     assert set(new) - set(old) <= {"domain.delivery:CodeDelivery.CodeSealed"}, set(new) - set(old)
+
+
+def test_p5_issue17_f9_audit_copy_check_reads_records_published_before_the_pseudonyms(
+    tmp_path: Path,
+) -> None:
+    """`audit verify --all` compares the store with `giftcard.events`: v1 records (ids in clear,
+    published before the upgrade) still match, and an altered one is still reported."""
+    from infra.kafka.copy import compare
+
+    copied = tmp_path / "old_store.sqlite3"
+    shutil.copyfile(STORE, copied)
+    expected = orjson.loads(EXPECTED.read_bytes())
+    old_records = {(e["envelope"]["card_id"], e["envelope"]["card_version"]): e["envelope"]
+                   for e in expected["envelopes"] if e["envelope"] and e["envelope"]["card_id"]}
+    assert {e["schema_version"] for e in old_records.values()} == {1}
+    service = service_for(copied)
+    try:
+        app = service.app
+        assert compare(app.recorder, app.mapper, old_records) == []
+        key, record = next((k, e) for k, e in old_records.items() if "order_id" in e["data"])
+        altered = {**old_records, key: {**record, "data": {**record["data"], "order_id": "x"}}}
+        (problem,) = compare(app.recorder, app.mapper, altered)
+        assert problem["problem"].endswith("data.order_id")
+    finally:
+        service.close()

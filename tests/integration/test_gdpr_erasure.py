@@ -126,10 +126,15 @@ def test_p2_p5_erasure_after_busy_history_leaves_no_clear_pii_or_code_anywhere(
     secrets = [ALICE_EMAIL, ALICE_MESSAGE, ALICE_NAME, BOB_MESSAGE]
     codes = h.codes + [c.replace("-", "") for c in h.codes]
 
-    for where in (store_bytes(service), topic_bytes(kafka_bootstrap, events_topic)):
-        assert b"o-a1" in where  # the scan does see the stored facts...
+    stored, on_topic = store_bytes(service), topic_bytes(kafka_bootstrap, events_topic)
+    # The scan does see the facts: the store keeps the order id, the topic its pseudonym...
+    assert b"o-a1" in stored and service.pseudonyms.order("o-a1").encode() in on_topic
+    for where in (stored, on_topic):
         for text in secrets + codes:  # ...and P5: only ciphertext of PII, never a code
             assert text.encode() not in where, text
+    # P5/R21 (finding 9): no customer, subject or order id in clear on the topic.
+    ids = [*h.alice_ids, *h.bob_ids, "cust-carol", "o-a1", "o-b1", "shop-bob-1", "shop-alice-1"]
+    assert [i for i in ids if i.encode() in on_topic] == []
     doc = export(service, h.alice_ids)
     assert doc["cards_bought"][0]["message"] == ALICE_MESSAGE  # clear through the vault only
     before = money(service, h.cards, published)
@@ -153,6 +158,7 @@ def test_p2_p5_erasure_after_busy_history_leaves_no_clear_pii_or_code_anywhere(
     for where in (stored, on_topic):
         for text in secrets + codes:
             assert text.encode() not in where, text
+    assert [i for i in ids if i.encode() in on_topic] == []
     if not service.db.is_postgres:  # secure_delete + WAL truncation: the old key bytes are gone
         for key in wrapped:
             assert key not in stored

@@ -33,6 +33,11 @@ def alerts(memory_service: Service, tmp_path: Path) -> Any:
     return run
 
 
+def cus(service: Service, customer_id: str) -> str:
+    """The customer's pseudonym: what the stream, and so the views, hold (P5, finding 9)."""
+    return service.pseudonyms.subject(customer_id)
+
+
 def guess(app: Any, n: int, customer: str, clock: Any, minutes: int = 1) -> None:
     for i in range(n):
         clock.advance(minutes=minutes)
@@ -59,13 +64,13 @@ def test_f2_purchase_velocity_count(memory_service, alerts, clock):
         clock.advance(minutes=10)
         buy(memory_service.app, buyer_id="speedy", amount=2000)
     (alert,) = alerts("F2")
-    assert alert["customer_id"] == "speedy" and len(alert["event_ids"]) == 3
+    assert alert["customer_id"] == cus(memory_service, "speedy") and len(alert["event_ids"]) == 3
 
 
 def test_f2_purchase_velocity_total(memory_service, alerts, clock):
     buy(memory_service.app, buyer_id="whale", amount=50_000)
     buy(memory_service.app, buyer_id="whale", amount=50_000)
-    assert [a["customer_id"] for a in alerts("F2")] == ["whale"]
+    assert [a["customer_id"] for a in alerts("F2")] == [cus(memory_service, "whale")]
 
 
 def test_f2_normal_buyer_not_flagged(memory_service, alerts, clock):
@@ -80,7 +85,8 @@ def test_f3_fast_cash_out_by_another_customer(memory_service, alerts, clock):
     clock.advance(minutes=5)
     pay(memory_service.app, card["code"], "loot", 30_000, customer_id="thief")
     (alert,) = alerts("F3")
-    assert (alert["card_id"], alert["customer_id"]) == (card["card_id"], "thief")
+    thief = cus(memory_service, "thief")
+    assert (alert["card_id"], alert["customer_id"]) == (card["card_id"], thief)
 
 
 def test_f3_normal_gift_used_days_later_not_flagged(memory_service, alerts, clock):
@@ -104,7 +110,7 @@ def refund_chain(app: Any, clock: Any, depth: int) -> str:
 def test_f4_refund_cycling_chain_of_depth_n(memory_service, alerts, clock):
     last = refund_chain(memory_service.app, clock, 3)
     (alert,) = alerts("F4")
-    assert alert["customer_id"] == "cycler" and len(alert["event_ids"]) == 3
+    assert alert["customer_id"] == cus(memory_service, "cycler") and len(alert["event_ids"]) == 3
     assert alert["card_id"] != last  # the card at depth 2, not the deeper one
 
 
@@ -159,7 +165,7 @@ def test_p4_objection_keeps_only_compelling_rules_with_legal_basis(memory_servic
     buy(app, buyer_id="whale", amount=50_000)
     buy(app, buyer_id="whale", amount=50_000)
     assert [a["legal_basis"] for a in alerts("F2")] == ["legitimate_interest"]
-    alerts.views.apply([subject_event("SubjectObjectedToProfiling", "whale",
+    alerts.views.apply([subject_event("SubjectObjectedToProfiling", cus(memory_service, "whale"),
                                       "2026-01-12T11:00:00Z", 1)])
     clock.advance(days=1)
     for _ in range(2):
@@ -169,7 +175,8 @@ def test_p4_objection_keeps_only_compelling_rules_with_legal_basis(memory_servic
     found = alerts()
     f2 = [a for a in found if a["rule"] == "F2"]
     assert len(f2) == 1 and f2[0]["detected_at"] < "2026-01-12T11"  # before the objection only
-    assert [a["rule"] for a in found if a["customer_id"] == "whale-friend"] == ["F3"]
+    friend = cus(memory_service, "whale-friend")
+    assert [a["rule"] for a in found if a["customer_id"] == friend] == ["F3"]
 
 
 def test_p4_objection_applied_late_still_removes_profiling_alerts(memory_service, alerts, clock):
@@ -178,7 +185,8 @@ def test_p4_objection_applied_late_still_removes_profiling_alerts(memory_service
     buy(memory_service.app, buyer_id="whale", amount=50_000)
     buy(memory_service.app, buyer_id="whale", amount=50_000)
     assert len(alerts("F2")) == 1
-    alerts.views.apply([subject_event("SubjectObjectedToProfiling", "whale",
+    whale = cus(memory_service, "whale")
+    alerts.views.apply([subject_event("SubjectObjectedToProfiling", whale,
                                       "2026-01-12T11:00:00Z", 1)])
     assert alerts("F2") == []
 
@@ -186,9 +194,13 @@ def test_p4_objection_applied_late_still_removes_profiling_alerts(memory_service
 def test_erasure_is_recorded_and_views_hold_only_ids(memory_service, alerts):
     buy(memory_service.app, buyer_id="gone", buyer_email="gone@example.org")
     alerts()
-    alerts.views.apply([subject_event("SubjectErased", "gone", "2026-01-12T11:00:00Z", 1)])
-    rows = alerts.views.db.execute("SELECT erased_at FROM view_subjects WHERE subject_id='gone'")
+    gone = cus(memory_service, "gone")
+    alerts.views.apply([subject_event("SubjectErased", gone, "2026-01-12T11:00:00Z", 1)])
+    rows = alerts.views.db.execute("SELECT erased_at FROM view_subjects WHERE subject_id=?",
+                                   (gone,))
     assert rows == [("2026-01-12T11:00:00.000000Z",)]
+    assert not alerts.views.db.execute(  # P5: the clear id is in no view
+        "SELECT 1 FROM view_subjects WHERE subject_id='gone'")
 
 
 def test_fraud_config_from_toml_and_bad_file_is_a_clear_error(tmp_path):
@@ -215,7 +227,7 @@ def test_p4_issue17_f2_an_alert_opened_before_the_objection_stops_growing(
     buy(app, buyer_id="whale", amount=50_000)
     (before,) = alerts("F2")
     assert len(before["event_ids"]) == 2
-    alerts.views.apply([subject_event("SubjectObjectedToProfiling", "whale",
+    alerts.views.apply([subject_event("SubjectObjectedToProfiling", cus(memory_service, "whale"),
                                       "2026-01-12T10:10:00Z", 1)])
     clock.advance(minutes=10)  # 10:15, same F2 window
     for _ in range(2):
@@ -224,20 +236,21 @@ def test_p4_issue17_f2_an_alert_opened_before_the_objection_stops_growing(
     (after,) = alerts("F2")
     assert after == before  # no event after the objection made it grow
     states = alerts.views.db.execute("SELECT data FROM view_fraud_state WHERE state_key LIKE ?",
-                                     ("F2|whale|%",))
-    assert all(str(data).count("2026-01-12T10:1") == 0 for (data,) in states)
+                                     (f"F2|{cus(memory_service, 'whale')}|%",))
+    assert states and all(str(data).count("2026-01-12T10:1") == 0 for (data,) in states)
 
 
 def test_art18_issue17_f8_restriction_stops_profiling_until_lifted(memory_service, alerts, clock):
     """Finding 8: while restricted (art. 18) a subject is not profiled, F2 included; after the
     restriction is lifted, profiling resumes from the lifting on, never for the period itself."""
     app = memory_service.app
-    alerts.views.apply([subject_event("SubjectRestricted", "whale", "2026-01-12T09:00:00Z", 1)])
+    whale = cus(memory_service, "whale")
+    alerts.views.apply([subject_event("SubjectRestricted", whale, "2026-01-12T09:00:00Z", 1)])
     for _ in range(2):
         clock.advance(minutes=1)
         buy(app, buyer_id="whale", amount=50_000)
     assert alerts("F2") == []
-    alerts.views.apply([subject_event("SubjectRestrictionLifted", "whale",
+    alerts.views.apply([subject_event("SubjectRestrictionLifted", cus(memory_service, "whale"),
                                       "2026-01-13T00:00:00Z", 2)])
     clock.advance(days=2)
     for _ in range(2):
@@ -260,20 +273,21 @@ def test_p2_issue17_f7_fraud_data_is_purged_past_its_retention(memory_service, a
     clock.advance(days=800)
     for _ in range(3):
         buy(app, buyer_id="recent", amount=50_000)
-    assert {a["customer_id"] for a in alerts("F2")} == {"whale", "recent"}
+    expected = {cus(memory_service, c) for c in ("whale", "recent")}
+    assert {a["customer_id"] for a in alerts("F2")} == expected
     cutoff = clock() - timedelta(days=400)  # between the two
 
     report = purge_fraud_data(alerts.views.db, cutoff)
 
     assert (report["alerts_dropped"], report["window_states_dropped"]) == (1, 1)
-    assert [a["customer_id"] for a in alerts("F2")] == ["recent"]
+    assert [a["customer_id"] for a in alerts("F2")] == [cus(memory_service, "recent")]
     state = alerts.views.db.execute("SELECT state_key FROM view_fraud_state")
-    assert not [k for (k,) in state if "whale" in k]
+    assert not [k for (k,) in state if cus(memory_service, "whale") in k]
     assert purge_fraud_data(alerts.views.db, cutoff)["alerts_dropped"] == 0  # idempotent
     # The same old events projected again (a rebuild, a late partition) stay purged.
     alerts.views.reset()
     purge_fraud_data(alerts.views.db, cutoff)
-    assert [a["customer_id"] for a in alerts("F2")] == ["recent"]
+    assert [a["customer_id"] for a in alerts("F2")] == [cus(memory_service, "recent")]
     assert datetime.fromisoformat(report["cutoff"].rstrip("Z")) < clock().replace(tzinfo=None)
 
 

@@ -77,6 +77,8 @@ def test_p3_issue17_f6_export_is_complete_and_keeps_to_its_schema(
     alerts = {a["rule"]: a for a in document["profiling"]}
     assert set(alerts) == {"F1", "F5"} and "threshold 3" in alerts["F1"]["explanation"]
     assert len(alerts["F1"]["event_ids"]) == 3
+    # The views hold pseudonyms (P5); the subject's export names them by their own ids.
+    assert {a["customer_id"] for a in alerts.values()} <= set(h.alice_ids)
     assert {"gdpr rectify", "gdpr restrict"} <= {e["command"] for e in document["access_log"]}
     assert document["rectifications"][0]["field"] == "name"
     assert {r["type"] for r in document["rights_exercised"]} == {"Rectified", "Restricted"}

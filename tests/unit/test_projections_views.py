@@ -128,7 +128,8 @@ def test_audit_rows_chain_hashes_with_actor(memory_service, sync):
         "ORDER BY version", [card["card_id"]])
     assert [r[1] for r in rows] == ["GiftCardPurchased", "GiftCardActivated",
                                     "GiftCardRedemptionRefused"]
-    assert [r[2] for r in rows] == ["cust-1", "system", "cust-9"]
+    cus = memory_service.pseudonyms.subject  # P5: the audit view names customers by pseudonym
+    assert [r[2] for r in rows] == [cus("cust-1"), "system", cus("cust-9")]
     assert rows[0][4] is None and rows[1][4] == rows[0][3] and rows[2][4] == rows[1][3]
     envelope = next(i.envelope for i in store_page(memory_service.app, 1, 100)
                     if i.envelope and i.envelope["card_id"] == card["card_id"])
