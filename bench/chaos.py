@@ -44,6 +44,7 @@ WAVE = 10  # checkout messages per wave, one wave every WAVE_PAUSE_S
 WAVE_PAUSE_S = 0.25
 LEASE_S = 5
 STEADY_S = 8  # lag sampled without faults first
+CALM = 4 * WAVE  # lag at most four waves: the backlog of the cards bought beforehand is gone
 SAMPLE_S = 1.0
 
 
@@ -110,8 +111,12 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
     # the one before (a recovery measured after the load ended would measure the load's end).
     sampler = LagSampler(env)
     sampler.start()
-    time.sleep(STEADY_S)  # the steady lag, what the load keeps in flight without faults
-    moments = sorted(rng.uniform(0.2, 0.7) * seconds for _ in range(3))
+    # The cards bought before `serve` started are a backlog the relay publishes first; the
+    # steady lag (what the load keeps in flight without faults) is sampled once it is gone.
+    calm = sampler.wait_for(lambda relay, checkout: relay <= CALM and checkout <= CALM,
+                            after=time.monotonic(), timeout=seconds / 3) or time.monotonic()
+    time.sleep(STEADY_S)
+    moments = sorted(rng.uniform(0.3, 0.75) * seconds for _ in range(3))
     kinds = ["broker", "serve", "postgres"]
     rng.shuffle(kinds)
     for at, kind in zip(moments, kinds, strict=True):
@@ -156,7 +161,7 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
         ("all problems", len(problems)),
         ("reply latency p50 / p99 (ms)", percentiles(latencies)),
     ]
-    steady = sampler.steady(until=faults[0][1] if faults else load_end)
+    steady = sampler.steady(since=calm, until=faults[0][1] if faults else load_end)
     report.append(("steady lag before faults (relay / checkout, max)",
                    f"{steady[0]} / {steady[1]}"))
     for kind, hit, back in faults:
@@ -199,10 +204,10 @@ class LagSampler(threading.Thread):
         self.stopping.set()
         self.join(30)
 
-    def steady(self, until: float) -> tuple[int, int]:
-        """The largest lag of the samples before the first fault (at least 1 each: the load
-        is always a wave in flight)."""
-        before = [(r, c) for t, r, c in self.samples if t < until] or [(1, 1)]
+    def steady(self, since: float, until: float) -> tuple[int, int]:
+        """The largest lag of the samples from `since` to the first fault (at least 1 each:
+        the load is always a wave in flight)."""
+        before = [(r, c) for t, r, c in self.samples if since <= t < until] or [(1, 1)]
         return max(1, max(r for r, _ in before)), max(1, max(c for _, c in before))
 
     def first(self, ok: Callable[[int, int], bool], after: float) -> float | None:
