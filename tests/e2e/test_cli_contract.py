@@ -205,7 +205,10 @@ def test_r21_issue17_f9_history_and_audit_trail_need_a_registered_operator_and_a
     status, history = one_object(capsys, "history", cid, "--operator", "agent-7")
     assert (status, history["events"][0]["data"]["buyer_subject"]) == (0, "cust-r21")
     status, trail = one_object(capsys, "audit", "export", cid, "--operator", "agent-7")
-    assert (status, trail["records"][0]["actor"]) == (0, "cust-r21")
+    # The trail is the audit view, built from the published envelopes: the pseudonym (P5).
+    _, mapped = one_object(capsys, "gdpr", "pseudonym", "--customer-id", "cust-r21",
+                           "--operator", "agent-7")
+    assert (status, trail["records"][0]["actor"]) == (0, mapped["pseudonym"])
     _, log = one_object(capsys, "gdpr", "access-log", "cust-r21", "--operator", "agent-7")
     assert {(e["command"], e["operator"]) for e in log["entries"]} >= {
         ("history", "agent-7"), ("audit export", "agent-7")}
