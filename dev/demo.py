@@ -103,7 +103,8 @@ def main() -> None:
     print(f"\nThe demo's store stays in {DATA_DIR}. To look at it with the CLI:\n"
           f"  export GIFTCARDS_DATA_DIR={shlex.quote(str(DATA_DIR))}\n"
           f"  {SHOWN_CLI} show {card['card_id']}\n"
-          f"  {SHOWN_CLI} history {card['card_id']}\n"
+          # history shows customer ids: an operator the demo registered (R21).
+          f"  {SHOWN_CLI} history {card['card_id']} --operator demo-agent\n"
           f"  {SHOWN_CLI} --help")
 
 

@@ -50,6 +50,13 @@ def test_readme_quickstart_runs_the_lifecycle(tmp_path: Path) -> None:
                             text=True, timeout=120, check=False)
     assert pasted.returncode == 0, pasted.stderr
     assert '"replayed":true' in pasted.stdout
+    # The commands printed at the end, to look at the demo's store, run as printed too.
+    tail = done.stdout.split("To look at it with the CLI:\n", 1)[1]
+    follow = [line.strip() for line in tail.splitlines() if line.startswith("  ")]
+    assert any(" history " in line for line in follow), follow
+    looked = subprocess.run(["bash", "-ec", "\n".join(follow)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert looked.returncode == 0, looked.stdout[-1000:] + looked.stderr[-1000:]
     # …and the README says how to use the CLI on the demo's store afterwards.
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "GIFTCARDS_DATA_DIR=var/demo" in readme and ".venv/bin/giftcards" in readme
