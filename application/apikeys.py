@@ -24,6 +24,10 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def well_formed(key: str) -> bool:
+    return key.startswith(KEY_PREFIX) and len(key) <= 100
+
+
 CACHE_ENTRIES = 10_000  # then the cache starts again: an attacker's random keys cannot grow it
 
 
@@ -57,10 +61,12 @@ class ApiKeys:
 
     def authenticate(self, key: str) -> ApiKey | None:
         """The live key, or None (unknown or revoked): the caller answers both alike."""
-        known, found = self.cached(key)
+        if not well_formed(key):
+            return None
+        stream = ApiKey.id_for(key_hash(key))
+        known, found = self._reused(stream)
         if known:
             return found
-        stream = ApiKey.id_for(key_hash(key))
         stored = UnitOfWork(self.cards).get(stream, ApiKey)
         found = stored if stored is not None and stored.revoked_at is None else None
         if self.cache_seconds > 0:
@@ -72,9 +78,12 @@ class ApiKeys:
     def cached(self, key: str) -> tuple[bool, ApiKey | None]:
         """(True, the answer) when `authenticate` can answer without the store: a malformed
         key, or one read less than `cache_seconds` ago. No I/O: callable from an event loop."""
-        if not key.startswith(KEY_PREFIX) or len(key) > 100:
+        if not well_formed(key):
             return True, None
-        hit = self._cache.get(ApiKey.id_for(key_hash(key))) if self.cache_seconds > 0 else None
+        return self._reused(ApiKey.id_for(key_hash(key)))
+
+    def _reused(self, stream: UUID) -> tuple[bool, ApiKey | None]:
+        hit = self._cache.get(stream) if self.cache_seconds > 0 else None
         if hit is not None and hit[0] > self.clock():
             return True, hit[1]
         return False, None

@@ -18,6 +18,16 @@ SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
 BACKENDS = ["sqlite", "postgres"]
 
 
+class Ticks:
+    """A monotonic clock (seconds) that moves only when a test moves `now`."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @dataclass
 class FixedClock:
     """Time stands still unless a test moves it."""

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 from application.apikeys import ApiKeys
 from infra.service import Service
-
-
-class Ticks:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.conftest import Ticks
 
 
 def test_a_key_revoked_elsewhere_is_reused_until_the_cache_time_then_refused(

@@ -267,12 +267,7 @@ def test_p2_issue17_f7_fraud_data_is_purged_past_its_retention(memory_service, a
 
     from projections.retention import purge_fraud_data
 
-    app = memory_service.app
-    for _ in range(3):
-        buy(app, buyer_id="whale", amount=50_000)
-    clock.advance(days=800)
-    for _ in range(3):
-        buy(app, buyer_id="recent", amount=50_000)
+    whale_then_recent(memory_service.app, clock)
     expected = {cus(memory_service, c) for c in ("whale", "recent")}
     assert {a["customer_id"] for a in alerts("F2")} == expected
     cutoff = clock() - timedelta(days=400)  # between the two
@@ -291,6 +286,15 @@ def test_p2_issue17_f7_fraud_data_is_purged_past_its_retention(memory_service, a
     assert datetime.fromisoformat(report["cutoff"].rstrip("Z")) < clock().replace(tzinfo=None)
 
 
+def whale_then_recent(app, clock):
+    """F2 material twice: three big purchases by "whale", then 800 days later by "recent"."""
+    for _ in range(3):
+        buy(app, buyer_id="whale", amount=50_000)
+    clock.advance(days=800)
+    for _ in range(3):
+        buy(app, buyer_id="recent", amount=50_000)
+
+
 def test_p2_issue17_f7_a_rebuild_keeps_the_purge_horizon(memory_service, alerts, clock):
     """`projections rebuild` drops and replays every view: the alerts purged past their
     retention must stay gone without waiting for the next purge (fixed clock)."""
@@ -298,12 +302,7 @@ def test_p2_issue17_f7_a_rebuild_keeps_the_purge_horizon(memory_service, alerts,
 
     from projections.retention import purge_fraud_data
 
-    app = memory_service.app
-    for _ in range(3):
-        buy(app, buyer_id="whale", amount=50_000)
-    clock.advance(days=800)
-    for _ in range(3):
-        buy(app, buyer_id="recent", amount=50_000)
+    whale_then_recent(memory_service.app, clock)
     assert {a["customer_id"] for a in alerts("F2")} == {
         cus(memory_service, "whale"), cus(memory_service, "recent")}
     purge_fraud_data(alerts.views.db, clock() - timedelta(days=400))

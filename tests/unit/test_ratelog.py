@@ -7,14 +7,7 @@ import logging
 import pytest
 
 from infra.ratelog import RateLimitedLog, backoff
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.conftest import Ticks as Clock
 
 
 def test_one_line_per_key_per_interval_then_the_held_back_count(
