@@ -51,6 +51,8 @@ class UnitOfWork:
         self.changed: dict[UUID, Aggregate] = {}
         self.loaded: dict[UUID, Aggregate] = {}
         self.absent: set[UUID] = set()
+        # card id -> its code's index stream, for the cards whose code is registered here
+        self.code_indexes: dict[UUID, UUID] = {}
 
     def prefetch(self, ids: Iterable[UUID]) -> None:
         """Load many streams in one query: a batch reads its keys and cards once, not each."""
@@ -102,8 +104,16 @@ class UnitOfWork:
             # cost more than the rest of a batch commit's Python work.
             processing.events.extend(aggregate.collect_events())
             processing.aggregates[aggregate.id] = aggregate
+        if self.app.keeps_card_facts:
+            # The lookup rows of the changed cards, in the same transaction as their events.
+            processing.saved_kwargs["card_facts"] = [
+                (aggregate.facts(), aggregate.version, self.code_indexes.get(aggregate.id))
+                for aggregate in self.changed.values()
+                if isinstance(aggregate, GiftCard)
+            ]
         self.app.record(processing)
         self.changed.clear()
+        self.code_indexes.clear()
 
 
 class GiftCards(Application[UUID]):
@@ -129,6 +139,8 @@ class GiftCards(Application[UUID]):
         self.markets = markets
         # Set by the composition root when the store can answer it in one query.
         self.load_streams: StreamLoader | None = None
+        # Set by the composition root when the recorder keeps each card's lookup row.
+        self.keeps_card_facts = False
 
     def construct_recorder(self) -> ProcessRecorder:
         # A process recorder: commands from Kafka are stored with their consumed offset.
@@ -174,6 +186,12 @@ class GiftCards(Application[UUID]):
     def code_index_id(self, code: str) -> UUID:
         """The index stream of a code: keyed by its HMAC, so the code itself is never stored."""
         return stream_id(CODE, self.hasher.lookup_key(normalize_code(code)))
+
+    def register_code(self, uow: UnitOfWork, code: str, card_id: UUID) -> Index:
+        """A new card's code index; the card's lookup row is keyed by it too."""
+        index = Index.register(CODE, self.hasher.lookup_key(normalize_code(code)), card_id)
+        uow.code_indexes[card_id] = index.id
+        return index
 
     def now(self) -> datetime:
         return self.clock()
@@ -228,7 +246,7 @@ class GiftCards(Application[UUID]):
             uow.add(
                 card,
                 Index.register(PURCHASE_ORDER, order_id, card.id),
-                Index.register(CODE, self.hasher.lookup_key(normalize_code(code)), card.id),
+                self.register_code(uow, code, card.id),
                 self._sealed_delivery(card, code, "purchase", buyer_id, pii, None),
             )
             return {**card_json(card), "code": code, "replayed": False}
@@ -564,7 +582,7 @@ class GiftCards(Application[UUID]):
                 }
                 uow.add(
                     new_card,
-                    Index.register(CODE, self.hasher.lookup_key(normalize_code(code)), new_card.id),
+                    self.register_code(uow, code, new_card.id),
                     self._sealed_delivery(
                         new_card, code, "refund", original.buyer_subject, buyer_pii, order_id
                     ),

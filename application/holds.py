@@ -4,6 +4,7 @@ release the holds that timed out; the order service's synchronous checkout."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -21,7 +22,7 @@ from application.cards import (
     redemption_json,
 )
 from domain.errors import refuse
-from domain.giftcard import GiftCard
+from domain.giftcard import CardFacts, GiftCard
 from domain.streams import Index, stream_id
 
 HOLD_ORDER = "hold-order"
@@ -29,6 +30,16 @@ DEFAULT_HOLD_SECONDS = 30 * 60
 R = TypeVar("R")
 # Events that start or end a hold: the sweep replays only these.
 HOLD_EVENTS = (GiftCard.Held, GiftCard.HoldReleased, GiftCard.Redeemed, GiftCard.Cancelled)
+
+
+@dataclass(frozen=True, slots=True)
+class LookupPlan:
+    """What a lookup reads first: the code's index stream and the subject's R8 window."""
+
+    code_index: UUID
+    window: UUID
+    market: str
+    now: datetime
 
 
 class Holds:
@@ -62,9 +73,29 @@ class Holds:
             card = self.cards.card_for_code(
                 uow, code, subject, probe, the_market, now, conceal_market=True
             )
-            return lookup_json(card, now)
+            return lookup_json(card.facts(), now)
 
         return self._run(command, within, simulate=False)
+
+    def plan_lookup(self, *, code: str, market: str, source: str,
+                    customer_id: str | None = None) -> LookupPlan:
+        """The streams `lookup` would read first (bad input is refused here alike)."""
+        the_market = self.cards.markets.get(market)
+        now = self.cards.now()
+        window, _ = self.cards.attempt_ids(attempt_subject(customer_id, source), "", now)
+        return LookupPlan(self.cards.code_index_id(code), window, the_market.code, now)
+
+    def answer_from_facts(
+        self, plan: LookupPlan, facts: CardFacts | None, unknown_codes: int
+    ) -> Json | None:
+        """`lookup`'s answer from a card's kept facts and the window's count, when the full
+        lookup would write nothing; None where it must run: a code with no kept row, a card of
+        another market, a subject at the guessing limit (R8), a hold to release first."""
+        if facts is None or facts.market != plan.market or facts.hold_timed_out_at(plan.now):
+            return None
+        if unknown_codes >= self.cards.markets.guessing.max_unknown_codes:
+            return None
+        return lookup_json(facts, plan.now)
 
     def authorize(
         self,
@@ -215,20 +246,17 @@ class Holds:
         return {"as_of": iso(now), "released": released}
 
 
-def lookup_json(card: GiftCard, now: datetime) -> Json:
-    status: str = card.status
-    if status == "active" and card.is_expired_at(now):
-        status = "expired"
-    elif status == "active" and card.is_held_at(now):
-        status = "held"
+def lookup_json(facts: CardFacts, now: datetime) -> Json:
+    """A lookup's answer: a used, cancelled or expired card covers nothing."""
+    status = facts.status_at(now)
     return {
-        "card_id": str(card.id),
+        "card_id": str(facts.card_id),
         "status": status,
-        "balance": card.balance if status in ("active", "held") else 0,
-        "currency": card.currency,
-        "market": card.market,
-        "expires_at": iso(card.expires_at),
-        "code_last4": card.code_last4,
+        "balance": facts.balance if status in ("active", "held") else 0,
+        "currency": facts.currency,
+        "market": facts.market,
+        "expires_at": iso(facts.expires_at),
+        "code_last4": facts.code_last4,
     }
 
 

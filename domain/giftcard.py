@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -14,6 +15,33 @@ from domain.errors import refuse
 from domain.markets import Market
 
 Status = Literal["active", "redeemed", "cancelled", "expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class CardFacts:
+    """What a lookup shows of a card, as of its last event: kept beside the events in the same
+    transaction, so a checkout lookup reads one row instead of replaying the card."""
+
+    card_id: UUID
+    status: str
+    balance: int
+    currency: str
+    market: str
+    expires_at: datetime
+    held_until: datetime | None
+    code_last4: str
+
+    def status_at(self, now: datetime) -> str:
+        """`expired` from the first instant past validity (R9), `held` while a hold lasts."""
+        if self.status == "active" and now >= self.expires_at:
+            return "expired"
+        if self.status == "active" and self.held_until is not None and now < self.held_until:
+            return "held"
+        return self.status
+
+    def hold_timed_out_at(self, now: datetime) -> bool:
+        """A hold past its time, not yet released: reading the card must release it first."""
+        return self.held_until is not None and now >= self.held_until
 
 
 class CardEvent(Chained, Aggregate.Event, MarketFact):
@@ -278,6 +306,14 @@ class GiftCard(Aggregate):
 
     def is_expired_at(self, now: datetime) -> bool:
         return now >= self.expires_at
+
+    def facts(self) -> CardFacts:
+        return CardFacts(
+            card_id=self.id, status=self.status, balance=self.balance, currency=self.currency,
+            market=self.market, expires_at=self.expires_at,
+            held_until=self.held_until if self.held_for is not None else None,
+            code_last4=self.code_last4,
+        )
 
     def check_usable(self, market: Market, now: datetime) -> None:
         if self.status == "cancelled":

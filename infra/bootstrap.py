@@ -22,6 +22,7 @@ from infra.keyring import KekRing
 from infra.lookup import stream_loader
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
 from infra.pseudonyms import StreamPseudonyms
+from infra.recorders import BinaryPostgresProcessRecorder
 from infra.secrets import HmacCodeHasher, Keys
 from infra.service import Service
 from infra.vault import Vault
@@ -29,6 +30,7 @@ from infra.vault import Vault
 if TYPE_CHECKING:  # built on demand: a card command does not load Kafka or view code
     from consumers.checkout import CheckoutConsumer
     from consumers.delivery import DeliveryWorker
+    from infra.cardfacts import CardFactsReader
     from infra.kafka.relay import Relay
     from infra.kafka.topics import Topics
     from infra.mail.transport import Transport
@@ -74,6 +76,7 @@ def build(
         markets=markets,
     )
     app.load_streams = stream_loader(app.recorder, app.mapper, db)
+    app.keeps_card_facts = isinstance(app.recorder, BinaryPostgresProcessRecorder)
     if db.is_postgres:
         # The library's pool pings each connection it lends; ours only those idle > 1 s.
         share_ping_policy(cast(Any, app.recorder).datastore.pool)
@@ -82,6 +85,17 @@ def build(
     pseudonyms = StreamPseudonyms(keys.stream_pseudonym)
     use_pseudonyms(pseudonyms)  # every envelope this process builds (relay, views, verify)
     return Service(settings=settings, app=app, db=db, vault=vault, pseudonyms=pseudonyms)
+
+
+def build_card_facts_reader(service: Service) -> CardFactsReader | None:
+    """The API's lookups in one round trip from its event loop, where the recorder keeps the
+    cards' lookup rows (PostgreSQL); None elsewhere: every lookup then runs in full."""
+    recorder = service.app.recorder
+    if not isinstance(recorder, BinaryPostgresProcessRecorder):
+        return None
+    from infra.cardfacts import CardFactsReader
+
+    return CardFactsReader(service.settings.database_url, recorder)
 
 
 def load_markets(settings: Settings) -> Markets:

@@ -1,13 +1,20 @@
-"""The PostgreSQL process recorder: stored events sent in binary, schema created one at a time."""
+"""The PostgreSQL process recorder: stored events sent in binary, schema created one at a time,
+and each card's lookup row kept in the same transaction as its events."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed
+from psycopg.sql import SQL, Composed, Identifier
+
+from domain.giftcard import CardFacts
+from domain.streams import CheckoutAttempts
 
 # Any constant shared by every process of the service: the key of the schema-creation lock.
 SCHEMA_LOCK = 0x67696674  # "gift"
@@ -24,6 +31,58 @@ class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.insert_events_statement = _binary(self.insert_events_statement)
+        names = {
+            "schema": Identifier(self.datastore.schema),
+            "events": Identifier(self.events_table_name),
+            "facts": Identifier(f"{self.events_table_name}_card_facts"),
+        }
+        # One row per card: what a lookup shows, as of `version` (issue 12). Only a cache of the
+        # events: a row older than its card's last event is not used (see card_facts_query).
+        self.sql_create_statements.append(SQL(
+            "CREATE TABLE IF NOT EXISTS {schema}.{facts} ("
+            "card_id uuid PRIMARY KEY, code_index uuid UNIQUE, version bigint NOT NULL, "
+            "status text NOT NULL, balance bigint NOT NULL, currency text NOT NULL, "
+            "market text NOT NULL, expires_at timestamptz NOT NULL, held_until timestamptz, "
+            "code_last4 text NOT NULL)"
+        ).format(**names))
+        self.upsert_facts_statement = SQL(
+            "INSERT INTO {schema}.{facts} AS f (card_id, code_index, version, status, balance, "
+            "currency, market, expires_at, held_until, code_last4) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (card_id) DO UPDATE SET "
+            "code_index = COALESCE(EXCLUDED.code_index, f.code_index), "
+            "version = EXCLUDED.version, status = EXCLUDED.status, balance = EXCLUDED.balance, "
+            "currency = EXCLUDED.currency, market = EXCLUDED.market, "
+            "expires_at = EXCLUDED.expires_at, held_until = EXCLUDED.held_until, "
+            "code_last4 = EXCLUDED.code_last4"
+        ).format(**names)
+        # Lookups' one round trip, for many at once: the row of each code's card, whether an
+        # event came after it (then the row is not used), and the unknown codes in the
+        # subject's R8 window.
+        self.card_facts_query = SQL(
+            "SELECT q.i, f.card_id, f.status, f.balance, f.currency, f.market, f.expires_at, "
+            "f.held_until, f.code_last4, "
+            "EXISTS (SELECT 1 FROM {schema}.{events} e WHERE e.originator_id = f.card_id "
+            "AND e.originator_version > f.version) AS stale, "
+            "(SELECT count(*) FROM {schema}.{events} w WHERE w.originator_id = q.window_id "
+            "AND w.topic = %(unknown)s) AS unknown_codes "
+            "FROM unnest(%(codes)s::uuid[], %(windows)s::uuid[]) WITH ORDINALITY "
+            "AS q(code_index, window_id, i) "
+            "JOIN {schema}.{facts} f ON f.code_index = q.code_index"
+        ).format(**names)
+        self.unknown_code_topic = get_topic(CheckoutAttempts.UnknownCodeTried)
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        rows: list[tuple[CardFacts, int, Any]] = kwargs.get("card_facts") or []
+        if rows:
+            curs.executemany(self.upsert_facts_statement, [
+                (f.card_id, code_index, version, f.status, f.balance, f.currency, f.market,
+                 f.expires_at, f.held_until, f.code_last4)
+                for f, version, code_index in rows
+            ])
 
     def _create_table(self, curs: Cursor[DictRow]) -> None:
         # The library's schema statements include CREATE OR REPLACE FUNCTION, which fails with

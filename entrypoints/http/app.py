@@ -38,6 +38,7 @@ from domain.errors import DomainError, refuse
 from entrypoints.http.problems import domain_problem, problem, problem_body
 from entrypoints.http.replies import MAX_KEY, HttpReply, fingerprint, without_codes
 from entrypoints.http.writer import Writer
+from infra.bootstrap import build_card_facts_reader
 from infra.service import Service
 
 log = logging.getLogger("giftcards.api")
@@ -247,6 +248,7 @@ def create_app(
     sqlite = service.settings.database_url.startswith(("sqlite", "memory"))
     pool = ThreadPoolExecutor(max_workers=1 if sqlite else (workers or 16))
     writer = Writer(app, pool, grouped=group_commit, observe=metrics.batches.observe)
+    facts = build_card_facts_reader(service)
     api = FastAPI(
         title="giftcards",
         version="1",
@@ -407,9 +409,18 @@ def create_app(
     ) -> dict[str, Any]:
         """A code's card on this market; unknown and other-market codes are answered alike,
         and count against the customer (or this key) for R8."""
+        source = str(key.key_id)
+        if facts is not None:
+            # The common case in one round trip from the event loop; whatever would write
+            # (an unknown code, a locked-out subject, a hold to release) runs in full below.
+            plan = holds.plan_lookup(code=body.code, market=body.market, source=source,
+                                     customer_id=body.customer_id)
+            card, unknown = await facts.read(plan.code_index, plan.window)
+            answer = holds.answer_from_facts(plan, card, unknown)
+            if answer is not None:
+                return answer
         return await call(lambda: holds.lookup(
-            code=body.code, market=body.market, customer_id=body.customer_id,
-            source=str(key.key_id),
+            code=body.code, market=body.market, customer_id=body.customer_id, source=source,
         ))
 
     # OpenAPI links: a hold is named by its order id, so an authorization leads to the

@@ -1,0 +1,185 @@
+"""Issue 12: a lookup from the kept card rows answers exactly as the full lookup, or not at all.
+
+The rows are written in the same transaction as the cards' events (PostgreSQL's recorder) and
+read many at a time from the API's event loop (`infra.cardfacts`); whatever the full lookup
+would write (an unknown code, a locked-out subject, a hold to release) must decline."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from application.holds import Holds
+from domain.errors import DomainError
+from domain.giftcard import GiftCard
+from infra.bootstrap import Service, build, build_card_facts_reader
+from infra.cardfacts import CardFactsReader
+from infra.config import load_settings
+from tests.conftest import SECRET, FixedClock
+from tests.unit.rules_helpers import buy
+
+# The rows are PostgreSQL's (the API's production store); SQLite reads every lookup in full.
+POSTGRES = pytest.mark.parametrize("backend", ["postgres"])
+
+SOURCE = "key-1"
+
+
+def full(holds: Holds, code: str, market: str = "FR", customer_id: str | None = None) -> Any:
+    return holds.lookup(code=code, market=market, source=SOURCE, customer_id=customer_id)
+
+
+def reread(service: Service) -> CardFactsReader:
+    """A reader of its own per read: a pool belongs to the event loop that opened it."""
+    built = build_card_facts_reader(service)
+    assert built is not None
+    return built
+
+
+def lookup_fast(service: Service, holds: Holds, code: str, **where: Any) -> Any:
+    reader = reread(service)
+
+    async def once() -> Any:
+        try:
+            plan = holds.plan_lookup(code=code, market=where.get("market", "FR"), source=SOURCE,
+                                     customer_id=where.get("customer_id"))
+            card, unknown = await reader.read(plan.code_index, plan.window)
+            return holds.answer_from_facts(plan, card, unknown)
+        finally:
+            await reader.close()
+
+    return asyncio.run(once())
+
+
+@POSTGRES
+def test_r9_r11_the_row_answers_as_the_card_at_every_step_of_a_hold(
+    service: Service, clock: FixedClock
+) -> None:
+    holds = Holds(service.app, hold_seconds=600)
+    # Given a card just bought
+    card = buy(service.app)
+    code = card["code"]
+    # Then the row answers, and as the full lookup does
+    assert lookup_fast(service, holds, code) == full(holds, code)
+    assert lookup_fast(service, holds, code)["status"] == "active"
+    # When it is held for an order
+    holds.authorize(code=code, market="FR", order_id="o-1", order_total=3000,
+                    customer_id="c-1", source=SOURCE)
+    assert lookup_fast(service, holds, code) == full(holds, code)
+    assert lookup_fast(service, holds, code)["status"] == "held"
+    # When the hold runs out: the row declines (reading the card releases the hold) ...
+    clock.advance(seconds=601)
+    assert lookup_fast(service, holds, code) is None
+    assert full(holds, code)["status"] == "active"
+    # ... and once released (in the same transaction as the release), it answers again
+    assert lookup_fast(service, holds, code) == full(holds, code)
+    # When held again and captured (R11: the single use)
+    holds.authorize(code=code, market="FR", order_id="o-2", order_total=3000,
+                    customer_id="c-1", source=SOURCE)
+    holds.capture(order_id="o-2")
+    redeemed = lookup_fast(service, holds, code)
+    assert redeemed == full(holds, code)
+    assert (redeemed["status"], redeemed["balance"]) == ("redeemed", 0)
+
+
+@POSTGRES
+def test_r9_r19_expired_and_cancelled_cards_answer_as_the_full_lookup(
+    service: Service, clock: FixedClock
+) -> None:
+    holds = Holds(service.app)
+    expiring, cancelled = buy(service.app), buy(service.app, order_id="p-cancel")
+    service.app.cancel(None, code=cancelled["code"], order_id="p-cancel")
+    answer = lookup_fast(service, holds, cancelled["code"])
+    assert answer == full(holds, cancelled["code"]) and answer["status"] == "cancelled"
+    # R9: from the first instant past its validity, with nothing stored in between
+    clock.now = service.app.repository.get(UUID(expiring["card_id"])).expires_at
+    answer = lookup_fast(service, holds, expiring["code"])
+    assert answer == full(holds, expiring["code"])
+    assert (answer["status"], answer["balance"]) == ("expired", 0)
+
+
+@POSTGRES
+def test_a_row_older_than_its_cards_last_event_is_not_used(service: Service) -> None:
+    holds = Holds(service.app)
+    card = buy(service.app)
+    assert lookup_fast(service, holds, card["code"]) is not None
+    # When an event is stored by a path that does not keep the row (the library's own save)
+    stored: GiftCard = service.app.repository.get(UUID(card["card_id"]))
+    stored.seal_history(now=service.app.now())
+    service.app.save(stored)
+    # Then the row is stale and the lookup is read in full
+    assert lookup_fast(service, holds, card["code"]) is None
+    assert full(holds, card["code"])["status"] == "active"
+
+
+@POSTGRES
+def test_r8_unknown_codes_other_markets_and_locked_out_subjects_are_read_in_full(
+    service: Service,
+) -> None:
+    holds = Holds(service.app)
+    card = buy(service.app)
+    # An unknown code, and a card of another market: the full lookup records the attempt
+    assert lookup_fast(service, holds, "ZZZZ-ZZZZ-ZZZZ-ZZZZ") is None
+    assert lookup_fast(service, holds, card["code"], market="BE") is None
+    with pytest.raises(DomainError) as other_market:
+        full(holds, card["code"], market="BE", customer_id="guesser")
+    assert other_market.value.code == "unknown_code"  # answered as an unknown code
+    # A subject one short of the limit still gets the row's answer ...
+    limit = service.app.markets.guessing.max_unknown_codes
+    for n in range(limit - 2):
+        with pytest.raises(DomainError):
+            full(holds, f"ZZZZ-ZZZZ-ZZZZ-{n:04d}", customer_id="guesser")
+    assert lookup_fast(service, holds, card["code"], customer_id="guesser") is not None
+    # ... and at the limit, even a valid code is refused by the full lookup, not answered
+    with pytest.raises(DomainError):
+        full(holds, "ZZZZ-ZZZZ-ZZZZ-9999", customer_id="guesser")
+    assert lookup_fast(service, holds, card["code"], customer_id="guesser") is None
+    with pytest.raises(DomainError) as locked:
+        full(holds, card["code"], customer_id="guesser")
+    assert locked.value.code == "too_many_attempts"
+
+
+@POSTGRES
+def test_many_waiting_lookups_share_a_query_and_each_gets_its_own_card(
+    service: Service,
+) -> None:
+    holds = Holds(service.app)
+    cards = [buy(service.app) for _ in range(40)]
+    plans = [holds.plan_lookup(code=c["code"], market="FR", source=SOURCE) for c in cards]
+    plans.append(holds.plan_lookup(code="ZZZZ-ZZZZ-ZZZZ-ZZZZ", market="FR", source=SOURCE))
+    reader = reread(service)
+    queries = 0
+    real = reader.pool.connection
+
+    def counting() -> Any:
+        nonlocal queries
+        queries += 1
+        return real()
+
+    reader.pool.connection = counting  # type: ignore[method-assign]
+
+    async def all_at_once() -> list[Any]:
+        try:
+            return await asyncio.gather(*(reader.read(p.code_index, p.window) for p in plans))
+        finally:
+            await reader.close()
+
+    read = asyncio.run(all_at_once())
+    assert [facts.card_id for facts, _ in read[:-1]] == [UUID(c["card_id"]) for c in cards]
+    assert read[-1] == (None, 0)
+    assert queries <= 2  # the first alone, the 40 others together
+
+
+def test_sqlite_keeps_no_rows_and_every_lookup_is_read_in_full(
+    tmp_path: Any, clock: FixedClock
+) -> None:
+    env = {"GIFTCARDS_DATABASE_URL": f"sqlite:///{tmp_path / 'g.sqlite3'}",
+           "GIFTCARDS_SECRET_KEY": SECRET, "GIFTCARDS_DATA_DIR": str(tmp_path / "var")}
+    service = build(load_settings(env), clock=clock)
+    try:
+        assert build_card_facts_reader(service) is None
+        assert not service.app.keeps_card_facts
+    finally:
+        service.close()
