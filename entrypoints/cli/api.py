@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import threading
 import uuid
 from typing import Any
 
-from entrypoints.cli.api_parts import add_api_options, api_part, sweep_part
+from entrypoints.cli.api_parts import add_api_options, api_part, serve_processes, sweep_part
 from entrypoints.cli.base import UsageError, examples, parse_text
 from entrypoints.cli.cards import service
 from infra.bootstrap import set_up_schema
@@ -15,7 +16,8 @@ from infra.config import load_settings
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("api", help="the HTTP API (until SIGTERM)",
-                       epilog=examples("api --host 127.0.0.1 --port 8080"))
+                       epilog=examples("api --host 127.0.0.1 --port 8080",
+                                       "api --port 8080 --processes 2"))
     add_api_options(p)
     p.set_defaults(handler=api)
 
@@ -72,9 +74,25 @@ def api(args: argparse.Namespace) -> dict[str, Any]:
 
     if not 0 < args.port < 65536:
         raise UsageError("--port must be 1 to 65535")
+    if not 0 < args.processes <= 64:
+        raise UsageError("--processes must be 1 to 64")
     settings = load_settings()
+    if args.processes > 1 and settings.database_url.startswith(("sqlite", "memory")):
+        raise UsageError("--processes above 1 needs PostgreSQL (GIFTCARDS_DATABASE_URL)")
     set_up_schema(settings)
     stop = stop_on_sigterm()
-    run_parts({"api": api_part(settings, args.host, args.port, args.workers),
-               "holds": sweep_part(settings)}, stop)
-    return {"stopped": "api"}
+    if args.processes == 1:
+        run_parts({"api": api_part(settings, args.host, args.port, args.workers),
+                   "holds": sweep_part(settings)}, stop)
+        return {"stopped": "api"}
+    # The sweep once, here; the API in worker processes under uvicorn's supervisor, which
+    # takes SIGTERM over from here on and returns once they all stopped.
+    sweep = threading.Thread(target=run_parts, args=({"holds": sweep_part(settings)}, stop),
+                             name="holds", daemon=True)
+    sweep.start()
+    try:
+        serve_processes(args.host, args.port, args.processes)
+    finally:
+        stop.set()
+        sweep.join(60)
+    return {"stopped": "api", "processes": args.processes}

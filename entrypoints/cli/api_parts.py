@@ -6,7 +6,7 @@ import argparse
 import logging
 import threading
 
-from entrypoints.cli.base import parse_text
+from entrypoints.cli.base import UsageError, parse_text
 from infra.bootstrap import build
 from infra.config import Settings
 from infra.supervisor import Part
@@ -23,6 +23,10 @@ def add_api_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
                    help="TCP port (api: default 8080; serve: the API runs only when given)")
     p.add_argument(f"--{prefix}workers", default=16, type=int,
                    help="threads running commands on PostgreSQL (SQLite: one)")
+    if not prefix:  # `serve` runs the API in one of its threads
+        p.add_argument("--processes", default=1, type=int,
+                       help="API processes sharing the port (PostgreSQL; default 1): one per "
+                       "core. Each process has its own /metrics")
 
 
 def api_part(settings: Settings, host: str, port: int, workers: int) -> Part:
@@ -55,6 +59,24 @@ def api_part(settings: Settings, host: str, port: int, workers: int) -> Part:
             svc.close()
 
     return run
+
+
+def serve_processes(host: str, port: int, processes: int) -> None:
+    """uvicorn's own supervisor: `processes` workers on one listening socket (the kernel shares
+    the connections out), each restarted if it dies; SIGTERM stops them all. Every worker
+    builds its app from the environment (entrypoints.http.asgi); run from the main thread."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config("entrypoints.http.asgi:app_from_environment", factory=True,
+                            host=host, port=port, workers=processes, log_level="warning",
+                            access_log=False, lifespan="off")
+    try:
+        sock = config.bind_socket()
+    except SystemExit:  # uvicorn logged why (address in use, no such address)
+        raise UsageError(f"the API could not listen on {host}:{port}") from None
+    log.info("api: %d processes listening on %s:%d", processes, host, port)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def sweep_part(settings: Settings) -> Part:
