@@ -77,17 +77,19 @@ class CardFactsReader:
         try:
             async with self.pool.connection() as conn:
                 cursor = await conn.execute(self.query, params)
-                rows = await cursor.fetchall()
+                for (i, card_id, status, balance, currency, market, expires_at, held_until,
+                     last4, stale, unknown) in await cursor.fetchall():
+                    found[i - 1] = (None if stale else CardFacts(
+                        card_id=card_id, status=status, balance=balance, currency=currency,
+                        market=market, expires_at=expires_at, held_until=held_until,
+                        code_last4=last4,
+                    ), int(unknown))
         except Exception as error:  # whatever it was, the full lookup still answers
             log.warning("lookup rows not read (%s); the cards are read in full",
                         type(error).__name__)
-            rows = []
-        for (i, card_id, status, balance, currency, market, expires_at, held_until, last4,
-             stale, unknown) in rows:
-            found[i - 1] = (None if stale else CardFacts(
-                card_id=card_id, status=status, balance=balance, currency=currency,
-                market=market, expires_at=expires_at, held_until=held_until, code_last4=last4,
-            ), int(unknown))
-        for n, (_, _, future) in enumerate(batch):
-            if not future.done():  # its request may have been cancelled meanwhile
-                future.set_result(found.get(n, (None, 0)))
+            found = {}
+        finally:
+            # Every waiting lookup gets an answer, even if this task is cancelled: none hangs.
+            for n, (_, _, future) in enumerate(batch):
+                if not future.done():  # its request may have been cancelled meanwhile
+                    future.set_result(found.get(n, (None, 0)))

@@ -7,6 +7,7 @@ would write (an unknown code, a locked-out subject, a hold to release) must decl
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 from uuid import UUID
 
@@ -183,3 +184,24 @@ def test_sqlite_keeps_no_rows_and_every_lookup_is_read_in_full(
         assert not service.app.keeps_card_facts
     finally:
         service.close()
+
+
+@POSTGRES
+def test_a_database_that_does_not_answer_sends_lookups_the_full_way(service: Service) -> None:
+    """The reader never raises nor hangs: no answer from it means the full lookup decides
+    (which retries, or answers 503 over HTTP)."""
+    holds = Holds(service.app)
+    recorder: Any = service.app.recorder
+    reader = CardFactsReader("postgresql://giftcards:x@127.0.0.1:1/none", recorder)
+    plan = holds.plan_lookup(code=buy(service.app)["code"], market="FR", source=SOURCE)
+
+    async def once() -> Any:
+        try:
+            return await asyncio.gather(*(reader.read(plan.code_index, plan.window)
+                                          for _ in range(3)))
+        finally:
+            await reader.close()
+
+    started = time.monotonic()
+    assert asyncio.run(once()) == [(None, 0)] * 3
+    assert time.monotonic() - started < 10
