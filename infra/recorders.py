@@ -78,10 +78,12 @@ class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
         super()._insert_events(curs, stored_events, **kwargs)
         rows: list[tuple[CardFacts, int, Any]] = kwargs.get("card_facts") or []
         if rows:
+            # In card order: two batches changing the same cards lock their rows in the same
+            # order, so they wait for each other instead of risking a deadlock.
             curs.executemany(self.upsert_facts_statement, [
                 (f.card_id, code_index, version, f.status, f.balance, f.currency, f.market,
                  f.expires_at, f.held_until, f.code_last4)
-                for f, version, code_index in rows
+                for f, version, code_index in sorted(rows, key=lambda row: row[0].card_id)
             ])
 
     def _create_table(self, curs: Cursor[DictRow]) -> None:
