@@ -9,11 +9,15 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import psycopg
+from eventsourcing.persistence import PersistenceError
 from psycopg_pool import PoolClosed
 
 from infra.ratelog import RateLimitedLog, backoff
 
 T = TypeVar("T")
+# Every error a database driver or the event store library raises (the library wraps the
+# drivers' errors in its own): an entry point answers these without a traceback.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (psycopg.Error, sqlite3.Error, PersistenceError)
 log = logging.getLogger("giftcards.db")
 
 # SQLSTATE classes of faults outside any statement's content: 08 connection exception,

@@ -41,6 +41,7 @@ from entrypoints.http.replies import MAX_KEY, HttpReply, fingerprint, without_co
 from entrypoints.http.writer import Writer
 from infra.bootstrap import build_card_facts_reader
 from infra.service import Service
+from infra.transient import DATABASE_ERRORS, is_transient
 
 log = logging.getLogger("giftcards.api")
 MAX_BODY = 16 * 1024
@@ -288,14 +289,21 @@ def create_app(
         headers = dict(error.headers or {})
         return problem(error.status_code, code, str(error.detail)[:200], headers=headers)
 
-    @api.exception_handler(Exception)
-    async def _internal(request: Request, error: Exception) -> Response:
-        log.error("internal error on %s (%s)", request.url.path[:100], type(error).__name__)
-        from infra.transient import is_transient
-
+    async def _failed(request: Request, error: Exception) -> Response:
         if is_transient(error):
+            # A fault of the database, not of the request: one line, no traceback.
+            log.warning("database unavailable on %s (%s)", request.url.path[:100],
+                        type(error).__name__)
             return problem(503, "database_unavailable", "the database is unavailable; retry")
+        log.error("internal error on %s (%s)", request.url.path[:100], type(error).__name__)
         return problem(500, "internal_error", "internal error")
+
+    # Database errors by class: Starlette hands those to its exception middleware, which
+    # answers; a handler for Exception itself also answers but then re-raises (a traceback
+    # in the log for every request during a database restart).
+    for kind in DATABASE_ERRORS:
+        api.add_exception_handler(kind, _failed)
+    api.add_exception_handler(Exception, _failed)
 
     def retry_after() -> dict[str, str]:
         guessing = app.markets.guessing

@@ -166,3 +166,56 @@ def test_r3_a_batch_waits_for_the_vault_and_nothing_is_dead_lettered(
         vault.db.close()
         service.close()
         drop_postgres_database(store)
+
+
+def test_api_lookups_answer_across_a_restart_and_never_fail_with_500(
+    private_postgres: PrivatePostgres, tmp_path: Path
+) -> None:
+    """The API's lookups read kept rows on their own async pool (issue 12): after a restart its
+    stale connections fail once each and the lookups fall back to the full path (which retries,
+    or says 503); never a 500, never a hang, and the lookups then answer again."""
+    import httpx
+
+    from application.apikeys import ApiKeys
+
+    env = {**os.environ, "GIFTCARDS_DATABASE_URL": private_postgres.url,
+           "GIFTCARDS_SECRET_KEY": SECRET, "GIFTCARDS_DATA_DIR": str(tmp_path / "var")}
+    service = build(load_settings(env))
+    key = ApiKeys(service.app).create(name="shop", scopes=["checkout"])["key"]
+    code = service.app.purchase(market="FR", amount=5000, payment_method="card",
+                                buyer_id="c", order_id="p-1")["code"]
+    service.close()
+    port = free_port()
+    log = tmp_path / "api.log"
+    api = subprocess.Popen([GIFTCARDS, "api", "--port", str(port)], env=env,
+                           stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1/cards/lookup"
+    auth = {"Authorization": f"Bearer {key}"}
+
+    def lookup() -> httpx.Response:
+        return httpx.post(url, headers=auth, json={"code": code, "market": "FR"}, timeout=20)
+
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if lookup().status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert lookup().json()["status"] == "active"
+        private_postgres.restart()
+        statuses = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            statuses.append(lookup().status_code)
+            if statuses[-3:] == [200, 200, 200]:
+                break
+            time.sleep(0.1)
+        assert set(statuses) <= {200, 503}, statuses
+        assert statuses[-3:] == [200, 200, 200], statuses
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+    text = log.read_text()
+    assert "Traceback" not in text and code not in text and key not in text
