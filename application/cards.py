@@ -432,6 +432,10 @@ class GiftCards(Application[UUID]):
             CheckoutAttempts.refusal_id(subject, start, order_id),
         )
 
+    def window_id(self, subject: str, now: datetime) -> UUID:
+        """`subject`'s attempts window at `now` (what a lookup reads, without a refusal)."""
+        return CheckoutAttempts.window_id(subject, self.markets.guessing.window_start(now))
+
     def _record_unknown_code(
         self,
         uow: UnitOfWork,

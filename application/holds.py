@@ -23,7 +23,7 @@ from application.cards import (
 )
 from domain.errors import refuse
 from domain.giftcard import CardFacts, GiftCard
-from domain.streams import CheckoutAttempts, Index, stream_id
+from domain.streams import Index, stream_id
 
 HOLD_ORDER = "hold-order"
 DEFAULT_HOLD_SECONDS = 30 * 60
@@ -82,8 +82,7 @@ class Holds:
         """The streams `lookup` would read first (bad input is refused here alike)."""
         the_market = self.cards.markets.get(market)
         now = self.cards.now()
-        subject = attempt_subject(customer_id, source)
-        window = CheckoutAttempts.window_id(subject, self.cards.markets.guessing.window_start(now))
+        window = self.cards.window_id(attempt_subject(customer_id, source), now)
         return LookupPlan(self.cards.code_index_id(code), window, the_market.code, now)
 
     def answer_from_facts(

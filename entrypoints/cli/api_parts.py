@@ -26,7 +26,7 @@ def add_api_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
     if not prefix:  # `serve` runs the API in one of its threads
         p.add_argument("--processes", default=1, type=int,
                        help="API processes sharing the port (PostgreSQL; default 1): one per "
-                       "core. Each process has its own /metrics")
+                       "core. Each has its own /metrics and the default 16 threads")
 
 
 def api_part(settings: Settings, host: str, port: int, workers: int) -> Part:
@@ -36,11 +36,9 @@ def api_part(settings: Settings, host: str, port: int, workers: int) -> Part:
     def run(stop: threading.Event) -> None:
         import uvicorn
 
-        from entrypoints.http.app import create_app
+        from entrypoints.http.asgi import service_app
 
-        svc = build(settings, create_tables=False)
-        app = create_app(svc, hold_seconds=settings.hold_seconds, workers=workers,
-                         group_commit=settings.api_group_commit)
+        svc, app = service_app(settings, workers)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off")
         server = uvicorn.Server(config)

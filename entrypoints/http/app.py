@@ -419,6 +419,7 @@ def create_app(
         """A code's card on this market; unknown and other-market codes are answered alike,
         and count against the customer (or this key) for R8."""
         source = str(key.key_id)
+        answer: dict[str, Any] | None = None
         if facts is not None:
             # The common case in one round trip from the event loop; whatever would write
             # (an unknown code, a locked-out subject, a hold to release) runs in full below.
@@ -426,12 +427,11 @@ def create_app(
                                      customer_id=body.customer_id)
             card, unknown = await facts.read(plan.code_index, plan.window)
             answer = holds.answer_from_facts(plan, card, unknown)
-            if answer is not None:
-                # Bytes as they go out: the busiest call skips the response model's re-check.
-                return Response(orjson.dumps(answer), media_type="application/json")
-        answer = await call(lambda: holds.lookup(
-            code=body.code, market=body.market, customer_id=body.customer_id, source=source,
-        ))
+        if answer is None:
+            answer = await call(lambda: holds.lookup(
+                code=body.code, market=body.market, customer_id=body.customer_id, source=source,
+            ))
+        # Bytes as they go out: the busiest call skips the response model's re-check.
         return Response(orjson.dumps(answer), media_type="application/json")
 
     # OpenAPI links: a hold is named by its order id, so an authorization leads to the

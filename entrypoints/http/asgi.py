@@ -7,16 +7,21 @@ from fastapi import FastAPI
 from entrypoints.http.app import create_app
 from infra import logs
 from infra.bootstrap import build
-from infra.config import load_settings, log_format
+from infra.config import Settings, load_settings, log_format
 from infra.runtime import tune_gc
+from infra.service import Service
+
+
+def service_app(settings: Settings, workers: int | None = None) -> tuple[Service, FastAPI]:
+    """The API over a service of its own (its pools, writer and API-key cache); the schema
+    was set up by the process that started it."""
+    service = build(settings, create_tables=False)
+    return service, create_app(service, hold_seconds=settings.hold_seconds, workers=workers,
+                               group_commit=settings.api_group_commit)
 
 
 def app_from_environment() -> FastAPI:
-    """Each of `giftcards api --processes N`'s processes: the same settings (GIFTCARDS_*, the
-    schema already set up by the parent), its own pools, writer and API-key cache."""
+    """Each of `giftcards api --processes N`'s processes, from the same GIFTCARDS_* variables."""
     logs.configure(log_format())
     tune_gc()
-    settings = load_settings()
-    service = build(settings, create_tables=False)
-    return create_app(service, hold_seconds=settings.hold_seconds,
-                      group_commit=settings.api_group_commit)
+    return service_app(load_settings())[1]
