@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # The official AsyncAPI parser (node), pinned by dev/asyncapi/package-lock.json.
 ASYNCAPI_PARSER := dev/asyncapi/node_modules/@asyncapi/parser/package.json
 
-.PHONY: demo test lint services cluster bench chaos container-deps images container-test clean \
+.PHONY: demo test test-repeat lint services cluster bench chaos container-deps images container-test clean \
 	asyncapi-parser kcat tools docs
 
 $(STAMP): pyproject.toml
@@ -48,6 +48,13 @@ tools:
 
 test: services lint kcat tools
 	$(PY) -m pytest
+
+# The same tests N times in a row (pytest-repeat), stopping at the first failure: a flaky test
+# shows itself here instead of in CI. E.g. make test-repeat TESTS=tests/faults N=10
+TESTS ?= tests/faults
+N ?= 10
+test-repeat: services kcat
+	$(PY) -m pytest -x --count $(N) $(TESTS)
 
 bench: services
 	$(PY) -m bench

@@ -119,6 +119,16 @@ def drop(db: Database) -> None:
             db.execute(f"DROP TABLE IF EXISTS {name}")
 
 
+def missing(db: Database) -> list[str]:
+    """The views not created yet in `db` (a projector creates them when it starts)."""
+    if db.is_postgres:
+        rows = db.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+    else:
+        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    present = {r[0] for r in rows}
+    return [t.name for t in VIEWS if t.name not in present]
+
+
 def dump(db: Database) -> dict[str, list[tuple[object, ...]]]:
     """Every view row, ordered by key: what the determinism checks compare."""
     return {
