@@ -752,6 +752,12 @@ def delivery_key_subject(card_id: UUID) -> str:
     return f"card-code:{card_id}"
 
 
+def notice_key_subject(card_id: UUID, attempt: int) -> str:
+    """The vault subject whose key seals a previous address until its re-send notice is sent
+    (then erased): a rectified address is told its code went elsewhere, and then forgotten."""
+    return f"notice:{card_id}:{attempt}"
+
+
 def attempt_subject(customer_id: str | None, source: str) -> str:
     """Whom unknown codes count against: the customer, else the channel they came through."""
     if customer_id:

@@ -7,7 +7,8 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from application.cards import GiftCards, Json, UnitOfWork, iso
+from application.cards import Json, UnitOfWork, iso, notice_key_subject
+from application.privacy import PiiReader, Privacy, Service, check_operator
 from domain.delivery import CodeDelivery
 from domain.errors import refuse
 
@@ -22,8 +23,8 @@ PAGE = 1000
 class Deliveries:
     """What became of the sealed codes; failures wait for customer service."""
 
-    def __init__(self, cards: GiftCards) -> None:
-        self.cards = cards
+    def __init__(self, service: Service) -> None:
+        self.service, self.cards = service, service.app
 
     def failed(self) -> Json:
         """Every delivery whose last outcome is a permanent failure, oldest first."""
@@ -53,20 +54,62 @@ class Deliveries:
             "failed_at": iso(event.at),
         }
 
-    def retry(self, card_id: UUID, *, operator: str, buyer_email: str | None) -> Json:
-        """Sends the same code again (the worker picks the retry up in order)."""
+    def retry(
+        self, card_id: UUID, *, operator: str, buyer_email: str | None = None,
+        request_id: str | None = None,
+    ) -> Json:
+        """Sends the same code again (the worker picks the retry up in order), only to the
+        address on file or its recorded rectification. Another address is a rectification of
+        the buyer's e-mail: a registered operator under the buyer's rectification request,
+        access-logged, and the previous address is told (without the code). A card without any
+        address (a refund whose request named none) gets its first one from a registered
+        operator."""
+        privacy = Privacy(self.service)
+        check_operator(self.service.db, operator)  # the one check of who may act (R21)
+        reader = PiiReader(self.service, operator, "code delivery retry (R7)",
+                           "deliveries retry")
+        delivery = self._retriable(card_id, operator)
+        buyer = delivery.buyer_subject
+        notice_to: str | None = None
+        sealed: str | None = None
+        if buyer_email is not None:
+            if buyer is None:
+                raise refuse("invalid_input", "this card has no owner to write to")
+            on_file = reader.open(buyer, delivery.pii.get("buyer_email"), "buyer_email")
+            if on_file is None:
+                sealed = self.cards.seal_pii(buyer, "buyer_email", buyer_email)
+            elif on_file.strip().lower() != buyer_email.strip().lower():
+                if request_id is None:
+                    raise refuse(
+                        "rectification_required",
+                        "the code goes only to the address on file: another address is a "
+                        "rectification of the buyer's e-mail (give --request-id of their "
+                        "registered rectification request)",
+                    )
+                # Sealed before the rectification shreds the old value: told, then forgotten.
+                notice_to = self.cards.vault.seal(
+                    notice_key_subject(card_id, delivery.attempt + 1), on_file
+                )
+                privacy.rectify(buyer, "email", buyer_email, request_id, operator)
+        elif buyer is not None:
+            reader.note(buyer, "buyer_email")  # the code goes to them again: an act on them
+        reader.flush()
 
         def command(uow: UnitOfWork) -> Json:
-            delivery = uow.get(CodeDelivery.id_for(card_id), CodeDelivery)
-            if delivery is None:
-                raise refuse("unknown_delivery", f"no code delivery for card {card_id}")
-            sealed = None
-            if buyer_email is not None:
-                if delivery.buyer_subject is None:
-                    raise refuse("invalid_input", "this card has no buyer to write to")
-                sealed = self.cards.seal_pii(delivery.buyer_subject, "buyer_email", buyer_email)
-            delivery.record_retry(operator=operator, buyer_email=sealed, now=self.cards.now())
-            uow.add(delivery)
-            return {"card_id": str(card_id), "status": delivery.status, "attempt": delivery.attempt}
+            again = self._retriable(card_id, operator, uow)
+            again.record_retry(operator=operator, buyer_email=sealed, now=self.cards.now(),
+                               notice_to=notice_to)
+            uow.add(again)
+            return {"card_id": str(card_id), "status": again.status, "attempt": again.attempt,
+                    "previous_address_notified": notice_to is not None}
 
         return self.cards._run(command)
+
+    def _retriable(
+        self, card_id: UUID, operator: str, uow: UnitOfWork | None = None
+    ) -> CodeDelivery:
+        delivery = (uow or UnitOfWork(self.cards)).get(CodeDelivery.id_for(card_id), CodeDelivery)
+        if delivery is None:
+            raise refuse("unknown_delivery", f"no code delivery for card {card_id}")
+        delivery.check_retriable(operator)
+        return delivery

@@ -4,11 +4,13 @@ messages, records the outcome with its position in ONE transaction, destroys the
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from email.message import EmailMessage
 from typing import cast
 from uuid import UUID
@@ -16,12 +18,17 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 from eventsourcing.utils import get_topic
 
-from application.cards import GiftCards, UnitOfWork, delivery_key_subject
+from application.cards import (
+    GiftCards,
+    UnitOfWork,
+    delivery_key_subject,
+    notice_key_subject,
+)
 from application.privacy import PiiReader
 from domain.delivery import CodeDelivery
 from domain.giftcard import GiftCard
 from infra.lease import Lease, instance_id
-from infra.mail.render import CardMail, render
+from infra.mail.render import CardMail, render, render_notice
 from infra.mail.transport import PermanentSendError, TransientSendError, Transport
 from infra.ratelog import RateLimitedLog, backoff
 from infra.service import Service
@@ -65,6 +72,7 @@ class DeliveryWorker:
         self.waits = RateLimitedLog(log)
         self.delivered = 0
         self.failed = 0
+        self.renew_every = 1.0
 
     def run(self, stop: threading.Event, idle_s: float = 0.5) -> None:
         """Until `stop` is set, while holding the deliveries' lease (one active worker per store,
@@ -77,6 +85,7 @@ class DeliveryWorker:
                 if not lease.acquire():
                     stop.wait(min(1.0, lease.seconds / 4))
                     continue
+                self.renew_every = lease.seconds / 3
                 if not self.drain(stop.is_set, lease.acquire):
                     stop.wait(idle_s)
         except Stopped:
@@ -89,25 +98,35 @@ class DeliveryWorker:
         self, stopped: Callable[[], bool] = never, holding: Callable[[], bool] = lambda: True
     ) -> int:
         """One page of pending deliveries after the stored position; how many were handled.
-        `holding()` renews the lease before each delivery: a worker that lost it stops."""
+        `holding()` renews the lease before each delivery and while a send waits for the mail
+        server: a worker that lost it stops without sending or recording anything more."""
         recorder = cast(ProcessRecorder, self.app.recorder)  # see GiftCards.construct_recorder
         position = recorder.max_tracking_id(TRACKING) or 0
         page = self.app.recorder.select_notifications(position + 1, self.page, topics=TOPICS)
         handled = 0
+        renewal = Renewal(holding, self.renew_every)
         for notification in page:
             if stopped():
                 raise Stopped("delivery")
             if not holding():
                 break
-            self.handle(UUID(str(notification.originator_id)), notification.id, stopped)
+            try:
+                self.handle(UUID(str(notification.originator_id)), notification.id, stopped,
+                            renewal)
+            except LeaseLost:
+                log.warning("delivery worker lost its lease while sending: standing by")
+                break
             handled += 1
         return handled
 
-    def handle(self, stream: UUID, position: int, stopped: Callable[[], bool]) -> None:
+    def handle(
+        self, stream: UUID, position: int, stopped: Callable[[], bool],
+        renewal: Renewal | None = None,
+    ) -> None:
         uow = UnitOfWork(self.app)
         delivery = uow.get(stream, CodeDelivery)
         if delivery is not None and delivery.status == "pending":
-            outcome = self.deliver(uow, delivery, stopped)
+            outcome = self.deliver(delivery, stopped, renewal or Renewal(lambda: True, 1.0))
             now = self.app.now()
             if isinstance(outcome, PermanentSendError):
                 delivery.record_failed(reason=outcome.reason, detail=outcome.detail, now=now)
@@ -130,14 +149,38 @@ class DeliveryWorker:
             log.info("delivery at position %d was recorded by another worker", position)
 
     def deliver(
-        self, uow: UnitOfWork, delivery: CodeDelivery, stopped: Callable[[], bool]
+        self, delivery: CodeDelivery, stopped: Callable[[], bool], renewal: Renewal
     ) -> str | PermanentSendError:
-        """The card e-mail's Message-ID once both e-mails are accepted, or why they never will."""
-        card = uow.get(delivery.card_id, GiftCard)
+        """The card e-mail's Message-ID once both e-mails are accepted, or why they never will.
+        Erasure wins over delivery: the buyer's data is opened just before each attempt and
+        never kept across attempts, so an erasure during an outage stops the next one."""
+        card = UnitOfWork(self.app).get(delivery.card_id, GiftCard)
         if card is None:
             raise LookupError(f"delivery of an unknown card {delivery.card_id}")
-        code_subject = delivery_key_subject(delivery.card_id)
         card_message_id = message_id(delivery.card_id, delivery.attempt, "card")
+        if delivery.notice_to is not None:
+            told = self.send(lambda: self.notice(card, delivery), str(card.id), stopped,
+                             renewal)
+            if isinstance(told, PermanentSendError):
+                log.warning("re-send notice to the previous address failed card=%s: %s",
+                            card.id, told.detail)
+            self.vault.erase(notice_key_subject(card.id, delivery.attempt))
+        sent_at = self.app.now()
+        for which in ("confirmation", "card"):
+            built = functools.partial(self.compose, card, delivery, which, sent_at)
+            outcome = self.send(built, str(card.id), stopped, renewal)
+            if outcome is not None:
+                return outcome
+        self.vault.erase(delivery_key_subject(delivery.card_id))  # the code exists nowhere
+        return card_message_id
+
+    def compose(
+        self, card: GiftCard, delivery: CodeDelivery, which: str, sent_at: datetime
+    ) -> EmailMessage | PermanentSendError | str:
+        """One e-mail, from personal data opened now (access-logged), or the reason not to
+        send: the buyer erased, no address; or the card e-mail's Message-ID when a previous run
+        already had both e-mails accepted (it destroyed the code's key, then died)."""
+        code_subject = delivery_key_subject(delivery.card_id)
         code = self.vault.open(code_subject, delivery.sealed_code)
         reader = PiiReader(
             self.service, WORKER, "gift card code delivery (R7)", "deliver", process=True
@@ -146,7 +189,7 @@ class DeliveryWorker:
         buyer = delivery.buyer_subject
         email = reader.open(buyer, pii.get("buyer_email"), "buyer_email") if buyer else None
         if email == ERASED:
-            # The buyer was erased before delivery: nobody may receive the code any more.
+            # The buyer was erased before this attempt: nobody may receive the code any more.
             reader.flush()
             self.vault.erase(code_subject)
             return PermanentSendError(
@@ -155,12 +198,15 @@ class DeliveryWorker:
                 "liability until it expires",
             )
         if code == ERASED:
-            # Destroyed by a previous run after both e-mails were accepted, which then died.
             reader.flush()
-            return card_message_id
+            return message_id(delivery.card_id, delivery.attempt, "card")
         if email is None:
             reader.flush()
-            return PermanentSendError("no_address", "the buyer gave no e-mail address")
+            return PermanentSendError(
+                "no_address",
+                "no e-mail address of the card's owner: it waits for customer service "
+                "(`giftcards deliveries retry`)",
+            )
         recipient = pii.get("recipient_subject")
         mail = CardMail(
             card_id=str(card.id),
@@ -186,23 +232,42 @@ class DeliveryWorker:
             refunds_order=delivery.refunds_order,
         )
         reader.flush()  # the access log is written before anything is shown (sent)
-        sent_at = self.app.now()
-        for which in ("confirmation", "card"):
-            built = render(mail, which, message_id(card.id, delivery.attempt, which), sent_at)
-            refused = self.send(built, str(card.id), stopped)
-            if refused is not None:
-                return refused
-        self.vault.erase(code_subject)  # after delivery the code exists nowhere
-        return card_message_id
+        return render(mail, which, message_id(card.id, delivery.attempt, which), sent_at)
+
+    def notice(
+        self, card: GiftCard, delivery: CodeDelivery
+    ) -> EmailMessage | PermanentSendError | str:
+        """The previous address of a rectified delivery is told the code was re-sent elsewhere
+        (never the code). Its address is sealed under a key of the notice's own, destroyed once
+        the notice is sent: afterwards the old address exists nowhere."""
+        subject = notice_key_subject(delivery.card_id, delivery.attempt)
+        assert delivery.notice_to is not None
+        address = self.vault.open(subject, delivery.notice_to)
+        if address == ERASED:
+            return "sent"  # a previous run sent it, then died
+        return render_notice(
+            address, card.market, card.code_last4,
+            message_id(card.id, delivery.attempt, "notice"), self.app.now(),
+        )
 
     def send(
-        self, message: EmailMessage, card_id: str, stopped: Callable[[], bool]
-    ) -> PermanentSendError | None:
-        """Retries transient failures with exponential backoff and jitter, until stopped."""
+        self,
+        compose: Callable[[], EmailMessage | PermanentSendError | str],
+        card_id: str,
+        stopped: Callable[[], bool],
+        renewal: Renewal,
+    ) -> PermanentSendError | str | None:
+        """Retries transient failures with exponential backoff and jitter, until stopped,
+        composing the e-mail afresh for each attempt; the lease is renewed while it waits.
+        None once the server accepted it, else why not (or a Message-ID: already sent)."""
         failures = 0
         while True:
+            renewal.renew(force=True)
+            built = compose()
+            if not isinstance(built, EmailMessage):
+                return built
             try:
-                self.transport.send(message)
+                self.transport.send(built)
                 return None
             except PermanentSendError as refused:
                 return refused
@@ -214,11 +279,33 @@ class DeliveryWorker:
                     logging.WARNING, "smtp", "code delivery waits for the mail server "
                     "(card %s, retrying in %.1f s): %s", card_id, pause, error,
                 )
+            del built  # the buyer's data is not kept across attempts
             deadline = time.monotonic() + pause
             while (left := deadline - time.monotonic()) > 0:
                 if stopped():
                     raise Stopped("delivery")
+                renewal.renew()
                 self.sleep(min(left, 0.1))
+
+
+class LeaseLost(Exception):
+    """The worker's lease went to another worker while it was sending."""
+
+
+class Renewal:
+    """Renews the deliveries' lease at most every `every` seconds while a send waits, so that
+    a mail server outage longer than the lease does not hand the same card to a second worker."""
+
+    def __init__(self, holding: Callable[[], bool], every: float) -> None:
+        self.holding, self.every = holding, every
+        self.last = time.monotonic()
+
+    def renew(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last >= self.every:
+            self.last = now
+            if not self.holding():
+                raise LeaseLost()
 
 
 def _clear(value: str | None) -> str | None:

@@ -47,6 +47,9 @@ class CodeDelivery(Aggregate):
         operator: str
         buyer_email: str | None  # a corrected address of the same buyer, sealed; None: same
         at: datetime
+        # The previous address, sealed under a key of its own (erased once told): a code sent
+        # to a rectified address is announced there, without the code.
+        notice_to: str | None = None
 
     @event(CodeSealed)
     def __init__(
@@ -70,6 +73,7 @@ class CodeDelivery(Aggregate):
         self.message_id: str | None = None
         self.failure: str | None = None
         self.attempt = 0  # bumped by each operator retry: a new e-mail needs a new Message-ID
+        self.notice_to: str | None = None
 
     @staticmethod
     def id_for(card_id: UUID) -> UUID:
@@ -122,20 +126,30 @@ class CodeDelivery(Aggregate):
         self.status = "failed"
         self.failure = reason
 
-    def record_retry(self, *, operator: str, buyer_email: str | None, now: datetime) -> None:
+    def record_retry(
+        self, *, operator: str, buyer_email: str | None, now: datetime,
+        notice_to: str | None = None,
+    ) -> None:
         """Customer service sends the same code again after a failure, perhaps to a corrected
         address of the same buyer (sealed with the buyer's key). The code is not reissued (R15)."""
+        self.check_retriable(operator)
+        self._retried(operator=operator, buyer_email=buyer_email, at=now, notice_to=notice_to)
+
+    def check_retriable(self, operator: str) -> None:
         if self.status != "failed":
             raise refuse("delivery_not_failed", "only a failed delivery can be retried")
         if self.failure == "buyer_erased":
             raise refuse("buyer_erased", "the buyer was erased: this code can no longer be sent")
         if not operator.strip():
             raise refuse("operator_required", "a retry names its operator (R21)")
-        self._retried(operator=operator, buyer_email=buyer_email, at=now)
 
     @event(DeliveryRetried)
-    def _retried(self, *, operator: str, buyer_email: str | None, at: datetime) -> None:
+    def _retried(
+        self, *, operator: str, buyer_email: str | None, at: datetime,
+        notice_to: str | None = None,
+    ) -> None:
         self.status = "pending"
+        self.notice_to = notice_to
         self.failure = None
         self.attempt += 1
         if buyer_email is not None:

@@ -25,7 +25,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                                          "--operator alice --buyer-email alice@example.org"))
     q.add_argument("card_id", type=card_id, help="the card whose delivery failed (UUID)")
     q.add_argument("--operator", required=True, type=parse_text(100), help="who retries (R21)")
-    q.add_argument("--buyer-email", type=parse_text(320), help="a corrected address")
+    q.add_argument("--buyer-email", type=parse_text(320),
+                   help="another address: only as a rectification of the buyer's e-mail, with "
+                   "--request-id (the previous address is told, without the code), or the "
+                   "first address of a card that has none")
+    q.add_argument("--request-id", type=parse_text(200),
+                   help="the buyer's registered rectification request (gdpr request open)")
     q.set_defaults(handler=retry)
 
 
@@ -45,12 +50,13 @@ def deliver(args: argparse.Namespace) -> dict[str, Any]:
 def failed(args: argparse.Namespace) -> dict[str, Any]:
     from application.delivery import Deliveries
 
-    return Deliveries(service().app).failed()
+    return Deliveries(service()).failed()
 
 
 def retry(args: argparse.Namespace) -> dict[str, Any]:
     from application.delivery import Deliveries
 
-    return Deliveries(service().app).retry(
-        args.card_id, operator=args.operator, buyer_email=args.buyer_email
+    return Deliveries(service()).retry(
+        args.card_id, operator=args.operator, buyer_email=args.buyer_email,
+        request_id=args.request_id,
     )

@@ -92,6 +92,47 @@ def render(mail: CardMail, which: str, message_id: str, sent_at: datetime) -> Em
     return msg
 
 
+NOTICE = {
+    "fr": ("Votre carte cadeau a été renvoyée",
+           "Le code de votre carte cadeau (se terminant par {last4}) a été renvoyé à une adresse "
+           "e-mail corrigée à votre demande. Si vous n'êtes pas à l'origine de cette demande, "
+           "contactez le service client."),
+    "de": ("Ihre Geschenkkarte wurde erneut gesendet",
+           "Der Code Ihrer Geschenkkarte (endet auf {last4}) wurde auf Ihren Antrag an eine "
+           "berichtigte E-Mail-Adresse gesendet. Wenn Sie das nicht beantragt haben, wenden Sie "
+           "sich an den Kundenservice."),
+    "es": ("Su tarjeta regalo se ha reenviado",
+           "El código de su tarjeta regalo (termina en {last4}) se ha reenviado a una dirección "
+           "de correo rectificada a petición suya. Si no lo ha pedido, contacte con atención al "
+           "cliente."),
+    "it": ("La sua carta regalo è stata inviata di nuovo",
+           "Il codice della sua carta regalo (termina con {last4}) è stato inviato a un indirizzo "
+           "e-mail rettificato su sua richiesta. Se non l'ha chiesto, contatti il servizio "
+           "clienti."),
+    "en": ("Your gift card was sent again",
+           "The code of your gift card (ending in {last4}) was sent again to an e-mail address "
+           "corrected at your request. If you did not ask for this, contact customer service."),
+}
+
+
+def render_notice(
+    to: str, market: str, code_last4: str, message_id: str, sent_at: datetime
+) -> EmailMessage:
+    """The notice to a previous address that the code went to its rectified value: the last
+    four characters only, never the code."""
+    lang = language(market)
+    subject, body = NOTICE.get(lang, NOTICE["en"])
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = SENDER
+    msg["To"] = to
+    msg["Message-ID"] = message_id
+    msg["Date"] = format_datetime(sent_at)
+    msg.set_content(body.format(last4=code_last4) + "\n")
+    msg["Content-Language"] = lang
+    return msg
+
+
 PLATFORMS = {
     "FR": "marketplace.fr",
     "BE": "marketplace.be",

@@ -9,7 +9,7 @@ import ssl
 import threading
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 TIMEOUT_SECONDS = 10
@@ -26,6 +26,30 @@ class PermanentSendError(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+
+
+class UncertainSendError(PermanentSendError):
+    """The server received the whole message but its answer was lost (timeout, connection cut
+    after the final dot): it may have been accepted. Not re-sent automatically, since that is
+    how one e-mail arrives many times; customer service decides (`deliveries retry`)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("outcome_unknown", detail)
+
+
+class _Smtp(smtplib.SMTP):
+    """Knows whether the whole message went out: a failure after that is uncertain."""
+
+    message_sent = False
+
+    def send(self, s: Any) -> None:  # smtplib's Buffer | str
+        super().send(s)
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.message_sent = True
+
+
+class _SmtpSsl(smtplib.SMTP_SSL, _Smtp):
+    pass
 
 
 class Transport(Protocol):
@@ -47,8 +71,15 @@ class SmtpTransport:
         self.password = unquote(parts.password) if parts.password else ""
 
     def send(self, message: EmailMessage) -> None:
+        smtp: _Smtp | None = None
         try:
-            self._send(message)
+            smtp = self._connect()
+            with smtp:
+                if self.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if self.user:
+                    smtp.login(self.user, self.password)
+                smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as refused:
             codes = [code for code, _ in refused.recipients.values()]
             if all(400 <= code < 500 for code in codes):
@@ -59,22 +90,20 @@ class SmtpTransport:
                 raise TransientSendError(f"server answered {error.smtp_code}") from None
             raise PermanentSendError("rejected", f"server answered {error.smtp_code}") from None
         except (smtplib.SMTPException, OSError) as error:
+            if smtp is not None and smtp.message_sent:
+                raise UncertainSendError(
+                    f"the server received the message but its answer was lost "
+                    f"({type(error).__name__}): it may have been delivered; not re-sent "
+                    f"automatically"
+                ) from None
             # Refused, reset, timed out, TLS broken: the server may come back.
             raise TransientSendError(type(error).__name__) from None
 
-    def _send(self, message: EmailMessage) -> None:
-        context = ssl.create_default_context()
-        smtp: smtplib.SMTP
+    def _connect(self) -> _Smtp:
         if self.tls:
-            smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=TIMEOUT_SECONDS, context=context)
-        else:
-            smtp = smtplib.SMTP(self.host, self.port, timeout=TIMEOUT_SECONDS)
-        with smtp:
-            if self.starttls:
-                smtp.starttls(context=context)
-            if self.user:
-                smtp.login(self.user, self.password)
-            smtp.send_message(message)
+            context = ssl.create_default_context()
+            return _SmtpSsl(self.host, self.port, timeout=TIMEOUT_SECONDS, context=context)
+        return _Smtp(self.host, self.port, timeout=TIMEOUT_SECONDS)
 
 
 class MaildirTransport:

@@ -170,7 +170,7 @@ def test_r7_deferred_421_and_451_then_250_is_delivered_after_retries(
             time.sleep(0.05)
     assert (smtp_server.directory / "control").read_text().startswith("defer 0")
     assert len(received) == 4
-    assert Deliveries(service.app).failed() == {"failed": [], "count": 0}
+    assert Deliveries(service).failed() == {"failed": [], "count": 0}
 
 
 def test_r7_r15_550_records_the_failure_with_an_alert_and_a_retry_sends_the_same_code(
@@ -182,27 +182,33 @@ def test_r7_r15_550_records_the_failure_with_an_alert_and_a_retry_sends_the_same
         while the_worker.drain():
             pass
     assert statuses(service) == {card: "failed"}
-    failed = Deliveries(service.app).failed()
+    failed = Deliveries(service).failed()
     assert failed["count"] == 1
     assert failed["failed"][0]["card_id"] == card
     assert failed["failed"][0]["reason"] == "address_refused"
     assert any("code delivery failed" in r.getMessage() for r in caplog.records)  # the alert
     assert smtp_server.received() == []
     assert live_code_keys(service) == 1  # kept for customer service's retry
-    # Customer service corrects the buyer's address; the same code is sent, not a new one.
-    Deliveries(service.app).retry(
-        UUID(card), operator="agent-7", buyer_email="alice.fixed@example.org"
+    # Customer service corrects the buyer's address (a rectification under her request); the
+    # same code is sent, not a new one.
+    privacy = Privacy(service)
+    privacy.add_operator("agent-7", "support", None)
+    privacy.open_request("cust-alice", "rectification", privacy.today(), "req-fix")
+    Deliveries(service).retry(
+        UUID(card), operator="agent-7", buyer_email="alice.fixed@example.org",
+        request_id="req-fix",
     )
     while the_worker.drain():
         pass
     mails = mails_of(smtp_server.wait_for(2), card)
     assert mails["card"]["To"] == "alice.fixed@example.org"
+    assert "notice" not in mails  # the previous address bounces: its notice is not sent
     assert message_parts(mails["card"])[1] == 1  # a new Message-ID: a new e-mail
     code = code_in(mails["card"])
     index = service.app.code_index_id(code)
     assert service.app.repository.get(index).target == UUID(card)
     assert statuses(service) == {card: "delivered"}
-    assert Deliveries(service.app).failed()["count"] == 0
+    assert Deliveries(service).failed()["count"] == 0
     assert live_code_keys(service) == 0
 
 
@@ -233,7 +239,7 @@ def test_r7_p2_erasure_of_the_buyer_before_delivery_fails_it_alerts_and_keeps_th
     while the_worker.drain():
         pass
     assert smtp_server.received() == []
-    failed = Deliveries(service.app).failed()["failed"]
+    failed = Deliveries(service).failed()["failed"]
     assert [(f["card_id"], f["reason"]) for f in failed] == [(card, "buyer_erased")]
     assert live_code_keys(service) == 0  # nobody may receive it any more
     # The money does not vanish: the card stays active (liability) until it expires (breakage).
@@ -265,7 +271,7 @@ def test_r7_p5_no_code_in_any_log_line_view_export_or_error_after_delivery(
     exported = privacy.export(["cust-0", "cust-1"], PiiReader(service, "dpo-1", "p", "t"))
     texts = [
         "\n".join(r.getMessage() for r in caplog.records),
-        repr(Deliveries(service.app).failed()),
+        repr(Deliveries(service).failed()),
         repr(exported),
         repr([service.app.history(UUID(s)) for s in statuses(service)]),
     ]

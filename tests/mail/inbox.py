@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE_LINE = re.compile(r"^(?:Code|Codice|Código): (\S+)$", re.MULTILINE)
-CARD_ID = re.compile(r"^<([0-9a-f-]{36})\.(\d+)\.(card|confirmation)@")
+CARD_ID = re.compile(r"^<([0-9a-f-]{36})\.(\d+)\.(card|confirmation|notice)@")
 
 
 def free_port() -> int:
