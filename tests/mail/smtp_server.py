@@ -1,8 +1,9 @@
 """A real SMTP server (aiosmtpd) for the delivery tests, run as a subprocess:
 `python -m tests.mail.smtp_server PORT DIR`. Every accepted message is written whole to
 DIR/received/N.eml before the reply; DIR/control holds how the next messages are answered:
-`defer N CODE` answers CODE (421, 451) to the next N messages, `delay SECONDS` waits before
-each 250 (a window for SIGKILL between send and record). Recipients starting `bounce` get 550."""
+`defer N CODE` answers CODE (421, 451) to the next N messages, `reject N` answers 554 to the
+next N messages (a permanent failure), `delay SECONDS` waits before each 250 (a window for
+SIGKILL between send and record). Recipients starting `bounce` get 550."""
 
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ class Recorder:
         if words[:1] == ["defer"] and int(words[1]) > 0:
             self.control.write_text(f"defer {int(words[1]) - 1} {words[2]}")
             return f"{words[2]} 4.3.0 try again later"
+        if words[:1] == ["reject"] and int(words[1]) > 0:
+            self.control.write_text(f"reject {int(words[1]) - 1}")
+            return "554 5.6.0 message rejected"
         number = next(self.numbers)
         path = self.directory / "received" / f"{number:06d}.eml"
         tmp = path.with_suffix(".tmp")
