@@ -549,10 +549,18 @@ class GiftCards(Application[UUID]):
         returned_amount: int,
         received_on: date,
         request_id: str | None = None,
+        customer_id: str | None = None,
+        customer_email: str | None = None,
+        customer_name: str | None = None,
         within: UnitOfWork | None = None,
     ) -> Json:
-        """R16-R18: returned goods paid by card come back as a NEW card, the rest otherwise."""
+        """R16-R18: returned goods paid by card come back as a NEW card, the rest otherwise.
+        R17: the card belongs to the customer of the refunded order, named by the request with
+        their e-mail; it is mailed to them and nobody else (without an e-mail it waits for
+        customer service)."""
         check_order_id(order_id)
+        if (customer_email or customer_name) and not customer_id:
+            raise refuse("invalid_input", "a customer's e-mail or name needs their customer id")
         now = self.now()
 
         def command(uow: UnitOfWork) -> Json:
@@ -564,12 +572,25 @@ class GiftCards(Application[UUID]):
                 if done is not None:
                     raise refuse("duplicate_request", "this refund request was already processed")
             original = self._card(uow, used.target)
+            owner = customer_id or original.redeemed_by
+            if customer_id and original.redeemed_by not in (None, customer_id):
+                raise refuse(
+                    "customer_mismatch",
+                    "the refund names another customer than the one who paid this order",
+                )
             market = self.markets.get(original.market)
             to_card, to_other = original.split_refund(market, returned_amount, received_on, now)
             new_card: GiftCard | None = None
             code: str | None = None
             if to_card > 0:
                 code = self.codes()
+                # The returning customer's e-mail and name, sealed under their key (R21).
+                pii = {
+                    name: self.seal_pii(owner, name, value)
+                    for name, value in (("buyer_email", customer_email),
+                                        ("buyer_name", customer_name))
+                    if value and owner
+                }
                 new_card = GiftCard.issue_replacement(
                     original=original,
                     market=market,
@@ -577,19 +598,13 @@ class GiftCards(Application[UUID]):
                     now=now,
                     code_last4=last4(code),
                     order_id=order_id,
+                    owner=owner,
+                    pii=pii,
                 )
-                # Mailed to whoever bought the original card, at the address sealed with it.
-                buyer_pii = {
-                    name: token
-                    for name, token in original.pii.items()
-                    if name in ("buyer_email", "buyer_name")
-                }
                 uow.add(
                     new_card,
                     self.register_code(uow, code, new_card.id),
-                    self._sealed_delivery(
-                        new_card, code, "refund", original.buyer_subject, buyer_pii, order_id
-                    ),
+                    self._sealed_delivery(new_card, code, "refund", owner, pii, order_id),
                 )
             original.record_refund(
                 order_id=order_id,

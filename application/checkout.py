@@ -110,12 +110,15 @@ class Checkout:
 
     def return_items(
         self, uow: UnitOfWork, *, order_id: str, returned_amount: int, received_on: date,
-        request_id: str,
+        request_id: str, customer_id: str | None = None, customer_email: str | None = None,
+        customer_name: str | None = None,
     ) -> Returned:
-        """R16-R18: a new card (mailed to the original buyer) and/or the original method."""
+        """R16-R18: a new card (the returning customer's, mailed to them) and/or the original
+        method."""
         refund = self.cards.refund(
             order_id=order_id, returned_amount=returned_amount, received_on=received_on,
-            request_id=request_id, within=uow,
+            request_id=request_id, customer_id=customer_id, customer_email=customer_email,
+            customer_name=customer_name, within=uow,
         )
         new_card = refund["new_card"]
         return Returned(

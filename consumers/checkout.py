@@ -261,12 +261,16 @@ class CheckoutProcessor:
                 contains_gift_card=message.contains_gift_cards,
             )
         if isinstance(message, OrderItemsReturned):
+            customer = message.customer
             return checkout.return_items(
                 uow,
                 order_id=message.order_id,
                 returned_amount=message.returned_amount,
                 received_on=message.received_on,
                 request_id=message.message_id,
+                customer_id=customer.customer_id if customer else None,
+                customer_email=customer.email if customer else None,
+                customer_name=customer.name if customer else None,
             )
         return self._cancel(uow, message)
 

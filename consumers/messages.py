@@ -85,6 +85,10 @@ class OrderItemsReturned(MessageHeader):
     market: MarketCode
     returned_amount: Minor
     received_on: date
+    # R17: the customer of the returned order, who owns the refund card and receives its
+    # e-mails. Optional for messages written before it: without an e-mail the card waits for
+    # customer service, never mailed to anyone else.
+    customer: Buyer | None = None
 
 
 class GiftCardCancellationRequested(MessageHeader):
@@ -168,9 +172,11 @@ def _email_in_published_field(fields: dict[str, Any]) -> str | None:
     """P5: ids travel in clear (events, replies, correlation ids); an e-mail address used as
     one would reach giftcard.events and stay there for ever. Only the sealed fields may hold one."""
     buyer = fields.get("buyer") or {}
+    customer = fields.get("customer") or {}
     candidates = {
         **{name: fields.get(name) for name in PUBLISHED_ID_FIELDS},
         "buyer.customer_id": buyer.get("customer_id"),
+        "customer.customer_id": customer.get("customer_id"),
     }
     for path, value in candidates.items():
         if isinstance(value, str) and EMAIL.search(value):

@@ -236,8 +236,12 @@ class GiftCard(Aggregate):
         now: datetime,
         code_last4: str,
         order_id: str,
+        owner: str | None = None,
+        pii: dict[str, str] | None = None,
     ) -> GiftCard:
-        """R17: goods paid by card come back as a NEW card (new id, new code, full validity)."""
+        """R17: goods paid by card come back as a NEW card (new id, new code, full validity),
+        owned by the customer of the refunded order (`owner`, by default whoever paid it with
+        the card), with their sealed address (`pii`), never the original card's buyer's."""
         # market is the original card's: a replacement never changes platform.
         return cls._issue(
             market,
@@ -246,9 +250,8 @@ class GiftCard(Aggregate):
             amount=amount,
             payment_method="refund",
             code_last4=code_last4,
-            # The refund belongs to whoever paid the returned goods with the card.
-            buyer_subject=original.redeemed_by,
-            pii={},
+            buyer_subject=owner or original.redeemed_by,
+            pii=dict(pii or {}),
             replaces=original.id,
         )
 

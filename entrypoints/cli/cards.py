@@ -121,6 +121,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--request-id", type=parse_text(200),
                    help="the return's own id: a repeat is refused duplicate_request instead of "
                    "refunding twice (default: none)")
+    p.add_argument("--customer-id", type=parse_text(100),
+                   help="the customer of the returned order: the refund card is theirs (R17) "
+                   "(default: whoever paid the order with the card)")
+    p.add_argument("--customer-email", type=parse_text(320),
+                   help="where the refund card is e-mailed; without it the card waits for "
+                   "customer service (`deliveries retry`), never mailed to anyone else")
+    p.add_argument("--customer-name", type=parse_text(200), help="the customer's name")
     p.set_defaults(handler=refund)
 
     p = sub.add_parser("expire", help="expire cards past their validity (R9)",
@@ -186,6 +193,9 @@ def refund(args: argparse.Namespace) -> dict[str, Any]:
         returned_amount=to_minor(market, args.amount),
         received_on=args.received_on,
         request_id=args.request_id,
+        customer_id=args.customer_id,
+        customer_email=args.customer_email,
+        customer_name=args.customer_name,
     )
 
 

@@ -92,6 +92,10 @@ class RefundBody(Body):
     amount: Money
     received_on: date
     request_id: Text | None = None
+    # R17: the customer of the returned order owns the refund card and receives its e-mails.
+    customer_id: Text | None = None
+    customer_email: Annotated[StrictStr, Field(max_length=320)] | None = None
+    customer_name: Text | None = None
 
 
 class CancelBody(Body):
@@ -524,7 +528,9 @@ def create_app(
         def command(uow: UnitOfWork) -> dict[str, Any]:
             return app.refund(
                 order_id=body.order_id, returned_amount=body.amount,
-                received_on=body.received_on, request_id=body.request_id, within=uow,
+                received_on=body.received_on, request_id=body.request_id,
+                customer_id=body.customer_id, customer_email=body.customer_email,
+                customer_name=body.customer_name, within=uow,
             )
 
         if simulate:

@@ -36,6 +36,7 @@ AT = "2026-01-12T09:00:00Z"
 BUYER = {"customer_id": "cust-42", "email": "alice.secret@example.com", "name": "Alice Zyxwv"}
 RECIPIENT = {"email": "bob.hidden@example.org", "name": "Bob Qwerty"}
 PERSONAL = "Joyeux anniversaire, signed Alice"
+RETURNING = {"customer_id": "cust-7", "email": "carl.returns@example.net"}
 
 
 def ordered(message_id: str, order_id: str, amount: int = 5000, **extra: Any) -> bytes:
@@ -129,6 +130,7 @@ def test_r3_r7_r17_r19_four_message_types_become_commands_with_results(
                     "market": "FR",
                     "returned_amount": 2000,
                     "received_on": "2026-01-12",
+                    "customer": RETURNING,  # R17: the refund card is theirs
                 }
             ),
             orjson.dumps(
@@ -152,11 +154,15 @@ def test_r3_r7_r17_r19_four_message_types_become_commands_with_results(
     assert done["m4"]["to_new_card"] == 2000  # R17: refunded as a new card
     new_card = done["m4"]["new_card_id"]
     assert sent[new_card] != sent[card1]
-    # R7: two e-mails per card to the buyer; the refund card's names the order it refunds.
+    # R7: two e-mails per card to its owner; the refund card's names the order it refunds and
+    # goes to the customer who returned the goods (R17), not to the gift's buyer.
     assert sorted(message_parts(m)[::2] for m in received) == sorted(
         (card, which) for card in (card1, card2, new_card) for which in ("card", "confirmation")
     )
-    assert {str(m["To"]) for m in received} == {BUYER["email"]}
+    assert {str(m["To"]) for m in received if message_parts(m)[0] != new_card} == {
+        BUYER["email"]}
+    assert {str(m["To"]) for m in received if message_parts(m)[0] == new_card} == {
+        RETURNING["email"]}
     refund_mail = next(m for m in received if message_parts(m)[::2] == (new_card, "card"))
     assert "shop-9" in text_of(refund_mail, "plain")
     assert done["m5"] == {

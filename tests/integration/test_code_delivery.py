@@ -139,7 +139,8 @@ def test_r7_r17_refund_card_mailed_to_the_buyer_names_the_refunded_order(
     service.app.redeem(code=card["code"], market="DE", order_id="shop-de", order_total=5000,
                        customer_id="cust-d", source="test")  # fmt: skip
     refund = service.app.refund(order_id="shop-de", returned_amount=1234,
-                                received_on=clock().date())  # fmt: skip
+                                received_on=clock().date(), customer_id="cust-d",
+                                customer_email="dora@example.de")  # fmt: skip
     new = refund["new_card"]
     the_worker = worker(service, smtp_server)
     while the_worker.drain():

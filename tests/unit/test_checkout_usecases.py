@@ -81,7 +81,7 @@ def test_r8_r11_pay_and_r16_return_read_only_what_they_declare(
     assert isinstance(returned, Returned) and uow.misses == []
     assert (returned.to_new_card, returned.to_other_method) == (5000, 3000)
     assert [(str(d.card_id), d.kind, d.buyer_subject, d.refunds_order) for d in sealed] == [
-        (returned.new_card_id, "refund", BUYER, "pay-1")  # R17: to the original buyer
+        (returned.new_card_id, "refund", "cust-2", "pay-1")  # R17: whoever paid the order
     ]
 
 
