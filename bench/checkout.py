@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 import tempfile
 import threading
 import time
+from email.message import EmailMessage
 from pathlib import Path
 
 import orjson
@@ -19,7 +18,7 @@ from consumers.delivery import DeliveryWorker
 from infra.bootstrap import build
 from infra.config import load_settings
 from infra.kafka.topics import Topics
-from infra.mail.transport import MaildirTransport
+from infra.mail.transport import MaildirTransport, read_maildir
 
 AT = "2026-01-12T09:00:00Z"
 
@@ -76,20 +75,20 @@ def delivered_codes(env: dict[str, str]) -> list[str]:
     service = build(load_settings(env))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            worker = DeliveryWorker(service, MaildirTransport(Path(tmp)))
+            worker = DeliveryWorker(service, MaildirTransport(Path(tmp), service.vault))
             while worker.drain():
                 pass
-            return [code_in(path) for path in (Path(tmp) / "new").glob("*.card_*.eml")]
+            return [code_in(message) for message in read_maildir(Path(tmp), service.vault)
+                    if ".card@" in str(message["Message-ID"])]
     finally:
         service.close()
 
 
-def code_in(path: Path) -> str:
-    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+def code_in(message: EmailMessage) -> str:
     body = message.get_body(preferencelist=("plain",))
     found = re.search(r"^Code: (\S+)$", body.get_content() if body else "", re.MULTILINE)
     if not found:
-        raise RuntimeError(f"no code in {path.name}")
+        raise RuntimeError(f"no code in {message['Message-ID']}")
     return found.group(1)
 
 

@@ -159,8 +159,7 @@ class DeliveryWorker:
             raise LookupError(f"delivery of an unknown card {delivery.card_id}")
         card_message_id = message_id(delivery.card_id, delivery.attempt, "card")
         if delivery.notice_to is not None:
-            told = self.send(lambda: self.notice(card, delivery), str(card.id), stopped,
-                             renewal)
+            told = self.send(lambda: self.notice(card, delivery), delivery, stopped, renewal)
             if isinstance(told, PermanentSendError):
                 log.warning("re-send notice to the previous address failed card=%s: %s",
                             card.id, told.detail)
@@ -168,7 +167,7 @@ class DeliveryWorker:
         sent_at = self.app.now()
         for which in ("confirmation", "card"):
             built = functools.partial(self.compose, card, delivery, which, sent_at)
-            outcome = self.send(built, str(card.id), stopped, renewal)
+            outcome = self.send(built, delivery, stopped, renewal)
             if outcome is not None:
                 return outcome
         self.vault.erase(delivery_key_subject(delivery.card_id))  # the code exists nowhere
@@ -253,7 +252,7 @@ class DeliveryWorker:
     def send(
         self,
         compose: Callable[[], EmailMessage | PermanentSendError | str],
-        card_id: str,
+        delivery: CodeDelivery,
         stopped: Callable[[], bool],
         renewal: Renewal,
     ) -> PermanentSendError | str | None:
@@ -267,7 +266,7 @@ class DeliveryWorker:
             if not isinstance(built, EmailMessage):
                 return built
             try:
-                self.transport.send(built)
+                self.transport.send(built, owner=delivery.buyer_subject)
                 return None
             except PermanentSendError as refused:
                 return refused
@@ -277,7 +276,7 @@ class DeliveryWorker:
                 failures += 1
                 self.waits.log(
                     logging.WARNING, "smtp", "code delivery waits for the mail server "
-                    "(card %s, retrying in %.1f s): %s", card_id, pause, error,
+                    "(card %s, retrying in %.1f s): %s", delivery.card_id, pause, error,
                 )
             del built  # the buyer's data is not kept across attempts
             deadline = time.monotonic() + pause

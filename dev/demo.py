@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import os
 import shlex
 import shutil
@@ -40,12 +38,23 @@ def giftcards(*args: str, at: str, expect: int = 0) -> dict[str, Any]:
 
 
 def show_mail(after: int = 0) -> None:
-    """The e-mails the delivery worker wrote, as the buyer's mail client would show them."""
-    sent = sorted((DATA_DIR / "mail" / "new").glob("*.eml"), key=lambda p: p.stat().st_mtime)
-    for path in sent[after:]:
-        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    """The e-mails the delivery worker wrote, as the buyer's mail client would show them: the
+    maildir keeps each one sealed under its owner's key, opened here with the demo's vault."""
+    from infra.bootstrap import build
+    from infra.config import load_settings
+    from infra.mail.transport import read_maildir
+
+    env = {k: v for k, v in os.environ.items() if k.startswith("GIFTCARDS_")}
+    env.pop("GIFTCARDS_DATABASE_URL", None)
+    service = build(load_settings({**env, "GIFTCARDS_DATA_DIR": str(DATA_DIR)}))
+    try:
+        sent = read_maildir(DATA_DIR / "mail", service.vault)
+    finally:
+        service.close()
+    for message in sent[after:]:
         body = message.get_body(preferencelist=("plain",))
-        print(f"\n--- e-mail {path}\nTo: {message['To']}\nSubject: {message['Subject']}\n")
+        print(f"\n--- e-mail {message['Message-ID']}\nTo: {message['To']}\n"
+              f"Subject: {message['Subject']}\n")
         print(body.get_content() if body is not None else "")
 
 
@@ -81,9 +90,10 @@ def main() -> None:
     )  # fmt: skip
     refund = giftcards(
         "refund", "--order-id", "O2", "--amount", "45", "--received-on", "2026-01-14",
+        "--customer-id", "C2", "--customer-email", "carl@example.org",  # R17: C2 returned it
         at="2026-02-10T10:00:00Z",
     )  # fmt: skip
-    giftcards("deliver", "--once", at="2026-02-10T10:01:00Z")  # the refund card's e-mails
+    giftcards("deliver", "--once", at="2026-02-10T10:01:00Z")  # to C2, not to the gift's buyer
     show_mail(after=2)
     giftcards("show", card["card_id"], at="2026-02-10T10:00:00Z")
     giftcards("expire", at="2026-08-11T00:00:00Z")

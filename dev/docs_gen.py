@@ -52,11 +52,17 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
                       "may not be processed yet)"),
     "refund_exceeds_paid": (RULES, "no", "more refunded than the card paid (R18)"),
     "duplicate_request": (RULES, "no", "this refund request id was already processed"),
+    "customer_mismatch": (RULES, "no", "the refund names another customer than the one who "
+                          "paid the order with the card (R17)"),
     "unknown_card": (RULES, "no", "no card has this id"),
     "unknown_delivery": (RULES, "no", "no code delivery for this card"),
     "delivery_not_failed": (RULES, "no", "only a failed delivery can be retried"),
     "delivery_not_pending": (RULES, "no", "the delivery is not waiting to be sent"),
-    "buyer_erased": (RULES, "no", "the buyer's data was erased: give a new --buyer-email"),
+    "buyer_erased": (RULES, "no", "the buyer's data was erased: this code can no longer be "
+                     "sent"),
+    "rectification_required": (RULES, "yes, with --request-id", "a code goes only to the "
+                               "address on file: another address is a rectification of the "
+                               "buyer's e-mail under their registered request (R7, R21)"),
     "operator_required": (RULES, "yes, with --operator", "the command shows personal data"),
     "unknown_operator": (RULES, "no", "the operator is not in the register (R21)"),
     "unknown_pseudonym": (RULES, "no", "no id the store knows has this pseudonym (P5)"),

@@ -150,7 +150,7 @@ def build_delivery_worker(service: Service, transport: Transport | None = None) 
     Privacy(service)  # the access log's table, where the worker records what it unseals
     settings = service.settings
     return DeliveryWorker(
-        service, transport or transport_for(settings.smtp_url, settings.data_dir)
+        service, transport or transport_for(settings.smtp_url, settings.data_dir, service.vault)
     )
 
 

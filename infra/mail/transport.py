@@ -1,8 +1,12 @@
-"""Sending an e-mail: SMTP (STARTTLS/TLS, login) from GIFTCARDS_SMTP_URL, else `.eml` files
+"""Sending an e-mail: SMTP (STARTTLS/TLS, login) from GIFTCARDS_SMTP_URL, else sealed files
 in a maildir under the data dir. Failures are classified transient (retry) or permanent."""
 
 from __future__ import annotations
 
+import base64
+import email
+import email.policy
+import json
 import os
 import smtplib
 import ssl
@@ -11,6 +15,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from infra.vault import ERASED
 
 TIMEOUT_SECONDS = 10
 
@@ -53,7 +59,10 @@ class _SmtpSsl(smtplib.SMTP_SSL, _Smtp):
 
 
 class Transport(Protocol):
-    def send(self, message: EmailMessage) -> None: ...
+    def send(self, message: EmailMessage, owner: str | None = None) -> None:
+        """`owner`: the data subject whose e-mail this is (a transport that keeps a copy seals
+        it under their key)."""
+        ...
 
 
 class SmtpTransport:
@@ -70,7 +79,7 @@ class SmtpTransport:
         self.user = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else ""
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, owner: str | None = None) -> None:
         smtp: _Smtp | None = None
         try:
             smtp = self._connect()
@@ -106,27 +115,58 @@ class SmtpTransport:
         return _Smtp(self.host, self.port, timeout=TIMEOUT_SECONDS)
 
 
-class MaildirTransport:
-    """The embedded default: each message a `.eml` file in `DIR/new`, written whole (tmp, then
-    rename), named after its Message-ID so a re-send replaces the same file."""
+class Sealer(Protocol):
+    """The vault as the maildir uses it: seal under a subject's key, open while it lives."""
 
-    def __init__(self, directory: Path) -> None:
+    def seal(self, subject_id: str, plaintext: str) -> str: ...
+
+    def open(self, subject_id: str, token: str) -> str: ...
+
+
+class MaildirTransport:
+    """The embedded default: each message in `DIR/new`, written whole (tmp, then rename),
+    named after its Message-ID so a re-send replaces the same file, and SEALED under its
+    owner's key (R21, P2): the file holds a code, an address, names and a message, and an
+    erasure must reach it like every other copy. A message without an owner is kept nowhere.
+    `read_maildir` opens what is still readable."""
+
+    def __init__(self, directory: Path, vault: Sealer) -> None:
         self.directory = directory
+        self.vault = vault
         for sub in ("tmp", "new", "cur"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, owner: str | None = None) -> None:
+        if owner is None:
+            return
         name = "".join(c if c.isalnum() or c in "-." else "_" for c in message["Message-ID"])
+        sealed = self.vault.seal(owner, base64.b64encode(message.as_bytes()).decode())
+        record = json.dumps({"owner": owner, "sealed": sealed}).encode()
         # The tmp name is the writer's own (maildir's rule): two writers of one message must
         # not rename each other's file away.
-        tmp = self.directory / "tmp" / f"{name}.{os.getpid()}.{threading.get_ident()}.eml"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds a code
+        tmp = self.directory / "tmp" / f"{name}.{os.getpid()}.{threading.get_ident()}.sealed"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(message.as_bytes())
+            handle.write(record)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, self.directory / "new" / f"{name}.eml")
+        os.replace(tmp, self.directory / "new" / f"{name}.sealed")
 
 
-def transport_for(smtp_url: str | None, data_dir: Path) -> Transport:
-    return SmtpTransport(smtp_url) if smtp_url else MaildirTransport(data_dir / "mail")
+def read_maildir(directory: Path, vault: Sealer) -> list[EmailMessage]:
+    """The maildir's messages whose owner's key still exists, oldest first."""
+    found = []
+    paths = sorted((directory / "new").glob("*.sealed"), key=lambda path: path.stat().st_mtime)
+    for path in paths:
+        record = json.loads(path.read_bytes())
+        clear = vault.open(record["owner"], record["sealed"])
+        if clear == ERASED:
+            continue
+        message = email.message_from_bytes(base64.b64decode(clear), policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        found.append(message)
+    return found
+
+
+def transport_for(smtp_url: str | None, data_dir: Path, vault: Sealer) -> Transport:
+    return SmtpTransport(smtp_url) if smtp_url else MaildirTransport(data_dir / "mail", vault)
