@@ -108,13 +108,12 @@ class DeliveryWorker:
         for notification in page:
             if stopped():
                 raise Stopped("delivery")
-            if not holding():
-                break
             try:
+                renewal.renew(force=True)
                 self.handle(UUID(str(notification.originator_id)), notification.id, stopped,
                             renewal)
             except LeaseLost:
-                log.warning("delivery worker lost its lease while sending: standing by")
+                log.warning("delivery worker lost its lease: standing by")
                 break
             handled += 1
         return handled
@@ -158,15 +157,19 @@ class DeliveryWorker:
         if card is None:
             raise LookupError(f"delivery of an unknown card {delivery.card_id}")
         card_message_id = message_id(delivery.card_id, delivery.attempt, "card")
+        reader = PiiReader(
+            self.service, WORKER, "gift card code delivery (R7)", "deliver", process=True
+        )
         if delivery.notice_to is not None:
-            told = self.send(lambda: self.notice(card, delivery), delivery, stopped, renewal)
+            told = self.send(lambda: self.notice(reader, card, delivery), delivery, stopped,
+                             renewal)
             if isinstance(told, PermanentSendError):
                 log.warning("re-send notice to the previous address failed card=%s: %s",
                             card.id, told.detail)
             self.vault.erase(notice_key_subject(card.id, delivery.attempt))
         sent_at = self.app.now()
         for which in ("confirmation", "card"):
-            built = functools.partial(self.compose, card, delivery, which, sent_at)
+            built = functools.partial(self.compose, reader, card, delivery, which, sent_at)
             outcome = self.send(built, delivery, stopped, renewal)
             if outcome is not None:
                 return outcome
@@ -174,16 +177,14 @@ class DeliveryWorker:
         return card_message_id
 
     def compose(
-        self, card: GiftCard, delivery: CodeDelivery, which: str, sent_at: datetime
+        self, reader: PiiReader, card: GiftCard, delivery: CodeDelivery, which: str,
+        sent_at: datetime,
     ) -> EmailMessage | PermanentSendError | str:
         """One e-mail, from personal data opened now (access-logged), or the reason not to
         send: the buyer erased, no address; or the card e-mail's Message-ID when a previous run
         already had both e-mails accepted (it destroyed the code's key, then died)."""
         code_subject = delivery_key_subject(delivery.card_id)
         code = self.vault.open(code_subject, delivery.sealed_code)
-        reader = PiiReader(
-            self.service, WORKER, "gift card code delivery (R7)", "deliver", process=True
-        )
         pii = delivery.pii
         buyer = delivery.buyer_subject
         email = reader.open(buyer, pii.get("buyer_email"), "buyer_email") if buyer else None
@@ -234,7 +235,7 @@ class DeliveryWorker:
         return render(mail, which, message_id(card.id, delivery.attempt, which), sent_at)
 
     def notice(
-        self, card: GiftCard, delivery: CodeDelivery
+        self, reader: PiiReader, card: GiftCard, delivery: CodeDelivery
     ) -> EmailMessage | PermanentSendError | str:
         """The previous address of a rectified delivery is told the code was re-sent elsewhere
         (never the code). Its address is sealed under a key of the notice's own, destroyed once
@@ -244,6 +245,12 @@ class DeliveryWorker:
         address = self.vault.open(subject, delivery.notice_to)
         if address == ERASED:
             return "sent"  # a previous run sent it, then died
+        owner = delivery.buyer_subject
+        if owner is not None and reader.open(owner, delivery.pii.get("buyer_email"),
+                                             "buyer_email") == ERASED:
+            reader.flush()
+            return "owner erased"  # erasure wins: nobody is told anything any more
+        reader.flush()
         return render_notice(
             address, card.market, card.code_last4,
             message_id(card.id, delivery.attempt, "notice"), self.app.now(),
@@ -261,7 +268,7 @@ class DeliveryWorker:
         None once the server accepted it, else why not (or a Message-ID: already sent)."""
         failures = 0
         while True:
-            renewal.renew(force=True)
+            renewal.renew()
             built = compose()
             if not isinstance(built, EmailMessage):
                 return built
