@@ -140,8 +140,8 @@ class Holdings:
         return any((h.originator_id, h.order_id) == key for h in self.holds)
 
     def _add_purchase(self, event: Any) -> None:
-        # A refund card inherits the original buyer but pays back whoever returned the goods:
-        # it is listed for both (the buyer sees their own sealed fields only).
+        # A refund card belongs to the customer of the refunded order (R17): listed for them as
+        # its owner, and for whoever's redemption it pays back (older cards named no owner).
         if event.payment_method == "refund" and (
             event.buyer_subject in self.subjects or event.originator_id in self.refund_card_ids
         ):
@@ -663,7 +663,7 @@ class Privacy:
             **card_facts(event),
             "status": status_of(held.later[event.originator_id]),
             "replaces": str(event.replaces) if event.replaces else None,
-            # Sent to the original buyer: their own sealed fields, nobody else's.
+            # Sent to its owner, the returning customer: their own sealed fields, nobody else's.
             **{n: reader.open(event.buyer_subject, event.pii.get(n), n) if mine else None
                for n in ("buyer_email", "buyer_name")},
         }
