@@ -59,7 +59,7 @@ class CheckoutAttempts(Aggregate):
 
     One stream per subject (a customer, or `source:NAME` without one) and fixed window, so that
     no stream grows past the guessing limit; an attempt refused during a lock-out gets a stream
-    of its own. Streams written before issue 9 hold every unknown code of one customer: they
+    of its own. Streams of the old layout hold every unknown code of one customer: they
     are still read (views, exports), never written again."""
 
     # Nested names are the stored topics (`domain.streams:CheckoutAttempts.UnknownCodeTried`).
@@ -84,7 +84,7 @@ class CheckoutAttempts(Aggregate):
 
     @staticmethod
     def id_for(customer_id: str) -> UUID:
-        """The stream of the layout before issue 9: every attempt of one customer."""
+        """The stream of the old layout: every attempt of one customer."""
         return stream_id("attempts", customer_id)
 
     @staticmethod
