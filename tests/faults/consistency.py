@@ -205,7 +205,7 @@ def view_problems(service: Service, env: Mapping[str, str]) -> list[str]:
         rebuilt.db.close()
         live.close()
         drop_scratch_database(scratch)
-    # The fraud-data purge's horizon (issue 17) is the purge job's own bookkeeping, written by
+    # The fraud-data purge's horizon (P2) is the purge job's own bookkeeping, written by
     # `serve`'s hourly purge, not something an event determines: a rebuild has none.
     got[schema.FRAUD_STATE.name] = [r for r in got.get(schema.FRAUD_STATE.name, [])
                                     if r[0] != retention.HORIZON]
