@@ -13,6 +13,7 @@ from domain.base import Aggregate, Chained, MarketFact
 from domain.calendar import add_months, cancellation_deadline, withdrawal_deadline
 from domain.errors import refuse
 from domain.markets import Market
+from domain.stored_names import stored_as
 
 Status = Literal["active", "redeemed", "cancelled", "expired"]
 
@@ -48,6 +49,7 @@ class CardEvent(Chained, Aggregate.Event, MarketFact):
     """An event of one card, in the card's own market and currency, in the card's chain."""
 
 
+@stored_as("domain.giftcard:GiftCard")
 class GiftCard(Aggregate):
     """A prepaid, single-use, single-market card (terms of 19 Nov 2025)."""
 

@@ -10,6 +10,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import event
 
 from domain.base import Aggregate, MarketFact
+from domain.stored_names import stored_as
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "urn:giftcards")
 
@@ -20,6 +21,7 @@ def stream_id(kind: str, key: str) -> UUID:
     return uuid5(_NAMESPACE, f"{kind}:{key}")
 
 
+@stored_as("domain.streams:Index")
 class Index(Aggregate):
     """Maps a natural key (order id, code HMAC) to a card; the key itself is not stored."""
 
@@ -54,6 +56,7 @@ class AttemptEvent(Aggregate.Event, MarketFact):
     order_id: str
 
 
+@stored_as("domain.streams:CheckoutAttempts")
 class CheckoutAttempts(Aggregate):
     """Redemption attempts refused before any card was involved (R8, fraud rule F1).
 
