@@ -19,7 +19,7 @@ from infra.bootstrap import (
     build_relay,
     set_up_schema,
 )
-from infra.config import Settings, load_settings
+from infra.config import KafkaLink, Settings, load_settings
 from infra.kafka.topics import Topics
 from infra.supervisor import Part, retry_until_done, run_parts
 
@@ -56,15 +56,15 @@ def add_consumer_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def kafka_config() -> tuple[Settings, str, Topics]:
+def kafka_config() -> tuple[Settings, KafkaLink, Topics]:
     settings = load_settings()
     if not settings.kafka_bootstrap:
         raise UsageError("KAFKA_BOOTSTRAP_SERVERS is not set", code="invalid_configuration")
     topics = Topics(settings.topic_prefix, settings.retention_dead_letter_days)
-    return settings, settings.kafka_bootstrap, topics
+    return settings, settings.kafka_link, topics
 
 
-def kafka_settings() -> tuple[Settings, str, Topics]:
+def kafka_settings() -> tuple[Settings, KafkaLink, Topics]:
     """Settings, with the contract topics created (the broker must be up)."""
     settings, bootstrap, topics = kafka_config()
     TopicsReady(settings, bootstrap, topics)()
@@ -78,7 +78,7 @@ class TopicsReady:
 
     BOOTSTRAP_TIMEOUT_MS = 5_000  # a down broker fails the attempt soon; the supervisor retries
 
-    def __init__(self, settings: Settings, bootstrap: str, topics: Topics) -> None:
+    def __init__(self, settings: Settings, bootstrap: KafkaLink, topics: Topics) -> None:
         self.args = (bootstrap, topics, settings.partitions, settings.replication_factor)
         self._done = False
 
@@ -99,7 +99,7 @@ def stop_on_sigterm() -> threading.Event:
 
 
 def checkout_loop(
-    settings: Settings, bootstrap: str, topics: Topics, args: argparse.Namespace
+    settings: Settings, bootstrap: KafkaLink, topics: Topics, args: argparse.Namespace
 ) -> Part:
     def run(stop: threading.Event) -> None:
         # Built in the thread that uses it: SQLite connections are bound to their thread.
@@ -136,7 +136,7 @@ def delivery_loop(settings: Settings) -> Part:
     return run
 
 
-def relay_loop(settings: Settings, bootstrap: str, topics: Topics) -> Part:
+def relay_loop(settings: Settings, bootstrap: KafkaLink, topics: Topics) -> Part:
     def run(stop: threading.Event) -> None:
         service = build(settings, create_tables=False)
         try:
@@ -154,7 +154,7 @@ def projections_loop(settings: Settings, topics: Topics) -> Part:
         views = build_projector(settings)  # built in its thread, like the others
         try:
             sources.follow_kafka(
-                str(settings.kafka_bootstrap),
+                settings.kafka_link,
                 topics.events,
                 topics.projections_group,
                 views,

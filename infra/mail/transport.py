@@ -10,7 +10,9 @@ import threading
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
+
+from infra.config import smtp_starttls
 
 TIMEOUT_SECONDS = 10
 
@@ -33,14 +35,16 @@ class Transport(Protocol):
 
 
 class SmtpTransport:
-    """`smtp://[user:password@]host[:port][?starttls=1]` or `smtps://…` (implicit TLS)."""
+    """`smtp://[user:password@]host[:port][?starttls=1]` or `smtps://…` (implicit TLS); the
+    server's certificate and name are verified against `ca_file` (else the system's CAs)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, ca_file: Path | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("GIFTCARDS_SMTP_URL must be smtp://host[:port] or smtps://host")
         self.tls = parts.scheme == "smtps"
-        self.starttls = parse_qs(parts.query).get("starttls", ["0"])[0] in ("1", "true", "yes")
+        self.starttls = smtp_starttls(url)
+        self.ca_file = ca_file
         self.host = parts.hostname
         self.port = parts.port or (465 if self.tls else 25)
         self.user = unquote(parts.username) if parts.username else None
@@ -62,8 +66,13 @@ class SmtpTransport:
             # Refused, reset, timed out, TLS broken: the server may come back.
             raise TransientSendError(type(error).__name__) from None
 
+    def context(self) -> ssl.SSLContext:
+        """Certificate and host name always checked (create_default_context's defaults)."""
+        cafile = None if self.ca_file is None else str(self.ca_file)
+        return ssl.create_default_context(cafile=cafile)
+
     def _send(self, message: EmailMessage) -> None:
-        context = ssl.create_default_context()
+        context = self.context()
         smtp: smtplib.SMTP
         if self.tls:
             smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=TIMEOUT_SECONDS, context=context)
@@ -99,5 +108,7 @@ class MaildirTransport:
         os.replace(tmp, self.directory / "new" / f"{name}.eml")
 
 
-def transport_for(smtp_url: str | None, data_dir: Path) -> Transport:
-    return SmtpTransport(smtp_url) if smtp_url else MaildirTransport(data_dir / "mail")
+def transport_for(
+    smtp_url: str | None, data_dir: Path, ca_file: Path | None = None
+) -> Transport:
+    return SmtpTransport(smtp_url, ca_file) if smtp_url else MaildirTransport(data_dir / "mail")
