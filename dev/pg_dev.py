@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from dev.launcher import run_command
+from dev.tls_dev import ServerCert
 
 USER = "giftcards"
 PASSWORD = "giftcards"
@@ -69,6 +70,8 @@ class Cluster:
     # synchronous_commit on: commits survive a crash of the server itself, which fault tests
     # cause; with it off, a commit acknowledged up to ~0.6 s before the crash is lost.
     crash_safe: bool = False
+    # ssl = on with this certificate, and TCP clients accepted over TLS only (hostssl).
+    tls: ServerCert | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -84,7 +87,10 @@ class Cluster:
 
     @property
     def url(self) -> str:
-        return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{DATABASE}"
+        url = f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{DATABASE}"
+        if self.tls is None:
+            return url
+        return f"{url}?sslmode=verify-full&sslrootcert={self.tls.ca}"
 
 
 def cluster() -> Cluster:
@@ -187,8 +193,29 @@ max_connections = 200
 {"" if c.durable else "full_page_writes = off"}
 """
         )
+    if c.tls is not None:
+        _enable_tls(staging, c.tls)
     shutil.rmtree(c.data_dir, ignore_errors=True)
     staging.rename(c.data_dir)
+
+
+def _enable_tls(data_dir: Path, tls: ServerCert) -> None:
+    """The server's certificate and key in its data directory (the key private to the server
+    user, which PostgreSQL insists on); TCP logins only over TLS."""
+    for source, name in ((tls.cert, "server.crt"), (tls.key, "server.key")):
+        target = data_dir / name
+        shutil.copyfile(source, target)
+        target.chmod(0o600)
+        if os.geteuid() == 0:
+            server_user = pwd.getpwnam(OS_USER)
+            os.chown(target, server_user.pw_uid, server_user.pw_gid)
+    with open(data_dir / "postgresql.conf", "a") as conf:
+        conf.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+    hba = data_dir / "pg_hba.conf"
+    lines = hba.read_text().splitlines()
+    hba.write_text("\n".join(
+        "hostssl" + line[len("host"):] if line.startswith("host ") else line for line in lines
+    ) + "\n")
 
 
 def _running(c: Cluster) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import threading
@@ -88,6 +89,17 @@ class TopicsReady:
         if not self._done:
             ensure_topics(*self.args, bootstrap_timeout_ms=self.BOOTSTRAP_TIMEOUT_MS)
             self._done = True
+
+
+def check_link(link: KafkaLink) -> None:
+    """Raises KafkaLinkError (exit 2, the setting named) if the brokers refuse this link; a
+    broker that is down is waited for by the parts instead."""
+    from kafka.errors import KafkaError
+
+    from infra.kafka import clients
+
+    with contextlib.suppress(KafkaError):
+        clients.admin(link, bootstrap_timeout_ms=TopicsReady.BOOTSTRAP_TIMEOUT_MS).close()
 
 
 def stop_on_sigterm() -> threading.Event:
@@ -230,7 +242,8 @@ def after(first: Callable[[], None], part: Part) -> Part:
 def serve(args: argparse.Namespace) -> dict[str, Any]:
     """ONE schema set-up, then each part (relay, checkout consumer, projections) in its own
     thread with its own Service (connections are not shared across threads), restarted with
-    backoff when it fails. Only SIGTERM/SIGINT end the process."""
+    backoff when it fails. Only SIGTERM/SIGINT end the process, and a Kafka link the brokers
+    refuse at start (certificate, credentials: a setting to fix, named in the error)."""
 
     stop = stop_on_sigterm()
     settings, bootstrap, topics = kafka_config()
@@ -240,6 +253,7 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
     steps = [*views, lambda: create_privacy_tables(settings)]
     if not retry_until_done(stop, "the database schema", lambda: set_up_schema(settings, *steps)):
         return {"stopped": "serve", "loops": []}
+    check_link(bootstrap)
     ready = TopicsReady(settings, bootstrap, topics)
     loops: dict[str, Part] = {
         "relay": after(ready, relay_loop(settings, bootstrap, topics)),
