@@ -22,6 +22,7 @@ from pathlib import Path
 
 from kafka.errors import KafkaError
 
+from dev import tls_dev
 from dev.launcher import run_command
 from infra.config import KafkaLink, KafkaSecurity
 from infra.kafka import clients
@@ -41,6 +42,8 @@ ARTIFACTS = (
 )
 
 DEFAULT_PORT = 19092
+TLS_PORT = 19292  # `up --tls`: the SASL_SSL broker beside the plaintext one
+DEV_USER = "giftcards"
 CLUSTER_PORT = 19192  # up to 19197 for 3 nodes
 HEAP = "512m"
 START_TIMEOUT_S = 90.0
@@ -668,6 +671,65 @@ def status_cluster(brokers: int, port: int = CLUSTER_PORT) -> str | None:
     )
 
 
+def _tls_home() -> Path:
+    return home() / "tls-broker"
+
+
+def dev_security() -> BrokerSecurity:
+    """The SASL_SSL dev broker's certificate (signed by the dev CA, dev/tls_dev.py) and its
+    SCRAM users: `giftcards` for the service, `broker` for itself; passwords made once."""
+    server = tls_dev.dev_server("kafka")
+    password = tls_dev.dev_secret("kafka-keystore")
+    return BrokerSecurity(
+        ca_file=server.ca, keystore=server.pkcs12(password), keystore_password=password,
+        users=((DEV_USER, tls_dev.dev_secret("kafka-giftcards")),),
+        broker_password=tls_dev.dev_secret("kafka-broker"),
+    )
+
+
+def settings_for(security: BrokerSecurity, bootstrap: str) -> str:
+    """The service's settings for this broker, as lines of an env file."""
+    password_file = tls_dev.dev_dir() / "kafka-giftcards.secret"
+    return "\n".join([
+        f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
+        "GIFTCARDS_KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+        f"GIFTCARDS_KAFKA_SASL_USERNAME={DEV_USER}",
+        f"GIFTCARDS_KAFKA_SASL_PASSWORD_FILE={password_file}",
+        f"GIFTCARDS_KAFKA_CA_FILE={security.ca_file}",
+    ])
+
+
+def up_tls(port: int = TLS_PORT) -> str:
+    """Ensure the SASL_SSL dev broker runs on `port`; return the settings that reach it."""
+    at = _tls_home()
+    with _locked():
+        security = dev_security()
+        pid = _running_pid(at)
+        if pid is not None:
+            _wait_ready(pid, port, at, security)
+        else:
+            if _port_open(port) or _port_open(port + 1):
+                raise RuntimeError(f"port {port} or {port + 1} is already taken")
+            _fetch_jars()
+            at.mkdir(parents=True, exist_ok=True)
+            launch_broker(port, at, security)
+        return settings_for(security, _bootstrap(port))
+
+
+def down_tls() -> None:
+    with _locked():
+        pid = _running_pid(_tls_home())
+        if pid is not None:
+            _stop(pid, _tls_home())
+
+
+def status_tls() -> str | None:
+    at = _tls_home()
+    if _running_pid(at) is None:
+        return None
+    return f"{_bootstrap(int(_port_file(at).read_text().strip()))} (SASL_SSL)"
+
+
 def down() -> None:
     """Stop the dev broker if it is running (SIGTERM for a clean shutdown, SIGKILL if it hangs)."""
     with _locked():
@@ -700,7 +762,15 @@ def main(argv: list[str] | None = None) -> int:
         "--brokers", type=int, default=1,
         help="1: the quick suite's broker; 3: a replicated cluster (RF 3, min.insync.replicas 2)",
     )
+    parser.add_argument(
+        "--tls", action="store_true",
+        help=f"the SASL_SSL broker (SCRAM-SHA-512, dev CA under .cache/tls; default port "
+        f"{TLS_PORT}); `up` prints the service's settings for it",
+    )
     args = parser.parse_args(argv)
+    if args.tls:
+        port = args.port or TLS_PORT
+        return run_command(args.command, lambda: up_tls(port), down_tls, status_tls)
     if args.brokers > 1:
         port = args.port or CLUSTER_PORT
         return run_command(

@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from dev import tls_dev
 from dev.launcher import run_command
 from dev.tls_dev import ServerCert
 
@@ -100,6 +101,33 @@ def cluster() -> Cluster:
 
 def url() -> str:
     return cluster().url
+
+
+def tls_cluster() -> Cluster:
+    """`up --tls`: a second dev cluster (PG_DEV_TLS_PORT, 15433) with ssl = on, TLS-only logins
+    and the dev CA's certificate (dev/tls_dev.py); its URL says sslmode=verify-full."""
+    tls_port = int(os.environ.get("PG_DEV_TLS_PORT", "15433"))
+    base = home()
+    return Cluster(base.with_name(f"{base.name}-tls-{tls_port}"), tls_port, durable(),
+                   tls=tls_dev.dev_server("postgres"))
+
+
+def up_tls() -> str:
+    c = tls_cluster()
+    with _locked(c):
+        start_cluster(c)
+    return c.url
+
+
+def down_tls() -> None:
+    c = tls_cluster()
+    with _locked(c):
+        stop_cluster(c)
+
+
+def status_tls() -> str | None:
+    c = tls_cluster()
+    return c.url if _running(c) else None
 
 
 @contextlib.contextmanager
@@ -337,7 +365,14 @@ def status() -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dev.pg_dev", description=__doc__)
     parser.add_argument("command", choices=("up", "down", "status"))
-    return run_command(parser.parse_args(argv).command, up, down, status)
+    parser.add_argument("--tls", action="store_true",
+                        help="the TLS-only cluster (ssl = on, hostssl logins, dev CA under "
+                        ".cache/tls, port PG_DEV_TLS_PORT or 15433); its URL has "
+                        "sslmode=verify-full")
+    args = parser.parse_args(argv)
+    if args.tls:
+        return run_command(args.command, up_tls, down_tls, status_tls)
+    return run_command(args.command, up, down, status)
 
 if __name__ == "__main__":
     sys.exit(main())

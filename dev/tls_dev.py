@@ -3,6 +3,8 @@ certificates for loopback signed by it, and a PKCS12 keystore of one for the Kaf
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -82,3 +84,52 @@ def issue(ca: Ca, directory: Path, name: str, hosts: tuple[str, ...] = LOOPBACK)
              "-extfile", str(extensions))
     request.unlink()
     return server
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def dev_dir() -> Path:
+    """Where the dev launchers keep their CA and certificates (TLS_DEV_HOME, else .cache/tls)."""
+    return Path(os.environ.get("TLS_DEV_HOME", REPO_ROOT / ".cache" / "tls")).resolve()
+
+
+def dev_ca() -> Ca:
+    """The dev CA, made once and shared by the dev broker and the dev PostgreSQL."""
+    directory = dev_dir()
+    ca = Ca(directory / "giftcards-dev-ca.pem", directory / "giftcards-dev-ca.key")
+    if ca.cert.exists() and ca.key.exists() and _valid_for_a_day(ca.cert):
+        return ca
+    return make_ca(directory)
+
+
+def dev_server(name: str) -> ServerCert:
+    """The dev server certificate `name` for loopback, made once per dev CA."""
+    ca = dev_ca()
+    server = ServerCert(dev_dir() / f"{name}.pem", dev_dir() / f"{name}.key", ca.cert)
+    if server.cert.exists() and _valid_for_a_day(server.cert) and _signed_by(server.cert, ca):
+        return server
+    return issue(ca, dev_dir(), name)
+
+
+def dev_secret(name: str) -> str:
+    """A password the dev launchers made once and keep (0600) beside the certificates."""
+    path = dev_dir() / f"{name}.secret"
+    if not path.exists():
+        dev_dir().mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def _valid_for_a_day(cert: Path) -> bool:
+    done = subprocess.run(["openssl", "x509", "-checkend", "86400", "-noout", "-in", str(cert)],
+                          capture_output=True, timeout=60)
+    return done.returncode == 0
+
+
+def _signed_by(cert: Path, ca: Ca) -> bool:
+    done = subprocess.run(["openssl", "verify", "-CAfile", str(ca.cert), str(cert)],
+                          capture_output=True, timeout=60)
+    return done.returncode == 0
