@@ -155,6 +155,14 @@ def build_delivery_worker(service: Service, transport: Transport | None = None) 
     )
 
 
+def check_mail_link(settings: Settings) -> None:
+    """Raises ConfigError (the setting named) if the mail server refuses the link at start."""
+    from infra.mail.transport import SmtpTransport
+
+    if settings.smtp_url:
+        SmtpTransport(settings.smtp_url, settings.smtp_ca_file).check()
+
+
 # pg_advisory_lock key of the whole set-up ("giftsetp"): NOT the recorder's own schema lock
 # (infra.recorders.SCHEMA_LOCK), which build() takes inside this one from another connection.
 SETUP_LOCK = 0x6769667473657470

@@ -18,6 +18,7 @@ from infra.bootstrap import (
     build_delivery_worker,
     build_projector,
     build_relay,
+    check_mail_link,
     set_up_schema,
 )
 from infra.config import KafkaLink, Settings, load_settings
@@ -254,6 +255,7 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
     if not retry_until_done(stop, "the database schema", lambda: set_up_schema(settings, *steps)):
         return {"stopped": "serve", "loops": []}
     check_link(bootstrap)
+    check_mail_link(settings)
     ready = TopicsReady(settings, bootstrap, topics)
     loops: dict[str, Part] = {
         "relay": after(ready, relay_loop(settings, bootstrap, topics)),

@@ -7,12 +7,14 @@ import os
 import smtplib
 import ssl
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
-from infra.config import smtp_starttls
+from infra.config import ConfigError, smtp_starttls
 
 TIMEOUT_SECONDS = 10
 
@@ -71,7 +73,37 @@ class SmtpTransport:
         cafile = None if self.ca_file is None else str(self.ca_file)
         return ssl.create_default_context(cafile=cafile)
 
+    def check(self) -> None:
+        """Connect, TLS, log in, quit: a server that refuses this link (a certificate the CA
+        does not vouch for, no STARTTLS, the credentials) raises ConfigError naming the
+        setting; one that is away is left to the worker's retries."""
+        where = f"{self.host}:{self.port}"
+        try:
+            with self._connected():
+                pass
+        except ssl.SSLCertVerificationError as error:
+            raise ConfigError(
+                f"GIFTCARDS_SMTP_CA_FILE: the mail server's certificate at {where} is not "
+                f"trusted ({error.verify_message})"
+            ) from None
+        except smtplib.SMTPNotSupportedError:
+            raise ConfigError(
+                f"GIFTCARDS_SMTP_URL: the mail server at {where} does not offer STARTTLS"
+            ) from None
+        except smtplib.SMTPAuthenticationError as error:
+            raise ConfigError(
+                f"GIFTCARDS_SMTP_URL: the mail server at {where} refused the login "
+                f"({error.smtp_code})"
+            ) from None
+        except (smtplib.SMTPException, OSError):
+            pass  # away or busy: deliveries wait for it
+
     def _send(self, message: EmailMessage) -> None:
+        with self._connected() as smtp:
+            smtp.send_message(message)
+
+    @contextmanager
+    def _connected(self) -> Iterator[smtplib.SMTP]:
         context = self.context()
         smtp: smtplib.SMTP
         if self.tls:
@@ -83,7 +115,7 @@ class SmtpTransport:
                 smtp.starttls(context=context)
             if self.user:
                 smtp.login(self.user, self.password)
-            smtp.send_message(message)
+            yield smtp
 
 
 class MaildirTransport:

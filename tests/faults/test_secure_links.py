@@ -172,11 +172,53 @@ def test_the_relay_refuses_to_start_on_a_wrong_kafka_password(
     assert nothing_done(links, env)
 
 
-def test_serve_refuses_to_start_on_a_wrong_kafka_password(links: Links, tmp_path: Path) -> None:
-    env = production_env(links, tmp_path, GIFTCARDS_KAFKA_SASL_PASSWORD="not-the-password")
+@pytest.mark.parametrize(("setting", "wrong"), [
+    ("GIFTCARDS_KAFKA_SASL_PASSWORD", "not-the-password"),
+    ("GIFTCARDS_SMTP_CA_FILE", "other-ca"),
+])
+def test_serve_refuses_to_start_on_a_link_that_is_refused(
+    links: Links, tmp_path: Path, setting: str, wrong: str
+) -> None:
+    value = str(links.other_ca.cert) if wrong == "other-ca" else wrong
+    env = production_env(links, tmp_path, **{setting: value})
     status, error = giftcards(env, "serve", "--without-api")
     assert status == 2, error
-    assert "GIFTCARDS_KAFKA_SASL_PASSWORD" in error["error"]["message"], error
+    assert setting in error["error"]["message"], error
+    assert wrong not in error["error"]["message"], "no secret echoed"
+
+
+def test_deliver_refuses_a_mail_server_certificate_of_another_ca_and_keeps_the_code_pending(
+    links: Links, tmp_path: Path
+) -> None:
+    env = production_env(links, tmp_path)
+    status, card = giftcards(env, "purchase", "--market", "FR", "--amount", "50",
+                             "--payment-method", "card", "--buyer-id", "cust-tls",
+                             "--buyer-email", "bob@example.org", "--order-id", "tls-2")
+    assert status == 0, card
+    before = len(links.smtp.received())
+    status, error = giftcards({**env, "GIFTCARDS_SMTP_CA_FILE": str(links.other_ca.cert)},
+                              "deliver", "--once")
+    assert status == 2 and "GIFTCARDS_SMTP_CA_FILE" in error["error"]["message"], error
+    assert "not trusted" in error["error"]["message"], error
+    assert len(links.smtp.received()) == before
+    status, failed = giftcards(env, "deliveries", "failed")
+    assert status == 0 and card["card_id"] not in orjson.dumps(failed).decode(), failed
+    status, delivered = giftcards(env, "deliver", "--once")  # the right CA: it goes out
+    assert status == 0 and delivered["delivered"] >= 1, delivered
+
+
+def test_a_mail_server_without_starttls_is_refused_at_start(tmp_path: Path) -> None:
+    from infra.config import ConfigError
+    from infra.mail.transport import SmtpTransport
+
+    (tmp_path / "smtp").mkdir()
+    plain = SmtpServer(tmp_path / "smtp")  # offers no STARTTLS
+    plain.start()
+    try:
+        with pytest.raises(ConfigError, match="does not offer STARTTLS"):
+            SmtpTransport(f"{plain.url}?starttls=1").check()
+    finally:
+        plain.stop()
 
 
 @pytest.mark.parametrize("command", [
