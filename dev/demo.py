@@ -73,7 +73,7 @@ def main() -> None:
         "--buyer-id", "C1", "--order-id", "O1", at="2026-01-10T09:01:00Z",
     )  # fmt: skip
     # R7: the code is also e-mailed to the buyer, from the sealed outbox (no GIFTCARDS_SMTP_URL:
-    # the e-mails are .eml files in the data dir's maildir).
+    # the e-mails are sealed files in the data dir's maildir, opened below with its vault).
     giftcards("deliver", "--once", at="2026-01-10T09:02:00Z")
     show_mail()
     giftcards(

@@ -11,11 +11,14 @@ import os
 import smtplib
 import ssl
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
+from infra.config import ConfigError, smtp_starttls
 from infra.vault import ERASED
 
 TIMEOUT_SECONDS = 10
@@ -66,28 +69,26 @@ class Transport(Protocol):
 
 
 class SmtpTransport:
-    """`smtp://[user:password@]host[:port][?starttls=1]` or `smtps://…` (implicit TLS)."""
+    """`smtp://[user:password@]host[:port][?starttls=1]` or `smtps://…` (implicit TLS); the
+    server's certificate and name are verified against `ca_file` (else the system's CAs)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, ca_file: Path | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("GIFTCARDS_SMTP_URL must be smtp://host[:port] or smtps://host")
         self.tls = parts.scheme == "smtps"
-        self.starttls = parse_qs(parts.query).get("starttls", ["0"])[0] in ("1", "true", "yes")
+        self.starttls = smtp_starttls(url)
+        self.ca_file = ca_file
         self.host = parts.hostname
         self.port = parts.port or (465 if self.tls else 25)
         self.user = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else ""
 
     def send(self, message: EmailMessage, owner: str | None = None) -> None:
-        smtp: _Smtp | None = None
+        session: _Smtp | None = None
         try:
-            smtp = self._connect()
-            with smtp:
-                if self.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if self.user:
-                    smtp.login(self.user, self.password)
+            with self._connected() as smtp:
+                session = smtp
                 smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as refused:
             codes = [code for code, _ in refused.recipients.values()]
@@ -99,7 +100,7 @@ class SmtpTransport:
                 raise TransientSendError(f"server answered {error.smtp_code}") from None
             raise PermanentSendError("rejected", f"server answered {error.smtp_code}") from None
         except (smtplib.SMTPException, OSError) as error:
-            if smtp is not None and smtp.message_sent:
+            if session is not None and session.message_sent:
                 raise UncertainSendError(
                     f"the server received the message but its answer was lost "
                     f"({type(error).__name__}): it may have been delivered; not re-sent "
@@ -108,11 +109,50 @@ class SmtpTransport:
             # Refused, reset, timed out, TLS broken: the server may come back.
             raise TransientSendError(type(error).__name__) from None
 
-    def _connect(self) -> _Smtp:
+    def context(self) -> ssl.SSLContext:
+        """Certificate and host name always checked (create_default_context's defaults)."""
+        cafile = None if self.ca_file is None else str(self.ca_file)
+        return ssl.create_default_context(cafile=cafile)
+
+    def check(self) -> None:
+        """Connect, TLS, log in, quit: a server that refuses this link (a certificate the CA
+        does not vouch for, no STARTTLS, the credentials) raises ConfigError naming the
+        setting; one that is away is left to the worker's retries."""
+        where = f"{self.host}:{self.port}"
+        try:
+            with self._connected():
+                pass
+        except ssl.SSLCertVerificationError as error:
+            raise ConfigError(
+                f"GIFTCARDS_SMTP_CA_FILE: the mail server's certificate at {where} is not "
+                f"trusted ({error.verify_message})"
+            ) from None
+        except smtplib.SMTPNotSupportedError:
+            raise ConfigError(
+                f"GIFTCARDS_SMTP_URL: the mail server at {where} does not offer STARTTLS"
+            ) from None
+        except smtplib.SMTPAuthenticationError as error:
+            raise ConfigError(
+                f"GIFTCARDS_SMTP_URL: the mail server at {where} refused the login "
+                f"({error.smtp_code})"
+            ) from None
+        except (smtplib.SMTPException, OSError):
+            pass  # away or busy: deliveries wait for it
+
+    @contextmanager
+    def _connected(self) -> Iterator[_Smtp]:
+        context = self.context()
+        smtp: _Smtp
         if self.tls:
-            context = ssl.create_default_context()
-            return _SmtpSsl(self.host, self.port, timeout=TIMEOUT_SECONDS, context=context)
-        return _Smtp(self.host, self.port, timeout=TIMEOUT_SECONDS)
+            smtp = _SmtpSsl(self.host, self.port, timeout=TIMEOUT_SECONDS, context=context)
+        else:
+            smtp = _Smtp(self.host, self.port, timeout=TIMEOUT_SECONDS)
+        with smtp:
+            if self.starttls:
+                smtp.starttls(context=context)
+            if self.user:
+                smtp.login(self.user, self.password)
+            yield smtp
 
 
 class Sealer(Protocol):
@@ -168,5 +208,9 @@ def read_maildir(directory: Path, vault: Sealer) -> list[EmailMessage]:
     return found
 
 
-def transport_for(smtp_url: str | None, data_dir: Path, vault: Sealer) -> Transport:
-    return SmtpTransport(smtp_url) if smtp_url else MaildirTransport(data_dir / "mail", vault)
+def transport_for(
+    smtp_url: str | None, data_dir: Path, vault: Sealer, ca_file: Path | None = None
+) -> Transport:
+    if smtp_url:
+        return SmtpTransport(smtp_url, ca_file)
+    return MaildirTransport(data_dir / "mail", vault)
