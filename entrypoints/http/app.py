@@ -425,8 +425,8 @@ def create_app(
             # (an unknown code, a locked-out subject, a hold to release) runs in full below.
             plan = holds.plan_lookup(code=body.code, market=body.market, source=source,
                                      customer_id=body.customer_id)
-            card, unknown = await facts.read(plan.code_index, plan.window)
-            answer = holds.answer_from_facts(plan, card, unknown)
+            card, counts = await facts.read(plan.code_index, plan.guards)
+            answer = holds.answer_from_facts(plan, card, counts)
         if answer is None:
             answer = await call(lambda: holds.lookup(
                 code=body.code, market=body.market, customer_id=body.customer_id, source=source,
