@@ -1,6 +1,7 @@
 """R8 over HTTP, against a real `giftcards api` process on both stores: dry runs, lookups and
 authorizations spend one guessing budget, per customer and per API key."""
 
+# ruff: noqa: F811  (the `api` fixture is imported, and named by the tests that use it)
 from __future__ import annotations
 
 from collections import Counter
@@ -11,7 +12,7 @@ import httpx
 from application.apikeys import ApiKeys
 from infra.bootstrap import build
 from infra.config import load_settings
-from tests.e2e.test_http_api import Api, api, assert_problem, buy  # noqa: F401 (fixture)
+from tests.e2e.test_http_api import Api, api, assert_problem, buy  # noqa: F401
 
 LIMIT = 10  # per customer (and per key naming none), domain/markets.toml
 CEILING = 30  # per key whatever customer ids it names, domain/markets.toml
