@@ -22,6 +22,7 @@ from domain.codes import last4, normalize_code
 from domain.delivery import CodeDelivery, Kind
 from domain.errors import DomainError, refuse
 from domain.giftcard import GiftCard
+from domain.ids import check_id
 from domain.markets import Market, Markets
 from domain.ports import Clock, CodeGenerator, CodeHasher, PersonalDataVault, StreamLoader
 from domain.streams import CheckoutAttempts, GuessingBudget, Index, stream_id
@@ -234,6 +235,8 @@ class GiftCards(Application[UUID]):
         """R1-R5, R9: buy one card per order; a repeated order id returns the same card."""
         the_market = self.markets.get(market)
         check_order_id(order_id)
+        if buyer_id is not None:
+            check_id("buyer_id", buyer_id)
 
         def command(uow: UnitOfWork) -> Json:
             existing = uow.get(stream_id(PURCHASE_ORDER, order_id), Index)
@@ -525,6 +528,8 @@ class GiftCards(Application[UUID]):
     ) -> Json:
         """R19/R20: cancel an unused card within 14 days; refund to the original payment.
         A request may name the purchase order instead of the card (card_id None)."""
+        if order_id is not None:
+            check_order_id(order_id)
         now = self.now()
 
         def command(uow: UnitOfWork) -> Json:
@@ -789,16 +794,15 @@ def delivery_key_subject(card_id: UUID) -> str:
 
 def attempt_subject(customer_id: str | None, source: str) -> str:
     """Whom unknown codes count against: the customer, else the channel they came through."""
-    if customer_id:
-        return customer_id
+    if customer_id is not None:
+        return check_id("customer_id", customer_id)
     if not source or len(source) > MAX_ORDER_ID or not source.isprintable():
         raise refuse("invalid_input", f"source must be 1 to {MAX_ORDER_ID} printable characters")
     return f"source:{source}"
 
 
 def check_order_id(order_id: str) -> None:
-    if not order_id or len(order_id) > MAX_ORDER_ID or not order_id.isprintable():
-        raise refuse("invalid_input", f"order id must be 1 to {MAX_ORDER_ID} printable characters")
+    check_id("order_id", order_id)
 
 
 def iso(instant: datetime) -> str:

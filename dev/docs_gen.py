@@ -78,6 +78,10 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "invalid_amount": (INPUT, "no, fix the input", "not a decimal amount of the market's "
                        "currency"),
     "invalid_date": (INPUT, "no, fix the input", "not a date (YYYY-MM-DD)"),
+    "invalid_id": (INPUT + ", Kafka", "no, fix the input", "an id field (order, message, "
+                   "customer, buyer, request id) that is not 1 to 100 visible ASCII characters "
+                   "without `@`: no space, control character, NUL or e-mail address (P5); 422 "
+                   "over HTTP, exit 2 in the CLI, a dead letter and a reply on Kafka"),
     "invalid_configuration": (CLI, "no, fix the variable", "a GIFTCARDS_* variable is wrong; "
                               "the message names it"),
     "database_unavailable": (CLI, "yes", "the database at host:port does not answer; nothing "
@@ -106,7 +110,8 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "invalid_message": (KAFKA_IN, "no", "the message does not fit the contract"),
     "code_in_wrong_field": (KAFKA_IN, "no", "a gift card code outside `gift_card_code`/`code`"),
     "currency_mismatch": (KAFKA_IN, "no", "the currency is not the market's"),
-    "personal_data_in_field": (KAFKA_IN, "no", "an e-mail address in an id field (P5)"),
+    "personal_data_in_field": (KAFKA_IN, "no", "an e-mail address in `payment_method` (P5); "
+                               "in an id field it is `invalid_id`"),
 }
 # Words the scan finds that are not error codes.
 NOT_CODES = {"refused", "version"}

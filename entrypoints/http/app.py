@@ -36,6 +36,7 @@ from consumers.dead_letters import plain
 from consumers.scan import MAX_DEPTH, duplicate_key, too_deep
 from domain.apikeys import ApiKey
 from domain.errors import DomainError, refuse
+from domain.ids import check_id
 from entrypoints.http.problems import domain_problem, problem, problem_body
 from entrypoints.http.replies import MAX_KEY, HttpReply, fingerprint, without_codes
 from entrypoints.http.writer import Writer
@@ -521,6 +522,9 @@ def create_app(
         idempotency_key: IdemKey = None, simulate: Simulate = False,
     ) -> Response:
         """R16-R18: returned goods paid by card come back as a new card, the rest otherwise."""
+        if body.request_id is not None:
+            check_id("request_id", body.request_id)
+
         def command(uow: UnitOfWork) -> dict[str, Any]:
             return app.refund(
                 order_id=body.order_id, returned_amount=body.amount,

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from domain.errors import DomainError
 
 PROBLEM_TYPE = "https://giftcards.example.com/problems/"
-INPUT_CODES = {"invalid_amount", "invalid_input", "invalid_date", "unknown_market"}
+INPUT_CODES = {"invalid_amount", "invalid_input", "invalid_id", "invalid_date", "unknown_market"}
 NOT_FOUND = {"unknown_card", "unknown_hold", "unknown_api_key", "not_found"}
 FORBIDDEN = {"operator_required", "unknown_operator"}  # R21: personal data, no operator
 STATUS_TITLES = {
