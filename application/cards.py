@@ -736,7 +736,19 @@ class GiftCards(Application[UUID]):
         return self._card(UnitOfWork(self), card_id)
 
     def show(self, card_id: UUID) -> Json:
-        return card_json(self.card(card_id))
+        """The card as of now, its status as every read tells it (a lookup's too): `held`
+        while an order holds it, `expired` past its validity."""
+        card = self.card(card_id)
+        return {**card_json(card), "status": card.facts().status_at(self.now())}
+
+    def code_delivery(self, uow: UnitOfWork, card_id: UUID) -> Json:
+        """Where a card's code went (R7): its delivery's id, how, and how far it got."""
+        delivery = uow.get(CodeDelivery.id_for(card_id), CodeDelivery)
+        if delivery is None:
+            return {"delivery_id": None, "by": None, "status": None}
+        by_email = any(name.endswith("email") for name in delivery.pii)
+        return {"delivery_id": str(delivery.id), "by": "email" if by_email else None,
+                "status": delivery.status}
 
     def show_as_of(self, card_id: UUID, as_of: datetime) -> Json:
         """The card as it stood at a past instant, replayed from its events."""

@@ -136,9 +136,7 @@ class Holds:
                 raise refuse("order_already_paid", "this order is already paid with a gift card")
             held = uow.get(stream_id(HOLD_ORDER, order_id), Index)
             if held is not None and held.target != card.id:
-                raise refuse(
-                    "one_card_per_order", "this order already holds another gift card"
-                )
+                raise refuse("order_mismatch", "this order already holds another gift card")
             card.hold(
                 market=the_market,
                 order_id=order_id,
@@ -177,6 +175,17 @@ class Holds:
         if held is None:
             raise refuse("unknown_hold", "no gift card was authorized for this order")
         return self.cards._card(uow, held.target)
+
+    def show(self, *, order_id: str) -> Json:
+        """The hold of an order as of now: held (with its amount and time), captured, or
+        released (voided or timed out)."""
+        now = self.cards.now()
+        card = self._held_card(UnitOfWork(self.cards), order_id)
+        if card.used_on_order == order_id:
+            return {"order_id": order_id, "card_id": str(card.id), "status": "captured"}
+        if card.held_for == order_id and card.is_held_at(now):
+            return hold_json(card, order_id, now)
+        return {"order_id": order_id, "card_id": str(card.id), "status": "released"}
 
     def capture(self, *, order_id: str, within: UnitOfWork | None = None) -> Json:
         """The hold becomes the card's single use (Redeemed, remainder forfeited, R11)."""

@@ -37,8 +37,14 @@ from consumers.scan import MAX_DEPTH, duplicate_key, too_deep
 from domain.apikeys import ApiKey
 from domain.errors import DomainError, refuse
 from domain.ids import check_id
-from entrypoints.http.problems import domain_problem, problem, problem_body
-from entrypoints.http.replies import MAX_KEY, HttpReply, fingerprint, without_codes
+from entrypoints.http.problems import RETRY_LATER, domain_problem, problem, problem_body
+from entrypoints.http.replies import (
+    MAX_KEY,
+    HttpReply,
+    fingerprint,
+    raw_fingerprint,
+    without_codes,
+)
 from entrypoints.http.writer import Writer
 from infra.bootstrap import build_card_facts_reader
 from infra.service import Service
@@ -342,37 +348,46 @@ def create_app(
         status: int = 200,
         keys: list[UUID] | None = None,
     ) -> Response:
-        """Runs the command through the writer; with an Idempotency-Key, its reply is stored in
-        the same transaction as its effect and a repeat gets it again (another body: 422)."""
+        """Runs the command through the writer; with an Idempotency-Key (scoped to the API
+        key), a reply of a request that ran is stored in the same transaction as its effect
+        and a repeat gets it again, marked `Idempotent-Replayed: true` (another body: 422).
+        A refusal that depends on time (RETRY_LATER) or a fault is never stored."""
         if idempotency_key is None:
             body = await writer.run(command, keys or ())
             return JSONResponse(body, status)
         if not 0 < len(idempotency_key) <= MAX_KEY or not idempotency_key.isprintable():
             raise refuse("invalid_input", f"Idempotency-Key must be 1 to {MAX_KEY} characters")
         raw = request.scope.get("state", {}).get("raw_body", b"")
-        print_ = fingerprint(request.method, request.url.path, request.url.query, raw)
+        request_id = (request.method, request.url.path, request.url.query, raw)
+        print_ = fingerprint(*request_id)
         stream = HttpReply.id_for(key.key_id, idempotency_key)
 
-        def run(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+        def run(uow: UnitOfWork) -> tuple[int, dict[str, Any], bool]:
             prior = uow.get(stream, HttpReply)
             if prior is not None:
-                if prior.fingerprint != print_:
+                if prior.fingerprint not in (print_, raw_fingerprint(*request_id)):
                     raise refuse(
                         "idempotency_key_reused",
                         "this Idempotency-Key was used for another request",
                     )
-                return prior.status, prior.body
+                return prior.status, prior.body, True
             try:
                 answer = status, command(uow)
             except DomainError as error:
                 answer = domain_problem(error)
+                if error.code in RETRY_LATER:
+                    return *answer, False
             stored = answer[1] if answer[0] >= 400 else without_codes(answer[1])
             uow.add(HttpReply.record(stream, print_, answer[0], stored))
-            return answer
+            return *answer, False
 
-        code, body = await writer.run(run, [stream, *(keys or ())])
+        code, body, replayed = await writer.run(run, [stream, *(keys or ())])
         media = "application/problem+json" if code >= 400 else "application/json"
-        headers = retry_after() if code == 429 else None
+        headers = retry_after() if code == 429 else {}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+            if "replayed" in body:
+                body = {**body, "replayed": True}
         return JSONResponse(body, code, headers, media_type=media)
 
     IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
@@ -507,9 +522,12 @@ def create_app(
         request: Request, body: PurchaseBody, key: Annotated[ApiKey, Depends(scoped("orders"))],
         idempotency_key: IdemKey = None, simulate: Simulate = False,
     ) -> Response:
-        """R1-R5: one card per order id (the natural idempotency key); its code shown once."""
+        """R1-R5: one card per order id (the natural idempotency key); its code shown once,
+        and e-mailed to the buyer (R7): a repeat shows `code` null and says, under
+        `code_delivery`, where the code went."""
         def command(uow: UnitOfWork) -> dict[str, Any]:
-            return app.purchase(**body.model_dump(), within=uow)
+            done = app.purchase(**body.model_dump(), within=uow)
+            return {**done, "code_delivery": app.code_delivery(uow, UUID(done["card_id"]))}
 
         if simulate:
             done = await call(lambda: command(UnitOfWork(app)))
@@ -554,7 +572,15 @@ def create_app(
 
     @api.get("/v1/cards/{card_id}")
     async def show(card_id: UUID, key: Reader) -> dict[str, Any]:
+        """The card as of now: `held` while an order holds it, as a lookup says."""
         return await call(lambda: app.show(card_id))
+
+    @api.get("/v1/holds/{order_id}")
+    async def read_hold(
+        order_id: OrderId, key: Annotated[ApiKey, Depends(scoped("checkout", "support"))]
+    ) -> dict[str, Any]:
+        """An order's hold as of now: `held` (amount, until), `captured` or `released`."""
+        return await call(lambda: holds.show(order_id=order_id))
 
     Operator = Annotated[str | None, Header(
         alias="X-Operator", max_length=100,

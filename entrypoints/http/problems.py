@@ -12,6 +12,9 @@ PROBLEM_TYPE = "https://giftcards.example.com/problems/"
 INPUT_CODES = {"invalid_amount", "invalid_input", "invalid_id", "invalid_date", "unknown_market"}
 NOT_FOUND = {"unknown_card", "unknown_hold", "unknown_api_key", "not_found"}
 FORBIDDEN = {"operator_required", "unknown_operator"}  # R21: personal data, no operator
+# Refusals that depend on the time or on another request, not on this one: never stored under
+# an Idempotency-Key, so the same request retried later gets a fresh answer.
+RETRY_LATER = {"too_many_attempts", "card_on_hold", "unknown_order", "conflict"}
 STATUS_TITLES = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large",
