@@ -237,7 +237,29 @@ def http_pages() -> tuple[str, str]:
             text = operation.get("description") or operation.get("summary", "")
             what = " ".join(text.split("\n\n")[0].split())
             parts.append(f"| {method.upper()} | `{path}` | {what.replace('|', '/')} |\n")
+    parts.append(IDEMPOTENCY)
     return "".join(parts), json.dumps(spec, indent=2, sort_keys=True) + "\n"
+
+
+IDEMPOTENCY = """
+## Idempotency-Key
+
+Any POST may carry an `Idempotency-Key` header (1 to 200 printable characters), scoped to the
+API key that sends it: two clients never share one. The reply of a request that ran (a success
+or a refusal by the rules) is stored in the same transaction as its effect; the same request
+again under the same key gets the original status and body, with the header
+`Idempotent-Replayed: true` (and `"replayed": true` where the body has that field). The body is
+compared as parsed JSON: another order of keys or other spacing is the same request; another
+body, path or query under the key is refused `idempotency_key_reused` (422). Never stored, so
+that the same request retried later runs afresh: a refusal that depends on the time or on
+another request (`too_many_attempts` 429, `card_on_hold`, `unknown_order`, `conflict`), a fault
+(500, 503), and the refusals before the request runs (401, 403, 413, 415, 422 of the schema).
+Stored replies are kept as long as the store (no expiry yet): a key is never reused for
+another request. A code is shown once: a stored reply has `code` null, and a purchase's reply
+says under `code_delivery` where the code went (`delivery_id`, `by`: `email`, and its `status`
+when the reply was given). Without a key, the order id is the natural key of a purchase: a repeat
+answers the same card, `code` null, with its `code_delivery`.
+"""
 
 
 def pages() -> dict[str, str]:

@@ -293,7 +293,8 @@ def test_idempotency_keys_replay_and_refuse_another_body(api: Api) -> None:
     again = api.post("/v1/cards", body, key="orders", headers={"Idempotency-Key": "k-1"})
     assert (first.status_code, again.status_code) == (201, 201)
     assert first.json()["code"] and again.json()["code"] is None  # a code is shown once
-    assert {**first.json(), "code": None} == again.json()
+    assert {**first.json(), "code": None, "replayed": True} == again.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
     other = api.post("/v1/cards", {**body, "amount": 6000}, key="orders",
                      headers={"Idempotency-Key": "k-1"})
     assert_problem(other, 422, "idempotency_key_reused")

@@ -157,7 +157,7 @@ def test_p5_r8_each_malformed_input_is_a_dead_letter_and_its_message_id_one_reje
     assert by_reason["duplicate_key"]["detail"] == "amount: given twice"
     assert by_reason["too_deep"]["message_id"] == "bad-too_deep"
     moved = base64.b64decode(by_reason["code_in_wrong_field"]["original_base64"])
-    moved_order = orjson.loads(moved)["order_id"]
+    moved_order = orjson.loads(moved)["payment_method"]
     assert "[redacted]" in moved_order
     assert not any(group in moved_order for group in CODE.split("-"))
     assert letters[-2]["message_id"] == "[redacted]"  # the e-mail as message id
