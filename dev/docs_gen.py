@@ -46,7 +46,8 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "cancellation_period_over": (RULES, "no", "cancellation after 14 days (R19)"),
     "card_already_used": (RULES, "no", "a used card cannot be cancelled (R19)"),
     "code_mismatch": (RULES, "no", "the code is not the card's (R20)"),
-    "order_mismatch": (RULES, "no", "the order id is not the card's purchase (R20)"),
+    "order_mismatch": (RULES, "no", "the order id is not the card's purchase (R20); or an "
+                       "order authorized again with another total or card (HTTP 409)"),
     "withdrawal_period_over": (RULES, "no", "goods received back after 30 days (R16)"),
     "unknown_order": (RULES, "yes, later", "no order paid by card has this id (its redemption "
                       "may not be processed yet)"),
@@ -84,13 +85,24 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
                    "over HTTP, exit 2 in the CLI, a dead letter and a reply on Kafka"),
     "invalid_configuration": (CLI, "no, fix the variable", "a GIFTCARDS_* variable is wrong; "
                               "the message names it"),
-    "database_unavailable": (CLI, "yes", "the database at host:port does not answer; nothing "
+    "database_unavailable": (CLI + ", HTTP 503", "yes", "the database at host:port does not answer; nothing "
                              "was written"),
     "kafka_unavailable": (CLI, "yes", "the broker at KAFKA_BOOTSTRAP_SERVERS does not answer"),
     "interrupted": (CLI, "yes", "Ctrl-C"),
-    "internal_error": (CLI + ", Kafka", "yes", "a bug or an unexpected fault: the logs say "
+    "internal_error": (CLI + ", Kafka, HTTP 500", "yes", "a bug or an unexpected fault: the logs say "
                        "more (`--verbose`); on Kafka a rejected reply and a dead letter"),
     "store_unavailable": (HTTP, "yes", "503: the event store is not reachable"),
+    "unauthenticated": (HTTP, "no, with a valid key", "401: no valid API key (`Authorization: "
+                        "Bearer …`); answered before the body is read"),
+    "missing_scope": (HTTP, "no", "403: the API key lacks the scope of this route"),
+    "unsupported_media_type": (HTTP, "no, fix the input", "415: a body that is not "
+                               "`application/json`"),
+    "bad_request": (HTTP, "no", "400: not an HTTP/1.1 request the server can read"),
+    "headers_too_large": (HTTP, "no", "431: request line and headers over "
+                          "`GIFTCARDS_HTTP_MAX_HEADER_BYTES`; the connection is closed"),
+    "request_timeout": (HTTP, "yes", "408: the headers or the body did not arrive within "
+                        "`GIFTCARDS_HTTP_HEADER_TIMEOUT_SECONDS` / "
+                        "`GIFTCARDS_HTTP_BODY_TIMEOUT_SECONDS`; the connection is closed"),
     "too_large": (HTTP, "no", "413: body over 16 KiB"),
     "not_found": (HTTP, "no", "404: no such route"),
     "method_not_allowed": (HTTP, "no", "405"),

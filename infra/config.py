@@ -67,6 +67,13 @@ class Settings(BaseModel):
     api_group_commit: bool = True
     # How long an API process trusts what it read of a key (a revocation shows within this).
     api_key_cache_seconds: float = 1.0
+    # HTTP connections (entrypoints.http.protocol): how long a client may take, how much it
+    # may send before its body, how many connections one API process keeps open.
+    http_header_timeout_seconds: float = 10.0
+    http_body_timeout_seconds: float = 10.0
+    http_keep_alive_seconds: float = 5.0
+    http_max_header_bytes: int = 16_384
+    http_max_connections: int = 512
 
     @property
     def production(self) -> bool:
@@ -125,6 +132,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         hold_seconds=_int(env, "GIFTCARDS_HOLD_SECONDS", 1800),
         api_group_commit=_switch(env, "GIFTCARDS_API_GROUP_COMMIT", True),
         api_key_cache_seconds=_seconds(env, "GIFTCARDS_API_KEY_CACHE_SECONDS", 1.0),
+        http_header_timeout_seconds=_seconds(env, "GIFTCARDS_HTTP_HEADER_TIMEOUT_SECONDS", 10.0),
+        http_body_timeout_seconds=_seconds(env, "GIFTCARDS_HTTP_BODY_TIMEOUT_SECONDS", 10.0),
+        http_keep_alive_seconds=_seconds(env, "GIFTCARDS_HTTP_KEEP_ALIVE_SECONDS", 5.0),
+        http_max_header_bytes=_int(env, "GIFTCARDS_HTTP_MAX_HEADER_BYTES", 16_384),
+        http_max_connections=_int(env, "GIFTCARDS_HTTP_MAX_CONNECTIONS", 512),
     )
 
 
@@ -307,6 +319,17 @@ VARIABLES: dict[str, str] = {
     "GIFTCARDS_API_KEY_CACHE_SECONDS": "how long an API process reuses what it read of an API "
     "key (1.0; 0 = read the store on every request): a revoked key is refused everywhere "
     "within this time",
+    "GIFTCARDS_HTTP_HEADER_TIMEOUT_SECONDS": "an HTTP client must send its request line and "
+    "headers within this many seconds of connecting or of starting a request (10); else the "
+    "connection is closed (408 if nothing was answered yet)",
+    "GIFTCARDS_HTTP_BODY_TIMEOUT_SECONDS": "an HTTP request's body must arrive within this many "
+    "seconds of its headers (10); else 408 and the connection is closed",
+    "GIFTCARDS_HTTP_KEEP_ALIVE_SECONDS": "an idle keep-alive HTTP connection is closed after this "
+    "many seconds (5)",
+    "GIFTCARDS_HTTP_MAX_HEADER_BYTES": "request line and headers over this many bytes are "
+    "refused 431 and the connection closed (16384)",
+    "GIFTCARDS_HTTP_MAX_CONNECTIONS": "open HTTP connections per API process (512; keep it under "
+    "the process's file limit); a connection over it is closed at once",
     "GIFTCARDS_RETENTION_FRAUD_YEARS": "fraud alerts and F1/F2 window state are dropped this "
     "long after they were raised (5; `gdpr purge`, and `serve` hourly)",
 }

@@ -62,6 +62,11 @@ Money = Annotated[StrictInt, Field(gt=0, le=MAX_MONEY, description="integer mino
 OrderId = Annotated[str, Path(min_length=1, max_length=200)]
 
 
+# Starlette's own refusals, by status: stable codes like every other (the error catalogue).
+HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "missing_scope",
+              404: "not_found", 405: "method_not_allowed"}
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -125,7 +130,7 @@ PROBLEM_RESPONSE = {
 }
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: PROBLEM_RESPONSE
-    for status in (400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 503)
+    for status in (400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 431, 500, 503)
 }
 
 
@@ -181,6 +186,35 @@ class Measure:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+class Gate:
+    """Before any body is read or parsed: 401 without a valid API key on /v1/, then 415 for a
+    body that is not `application/json`."""
+
+    def __init__(self, app: ASGIApp, authenticate: Callable[[str], Awaitable[bool]]) -> None:
+        self.app = app
+        self.authenticate = authenticate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if not await self.authenticate(headers.get(b"authorization", b"").decode("latin-1")):
+            await _send(scope, receive, send, problem(
+                401, "unauthenticated", "a valid API key is required",
+                headers={"WWW-Authenticate": "Bearer"}))
+            return
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            with_body = (headers.get(b"content-length", b"0").strip() != b"0"
+                         or b"transfer-encoding" in headers)
+            if with_body and kind != b"application/json":
+                await _send(scope, receive, send, problem(
+                    415, "unsupported_media_type", "the body must be application/json"))
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimits:
@@ -292,7 +326,8 @@ def create_app(
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        code = HTTP_CODES.get(error.status_code,
+                              "bad_request" if error.status_code < 500 else "internal_error")
         headers = dict(error.headers or {})
         return problem(error.status_code, code, str(error.detail)[:200], headers=headers)
 
@@ -320,16 +355,23 @@ def create_app(
 
     # --- access ----------------------------------------------------------------------------
 
+    async def key_of(authorization: str) -> ApiKey | None:
+        scheme, _, given = authorization.partition(" ")
+        key = given.strip() if scheme.lower() == "bearer" else ""
+        # A key read recently is answered here, without a trip to the thread pool.
+        known, found = keys.cached(key)
+        if not known:
+            found = await call(lambda: keys.authenticate(key))
+        return found
+
+    async def authenticated(authorization: str) -> bool:
+        return await key_of(authorization) is not None
+
     def scoped(*scopes: str) -> Callable[..., Awaitable[ApiKey]]:
         async def dependency(
             authorization: Annotated[str | None, Header()] = None,
         ) -> ApiKey:
-            scheme, _, given = (authorization or "").partition(" ")
-            key = given.strip() if scheme.lower() == "bearer" else ""
-            # A key read recently is answered here, without a trip to the thread pool.
-            known, found = keys.cached(key)
-            if not known:
-                found = await call(lambda: keys.authenticate(key))
+            found = await key_of(authorization or "")
             if found is None:
                 raise StarletteHTTPException(
                     401, "a valid API key is required", {"WWW-Authenticate": "Bearer"}
@@ -603,6 +645,7 @@ def create_app(
         return await call(holds.release_timed_out)
 
     api.add_middleware(BodyLimits)
+    api.add_middleware(Gate, authenticate=authenticated)
     # Outermost: times every answer, the body checks' refusals included.
     api.add_middleware(Measure, metrics=metrics)
     # --- audit: the finance and fraud views (read-only) ------------------------------------
