@@ -85,12 +85,12 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
                    "over HTTP, exit 2 in the CLI, a dead letter and a reply on Kafka"),
     "invalid_configuration": (CLI, "no, fix the variable", "a GIFTCARDS_* variable is wrong; "
                               "the message names it"),
-    "database_unavailable": (CLI + ", HTTP 503", "yes", "the database at host:port does not answer; nothing "
-                             "was written"),
+    "database_unavailable": (CLI + ", HTTP 503", "yes", "the database at host:port does not "
+                             "answer; nothing was written"),
     "kafka_unavailable": (CLI, "yes", "the broker at KAFKA_BOOTSTRAP_SERVERS does not answer"),
     "interrupted": (CLI, "yes", "Ctrl-C"),
-    "internal_error": (CLI + ", Kafka, HTTP 500", "yes", "a bug or an unexpected fault: the logs say "
-                       "more (`--verbose`); on Kafka a rejected reply and a dead letter"),
+    "internal_error": (CLI + ", Kafka, HTTP 500", "yes", "a bug or an unexpected fault: the "
+                       "logs say more (`--verbose`); on Kafka a rejected reply and a dead letter"),
     "store_unavailable": (HTTP, "yes", "503: the event store is not reachable"),
     "unauthenticated": (HTTP, "no, with a valid key", "401: no valid API key (`Authorization: "
                         "Bearer …`); answered before the body is read"),
