@@ -113,6 +113,7 @@ class CheckoutAttempts(Aggregate):
         self.trigger_event(self.AttemptRefused, customer_id=customer_id, reason=reason, **where)
 
 
+@stored_as("domain.streams:GuessingBudget")
 class GuessingBudget(Aggregate):
     """R8's ceiling per source (an API key, the order service's topic): every unknown code
     that came through it in one window, whatever customer ids it named. Private bookkeeping:
