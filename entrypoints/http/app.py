@@ -130,7 +130,7 @@ PROBLEM_RESPONSE = {
 }
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: PROBLEM_RESPONSE
-    for status in (400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 431, 500, 503)
+    for status in (400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503)
 }
 
 
