@@ -9,12 +9,14 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError
 from kafka.partitioner.default import murmur2
 
 from infra.db import Database
 from infra.envelope import published_topics, stored_envelope
+from infra.kafka import clients
+from infra.kafka.clients import Link, bootstrap_of
 from infra.kafka.cloudevents import DEFAULT, CloudEvents
 from infra.kafka.topics import Topics
 from infra.lease import Lease, current_holder, instance_id
@@ -68,7 +70,7 @@ class Relay:
     def __init__(
         self,
         service: Service,
-        bootstrap: str,
+        bootstrap: Link,
         topics: Topics,
         *,
         transactional_id: str = "giftcards-relay",
@@ -317,15 +319,15 @@ class Relay:
                     "kafka",
                     "relay %s waiting for Kafka at %s to acknowledge %d records",
                     self.instance,
-                    self.bootstrap,
+                    bootstrap_of(self.bootstrap),
                     records,
                 )
 
     def _connect(self) -> KafkaProducer:
         """Fence any zombie with our transactional id, then read where the last commit ended."""
         if self._producer is None:
-            producer = KafkaProducer(
-                bootstrap_servers=self.bootstrap,
+            producer = clients.producer(
+                self.bootstrap,
                 transactional_id=self.transactional_id,
                 max_block_ms=MAX_BLOCK_MS,
                 bootstrap_timeout_ms=MAX_BLOCK_MS,
@@ -395,11 +397,11 @@ class Relay:
         return committed_position(self.bootstrap, self.topics, self.transactional_id)
 
 
-def committed_position(bootstrap: str, topics: Topics, transactional_id: str) -> int:
+def committed_position(bootstrap: Link, topics: Topics, transactional_id: str) -> int:
     """The last notification id that the relay `transactional_id` committed to Kafka (0 if
     none), read committed from the positions topic."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+    consumer = clients.consumer(
+        bootstrap,
         isolation_level="read_committed",
         enable_auto_commit=False,
         bootstrap_timeout_ms=MAX_BLOCK_MS,

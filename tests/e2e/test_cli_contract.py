@@ -323,6 +323,7 @@ def test_r21_audit_keygen_creates_the_signing_key_once_even_in_production(
     """Production never generates the checkpoint signing key unasked: `audit keygen`
     is the operator's step (compose runs it once); a second run keeps the key it found."""
     monkeypatch.setenv("GIFTCARDS_ENV", "production")
+    monkeypatch.setenv("GIFTCARDS_SMTP_URL", "smtps://mail.example.com")  # no plaintext link
     monkeypatch.delenv("GIFTCARDS_NOW")
     monkeypatch.setenv("GIFTCARDS_SECRET_KEY", "k7Gq2vN9xP4mR8sT1wY6zB3cD5fH0jL-aE_uI")
     key_file = tmp_path / "secrets" / "signing.pem"
