@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar, cast
 from uuid import UUID
@@ -21,9 +22,10 @@ from domain.codes import last4, normalize_code
 from domain.delivery import CodeDelivery, Kind
 from domain.errors import DomainError, refuse
 from domain.giftcard import GiftCard
+from domain.ids import check_id
 from domain.markets import Market, Markets
 from domain.ports import Clock, CodeGenerator, CodeHasher, PersonalDataVault, StreamLoader
-from domain.streams import CheckoutAttempts, Index, stream_id
+from domain.streams import CheckoutAttempts, GuessingBudget, Index, stream_id
 from domain.subjects import DataSubject, rectified_field
 
 A = TypeVar("A", bound=Aggregate)
@@ -41,6 +43,23 @@ COMMAND_RETRIES = 10
 
 # Marks a message sealed under the recipient's key inside the buyer's seal (see PiiReader).
 SEALED_FOR_BOTH = "\x1eboth\x1e"
+
+
+@dataclass(frozen=True, slots=True)
+class Guessing:
+    """R8's windows for one attempt: the subject's (a customer, or the source without one),
+    the source's own when a customer is named, and the source's ceiling (its budget)."""
+
+    subject: str
+    source: str
+    order_id: str
+    windows: tuple[UUID, ...]  # the subject's first: its misses are recorded there
+    budget: UUID
+    lockout: UUID
+
+    @property
+    def window(self) -> UUID:
+        return self.windows[0]
 
 
 class UnitOfWork:
@@ -216,6 +235,8 @@ class GiftCards(Application[UUID]):
         """R1-R5, R9: buy one card per order; a repeated order id returns the same card."""
         the_market = self.markets.get(market)
         check_order_id(order_id)
+        if buyer_id is not None:
+            check_id("buyer_id", buyer_id)
 
         def command(uow: UnitOfWork) -> Json:
             existing = uow.get(stream_id(PURCHASE_ORDER, order_id), Index)
@@ -336,7 +357,7 @@ class GiftCards(Application[UUID]):
         if order_total <= 0:
             raise refuse("invalid_amount", "order total must be positive")
         now = self.now()
-        subject = attempt_subject(customer_id, source)
+        guard = self.guessing(customer_id, source, order_id, now)
 
         def command(uow: UnitOfWork) -> Json:
             used = uow.get(stream_id(REDEMPTION_ORDER, order_id), Index)
@@ -347,7 +368,7 @@ class GiftCards(Application[UUID]):
                 paid_with = self._card(uow, used.target)
                 if self._code_matches(uow, code, paid_with):
                     return redemption_json(paid_with)
-            card = self.card_for_code(uow, code, subject, order_id, the_market, now)
+            card = self.card_for_code(uow, code, guard, the_market, now)
             if used is not None:
                 raise refuse(
                     "one_card_per_order", "this order is already paid with another gift card"
@@ -383,27 +404,33 @@ class GiftCards(Application[UUID]):
         self,
         uow: UnitOfWork,
         code: str,
-        subject: str,
-        order_id: str,
+        guard: Guessing,
         market: Market,
         now: datetime,
         *,
         conceal_market: bool = False,
     ) -> GiftCard:
-        """The card of a typed code, within R8's limits on guessing: past the limit, or for a
+        """The card of a typed code, within R8's limits on guessing: past a limit, or for a
         code that matches no card, refused (and counted); a hold past its time is released
         here. `conceal_market`: a card of another market is answered as an unknown code."""
-        window, lockout = self.attempt_ids(subject, order_id, now)
-        code_index = self.code_index_id(code)
-        # Each read is a round trip: the two first reads in one query, the card in another.
-        uow.prefetch([window, code_index])
-        # Added to the unit of work only once it records something; concurrent writers of
-        # one window conflict and retry, so the count is exact across processes.
-        attempts = uow.get(window, CheckoutAttempts) or CheckoutAttempts.open(subject, window)
-        if attempts.unknown_codes >= self.markets.guessing.max_unknown_codes:
+        # Each read is a round trip: the first reads in one query, the card in another.
+        uow.prefetch([*guard.windows, guard.budget, code_index := self.code_index_id(code)])
+        # Added to the unit of work only once they record something; concurrent writers of
+        # one window conflict and retry, so the counts are exact across processes.
+        attempts = (uow.get(guard.window, CheckoutAttempts)
+                    or CheckoutAttempts.open(guard.subject, guard.window))
+        budget = (uow.get(guard.budget, GuessingBudget)
+                  or GuessingBudget.open(guard.source, guard.budget))
+        limits = self.markets.guessing
+        others = [uow.get(w, CheckoutAttempts) for w in guard.windows[1:]]
+        if (
+            attempts.unknown_codes >= limits.max_unknown_codes
+            or any(o is not None and o.unknown_codes >= limits.max_unknown_codes for o in others)
+            or budget.misses >= limits.max_unknown_codes_per_source
+        ):
             # Checked before the code is looked up: a valid code is refused alike, so a
             # locked-out guesser learns nothing about the codes typed.
-            self._record_lockout(uow, lockout, subject, order_id, market, now)
+            self._record_lockout(uow, guard, market, now)
             raise refuse(
                 "too_many_attempts",
                 "too many unknown gift card codes were tried; try again later",
@@ -413,7 +440,9 @@ class GiftCards(Application[UUID]):
             uow.prefetch([found.target])
         card = None if found is None else self._card(uow, found.target)
         if card is None or (conceal_market and card.market != market.code):
-            self._record_unknown_code(uow, attempts, order_id, market, now)
+            self._record_unknown_code(uow, attempts, guard.order_id, market, now)
+            budget.count_miss()
+            uow.add(budget)
             raise refuse("unknown_code", "no gift card matches this code")
         self.release_timed_out_hold(uow, card, now)
         return card
@@ -423,18 +452,32 @@ class GiftCards(Application[UUID]):
         if card.release_timed_out_hold(now=now, terms_version=terms):
             uow.add(card)
 
-    def attempt_ids(self, subject: str, order_id: str, now: datetime) -> tuple[UUID, UUID]:
-        """The streams a redemption at `now` reads first: `subject`'s attempts window, and the
-        stream its refusal takes if the window is locked."""
+    def guessing(
+        self, customer_id: str | None, source: str, order_id: str, now: datetime
+    ) -> Guessing:
+        """R8's budget for one attempt at `now`: the windows it is checked against."""
+        subject = attempt_subject(customer_id, source)
         start = self.markets.guessing.window_start(now)
-        return (
-            CheckoutAttempts.window_id(subject, start),
-            CheckoutAttempts.refusal_id(subject, start, order_id),
+        window = CheckoutAttempts.window_id(subject, start)
+        # A customer named by a source locked out on its own is refused too: naming one is
+        # not a way around the source's lock-out.
+        anonymous = CheckoutAttempts.window_id(attempt_subject(None, source), start)
+        return Guessing(
+            subject=subject,
+            source=source,
+            order_id=order_id,
+            windows=(window,) if anonymous == window else (window, anonymous),
+            budget=GuessingBudget.window_id(source, start),
+            lockout=CheckoutAttempts.refusal_id(subject, start, order_id),
         )
 
-    def window_id(self, subject: str, now: datetime) -> UUID:
-        """`subject`'s attempts window at `now` (what a lookup reads, without a refusal)."""
-        return CheckoutAttempts.window_id(subject, self.markets.guessing.window_start(now))
+    def attempt_ids(
+        self, customer_id: str | None, source: str, order_id: str, now: datetime
+    ) -> list[UUID]:
+        """The streams a code's check at `now` reads first: the windows, the source's budget
+        and the stream its refusal takes if one of them is locked."""
+        guard = self.guessing(customer_id, source, order_id, now)
+        return [*guard.windows, guard.budget, guard.lockout]
 
     def _record_unknown_code(
         self,
@@ -455,20 +498,15 @@ class GiftCards(Application[UUID]):
         uow.add(attempts)
 
     def _record_lockout(
-        self,
-        uow: UnitOfWork,
-        stream: UUID,
-        subject: str,
-        order_id: str,
-        market: Market,
-        now: datetime,
+        self, uow: UnitOfWork, guard: Guessing, market: Market, now: datetime
     ) -> None:
         """Each refused attempt in a stream of its own: the window stream stays bounded."""
-        if uow.get(stream, CheckoutAttempts) is not None:
+        if uow.get(guard.lockout, CheckoutAttempts) is not None:
             return  # the same order retried in the same window: recorded once
-        refusal = CheckoutAttempts.open(subject, stream)
+        refusal = CheckoutAttempts.open(guard.subject, guard.lockout)
+        order_id = guard.order_id
         refusal.record_refusal(
-            customer_id=subject,
+            customer_id=guard.subject,
             order_id=order_id,
             reason="too_many_attempts",
             market=market.code,
@@ -490,6 +528,8 @@ class GiftCards(Application[UUID]):
     ) -> Json:
         """R19/R20: cancel an unused card within 14 days; refund to the original payment.
         A request may name the purchase order instead of the card (card_id None)."""
+        if order_id is not None:
+            check_order_id(order_id)
         now = self.now()
 
         def command(uow: UnitOfWork) -> Json:
@@ -711,7 +751,19 @@ class GiftCards(Application[UUID]):
         return self._card(UnitOfWork(self), card_id)
 
     def show(self, card_id: UUID) -> Json:
-        return card_json(self.card(card_id))
+        """The card as of now, its status as every read tells it (a lookup's too): `held`
+        while an order holds it, `expired` past its validity."""
+        card = self.card(card_id)
+        return {**card_json(card), "status": card.facts().status_at(self.now())}
+
+    def code_delivery(self, uow: UnitOfWork, card_id: UUID) -> Json:
+        """Where a card's code went (R7): its delivery's id, how, and how far it got."""
+        delivery = uow.get(CodeDelivery.id_for(card_id), CodeDelivery)
+        if delivery is None:
+            return {"delivery_id": None, "by": None, "status": None}
+        by_email = any(name.endswith("email") for name in delivery.pii)
+        return {"delivery_id": str(delivery.id), "by": "email" if by_email else None,
+                "status": delivery.status}
 
     def show_as_of(self, card_id: UUID, as_of: datetime) -> Json:
         """The card as it stood at a past instant, replayed from its events."""
@@ -775,16 +827,15 @@ def notice_key_subject(card_id: UUID, attempt: int) -> str:
 
 def attempt_subject(customer_id: str | None, source: str) -> str:
     """Whom unknown codes count against: the customer, else the channel they came through."""
-    if customer_id:
-        return customer_id
+    if customer_id is not None:
+        return check_id("customer_id", customer_id)
     if not source or len(source) > MAX_ORDER_ID or not source.isprintable():
         raise refuse("invalid_input", f"source must be 1 to {MAX_ORDER_ID} printable characters")
     return f"source:{source}"
 
 
 def check_order_id(order_id: str) -> None:
-    if not order_id or len(order_id) > MAX_ORDER_ID or not order_id.isprintable():
-        raise refuse("invalid_input", f"order id must be 1 to {MAX_ORDER_ID} printable characters")
+    check_id("order_id", order_id)
 
 
 def iso(instant: datetime) -> str:

@@ -14,7 +14,6 @@ from application.cards import (
     REFUND_REQUEST,
     GiftCards,
     UnitOfWork,
-    attempt_subject,
 )
 from domain.streams import stream_id
 
@@ -81,10 +80,9 @@ class Checkout:
     ) -> list[UUID]:
         """The order's index, the subject's attempts window and the stream its refusal would
         take during a lock-out (R8), and the code's index."""
-        subject = attempt_subject(customer_id, source)
         return [
             stream_id(REDEMPTION_ORDER, order_id),
-            *self.cards.attempt_ids(subject, order_id, self.cards.now()),
+            *self.cards.attempt_ids(customer_id, source, order_id, self.cards.now()),
             self.cards.code_index_id(code),
         ]
 

@@ -16,7 +16,6 @@ from application.cards import (
     GiftCards,
     Json,
     UnitOfWork,
-    attempt_subject,
     check_order_id,
     iso,
     redemption_json,
@@ -34,10 +33,11 @@ HOLD_EVENTS = (GiftCard.Held, GiftCard.HoldReleased, GiftCard.Redeemed, GiftCard
 
 @dataclass(frozen=True, slots=True)
 class LookupPlan:
-    """What a lookup reads first: the code's index stream and the subject's R8 window."""
+    """What a lookup reads first: the code's index stream and R8's windows (the subject's,
+    the source's own, the source's budget)."""
 
     code_index: UUID
-    window: UUID
+    guards: tuple[UUID, UUID, UUID]
     market: str
     now: datetime
 
@@ -65,14 +65,12 @@ class Holds:
         answered alike and counted against the subject (R8)."""
         the_market = self.cards.markets.get(market)
         now = self.cards.now()
-        subject = attempt_subject(customer_id, source)
         # A lock-out refusal is keyed by its order; a lookup has none, so one per instant.
-        probe = f"lookup:{iso(now)}"
+        guard = self.cards.guessing(customer_id, source, f"lookup:{iso(now)}", now)
 
         def command(uow: UnitOfWork) -> Json:
-            card = self.cards.card_for_code(
-                uow, code, subject, probe, the_market, now, conceal_market=True
-            )
+            card = self.cards.card_for_code(uow, code, guard, the_market, now,
+                                            conceal_market=True)
             return lookup_json(card.facts(), now)
 
         return self._run(command, within, simulate=False)
@@ -82,18 +80,24 @@ class Holds:
         """The streams `lookup` would read first (bad input is refused here alike)."""
         the_market = self.cards.markets.get(market)
         now = self.cards.now()
-        window = self.cards.window_id(attempt_subject(customer_id, source), now)
-        return LookupPlan(self.cards.code_index_id(code), window, the_market.code, now)
+        guard = self.cards.guessing(customer_id, source, "lookup", now)
+        windows = guard.windows
+        return LookupPlan(self.cards.code_index_id(code),
+                          (windows[0], windows[-1], guard.budget), the_market.code, now)
 
     def answer_from_facts(
-        self, plan: LookupPlan, facts: CardFacts | None, unknown_codes: int
+        self, plan: LookupPlan, facts: CardFacts | None, counts: tuple[int, int, int]
     ) -> Json | None:
-        """`lookup`'s answer from a card's kept facts and the window's count, when the full
-        lookup would write nothing; None where it must run: a code with no kept row, a card of
-        another market, a subject at the guessing limit (R8), a hold to release first."""
+        """`lookup`'s answer from a card's kept facts and the guards' counts (`plan.guards`'
+        order), when the full lookup would write nothing; None where it must run: a code with
+        no kept row, a card of another market, a guard at its limit (R8), a hold to release."""
         if facts is None or facts.market != plan.market or facts.hold_timed_out_at(plan.now):
             return None
-        if unknown_codes >= self.cards.markets.guessing.max_unknown_codes:
+        limits = self.cards.markets.guessing
+        subject, source, budget = counts
+        if max(subject, source) >= limits.max_unknown_codes:
+            return None
+        if budget >= limits.max_unknown_codes_per_source:
             return None
         return lookup_json(facts, plan.now)
 
@@ -118,19 +122,21 @@ class Holds:
         if order_total <= 0:
             raise refuse("invalid_amount", "order total must be positive")
         now = self.cards.now()
-        subject = attempt_subject(customer_id, source)
+        guard = self.cards.guessing(customer_id, source, order_id, now)
+        if simulate:
+            # A dry run tells whether a code exists as the real call would: it spends the
+            # same R8 budget, and is refused alike once it is spent (its misses are saved).
+            self.cards._run(lambda uow: self.cards.card_for_code(
+                uow, code, guard, the_market, now, conceal_market=True))
 
         def command(uow: UnitOfWork) -> Json:
-            card = self.cards.card_for_code(
-                uow, code, subject, order_id, the_market, now, conceal_market=True
-            )
+            card = self.cards.card_for_code(uow, code, guard, the_market, now,
+                                            conceal_market=True)
             if uow.get(stream_id(REDEMPTION_ORDER, order_id), Index) is not None:
                 raise refuse("order_already_paid", "this order is already paid with a gift card")
             held = uow.get(stream_id(HOLD_ORDER, order_id), Index)
             if held is not None and held.target != card.id:
-                raise refuse(
-                    "one_card_per_order", "this order already holds another gift card"
-                )
+                raise refuse("order_mismatch", "this order already holds another gift card")
             card.hold(
                 market=the_market,
                 order_id=order_id,
@@ -157,10 +163,9 @@ class Holds:
     ) -> list[UUID]:
         """Streams an authorization reads first: the order's indexes, R8's attempt streams and
         the code's index."""
-        subject = attempt_subject(customer_id, source)
         return [
             *self.order_keys(order_id),
-            *self.cards.attempt_ids(subject, order_id, self.cards.now()),
+            *self.cards.attempt_ids(customer_id, source, order_id, self.cards.now()),
             self.cards.code_index_id(code),
         ]
 
@@ -170,6 +175,17 @@ class Holds:
         if held is None:
             raise refuse("unknown_hold", "no gift card was authorized for this order")
         return self.cards._card(uow, held.target)
+
+    def show(self, *, order_id: str) -> Json:
+        """The hold of an order as of now: held (with its amount and time), captured, or
+        released (voided or timed out)."""
+        now = self.cards.now()
+        card = self._held_card(UnitOfWork(self.cards), order_id)
+        if card.used_on_order == order_id:
+            return {"order_id": order_id, "card_id": str(card.id), "status": "captured"}
+        if card.held_for == order_id and card.is_held_at(now):
+            return hold_json(card, order_id, now)
+        return {"order_id": order_id, "card_id": str(card.id), "status": "released"}
 
     def capture(self, *, order_id: str, within: UnitOfWork | None = None) -> Json:
         """The hold becomes the card's single use (Redeemed, remainder forfeited, R11)."""

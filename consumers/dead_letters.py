@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from consumers.scan import MAX_VALUE_BYTES, STRING, shown, too_deep
 from domain.codes import code_spans, contains_code
+from domain.ids import is_id
 
 log = logging.getLogger("giftcards.checkout")
 REDACTED = "[redacted]"
@@ -86,8 +87,9 @@ class Invalid(Exception):
         self.detail = detail
 
 
-def from_validation(error: ValidationError) -> Invalid:
-    """The first error's reason and field path (pydantic's own messages may quote the input)."""
+def from_validation(error: ValidationError, id_fields: frozenset[str] = frozenset()) -> Invalid:
+    """The first error's reason and field path (pydantic's own messages may quote the input);
+    a string in one of `id_fields` that is not an id is `invalid_id`, as on every path."""
     first = error.errors(include_input=False, include_url=False)[0]
     kind = str(first["type"])
     loc = [str(part) for part in first["loc"]]
@@ -95,6 +97,8 @@ def from_validation(error: ValidationError) -> Invalid:
         return Invalid(_REASONS.get(kind, "invalid_message"), kind)
     # The first element of `loc` is the union tag (the message type) for typed messages.
     field = ".".join(loc[1:]) or loc[0]
+    if loc[-1] in id_fields and kind.startswith("string_"):
+        return Invalid("invalid_id", f"{field}: not an id")
     return Invalid(_REASONS.get(kind, "invalid_field"), f"{field}: {kind}")
 
 
@@ -106,8 +110,10 @@ def plain(text: str | None) -> str | None:
 
 
 def peek(raw: bytes | None, field: str) -> str | None:
-    """A top-level string field of any input, if it has one value, publishable as it is."""
-    return plain(shown(raw, field))
+    """A top-level string field of any input, if it has one value, publishable as it is: an
+    id (domain.ids), never free text."""
+    value = plain(shown(raw, field))
+    return value if is_id(value) else None
 
 
 def redact_text(text: str) -> str:

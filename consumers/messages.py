@@ -19,10 +19,12 @@ from consumers.dead_letters import EMAIL, Invalid, from_validation, peek, plain
 from consumers.scan import MAX_DEPTH, MAX_VALUE_BYTES, duplicate_key, too_deep
 from domain.codes import contains_code
 from domain.errors import DomainError
+from domain.ids import ID_PATTERN, MAX_ID
 from domain.markets import Markets
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[ -~]+$")]
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[ -~]+$")]
+# Ids, as on every path (domain.ids): a value refused here is dead-lettered `invalid_id`.
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
+Subject = Id
 MarketCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Email = Annotated[
@@ -110,6 +112,8 @@ TYPES = frozenset(("GiftCardOrdered", "CheckoutCompleted", "OrderItemsReturned",
 # Names, e-mails and the personal message are sealed as PII: a code there is the buyer's business.
 CODE_FIELDS = frozenset({"gift_card_code", "code"})
 SEALED_FIELDS = frozenset({"message", "name", "email"})
+# Fields of the type Id: refused `invalid_id`, as over HTTP and in the CLI.
+ID_FIELDS = frozenset({"message_id", "order_id", "customer_id"})
 # Published in clear: never an e-mail address (P5).
 PUBLISHED_ID_FIELDS = ("message_id", "order_id", "customer_id", "payment_method")
 
@@ -132,7 +136,7 @@ def parse(raw: bytes | None, markets: Markets) -> CheckoutMessage:
     try:
         message: CheckoutMessage = MESSAGE.validate_json(raw)
     except ValidationError as error:
-        raise from_validation(error) from None
+        raise from_validation(error, ID_FIELDS) from None
     fields = message.model_dump(mode="json")
     misplaced = _code_outside_code_fields(fields, "")
     if misplaced:

@@ -46,7 +46,8 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "cancellation_period_over": (RULES, "no", "cancellation after 14 days (R19)"),
     "card_already_used": (RULES, "no", "a used card cannot be cancelled (R19)"),
     "code_mismatch": (RULES, "no", "the code is not the card's (R20)"),
-    "order_mismatch": (RULES, "no", "the order id is not the card's purchase (R20)"),
+    "order_mismatch": (RULES, "no", "the order id is not the card's purchase (R20); or an "
+                       "order authorized again with another total or card (HTTP 409)"),
     "withdrawal_period_over": (RULES, "no", "goods received back after 30 days (R16)"),
     "unknown_order": (RULES, "yes, later", "no order paid by card has this id (its redemption "
                       "may not be processed yet)"),
@@ -84,15 +85,30 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "invalid_amount": (INPUT, "no, fix the input", "not a decimal amount of the market's "
                        "currency"),
     "invalid_date": (INPUT, "no, fix the input", "not a date (YYYY-MM-DD)"),
+    "invalid_id": (INPUT + ", Kafka", "no, fix the input", "an id field (order, message, "
+                   "customer, buyer, request id) that is not 1 to 100 visible ASCII characters "
+                   "without `@`: no space, control character, NUL or e-mail address (P5); 422 "
+                   "over HTTP, exit 2 in the CLI, a dead letter and a reply on Kafka"),
     "invalid_configuration": (CLI, "no, fix the variable", "a GIFTCARDS_* variable is wrong; "
                               "the message names it"),
-    "database_unavailable": (CLI, "yes", "the database at host:port does not answer; nothing "
-                             "was written"),
+    "database_unavailable": (CLI + ", HTTP 503", "yes", "the database at host:port does not "
+                             "answer; nothing was written"),
     "kafka_unavailable": (CLI, "yes", "the broker at KAFKA_BOOTSTRAP_SERVERS does not answer"),
     "interrupted": (CLI, "yes", "Ctrl-C"),
-    "internal_error": (CLI + ", Kafka", "yes", "a bug or an unexpected fault: the logs say "
-                       "more (`--verbose`); on Kafka a rejected reply and a dead letter"),
+    "internal_error": (CLI + ", Kafka, HTTP 500", "yes", "a bug or an unexpected fault: the "
+                       "logs say more (`--verbose`); on Kafka a rejected reply and a dead letter"),
     "store_unavailable": (HTTP, "yes", "503: the event store is not reachable"),
+    "unauthenticated": (HTTP, "no, with a valid key", "401: no valid API key (`Authorization: "
+                        "Bearer …`); answered before the body is read"),
+    "missing_scope": (HTTP, "no", "403: the API key lacks the scope of this route"),
+    "unsupported_media_type": (HTTP, "no, fix the input", "415: a body that is not "
+                               "`application/json`"),
+    "bad_request": (HTTP, "no", "400: not an HTTP/1.1 request the server can read"),
+    "headers_too_large": (HTTP, "no", "431: request line and headers over "
+                          "`GIFTCARDS_HTTP_MAX_HEADER_BYTES`; the connection is closed"),
+    "request_timeout": (HTTP, "yes", "408: the headers or the body did not arrive within "
+                        "`GIFTCARDS_HTTP_HEADER_TIMEOUT_SECONDS` / "
+                        "`GIFTCARDS_HTTP_BODY_TIMEOUT_SECONDS`; the connection is closed"),
     "too_large": (HTTP, "no", "413: body over 16 KiB"),
     "not_found": (HTTP, "no", "404: no such route"),
     "method_not_allowed": (HTTP, "no", "405"),
@@ -112,7 +128,8 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "invalid_message": (KAFKA_IN, "no", "the message does not fit the contract"),
     "code_in_wrong_field": (KAFKA_IN, "no", "a gift card code outside `gift_card_code`/`code`"),
     "currency_mismatch": (KAFKA_IN, "no", "the currency is not the market's"),
-    "personal_data_in_field": (KAFKA_IN, "no", "an e-mail address in an id field (P5)"),
+    "personal_data_in_field": (KAFKA_IN, "no", "an e-mail address in `payment_method` (P5); "
+                               "in an id field it is `invalid_id`"),
 }
 # Words the scan finds that are not error codes.
 NOT_CODES = {"refused", "version"}
@@ -238,7 +255,29 @@ def http_pages() -> tuple[str, str]:
             text = operation.get("description") or operation.get("summary", "")
             what = " ".join(text.split("\n\n")[0].split())
             parts.append(f"| {method.upper()} | `{path}` | {what.replace('|', '/')} |\n")
+    parts.append(IDEMPOTENCY)
     return "".join(parts), json.dumps(spec, indent=2, sort_keys=True) + "\n"
+
+
+IDEMPOTENCY = """
+## Idempotency-Key
+
+Any POST may carry an `Idempotency-Key` header (1 to 200 printable characters), scoped to the
+API key that sends it: two clients never share one. The reply of a request that ran (a success
+or a refusal by the rules) is stored in the same transaction as its effect; the same request
+again under the same key gets the original status and body, with the header
+`Idempotent-Replayed: true` (and `"replayed": true` where the body has that field). The body is
+compared as parsed JSON: another order of keys or other spacing is the same request; another
+body, path or query under the key is refused `idempotency_key_reused` (422). Never stored, so
+that the same request retried later runs afresh: a refusal that depends on the time or on
+another request (`too_many_attempts` 429, `card_on_hold`, `unknown_order`, `conflict`), a fault
+(500, 503), and the refusals before the request runs (401, 403, 413, 415, 422 of the schema).
+Stored replies are kept as long as the store (no expiry yet): a key is never reused for
+another request. A code is shown once: a stored reply has `code` null, and a purchase's reply
+says under `code_delivery` where the code went (`delivery_id`, `by`: `email`, and its `status`
+when the reply was given). Without a key, the order id is the natural key of a purchase: a repeat
+answers the same card, `code` null, with its `code_delivery`.
+"""
 
 
 def pages() -> dict[str, str]:

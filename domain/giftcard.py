@@ -433,6 +433,9 @@ class GiftCard(Aggregate):
         self.check_not_held_for_another(order_id, now)
         self.check_combination(promo_codes, contains_gift_card)
         if self.is_held_at(now):
+            if order_total != self.held_order_total:
+                # The same order with another total is another request: never the old hold.
+                raise refuse("order_mismatch", "this order holds the card for another total")
             return
         self._record(
             self.Held,

@@ -129,6 +129,10 @@ class GuessingLimit(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_unknown_codes: int = Field(default=10, ge=1, le=10_000)
+    # A ceiling per source (an API key, the order service's topic) whatever customer ids it
+    # names: one caller cannot multiply its budget by inventing customers. A busy order
+    # service shares it among all its customers, so it is set well above the per-customer one.
+    max_unknown_codes_per_source: int = Field(default=30, ge=1, le=1_000_000)
     window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
 
     def window_start(self, instant: datetime) -> datetime:

@@ -111,3 +111,36 @@ class CheckoutAttempts(Aggregate):
     def record_refusal(self, *, customer_id: str, reason: str, **where: Unpack[Where]) -> None:
         """Refused unchecked (`too_many_attempts`): nothing says whether the code exists."""
         self.trigger_event(self.AttemptRefused, customer_id=customer_id, reason=reason, **where)
+
+
+@stored_as("domain.streams:GuessingBudget")
+class GuessingBudget(Aggregate):
+    """R8's ceiling per source (an API key, the order service's topic): every unknown code
+    that came through it in one window, whatever customer ids it named. Private bookkeeping:
+    it names no customer, is not published, and its count is all it holds."""
+
+    class Opened(Aggregate.Created):
+        source: str
+
+    class MissCounted(Aggregate.Event):
+        pass
+
+    @event(Opened)
+    def __init__(self, *, source: str) -> None:
+        self.source = source
+        self.misses = 0
+
+    @classmethod
+    def open(cls, source: str, stream: UUID) -> GuessingBudget:
+        return cls._create(cls.Opened, id=stream, source=source)
+
+    @staticmethod
+    def window_id(source: str, window_start: datetime) -> UUID:
+        return stream_id("guessing-budget", f"{source}|{window_start.isoformat()}")
+
+    def count_miss(self) -> None:
+        self.trigger_event(self.MissCounted)
+
+    @event(MissCounted)
+    def _miss_counted(self) -> None:
+        self.misses += 1

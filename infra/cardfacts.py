@@ -15,7 +15,9 @@ from infra.recorders import BinaryPostgresProcessRecorder
 
 log = logging.getLogger(__name__)
 
-Read = tuple[CardFacts | None, int]
+Counts = tuple[int, int, int]
+Read = tuple[CardFacts | None, Counts]
+Guards = tuple[UUID, UUID, UUID]
 # Past this many waiting lookups a second query starts (a bound on one statement's size).
 MAX_BATCH = 256
 # Queries in flight at once: while they run, the next lookups gather for the next one.
@@ -31,6 +33,7 @@ class CardFactsReader:
     def __init__(self, url: str, recorder: BinaryPostgresProcessRecorder) -> None:
         self.query = recorder.card_facts_query
         self.unknown_topic = recorder.unknown_code_topic
+        self.missed_topic = recorder.miss_counted_topic
         # Autocommit: one statement is its own snapshot, with no BEGIN/ROLLBACK around it. No
         # ping before each use (a round trip): a connection that fails is dropped by the
         # pool, and the callers answer those lookups the full way (which retries, or says 503).
@@ -39,21 +42,22 @@ class CardFactsReader:
             kwargs={"autocommit": True, "connect_timeout": 5}, name="card-facts",
         )
         self.opened = False
-        self.waiting: list[tuple[UUID, UUID, asyncio.Future[Read]]] = []
+        self.waiting: list[tuple[UUID, Guards, asyncio.Future[Read]]] = []
         self.running = 0
 
     async def close(self) -> None:
         if self.opened:
             await self.pool.close()
 
-    async def read(self, code_index: UUID, window: UUID) -> Read:
-        """The card's facts and the window's count; None for the facts when there is no row, an
+    async def read(self, code_index: UUID, guards: Guards) -> Read:
+        """The card's facts and R8's counts in `guards` (the subject's window, the source's,
+        the source's budget); None for the facts when there is no row, an
         event came after it, or the database did not answer (the caller then reads in full)."""
         if not self.opened:  # opened in the event loop that uses it
             self.opened = True
             await self.pool.open(wait=False)
         future: asyncio.Future[Read] = asyncio.get_running_loop().create_future()
-        self.waiting.append((code_index, window, future))
+        self.waiting.append((code_index, guards, future))
         if self.running < IN_FLIGHT:
             self.running += 1
             asyncio.get_running_loop().create_task(self._drain())
@@ -67,23 +71,26 @@ class CardFactsReader:
         finally:
             self.running -= 1
 
-    async def _answer(self, batch: list[tuple[UUID, UUID, asyncio.Future[Read]]]) -> None:
+    async def _answer(self, batch: list[tuple[UUID, Guards, asyncio.Future[Read]]]) -> None:
         params = {
             "codes": [code for code, _, _ in batch],
-            "windows": [window for _, window, _ in batch],
+            "windows": [guards[0] for _, guards, _ in batch],
+            "sources": [guards[1] for _, guards, _ in batch],
+            "budgets": [guards[2] for _, guards, _ in batch],
             "unknown": self.unknown_topic,
+            "missed": self.missed_topic,
         }
         found: dict[int, Read] = {}
         try:
             async with self.pool.connection() as conn:
                 cursor = await conn.execute(self.query, params)
                 for (i, card_id, status, balance, currency, market, expires_at, held_until,
-                     last4, stale, unknown) in await cursor.fetchall():
+                     last4, stale, *counts) in await cursor.fetchall():
                     found[i - 1] = (None if stale else CardFacts(
                         card_id=card_id, status=status, balance=balance, currency=currency,
                         market=market, expires_at=expires_at, held_until=held_until,
                         code_last4=last4,
-                    ), int(unknown))
+                    ), (int(counts[0]), int(counts[1]), int(counts[2])))
         except Exception as error:  # whatever it was, the full lookup still answers
             log.warning("lookup rows not read (%s); the cards are read in full",
                         type(error).__name__)
@@ -92,4 +99,4 @@ class CardFactsReader:
             # Every waiting lookup gets an answer, even if this task is cancelled: none hangs.
             for n, (_, _, future) in enumerate(batch):
                 if not future.done():  # its request may have been cancelled meanwhile
-                    future.set_result(found.get(n, (None, 0)))
+                    future.set_result(found.get(n, (None, (0, 0, 0))))

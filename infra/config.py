@@ -92,6 +92,13 @@ class Settings(BaseModel):
     api_key_cache_seconds: float = 1.0
     kafka_security: KafkaSecurity = KafkaSecurity()
     smtp_ca_file: Path | None = None  # None: the system's trusted CAs
+    # HTTP connections (entrypoints.http.protocol): how long a client may take, how much it
+    # may send before its body, how many connections one API process keeps open.
+    http_header_timeout_seconds: float = 10.0
+    http_body_timeout_seconds: float = 10.0
+    http_keep_alive_seconds: float = 5.0
+    http_max_header_bytes: int = 16_384
+    http_max_connections: int = 512
 
     @property
     def production(self) -> bool:
@@ -163,6 +170,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         api_key_cache_seconds=_seconds(env, "GIFTCARDS_API_KEY_CACHE_SECONDS", 1.0),
         kafka_security=_kafka_security(env),
         smtp_ca_file=_readable(env, "GIFTCARDS_SMTP_CA_FILE"),
+        http_header_timeout_seconds=_seconds(env, "GIFTCARDS_HTTP_HEADER_TIMEOUT_SECONDS", 10.0),
+        http_body_timeout_seconds=_seconds(env, "GIFTCARDS_HTTP_BODY_TIMEOUT_SECONDS", 10.0),
+        http_keep_alive_seconds=_seconds(env, "GIFTCARDS_HTTP_KEEP_ALIVE_SECONDS", 5.0),
+        http_max_header_bytes=_int(env, "GIFTCARDS_HTTP_MAX_HEADER_BYTES", 16_384),
+        http_max_connections=_int(env, "GIFTCARDS_HTTP_MAX_CONNECTIONS", 512),
     )
 
 
@@ -451,6 +463,17 @@ VARIABLES: dict[str, str] = {
     "GIFTCARDS_SMTP_CA_FILE": "PEM file of the CA(s) that signed the mail server's certificate "
     "(default: the system's trusted CAs); STARTTLS and smtps:// always verify the certificate "
     "and host name",
+    "GIFTCARDS_HTTP_HEADER_TIMEOUT_SECONDS": "an HTTP client must send its request line and "
+    "headers within this many seconds of connecting or of starting a request (10); else the "
+    "connection is closed (408 if nothing was answered yet)",
+    "GIFTCARDS_HTTP_BODY_TIMEOUT_SECONDS": "an HTTP request's body must arrive within this many "
+    "seconds of its headers (10); else 408 and the connection is closed",
+    "GIFTCARDS_HTTP_KEEP_ALIVE_SECONDS": "an idle keep-alive HTTP connection is closed after this "
+    "many seconds (5)",
+    "GIFTCARDS_HTTP_MAX_HEADER_BYTES": "request line and headers over this many bytes are "
+    "refused 431 and the connection closed (16384)",
+    "GIFTCARDS_HTTP_MAX_CONNECTIONS": "open HTTP connections per API process (512; keep it under "
+    "the process's file limit); a connection over it is closed at once",
     "GIFTCARDS_RETENTION_FRAUD_YEARS": "fraud alerts and F1/F2 window state are dropped this "
     "long after they were raised (5; `gdpr purge`, and `serve` hourly)",
 }

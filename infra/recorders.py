@@ -16,7 +16,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from domain.giftcard import CardFacts
-from domain.streams import CheckoutAttempts
+from domain.streams import CheckoutAttempts, GuessingBudget
 
 # Any constant shared by every process of the service: the key of the schema-creation lock.
 SCHEMA_LOCK = 0x67696674  # "gift"
@@ -74,20 +74,26 @@ class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
             "code_last4 = EXCLUDED.code_last4"
         ).format(**names)
         # Lookups' one round trip, for many at once: the row of each code's card, whether an
-        # event came after it (then the row is not used), and the unknown codes in the
-        # subject's R8 window.
+        # event came after it (then the row is not used), and the counts of R8's windows (the
+        # subject's, the source's own, the source's budget).
         self.card_facts_query = SQL(
             "SELECT q.i, f.card_id, f.status, f.balance, f.currency, f.market, f.expires_at, "
             "f.held_until, f.code_last4, "
             "EXISTS (SELECT 1 FROM {schema}.{events} e WHERE e.originator_id = f.card_id "
             "AND e.originator_version > f.version) AS stale, "
             "(SELECT count(*) FROM {schema}.{events} w WHERE w.originator_id = q.window_id "
-            "AND w.topic = %(unknown)s) AS unknown_codes "
-            "FROM unnest(%(codes)s::uuid[], %(windows)s::uuid[]) WITH ORDINALITY "
-            "AS q(code_index, window_id, i) "
+            "AND w.topic = %(unknown)s) AS unknown_codes, "
+            "(SELECT count(*) FROM {schema}.{events} w WHERE w.originator_id = q.source_id "
+            "AND w.topic = %(unknown)s) AS source_unknown_codes, "
+            "(SELECT count(*) FROM {schema}.{events} w WHERE w.originator_id = q.budget_id "
+            "AND w.topic = %(missed)s) AS budget_misses "
+            "FROM unnest(%(codes)s::uuid[], %(windows)s::uuid[], %(sources)s::uuid[], "
+            "%(budgets)s::uuid[]) WITH ORDINALITY "
+            "AS q(code_index, window_id, source_id, budget_id, i) "
             "JOIN {schema}.{facts} f ON f.code_index = q.code_index"
         ).format(**names)
         self.unknown_code_topic = get_topic(CheckoutAttempts.UnknownCodeTried)
+        self.miss_counted_topic = get_topic(GuessingBudget.MissCounted)
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

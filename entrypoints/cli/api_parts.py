@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+from typing import Any
 
 from entrypoints.cli.base import UsageError, parse_text
 from infra.bootstrap import build
-from infra.config import Settings
+from infra.config import Settings, load_settings
 from infra.supervisor import Part
 
 log = logging.getLogger("giftcards.api")
@@ -29,6 +30,15 @@ def add_api_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
                        "core. Each has its own /metrics and the default 16 threads")
 
 
+def limited(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for the HTTP limits (the protocol of entrypoints.http.protocol)."""
+    from entrypoints.http.protocol import LimitedHttpToolsProtocol, configure
+
+    configure(settings)
+    return {"http": LimitedHttpToolsProtocol,
+            "timeout_keep_alive": settings.http_keep_alive_seconds}
+
+
 def api_part(settings: Settings, host: str, port: int, workers: int) -> Part:
     """uvicorn in this thread; `stop` ends it (uvicorn installs signal handlers only in the
     main thread, which keeps the process's own)."""
@@ -40,7 +50,7 @@ def api_part(settings: Settings, host: str, port: int, workers: int) -> Part:
 
         svc, app = service_app(settings, workers)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                access_log=False, lifespan="off")
+                                access_log=False, lifespan="off", **limited(settings))
         server = uvicorn.Server(config)
 
         def exit_on_stop() -> None:
@@ -66,9 +76,11 @@ def serve_processes(host: str, port: int, processes: int) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    settings = load_settings()
+
     config = uvicorn.Config("entrypoints.http.asgi:app_from_environment", factory=True,
                             host=host, port=port, workers=processes, log_level="warning",
-                            access_log=False, lifespan="off")
+                            access_log=False, lifespan="off", **limited(settings))
     try:
         sock = config.bind_socket()
     except SystemExit:  # uvicorn logged why (address in use, no such address)

@@ -14,10 +14,13 @@ from typing import Any, NoReturn
 import orjson
 
 from domain import calendar
+from domain.errors import DomainError
+from domain.ids import check_id
 
 EXIT_OK, EXIT_REFUSED, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
 # Refusals that are about the shape of the input rather than the terms.
-INPUT_ERROR_CODES = {"invalid_amount", "invalid_input", "invalid_date", "unknown_option"}
+INPUT_ERROR_CODES = {
+    "invalid_amount", "invalid_input", "invalid_id", "invalid_date", "unknown_option"}
 
 Handler = Callable[[argparse.Namespace], dict[str, Any]]
 
@@ -126,6 +129,17 @@ def parse_text(limit: int) -> Callable[[str], str]:
         if not text.isprintable() and not all(ch.isprintable() or ch in "\n\t" for ch in text):
             raise argparse.ArgumentTypeError("control characters are not allowed")
         return text
+
+    return parse
+
+
+def parse_id(field: str) -> Callable[[str], str]:
+    """An id argument, checked as on every path (domain.ids): refused `invalid_id`, exit 2."""
+    def parse(text: str) -> str:
+        try:
+            return check_id(field, text)
+        except DomainError as refusal:
+            raise UsageError(refusal.message, refusal.code) from None
 
     return parse
 

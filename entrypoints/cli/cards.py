@@ -13,6 +13,7 @@ from entrypoints.cli.base import (
     need_operator,
     operator_argument,
     parse_date,
+    parse_id,
     parse_instant,
     parse_market,
     parse_text,
@@ -61,7 +62,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    help="decimal in the market's major units, 20 to 500 (e.g. 50 or 50.00)")
     p.add_argument("--payment-method", required=True, type=parse_text(40),
                    help="how the card is paid: only `card` (a bank card, R3) is accepted")
-    p.add_argument("--buyer-id", required=True, type=parse_text(100),
+    p.add_argument("--buyer-id", required=True, type=parse_id("buyer_id"),
                    help="the buyer's customer id (a data subject, P1-P5)")
     p.add_argument("--buyer-email", type=parse_text(320),
                    help="where the code is e-mailed (R7); encrypted per subject")
@@ -73,7 +74,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    help="the recipient's name; encrypted per subject")
     p.add_argument("--message", type=parse_text(1000),
                    help="personal message (quote it: 'Joyeux anniversaire'), ≤ 1000 characters")
-    p.add_argument("--order-id", type=parse_text(200),
+    p.add_argument("--order-id", type=parse_id("order_id"),
                    help="the purchase order id: the idempotency key, a repeat returns the same "
                    "card without its code (default: a new id)")
     p.set_defaults(handler=purchase)
@@ -86,11 +87,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--code", required=True, type=parse_text(64),
                    help="the card's code, any case and separators")
     p.add_argument("--market", required=True, type=parse_market, help=MARKET_HELP)
-    p.add_argument("--order-id", required=True, type=parse_text(200),
+    p.add_argument("--order-id", required=True, type=parse_id("order_id"),
                    help="the order paid with the card (idempotency key)")
     p.add_argument("--order-total", required=True, type=amount_text,
                    help="the order's total, decimal in major units (e.g. 80.00)")
-    p.add_argument("--customer-id", type=parse_text(100),
+    p.add_argument("--customer-id", type=parse_id("customer_id"),
                    help="who pays; unknown codes count against them (R8), else against the CLI")
     p.add_argument("--promo-code", action="append", default=[], type=parse_text(64),
                    help="a promotion code on the order (repeatable); cards do not combine (R13)")
@@ -104,7 +105,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("card_id", nargs="?", type=card_id, help="the card's id (UUID), optional")
     p.add_argument("--code", required=True, type=parse_text(64),
                    help="the card's code, as given by the customer")
-    p.add_argument("--order-id", required=True, type=parse_text(200),
+    p.add_argument("--order-id", required=True, type=parse_id("order_id"),
                    help="the purchase order number")
     p.set_defaults(handler=cancel)
 
@@ -112,13 +113,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                        description="The part paid by card comes back as a NEW card (R17), the "
                        "rest to the other payment method.",
                        epilog=examples("refund --order-id O2 --amount 60 --received-on 2026-01-14"))
-    p.add_argument("--order-id", required=True, type=parse_text(200),
+    p.add_argument("--order-id", required=True, type=parse_id("order_id"),
                    help="the order that a card paid (part of)")
     p.add_argument("--amount", required=True, type=amount_text,
                    help="value of the returned goods, decimal in major units (e.g. 60.00)")
     p.add_argument("--received-on", required=True, type=parse_date,
                    help="day the goods came back, YYYY-MM-DD (30-day withdrawal period, R16)")
-    p.add_argument("--request-id", type=parse_text(200),
+    p.add_argument("--request-id", type=parse_id("request_id"),
                    help="the return's own id: a repeat is refused duplicate_request instead of "
                    "refunding twice (default: none)")
     p.add_argument("--customer-id", type=parse_text(100),

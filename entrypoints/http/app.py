@@ -36,8 +36,15 @@ from consumers.dead_letters import plain
 from consumers.scan import MAX_DEPTH, duplicate_key, too_deep
 from domain.apikeys import ApiKey
 from domain.errors import DomainError, refuse
-from entrypoints.http.problems import domain_problem, problem, problem_body
-from entrypoints.http.replies import MAX_KEY, HttpReply, fingerprint, without_codes
+from domain.ids import check_id
+from entrypoints.http.problems import RETRY_LATER, domain_problem, problem, problem_body
+from entrypoints.http.replies import (
+    MAX_KEY,
+    HttpReply,
+    fingerprint,
+    raw_fingerprint,
+    without_codes,
+)
 from entrypoints.http.writer import Writer
 from infra.bootstrap import build_card_facts_reader
 from infra.service import Service
@@ -53,6 +60,11 @@ Code = Annotated[StrictStr, Field(min_length=1, max_length=64)]
 MarketCode = Annotated[StrictStr, Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")]
 Money = Annotated[StrictInt, Field(gt=0, le=MAX_MONEY, description="integer minor units")]
 OrderId = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+# Starlette's own refusals, by status: stable codes like every other (the error catalogue).
+HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "missing_scope",
+              404: "not_found", 405: "method_not_allowed"}
 
 
 class Body(BaseModel):
@@ -122,7 +134,7 @@ PROBLEM_RESPONSE = {
 }
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: PROBLEM_RESPONSE
-    for status in (400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 503)
+    for status in (400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503)
 }
 
 
@@ -178,6 +190,35 @@ class Measure:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+class Gate:
+    """Before any body is read or parsed: 401 without a valid API key on /v1/, then 415 for a
+    body that is not `application/json`."""
+
+    def __init__(self, app: ASGIApp, authenticate: Callable[[str], Awaitable[bool]]) -> None:
+        self.app = app
+        self.authenticate = authenticate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if not await self.authenticate(headers.get(b"authorization", b"").decode("latin-1")):
+            await _send(scope, receive, send, problem(
+                401, "unauthenticated", "a valid API key is required",
+                headers={"WWW-Authenticate": "Bearer"}))
+            return
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            with_body = (headers.get(b"content-length", b"0").strip() != b"0"
+                         or b"transfer-encoding" in headers)
+            if with_body and kind != b"application/json":
+                await _send(scope, receive, send, problem(
+                    415, "unsupported_media_type", "the body must be application/json"))
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimits:
@@ -289,7 +330,8 @@ def create_app(
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        code = HTTP_CODES.get(error.status_code,
+                              "bad_request" if error.status_code < 500 else "internal_error")
         headers = dict(error.headers or {})
         return problem(error.status_code, code, str(error.detail)[:200], headers=headers)
 
@@ -317,16 +359,23 @@ def create_app(
 
     # --- access ----------------------------------------------------------------------------
 
+    async def key_of(authorization: str) -> ApiKey | None:
+        scheme, _, given = authorization.partition(" ")
+        key = given.strip() if scheme.lower() == "bearer" else ""
+        # A key read recently is answered here, without a trip to the thread pool.
+        known, found = keys.cached(key)
+        if not known:
+            found = await call(lambda: keys.authenticate(key))
+        return found
+
+    async def authenticated(authorization: str) -> bool:
+        return await key_of(authorization) is not None
+
     def scoped(*scopes: str) -> Callable[..., Awaitable[ApiKey]]:
         async def dependency(
             authorization: Annotated[str | None, Header()] = None,
         ) -> ApiKey:
-            scheme, _, given = (authorization or "").partition(" ")
-            key = given.strip() if scheme.lower() == "bearer" else ""
-            # A key read recently is answered here, without a trip to the thread pool.
-            known, found = keys.cached(key)
-            if not known:
-                found = await call(lambda: keys.authenticate(key))
+            found = await key_of(authorization or "")
             if found is None:
                 raise StarletteHTTPException(
                     401, "a valid API key is required", {"WWW-Authenticate": "Bearer"}
@@ -345,37 +394,46 @@ def create_app(
         status: int = 200,
         keys: list[UUID] | None = None,
     ) -> Response:
-        """Runs the command through the writer; with an Idempotency-Key, its reply is stored in
-        the same transaction as its effect and a repeat gets it again (another body: 422)."""
+        """Runs the command through the writer; with an Idempotency-Key (scoped to the API
+        key), a reply of a request that ran is stored in the same transaction as its effect
+        and a repeat gets it again, marked `Idempotent-Replayed: true` (another body: 422).
+        A refusal that depends on time (RETRY_LATER) or a fault is never stored."""
         if idempotency_key is None:
             body = await writer.run(command, keys or ())
             return JSONResponse(body, status)
         if not 0 < len(idempotency_key) <= MAX_KEY or not idempotency_key.isprintable():
             raise refuse("invalid_input", f"Idempotency-Key must be 1 to {MAX_KEY} characters")
         raw = request.scope.get("state", {}).get("raw_body", b"")
-        print_ = fingerprint(request.method, request.url.path, request.url.query, raw)
+        request_id = (request.method, request.url.path, request.url.query, raw)
+        print_ = fingerprint(*request_id)
         stream = HttpReply.id_for(key.key_id, idempotency_key)
 
-        def run(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+        def run(uow: UnitOfWork) -> tuple[int, dict[str, Any], bool]:
             prior = uow.get(stream, HttpReply)
             if prior is not None:
-                if prior.fingerprint != print_:
+                if prior.fingerprint not in (print_, raw_fingerprint(*request_id)):
                     raise refuse(
                         "idempotency_key_reused",
                         "this Idempotency-Key was used for another request",
                     )
-                return prior.status, prior.body
+                return prior.status, prior.body, True
             try:
                 answer = status, command(uow)
             except DomainError as error:
                 answer = domain_problem(error)
+                if error.code in RETRY_LATER:
+                    return *answer, False
             stored = answer[1] if answer[0] >= 400 else without_codes(answer[1])
             uow.add(HttpReply.record(stream, print_, answer[0], stored))
-            return answer
+            return *answer, False
 
-        code, body = await writer.run(run, [stream, *(keys or ())])
+        code, body, replayed = await writer.run(run, [stream, *(keys or ())])
         media = "application/problem+json" if code >= 400 else "application/json"
-        headers = retry_after() if code == 429 else None
+        headers = retry_after() if code == 429 else {}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+            if "replayed" in body:
+                body = {**body, "replayed": True}
         return JSONResponse(body, code, headers, media_type=media)
 
     IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
@@ -429,8 +487,8 @@ def create_app(
             # (an unknown code, a locked-out subject, a hold to release) runs in full below.
             plan = holds.plan_lookup(code=body.code, market=body.market, source=source,
                                      customer_id=body.customer_id)
-            card, unknown = await facts.read(plan.code_index, plan.window)
-            answer = holds.answer_from_facts(plan, card, unknown)
+            card, counts = await facts.read(plan.code_index, plan.guards)
+            answer = holds.answer_from_facts(plan, card, counts)
         if answer is None:
             answer = await call(lambda: holds.lookup(
                 code=body.code, market=body.market, customer_id=body.customer_id, source=source,
@@ -510,9 +568,12 @@ def create_app(
         request: Request, body: PurchaseBody, key: Annotated[ApiKey, Depends(scoped("orders"))],
         idempotency_key: IdemKey = None, simulate: Simulate = False,
     ) -> Response:
-        """R1-R5: one card per order id (the natural idempotency key); its code shown once."""
+        """R1-R5: one card per order id (the natural idempotency key); its code shown once,
+        and e-mailed to the buyer (R7): a repeat shows `code` null and says, under
+        `code_delivery`, where the code went."""
         def command(uow: UnitOfWork) -> dict[str, Any]:
-            return app.purchase(**body.model_dump(), within=uow)
+            done = app.purchase(**body.model_dump(), within=uow)
+            return {**done, "code_delivery": app.code_delivery(uow, UUID(done["card_id"]))}
 
         if simulate:
             done = await call(lambda: command(UnitOfWork(app)))
@@ -525,6 +586,9 @@ def create_app(
         idempotency_key: IdemKey = None, simulate: Simulate = False,
     ) -> Response:
         """R16-R18: returned goods paid by card come back as a new card, the rest otherwise."""
+        if body.request_id is not None:
+            check_id("request_id", body.request_id)
+
         def command(uow: UnitOfWork) -> dict[str, Any]:
             return app.refund(
                 order_id=body.order_id, returned_amount=body.amount,
@@ -556,7 +620,15 @@ def create_app(
 
     @api.get("/v1/cards/{card_id}")
     async def show(card_id: UUID, key: Reader) -> dict[str, Any]:
+        """The card as of now: `held` while an order holds it, as a lookup says."""
         return await call(lambda: app.show(card_id))
+
+    @api.get("/v1/holds/{order_id}")
+    async def read_hold(
+        order_id: OrderId, key: Annotated[ApiKey, Depends(scoped("checkout", "support"))]
+    ) -> dict[str, Any]:
+        """An order's hold as of now: `held` (amount, until), `captured` or `released`."""
+        return await call(lambda: holds.show(order_id=order_id))
 
     Operator = Annotated[str | None, Header(
         alias="X-Operator", max_length=100,
@@ -579,6 +651,7 @@ def create_app(
         return await call(holds.release_timed_out)
 
     api.add_middleware(BodyLimits)
+    api.add_middleware(Gate, authenticate=authenticated)
     # Outermost: times every answer, the body checks' refusals included.
     api.add_middleware(Measure, metrics=metrics)
     # --- audit: the finance and fraud views (read-only) ------------------------------------

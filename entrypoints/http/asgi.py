@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from entrypoints.http.app import create_app
+from entrypoints.http.protocol import configure as configure_connections
 from infra import logs
 from infra.bootstrap import build
 from infra.config import Settings, load_settings, log_format
@@ -24,4 +25,6 @@ def app_from_environment() -> FastAPI:
     """Each of `giftcards api --processes N`'s processes, from the same GIFTCARDS_* variables."""
     logs.configure(log_format())
     tune_gc()
-    return service_app(load_settings())[1]
+    settings = load_settings()
+    configure_connections(settings)
+    return service_app(settings)[1]

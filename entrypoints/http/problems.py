@@ -9,13 +9,17 @@ from fastapi.responses import JSONResponse
 from domain.errors import DomainError
 
 PROBLEM_TYPE = "https://giftcards.example.com/problems/"
-INPUT_CODES = {"invalid_amount", "invalid_input", "invalid_date", "unknown_market"}
+INPUT_CODES = {"invalid_amount", "invalid_input", "invalid_id", "invalid_date", "unknown_market"}
 NOT_FOUND = {"unknown_card", "unknown_hold", "unknown_api_key", "not_found"}
 FORBIDDEN = {"operator_required", "unknown_operator"}  # R21: personal data, no operator
+# Refusals that depend on the time or on another request, not on this one: never stored under
+# an Idempotency-Key, so the same request retried later gets a fresh answer.
+RETRY_LATER = {"too_many_attempts", "card_on_hold", "unknown_order", "conflict"}
 STATUS_TITLES = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large",
-    415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
+    405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
+    413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
+    429: "Too Many Requests", 431: "Request Header Fields Too Large",
     500: "Internal Server Error", 503: "Service Unavailable",
 }
 

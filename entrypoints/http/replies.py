@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.domain import event
 
 from domain.base import Aggregate
@@ -43,6 +45,17 @@ class HttpReply(Aggregate):
 
 
 def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
+    """The request as parsed: the same JSON with its keys in another order or other spacing
+    is the same request."""
+    if body:
+        # Not JSON: refused before any command runs; hashed as it came.
+        with contextlib.suppress(orjson.JSONDecodeError):
+            body = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+    return raw_fingerprint(method, path, query, body)
+
+
+def raw_fingerprint(method: str, path: str, query: str, body: bytes) -> str:
+    """The fingerprint of replies stored before bodies were compared as parsed JSON."""
     parts = [method.encode(), path.encode(), query.encode(), body]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()
 

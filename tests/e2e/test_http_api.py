@@ -252,7 +252,7 @@ def test_r6_r8_r11_r19_r20_holds_lookup_and_refusals_over_http(api: Api) -> None
     assert api.get("/v1/breakage", key="audit").status_code == 200
     assert api.get("/v1/fraud/alerts?rule=F1", key="audit", operator=OPERATOR
                    ).status_code == 200
-    assert_problem(api.get("/v1/liability", key="support"), 403, "http_error")
+    assert_problem(api.get("/v1/liability", key="support"), 403, "missing_scope")
 
 
 def test_r21_reads_naming_customers_need_a_registered_operator_and_are_logged(
@@ -293,7 +293,8 @@ def test_idempotency_keys_replay_and_refuse_another_body(api: Api) -> None:
     again = api.post("/v1/cards", body, key="orders", headers={"Idempotency-Key": "k-1"})
     assert (first.status_code, again.status_code) == (201, 201)
     assert first.json()["code"] and again.json()["code"] is None  # a code is shown once
-    assert {**first.json(), "code": None} == again.json()
+    assert {**first.json(), "code": None, "replayed": True} == again.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
     other = api.post("/v1/cards", {**body, "amount": 6000}, key="orders",
                      headers={"Idempotency-Key": "k-1"})
     assert_problem(other, 422, "idempotency_key_reused")
@@ -305,10 +306,10 @@ def test_idempotency_keys_replay_and_refuse_another_body(api: Api) -> None:
 
 def test_access_scopes_and_hostile_input_are_problem_documents(api: Api) -> None:
     lookup = {"code": "AAAAAA-BBBBBB-CCCCCC", "market": "FR"}
-    assert_problem(api.post("/v1/cards/lookup", lookup, key=""), 401, "http_error")
+    assert_problem(api.post("/v1/cards/lookup", lookup, key=""), 401, "unauthenticated")
     assert_problem(api.post("/v1/cards/lookup", lookup,
-                            headers={"Authorization": "Bearer gck_wrong"}), 401, "http_error")
-    assert_problem(api.post("/v1/cards/lookup", lookup, key="audit"), 403, "http_error")
+                            headers={"Authorization": "Bearer gck_wrong"}), 401, "unauthenticated")
+    assert_problem(api.post("/v1/cards/lookup", lookup, key="audit"), 403, "missing_scope")
     assert_problem(api.get("/v1/nowhere"), 404, "not_found")
     assert_problem(api.get("/v1/checkouts/o-1/capture"), 405, "method_not_allowed")
     card = buy(api, "hostile-1")

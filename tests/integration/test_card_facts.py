@@ -46,8 +46,8 @@ def lookup_fast(service: Service, holds: Holds, code: str, **where: Any) -> Any:
         try:
             plan = holds.plan_lookup(code=code, market=where.get("market", "FR"), source=SOURCE,
                                      customer_id=where.get("customer_id"))
-            card, unknown = await reader.read(plan.code_index, plan.window)
-            return holds.answer_from_facts(plan, card, unknown)
+            card, counts = await reader.read(plan.code_index, plan.guards)
+            return holds.answer_from_facts(plan, card, counts)
         finally:
             await reader.close()
 
@@ -163,13 +163,13 @@ def test_many_waiting_lookups_share_a_query_and_each_gets_its_own_card(
 
     async def all_at_once() -> list[Any]:
         try:
-            return await asyncio.gather(*(reader.read(p.code_index, p.window) for p in plans))
+            return await asyncio.gather(*(reader.read(p.code_index, p.guards) for p in plans))
         finally:
             await reader.close()
 
     read = asyncio.run(all_at_once())
     assert [facts.card_id for facts, _ in read[:-1]] == [UUID(c["card_id"]) for c in cards]
-    assert read[-1] == (None, 0)
+    assert read[-1] == (None, (0, 0, 0))
     assert queries <= 2  # the first alone, the 40 others together
 
 
@@ -197,11 +197,11 @@ def test_a_database_that_does_not_answer_sends_lookups_the_full_way(service: Ser
 
     async def once() -> Any:
         try:
-            return await asyncio.gather(*(reader.read(plan.code_index, plan.window)
+            return await asyncio.gather(*(reader.read(plan.code_index, plan.guards)
                                           for _ in range(3)))
         finally:
             await reader.close()
 
     started = time.monotonic()
-    assert asyncio.run(once()) == [(None, 0)] * 3
+    assert asyncio.run(once()) == [(None, (0, 0, 0))] * 3
     assert time.monotonic() - started < 10

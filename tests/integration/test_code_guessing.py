@@ -98,7 +98,7 @@ def test_r8_two_services_racing_wrong_codes_on_postgresql_never_exceed_the_limit
         for thread in threads:
             thread.join(timeout=120)
         app = services[0].app
-        window = app.attempt_ids("mallory", "-", clock())[0]
+        window = app.attempt_ids("mallory", "cli", "-", clock())[0]
         counted: Any = app.repository.get(window)
     finally:
         for svc in services:

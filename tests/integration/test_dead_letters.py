@@ -79,7 +79,7 @@ MALFORMED: dict[str, tuple[bytes, str | None]] = {
     "oversized": (mutate("oversized", payment_method="o" * 1_000_000), "bad-oversized"),
     "unknown_market": (mutate("unknown_market", market="ZZ"), "bad-unknown_market"),
     "currency_mismatch": (mutate("currency_mismatch", currency="GBP"), "bad-currency_mismatch"),
-    "code_in_wrong_field": (mutate("code_in_wrong_field", order_id=f"order {CODE}"),
+    "code_in_wrong_field": (mutate("code_in_wrong_field", payment_method=f"card {CODE}"),
                             "bad-code_in_wrong_field"),
     "too_deep": (DEEP, "bad-too_deep"),
     "duplicate_key": (mutate("duplicate_key").replace(b"{", b'{"amount":99999999,', 1),
@@ -88,10 +88,11 @@ MALFORMED: dict[str, tuple[bytes, str | None]] = {
 # Finding 6 and 7: a code with long separator runs, an e-mail as order id, as message id, and a
 # control character in the order id (the dead letter's record key).
 LEAKY: list[tuple[str, bytes, str | None]] = [
-    ("code_in_wrong_field", mutate("spaced", order_id=SPACED_CODE), "bad-spaced"),
-    ("invalid_field", mutate("email_order", order_id=EMAIL_ID, amount="x"), "bad-email_order"),
-    ("invalid_field", mutate("x", message_id=EMAIL_ID, amount="x"), None),
-    ("invalid_field", mutate("nul", order_id="order\u0000x", amount="x"), "bad-nul"),
+    ("code_in_wrong_field", mutate("spaced", payment_method=SPACED_CODE), "bad-spaced"),
+    ("invalid_id", mutate("spaced_id", order_id=SPACED_CODE), "bad-spaced_id"),
+    ("invalid_id", mutate("email_order", order_id=EMAIL_ID, amount="x"), "bad-email_order"),
+    ("invalid_id", mutate("x", message_id=EMAIL_ID, amount="x"), None),
+    ("invalid_id", mutate("nul", order_id="order\u0000x", amount="x"), "bad-nul"),
 ]
 
 
@@ -156,7 +157,7 @@ def test_p5_r8_each_malformed_input_is_a_dead_letter_and_its_message_id_one_reje
     assert by_reason["duplicate_key"]["detail"] == "amount: given twice"
     assert by_reason["too_deep"]["message_id"] == "bad-too_deep"
     moved = base64.b64decode(by_reason["code_in_wrong_field"]["original_base64"])
-    moved_order = orjson.loads(moved)["order_id"]
+    moved_order = orjson.loads(moved)["payment_method"]
     assert "[redacted]" in moved_order
     assert not any(group in moved_order for group in CODE.split("-"))
     assert letters[-2]["message_id"] == "[redacted]"  # the e-mail as message id

@@ -117,13 +117,14 @@ def test_r11_concurrent_redemptions_of_one_code_exactly_one_wins(
 
 
 def test_stored_state_round_trips_byte_for_byte_with_awkward_text(service: Service) -> None:
-    """PostgreSQL gets the events in binary (infra.recorders): quotes, backslashes, braces,
-    commas and non-ASCII text, which the text form must escape, come back unchanged."""
+    """PostgreSQL gets the events in binary (infra.recorders): quotes, backslashes, braces
+    and commas, which the text form must escape, come back unchanged."""
     from infra.recorders import BinaryPostgresProcessRecorder
 
     if service.settings.database_url.startswith("postgresql"):
         assert isinstance(service.app.recorder, BinaryPostgresProcessRecorder)
-    awkward = 'Zoë\'s "gift", {a,b} \\ (x) ✓ \\N NULL'
+    # Ids are visible ASCII without spaces (domain.ids), awkward ones still.
+    awkward = 'Zoe\'s"gift",{a,b}\\(x)\\N-NULL'
     card = service.app.purchase(market="FR", amount=5000, payment_method="card",
                                 buyer_id=awkward, order_id=f"o-{awkward}")
     stored = service.app.recorder.select_events(UUID(card["card_id"]))

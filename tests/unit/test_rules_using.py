@@ -82,7 +82,9 @@ def test_r8_unknown_code_is_refused_and_counted_without_the_code(memory_service:
         pay(app, guess, "o-x", 1000, customer_id="mallory")
     assert guess not in caught.value.message
     topics = [n.topic for n in app.recorder.select_notifications(1, 100)]
-    assert topics[-1].endswith("UnknownCodeTried")
+    # Counted in the customer's window, and in the source's budget (R8).
+    assert [t.rsplit(".", 1)[-1] for t in topics[-4:]] == [
+        "Opened", "UnknownCodeTried", "Opened", "MissCounted"]
     assert normalize_code(guess).encode() not in stored_bytes(app)
 
 
