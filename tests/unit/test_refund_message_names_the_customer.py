@@ -37,4 +37,4 @@ def test_r17_a_return_written_before_the_customer_field_is_still_read() -> None:
 def test_p5_an_email_as_the_returning_customers_id_is_refused() -> None:
     with pytest.raises(Invalid) as refused:
         parse(returned(customer={"customer_id": "a@example.org"}), MARKETS)
-    assert refused.value.reason == "personal_data_in_field"
+    assert refused.value.reason == "invalid_id"  # the one id rule of every path
