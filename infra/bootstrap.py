@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
+import secrets
+
 import psycopg
 from eventsourcing.utils import get_topic
 
@@ -15,7 +17,8 @@ from application.cards import GiftCards
 from domain.codes import generate_code
 from domain.markets import Markets
 from infra import lease
-from infra.config import Settings, load_settings
+from infra.chainkey import load_chain_key
+from infra.config import ConfigError, Settings, load_settings
 from infra.db import Database, eventsourcing_env, share_ping_policy
 from infra.envelope import use_pseudonyms
 from infra.keyring import KekRing
@@ -75,6 +78,7 @@ def build(
         vault=vault,
         markets=markets,
     )
+    cast(PydanticMapper, app.mapper).chain_key = chain_key(settings)
     app.load_streams = stream_loader(app.recorder, app.mapper, db)
     app.keeps_card_facts = isinstance(app.recorder, BinaryPostgresProcessRecorder)
     if db.is_postgres:
@@ -85,6 +89,17 @@ def build(
     pseudonyms = StreamPseudonyms(keys.stream_pseudonym)
     use_pseudonyms(pseudonyms)  # every envelope this process builds (relay, views, verify)
     return Service(settings=settings, app=app, db=db, vault=vault, pseudonyms=pseudonyms)
+
+
+def chain_key(settings: Settings) -> bytes:
+    """The key sealing chain links (`GIFTCARDS_CHAIN_KEY_FILE`, generated outside production);
+    a memory store's lives as long as the process."""
+    if settings.chain_key_file is None:
+        return secrets.token_bytes(32)
+    try:
+        return load_chain_key(settings.chain_key_file, create=not settings.production)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"GIFTCARDS_CHAIN_KEY_FILE: {error}") from None
 
 
 def build_card_facts_reader(service: Service) -> CardFactsReader | None:

@@ -91,7 +91,7 @@ class Checkpointer:
 
     def sign(self, key: Ed25519PrivateKey, now: datetime, directory: Path) -> dict[str, Any]:
         self.catch_up()
-        problems = [p for c in self.chains.values() for p in c.problems]
+        problems = [p for c in self.chains.values() for p in c.all_problems()]
         if problems:
             raise CheckpointError(problems)
         heads = {cid: (c.last_version, c.hashes[c.last_version])

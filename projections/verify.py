@@ -40,6 +40,9 @@ def verify_card(
     cid = str(card_id)
     stored: list[StoredEvent] = []
     chain = card_chain(app.recorder, app.mapper, card_id, stored)
+    head = chain.head_problem()
+    if head:
+        chain.problems.append(head)
     chain.problems.extend(
         compare(cid, chain.hashes, chain.last_version, checkpoints or [])
     )
@@ -123,7 +126,7 @@ def verify_store(app: GiftCards, checkpoints: list[dict[str, Any]]) -> list[Prob
     checkpoints, never reading a view (what `projections rebuild` checks first)."""
     upto = app.recorder.max_notification_id() or 0
     chains = {c.card_id: c for _, c in all_chains(app.recorder, app.mapper, upto)}
-    problems = [p for c in chains.values() for p in c.problems]
+    problems = [p for c in chains.values() for p in c.all_problems()]
     for c in chains.values():
         problems.extend(compare(c.card_id, c.hashes, c.last_version, checkpoints))
     for cp in checkpoints:
