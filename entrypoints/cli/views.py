@@ -116,7 +116,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                                          "GIFTCARDS_SIGNING_KEY_FILE=/secrets/signing.pem "
                                          "giftcards audit keygen --json"))
     g.set_defaults(handler=audit_keygen)
-    s = audit.add_parser("seal", help="chain the histories stored before the chain existed",
+    s = audit.add_parser("seal", help="seal the histories stored before the chain key (or the "
+                         "chain) existed under the chain key, then sign a checkpoint",
                          epilog=examples("audit seal"))
     s.set_defaults(handler=audit_seal)
     e = audit.add_parser("export", help="a card's audit trail, or with --period the evidence "
@@ -383,11 +384,15 @@ def audit_keygen(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def audit_seal(args: argparse.Namespace) -> dict[str, Any]:
+    """One recorded, signed step: every card whose last event is not sealed under the chain key
+    gets a HistorySealed event (its MAC covers the whole earlier history), then a checkpoint
+    signs the new heads."""
     from infra.chains import unsealed_cards
 
     app = service().app
     sealed = [app.seal_history(cid) for cid in unsealed_cards(app.recorder, app.mapper)]
-    return {"sealed": len(sealed), "cards": sealed}
+    signed = audit_checkpoint(args) if sealed else None
+    return {"sealed": len(sealed), "cards": sealed, "checkpoint": signed}
 
 
 def emit_and_exit(result: dict[str, Any], as_json: bool) -> None:
