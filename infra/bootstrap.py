@@ -3,12 +3,11 @@ ONE Settings (every GIFTCARDS_* variable), so no other module reads the environm
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
-
-import secrets
 
 import psycopg
 from eventsourcing.utils import get_topic
@@ -78,7 +77,10 @@ def build(
         vault=vault,
         markets=markets,
     )
-    cast(PydanticMapper, app.mapper).chain_key = chain_key(settings)
+    key = chain_key(settings)
+    cast(PydanticMapper, app.mapper).chain_key = key
+    if isinstance(app.recorder, BinaryPostgresProcessRecorder):
+        app.recorder.facts_key = key
     app.load_streams = stream_loader(app.recorder, app.mapper, db)
     app.keeps_card_facts = isinstance(app.recorder, BinaryPostgresProcessRecorder)
     if db.is_postgres:

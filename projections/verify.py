@@ -18,6 +18,7 @@ from infra.chains import all_chains, card_chain
 from infra.checkpoints import compare, not_checkpointed
 from infra.db import Database
 from infra.envelope import to_envelope
+from infra.recorders import BinaryPostgresProcessRecorder, facts_row_sound
 from projections.audit import chain_hash
 from projections.schema import AUDIT, BALANCE
 from projections.timefmt import fmt, norm
@@ -92,7 +93,35 @@ def verify_card(
         problem(version, "audit view has an event the store does not")
     if card is not None:
         _compare_state(db, card, problem)
+        _compare_lookup_row(app, card, problem)
     return len(events), problems
+
+
+def _compare_lookup_row(
+    app: GiftCards, card: GiftCard, problem: Callable[[int | None, str], None]
+) -> None:
+    """PostgreSQL keeps each card's lookup row beside its events: a cache, checked like a view
+    (its facts against the replay, its MAC against the chain key)."""
+    recorder = app.recorder
+    if not isinstance(recorder, BinaryPostgresProcessRecorder):
+        return
+    found = recorder.facts_row(card.id)
+    if found is None:
+        problem(card.version, "lookup row missing (giftcards_events_card_facts)")
+        return
+    facts, version, mac = found
+    if not facts_row_sound(recorder.facts_key, facts, version, mac):
+        problem(card.version, "lookup row does not match its MAC: edited outside the "
+                              "application (lookups read this card in full)")
+    replayed = card.facts()
+    for name in ("status", "balance", "currency", "market", "expires_at", "held_until",
+                 "code_last4"):
+        if getattr(facts, name) != getattr(replayed, name):
+            problem(card.version, f"lookup row {name} is {getattr(facts, name)!r}, replay "
+                                  f"gives {getattr(replayed, name)!r}")
+    if version != card.version:
+        problem(card.version, f"lookup row is of version {version}, the card is at "
+                              f"{card.version}")
 
 
 def _compare_state(
