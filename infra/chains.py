@@ -34,6 +34,7 @@ class CardChain:
     chained: bool = False
     keyed: bool = False  # a sealed (MAC'd) link was seen: every later one must be sealed too
     head_sealed: bool = False
+    market: str | None = None
 
     def problem(self, version: int | None, text: str) -> None:
         self.problems.append({"card_id": self.card_id, "version": version, "problem": text})
@@ -42,6 +43,7 @@ class CardChain:
         if version != self.last_version + 1:
             self.problem(version, f"version {version} follows version {self.last_version} in "
                                   "the store: an event was removed, inserted or reordered")
+        self.market = self.market or fields.get("market")
         fields = {**fields, "originator_id": self.card_id, "originator_version": version}
         computed = link(self.head, topic, fields)
         stored = fields.get("event_hash")

@@ -1,8 +1,10 @@
-"""Signed checkpoints of every card chain head (Ed25519), kept outside the database."""
+"""Signed checkpoints of every card chain head (Ed25519), kept outside the database: each names
+its key's fingerprint and commits, market by market, to the set of that market's cards."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import sys
 from collections.abc import Iterator
@@ -70,6 +72,27 @@ def _signed_bytes(header: dict[str, Any]) -> bytes:
     return orjson.dumps(header, option=orjson.OPT_SORT_KEYS)
 
 
+def fingerprint(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """SHA-256 of the raw 32-byte public key, hex: how checkpoints, packs and key rings name
+    a key (`openssl pkey -pubin -outform DER | tail -c 32 | sha256sum` gives the same)."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def sign_bytes(key: Ed25519PrivateKey, data: bytes) -> str:
+    return base64.b64encode(key.sign(data)).decode()
+
+
+def market_roots(heads: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per market: how many cards and the Merkle root of their heads (sorted by card id)."""
+    by_market: dict[str, dict[str, tuple[int, str]]] = {}
+    for cid, head in heads.items():
+        if len(head) > 2 and head[2]:
+            by_market.setdefault(str(head[2]), {})[cid] = (int(head[0]), str(head[1]))
+    return {m: {"cards": len(h), "root": merkle_root(h)} for m, h in sorted(by_market.items())}
+
+
 class Checkpointer:
     """Keeps every card chain recomputed up to a store position, reading only the events
     stored since the last call: `serve` signs a checkpoint every N events or minutes."""
@@ -94,14 +117,17 @@ class Checkpointer:
         problems = [p for c in self.chains.values() for p in c.all_problems()]
         if problems:
             raise CheckpointError(problems)
-        heads = {cid: (c.last_version, c.hashes[c.last_version])
-                 for cid, c in self.chains.items()}
+        heads: dict[str, Any] = {
+            cid: [c.last_version, c.hashes[c.last_version], c.market or ""]
+            for cid, c in sorted(self.chains.items())}
         header = {"position": self.position, "signed_at": now.isoformat(), "cards": len(heads),
-                  "root": merkle_root(heads)}
+                  "root": merkle_root({cid: (h[0], h[1]) for cid, h in heads.items()}),
+                  "key": fingerprint(key),
+                  "markets": market_roots(heads)}
         checkpoint = {
             "header": header,
-            "signature": base64.b64encode(key.sign(_signed_bytes(header))).decode(),
-            "heads": {cid: list(vh) for cid, vh in sorted(heads.items())},
+            "signature": sign_bytes(key, _signed_bytes(header)),
+            "heads": heads,
         }
         write(directory, checkpoint, public_pem(key))
         return checkpoint
@@ -125,16 +151,96 @@ def write(directory: Path, checkpoint: dict[str, Any], public: bytes) -> Path:
     return path
 
 
-def check(checkpoint: dict[str, Any], key: Ed25519PublicKey) -> str | None:
-    """Why a checkpoint cannot be trusted (bad signature, heads not its root), or None."""
+def check(checkpoint: dict[str, Any], key: Ed25519PublicKey | KeyRing,
+          market: str | None = None) -> str | None:
+    """Why a checkpoint cannot be trusted (no trusted key, bad signature, heads not its roots),
+    or None. With `market`, `heads` may hold that market's cards only (an evidence pack): they
+    must give the market's signed root, so no card of the market can be left out."""
+    ring = key if isinstance(key, KeyRing) else KeyRing.of(key)
+    header = checkpoint["header"]
+    public = ring.key_for(header)
+    if public is None:
+        return (f"signed by key {header.get('key', '(unnamed)')}, which is not in the trusted "
+                "key ring (or not valid at that time)")
     try:
-        key.verify(base64.b64decode(checkpoint["signature"]), _signed_bytes(checkpoint["header"]))
+        public.verify(base64.b64decode(checkpoint["signature"]), _signed_bytes(header))
     except (InvalidSignature, ValueError, KeyError, TypeError):
         return "signature invalid: not signed by the trusted checkpoint key"
-    heads = {cid: (int(v), str(h)) for cid, (v, h) in checkpoint["heads"].items()}
-    if merkle_root(heads) != checkpoint["header"]["root"]:
-        return "heads do not give the signed Merkle root"
+    if market is None:
+        heads = {cid: (int(h[0]), str(h[1])) for cid, h in checkpoint["heads"].items()}
+        if merkle_root(heads) != header["root"]:
+            return "heads do not give the signed Merkle root"
+        if "markets" in header and market_roots(checkpoint["heads"]) != header["markets"]:
+            return "heads do not give the signed roots of each market"
+        return None
+    signed = header.get("markets", {}).get(market, {"cards": 0, "root": merkle_root({})})
+    if market_roots(checkpoint["heads"]).get(market, {"cards": 0, "root": merkle_root({})}) \
+            != signed:
+        return f"heads do not give the signed root of market {market}: a card was left out"
     return None
+
+
+class KeyRing:
+    """Trusted checkpoint keys: each with the period it signed in (a retired key stays, so
+    history signed with it stays verifiable). A JSON file `{"keys": [{"fingerprint",
+    "public_key" (PEM), "valid_from", "valid_until" (ISO instants or null)}]}`, or PEM public
+    keys (valid at any time)."""
+
+    def __init__(self, keys: list[tuple[Ed25519PublicKey, datetime | None, datetime | None]]):
+        self.keys = {fingerprint(k): (k, start, end) for k, start, end in keys}
+
+    @classmethod
+    def of(cls, *keys: Ed25519PublicKey) -> KeyRing:
+        return cls([(k, None, None) for k in keys])
+
+    @classmethod
+    def load(cls, data: bytes) -> KeyRing:
+        if data.lstrip().startswith(b"{"):
+            entries = orjson.loads(data)["keys"]
+            ring = cls([(load_public_key(e["public_key"].encode()), _when(e.get("valid_from")),
+                         _when(e.get("valid_until"))) for e in entries])
+            for e in entries:
+                if e.get("fingerprint") and e["fingerprint"] not in ring.keys:
+                    raise ValueError(f"key ring entry {e['fingerprint'][:16]}…: its public key "
+                                     "has another fingerprint")
+            return ring
+        pems = [b"-----BEGIN PUBLIC KEY-----" + part for part in
+                data.split(b"-----BEGIN PUBLIC KEY-----")[1:]]
+        if not pems:
+            raise ValueError("neither a JSON key ring nor PEM public keys")
+        return cls.of(*(load_public_key(p) for p in pems))
+
+    def dump(self) -> bytes:
+        return orjson.dumps({"keys": [
+            {"fingerprint": fp, "public_key": public_pem(k).decode(),
+             "valid_from": start.isoformat() if start else None,
+             "valid_until": end.isoformat() if end else None}
+            for fp, (k, start, end) in self.keys.items()
+        ]}, option=orjson.OPT_INDENT_2)
+
+    def key_for(self, header: dict[str, Any]) -> Ed25519PublicKey | None:
+        """The key that signed `header` if trusted at its signing time. Checkpoints from before
+        keys were named: the only key of the ring valid then, if there is exactly one."""
+        signed_at = _when(header.get("signed_at"))
+        named = header.get("key")
+        candidates = [self.keys[named]] if named in self.keys else [] if named else list(
+            self.keys.values())
+        valid = [k for k, start, end in candidates
+                 if signed_at is None or ((start is None or start <= signed_at)
+                                          and (end is None or signed_at <= end))]
+        return valid[0] if len(valid) == 1 else None
+
+    def add(self, key: Ed25519PublicKey, start: datetime | None) -> None:
+        self.keys.setdefault(fingerprint(key), (key, start, None))
+
+    def retire(self, key: Ed25519PublicKey, end: datetime) -> None:
+        fp = fingerprint(key)
+        k, start, _ = self.keys[fp]
+        self.keys[fp] = (k, start, end)
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 def paths(directory: Path) -> list[Path]:
@@ -152,7 +258,8 @@ def read(path: Path) -> dict[str, Any]:
     return _read(path, path.stat().st_mtime_ns)
 
 
-def trusted(directory: Path, key: Ed25519PublicKey) -> tuple[list[dict[str, Any]], list[Problem]]:
+def trusted(directory: Path, key: Ed25519PublicKey | KeyRing
+            ) -> tuple[list[dict[str, Any]], list[Problem]]:
     """(checkpoints that verify, oldest first; one problem per checkpoint that does not)."""
     good, bad = [], []
     for path in paths(directory):
@@ -212,5 +319,5 @@ def every(checkpointer: Checkpointer, sign: Any, events: int, seconds: float,
         stop.wait(poll)
 
 
-__all__ = ["CheckpointError", "Checkpointer", "card_chain", "check", "compare", "create",
+__all__ = ["CheckpointError", "Checkpointer", "KeyRing", "fingerprint", "card_chain", "check", "compare", "create",
            "every", "trusted"]

@@ -159,7 +159,7 @@ def verify_store(app: GiftCards, checkpoints: list[dict[str, Any]]) -> list[Prob
     for c in chains.values():
         problems.extend(compare(c.card_id, c.hashes, c.last_version, checkpoints))
     for cp in checkpoints:
-        for cid, (version, _) in cp["heads"].items():
+        for cid, (version, *_) in cp["heads"].items():
             if cid not in chains:
                 problems.append({"card_id": cid, "version": version,
                                  "problem": "card in a signed checkpoint is missing from the "
