@@ -39,19 +39,41 @@ def load_signing_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
     if not path.exists():
         if not create:
             raise FileNotFoundError(f"no checkpoint signing key at {path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
+        write_private_key(path, Ed25519PrivateKey.generate())
         print(f"warning: generated a checkpoint signing key in {path}", file=sys.stderr)
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} is not an Ed25519 private key")
     return key
+
+
+def ring_path(directory: Path) -> Path:
+    """The service's trusted key ring, beside the checkpoints it verifies."""
+    return directory / "trusted-keys.json"
+
+
+def trusted_signing_key(key_file: Path, directory: Path, *, create: bool) -> Ed25519PrivateKey:
+    """The signing key, which must be in the key ring (started with the first key): a key
+    swapped in by hand signs nothing; keys change with `audit rotate-key`."""
+    key = load_signing_key(key_file, create=create)
+    path = ring_path(directory)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(KeyRing.of(key.public_key()).dump())
+    elif fingerprint(key) not in KeyRing.load(path.read_bytes()).keys:
+        raise ValueError(f"key {fingerprint(key)} is not in the trusted key ring {path}; "
+                         "change keys with `audit rotate-key`")
+    return key
+
+
+def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
+    """A new PEM file (mode 0600); never overwrites one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
 
 
 def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
@@ -319,5 +341,16 @@ def every(checkpointer: Checkpointer, sign: Any, events: int, seconds: float,
         stop.wait(poll)
 
 
-__all__ = ["CheckpointError", "Checkpointer", "KeyRing", "fingerprint", "card_chain", "check", "compare", "create",
-           "every", "trusted"]
+__all__ = [
+    "CheckpointError",
+    "Checkpointer",
+    "Ed25519PrivateKey",
+    "KeyRing",
+    "card_chain",
+    "check",
+    "compare",
+    "create",
+    "every",
+    "fingerprint",
+    "trusted",
+]

@@ -201,7 +201,8 @@ def checkpoints_loop(settings: Settings) -> Part:
     def run(stop: threading.Event) -> None:
         service = build(settings, create_tables=False)
         try:
-            key = cps.load_signing_key(settings.signing_key_file, create=not settings.production)
+            key = cps.trusted_signing_key(settings.signing_key_file, settings.checkpoint_dir,
+                                          create=not settings.production)
             checkpointer = cps.Checkpointer(service.app.recorder, service.app.mapper)
 
             def sign() -> None:

@@ -155,14 +155,15 @@ def test_every_command_prints_exactly_one_json_object(
         ("audit", "checkpoint"): [["audit", "checkpoint"]],
         ("audit", "seal"): [["audit", "seal"]],
         ("audit", "keygen"): [["audit", "keygen"], ["audit", "keygen"]],
+        ("audit", "rotate-key"): [["audit", "rotate-key"]],
         ("audit", "export"): [["audit", "export", cid], ["audit", "export", cid, "--format",
                                                          "csv", "--operator", "alice"],
                               ["audit", "export", MISSING, "--operator", "alice"],
                               ["audit", "export", "--period", "2026-01", "--market", "FR",
                                "--out", str(tmp_path / "pack")]],
         ("audit", "verify-pack"): [["audit", "verify-pack", str(tmp_path / "pack"),
-                                    "--public-key", str(tmp_path / "var" / "checkpoints" /
-                                                        "public-key.pem")]],
+                                    "--trusted-keys", str(tmp_path / "var" / "checkpoints" /
+                                                          "trusted-keys.json")]],
         ("deliver",): [["deliver", "--once"]],
         ("deliveries", "failed"): [["deliveries", "failed"]],
         ("deliveries", "retry"): [["deliveries", "retry", cid, "--operator", "alice"]],
