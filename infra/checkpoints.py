@@ -166,6 +166,10 @@ def create(recorder: Any, mapper: Any, key: Ed25519PrivateKey, now: datetime,
 def write(directory: Path, checkpoint: dict[str, Any], public: bytes) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"checkpoint-{checkpoint['header']['position']:012d}.json"
+    key = checkpoint["header"].get("key")
+    if path.exists() and key and read(path)["header"].get("key") != key:
+        # A new key signing the same position (a rotation): the old key's file is history.
+        path = path.with_name(f"{path.stem}-{key[:16]}.json")
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(orjson.dumps(checkpoint))
     tmp.replace(path)
