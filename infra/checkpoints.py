@@ -27,7 +27,8 @@ Problem = dict[str, Any]
 
 
 class CheckpointError(Exception):
-    """The store cannot be signed as it is (its chains are broken): `problems` says where."""
+    """The store cannot be signed as it is (a chain is broken, or it contradicts the latest
+    trusted checkpoint): `problems` says where and what differs."""
 
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__(f"{len(problems)} chain problem(s): not signed")
@@ -123,6 +124,7 @@ class Checkpointer:
         self.recorder, self.mapper = recorder, mapper
         self.chains: dict[str, CardChain] = {}
         self.position = 0
+        self.last: dict[str, Any] | None = None
 
     def catch_up(self) -> int:
         """Feeds the events stored since the last call; returns how many were read."""
@@ -134,9 +136,16 @@ class Checkpointer:
         self.position = max(self.position, upto)
         return self.position - before
 
-    def sign(self, key: Ed25519PrivateKey, now: datetime, directory: Path) -> dict[str, Any]:
+    def sign(self, key: Ed25519PrivateKey, now: datetime, directory: Path,
+             latest: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Signs the heads unless a chain is broken or the store contradicts `latest` (the
+        latest trusted checkpoint; by default the last one this checkpointer signed): an
+        event deleted, a history changed, a card missing."""
         self.catch_up()
         problems = [p for c in self.chains.values() for p in c.all_problems()]
+        latest = latest or self.last
+        if latest is not None:
+            problems.extend(contradictions(self.chains, latest))
         if problems:
             raise CheckpointError(problems)
         heads: dict[str, Any] = {
@@ -152,15 +161,30 @@ class Checkpointer:
             "heads": heads,
         }
         write(directory, checkpoint, public_pem(key))
+        self.last = checkpoint
         return checkpoint
 
 
+def contradictions(chains: dict[str, CardChain], latest: dict[str, Any]) -> list[Problem]:
+    """How the store's chains differ from a trusted checkpoint's heads."""
+    found: list[Problem] = []
+    for cid, head in latest["heads"].items():
+        chain = chains.get(cid)
+        if chain is None:
+            found.append({"card_id": cid, "version": int(head[0]), "problem": "card in the "
+                          f"checkpoint at position {latest['header']['position']} is missing "
+                          "from the store: its events were deleted"})
+        else:
+            found.extend(compare(cid, chain.hashes, chain.last_version, [latest]))
+    return found
+
+
 def create(recorder: Any, mapper: Any, key: Ed25519PrivateKey, now: datetime,
-           directory: Path) -> dict[str, Any]:
+           directory: Path, latest: dict[str, Any] | None = None) -> dict[str, Any]:
     """Recompute every chain up to the store's last position and, if none is broken, sign the
     Merkle root of their heads; written as `checkpoint-<position>.json` in `directory`.
     Returns the checkpoint (header, signature, heads)."""
-    return Checkpointer(recorder, mapper).sign(key, now, directory)
+    return Checkpointer(recorder, mapper).sign(key, now, directory, latest)
 
 
 def write(directory: Path, checkpoint: dict[str, Any], public: bytes) -> Path:

@@ -396,9 +396,10 @@ def audit_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     svc = service()
     settings = svc.settings
     key = signing_key(create=not settings.production)
+    trusted, _ = trusted_checkpoints(None)
     try:
         checkpoint = cps.create(svc.app.recorder, svc.app.mapper, key, svc.app.now(),
-                                settings.checkpoint_dir)
+                                settings.checkpoint_dir, trusted[-1] if trusted else None)
     except cps.CheckpointError as refused:
         emit_and_exit({"ok": False, "refused": str(refused), "problems": refused.problems},
                       args.json)
