@@ -108,8 +108,7 @@ def _compare_lookup_row(
     if not isinstance(recorder, BinaryPostgresProcessRecorder):
         return
     found = recorder.facts_row(card.id)
-    if found is None:
-        problem(card.version, "lookup row missing (giftcards_events_card_facts)")
+    if found is None:  # cards untouched since rows exist have none: lookups read them in full
         return
     facts, version, mac = found
     if not facts_row_sound(recorder.facts_key, facts, version, mac):

@@ -99,3 +99,20 @@ def test_stripping_every_mac_of_a_card_is_named_at_its_head(service: Service) ->
     problems = verify_store(service.app, [])
     assert [(p["card_id"], p["version"]) for p in problems] == [(cid, last)]
     assert "not sealed under the chain key" in problems[0]["problem"]
+
+
+def test_a_whole_checkpointed_card_deleted_is_named_by_verify_and_rebuild(
+    service: Service, clock: Any, tmp_path: Path
+) -> None:
+    """No chain is left to check: the checkpoint's heads (its commitment to the set of cards)
+    name the card, in `audit verify --all` and before any `projections rebuild`."""
+    card = thirty_euro_card(service)
+    cid = card["card_id"]
+    checkpoint = cps.create(service.app.recorder, service.app.mapper, KEY, clock(),
+                            tmp_path / "checkpoints")
+    for c, version, _, _ in rows(service):
+        if c == cid:
+            delete(service, cid, version)
+    problems = verify_store(service.app, [checkpoint])
+    assert [(p["card_id"], "missing from the store" in p["problem"]) for p in problems] == [
+        (cid, True)]
