@@ -49,7 +49,7 @@ class Settings(BaseModel):
     relay_lease_seconds: int = 10
     cloudevents_type_prefix: str = CLOUDEVENTS_TYPE_PREFIX
     cloudevents_source: str = CLOUDEVENTS_SOURCE
-    # Issue 15: checkpoint signing key (a file, never in the database) and where checkpoints go.
+    # Audit: checkpoint signing key (a file, never in the database) and where checkpoints go.
     signing_key_file: Path = Path("var/checkpoint-signing.pem")
     checkpoint_dir: Path = Path("var/checkpoints")
     checkpoint_every_events: int = 10_000
@@ -57,7 +57,7 @@ class Settings(BaseModel):
     # The key sealing every chain link (HMAC): outside the database and the data directory;
     # None (memory stores only): a key for the process's lifetime.
     chain_key_file: Path | None = None
-    # Personal data (issue 17): where the key-encryption keys live (never in the database),
+    # Personal data (P2): where the key-encryption keys live (never in the database),
     # how often they rotate, and how long each category of personal data is kept.
     kek_file: Path | None = None
     kek_rotation_hours: int = 24
@@ -66,7 +66,7 @@ class Settings(BaseModel):
     retention_dead_letter_days: int = 30
     smtp_url: str | None = None  # unset: code e-mails are `.eml` files under data_dir/mail
     hold_seconds: int = 1800
-    # The API's group commit (issue 12); off only to measure the naive baseline.
+    # The API's group commit; off only to measure the naive baseline.
     api_group_commit: bool = True
     # How long an API process trusts what it read of a key (a revocation shows within this).
     api_key_cache_seconds: float = 1.0

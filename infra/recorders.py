@@ -62,7 +62,7 @@ class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
             "events": Identifier(self.events_table_name),
             "facts": Identifier(f"{self.events_table_name}_card_facts"),
         }
-        # One row per card: what a lookup shows, as of `version` (issue 12). Only a cache of the
+        # One row per card: what a lookup shows, as of `version`. Only a cache of the
         # events: a row older than its card's last event is not used (see card_facts_query).
         self.sql_create_statements.append(SQL(
             "CREATE TABLE IF NOT EXISTS {schema}.{facts} ("

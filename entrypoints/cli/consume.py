@@ -173,7 +173,7 @@ PURGE_EVERY_S = 3600.0
 
 
 def privacy_loop(settings: Settings) -> Part:
-    """Retention purge and KEK rotation (issue 17): at start, then hourly."""
+    """Retention purge and KEK rotation (P2): at start, then hourly."""
     from entrypoints.cli.gdpr import run_purge
 
     def run(stop: threading.Event) -> None:
@@ -194,7 +194,7 @@ def privacy_loop(settings: Settings) -> Part:
 
 
 def checkpoints_loop(settings: Settings) -> Part:
-    """Issue 15: a signed checkpoint every N stored events or minutes (published once the
+    """Audit: a signed checkpoint every N stored events or minutes (published once the
     topics are there)."""
     from infra import checkpoints as cps
 

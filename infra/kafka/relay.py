@@ -165,7 +165,7 @@ class Relay:
     def _keep_lease(self, stop: threading.Event) -> None:
         """While active, renew the lease from a thread and a connection of its own: a batch
         that blocks longer than the lease (a broker lost, a slow commit) must not let a standby
-        take over and fence it, then be fenced back (issue 13: relays fencing each other six
+        take over and fence it, then be fenced back (relays would fence each other six
         times a minute). A lease that cannot be renewed lapses; the loop then learns it."""
         if self.service.db.url.startswith("sqlite:///:memory:"):
             return  # one process: nobody to hand over to
@@ -342,7 +342,7 @@ class Relay:
     def _close_orphans(self, producer: KafkaProducer) -> None:
         """Abort one transaction holding a record on every partition the relay writes (never
         seen by a read_committed reader). A broker that lost a commit it had confirmed (seen
-        after a restart, issue 9) can leave our records on a partition without any marker; the
+        after a restart) can leave our records on a partition without any marker; the
         broker would count them into our next commit there, and the events we publish again
         would show twice. This abort's marker ends them as aborted first."""
         partitions = sorted(producer.partitions_for(self.topics.events))
@@ -374,7 +374,7 @@ class Relay:
             # commit it had confirmed, aborted it on some partitions and left others without a
             # marker. Kafka's word stands (what it does not show committed, no consumer sees):
             # the events after `read` go out again; records left without a marker become part
-            # of our next commit on their partition, so those events may show twice (issue 9).
+            # of our next commit on their partition, so those events may show twice.
             log.error("relay %s: Kafka's committed position %d is below %d, whose commit the "
                       "broker confirmed: the broker lost that commit; publishing from %d again",
                       self.instance, read, self._confirmed, read + 1)

@@ -76,7 +76,7 @@ def test_r9_views_close_months_in_the_markets_file_time_zone(tmp_path: Path) -> 
 
 
 def test_every_variable_settings_read_is_in_the_configuration_reference() -> None:
-    """Issue 16: the table moved from the README to docs/reference/configuration.md, generated
+    """The table moved from the README to docs/reference/configuration.md, generated
     from infra.config.VARIABLES (tests/e2e/test_docs.py checks the page is not stale)."""
     from infra.config import VARIABLES
 
