@@ -114,7 +114,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                          epilog=examples("audit checkpoint"))
     c.set_defaults(handler=audit_checkpoint)
     g = audit.add_parser("keygen", help="create the checkpoint signing key (Ed25519, mode 0600) "
-                         "at GIFTCARDS_SIGNING_KEY_FILE if there is none; print its public key",
+                         "at GIFTCARDS_SIGNING_KEY_FILE and the chain key at "
+                         "GIFTCARDS_CHAIN_KEY_FILE if there are none; print the public key",
                          epilog=examples("audit keygen",
                                          "GIFTCARDS_SIGNING_KEY_FILE=/secrets/signing.pem "
                                          "giftcards audit keygen --json"))
@@ -417,6 +418,7 @@ def audit_keygen(args: argparse.Namespace) -> dict[str, Any]:
     """The operator's step that production needs (there, nothing generates the key unasked);
     an existing key is kept, never replaced: its checkpoints stay verifiable."""
     from infra import checkpoints as cps
+    from infra.chainkey import load_chain_key
     from infra.config import load_settings
 
     settings = load_settings()
@@ -426,9 +428,18 @@ def audit_keygen(args: argparse.Namespace) -> dict[str, Any]:
         key = cps.trusted_signing_key(path, settings.checkpoint_dir, create=True)
     except (OSError, ValueError) as error:
         raise ConfigError(f"GIFTCARDS_SIGNING_KEY_FILE: {error}") from None
+    chain_key = settings.chain_key_file
+    chain_created = chain_key is not None and not chain_key.exists()
+    if chain_key is not None:
+        try:
+            load_chain_key(chain_key, create=True)
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"GIFTCARDS_CHAIN_KEY_FILE: {error}") from None
     return {"signing_key_file": str(path), "created": not existed,
             "public_key": cps.public_pem(key).decode(), "fingerprint": cps.fingerprint(key),
-            "trusted_keys": str(cps.ring_path(settings.checkpoint_dir))}
+            "trusted_keys": str(cps.ring_path(settings.checkpoint_dir)),
+            "chain_key_file": str(chain_key) if chain_key else None,
+            "chain_key_created": chain_created}
 
 
 def audit_rotate_key(args: argparse.Namespace) -> dict[str, Any]:
