@@ -30,12 +30,14 @@ COPY consumers consumers
 COPY entrypoints entrypoints
 RUN pip install --find-links /wheels . && rm -rf /wheels \
     && useradd --create-home --uid 10001 giftcards \
-    && mkdir -p /app/var && chown giftcards /app/var
+    && mkdir -p /app/var /app/chain && chown giftcards /app/var /app/chain
 
 USER giftcards
 # Production refuses a missing GIFTCARDS_SECRET_KEY and a pinned clock (infra/config.py).
+# The chain key lives outside the data dir (mount its own volume on /app/chain).
 ENV GIFTCARDS_ENV=production \
-    GIFTCARDS_DATA_DIR=/app/var
+    GIFTCARDS_DATA_DIR=/app/var \
+    GIFTCARDS_CHAIN_KEY_FILE=/app/chain/chain.key
 EXPOSE 8080
 ENTRYPOINT ["giftcards"]
 CMD ["serve"]

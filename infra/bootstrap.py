@@ -3,6 +3,7 @@ ONE Settings (every GIFTCARDS_* variable), so no other module reads the environm
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,7 +16,8 @@ from application.cards import GiftCards
 from domain.codes import generate_code
 from domain.markets import Markets
 from infra import lease
-from infra.config import Settings, load_settings
+from infra.chainkey import load_chain_key
+from infra.config import ConfigError, Settings, load_settings
 from infra.db import Database, eventsourcing_env, share_ping_policy
 from infra.envelope import use_pseudonyms
 from infra.keyring import KekRing
@@ -75,6 +77,10 @@ def build(
         vault=vault,
         markets=markets,
     )
+    key = chain_key(settings)
+    cast(PydanticMapper, app.mapper).chain_key = key
+    if isinstance(app.recorder, BinaryPostgresProcessRecorder):
+        app.recorder.facts_key = key
     app.load_streams = stream_loader(app.recorder, app.mapper, db)
     app.keeps_card_facts = isinstance(app.recorder, BinaryPostgresProcessRecorder)
     if db.is_postgres:
@@ -85,6 +91,17 @@ def build(
     pseudonyms = StreamPseudonyms(keys.stream_pseudonym)
     use_pseudonyms(pseudonyms)  # every envelope this process builds (relay, views, verify)
     return Service(settings=settings, app=app, db=db, vault=vault, pseudonyms=pseudonyms)
+
+
+def chain_key(settings: Settings) -> bytes:
+    """The key sealing chain links (`GIFTCARDS_CHAIN_KEY_FILE`, generated outside production);
+    a memory store's lives as long as the process."""
+    if settings.chain_key_file is None:
+        return secrets.token_bytes(32)
+    try:
+        return load_chain_key(settings.chain_key_file, create=not settings.production)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"GIFTCARDS_CHAIN_KEY_FILE: {error}") from None
 
 
 def build_card_facts_reader(service: Service) -> CardFactsReader | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,7 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper, Recorder, StoredEvent
 from eventsourcing.utils import get_topic
 
-from domain.chain import link
+from domain.chain import link, link_mac
 from domain.giftcard import GiftCard
 
 CARD_TOPIC_PREFIX = get_topic(GiftCard) + "."
@@ -20,14 +21,20 @@ Problem = dict[str, Any]
 
 @dataclass
 class CardChain:
-    """One card's chain, fed its stored events in store order; every hash recomputed."""
+    """One card's chain, fed its stored events in store order; every hash recomputed and, given
+    the chain key, every link's MAC checked (an auditor of a pack, without the key, relies on
+    the signed checkpoints instead)."""
 
     card_id: str
+    key: bytes | None = None
     hashes: dict[int, str] = field(default_factory=dict)  # version -> hash
     problems: list[Problem] = field(default_factory=list)
     last_version: int = 0
     head: str | None = None
     chained: bool = False
+    keyed: bool = False  # a sealed (MAC'd) link was seen: every later one must be sealed too
+    head_sealed: bool = False
+    market: str | None = None
 
     def problem(self, version: int | None, text: str) -> None:
         self.problems.append({"card_id": self.card_id, "version": version, "problem": text})
@@ -36,6 +43,7 @@ class CardChain:
         if version != self.last_version + 1:
             self.problem(version, f"version {version} follows version {self.last_version} in "
                                   "the store: an event was removed, inserted or reordered")
+        self.market = self.market or fields.get("market")
         fields = {**fields, "originator_id": self.card_id, "originator_version": version}
         computed = link(self.head, topic, fields)
         stored = fields.get("event_hash")
@@ -50,10 +58,44 @@ class CardChain:
             if computed != stored:
                 self.problem(version, "stored event differs from the one recorded (its fields "
                                       "do not give its hash)")
+        if self.key is not None:
+            self._check_mac(version, stored, fields.get("chain_mac"))
         # Go on from the stored hash: one edited event is named once, at its own version.
         self.head = stored or computed
         self.hashes[version] = self.head
         self.last_version = max(self.last_version, version)
+
+
+    def _check_mac(self, version: int, stored: str | None, mac: Any) -> None:
+        assert self.key is not None
+        if mac is None:
+            if self.keyed:
+                self.problem(version, "event without a chain MAC after sealed events: written "
+                                      "without the chain key (forged or inserted)")
+        elif stored is None or not hmac.compare_digest(str(mac), link_mac(self.key, stored)):
+            self.problem(version, "chain MAC does not match: the event was not recorded by the "
+                                  "application (forged, or edited with a recomputed hash)")
+        self.keyed = self.keyed or mac is not None
+        self.head_sealed = mac is not None
+
+    def head_problem(self) -> Problem | None:
+        """With the chain key: a card whose last event is not sealed by it (appended without
+        the key, or a store not yet migrated by `audit seal`)."""
+        if self.key is None or self.head_sealed or not self.last_version:
+            return None
+        return {"card_id": self.card_id, "version": self.last_version,
+                "problem": "the card's last event is not sealed under the chain key: written "
+                           "without it (forged), or history not yet sealed (`audit seal`)"}
+
+    def all_problems(self) -> list[Problem]:
+        head = self.head_problem()
+        return [*self.problems, head] if head else list(self.problems)
+
+
+def chain_key_of(mapper: Any) -> bytes | None:
+    """The chain key the composition root gave the mapper (None: links are not checked)."""
+    key: bytes | None = getattr(mapper, "chain_key", None)
+    return key
 
 
 def fields_of(mapper: Mapper[Any], stored: StoredEvent) -> dict[str, Any]:
@@ -66,7 +108,7 @@ def card_chain(recorder: Recorder, mapper: Mapper[Any], card_id: UUID,
                read: list[StoredEvent] | None = None) -> CardChain:
     """One card's chain from its stored events (appended to `read` when given: the caller
     replays them without a second query)."""
-    chain = CardChain(str(card_id))
+    chain = CardChain(str(card_id), key=chain_key_of(mapper))
     for stored in recorder.select_events(card_id):  # type: ignore[attr-defined]
         chain.feed(stored.originator_version, stored.topic, fields_of(mapper, stored))
         if read is not None:
@@ -88,7 +130,8 @@ def all_chains(
         for n in batch:
             if n.topic.startswith(CARD_TOPIC_PREFIX):
                 cid = str(n.originator_id)
-                chain = chains.get(cid) or chains.setdefault(cid, CardChain(cid))
+                chain = chains.get(cid) or chains.setdefault(
+                    cid, CardChain(cid, key=chain_key_of(mapper)))
                 chain.feed(n.originator_version, n.topic, fields_of(mapper, n))
                 yield n.id, chain
         start = batch[-1].id + 1
@@ -114,7 +157,9 @@ def merkle_root(heads: dict[str, tuple[int, str]]) -> str:
 
 
 def unsealed_cards(recorder: Any, mapper: Mapper[Any]) -> list[UUID]:
-    """Cards whose last stored event carries no chain hash (stored before the chain existed)."""
+    """Cards whose last stored event carries no chain hash (stored before the chain existed)
+    or, with the chain key, no chain MAC (stored before links were sealed)."""
+    mark = "event_hash" if chain_key_of(mapper) is None else "chain_mac"
     upto = recorder.max_notification_id() or 0
     last: dict[str, bool] = {}
     start = 1
@@ -124,6 +169,6 @@ def unsealed_cards(recorder: Any, mapper: Mapper[Any]) -> list[UUID]:
             break
         for n in batch:
             if n.topic.startswith(CARD_TOPIC_PREFIX):
-                last[str(n.originator_id)] = fields_of(mapper, n).get("event_hash") is None
+                last[str(n.originator_id)] = fields_of(mapper, n).get(mark) is None
         start = batch[-1].id + 1
     return [UUID(cid) for cid, unsealed in last.items() if unsealed]

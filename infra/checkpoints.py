@@ -1,8 +1,10 @@
-"""Signed checkpoints of every card chain head (Ed25519), kept outside the database."""
+"""Signed checkpoints of every card chain head (Ed25519), kept outside the database: each names
+its key's fingerprint and commits, market by market, to the set of that market's cards."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import sys
 from collections.abc import Iterator
@@ -25,7 +27,8 @@ Problem = dict[str, Any]
 
 
 class CheckpointError(Exception):
-    """The store cannot be signed as it is (its chains are broken): `problems` says where."""
+    """The store cannot be signed as it is (a chain is broken, or it contradicts the latest
+    trusted checkpoint): `problems` says where and what differs."""
 
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__(f"{len(problems)} chain problem(s): not signed")
@@ -37,19 +40,41 @@ def load_signing_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
     if not path.exists():
         if not create:
             raise FileNotFoundError(f"no checkpoint signing key at {path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
+        write_private_key(path, Ed25519PrivateKey.generate())
         print(f"warning: generated a checkpoint signing key in {path}", file=sys.stderr)
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} is not an Ed25519 private key")
     return key
+
+
+def ring_path(directory: Path) -> Path:
+    """The service's trusted key ring, beside the checkpoints it verifies."""
+    return directory / "trusted-keys.json"
+
+
+def trusted_signing_key(key_file: Path, directory: Path, *, create: bool) -> Ed25519PrivateKey:
+    """The signing key, which must be in the key ring (started with the first key): a key
+    swapped in by hand signs nothing; keys change with `audit rotate-key`."""
+    key = load_signing_key(key_file, create=create)
+    path = ring_path(directory)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(KeyRing.of(key.public_key()).dump())
+    elif fingerprint(key) not in KeyRing.load(path.read_bytes()).keys:
+        raise ValueError(f"key {fingerprint(key)} is not in the trusted key ring {path}; "
+                         "change keys with `audit rotate-key`")
+    return key
+
+
+def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
+    """A new PEM file (mode 0600); never overwrites one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
 
 
 def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
@@ -70,6 +95,27 @@ def _signed_bytes(header: dict[str, Any]) -> bytes:
     return orjson.dumps(header, option=orjson.OPT_SORT_KEYS)
 
 
+def fingerprint(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """SHA-256 of the raw 32-byte public key, hex: how checkpoints, packs and key rings name
+    a key (`openssl pkey -pubin -outform DER | tail -c 32 | sha256sum` gives the same)."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def sign_bytes(key: Ed25519PrivateKey, data: bytes) -> str:
+    return base64.b64encode(key.sign(data)).decode()
+
+
+def market_roots(heads: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per market: how many cards and the Merkle root of their heads (sorted by card id)."""
+    by_market: dict[str, dict[str, tuple[int, str]]] = {}
+    for cid, head in heads.items():
+        if len(head) > 2 and head[2]:
+            by_market.setdefault(str(head[2]), {})[cid] = (int(head[0]), str(head[1]))
+    return {m: {"cards": len(h), "root": merkle_root(h)} for m, h in sorted(by_market.items())}
+
+
 class Checkpointer:
     """Keeps every card chain recomputed up to a store position, reading only the events
     stored since the last call: `serve` signs a checkpoint every N events or minutes."""
@@ -78,6 +124,7 @@ class Checkpointer:
         self.recorder, self.mapper = recorder, mapper
         self.chains: dict[str, CardChain] = {}
         self.position = 0
+        self.last: dict[str, Any] | None = None
 
     def catch_up(self) -> int:
         """Feeds the events stored since the last call; returns how many were read."""
@@ -89,35 +136,64 @@ class Checkpointer:
         self.position = max(self.position, upto)
         return self.position - before
 
-    def sign(self, key: Ed25519PrivateKey, now: datetime, directory: Path) -> dict[str, Any]:
+    def sign(self, key: Ed25519PrivateKey, now: datetime, directory: Path,
+             latest: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Signs the heads unless a chain is broken or the store contradicts `latest` (the
+        latest trusted checkpoint; by default the last one this checkpointer signed): an
+        event deleted, a history changed, a card missing."""
         self.catch_up()
-        problems = [p for c in self.chains.values() for p in c.problems]
+        problems = [p for c in self.chains.values() for p in c.all_problems()]
+        latest = latest or self.last
+        if latest is not None:
+            problems.extend(contradictions(self.chains, latest))
         if problems:
             raise CheckpointError(problems)
-        heads = {cid: (c.last_version, c.hashes[c.last_version])
-                 for cid, c in self.chains.items()}
+        heads: dict[str, Any] = {
+            cid: [c.last_version, c.hashes[c.last_version], c.market or ""]
+            for cid, c in sorted(self.chains.items())}
         header = {"position": self.position, "signed_at": now.isoformat(), "cards": len(heads),
-                  "root": merkle_root(heads)}
+                  "root": merkle_root({cid: (h[0], h[1]) for cid, h in heads.items()}),
+                  "key": fingerprint(key),
+                  "markets": market_roots(heads)}
         checkpoint = {
             "header": header,
-            "signature": base64.b64encode(key.sign(_signed_bytes(header))).decode(),
-            "heads": {cid: list(vh) for cid, vh in sorted(heads.items())},
+            "signature": sign_bytes(key, _signed_bytes(header)),
+            "heads": heads,
         }
         write(directory, checkpoint, public_pem(key))
+        self.last = checkpoint
         return checkpoint
 
 
+def contradictions(chains: dict[str, CardChain], latest: dict[str, Any]) -> list[Problem]:
+    """How the store's chains differ from a trusted checkpoint's heads."""
+    found: list[Problem] = []
+    for cid, head in latest["heads"].items():
+        chain = chains.get(cid)
+        if chain is None:
+            found.append({"card_id": cid, "version": int(head[0]), "problem": "card in the "
+                          f"checkpoint at position {latest['header']['position']} is missing "
+                          "from the store: its events were deleted"})
+        else:
+            found.extend(compare(cid, chain.hashes, chain.last_version, [latest]))
+    return found
+
+
 def create(recorder: Any, mapper: Any, key: Ed25519PrivateKey, now: datetime,
-           directory: Path) -> dict[str, Any]:
+           directory: Path, latest: dict[str, Any] | None = None) -> dict[str, Any]:
     """Recompute every chain up to the store's last position and, if none is broken, sign the
     Merkle root of their heads; written as `checkpoint-<position>.json` in `directory`.
     Returns the checkpoint (header, signature, heads)."""
-    return Checkpointer(recorder, mapper).sign(key, now, directory)
+    return Checkpointer(recorder, mapper).sign(key, now, directory, latest)
 
 
 def write(directory: Path, checkpoint: dict[str, Any], public: bytes) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"checkpoint-{checkpoint['header']['position']:012d}.json"
+    key = checkpoint["header"].get("key")
+    if path.exists() and key and read(path)["header"].get("key") != key:
+        # A new key signing the same position (a rotation): the old key's file is history.
+        path = path.with_name(f"{path.stem}-{key[:16]}.json")
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(orjson.dumps(checkpoint))
     tmp.replace(path)
@@ -125,16 +201,96 @@ def write(directory: Path, checkpoint: dict[str, Any], public: bytes) -> Path:
     return path
 
 
-def check(checkpoint: dict[str, Any], key: Ed25519PublicKey) -> str | None:
-    """Why a checkpoint cannot be trusted (bad signature, heads not its root), or None."""
+def check(checkpoint: dict[str, Any], key: Ed25519PublicKey | KeyRing,
+          market: str | None = None) -> str | None:
+    """Why a checkpoint cannot be trusted (no trusted key, bad signature, heads not its roots),
+    or None. With `market`, `heads` may hold that market's cards only (an evidence pack): they
+    must give the market's signed root, so no card of the market can be left out."""
+    ring = key if isinstance(key, KeyRing) else KeyRing.of(key)
+    header = checkpoint["header"]
+    public = ring.key_for(header)
+    if public is None:
+        return (f"signed by key {header.get('key', '(unnamed)')}, which is not in the trusted "
+                "key ring (or not valid at that time)")
     try:
-        key.verify(base64.b64decode(checkpoint["signature"]), _signed_bytes(checkpoint["header"]))
+        public.verify(base64.b64decode(checkpoint["signature"]), _signed_bytes(header))
     except (InvalidSignature, ValueError, KeyError, TypeError):
         return "signature invalid: not signed by the trusted checkpoint key"
-    heads = {cid: (int(v), str(h)) for cid, (v, h) in checkpoint["heads"].items()}
-    if merkle_root(heads) != checkpoint["header"]["root"]:
-        return "heads do not give the signed Merkle root"
+    if market is None:
+        heads = {cid: (int(h[0]), str(h[1])) for cid, h in checkpoint["heads"].items()}
+        if merkle_root(heads) != header["root"]:
+            return "heads do not give the signed Merkle root"
+        if "markets" in header and market_roots(checkpoint["heads"]) != header["markets"]:
+            return "heads do not give the signed roots of each market"
+        return None
+    signed = header.get("markets", {}).get(market, {"cards": 0, "root": merkle_root({})})
+    if market_roots(checkpoint["heads"]).get(market, {"cards": 0, "root": merkle_root({})}) \
+            != signed:
+        return f"heads do not give the signed root of market {market}: a card was left out"
     return None
+
+
+class KeyRing:
+    """Trusted checkpoint keys: each with the period it signed in (a retired key stays, so
+    history signed with it stays verifiable). A JSON file `{"keys": [{"fingerprint",
+    "public_key" (PEM), "valid_from", "valid_until" (ISO instants or null)}]}`, or PEM public
+    keys (valid at any time)."""
+
+    def __init__(self, keys: list[tuple[Ed25519PublicKey, datetime | None, datetime | None]]):
+        self.keys = {fingerprint(k): (k, start, end) for k, start, end in keys}
+
+    @classmethod
+    def of(cls, *keys: Ed25519PublicKey) -> KeyRing:
+        return cls([(k, None, None) for k in keys])
+
+    @classmethod
+    def load(cls, data: bytes) -> KeyRing:
+        if data.lstrip().startswith(b"{"):
+            entries = orjson.loads(data)["keys"]
+            ring = cls([(load_public_key(e["public_key"].encode()), _when(e.get("valid_from")),
+                         _when(e.get("valid_until"))) for e in entries])
+            for e in entries:
+                if e.get("fingerprint") and e["fingerprint"] not in ring.keys:
+                    raise ValueError(f"key ring entry {e['fingerprint'][:16]}…: its public key "
+                                     "has another fingerprint")
+            return ring
+        pems = [b"-----BEGIN PUBLIC KEY-----" + part for part in
+                data.split(b"-----BEGIN PUBLIC KEY-----")[1:]]
+        if not pems:
+            raise ValueError("neither a JSON key ring nor PEM public keys")
+        return cls.of(*(load_public_key(p) for p in pems))
+
+    def dump(self) -> bytes:
+        return orjson.dumps({"keys": [
+            {"fingerprint": fp, "public_key": public_pem(k).decode(),
+             "valid_from": start.isoformat() if start else None,
+             "valid_until": end.isoformat() if end else None}
+            for fp, (k, start, end) in self.keys.items()
+        ]}, option=orjson.OPT_INDENT_2)
+
+    def key_for(self, header: dict[str, Any]) -> Ed25519PublicKey | None:
+        """The key that signed `header` if trusted at its signing time. Checkpoints from before
+        keys were named: the only key of the ring valid then, if there is exactly one."""
+        signed_at = _when(header.get("signed_at"))
+        named = header.get("key")
+        candidates = [self.keys[named]] if named in self.keys else [] if named else list(
+            self.keys.values())
+        valid = [k for k, start, end in candidates
+                 if signed_at is None or ((start is None or start <= signed_at)
+                                          and (end is None or signed_at <= end))]
+        return valid[0] if len(valid) == 1 else None
+
+    def add(self, key: Ed25519PublicKey, start: datetime | None) -> None:
+        self.keys.setdefault(fingerprint(key), (key, start, None))
+
+    def retire(self, key: Ed25519PublicKey, end: datetime) -> None:
+        fp = fingerprint(key)
+        k, start, _ = self.keys[fp]
+        self.keys[fp] = (k, start, end)
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 def paths(directory: Path) -> list[Path]:
@@ -152,7 +308,8 @@ def read(path: Path) -> dict[str, Any]:
     return _read(path, path.stat().st_mtime_ns)
 
 
-def trusted(directory: Path, key: Ed25519PublicKey) -> tuple[list[dict[str, Any]], list[Problem]]:
+def trusted(directory: Path, key: Ed25519PublicKey | KeyRing
+            ) -> tuple[list[dict[str, Any]], list[Problem]]:
     """(checkpoints that verify, oldest first; one problem per checkpoint that does not)."""
     good, bad = [], []
     for path in paths(directory):
@@ -212,5 +369,16 @@ def every(checkpointer: Checkpointer, sign: Any, events: int, seconds: float,
         stop.wait(poll)
 
 
-__all__ = ["CheckpointError", "Checkpointer", "card_chain", "check", "compare", "create",
-           "every", "trusted"]
+__all__ = [
+    "CheckpointError",
+    "Checkpointer",
+    "Ed25519PrivateKey",
+    "KeyRing",
+    "card_chain",
+    "check",
+    "compare",
+    "create",
+    "every",
+    "fingerprint",
+    "trusted",
+]

@@ -77,6 +77,9 @@ class Settings(BaseModel):
     checkpoint_dir: Path = Path("var/checkpoints")
     checkpoint_every_events: int = 10_000
     checkpoint_every_minutes: int = 60
+    # The key sealing every chain link (HMAC): outside the database and the data directory;
+    # None (memory stores only): a key for the process's lifetime.
+    chain_key_file: Path | None = None
     # Personal data (P2): where the key-encryption keys live (never in the database),
     # how often they rotate, and how long each category of personal data is kept.
     kek_file: Path | None = None
@@ -155,6 +158,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             env.get("GIFTCARDS_SIGNING_KEY_FILE") or data_dir / "checkpoint-signing.pem"
         ),
         checkpoint_dir=Path(env.get("GIFTCARDS_CHECKPOINT_DIR") or data_dir / "checkpoints"),
+        chain_key_file=None if url == "memory://" else _chain_key_file(env),
         checkpoint_every_events=_int(env, "GIFTCARDS_CHECKPOINT_EVERY_EVENTS", 10_000),
         checkpoint_every_minutes=_int(env, "GIFTCARDS_CHECKPOINT_EVERY_MINUTES", 60),
         kek_file=None if url == "memory://" else Path(
@@ -331,6 +335,16 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _chain_key_file(env: dict[str, str]) -> Path:
+    """GIFTCARDS_CHAIN_KEY_FILE, else (outside production) the user's configuration directory:
+    never the data directory, so a copy of the database and its directory cannot forge."""
+    given = env.get("GIFTCARDS_CHAIN_KEY_FILE")
+    if given:
+        return Path(given)
+    config = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
+    return Path(config) / "giftcards" / "chain.key"
+
+
 def _master_key(env: dict[str, str], mode: str, data_dir: Path) -> bytes:
     given = env.get("GIFTCARDS_SECRET_KEY")
     if given:
@@ -427,6 +441,10 @@ VARIABLES: dict[str, str] = {
     "(`https://giftcards.example.com`)",
     "GIFTCARDS_SIGNING_KEY_FILE": "Ed25519 private key (PEM) signing audit checkpoints (default "
     "`<data dir>/checkpoint-signing.pem`, generated outside production); back it up",
+    "GIFTCARDS_CHAIN_KEY_FILE": "the chain key (32 random bytes, hex) sealing every card "
+    "event's chain link with HMAC-SHA256; outside the database, apart from the signing key and "
+    "the KEKs. Default `$XDG_CONFIG_HOME/giftcards/chain.key` (`~/.config/giftcards/chain.key`), "
+    "generated outside production, never in the data dir; required in production; back it up",
     "GIFTCARDS_CHECKPOINT_DIR": "where signed checkpoints and their public key go (default "
     "`<data dir>/checkpoints`)",
     "GIFTCARDS_CHECKPOINT_EVERY_EVENTS": "`serve` signs a checkpoint after this many new events "

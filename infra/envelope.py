@@ -151,6 +151,7 @@ def stored_envelope(mapper: Mapper[Any], stored: Notification) -> dict[str, Any]
     cls, fields, upcast = mapper.to_state(stored)
     originator_id = cast(UUID, stored.originator_id)  # both recorders give back UUIDs
     if upcast:  # let the model validate and normalise what the upcasters produced
+        fields.pop("chain_mac", None)
         event = cls(**fields, originator_id=originator_id,
                     originator_version=stored.originator_version)
         fields = event.model_dump(mode="json")

@@ -10,6 +10,10 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel
 
+from domain.chain import link_mac
+
+MAC_FIELD = "chain_mac"  # stored beside the event's fields, never one of them
+
 
 class OrjsonTranscoder(Transcoder):
     def encode(self, obj: Any) -> bytes:
@@ -20,7 +24,11 @@ class OrjsonTranscoder(Transcoder):
 
 
 class PydanticMapper(Mapper):  # type: ignore[type-arg]
-    """Stores `model_dump(mode="json")`; upcasts old versions with `upcast_vN_vN+1`."""
+    """Stores `model_dump(mode="json")`; upcasts old versions with `upcast_vN_vN+1`. A chained
+    event is stored with `chain_mac`, its link sealed under `chain_key` (set by the composition
+    root): the application computes it as it records the event."""
+
+    chain_key: bytes | None = None
 
     def to_stored_event(self, domain_event: DomainEventProtocol[Any]) -> StoredEvent:
         state = cast(BaseModel, domain_event).model_dump(
@@ -29,6 +37,9 @@ class PydanticMapper(Mapper):  # type: ignore[type-arg]
         version = class_version(type(domain_event))
         if version > 1:
             state["class_version"] = version
+        event_hash = state.get("event_hash")
+        if event_hash and self.chain_key is not None:
+            state[MAC_FIELD] = link_mac(self.chain_key, event_hash)
         stored = self.transcoder.encode(state)
         if self.compressor:
             stored = self.compressor.compress(stored)
@@ -59,6 +70,7 @@ class PydanticMapper(Mapper):  # type: ignore[type-arg]
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[Any]:
         cls, state, _ = self.to_state(stored_event)
+        state.pop(MAC_FIELD, None)
         state["originator_id"] = stored_event.originator_id
         state["originator_version"] = stored_event.originator_version
         return cast(DomainEventProtocol[Any], cls(**state))

@@ -8,22 +8,36 @@ from typing import Any
 import orjson
 
 from infra.db import Database
-from projections.schema import ALERTS, BREAKAGE, LEDGER
+from projections.schema import ALERTS, BALANCE, BREAKAGE, LEDGER
 from projections.timefmt import fmt
 
 
 def liability(db: Database, as_of: datetime, market: str | None = None) -> dict[str, Any]:
-    """Outstanding balance and open cards per market: the ledger summed up to `as_of`."""
-    sql = (
+    """Outstanding balance and open cards per market: the ledger summed up to `as_of`, less the
+    cards past their validity at `as_of` that the expiry sweep has not closed yet (R9). The
+    sweep records `Expired` at the card's expiry, so a figure once shown never changes."""
+    only = " AND market = ?" if market else ""
+    params = [fmt(as_of), *([market] if market else [])]
+    rows = db.execute(
         f"SELECT market, currency, SUM(delta), SUM(open_delta) FROM {LEDGER.name} "
-        "WHERE occurred_at <= ?" + (" AND market = ?" if market else "")
-        + " GROUP BY market, currency ORDER BY market, currency"
+        f"WHERE occurred_at <= ?{only} GROUP BY market, currency ORDER BY market, currency",
+        params,
     )
-    rows = db.execute(sql, [fmt(as_of), *([market] if market else [])])
+    # Unswept: still active in the views, but expired at `as_of`; nothing can change a card's
+    # balance after its expiry, so its current balance is the one it expired with.
+    unswept = {
+        (m, c): (int(b), int(n)) for m, c, b, n in db.execute(
+            f"SELECT market, currency, SUM(balance), COUNT(*) FROM {BALANCE.name} "
+            f"WHERE status = 'active' AND expires_at <= ?{only} GROUP BY market, currency",
+            params,
+        )
+    }
     return {
         "as_of": fmt(as_of),
         "markets": [
-            {"market": m, "currency": c, "outstanding": int(o), "open_cards": int(n)}
+            {"market": m, "currency": c,
+             "outstanding": int(o) - unswept.get((m, c), (0, 0))[0],
+             "open_cards": int(n) - unswept.get((m, c), (0, 0))[1]}
             for m, c, o, n in rows
         ],
     }

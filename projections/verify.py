@@ -18,6 +18,7 @@ from infra.chains import all_chains, card_chain
 from infra.checkpoints import compare, not_checkpointed
 from infra.db import Database
 from infra.envelope import to_envelope
+from infra.recorders import BinaryPostgresProcessRecorder, facts_row_sound
 from projections.audit import chain_hash
 from projections.schema import AUDIT, BALANCE
 from projections.timefmt import fmt, norm
@@ -40,6 +41,9 @@ def verify_card(
     cid = str(card_id)
     stored: list[StoredEvent] = []
     chain = card_chain(app.recorder, app.mapper, card_id, stored)
+    head = chain.head_problem()
+    if head:
+        chain.problems.append(head)
     chain.problems.extend(
         compare(cid, chain.hashes, chain.last_version, checkpoints or [])
     )
@@ -66,6 +70,7 @@ def verify_card(
         problem(None, "no such card in the event store")
     card: GiftCard | None = None
     previous: str | None = None
+    published = 0  # the views see published events only (not the chain's seals)
     for event in events:
         version = event.originator_version
         card = cast(GiftCard, cast(Any, event).mutate(card))
@@ -73,6 +78,7 @@ def verify_card(
         row = audit.pop(version, None)
         if envelope is None:
             continue
+        published = version
         if row is None:
             problem(version, "event missing from the audit view")
             continue
@@ -88,12 +94,39 @@ def verify_card(
     for version in sorted(audit):
         problem(version, "audit view has an event the store does not")
     if card is not None:
-        _compare_state(db, card, problem)
+        _compare_state(db, card, published, problem)
+        _compare_lookup_row(app, card, problem)
     return len(events), problems
 
 
+def _compare_lookup_row(
+    app: GiftCards, card: GiftCard, problem: Callable[[int | None, str], None]
+) -> None:
+    """PostgreSQL keeps each card's lookup row beside its events: a cache, checked like a view
+    (its facts against the replay, its MAC against the chain key)."""
+    recorder = app.recorder
+    if not isinstance(recorder, BinaryPostgresProcessRecorder):
+        return
+    found = recorder.facts_row(card.id)
+    if found is None:  # cards untouched since rows exist have none: lookups read them in full
+        return
+    facts, version, mac = found
+    if not facts_row_sound(recorder.facts_key, facts, version, mac):
+        problem(card.version, "lookup row does not match its MAC: edited outside the "
+                              "application (lookups read this card in full)")
+    replayed = card.facts()
+    for name in ("status", "balance", "currency", "market", "expires_at", "held_until",
+                 "code_last4"):
+        if getattr(facts, name) != getattr(replayed, name):
+            problem(card.version, f"lookup row {name} is {getattr(facts, name)!r}, replay "
+                                  f"gives {getattr(replayed, name)!r}")
+    if version != card.version:
+        problem(card.version, f"lookup row is of version {version}, the card is at "
+                              f"{card.version}")
+
+
 def _compare_state(
-    db: Database, card: GiftCard, problem: Callable[[int | None, str], None]
+    db: Database, card: GiftCard, published: int, problem: Callable[[int | None, str], None]
 ) -> None:
     rows = db.execute(
         f"SELECT {', '.join(STATE)} FROM {BALANCE.name} WHERE card_id = ?", [str(card.id)]
@@ -107,7 +140,7 @@ def _compare_state(
         "status": card.status, "market": card.market, "currency": card.currency,
         "amount": card.amount, "balance": card.balance, "expires_at": fmt(card.expires_at),
         "replaces": str(card.replaces) if card.replaces else None,
-        "replaced_by": [str(c) for c in card.replaced_by], "last_version": card.version,
+        "replaced_by": [str(c) for c in card.replaced_by], "last_version": published,
     }
     view["expires_at"] = norm(view["expires_at"])
     for name in STATE:
@@ -123,11 +156,11 @@ def verify_store(app: GiftCards, checkpoints: list[dict[str, Any]]) -> list[Prob
     checkpoints, never reading a view (what `projections rebuild` checks first)."""
     upto = app.recorder.max_notification_id() or 0
     chains = {c.card_id: c for _, c in all_chains(app.recorder, app.mapper, upto)}
-    problems = [p for c in chains.values() for p in c.problems]
+    problems = [p for c in chains.values() for p in c.all_problems()]
     for c in chains.values():
         problems.extend(compare(c.card_id, c.hashes, c.last_version, checkpoints))
     for cp in checkpoints:
-        for cid, (version, _) in cp["heads"].items():
+        for cid, (version, *_) in cp["heads"].items():
             if cid not in chains:
                 problems.append({"card_id": cid, "version": version,
                                  "problem": "card in a signed checkpoint is missing from the "

@@ -89,6 +89,8 @@ def env_for(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> dic
         "GIFTCARDS_DATA_DIR": str(tmp_path / "var"),
         "GIFTCARDS_DATABASE_URL": database_url(backend, tmp_path, request),
         "GIFTCARDS_SECRET_KEY": SECRET,
+        # Outside the data dir, as in production: a copy of var/ holds no chain key.
+        "GIFTCARDS_CHAIN_KEY_FILE": str(tmp_path / "secrets" / "chain.key"),
     }
 
 

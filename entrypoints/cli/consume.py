@@ -214,8 +214,13 @@ def checkpoints_loop(settings: Settings) -> Part:
     def run(stop: threading.Event) -> None:
         service = build(settings, create_tables=False)
         try:
-            key = cps.load_signing_key(settings.signing_key_file, create=not settings.production)
+            key = cps.trusted_signing_key(settings.signing_key_file, settings.checkpoint_dir,
+                                          create=not settings.production)
             checkpointer = cps.Checkpointer(service.app.recorder, service.app.mapper)
+            # The store must not contradict the latest trusted checkpoint, even the first time.
+            ring = cps.KeyRing.load(cps.ring_path(settings.checkpoint_dir).read_bytes())
+            good, _ = cps.trusted(settings.checkpoint_dir, ring)
+            checkpointer.last = good[-1] if good else None
 
             def sign() -> None:
                 from infra.kafka.checkpoints import publish

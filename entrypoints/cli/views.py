@@ -53,6 +53,8 @@ def refresh() -> None:
 SOURCE_HELP = ("where the events come from: kafka (giftcard.events) or store (the event store); "
                "default kafka when KAFKA_BOOTSTRAP_SERVERS is set, else store")
 CARD_HELP = "the card's id (UUID)"
+RING_HELP = ("trusted key ring (JSON, or PEM public keys): checkpoints must be signed by one of "
+             "its keys within its validity period; default <checkpoint dir>/trusted-keys.json")
 KEY_HELP = ("trusted checkpoint public key (PEM); default: the public half of "
             "GIFTCARDS_SIGNING_KEY_FILE")
 
@@ -106,17 +108,24 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     v.add_argument("--all", action="store_true", help="every card (and, with Kafka, the "
                    "published copy)")
     v.add_argument("--public-key", type=Path, help=KEY_HELP)
+    v.add_argument("--trusted-keys", type=Path, help=RING_HELP)
     v.set_defaults(handler=audit_verify)
     c = audit.add_parser("checkpoint", help="sign the heads of every card chain (Ed25519)",
                          epilog=examples("audit checkpoint"))
     c.set_defaults(handler=audit_checkpoint)
     g = audit.add_parser("keygen", help="create the checkpoint signing key (Ed25519, mode 0600) "
-                         "at GIFTCARDS_SIGNING_KEY_FILE if there is none; print its public key",
+                         "at GIFTCARDS_SIGNING_KEY_FILE and the chain key at "
+                         "GIFTCARDS_CHAIN_KEY_FILE if there are none; print the public key",
                          epilog=examples("audit keygen",
                                          "GIFTCARDS_SIGNING_KEY_FILE=/secrets/signing.pem "
                                          "giftcards audit keygen --json"))
     g.set_defaults(handler=audit_keygen)
-    s = audit.add_parser("seal", help="chain the histories stored before the chain existed",
+    r = audit.add_parser("rotate-key", help="retire the checkpoint signing key (kept in the "
+                         "trusted key ring with its validity period), create a new one and sign "
+                         "a checkpoint with it", epilog=examples("audit rotate-key"))
+    r.set_defaults(handler=audit_rotate_key)
+    s = audit.add_parser("seal", help="seal the histories stored before the chain key (or the "
+                         "chain) existed under the chain key, then sign a checkpoint",
                          epilog=examples("audit seal"))
     s.set_defaults(handler=audit_seal)
     e = audit.add_parser("export", help="a card's audit trail, or with --period the evidence "
@@ -134,15 +143,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     e.add_argument("--market", type=parse_market, help=MARKET_HELP + " (with --period)")
     e.add_argument("--out", type=Path, help="directory of the evidence pack (with --period)")
     e.add_argument("--public-key", type=Path, help=KEY_HELP)
+    e.add_argument("--trusted-keys", type=Path, help=RING_HELP)
     e.add_argument("--operator", type=parse_text(100), help="who reads the trail, whose "
                    "actors are customer ids (R21; a card's trail only)")
     e.set_defaults(handler=audit_export)
-    k = audit.add_parser("verify-pack", help="verify an evidence pack offline (no database)",
+    k = audit.add_parser("verify-pack", help="verify an evidence pack offline (no database) "
+                         "with the auditor's trusted key ring",
                          epilog=examples("audit verify-pack evidence-FR-2026-01 "
-                                         "--public-key var/checkpoints/public-key.pem"))
+                                         "--trusted-keys auditor/trusted-keys.json"))
     k.add_argument("pack", type=Path, help="the evidence pack's directory")
-    k.add_argument("--public-key", type=Path, required=True,
-                   help="the public key (PEM) the pack's checkpoints must be signed with")
+    k.add_argument("--trusted-keys", type=Path,
+                   help="the auditor's key ring (JSON from `audit keygen`/`rotate-key`, or PEM "
+                   "public keys), from outside the pack; without it the pack is never ok")
     k.set_defaults(handler=audit_verify_pack)
 
 
@@ -266,27 +278,65 @@ def fraud_alerts(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def trusted_checkpoints(
-    public_key: Path | None,
+    public_key: Path | None, trusted_keys: Path | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(checkpoints signed by the trusted key, problems with the others)."""
+    """(checkpoints signed by a trusted key, problems with the others)."""
     from infra import checkpoints as cps
 
     settings = service().settings
+    ring = trusted_ring(public_key, trusted_keys)
+    if ring is None:
+        found = cps.paths(settings.checkpoint_dir)
+        return [], [{"card_id": None, "version": None, "problem": f"{len(found)} checkpoint(s) "
+                     "but no key to check them"}] if found else []
+    return cps.trusted(settings.checkpoint_dir, ring)
+
+
+def ring_file() -> Path:
+    from infra.checkpoints import ring_path
+
+    return ring_path(service().settings.checkpoint_dir)
+
+
+def read_ring(path: Path, option: str) -> Any:
+    from infra import checkpoints as cps
+
+    try:
+        return cps.KeyRing.load(path.read_bytes())
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UsageError(f"{option}: {error}") from None
+
+
+def trusted_ring(public_key: Path | None, trusted_keys: Path | None) -> Any:
+    """The ring given (--trusted-keys, --public-key), else the service's ring file, else the
+    public half of the signing key; None if there is none."""
+    from infra import checkpoints as cps
+
+    settings = service().settings
+    if trusted_keys is not None:
+        return read_ring(trusted_keys, "--trusted-keys")
     if public_key is not None:
-        try:
-            key = cps.load_public_key(public_key.read_bytes())
-        except (OSError, ValueError) as error:
-            raise UsageError(f"--public-key: {error}") from None
-    elif settings.signing_key_file.exists():
+        return read_ring(public_key, "--public-key")
+    if ring_file().exists():
+        return read_ring(ring_file(), str(ring_file()))
+    if settings.signing_key_file.exists():
         try:
             key = cps.load_signing_key(settings.signing_key_file, create=False).public_key()
         except ValueError as error:
             raise ConfigError(f"GIFTCARDS_SIGNING_KEY_FILE: {error}") from None
-    else:
-        found = cps.paths(settings.checkpoint_dir)
-        return [], [{"card_id": None, "version": None, "problem": f"{len(found)} checkpoint(s) "
-                     "but no key to check them"}] if found else []
-    return cps.trusted(settings.checkpoint_dir, key)
+        return cps.KeyRing.of(key)
+    return None
+
+
+def signing_key(*, create: bool) -> Any:
+    from infra import checkpoints as cps
+
+    settings = service().settings
+    try:
+        return cps.trusted_signing_key(settings.signing_key_file, settings.checkpoint_dir,
+                                       create=create)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"GIFTCARDS_SIGNING_KEY_FILE: {error}") from None
 
 
 def kafka_problems() -> list[dict[str, Any]]:
@@ -315,7 +365,7 @@ def audit_verify(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("give a CARD_ID or --all, not both")
     refresh()
     app, db = service().app, projector().db
-    checkpoints, problems = trusted_checkpoints(args.public_key)
+    checkpoints, problems = trusted_checkpoints(args.public_key, args.trusted_keys)
     ids = [args.card_id] if args.card_id else list(card_ids(app, db, checkpoints))
     cards = events = 0
     tally: dict[str, int] = {}
@@ -346,13 +396,11 @@ def audit_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
 
     svc = service()
     settings = svc.settings
-    try:
-        key = cps.load_signing_key(settings.signing_key_file, create=not settings.production)
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"GIFTCARDS_SIGNING_KEY_FILE: {error}") from None
+    key = signing_key(create=not settings.production)
+    trusted, _ = trusted_checkpoints(None)
     try:
         checkpoint = cps.create(svc.app.recorder, svc.app.mapper, key, svc.app.now(),
-                                settings.checkpoint_dir)
+                                settings.checkpoint_dir, trusted[-1] if trusted else None)
     except cps.CheckpointError as refused:
         emit_and_exit({"ok": False, "refused": str(refused), "problems": refused.problems},
                       args.json)
@@ -370,24 +418,62 @@ def audit_keygen(args: argparse.Namespace) -> dict[str, Any]:
     """The operator's step that production needs (there, nothing generates the key unasked);
     an existing key is kept, never replaced: its checkpoints stay verifiable."""
     from infra import checkpoints as cps
+    from infra.chainkey import load_chain_key
     from infra.config import load_settings
 
-    path = load_settings().signing_key_file
+    settings = load_settings()
+    path = settings.signing_key_file
     existed = path.exists()
     try:
-        key = cps.load_signing_key(path, create=True)
+        key = cps.trusted_signing_key(path, settings.checkpoint_dir, create=True)
     except (OSError, ValueError) as error:
         raise ConfigError(f"GIFTCARDS_SIGNING_KEY_FILE: {error}") from None
+    chain_key = settings.chain_key_file
+    chain_created = chain_key is not None and not chain_key.exists()
+    if chain_key is not None:
+        try:
+            load_chain_key(chain_key, create=True)
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"GIFTCARDS_CHAIN_KEY_FILE: {error}") from None
     return {"signing_key_file": str(path), "created": not existed,
-            "public_key": cps.public_pem(key).decode()}
+            "public_key": cps.public_pem(key).decode(), "fingerprint": cps.fingerprint(key),
+            "trusted_keys": str(cps.ring_path(settings.checkpoint_dir)),
+            "chain_key_file": str(chain_key) if chain_key else None,
+            "chain_key_created": chain_created}
+
+
+def audit_rotate_key(args: argparse.Namespace) -> dict[str, Any]:
+    """The old key stays in the ring, valid until now (its checkpoints and packs still
+    verify); the new one is valid from now and signs a checkpoint at once."""
+    from infra import checkpoints as cps
+
+    settings, now = service().settings, service().app.now()
+    old = signing_key(create=False)
+    ring = read_ring(ring_file(), str(ring_file()))
+    new = cps.Ed25519PrivateKey.generate()
+    ring.retire(old.public_key(), now)
+    ring.add(new.public_key(), now)
+    path = settings.signing_key_file
+    fresh = path.with_name(f".{path.name}.new")
+    fresh.unlink(missing_ok=True)
+    cps.write_private_key(fresh, new)
+    ring_file().write_bytes(ring.dump())  # first: a crash now leaves the old key, still in it
+    fresh.replace(path)
+    signed = audit_checkpoint(args)
+    return {"retired": cps.fingerprint(old), "current": cps.fingerprint(new),
+            "trusted_keys": str(ring_file()), "checkpoint": signed}
 
 
 def audit_seal(args: argparse.Namespace) -> dict[str, Any]:
+    """One recorded, signed step: every card whose last event is not sealed under the chain key
+    gets a HistorySealed event (its MAC covers the whole earlier history), then a checkpoint
+    signs the new heads."""
     from infra.chains import unsealed_cards
 
     app = service().app
     sealed = [app.seal_history(cid) for cid in unsealed_cards(app.recorder, app.mapper)]
-    return {"sealed": len(sealed), "cards": sealed}
+    signed = audit_checkpoint(args) if sealed else None
+    return {"sealed": len(sealed), "cards": sealed, "checkpoint": signed}
 
 
 def emit_and_exit(result: dict[str, Any], as_json: bool) -> None:
@@ -430,25 +516,31 @@ def evidence_pack(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("--period needs --market and --out, and no CARD_ID")
     service().app.markets.get(args.market)  # an unknown market is refused here
     refresh()
-    checkpoints, problems = trusted_checkpoints(args.public_key)
+    checkpoints, problems = trusted_checkpoints(args.public_key, args.trusted_keys)
+    # Only checkpoints that commit to each market's cards can show no card was left out.
+    checkpoints = [c for c in checkpoints if "markets" in c["header"]]
     if problems or not checkpoints:
         emit_and_exit({"ok": False, "refused": "no trusted checkpoint to put in the pack "
                        "(run `audit checkpoint`)", "problems": problems}, args.json)
-    settings = service().settings
-    public = (args.public_key.read_bytes() if args.public_key else
-              cps.public_pem(cps.load_signing_key(settings.signing_key_file, create=False)))
+    key = signing_key(create=False)  # signs the manifest: files, liability, breakage
     app = service().app
     manifest = evidence.export(app.recorder, app.mapper, projector().db, args.market,
-                               args.period, checkpoints, public, args.out)
+                               args.period, checkpoints, key, app.now(), args.out)
+    assert cps.fingerprint(key) == manifest["key"]
     return {"ok": True, "out": str(args.out), **manifest}
 
 
 def audit_verify_pack(args: argparse.Namespace) -> dict[str, Any]:
     from projections.evidence import verify_pack
 
+    ring = None
+    if args.trusted_keys is not None:
+        if args.pack.resolve() in args.trusted_keys.resolve().parents:
+            raise UsageError("--trusted-keys must come from outside the pack: a pack cannot "
+                             "certify itself")
+        ring = read_ring(args.trusted_keys, "--trusted-keys")
     try:
-        public = args.public_key.read_bytes()
-        result = verify_pack(args.pack, public)
+        result = verify_pack(args.pack, ring)
     except (OSError, ValueError, KeyError) as error:
         raise UsageError(f"not a readable evidence pack: {error}") from None
     if result["problems"]:

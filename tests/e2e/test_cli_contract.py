@@ -155,14 +155,15 @@ def test_every_command_prints_exactly_one_json_object(
         ("audit", "checkpoint"): [["audit", "checkpoint"]],
         ("audit", "seal"): [["audit", "seal"]],
         ("audit", "keygen"): [["audit", "keygen"], ["audit", "keygen"]],
+        ("audit", "rotate-key"): [["audit", "rotate-key"]],
         ("audit", "export"): [["audit", "export", cid], ["audit", "export", cid, "--format",
                                                          "csv", "--operator", "alice"],
                               ["audit", "export", MISSING, "--operator", "alice"],
                               ["audit", "export", "--period", "2026-01", "--market", "FR",
                                "--out", str(tmp_path / "pack")]],
         ("audit", "verify-pack"): [["audit", "verify-pack", str(tmp_path / "pack"),
-                                    "--public-key", str(tmp_path / "var" / "checkpoints" /
-                                                        "public-key.pem")]],
+                                    "--trusted-keys", str(tmp_path / "var" / "checkpoints" /
+                                                          "trusted-keys.json")]],
         ("deliver",): [["deliver", "--once"]],
         ("deliveries", "failed"): [["deliveries", "failed"]],
         ("deliveries", "retry"): [["deliveries", "retry", cid, "--operator", "alice"]],
@@ -328,12 +329,16 @@ def test_r21_audit_keygen_creates_the_signing_key_once_even_in_production(
     monkeypatch.setenv("GIFTCARDS_SECRET_KEY", "k7Gq2vN9xP4mR8sT1wY6zB3cD5fH0jL-aE_uI")
     key_file = tmp_path / "secrets" / "signing.pem"
     monkeypatch.setenv("GIFTCARDS_SIGNING_KEY_FILE", str(key_file))
+    chain_key = tmp_path / "chain" / "chain.key"  # apart from the signing key
+    monkeypatch.setenv("GIFTCARDS_CHAIN_KEY_FILE", str(chain_key))
     status, first = one_object(capsys, "audit", "keygen")
     assert status == 0 and first["created"] is True, first
+    assert first["chain_key_created"] is True and chain_key.stat().st_mode & 0o777 == 0o600
     assert key_file.stat().st_mode & 0o777 == 0o600
-    pem = key_file.read_bytes()
+    pem, sealing = key_file.read_bytes(), chain_key.read_bytes()
     status, again = one_object(capsys, "audit", "keygen")
     assert status == 0 and again["created"] is False, again
+    assert again["chain_key_created"] is False and chain_key.read_bytes() == sealing
     assert again["public_key"] == first["public_key"]
     assert key_file.read_bytes() == pem  # kept, never replaced
     assert "PRIVATE" not in first["public_key"]
