@@ -64,7 +64,8 @@ class Deliveries:
             if buyer_email is not None:
                 if delivery.buyer_subject is None:
                     raise refuse("invalid_input", "this card has no buyer to write to")
-                sealed = self.cards.seal_pii(delivery.buyer_subject, "buyer_email", buyer_email)
+                sealed = self.cards.seal_pii(
+                    uow, delivery.buyer_subject, "buyer_email", buyer_email)
             delivery.record_retry(operator=operator, buyer_email=sealed, now=self.cards.now())
             uow.add(delivery)
             return {"card_id": str(card_id), "status": delivery.status, "attempt": delivery.attempt}
