@@ -27,9 +27,9 @@ def render(result: Json, source: str) -> str:
     if result["kind"] != "full":
         lines += [
             '!!! warning "Partial run"',
-            f"    Only the sections {', '.join(result['sections'])} were run, on a shared "
-            "machine (see the load below): these figures are not a full `make bench` and no "
-            "target is judged from them. The next full run replaces this page.",
+            f"    Only these sections were run: {', '.join(result['sections'])}; on a shared "
+            "machine (see the load below). These figures are not a full `make bench`: no "
+            "target is judged from them, and the next full run replaces this page.",
             "",
         ]
     load = result["load"]
