@@ -72,6 +72,8 @@ class UnitOfWork:
         self.absent: set[UUID] = set()
         # card id -> its code's index stream, for the cards whose code is registered here
         self.code_indexes: dict[UUID, UUID] = {}
+        # The vault keys this unit reads and creates: committed with its events.
+        self.keys = app.vault.session()
 
     def prefetch(self, ids: Iterable[UUID]) -> None:
         """Load many streams in one query: a batch reads its keys and cards once, not each."""
@@ -130,7 +132,9 @@ class UnitOfWork:
                 for aggregate in self.changed.values()
                 if isinstance(aggregate, GiftCard)
             ]
+        processing.saved_kwargs.update(self.keys.before_commit())
         self.app.record(processing)
+        self.keys = self.app.vault.session()
         self.changed.clear()
         self.code_indexes.clear()
 
@@ -252,6 +256,7 @@ class GiftCards(Application[UUID]):
             GiftCard.check_amount(the_market, amount)
             code = self.codes()
             pii = self._seal_purchase_pii(
+                uow,
                 buyer_id, buyer_email, buyer_name, recipient_email, recipient_name, message
             )
             card = GiftCard.purchase(
@@ -268,7 +273,7 @@ class GiftCards(Application[UUID]):
                 card,
                 Index.register(PURCHASE_ORDER, order_id, card.id),
                 self.register_code(uow, code, card.id),
-                self._sealed_delivery(card, code, "purchase", buyer_id, pii, None),
+                self._sealed_delivery(uow, card, code, "purchase", buyer_id, pii, None),
             )
             return {**card_json(card), "code": code, "replayed": False}
 
@@ -276,6 +281,7 @@ class GiftCards(Application[UUID]):
 
     def _sealed_delivery(
         self,
+        uow: UnitOfWork,
         card: GiftCard,
         code: str,
         kind: Kind,
@@ -288,23 +294,29 @@ class GiftCards(Application[UUID]):
         return CodeDelivery.seal(
             card_id=card.id,
             kind=kind,
-            sealed_code=self.vault.seal(delivery_key_subject(card.id), code),
+            sealed_code=uow.keys.seal_new_subject(delivery_key_subject(card.id), code),
             buyer_subject=buyer_subject,
             pii=dict(pii),
             refunds_order=refunds_order,
             now=self.now(),
         )
 
-    def seal_pii(self, subject_id: str, name: str, value: str) -> str:
+    def seal_pii(self, uow: UnitOfWork, subject_id: str, name: str, value: str) -> str:
         """A rectifiable field (e-mail, name) under its own key, which a rectification
         destroys (art. 16); anything else under the subject's key."""
         kind = rectified_field(name)
         if kind is None:
-            return self.vault.seal(subject_id, value)
-        return self.vault.seal_field(subject_id, kind, value)
+            return uow.keys.seal(subject_id, value)
+        return uow.keys.seal_field(subject_id, kind, value)
+
+    def purchase_subjects(self, buyer_id: str | None, recipient_email: str | None) -> list[str]:
+        """The vault subjects a purchase seals under (a batch reads their keys at once)."""
+        recipient = self.vault.subject_for_email(recipient_email) if recipient_email else None
+        return [s for s in (buyer_id, recipient) if s]
 
     def _seal_purchase_pii(
         self,
+        uow: UnitOfWork,
         buyer_id: str | None,
         buyer_email: str | None,
         buyer_name: str | None,
@@ -321,16 +333,16 @@ class GiftCards(Application[UUID]):
         if message and recipient:
             # Written by the buyer, about and for the recipient: sealed under both keys, so
             # either one's erasure makes it unreadable (P2).
-            buyer_fields["message"] = SEALED_FOR_BOTH + self.vault.seal(recipient, message)
+            buyer_fields["message"] = SEALED_FOR_BOTH + uow.keys.seal(recipient, message)
         for name, value in buyer_fields.items():
             if value and buyer_id:
-                sealed[name] = self.seal_pii(buyer_id, name, value)
+                sealed[name] = self.seal_pii(uow, buyer_id, name, value)
         if recipient_email and recipient:
             sealed["recipient_subject"] = recipient
-            sealed["recipient_email"] = self.seal_pii(recipient, "recipient_email",
+            sealed["recipient_email"] = self.seal_pii(uow, recipient, "recipient_email",
                                                       recipient_email)
             if recipient_name:
-                sealed["recipient_name"] = self.seal_pii(recipient, "recipient_name",
+                sealed["recipient_name"] = self.seal_pii(uow, recipient, "recipient_name",
                                                          recipient_name)
         elif recipient_name:
             raise refuse("invalid_input", "a recipient name needs the recipient's email")
@@ -644,7 +656,7 @@ class GiftCards(Application[UUID]):
                 uow.add(
                     new_card,
                     self.register_code(uow, code, new_card.id),
-                    self._sealed_delivery(new_card, code, "refund", owner, pii, order_id),
+                    self._sealed_delivery(uow, new_card, code, "refund", owner, pii, order_id),
                 )
             original.record_refund(
                 order_id=order_id,

@@ -71,13 +71,13 @@ class Deliveries:
         delivery = self._retriable(card_id, operator)
         buyer = delivery.buyer_subject
         notice_to: str | None = None
-        sealed: str | None = None
+        first_address = False
         if buyer_email is not None:
             if buyer is None:
                 raise refuse("invalid_input", "this card has no owner to write to")
             on_file = reader.open(buyer, delivery.pii.get("buyer_email"), "buyer_email")
             if on_file is None:
-                sealed = self.cards.seal_pii(buyer, "buyer_email", buyer_email)
+                first_address = True
             elif on_file.strip().lower() != buyer_email.strip().lower():
                 if request_id is None:
                     raise refuse(
@@ -97,8 +97,11 @@ class Deliveries:
 
         def command(uow: UnitOfWork) -> Json:
             again = self._retriable(card_id, operator, uow)
-            again.record_retry(operator=operator, buyer_email=sealed, now=self.cards.now(),
-                               notice_to=notice_to)
+            # A first address is sealed in the retry's own unit of work (with its key).
+            first = (self.cards.seal_pii(uow, buyer, "buyer_email", buyer_email)
+                     if first_address and buyer is not None and buyer_email is not None else None)
+            again.record_retry(operator=operator, buyer_email=first,
+                               now=self.cards.now(), notice_to=notice_to)
             uow.add(again)
             return {"card_id": str(card_id), "status": again.status, "attempt": again.attempt,
                     "previous_address_notified": notice_to is not None}

@@ -1,54 +1,88 @@
-"""`python -m bench [--quick]`: every section on PostgreSQL and the real broker, one table."""
+"""`python -m bench [--quick] [--only SECTION]`: every section on PostgreSQL and the real broker,
+one table, its results kept as JSON (bench/results/) and docs/benchmarks.md generated from them;
+`python -m bench --check [FILE]`: exits 1 naming each ratio below its target."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
 
-from bench import checkout, http, projections, relay
+from bench import checkout, http, page, projections, relay, results
 from bench.common import Ctx, Section, print_latencies, print_table
 from dev import kafka_dev
 from dev.services import postgres_url
 from infra.runtime import tune_gc
 
 # Another section (e.g. bench/projections.py) is one more module with run(ctx) here.
-SECTIONS: list[Section] = [checkout.run, relay.run, http.run]
-RATIOS = [
-    ("b/a", "b. checkout consumer end to end", "a. naive: 1 command / transaction", 5.0),
-    # The issue's baseline is "the same message sizes": the relay's own records. The ratio
-    # against the 214 B checkout messages is printed too, for comparison with earlier runs.
-    ("d/c-producer", "d. relay events", "c. raw producer, relay records", 0.5),
-    ("d/c-producer (214 B messages)", "d. relay events", "c. raw kafka-python producer", 0.5),
-    # HTTP: authorize+capture over HTTP at 64 clients against (a), commands per second
-    # both (2 per pair); against the same API without group commit for comparison.
-    ("e/a", "e. HTTP authorize+capture, group commit", "a. naive: 1 command / transaction", 3.0),
-    ("e/e0", "e. HTTP authorize+capture, group commit",
-     "e0. HTTP authorize+capture, 1 transaction each", 1.0),
-    ("f/f0", "f. HTTP lookup", "f0. HTTP constant endpoint", 0.5),
-]
-P99 = [("e. HTTP authorize+capture, group commit", 50.0), ("f. HTTP lookup", 20.0),
-       ("e8. HTTP authorize+capture, 8 clients", 50.0), ("f8. HTTP lookup, 8 clients", 20.0)]
+SECTIONS: dict[str, Section] = {"checkout": checkout.run, "relay": relay.run, "http": http.run}
+ALL = [*SECTIONS, "projections"]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes, for a smoke run (results kept under .cache/bench)")
     parser.add_argument("--http", action="store_true",
                         help="only (a) and the HTTP API's section (e, f)")
-    args = parser.parse_args()
+    parser.add_argument("--only", action="append", choices=ALL, metavar="SECTION",
+                        help=f"run only these sections (one of {', '.join(ALL)}; repeatable): "
+                        "a partial run, labelled so in its results")
+    parser.add_argument("--check", nargs="?", const="latest", metavar="FILE",
+                        help="measure nothing: exit 1 naming each ratio of the results (the "
+                        "latest kept run by default) below its target")
+    args = parser.parse_args(argv)
+    if args.check:
+        return check(args.check)
     logging.basicConfig(level=logging.WARNING)
     tune_gc()  # as every CLI process does: the naive path and the consumer alike
     durable_postgres()
+    chosen = args.only or (["http"] if args.http else ALL)
+    started, load_before = datetime.now(UTC), os.getloadavg()
     ctx = Ctx(pg_url=postgres_url(), bootstrap=kafka_dev.up(), quick=args.quick)
-    sections = [lambda ctx: [checkout.naive(ctx)], http.run] if args.http else SECTIONS
-    for section in sections:
-        for row in section(ctx):
-            ctx.rows[row.name] = row
-    print_table(ctx, RATIOS)
-    print_latencies(ctx, P99)
-    if not args.http:
-        projections.print_table(projections.run(ctx), args.quick)
+    if args.http:
+        naive = checkout.naive(ctx)
+        ctx.rows[naive.name] = naive
+    for name in chosen:
+        if name in SECTIONS:
+            for row in SECTIONS[name](ctx):
+                ctx.rows[row.name] = row
+    print_table(ctx, [(r.label, r.measure, r.baseline, r.target)
+                      for r in results.TARGETS + results.CONTEXT])
+    print_latencies(ctx, results.P99_MS)
+    if "projections" in chosen:
+        table = projections.run(ctx)
+        ctx.extra["projections"] = [asdict(row) for row in table]
+        projections.print_table(table, args.quick)
+    kind = "quick" if args.quick else "full" if set(chosen) == set(ALL) else "partial"
+    result = results.collect(ctx, kind=kind, sections=chosen, load_before=load_before,
+                             started=started)
+    saved = results.save(result)
+    print(f"results: {saved}")
+    if kind != "quick":
+        page.write()
+        print(f"page: {page.PAGE} (from {results.latest()})")
+    return 0
+
+
+def check(which: str) -> int:
+    path = results.latest() if which == "latest" else Path(which)
+    if path is None:
+        print(f"no results in {results.RESULTS}: run `python -m bench` first", file=sys.stderr)
+        return 1
+    result = results.load(path)
+    failed = results.failures(result)
+    label = f"{path.name} ({result['kind']} run of {result['commit'][:12]}, {result['started']})"
+    if result["kind"] != "full":
+        failed.insert(0, f"not a full run: sections {', '.join(result['sections'])} only")
+    for line in failed:
+        print(f"BELOW TARGET {line}", file=sys.stderr)
+    print(f"{label}: {'every target met' if not failed else f'{len(failed)} not met'}")
+    return 1 if failed else 0
 
 
 def durable_postgres() -> None:
@@ -59,4 +93,4 @@ def durable_postgres() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -27,6 +27,7 @@ class Row:
     seconds: float
     note: str = ""
     p99_ms: float | None = None  # sections that measure latency (the HTTP API)
+    spread: tuple[float, float] | None = None  # lowest and highest rate of repeated runs
 
     @property
     def rate(self) -> float:
@@ -43,6 +44,8 @@ class Ctx:
     rows: dict[str, Row] = field(default_factory=dict)
     # The store filled by section (b): the relay section publishes those same events.
     checkout_store: dict[str, str] = field(default_factory=dict)
+    # What sections report beyond rows (the projections table), kept in the results JSON.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def size(self, full: int, quick: int) -> int:
         return quick if self.quick else full

@@ -96,7 +96,7 @@ def summary(name: str, runs: list[dict[str, Any]], per: int, what: str,
             f"load {min(loads):.1f}-{max(loads):.1f}")
     # A Row of the median rate: count/seconds reproduce it.
     return Row(name, per * runs[0]["count"], per * runs[0]["count"] / median, note,
-               p99_ms=statistics.median(p99s))
+               p99_ms=statistics.median(p99s), spread=(rates[0], rates[-1]))
 
 
 def bought_codes(ctx: Ctx, env: dict[str, str], count: int) -> list[str]:

@@ -159,6 +159,8 @@ class CheckoutProcessor:
             # Two queries load every key and card the batch will read, instead of several each.
             uow.prefetch(key for message in messages for key in self.natural_keys(message))
             uow.prefetch_targets()
+            # And one query for the vault keys of every data subject the batch seals for.
+            uow.keys.prefetch(subject for message in messages for subject in self.subjects(message))
             # In offset order: of two inputs with one message id, the first one's reply stands.
             for record, item in parsed:
                 if isinstance(item, Invalid):
@@ -280,6 +282,13 @@ class CheckoutProcessor:
         return self.checkout.cancel(
             uow, card_id=message.card_id, order_id=message.order_id, code=message.code
         )
+
+    def subjects(self, message: CheckoutMessage) -> list[str]:
+        """The vault subjects a message's command seals personal data for."""
+        if not isinstance(message, GiftCardOrdered):
+            return []
+        recipient = message.recipient.email if message.recipient else None
+        return self.app.purchase_subjects(message.buyer.customer_id, recipient)
 
     def natural_keys(self, message: CheckoutMessage) -> list[UUID]:
         """Streams a message's command will read: its reply, then what the use case declares."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
@@ -29,3 +29,29 @@ class PersonalDataVault(Protocol):
     def seal(self, subject_id: str, plaintext: str) -> str: ...
 
     def seal_field(self, subject_id: str, field: str, plaintext: str) -> str: ...
+
+    def session(self) -> SubjectKeys: ...
+
+
+class SubjectKeys(Protocol):
+    """The vault within one unit of work: each subject's keys read once, and the keys it
+    creates committed with its events (never after them)."""
+
+    def subject_for_email(self, email: str) -> str: ...
+
+    def prefetch(self, subjects: Iterable[str]) -> None:
+        """Read many subjects' keys at once (a batch's, in one query)."""
+        ...
+
+    def seal(self, subject_id: str, plaintext: str) -> str: ...
+
+    def seal_new_subject(self, subject_id: str, plaintext: str) -> str:
+        """For a subject this unit of work creates (a new card's code): nothing to read."""
+        ...
+
+    def seal_field(self, subject_id: str, field: str, plaintext: str) -> str: ...
+
+    def before_commit(self) -> dict[str, Any]:
+        """Called once the unit's events are ready: the recorder's arguments that commit the
+        new keys in their transaction, or nothing once the keys are committed on their own."""
+        ...

@@ -83,6 +83,8 @@ def build(
         app.recorder.facts_key = key
     app.load_streams = stream_loader(app.recorder, app.mapper, db)
     app.keeps_card_facts = isinstance(app.recorder, BinaryPostgresProcessRecorder)
+    # The same recorder commits the keys a unit of work creates with its events.
+    vault.keys_with_events = app.keeps_card_facts
     if db.is_postgres:
         # The library's pool pings each connection it lends; ours only those idle > 1 s.
         share_ping_policy(cast(Any, app.recorder).datastore.pool)

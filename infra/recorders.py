@@ -1,6 +1,6 @@
 """The PostgreSQL persistence: connections with the URL's libpq (TLS) parameters; the process
-recorder: stored events sent in binary, schema created one at a time,
-and each card's lookup row kept in the same transaction as its events."""
+recorder: stored events sent in binary, schema created one at a time, and each card's lookup
+row and the vault keys its unit of work created kept in the same transaction as its events."""
 
 from __future__ import annotations
 
@@ -21,9 +21,12 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from domain.giftcard import CardFacts
 from domain.streams import CheckoutAttempts, GuessingBudget
+from infra.vault import INSERT_FIELD_KEY, INSERT_SUBJECT_KEY, NewKeys
 
 # Any constant shared by every process of the service: the key of the schema-creation lock.
 SCHEMA_LOCK = 0x67696674  # "gift"
+_INSERT_SUBJECT_KEY = INSERT_SUBJECT_KEY.replace("?", "%s")
+_INSERT_FIELD_KEY = INSERT_FIELD_KEY.replace("?", "%s")
 FACTS_MAC_DOMAIN = b"giftcards-card-facts-v1\n"
 
 
@@ -133,6 +136,14 @@ class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
+        keys: NewKeys | None = kwargs.get("vault_keys")
+        if keys:
+            # With the events that use them: a card is never committed without the key of its
+            # sealed code, nor that key without its card (see infra.vault.KeySession).
+            if keys.subject_keys:
+                curs.executemany(_INSERT_SUBJECT_KEY, keys.subject_keys)
+            if keys.field_keys:
+                curs.executemany(_INSERT_FIELD_KEY, keys.field_keys)
         rows: list[tuple[CardFacts, int, Any]] = kwargs.get("card_facts") or []
         if rows:
             # In card order: two batches changing the same cards lock their rows in the same

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import os
+import sqlite3
 import time
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.persistence import IntegrityError
 
 from infra.db import Database
 from infra.keyring import KekRing, new_kek
@@ -43,6 +48,13 @@ KEK_MAGIC = b"K"  # wrapped_key = K + kek id (16 hex) + nonce + ciphertext; olde
 KEK_ID_LEN = 16
 CHECKPOINT_TRIES = 5
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # infra.db connects with timeout=30
+SUBJECTS_PER_QUERY = 400  # below SQLite's old limit of 999 host parameters
+INSERT_SUBJECT_KEY = (
+    "INSERT INTO subject_keys (key_id, subject_id, wrapped_key, created_at) VALUES (?, ?, ?, ?)"
+)
+# No ON CONFLICT: a field key another writer stored first fails the unit of work, which is
+# redone on fresh state and then seals under that key (an IntegrityError is a conflict).
+INSERT_FIELD_KEY = "INSERT INTO field_keys (subject_id, field, sealed_key) VALUES (?, ?, ?)"
 Shredding = Literal["verified", "pending", "final_after_kek_rotation"]
 
 
@@ -56,6 +68,9 @@ class Vault:
         self._legacy = AESGCM(wrapping_key)  # rows wrapped before KEKs: re-wrapped at rotation
         self.keks = keks or KekRing(None, sealing_key=wrapping_key)
         self._subject_key = subject_key
+        # Set by the composition root when the event recorder stores new keys in the events'
+        # own transaction (see KeySession).
+        self.keys_with_events = False
         for statement in SCHEMA:
             sql = statement if db.is_postgres else statement.replace("BYTEA", "BLOB")
             db.execute(sql)
@@ -71,17 +86,56 @@ class Vault:
 
     def seal(self, subject_id: str, plaintext: str) -> str:
         key_id, key = self._active_key(subject_id)
-        nonce = os.urandom(12)
-        sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), subject_id.encode())
-        return f"{PREFIX}:{key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+        return _seal(key_id, key, subject_id, plaintext)
 
     def seal_field(self, subject_id: str, field: str, plaintext: str) -> str:
         """Sealed under the subject's key for this field (`shred_field` destroys it)."""
         key = self._field_key(subject_id, field, create=True)
         assert key is not None
-        nonce = os.urandom(12)
-        sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), _field_aad(subject_id, field))
-        return f"{FIELD_PREFIX}:{field}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+        return _seal_field(key, subject_id, field, plaintext)
+
+    def session(self) -> KeySession:
+        """The vault for one unit of work (see KeySession)."""
+        return KeySession(self, self.keys_with_events)
+
+    def keys_of(self, subjects: list[str]) -> list[tuple[Any, ...]]:
+        """The live keys and the field keys of many subjects in one query per 400 subjects:
+        (subject, key id, wrapped key, created at) and (subject, field, None, sealed key)."""
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(subjects), SUBJECTS_PER_QUERY):
+            chunk = subjects[start : start + SUBJECTS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            rows += self.db.execute(
+                "SELECT subject_id, key_id, wrapped_key, created_at FROM subject_keys "
+                f"WHERE subject_id IN ({marks}) AND wrapped_key IS NOT NULL "
+                "UNION ALL SELECT subject_id, field, NULL, sealed_key FROM field_keys "
+                f"WHERE subject_id IN ({marks})",
+                (*chunk, *chunk),
+            )
+        return rows
+
+    def new_key(self, subject_id: str) -> tuple[str, bytes, tuple[str, str, bytes, str]]:
+        """A new subject key: its id, the key, and its row (not stored yet)."""
+        key_id, key = uuid.uuid4().hex, AESGCM.generate_key(bit_length=256)
+        row = (key_id, subject_id, self._wrap_key(key_id, key), datetime.now(UTC).isoformat())
+        return key_id, key, row
+
+    def unwrap(self, key_id: str, wrapped: bytes) -> bytes:
+        return self._unwrap(key_id, wrapped)
+
+    def store(self, keys: NewKeys) -> None:
+        """New keys in one transaction of their own (a store that cannot take them with its
+        events: committed before the events, never after)."""
+        if not keys:
+            return
+        if not self.db.is_postgres and self.pending_shreds():
+            self.complete_pending()  # the next writer finishes a pending erasure
+        try:
+            with self.db.tx():
+                self.db.executemany(INSERT_SUBJECT_KEY, keys.subject_keys)
+                self.db.executemany(INSERT_FIELD_KEY, keys.field_keys)
+        except sqlite3.IntegrityError as conflict:
+            raise IntegrityError(str(conflict)) from conflict
 
     def shred_field(self, subject_id: str, field: str) -> int:
         """Destroys the field's key: every value sealed under it so far becomes unreadable."""
@@ -255,14 +309,10 @@ class Vault:
             key_id, wrapped = rows[0]
             return key_id, self._unwrap(key_id, bytes(wrapped))
         # Committed before the events that use it; an unused key is harmless.
-        key_id, key = uuid.uuid4().hex, AESGCM.generate_key(bit_length=256)
+        key_id, key, row = self.new_key(subject_id)
         if not self.db.is_postgres and self.pending_shreds():
             self.complete_pending()  # the next writer finishes a pending erasure
-        self.db.execute(
-            "INSERT INTO subject_keys (key_id, subject_id, wrapped_key, created_at) "
-            "VALUES (?, ?, ?, ?)",
-            (key_id, subject_id, self._wrap_key(key_id, key), datetime.now(UTC).isoformat()),
-        )
+        self.db.execute(INSERT_SUBJECT_KEY, row)
         return key_id, key
 
     def _key_by_id(self, key_id: str) -> bytes | None:
@@ -298,9 +348,145 @@ class Vault:
         return None
 
 
+@dataclass
+class NewKeys:
+    """The key rows one unit of work created, to be committed with its events."""
+
+    subject_keys: list[tuple[str, str, bytes, str]] = dataclasses.field(default_factory=list)
+    field_keys: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.subject_keys or self.field_keys)
+
+
+class KeySession:
+    """The vault as one unit of work uses it: each subject's keys read once (a batch's in one
+    query, see `prefetch`), and the keys it creates held until the unit commits. A recorder
+    that can (PostgreSQL) inserts them in the events' own transaction: a card and the key of
+    its sealed code are committed together or not at all, with one commit for a whole batch.
+    Elsewhere they are committed in one transaction just before the events (never after).
+
+    Keys read here may be erased by another process before the unit commits: what it seals
+    is then unreadable at once, as it would be had the erasure come a moment later."""
+
+    def __init__(self, vault: Vault, keys_with_events: bool = False) -> None:
+        self.vault = vault
+        self.keys_with_events = keys_with_events
+        self.new = NewKeys()
+        self._active: dict[str, str | None] = {}  # subject -> the id of its oldest live key
+        self._wrapped: dict[str, bytes] = {}  # key id -> wrapped key, unwrapped when used
+        self._by_id: dict[str, bytes] = {}
+        self._sealed_fields: dict[tuple[str, str], str] = {}  # stored field keys, still sealed
+        self._fields: dict[tuple[str, str], bytes] = {}
+
+    def subject_for_email(self, email: str) -> str:
+        return self.vault.subject_for_email(email)
+
+    def prefetch(self, subjects: Iterable[str]) -> None:
+        """Read the keys of many subjects in one query."""
+        wanted = sorted({s for s in subjects if s and s not in self._active})
+        if not wanted:
+            return
+        oldest: dict[str, tuple[str, str]] = {}
+        for subject, name, wrapped, text in self.vault.keys_of(wanted):
+            if wrapped is None:
+                self._sealed_fields[(subject, name)] = text
+                continue
+            self._wrapped[name] = bytes(wrapped)
+            if subject not in oldest or text < oldest[subject][0]:
+                oldest[subject] = (text, name)
+        for subject in wanted:
+            found = oldest.get(subject)
+            self._active[subject] = found[1] if found else None
+
+    def seal(self, subject_id: str, plaintext: str) -> str:
+        key_id, key = self._active_key(subject_id)
+        return _seal(key_id, key, subject_id, plaintext)
+
+    def seal_new_subject(self, subject_id: str, plaintext: str) -> str:
+        """For a subject created by this unit of work (a new card's code): nothing to read."""
+        self._active.setdefault(subject_id, None)
+        return self.seal(subject_id, plaintext)
+
+    def seal_field(self, subject_id: str, field: str, plaintext: str) -> str:
+        return _seal_field(self._field_key(subject_id, field), subject_id, field, plaintext)
+
+    def before_commit(self) -> dict[str, Any]:
+        """The recorder's arguments that commit the new keys with the events; or, where the
+        recorder cannot, the keys committed now, just before the events."""
+        if not self.new:
+            return {}
+        if self.keys_with_events:
+            return {"vault_keys": self.new}
+        self.vault.store(self.new)
+        return {}
+
+    def _active_key(self, subject_id: str) -> tuple[str, bytes]:
+        if subject_id not in self._active:
+            self.prefetch([subject_id])
+        active = self._active[subject_id]
+        key = self._key(active) if active is not None else None
+        if active is None or key is None:
+            active, key, row = self.vault.new_key(subject_id)
+            self.new.subject_keys.append(row)
+            self._active[subject_id], self._by_id[active] = active, key
+        return active, key
+
+    def _field_key(self, subject_id: str, field: str) -> bytes:
+        wanted = (subject_id, field)
+        if wanted in self._fields:
+            return self._fields[wanted]
+        if subject_id not in self._active:
+            self.prefetch([subject_id])
+        sealed = self._sealed_fields.get(wanted)
+        clear = self._open(subject_id, sealed) if sealed is not None else None
+        if clear is None:
+            if sealed is not None:
+                # Sealed under a key erased since: unusable by anyone, so removed now, and
+                # this unit's new field key takes its place.
+                self.vault.db.execute(
+                    "DELETE FROM field_keys WHERE subject_id = ? AND field = ? "
+                    "AND sealed_key = ?", (subject_id, field, sealed))
+            clear = base64.b64encode(AESGCM.generate_key(256)).decode()
+            self.new.field_keys.append((subject_id, field, self.seal(subject_id, clear)))
+        key = self._fields[wanted] = base64.b64decode(clear)
+        return key
+
+    def _key(self, key_id: str) -> bytes | None:
+        if key_id not in self._by_id and key_id in self._wrapped:
+            self._by_id[key_id] = self.vault.unwrap(key_id, self._wrapped.pop(key_id))
+        return self._by_id.get(key_id)
+
+    def _open(self, subject_id: str, token: str) -> str | None:
+        try:
+            prefix, key_id, body = token.split(":", 2)
+        except ValueError:
+            return None
+        key = self._key(key_id) if prefix == PREFIX else None
+        if key is None:
+            return None
+        raw = base64.urlsafe_b64decode(body)
+        try:
+            return AESGCM(key).decrypt(raw[:12], raw[12:], subject_id.encode()).decode()
+        except InvalidTag:
+            return None
+
+
 class KekDestroyed(Exception):
     """A subject key whose KEK is not in the ring: rotated away (an old copy of the table,
     unrecoverable by design) or a ring file not shared by every process (misconfiguration)."""
+
+
+def _seal(key_id: str, key: bytes, subject_id: str, plaintext: str) -> str:
+    nonce = os.urandom(12)
+    sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), subject_id.encode())
+    return f"{PREFIX}:{key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+
+def _seal_field(key: bytes, subject_id: str, field: str, plaintext: str) -> str:
+    nonce = os.urandom(12)
+    sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), _field_aad(subject_id, field))
+    return f"{FIELD_PREFIX}:{field}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 
 def _field_aad(subject_id: str, field: str) -> bytes:

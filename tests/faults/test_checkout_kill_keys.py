@@ -1,0 +1,129 @@
+"""The checkout consumer SIGKILLed while batches of purchases are in flight: a card is committed
+with the vault key of its sealed code (and its buyer's and recipient's field keys) or not at
+all, so no card is left without its key and no key without its card."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from uuid import UUID
+
+import orjson
+import pytest
+from eventsourcing.utils import get_topic
+
+from application.cards import delivery_key_subject
+from dev.services import unique_topic_prefix
+from domain.delivery import CodeDelivery
+from domain.giftcard import GiftCard
+from infra.bootstrap import build
+from infra.config import load_settings
+from infra.db import Database
+from infra.kafka.topics import Topics
+from infra.vault import ERASED
+from tests.faults.harness import ServiceProcess
+from tests.integration.kafka_helpers import create_topics, produce
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
+
+ORDERS = 2000
+BUYERS = 40  # each buyer's e-mail and name fields get a key the first time (field keys)
+# Each kill lands this long after a batch was seen committed: inside the next batch's work
+# (reading keys, sealing, its commit), at different points of it.
+KILL_DELAYS_S = (0.0, 0.1, 0.3)
+CODE_KEY_PREFIX = delivery_key_subject(UUID(int=0)).removesuffix(str(UUID(int=0)))
+
+
+def order(i: int) -> bytes:
+    buyer = i % BUYERS
+    return orjson.dumps({
+        "message_id": f"kill-buy-{i}",
+        "type": "GiftCardOrdered",
+        "occurred_at": "2026-01-12T09:00:00Z",
+        "order_id": f"kill-order-{i}",
+        "market": "FR",
+        "amount": 5000,
+        "currency": "EUR",
+        "payment_method": "card",
+        "buyer": {"customer_id": f"kill-cust-{buyer}", "email": f"buyer{buyer}@example.org",
+                  "name": f"Buyer {buyer}"},
+        "recipient": {"email": f"friend{i % 7}@example.org", "name": "A Friend"},
+    })
+
+
+def purchased_cards(db: Database) -> set[str]:
+    rows = db.execute("SELECT originator_id FROM giftcards_events WHERE topic = ?",
+                      (get_topic(GiftCard.Purchased),))
+    return {str(row[0]) for row in rows}
+
+
+def code_keys(db: Database) -> set[str]:
+    rows = db.execute("SELECT subject_id FROM subject_keys WHERE subject_id LIKE ? "
+                      "AND wrapped_key IS NOT NULL", (CODE_KEY_PREFIX + "%",))
+    return {str(row[0]).removeprefix(CODE_KEY_PREFIX) for row in rows}
+
+
+def wait_for_more_cards(db: Database, than: int, consumer: ServiceProcess) -> int:
+    deadline = time.monotonic() + 120
+    while (count := len(purchased_cards(db))) <= than:
+        assert consumer.alive(), consumer.log_tail()
+        assert time.monotonic() < deadline, f"no card committed past {than}"
+        time.sleep(0.01)
+    return count
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_r7_checkout_consumer_killed_mid_batch_leaves_no_card_without_its_key_nor_key_without_card(
+    env_for: dict[str, str], kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topics = Topics(unique_topic_prefix())
+    create_topics(kafka_bootstrap, topics)
+    env = {**env_for, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+           "GIFTCARDS_TOPIC_PREFIX": topics.prefix}
+    produce(kafka_bootstrap, topics.checkout, [order(i) for i in range(ORDERS)])
+    service = build(load_settings(env))
+    db = service.db
+    consumer = ServiceProcess(
+        # Static membership: each restart takes its partitions back without a rebalance wait.
+        ["consume", "checkout", "--instance-id", "killed-consumer"], env, tmp_path / "consumer.log")
+    kills = 0
+    try:
+        committed = 0
+        for delay in KILL_DELAYS_S:
+            consumer.start()
+            committed = wait_for_more_cards(db, committed, consumer)
+            if committed >= ORDERS:
+                break
+            time.sleep(delay)
+            consumer.kill()
+            kills += 1
+            cards, keys = purchased_cards(db), code_keys(db)
+            assert cards - keys == set(), "cards committed without the key of their code"
+            assert keys - cards == set(), "code keys committed without their card"
+            committed = len(cards)
+        consumer.start()
+        deadline = time.monotonic() + 120
+        while len(purchased_cards(db)) < ORDERS and time.monotonic() < deadline:
+            assert consumer.alive(), consumer.log_tail()
+            time.sleep(0.05)
+        assert consumer.terminate() == 0, consumer.log_tail()
+    finally:
+        consumer.kill()
+    assert kills >= 2, "the consumer finished before it could be killed mid-batch twice"
+    cards, keys = purchased_cards(db), code_keys(db)
+    assert len(cards) == ORDERS  # one card per order, none twice (R3)
+    assert cards == keys
+    # Cards' sealed codes, e-mails and names open with the keys committed with them (a sample:
+    # every key's presence is checked above).
+    vault = service.vault
+    for card_id in sorted(cards)[::20]:
+        delivery = service.app.repository.get(CodeDelivery.id_for(UUID(card_id)))
+        assert isinstance(delivery, CodeDelivery)
+        assert vault.open(delivery_key_subject(UUID(card_id)), delivery.sealed_code) != ERASED
+        card = service.app.repository.get(UUID(card_id))
+        assert isinstance(card, GiftCard) and card.buyer_subject
+        for name in ("buyer_email", "buyer_name"):
+            assert vault.open(card.buyer_subject, card.pii[name]) != ERASED, name
+        recipient = card.pii["recipient_subject"]
+        assert vault.open(recipient, card.pii["recipient_email"]) != ERASED
+    service.close()
