@@ -638,7 +638,7 @@ class GiftCards(Application[UUID]):
                 code = self.codes()
                 # The returning customer's e-mail and name, sealed under their key (R21).
                 pii = {
-                    name: self.seal_pii(owner, name, value)
+                    name: self.seal_pii(uow, owner, name, value)
                     for name, value in (("buyer_email", customer_email),
                                         ("buyer_name", customer_name))
                     if value and owner
