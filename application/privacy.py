@@ -9,7 +9,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Protocol
 
 from eventsourcing.utils import get_topic
@@ -843,15 +843,35 @@ class Privacy:
         rows = self._request_rows("WHERE subject_id = ? ORDER BY received_on", (subject_id,))
         return [self._present(r) for r in rows]
 
-    def list_requests(self, *, overdue: bool, as_of: date | None) -> Json:
+    def list_requests(
+        self, *, overdue: bool, as_of: date | None, due_within: int | None = None
+    ) -> Json:
+        """All requests; or the open ones past their due date; or the warning list: the open
+        ones due within `due_within` days (late ones included, flagged `overdue`)."""
         day = as_of or self.today()
         if overdue:  # ISO dates compare as text
             rows = self._request_rows(
                 "WHERE status = 'open' AND due_on < ? ORDER BY due_on", (day.isoformat(),)
             )
+        elif due_within is not None:
+            rows = self._request_rows(
+                "WHERE status = 'open' AND due_on <= ? ORDER BY due_on, request_id",
+                ((day + timedelta(days=due_within)).isoformat(),),
+            )
         else:
             rows = self._request_rows("ORDER BY received_on, request_id", ())
         return {"as_of": day.isoformat(), "requests": [self._present(r, day) for r in rows]}
+
+    def due_counts(self, within_days: int) -> Json:
+        """What /metrics shows of the register: no subject, only how many requests are late
+        and how many are due within `within_days` days (late ones included)."""
+        day = self.today()
+        rows = self.db.execute(
+            "SELECT sum(CASE WHEN due_on < ? THEN 1 ELSE 0 END), count(*) FROM gdpr_requests "
+            "WHERE status = 'open' AND due_on <= ?",
+            (day.isoformat(), (day + timedelta(days=within_days)).isoformat()),
+        )
+        return {"overdue": int(rows[0][0] or 0), "due_within": int(rows[0][1] or 0)}
 
     def _request_rows(self, where: str, params: tuple[Any, ...]) -> list[Json]:
         rows = self.db.execute(f"SELECT {REQUEST_COLUMNS} FROM gdpr_requests {where}", params)
