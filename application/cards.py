@@ -15,6 +15,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Tracking
 from eventsourcing.utils import EnvType, get_topic
 
+from domain.addresses import check_address
 from domain.base import Aggregate
 from domain.chain import CHAIN_FIELDS
 from domain.codes import last4, normalize_code
@@ -216,6 +217,8 @@ class GiftCards(Application[UUID]):
         """R1-R5, R9: buy one card per order; a repeated order id returns the same card."""
         the_market = self.markets.get(market)
         check_order_id(order_id)
+        check_address(buyer_email, "buyer_email")
+        check_address(recipient_email, "recipient_email")
 
         def command(uow: UnitOfWork) -> Json:
             existing = uow.get(stream_id(PURCHASE_ORDER, order_id), Index)

@@ -8,6 +8,7 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from application.cards import GiftCards, Json, UnitOfWork, iso
+from domain.addresses import check_address
 from domain.delivery import CodeDelivery
 from domain.errors import refuse
 
@@ -55,6 +56,7 @@ class Deliveries:
 
     def retry(self, card_id: UUID, *, operator: str, buyer_email: str | None) -> Json:
         """Sends the same code again (the worker picks the retry up in order)."""
+        check_address(buyer_email, "buyer_email")
 
         def command(uow: UnitOfWork) -> Json:
             delivery = uow.get(CodeDelivery.id_for(card_id), CodeDelivery)

@@ -16,6 +16,7 @@ from eventsourcing.utils import get_topic
 
 from application.cards import SEALED_FOR_BOTH, GiftCards, iso
 from application.ports import Pseudonyms, SqlDatabase, SubjectVault
+from domain.addresses import check_address
 from domain.deadlines import check_extension, due_date, is_overdue
 from domain.errors import refuse
 from domain.giftcard import GiftCard
@@ -469,6 +470,8 @@ class Privacy:
         DataSubject.check_rectifiable(field)
         if not value.strip():
             raise refuse("invalid_input", "a rectification needs the corrected value")
+        if field == "email":
+            check_address(value, "value")
         reader = PiiReader(self.service, operator, "rectification request", "gdpr rectify")
         # Asked by any identifier the person has had: the correction is the person's.
         subject_id = person_of(self.db, subject_id)
