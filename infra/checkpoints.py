@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from infra.chains import CardChain, all_chains, card_chain, merkle_root
+from infra.config import private_directory
 
 Problem = dict[str, Any]
 
@@ -37,7 +38,7 @@ def load_signing_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
     if not path.exists():
         if not create:
             raise FileNotFoundError(f"no checkpoint signing key at {path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(path.parent)
         pem = Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
@@ -116,7 +117,7 @@ def create(recorder: Any, mapper: Any, key: Ed25519PrivateKey, now: datetime,
 
 
 def write(directory: Path, checkpoint: dict[str, Any], public: bytes) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
+    private_directory(directory)
     path = directory / f"checkpoint-{checkpoint['header']['position']:012d}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(orjson.dumps(checkpoint))

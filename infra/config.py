@@ -207,7 +207,7 @@ def _master_key(env: dict[str, str], mode: str, data_dir: Path) -> bytes:
         raise ConfigError("GIFTCARDS_SECRET_KEY is required in production")
     path = data_dir / "dev-secret.key"
     if not path.exists():
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_directory(data_dir)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
@@ -310,3 +310,15 @@ VARIABLES: dict[str, str] = {
     "GIFTCARDS_RETENTION_FRAUD_YEARS": "fraud alerts and F1/F2 window state are dropped this "
     "long after they were raised (5; `gdpr purge`, and `serve` hourly)",
 }
+
+
+def private_directory(path: Path) -> Path:
+    """A directory that holds personal data or keys (the data dir, the maildir, checkpoints,
+    evidence packs): created 0700, and made 0700 if an older run left it open to others.
+    Missing parents are created 0700 too (`mkdir(parents=True)` would leave them 0755)."""
+    for missing in reversed([path, *path.parents]):
+        if not missing.exists():
+            missing.mkdir(mode=0o700, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path

@@ -11,6 +11,7 @@ import orjson
 
 from infra import checkpoints as cps
 from infra.chains import CARD_TOPIC_PREFIX, CardChain, fields_of
+from infra.config import private_directory
 from infra.db import Database
 from projections.handlers import zone
 from projections.queries import breakage, liability
@@ -60,7 +61,7 @@ def export(recorder: Any, mapper: Any, views: Database, market: str, period: str
             if fields.get("market") == market and at and start <= _instant(at) < end:
                 in_period.add(cid)
         position = page[-1].id + 1
-    out.mkdir(parents=True, exist_ok=True)
+    private_directory(out)  # every card's history: customer ids
     events = 0
     with (out / "chains.jsonl").open("wb") as chains, (out / "events.jsonl").open("wb") as period_:
         for cid in sorted(in_period):

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from infra.config import private_directory
+
 TIMEOUT_SECONDS = 10
 
 
@@ -83,8 +85,9 @@ class MaildirTransport:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        private_directory(directory)
         for sub in ("tmp", "new", "cur"):
-            (directory / sub).mkdir(parents=True, exist_ok=True)
+            private_directory(directory / sub)
 
     def send(self, message: EmailMessage) -> None:
         name = "".join(c if c.isalnum() or c in "-." else "_" for c in message["Message-ID"])
