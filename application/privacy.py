@@ -651,6 +651,27 @@ class Privacy:
             "pending_erasures_completed": len(completed),
         }
 
+    def purge_records(self, *, access_log_days: int, request_years: int) -> Json:
+        """The end dates of the accountability records: access-log entries older than
+        `access_log_days`, and requests closed more than `request_years` ago with their
+        outcomes (open requests are kept whatever their age)."""
+        now = self.app.now()
+        logged_before = iso(now - timedelta(days=access_log_days))
+        closed_before = years_before(self.today(), request_years).isoformat()
+        with self.db.tx():
+            old_log = self.db.execute(
+                "SELECT count(*) FROM pii_access_log WHERE at < ?", (logged_before,))[0][0]
+            self.db.execute("DELETE FROM pii_access_log WHERE at < ?", (logged_before,))
+            ended = [r[0] for r in self.db.execute(
+                "SELECT request_id FROM gdpr_requests WHERE status = 'closed' "
+                "AND closed_on < ?", (closed_before,))]
+            for request_id in ended:
+                self.db.execute(
+                    "DELETE FROM gdpr_request_outcomes WHERE request_id = ?", (request_id,))
+                self.db.execute("DELETE FROM gdpr_requests WHERE request_id = ?", (request_id,))
+        return {"access_log_entries_deleted": int(old_log), "access_log_cutoff": logged_before,
+                "requests_deleted": len(ended), "requests_closed_before": closed_before}
+
     # --- access and portability (P3) --------------------------------------------------
 
     def export(

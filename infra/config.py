@@ -61,6 +61,8 @@ class Settings(BaseModel):
     retention_card_years: int = 3
     retention_fraud_years: int = 5
     retention_dead_letter_days: int = 30
+    retention_access_log_days: int = 365
+    retention_request_years: int = 5
     smtp_url: str | None = None  # unset: code e-mails are `.eml` files under data_dir/mail
     hold_seconds: int = 1800
     # The API's group commit; off only to measure the naive baseline.
@@ -121,6 +123,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         retention_card_years=_int(env, "GIFTCARDS_RETENTION_CARD_YEARS", 3),
         retention_fraud_years=_int(env, "GIFTCARDS_RETENTION_FRAUD_YEARS", 5),
         retention_dead_letter_days=_int(env, "GIFTCARDS_RETENTION_DEAD_LETTER_DAYS", 30),
+        retention_access_log_days=_int(env, "GIFTCARDS_RETENTION_ACCESS_LOG_DAYS", 365),
+        retention_request_years=_int(env, "GIFTCARDS_RETENTION_REQUEST_YEARS", 5),
         smtp_url=_smtp_url(env),
         hold_seconds=_int(env, "GIFTCARDS_HOLD_SECONDS", 1800),
         api_group_commit=_switch(env, "GIFTCARDS_API_GROUP_COMMIT", True),
@@ -299,6 +303,10 @@ VARIABLES: dict[str, str] = {
     "card event (3)",
     "GIFTCARDS_RETENTION_DEAD_LETTER_DAYS": "dead letters expire on their topic after this many "
     "days (30, set when the topic is created)",
+    "GIFTCARDS_RETENTION_ACCESS_LOG_DAYS": "access-log entries deleted by `gdpr purge` this many "
+    "days after they were written (365)",
+    "GIFTCARDS_RETENTION_REQUEST_YEARS": "closed rights requests and their outcomes deleted by "
+    "`gdpr purge` this many years after they were closed (5)",
     "GIFTCARDS_SMTP_URL": "mail server of the code e-mails, `smtp://[user:pw@]host[:port]"
     "[?starttls=1]` or `smtps://…`; unset = `.eml` files in `<data dir>/mail/new/`",
     "GIFTCARDS_HOLD_SECONDS": "how long an HTTP authorization holds a card (1800)",

@@ -276,7 +276,12 @@ def create_privacy_tables(settings: Settings) -> None:
 def run_purge(svc: Service) -> dict[str, Any]:
     """Retention: personal data past its period, pending erasures finished, then a KEK
     rotation when one is due (`gdpr purge`, and hourly in `serve`)."""
-    report = Privacy(svc).purge(card_years=svc.settings.retention_card_years)
+    privacy, settings = Privacy(svc), svc.settings
+    report = privacy.purge(card_years=settings.retention_card_years)
+    report["records"] = privacy.purge_records(
+        access_log_days=settings.retention_access_log_days,
+        request_years=settings.retention_request_years,
+    )
     views = build_projector(svc.settings)
     try:  # fraud data (profiling results, window state) past GIFTCARDS_RETENTION_FRAUD_YEARS
         cutoff = years_before(svc.app.now(), svc.settings.retention_fraud_years)
