@@ -16,6 +16,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Tracking
 from eventsourcing.utils import EnvType, get_topic
 
+from domain.addresses import check_address
 from domain.base import Aggregate
 from domain.chain import CHAIN_FIELDS
 from domain.codes import last4, normalize_code
@@ -241,6 +242,8 @@ class GiftCards(Application[UUID]):
         check_order_id(order_id)
         if buyer_id is not None:
             check_id("buyer_id", buyer_id)
+        check_address(buyer_email, "buyer_email")
+        check_address(recipient_email, "recipient_email")
 
         def command(uow: UnitOfWork) -> Json:
             existing = uow.get(stream_id(PURCHASE_ORDER, order_id), Index)

@@ -9,6 +9,7 @@ from eventsourcing.utils import get_topic
 
 from application.cards import Json, UnitOfWork, iso, notice_key_subject
 from application.privacy import PiiReader, Privacy, Service, check_operator
+from domain.addresses import check_address
 from domain.delivery import CodeDelivery
 from domain.errors import refuse
 
@@ -64,6 +65,7 @@ class Deliveries:
         access-logged, and the previous address is told (without the code). A card without any
         address (a refund whose request named none) gets its first one from a registered
         operator."""
+        check_address(buyer_email, "buyer_email")
         privacy = Privacy(self.service)
         check_operator(self.service.db, operator)  # the one check of who may act (R21)
         reader = PiiReader(self.service, operator, "code delivery retry (R7)",

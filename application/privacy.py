@@ -9,13 +9,14 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Protocol
 
 from eventsourcing.utils import get_topic
 
 from application.cards import SEALED_FOR_BOTH, GiftCards, iso
 from application.ports import Pseudonyms, SqlDatabase, SubjectVault
+from domain.addresses import check_address
 from domain.deadlines import check_extension, due_date, is_overdue
 from domain.errors import refuse
 from domain.giftcard import GiftCard
@@ -28,6 +29,7 @@ REQUEST_TYPES = ("access", "erasure", "portability", "objection", "rectification
 BUYER_FIELDS = ("buyer_email", "buyer_name", "message")  # sealed under the buyer's key
 RECIPIENT_FIELDS = ("recipient_email", "recipient_name")  # sealed under the recipient's key
 PAGE = 500
+RECIPIENT_PREFIX = "r-"  # a recipient's pseudonym, a keyed hash of the address (SubjectVault)
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS gdpr_requests (
@@ -56,6 +58,11 @@ SCHEMA = [
     # id, so the rectification records that id as an alias of the subject (never the e-mail).
     """CREATE TABLE IF NOT EXISTS gdpr_subject_aliases (
         alias TEXT PRIMARY KEY, subject_id TEXT NOT NULL, recorded_at TEXT NOT NULL)""",
+    # The pseudonyms of addresses a rectification replaced: they still find the person for an
+    # erasure or an export (art. 15, 17), never for a lookup or a delivery; `retired_at`
+    # separates the cards received there before (theirs) from later gifts (someone else's).
+    """CREATE TABLE IF NOT EXISTS gdpr_former_identifiers (
+        alias TEXT PRIMARY KEY, subject_id TEXT NOT NULL, retired_at TEXT NOT NULL)""",
 ]
 OPERATOR_ROLES = ("support", "dpo")
 REQUEST_COLUMNS = (
@@ -239,23 +246,35 @@ class PiiReader:
         # The register lists people (R21); a process of the service itself (the delivery worker
         # sending buyers their own card, R7) reads for its purpose, logged as `process:<name>`.
         checked = f"process:{operator}" if process else check_operator(service.db, operator)
-        self.service, self.operator = service, checked
+        self.service, self.operator, self.process = service, checked, process
         self.purpose, self.command = purpose, command
         self.rows: list[tuple[Any, ...]] = []
 
     def open(self, subject_id: str, token: str | None, name: str) -> str | None:
         """The clear value of a sealed field, or its rectified value if one was recorded."""
         kind = rectified_field(name)
-        if kind is not None:
+        owner = self._rectified_owner(subject_id) if kind is not None else None
+        if owner is not None:
             rows = self.service.db.execute(
                 "SELECT token FROM gdpr_rectifications WHERE subject_id = ? AND field = ?",
-                (subject_id, kind),
+                (owner, kind),
             )
-            token = rows[0][0] if rows else token
+            if rows:  # sealed under the key of the person who asked for the correction
+                token, subject_id = rows[0][0], owner
         if token is None:
             return None
         self.note(subject_id, name)
         return self.service.vault.open(subject_id, token)
+
+    def _rectified_owner(self, subject_id: str) -> str | None:
+        """Whose correction applies: for customer service, the person behind any identifier
+        they have had; for a process of the service (a delivery), only the identifier itself,
+        never through a former address (a later gift there is someone else's)."""
+        if not self.process:
+            return person_of(self.service.db, subject_id)
+        former = self.service.db.execute(
+            "SELECT 1 FROM gdpr_former_identifiers WHERE alias = ?", (subject_id,))
+        return None if former else subject_id
 
     def open_message(self, buyer: str | None, pii: dict[str, str]) -> str | None:
         """The buyer's message; one to a recipient is sealed under both their keys."""
@@ -299,6 +318,13 @@ class Privacy:
         """Links an e-mail to a person: an operator's act, logged like a decryption (R21).
         An e-mail given by a rectification finds the subject it corrected (`subject_id`); the
         e-mail's own pseudonym, if another, is listed too (cards sent to it since)."""
+        former = self.db.execute(
+            "SELECT 1 FROM gdpr_former_identifiers WHERE alias = ?",
+            (self.service.vault.subject_for_email(email),),
+        )
+        if former:
+            raise refuse("former_address", "a rectification replaced this address: it finds its "
+                         "subject only for an erasure or an export (gdpr erase/export --email)")
         found = list(subjects_of_email(self.service, email))
         for subject_id in found:
             reader.note(subject_id, "email")
@@ -372,6 +398,7 @@ class Privacy:
         Accountable: a registered operator acts on a registered erasure request of this
         subject, and the request is closed with the outcome."""
         reader = PiiReader(self.service, operator, "erasure request", "gdpr erase")
+        subjects = every_identifier(self.db, subjects)
         done = self._check_request(request_id, subjects, "erasure")
         if done is not None:
             return {**done, "replayed": True}
@@ -443,18 +470,26 @@ class Privacy:
         DataSubject.check_rectifiable(field)
         if not value.strip():
             raise refuse("invalid_input", "a rectification needs the corrected value")
+        if field == "email":
+            check_address(value, "value")
         reader = PiiReader(self.service, operator, "rectification request", "gdpr rectify")
-        done = self._check_request(request_id, [subject_id], "rectification")
+        # Asked by any identifier the person has had: the correction is the person's.
+        subject_id = person_of(self.db, subject_id)
+        ids = every_identifier(self.db, [subject_id])
+        done = self._check_request(request_id, ids, "rectification")
         if done is not None:
             return {**done, "replayed": True}
-        # The old value (every card's, under this field's key) becomes unreadable; the
-        # corrected one is sealed under a new key of the field, which the next one destroys.
-        shredded = self.service.vault.shred_field(subject_id, field)
-        shredding = self.service.vault.finish_shredding([subject_id])
+        retired = self._addresses_of(subject_id, ids, reader) if field == "email" else set()
+        # The old value (every card's, under this field's key, at every identifier of the
+        # person) becomes unreadable; the corrected one is sealed under a new key of the
+        # field, which the next one destroys.
+        shredded = sum(self.service.vault.shred_field(i, field) for i in ids)
+        shredding = self.service.vault.finish_shredding(ids)
         if shredding == "final_after_kek_rotation":  # PostgreSQL: the field key was sealed
             # under the subject's live key, not the KEK: old WAL and backups keep it readable.
             shredding = "final_when_old_wal_and_backups_expire"
         token = self.service.vault.seal_field(subject_id, field, value)
+        now = iso(self.app.now())
         with self.db.tx():
             self.db.execute(
                 "DELETE FROM gdpr_rectifications WHERE subject_id = ? AND field = ?",
@@ -463,15 +498,25 @@ class Privacy:
             self.db.execute(
                 "INSERT INTO gdpr_rectifications (subject_id, field, token, rectified_at) "
                 "VALUES (?, ?, ?, ?)",
-                (subject_id, field, token, iso(self.app.now())),
+                (subject_id, field, token, now),
             )
             alias = self.service.vault.subject_for_email(value) if field == "email" else None
+            for old in sorted(retired - {alias}):
+                self.db.execute("DELETE FROM gdpr_subject_aliases WHERE alias = ?", (old,))
+                self.db.execute(
+                    "INSERT INTO gdpr_former_identifiers (alias, subject_id, retired_at) "
+                    "VALUES (?, ?, ?) ON CONFLICT (alias) DO UPDATE SET "
+                    "subject_id = excluded.subject_id, retired_at = excluded.retired_at",
+                    (old, subject_id, now),
+                )
+            if alias is not None:  # an address given back is current again
+                self.db.execute("DELETE FROM gdpr_former_identifiers WHERE alias = ?", (alias,))
             if alias not in (None, subject_id):
                 self.db.execute(
                     "INSERT INTO gdpr_subject_aliases (alias, subject_id, recorded_at) "
                     "VALUES (?, ?, ?) ON CONFLICT (alias) DO UPDATE SET "
                     "subject_id = excluded.subject_id, recorded_at = excluded.recorded_at",
-                    (alias, subject_id, iso(self.app.now())),
+                    (alias, subject_id, now),
                 )
         recorded = self.app.record_subject_right(
             subject_id, self._reference(request_id, subject_id), "rectification", field
@@ -483,6 +528,22 @@ class Privacy:
                    "old_value_shredded": bool(shredded), "shredding": shredding}
         self._close_with(request_id, operator, outcome)
         return {**outcome, "replayed": False}
+
+    def _addresses_of(self, person: str, ids: list[str], reader: PiiReader) -> set[str]:
+        """The pseudonyms of the person's addresses in use before this correction: a recipient
+        pseudonym they are known by, the address of a previous correction, or the address
+        they bought with (opened, and logged, before it is shredded)."""
+        former = {r[0] for r in self.db.execute(
+            "SELECT alias FROM gdpr_former_identifiers WHERE subject_id = ?", (person,))}
+        current = {i for i in ids if i.startswith(RECIPIENT_PREFIX) and i not in former}
+        if current - {person}:
+            return current
+        vault = self.service.vault
+        for event in scan(self.service, [person]).bought:
+            email = reader.open(person, event.pii.get("buyer_email"), "buyer_email")
+            if email and "@" in email:  # not the erased marker
+                current.add(vault.subject_for_email(email))
+        return current
 
     def restrict(self, subjects: list[str], request_id: str, operator: str) -> Json:
         """Art. 18: data kept, profiling stopped (the fraud views honour the published event)
@@ -512,6 +573,8 @@ class Privacy:
         for subject in subjects:
             self.db.execute("DELETE FROM gdpr_rectifications WHERE subject_id = ?", (subject,))
             self.db.execute("DELETE FROM gdpr_subject_aliases WHERE subject_id = ?", (subject,))
+            self.db.execute(
+                "DELETE FROM gdpr_former_identifiers WHERE subject_id = ?", (subject,))
 
     def _check_request(self, request_id: str, subjects: list[str], kind: str) -> Json | None:
         """The request must be in the register, of this kind and of one of these subjects;
@@ -588,6 +651,27 @@ class Privacy:
             "pending_erasures_completed": len(completed),
         }
 
+    def purge_records(self, *, access_log_days: int, request_years: int) -> Json:
+        """The end dates of the accountability records: access-log entries older than
+        `access_log_days`, and requests closed more than `request_years` ago with their
+        outcomes (open requests are kept whatever their age)."""
+        now = self.app.now()
+        logged_before = iso(now - timedelta(days=access_log_days))
+        closed_before = years_before(self.today(), request_years).isoformat()
+        with self.db.tx():
+            old_log = self.db.execute(
+                "SELECT count(*) FROM pii_access_log WHERE at < ?", (logged_before,))[0][0]
+            self.db.execute("DELETE FROM pii_access_log WHERE at < ?", (logged_before,))
+            ended = [r[0] for r in self.db.execute(
+                "SELECT request_id FROM gdpr_requests WHERE status = 'closed' "
+                "AND closed_on < ?", (closed_before,))]
+            for request_id in ended:
+                self.db.execute(
+                    "DELETE FROM gdpr_request_outcomes WHERE request_id = ?", (request_id,))
+                self.db.execute("DELETE FROM gdpr_requests WHERE request_id = ?", (request_id,))
+        return {"access_log_entries_deleted": int(old_log), "access_log_cutoff": logged_before,
+                "requests_deleted": len(ended), "requests_closed_before": closed_before}
+
     # --- access and portability (P3) --------------------------------------------------
 
     def export(
@@ -597,8 +681,10 @@ class Privacy:
         """Everything held about the subject and nothing about anyone else (see withheld);
         `profiling` gives the fraud alerts about them (the views, outside the store).
         Its shape is schemas/subject-export.json (art. 15, 20)."""
+        subjects = every_identifier(self.db, subjects)
         held = scan(self.service, subjects)
         self._late_refund_cards(held)
+        held.received = [e for e in held.received if not self._given_after_retirement(e)]
         # An erased recipient's pseudonym is a keyed hash of the e-mail: exporting by e-mail
         # must not lead back to the cards. Kept for the accounts, unlinked (P2).
         erased = {e.subject_id for e in held.rights if type(e) is S.Erased}
@@ -634,6 +720,14 @@ class Privacy:
         finally:
             reader.flush()
         return document
+
+    def _given_after_retirement(self, event: Any) -> bool:
+        """A card bought for a former address after the person left it: someone else's."""
+        rows = self.db.execute(
+            "SELECT retired_at FROM gdpr_former_identifiers WHERE alias = ?",
+            (event.pii["recipient_subject"],),
+        )
+        return bool(rows) and iso(event.at) > rows[0][0]
 
     def _bought(self, event: Any, held: Holdings, reader: PiiReader) -> Json:
         buyer = event.buyer_subject
@@ -773,15 +867,35 @@ class Privacy:
         rows = self._request_rows("WHERE subject_id = ? ORDER BY received_on", (subject_id,))
         return [self._present(r) for r in rows]
 
-    def list_requests(self, *, overdue: bool, as_of: date | None) -> Json:
+    def list_requests(
+        self, *, overdue: bool, as_of: date | None, due_within: int | None = None
+    ) -> Json:
+        """All requests; or the open ones past their due date; or the warning list: the open
+        ones due within `due_within` days (late ones included, flagged `overdue`)."""
         day = as_of or self.today()
         if overdue:  # ISO dates compare as text
             rows = self._request_rows(
                 "WHERE status = 'open' AND due_on < ? ORDER BY due_on", (day.isoformat(),)
             )
+        elif due_within is not None:
+            rows = self._request_rows(
+                "WHERE status = 'open' AND due_on <= ? ORDER BY due_on, request_id",
+                ((day + timedelta(days=due_within)).isoformat(),),
+            )
         else:
             rows = self._request_rows("ORDER BY received_on, request_id", ())
         return {"as_of": day.isoformat(), "requests": [self._present(r, day) for r in rows]}
+
+    def due_counts(self, within_days: int) -> Json:
+        """What /metrics shows of the register: no subject, only how many requests are late
+        and how many are due within `within_days` days (late ones included)."""
+        day = self.today()
+        rows = self.db.execute(
+            "SELECT sum(CASE WHEN due_on < ? THEN 1 ELSE 0 END), count(*) FROM gdpr_requests "
+            "WHERE status = 'open' AND due_on <= ?",
+            (day.isoformat(), (day + timedelta(days=within_days)).isoformat()),
+        )
+        return {"overdue": int(rows[0][0] or 0), "due_within": int(rows[0][1] or 0)}
 
     def _request_rows(self, where: str, params: tuple[Any, ...]) -> list[Json]:
         rows = self.db.execute(f"SELECT {REQUEST_COLUMNS} FROM gdpr_requests {where}", params)
@@ -870,10 +984,12 @@ UNLINKED = [
 
 
 def iter_subjects(ids: Iterable[str], emails: Iterable[str], service: Service) -> Iterator[str]:
-    """Subject ids given directly, then the subjects of the emails (a recipient's id)."""
-    yield from ids
-    for email in emails:
-        yield from subjects_of_email(service, email)
+    """Every identifier of the people named: by a subject id or an e-mail (a recipient's id),
+    current or replaced by a rectification (for an erasure or an export, art. 15, 17)."""
+    for statement in SCHEMA:
+        service.db.execute(statement)
+    named = [*ids, *(service.vault.subject_for_email(e) for e in emails)]
+    yield from every_identifier(service.db, named)
 
 
 def subjects_of_email(service: Service, email: str) -> Iterator[str]:
@@ -888,3 +1004,28 @@ def subjects_of_email(service: Service, email: str) -> Iterator[str]:
     if rows:
         yield str(rows[0][0])
     yield pseudonym
+
+
+def person_of(db: SqlDatabase, subject_id: str) -> str:
+    """The subject a rectification recorded this identifier (an address's pseudonym, current
+    or former) under, or the identifier itself."""
+    rows = db.execute(
+        "SELECT subject_id FROM gdpr_subject_aliases WHERE alias = ? UNION ALL "
+        "SELECT subject_id FROM gdpr_former_identifiers WHERE alias = ?",
+        (subject_id, subject_id),
+    )
+    return str(rows[0][0]) if rows else subject_id
+
+
+def every_identifier(db: SqlDatabase, subject_ids: Iterable[str]) -> list[str]:
+    """The people behind these identifiers, each with every identifier they have had."""
+    found: dict[str, None] = {}
+    for named in subject_ids:
+        person = person_of(db, named)
+        rows = db.execute(
+            "SELECT alias FROM gdpr_subject_aliases WHERE subject_id = ? UNION ALL "
+            "SELECT alias FROM gdpr_former_identifiers WHERE subject_id = ? ORDER BY 1",
+            (person, person),
+        )
+        found.update(dict.fromkeys([named, person, *(str(r[0]) for r in rows)]))
+    return list(found)

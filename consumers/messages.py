@@ -17,6 +17,7 @@ from pydantic import (
 
 from consumers.dead_letters import EMAIL, Invalid, from_validation, peek, plain
 from consumers.scan import MAX_DEPTH, MAX_VALUE_BYTES, duplicate_key, too_deep
+from domain.addresses import ADDR_SPEC, MAX_LENGTH
 from domain.codes import contains_code
 from domain.errors import DomainError
 from domain.ids import ID_PATTERN, MAX_ID
@@ -27,8 +28,8 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=I
 Subject = Id
 MarketCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Email = Annotated[
-    str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+Email = Annotated[  # the domain's one check of an address (RFC 5322 addr-spec)
+    str, StringConstraints(min_length=3, max_length=MAX_LENGTH, pattern=f"^{ADDR_SPEC}$")
 ]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]

@@ -72,6 +72,8 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "request_closed": (RULES, "no", "the rights request is closed"),
     "request_id_conflict": (RULES, "no", "the request id belongs to another request"),
     "request_mismatch": (RULES, "no", "the request is for another subject or type"),
+    "former_address": (RULES, "no", "a rectification replaced this address: it finds its "
+                       "subject only for an erasure or an export"),
     "already_restricted": (RULES, "no", "processing is already restricted under another "
                            "request: lift that one first"),
     "not_restricted": (RULES, "no", "no restriction of this request is in force"),

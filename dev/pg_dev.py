@@ -133,7 +133,8 @@ def status_tls() -> str | None:
 @contextlib.contextmanager
 def _locked(c: Cluster) -> Iterator[None]:
     """Serialise up/down across processes so concurrent callers never initdb or start twice."""
-    c.home.mkdir(parents=True, exist_ok=True)
+    # Traversable by the server user, never listable by others (it holds the data dir).
+    c.home.mkdir(mode=0o711, parents=True, exist_ok=True)
     with open(c.home / "pg.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -176,8 +177,8 @@ def _prepare_home(c: Cluster) -> None:
         raise RuntimeError(
             f"{c.home} is too deep for a Unix socket path; set PG_DEV_HOME to a shorter directory"
         )
-    for path in (c.socket_dir, c.log_file.parent):
-        _server_dir(path)
+    _server_dir(c.socket_dir)  # clients on this machine reach the socket
+    _server_dir(c.log_file.parent, mode=0o700)  # the server log may quote statements
     if _run(c, "test", "-w", str(c.socket_dir), check=False).returncode != 0:
         raise RuntimeError(
             f"OS user {OS_USER!r} cannot reach {c.home} (a parent directory is not traversable?); "

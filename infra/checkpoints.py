@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from infra.chains import CardChain, all_chains, card_chain, merkle_root
+from infra.config import private_directory
 
 Problem = dict[str, Any]
 
@@ -68,8 +69,8 @@ def trusted_signing_key(key_file: Path, directory: Path, *, create: bool) -> Ed2
 
 
 def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
-    """A new PEM file (mode 0600); never overwrites one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A new PEM file (mode 0600, in a 0700 directory); never overwrites one."""
+    private_directory(path.parent)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -188,7 +189,7 @@ def create(recorder: Any, mapper: Any, key: Ed25519PrivateKey, now: datetime,
 
 
 def write(directory: Path, checkpoint: dict[str, Any], public: bytes) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
+    private_directory(directory)
     path = directory / f"checkpoint-{checkpoint['header']['position']:012d}.json"
     key = checkpoint["header"].get("key")
     if path.exists() and key and read(path)["header"].get("key") != key:

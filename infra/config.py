@@ -87,6 +87,8 @@ class Settings(BaseModel):
     retention_card_years: int = 3
     retention_fraud_years: int = 5
     retention_dead_letter_days: int = 30
+    retention_access_log_days: int = 365
+    retention_request_years: int = 5
     smtp_url: str | None = None  # unset: code e-mails are `.eml` files under data_dir/mail
     hold_seconds: int = 1800
     # The API's group commit; off only to measure the naive baseline.
@@ -168,6 +170,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         retention_card_years=_int(env, "GIFTCARDS_RETENTION_CARD_YEARS", 3),
         retention_fraud_years=_int(env, "GIFTCARDS_RETENTION_FRAUD_YEARS", 5),
         retention_dead_letter_days=_int(env, "GIFTCARDS_RETENTION_DEAD_LETTER_DAYS", 30),
+        retention_access_log_days=_int(env, "GIFTCARDS_RETENTION_ACCESS_LOG_DAYS", 365),
+        retention_request_years=_int(env, "GIFTCARDS_RETENTION_REQUEST_YEARS", 5),
         smtp_url=_smtp_url(env),
         hold_seconds=_int(env, "GIFTCARDS_HOLD_SECONDS", 1800),
         api_group_commit=_switch(env, "GIFTCARDS_API_GROUP_COMMIT", True),
@@ -360,7 +364,7 @@ def _master_key(env: dict[str, str], mode: str, data_dir: Path) -> bytes:
         raise ConfigError("GIFTCARDS_SECRET_KEY is required in production")
     path = data_dir / "dev-secret.key"
     if not path.exists():
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_directory(data_dir)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
@@ -458,6 +462,10 @@ VARIABLES: dict[str, str] = {
     "card event (3)",
     "GIFTCARDS_RETENTION_DEAD_LETTER_DAYS": "dead letters expire on their topic after this many "
     "days (30, set when the topic is created)",
+    "GIFTCARDS_RETENTION_ACCESS_LOG_DAYS": "access-log entries deleted by `gdpr purge` this many "
+    "days after they were written (365)",
+    "GIFTCARDS_RETENTION_REQUEST_YEARS": "closed rights requests and their outcomes deleted by "
+    "`gdpr purge` this many years after they were closed (5)",
     "GIFTCARDS_SMTP_URL": "mail server of the code e-mails, `smtp://[user:pw@]host[:port]"
     "[?starttls=1]` or `smtps://…`; unset = `.eml` files in `<data dir>/mail/new/`; "
     "production requires `smtps://` or `?starttls=1`",
@@ -495,3 +503,15 @@ VARIABLES: dict[str, str] = {
     "GIFTCARDS_RETENTION_FRAUD_YEARS": "fraud alerts and F1/F2 window state are dropped this "
     "long after they were raised (5; `gdpr purge`, and `serve` hourly)",
 }
+
+
+def private_directory(path: Path) -> Path:
+    """A directory that holds personal data or keys (the data dir, the maildir, checkpoints,
+    evidence packs): created 0700, and made 0700 if an older run left it open to others.
+    Missing parents are created 0700 too (`mkdir(parents=True)` would leave them 0755)."""
+    for missing in reversed([path, *path.parents]):
+        if not missing.exists():
+            missing.mkdir(mode=0o700, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path

@@ -31,6 +31,11 @@ class StreamPseudonyms:
         """A data subject: a customer id or a recipient's subject id (one namespace)."""
         return SUBJECT_PREFIX + self._digest(b"subject", subject_id.encode())
 
+    def unlinked(self, event_id: str, field: str) -> str:
+        """A one-off pseudonym for one field of one event (a restricted or objecting subject's
+        new events): shaped like any other, equal to none of theirs nor to each other."""
+        return SUBJECT_PREFIX + self._digest(b"unlinked", f"{event_id}\x00{field}".encode())
+
     def order(self, order_id: str) -> str:
         return ORDER_PREFIX + self._digest(b"order", order_id.encode())
 

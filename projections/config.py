@@ -29,8 +29,9 @@ class FraudConfig(BaseModel):
     f3_min_amount_minor: Positive = 20_000
     f3_minutes: Positive = 30
     f4_depth: Positive = 3
-    # P4: after an objection to profiling, only these rules (fraud prevention) keep running.
-    compelling_rules: tuple[str, ...] = ("F1", "F3", "F4")
+    # P4, art. 18: after an objection or during a restriction, only the rules with a compelling
+    # ground named in docs/data-protection.md keep running (F4: refunds used to move money).
+    compelling_rules: tuple[str, ...] = ("F4",)
     severities: dict[str, str] = Field(
         default_factory=lambda: {
             "F1": "high", "F2": "medium", "F3": "high", "F4": "medium", "F5": "low", "F6": "medium",

@@ -14,6 +14,7 @@ from cryptography.exceptions import InvalidSignature
 
 from infra import checkpoints as cps
 from infra.chains import CARD_TOPIC_PREFIX, CardChain, fields_of
+from infra.config import private_directory
 from infra.db import Database
 from projections.handlers import month_of, zone
 from projections.queries import breakage, liability
@@ -65,7 +66,7 @@ def export(recorder: Any, mapper: Any, views: Database, market: str, period: str
         position = page[-1].id + 1
     ours = sorted(cid for cid, lines in histories.items()
                   if lines[0]["fields"].get("market") == market)
-    out.mkdir(parents=True, exist_ok=True)
+    private_directory(out)  # every card's history: customer ids
     events = 0
     with (out / "chains.jsonl").open("wb") as chains, (out / "events.jsonl").open("wb") as period_:
         for cid in ours:

@@ -180,12 +180,22 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(handler=lambda a: Privacy(service()).close(a.request_id))
 
     p = rcmds.add_parser("list", help="requests with their due dates",
-                         epilog=examples("gdpr request list --overdue --operator alice"))
-    p.add_argument("--overdue", action="store_true", help="open requests past their due date")
+                         epilog=examples("gdpr request list --overdue --operator alice",
+                                         "gdpr request list --due-within 7 --operator alice"))
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--overdue", action="store_true", help="open requests past their due date")
+    when.add_argument("--due-within", type=parse_days, metavar="DAYS",
+                      help="the warning list: open requests due within DAYS days (late included)")
     p.add_argument("--as-of", type=parse_date, help="day to judge overdue on, YYYY-MM-DD "
                    "(default: today)")
     operator_argument(p)
     p.set_defaults(handler=list_requests)
+
+
+def parse_days(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 366:
+        raise argparse.ArgumentTypeError("a number of days from 0 to 366")
+    return int(text)
 
 
 def parse_pseudonym(text: str) -> str:
@@ -227,7 +237,8 @@ def subjects(args: argparse.Namespace) -> list[str]:
 def list_requests(args: argparse.Namespace) -> dict[str, Any]:
     return logged_read(
         args, "request register review", "gdpr request list",
-        lambda: Privacy(service()).list_requests(overdue=args.overdue, as_of=args.as_of),
+        lambda: Privacy(service()).list_requests(
+            overdue=args.overdue, as_of=args.as_of, due_within=args.due_within),
         lambda found: (r["subject_id"] for r in found["requests"]),
     )
 
@@ -265,7 +276,12 @@ def create_privacy_tables(settings: Settings) -> None:
 def run_purge(svc: Service) -> dict[str, Any]:
     """Retention: personal data past its period, pending erasures finished, then a KEK
     rotation when one is due (`gdpr purge`, and hourly in `serve`)."""
-    report = Privacy(svc).purge(card_years=svc.settings.retention_card_years)
+    privacy, settings = Privacy(svc), svc.settings
+    report = privacy.purge(card_years=settings.retention_card_years)
+    report["records"] = privacy.purge_records(
+        access_log_days=settings.retention_access_log_days,
+        request_years=settings.retention_request_years,
+    )
     views = build_projector(svc.settings)
     try:  # fraud data (profiling results, window state) past GIFTCARDS_RETENTION_FRAUD_YEARS
         cutoff = years_before(svc.app.now(), svc.settings.retention_fraud_years)

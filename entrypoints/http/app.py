@@ -21,6 +21,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -31,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from application.apikeys import ApiKeys
 from application.cards import UnitOfWork
 from application.holds import Holds
-from application.privacy import history_subjects, logged_read
+from application.privacy import Privacy, history_subjects, logged_read
 from consumers.dead_letters import plain
 from consumers.scan import MAX_DEPTH, duplicate_key, too_deep
 from domain.apikeys import ApiKey
@@ -138,6 +139,9 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
+DUE_WARNING_DAYS = 7  # /metrics counts the rights requests due within a week (P1)
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -155,6 +159,15 @@ class Metrics:
         )
         self.refusals = Counter(
             "giftcards_refusals", "refusals by stable code", ["code"], registry=self.registry
+        )
+        self.requests_overdue = Gauge(
+            "giftcards_gdpr_requests_overdue", "open rights requests past their due date (P1)",
+            registry=self.registry,
+        )
+        self.requests_due = Gauge(
+            "giftcards_gdpr_requests_due_within_days",
+            f"open rights requests due within {DUE_WARNING_DAYS} days, late ones included (P1)",
+            registry=self.registry,
         )
         self.batches = Histogram(
             "giftcards_commit_batch_commands", "commands saved per transaction (group commit)",
@@ -459,6 +472,9 @@ def create_app(
 
     @api.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
+        due = await call(lambda: Privacy(service).due_counts(DUE_WARNING_DAYS))
+        metrics.requests_overdue.set(due["overdue"])
+        metrics.requests_due.set(due["due_within"])
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @api.get("/docs", include_in_schema=False)

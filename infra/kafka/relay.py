@@ -20,6 +20,7 @@ from infra.kafka.clients import Link, bootstrap_of
 from infra.kafka.cloudevents import DEFAULT, CloudEvents
 from infra.kafka.topics import Topics
 from infra.lease import Lease, current_holder, instance_id
+from infra.limits import ProcessingLimits
 from infra.ratelog import RateLimitedLog, backoff
 from infra.service import Service
 
@@ -99,6 +100,9 @@ class Relay:
         # (first, last) notification ids of a batch whose commit got no answer: the next init
         # settles it, and the position read after it says which way.
         self._uncertain: tuple[int, int] | None = None
+        # Who was restricted or objecting as of `_limits_at` (rebuilt when it is not the
+        # position: a start, or a batch that did not commit).
+        self._limits, self._limits_at = ProcessingLimits(), -1
 
     @property
     def position(self) -> int:
@@ -258,12 +262,16 @@ class Relay:
         if not notifications:
             return 0
         last = notifications[-1].id
+        if self._limits_at != self._position:
+            self._limits = ProcessingLimits.from_store(app, self._position)
+        self._limits_at = -1  # until this batch commits
         partitions = sorted(producer.partitions_for(self.topics.events))
         producer.begin_transaction()
         sent = []
         for notification in notifications:
             envelope = stored_envelope(app.mapper, notification)
             assert envelope is not None  # the topic filter admits published events only
+            envelope = self._limits.see(envelope)
             key, value, record_headers = record_of(envelope, self.cloudevents)
             sent.append(
                 producer.send(
@@ -293,7 +301,7 @@ class Relay:
         except Exception:
             self._uncertain = (notifications[0].id, last)
             raise
-        self._position = self._confirmed = last
+        self._position = self._confirmed = self._limits_at = last
         elapsed = time.monotonic() - started
         published = len(notifications)
         log.info(

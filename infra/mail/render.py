@@ -28,6 +28,10 @@ LOCALES = {
     "US": "en_US",
 }
 SENDER = Address("Gift cards", "giftcards", "marketplace.invalid")
+# The controller's contact for the rights of data subjects, as the privacy policy gives it;
+# every e-mail carries it with the privacy notice (art. 13).
+PRIVACY_CONTACT = ("legal@backmarket.com (Service Juridique / Responsable Données Personnelles, "
+                   "152 boulevard Macdonald, 75019 Paris)")
 
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -76,6 +80,7 @@ def render(mail: CardMail, which: str, message_id: str, sent_at: datetime) -> Em
         "purchase_date": format_date(mail.purchased_at.astimezone(zone), "long", locale=locale),
         "expiry_date": format_date(mail.expires_at.astimezone(zone), "long", locale=locale),
         "platform": PLATFORMS.get(mail.market, mail.market),
+        "privacy_contact": PRIVACY_CONTACT,
     }
     lang = language(mail.market)
     context["t"] = TEXTS[lang]

@@ -22,6 +22,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "how_to_use": "Saisissez ce code lors du paiement sur {platform}. La carte s'utilise en une seule fois, sur une seule commande, avant sa date d'expiration.",
         "refund": "Cette carte rembourse les articles retournés de la commande",
         "secret": "Ce code est secret : quiconque le connaît peut utiliser la carte.",
+        "privacy_title": "Données personnelles",
+        "privacy_notice": "Nous traitons votre adresse e-mail, votre nom et votre message uniquement pour livrer et gérer cette carte cadeau (exécution du contrat de vente), et les conservons le temps qu'exigent nos obligations comptables. Vous pouvez y accéder, les rectifier, les effacer, les recevoir pour les transmettre, limiter leur traitement ou vous y opposer en écrivant à {contact}. Vous pouvez aussi saisir la CNIL ou l'autorité de protection des données de votre pays.",
     },
     "de": {
         "confirmation_subject": "Bestellbestätigung: Geschenkkarte über {amount}",
@@ -41,6 +43,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "how_to_use": "Geben Sie diesen Code beim Bezahlen auf {platform} ein. Die Karte gilt für eine einzige Bestellung, vor ihrem Ablaufdatum.",
         "refund": "Diese Karte erstattet die zurückgesandten Artikel der Bestellung",
         "secret": "Dieser Code ist geheim: Wer ihn kennt, kann die Karte verwenden.",
+        "privacy_title": "Datenschutz",
+        "privacy_notice": "Wir verarbeiten Ihre E-Mail-Adresse, Ihren Namen und Ihre Nachricht nur, um diese Geschenkkarte zuzustellen und zu verwalten (Erfüllung des Kaufvertrags), und bewahren sie so lange auf, wie es unsere Buchhaltungspflichten verlangen. Sie können Auskunft, Berichtigung, Löschung, Datenübertragung, Einschränkung der Verarbeitung verlangen oder ihr widersprechen: schreiben Sie an {contact}. Sie können sich auch bei Ihrer Datenschutzbehörde beschweren.",
     },
     "es": {
         "confirmation_subject": "Confirmación de su pedido: tarjeta regalo de {amount}",
@@ -60,6 +64,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "how_to_use": "Introduzca este código al pagar en {platform}. La tarjeta se usa una sola vez, en un solo pedido, antes de su fecha de caducidad.",
         "refund": "Esta tarjeta reembolsa los artículos devueltos del pedido",
         "secret": "Este código es secreto: quien lo conozca puede usar la tarjeta.",
+        "privacy_title": "Datos personales",
+        "privacy_notice": "Tratamos su dirección de correo, su nombre y su mensaje solo para entregar y gestionar esta tarjeta regalo (ejecución del contrato de venta), y los conservamos el tiempo que exigen nuestras obligaciones contables. Puede acceder a ellos, rectificarlos, suprimirlos, portarlos, limitar su tratamiento u oponerse a él escribiendo a {contact}. También puede reclamar ante su autoridad de protección de datos.",
     },
     "it": {
         "confirmation_subject": "Conferma dell'ordine: carta regalo da {amount}",
@@ -79,6 +85,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "how_to_use": "Inserisca questo codice al pagamento su {platform}. La carta si usa una sola volta, su un solo ordine, prima della scadenza.",
         "refund": "Questa carta rimborsa gli articoli restituiti dell'ordine",
         "secret": "Questo codice è segreto: chi lo conosce può usare la carta.",
+        "privacy_title": "Dati personali",
+        "privacy_notice": "Trattiamo il suo indirizzo e-mail, il suo nome e il suo messaggio solo per consegnare e gestire questa carta regalo (esecuzione del contratto di vendita), e li conserviamo per il tempo richiesto dai nostri obblighi contabili. Può accedervi, rettificarli, cancellarli, riceverli per trasmetterli, limitarne il trattamento od opporvisi scrivendo a {contact}. Può anche presentare reclamo alla sua autorità per la protezione dei dati.",
     },
     "en": {
         "confirmation_subject": "Your order confirmation: a {amount} gift card",
@@ -98,5 +106,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "how_to_use": "Type this code at checkout on {platform}. The card is used once, on one order, before its expiry date.",
         "refund": "This card refunds the returned items of order",
         "secret": "This code is secret: anyone who knows it can use the card.",
+        "privacy_title": "Your personal data",
+        "privacy_notice": "We process your e-mail address, name and message only to deliver and manage this gift card (performance of the contract of sale), and keep them for as long as our accounting obligations require. You may access, rectify, erase or port them, restrict their processing or object to it by writing to {contact}. You may also complain to your data protection authority.",
     },
 }

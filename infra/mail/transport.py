@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from infra.config import ConfigError, smtp_starttls
+from infra.config import ConfigError, private_directory, smtp_starttls
 from infra.vault import ERASED
 
 TIMEOUT_SECONDS = 10
@@ -173,8 +173,9 @@ class MaildirTransport:
     def __init__(self, directory: Path, vault: Sealer) -> None:
         self.directory = directory
         self.vault = vault
+        private_directory(directory)
         for sub in ("tmp", "new", "cur"):
-            (directory / sub).mkdir(parents=True, exist_ok=True)
+            private_directory(directory / sub)
 
     def send(self, message: EmailMessage, owner: str | None = None) -> None:
         if owner is None:
