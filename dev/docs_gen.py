@@ -107,6 +107,12 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "code_in_wrong_field": (KAFKA_IN, "no", "a gift card code outside `gift_card_code`/`code`"),
     "currency_mismatch": (KAFKA_IN, "no", "the currency is not the market's"),
     "personal_data_in_field": (KAFKA_IN, "no", "an e-mail address in an id field (P5)"),
+    "topic_contract_violated": (CLI, "no, fix the topic", "an existing topic differs "
+                                "from the topic contract in a setting that can lose or duplicate "
+                                "records (the message names the topic and the setting)"),
+    "relay_position_regressed": (CLI, "no, an operator decides", "Kafka's committed relay "
+                                 "position is below one the broker confirmed: the relay stops "
+                                 "instead of publishing again"),
 }
 # Words the scan finds that are not error codes.
 NOT_CODES = {"refused", "version"}

@@ -18,6 +18,7 @@ from infra import lease
 from infra.config import Settings, load_settings
 from infra.db import Database, eventsourcing_env, share_ping_policy
 from infra.envelope import use_pseudonyms
+from infra.kafka import floor
 from infra.keyring import KekRing
 from infra.lookup import stream_loader
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
@@ -82,6 +83,7 @@ def build(
         share_ping_policy(cast(Any, app.recorder).datastore.pool)
     if create_tables:
         db.execute(lease.TABLE)
+        db.execute(floor.TABLE)
     pseudonyms = StreamPseudonyms(keys.stream_pseudonym)
     use_pseudonyms(pseudonyms)  # every envelope this process builds (relay, views, verify)
     return Service(settings=settings, app=app, db=db, vault=vault, pseudonyms=pseudonyms)

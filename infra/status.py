@@ -10,6 +10,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers import delivery
+from infra.kafka.floor import stopped_relays
 from infra.lease import current_holder
 from infra.service import Service
 
@@ -34,6 +35,7 @@ def status(service: Service, projections_source: Callable[[], dict[int, int]] | 
     )
     stored = waiting[-1].id if waiting else published
     holder = current_holder(service.db, topics.relay_transactional_id)
+    stopped = stopped_relays(service.db).get(topics.relay_transactional_id)
     now = time.time()
     kc = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
                        enable_auto_commit=False)
@@ -54,6 +56,9 @@ def status(service: Service, projections_source: Callable[[], dict[int, int]] | 
             "lag_at_least": len(waiting) == LAG_COUNT_LIMIT,
             "active_instance": holder.holder if holder and holder.expires_at >= now else None,
             "lease_expires_in_s": round(holder.expires_at - now, 1) if holder else None,
+            # The alert: Kafka's position read below the confirmed one; the relay stopped.
+            "stopped": {"confirmed_position": stopped[0], "kafka_position": stopped[1]}
+            if stopped else None,
         },
         "consumers": {"checkout": checkout, "projections": views},
         "dead_letters": dead,

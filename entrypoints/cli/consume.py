@@ -19,7 +19,7 @@ from infra.bootstrap import (
     build_relay,
     set_up_schema,
 )
-from infra.config import Settings, load_settings
+from infra.config import ConfigError, Settings, load_settings
 from infra.kafka.topics import Topics
 from infra.supervisor import Part, retry_until_done, run_parts
 
@@ -60,7 +60,7 @@ def kafka_config() -> tuple[Settings, str, Topics]:
     settings = load_settings()
     if not settings.kafka_bootstrap:
         raise UsageError("KAFKA_BOOTSTRAP_SERVERS is not set", code="invalid_configuration")
-    topics = Topics(settings.topic_prefix, settings.retention_dead_letter_days)
+    topics = Topics.of(settings)
     return settings, settings.kafka_bootstrap, topics
 
 
@@ -72,22 +72,20 @@ def kafka_settings() -> tuple[Settings, str, Topics]:
 
 
 class TopicsReady:
-    """Creates the contract topics once per process; every part calls it before its work, so a
-    broker that is down at start fails (and restarts) the parts, not the process. No lock:
-    creating topics is idempotent, and a part must not wait behind another's attempt."""
+    """Creates the contract topics and checks the existing ones; every part calls it at each
+    (re)start, so a broker that is down at start fails (and restarts) the parts, not the process,
+    and a topic changed while the service ran is found at the next reconnect. No lock: creating
+    topics is idempotent, and a part must not wait behind another's attempt."""
 
     BOOTSTRAP_TIMEOUT_MS = 5_000  # a down broker fails the attempt soon; the supervisor retries
 
     def __init__(self, settings: Settings, bootstrap: str, topics: Topics) -> None:
         self.args = (bootstrap, topics, settings.partitions, settings.replication_factor)
-        self._done = False
 
     def __call__(self) -> None:
         from infra.kafka.admin import ensure_topics
 
-        if not self._done:
-            ensure_topics(*self.args, bootstrap_timeout_ms=self.BOOTSTRAP_TIMEOUT_MS)
-            self._done = True
+        ensure_topics(*self.args, bootstrap_timeout_ms=self.BOOTSTRAP_TIMEOUT_MS)
 
 
 def stop_on_sigterm() -> threading.Event:
@@ -241,6 +239,13 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
     if not retry_until_done(stop, "the database schema", lambda: set_up_schema(settings, *steps)):
         return {"stopped": "serve", "loops": []}
     ready = TopicsReady(settings, bootstrap, topics)
+    try:  # a topic that breaks the contract stops serve before any part starts
+        ready()
+    except ConfigError:
+        raise
+    except Exception as exc:  # the broker is away: each part waits for it on its own
+        log.info("Kafka topics not checked yet (%s): each part checks them at its start",
+                 type(exc).__name__)
     loops: dict[str, Part] = {
         "relay": after(ready, relay_loop(settings, bootstrap, topics)),
         "checkout": after(ready, checkout_loop(settings, bootstrap, topics, args)),

@@ -21,6 +21,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -40,6 +41,7 @@ from entrypoints.http.problems import domain_problem, problem, problem_body
 from entrypoints.http.replies import MAX_KEY, HttpReply, fingerprint, without_codes
 from entrypoints.http.writer import Writer
 from infra.bootstrap import build_card_facts_reader
+from infra.kafka.floor import stopped_relays
 from infra.service import Service
 from infra.transient import DATABASE_ERRORS, is_transient
 
@@ -139,6 +141,10 @@ class Metrics:
         )
         self.refusals = Counter(
             "giftcards_refusals", "refusals by stable code", ["code"], registry=self.registry
+        )
+        self.relay_stopped = Gauge(
+            "giftcards_relay_stopped", "1: the relay stopped, Kafka's committed position read "
+            "below the one the broker confirmed (see status)", ["relay"], registry=self.registry,
         )
         self.batches = Histogram(
             "giftcards_commit_batch_commands", "commands saved per transaction (group commit)",
@@ -397,6 +403,11 @@ def create_app(
 
     @api.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
+        try:
+            for relay in await call(lambda: stopped_relays(service.db)):
+                metrics.relay_stopped.labels(relay).set(1)
+        except Exception as error:  # the other metrics still answer
+            log.warning("relay state not readable (%s)", type(error).__name__)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @api.get("/docs", include_in_schema=False)

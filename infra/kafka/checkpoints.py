@@ -14,7 +14,7 @@ from infra.kafka.topics import Topics
 
 def publish(settings: Settings, checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The signed header (not the heads: the file holds them, the root covers them)."""
-    topics = Topics(settings.topic_prefix)
+    topics = Topics.of(settings)
     ensure_topics(str(settings.kafka_bootstrap), topics, settings.partitions,
                   settings.replication_factor)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
