@@ -62,8 +62,19 @@ def status(service: Service, projections_source: Callable[[], dict[int, int]] | 
         },
         "consumers": {"checkout": checkout, "projections": views},
         "dead_letters": dead,
+        "clock": _clock(service),
         "deliveries_pending": delivery.pending(service.app, LAG_COUNT_LIMIT),
     }
+
+
+def _clock(service: Service) -> Json | None:
+    """This host's clock against the database's (measured now), and the bound past which it
+    refuses leases and events."""
+    if service.clock is None:
+        return None
+    offset = service.clock.measure()
+    bound = service.clock.bound_s
+    return {"offset_s": round(-offset, 3), "bound_s": bound, "within_bound": abs(offset) <= bound}
 
 
 def _checkout_next(service: Service, topics: Any, partition: int) -> int:

@@ -146,6 +146,11 @@ class Metrics:
             "giftcards_relay_stopped", "1: the relay stopped, Kafka's committed position read "
             "below the one the broker confirmed (see status)", ["relay"], registry=self.registry,
         )
+        self.clock_offset = Gauge(
+            "giftcards_clock_offset_seconds", "this host's clock minus the database's, as last "
+            "measured (past GIFTCARDS_MAX_CLOCK_SKEW_SECONDS: no lease, no event)",
+            registry=self.registry,
+        )
         self.batches = Histogram(
             "giftcards_commit_batch_commands", "commands saved per transaction (group commit)",
             registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
@@ -408,6 +413,8 @@ def create_app(
                 metrics.relay_stopped.labels(relay).set(1)
         except Exception as error:  # the other metrics still answer
             log.warning("relay state not readable (%s)", type(error).__name__)
+        if service.clock is not None:
+            metrics.clock_offset.set(-service.clock.offset_s)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @api.get("/docs", include_in_schema=False)

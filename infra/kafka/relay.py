@@ -20,7 +20,7 @@ from infra.kafka.admin import verify_topics
 from infra.kafka.cloudevents import DEFAULT, CloudEvents
 from infra.kafka.floor import mark_stopped, raise_floor, read_floor
 from infra.kafka.topics import TopicContractError, Topics
-from infra.lease import Lease, current_holder, instance_id
+from infra.lease import Lease, current_holder, instance_id, lease_clock
 from infra.ratelog import RateLimitedLog, backoff
 from infra.service import Service
 
@@ -95,7 +95,8 @@ class Relay:
         self.batch_size = batch_size
         self.instance = instance or instance_id()
         seconds = lease_seconds or service.settings.relay_lease_seconds
-        self.lease = Lease(service.db, transactional_id, self.instance, seconds)
+        self.lease = Lease(service.db, transactional_id, self.instance, seconds,
+                           clock=lease_clock(service))
         self.active = False
         self._renewed_at = 0.0
         self._waits = RateLimitedLog(log)
@@ -194,7 +195,8 @@ class Relay:
         if self.service.db.url.startswith("sqlite:///:memory:"):
             return  # one process: nobody to hand over to
         db = Database(self.service.db.url)
-        keeper = Lease(db, self.lease.name, self.lease.holder, self.lease.seconds)
+        keeper = Lease(db, self.lease.name, self.lease.holder, self.lease.seconds,
+                       clock=self.lease.clock)
         try:
             while not stop.wait(self.lease.seconds / 4):
                 if not self.active:
