@@ -110,6 +110,9 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "topic_contract_violated": (CLI, "no, fix the topic", "an existing topic differs "
                                 "from the topic contract in a setting that can lose or duplicate "
                                 "records (the message names the topic and the setting)"),
+    "clock_skew_exceeded": (CLI, "yes, once the clocks agree", "this host's clock is further "
+                            "from the database's than GIFTCARDS_MAX_CLOCK_SKEW_SECONDS: no lease "
+                            "taken, no event recorded (the message gives the measured offset)"),
     "relay_position_regressed": (CLI, "no, an operator decides", "Kafka's committed relay "
                                  "position is below one the broker confirmed: the relay stops "
                                  "instead of publishing again"),
