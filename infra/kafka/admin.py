@@ -8,7 +8,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from infra.kafka.topics import WHY, TopicContractError, Topics
 
@@ -87,7 +87,11 @@ def check_topics(
     if not names:
         return
     problems = []
-    for name, actual in _configs(admin, names).items():
+    described = _configs(admin, names)
+    unknown = [name for name in names if not described.get(name)]
+    if unknown:  # just created by another process, not known to this broker yet: ask again
+        raise KafkaTimeoutError(f"topics not described yet: {', '.join(unknown)}")
+    for name, actual in described.items():
         wanted = {**topics.configs()[name], **replicated(replication_factor)}
         if actual.get("cleanup.policy") == wanted["cleanup.policy"] == "compact":
             # Retention does not apply to a compacted-only topic (earlier versions left the
@@ -97,10 +101,10 @@ def check_topics(
             if actual.get(setting) != value:
                 problems.append(f"topic {name}: {setting} is {actual.get(setting)!r}, the "
                                 f"contract needs {value!r} ({WHY.get(setting, 'contract')})")
-    for described in admin.describe_topics(names):
-        replicas = min((len(p["replica_nodes"]) for p in described["partitions"]), default=0)
-        if described["partitions"] and replicas < replication_factor:
-            problems.append(f"topic {described['name']}: replication factor is {replicas}, the "
+    for topic in admin.describe_topics(names):
+        replicas = min((len(p["replica_nodes"]) for p in topic["partitions"]), default=0)
+        if topic["partitions"] and replicas < replication_factor:
+            problems.append(f"topic {topic['name']}: replication factor is {replicas}, the "
                             f"contract needs {replication_factor} (GIFTCARDS_REPLICATION_FACTOR)")
     if problems:
         raise TopicContractError("; ".join(problems) + ". Fix or recreate the topic (see "

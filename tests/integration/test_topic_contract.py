@@ -13,10 +13,11 @@ import orjson
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewPartitions, NewTopic
+from kafka.errors import KafkaTimeoutError
 
 from dev.services import unique_topic_prefix
 from infra.bootstrap import Service
-from infra.kafka.admin import ensure_topics
+from infra.kafka.admin import ensure_topics, verify_topics
 from infra.kafka.floor import read_floor
 from infra.kafka.relay import PositionBelowFloorError, Relay
 from infra.kafka.topics import Topics
@@ -161,3 +162,11 @@ def test_r3_a_relay_reading_a_position_below_its_confirmed_one_stops_and_republi
     assert code == 2 and answer["error"]["code"] == "relay_position_regressed", answer
     assert len(read_committed(kafka_bootstrap, topics.events)) == published
 
+
+
+def test_a_topic_not_yet_known_to_the_broker_is_asked_again_not_refused(
+    kafka_bootstrap: str,
+) -> None:
+    topics = Topics(unique_topic_prefix())  # none of its topics exists
+    with pytest.raises(KafkaTimeoutError, match="not described yet"):
+        verify_topics(kafka_bootstrap, topics, [topics.events])
