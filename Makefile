@@ -46,7 +46,7 @@ kcat:
 faketime:
 	command -v faketime >/dev/null || { apt-get update -qq && apt-get install -y -qq faketime; }
 
-# curl: the README's API walk-through (tests/e2e/test_readme.py) runs it as written.
+# curl: the HTTP quickstart's walk-through (tests/e2e/test_docs.py) runs it as written.
 tools:
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
 

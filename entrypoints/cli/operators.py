@@ -21,5 +21,5 @@ def logged_read(
     args: argparse.Namespace, purpose: str, command: str,
     read: Callable[[], dict[str, Any]], subjects: Callable[[dict[str, Any]], Iterable[Any]],
 ) -> dict[str, Any]:
-    """R21 (finding 9): `--operator` given, then checked and every subject shown logged."""
+    """R21: `--operator` given, then checked and every subject shown logged."""
     return privacy.logged_read(service(), need_operator(args), purpose, command, read, subjects)

@@ -10,11 +10,13 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
+from infra.kafka import clients
+from infra.kafka.clients import Link
 from infra.kafka.topics import WHY, TopicContractError, Topics
 
 
 def ensure_topics(
-    bootstrap: str,
+    bootstrap: Link,
     topics: Topics,
     partitions: int = 12,
     replication_factor: int = 1,
@@ -25,8 +27,8 @@ def ensure_topics(
     the contract (TopicContractError, naming each topic and setting that differs). Replicated
     (factor ≥ 3): a write needs two in-sync replicas and an out-of-sync replica is never elected
     leader, so an acknowledged event survives the loss of any one broker."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap,
+    admin = clients.admin(
+        bootstrap,
         client_id="giftcards-admin",
         bootstrap_timeout_ms=bootstrap_timeout_ms,
     )
@@ -60,7 +62,7 @@ def ensure_topics(
 
 
 def verify_topics(
-    bootstrap: str,
+    bootstrap: Link,
     topics: Topics,
     names: Iterable[str],
     replication_factor: int = 1,
@@ -68,10 +70,8 @@ def verify_topics(
     bootstrap_timeout_ms: int = 30_000,
 ) -> None:
     """check_topics through an admin client of its own (the relay's check at each reconnect)."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        client_id="giftcards-admin",
-        bootstrap_timeout_ms=bootstrap_timeout_ms,
+    admin = clients.admin(
+        bootstrap, client_id="giftcards-admin", bootstrap_timeout_ms=bootstrap_timeout_ms
     )
     try:
         check_topics(admin, topics, list(names), replication_factor)

@@ -9,14 +9,16 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError
 from kafka.partitioner.default import murmur2
 
 from infra.config import ConfigError
 from infra.db import Database
 from infra.envelope import published_topics, stored_envelope
+from infra.kafka import clients
 from infra.kafka.admin import verify_topics
+from infra.kafka.clients import Link, bootstrap_of
 from infra.kafka.cloudevents import DEFAULT, CloudEvents
 from infra.kafka.floor import mark_stopped, raise_floor, read_floor
 from infra.kafka.topics import TopicContractError, Topics
@@ -78,7 +80,7 @@ class Relay:
     def __init__(
         self,
         service: Service,
-        bootstrap: str,
+        bootstrap: Link,
         topics: Topics,
         *,
         transactional_id: str = "giftcards-relay",
@@ -190,7 +192,7 @@ class Relay:
     def _keep_lease(self, stop: threading.Event) -> None:
         """While active, renew the lease from a thread and a connection of its own: a batch
         that blocks longer than the lease (a broker lost, a slow commit) must not let a standby
-        take over and fence it, then be fenced back (issue 13: relays fencing each other six
+        take over and fence it, then be fenced back (relays would fence each other six
         times a minute). A lease that cannot be renewed lapses; the loop then learns it."""
         if self.service.db.url.startswith("sqlite:///:memory:"):
             return  # one process: nobody to hand over to
@@ -358,15 +360,15 @@ class Relay:
                     "kafka",
                     "relay %s waiting for Kafka at %s to acknowledge %d records",
                     self.instance,
-                    self.bootstrap,
+                    bootstrap_of(self.bootstrap),
                     records,
                 )
 
     def _connect(self) -> KafkaProducer:
         """Fence any zombie with our transactional id, then read where the last commit ended."""
         if self._producer is None:
-            producer = KafkaProducer(
-                bootstrap_servers=self.bootstrap,
+            producer = clients.producer(
+                self.bootstrap,
                 transactional_id=self.transactional_id,
                 max_block_ms=MAX_BLOCK_MS,
                 bootstrap_timeout_ms=MAX_BLOCK_MS,
@@ -403,7 +405,7 @@ class Relay:
     def _close_orphans(self, producer: KafkaProducer) -> None:
         """Abort one transaction holding a record on every partition the relay writes (never
         seen by a read_committed reader). A broker that lost a commit it had confirmed (seen
-        after a restart, issue 9) can leave our records on a partition without any marker; the
+        after a restart) can leave our records on a partition without any marker; the
         broker would count them into our next commit there, and the events we publish again
         would show twice. This abort's marker ends them as aborted first."""
         partitions = sorted(producer.partitions_for(self.topics.events))
@@ -456,11 +458,11 @@ class Relay:
         return committed_position(self.bootstrap, self.topics, self.transactional_id)
 
 
-def committed_position(bootstrap: str, topics: Topics, transactional_id: str) -> int:
+def committed_position(bootstrap: Link, topics: Topics, transactional_id: str) -> int:
     """The last notification id that the relay `transactional_id` committed to Kafka (0 if
     none), read committed from the positions topic."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+    consumer = clients.consumer(
+        bootstrap,
         isolation_level="read_committed",
         enable_auto_commit=False,
         bootstrap_timeout_ms=MAX_BLOCK_MS,

@@ -32,7 +32,7 @@ class Topics:
     """Every topic of the contract; `prefix` isolates test runs and environments."""
 
     prefix: str = ""
-    # Dead letters hold what an operator needs to fix a sender, for this long.
+    # Dead letters hold what an operator needs to fix a sender, for this long (P2).
     dead_letter_retention_days: int = 30
     # `order.checkout` carries personal data in clear (names, e-mails, addresses, messages)
     # that erasure cannot reach: kept only long enough to ride out a weekend's consumer outage.
@@ -75,7 +75,7 @@ class Topics:
 
     @property
     def checkpoints(self) -> str:
-        """Signed audit checkpoints (issue 15): one partition, kept forever."""
+        """Signed audit checkpoints: one partition, kept forever."""
         return f"{self.prefix}giftcard.checkpoints"
 
     @property

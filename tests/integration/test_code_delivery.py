@@ -1,4 +1,4 @@
-"""Issue 11 (R7): codes e-mailed through a real SMTP server (aiosmtpd in a subprocess) from the
+"""R7: codes e-mailed through a real SMTP server (aiosmtpd in a subprocess) from the
 sealed outbox: both e-mails, locale formats, escaping, retries, failures, erasure, no leaks."""
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def test_r7_p2_erasure_of_the_buyer_before_delivery_fails_it_alerts_and_keeps_th
 ) -> None:
     card = buy(service, "o-erased", buyer_id="cust-gone", email="gone@example.org")
     privacy = Privacy(service)
-    privacy.add_operator("dpo-1", "dpo", None)  # issue 17: erasure is accountable
+    privacy.add_operator("dpo-1", "dpo", None)  # erasure is accountable
     privacy.open_request("cust-gone", "erasure", privacy.today(), "req-gone")
     privacy.erase(["cust-gone"], "req-gone", "dpo-1")
     the_worker = worker(service, smtp_server)
@@ -277,7 +277,7 @@ def test_r7_p5_no_code_in_any_log_line_view_export_or_error_after_delivery(
                 assert form not in text
 
 
-def test_r7_r21_issue17_f8_a_rectified_email_before_delivery_is_where_the_card_goes(
+def test_r7_r21_a_rectified_email_before_delivery_is_where_the_card_goes(
     service: Service, smtp_server: SmtpServer
 ) -> None:
     """Art. 16: the buyer corrected a mistyped address before delivery; the worker reads the
