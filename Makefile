@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 ASYNCAPI_PARSER := dev/asyncapi/node_modules/@asyncapi/parser/package.json
 
 .PHONY: demo test test-repeat lint services cluster bench chaos container-deps images container-test clean \
-	asyncapi-parser kcat tools docs
+	asyncapi-parser kcat faketime tools docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,18 +42,22 @@ asyncapi-parser: $(ASYNCAPI_PARSER)
 kcat:
 	command -v kcat >/dev/null || { apt-get update -qq && apt-get install -y -qq kcat; }
 
+# faketime runs one instance with its wall clock an hour behind (tests/faults/test_clock_skew.py).
+faketime:
+	command -v faketime >/dev/null || { apt-get update -qq && apt-get install -y -qq faketime; }
+
 # curl: the HTTP quickstart's walk-through (tests/e2e/test_docs.py) runs it as written.
 tools:
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
 
-test: services lint kcat tools
+test: services lint kcat faketime tools
 	$(PY) -m pytest
 
 # The same tests N times in a row (pytest-repeat), stopping at the first failure: a flaky test
 # shows itself here instead of in CI. E.g. make test-repeat TESTS=tests/faults N=10
 TESTS ?= tests/faults
 N ?= 10
-test-repeat: services kcat
+test-repeat: services kcat faketime
 	$(PY) -m pytest -x --count $(N) $(TESTS)
 
 bench: services

@@ -15,6 +15,7 @@ import orjson
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 from kafka import TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from application.cards import GiftCards, UnitOfWork
@@ -394,6 +395,8 @@ class CheckoutConsumer:
                 done = self.processor.process(tp.partition, chunk, stop)
                 outcome.results += done.results
                 outcome.dead += done.dead
+        if not self.still_owner(polled):
+            return Outcome()
         self.publish(outcome)
         # Only a hint for the next start: the store's tracking record is the truth.
         self.consumer.commit(
@@ -412,6 +415,26 @@ class CheckoutConsumer:
             count / elapsed if elapsed else 0.0,
         )
         return outcome
+
+    def still_owner(self, polled: dict[TopicPartition, Sequence[Any]]) -> bool:
+        """Whether this member still owns the polled partitions, asked of the group coordinator
+        right before publishing: a commit of the offsets the batch started from, which the
+        coordinator refuses from a member of an older generation. A process frozen past its
+        session (SIGSTOP, a long pause) comes back with a poll whose messages the new owner
+        has applied and answered; it publishes nothing of it. If the check fails while we do
+        own them, the batch is polled again (applied: its stored replies are replayed)."""
+        try:
+            self.consumer.commit(
+                {tp: OffsetAndMetadata(rs[0].offset, "", -1) for tp, rs in polled.items()}
+            )
+            return True
+        except KafkaError as exc:
+            log.warning("checkout: not publishing a batch of %d partitions: the group no longer "
+                        "confirms this member owns them (%s)", len(polled), type(exc).__name__)
+        for tp, records in polled.items():
+            if tp in self.consumer.assignment():
+                self.consumer.seek(tp, records[0].offset)
+        return False
 
     def publish(self, outcome: Outcome) -> None:
         """Results and dead letters, each with its CloudEvents headers (binary mode)."""

@@ -27,7 +27,7 @@ from application.cards import (
 from application.privacy import PiiReader
 from domain.delivery import CodeDelivery
 from domain.giftcard import GiftCard
-from infra.lease import Lease, instance_id
+from infra.lease import Lease, instance_id, lease_clock
 from infra.mail.render import CardMail, render, render_notice
 from infra.mail.transport import PermanentSendError, TransientSendError, Transport
 from infra.ratelog import RateLimitedLog, backoff
@@ -79,7 +79,7 @@ class DeliveryWorker:
         like the relay: several `serve` instances must not send the same e-mails); standing by
         otherwise. Waits for new sealed codes when it has caught up."""
         lease = Lease(self.service.db, LEASE, instance_id(),
-                      self.service.settings.relay_lease_seconds)
+                      self.service.settings.relay_lease_seconds, clock=lease_clock(self.service))
         try:
             while not stop.is_set():
                 if not lease.acquire():

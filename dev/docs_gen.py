@@ -132,6 +132,15 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "currency_mismatch": (KAFKA_IN, "no", "the currency is not the market's"),
     "personal_data_in_field": (KAFKA_IN, "no", "an e-mail address in `payment_method` (P5); "
                                "in an id field it is `invalid_id`"),
+    "topic_contract_violated": (CLI, "no, fix the topic", "an existing topic differs "
+                                "from the topic contract in a setting that can lose or duplicate "
+                                "records (the message names the topic and the setting)"),
+    "clock_skew_exceeded": (CLI, "yes, once the clocks agree", "this host's clock is further "
+                            "from the database's than GIFTCARDS_MAX_CLOCK_SKEW_SECONDS: no lease "
+                            "taken, no event recorded (the message gives the measured offset)"),
+    "relay_position_regressed": (CLI, "no, an operator decides", "Kafka's committed relay "
+                                 "position is below one the broker confirmed: the relay stops "
+                                 "instead of publishing again"),
 }
 # Words the scan finds that are not error codes.
 NOT_CODES = {"refused", "version"}

@@ -19,7 +19,9 @@ from infra import lease
 from infra.chainkey import load_chain_key
 from infra.config import ConfigError, Settings, load_settings
 from infra.db import Database, eventsourcing_env, share_ping_policy
+from infra.dbclock import DatabaseClock
 from infra.envelope import use_pseudonyms
+from infra.kafka import floor
 from infra.keyring import KekRing
 from infra.lookup import stream_loader
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
@@ -27,6 +29,7 @@ from infra.pseudonyms import StreamPseudonyms
 from infra.recorders import BinaryPostgresProcessRecorder
 from infra.secrets import HmacCodeHasher, Keys
 from infra.service import Service
+from infra.transient import is_transient
 from infra.vault import Vault
 
 if TYPE_CHECKING:  # built on demand: a card command does not load Kafka or view code
@@ -69,9 +72,10 @@ def build(
         "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),
     }
     markets = load_markets(settings)
+    shared = database_clock(settings, db) if clock is None and settings.now is None else None
     app = GiftCards(
         env,
-        clock=clock or clock_for(settings),
+        clock=clock or shared or clock_for(settings),
         codes=codes,
         hasher=HmacCodeHasher(keys.code_hmac),
         vault=vault,
@@ -90,9 +94,22 @@ def build(
         share_ping_policy(cast(Any, app.recorder).datastore.pool)
     if create_tables:
         db.execute(lease.TABLE)
+        db.execute(floor.TABLE)
     pseudonyms = StreamPseudonyms(keys.stream_pseudonym)
     use_pseudonyms(pseudonyms)  # every envelope this process builds (relay, views, verify)
-    return Service(settings=settings, app=app, db=db, vault=vault, pseudonyms=pseudonyms)
+    return Service(settings=settings, app=app, db=db, vault=vault, pseudonyms=pseudonyms,
+                   clock=shared)
+
+
+def database_clock(settings: Settings, db: Database) -> DatabaseClock:
+    """The database's clock, its offset measured now (or at first use if the database is away)."""
+    shared = DatabaseClock(db, settings.max_clock_skew_seconds)
+    try:
+        shared.measure()
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+    return shared
 
 
 def chain_key(settings: Settings) -> bytes:
@@ -213,8 +230,12 @@ def set_up_schema(settings: Settings, *more: Callable[[], None]) -> None:
 
     with schema_lock(settings.database_url):
         service = build(settings)
-        Privacy(service)  # the access log, which the delivery worker writes to
-        service.close()
+        try:
+            if service.clock is not None:  # long-running processes refuse a skewed host
+                service.clock.check()
+            Privacy(service)  # the access log, which the delivery worker writes to
+        finally:
+            service.close()
         for step in more:
             step()
 

@@ -95,6 +95,8 @@ class Settings(BaseModel):
     api_group_commit: bool = True
     # How long an API process trusts what it read of a key (a revocation shows within this).
     api_key_cache_seconds: float = 1.0
+    # How far this host's clock may be from the database's before it refuses work.
+    max_clock_skew_seconds: float = 2.0
     kafka_security: KafkaSecurity = KafkaSecurity()
     smtp_ca_file: Path | None = None  # None: the system's trusted CAs
     # HTTP connections (entrypoints.http.protocol): how long a client may take, how much it
@@ -176,6 +178,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         hold_seconds=_int(env, "GIFTCARDS_HOLD_SECONDS", 1800),
         api_group_commit=_switch(env, "GIFTCARDS_API_GROUP_COMMIT", True),
         api_key_cache_seconds=_seconds(env, "GIFTCARDS_API_KEY_CACHE_SECONDS", 1.0),
+        max_clock_skew_seconds=_seconds(env, "GIFTCARDS_MAX_CLOCK_SKEW_SECONDS", 2.0),
         kafka_security=_kafka_security(env),
         smtp_ca_file=_readable(env, "GIFTCARDS_SMTP_CA_FILE"),
         http_header_timeout_seconds=_seconds(env, "GIFTCARDS_HTTP_HEADER_TIMEOUT_SECONDS", 10.0),
@@ -475,6 +478,9 @@ VARIABLES: dict[str, str] = {
     "GIFTCARDS_API_KEY_CACHE_SECONDS": "how long an API process reuses what it read of an API "
     "key (1.0; 0 = read the store on every request): a revoked key is refused everywhere "
     "within this time",
+    "GIFTCARDS_MAX_CLOCK_SKEW_SECONDS": "how far (seconds) this host's clock may be from the "
+    "database's (2.0): time decisions use the database's clock; past this the process takes no "
+    "lease and records no event, and `serve`, `relay` and `consume` refuse to start (exit 2)",
     "GIFTCARDS_KAFKA_SECURITY_PROTOCOL": "`PLAINTEXT` (default outside production) or "
     "`SASL_SSL`, for every Kafka client of the service (relay, consumers, projections, API, "
     "admin); production refuses anything but `SASL_SSL` when `KAFKA_BOOTSTRAP_SERVERS` is set",

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from infra.db import Database
+from infra.service import Service
 
 TABLE = """CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY,
@@ -29,10 +30,16 @@ class Holder:
     expires_at: float
 
 
+def lease_clock(service: Service) -> Callable[[], float]:
+    """The database's clock (infra.dbclock) when the service measures it, else this host's."""
+    return service.clock.epoch if service.clock is not None else time.time
+
+
 class Lease:
     """A row (name, holder, expires_at): the holder renews it; anyone takes it once expired.
-    Expiry is wall-clock seconds since the epoch, so holders on several hosts need synchronised
-    clocks (NTP); the duration must exceed their skew. Correctness does not rest on the lease
+    Expiry is seconds since the epoch on the database's clock (`lease_clock`), so holders on
+    hosts whose clocks drift agree on it; a host past the skew bound takes no lease (its clock
+    raises ClockSkewError). Correctness does not rest on the lease
     (Kafka's transactional fencing does that): it keeps two relays from fencing each other
     back and forth."""
 

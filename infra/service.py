@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from application.cards import GiftCards
 from infra.config import Settings
 from infra.db import Database
+from infra.dbclock import DatabaseClock
 from infra.pseudonyms import StreamPseudonyms
 from infra.vault import Vault
 
@@ -20,6 +21,8 @@ class Service:
     db: Database
     vault: Vault
     pseudonyms: StreamPseudonyms  # the published stream's (installed in infra.envelope too)
+    # The database's clock as this process measures it (None: a clock given by the caller).
+    clock: DatabaseClock | None = None
 
     def close(self) -> None:
         self.app.close()

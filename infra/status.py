@@ -11,6 +11,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from consumers import delivery
 from infra.kafka import clients
+from infra.kafka.floor import stopped_relays
 from infra.lease import current_holder
 from infra.service import Service
 
@@ -35,6 +36,7 @@ def status(service: Service, projections_source: Callable[[], dict[int, int]] | 
     )
     stored = waiting[-1].id if waiting else published
     holder = current_holder(service.db, topics.relay_transactional_id)
+    stopped = stopped_relays(service.db).get(topics.relay_transactional_id)
     now = time.time()
     kc = clients.consumer(bootstrap, isolation_level="read_committed", enable_auto_commit=False)
     try:
@@ -54,11 +56,25 @@ def status(service: Service, projections_source: Callable[[], dict[int, int]] | 
             "lag_at_least": len(waiting) == LAG_COUNT_LIMIT,
             "active_instance": holder.holder if holder and holder.expires_at >= now else None,
             "lease_expires_in_s": round(holder.expires_at - now, 1) if holder else None,
+            # The alert: Kafka's position read below the confirmed one; the relay stopped.
+            "stopped": {"confirmed_position": stopped[0], "kafka_position": stopped[1]}
+            if stopped else None,
         },
         "consumers": {"checkout": checkout, "projections": views},
         "dead_letters": dead,
+        "clock": _clock(service),
         "deliveries_pending": delivery.pending(service.app, LAG_COUNT_LIMIT),
     }
+
+
+def _clock(service: Service) -> Json | None:
+    """This host's clock against the database's (measured now), and the bound past which it
+    refuses leases and events."""
+    if service.clock is None:
+        return None
+    offset = service.clock.measure()
+    bound = service.clock.bound_s
+    return {"offset_s": round(-offset, 3), "bound_s": bound, "within_bound": abs(offset) <= bound}
 
 
 def _checkout_next(service: Service, topics: Any, partition: int) -> int:

@@ -29,7 +29,7 @@ def retry_until_done(stop: threading.Event, what: str, step: Callable[[], object
         try:
             step()
         except ConfigError:
-            raise
+            raise  # waiting does not fix a wrong environment (a topic that breaks the contract)
         except Exception as exc:
             if refused_login(exc):  # the database refused our credentials or TLS settings
                 raise
@@ -45,9 +45,13 @@ def retry_until_done(stop: threading.Event, what: str, step: Callable[[], object
     return False
 
 
-def supervise(name: str, part: Part, stop: threading.Event) -> None:
+def supervise(
+    name: str, part: Part, stop: threading.Event, refused: list[ConfigError] | None = None
+) -> None:
     """Runs `part(stop)` until `stop` is set, restarting it with backoff whenever it raises
-    (or returns early): one failing part neither stops the process nor the other parts."""
+    (or returns early): one failing part neither stops the process nor the other parts. A part
+    that finds the environment unusable (ConfigError: a topic that breaks the contract) stops
+    them all: it is added to `refused` and `stop` is set."""
     failures = 0
     while not stop.is_set():
         started = time.monotonic()
@@ -56,6 +60,12 @@ def supervise(name: str, part: Part, stop: threading.Event) -> None:
             if stop.is_set():
                 return
             raise RuntimeError(f"{name} returned before it was asked to stop")
+        except ConfigError as exc:
+            log.error("%s refuses to run: %s", name, exc)
+            if refused is not None:
+                refused.append(exc)
+            stop.set()
+            return
         except Exception as exc:
             if time.monotonic() - started > HEALTHY_AFTER_S:
                 failures = 0
@@ -86,9 +96,12 @@ def supervise(name: str, part: Part, stop: threading.Event) -> None:
 
 def run_parts(parts: dict[str, Part], stop: threading.Event, join_timeout: float = 60.0) -> None:
     """Each part in its own supervised thread; returns once `stop` is set and they finished
-    (or `join_timeout` passed: the threads are daemons)."""
+    (or `join_timeout` passed: the threads are daemons). Raises the ConfigError of a part that
+    refused to run, once the others stopped."""
+    refused: list[ConfigError] = []
     threads = [
-        threading.Thread(target=supervise, args=(name, part, stop), name=name, daemon=True)
+        threading.Thread(target=supervise, args=(name, part, stop, refused), name=name,
+                         daemon=True)
         for name, part in parts.items()
     ]
     for thread in threads:
@@ -100,3 +113,5 @@ def run_parts(parts: dict[str, Part], stop: threading.Event, join_timeout: float
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():
             log.warning("%s did not stop within %.0f s", thread.name, join_timeout)
+    if refused:
+        raise refused[0]

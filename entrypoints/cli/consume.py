@@ -21,7 +21,7 @@ from infra.bootstrap import (
     check_mail_link,
     set_up_schema,
 )
-from infra.config import KafkaLink, Settings, load_settings
+from infra.config import ConfigError, KafkaLink, Settings, load_settings
 from infra.kafka.topics import Topics
 from infra.supervisor import Part, retry_until_done, run_parts
 
@@ -62,7 +62,7 @@ def kafka_config() -> tuple[Settings, KafkaLink, Topics]:
     settings = load_settings()
     if not settings.kafka_bootstrap:
         raise UsageError("KAFKA_BOOTSTRAP_SERVERS is not set", code="invalid_configuration")
-    topics = Topics(settings.topic_prefix, settings.retention_dead_letter_days)
+    topics = Topics.of(settings)
     return settings, settings.kafka_link, topics
 
 
@@ -74,22 +74,20 @@ def kafka_settings() -> tuple[Settings, KafkaLink, Topics]:
 
 
 class TopicsReady:
-    """Creates the contract topics once per process; every part calls it before its work, so a
-    broker that is down at start fails (and restarts) the parts, not the process. No lock:
-    creating topics is idempotent, and a part must not wait behind another's attempt."""
+    """Creates the contract topics and checks the existing ones; every part calls it at each
+    (re)start, so a broker that is down at start fails (and restarts) the parts, not the process,
+    and a topic changed while the service ran is found at the next reconnect. No lock: creating
+    topics is idempotent, and a part must not wait behind another's attempt."""
 
     BOOTSTRAP_TIMEOUT_MS = 5_000  # a down broker fails the attempt soon; the supervisor retries
 
     def __init__(self, settings: Settings, bootstrap: KafkaLink, topics: Topics) -> None:
         self.args = (bootstrap, topics, settings.partitions, settings.replication_factor)
-        self._done = False
 
     def __call__(self) -> None:
         from infra.kafka.admin import ensure_topics
 
-        if not self._done:
-            ensure_topics(*self.args, bootstrap_timeout_ms=self.BOOTSTRAP_TIMEOUT_MS)
-            self._done = True
+        ensure_topics(*self.args, bootstrap_timeout_ms=self.BOOTSTRAP_TIMEOUT_MS)
 
 
 def check_link(link: KafkaLink) -> None:
@@ -262,6 +260,13 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
     check_link(bootstrap)
     check_mail_link(settings)
     ready = TopicsReady(settings, bootstrap, topics)
+    try:  # a topic that breaks the contract stops serve before any part starts
+        ready()
+    except ConfigError:
+        raise
+    except Exception as exc:  # the broker is away: each part waits for it on its own
+        log.info("Kafka topics not checked yet (%s): each part checks them at its start",
+                 type(exc).__name__)
     loops: dict[str, Part] = {
         "relay": after(ready, relay_loop(settings, bootstrap, topics)),
         "checkout": after(ready, checkout_loop(settings, bootstrap, topics, args)),

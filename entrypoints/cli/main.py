@@ -89,8 +89,9 @@ def _run(argv: list[str]) -> int:
         return EXIT_OK
     except UsageError as exc:
         return _fail(as_json, exc.code, str(exc), EXIT_INVALID)
-    except ConfigError as exc:
-        return _fail(as_json, "invalid_configuration", str(exc), EXIT_INVALID)
+    except ConfigError as exc:  # a subclass may name its own code (a topic contract refused)
+        code = getattr(exc, "code", "invalid_configuration")
+        return _fail(as_json, code, str(exc), EXIT_INVALID)
     except DomainError as exc:
         status = EXIT_INVALID if exc.code in INPUT_ERROR_CODES else EXIT_REFUSED
         return _fail(as_json, exc.code, exc.message, status)

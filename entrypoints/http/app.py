@@ -48,6 +48,7 @@ from entrypoints.http.replies import (
 )
 from entrypoints.http.writer import Writer
 from infra.bootstrap import build_card_facts_reader
+from infra.kafka.floor import stopped_relays
 from infra.service import Service
 from infra.transient import DATABASE_ERRORS, is_transient
 
@@ -167,6 +168,15 @@ class Metrics:
         self.requests_due = Gauge(
             "giftcards_gdpr_requests_due_within_days",
             f"open rights requests due within {DUE_WARNING_DAYS} days, late ones included (P1)",
+            registry=self.registry,
+        )
+        self.relay_stopped = Gauge(
+            "giftcards_relay_stopped", "1: the relay stopped, Kafka's committed position read "
+            "below the one the broker confirmed (see status)", ["relay"], registry=self.registry,
+        )
+        self.clock_offset = Gauge(
+            "giftcards_clock_offset_seconds", "this host's clock minus the database's, as last "
+            "measured (past GIFTCARDS_MAX_CLOCK_SKEW_SECONDS: no lease, no event)",
             registry=self.registry,
         )
         self.batches = Histogram(
@@ -475,6 +485,13 @@ def create_app(
         due = await call(lambda: Privacy(service).due_counts(DUE_WARNING_DAYS))
         metrics.requests_overdue.set(due["overdue"])
         metrics.requests_due.set(due["due_within"])
+        try:
+            for relay in await call(lambda: stopped_relays(service.db)):
+                metrics.relay_stopped.labels(relay).set(1)
+        except Exception as error:  # the other metrics still answer
+            log.warning("relay state not readable (%s)", type(error).__name__)
+        if service.clock is not None:
+            metrics.clock_offset.set(-service.clock.offset_s)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @api.get("/docs", include_in_schema=False)

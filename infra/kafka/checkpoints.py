@@ -15,7 +15,7 @@ from infra.kafka.topics import Topics
 
 def publish(settings: Settings, checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The signed header (not the heads: the file holds them, the root covers them)."""
-    topics = Topics(settings.topic_prefix)
+    topics = Topics.of(settings)
     ensure_topics(settings.kafka_link, topics, settings.partitions,
                   settings.replication_factor)
     producer = clients.producer(settings.kafka_link, acks="all", enable_idempotence=True)

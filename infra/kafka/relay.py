@@ -13,13 +13,16 @@ from kafka import KafkaProducer, TopicPartition
 from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError
 from kafka.partitioner.default import murmur2
 
+from infra.config import ConfigError
 from infra.db import Database
 from infra.envelope import published_topics, stored_envelope
 from infra.kafka import clients
+from infra.kafka.admin import verify_topics
 from infra.kafka.clients import Link, bootstrap_of
 from infra.kafka.cloudevents import DEFAULT, CloudEvents
-from infra.kafka.topics import Topics
-from infra.lease import Lease, current_holder, instance_id
+from infra.kafka.floor import mark_stopped, raise_floor, read_floor
+from infra.kafka.topics import TopicContractError, Topics
+from infra.lease import Lease, current_holder, instance_id, lease_clock
 from infra.limits import ProcessingLimits
 from infra.ratelog import RateLimitedLog, backoff
 from infra.service import Service
@@ -63,6 +66,13 @@ class RelayBusyError(Exception):
     """Another relay holds the lease for this transactional id (a one-shot run does not wait)."""
 
 
+class PositionBelowFloorError(ConfigError):
+    """Kafka's committed position is below one whose commit the broker confirmed: the positions
+    topic or the broker lost it. Publishing from there would publish events a second time."""
+
+    code = "relay_position_regressed"
+
+
 class Relay:
     """Publishes each stored event once: events and the relay's position commit together.
     One relay per transactional id is active, the holder of a lease in the store database;
@@ -88,15 +98,20 @@ class Relay:
         self.batch_size = batch_size
         self.instance = instance or instance_id()
         seconds = lease_seconds or service.settings.relay_lease_seconds
-        self.lease = Lease(service.db, transactional_id, self.instance, seconds)
+        self.lease = Lease(service.db, transactional_id, self.instance, seconds,
+                           clock=lease_clock(service))
         self.active = False
         self._renewed_at = 0.0
         self._waits = RateLimitedLog(log)
         self._producer: KafkaProducer | None = None
         self._position: int | None = None  # last notification id committed to Kafka
-        # The highest position whose commit the broker confirmed to this relay: a later read
-        # of Kafka's committed position below it means the broker lost that commit (logged).
+        # The highest position whose commit the broker confirmed (also kept in the store
+        # database, `relay_floors`, for the next process): a later read of Kafka's committed
+        # position below it means the broker or the positions topic lost that commit.
         self._confirmed = 0
+        self._partitions = 0  # of the events topic, checked at each connect
+        self.stopped_below_floor: PositionBelowFloorError | None = None
+        self._read_below = 0
         # (first, last) notification ids of a batch whose commit got no answer: the next init
         # settles it, and the position read after it says which way.
         self._uncertain: tuple[int, int] | None = None
@@ -126,6 +141,10 @@ class Relay:
                 raise RelayBusyError(f"lease for {self.transactional_id} lost")
             try:
                 published = self._publish_batch()
+            except (PositionBelowFloorError, TopicContractError) as exc:
+                if isinstance(exc, PositionBelowFloorError):
+                    self._halt(exc)
+                raise
             except Exception as exc:
                 failures += 1
                 delay = self._recover(exc, failures)
@@ -155,6 +174,12 @@ class Relay:
                         stop.wait(min(1.0, self.lease.seconds / 4))
                         continue
                     seen = self._publish_batch()
+                except PositionBelowFloorError as exc:
+                    self._halt(exc)
+                    stop.wait()  # no republishing: an operator decides (docs/operations.md)
+                    return
+                except TopicContractError:
+                    raise  # the process refuses to run on (infra.supervisor)
                 except Exception as exc:
                     failures += 1
                     stop.wait(self._recover(exc, failures))
@@ -176,7 +201,8 @@ class Relay:
         if self.service.db.url.startswith("sqlite:///:memory:"):
             return  # one process: nobody to hand over to
         db = Database(self.service.db.url)
-        keeper = Lease(db, self.lease.name, self.lease.holder, self.lease.seconds)
+        keeper = Lease(db, self.lease.name, self.lease.holder, self.lease.seconds,
+                       clock=self.lease.clock)
         try:
             while not stop.wait(self.lease.seconds / 4):
                 if not self.active:
@@ -188,6 +214,17 @@ class Relay:
                     log.debug("relay %s could not renew its lease: %s", self.instance, exc)
         finally:
             db.close()
+
+    def _halt(self, exc: PositionBelowFloorError) -> None:
+        """The alert: an error line, the stop recorded for `status` and `/metrics`, the lease
+        handed back (a standby finds the same floor and stops too)."""
+        self.stopped_below_floor = exc
+        log.error("relay %s stopped: %s", self.instance, exc)
+        try:
+            mark_stopped(self.service.db, self.transactional_id, self._read_below)
+        except Exception as error:  # the log line stands; status shows it once the database does
+            log.warning("relay %s could not record its stop: %s", self.instance, error)
+        self.close()
 
     def close(self) -> None:
         """Drop the producer and hand the lease back (best effort: never raises)."""
@@ -302,6 +339,10 @@ class Relay:
             self._uncertain = (notifications[0].id, last)
             raise
         self._position = self._confirmed = self._limits_at = last
+        try:
+            raise_floor(self.service.db, self.transactional_id, last, self._partitions)
+        except Exception as exc:  # a floor lower than the truth only weakens the check
+            log.warning("relay %s could not record position %d: %s", self.instance, last, exc)
         elapsed = time.monotonic() - started
         published = len(notifications)
         log.info(
@@ -345,9 +386,29 @@ class Relay:
             # Aborts a predecessor's open transaction (or settles our own commit whose answer
             # never came), so the position read below is final.
             producer.init_transactions()
+            self._check_topics(producer)
             self._close_orphans(producer)
             self._position = self._settled(self._committed_position())
         return self._producer
+
+    def _check_topics(self, producer: KafkaProducer) -> None:
+        """At each (re)connect: the two topics still as the contract says, the events topic
+        with the partition count of the last published position (raises TopicContractError)."""
+        settings = self.service.settings
+        verify_topics(self.bootstrap, self.topics,
+                      [self.topics.events, self.topics.relay_positions],
+                      settings.replication_factor, bootstrap_timeout_ms=MAX_BLOCK_MS)
+        self._partitions = len(producer.partitions_for(self.topics.events))
+        floor = read_floor(self.service.db, self.transactional_id)
+        if floor is not None:
+            self._confirmed = max(self._confirmed, floor.position)
+            if floor.partitions and floor.partitions != self._partitions:
+                raise TopicContractError(
+                    f"topic {self.topics.events}: partition count is {self._partitions}, the "
+                    f"relay published up to position {floor.position} with {floor.partitions} "
+                    f"partitions: a card's later events would land on another partition than "
+                    f"its earlier ones (per-card order lost). Restore the partition count, or "
+                    f"republish into a new topic (docs/operations.md, topic contract)")
 
     def _close_orphans(self, producer: KafkaProducer) -> None:
         """Abort one transaction holding a record on every partition the relay writes (never
@@ -380,14 +441,14 @@ class Relay:
                         self.instance, first, last, outcome)
             self._uncertain = None
         if read < self._confirmed:
-            # Seen after a broker restart (bench/relay_outage.py): the coordinator forgot a
-            # commit it had confirmed, aborted it on some partitions and left others without a
-            # marker. Kafka's word stands (what it does not show committed, no consumer sees):
-            # the events after `read` go out again; records left without a marker become part
-            # of our next commit on their partition, so those events may show twice.
-            log.error("relay %s: Kafka's committed position %d is below %d, whose commit the "
-                      "broker confirmed: the broker lost that commit; publishing from %d again",
-                      self.instance, read, self._confirmed, read + 1)
+            # Seen after a broker restart (a commit the coordinator confirmed, then forgot) and
+            # with a positions topic that expired its records: publishing from `read` again
+            # would put every event after it on the topic a second time.
+            self._read_below = read
+            raise PositionBelowFloorError(
+                f"Kafka's committed position {read} on {self.topics.relay_positions} is below "
+                f"{self._confirmed}, whose commit the broker confirmed: the broker or the "
+                f"positions topic lost it; not publishing again from {read + 1}")
         return read
 
     def _reset(self) -> None:

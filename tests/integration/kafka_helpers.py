@@ -31,7 +31,8 @@ def create_topics(
     ensure_topics(bootstrap, topics, partitions, replication_factor)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        big = {"max.message.bytes": "2097152"}
+        # alter_configs replaces the topic's settings: the contract's are given again with it.
+        big = {**topics.configs()[topics.checkout], "max.message.bytes": "2097152"}
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -22,13 +22,14 @@ from tests.integration.test_relay import (
 )
 
 
-def set_max_message_bytes(bootstrap: str, topic: str, size: int) -> None:
+def set_max_message_bytes(bootstrap: str, topics: Topics, topic: str, size: int) -> None:
+    """alter_configs replaces the topic's settings: the contract's are given again with it."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                config = {"max.message.bytes": str(size)}
+                config = {**topics.configs()[topic], "max.message.bytes": str(size)}
                 admin.alter_configs([ConfigResource("TOPIC", topic, configs=config)])
                 return
             except ValueError:  # a topic just created may not be described yet
@@ -46,7 +47,7 @@ def test_r3_records_the_broker_refuses_are_never_committed_and_published_once_ac
     fill(service.app, 20)
     expected = stored_envelopes(service.app)
     # Every envelope (~600 B) is over the limit: each record of a transaction fails.
-    set_max_message_bytes(kafka_bootstrap, topics.events, 200)
+    set_max_message_bytes(kafka_bootstrap, topics, topics.events, 200)
     relay = Relay(service, kafka_bootstrap, topics, transactional_id=f"{topics.prefix}r",
                   batch_size=10)
     try:
@@ -54,7 +55,7 @@ def test_r3_records_the_broker_refuses_are_never_committed_and_published_once_ac
             relay.drain()  # a one-shot run gives up after its retries, and says so
         assert relay.position == 0, "a transaction with refused records was committed"
         assert read_committed(kafka_bootstrap, topics.events) == []
-        set_max_message_bytes(kafka_bootstrap, topics.events, 1_048_576)
+        set_max_message_bytes(kafka_bootstrap, topics, topics.events, 1_048_576)
         assert relay.drain() == len(expected)
     finally:
         relay.close()

@@ -43,8 +43,9 @@ def test_status_shows_relay_lag_until_relayed_then_the_active_relay_and_dead_let
     assert before["relay"] == {
         "last_stored_position": stored, "last_published_position": 0,
         "lag": len(published), "lag_at_least": False, "active_instance": None,
-        "lease_expires_in_s": None,
+        "lease_expires_in_s": None, "stopped": None,
     }  # the cards' published events, not the private index events stored with them
+    assert before["clock"]["within_bound"] is True and abs(before["clock"]["offset_s"]) < 2
     assert stored == published[-1].id and len(published) >= 3
     assert before["dead_letters"] == 0
     # The code-delivery outbox: every sealed code waits for the delivery worker, none has run here.

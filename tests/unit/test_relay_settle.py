@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from infra.bootstrap import Service
-from infra.kafka.relay import Relay
+from infra.kafka.relay import PositionBelowFloorError, Relay
 from infra.kafka.topics import Topics
 
 
@@ -28,13 +28,12 @@ def test_an_unanswered_commit_is_reported_committed_aborted_or_unclear(
         assert "unanswered" not in caplog.text  # only after a commit that got no answer
 
 
-def test_a_committed_position_below_a_confirmed_commit_is_an_error_yet_kafka_decides(
-    memory_service: Service, caplog: pytest.LogCaptureFixture
+def test_r3_a_committed_position_below_a_confirmed_commit_stops_the_relay_instead_of_republishing(
+    memory_service: Service,
 ) -> None:
     relay = Relay(memory_service, "127.0.0.1:1", Topics("t-"), transactional_id="t-relay")
     relay._confirmed = 8
-    with caplog.at_level(logging.INFO, logger="giftcards.relay"):
-        # Republishing what Kafka does not show committed risks a duplicate, never a loss.
-        assert relay._settled(2) == 2
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1 and "is below 8, whose commit the broker confirmed" in errors[0].message
+    # Publishing again from 3 would put events 3-8 on the topic a second time.
+    with pytest.raises(PositionBelowFloorError, match=r"position 2 .* is below 8"):
+        relay._settled(2)
+    assert relay._settled(8) == 8
