@@ -60,7 +60,9 @@ def export(recorder: Any, mapper: Any, views: Database, market: str, period: str
             if fields.get("market") == market and at and start <= _instant(at) < end:
                 in_period.add(cid)
         position = page[-1].id + 1
-    out.mkdir(parents=True, exist_ok=True)
+    # Every card's history names customers: the pack is its reader's alone (0700, files 0600).
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    out.chmod(0o700)
     events = 0
     with (out / "chains.jsonl").open("wb") as chains, (out / "events.jsonl").open("wb") as period_:
         for cid in sorted(in_period):
@@ -87,6 +89,8 @@ def export(recorder: Any, mapper: Any, views: Database, market: str, period: str
         "Verify offline, with the project's CLI and the public key you trust:\n\n"
         f"  giftcards audit verify-pack {out.name} --public-key public-key.pem\n"
     )
+    for path in out.iterdir():
+        path.chmod(0o600)
     return manifest
 
 

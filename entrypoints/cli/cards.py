@@ -10,8 +10,6 @@ from typing import Any
 from entrypoints.cli.base import (
     UsageError,
     examples,
-    need_operator,
-    operator_argument,
     parse_date,
     parse_instant,
     parse_market,
@@ -49,6 +47,8 @@ AS_OF_HELP = "instant, YYYY-MM-DDTHH:MM[:SS]Z or with an offset (default: now)"
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
+    from entrypoints.cli.operators import operator_argument  # it needs this module's service
+
     p = sub.add_parser("purchase", help="buy a card (R1-R5)",
                        description="Buy a gift card; its code is shown once, in this reply.",
                        epilog=examples(
@@ -202,9 +202,10 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
 
 def history(args: argparse.Namespace) -> dict[str, Any]:
     """Customer ids are personal data: a registered operator, each one logged (R21)."""
-    from application.privacy import history_subjects, logged_read
+    from application.privacy import history_subjects
+    from entrypoints.cli.operators import logged_read
 
-    return logged_read(service(), need_operator(args), "card history", "history",
+    return logged_read(args, "history", "card history",
                        lambda: service().app.history(args.card_id), history_subjects)
 
 

@@ -11,7 +11,9 @@ from domain.errors import DomainError
 PROBLEM_TYPE = "https://giftcards.example.com/problems/"
 INPUT_CODES = {"invalid_amount", "invalid_input", "invalid_date", "unknown_market"}
 NOT_FOUND = {"unknown_card", "unknown_hold", "unknown_api_key", "not_found"}
-FORBIDDEN = {"operator_required", "unknown_operator"}  # R21: personal data, no operator
+# R21: personal data without an operator, or not this operator's right.
+FORBIDDEN = {"operator_required", "unknown_operator", "operator_forbidden", "operator_mismatch",
+             "invalid_operator_key", "operator_key_required", "role_above_own"}
 STATUS_TITLES = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large",
