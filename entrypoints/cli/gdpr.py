@@ -4,7 +4,9 @@ access log (R21, P1-P4)."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 from application.operators import Operators
@@ -202,23 +204,28 @@ def register_operators(cmds: argparse._SubParsersAction[Any]) -> None:
                                          "gdpr operator add bob --role support"))
     p.add_argument("name", type=parse_text(100), help="the operator's name")
     p.add_argument("--role", required=True, choices=ROLES, help=roles)
+    key_file_argument(p)
     operator_argument(p)
     p.set_defaults(handler=add_operator)
     p = ocmds.add_parser("role", help="change an operator's role (a new key, printed once)",
                          epilog=examples("gdpr operator role bob --role dpo"))
     p.add_argument("name", type=parse_text(100), help="the operator's name")
     p.add_argument("--role", required=True, choices=ROLES, help=roles)
+    key_file_argument(p)
     operator_argument(p)
-    p.set_defaults(handler=lambda a: Operators(service().app).change_role(
-        a.name, a.role, authenticated_operator(a, "gdpr operator role")))
+    p.set_defaults(handler=lambda a: shown(a, Operators(service().app).change_role(
+        a.name, a.role, authenticated_operator(a, "gdpr operator role"))))
     for name, what in (("disable", "refuse the operator from now on (their key is revoked)"),
                        ("rekey", "a new key for the operator, printed once (the old one is "
                         "revoked; a disabled operator is enabled again)")):
         p = ocmds.add_parser(name, help=what, epilog=examples(f"gdpr operator {name} bob"))
         p.add_argument("name", type=parse_text(100), help="the operator's name")
+        if name == "rekey":
+            key_file_argument(p)
         operator_argument(p)
-        p.set_defaults(handler=lambda a, verb=name: getattr(Operators(service().app), verb)(
-            a.name, authenticated_operator(a, f"gdpr operator {verb}")))
+        p.set_defaults(handler=lambda a, verb=name: shown(a, getattr(
+            Operators(service().app), verb)(a.name, authenticated_operator(
+                a, f"gdpr operator {verb}"))))
     p = ocmds.add_parser("list", help="the operators, their roles and key ids",
                          epilog=examples("gdpr operator list --json"))
     operator_argument(p)
@@ -231,7 +238,34 @@ def add_operator(args: argparse.Namespace) -> dict[str, Any]:
     empty = operators.register_of() is None
     bootstrap = empty and operator_key() is None and not args.break_glass
     actor = None if bootstrap else authenticated_operator(args, "gdpr operator add")
-    return operators.add(args.name, args.role, actor)
+    return shown(args, operators.add(args.name, args.role, actor))
+
+
+def key_file_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key-file", type=new_file, help="write the new key to this new file "
+                   "(mode 0600) instead of printing it")
+
+
+def new_file(text: str) -> Path:
+    if Path(text).exists():
+        raise argparse.ArgumentTypeError(f"{text[:100]} exists: a key file is never overwritten")
+    return Path(text)
+
+
+def shown(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    """The new key, printed once or written to --key-file (created 0600, never overwritten)."""
+    path = getattr(args, "key_file", None)
+    if path is None or "key" not in result:
+        return result
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as error:
+        # The register changed already: the key is shown rather than lost.
+        return {**result, "key_file_error": f"{path}: {error.strerror}"}
+    with os.fdopen(fd, "w") as handle:
+        handle.write(result["key"] + "\n")
+    return {**{k: v for k, v in result.items() if k not in ("key", "note")},
+            "key_file": str(path)}
 
 
 def list_operators(args: argparse.Namespace) -> dict[str, Any]:

@@ -31,7 +31,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from application.apikeys import ApiKeys
 from application.cards import UnitOfWork
 from application.holds import Holds
-from application.operators import Actor, Operators, check_allowed
+from application.operators import (
+    PERMISSIONS,
+    ROLE_SCOPES,
+    ROLES,
+    Actor,
+    Operators,
+    check_allowed,
+)
 from application.privacy import history_subjects, logged_read
 from consumers.dead_letters import plain
 from consumers.scan import MAX_DEPTH, duplicate_key, too_deep
@@ -668,6 +675,26 @@ def create_app(
     return api
 
 
+def access_table(api: FastAPI) -> dict[str, tuple[str, ...]]:
+    """Each route that takes a key ("METHOD path") and the operator roles whose own key it
+    accepts: by the role's right (application.operators.PERMISSIONS) on routes reading customer
+    data, by the scopes of the role's key (ROLE_SCOPES) elsewhere. Generates the docs' role
+    matrix; tests/e2e/test_role_matrix.py calls every route with every role's key."""
+    table: dict[str, tuple[str, ...]] = {}
+    for route in api.routes:
+        dependant = getattr(route, "dependant", None)
+        calls = [d.call for d in dependant.dependencies] if dependant is not None else []
+        for method in sorted(getattr(route, "methods", None) or ()):
+            name = f"{method} {getattr(route, 'path', '')}"
+            for call in calls:
+                if hasattr(call, "action"):
+                    table[name] = PERMISSIONS[call.action]
+                elif hasattr(call, "scopes"):
+                    table[name] = tuple(role for role in ROLES
+                                        if set(ROLE_SCOPES[role]) & set(call.scopes))
+    return table
+
+
 def _reachable(bootstrap: str) -> bool:
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
@@ -699,4 +726,4 @@ def _docs_page(openapi: dict[str, Any]) -> str:
     )
 
 
-__all__ = ["MAX_BODY", "create_app", "problem_body"]
+__all__ = ["MAX_BODY", "access_table", "create_app", "problem_body"]
