@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import uuid
-from functools import cache
 from typing import Any
 
 from entrypoints.cli.base import (
@@ -15,13 +14,7 @@ from entrypoints.cli.base import (
     parse_market,
     parse_text,
 )
-from infra.bootstrap import Service, build
-
-
-@cache
-def service() -> Service:
-    """One service per CLI process, built on first use."""
-    return build()
+from entrypoints.cli.context import service
 
 
 def card_id(text: str) -> uuid.UUID:
@@ -209,4 +202,4 @@ def history(args: argparse.Namespace) -> dict[str, Any]:
                        lambda: service().app.history(args.card_id), history_subjects)
 
 
-__all__ = ["UsageError", "register"]
+__all__ = ["UsageError", "register", "service"]

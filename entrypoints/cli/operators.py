@@ -16,7 +16,7 @@ from application.operators import Actor, Operators, break_glass, check_allowed
 from application.privacy import PiiReader
 from domain.errors import refuse
 from entrypoints.cli.base import UsageError, parse_text
-from entrypoints.cli.cards import service
+from entrypoints.cli.context import service
 
 log = logging.getLogger("giftcards.operators")
 KEY_VARIABLE = "GIFTCARDS_OPERATOR_KEY"
