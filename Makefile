@@ -42,7 +42,7 @@ asyncapi-parser: $(ASYNCAPI_PARSER)
 kcat:
 	command -v kcat >/dev/null || { apt-get update -qq && apt-get install -y -qq kcat; }
 
-# curl: the README's API walk-through (tests/e2e/test_readme.py) runs it as written.
+# curl: the HTTP quickstart's walk-through (tests/e2e/test_docs.py) runs it as written.
 tools:
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
 

@@ -299,7 +299,7 @@ class GiftCards(Application[UUID]):
         recipient = self.vault.subject_for_email(recipient_email) if recipient_email else None
         if message and recipient:
             # Written by the buyer, about and for the recipient: sealed under both keys, so
-            # either one's erasure makes it unreadable (issue 17 finding 4).
+            # either one's erasure makes it unreadable (P2).
             buyer_fields["message"] = SEALED_FOR_BOTH + self.vault.seal(recipient, message)
         for name, value in buyer_fields.items():
             if value and buyer_id:
@@ -512,7 +512,7 @@ class GiftCards(Application[UUID]):
         return self._run(command, within)
 
     def seal_history(self, card_id: UUID, *, within: UnitOfWork | None = None) -> Json:
-        """Issue 15 (`audit seal`): chain a card's history stored before the chain existed."""
+        """`audit seal`: chain a card's history stored before the chain existed."""
         now = self.now()
 
         def command(uow: UnitOfWork) -> Json:

@@ -1,4 +1,4 @@
-"""Holds (issue 12): look a code up, authorize a card for an order, capture or void it, and
+"""Holds: look a code up, authorize a card for an order, capture or void it, and
 release the holds that timed out; the order service's synchronous checkout."""
 
 from __future__ import annotations

@@ -209,7 +209,7 @@ def logged_read(
     service: Service, operator: str | None, purpose: str, command: str,
     read: Callable[[], Json], subjects: Callable[[Json], Iterable[Any]],
 ) -> Json:
-    """R21 (finding 9): a read naming customers needs a registered operator (checked before
+    """R21: a read naming customers needs a registered operator (checked before
     reading), and each subject shown is access-logged before it is shown."""
     access = PiiReader(service, operator or "", purpose, command)
     found = read()
@@ -516,7 +516,7 @@ class Privacy:
     def _reference(self, request_id: str, subject_id: str) -> str:
         """What the subject's stream records: stable for the request (a retry records nothing
         twice) but different per subject, so two erasures of one request are not linkable
-        on the published stream (finding 4)."""
+        on the published stream (P5)."""
         self.db.execute(
             "INSERT INTO gdpr_request_outcomes (request_id, salt) VALUES (?, ?) "
             "ON CONFLICT (request_id) DO NOTHING",
@@ -581,7 +581,7 @@ class Privacy:
         for subject in subjects:  # R21: an export is an access, decrypted or not
             reader.note(subject, "export")
         # An erased recipient's pseudonym is a keyed hash of the e-mail: exporting by e-mail
-        # must not lead back to the cards (finding 4). Kept for the accounts, unlinked (P2).
+        # must not lead back to the cards. Kept for the accounts, unlinked (P2).
         erased = {e.subject_id for e in held.rights if type(e) is S.Erased}
         unlinked = [e for e in held.received if e.pii["recipient_subject"] in erased]
         held.received = [e for e in held.received if e.pii["recipient_subject"] not in erased]

@@ -20,7 +20,7 @@ RATIOS = [
     # against the 214 B checkout messages is printed too, for comparison with earlier runs.
     ("d/c-producer", "d. relay events", "c. raw producer, relay records", 0.5),
     ("d/c-producer (214 B messages)", "d. relay events", "c. raw kafka-python producer", 0.5),
-    # Issue 12: authorize+capture over HTTP at 64 clients against (a), commands per second
+    # HTTP: authorize+capture over HTTP at 64 clients against (a), commands per second
     # both (2 per pair); against the same API without group commit for comparison.
     ("e/a", "e. HTTP authorize+capture, group commit", "a. naive: 1 command / transaction", 3.0),
     ("e/e0", "e. HTTP authorize+capture, group commit",

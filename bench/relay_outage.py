@@ -1,5 +1,5 @@
 """`python -m bench.relay_outage [--cycles N] [--parallel P]`: hunts a duplicate on the events
-topic after broker outages (issue 9): per cycle a private broker, `serve` under a purchase
+topic after broker outages: per cycle a private broker, `serve` under a purchase
 loop (or `relay --batch-size 2` over a backlog), the broker stopped (SIGTERM) or killed
 (SIGKILL) and restarted, or frozen (SIGSTOP/SIGCONT), at a random moment after a batch was
 relayed, for a random while; then the topic read exactly by two independent

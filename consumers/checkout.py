@@ -13,7 +13,7 @@ from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
@@ -31,7 +31,9 @@ from consumers.messages import (
 )
 from consumers.replies import CheckoutReply
 from domain.errors import DomainError
+from infra.kafka import clients
 from infra.kafka.admin import METADATA_MAX_AGE_MS
+from infra.kafka.clients import Link
 from infra.kafka.cloudevents import DEFAULT, CloudEvents
 from infra.kafka.topics import Topics
 from infra.transient import Stopped, is_transient, never, retry_transient
@@ -304,7 +306,7 @@ class CheckoutConsumer:
     def __init__(
         self,
         app: GiftCards,
-        bootstrap: str,
+        bootstrap: Link,
         topics: Topics,
         *,
         group_id: str | None = None,
@@ -320,8 +322,8 @@ class CheckoutConsumer:
         self.positioned = threading.Event()
         # Messages whose results are out and offsets committed (for health checks, benchmarks).
         self.handled = 0
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
+        self.consumer = clients.consumer(
+            bootstrap,
             group_id=group_id or topics.checkout_group,
             # Static membership: a restarted instance takes its partitions back at once instead
             # of waiting out the session of the process it replaces.
@@ -335,8 +337,8 @@ class CheckoutConsumer:
             max_partition_fetch_bytes=4 * 1024 * 1024,
             metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
-        self.producer = KafkaProducer(
-            bootstrap_servers=bootstrap,
+        self.producer = clients.producer(
+            bootstrap,
             enable_idempotence=True,
             acks="all",
             linger_ms=5,

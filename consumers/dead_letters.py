@@ -27,7 +27,7 @@ _SECRET_FIELD = re.compile(
     r'("(?:[^"\\]|\\.)*"?|\[[^\]]*\]?|[^,}\s]*)'
 )
 # Contract fields whose values an operator needs to find and fix the sender, and which are not
-# personal (P5, issue 17 finding 3): every other value is kept only as its type and size.
+# personal (P5): every other value is kept only as its type and size.
 KEPT_KEYS = frozenset({
     "type", "message_id", "occurred_at", "order_id", "market", "amount", "currency",
     "payment_method", "order_total", "contains_gift_cards", "returned_amount", "received_on",

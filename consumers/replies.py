@@ -8,6 +8,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import Aggregate
+from domain.stored_names import stored_as
 from domain.streams import stream_id
 
 _TEXT_OR_NULL = {"type": ["string", "null"]}
@@ -31,6 +32,7 @@ RESULT_SCHEMA: dict[str, Any] = {
 }
 
 
+@stored_as("consumers.replies:CheckoutReply")
 class CheckoutReply(Aggregate):
     """The result published for a message id; its presence means the message was applied."""
 

@@ -20,7 +20,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from dev import tls_dev
 from dev.launcher import run_command
+from dev.tls_dev import ServerCert
 
 USER = "giftcards"
 PASSWORD = "giftcards"
@@ -69,6 +71,8 @@ class Cluster:
     # synchronous_commit on: commits survive a crash of the server itself, which fault tests
     # cause; with it off, a commit acknowledged up to ~0.6 s before the crash is lost.
     crash_safe: bool = False
+    # ssl = on with this certificate, and TCP clients accepted over TLS only (hostssl).
+    tls: ServerCert | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -84,7 +88,10 @@ class Cluster:
 
     @property
     def url(self) -> str:
-        return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{DATABASE}"
+        url = f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{DATABASE}"
+        if self.tls is None:
+            return url
+        return f"{url}?sslmode=verify-full&sslrootcert={self.tls.ca}"
 
 
 def cluster() -> Cluster:
@@ -94,6 +101,33 @@ def cluster() -> Cluster:
 
 def url() -> str:
     return cluster().url
+
+
+def tls_cluster() -> Cluster:
+    """`up --tls`: a second dev cluster (PG_DEV_TLS_PORT, 15433) with ssl = on, TLS-only logins
+    and the dev CA's certificate (dev/tls_dev.py); its URL says sslmode=verify-full."""
+    tls_port = int(os.environ.get("PG_DEV_TLS_PORT", "15433"))
+    base = home()
+    return Cluster(base.with_name(f"{base.name}-tls-{tls_port}"), tls_port, durable(),
+                   tls=tls_dev.dev_server("postgres"))
+
+
+def up_tls() -> str:
+    c = tls_cluster()
+    with _locked(c):
+        start_cluster(c)
+    return c.url
+
+
+def down_tls() -> None:
+    c = tls_cluster()
+    with _locked(c):
+        stop_cluster(c)
+
+
+def status_tls() -> str | None:
+    c = tls_cluster()
+    return c.url if _running(c) else None
 
 
 @contextlib.contextmanager
@@ -187,8 +221,29 @@ max_connections = 200
 {"" if c.durable else "full_page_writes = off"}
 """
         )
+    if c.tls is not None:
+        _enable_tls(staging, c.tls)
     shutil.rmtree(c.data_dir, ignore_errors=True)
     staging.rename(c.data_dir)
+
+
+def _enable_tls(data_dir: Path, tls: ServerCert) -> None:
+    """The server's certificate and key in its data directory (the key private to the server
+    user, which PostgreSQL insists on); TCP logins only over TLS."""
+    for source, name in ((tls.cert, "server.crt"), (tls.key, "server.key")):
+        target = data_dir / name
+        shutil.copyfile(source, target)
+        target.chmod(0o600)
+        if os.geteuid() == 0:
+            server_user = pwd.getpwnam(OS_USER)
+            os.chown(target, server_user.pw_uid, server_user.pw_gid)
+    with open(data_dir / "postgresql.conf", "a") as conf:
+        conf.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+    hba = data_dir / "pg_hba.conf"
+    lines = hba.read_text().splitlines()
+    hba.write_text("\n".join(
+        "hostssl" + line[len("host"):] if line.startswith("host ") else line for line in lines
+    ) + "\n")
 
 
 def _running(c: Cluster) -> bool:
@@ -310,7 +365,14 @@ def status() -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dev.pg_dev", description=__doc__)
     parser.add_argument("command", choices=("up", "down", "status"))
-    return run_command(parser.parse_args(argv).command, up, down, status)
+    parser.add_argument("--tls", action="store_true",
+                        help="the TLS-only cluster (ssl = on, hostssl logins, dev CA under "
+                        ".cache/tls, port PG_DEV_TLS_PORT or 15433); its URL has "
+                        "sslmode=verify-full")
+    args = parser.parse_args(argv)
+    if args.tls:
+        return run_command(args.command, up_tls, down_tls, status_tls)
+    return run_command(args.command, up, down, status)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,11 +9,13 @@ from eventsourcing.domain import event
 
 from domain.base import Aggregate
 from domain.errors import refuse
+from domain.stored_names import stored_as
 from domain.streams import stream_id
 
 SCOPES = ("checkout", "orders", "support", "audit")
 
 
+@stored_as("domain.apikeys:ApiKey")
 class ApiKey(Aggregate):
     """A client of the HTTP API. Its id names it in logs, attempts and replies (never the key);
     its stream is keyed by the key's hash, so authenticating is one read."""

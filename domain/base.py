@@ -46,7 +46,7 @@ class MarketFact(Fact):
 
 
 class Chained(DomainEvent):
-    """An event in its aggregate's hash chain (issue 15): `prev_hash` is its predecessor's
+    """An event in its aggregate's hash chain: `prev_hash` is its predecessor's
     `event_hash`, stamped by the aggregate that records it, in the same transaction. Events
     stored before the chain existed have neither (None); their links are computed on reading,
     so the first chained event after them covers them too."""

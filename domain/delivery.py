@@ -10,12 +10,14 @@ from eventsourcing.domain import event
 
 from domain.base import Aggregate
 from domain.errors import refuse
+from domain.stored_names import stored_as
 from domain.streams import stream_id
 
 Kind = Literal["purchase", "refund"]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 
 
+@stored_as("domain.delivery:CodeDelivery")
 class CodeDelivery(Aggregate):
     """One card's code, sealed under a key of its own until the buyer's e-mail is sent.
 

@@ -13,6 +13,7 @@ from domain.base import Aggregate, Chained, MarketFact
 from domain.calendar import add_months, cancellation_deadline, withdrawal_deadline
 from domain.errors import refuse
 from domain.markets import Market
+from domain.stored_names import stored_as
 
 Status = Literal["active", "redeemed", "cancelled", "expired"]
 
@@ -48,6 +49,7 @@ class CardEvent(Chained, Aggregate.Event, MarketFact):
     """An event of one card, in the card's own market and currency, in the card's chain."""
 
 
+@stored_as("domain.giftcard:GiftCard")
 class GiftCard(Aggregate):
     """A prepaid, single-use, single-market card (terms of 19 Nov 2025)."""
 
@@ -102,7 +104,7 @@ class GiftCard(Aggregate):
         sealed_at: datetime
         events: int
     class Held(CardEvent):
-        """Authorized for one order (issue 12): nobody else can use or cancel it until the hold
+        """Authorized for one order: nobody else can use or cancel it until the hold
         is captured (Redeemed), voided or times out (HoldReleased)."""
 
         order_id: str
@@ -157,14 +159,14 @@ class GiftCard(Aggregate):
         self.refunded_to_card = 0
         self.refunded_other = 0
         self.refused_attempts = 0
-        # The order holding the card, and until when (issue 12).
+        # The order holding the card, and until when.
         self.held_for: str | None = None
         self.held_until: datetime | None = None
         self.held_order_total = 0
         self.held_customer: str | None = None
 
     def seal_history(self, *, now: datetime) -> None:
-        """Issue 15: chain a history written before the chain existed, recording when."""
+        """Audit: chain a history written before the chain existed, recording when."""
         self._seal(sealed_at=now, events=self.version)
 
     @event(HistorySealed)
@@ -400,7 +402,7 @@ class GiftCard(Aggregate):
     def _redemption_refused(self) -> None:
         self.refused_attempts += 1
 
-    # --- holds (issue 12): authorize, then capture (Redeemed) or void --------------------
+    # --- holds: authorize, then capture (Redeemed) or void ----------------------------
 
     def is_held_at(self, now: datetime) -> bool:
         return self.held_until is not None and now < self.held_until

@@ -10,6 +10,7 @@ from eventsourcing.domain import event
 
 from domain.base import Aggregate
 from domain.errors import refuse
+from domain.stored_names import stored_as
 from domain.streams import stream_id
 
 ROLES = ("support", "dpo", "auditor", "admin")
@@ -43,6 +44,7 @@ def check_grant(actor_role: str, role: str) -> None:
         raise refuse("role_above_own", f"a {actor_role} cannot grant the role {role}")
 
 
+@stored_as("domain.operators:OperatorRegister")
 class OperatorRegister(Aggregate):
     """One stream: every registration, role change, disabling and new key, with who did it."""
 

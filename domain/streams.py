@@ -10,6 +10,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import event
 
 from domain.base import Aggregate, MarketFact
+from domain.stored_names import stored_as
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "urn:giftcards")
 
@@ -20,6 +21,7 @@ def stream_id(kind: str, key: str) -> UUID:
     return uuid5(_NAMESPACE, f"{kind}:{key}")
 
 
+@stored_as("domain.streams:Index")
 class Index(Aggregate):
     """Maps a natural key (order id, code HMAC) to a card; the key itself is not stored."""
 
@@ -54,12 +56,13 @@ class AttemptEvent(Aggregate.Event, MarketFact):
     order_id: str
 
 
+@stored_as("domain.streams:CheckoutAttempts")
 class CheckoutAttempts(Aggregate):
     """Redemption attempts refused before any card was involved (R8, fraud rule F1).
 
     One stream per subject (a customer, or `source:NAME` without one) and fixed window, so that
     no stream grows past the guessing limit; an attempt refused during a lock-out gets a stream
-    of its own. Streams written before issue 9 hold every unknown code of one customer: they
+    of its own. Streams of the old layout hold every unknown code of one customer: they
     are still read (views, exports), never written again."""
 
     # Nested names are the stored topics (`domain.streams:CheckoutAttempts.UnknownCodeTried`).
@@ -84,7 +87,7 @@ class CheckoutAttempts(Aggregate):
 
     @staticmethod
     def id_for(customer_id: str) -> UUID:
-        """The stream of the layout before issue 9: every attempt of one customer."""
+        """The stream of the old layout: every attempt of one customer."""
         return stream_id("attempts", customer_id)
 
     @staticmethod

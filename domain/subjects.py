@@ -10,6 +10,7 @@ from eventsourcing.domain import event
 
 from domain.base import Aggregate, Fact
 from domain.errors import refuse
+from domain.stored_names import stored_as
 from domain.streams import stream_id
 
 # Rights requests are not taken under a market's gift card terms but under the privacy policy.
@@ -31,6 +32,7 @@ class RightExercised(Aggregate.Event, Fact):
     request_id: str
 
 
+@stored_as("domain.subjects:DataSubject")
 class DataSubject(Aggregate):
     """One person (buyer's customer id or recipient pseudonym); each request id acts once."""
 

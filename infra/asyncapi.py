@@ -83,7 +83,7 @@ CHANNELS = {
     "checkpoints": Channel(
         "auditCheckpoints",
         "Signed audit checkpoints",
-        "Ed25519-signed checkpoints of every card's hash chain (issue 15): the signed header "
+        "Ed25519-signed checkpoints of every card's hash chain: the signed header "
         "(store position, signing time, card count, Merkle root of the chain heads) and its "
         "signature, in signing order, kept forever. The heads themselves are in the checkpoint "
         "files an auditor keeps; `giftcards audit verify --all` checks the store against both.",

@@ -117,7 +117,7 @@ def build_relay(service: Service, topics: Topics, batch_size: int | None = None)
 
     return Relay(
         service,
-        str(service.settings.kafka_bootstrap),
+        service.settings.kafka_link,
         topics,
         transactional_id=topics.relay_transactional_id,
         batch_size=batch_size or BATCH_SIZE,
@@ -132,7 +132,7 @@ def build_checkout_consumer(
 
     return CheckoutConsumer(
         service.app,
-        str(service.settings.kafka_bootstrap),
+        service.settings.kafka_link,
         topics,
         instance_id=instance_id,
         max_poll_records=max_poll_records,
@@ -150,8 +150,17 @@ def build_delivery_worker(service: Service, transport: Transport | None = None) 
     Privacy(service)  # the access log's table, where the worker records what it unseals
     settings = service.settings
     return DeliveryWorker(
-        service, transport or transport_for(settings.smtp_url, settings.data_dir)
+        service,
+        transport or transport_for(settings.smtp_url, settings.data_dir, settings.smtp_ca_file),
     )
+
+
+def check_mail_link(settings: Settings) -> None:
+    """Raises ConfigError (the setting named) if the mail server refuses the link at start."""
+    from infra.mail.transport import SmtpTransport
+
+    if settings.smtp_url:
+        SmtpTransport(settings.smtp_url, settings.smtp_ca_file).check()
 
 
 # pg_advisory_lock key of the whole set-up ("giftsetp"): NOT the recorder's own schema lock

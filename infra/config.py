@@ -10,8 +10,9 @@ import sys
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.calendar import parse_instant
 
@@ -28,6 +29,28 @@ _ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[!-~]+")
 
 class ConfigError(Exception):
     """The environment is unusable; the message says which variable and why."""
+
+
+class KafkaSecurity(BaseModel):
+    """How every Kafka client of the service authenticates and encrypts (infra/kafka/clients.py
+    turns it into client options): PLAINTEXT, or SASL_SSL with SCRAM, a CA, hostname checked."""
+
+    model_config = ConfigDict(frozen=True)
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    ca_file: Path | None = None  # None: the system's trusted CAs
+
+
+class KafkaLink(BaseModel):
+    """The brokers and how to reach them: what every client constructor takes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bootstrap: str
+    security: KafkaSecurity = KafkaSecurity()
 
 
 class Settings(BaseModel):
@@ -49,12 +72,12 @@ class Settings(BaseModel):
     relay_lease_seconds: int = 10
     cloudevents_type_prefix: str = CLOUDEVENTS_TYPE_PREFIX
     cloudevents_source: str = CLOUDEVENTS_SOURCE
-    # Issue 15: checkpoint signing key (a file, never in the database) and where checkpoints go.
+    # Audit: checkpoint signing key (a file, never in the database) and where checkpoints go.
     signing_key_file: Path = Path("var/checkpoint-signing.pem")
     checkpoint_dir: Path = Path("var/checkpoints")
     checkpoint_every_events: int = 10_000
     checkpoint_every_minutes: int = 60
-    # Personal data (issue 17): where the key-encryption keys live (never in the database),
+    # Personal data (P2): where the key-encryption keys live (never in the database),
     # how often they rotate, and how long each category of personal data is kept.
     kek_file: Path | None = None
     kek_rotation_hours: int = 24
@@ -63,14 +86,23 @@ class Settings(BaseModel):
     retention_dead_letter_days: int = 30
     smtp_url: str | None = None  # unset: code e-mails are `.eml` files under data_dir/mail
     hold_seconds: int = 1800
-    # The API's group commit (issue 12); off only to measure the naive baseline.
+    # The API's group commit; off only to measure the naive baseline.
     api_group_commit: bool = True
     # How long an API process trusts what it read of a key (a revocation shows within this).
     api_key_cache_seconds: float = 1.0
+    kafka_security: KafkaSecurity = KafkaSecurity()
+    smtp_ca_file: Path | None = None  # None: the system's trusted CAs
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def kafka_link(self) -> KafkaLink:
+        """The brokers with this service's security (only where KAFKA_BOOTSTRAP_SERVERS is set)."""
+        if self.kafka_bootstrap is None:
+            raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set")
+        return KafkaLink(bootstrap=self.kafka_bootstrap, security=self.kafka_security)
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -85,11 +117,15 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     url = env.get("GIFTCARDS_DATABASE_URL") or f"sqlite:///{data_dir / 'giftcards.sqlite3'}"
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://", "memory://")):
         raise ConfigError("GIFTCARDS_DATABASE_URL must start with sqlite:/// or postgresql://")
+    master_key = _master_key(env, mode, data_dir)  # in production: read, never generated
+    if mode == "production":
+        # Before anything is made (a directory, a store): a refused start leaves nothing.
+        _refuse_plaintext_links(env, url)
     return Settings(
         env=mode,
         data_dir=data_dir,
         database_url=url,
-        master_key=_master_key(env, mode, data_dir),
+        master_key=master_key,
         now=_pinned_now(env, mode),
         markets_file=Path(markets) if (markets := env.get("GIFTCARDS_MARKETS_FILE")) else None,
         kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
@@ -125,7 +161,98 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         hold_seconds=_int(env, "GIFTCARDS_HOLD_SECONDS", 1800),
         api_group_commit=_switch(env, "GIFTCARDS_API_GROUP_COMMIT", True),
         api_key_cache_seconds=_seconds(env, "GIFTCARDS_API_KEY_CACHE_SECONDS", 1.0),
+        kafka_security=_kafka_security(env),
+        smtp_ca_file=_readable(env, "GIFTCARDS_SMTP_CA_FILE"),
     )
+
+
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+# libpq's modes that verify the server's certificate (verify-full also checks its name).
+VERIFIED_SSLMODES = ("verify-full", "verify-ca")
+
+
+def _refuse_plaintext_links(env: dict[str, str], url: str) -> None:
+    """Production carries codes, personal data and money only over encrypted, authenticated
+    links: each plaintext one is refused, naming the setting to change."""
+    if env.get("KAFKA_BOOTSTRAP_SERVERS") and env.get(
+        "GIFTCARDS_KAFKA_SECURITY_PROTOCOL", ""
+    ).strip().upper() != "SASL_SSL":
+        raise ConfigError(
+            "GIFTCARDS_KAFKA_SECURITY_PROTOCOL must be SASL_SSL in production (Kafka over "
+            "plaintext is refused)"
+        )
+    for name, value in (("GIFTCARDS_DATABASE_URL", url),
+                        ("GIFTCARDS_VIEWS_URL", env.get("GIFTCARDS_VIEWS_URL") or url)):
+        if value.startswith(("postgresql://", "postgres://")):
+            modes = parse_qs(urlsplit(value).query).get("sslmode", [""])
+            if modes[-1] not in VERIFIED_SSLMODES:
+                raise ConfigError(
+                    f"{name} must carry sslmode=verify-full (or verify-ca) in production "
+                    "(PostgreSQL without a verified TLS link is refused)"
+                )
+    smtp = env.get("GIFTCARDS_SMTP_URL") or ""
+    if not smtp:
+        raise ConfigError(
+            "GIFTCARDS_SMTP_URL is required in production (smtps://… or smtp://…?starttls=1): "
+            "code e-mails are not left in a local maildir"
+        )
+    if smtp.startswith("smtp://") and not smtp_starttls(smtp):
+        raise ConfigError(
+            "GIFTCARDS_SMTP_URL must be smtps://… or smtp://…?starttls=1 in production "
+            "(SMTP without TLS is refused)"
+        )
+
+
+def smtp_starttls(smtp_url: str) -> bool:
+    """The one reading of `?starttls=` (infra/mail/transport.py uses it too)."""
+    return parse_qs(urlsplit(smtp_url).query).get("starttls", ["0"])[-1] in ("1", "true", "yes")
+
+
+def _kafka_security(env: dict[str, str]) -> KafkaSecurity:
+    protocol = env.get("GIFTCARDS_KAFKA_SECURITY_PROTOCOL", "").strip().upper() or "PLAINTEXT"
+    if protocol not in KAFKA_PROTOCOLS:
+        raise ConfigError(
+            f"GIFTCARDS_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_PROTOCOLS)}"
+        )
+    if protocol == "PLAINTEXT":
+        return KafkaSecurity()
+    mechanism = env.get("GIFTCARDS_KAFKA_SASL_MECHANISM", "").strip().upper() or SASL_MECHANISMS[0]
+    if mechanism not in SASL_MECHANISMS:
+        raise ConfigError(
+            f"GIFTCARDS_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}"
+        )
+    username = env.get("GIFTCARDS_KAFKA_SASL_USERNAME", "")
+    if not username:
+        raise ConfigError("GIFTCARDS_KAFKA_SASL_USERNAME is required with SASL_SSL")
+    password = env.get("GIFTCARDS_KAFKA_SASL_PASSWORD", "")
+    if not password and (path := _readable(env, "GIFTCARDS_KAFKA_SASL_PASSWORD_FILE")):
+        password = path.read_text().strip()
+    if not password:
+        raise ConfigError(
+            "GIFTCARDS_KAFKA_SASL_PASSWORD (or GIFTCARDS_KAFKA_SASL_PASSWORD_FILE) is required "
+            "with SASL_SSL"
+        )
+    return KafkaSecurity(
+        protocol=protocol, sasl_mechanism=mechanism, username=username, password=password,
+        ca_file=_readable(env, "GIFTCARDS_KAFKA_CA_FILE"),
+    )
+
+
+def _readable(env: dict[str, str], name: str) -> Path | None:
+    """A file setting: unset is None; set, it must be a readable file now, not at first use."""
+    value = env.get(name)
+    if not value:
+        return None
+    path = Path(value)
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            f"{name} is not a readable file: {value[:200]} ({error.strerror})"
+        ) from None
+    return path
 
 
 def _smtp_url(env: dict[str, str]) -> str | None:
@@ -252,7 +379,9 @@ def _pinned_now(env: dict[str, str], mode: str) -> datetime | None:
 # generated from this, and a test fails on a variable read above that is missing here.
 VARIABLES: dict[str, str] = {
     "GIFTCARDS_DATABASE_URL": "`sqlite:///path` (default `<data dir>/giftcards.sqlite3`) or "
-    "`postgresql://user:pw@host:port/db`",
+    "`postgresql://user:pw@host:port/db[?sslmode=verify-full&sslrootcert=/path/ca.pem…]`: "
+    "libpq's parameters in the query reach every connection (the store's, the views', the "
+    "API's); production refuses PostgreSQL without `sslmode=verify-full` or `verify-ca`",
     "GIFTCARDS_DATA_DIR": "where local files go (default `./var/`): the SQLite store, dev keys, "
     "checkpoints, the KEK ring, the maildir",
     "GIFTCARDS_ENV": "`development` (default), `test` or `production`, exactly; anything else "
@@ -300,13 +429,28 @@ VARIABLES: dict[str, str] = {
     "GIFTCARDS_RETENTION_DEAD_LETTER_DAYS": "dead letters expire on their topic after this many "
     "days (30, set when the topic is created)",
     "GIFTCARDS_SMTP_URL": "mail server of the code e-mails, `smtp://[user:pw@]host[:port]"
-    "[?starttls=1]` or `smtps://…`; unset = `.eml` files in `<data dir>/mail/new/`",
+    "[?starttls=1]` or `smtps://…`; unset = `.eml` files in `<data dir>/mail/new/`; "
+    "production requires `smtps://` or `?starttls=1`",
     "GIFTCARDS_HOLD_SECONDS": "how long an HTTP authorization holds a card (1800)",
     "GIFTCARDS_API_GROUP_COMMIT": "the HTTP API saves concurrent commands in one transaction "
     "per batch (group commit, on); `off` only to measure the naive baseline",
     "GIFTCARDS_API_KEY_CACHE_SECONDS": "how long an API process reuses what it read of an API "
     "key (1.0; 0 = read the store on every request): a revoked key is refused everywhere "
     "within this time",
+    "GIFTCARDS_KAFKA_SECURITY_PROTOCOL": "`PLAINTEXT` (default outside production) or "
+    "`SASL_SSL`, for every Kafka client of the service (relay, consumers, projections, API, "
+    "admin); production refuses anything but `SASL_SSL` when `KAFKA_BOOTSTRAP_SERVERS` is set",
+    "GIFTCARDS_KAFKA_SASL_MECHANISM": "`SCRAM-SHA-512` (default) or `SCRAM-SHA-256`",
+    "GIFTCARDS_KAFKA_SASL_USERNAME": "the service's SCRAM user on the brokers (required with "
+    "`SASL_SSL`)",
+    "GIFTCARDS_KAFKA_SASL_PASSWORD": "its password (or give `GIFTCARDS_KAFKA_SASL_PASSWORD_FILE`)",
+    "GIFTCARDS_KAFKA_SASL_PASSWORD_FILE": "a file holding the SCRAM password (read at start; "
+    "preferred: it stays out of the process environment)",
+    "GIFTCARDS_KAFKA_CA_FILE": "PEM file of the CA(s) that signed the brokers' certificates "
+    "(default: the system's trusted CAs); the brokers' host names are always verified",
+    "GIFTCARDS_SMTP_CA_FILE": "PEM file of the CA(s) that signed the mail server's certificate "
+    "(default: the system's trusted CAs); STARTTLS and smtps:// always verify the certificate "
+    "and host name",
     "GIFTCARDS_RETENTION_FRAUD_YEARS": "fraud alerts and F1/F2 window state are dropped this "
     "long after they were raised (5; `gdpr purge`, and `serve` hourly)",
 }

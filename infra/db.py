@@ -255,7 +255,9 @@ def eventsourcing_env(url: str) -> dict[str, str]:
     if url.startswith(("postgresql://", "postgres://")):
         parsed = urlparse(url)
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "infra.recorders:PostgresFactoryWithOptions",
+            # The URL's query (sslmode=verify-full&sslrootcert=…): kept for every connection.
+            "POSTGRES_CONNECTION_OPTIONS": parsed.query,
             "POSTGRES_DBNAME": parsed.path.lstrip("/"),
             "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(parsed.port or 5432),

@@ -41,7 +41,7 @@ LIFTED = {
 }
 
 
-# P5/R21 (issue 17 finding 9): every field naming a customer, a data subject or an order, and
+# P5/R21: every field naming a customer, a data subject or an order, and
 # how it is published: a keyed pseudonym of its kind (infra/pseudonyms.py). THE table: the
 # envelope applies it, the schemas describe it, a test fails on a field named like one that
 # is in neither this table nor ALLOWED. `pii.recipient_subject`: a key of the sealed dict.

@@ -1,14 +1,16 @@
-"""The PostgreSQL process recorder: stored events sent in binary, schema created one at a time,
+"""The PostgreSQL persistence: connections with the URL's libpq (TLS) parameters; the process
+recorder: stored events sent in binary, schema created one at a time,
 and each card's lookup row kept in the same transaction as its events."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
+from urllib.parse import parse_qsl
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresProcessRecorder
-from eventsourcing.utils import get_topic
+from eventsourcing.postgres import PostgresFactory, PostgresProcessRecorder
+from eventsourcing.utils import Environment, get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
@@ -18,6 +20,21 @@ from domain.streams import CheckoutAttempts
 
 # Any constant shared by every process of the service: the key of the schema-creation lock.
 SCHEMA_LOCK = 0x67696674  # "gift"
+
+
+class PostgresFactoryWithOptions(PostgresFactory):
+    """The library's PostgreSQL persistence, with the database URL's libpq parameters
+    (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, …) on every connection of its pool: the
+    library builds connections from host, port, user and password only, so without this the
+    event store would connect without the TLS the URL asks for."""
+
+    OPTIONS = "POSTGRES_CONNECTION_OPTIONS"
+
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        options = dict(parse_qsl(self.env.get(self.OPTIONS) or "", strict_parsing=False))
+        # The pool opens on first use (after this): every connection it makes has them.
+        cast(dict[str, Any], self.datastore.pool.kwargs).update(options)
 
 
 class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
@@ -36,7 +53,7 @@ class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
             "events": Identifier(self.events_table_name),
             "facts": Identifier(f"{self.events_table_name}_card_facts"),
         }
-        # One row per card: what a lookup shows, as of `version` (issue 12). Only a cache of the
+        # One row per card: what a lookup shows, as of `version`. Only a cache of the
         # events: a row older than its card's last event is not used (see card_facts_query).
         self.sql_create_statements.append(SQL(
             "CREATE TABLE IF NOT EXISTS {schema}.{facts} ("

@@ -10,6 +10,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers import delivery
+from infra.kafka import clients
 from infra.lease import current_holder
 from infra.service import Service
 
@@ -25,7 +26,7 @@ def status(service: Service, projections_source: Callable[[], dict[int, int]] | 
     from infra.kafka.topics import Topics
 
     settings = service.settings
-    bootstrap = str(settings.kafka_bootstrap)
+    bootstrap = settings.kafka_link
     topics = Topics(settings.topic_prefix)
     published = committed_position(bootstrap, topics, topics.relay_transactional_id)
     # Only published events count: private ones (indexes, replies) are never relayed.
@@ -35,8 +36,7 @@ def status(service: Service, projections_source: Callable[[], dict[int, int]] | 
     stored = waiting[-1].id if waiting else published
     holder = current_holder(service.db, topics.relay_transactional_id)
     now = time.time()
-    kc = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                       enable_auto_commit=False)
+    kc = clients.consumer(bootstrap, isolation_level="read_committed", enable_auto_commit=False)
     try:
         checkout = _lag(kc, topics.checkout, lambda p: _checkout_next(service, topics, p))
         views = None

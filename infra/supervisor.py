@@ -7,8 +7,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from infra.config import ConfigError
 from infra.ratelog import RateLimitedLog, backoff
-from infra.transient import is_transient
+from infra.transient import is_transient, refused_login
 
 log = logging.getLogger("giftcards.supervisor")
 waits = RateLimitedLog(log)
@@ -20,12 +21,18 @@ Part = Callable[[threading.Event], None]
 
 def retry_until_done(stop: threading.Event, what: str, step: Callable[[], object]) -> bool:
     """Runs `step` until it succeeds (True) or `stop` is set (False), with capped backoff;
-    says what it waits for at most once per 10 s."""
+    says what it waits for at most once per 10 s. A ConfigError or a database login refused
+    (a link the server refuses: certificate, credentials) is raised at once: no wait cures a
+    wrong setting."""
     failures = 0
     while not stop.is_set():
         try:
             step()
+        except ConfigError:
+            raise
         except Exception as exc:
+            if refused_login(exc):  # the database refused our credentials or TLS settings
+                raise
             failures += 1
             delay = backoff(failures, cap=RESTART_CAP_S)
             waits.warning(what, "waiting for %s: %s: %s", what, type(exc).__name__, exc)

@@ -27,7 +27,13 @@ TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57"})
 TRANSIENT_STATES = frozenset({"55P03"})  # lock_not_available (lock_timeout)
 PERMANENT_STATES = frozenset({"57P04"})  # database_dropped: waiting will not bring it back
 # A configuration to fix, not a fault to wait out: libpq's FATAL reasons at connection time.
-REFUSED_LOGIN = ("authentication failed", "does not exist", "no pg_hba.conf entry")
+# The TLS ones: the server's certificate is not signed by sslrootcert's CA or names another
+# host, no root certificate file, or a server without TLS under sslmode=verify-*.
+REFUSED_LOGIN = (
+    "authentication failed", "does not exist", "no pg_hba.conf entry",
+    "certificate verify failed", "does not match host name", "root certificate file",
+    "server does not support SSL", "no encryption",
+)
 FIRST_DELAY_S = 0.1
 MAX_DELAY_S = 5.0
 LOG_EVERY_S = 10.0
@@ -71,6 +77,21 @@ def _transient_itself(exc: BaseException) -> bool:
         message = str(exc).lower()
         return "locked" in message or "busy" in message
     return False
+
+
+def refused_login(exc: BaseException) -> str | None:
+    """libpq's reason when the database refused this connection's settings (credentials,
+    certificate, TLS) rather than being away; None otherwise. It names no password."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, psycopg.OperationalError) and current.sqlstate is None:
+            message = str(current)
+            if any(reason in message for reason in REFUSED_LOGIN):
+                return " ".join(message.split())[:300]
+        seen.add(id(current))
+        current = current.__cause__
+    return None
 
 
 def never() -> bool:

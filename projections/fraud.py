@@ -31,7 +31,7 @@ def emit(
 ) -> None:
     """Write (or rewrite) the one alert of its key; P4 decides whether it may exist at all.
 
-    `event_at` is the time of the event being processed (issue 17 finding 2): an alert opened
+    `event_at` is the time of the event being processed (P4, judged by event time): an alert opened
     before an objection may stay as it was, but no event after the objection grows it."""
     if purged(b, detected_at):  # past the fraud-data retention: never written again
         return
@@ -140,7 +140,7 @@ def unknown_code(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudCon
 
 
 def _f1_state(data: Any) -> dict[str, Any]:
-    if isinstance(data, list):  # written before issue 9: every unknown code's [time, id]
+    if isinstance(data, list):  # the old layout: every unknown code's [time, id]
         return {"first": data, "unknown": len(data), "refused": 0}
     return data or {"first": [], "unknown": 0, "refused": 0}
 

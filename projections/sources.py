@@ -12,7 +12,9 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from application.cards import GiftCards
 from infra.envelope import published_topics, stored_envelope
+from infra.kafka import clients
 from infra.kafka.admin import METADATA_MAX_AGE_MS
+from infra.kafka.clients import Link
 from infra.transient import Stopped, never, retry_transient
 from projections import handlers
 from projections.runner import STORE, Item, Projector
@@ -80,9 +82,9 @@ def decode(topic: str, record: Any) -> Item:
     return Item(topic, record.partition, record.offset, envelope)
 
 
-def consumer(bootstrap: str, group_id: str | None, **extra: Any) -> KafkaConsumer:
-    return KafkaConsumer(
-        bootstrap_servers=bootstrap,
+def consumer(bootstrap: Link, group_id: str | None, **extra: Any) -> KafkaConsumer:
+    return clients.consumer(
+        bootstrap,
         group_id=group_id,
         enable_auto_commit=False,  # positions live in the views database, with the views
         isolation_level="read_committed",
@@ -113,7 +115,7 @@ def _poll(
     return done
 
 
-def kafka_total(bootstrap: str, topic: str, projector: Projector) -> int:
+def kafka_total(bootstrap: Link, topic: str, projector: Projector) -> int:
     """Messages between the views' positions and the end of the topic."""
     kc = consumer(bootstrap, None)
     try:
@@ -131,7 +133,7 @@ def kafka_total(bootstrap: str, topic: str, projector: Projector) -> int:
 
 
 def sync_kafka(
-    bootstrap: str,
+    bootstrap: Link,
     topic: str,
     projector: Projector,
     *,
@@ -183,7 +185,7 @@ class _Resume(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def follow_kafka(
-    bootstrap: str,
+    bootstrap: Link,
     topic: str,
     group_id: str,
     projector: Projector,

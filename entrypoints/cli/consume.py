@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import threading
@@ -17,9 +18,10 @@ from infra.bootstrap import (
     build_delivery_worker,
     build_projector,
     build_relay,
+    check_mail_link,
     set_up_schema,
 )
-from infra.config import Settings, load_settings
+from infra.config import KafkaLink, Settings, load_settings
 from infra.kafka.topics import Topics
 from infra.supervisor import Part, retry_until_done, run_parts
 
@@ -56,15 +58,15 @@ def add_consumer_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def kafka_config() -> tuple[Settings, str, Topics]:
+def kafka_config() -> tuple[Settings, KafkaLink, Topics]:
     settings = load_settings()
     if not settings.kafka_bootstrap:
         raise UsageError("KAFKA_BOOTSTRAP_SERVERS is not set", code="invalid_configuration")
     topics = Topics(settings.topic_prefix, settings.retention_dead_letter_days)
-    return settings, settings.kafka_bootstrap, topics
+    return settings, settings.kafka_link, topics
 
 
-def kafka_settings() -> tuple[Settings, str, Topics]:
+def kafka_settings() -> tuple[Settings, KafkaLink, Topics]:
     """Settings, with the contract topics created (the broker must be up)."""
     settings, bootstrap, topics = kafka_config()
     TopicsReady(settings, bootstrap, topics)()
@@ -78,7 +80,7 @@ class TopicsReady:
 
     BOOTSTRAP_TIMEOUT_MS = 5_000  # a down broker fails the attempt soon; the supervisor retries
 
-    def __init__(self, settings: Settings, bootstrap: str, topics: Topics) -> None:
+    def __init__(self, settings: Settings, bootstrap: KafkaLink, topics: Topics) -> None:
         self.args = (bootstrap, topics, settings.partitions, settings.replication_factor)
         self._done = False
 
@@ -90,6 +92,17 @@ class TopicsReady:
             self._done = True
 
 
+def check_link(link: KafkaLink) -> None:
+    """Raises KafkaLinkError (exit 2, the setting named) if the brokers refuse this link; a
+    broker that is down is waited for by the parts instead."""
+    from kafka.errors import KafkaError
+
+    from infra.kafka import clients
+
+    with contextlib.suppress(KafkaError):
+        clients.admin(link, bootstrap_timeout_ms=TopicsReady.BOOTSTRAP_TIMEOUT_MS).close()
+
+
 def stop_on_sigterm() -> threading.Event:
     """SIGTERM/SIGINT ask every loop to finish its batch, commit and close."""
     stop = threading.Event()
@@ -99,7 +112,7 @@ def stop_on_sigterm() -> threading.Event:
 
 
 def checkout_loop(
-    settings: Settings, bootstrap: str, topics: Topics, args: argparse.Namespace
+    settings: Settings, bootstrap: KafkaLink, topics: Topics, args: argparse.Namespace
 ) -> Part:
     def run(stop: threading.Event) -> None:
         # Built in the thread that uses it: SQLite connections are bound to their thread.
@@ -136,7 +149,7 @@ def delivery_loop(settings: Settings) -> Part:
     return run
 
 
-def relay_loop(settings: Settings, bootstrap: str, topics: Topics) -> Part:
+def relay_loop(settings: Settings, bootstrap: KafkaLink, topics: Topics) -> Part:
     def run(stop: threading.Event) -> None:
         service = build(settings, create_tables=False)
         try:
@@ -154,7 +167,7 @@ def projections_loop(settings: Settings, topics: Topics) -> Part:
         views = build_projector(settings)  # built in its thread, like the others
         try:
             sources.follow_kafka(
-                str(settings.kafka_bootstrap),
+                settings.kafka_link,
                 topics.events,
                 topics.projections_group,
                 views,
@@ -173,7 +186,7 @@ PURGE_EVERY_S = 3600.0
 
 
 def privacy_loop(settings: Settings) -> Part:
-    """Retention purge and KEK rotation (issue 17): at start, then hourly."""
+    """Retention purge and KEK rotation (P2): at start, then hourly."""
     from entrypoints.cli.gdpr import run_purge
 
     def run(stop: threading.Event) -> None:
@@ -194,7 +207,7 @@ def privacy_loop(settings: Settings) -> Part:
 
 
 def checkpoints_loop(settings: Settings) -> Part:
-    """Issue 15: a signed checkpoint every N stored events or minutes (published once the
+    """Audit: a signed checkpoint every N stored events or minutes (published once the
     topics are there)."""
     from infra import checkpoints as cps
 
@@ -230,7 +243,8 @@ def after(first: Callable[[], None], part: Part) -> Part:
 def serve(args: argparse.Namespace) -> dict[str, Any]:
     """ONE schema set-up, then each part (relay, checkout consumer, projections) in its own
     thread with its own Service (connections are not shared across threads), restarted with
-    backoff when it fails. Only SIGTERM/SIGINT end the process."""
+    backoff when it fails. Only SIGTERM/SIGINT end the process, and a Kafka link the brokers
+    refuse at start (certificate, credentials: a setting to fix, named in the error)."""
 
     stop = stop_on_sigterm()
     settings, bootstrap, topics = kafka_config()
@@ -240,6 +254,8 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
     steps = [*views, lambda: create_privacy_tables(settings)]
     if not retry_until_done(stop, "the database schema", lambda: set_up_schema(settings, *steps)):
         return {"stopped": "serve", "loops": []}
+    check_link(bootstrap)
+    check_mail_link(settings)
     ready = TopicsReady(settings, bootstrap, topics)
     loops: dict[str, Part] = {
         "relay": after(ready, relay_loop(settings, bootstrap, topics)),

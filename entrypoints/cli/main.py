@@ -98,8 +98,12 @@ def _run(argv: list[str]) -> int:
         return _fail(as_json, "interrupted", "interrupted", EXIT_INTERNAL)
     except Exception as exc:  # the last line of defence: no traceback for the user
         logging.getLogger("giftcards").debug("internal error", exc_info=True)
-        from infra.transient import is_transient  # psycopg: only when something failed
+        from infra.transient import is_transient, refused_login  # psycopg: only on a failure
 
+        if reason := refused_login(exc):  # a setting to fix: credentials, certificate, TLS
+            message = (f"GIFTCARDS_DATABASE_URL: the database at {_database()} refused the "
+                       f"connection: {reason}")
+            return _fail(as_json, "invalid_configuration", message, EXIT_INVALID)
         if is_transient(exc):  # nothing was half written: the same command can be run again
             message = f"the database at {_database()} is unavailable; run the command again"
             return _fail(as_json, "database_unavailable", message, EXIT_INTERNAL)

@@ -205,7 +205,7 @@ def rebuild(args: argparse.Namespace) -> dict[str, Any]:
         with progress_bar(show, total, "rebuild from store") as bar:
             events = sources.sync_store(service().app, views, progress=bar)
     else:
-        bootstrap, topic = str(settings.kafka_bootstrap), Topics(settings.topic_prefix).events
+        bootstrap, topic = settings.kafka_link, Topics(settings.topic_prefix).events
         total = sources.kafka_total(bootstrap, topic, views)
         with progress_bar(show, total, "rebuild from Kafka") as bar:
             events = sources.sync_kafka(bootstrap, topic, views, progress=bar)
@@ -231,7 +231,7 @@ def project(args: argparse.Namespace) -> dict[str, Any]:
     else:
         topics = Topics(settings.topic_prefix)
         events = sources.follow_kafka(
-            str(settings.kafka_bootstrap), topics.events,
+            settings.kafka_link, topics.events,
             topics.projections_group, views,
             progress=logged, stop=lambda: bool(stopping),
         )
@@ -298,7 +298,7 @@ def kafka_problems() -> list[dict[str, Any]]:
     settings, app = service().settings, service().app
     topics = Topics(settings.topic_prefix)
     problems = compare(app.recorder, app.mapper,
-                       published_cards(str(settings.kafka_bootstrap), topics.events))
+                       published_cards(settings.kafka_link, topics.events))
     files, _ = trusted_checkpoints(None)
     headers = [orjson.dumps(c["header"], option=orjson.OPT_SORT_KEYS) for c in files]
     for copy in published(settings):

@@ -1,1 +1,1 @@
-"""The order service's HTTP API (issue 12): FastAPI over the same application as the CLI."""
+"""The order service's HTTP API: FastAPI over the same application as the CLI."""

@@ -440,7 +440,7 @@ def create_app(
 
     @api.get("/asyncapi.yaml", include_in_schema=False)
     async def asyncapi_document() -> Response:
-        """The Kafka contract (issue 14), generated from the code like the committed file."""
+        """The Kafka contract (AsyncAPI), generated from the code like the committed file."""
         from infra import asyncapi
 
         return Response(asyncapi.text(), media_type="application/yaml")

@@ -9,11 +9,13 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import Aggregate
+from domain.stored_names import stored_as
 from domain.streams import stream_id
 
 MAX_KEY = 200
 
 
+@stored_as("entrypoints.http.replies:HttpReply")
 class HttpReply(Aggregate):
     """The answer given to one client's Idempotency-Key, with the request it answered."""
 

@@ -3,15 +3,16 @@ refresh what they know of them."""
 
 from __future__ import annotations
 
-from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from infra.kafka import clients
+from infra.kafka.clients import Link
 from infra.kafka.topics import Topics
 
 
 def ensure_topics(
-    bootstrap: str,
+    bootstrap: Link,
     topics: Topics,
     partitions: int = 12,
     replication_factor: int = 1,
@@ -21,8 +22,8 @@ def ensure_topics(
     """Create the missing topics and return their names; existing topics are left as they are.
     Replicated (factor ≥ 3): a write needs two in-sync replicas and an out-of-sync replica is
     never elected leader, so an acknowledged event survives the loss of any one broker."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap,
+    admin = clients.admin(
+        bootstrap,
         client_id="giftcards-admin",
         bootstrap_timeout_ms=bootstrap_timeout_ms,
     )

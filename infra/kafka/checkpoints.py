@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 
 from infra.config import Settings
+from infra.kafka import clients
 from infra.kafka.admin import ensure_topics
 from infra.kafka.topics import Topics
 
@@ -15,10 +16,9 @@ from infra.kafka.topics import Topics
 def publish(settings: Settings, checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The signed header (not the heads: the file holds them, the root covers them)."""
     topics = Topics(settings.topic_prefix)
-    ensure_topics(str(settings.kafka_bootstrap), topics, settings.partitions,
+    ensure_topics(settings.kafka_link, topics, settings.partitions,
                   settings.replication_factor)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                             enable_idempotence=True)
+    producer = clients.producer(settings.kafka_link, acks="all", enable_idempotence=True)
     try:
         value = {"header": checkpoint["header"], "signature": checkpoint["signature"]}
         meta = producer.send(topics.checkpoints, orjson.dumps(value)).get(timeout=30)
@@ -31,8 +31,8 @@ def publish(settings: Settings, checkpoint: dict[str, Any]) -> dict[str, Any]:
 def published(settings: Settings, timeout_ms: int = 5000) -> list[dict[str, Any]]:
     """Every checkpoint on the topic, oldest first."""
     topic = Topics(settings.topic_prefix).checkpoints
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                             consumer_timeout_ms=timeout_ms)
+    consumer = clients.consumer(settings.kafka_link, enable_auto_commit=False,
+                                consumer_timeout_ms=timeout_ms)
     try:
         part = TopicPartition(topic, 0)
         if consumer.partitions_for_topic(topic) is None:

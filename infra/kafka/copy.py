@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
 from infra.chains import CARD_TOPIC_PREFIX
 from infra.envelope import card_record_as_published_now, stored_envelope
+from infra.kafka import clients
+from infra.kafka.clients import Link
 
 Problem = dict[str, Any]
 
 
-def published_cards(bootstrap: str, topic: str, poll_ms: int = 1000) -> dict[tuple[str, int], Any]:
+def published_cards(bootstrap: Link, topic: str, poll_ms: int = 1000) -> dict[tuple[str, int], Any]:
     """Every committed card envelope on the topic, by (card id, version)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             isolation_level="read_committed")
+    consumer = clients.consumer(bootstrap, enable_auto_commit=False,
+                                isolation_level="read_committed")
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]

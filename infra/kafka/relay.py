@@ -9,12 +9,14 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError
 from kafka.partitioner.default import murmur2
 
 from infra.db import Database
 from infra.envelope import published_topics, stored_envelope
+from infra.kafka import clients
+from infra.kafka.clients import Link, bootstrap_of
 from infra.kafka.cloudevents import DEFAULT, CloudEvents
 from infra.kafka.topics import Topics
 from infra.lease import Lease, current_holder, instance_id
@@ -68,7 +70,7 @@ class Relay:
     def __init__(
         self,
         service: Service,
-        bootstrap: str,
+        bootstrap: Link,
         topics: Topics,
         *,
         transactional_id: str = "giftcards-relay",
@@ -165,7 +167,7 @@ class Relay:
     def _keep_lease(self, stop: threading.Event) -> None:
         """While active, renew the lease from a thread and a connection of its own: a batch
         that blocks longer than the lease (a broker lost, a slow commit) must not let a standby
-        take over and fence it, then be fenced back (issue 13: relays fencing each other six
+        take over and fence it, then be fenced back (relays would fence each other six
         times a minute). A lease that cannot be renewed lapses; the loop then learns it."""
         if self.service.db.url.startswith("sqlite:///:memory:"):
             return  # one process: nobody to hand over to
@@ -317,15 +319,15 @@ class Relay:
                     "kafka",
                     "relay %s waiting for Kafka at %s to acknowledge %d records",
                     self.instance,
-                    self.bootstrap,
+                    bootstrap_of(self.bootstrap),
                     records,
                 )
 
     def _connect(self) -> KafkaProducer:
         """Fence any zombie with our transactional id, then read where the last commit ended."""
         if self._producer is None:
-            producer = KafkaProducer(
-                bootstrap_servers=self.bootstrap,
+            producer = clients.producer(
+                self.bootstrap,
                 transactional_id=self.transactional_id,
                 max_block_ms=MAX_BLOCK_MS,
                 bootstrap_timeout_ms=MAX_BLOCK_MS,
@@ -342,7 +344,7 @@ class Relay:
     def _close_orphans(self, producer: KafkaProducer) -> None:
         """Abort one transaction holding a record on every partition the relay writes (never
         seen by a read_committed reader). A broker that lost a commit it had confirmed (seen
-        after a restart, issue 9) can leave our records on a partition without any marker; the
+        after a restart) can leave our records on a partition without any marker; the
         broker would count them into our next commit there, and the events we publish again
         would show twice. This abort's marker ends them as aborted first."""
         partitions = sorted(producer.partitions_for(self.topics.events))
@@ -374,7 +376,7 @@ class Relay:
             # commit it had confirmed, aborted it on some partitions and left others without a
             # marker. Kafka's word stands (what it does not show committed, no consumer sees):
             # the events after `read` go out again; records left without a marker become part
-            # of our next commit on their partition, so those events may show twice (issue 9).
+            # of our next commit on their partition, so those events may show twice.
             log.error("relay %s: Kafka's committed position %d is below %d, whose commit the "
                       "broker confirmed: the broker lost that commit; publishing from %d again",
                       self.instance, read, self._confirmed, read + 1)
@@ -395,11 +397,11 @@ class Relay:
         return committed_position(self.bootstrap, self.topics, self.transactional_id)
 
 
-def committed_position(bootstrap: str, topics: Topics, transactional_id: str) -> int:
+def committed_position(bootstrap: Link, topics: Topics, transactional_id: str) -> int:
     """The last notification id that the relay `transactional_id` committed to Kafka (0 if
     none), read committed from the positions topic."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+    consumer = clients.consumer(
+        bootstrap,
         isolation_level="read_committed",
         enable_auto_commit=False,
         bootstrap_timeout_ms=MAX_BLOCK_MS,

@@ -10,7 +10,7 @@ class Topics:
     """Every topic of the contract; `prefix` isolates test runs and environments."""
 
     prefix: str = ""
-    # Dead letters hold what an operator needs to fix a sender, for this long (issue 17).
+    # Dead letters hold what an operator needs to fix a sender, for this long (P2).
     dead_letter_retention_days: int = 30
 
     @property
@@ -45,7 +45,7 @@ class Topics:
 
     @property
     def checkpoints(self) -> str:
-        """Signed audit checkpoints (issue 15): one partition, kept forever."""
+        """Signed audit checkpoints: one partition, kept forever."""
         return f"{self.prefix}giftcard.checkpoints"
 
     @property

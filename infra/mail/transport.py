@@ -7,10 +7,14 @@ import os
 import smtplib
 import ssl
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
+
+from infra.config import ConfigError, smtp_starttls
 
 TIMEOUT_SECONDS = 10
 
@@ -33,14 +37,16 @@ class Transport(Protocol):
 
 
 class SmtpTransport:
-    """`smtp://[user:password@]host[:port][?starttls=1]` or `smtps://…` (implicit TLS)."""
+    """`smtp://[user:password@]host[:port][?starttls=1]` or `smtps://…` (implicit TLS); the
+    server's certificate and name are verified against `ca_file` (else the system's CAs)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, ca_file: Path | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("GIFTCARDS_SMTP_URL must be smtp://host[:port] or smtps://host")
         self.tls = parts.scheme == "smtps"
-        self.starttls = parse_qs(parts.query).get("starttls", ["0"])[0] in ("1", "true", "yes")
+        self.starttls = smtp_starttls(url)
+        self.ca_file = ca_file
         self.host = parts.hostname
         self.port = parts.port or (465 if self.tls else 25)
         self.user = unquote(parts.username) if parts.username else None
@@ -62,8 +68,43 @@ class SmtpTransport:
             # Refused, reset, timed out, TLS broken: the server may come back.
             raise TransientSendError(type(error).__name__) from None
 
+    def context(self) -> ssl.SSLContext:
+        """Certificate and host name always checked (create_default_context's defaults)."""
+        cafile = None if self.ca_file is None else str(self.ca_file)
+        return ssl.create_default_context(cafile=cafile)
+
+    def check(self) -> None:
+        """Connect, TLS, log in, quit: a server that refuses this link (a certificate the CA
+        does not vouch for, no STARTTLS, the credentials) raises ConfigError naming the
+        setting; one that is away is left to the worker's retries."""
+        where = f"{self.host}:{self.port}"
+        try:
+            with self._connected():
+                pass
+        except ssl.SSLCertVerificationError as error:
+            raise ConfigError(
+                f"GIFTCARDS_SMTP_CA_FILE: the mail server's certificate at {where} is not "
+                f"trusted ({error.verify_message})"
+            ) from None
+        except smtplib.SMTPNotSupportedError:
+            raise ConfigError(
+                f"GIFTCARDS_SMTP_URL: the mail server at {where} does not offer STARTTLS"
+            ) from None
+        except smtplib.SMTPAuthenticationError as error:
+            raise ConfigError(
+                f"GIFTCARDS_SMTP_URL: the mail server at {where} refused the login "
+                f"({error.smtp_code})"
+            ) from None
+        except (smtplib.SMTPException, OSError):
+            pass  # away or busy: deliveries wait for it
+
     def _send(self, message: EmailMessage) -> None:
-        context = ssl.create_default_context()
+        with self._connected() as smtp:
+            smtp.send_message(message)
+
+    @contextmanager
+    def _connected(self) -> Iterator[smtplib.SMTP]:
+        context = self.context()
         smtp: smtplib.SMTP
         if self.tls:
             smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=TIMEOUT_SECONDS, context=context)
@@ -74,7 +115,7 @@ class SmtpTransport:
                 smtp.starttls(context=context)
             if self.user:
                 smtp.login(self.user, self.password)
-            smtp.send_message(message)
+            yield smtp
 
 
 class MaildirTransport:
@@ -99,5 +140,7 @@ class MaildirTransport:
         os.replace(tmp, self.directory / "new" / f"{name}.eml")
 
 
-def transport_for(smtp_url: str | None, data_dir: Path) -> Transport:
-    return SmtpTransport(smtp_url) if smtp_url else MaildirTransport(data_dir / "mail")
+def transport_for(
+    smtp_url: str | None, data_dir: Path, ca_file: Path | None = None
+) -> Transport:
+    return SmtpTransport(smtp_url, ca_file) if smtp_url else MaildirTransport(data_dir / "mail")

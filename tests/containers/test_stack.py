@@ -127,7 +127,7 @@ def test_r1_r11_compose_stack_sells_and_redeems_a_card_and_publishes_both(
     # The signing key `keys` created is every replica's: a checkpoint signed on serve-2.
     code, signed = giftcards(project, "serve-2", "audit", "checkpoint")
     assert code == 0 and signed["ok"], signed
-    # The HTTP API (issue 12) on serve-1, published on this host: a lookup of the other card.
+    # The HTTP API on serve-1, published on this host: a lookup of the other card.
     api = f"http://127.0.0.1:{env['GIFTCARDS_API_PORT']}"
     until("the API ready", lambda: http("GET", f"{api}/health/ready")[0] == 200, timeout=120)
     code, created = giftcards(project, "serve-2", "api-key", "create", "--name", "shop",

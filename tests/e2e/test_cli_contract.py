@@ -1,4 +1,4 @@
-"""The CLI explains itself (issue 16): every option described, every command one JSON object,
+"""The CLI explains itself: every option described, every command one JSON object,
 bad input exit 2 naming the accepted form, human output for people, a closed pipe is quiet."""
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def test_every_command_prints_exactly_one_json_object(
     assert seen[("redeem",)] == [0] and seen[("relay",)] == [2] and seen[("serve",)] == [2]
 
 
-def test_r21_issue17_f9_history_and_audit_trail_need_a_registered_operator_and_are_logged(
+def test_r21_history_and_audit_trail_need_a_registered_operator_and_are_logged(
     store: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A card's events and trail name its customers (pseudonymous ids are personal data)."""
@@ -335,9 +335,10 @@ def test_r21_audit_keygen_creates_the_signing_key_once_even_in_production(
     store: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Production never generates the checkpoint signing key unasked (issue 15): `audit keygen`
+    """Production never generates the checkpoint signing key unasked: `audit keygen`
     is the operator's step (compose runs it once); a second run keeps the key it found."""
     monkeypatch.setenv("GIFTCARDS_ENV", "production")
+    monkeypatch.setenv("GIFTCARDS_SMTP_URL", "smtps://mail.example.com")  # no plaintext link
     monkeypatch.delenv("GIFTCARDS_NOW")
     monkeypatch.setenv("GIFTCARDS_SECRET_KEY", "k7Gq2vN9xP4mR8sT1wY6zB3cD5fH0jL-aE_uI")
     key_file = tmp_path / "secrets" / "signing.pem"

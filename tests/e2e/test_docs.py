@@ -1,4 +1,4 @@
-"""The docs set (issue 16): it builds with every link checked, its reference is the code's, and
+"""The docs set: it builds with every link checked, its reference is the code's, and
 its quickstarts run as written (Kafka with kcat, analytics reading what was published, HTTP with
 curl, auditors with the CLI)."""
 
@@ -87,7 +87,7 @@ def test_the_auditors_quickstart_runs_as_written(tmp_path: Path) -> None:
 
 
 def test_the_http_quickstart_runs_as_written(tmp_path: Path) -> None:
-    """Issue 12's curl walk-through (it was the README's), against `giftcards api`."""
+    """The HTTP quickstart's curl walk-through (it was the README's), against `giftcards api`."""
     from tests.e2e.test_http_api import start_api
 
     [block] = bash_blocks("quickstart/http.md")

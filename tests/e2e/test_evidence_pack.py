@@ -1,4 +1,4 @@
-"""Issue 15: the evidence pack of a busy month verifies offline, in a fresh clone, with only the
+"""The evidence pack of a busy month verifies offline, in a fresh clone, with only the
 pack and the public key; an edited pack does not."""
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def test_r21_p2_p1_gdpr_commands_end_to_end(env_for: dict[str, str]) -> None:
     rc, refused = cli(env, "gdpr", "export", "cust-eve")
     assert (rc, refused["error"]["code"]) == (2, "operator_required")
     rc, refused = cli(env, "gdpr", "export", "cust-eve", "--operator", "agent-1")
-    assert (rc, refused["error"]["code"]) == (1, "unknown_operator")  # issue 17: a register
+    assert (rc, refused["error"]["code"]) == (1, "unknown_operator")  # R21: a register
     enrol(cli, env, "dpo-1", "dpo")
     enrol(cli, env, "agent-1", "support")
     rc, doc = cli(env, "gdpr", "export", "cust-eve", "--operator", "agent-1")
@@ -68,7 +68,7 @@ def test_r21_p2_p1_gdpr_commands_end_to_end(env_for: dict[str, str]) -> None:
     assert (rc, missing["error"]["code"]) == (1, "unknown_request")
 
 
-def test_p2_issue17_f7_purge_and_kek_rotation_from_the_cli(env_for: dict[str, str]) -> None:
+def test_p2_purge_and_kek_rotation_from_the_cli(env_for: dict[str, str]) -> None:
     env = {**env_for, "GIFTCARDS_NOW": "2026-02-02T09:00:00Z", "PATH": "/usr/bin:/bin"}
     rc, _card = cli(env, "purchase", "--market", "FR", "--amount", "50", "--payment-method",
                    "card", "--buyer-id", "cust-old", "--buyer-email", "old@example.com",
@@ -83,7 +83,7 @@ def test_p2_issue17_f7_purge_and_kek_rotation_from_the_cli(env_for: dict[str, st
     assert rc == 0 and len(rotated["keks_destroyed"]) == 1
 
 
-def test_r21_issue17_f8_rectify_restrict_unrestrict_from_the_cli(env_for: dict[str, str]) -> None:
+def test_r21_rectify_restrict_unrestrict_from_the_cli(env_for: dict[str, str]) -> None:
     env = {**env_for, "GIFTCARDS_NOW": "2027-01-31T09:00:00Z", "PATH": "/usr/bin:/bin"}
     assert cli(env, "purchase", "--market", "FR", "--amount", "50", "--payment-method", "card",
                "--buyer-id", "cust-ann", "--buyer-email", "ann@example.com",
@@ -113,7 +113,7 @@ def test_r21_issue17_f8_rectify_restrict_unrestrict_from_the_cli(env_for: dict[s
             "gdpr request list"} <= {e["command"] for e in log["entries"]}
 
 
-def test_p5_r21_issue17_f9_pseudonym_mapping_from_the_cli(env_for: dict[str, str]) -> None:
+def test_p5_r21_pseudonym_mapping_from_the_cli(env_for: dict[str, str]) -> None:
     """Customer service maps ids and published pseudonyms both ways: a registered operator,
     every id shown access-logged; anyone else is refused before anything is computed."""
     env = {**env_for, "PATH": "/usr/bin:/bin"}

@@ -1,4 +1,4 @@
-"""`serve` runs the retention purge (issue 17, finding 7): a real process with the clock ten
+"""`serve` runs the retention purge (P2): a real process with the clock ten
 years after a purchase shreds the buyer's key, and says so in its log."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_p2_issue17_f7_serve_purges_personal_data_past_its_retention_period(
+def test_p2_serve_purges_personal_data_past_its_retention_period(
     kafka_bootstrap: str, env_for: dict[str, str], tmp_path: Path
 ) -> None:
     env = kafka_env(env_for, kafka_bootstrap, Topics(unique_topic_prefix()))
@@ -40,6 +40,6 @@ def test_p2_issue17_f7_serve_purges_personal_data_past_its_retention_period(
 
 
 def data_subjects(service: Service) -> set[str]:
-    """Keys of data subjects; a sealed code's own key (issue 11's outbox) is a card secret,
+    """Keys of data subjects; a sealed code's own key (the delivery outbox's) is a card secret,
     destroyed when the code is delivered, not personal data under a retention period."""
     return {s for s in service.vault.live_subjects() if not s.startswith("card-code:")}

@@ -1,4 +1,4 @@
-"""The HTTP API (issue 12) as a real `giftcards api` process (uvicorn) on SQLite and PostgreSQL."""
+"""The HTTP API as a real `giftcards api` process (uvicorn) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -162,7 +162,7 @@ def test_r6_r8_r11_r19_r20_holds_lookup_and_refusals_over_http(api: Api) -> None
         "card_id": card["card_id"], "status": "active", "balance": 5000, "currency": "EUR",
         "market": "FR", "expires_at": card["expires_at"], "code_last4": code[-4:],
     }
-    # R6 / issue 12: a wrong-market code is answered exactly like an unknown one.
+    # R6: a wrong-market code is answered exactly like an unknown one.
     wrong = api.post("/v1/cards/lookup", {"code": code, "market": "DE"})
     unknown = api.post("/v1/cards/lookup", {"code": "AAAAAA-BBBBBB-CCCCCC", "market": "FR"})
     assert_problem(wrong, 409, "unknown_code")
@@ -261,10 +261,10 @@ def test_r6_r8_r11_r19_r20_holds_lookup_and_refusals_over_http(api: Api) -> None
     assert_problem(api.get("/v1/liability", key="support"), 403, "http_error")
 
 
-def test_r21_issue17_f9_reads_naming_customers_need_a_registered_operator_and_are_logged(
+def test_r21_reads_naming_customers_need_a_registered_operator_and_are_logged(
     api: Api,
 ) -> None:
-    """Issue 12: "reading personal data needs an operator identity (R21), logged in the
+    """The API's brief: "reading personal data needs an operator identity (R21), logged in the
     access log": a card's history names its buyer, an alert its customer."""
     card = buy(api, "r21-history")
     path = f"/v1/cards/{card['card_id']}/history"
@@ -349,7 +349,7 @@ def test_access_scopes_and_hostile_input_are_problem_documents(api: Api) -> None
     after = api.get(f"/v1/cards/{card['card_id']}/history", key="support_operator").json()
     assert after == before  # nothing written
     assert "openapi" in httpx.get(api.url + "/openapi.json").json()
-    # Issue 14: the Kafka contract is served too, the same text as the committed document.
+    # The Kafka contract (AsyncAPI) is served too, the same text as the committed document.
     served = httpx.get(api.url + "/asyncapi.yaml")
     assert served.status_code == 200 and served.headers["content-type"] == "application/yaml"
     assert served.text == (ROOT / "asyncapi.yaml").read_text(encoding="utf-8")

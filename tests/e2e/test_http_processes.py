@@ -1,4 +1,4 @@
-"""Issue 12: `giftcards api --processes N`, several API processes on one port and one PostgreSQL."""
+"""`giftcards api --processes N`: several API processes on one port and one PostgreSQL."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def test_readme_quickstart_runs_the_lifecycle(tmp_path: Path) -> None:
                      '"ok": true', "Demo complete"):
         assert expected in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
-    # Issue 16: the printed commands paste and run as shown (quoting, variables, the venv's
+    # The printed commands paste and run as shown (quoting, variables, the venv's
     # command), here the purchase with its two-word message, replayed on the demo's store.
     [shown] = [line[2:] for line in done.stdout.splitlines()
                if line.startswith("$ ") and "--message" in line]

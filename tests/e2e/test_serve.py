@@ -38,7 +38,7 @@ def test_r4_serve_turns_orders_into_cards_events_and_views_then_stops_on_sigterm
     }
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
-        port = free_port()  # issue 12: the HTTP API runs beside the other parts
+        port = free_port()  # the HTTP API runs beside the other parts
         serve = subprocess.Popen([GIFTCARDS, "serve", "--api-port", str(port)], env=env,
                                  stdout=out, stderr=out)
     try:

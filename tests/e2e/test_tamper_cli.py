@@ -1,4 +1,4 @@
-"""Issue 15 as an auditor tries it with the real CLI: an edit is named and a rebuild refuses."""
+"""Tamper evidence as an auditor tries it with the CLI: an edit is named and a rebuild refuses."""
 
 from __future__ import annotations
 

@@ -22,12 +22,13 @@ from projections.runner import Projector
 from projections.sources import sync_store
 from tests.integration.test_relay import read_committed, stored_envelopes
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+KAFKA_CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "kafka.md"
 
 
 def replies_may_repeat() -> bool:
-    """The README's contract: replies carry the same content when repeated after a crash."""
-    return "same content when repeated after a crash" in " ".join(README.read_text().split())
+    """The Kafka contract: replies carry the same content when repeated after a crash."""
+    text = " ".join(KAFKA_CONTRACT.read_text(encoding="utf-8").split())
+    return "same content when repeated after a crash" in text
 
 
 def assert_consistent(
@@ -204,7 +205,7 @@ def view_problems(service: Service, env: Mapping[str, str]) -> list[str]:
         rebuilt.db.close()
         live.close()
         drop_scratch_database(scratch)
-    # The fraud-data purge's horizon (issue 17) is the purge job's own bookkeeping, written by
+    # The fraud-data purge's horizon (P2) is the purge job's own bookkeeping, written by
     # `serve`'s hourly purge, not something an event determines: a rebuild has none.
     got[schema.FRAUD_STATE.name] = [r for r in got.get(schema.FRAUD_STATE.name, [])
                                     if r[0] != retention.HORIZON]

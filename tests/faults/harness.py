@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from dev import kafka_dev, pg_dev
+from dev.tls_dev import ServerCert
 from tests.faults.consistency import (
     assert_consistent,
     consistency_problems,
@@ -113,11 +114,15 @@ class PrivateKafka(_Managed):
     """A single KRaft broker of the project's Kafka distribution (dev.kafka_dev), its config,
     data and logs under `home`, listening on the same free loopback ports across restarts."""
 
-    def __init__(self, home: Path, port: int | None = None) -> None:
+    def __init__(
+        self, home: Path, port: int | None = None,
+        security: kafka_dev.BrokerSecurity | None = None,
+    ) -> None:
         self.home = home
         # The controller listens on port + 1 (kafka_dev's layout).
         self.port = port if port is not None else free_port(consecutive=2)
         self.pid: int | None = None
+        self.security = security  # SASL_SSL only on the client listener
 
     @property
     def bootstrap(self) -> str:
@@ -128,7 +133,7 @@ class PrivateKafka(_Managed):
         assert self.pid is None or not kafka_dev.alive(self.pid), "broker already running"
         self.home.mkdir(parents=True, exist_ok=True)
         kafka_dev.ensure_jars()
-        self.pid = kafka_dev.launch_broker(self.port, self.home)
+        self.pid = kafka_dev.launch_broker(self.port, self.home, self.security)
 
     def alive(self) -> bool:
         return self.pid is not None and kafka_dev.alive(self.pid)
@@ -229,13 +234,13 @@ class PrivatePostgres(_Managed):
     Its home is a fresh directory under the system temp dir, which the `postgres` OS user can
     reach (a pytest tmp_path may not be); it is removed on close."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, tls: ServerCert | None = None) -> None:
         home = Path(tempfile.mkdtemp(prefix="gc-pgf-", dir=tempfile.gettempdir()))
         home.chmod(0o755)
         port = port if port is not None else free_port()
         # fsync off for speed (the machine does not crash), synchronous_commit on (the server
         # does): what a client saw committed must still be there after the restart.
-        self.cluster = pg_dev.Cluster(home, port, crash_safe=True)
+        self.cluster = pg_dev.Cluster(home, port, crash_safe=True, tls=tls)
 
     @property
     def url(self) -> str:

@@ -1,4 +1,4 @@
-"""Scale-out on a 3-broker cluster (issue 13): two `serve` instances on one PostgreSQL share the
+"""Scale-out on a 3-broker cluster: two `serve` instances on one PostgreSQL share the
 checkout and projection partitions, one relay active; a broker killed -9 under load and
 restarted, then a `serve` instance killed while the other takes over its partitions and the
 relay. Each ends with the common check (events once in per-card order, one reply per message,

@@ -133,7 +133,7 @@ class Polled:
 def test_r3_a_batch_waits_for_the_vault_and_nothing_is_dead_lettered(
     private_postgres: PrivatePostgres, postgres_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 9's loss, exactly: the event store up, the vault's PostgreSQL away. Purchases with
+    """The loss once seen, exactly: the event store up, the vault's PostgreSQL away. Purchases with
     e-mails fail on the vault alone; the batch must wait (no tracking record written meanwhile,
     no dead letter) and then be applied whole, each purchase once."""
     store = fresh_postgres_database(postgres_server)
@@ -171,7 +171,7 @@ def test_r3_a_batch_waits_for_the_vault_and_nothing_is_dead_lettered(
 def test_api_lookups_answer_across_a_restart_and_never_fail_with_500(
     private_postgres: PrivatePostgres, tmp_path: Path
 ) -> None:
-    """The API's lookups read kept rows on their own async pool (issue 12): after a restart its
+    """The API's lookups read kept rows on their own async pool: after a restart its
     stale connections fail once each and the lookups fall back to the full path (which retries,
     or says 503); never a 500, never a hang, and the lookups then answer again."""
     import httpx

@@ -1,4 +1,4 @@
-"""A poison message between two valid ones (issue 9, finding 3): answered, dead-lettered, and
+"""A poison message between two valid ones: answered, dead-lettered, and
 `serve` keeps running (before the fix, deep JSON crash-looped it on the same offset)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tests.integration.test_checkout_consumer import ordered
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 
-SPACED_CODE = "CM6DZC    YRUCQW    RUQZ6W"  # finding 6: passed the old detector, yet redeems
+SPACED_CODE = "CM6DZC    YRUCQW    RUQZ6W"  # passed the old detector, yet redeems
 # Finding 3: 255 levels broke orjson's serializer, 1,024 its parser, beyond that RecursionError.
 POISONS = {
     "poison-deep-255": b'{"message_id": "poison-deep-255", "x": ' + b"[" * 255 + b"]" * 255 + b"}",

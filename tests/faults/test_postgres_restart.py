@@ -1,5 +1,6 @@
 """PostgreSQL stopped for 15 s under checkout load: `serve` waits it out, loses nothing, answers
-every message once (issue 9, finding 2: 200 of 200 purchases with e-mails were lost)."""
+every message once (before the vault waited out a restart, 200 of 200 purchases with
+e-mails were lost)."""
 
 from __future__ import annotations
 

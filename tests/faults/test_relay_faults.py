@@ -31,7 +31,7 @@ def lines_with(text: str, *words: str) -> list[str]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-# Issue 9: a broker can lose a commit it confirmed across this restart and leave the batch's
+# A broker can lose a commit it confirmed across this restart and leave the batch's
 # records on an events partition without a marker; the relay's abort after each init ends them
 # as aborted, else its next commit there would publish them a second time (bench/relay_outage.py).
 def test_r3_broker_down_30s_under_purchases_serve_relays_every_event_once_after_restart(

@@ -1,4 +1,4 @@
-"""Issue 12: a lookup from the kept card rows answers exactly as the full lookup, or not at all.
+"""A lookup from the kept card rows answers exactly as the full lookup, or not at all.
 
 The rows are written in the same transaction as the cards' events (PostgreSQL's recorder) and
 read many at a time from the API's event loop (`infra.cardfacts`); whatever the full lookup

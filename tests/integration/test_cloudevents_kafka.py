@@ -55,11 +55,11 @@ def records(bootstrap: str, topic: str) -> list[Any]:
 
 
 def kcat(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    """The README's kcat command line ("Consume the stream") on this broker and topic, told to
+    """docs/kafka.md's kcat command line ("Consume the stream") on this broker and topic, told to
     exit at the end (-e) quietly (-q); Debian's kcat, installed by `make kcat`."""
     subprocess.run(["make", "-s", "kcat"], cwd=ROOT, check=True, timeout=600)
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    (line,) = [line for line in readme.splitlines() if line.startswith("kcat ")]
+    page = (ROOT / "docs" / "kafka.md").read_text(encoding="utf-8")
+    (line,) = [line for line in page.splitlines() if line.startswith("kcat ")]
     names = {"localhost:9092": bootstrap, "giftcard.events": topic}
     command = [names.get(word, word) for word in line.split()]
     assert command != line.split() and "-J" in command

@@ -1,4 +1,4 @@
-"""Issue 11 (R7): codes e-mailed through a real SMTP server (aiosmtpd in a subprocess) from the
+"""R7: codes e-mailed through a real SMTP server (aiosmtpd in a subprocess) from the
 sealed outbox: both e-mails, locale formats, escaping, retries, failures, erasure, no leaks."""
 
 from __future__ import annotations
@@ -278,7 +278,7 @@ def test_r7_p5_no_code_in_any_log_line_view_export_or_error_after_delivery(
                 assert form not in text
 
 
-def test_r7_r21_issue17_f8_a_rectified_email_before_delivery_is_where_the_card_goes(
+def test_r7_r21_a_rectified_email_before_delivery_is_where_the_card_goes(
     service: Service, smtp_server: SmtpServer
 ) -> None:
     """Art. 16: the buyer corrected a mistyped address before delivery; the worker reads the

@@ -47,7 +47,7 @@ def test_r8_a_code_in_any_json_field_even_escaped_is_redacted(code: str, key: st
     raw = b'{"' + key.encode() + b'": "' + escaped.encode() + b'", "n": 1}'
     redacted = redact_bytes(raw)
     assert code.encode() not in redacted
-    # The rest of the message survives as its shape (issue 17: unknown fields keep no value).
+    # The rest of the message survives as its shape (P5: unknown fields keep no value).
     assert orjson.loads(redacted)["n"] == "[number]"
 
 
@@ -66,7 +66,7 @@ def mutate(reason: str, **changes: object) -> bytes:
     return orjson.dumps(message)
 
 
-SPACED_CODE = "CM6DZC    YRUCQW    RUQZ6W"  # issue 9, finding 6: redeems, passed the old detector
+SPACED_CODE = "CM6DZC    YRUCQW    RUQZ6W"  # redeems, passed the old detector
 EMAIL_ID = "carol.private@example.net"
 DEEP = b'{"message_id": "bad-too_deep", "order_id": "order-deep", "x": ' + b"[" * 1024
 # Replies expected for each malformed input, by reason: None when it shows no usable message id.

@@ -25,8 +25,8 @@ from tests.fixtures.make_old_store import (
 
 
 def as_v2(v1: dict[str, Any] | None, p: StreamPseudonyms) -> dict[str, Any] | None:
-    """The old code's (v1) envelope with issue 17's pseudonyms applied by hand: what the
-    envelope must publish now, with nothing else changed (P5, finding 9)."""
+    """The old code's (v1) envelope with the pseudonyms applied by hand: what the
+    envelope must publish now, with nothing else changed (P5)."""
     if v1 is None:
         return None
     e = copy.deepcopy(v1)
@@ -61,7 +61,7 @@ def test_old_store_reads_back_identically(tmp_path: Path) -> None:
         service.close()
     assert len(expected["envelopes"]) == 45  # the fixture is what we think it is
     # Every attribute the old code's aggregates had reads back the same; later features may
-    # only add attributes at their neutral value (issue 12's holds: held_* None or 0).
+    # only add attributes at their neutral value (holds: held_* None or 0).
     assert actual["states"].keys() == expected["states"].keys()
     for stream, old in expected["states"].items():
         new = actual["states"][stream]
@@ -93,7 +93,7 @@ def test_current_code_stores_the_same_fields_as_the_old_code(tmp_path: Path) -> 
         try:
             found: dict[str, set[tuple[str, ...]]] = {}
             for n in service.app.recorder.select_notifications(1, 10**6):
-                # Card events gained their chain hashes (issue 15), optional: old ones read.
+                # Card events gained their chain hashes, optional: old ones read.
                 fields = set(orjson.loads(n.state)) - CHAIN_FIELDS
                 found.setdefault(n.topic, set()).add(tuple(sorted(fields)))
             return found
@@ -114,12 +114,12 @@ def test_current_code_stores_the_same_fields_as_the_old_code(tmp_path: Path) -> 
     old, new = fields_by_topic(copy), fields_by_topic(fresh)
     assert len(old) == 14
     # Every event type the old code wrote is written with the same fields; today's code may
-    # also write event types of later features (issue 11's sealed-code outbox), never fewer.
+    # also write event types of later features (the sealed-code outbox), never fewer.
     assert {topic: new.get(topic) for topic in old} == old
     assert set(new) - set(old) <= {"domain.delivery:CodeDelivery.CodeSealed"}, set(new) - set(old)
 
 
-def test_p5_issue17_f9_audit_copy_check_reads_records_published_before_the_pseudonyms(
+def test_p5_audit_copy_check_reads_records_published_before_the_pseudonyms(
     tmp_path: Path,
 ) -> None:
     """`audit verify --all` compares the store with `giftcard.events`: v1 records (ids in clear,

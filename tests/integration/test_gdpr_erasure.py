@@ -1,4 +1,4 @@
-"""Done-when of issue 5: erasure after a busy history, scanned in the real store and real topic."""
+"""P2: erasure after a busy history, scanned in the real store and real topic."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def test_p2_p5_erasure_after_busy_history_leaves_no_clear_pii_or_code_anywhere(
     for where in (stored, on_topic):
         for text in secrets + codes:  # ...and P5: only ciphertext of PII, never a code
             assert text.encode() not in where, text
-    # P5/R21 (finding 9): no customer, subject or order id in clear on the topic.
+    # P5/R21: no customer, subject or order id in clear on the topic.
     ids = [*h.alice_ids, *h.bob_ids, "cust-carol", "o-a1", "o-b1", "shop-bob-1", "shop-alice-1"]
     assert [i for i in ids if i.encode() in on_topic] == []
     doc = export(service, h.alice_ids)
@@ -165,7 +165,7 @@ def test_p2_p5_erasure_after_busy_history_leaves_no_clear_pii_or_code_anywhere(
     after = export(service, h.alice_ids)
     bought, received = after["cards_bought"][0], after["cards_received"]
     assert bought["buyer_email"] == bought["buyer_name"] == bought["message"] == ERASED
-    # Issue 17 finding 4: her e-mail no longer leads to the cards she received, and Bob's
+    # P2: her e-mail no longer leads to the cards she received, and Bob's
     # message to her was sealed for both of them: unreadable now, from his side too.
     assert received == []
     bob_bought = export(service, h.bob_ids)["cards_bought"]

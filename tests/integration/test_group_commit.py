@@ -1,4 +1,4 @@
-"""Group commit (issue 12) on a real store: concurrent batches of one card's authorizations
+"""Group commit on a real store: concurrent batches of one card's authorizations
 conflict in the store, are redone on fresh state, and hold the card exactly once."""
 
 from __future__ import annotations

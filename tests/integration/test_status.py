@@ -1,5 +1,5 @@
 """`giftcards status` on the real broker: relay lag before and after the relay ran, consumer lag
-per partition, dead letters, the active relay (issue 13's operators' view)."""
+per partition, dead letters, the active relay (the operators' view)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_status_shows_relay_lag_until_relayed_then_the_active_relay_and_dead_let
     }  # the cards' published events, not the private index events stored with them
     assert stored == published[-1].id and len(published) >= 3
     assert before["dead_letters"] == 0
-    # Issue 11's outbox: every sealed code waits for the delivery worker, none has run here.
+    # The code-delivery outbox: every sealed code waits for the delivery worker, none has run here.
     sealed = service.app.recorder.select_notifications(1, 100, topics=delivery.TOPICS)
     assert before["deliveries_pending"] == len(sealed) == 3
     # Two checkout messages nobody consumed yet: lag 2 in all, per partition.

@@ -1,5 +1,5 @@
-"""Issue 15: the hash chain written with the events and signed checkpoints catch any change to the
-stored history (edit, deletion, insertion, reordering), on SQLite and PostgreSQL."""
+"""Tamper evidence: the hash chain written with the events and signed checkpoints catch any
+change to the stored history (edit, deletion, insertion, reordering), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

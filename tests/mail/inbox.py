@@ -28,19 +28,22 @@ def free_port() -> int:
 
 
 class SmtpServer:
-    """aiosmtpd in a subprocess on a fixed port, so it can be stopped and started again."""
+    """aiosmtpd in a subprocess on a fixed port, so it can be stopped and started again; with
+    `tls` (a certificate and its key), it requires STARTTLS before any mail."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, tls: tuple[Path, Path] | None = None) -> None:
         self.directory = directory
         self.port = free_port()
-        self.url = f"smtp://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"smtp://127.0.0.1:{self.port}" + ("?starttls=1" if tls else "")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         ready = self.directory / "ready"
         ready.unlink(missing_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.mail.smtp_server", str(self.port), str(self.directory)],
+            [sys.executable, "-m", "tests.mail.smtp_server", str(self.port), str(self.directory),
+             *(str(path) for path in self.tls or ())],
             cwd=ROOT,
         )
         deadline = time.monotonic() + 20

@@ -1,5 +1,6 @@
 """A real SMTP server (aiosmtpd) for the delivery tests, run as a subprocess:
-`python -m tests.mail.smtp_server PORT DIR`. Every accepted message is written whole to
+`python -m tests.mail.smtp_server PORT DIR [CERT KEY]` (with a certificate: STARTTLS required
+before any mail). Every accepted message is written whole to
 DIR/received/N.eml before the reply; DIR/control holds how the next messages are answered:
 `defer N CODE` answers CODE (421, 451) to the next N messages, `delay SECONDS` waits before
 each 250 (a window for SIGKILL between send and record). Recipients starting `bounce` get 550."""
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -52,7 +54,12 @@ class Recorder:
 
 def main() -> None:
     port, directory = int(sys.argv[1]), Path(sys.argv[2])
-    controller = Controller(Recorder(directory), hostname="127.0.0.1", port=port)
+    tls: dict[str, Any] = {}
+    if len(sys.argv) == 5:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(sys.argv[3], sys.argv[4])
+        tls = {"tls_context": context, "require_starttls": True}
+    controller = Controller(Recorder(directory), hostname="127.0.0.1", port=port, **tls)
     controller.start()
     (directory / "ready").write_text(str(os.getpid()))
     try:

@@ -1,4 +1,4 @@
-"""API keys as the HTTP API reads them: what one process reuses, and for how long (issue 12)."""
+"""API keys as the HTTP API reads them: what one process reuses, and for how long."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 15: each card event carries its predecessor's hash and its own, stamped when recorded."""
+"""Each card event carries its predecessor's hash and its own, stamped when recorded."""
 
 from __future__ import annotations
 

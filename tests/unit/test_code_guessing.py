@@ -190,7 +190,7 @@ def test_f1_r8_alert_counts_refused_attempts_and_says_which_were_not_looked_up(
 def test_f1_r8_streams_of_the_old_layout_still_load_and_project(
     memory_service: Service, alerts: Any
 ) -> None:
-    """Before issue 9 every unknown code of a customer went into one stream: still readable."""
+    """In the old layout every unknown code of a customer went into one stream: still readable."""
     app = memory_service.app
     old = CheckoutAttempts.open("legacy", CheckoutAttempts.id_for("legacy"))
     market = app.markets.get("FR")

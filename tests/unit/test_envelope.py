@@ -78,7 +78,7 @@ def test_a_version_1_event_is_upcast_and_published_at_its_class_version_plus_one
     assert published == to_envelope(event, 41)
     assert published is not None
     # Stored class version 2; published 3: published version 1 was the stream with clear ids,
-    # every later one carries pseudonyms (issue 17 finding 9, infra.envelope.published_version).
+    # every later one carries pseudonyms (P5, infra.envelope.published_version).
     assert published["event_type"] == "LedgerNoted" and published["schema_version"] == 3
     assert published["data"] == {"amount": 700, "note": "(none before v2)"}
     # Normalised by the model, not copied from the old record's text.

@@ -34,7 +34,7 @@ def alerts(memory_service: Service, tmp_path: Path) -> Any:
 
 
 def cus(service: Service, customer_id: str) -> str:
-    """The customer's pseudonym: what the stream, and so the views, hold (P5, finding 9)."""
+    """The customer's pseudonym: what the stream, and so the views, hold (P5)."""
     return service.pseudonyms.subject(customer_id)
 
 
@@ -216,7 +216,7 @@ def test_fraud_config_from_toml_and_bad_file_is_a_clear_error(tmp_path):
         load_fraud_config({"GIFTCARDS_FRAUD_CONFIG": str(bad)})
 
 
-def test_p4_issue17_f2_an_alert_opened_before_the_objection_stops_growing(
+def test_p4_an_alert_opened_before_the_objection_stops_growing(
     memory_service, alerts, clock
 ):
     """Finding 2: the objection is judged by each new event's time, not the alert's first
@@ -240,7 +240,7 @@ def test_p4_issue17_f2_an_alert_opened_before_the_objection_stops_growing(
     assert states and all(str(data).count("2026-01-12T10:1") == 0 for (data,) in states)
 
 
-def test_art18_issue17_f8_restriction_stops_profiling_until_lifted(memory_service, alerts, clock):
+def test_art18_restriction_stops_profiling_until_lifted(memory_service, alerts, clock):
     """Finding 8: while restricted (art. 18) a subject is not profiled, F2 included; after the
     restriction is lifted, profiling resumes from the lifting on, never for the period itself."""
     app = memory_service.app
@@ -260,7 +260,7 @@ def test_art18_issue17_f8_restriction_stops_profiling_until_lifted(memory_servic
     assert alert["detected_at"] >= "2026-01-14" and alert["legal_basis"] == "legitimate_interest"
 
 
-def test_p2_issue17_f7_fraud_data_is_purged_past_its_retention(memory_service, alerts, clock):
+def test_p2_fraud_data_is_purged_past_its_retention(memory_service, alerts, clock):
     """Finding 7: with the clock 5 years (GIFTCARDS_RETENTION_FRAUD_YEARS) past, alerts and
     window state naming the customer are dropped, and a late event cannot bring them back."""
     from datetime import datetime, timedelta
@@ -295,7 +295,7 @@ def whale_then_recent(app, clock):
         buy(app, buyer_id="recent", amount=50_000)
 
 
-def test_p2_issue17_f7_a_rebuild_keeps_the_purge_horizon(memory_service, alerts, clock):
+def test_p2_a_rebuild_keeps_the_purge_horizon(memory_service, alerts, clock):
     """`projections rebuild` drops and replays every view: the alerts purged past their
     retention must stay gone without waiting for the next purge (fixed clock)."""
     from datetime import timedelta

@@ -1,4 +1,4 @@
-"""Issue 17 finding 6: the export (art. 15, P3) holds every datum about the subject, refund
+"""The export (art. 15, P3) holds every datum about the subject, refund
 cards, holds, profiling results, access log, rectifications and restrictions included, and
 keeps to its published schema (schemas/subject-export.json)."""
 
@@ -35,7 +35,7 @@ def export_schema() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
-def test_p3_issue17_f6_export_is_complete_and_keeps_to_its_schema(
+def test_p3_export_is_complete_and_keeps_to_its_schema(
     memory_service: Service, clock: Any, tmp_path: Path
 ) -> None:
     app = memory_service.app
@@ -85,7 +85,7 @@ def test_p3_issue17_f6_export_is_complete_and_keeps_to_its_schema(
     assert {c["buyer_name"] for c in document["cards_bought"]} == {"Alice Durand-Noel"}
 
 
-def test_p3_issue17_f6_a_new_personal_data_field_must_be_exported(memory_service: Service) -> None:
+def test_p3_a_new_personal_data_field_must_be_exported(memory_service: Service) -> None:
     """Fails when an event naming a subject is not scanned by the export, or a purchase seals
     a personal field that the export (and its schema) does not carry."""
     naming = [cls for _, _, cls in published_events() if SUBJECT_FIELDS & set(cls.model_fields)]
@@ -111,7 +111,7 @@ def reader(memory_service: Service) -> PiiReader:
     return PiiReader(memory_service, register_operator(memory_service), "access request", "t")
 
 
-def test_p2_issue17_f4_the_message_is_unreadable_after_the_recipients_erasure(
+def test_p2_the_message_is_unreadable_after_the_recipients_erasure(
     memory_service: Service,
 ) -> None:
     app, vault = memory_service.app, memory_service.vault
@@ -132,7 +132,7 @@ def test_p2_issue17_f4_the_message_is_unreadable_after_the_recipients_erasure(
     assert by_email["cards_received"] == [] and len(by_email["withheld"]) == 3
 
 
-def test_p2_issue17_f4_the_message_is_unreadable_after_the_buyers_erasure(
+def test_p2_the_message_is_unreadable_after_the_buyers_erasure(
     memory_service: Service,
 ) -> None:
     buy(memory_service.app, "o-m", "cust-mia", recipient_email="leo@example.org",

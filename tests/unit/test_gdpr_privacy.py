@@ -140,13 +140,13 @@ def test_p2_erase_makes_pii_unreadable_everywhere_and_keeps_the_money(
     assert result["keys_destroyed"] == 2 and result["already_erased"] is False
     assert result["cards_as_buyer"] == [h.alice_gift]
     assert set(result["cards_as_recipient"]) == {h.bob_gift, h.cards[2]}
-    # Bob's message to Alice is sealed for both of them (issue 17 finding 4): 1 + 1.
+    # Bob's message to Alice is sealed for both of them (P2): 1 + 1.
     assert result["fields_unreadable"] == {"buyer_email": 1, "buyer_name": 1, "message": 2,
                                            "recipient_email": 2, "recipient_name": 1}
     doc = export(memory_service, h.alice_ids)
     bought = doc["cards_bought"][0]
     assert bought["buyer_email"] == bought["buyer_name"] == bought["message"] == ERASED
-    assert doc["cards_received"] == []  # her e-mail no longer leads to them (finding 4)
+    assert doc["cards_received"] == []  # her e-mail no longer leads to them (P2)
     assert ALICE_EMAIL not in orjson.dumps(doc).decode()
     # Bob's view of Alice's gift: her message is gone, his own data is intact.
     bob = export(memory_service, h.bob_ids)
@@ -185,7 +185,7 @@ def test_p2_erasure_is_published_without_pii_as_subject_erased(
         ("SubjectErased", cus(h.alice_ids[1])),
         ("SubjectObjectedToProfiling", cus("cust-bob")),
     ]
-    # Issue 17 finding 4: one request erasing two ids of a person publishes two unrelated
+    # P2: one request erasing two ids of a person publishes two unrelated
     # references, so the stream cannot link a customer id to a recipient pseudonym.
     references = [e["correlation_id"] for e in subject]
     assert len(set(references)) == 3 and not {"req-9", "req-10"} & set(references)

@@ -1,4 +1,4 @@
-"""Issue 17 finding 8: rectification (art. 16) and restriction (art. 18) as commands recorded
+"""Rectification (art. 16) and restriction (art. 18) as commands recorded
 on the subject's stream, honoured by later reads (R21, P1, P3)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def subject(service: Service, subject_id: str) -> DataSubject:
     return service.app.repository.get(DataSubject.id_for(subject_id))  # type: ignore[no-any-return]
 
 
-def test_r21_issue17_f8_rectified_email_is_read_by_exports_and_deliveries(
+def test_r21_rectified_email_is_read_by_exports_and_deliveries(
     memory_service: Service, clock: Any
 ) -> None:
     busy_history(memory_service, clock)
@@ -63,7 +63,7 @@ def test_r21_issue17_f8_rectified_email_is_read_by_exports_and_deliveries(
     assert ("email", "gdpr rectify") in {(e["field"], e["command"]) for e in log["entries"]}
 
 
-def test_p2_issue17_f8_erasure_also_shreds_the_rectified_value(
+def test_p2_erasure_also_shreds_the_rectified_value(
     memory_service: Service, clock: Any
 ) -> None:
     busy_history(memory_service, clock)
@@ -77,7 +77,7 @@ def test_p2_issue17_f8_erasure_also_shreds_the_rectified_value(
     assert "Alice Nouveau" not in str(bought)
 
 
-def test_r21_issue17_f8_restriction_recorded_until_lifted_and_exported(
+def test_r21_restriction_recorded_until_lifted_and_exported(
     memory_service: Service, clock: Any
 ) -> None:
     busy_history(memory_service, clock)
@@ -102,7 +102,7 @@ def test_r21_issue17_f8_restriction_recorded_until_lifted_and_exported(
     assert commands == ["gdpr restrict", "gdpr unrestrict", "gdpr unrestrict"]  # each run
 
 
-def test_r21_issue17_rectified_recipient_email_still_finds_the_same_subject(
+def test_r21_rectified_recipient_email_still_finds_the_same_subject(
     memory_service: Service, clock: Any
 ) -> None:
     """A recipient's id is a keyed hash of their e-mail: after `gdpr rectify --field email`,
@@ -128,10 +128,10 @@ def test_r21_issue17_rectified_recipient_email_still_finds_the_same_subject(
     assert bob not in iter_subjects([], ["bob.new@example.org"], memory_service)
 
 
-def test_r21_issue17_rectification_shreds_the_old_value_and_keeps_the_rest(
+def test_r21_rectification_shreds_the_old_value_and_keeps_the_rest(
     memory_service: Service, clock: Any
 ) -> None:
-    """Art. 16 (issue 17: "new sealed value, old one shredded"): the old e-mail, still in the
+    """Art. 16 ("new sealed value, old one shredded"): the old e-mail, still in the
     purchase event, cannot be opened any more, by any reader, while the subject's other
     sealed fields (their name, their message) still can; a second correction shreds the first."""
     from uuid import UUID
@@ -163,7 +163,7 @@ def test_r21_issue17_rectification_shreds_the_old_value_and_keeps_the_rest(
         "alice.third@example.org"}
 
 
-def test_p2_issue17_a_field_key_left_by_an_erasure_racing_a_purchase_is_replaced(
+def test_p2_a_field_key_left_by_an_erasure_racing_a_purchase_is_replaced(
     memory_service: Service,
 ) -> None:
     """An erasure that commits between a purchase's two reads of the field key leaves a row

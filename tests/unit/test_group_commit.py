@@ -1,4 +1,4 @@
-"""Group commit (issue 12): concurrent commands in one transaction, each with its own answer."""
+"""Group commit: concurrent commands in one transaction, each with its own answer."""
 
 from __future__ import annotations
 

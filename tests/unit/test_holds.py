@@ -1,4 +1,4 @@
-"""Holds (issue 12): authorize, capture, void and time-out, with R6, R11, R19 and R20 on top."""
+"""Holds: authorize, capture, void and time-out, with R6, R11, R19 and R20 on top."""
 
 from __future__ import annotations
 

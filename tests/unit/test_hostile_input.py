@@ -1,4 +1,4 @@
-"""Hostile `order.checkout` values (issue 9): bounded parsing, one code detector, redaction."""
+"""Hostile `order.checkout` values: bounded parsing, one code detector, redaction."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from domain.markets import Markets
 
 MARKETS = Markets.load()
 AT = "2026-03-01T10:00:00+00:00"
-SPACED_CODE = "CM6DZC    YRUCQW    RUQZ6W"  # issue 9, finding 6
+SPACED_CODE = "CM6DZC    YRUCQW    RUQZ6W"  # passed the old detector, yet redeems
 EMAIL = "carol.private@example.net"
 
 
@@ -230,7 +230,7 @@ def test_r8_escaped_codes_are_redacted_in_too_deep_json_as_well() -> None:
     raw = b'{"order_id": "' + escaped + b'", "x": ' + b"[" * 500 + b"}"
     redacted = redact_bytes(raw)
     assert code.encode() not in redacted and escaped not in redacted
-    # Issue 17: unparsed input keeps no values at all, only their sizes (the code is 18 long).
+    # P5: unparsed input keeps no values at all, only their sizes (the code is 18 long).
     assert b'"order_id": "[string:18]"' in redacted
 
 
@@ -289,7 +289,7 @@ NOTE = "leave it with Mme Roux"
 
 
 @pytest.mark.parametrize("deep_tail", [False, True])
-def test_p5_issue17_f3_dead_letters_keep_field_paths_types_and_sizes_never_unknown_values(
+def test_p5_dead_letters_keep_field_paths_types_and_sizes_never_unknown_values(
     deep_tail: bool,
 ) -> None:
     message = ordered(phone=PHONE, shipping={"address": ADDRESS, "floor": 3}, notes=[NOTE])

@@ -16,7 +16,7 @@ FIRST_KEK = (
 )
 
 
-def test_p2_issue15_5_processes_creating_the_ring_at_once_share_one_first_kek(
+def test_p2_processes_creating_the_ring_at_once_share_one_first_kek(
     tmp_path: Path,
 ) -> None:
     ring = tmp_path / "private" / "kek-ring"
@@ -31,7 +31,7 @@ def test_p2_issue15_5_processes_creating_the_ring_at_once_share_one_first_kek(
     assert stat.S_IMODE(ring.parent.stat().st_mode) == 0o700
 
 
-def test_p2_issue15_5_keep_only_destroys_older_keks_and_keeps_a_newer_one(
+def test_p2_keep_only_destroys_older_keks_and_keeps_a_newer_one(
     tmp_path: Path,
 ) -> None:
     ring = KekRing(tmp_path / "kek-ring", sealing_key=SEALING)

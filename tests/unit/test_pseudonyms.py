@@ -1,4 +1,4 @@
-"""P5/R21 (issue 17 finding 9): customer, subject and order ids leave as keyed pseudonyms."""
+"""P5/R21: customer, subject and order ids leave as keyed pseudonyms."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from tests.unit.test_gdpr_privacy import act, busy_history, register_operator
 NAMED_LIKE_AN_ID = re.compile(r"customer|subject|buyer|order")
 
 
-def test_p5_issue17_f9_every_field_naming_a_customer_or_order_is_pseudonymised_or_allowed() -> None:
+def test_p5_every_field_naming_a_customer_or_order_is_pseudonymised_or_allowed() -> None:
     """A new published field named like a customer, subject, buyer or order id must be put in
     the envelope's table (pseudonymised) or in ALLOWED, by a decision, never by default."""
     unclassified = [
@@ -52,10 +52,10 @@ def envelopes(service: Service) -> list[dict[str, Any]]:
     return [e for e in found if e is not None]
 
 
-def test_p5_r21_issue17_f9_no_customer_subject_or_order_id_in_clear_in_any_envelope(
+def test_p5_r21_no_customer_subject_or_order_id_in_clear_in_any_envelope(
     memory_service: Service, clock: Any
 ) -> None:
-    """Fails on the code before finding 9: every envelope carried them in clear."""
+    """Fails on the code before the pseudonyms: every envelope carried them in clear."""
     h = busy_history(memory_service, clock)
     app = memory_service.app
     holds = Holds(app)
@@ -108,14 +108,14 @@ def test_p5_r21_issue17_f9_no_customer_subject_or_order_id_in_clear_in_any_envel
         assert e["schema_version"] == 2
 
 
-def test_p5_issue17_f9_pseudonyms_need_the_key_and_keep_equality() -> None:
+def test_p5_pseudonyms_need_the_key_and_keep_equality() -> None:
     one, other = StreamPseudonyms(b"k" * 32), StreamPseudonyms(b"j" * 32)
     assert one.subject("C1") == one.subject("C1") != one.subject("C2")
     assert one.subject("C1") != other.subject("C1")  # without the key, not computable
     assert one.subject("O1")[4:] != one.order("O1")[4:]  # kinds never share a pseudonym
 
 
-def test_p5_issue17_f9_the_stream_key_is_its_own_purpose(memory_service: Service) -> None:
+def test_p5_the_stream_key_is_its_own_purpose(memory_service: Service) -> None:
     """Derived from the master for this purpose alone: not the subject-id (recipient) key."""
     from infra.secrets import Keys
 
@@ -124,7 +124,7 @@ def test_p5_issue17_f9_the_stream_key_is_its_own_purpose(memory_service: Service
                 keys.key_wrapping}) == 4
 
 
-def test_r21_issue17_f9_the_mapping_needs_a_registered_operator_and_is_access_logged(
+def test_r21_the_mapping_needs_a_registered_operator_and_is_access_logged(
     memory_service: Service, clock: Any
 ) -> None:
     busy_history(memory_service, clock)
@@ -156,7 +156,7 @@ def test_r21_issue17_f9_the_mapping_needs_a_registered_operator_and_is_access_lo
     assert [e["command"] for e in entries].count("gdpr pseudonym") == 2
 
 
-def test_p5_issue17_f9_another_master_key_gives_other_pseudonyms(clock: Any) -> None:
+def test_p5_another_master_key_gives_other_pseudonyms(clock: Any) -> None:
     """Two deployments (or a test and production) never share pseudonyms."""
     from tests.conftest import SECRET
 
@@ -171,7 +171,7 @@ def test_p5_issue17_f9_another_master_key_gives_other_pseudonyms(clock: Any) -> 
         mine.close()
 
 
-def test_r21_issue17_f9_a_listing_logged_by_pseudonym_is_in_the_subjects_access_log(
+def test_r21_a_listing_logged_by_pseudonym_is_in_the_subjects_access_log(
     memory_service: Service,
 ) -> None:
     """`fraud alerts` shows (and logs) the pseudonyms the views hold; the subject's access log
@@ -188,7 +188,7 @@ def test_r21_issue17_f9_a_listing_logged_by_pseudonym_is_in_the_subjects_access_
     assert {e["subject_id"] for e in export["access_log"]} == {"cust-carol"}
 
 
-def test_p4_p5_issue17_f9_an_objection_through_the_application_still_stops_profiling(
+def test_p4_p5_an_objection_through_the_application_still_stops_profiling(
     memory_service: Service, clock: Any, tmp_path: Any
 ) -> None:
     """The real path, no hand-made envelope: the objection's subject pseudonym meets the

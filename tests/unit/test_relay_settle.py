@@ -1,5 +1,5 @@
 """What the relay says after each init: Kafka's committed position and what became of a commit
-whose answer never came (issue 9: the line that would have named a duplicate's cause)."""
+whose answer never came (the line that would have named a duplicate's cause)."""
 
 from __future__ import annotations
 

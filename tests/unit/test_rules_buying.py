@@ -126,7 +126,7 @@ def test_r5_message_and_emails_are_stored_only_sealed(sqlite_service: Service) -
     pii = events(app, card["card_id"])[0].pii
     assert set(pii) >= {"message", "buyer_email", "recipient_email", "recipient_subject"}
     # A message to a recipient is sealed under the buyer's key around the recipient's seal
-    # (issue 17 finding 4): either one's key alone does not open it.
+    # (P2): either one's key alone does not open it.
     vault = sqlite_service.vault
     outer = vault.open("cust-1", pii["message"])
     assert outer is not None and message not in outer and outer.startswith(SEALED_FOR_BOTH)

@@ -58,7 +58,7 @@ def lifecycle(service: Service, clock: Any) -> list[str]:
         with pytest.raises(DomainError):
             app.redeem(code=code, market="FR", order_id=order, order_total=100, source="test",
                        customer_id="cust-bob")
-    holds = Holds(app)  # issue 12: a hold, voided (GiftCardHeld, GiftCardHoldReleased)
+    holds = Holds(app)  # a hold, voided (GiftCardHeld, GiftCardHoldReleased)
     holds.authorize(code=left["code"], market="FR", order_id="shop-4", order_total=1000,
                     customer_id="cust-bob", source="test")
     holds.void(order_id="shop-4")

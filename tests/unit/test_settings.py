@@ -76,7 +76,7 @@ def test_r9_views_close_months_in_the_markets_file_time_zone(tmp_path: Path) -> 
 
 
 def test_every_variable_settings_read_is_in_the_configuration_reference() -> None:
-    """Issue 16: the table moved from the README to docs/reference/configuration.md, generated
+    """The table moved from the README to docs/reference/configuration.md, generated
     from infra.config.VARIABLES (tests/e2e/test_docs.py checks the page is not stale)."""
     from infra.config import VARIABLES
 
@@ -90,8 +90,10 @@ def test_every_variable_settings_read_is_in_the_configuration_reference() -> Non
 
 
 def bare_env(tmp_path: Path, **more: str) -> dict[str, str]:
-    """No key given: the tests below choose it."""
-    return {"GIFTCARDS_DATA_DIR": str(tmp_path / "var"), **more}
+    """No key given: the tests below choose it. Mail goes over TLS (production refuses
+    anything else; tests/unit/test_transport_security_settings.py)."""
+    return {"GIFTCARDS_DATA_DIR": str(tmp_path / "var"),
+            "GIFTCARDS_SMTP_URL": "smtps://mail.example.com", **more}
 
 
 @pytest.mark.parametrize("mode", ["development", "test", "production"])

@@ -1,5 +1,6 @@
-"""Issue 17 on a real store (SQLite file, PostgreSQL): verified shredding, KEK rotation against a
-saved copy of the key table, private store files, retention purge with a clock years ahead."""
+"""Data protection on a real store (SQLite file, PostgreSQL): verified shredding, KEK rotation
+against a saved copy of the key table, private store files, retention purge with a clock years
+ahead."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def wrapped_keys(service: Service, subjects: list[str]) -> list[tuple[str, bytes
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_p2_issue17_f1_shredding_with_a_concurrent_reader_is_pending_never_falsely_verified(
+def test_p2_shredding_with_a_concurrent_reader_is_pending_never_falsely_verified(
     service: Service, clock: Any
 ) -> None:
     h = busy_history(service, clock)
@@ -72,7 +73,7 @@ def test_p2_issue17_f1_shredding_with_a_concurrent_reader_is_pending_never_false
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_p2_issue17_f1_shredding_without_readers_is_verified(
+def test_p2_shredding_without_readers_is_verified(
     service: Service, clock: Any
 ) -> None:
     h = busy_history(service, clock)
@@ -80,7 +81,7 @@ def test_p2_issue17_f1_shredding_without_readers_is_verified(
     assert result["shredding"] == "verified" and service.vault.pending_shreds() == []
 
 
-def test_p2_issue15_5_a_key_erased_before_a_kek_rotation_is_unrecoverable_from_a_saved_copy(
+def test_p2_a_key_erased_before_a_kek_rotation_is_unrecoverable_from_a_saved_copy(
     service: Service, clock: Any
 ) -> None:
     h = busy_history(service, clock)
@@ -106,7 +107,7 @@ def test_p2_issue15_5_a_key_erased_before_a_kek_rotation_is_unrecoverable_from_a
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_issue17_f10_store_files_are_0600_in_a_0700_directory(service: Service) -> None:
+def test_store_files_are_0600_in_a_0700_directory(service: Service) -> None:
     path = sqlite_path(service.db.url)
     service.app.purchase(market="FR", amount=2000, payment_method="card", buyer_id="c1",
                          order_id="o-perm", buyer_email="perm@example.com")
@@ -116,7 +117,7 @@ def test_issue17_f10_store_files_are_0600_in_a_0700_directory(service: Service) 
     assert wal.exists() and stat.S_IMODE(wal.stat().st_mode) == 0o600
 
 
-def test_p2_issue17_f7_purge_with_a_clock_years_ahead_shreds_old_cards_and_scans_clean(
+def test_p2_purge_with_a_clock_years_ahead_shreds_old_cards_and_scans_clean(
     service: Service, clock: Any
 ) -> None:
     h = busy_history(service, clock)

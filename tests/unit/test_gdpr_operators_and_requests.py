@@ -1,5 +1,5 @@
-"""Issue 17 on the in-memory application: operators in a register, accountable erasure, logged
-subject lookups (each test fails on the code before issue 17)."""
+"""Data protection on the in-memory application: operators in a register, accountable erasure,
+logged subject lookups, dead-letter retention."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def refused(call: Any, *args: Any) -> str:
     return error.value.code
 
 
-def test_r21_issue17_f9_operators_are_checked_against_the_register(
+def test_r21_operators_are_checked_against_the_register(
     memory_service: Service,
 ) -> None:
     assert refused(PiiReader, memory_service, "anyone", "access request", "test") == (
@@ -37,7 +37,7 @@ def test_r21_issue17_f9_operators_are_checked_against_the_register(
     PiiReader(memory_service, "agent-7", "access request", "test")  # now accepted
 
 
-def test_p2_issue17_f5_erasure_needs_a_registered_request_and_operator_and_closes_it(
+def test_p2_erasure_needs_a_registered_request_and_operator_and_closes_it(
     memory_service: Service, clock: Any
 ) -> None:
     h = busy_history(memory_service, clock)
@@ -64,7 +64,7 @@ def test_p2_issue17_f5_erasure_needs_a_registered_request_and_operator_and_close
     }
 
 
-def test_p3_issue17_f4_subject_lookup_by_email_needs_an_operator_and_is_logged(
+def test_p3_subject_lookup_by_email_needs_an_operator_and_is_logged(
     memory_service: Service, clock: Any
 ) -> None:
     privacy = Privacy(memory_service)
@@ -79,7 +79,7 @@ def test_p3_issue17_f4_subject_lookup_by_email_needs_an_operator_and_is_logged(
     assert (first["field"], first["command"]) == ("email", "gdpr subject")
 
 
-def test_p1_issue17_f5_objection_is_accountable_too(memory_service: Service) -> None:
+def test_p1_objection_is_accountable_too(memory_service: Service) -> None:
     privacy = Privacy(memory_service)
     operator = register_operator(memory_service)
     assert refused(privacy.object, ["cust-x"], "obj-x", operator) == "unknown_request"
@@ -88,7 +88,7 @@ def test_p1_issue17_f5_objection_is_accountable_too(memory_service: Service) -> 
     assert privacy.request("obj-x")["status"] == "closed"
 
 
-def test_p2_issue17_f7_dead_letters_expire_after_their_retention_period() -> None:
+def test_p2_dead_letters_expire_after_their_retention_period() -> None:
     from infra.config import load_settings
     from infra.kafka.topics import Topics
 
