@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable
+from datetime import datetime
 from uuid import UUID, uuid4
 
 from eventsourcing.utils import get_topic
@@ -46,41 +47,48 @@ class ApiKeys:
         self._cache: dict[UUID, tuple[float, ApiKey | None]] = {}
 
     def create(self, *, name: str, scopes: list[str]) -> Json:
+        return self.cards._run(lambda uow: self.issue(uow, name=name, scopes=scopes))
+
+    def issue(
+        self, uow: UnitOfWork, *, name: str, scopes: list[str], operator: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> Json:
+        """A new key in the caller's unit of work: its JSON with the key, shown this once."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         key_id = uuid4()
-        hashed = key_hash(key)
-
-        def command(uow: UnitOfWork) -> Json:
-            api_key = ApiKey.create(
-                key_hash=hashed, key_id=key_id, name=name, scopes=scopes, at=self.cards.now()
-            )
-            uow.add(api_key, Index.register(KEY_BY_ID, str(key_id), api_key.id))
-            return {**key_json(api_key), "key": key}
-
-        return self.cards._run(command)
+        api_key = ApiKey.create(
+            key_hash=key_hash(key), key_id=key_id, name=name, scopes=scopes,
+            at=self.cards.now(), operator=operator, expires_at=expires_at,
+        )
+        uow.add(api_key, Index.register(KEY_BY_ID, str(key_id), api_key.id))
+        return {**key_json(api_key), "key": key}
 
     def authenticate(self, key: str) -> ApiKey | None:
-        """The live key, or None (unknown or revoked): the caller answers both alike."""
+        """The live key, or None (unknown, revoked or expired): the caller answers all alike."""
         if not well_formed(key):
             return None
         stream = ApiKey.id_for(key_hash(key))
         known, found = self._reused(stream)
         if known:
-            return found
+            return self._unexpired(found)
         stored = UnitOfWork(self.cards).get(stream, ApiKey)
         found = stored if stored is not None and stored.revoked_at is None else None
         if self.cache_seconds > 0:
             if len(self._cache) >= CACHE_ENTRIES:
                 self._cache.clear()
             self._cache[stream] = (self.clock() + self.cache_seconds, found)
-        return found
+        return self._unexpired(found)
+
+    def _unexpired(self, found: ApiKey | None) -> ApiKey | None:
+        return found if found is not None and found.live(self.cards.now()) else None
 
     def cached(self, key: str) -> tuple[bool, ApiKey | None]:
         """(True, the answer) when `authenticate` can answer without the store: a malformed
         key, or one read less than `cache_seconds` ago. No I/O: callable from an event loop."""
         if not well_formed(key):
             return True, None
-        return self._reused(ApiKey.id_for(key_hash(key)))
+        known, found = self._reused(ApiKey.id_for(key_hash(key)))
+        return known, self._unexpired(found)
 
     def _reused(self, stream: UUID) -> tuple[bool, ApiKey | None]:
         hit = self._cache.get(stream) if self.cache_seconds > 0 else None
@@ -89,17 +97,18 @@ class ApiKeys:
         return False, None
 
     def revoke(self, key_id: UUID) -> Json:
-        def command(uow: UnitOfWork) -> Json:
-            index = uow.get(stream_id(KEY_BY_ID, str(key_id)), Index)
-            api_key = None if index is None else uow.get(index.target, ApiKey)
-            if api_key is None:
-                raise refuse("unknown_api_key", "no API key has this id")
-            if api_key.revoke(at=self.cards.now()):
-                uow.add(api_key)
-            self._cache.pop(api_key.id, None)
-            return key_json(api_key)
+        return self.cards._run(lambda uow: self.revoke_in(uow, key_id))
 
-        return self.cards._run(command)
+    def revoke_in(self, uow: UnitOfWork, key_id: UUID) -> Json:
+        """Revokes the key in the caller's unit of work (a retry revokes nothing twice)."""
+        index = uow.get(stream_id(KEY_BY_ID, str(key_id)), Index)
+        api_key = None if index is None else uow.get(index.target, ApiKey)
+        if api_key is None:
+            raise refuse("unknown_api_key", "no API key has this id")
+        if api_key.revoke(at=self.cards.now()):
+            uow.add(api_key)
+        self._cache.pop(api_key.id, None)
+        return key_json(api_key)
 
     def list(self) -> Json:
         topic = get_topic(ApiKey.Created)
@@ -121,4 +130,6 @@ def key_json(api_key: ApiKey) -> Json:
         "scopes": list(api_key.scopes),
         "created_at": iso(api_key.created_at),
         "revoked_at": None if api_key.revoked_at is None else iso(api_key.revoked_at),
+        **({"operator": api_key.operator} if api_key.operator else {}),
+        **({"expires_at": iso(api_key.expires_at)} if api_key.expires_at else {}),
     }

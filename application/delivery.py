@@ -67,7 +67,7 @@ class Deliveries:
         operator."""
         check_address(buyer_email, "buyer_email")
         privacy = Privacy(self.service)
-        check_operator(self.service.db, operator)  # the one check of who may act (R21)
+        check_operator(self.service, operator)  # the one check of who may act (R21)
         reader = PiiReader(self.service, operator, "code delivery retry (R7)",
                            "deliveries retry")
         delivery = self._retriable(card_id, operator)

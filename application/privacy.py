@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from eventsourcing.utils import get_topic
 
 from application.cards import SEALED_FOR_BOTH, GiftCards, iso
+from application.operators import BREAK_GLASS, Operators
 from application.ports import Pseudonyms, SqlDatabase, SubjectVault
 from domain.addresses import check_address
 from domain.deadlines import check_extension, due_date, is_overdue
@@ -41,9 +42,6 @@ SCHEMA = [
         at TEXT NOT NULL, seq INTEGER NOT NULL, operator TEXT NOT NULL, subject_id TEXT NOT NULL,
         field TEXT NOT NULL, purpose TEXT NOT NULL, command TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS pii_access_log_subject ON pii_access_log (subject_id, at)",
-    # R21: only registered operators see personal data; each addition names who added them.
-    """CREATE TABLE IF NOT EXISTS gdpr_operators (
-        name TEXT PRIMARY KEY, role TEXT NOT NULL, added_at TEXT NOT NULL, added_by TEXT)""",
     # Accountability: who acted on a request, when, and the outcome. `salt` makes the request
     # reference published per subject unlinkable across subjects of one request.
     """CREATE TABLE IF NOT EXISTS gdpr_request_outcomes (
@@ -64,7 +62,6 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS gdpr_former_identifiers (
         alias TEXT PRIMARY KEY, subject_id TEXT NOT NULL, retired_at TEXT NOT NULL)""",
 ]
-OPERATOR_ROLES = ("support", "dpo")
 REQUEST_COLUMNS = (
     "request_id, subject_id, type, received_on, due_on, extension_months, extension_reason, "
     "status, opened_at, closed_on"
@@ -197,14 +194,21 @@ def scan(service: Service, subjects: Iterable[str]) -> Holdings:
     return held
 
 
-def check_operator(db: SqlDatabase, operator: str | None) -> str:
-    """R21: personal data is shown only to an operator in the register (`gdpr operator add`)."""
+def check_operator(service: Service, operator: str | None) -> str:
+    """R21: personal data is shown only to an operator of the register, not disabled, or to the
+    break-glass holder of the service's secret. The entry points authenticate who that is
+    (application.operators): here the name is checked against the register."""
     if not (operator or "").strip():
-        raise refuse("operator_required", "commands that show personal data need --operator")
+        raise refuse("operator_required", "commands that show personal data need an operator")
     assert operator is not None
-    rows = db.execute("SELECT name FROM gdpr_operators WHERE name = ?", (operator,))
-    if not rows:
+    if operator.startswith(BREAK_GLASS):
+        return operator
+    register = Operators(service.app).register_of()
+    entry = register.operators.get(operator) if register is not None else None
+    if entry is None:
         raise refuse("unknown_operator", "this operator is not in the register of operators")
+    if entry.disabled:
+        raise refuse("invalid_operator_key", "this operator is disabled")
     return operator
 
 
@@ -245,7 +249,7 @@ class PiiReader:
             service.db.execute(statement)
         # The register lists people (R21); a process of the service itself (the delivery worker
         # sending buyers their own card, R7) reads for its purpose, logged as `process:<name>`.
-        checked = f"process:{operator}" if process else check_operator(service.db, operator)
+        checked = f"process:{operator}" if process else check_operator(service, operator)
         self.service, self.operator, self.process = service, checked, process
         self.purpose, self.command = purpose, command
         self.rows: list[tuple[Any, ...]] = []
@@ -365,31 +369,6 @@ class Privacy:
                 return {"pseudonym": pseudonym, "order_id": order_id}
         raise refuse("unknown_pseudonym", f"no {kind.replace('_', ' ')} in the store has this "
                      "pseudonym")
-
-    # --- operators (R21) --------------------------------------------------------------
-
-    def add_operator(self, name: str, role: str, added_by: str | None) -> Json:
-        """The first operator founds the register; every later one is added by an operator."""
-        if role not in OPERATOR_ROLES:
-            raise refuse("invalid_input", f"role must be one of {', '.join(OPERATOR_ROLES)}")
-        if not name.strip():
-            raise refuse("invalid_input", "an operator needs a name")
-        with self.db.tx():
-            first = not self.db.execute("SELECT 1 FROM gdpr_operators LIMIT 1")
-            if not first:
-                check_operator(self.db, added_by)
-            existing = self.db.execute(
-                "SELECT role FROM gdpr_operators WHERE name = ?", (name,)
-            )
-            if not existing:
-                self.db.execute(
-                    "INSERT INTO gdpr_operators (name, role, added_at, added_by) "
-                    "VALUES (?, ?, ?, ?)",
-                    (name, role, iso(self.app.now()), added_by),
-                )
-            elif existing[0][0] != role:
-                raise refuse("operator_conflict", "this operator is registered with another role")
-        return {"operator": name, "role": role, "added_by": added_by, "replayed": bool(existing)}
 
     # --- erasure (P2) and objection (P4) ----------------------------------------------
 
@@ -685,6 +664,8 @@ class Privacy:
         held = scan(self.service, subjects)
         self._late_refund_cards(held)
         held.received = [e for e in held.received if not self._given_after_retirement(e)]
+        for subject in subjects:  # R21: an export is an access, decrypted or not
+            reader.note(subject, "export")
         # An erased recipient's pseudonym is a keyed hash of the e-mail: exporting by e-mail
         # must not lead back to the cards. Kept for the accounts, unlinked (P2).
         erased = {e.subject_id for e in held.rights if type(e) is S.Erased}
@@ -849,13 +830,30 @@ class Privacy:
         )
         return self.request(request_id)
 
-    def close(self, request_id: str) -> Json:
-        if self.request(request_id)["status"] == "open":
-            self.db.execute(
-                "UPDATE gdpr_requests SET status = 'closed', closed_on = ? WHERE request_id = ?",
-                (self.today().isoformat(), request_id),
-            )
-        return self.request(request_id)
+    def close(self, request_id: str, outcome: str, reader: PiiReader) -> Json:
+        """The answer was sent: who closed the request and what the outcome was are recorded
+        (accountability); closing again keeps the first outcome."""
+        if not outcome.strip():
+            raise refuse("invalid_input", "closing a request records its outcome")
+        row = self.request(request_id)
+        if row["status"] == "open":
+            self._reference(request_id, row["subject_id"])  # its outcome row
+            reader.note(row["subject_id"], "request")
+            reader.flush()
+            self._close_with(request_id, reader.operator,
+                             {"request_id": request_id, "operator": reader.operator,
+                              "outcome": outcome})
+        return {**self.request(request_id), **self._outcome(request_id)}
+
+    def _outcome(self, request_id: str) -> Json:
+        rows = self.db.execute(
+            "SELECT operator, outcome, closed_at FROM gdpr_request_outcomes "
+            "WHERE request_id = ?", (request_id,),
+        )
+        if not rows or rows[0][1] is None:
+            return {"closed_by": None, "outcome": None}
+        return {"closed_by": rows[0][0], "outcome": json.loads(rows[0][1]).get("outcome", "done"),
+                "closed_at": rows[0][2]}
 
     def request(self, request_id: str) -> Json:
         rows = self._request_rows("WHERE request_id = ?", (request_id,))

@@ -18,14 +18,24 @@ CLI = [sys.executable, "-m", "entrypoints.cli"]
 SHOWN_CLI = ".venv/bin/giftcards"
 
 
-def giftcards(*args: str, at: str, expect: int = 0) -> dict[str, Any]:
-    """Run one CLI command at a pinned instant and show it the way a user would type it."""
+def giftcards(*args: str, at: str | None, expect: int = 0, key_file: Path | None = None
+              ) -> dict[str, Any]:
+    """Run one CLI command at a pinned instant and show it the way a user would type it;
+    `key_file`: the operator's key, as an operator passes it (R21)."""
     # The demo's store is the default one under its data dir (DATA_DIR/giftcards.sqlite3).
-    env = {**os.environ, "GIFTCARDS_DATA_DIR": str(DATA_DIR), "GIFTCARDS_NOW": at}
-    for name in ("KAFKA_BOOTSTRAP_SERVERS", "GIFTCARDS_DATABASE_URL"):
+    env = {**os.environ, "GIFTCARDS_DATA_DIR": str(DATA_DIR)}
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "GIFTCARDS_DATABASE_URL", "GIFTCARDS_NOW",
+                 "GIFTCARDS_OPERATOR_KEY", "GIFTCARDS_OPERATOR_KEY_FILE"):
         env.pop(name, None)
+    pinned = ""
+    if at is not None:  # None: the real time
+        env["GIFTCARDS_NOW"], pinned = at, f"GIFTCARDS_NOW={at} "
+    operator = ""
+    if key_file is not None:
+        env["GIFTCARDS_OPERATOR_KEY_FILE"] = str(key_file)
+        operator = f"GIFTCARDS_OPERATOR_KEY_FILE={shlex.quote(str(key_file))} "
     # Printed quoted, with its variables: pasted into a shell it runs as shown.
-    print(f"\n$ GIFTCARDS_DATA_DIR={shlex.quote(str(DATA_DIR))} GIFTCARDS_NOW={at} "
+    print(f"\n$ GIFTCARDS_DATA_DIR={shlex.quote(str(DATA_DIR))} {pinned}{operator}"
           f"{shlex.join([SHOWN_CLI, *args, '--json'])}")
     done = subprocess.run(
         [*CLI, *args, "--json"], env=env, capture_output=True, text=True, check=False
@@ -98,10 +108,15 @@ def main() -> None:
     giftcards("show", card["card_id"], at="2026-02-10T10:00:00Z")
     giftcards("expire", at="2026-08-11T00:00:00Z")
     giftcards("show", refund["new_card"]["card_id"], at="2026-08-11T00:00:00Z")
-    # Customer ids are personal data: an operator in the register reads them, logged (R21).
+    # Customer ids are personal data: an operator reads them with their own key, logged (R21).
+    # The first admin needs only the service's secret; the admin's key adds the agent. Both
+    # enrolled at the real time: their keys expire 90 days from today, not from the story's.
+    admin_key, agent_key = DATA_DIR / "demo-admin.key", DATA_DIR / "demo-agent.key"
+    giftcards("gdpr", "operator", "add", "demo-admin", "--role", "admin",
+              "--key-file", str(admin_key), at=None)
     giftcards("gdpr", "operator", "add", "demo-agent", "--role", "support",
-              at="2026-08-11T00:00:00Z")
-    giftcards("history", card["card_id"], "--operator", "demo-agent", at="2026-08-11T00:00:00Z")
+              "--key-file", str(agent_key), at=None, key_file=admin_key)
+    giftcards("history", card["card_id"], at="2026-08-11T00:00:00Z", key_file=agent_key)
     # Finance and audit views, replayed from the same events.
     giftcards("liability", "--as-of", "2026-01-11T00:00:00Z", at="2026-08-11T00:00:00Z")
     giftcards("liability", at="2026-08-11T00:00:00Z")
@@ -113,8 +128,9 @@ def main() -> None:
     print(f"\nThe demo's store stays in {DATA_DIR}. To look at it with the CLI:\n"
           f"  export GIFTCARDS_DATA_DIR={shlex.quote(str(DATA_DIR))}\n"
           f"  {SHOWN_CLI} show {card['card_id']}\n"
-          # history shows customer ids: an operator the demo registered (R21).
-          f"  {SHOWN_CLI} history {card['card_id']} --operator demo-agent\n"
+          # history shows customer ids: the key of an operator the demo registered (R21).
+          f"  GIFTCARDS_OPERATOR_KEY_FILE={shlex.quote(str(agent_key))} "
+          f"{SHOWN_CLI} history {card['card_id']}\n"
           f"  {SHOWN_CLI} --help")
 
 

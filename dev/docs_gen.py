@@ -64,10 +64,20 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "rectification_required": (RULES, "yes, with --request-id", "a code goes only to the "
                                "address on file: another address is a rectification of the "
                                "buyer's e-mail under their registered request (R7, R21)"),
-    "operator_required": (RULES, "yes, with --operator", "the command shows personal data"),
+    "operator_required": (RULES, "yes, with a key", "the command shows personal data: an "
+                          "operator's key (GIFTCARDS_OPERATOR_KEY_FILE), or --break-glass; "
+                          "over HTTP, a service's key instead of an operator's (403)"),
     "unknown_operator": (RULES, "no", "the operator is not in the register (R21)"),
+    "operator_key_required": (RULES, "yes, with the key", "a typed --operator is not proof: "
+                              "the operator's key is"),
+    "operator_mismatch": (RULES, "no", "--operator or X-Operator is not the key's operator"),
+    "operator_forbidden": (RULES, "no", "the operator's role may not do this (the role "
+                           "matrix: reference/roles.md)"),
+    "invalid_operator_key": (RULES, "no, ask an admin", "the operator key is unknown, "
+                             "revoked, expired, or its operator disabled"),
+    "role_above_own": (RULES, "no", "nobody grants a role above their own"),
     "unknown_pseudonym": (RULES, "no", "no id the store knows has this pseudonym (P5)"),
-    "operator_conflict": (RULES, "no", "the operator is registered with another role"),
+    "operator_conflict": (RULES, "no", "the operator is already in the register"),
     "unknown_request": (RULES, "no", "no rights request has this id"),
     "request_closed": (RULES, "no", "the rights request is closed"),
     "request_id_conflict": (RULES, "no", "the request id belongs to another request"),
@@ -241,8 +251,38 @@ def topics_page() -> str:
     return "".join(parts)
 
 
-def http_pages() -> tuple[str, str]:
-    from entrypoints.http.app import create_app
+def roles_page(http: dict[str, tuple[str, ...]]) -> str:
+    """Least privilege in one table: every operator command and every endpoint that takes a
+    key, by role (application.operators.PERMISSIONS, and the routes' own checks)."""
+    from application.operators import KEY_DAYS, PERMISSIONS, ROLE_SCOPES, ROLES
+
+    cli = {f"`giftcards {a}`": r for a, r in PERMISSIONS.items() if not a.startswith("GET ")}
+    rows = {**cli, **{f"`{route}`": roles for route, roles in http.items()}}
+    lines = [HEADER, "# Roles: who may do what\n\n",
+             "Operators are principals (R21): each has a role and a key of their own (an API "
+             f"key of the HTTP API, shown once, stored hashed, valid {KEY_DAYS} days, revoked "
+             "by `gdpr operator disable|rekey`). The CLI takes the key from "
+             "`GIFTCARDS_OPERATOR_KEY_FILE` (mode 0600) or `GIFTCARDS_OPERATOR_KEY`; over HTTP "
+             "it is the bearer key (`X-Operator`, if sent, must name its operator). A role "
+             "not allowed gets exit 1 `operator_forbidden` on the CLI, 403 over HTTP. "
+             "`--break-glass` (the service's secret alone) may do everything, logged as "
+             "`break-glass:<unix user>`. The scopes of each role's key: "
+             + ", ".join(f"{r} `{'`, `'.join(ROLE_SCOPES[r])}`" for r in ROLES)
+             + "; routes no role's key opens are the services' (shop keys). "
+             "How to add operators: [operations](../operations.md#operators).\n\n",
+             "`exit 1`: the CLI refuses with `operator_forbidden`; `403`: the HTTP problem "
+             "document.\n\n",
+             f"| command or endpoint | {' | '.join(ROLES)} |\n",
+             f"|---|{'---|' * len(ROLES)}\n"]
+    for name, allowed in rows.items():
+        refused = "exit 1" if name.startswith("`giftcards") else "403"
+        marks = " | ".join("allowed" if r in allowed else refused for r in ROLES)
+        lines.append(f"| {name} | {marks} |\n")
+    return "".join(lines)
+
+
+def http_pages() -> tuple[str, str, str]:
+    from entrypoints.http.app import access_table, create_app
     from infra.bootstrap import build
     from infra.config import load_settings
 
@@ -251,7 +291,8 @@ def http_pages() -> tuple[str, str]:
                               "GIFTCARDS_DATA_DIR": str(ROOT / ".cache" / "docs-gen")})
     service = build(settings)
     try:
-        spec = create_app(service).openapi()
+        api = create_app(service)
+        spec, access = api.openapi(), access_table(api)
     finally:
         service.close()
     parts = [HEADER, "# HTTP API\n\n",
@@ -267,7 +308,8 @@ def http_pages() -> tuple[str, str]:
             what = " ".join(text.split("\n\n")[0].split())
             parts.append(f"| {method.upper()} | `{path}` | {what.replace('|', '/')} |\n")
     parts.append(IDEMPOTENCY)
-    return "".join(parts), json.dumps(spec, indent=2, sort_keys=True) + "\n"
+    return ("".join(parts), json.dumps(spec, indent=2, sort_keys=True) + "\n",
+            roles_page(access))
 
 
 IDEMPOTENCY = """
@@ -293,10 +335,10 @@ answers the same card, `code` null, with its `code_delivery`.
 
 def pages() -> dict[str, str]:
     """Every generated file under docs/reference/, by name."""
-    http, openapi = http_pages()
+    http, openapi, roles = http_pages()
     return {"cli.md": cli_page(), "configuration.md": configuration_page(),
             "topics.md": topics_page(), "errors.md": errors_page(), "http-api.md": http,
-            "openapi.json": openapi}
+            "openapi.json": openapi, "roles.md": roles}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,17 +25,29 @@ class ApiKey(Aggregate):
         name: str
         scopes: list[str]
         at: datetime
+        # An operator's key (R21) names them and expires; a service's key has neither.
+        operator: str | None = None
+        expires_at: datetime | None = None
 
     class Revoked(Aggregate.Event):
         at: datetime
 
     @event(Created)
-    def __init__(self, *, key_id: UUID, name: str, scopes: list[str], at: datetime) -> None:
+    def __init__(
+        self, *, key_id: UUID, name: str, scopes: list[str], at: datetime,
+        operator: str | None = None, expires_at: datetime | None = None,
+    ) -> None:
         self.key_id = key_id
         self.name = name
         self.scopes = scopes
         self.created_at = at
+        self.operator = operator
+        self.expires_at = expires_at
         self.revoked_at: datetime | None = None
+
+    def live(self, now: datetime) -> bool:
+        """Neither revoked nor past its expiry."""
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
     @staticmethod
     def id_for(key_hash: str) -> UUID:
@@ -49,14 +61,15 @@ class ApiKey(Aggregate):
 
     @classmethod
     def create(
-        cls, *, key_hash: str, key_id: UUID, name: str, scopes: list[str], at: datetime
+        cls, *, key_hash: str, key_id: UUID, name: str, scopes: list[str], at: datetime,
+        operator: str | None = None, expires_at: datetime | None = None,
     ) -> ApiKey:
         cls.check_scopes(scopes)
         if not name or len(name) > 100 or not name.isprintable():
             raise refuse("invalid_input", "name must be 1 to 100 printable characters")
         return cls._create(
             cls.Created, id=cls.id_for(key_hash), key_id=key_id, name=name,
-            scopes=sorted(set(scopes)), at=at,
+            scopes=sorted(set(scopes)), at=at, operator=operator, expires_at=expires_at,
         )
 
     def revoke(self, *, at: datetime) -> bool:

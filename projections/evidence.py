@@ -102,6 +102,8 @@ def export(recorder: Any, mapper: Any, views: Database, market: str, period: str
         f"  giftcards audit verify-pack {out.name} --trusted-keys /path/to/trusted-keys.json\n\n"
         f"Signing key of this pack: {manifest['key']}\n"
     )
+    for path in out.iterdir():
+        path.chmod(0o600)
     return manifest
 
 

@@ -165,13 +165,3 @@ def _closed_transport_read(record: logging.LogRecord) -> bool:
     error = record.exc_info[1] if record.exc_info else None
     closed = "'NoneType' object has no attribute 'recv'"
     return not (isinstance(error, AttributeError) and closed in str(error))
-
-
-def operator_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--operator", type=parse_text(100), help="who reads the data (R21)")
-
-
-def need_operator(args: argparse.Namespace) -> str:
-    if not (args.operator or "").strip():
-        raise UsageError("this command shows personal data: give --operator", "operator_required")
-    return str(args.operator)

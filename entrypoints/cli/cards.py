@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import argparse
 import uuid
-from functools import cache
 from typing import Any
 
 from entrypoints.cli.base import (
     UsageError,
     examples,
-    need_operator,
-    operator_argument,
     parse_date,
     parse_id,
     parse_instant,
     parse_market,
     parse_text,
 )
-from infra.bootstrap import Service, build
-
-
-@cache
-def service() -> Service:
-    """One service per CLI process, built on first use."""
-    return build()
+from entrypoints.cli.context import service
 
 
 def card_id(text: str) -> uuid.UUID:
@@ -50,6 +41,8 @@ AS_OF_HELP = "instant, YYYY-MM-DDTHH:MM[:SS]Z or with an offset (default: now)"
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
+    from entrypoints.cli.operators import operator_argument  # it needs this module's service
+
     p = sub.add_parser("purchase", help="buy a card (R1-R5)",
                        description="Buy a gift card; its code is shown once, in this reply.",
                        epilog=examples(
@@ -213,10 +206,11 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
 
 def history(args: argparse.Namespace) -> dict[str, Any]:
     """Customer ids are personal data: a registered operator, each one logged (R21)."""
-    from application.privacy import history_subjects, logged_read
+    from application.privacy import history_subjects
+    from entrypoints.cli.operators import logged_read
 
-    return logged_read(service(), need_operator(args), "card history", "history",
+    return logged_read(args, "history", "card history",
                        lambda: service().app.history(args.card_id), history_subjects)
 
 
-__all__ = ["UsageError", "register"]
+__all__ = ["UsageError", "register", "service"]

@@ -7,6 +7,7 @@ from typing import Any
 
 from entrypoints.cli.base import examples, parse_text
 from entrypoints.cli.cards import card_id, service
+from entrypoints.cli.operators import authenticated_operator, operator_argument
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -22,9 +23,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     q.set_defaults(handler=failed)
     q = which.add_parser("retry", help="send a failed delivery's code again (not a new code)",
                          epilog=examples("deliveries retry 0d1534c6-c16e-4a26-a6e2-78c7f3b5f81e "
-                                         "--operator alice --buyer-email alice@example.org"))
+                                         "--buyer-email alice@example.org"))
     q.add_argument("card_id", type=card_id, help="the card whose delivery failed (UUID)")
-    q.add_argument("--operator", required=True, type=parse_text(100), help="who retries (R21)")
+    operator_argument(q)
     q.add_argument("--buyer-email", type=parse_text(320),
                    help="another address: only as a rectification of the buyer's e-mail, with "
                    "--request-id (the previous address is told, without the code), or the "
@@ -57,7 +58,8 @@ def failed(args: argparse.Namespace) -> dict[str, Any]:
 def retry(args: argparse.Namespace) -> dict[str, Any]:
     from application.delivery import Deliveries
 
+    operator = authenticated_operator(args, "deliveries retry").name
     return Deliveries(service()).retry(
-        args.card_id, operator=args.operator, buyer_email=args.buyer_email,
+        args.card_id, operator=operator, buyer_email=args.buyer_email,
         request_id=args.request_id,
     )

@@ -4,29 +4,35 @@ access log (R21, P1-P4)."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
+from pathlib import Path
 from typing import Any
 
+from application.operators import Operators
 from application.privacy import (
-    OPERATOR_ROLES,
     REQUEST_TYPES,
-    PiiReader,
     Privacy,
     iter_subjects,
     years_before,
 )
+from domain.operators import ROLES
 from domain.subjects import RECTIFIABLE
 from entrypoints.cli.base import (
     Parser,
     UsageError,
     examples,
-    need_operator,
-    operator_argument,
     parse_date,
     parse_text,
 )
 from entrypoints.cli.cards import service
-from entrypoints.cli.operators import logged_read, reader
+from entrypoints.cli.operators import (
+    authenticated_operator,
+    logged_read,
+    operator_argument,
+    operator_key,
+    reader,
+)
 from infra.bootstrap import build, build_projector
 from infra.config import Settings
 from infra.service import Service
@@ -40,16 +46,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     gdpr = sub.add_parser("gdpr", help="data subjects' rights (R21, P1-P5)")
     cmds = gdpr.add_subparsers(dest="gdpr_command", required=True, parser_class=Parser)
 
-    p = cmds.add_parser("operator", help="the register of operators (R21)")
-    ocmds = p.add_subparsers(dest="operator_command", required=True, parser_class=Parser)
-    p = ocmds.add_parser("add", help="register an operator (the first one founds the register)",
-                         epilog=examples("gdpr operator add alice --role dpo",
-                                         "gdpr operator add bob --role support --by alice"))
-    p.add_argument("name", type=parse_text(100), help="the operator's name")
-    p.add_argument("--role", required=True, choices=OPERATOR_ROLES,
-                   help=f"one of {', '.join(OPERATOR_ROLES)}")
-    p.add_argument("--by", type=parse_text(100), help="the registered operator adding them")
-    p.set_defaults(handler=lambda a: Privacy(service()).add_operator(a.name, a.role, a.by))
+    register_operators(cmds)
 
     p = cmds.add_parser("subject", help="the pseudonymous subject id of a recipient's email",
                         epilog=examples("gdpr subject --email bob@example.org --operator alice"))
@@ -57,7 +54,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     operator_argument(p)
     p.set_defaults(
         handler=lambda a: Privacy(service()).subject_for_email(
-            a.email, reader(a, "subject lookup", "gdpr subject")
+            a.email, reader(a, "gdpr subject", "subject lookup")
         )
     )
 
@@ -84,7 +81,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--request-id", required=True, type=parse_text(200), help=REQUEST_HELP)
     operator_argument(p)
     p.set_defaults(
-        handler=lambda a: Privacy(service()).erase(subjects(a), a.request_id, need_operator(a))
+        handler=lambda a: Privacy(service()).erase(subjects(a), a.request_id,
+                                                    acting(a, "gdpr erase"))
     )
 
     p = cmds.add_parser("object", help="record an objection to profiling (P4)",
@@ -93,7 +91,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--request-id", required=True, type=parse_text(200), help=REQUEST_HELP)
     operator_argument(p)
     p.set_defaults(
-        handler=lambda a: Privacy(service()).object(subjects(a), a.request_id, need_operator(a))
+        handler=lambda a: Privacy(service()).object(subjects(a), a.request_id,
+                                                     acting(a, "gdpr object"))
     )
 
     p = cmds.add_parser("rectify", help="correct a subject's e-mail or name (art. 16)",
@@ -108,7 +107,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     operator_argument(p)
     p.set_defaults(
         handler=lambda a: Privacy(service()).rectify(
-            a.subject_id, a.field, a.value, a.request_id, need_operator(a)
+            a.subject_id, a.field, a.value, a.request_id, acting(a, "gdpr rectify")
         )
     )
 
@@ -122,7 +121,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         p.add_argument("--request-id", required=True, type=parse_text(200), help=REQUEST_HELP)
         operator_argument(p)
         p.set_defaults(handler=lambda a, verb=verb: getattr(Privacy(service()), verb)(
-            subjects(a), a.request_id, need_operator(a)
+            subjects(a), a.request_id, acting(a, f"gdpr {verb}")
         ))
 
     p = cmds.add_parser("purge", help="crypto-shred personal data past its retention period",
@@ -147,7 +146,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     operator_argument(p)
     p.set_defaults(
         handler=lambda a: Privacy(service()).access_log(
-            a.subject_id, reader(a, "access-log review", "gdpr access-log")
+            a.subject_id, reader(a, "gdpr access-log", "access-log review")
         )
     )
 
@@ -174,10 +173,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    help="why, told to the subject (≤ 500 characters)")
     p.set_defaults(handler=lambda a: Privacy(service()).extend(a.request_id, a.months, a.reason))
 
-    p = rcmds.add_parser("close", help="the answer was sent",
-                         epilog=examples("gdpr request close R1"))
+    p = rcmds.add_parser("close", help="the answer was sent: the outcome and its operator "
+                         "are recorded", epilog=examples("gdpr request close R1 --outcome "
+                                                         "'export sent by e-mail'"))
     p.add_argument("request_id", type=parse_text(200), help=REQUEST_HELP)
-    p.set_defaults(handler=lambda a: Privacy(service()).close(a.request_id))
+    p.add_argument("--outcome", required=True, type=parse_text(500),
+                   help="what was done or answered (≤ 500 characters, no personal data)")
+    operator_argument(p)
+    p.set_defaults(handler=lambda a: Privacy(service()).close(
+        a.request_id, a.outcome, reader(a, "gdpr request close", "request closed")))
 
     p = rcmds.add_parser("list", help="requests with their due dates",
                          epilog=examples("gdpr request list --overdue --operator alice",
@@ -198,6 +202,92 @@ def parse_days(text: str) -> int:
     return int(text)
 
 
+def register_operators(cmds: argparse._SubParsersAction[Any]) -> None:
+    """`gdpr operator ...`: the register, changed only by an admin (the first one bootstraps
+    with the service's secret alone); each command shows a new key once."""
+    p = cmds.add_parser("operator", help="the register of operators: roles and keys (R21)")
+    ocmds = p.add_subparsers(dest="operator_command", required=True, parser_class=Parser)
+    roles = f"one of {', '.join(ROLES)}"
+    p = ocmds.add_parser("add", help="register an operator; prints their key once (the first "
+                         "one, an admin, needs only the service's secret)",
+                         epilog=examples("gdpr operator add root --role admin",
+                                         "gdpr operator add bob --role support"))
+    p.add_argument("name", type=parse_text(100), help="the operator's name")
+    p.add_argument("--role", required=True, choices=ROLES, help=roles)
+    key_file_argument(p)
+    operator_argument(p)
+    p.set_defaults(handler=add_operator)
+    p = ocmds.add_parser("role", help="change an operator's role (a new key, printed once)",
+                         epilog=examples("gdpr operator role bob --role dpo"))
+    p.add_argument("name", type=parse_text(100), help="the operator's name")
+    p.add_argument("--role", required=True, choices=ROLES, help=roles)
+    key_file_argument(p)
+    operator_argument(p)
+    p.set_defaults(handler=lambda a: shown(a, Operators(service().app).change_role(
+        a.name, a.role, authenticated_operator(a, "gdpr operator role"))))
+    for name, what in (("disable", "refuse the operator from now on (their key is revoked)"),
+                       ("rekey", "a new key for the operator, printed once (the old one is "
+                        "revoked; a disabled operator is enabled again)")):
+        p = ocmds.add_parser(name, help=what, epilog=examples(f"gdpr operator {name} bob"))
+        p.add_argument("name", type=parse_text(100), help="the operator's name")
+        if name == "rekey":
+            key_file_argument(p)
+        operator_argument(p)
+        p.set_defaults(handler=lambda a, verb=name: shown(a, getattr(
+            Operators(service().app), verb)(a.name, authenticated_operator(
+                a, f"gdpr operator {verb}"))))
+    p = ocmds.add_parser("list", help="the operators, their roles and key ids",
+                         epilog=examples("gdpr operator list --json"))
+    operator_argument(p)
+    p.set_defaults(handler=list_operators)
+
+
+def add_operator(args: argparse.Namespace) -> dict[str, Any]:
+    """The first operator of an empty register is created with the service's secret alone."""
+    operators = Operators(service().app)
+    empty = operators.register_of() is None
+    bootstrap = empty and operator_key() is None and not args.break_glass
+    actor = None if bootstrap else authenticated_operator(args, "gdpr operator add")
+    return shown(args, operators.add(args.name, args.role, actor))
+
+
+def key_file_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key-file", type=new_file, help="write the new key to this new file "
+                   "(mode 0600) instead of printing it")
+
+
+def new_file(text: str) -> Path:
+    if Path(text).exists():
+        raise argparse.ArgumentTypeError(f"{text[:100]} exists: a key file is never overwritten")
+    return Path(text)
+
+
+def shown(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    """The new key, printed once or written to --key-file (created 0600, never overwritten)."""
+    path = getattr(args, "key_file", None)
+    if path is None or "key" not in result:
+        return result
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as error:
+        # The register changed already: the key is shown rather than lost.
+        return {**result, "key_file_error": f"{path}: {error.strerror}"}
+    with os.fdopen(fd, "w") as handle:
+        handle.write(result["key"] + "\n")
+    return {**{k: v for k, v in result.items() if k not in ("key", "note")},
+            "key_file": str(path)}
+
+
+def list_operators(args: argparse.Namespace) -> dict[str, Any]:
+    actor = authenticated_operator(args, "gdpr operator list")
+    return {**Operators(service().app).list(), "by": actor.name}
+
+
+def acting(args: argparse.Namespace, action: str) -> str:
+    """The authenticated operator acting for a subject."""
+    return authenticated_operator(args, action).name
+
+
 def parse_pseudonym(text: str) -> str:
     if not re.fullmatch(r"(cus|ord)_[0-9a-f]{32}", text):
         raise argparse.ArgumentTypeError("a pseudonym is cus_ or ord_ and 32 hex digits")
@@ -208,7 +298,7 @@ def pseudonym(args: argparse.Namespace) -> dict[str, Any]:
     """P5/R21: the mapping between ids and their published pseudonyms, for customer service
     only (a registered operator, every id shown access-logged)."""
     case = f" for {args.request_id}" if args.request_id else ""
-    access = reader(args, f"pseudonym mapping{case}", "gdpr pseudonym")
+    access = reader(args, "gdpr pseudonym", f"pseudonym mapping{case}")
     privacy = Privacy(service())
     if args.resolve is not None:
         return privacy.resolve_pseudonym(args.resolve, access)
@@ -223,7 +313,6 @@ def subjects_arguments(p: argparse.ArgumentParser) -> None:
                    help="a recipient's e-mail, looked up as its pseudonym (repeatable)")
 
 
-
 def subjects(args: argparse.Namespace) -> list[str]:
     found = list(dict.fromkeys(iter_subjects(args.subject_ids, args.email, service())))
     if not found:
@@ -231,12 +320,9 @@ def subjects(args: argparse.Namespace) -> list[str]:
     return found
 
 
-
-
-
 def list_requests(args: argparse.Namespace) -> dict[str, Any]:
     return logged_read(
-        args, "request register review", "gdpr request list",
+        args, "gdpr request list", "request register review",
         lambda: Privacy(service()).list_requests(
             overdue=args.overdue, as_of=args.as_of, due_within=args.due_within),
         lambda found: (r["subject_id"] for r in found["requests"]),
@@ -244,10 +330,8 @@ def list_requests(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def export(args: argparse.Namespace) -> dict[str, Any]:
-    operator = need_operator(args)
-    ids = subjects(args)
-    reader = PiiReader(service(), operator, f"{args.purpose} request", "gdpr export")
-    return Privacy(service()).export(ids, reader, profiling=profiling_results)
+    access = reader(args, "gdpr export", f"{args.purpose} request")
+    return Privacy(service()).export(subjects(args), access, profiling=profiling_results)
 
 
 def profiling_results(ids: list[str]) -> list[dict[str, Any]]:

@@ -19,14 +19,15 @@ from application.privacy import history_subjects
 from entrypoints.cli.base import (
     UsageError,
     examples,
-    operator_argument,
     parse_instant,
     parse_market,
     parse_month,
-    parse_text,
 )
 from entrypoints.cli.cards import AS_OF_HELP, MARKET_HELP, card_id, service
-from entrypoints.cli.operators import logged_read
+from entrypoints.cli.operators import (
+    logged_read,
+    operator_argument,
+)
 from infra.bootstrap import build_projector
 from infra.config import ConfigError
 from infra.kafka.topics import Topics
@@ -144,8 +145,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     e.add_argument("--out", type=Path, help="directory of the evidence pack (with --period)")
     e.add_argument("--public-key", type=Path, help=KEY_HELP)
     e.add_argument("--trusted-keys", type=Path, help=RING_HELP)
-    e.add_argument("--operator", type=parse_text(100), help="who reads the trail, whose "
-                   "actors are customer ids (R21; a card's trail only)")
+    operator_argument(e)  # a card's trail names customers; a pack holds every card's history
     e.set_defaults(handler=audit_export)
     k = audit.add_parser("verify-pack", help="verify an evidence pack offline (no database) "
                          "with the auditor's trusted key ring",
@@ -273,7 +273,7 @@ def fraud_alerts(args: argparse.Namespace) -> dict[str, Any]:
         refresh()
         return alerts(projector().db, args.since, args.rule)
 
-    return logged_read(args, "fraud review", "fraud alerts", read,
+    return logged_read(args, "fraud alerts", "fraud review", read,
                        lambda found: (a["customer_id"] for a in found["alerts"]))
 
 
@@ -490,7 +490,7 @@ def audit_export(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.card_id is None:
         raise UsageError("give a CARD_ID, or --period with --market and --out")
     # The trail's actors are the customers its card's history names (projections.audit.actor).
-    found = logged_read(args, "audit trail", "audit export", lambda: _trail(args),
+    found = logged_read(args, "audit export CARD_ID", "audit trail", lambda: _trail(args),
                         lambda _: history_subjects(service().app.history(args.card_id)))
     trail = found["trail"]
     if args.json:  # one object, like every command: the records, or the CSV text
@@ -509,25 +509,41 @@ def _trail(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def evidence_pack(args: argparse.Namespace) -> dict[str, Any]:
+    """Every card's stored history of a market and month, with clear customer ids: an auditor
+    (or admin) authenticated first, every customer in it access-logged (R21)."""
+    from application.privacy import SUBJECT_FIELDS
     from infra import checkpoints as cps
     from projections import evidence
 
     if args.market is None or args.out is None or args.card_id is not None:
         raise UsageError("--period needs --market and --out, and no CARD_ID")
-    service().app.markets.get(args.market)  # an unknown market is refused here
-    refresh()
-    checkpoints, problems = trusted_checkpoints(args.public_key, args.trusted_keys)
-    # Only checkpoints that commit to each market's cards can show no card was left out.
-    checkpoints = [c for c in checkpoints if "markets" in c["header"]]
-    if problems or not checkpoints:
-        emit_and_exit({"ok": False, "refused": "no trusted checkpoint to put in the pack "
-                       "(run `audit checkpoint`)", "problems": problems}, args.json)
-    key = signing_key(create=False)  # signs the manifest: files, liability, breakage
-    app = service().app
-    manifest = evidence.export(app.recorder, app.mapper, projector().db, args.market,
-                               args.period, checkpoints, key, app.now(), args.out)
-    assert cps.fingerprint(key) == manifest["key"]
-    return {"ok": True, "out": str(args.out), **manifest}
+
+    def write() -> dict[str, Any]:
+        service().app.markets.get(args.market)  # an unknown market is refused here
+        refresh()
+        checkpoints, problems = trusted_checkpoints(args.public_key, args.trusted_keys)
+        # Only checkpoints that commit to each market's cards can show no card was left out.
+        checkpoints = [c for c in checkpoints if "markets" in c["header"]]
+        if problems or not checkpoints:
+            emit_and_exit({"ok": False, "refused": "no trusted checkpoint to put in the pack "
+                           "(run `audit checkpoint`)", "problems": problems}, args.json)
+        key = signing_key(create=False)  # signs the manifest: files, liability, breakage
+        app = service().app
+        manifest = evidence.export(app.recorder, app.mapper, projector().db, args.market,
+                                   args.period, checkpoints, key, app.now(), args.out)
+        assert cps.fingerprint(key) == manifest["key"]
+        return {"ok": True, "out": str(args.out), **manifest}
+
+    def customers(_: dict[str, Any]) -> Iterator[str]:
+        with (args.out / "chains.jsonl").open("rb") as chains:
+            for line in chains:
+                fields = orjson.loads(line)["fields"]
+                yield from (str(fields[n]) for n in SUBJECT_FIELDS if fields.get(n))
+                if recipient := (fields.get("pii") or {}).get("recipient_subject"):
+                    yield str(recipient)
+
+    return logged_read(args, "audit export --period",
+                       f"evidence pack {args.market} {args.period}", write, customers)
 
 
 def audit_verify_pack(args: argparse.Namespace) -> dict[str, Any]:

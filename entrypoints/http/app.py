@@ -32,6 +32,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from application.apikeys import ApiKeys
 from application.cards import UnitOfWork
 from application.holds import Holds
+from application.operators import (
+    PERMISSIONS,
+    ROLE_SCOPES,
+    ROLES,
+    Actor,
+    Operators,
+    check_allowed,
+)
 from application.privacy import Privacy, history_subjects, logged_read
 from consumers.dead_letters import plain
 from consumers.scan import MAX_DEPTH, duplicate_key, too_deep
@@ -314,6 +322,7 @@ def create_app(
     app = service.app
     holds = Holds(app, hold_seconds=hold_seconds)
     keys = ApiKeys(app, cache_seconds=service.settings.api_key_cache_seconds)
+    operators = Operators(app, keys)
     metrics = Metrics()
     sqlite = service.settings.database_url.startswith(("sqlite", "memory"))
     pool = ThreadPoolExecutor(max_workers=1 if sqlite else (workers or 16))
@@ -382,8 +391,8 @@ def create_app(
 
     # --- access ----------------------------------------------------------------------------
 
-    async def key_of(authorization: str) -> ApiKey | None:
-        scheme, _, given = authorization.partition(" ")
+    async def key_of(authorization: str | None) -> ApiKey | None:
+        scheme, _, given = (authorization or "").partition(" ")
         key = given.strip() if scheme.lower() == "bearer" else ""
         # A key read recently is answered here, without a trip to the thread pool.
         known, found = keys.cached(key)
@@ -394,19 +403,45 @@ def create_app(
     async def authenticated(authorization: str) -> bool:
         return await key_of(authorization) is not None
 
+    async def bearer(authorization: str | None) -> ApiKey:
+        found = await key_of(authorization)
+        if found is None:
+            raise StarletteHTTPException(
+                401, "a valid API key is required", {"WWW-Authenticate": "Bearer"}
+            )
+        return found
+
     def scoped(*scopes: str) -> Callable[..., Awaitable[ApiKey]]:
         async def dependency(
             authorization: Annotated[str | None, Header()] = None,
         ) -> ApiKey:
-            found = await key_of(authorization or "")
-            if found is None:
-                raise StarletteHTTPException(
-                    401, "a valid API key is required", {"WWW-Authenticate": "Bearer"}
-                )
+            found = await bearer(authorization)
             if not set(scopes) & set(found.scopes):
                 raise StarletteHTTPException(403, f"this key lacks the scope {scopes[0]}")
             return found
 
+        dependency.scopes = scopes  # type: ignore[attr-defined]  # the role matrix reads it
+        return dependency
+
+    def operator_key(action: str) -> Callable[..., Awaitable[Actor]]:
+        """R21: the key IS the operator (an operator's own key, from `gdpr operator add`);
+        `X-Operator`, if sent, must name that operator; the role must allow `action`."""
+        async def dependency(
+            authorization: Annotated[str | None, Header()] = None,
+            x_operator: Annotated[str | None, Header(
+                alias="X-Operator", max_length=100,
+                description="optional: must be the operator of the key")] = None,
+        ) -> Actor:
+            found = await bearer(authorization)
+            if found.operator is None:
+                raise refuse("operator_required", "customer data is read with an operator's "
+                             "own key (gdpr operator add), not a service's key")
+            actor = await call(lambda: operators.actor_of(found))
+            if x_operator is not None and x_operator != actor.name:
+                raise refuse("operator_mismatch", "X-Operator is not the operator of this key")
+            return check_allowed(actor, action)
+
+        dependency.action = action  # type: ignore[attr-defined]  # the role matrix reads it
         return dependency
 
     async def idempotent(
@@ -663,19 +698,17 @@ def create_app(
         """An order's hold as of now: `held` (amount, until), `captured` or `released`."""
         return await call(lambda: holds.show(order_id=order_id))
 
-    Operator = Annotated[str | None, Header(
-        alias="X-Operator", max_length=100,
-        description="the registered operator reading customer data (R21), access-logged")]
-
-    def logged(operator: str | None, purpose: str, command: str, read: Callable[[], Any],
+    def logged(actor: Actor, purpose: str, command: str, read: Callable[[], Any],
                subjects: Callable[[Any], Any]) -> Awaitable[dict[str, Any]]:
-        """R21: a read naming customers needs a registered operator; each one is logged."""
-        return call(lambda: logged_read(service, operator, purpose, command, read, subjects))
+        """R21: the key's operator reads; each customer shown is logged under their name."""
+        return call(lambda: logged_read(service, actor.name, purpose, command, read, subjects))
+
+    HistoryReader = Annotated[Actor, Depends(operator_key("GET /v1/cards/{card_id}/history"))]
 
     @api.get("/v1/cards/{card_id}/history")
-    async def history(card_id: UUID, key: Reader, operator: Operator = None) -> dict[str, Any]:
-        """The card's events; the customer ids they name need X-Operator (R21)."""
-        return await logged(operator, "card history", "GET history",
+    async def history(card_id: UUID, actor: HistoryReader) -> dict[str, Any]:
+        """The card's events; the customer ids they name: an operator's own key (R21)."""
+        return await logged(actor, "card history", "GET history",
                             lambda: app.history(card_id), history_subjects)
 
     @api.post("/v1/holds/release-timed-out")
@@ -723,16 +756,18 @@ def create_app(
 
         return await call(lambda: query(fresh_views().db, market, month))
 
+    AlertReader = Annotated[Actor, Depends(operator_key("GET /v1/fraud/alerts"))]
+
     @api.get("/v1/fraud/alerts")
     async def fraud_alerts(
-        key: Auditor, since: datetime | None = None,
+        actor: AlertReader, since: datetime | None = None,
         rule: Annotated[str | None, Query(pattern=r"^F[1-6]$")] = None,
-        operator: Operator = None,
     ) -> dict[str, Any]:
-        """Profiling results about customers: X-Operator, every customer logged (R21)."""
+        """Profiling results about customers: an operator's own key, every customer logged
+        (R21)."""
         from projections.queries import alerts
 
-        return await logged(operator, "fraud review", "GET alerts",
+        return await logged(actor, "fraud review", "GET alerts",
                             lambda: alerts(fresh_views().db, since, rule),
                             lambda found: (a["customer_id"] for a in found["alerts"]))
 
@@ -750,6 +785,26 @@ def create_app(
         return await call(run)
 
     return api
+
+
+def access_table(api: FastAPI) -> dict[str, tuple[str, ...]]:
+    """Each route that takes a key ("METHOD path") and the operator roles whose own key it
+    accepts: by the role's right (application.operators.PERMISSIONS) on routes reading customer
+    data, by the scopes of the role's key (ROLE_SCOPES) elsewhere. Generates the docs' role
+    matrix; tests/e2e/test_role_matrix.py calls every route with every role's key."""
+    table: dict[str, tuple[str, ...]] = {}
+    for route in api.routes:
+        dependant = getattr(route, "dependant", None)
+        calls = [d.call for d in dependant.dependencies] if dependant is not None else []
+        for method in sorted(getattr(route, "methods", None) or ()):
+            name = f"{method} {getattr(route, 'path', '')}"
+            for call in calls:
+                if hasattr(call, "action"):
+                    table[name] = PERMISSIONS[call.action]
+                elif hasattr(call, "scopes"):
+                    table[name] = tuple(role for role in ROLES
+                                        if set(ROLE_SCOPES[role]) & set(call.scopes))
+    return table
 
 
 def _reachable(bootstrap: str) -> bool:
@@ -783,4 +838,4 @@ def _docs_page(openapi: dict[str, Any]) -> str:
     )
 
 
-__all__ = ["MAX_BODY", "create_app", "problem_body"]
+__all__ = ["MAX_BODY", "access_table", "create_app", "problem_body"]

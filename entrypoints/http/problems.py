@@ -11,7 +11,9 @@ from domain.errors import DomainError
 PROBLEM_TYPE = "https://giftcards.example.com/problems/"
 INPUT_CODES = {"invalid_amount", "invalid_input", "invalid_id", "invalid_date", "unknown_market"}
 NOT_FOUND = {"unknown_card", "unknown_hold", "unknown_api_key", "not_found"}
-FORBIDDEN = {"operator_required", "unknown_operator"}  # R21: personal data, no operator
+# R21: personal data without an operator, or not this operator's right.
+FORBIDDEN = {"operator_required", "unknown_operator", "operator_forbidden", "operator_mismatch",
+             "invalid_operator_key", "operator_key_required", "role_above_own"}
 # Refusals that depend on the time or on another request, not on this one: never stored under
 # an Idempotency-Key, so the same request retried later gets a fresh answer.
 RETRY_LATER = {"too_many_attempts", "card_on_hold", "unknown_order", "conflict"}

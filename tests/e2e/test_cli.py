@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.e2e.operator_keys import enrol, with_key
+
 GIFTCARDS = str(Path(sys.executable).with_name("giftcards"))
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -20,7 +22,7 @@ def cli(env: dict[str, str], now: str, *args: str | bytes) -> tuple[int, dict[st
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("GIFTCARDS_", "KAFKA_"))}
     done = subprocess.run(
         [GIFTCARDS, "--json", *args],
-        env={**clean, **env, "GIFTCARDS_NOW": now},
+        env={**clean, **with_key(env, tuple(str(a) for a in args)), "GIFTCARDS_NOW": now},
         capture_output=True,
         timeout=60,
         check=False,
@@ -76,7 +78,7 @@ def test_r1_r11_r17_r19_lifecycle_through_the_cli(env_for: dict[str, str]) -> No
 
     rc, shown, _ = cli(env_for, T0, "show", card["card_id"])
     assert (rc, shown["replaced_by"]) == (0, [back["new_card"]["card_id"]])
-    cli(env_for, T0, "gdpr", "operator", "add", "agent-1", "--role", "support")  # R21
+    enrol(lambda env, *a: cli(env, T0, *a)[:2], env_for, "agent-1", "support")  # R21
     rc, history, _ = cli(env_for, T0, "history", card["card_id"], "--operator", "agent-1")
     assert rc == 0
     assert [e["type"] for e in history["events"]] == [

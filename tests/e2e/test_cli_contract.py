@@ -89,7 +89,8 @@ def one_object(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dic
 
 
 def test_every_command_prints_exactly_one_json_object(
-    store: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+    store: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Each command runs once the way it ends on an embedded store (done, refused, or refused
     for its missing Kafka); the long-running ones (`serve`, `project`, `api`, `deliver`
@@ -114,7 +115,13 @@ def test_every_command_prints_exactly_one_json_object(
         ("expire",): [["expire", "--as-of", "2026-01-12T10:00:00Z"]],
         ("show",): [["show", cid], ["show", MISSING]],
         ("history",): [["history", cid], ["history", cid, "--operator", "nobody"]],
-        ("gdpr", "operator", "add"): [["gdpr", "operator", "add", "alice", "--role", "dpo"]],
+        # The bootstrap admin (the service's secret alone), whose key runs the rest.
+        ("gdpr", "operator", "add"): [["gdpr", "operator", "add", "alice", "--role", "admin"],
+                                      ["gdpr", "operator", "add", "bob", "--role", "support"]],
+        ("gdpr", "operator", "role"): [["gdpr", "operator", "role", "bob", "--role", "dpo"]],
+        ("gdpr", "operator", "disable"): [["gdpr", "operator", "disable", "bob"]],
+        ("gdpr", "operator", "rekey"): [["gdpr", "operator", "rekey", "bob"]],
+        ("gdpr", "operator", "list"): [["gdpr", "operator", "list"]],
         ("gdpr", "subject"): [["gdpr", "subject", "--email", "bob@example.org",
                                "--operator", "alice"]],
         ("gdpr", "export"): [["gdpr", "export", "C1", "--operator", "alice"]],
@@ -131,7 +138,7 @@ def test_every_command_prints_exactly_one_json_object(
         ("gdpr", "request", "extend"): [["gdpr", "request", "extend", "R1", "--months", "1",
                                          "--reason", "complex"]],
         ("gdpr", "request", "list"): [["gdpr", "request", "list", "--operator", "alice"]],
-        ("gdpr", "request", "close"): [["gdpr", "request", "close", "R1"]],
+        ("gdpr", "request", "close"): [["gdpr", "request", "close", "R1", "--outcome", "done"]],
         ("gdpr", "rectify"): [["gdpr", "rectify", "C9", "--field", "email", "--value",
                                "c9@example.org", "--request-id", "R1", "--operator", "alice"]],
         ("gdpr", "restrict"): [["gdpr", "restrict", "C9", "--request-id", "R1",
@@ -179,6 +186,8 @@ def test_every_command_prints_exactly_one_json_object(
         for argv in runs:
             status, payload = one_object(capsys, *argv)
             seen.setdefault(path, []).append(status)
+            if argv[:4] == ["gdpr", "operator", "add", "alice"]:
+                monkeypatch.setenv("GIFTCARDS_OPERATOR_KEY", payload["key"])
             if status:
                 assert set(payload) == {"error"} or payload.get("ok") is False, (argv, payload)
     # The contract's edges, by name: audit export is one object, an unknown card an error.
@@ -191,7 +200,7 @@ def test_every_command_prints_exactly_one_json_object(
 
 
 def test_r21_history_and_audit_trail_need_a_registered_operator_and_are_logged(
-    store: dict[str, str], capsys: pytest.CaptureFixture[str]
+    store: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A card's events and trail name its customers (pseudonymous ids are personal data)."""
     _, card = one_object(capsys, "purchase", "--market", "FR", "--amount", "50",
@@ -202,7 +211,10 @@ def test_r21_history_and_audit_trail_need_a_registered_operator_and_are_logged(
         assert (status, refused["error"]["code"]) == (2, "operator_required"), argv
         status, refused = one_object(capsys, *argv, "--operator", "mallory")
         assert (status, refused["error"]["code"]) == (1, "unknown_operator"), argv
-    one_object(capsys, "gdpr", "operator", "add", "agent-7", "--role", "support")
+    _, root = one_object(capsys, "gdpr", "operator", "add", "root", "--role", "admin")
+    monkeypatch.setenv("GIFTCARDS_OPERATOR_KEY", root["key"])
+    _, agent = one_object(capsys, "gdpr", "operator", "add", "agent-7", "--role", "support")
+    monkeypatch.setenv("GIFTCARDS_OPERATOR_KEY", agent["key"])
     status, history = one_object(capsys, "history", cid, "--operator", "agent-7")
     assert (status, history["events"][0]["data"]["buyer_subject"]) == (0, "cust-r21")
     status, trail = one_object(capsys, "audit", "export", cid, "--operator", "agent-7")
@@ -210,9 +222,10 @@ def test_r21_history_and_audit_trail_need_a_registered_operator_and_are_logged(
     _, mapped = one_object(capsys, "gdpr", "pseudonym", "--customer-id", "cust-r21",
                            "--operator", "agent-7")
     assert (status, trail["records"][0]["actor"]) == (0, mapped["pseudonym"])
-    _, log = one_object(capsys, "gdpr", "access-log", "cust-r21", "--operator", "agent-7")
+    monkeypatch.setenv("GIFTCARDS_OPERATOR_KEY", root["key"])  # support reads no access log
+    _, log = one_object(capsys, "gdpr", "access-log", "cust-r21")
     assert {(e["command"], e["operator"]) for e in log["entries"]} >= {
-        ("history", "agent-7"), ("audit export", "agent-7")}
+        ("history", "agent-7"), ("audit export CARD_ID", "agent-7")}
 
 
 # The issue's bad inputs, and their kind on every command that takes them.
@@ -258,7 +271,7 @@ def test_markets_in_any_case_are_the_same_market(
 
 
 def test_human_output_is_for_people(
-    store: dict[str, str], capsys: pytest.CaptureFixture[str]
+    store: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Money in the market's locale (Babel), instants as UTC, tables, no Python spelling."""
     status, out, _ = call(capsys, "purchase", "--market", "FR", "--amount", "50",
@@ -267,7 +280,9 @@ def test_human_output_is_for_people(
     assert re.search(r"amount\s+50,00\s€", out), out
     assert "2026-07-12 10:00:00 UTC" in out
     cid = re.search(r"card_id\s+(\S+)", out)[1]  # type: ignore[index]
-    assert call(capsys, "gdpr", "operator", "add", "alice", "--role", "dpo")[0] == 0
+    status, alice = one_object(capsys, "gdpr", "operator", "add", "alice", "--role", "admin")
+    assert status == 0
+    monkeypatch.setenv("GIFTCARDS_OPERATOR_KEY", alice["key"])
     for argv in (["show", cid], ["history", cid, "--operator", "alice"], ["liability"],
                  ["audit", "verify", cid]):
         status, out, _ = call(capsys, *argv)

@@ -16,6 +16,7 @@ import pytest
 from infra.bootstrap import build
 from infra.config import load_settings
 from tests.conftest import FixedClock
+from tests.e2e.operator_keys import enrol
 from tests.e2e.test_cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,8 +59,9 @@ def test_evidence_pack_of_a_busy_month_verifies_offline_in_a_fresh_clone(
     status, _signed, err = cli(env_for, now, "audit", "checkpoint")
     assert status == 0, err
     pack = tmp_path / "pack-2026-01-FR"
+    enrol(lambda env, *a: cli(env, now, *a)[:2], env_for, "aud", "auditor")  # R21
     status, made, err = cli(env_for, now, "audit", "export", "--period", "2026-01",
-                            "--market", "FR", "--out", str(pack))
+                            "--market", "FR", "--out", str(pack), "--operator", "aud")
     assert status == 0, err
     # Every FR card, so that none can be left out: 40 bought, one refund card, one in February.
     assert made["cards"] == 42 and made["events"] > 100

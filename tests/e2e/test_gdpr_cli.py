@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.e2e.operator_keys import enrol, with_key
+
 GIFTCARDS = str(Path(sys.executable).with_name("giftcards"))
 
 
 def cli(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run(
-        [GIFTCARDS, "--json", *args], env=env, capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([GIFTCARDS, "--json", *args], env=with_key(env, args),
+                          capture_output=True, text=True, timeout=60)
     assert "Traceback" not in done.stdout + done.stderr
     return done.returncode, json.loads(done.stdout)
 
@@ -29,9 +30,8 @@ def test_r21_p2_p1_gdpr_commands_end_to_end(env_for: dict[str, str]) -> None:
     assert (rc, refused["error"]["code"]) == (2, "operator_required")
     rc, refused = cli(env, "gdpr", "export", "cust-eve", "--operator", "agent-1")
     assert (rc, refused["error"]["code"]) == (1, "unknown_operator")  # R21: a register
-    assert cli(env, "gdpr", "operator", "add", "dpo-1", "--role", "dpo")[0] == 0
-    assert cli(env, "gdpr", "operator", "add", "agent-1", "--role", "support", "--by",
-               "dpo-1")[0] == 0
+    enrol(cli, env, "dpo-1", "dpo")
+    enrol(cli, env, "agent-1", "support")
     rc, doc = cli(env, "gdpr", "export", "cust-eve", "--operator", "agent-1")
     assert rc == 0 and doc["cards_bought"][0]["message"] == "a note from eve"
     rc, log = cli(env, "gdpr", "access-log", "cust-eve", "--operator", "dpo-1")
@@ -63,7 +63,8 @@ def test_r21_p2_p1_gdpr_commands_end_to_end(env_for: dict[str, str]) -> None:
     rc, bad = cli(env, "gdpr", "request", "open", "--subject", "x", "--type", "gossip",
                   "--received-on", "2027-01-31")
     assert (rc, bad["error"]["code"]) == (2, "invalid_input")
-    rc, missing = cli(env, "gdpr", "request", "close", "nope")
+    rc, missing = cli(env, "gdpr", "request", "close", "nope", "--outcome", "answered",
+                      "--operator", "dpo-1")
     assert (rc, missing["error"]["code"]) == (1, "unknown_request")
 
 
@@ -87,7 +88,7 @@ def test_r21_rectify_restrict_unrestrict_from_the_cli(env_for: dict[str, str]) -
     assert cli(env, "purchase", "--market", "FR", "--amount", "50", "--payment-method", "card",
                "--buyer-id", "cust-ann", "--buyer-email", "ann@example.com",
                "--order-id", "o-ann")[0] == 0
-    assert cli(env, "gdpr", "operator", "add", "dpo-1", "--role", "dpo")[0] == 0
+    enrol(cli, env, "dpo-1", "dpo")
     for kind, rid in (("rectification", "r-rect"), ("restriction", "r-res")):
         assert cli(env, "gdpr", "request", "open", "--subject", "cust-ann", "--type", kind,
                    "--received-on", "2027-01-31", "--request-id", rid)[0] == 0
@@ -122,7 +123,8 @@ def test_p5_r21_pseudonym_mapping_from_the_cli(env_for: dict[str, str]) -> None:
     assert (rc, refused["error"]["code"]) == (2, "operator_required")
     rc, refused = cli(env, "gdpr", "pseudonym", "--order-id", "o-zoe", "--operator", "eve")
     assert (rc, refused["error"]["code"]) == (1, "unknown_operator")
-    assert cli(env, "gdpr", "operator", "add", "cs-1", "--role", "support")[0] == 0
+    enrol(cli, env, "cs-1", "support")
+    enrol(cli, env, "dpo-1", "dpo")
     rc, mapped = cli(env, "gdpr", "pseudonym", "--order-id", "o-zoe", "--operator", "cs-1")
     assert rc == 0 and mapped["pseudonym"].startswith("ord_")
     rc, back = cli(env, "gdpr", "pseudonym", "--resolve", mapped["pseudonym"], "--operator",
@@ -130,6 +132,6 @@ def test_p5_r21_pseudonym_mapping_from_the_cli(env_for: dict[str, str]) -> None:
     assert (rc, back) == (0, {"pseudonym": mapped["pseudonym"], "order_id": "o-zoe"})
     rc, mine = cli(env, "gdpr", "pseudonym", "--customer-id", "cust-zoe", "--operator", "cs-1")
     assert rc == 0 and mine["pseudonym"].startswith("cus_")
-    rc, log = cli(env, "gdpr", "access-log", "cust-zoe", "--operator", "cs-1")
+    rc, log = cli(env, "gdpr", "access-log", "cust-zoe", "--operator", "dpo-1")
     assert [(e["operator"], e["field"], e["purpose"]) for e in log["entries"]
             if e["command"] == "gdpr pseudonym"] == [("cs-1", "pseudonym", "pseudonym mapping")]

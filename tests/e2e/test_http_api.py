@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from application.apikeys import ApiKeys
-from application.privacy import Privacy
+from application.operators import Operators
 from infra.bootstrap import build
 from infra.config import load_settings
 from tests.conftest import SECRET
@@ -109,7 +109,14 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         created = ApiKeys(service.app).create(
             name=scope, scopes=["checkout" if scope == "guesser" else scope])
         keys[scope], ids[scope] = created["key"], created["key_id"]
-    Privacy(service).add_operator(OPERATOR, "support", None)
+    # R21: operators' own keys (the key IS the operator): the bootstrap admin, then others.
+    operators = Operators(service.app)
+    root = operators.add("root", "admin", None)
+    keys["root"], ids["root"] = root["key"], root["key_id"]
+    admin = operators.authenticate(root["key"])
+    for name, role in ((OPERATOR, "support"), ("aud-1", "auditor")):
+        added = operators.add(name, role, admin)
+        keys[f"{role}_operator"], ids[f"{role}_operator"] = added["key"], added["key_id"]
     service.close()
     log = tmp / "api.log"
     process, base = start_api(env, log)
@@ -196,7 +203,7 @@ def test_r6_r8_r11_r19_r20_holds_lookup_and_refusals_over_http(api: Api) -> None
                     {"code": other["code"], "market": "FR"}).json()["status"] == "active"
     assert authorize(api, "shop-6", other["code"]).status_code == 200
     history = api.get(f"/v1/cards/{other['card_id']}/history",
-                      operator=OPERATOR).json()["events"]
+                      key="support_operator").json()["events"]
     released = [e for e in history if e["type"] == "HoldReleased"]
     assert [e["data"]["reason"] for e in released] == ["voided", "timed_out"]
     time.sleep(HOLD_SECONDS + 0.5)
@@ -250,8 +257,7 @@ def test_r6_r8_r11_r19_r20_holds_lookup_and_refusals_over_http(api: Api) -> None
     liability = api.get("/v1/liability?market=FR", key="audit")
     assert liability.status_code == 200 and "markets" in liability.json()
     assert api.get("/v1/breakage", key="audit").status_code == 200
-    assert api.get("/v1/fraud/alerts?rule=F1", key="audit", operator=OPERATOR
-                   ).status_code == 200
+    assert api.get("/v1/fraud/alerts?rule=F1", key="auditor_operator").status_code == 200
     assert_problem(api.get("/v1/liability", key="support"), 403, "missing_scope")
 
 
@@ -262,14 +268,16 @@ def test_r21_reads_naming_customers_need_a_registered_operator_and_are_logged(
     access log": a card's history names its buyer, an alert its customer."""
     card = buy(api, "r21-history")
     path = f"/v1/cards/{card['card_id']}/history"
+    # A service's key is no operator, whatever X-Operator says; an operator's key is.
     assert_problem(api.get(path), 403, "operator_required")
-    assert_problem(api.get(path, operator="mallory"), 403, "unknown_operator")
+    assert_problem(api.get(path, operator=OPERATOR), 403, "operator_required")
     assert_problem(api.get("/v1/fraud/alerts", key="audit"), 403, "operator_required")
-    assert_problem(api.get("/v1/fraud/alerts", key="audit", operator="mallory"), 403,
-                   "unknown_operator")
-    shown = api.get(path, operator=OPERATOR)
+    assert_problem(api.get(path, key="support_operator", operator="mallory"), 403,
+                   "operator_mismatch")
+    shown = api.get(path, key="support_operator", operator=OPERATOR)
     assert shown.status_code == 200 and shown.json()["events"][0]["data"]["buyer_subject"] == "c1"
-    log = giftcards(api.env, "gdpr", "access-log", "c1", "--operator", OPERATOR)["entries"]
+    log = giftcards({**api.env, "GIFTCARDS_OPERATOR_KEY": api.keys["root"]},
+                    "gdpr", "access-log", "c1")["entries"]
     assert ("GET history", "history", OPERATOR) in {
         (e["command"], e["field"], e["operator"]) for e in log}
 
@@ -313,7 +321,7 @@ def test_access_scopes_and_hostile_input_are_problem_documents(api: Api) -> None
     assert_problem(api.get("/v1/nowhere"), 404, "not_found")
     assert_problem(api.get("/v1/checkouts/o-1/capture"), 405, "method_not_allowed")
     card = buy(api, "hostile-1")
-    before = api.get(f"/v1/cards/{card['card_id']}/history", operator=OPERATOR).json()
+    before = api.get(f"/v1/cards/{card['card_id']}/history", key="support_operator").json()
     hostile: list[tuple[bytes, int, str]] = [
         (b"x" * 100_000, 413, "too_large"),
         (b"[" * 5000 + b"]" * 5000, 400, "too_deep"),
@@ -339,7 +347,7 @@ def test_access_scopes_and_hostile_input_are_problem_documents(api: Api) -> None
         if code == "duplicate_key":
             assert body["detail"] in ("order_total: given twice", "code: given twice"), body
         assert card["code"] not in response.text, body  # never echoed
-    after = api.get(f"/v1/cards/{card['card_id']}/history", operator=OPERATOR).json()
+    after = api.get(f"/v1/cards/{card['card_id']}/history", key="support_operator").json()
     assert after == before  # nothing written
     assert "openapi" in httpx.get(api.url + "/openapi.json").json()
     # The Kafka contract (AsyncAPI) is served too, the same text as the committed document.
@@ -384,7 +392,7 @@ def test_fifty_concurrent_authorizations_of_one_card_hold_it_once(api: Api) -> N
     assert statuses.count(200) == 1, statuses
     assert statuses.count(409) == 49
     history = api.get(f"/v1/cards/{card['card_id']}/history",
-                      operator=OPERATOR).json()["events"]
+                      key="support_operator").json()["events"]
     assert [e["type"] for e in history].count("Held") == 1
     # Group commit was at work: some transaction carried several of these requests.
     assert max(batch_sizes(api)) > 1

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from application.operators import Operators
 from application.privacy import PiiReader, Privacy
 from domain.errors import DomainError
 from infra.bootstrap import Service
@@ -23,17 +24,16 @@ def refused(call: Any, *args: Any) -> str:
 def test_r21_operators_are_checked_against_the_register(
     memory_service: Service,
 ) -> None:
-    privacy = Privacy(memory_service)
     assert refused(PiiReader, memory_service, "anyone", "access request", "test") == (
         "unknown_operator"
     )
-    privacy.add_operator("dpo-1", "dpo", None)  # the first one founds the register
-    assert refused(privacy.add_operator, "mallory", "support", None) == "operator_required"
-    assert refused(privacy.add_operator, "mallory", "support", "mallory") == "unknown_operator"
-    added = privacy.add_operator("agent-7", "support", "dpo-1")
-    assert (added["added_by"], added["replayed"]) == ("dpo-1", False)
-    assert privacy.add_operator("agent-7", "support", "dpo-1")["replayed"] is True
-    assert refused(privacy.add_operator, "agent-7", "dpo", "dpo-1") == "operator_conflict"
+    operators = Operators(memory_service.app)
+    root = operators.add("root", "admin", None)  # the bootstrap admin founds the register
+    assert refused(operators.add, "mallory", "support", None) == "operator_required"
+    admin = operators.authenticate(root["key"])
+    added = operators.add("agent-7", "support", admin)
+    assert added["by"] == "root"
+    assert refused(operators.add, "agent-7", "dpo", admin) == "operator_conflict"
     PiiReader(memory_service, "agent-7", "access request", "test")  # now accepted
 
 
