@@ -27,6 +27,7 @@ from tests.conftest import FixedClock
 from tests.e2e.test_cli import cli
 from tests.integration.test_gdpr_erasure import store_bytes
 from tests.mail.inbox import SmtpServer, code_in, message_parts, smtp_server, text_of
+from tests.operator_register import enrol
 
 __all__ = ["smtp_server"]  # the fixture
 
@@ -194,7 +195,7 @@ def test_r7_r15_550_records_the_failure_with_an_alert_and_a_retry_sends_the_same
     # Customer service corrects the buyer's address (a rectification under her request); the
     # same code is sent, not a new one.
     privacy = Privacy(service)
-    privacy.add_operator("agent-7", "support", None)
+    enrol(service, "agent-7", "support")
     privacy.open_request("cust-alice", "rectification", privacy.today(), "req-fix")
     Deliveries(service).retry(
         UUID(card), operator="agent-7", buyer_email="alice.fixed@example.org",

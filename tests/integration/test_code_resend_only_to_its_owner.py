@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from application.privacy import PiiReader, Privacy
 from infra.bootstrap import Service
+from tests.e2e.operator_keys import enrol as enrol_key
 from tests.e2e.test_cli import assert_error, cli
 from tests.mail.inbox import SmtpServer, code_in, message_parts, smtp_server, text_of
+from tests.operator_register import enrol
 
 __all__ = ["smtp_server"]  # the fixture
 AT = "2026-01-12T10:00:00Z"
@@ -35,7 +37,7 @@ def test_r7_r21_retry_to_another_address_needs_a_registered_operator_and_a_recti
     # Nobody outside the register; a registered one without a rectification: refused.
     retry = ["deliveries", "retry", cid, "--buyer-email", "mallory@evil.example"]
     assert_error(cli(env, AT, *retry, "--operator", "nobody-at-all"), 1, "unknown_operator")
-    assert cli(env, AT, "gdpr", "operator", "add", "agent-1", "--role", "support")[0] == 0
+    enrol_key(lambda e, *a: cli(e, AT, *a)[:2], env, "agent-1", "support")
     assert_error(cli(env, AT, *retry, "--operator", "agent-1"), 1, "rectification_required")
     assert cli(env, AT, "gdpr", "request", "open", "--subject", "cust-bob", "--type",
                "rectification", "--received-on", "2026-01-12", "--request-id", "req-bob")[0] == 0
@@ -58,7 +60,7 @@ def test_r7_r21_retry_to_another_address_needs_a_registered_operator_and_a_recti
     code = code_in(card_mail)
     assert code not in notice.as_string() and card["code_last4"] in text_of(notice, "plain")
     privacy = Privacy(service)
-    privacy.add_operator("dpo-1", "dpo", "agent-1")
+    enrol(service, "dpo-1", "dpo")
     log = privacy.access_log("cust-alice", PiiReader(service, "dpo-1", "audit", "t"))
     assert {r["command"] for r in log["entries"] if r["operator"] == "agent-1"} >= {
         "deliveries retry", "gdpr rectify"}
@@ -76,7 +78,7 @@ def test_r7_retry_without_an_address_goes_to_the_address_on_file(
     assert rc == 0
     smtp_server.control("reject 1")
     assert cli(env, AT, "deliver", "--once")[:2] == (0, {"delivered": 0, "failed": 1})
-    assert cli(env, AT, "gdpr", "operator", "add", "agent-2", "--role", "support")[0] == 0
+    enrol_key(lambda e, *a: cli(e, AT, *a)[:2], env, "agent-2", "support")
     same = cli(env, AT, "deliveries", "retry", card["card_id"], "--operator", "agent-2",
                "--buyer-email", "B@example.org")  # the address on file, however spelt
     assert same[0] == 0 and same[1]["previous_address_notified"] is False

@@ -24,6 +24,7 @@ from infra.mail.transport import SmtpTransport
 from tests.conftest import FixedClock
 from tests.integration.test_code_delivery import buy, statuses
 from tests.mail.inbox import SmtpServer, message_parts, smtp_server
+from tests.operator_register import enrol
 
 __all__ = ["smtp_server"]  # the fixture
 
@@ -76,7 +77,7 @@ def test_r7_p2_erasure_during_a_mail_outage_no_message_to_the_erased_address(
     card = buy(service, "o-outage", buyer_id="cust-gone", email="gone@example.org",
                buyer_name="Alice Gone", message="for you")  # fmt: skip
     privacy = Privacy(service)
-    privacy.add_operator("dpo-1", "dpo", None)
+    enrol(service, "dpo-1", "dpo")
     with workers(service, smtp_server):
         wait_until(lambda: delivery_reads(service, "cust-gone") > 0)  # it tried and waits
         privacy.open_request("cust-gone", "erasure", privacy.today(), "req-gone")

@@ -10,6 +10,7 @@ from application.privacy import Privacy
 from infra.bootstrap import Service, build_delivery_worker
 from infra.mail.transport import read_maildir
 from tests.mail.inbox import code_in
+from tests.operator_register import enrol
 
 NAME, EMAIL, MESSAGE = "Zoé Maildirova", "zoe.maildir@example.org", "Bon anniversaire Zoé"
 
@@ -46,7 +47,7 @@ def test_r7_p2_the_maildir_keeps_no_sent_message_in_clear_and_erasure_reaches_it
     assert {str(m["To"]) for m in sent} == {EMAIL} and len(sent) == 2
     assert {code_in(m) for m in sent if ".card@" in str(m["Message-ID"])} == {card["code"]}
     privacy = Privacy(service)
-    privacy.add_operator("dpo-1", "dpo", None)
+    enrol(service, "dpo-1", "dpo")
     privacy.open_request("cust-zoe", "erasure", privacy.today(), "req-zoe")
     privacy.erase(["cust-zoe"], "req-zoe", "dpo-1")
     assert read_maildir(maildir, service.vault) == []

@@ -24,6 +24,7 @@ from tests.e2e.test_http_api import start_api
 from tests.integration.kafka_helpers import TopicReader, produce, running_consumer
 from tests.integration.test_code_delivery import statuses, worker
 from tests.mail.inbox import SmtpServer, code_in, message_parts, smtp_server, text_of
+from tests.operator_register import enrol
 
 __all__ = ["smtp_server"]  # the fixture
 CAROL = "carol@example.org"  # bought the card, a gift for Alice
@@ -52,7 +53,7 @@ def per_recipient(smtp: SmtpServer) -> Counter[tuple[str, str]]:
 
 def exports(service: Service) -> tuple[dict[str, Any], dict[str, Any]]:
     privacy = Privacy(service)
-    privacy.add_operator("dpo-1", "dpo", None)
+    enrol(service, "dpo-1", "dpo")
     reader = PiiReader(service, "dpo-1", "access request", "gdpr export")
     return privacy.export(["cust-alice"], reader), privacy.export(["cust-carol"], reader)
 
@@ -98,8 +99,7 @@ def test_r17_a_refund_without_the_customers_email_waits_for_customer_service(
     failed = Deliveries(service).failed()["failed"]
     assert [(f["card_id"], f["reason"]) for f in failed] == [(new, "no_address")]
     # Customer service gets Alice's address from her and sends the card there.
-    privacy = Privacy(service)
-    privacy.add_operator("agent-1", "support", None)
+    enrol(service, "agent-1", "support")
     Deliveries(service).retry(UUID(new), operator="agent-1", buyer_email=ALICE)
     deliver_all(service, smtp_server)
     assert per_recipient(smtp_server) == Counter({(CAROL, gift["card_id"]): 2, (ALICE, new): 2})
