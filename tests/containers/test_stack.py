@@ -151,6 +151,15 @@ def test_r1_r11_compose_stack_sells_and_redeems_a_card_and_publishes_both(
                    f"{env['POSTGRES_PASSWORD']}@postgres:5432/giftcards?sslmode=disable')",
                    check=False, capture=True)
     assert plain.returncode != 0 and "no pg_hba.conf entry" in plain.stderr, plain.stderr
+    # The brokers take no plaintext client, nor a SASL_SSL one with a wrong password.
+    for options in ("", ", security_protocol='SASL_SSL', sasl_mechanism='SCRAM-SHA-512', "
+                    "sasl_plain_username='giftcards', sasl_plain_password='wrong', "
+                    "ssl_cafile='/etc/giftcards/tls/ca.pem'"):
+        client = podman("exec", f"{project}_serve-1_1", "python", "-c",
+                        "from kafka import KafkaAdminClient; KafkaAdminClient(bootstrap_servers="
+                        f"'kafka-1:9092', request_timeout_ms=5000{options})",
+                        check=False, capture=True)
+        assert client.returncode != 0 and "Unable to bootstrap" in client.stderr, client.stderr
     # The signing key `keys` created is every replica's: a checkpoint signed on serve-2.
     code, signed = giftcards(project, "serve-2", "audit", "checkpoint")
     assert code == 0 and signed["ok"], signed

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import signal
 import ssl
 import sys
 import time
@@ -63,6 +64,8 @@ def main() -> None:
     host = os.environ.get("SMTP_SERVER_HOST", "127.0.0.1")
     controller = Controller(Recorder(directory), hostname=host, port=port, **tls)
     controller.start()
+    # As a container's PID 1 (the compose stack's `mail`), SIGTERM does nothing unless handled.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     (directory / "ready").write_text(str(os.getpid()))
     try:
         while True:
