@@ -84,7 +84,8 @@ container-deps:
 images: $(STAMP) container-deps
 	$(PY) -m dev.containers build
 
-# The compose stack (3 brokers, PostgreSQL, 2 serve replicas) built, started, one purchase
+# The compose stack (3 SASL_SSL brokers, TLS-only PostgreSQL, a STARTTLS mail server, 2 serve
+# replicas in production) built, started, one purchase
 # and one redemption driven through it; bounded so that CI cannot hang on it.
 container-test: $(STAMP) container-deps
 	timeout 2400 $(PY) -m pytest -m containers tests/containers -q

@@ -28,7 +28,12 @@ IMAGES = {
     f"localhost/giftcards-kafka:{kafka_dev.KAFKA_VERSION}": "containers/kafka/Dockerfile",
     "localhost/giftcards-postgres:15": "containers/postgres/Dockerfile",
     "localhost/giftcards:latest": "Dockerfile",
+    # The stack's one-shot certificate step and its STARTTLS mail server.
+    "localhost/giftcards-certs:latest": "containers/certs/Dockerfile",
+    "localhost/giftcards-mail:latest": "containers/mail/Dockerfile",
 }
+# The mail server's own packages (the tests' SMTP server), beside the service's wheels.
+MAIL_PACKAGES = ("aiosmtpd>=1.4",)
 
 
 def podman_env() -> dict[str, str]:
@@ -72,16 +77,17 @@ def _digest(text: str) -> str:
 
 
 def wheels() -> None:
-    """The service's wheels and its build backend, so its image builds without an index. The
-    dependencies are fetched again only when pyproject.toml changed (the image builds the
-    project itself from its sources, `pip install .`)."""
+    """The service's wheels, its build backend and the mail server's packages, so that the
+    images build without an index. The dependencies are fetched again only when pyproject.toml
+    or MAIL_PACKAGES changed (the image builds the project itself from its sources)."""
     WHEELS.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
-    stamp = WHEELS / f".deps-{_digest((ROOT / 'pyproject.toml').read_text())}"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    stamp = WHEELS / f".deps-{_digest(pyproject + ' '.join(MAIL_PACKAGES))}"
     if not stamp.exists():
         subprocess.run([*pip, "wheel", "-w", str(WHEELS), str(ROOT)], check=True)
-        subprocess.run([*pip, "download", "-d", str(WHEELS), "setuptools>=68", "wheel"],
-                       check=True)
+        subprocess.run([*pip, "download", "-d", str(WHEELS), "setuptools>=68", "wheel",
+                        *MAIL_PACKAGES], check=True)
         stamp.touch()
 
 

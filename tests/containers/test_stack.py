@@ -1,6 +1,7 @@
 """The docker-compose stack, run for real with podman-compose on the locally built images (3
-Kafka nodes, PostgreSQL, 2 `serve` replicas): one purchase and one redemption through it. Run by
-`make container-test` (a step of .ci/run), not by `make test`: it builds images."""
+Kafka nodes over SASL_SSL, PostgreSQL over TLS only, a STARTTLS mail server, 2 `serve` replicas
+in production): one purchase and one redemption through it. Run by `make container-test` (a step
+of .ci/run), not by `make test`: it builds images."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import orjson
 import pytest
 
 from dev.containers import ROOT, build, podman, podman_env
+from tests.mail.inbox import code_in, message_parts, read_eml
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(1500)]
 # Three JVMs, PostgreSQL and two services starting on a shared 2-core machine: minutes.
@@ -37,11 +39,17 @@ def stack() -> Iterator[tuple[str, dict[str, str]]]:
            "POSTGRES_PASSWORD": secrets.token_hex(16), "GIFTCARDS_PARTITIONS": "3",
            "GIFTCARDS_API_PORT": str(free_port())}
     compose = ["podman-compose", "-p", project, "-f", str(ROOT / "docker-compose.yml")]
-    subprocess.run([*compose, "up", "-d", "--no-build"], env=env, check=True, cwd=ROOT)
     try:
+        # podman-compose 1.0 ignores depends_on's conditions: the certificate step first, to
+        # its end, as Docker's `service_completed_successfully` would.
+        subprocess.run([*compose, "up", "-d", "--no-build", "certs"], env=env, check=True,
+                       cwd=ROOT)
+        waited = podman("wait", f"{project}_certs_1", capture=True)
+        assert waited.stdout.strip() == "0", podman("logs", f"{project}_certs_1", capture=True)
+        subprocess.run([*compose, "up", "-d", "--no-build"], env=env, check=True, cwd=ROOT)
         yield project, env
     finally:
-        for name in ("serve-1", "serve-2"):
+        for name in ("certs", "kafka-1", "postgres", "mail", "serve-1", "serve-2"):
             logs = podman("logs", "--tail", "40", f"{project}_{name}_1", check=False, capture=True)
             print(f"--- {name}\n{logs.stdout}{logs.stderr}")
         subprocess.run([*compose, "down", "-v"], env=env, check=False, cwd=ROOT)
@@ -90,8 +98,16 @@ def until(what: str, probe: Any, timeout: float = UP_TIMEOUT_S) -> Any:
     raise AssertionError(f"{what} not within {timeout:.0f}s; last: {last}")
 
 
+def received_cards(project: str, into: Path) -> dict[str, tuple[str, str]]:
+    """The card e-mails the stack's mail server accepted: card id -> (recipient, code)."""
+    podman("cp", f"{project}_mail_1:/var/mail/giftcards/received", str(into / "received"))
+    messages = [read_eml(path) for path in sorted((into / "received").glob("*.eml"))]
+    return {message_parts(message)[0]: (str(message["To"]), code_in(message))
+            for message in messages if message_parts(message)[2] == "card"}
+
+
 def test_r1_r11_compose_stack_sells_and_redeems_a_card_and_publishes_both(
-    stack: tuple[str, dict[str, str]],
+    stack: tuple[str, dict[str, str]], tmp_path: Path,
 ) -> None:
     project, env = stack
     # Both replicas up: the schema, the topics (RF 3) and one active relay.
@@ -124,6 +140,26 @@ def test_r1_r11_compose_stack_sells_and_redeems_a_card_and_publishes_both(
     assert code == 0 and failures["count"] == 0, failures
     code, card = giftcards(project, "serve-2", "show", bought["card_id"])
     assert code == 0 and card["status"] == "redeemed", card
+    # Both code e-mails reached the mail container over STARTTLS, each with its card's code.
+    assert received_cards(project, tmp_path) == {
+        bought["card_id"]: ("c1@example.org", bought["code"]),
+        other["card_id"]: ("c2@example.org", other["code"]),
+    }
+    # PostgreSQL takes no login without TLS, even with the right password.
+    plain = podman("exec", f"{project}_serve-1_1", "python", "-c",
+                   "import psycopg; psycopg.connect('postgresql://giftcards:"
+                   f"{env['POSTGRES_PASSWORD']}@postgres:5432/giftcards?sslmode=disable')",
+                   check=False, capture=True)
+    assert plain.returncode != 0 and "no pg_hba.conf entry" in plain.stderr, plain.stderr
+    # The brokers take no plaintext client, nor a SASL_SSL one with a wrong password.
+    for options in ("", ", security_protocol='SASL_SSL', sasl_mechanism='SCRAM-SHA-512', "
+                    "sasl_plain_username='giftcards', sasl_plain_password='wrong', "
+                    "ssl_cafile='/etc/giftcards/tls/ca.pem'"):
+        client = podman("exec", f"{project}_serve-1_1", "python", "-c",
+                        "from kafka import KafkaAdminClient; KafkaAdminClient(bootstrap_servers="
+                        f"'kafka-1:9092', request_timeout_ms=5000{options})",
+                        check=False, capture=True)
+        assert client.returncode != 0 and "Unable to bootstrap" in client.stderr, client.stderr
     # The signing key `keys` created is every replica's: a checkpoint signed on serve-2.
     code, signed = giftcards(project, "serve-2", "audit", "checkpoint")
     assert code == 0 and signed["ok"], signed

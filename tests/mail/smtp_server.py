@@ -4,13 +4,15 @@ before any mail). Every accepted message is written whole to
 DIR/received/N.eml before the reply; DIR/control holds how the next messages are answered:
 `defer N CODE` answers CODE (421, 451) to the next N messages, `reject N` answers 554 to the
 next N messages (a permanent failure), `delay SECONDS` waits before each 250 (a window for
-SIGKILL between send and record). Recipients starting `bounce` get 550."""
+SIGKILL between send and record). Recipients starting `bounce` get 550.
+It listens on loopback, or on SMTP_SERVER_HOST (the compose stack's `mail` container: 0.0.0.0)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import os
+import signal
 import ssl
 import sys
 import time
@@ -63,8 +65,11 @@ def main() -> None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(sys.argv[3], sys.argv[4])
         tls = {"tls_context": context, "require_starttls": True}
-    controller = Controller(Recorder(directory), hostname="127.0.0.1", port=port, **tls)
+    host = os.environ.get("SMTP_SERVER_HOST", "127.0.0.1")
+    controller = Controller(Recorder(directory), hostname=host, port=port, **tls)
     controller.start()
+    # As a container's PID 1 (the compose stack's `mail`), SIGTERM does nothing unless handled.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     (directory / "ready").write_text(str(os.getpid()))
     try:
         while True:
