@@ -11,13 +11,14 @@ from starlette.testclient import TestClient
 from application.privacy import Privacy
 from entrypoints.http.app import create_app
 from infra.bootstrap import Service
+from tests.e2e.operator_keys import enrol
 from tests.e2e.test_gdpr_cli import cli
 from tests.unit.test_gdpr_privacy import register_operator
 
 
 def test_p1_requests_due_within_days_from_the_cli(env_for: dict[str, str]) -> None:
     env = {**env_for, "GIFTCARDS_NOW": "2027-02-25T09:00:00Z", "PATH": "/usr/bin:/bin"}
-    assert cli(env, "gdpr", "operator", "add", "dpo-1", "--role", "dpo")[0] == 0
+    enrol(cli, env, "dpo-1", "dpo")
     for request_id, received in (("late", "2027-01-20"), ("soon", "2027-01-28"),
                                  ("later", "2027-02-20")):
         rc, _ = cli(env, "gdpr", "request", "open", "--subject", f"cust-{request_id}",

@@ -14,7 +14,7 @@ from application.apikeys import ApiKeys
 from entrypoints.http.replies import HttpReply
 from infra.bootstrap import build
 from infra.config import load_settings
-from tests.e2e.test_http_api import OPERATOR, Api, api, assert_problem, buy  # noqa: F401
+from tests.e2e.test_http_api import Api, api, assert_problem, buy  # noqa: F401
 
 
 def new_key(api: Api, scope: str) -> tuple[str, str]:
@@ -70,7 +70,7 @@ def test_p5_nul_in_every_http_id_field_is_422_invalid_id_and_nothing_answers_500
     ]
     for response in refused:
         assert_problem(response, 422, "invalid_id")
-    history = api.get(f"/v1/cards/{card['card_id']}/history", operator=OPERATOR)
+    history = api.get(f"/v1/cards/{card['card_id']}/history", key="support_operator")
     assert history.status_code == 200
     assert api.get(f"/v1/cards/{card['card_id']}").status_code == 200
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra import checkpoints as cps
+from tests.e2e.operator_keys import enrol
 from tests.e2e.test_cli import cli
 
 
@@ -24,8 +25,9 @@ def test_two_rotations_then_verify_export_rebuild_and_old_packs_still_verify(
     status, first, err = cli(env_for, "2026-01-13T10:00:00Z", "audit", "checkpoint")
     assert status == 0, err
     old_pack = tmp_path / "pack-before"
-    status, _, err = cli(env_for, "2026-01-13T11:00:00Z", "audit", "export", "--period",
-                         "2026-01", "--market", "FR", "--out", str(old_pack))
+    enrol(lambda e, *a: cli(e, "2026-01-13T10:30:00Z", *a)[:2], env_for, "aud-1", "auditor")
+    status, _, err = cli(env_for, "2026-01-13T11:00:00Z", "audit", "export", "--operator",
+                         "aud-1", "--period", "2026-01", "--market", "FR", "--out", str(old_pack))
     assert status == 0, err
     fingerprints = [first["key"]]
     for when in ("2026-01-14T10:00:00Z", "2026-01-16T10:00:00Z"):
@@ -38,8 +40,8 @@ def test_two_rotations_then_verify_export_rebuild_and_old_packs_still_verify(
     status, verified, err = cli(env_for, later, "audit", "verify", "--all")
     assert status == 0 and verified["ok"] and verified["checkpoints"] == 3, verified
     new_pack = tmp_path / "pack-after"
-    status, _, err = cli(env_for, later, "audit", "export", "--period", "2026-01", "--market",
-                         "FR", "--out", str(new_pack))
+    status, _, err = cli(env_for, later, "audit", "export", "--operator", "aud-1", "--period",
+                         "2026-01", "--market", "FR", "--out", str(new_pack))
     assert status == 0, err
     status, rebuilt, err = cli(env_for, later, "projections", "rebuild", "--source", "store")
     assert status == 0, (rebuilt, err)
