@@ -18,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from infra import checkpoints as cps
+from tests.e2e.operator_keys import enrol
 from tests.e2e.test_cli import cli
 
 NOW = "2026-01-20T10:00:00Z"
@@ -39,8 +40,9 @@ def pack(env_for: dict[str, str], tmp_path: Path) -> tuple[Path, Path]:
     status, _, err = cli(env_for, NOW, "audit", "checkpoint")
     assert status == 0, err
     out = tmp_path / "pack"
-    status, made, err = cli(env_for, NOW, "audit", "export", "--period", "2026-01", "--market",
-                            "FR", "--out", str(out))
+    enrol(lambda e, *a: cli(e, NOW, *a)[:2], env_for, "aud-1", "auditor")
+    status, made, err = cli(env_for, NOW, "audit", "export", "--operator", "aud-1", "--period",
+                            "2026-01", "--market", "FR", "--out", str(out))
     assert status == 0, err
     assert made["cards"] == 3
     ring = tmp_path / "auditor" / "trusted-keys.json"
