@@ -29,7 +29,7 @@ REASONS = {
     "poison-deep-255": "too_deep",
     "poison-deep-1024": "too_deep",
     "poison-duplicate": "duplicate_key",
-    "poison-spaced-code": "code_in_wrong_field",
+    "poison-spaced-code": "invalid_id",  # a code in the order id: not an id, and redacted
 }
 
 
