@@ -94,17 +94,32 @@ def test_serve_makes_progress_within_ten_connections(
     assert "Traceback" not in serve.log_text(), serve.log_tail()
 
 
-def test_api_starts_on_a_small_budget(small_postgres: PrivatePostgres, tmp_path: Path) -> None:
+def test_api_waits_for_a_full_database_then_starts_on_a_small_budget(
+    small_postgres: PrivatePostgres, tmp_path: Path
+) -> None:
     env = {
         "GIFTCARDS_DATA_DIR": str(tmp_path / "var"),
         "GIFTCARDS_DATABASE_URL": small_postgres.url,
         "GIFTCARDS_SECRET_KEY": SECRET,
         "GIFTCARDS_DB_POOL_SIZE": "4",
     }
+    # Every slot the giftcards role may use taken (one is kept for the count).
+    hogs = [psycopg.connect(small_postgres.url) for _ in range(MAX_CONNECTIONS - 1)]
     port = free_port()
-    with ServiceProcess(["api", "--port", str(port)], env, tmp_path / "api.log") as api:
-        api.wait_for_log("listening", timeout=60)
-        time.sleep(2)
-        assert api.alive(), api.log_tail()
-        assert connections(small_postgres.cluster) <= 4
-        assert api.terminate() == 0, api.log_tail()
+    try:
+        with ServiceProcess(["api", "--port", str(port)], env, tmp_path / "api.log") as api:
+            api.wait_for_log("waiting for the database schema", timeout=30)
+            time.sleep(12)
+            assert api.alive(), api.log_tail()  # waits, does not exit
+            for hog in hogs:
+                hog.close()
+            api.wait_for_log("listening", timeout=60)
+            time.sleep(2)
+            assert api.alive(), api.log_tail()
+            assert connections(small_postgres.cluster) <= 4
+            # Said once per 10 s at most, not per attempt.
+            assert api.log_text().count("waiting for the database schema") <= 3, api.log_tail()
+            assert api.terminate() == 0, api.log_tail()
+    finally:
+        for hog in hogs:
+            hog.close()
