@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import psycopg
 from eventsourcing.utils import get_topic
@@ -18,7 +18,7 @@ from domain.markets import Markets
 from infra import lease
 from infra.chainkey import load_chain_key
 from infra.config import ConfigError, Settings, load_settings
-from infra.db import Database, eventsourcing_env, share_ping_policy
+from infra.db import Database, eventsourcing_env
 from infra.dbclock import DatabaseClock
 from infra.envelope import use_pseudonyms
 from infra.kafka import floor
@@ -60,13 +60,14 @@ def build(
     first-time schema creation races (see `set_up_schema`)."""
     settings = settings or load_settings()
     keys = Keys.from_master(settings.master_key)
-    db = Database(settings.database_url) if settings.database_url != "memory://" else Database(
-        "sqlite:///:memory:"
+    db = Database(
+        settings.database_url if settings.database_url != "memory://" else "sqlite:///:memory:",
+        settings.db_pool_size,
     )
     keks = KekRing(settings.kek_file, sealing_key=keys.key_wrapping)
     vault = Vault(db, wrapping_key=keys.key_wrapping, subject_key=keys.subject_hmac, keks=keks)
     env = {
-        **eventsourcing_env(settings.database_url),
+        **eventsourcing_env(settings.database_url, settings.db_pool_size),
         "CREATE_TABLE": "y" if create_tables else "n",
         "MAPPER_TOPIC": get_topic(PydanticMapper),
         "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),
@@ -89,9 +90,6 @@ def build(
     app.keeps_card_facts = isinstance(app.recorder, BinaryPostgresProcessRecorder)
     # The same recorder commits the keys a unit of work creates with its events.
     vault.keys_with_events = app.keeps_card_facts
-    if db.is_postgres:
-        # The library's pool pings each connection it lends; ours only those idle > 1 s.
-        share_ping_policy(cast(Any, app.recorder).datastore.pool)
     if create_tables:
         db.execute(lease.TABLE)
         db.execute(floor.TABLE)
@@ -145,7 +143,8 @@ def build_projector(settings: Settings) -> Projector:
     from projections.runner import Projector
 
     handlers.use_markets(load_markets(settings))
-    return Projector(Database(settings.views_url), read_fraud_config(settings.fraud_config))
+    views = Database(settings.views_url, settings.db_pool_size)
+    return Projector(views, read_fraud_config(settings.fraud_config))
 
 
 def build_relay(service: Service, topics: Topics, batch_size: int | None = None) -> Relay:

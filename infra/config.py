@@ -97,6 +97,7 @@ class Settings(BaseModel):
     api_key_cache_seconds: float = 1.0
     # How far this host's clock may be from the database's before it refuses work.
     max_clock_skew_seconds: float = 2.0
+    db_pool_size: int = 10
     kafka_security: KafkaSecurity = KafkaSecurity()
     smtp_ca_file: Path | None = None  # None: the system's trusted CAs
     # HTTP connections (entrypoints.http.protocol): how long a client may take, how much it
@@ -179,6 +180,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         api_group_commit=_switch(env, "GIFTCARDS_API_GROUP_COMMIT", True),
         api_key_cache_seconds=_seconds(env, "GIFTCARDS_API_KEY_CACHE_SECONDS", 1.0),
         max_clock_skew_seconds=_seconds(env, "GIFTCARDS_MAX_CLOCK_SKEW_SECONDS", 2.0),
+        db_pool_size=_pool_size(env),
         kafka_security=_kafka_security(env),
         smtp_ca_file=_readable(env, "GIFTCARDS_SMTP_CA_FILE"),
         http_header_timeout_seconds=_seconds(env, "GIFTCARDS_HTTP_HEADER_TIMEOUT_SECONDS", 10.0),
@@ -320,6 +322,18 @@ def _switch(env: dict[str, str], name: str, default: bool) -> bool:
     if value not in ("0", "1", "true", "false", "on", "off"):
         raise ConfigError(f"{name} must be on or off")
     return value in ("1", "true", "on")
+
+
+# The fewest connections `serve` makes progress with (each part holds one at a time, a few
+# two: docs/operations.md gives the count per role).
+MIN_POOL_SIZE = 4
+
+
+def _pool_size(env: dict[str, str]) -> int:
+    size = _int(env, "GIFTCARDS_DB_POOL_SIZE", 10)
+    if size < MIN_POOL_SIZE:
+        raise ConfigError(f"GIFTCARDS_DB_POOL_SIZE must be at least {MIN_POOL_SIZE}")
+    return size
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -504,6 +518,9 @@ VARIABLES: dict[str, str] = {
     "many seconds (5)",
     "GIFTCARDS_HTTP_MAX_HEADER_BYTES": "request line and headers over this many bytes are "
     "refused 431 and the connection closed (16384)",
+    "GIFTCARDS_DB_POOL_SIZE": "PostgreSQL connections one process holds at most (10, at least "
+    "4): all its parts and the event store share one pool; give PostgreSQL the sum over "
+    "instances (docs/operations.md, Connection budget)",
     "GIFTCARDS_HTTP_MAX_CONNECTIONS": "open HTTP connections per API process (512; keep it under "
     "the process's file limit); a connection over it is closed at once",
     "GIFTCARDS_RETENTION_FRAUD_YEARS": "fraud alerts and F1/F2 window state are dropped this "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
@@ -15,9 +16,13 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import psycopg
+from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-POOL_SIZE = 4  # one loop uses one at a time; rebalance listeners and queries may add a few
+# The process's connection budget (GIFTCARDS_DB_POOL_SIZE): every part of a process (relay,
+# consumers, projector, deliveries, API) and the event store library draw from ONE pool per
+# database URL, so a process never holds more than this many connections (docs/operations.md).
+POOL_SIZE = 10
 WAIT_FOR_CONNECTION_S = 5.0  # then PoolTimeout, a transient error the caller waits out
 CONNECT_TIMEOUT_S = 5
 PING_IDLE_S = 1.0
@@ -32,13 +37,13 @@ class Database:
     keeps one to its end, and if that connection is lost the transaction fails as a whole (see
     infra.transient for retrying it)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int | None = None) -> None:
         self.url = url
         self.is_postgres = url.startswith(("postgresql://", "postgres://"))
         self._pool: ConnectionPool[Any] | None = None
         self._held: Any = None  # the connection of the open transaction (SQLite: always)
         if self.is_postgres:
-            self._pool = _pool(url)
+            self._pool = shared_pool(url, pool_size)
         else:
             path = private_file(sqlite_path(url))
             # kafka-python runs rebalance listeners on its IO thread while the owner blocks in
@@ -62,6 +67,7 @@ class Database:
             return
         conn = self._pool.getconn()
         try:
+            conn.row_factory = tuple_row  # the library's borrowers use dict rows
             yield conn
         finally:
             _used[conn] = time.monotonic()
@@ -168,7 +174,8 @@ class Database:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.close()
+            release_pool(self._pool)
+            self._pool = None
         elif self._held is not None:
             self._held.close()
 
@@ -188,19 +195,70 @@ def _check(conn: Any) -> None:
     _used[conn] = now  # lent now: idle from its return at the latest
 
 
-def share_ping_policy(pool: ConnectionPool[Any]) -> None:
-    """The eventsourcing library's pool, with pre-ping on, pings every connection it lends (a
-    round trip per read); it takes our check instead. `check` is a constructor argument the
-    library sets from POSTGRES_PRE_PING only, hence the attribute."""
-    pool._check = _check
+# The process's pools by URL, and how many users (Database objects, library recorders) each has.
+_pools: dict[str, ConnectionPool[Any]] = {}
+_users: dict[int, int] = {}
+_pools_lock = threading.Lock()
 
 
-def _pool(url: str) -> ConnectionPool[Any]:
+def shared_pool(url: str, size: int | None = None) -> ConnectionPool[Any]:
+    """The process's one pool for `url` (opened by its first user, with `size` or POOL_SIZE
+    connections at most; closed when its last user releases it)."""
+    with _pools_lock:
+        pool = _pools.get(url)
+        if pool is None or pool.closed:
+            pool = _pools[url] = _pool(url, size or POOL_SIZE)
+        _users[id(pool)] = _users.get(id(pool), 0) + 1
+        return pool
+
+
+def release_pool(pool: ConnectionPool[Any]) -> None:
+    with _pools_lock:
+        left = _users.get(id(pool), 1) - 1
+        if left > 0:
+            _users[id(pool)] = left
+            return
+        _users.pop(id(pool), None)
+        for url, known in list(_pools.items()):
+            if known is pool:
+                del _pools[url]
+    pool.close()
+
+
+class LibraryPool:
+    """The event store library's view of the process's pool: what its datastore calls (open,
+    connection, close), lending connections with the dict rows it reads."""
+
+    def __init__(self, url: str, size: int | None = None, timeout: float = 1.0) -> None:
+        self.shared = shared_pool(url, size)
+        self.timeout = timeout  # the library's wait for a connection (POSTGRES_CONNECT_TIMEOUT)
+        self.kwargs: dict[str, Any] = {}  # options are in the URL already
+
+    def open(self, wait: bool = False, timeout: float = 30.0) -> None:
+        """Opened by its first user already."""
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[Any]:
+        with self.shared.connection(timeout or self.timeout) as conn:
+            conn.row_factory = dict_row
+            try:
+                yield conn
+            finally:
+                conn.row_factory = tuple_row
+                _used[conn] = time.monotonic()
+
+    def close(self) -> None:
+        if self.shared is not None:
+            release_pool(self.shared)
+            self.shared = None  # type: ignore[assignment]
+
+
+def _pool(url: str, size: int) -> ConnectionPool[Any]:
     pool: ConnectionPool[Any] = ConnectionPool(
         url,
         kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
         min_size=1,
-        max_size=POOL_SIZE,
+        max_size=size,
         timeout=WAIT_FOR_CONNECTION_S,
         check=_check,
         num_workers=1,
@@ -250,12 +308,15 @@ def private_file(path: Path) -> Path:
     return path
 
 
-def eventsourcing_env(url: str) -> dict[str, str]:
-    """The eventsourcing library's persistence settings for a database URL."""
+def eventsourcing_env(url: str, pool_size: int | None = None) -> dict[str, str]:
+    """The eventsourcing library's persistence settings for a database URL (on PostgreSQL, its
+    connections from the process's pool of `pool_size`: see shared_pool)."""
     if url.startswith(("postgresql://", "postgres://")):
         parsed = urlparse(url)
         return {
             "PERSISTENCE_MODULE": "infra.recorders:PostgresFactoryWithOptions",
+            "SHARED_POOL_URL": url,
+            "SHARED_POOL_SIZE": str(pool_size or POOL_SIZE),
             # The URL's query (sslmode=verify-full&sslrootcert=…): kept for every connection.
             "POSTGRES_CONNECTION_OPTIONS": parsed.query,
             "POSTGRES_DBNAME": parsed.path.lstrip("/"),
@@ -263,11 +324,6 @@ def eventsourcing_env(url: str) -> dict[str, str]:
             "POSTGRES_PORT": str(parsed.port or 5432),
             "POSTGRES_USER": unquote(parsed.username or ""),
             "POSTGRES_PASSWORD": unquote(parsed.password or ""),
-            "POSTGRES_POOL_SIZE": "5",
-            "POSTGRES_MAX_OVERFLOW": "10",
-            # Its pool pings a connection before lending it and replaces a dead one: after a
-            # server restart no statement runs on a connection the server has dropped.
-            "POSTGRES_PRE_PING": "y",
             # Seconds to wait for a pooled connection (the library's default is 30). Its recorder
             # retries a statement 10 times: with 1 s, an outage surfaces after ~12 s as an error
             # our loops wait out and log (infra.transient) instead of blocking silently, and

@@ -21,6 +21,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from domain.giftcard import CardFacts
 from domain.streams import CheckoutAttempts, GuessingBudget
+from infra.db import LibraryPool
 from infra.vault import INSERT_FIELD_KEY, INSERT_SUBJECT_KEY, NewKeys
 
 # Any constant shared by every process of the service: the key of the schema-creation lock.
@@ -52,12 +53,25 @@ class PostgresFactoryWithOptions(PostgresFactory):
     """The library's PostgreSQL persistence, with the database URL's libpq parameters
     (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, …) on every connection of its pool: the
     library builds connections from host, port, user and password only, so without this the
-    event store would connect without the TLS the URL asks for."""
+    event store would connect without the TLS the URL asks for.
+
+    Given SHARED_POOL_URL, its datastore draws from the process's one pool for that URL
+    (infra.db.shared_pool, which connects with the whole URL) instead of a pool of its own:
+    the process's connection budget holds for the event store too."""
 
     OPTIONS = "POSTGRES_CONNECTION_OPTIONS"
+    SHARED_POOL_URL = "SHARED_POOL_URL"
+    SHARED_POOL_SIZE = "SHARED_POOL_SIZE"
 
     def __init__(self, env: Environment) -> None:
         super().__init__(env)
+        url = self.env.get(self.SHARED_POOL_URL)
+        if url:
+            size = self.env.get(self.SHARED_POOL_SIZE)
+            # Never opened, so it holds no connection; the library calls what LibraryPool has.
+            wait = float(self.env.get(self.POSTGRES_CONNECT_TIMEOUT) or 1.0)
+            self.datastore.pool = cast(Any, LibraryPool(url, int(size) if size else None, wait))
+            return
         options = dict(parse_qsl(self.env.get(self.OPTIONS) or "", strict_parsing=False))
         # The pool opens on first use (after this): every connection it makes has them.
         cast(dict[str, Any], self.datastore.pool.kwargs).update(options)

@@ -70,7 +70,7 @@ def revoke_key(args: argparse.Namespace) -> dict[str, Any]:
 
 def api(args: argparse.Namespace) -> dict[str, Any]:
     from entrypoints.cli.consume import stop_on_sigterm
-    from infra.supervisor import run_parts
+    from infra.supervisor import retry_until_done, run_parts
 
     if not 0 < args.port < 65536:
         raise UsageError("--port must be 1 to 65535")
@@ -79,8 +79,10 @@ def api(args: argparse.Namespace) -> dict[str, Any]:
     settings = load_settings()
     if args.processes > 1 and settings.database_url.startswith(("sqlite", "memory")):
         raise UsageError("--processes above 1 needs PostgreSQL (GIFTCARDS_DATABASE_URL)")
-    set_up_schema(settings)
     stop = stop_on_sigterm()
+    # A database that is away or full (too many clients) is waited for, as by `serve`.
+    if not retry_until_done(stop, "the database schema", lambda: set_up_schema(settings)):
+        return {"stopped": "api"}
     if args.processes == 1:
         run_parts({"api": api_part(settings, args.host, args.port, args.workers),
                    "holds": sweep_part(settings)}, stop)

@@ -200,7 +200,7 @@ class Relay:
         times a minute). A lease that cannot be renewed lapses; the loop then learns it."""
         if self.service.db.url.startswith("sqlite:///:memory:"):
             return  # one process: nobody to hand over to
-        db = Database(self.service.db.url)
+        db = Database(self.service.db.url, self.service.settings.db_pool_size)
         keeper = Lease(db, self.lease.name, self.lease.holder, self.lease.seconds,
                        clock=self.lease.clock)
         try:
