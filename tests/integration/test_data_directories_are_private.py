@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from dev import pg_dev
+from infra.bootstrap import Service, build
 from infra.checkpoints import load_signing_key
 from infra.config import load_settings
 from infra.mail.transport import transport_for
@@ -19,9 +20,18 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+def elsewhere(tmp_path: Path) -> Service:
+    """A service whose vault seals the maildir's messages, its store in a directory of its own."""
+    return build(load_settings({"GIFTCARDS_DATA_DIR": str(tmp_path / "store")}))
+
+
 def test_data_dir_maildir_and_checkpoint_dirs_are_0700(tmp_path: Path) -> None:
     data = tmp_path / "var"
-    transport_for(None, data)  # the maildir is the first to need the data dir
+    service = elsewhere(tmp_path)
+    try:
+        transport_for(None, data, service.vault)  # the maildir is the first to need the data dir
+    finally:
+        service.close()
     assert mode(data) == 0o700
     assert {p.name: mode(p) for p in [data / "mail", *(data / "mail").iterdir()]} == {
         "mail": 0o700, "tmp": 0o700, "new": 0o700, "cur": 0o700}
@@ -37,7 +47,11 @@ def test_data_dir_maildir_and_checkpoint_dirs_are_0700(tmp_path: Path) -> None:
 def test_an_older_open_maildir_is_closed_when_used(tmp_path: Path) -> None:
     (tmp_path / "mail" / "new").mkdir(parents=True, mode=0o755)
     (tmp_path / "mail").chmod(0o755)
-    transport_for(None, tmp_path)
+    service = elsewhere(tmp_path)
+    try:
+        transport_for(None, tmp_path, service.vault)
+    finally:
+        service.close()
     assert mode(tmp_path / "mail") == mode(tmp_path / "mail" / "new") == 0o700
 
 
