@@ -3,10 +3,11 @@ outside the database, apart from the signing key and the KEKs."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 from pathlib import Path
+
+from infra.config import create_private_file
 
 
 def load_chain_key(path: Path, *, create: bool) -> bytes:
@@ -15,18 +16,8 @@ def load_chain_key(path: Path, *, create: bool) -> bytes:
     if not path.exists():
         if not create:
             raise FileNotFoundError(f"no chain key at {path}")
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32) + "\n")
-        try:
-            os.link(tmp, path)  # fails if another process made it first: theirs is kept
+        if create_private_file(path, (secrets.token_hex(32) + "\n").encode()):
             print(f"warning: generated a chain key in {path}; back it up", file=sys.stderr)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
     try:
         key = bytes.fromhex(path.read_text().strip())
     except ValueError:

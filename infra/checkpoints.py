@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from infra.chains import CardChain, all_chains, card_chain, merkle_root
-from infra.config import private_directory
+from infra.config import create_private_file, private_directory
 
 Problem = dict[str, Any]
 
@@ -41,8 +40,9 @@ def load_signing_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
     if not path.exists():
         if not create:
             raise FileNotFoundError(f"no checkpoint signing key at {path}")
-        write_private_key(path, Ed25519PrivateKey.generate())
-        print(f"warning: generated a checkpoint signing key in {path}", file=sys.stderr)
+        # Processes starting together share the first key linked into place.
+        if create_private_file(path, private_pem(Ed25519PrivateKey.generate())):
+            print(f"warning: generated a checkpoint signing key in {path}", file=sys.stderr)
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} is not an Ed25519 private key")
@@ -59,23 +59,22 @@ def trusted_signing_key(key_file: Path, directory: Path, *, create: bool) -> Ed2
     swapped in by hand signs nothing; keys change with `audit rotate-key`."""
     key = load_signing_key(key_file, create=create)
     path = ring_path(directory)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(KeyRing.of(key.public_key()).dump())
-    elif fingerprint(key) not in KeyRing.load(path.read_bytes()).keys:
+    started = create_private_file(path, KeyRing.of(key.public_key()).dump())
+    if not started and fingerprint(key) not in KeyRing.load(path.read_bytes()).keys:
         raise ValueError(f"key {fingerprint(key)} is not in the trusted key ring {path}; "
                          "change keys with `audit rotate-key`")
     return key
 
 
+def private_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
 def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
-    """A new PEM file (mode 0600, in a 0700 directory); never overwrites one."""
-    private_directory(path.parent)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
+    """A new PEM file (mode 0600, in a 0700 directory), written at once; never overwrites one."""
+    if not create_private_file(path, private_pem(key)):
+        raise FileExistsError(f"{path} exists: a signing key is never overwritten")
 
 
 def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:

@@ -380,11 +380,8 @@ def _master_key(env: dict[str, str], mode: str, data_dir: Path) -> bytes:
     if mode == "production":
         raise ConfigError("GIFTCARDS_SECRET_KEY is required in production")
     path = data_dir / "dev-secret.key"
-    if not path.exists():
-        private_directory(data_dir)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
+    # Processes starting together share the first key linked into place.
+    if not path.exists() and create_private_file(path, secrets.token_urlsafe(48).encode()):
         print(
             f"warning: GIFTCARDS_SECRET_KEY unset; generated a development key in {path}",
             file=sys.stderr,
@@ -526,6 +523,24 @@ VARIABLES: dict[str, str] = {
     "GIFTCARDS_RETENTION_FRAUD_YEARS": "fraud alerts and F1/F2 window state are dropped this "
     "long after they were raised (5; `gdpr purge`, and `serve` hourly)",
 }
+
+
+def create_private_file(path: Path, data: bytes) -> bool:
+    """Writes `data` to a new file `path` (0600, in a 0700 directory) all at once: written
+    beside it, then linked into place, so processes starting together never read half a file
+    and share whichever one was linked first. False if `path` already existed (kept)."""
+    private_directory(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
 
 
 def private_directory(path: Path) -> Path:
