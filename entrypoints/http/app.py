@@ -46,6 +46,7 @@ from consumers.scan import MAX_DEPTH, duplicate_key, too_deep
 from domain.apikeys import ApiKey
 from domain.errors import DomainError, refuse
 from domain.ids import check_id
+from entrypoints.console.routes import console_router
 from entrypoints.http.problems import RETRY_LATER, domain_problem, problem, problem_body
 from entrypoints.http.replies import (
     MAX_KEY,
@@ -716,6 +717,8 @@ def create_app(
         """The sweep `serve` runs: every hold past its time released (an event each)."""
         return await call(holds.release_timed_out)
 
+    if service.settings.console:  # the operators' pages, over the same use cases
+        api.include_router(console_router(service, operators, call))
     api.add_middleware(BodyLimits)
     api.add_middleware(Gate, authenticate=authenticated)
     # Outermost: times every answer, the body checks' refusals included.
