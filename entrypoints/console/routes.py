@@ -4,15 +4,15 @@ the same use cases as the HTTP API and the CLI, render a page."""
 
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 from uuid import UUID
 
 import jinja2
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from application.delivery import Deliveries
 from application.operators import PERMISSIONS, PERSONAL, Actor, Operators
@@ -58,7 +58,7 @@ def console_router(service: Service, operators: Operators,
     app = service.app
     sessions = Sessions(service.settings.console_idle_seconds)
     router = APIRouter(prefix="/console", include_in_schema=False)
-    views: list[Any] = []
+    views: list[Any] = []  # the finance views, built on first use
 
     def page(request: Request, name: str, session: Session | None, status: int = 200,
              **values: Any) -> HTMLResponse:
@@ -276,27 +276,47 @@ def console_router(service: Service, operators: Operators,
         session, _, answer = await signed_in(request, "audit")
         return answer or page(request, "audit.html", session)
 
-    def audit_values(card_id: UUID, verify: bool) -> dict[str, Any]:
-        """The card's events (no personal data: ids and amounts), each with its chain link;
-        `verify`: the chain recomputed and the views replayed."""
+    def finance_db() -> Any:
+        """The finance views (as the API's /v1/liability reads them): built on first use; in
+        the embedded default a read first catches up with the store."""
         from infra.bootstrap import build_projector
-        from infra.chains import card_chain
         from projections import sources
+
+        if not views:
+            views.append(build_projector(service.settings))
+        if service.settings.kafka_bootstrap is None:
+            sources.sync_store(app, views[0])
+        return views[0].db
+
+    def trusted_checkpoints() -> list[dict[str, Any]]:
+        from infra import checkpoints as cps
+
+        settings = service.settings
+        ring = cps.service_ring(settings.checkpoint_dir, settings.signing_key_file)
+        return [] if ring is None else cps.trusted(settings.checkpoint_dir, ring)[0]
+
+    def audit_values(card_id: UUID, verify: bool) -> dict[str, Any]:
+        """The card's events (no personal data: types, versions, instants), each with its
+        chain link and the first signed checkpoint covering it; `verify`: the chain recomputed
+        and compared with those checkpoints, and the views replayed (`audit verify`)."""
+        from infra.chains import card_chain
+        from infra.checkpoints import covering
         from projections.verify import verify_card
 
         app.card(card_id)  # unknown_card
         chain = card_chain(app.recorder, app.mapper, card_id)
-        events = [{"version": e["version"], "type": e["type"], "at": e["occurred_at"],
-                   "link": chain.hashes.get(e["version"], "")}
-                  for e in app.history(card_id)["events"]]
+        checkpoints = trusted_checkpoints()
+        events = []
+        for e in app.history(card_id)["events"]:
+            cp = covering(str(card_id), e["version"], checkpoints)
+            events.append({"version": e["version"], "type": e["type"], "at": e["occurred_at"],
+                           "link": chain.hashes.get(e["version"], ""),
+                           "checkpoint": None if cp is None else cp["header"]})
         result = None
         if verify:
-            if not views:  # built on first use, kept (as the API's finance views)
-                views.append(build_projector(service.settings))
-            if service.settings.kafka_bootstrap is None:
-                sources.sync_store(app, views[0])
-            replayed, problems = verify_card(app, views[0].db, card_id)
-            result = {"ok": not problems, "replayed": replayed, "problems": problems}
+            replayed, problems = verify_card(app, finance_db(), card_id, checkpoints)
+            result = {"ok": not problems, "replayed": replayed, "problems": problems,
+                      "checkpoints": len(checkpoints)}
         return {"card_id": str(card_id), "events": events, "result": result}
 
     @router.get("/audit/card")
@@ -324,5 +344,88 @@ def console_router(service: Service, operators: Operators,
         except DomainError as error:
             return refused(request, session, 404, error.code)
         return page(request, "audit_card.html", session, **values)
+
+    # The finance views as charts: the page holds the table (the fallback, and what a screen
+    # reader reads); console.js draws the chart from the same JSON the API answers.
+    def month_ends(start: str, end: str) -> list[datetime]:
+        first, last = date.fromisoformat(start + "-01"), date.fromisoformat(end + "-01")
+        if last < first or (last.year - first.year) * 12 + last.month - first.month >= 36:
+            raise refuse("invalid_input", "the period is 1 to 36 months, from before to")
+        ends, month = [], first
+        while month <= last:
+            following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+            ends.append(datetime.combine(following, datetime.min.time(), UTC)
+                        - timedelta(microseconds=1))
+            month = following
+        return ends
+
+    def liability_values(as_of: str | None, start: str | None, end: str | None
+                         ) -> dict[str, Any]:
+        from projections.queries import liability
+
+        db = finance_db()
+        now = app.now()
+        day = date.fromisoformat(as_of) if as_of else now.date()
+        instant = datetime.combine(day, datetime.max.time(), UTC)
+        end = end or f"{now.year:04d}-{now.month:02d}"
+        # By default the year up to `end`: twelve month ends.
+        year, month = divmod(int(end[:4]) * 12 + int(end[5:7]) - 1 - 11, 12)
+        start = start or f"{year:04d}-{month + 1:02d}"
+        series = [{**liability(db, min(e, now)), "month": e.strftime("%Y-%m")}
+                  for e in month_ends(start, end)]
+        return {"as_of": day.isoformat(), "now": liability(db, min(instant, now)),
+                "from": start, "to": end, "series": series}
+
+    def breakage_values(market: str | None) -> dict[str, Any]:
+        from projections.queries import breakage
+
+        return breakage(finance_db(), market, None)
+
+    Month = Query(None, pattern=r"^[0-9]{4}-[0-9]{2}$")
+
+    @router.get("/audit/liability")
+    async def liability_page(
+        request: Request, as_of: date | None = None, start: str | None = Month,
+        end: str | None = Month,
+    ) -> Response:
+        session, _, answer = await signed_in(request, "audit")
+        if answer is not None or session is None:
+            return answer or RedirectResponse("/console/sign-in", 303)
+        day = as_of.isoformat() if as_of else None
+        try:
+            values = await call(lambda: liability_values(day, start, end))
+        except DomainError as error:
+            return refused(request, session, 422, error.code)
+        return page(request, "liability.html", session, **values)
+
+    @router.get("/audit/liability.json")
+    async def liability_json(
+        request: Request, as_of: date | None = None, start: str | None = Month,
+        end: str | None = Month,
+    ) -> Response:
+        _, _, answer = await signed_in(request, "audit")
+        if answer is not None:
+            return Response(status_code=401)
+        day = as_of.isoformat() if as_of else None
+        return JSONResponse(await call(lambda: liability_values(day, start, end)),
+                            headers={"Cache-Control": "no-store"})
+
+    Market = Query(None, pattern=r"^[A-Z]{2}$")
+
+    @router.get("/audit/breakage")
+    async def breakage_page(request: Request, market: str | None = Market) -> Response:
+        session, _, answer = await signed_in(request, "audit")
+        if answer is not None or session is None:
+            return answer or RedirectResponse("/console/sign-in", 303)
+        values = await call(lambda: breakage_values(market))
+        return page(request, "breakage.html", session, market=market, **values)
+
+    @router.get("/audit/breakage.json")
+    async def breakage_json(request: Request, market: str | None = Market) -> Response:
+        _, _, answer = await signed_in(request, "audit")
+        if answer is not None:
+            return Response(status_code=401)
+        return JSONResponse(await call(lambda: breakage_values(market)),
+                            headers={"Cache-Control": "no-store"})
 
     return router

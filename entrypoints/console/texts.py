@@ -31,6 +31,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "expired_session": "Your session ended: sign in again.",
         "csrf": "This form is out of date: reload the page and try again.",
         "reason": "Reason", "resends": "Sent again",
+        "chart_table": "the same figures are in the table below",
         "refused": "Refused", "none": "none", "not_covered": "not yet covered",
     },
     "fr": {
@@ -62,6 +63,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "expired_session": "Votre session a expiré : reconnectez-vous.",
         "csrf": "Ce formulaire n'est plus valide : rechargez la page et recommencez.",
         "reason": "Motif", "resends": "Renvois",
+        "chart_table": "les mêmes chiffres figurent dans le tableau ci-dessous",
         "refused": "Refusé", "none": "aucun", "not_covered": "pas encore couvert",
     },
 }

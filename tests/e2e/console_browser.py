@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,6 @@ class Console:
     smtp: SmtpServer
     keys: dict[str, str]  # operator name → their key
     log: Path
-    stores: dict[str, Any] = field(default_factory=dict)
 
     def service(self) -> Service:
         return build(load_settings(self.env), create_tables=False)

@@ -4,6 +4,7 @@ verified history."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from datetime import date
 from typing import Any
@@ -14,7 +15,7 @@ from selenium.webdriver.common.by import By
 
 from application.delivery import Deliveries
 from application.privacy import PiiReader, Privacy
-from tests.e2e.console_browser import IDLE_SECONDS, Console, console, wait_until
+from tests.e2e.console_browser import GIFTCARDS, IDLE_SECONDS, Console, console, wait_until
 from tests.mail.inbox import message_parts
 
 __all__ = ["console"]  # the module's fixture
@@ -166,16 +167,44 @@ def test_the_dpo_carries_out_an_erasure_request_from_the_register(console: Conso
     assert [r["status"] for r in listed if r["request_id"] == "req-erase-1"] == ["closed"]
 
 
-def test_an_auditor_sees_a_cards_history_verified(console: Console) -> None:
+def test_an_auditor_sees_a_verified_history_and_the_liability_and_breakage_charts(
+    console: Console,
+) -> None:
     card = buy(console, "ord-console-audit", "cus-audit", "audit@example.org")
+    # A signed checkpoint covers the purchase; the redemption after it is not covered yet.
+    done = subprocess.run([GIFTCARDS, "--json", "audit", "checkpoint"], env=console.env,
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    service = console.service()
+    try:  # R11: 30.00 of the 50.00 card used, the remainder is breakage after use
+        service.app.redeem(code=card["code"], market="FR", order_id="ord-console-audit-use",
+                           order_total=3000, customer_id="cus-audit", source="test")
+    finally:
+        service.close()
     console.sign_in("ava")
     console.fill({"card_id": card["card_id"]})
     console.click("open-history")
-    history = console.text("history")
-    assert "Purchased" in history
+    rows = console.browser.find_elements(By.CSS_SELECTOR, "#history tr")[1:]
+    kinds = [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows]
+    assert (kinds[0], kinds[-1]) == ("Purchased", "Redeemed")
+    covered = [r.find_element(By.CLASS_NAME, "checkpoint").text for r in rows]
+    assert covered[0].startswith("#") and covered[-1] == "not yet covered"
+    assert all(len(r.find_element(By.TAG_NAME, "code").text) == 64 for r in rows)
     console.click("verify")
     assert "Verified" in console.text("verified")
     console.shot("auditor-history")
+    console.open("/console/audit/liability")
+    chart = console.browser.find_element(By.ID, "liability-chart")
+    wait_until(lambda: chart.get_attribute("data-drawn"), "the liability chart was not drawn")
+    assert chart.get_attribute("data-drawn") == "true"
+    assert "FR" in console.text("liability-table")
+    console.shot("auditor-liability")
+    console.open("/console/audit/breakage")
+    chart = console.browser.find_element(By.ID, "breakage-chart")
+    wait_until(lambda: chart.get_attribute("data-drawn"), "the breakage chart was not drawn")
+    assert chart.get_attribute("data-drawn") == "true"
+    assert "20.00" in console.text("breakage-table")
+    console.shot("auditor-breakage")
 
 
 def test_an_idle_session_expires(console: Console) -> None:
