@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 from uuid import UUID
 
 import jinja2
+from babel.numbers import format_currency
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
@@ -18,8 +19,9 @@ from application.delivery import Deliveries
 from application.operators import PERMISSIONS, PERSONAL, Actor, Operators
 from application.privacy import Privacy, history_subjects, logged_read
 from domain.errors import DomainError, refuse
+from domain.markets import MINOR_UNITS
 from entrypoints.console.sessions import Session, Sessions
-from entrypoints.console.texts import LANGS, TEXTS, language
+from entrypoints.console.texts import LANGS, LOCALES, TEXTS, language
 from infra.service import Service
 
 COOKIE = "giftcards_console"
@@ -52,6 +54,17 @@ HEADERS = {
 }
 
 
+def money(minor: int, currency: str, lang: str) -> str:
+    """An amount in minor units as the operator reads money (as the code e-mails show it)."""
+    return str(format_currency(minor / 10 ** MINOR_UNITS[currency], currency,
+                               locale=LOCALES[lang]))
+
+
+def when(instant: str) -> str:
+    """An ISO instant to the minute, in UTC (the store's clock)."""
+    return datetime.fromisoformat(instant.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def console_router(service: Service, operators: Operators,
                    call: Callable[[Callable[[], Any]], Awaitable[Any]]) -> APIRouter:
     """The console under /console/, over the API's own service, register and thread pool."""
@@ -65,7 +78,8 @@ def console_router(service: Service, operators: Operators,
         lang = session.lang if session else language(
             request.query_params.get("lang"), request.headers.get("accept-language"))
         html = TEMPLATES.get_template(name).render(
-            t=TEXTS[lang], lang=lang, langs=LANGS, session=session, pages=PAGES, **values)
+            t=TEXTS[lang], lang=lang, langs=LANGS, session=session, pages=PAGES,
+            money=lambda minor, currency: money(minor, currency, lang), when=when, **values)
         return HTMLResponse(html, status, headers=HEADERS)
 
     def refused(request: Request, session: Session | None, status: int, message: str
@@ -418,6 +432,9 @@ def console_router(service: Service, operators: Operators,
         if answer is not None or session is None:
             return answer or RedirectResponse("/console/sign-in", 303)
         values = await call(lambda: breakage_values(market))
+        if market is None and values["rows"]:  # one market's currency per chart
+            market = values["rows"][0]["market"]
+            values = await call(lambda: breakage_values(market))
         return page(request, "breakage.html", session, market=market, **values)
 
     @router.get("/audit/breakage.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 LANGS = ("en", "fr")
+LOCALES = {"en": "en_GB", "fr": "fr_FR"}  # money and numbers, as in the code e-mails
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {

@@ -157,5 +157,6 @@ def console(tmp_path_factory: pytest.TempPathFactory, postgres_server: str) -> I
         drop_postgres_database(url)
     text = log.read_text()
     assert "Traceback" not in text, text
+    assert "@example.org" not in text  # no personal data in the console's log
     for secret in keys.values():
         assert secret not in text

@@ -203,7 +203,7 @@ def test_an_auditor_sees_a_verified_history_and_the_liability_and_breakage_chart
     chart = console.browser.find_element(By.ID, "breakage-chart")
     wait_until(lambda: chart.get_attribute("data-drawn"), "the breakage chart was not drawn")
     assert chart.get_attribute("data-drawn") == "true"
-    assert "20.00" in console.text("breakage-table")
+    assert "€20.00" in console.text("breakage-table")
     console.shot("auditor-breakage")
 
 

@@ -2,6 +2,9 @@
 // as the table beside it, which stays the accessible fallback). Chart.js is served from here.
 "use strict";
 (function () {
+  // Minor units to the currency's units (EUR: 2 decimals, JPY: none), as ISO 4217 says.
+  const major = (minor, currency) =>
+    minor / 10 ** new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits;
   const palette = ["#23395d", "#c0392b", "#27ae60", "#8e44ad", "#d68910", "#16a085"];
 
   function liability(canvas, data) {
@@ -13,7 +16,7 @@
       backgroundColor: palette[i % palette.length],
       data: data.series.map((p) => {
         const m = p.markets.find((x) => x.market + " (" + x.currency + ")" === name);
-        return m ? m.outstanding / 100 : 0;
+        return m ? major(m.outstanding, m.currency) : 0;
       }),
     }));
     return { type: "line", data: { labels, datasets } };
@@ -21,7 +24,7 @@
 
   function breakage(canvas, data) {
     const labels = [...new Set(data.rows.map((r) => r.month))];
-    const sum = (month, field) => data.rows.filter((r) => r.month === month).reduce((a, r) => a + r[field], 0) / 100;
+    const sum = (month, field) => data.rows.filter((r) => r.month === month).reduce((a, r) => a + major(r[field], r.currency), 0);
     return {
       type: "bar",
       data: {
