@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 from uuid import UUID
 
@@ -395,12 +395,12 @@ def console_router(service: Service, operators: Operators,
 
         return breakage(finance_db(), market, None)
 
-    Month = Query(None, pattern=r"^[0-9]{4}-[0-9]{2}$")
+    # Annotated: FastAPI gives each parameter its own copy (one shared Query() mixes them up).
+    Month = Annotated[str | None, Query(pattern=r"^[0-9]{4}-[0-9]{2}$")]
 
     @router.get("/audit/liability")
     async def liability_page(
-        request: Request, as_of: date | None = None, start: str | None = Month,
-        end: str | None = Month,
+        request: Request, as_of: date | None = None, start: Month = None, end: Month = None,
     ) -> Response:
         session, _, answer = await signed_in(request, "audit")
         if answer is not None or session is None:
@@ -414,8 +414,7 @@ def console_router(service: Service, operators: Operators,
 
     @router.get("/audit/liability.json")
     async def liability_json(
-        request: Request, as_of: date | None = None, start: str | None = Month,
-        end: str | None = Month,
+        request: Request, as_of: date | None = None, start: Month = None, end: Month = None,
     ) -> Response:
         _, _, answer = await signed_in(request, "audit")
         if answer is not None:
@@ -424,10 +423,10 @@ def console_router(service: Service, operators: Operators,
         return JSONResponse(await call(lambda: liability_values(day, start, end)),
                             headers={"Cache-Control": "no-store"})
 
-    Market = Query(None, pattern=r"^[A-Z]{2}$")
+    Market = Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")]
 
     @router.get("/audit/breakage")
-    async def breakage_page(request: Request, market: str | None = Market) -> Response:
+    async def breakage_page(request: Request, market: Market = None) -> Response:
         session, _, answer = await signed_in(request, "audit")
         if answer is not None or session is None:
             return answer or RedirectResponse("/console/sign-in", 303)
@@ -438,7 +437,7 @@ def console_router(service: Service, operators: Operators,
         return page(request, "breakage.html", session, market=market, **values)
 
     @router.get("/audit/breakage.json")
-    async def breakage_json(request: Request, market: str | None = Market) -> Response:
+    async def breakage_json(request: Request, market: Market = None) -> Response:
         _, _, answer = await signed_in(request, "audit")
         if answer is not None:
             return Response(status_code=401)

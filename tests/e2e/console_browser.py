@@ -4,6 +4,7 @@ SMTP server, and Debian's Chromium driven headless by Selenium (one browser per 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service as Driver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 from application.operators import Operators
@@ -32,8 +33,10 @@ from tests.mail.inbox import SmtpServer, free_port
 ROOT = Path(__file__).resolve().parents[2]
 GIFTCARDS = str(Path(sys.executable).with_name("giftcards"))
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-# Screenshots of each run (gitignored); the docs' copies are under docs/console/.
+# Screenshots of each run (gitignored); with CONSOLE_DOCS_SCREENSHOTS=1 also the docs' copies
+# (docs/console/img/, committed), so the pages show what the tests saw.
 ARTIFACTS = ROOT / "artifacts" / "console"
+DOCS_IMAGES = ROOT / "docs" / "console" / "img"
 IDLE_SECONDS = 6.0  # the server's idle timeout: the expiry test waits it out on a real clock
 
 
@@ -76,14 +79,31 @@ class Console:
         self.press(self.browser.find_element(By.ID, element_id))
 
     def press(self, button: WebElement) -> None:
-        page = self.browser.find_element(By.TAG_NAME, "html")
+        """A mark on this document; the next one has none (asked again while it loads)."""
+        self.browser.execute_script("window.consoleTestPage = true")
         button.click()
-        WebDriverWait(self.browser, 30).until(staleness_of(page))
+        WebDriverWait(self.browser, 30, ignored_exceptions=(WebDriverException,)).until(
+            lambda b: b.execute_script(
+                "return !window.consoleTestPage && document.readyState === 'complete'"))
+
+    def wait_for_chart(self, element_id: str) -> None:
+        """The chart was drawn from the JSON (not failed), and its canvas is not blank."""
+        chart = self.browser.find_element(By.ID, element_id)
+        wait_until(lambda: chart.get_attribute("data-drawn"), f"{element_id} was not drawn")
+        assert chart.get_attribute("data-drawn") == "true"
+        blank = self.browser.execute_script(
+            "const c = arguments[0], b = document.createElement('canvas');"
+            "b.width = c.width; b.height = c.height; return c.toDataURL() === b.toDataURL();",
+            chart)
+        assert blank is False, f"{element_id} is blank"
 
     def shot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
         self.browser.save_screenshot(str(path))
+        if os.environ.get("CONSOLE_DOCS_SCREENSHOTS") == "1":
+            DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, DOCS_IMAGES / path.name)
         return path
 
 

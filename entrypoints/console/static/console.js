@@ -46,7 +46,8 @@
         const config = kinds[canvas.dataset.kind](canvas, data);
         config.options = Object.assign({ animation: false, responsive: true }, config.options || {});
         new Chart(canvas, config);
-        canvas.dataset.drawn = "true";
+        // Marked once the browser has painted it (after Chart.js's own resize).
+        requestAnimationFrame(() => requestAnimationFrame(() => { canvas.dataset.drawn = "true"; }));
       })
       .catch(() => { canvas.dataset.drawn = "failed"; });
   });
