@@ -3,6 +3,7 @@ the same use cases as the HTTP API and the CLI, render a page."""
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations.
 
 import secrets
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -72,6 +73,7 @@ def console_router(service: Service, operators: Operators,
     sessions = Sessions(service.settings.console_idle_seconds)
     router = APIRouter(prefix="/console", include_in_schema=False)
     views: list[Any] = []  # the finance views, built on first use
+    views_lock = threading.Lock()
 
     def page(request: Request, name: str, session: Session | None, status: int = 200,
              **values: Any) -> HTMLResponse:
@@ -296,10 +298,11 @@ def console_router(service: Service, operators: Operators,
         from infra.bootstrap import build_projector
         from projections import sources
 
-        if not views:
-            views.append(build_projector(service.settings))
-        if service.settings.kafka_bootstrap is None:
-            sources.sync_store(app, views[0])
+        with views_lock:  # one catch-up at a time: two at once insert the same rows
+            if not views:
+                views.append(build_projector(service.settings))
+            if service.settings.kafka_bootstrap is None:
+                sources.sync_store(app, views[0])
         return views[0].db
 
     def trusted_checkpoints() -> list[dict[str, Any]]:
