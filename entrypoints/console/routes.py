@@ -37,7 +37,10 @@ PAGES: dict[str, tuple[str, ...]] = {
     "cancel": PERSONAL,
     "requests": PERMISSIONS["gdpr request close"],
     "erase": PERMISSIONS["gdpr erase"],
+    "extend": PERSONAL,
     "audit": AUDIT,
+    # Profiling results name customers (pseudonymous ids): logged as for GET /v1/fraud/alerts.
+    "alerts": tuple(r for r in PERMISSIONS["GET /v1/fraud/alerts"] if r in AUDIT),
 }
 TYPES = {".css": "text/css", ".js": "text/javascript"}
 TEMPLATES = jinja2.Environment(
@@ -264,6 +267,22 @@ def console_router(service: Service, operators: Operators,
         soon = (date.fromisoformat(found["as_of"]) + timedelta(days=DUE_SOON_DAYS)).isoformat()
         return page(request, "requests.html", session, found=found, soon=soon)
 
+    @router.post("/requests/{request_id}/extend")
+    async def extend(request: Request, request_id: str) -> Response:
+        """Art. 12(3): by 1 or 2 months, with its reason (`gdpr request extend`)."""
+        session, _, fields, answer = await posted(request, "extend")
+        if answer is not None or session is None:
+            return answer or RedirectResponse("/console/sign-in", 303)
+        months = fields.get("months", "")
+        if months not in ("1", "2"):
+            return refused(request, session, 422, "invalid_input")
+        try:
+            await call(lambda: Privacy(service).extend(request_id, int(months),
+                                                       fields.get("reason", "")))
+        except DomainError as error:
+            return refused(request, session, 409, error.code)
+        return RedirectResponse("/console/requests", 303)
+
     @router.post("/requests/{request_id}/erase")
     async def erase(request: Request, request_id: str) -> Response:
         session, actor, _, answer = await posted(request, "erase")
@@ -335,6 +354,19 @@ def console_router(service: Service, operators: Operators,
             result = {"ok": not problems, "replayed": replayed, "problems": problems,
                       "checkpoints": len(checkpoints)}
         return {"card_id": str(card_id), "events": events, "result": result}
+
+    @router.get("/audit/alerts")
+    async def fraud_alerts(request: Request) -> Response:
+        """Fraud alerts with their explanation; each customer named is access-logged."""
+        from projections.queries import alerts
+
+        session, actor, answer = await signed_in(request, "alerts")
+        if answer is not None or session is None or actor is None:
+            return answer or RedirectResponse("/console/sign-in", 303)
+        found = await call(lambda: logged_read(
+            service, actor.name, "fraud review", "console alerts",
+            lambda: alerts(finance_db()), lambda f: (a["customer_id"] for a in f["alerts"])))
+        return page(request, "alerts.html", session, alerts=found["alerts"])
 
     @router.get("/audit/card")
     async def audit_card_form(request: Request, card_id: UUID) -> Response:

@@ -33,6 +33,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "csrf": "This form is out of date: reload the page and try again.",
         "reason": "Reason", "resends": "Sent again",
         "chart_table": "the same figures are in the table below",
+        "alerts": "Fraud alerts", "rule": "Rule", "severity": "Severity",
+        "explanation": "Explanation", "extend": "Extend", "extension": "Extension",
+        "months": "Months",
         "refused": "Refused", "none": "none", "not_covered": "not yet covered",
     },
     "fr": {
@@ -65,6 +68,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "csrf": "Ce formulaire n'est plus valide : rechargez la page et recommencez.",
         "reason": "Motif", "resends": "Renvois",
         "chart_table": "les mêmes chiffres figurent dans le tableau ci-dessous",
+        "alerts": "Alertes de fraude", "rule": "Règle", "severity": "Gravité",
+        "explanation": "Explication", "extend": "Prolonger", "extension": "Prolongation",
+        "months": "Mois",
         "refused": "Refusé", "none": "aucun", "not_covered": "pas encore couvert",
     },
 }

@@ -94,8 +94,10 @@ def test_a_form_posted_without_its_csrf_token_is_refused(console: Console) -> No
 def test_support_and_auditors_see_only_their_own_pages(console: Console) -> None:
     card = buy(console, "ord-console-roles", "cus-roles", "roles@example.org")
     console.sign_in("sam")
-    console.open(f"/console/audit/cards/{card['card_id']}")
-    assert "does not open this page" in console.text("refused")
+    for path in (f"/console/audit/cards/{card['card_id']}", "/console/audit/liability",
+                 "/console/audit/breakage", "/console/audit/alerts"):
+        console.open(path)
+        assert "does not open this page" in console.text("refused"), path
     assert not console.browser.find_elements(By.LINK_TEXT, "Audit")
     console.sign_in("ava")
     for path in (f"/console/cards/{card['card_id']}", "/console/cards", "/console/requests"):
@@ -155,6 +157,13 @@ def test_the_dpo_carries_out_an_erasure_request_from_the_register(console: Conso
     console.open("/console/requests")
     row = console.browser.find_element(By.XPATH, "//tr[td[text()='req-erase-1']]")
     assert "open" in row.text
+    due = row.find_elements(By.TAG_NAME, "td")[4].text
+    # Art. 12(3): extended by a month, with its reason, from the same row.
+    row.find_element(By.NAME, "reason").send_keys("many cards to trace")
+    console.press(row.find_element(By.CSS_SELECTOR, "form.extend button"))
+    row = console.browser.find_element(By.XPATH, "//tr[td[text()='req-erase-1']]")
+    assert "+1 (many cards to trace)" in row.text
+    assert row.find_elements(By.TAG_NAME, "td")[4].text != due
     console.shot("support-requests")
     console.press(row.find_element(By.CLASS_NAME, "erase"))
     row = console.browser.find_element(By.XPATH, "//tr[td[text()='req-erase-1']]")
@@ -202,6 +211,14 @@ def test_an_auditor_sees_a_verified_history_and_the_liability_and_breakage_chart
     console.wait_for_chart("breakage-chart")
     assert "€20.00" in console.text("breakage-table")
     console.shot("auditor-breakage")
+    # F2: five cards bought by one buyer within the window, explained.
+    for n in range(5):
+        buy(console, f"ord-console-velocity-{n}", "cus-velocity", "velocity@example.org")
+    console.open("/console/audit/alerts")
+    rows = [r.text for r in console.browser.find_elements(By.CSS_SELECTOR, "#alerts tr")
+            if " F2 " in f" {r.text} "]
+    assert rows and "5 cards bought by one buyer" in rows[0]
+    console.shot("auditor-alerts")
     errors = [e["message"] for e in console.browser.get_log("browser")
               if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
     assert errors == []
