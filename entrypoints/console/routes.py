@@ -8,17 +8,18 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 from uuid import UUID
 
 import jinja2
+import orjson
 from babel.numbers import format_currency
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from application.delivery import Deliveries
 from application.operators import PERMISSIONS, PERSONAL, Actor, Operators
-from application.privacy import Privacy, history_subjects, logged_read
+from application.privacy import PiiReader, Privacy, history_subjects, logged_read
 from domain.errors import DomainError, refuse
 from domain.markets import MINOR_UNITS
 from entrypoints.console.sessions import Session, Sessions
@@ -38,6 +39,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "requests": PERMISSIONS["gdpr request close"],
     "erase": PERMISSIONS["gdpr erase"],
     "extend": PERSONAL,
+    "export": PERMISSIONS["gdpr export"],
     "audit": AUDIT,
     # Profiling results name customers (pseudonymous ids): logged as for GET /v1/fraud/alerts.
     "alerts": tuple(r for r in PERMISSIONS["GET /v1/fraud/alerts"] if r in AUDIT),
@@ -283,6 +285,32 @@ def console_router(service: Service, operators: Operators,
             return refused(request, session, 409, error.code)
         return RedirectResponse("/console/requests", 303)
 
+    @router.post("/requests/{request_id}/export")
+    async def export(request: Request, request_id: str) -> Response:
+        """Art. 15/20: everything held about the request's subject, as `gdpr export`, as a
+        JSON file to download (posted: it is never in a URL, a history or a cache)."""
+        from projections.queries import alerts
+
+        session, actor, _, answer = await posted(request, "export")
+        if answer is not None or session is None or actor is None:
+            return answer or RedirectResponse("/console/sign-in", 303)
+
+        def run() -> dict[str, Any]:
+            privacy = Privacy(service)
+            found = privacy.request(request_id)
+            reader = PiiReader(service, actor.name, f"{found['type']} request", "gdpr export")
+            return privacy.export([found["subject_id"]], reader, profiling=lambda ids: alerts(
+                finance_db(), customers=ids)["alerts"])
+
+        try:
+            held = await call(run)
+        except DomainError as error:
+            return refused(request, session, 409, error.code)
+        return Response(orjson.dumps(held, option=orjson.OPT_INDENT_2),
+                        media_type="application/json", headers={
+                            **HEADERS, "Content-Disposition":
+                            f'attachment; filename="export-{quote(request_id)}.json"'})
+
     @router.post("/requests/{request_id}/erase")
     async def erase(request: Request, request_id: str) -> Response:
         session, actor, _, answer = await posted(request, "erase")
@@ -291,11 +319,7 @@ def console_router(service: Service, operators: Operators,
 
         def run() -> dict[str, Any]:
             privacy = Privacy(service)
-            listed = privacy.list_requests(overdue=False, as_of=None)["requests"]
-            subject = next((r["subject_id"] for r in listed
-                            if r["request_id"] == request_id), None)
-            if subject is None:
-                raise refuse("unknown_request", "no such rights request")
+            subject = privacy.request(request_id)["subject_id"]
             return privacy.erase([subject], request_id, actor.name)
 
         try:

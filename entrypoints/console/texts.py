@@ -35,7 +35,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "chart_table": "the same figures are in the table below",
         "alerts": "Fraud alerts", "rule": "Rule", "severity": "Severity",
         "explanation": "Explanation", "extend": "Extend", "extension": "Extension",
-        "months": "Months",
+        "months": "Months", "export": "Export (JSON)",
         "refused": "Refused", "none": "none", "not_covered": "not yet covered",
     },
     "fr": {
@@ -70,7 +70,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "chart_table": "les mêmes chiffres figurent dans le tableau ci-dessous",
         "alerts": "Alertes de fraude", "rule": "Règle", "severity": "Gravité",
         "explanation": "Explication", "extend": "Prolonger", "extension": "Prolongation",
-        "months": "Mois",
+        "months": "Mois", "export": "Exporter (JSON)",
         "refused": "Refusé", "none": "aucun", "not_covered": "pas encore couvert",
     },
 }
