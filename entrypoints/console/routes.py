@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from application.delivery import Deliveries
 from application.operators import PERMISSIONS, PERSONAL, Actor, Operators
 from application.privacy import PiiReader, Privacy, history_subjects, logged_read
+from domain.codes import last4
 from domain.errors import DomainError, refuse
 from domain.markets import MINOR_UNITS
 from entrypoints.console.sessions import Session, Sessions
@@ -36,6 +37,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "card": PERSONAL,
     "resend": PERMISSIONS["deliveries retry"],
     "cancel": PERSONAL,
+    "refund": PERSONAL,
     "requests": PERMISSIONS["gdpr request close"],
     "erase": PERMISSIONS["gdpr erase"],
     "extend": PERSONAL,
@@ -256,6 +258,38 @@ def console_router(service: Service, operators: Operators,
         except DomainError as error:
             return await card_page(request, session, actor, card_id, 409, refused=error.code)
         return await card_page(request, session, actor, card_id, cancelled=True)
+
+    @router.post("/refunds")
+    async def refund(request: Request) -> Response:
+        """R16-R18: goods of an order paid by card came back: a new card (its code e-mailed to
+        the customer of that order, shown here by its last 4 only), the rest otherwise."""
+        session, _, fields, answer = await posted(request, "refund")
+        if answer is not None or session is None:
+            return answer or RedirectResponse("/console/sign-in", 303)
+        order_id = fields.get("order_id", "")
+
+        def run() -> dict[str, Any]:
+            try:
+                received_on = date.fromisoformat(fields.get("received_on", ""))
+            except ValueError:
+                raise refuse("invalid_input", "received_on: a date, YYYY-MM-DD") from None
+            market = app.markets.get(app.order_market(order_id))
+            done = app.refund(
+                order_id=order_id, returned_amount=market.to_minor(fields.get("amount", "")),
+                received_on=received_on, request_id=fields.get("request_id") or None,
+                customer_id=fields.get("customer_id") or None,
+                customer_email=fields.get("customer_email") or None)
+            new = done.get("new_card")
+            if new is not None:  # the code is the customer's: its last 4 only
+                done["new_card"] = {**{k: v for k, v in new.items() if k != "code"},
+                                    "code_last4": last4(new["code"]) if new["code"] else None}
+            return done
+
+        try:
+            done = await call(run)
+        except DomainError as error:
+            return page(request, "find.html", session, 409, error=error.code)
+        return page(request, "refund.html", session, done=done)
 
     @router.get("/requests")
     async def requests(request: Request) -> Response:

@@ -36,6 +36,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "alerts": "Fraud alerts", "rule": "Rule", "severity": "Severity",
         "explanation": "Explanation", "extend": "Extend", "extension": "Extension",
         "months": "Months", "export": "Export (JSON)",
+        "refund": "Refund returned goods (R16-R18)", "paid_order": "Order paid by card",
+        "returned_amount": "Amount returned", "customer_id": "Customer id",
+        "customer_email": "Customer's e-mail (for the new card)", "refunded": "Refunded",
+        "new_card": "New card", "to_other": "To the other payment method",
         "refused": "Refused", "none": "none", "not_covered": "not yet covered",
     },
     "fr": {
@@ -71,6 +75,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "alerts": "Alertes de fraude", "rule": "Règle", "severity": "Gravité",
         "explanation": "Explication", "extend": "Prolonger", "extension": "Prolongation",
         "months": "Mois", "export": "Exporter (JSON)",
+        "refund": "Rembourser des articles retournés (R16-R18)",
+        "paid_order": "Commande payée par carte", "returned_amount": "Montant retourné",
+        "customer_id": "Identifiant client",
+        "customer_email": "E-mail du client (pour la nouvelle carte)",
+        "refunded": "Remboursé", "new_card": "Nouvelle carte",
+        "to_other": "Sur l'autre moyen de paiement",
         "refused": "Refusé", "none": "aucun", "not_covered": "pas encore couvert",
     },
 }
