@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from datetime import date
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -150,7 +150,8 @@ def test_the_dpo_carries_out_an_erasure_request_from_the_register(console: Conso
     buy(console, "ord-console-erase", "cus-erase", "erase@example.org")
     service = console.service()
     try:
-        Privacy(service).open_request("cus-erase", "erasure", date.today(), "req-erase-1")
+        Privacy(service).open_request("cus-erase", "erasure", datetime.now(UTC).date(),
+                                      "req-erase-1")
     finally:
         service.close()
     console.sign_in("dora")
