@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,22 @@ def export(recorder: Any, mapper: Any, views: Database, market: str, period: str
 
 
 VERIFIER = Path(__file__).with_name("verify_pack_standalone.py")
+
+
+def pack_subjects(out: Path, fields_named: tuple[str, ...]) -> Iterator[str]:
+    """The customers a pack names (each access-logged by whoever exports it, R21): the fields
+    of its stored histories that name a customer, and the recipients of sealed data."""
+    with (out / "chains.jsonl").open("rb") as chains:
+        for line in chains:
+            fields = orjson.loads(line)["fields"]
+            yield from (str(fields[n]) for n in fields_named if fields.get(n))
+            if recipient := (fields.get("pii") or {}).get("recipient_subject"):
+                yield str(recipient)
+
+
+def for_pack(checkpoints: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Only checkpoints that commit to each market's cards can show no card was left out."""
+    return [c for c in checkpoints if "markets" in c["header"]]
 
 
 def verify_pack(pack: Path, ring: cps.KeyRing | None) -> dict[str, Any]:

@@ -522,8 +522,7 @@ def evidence_pack(args: argparse.Namespace) -> dict[str, Any]:
         service().app.markets.get(args.market)  # an unknown market is refused here
         refresh()
         checkpoints, problems = trusted_checkpoints(args.public_key, args.trusted_keys)
-        # Only checkpoints that commit to each market's cards can show no card was left out.
-        checkpoints = [c for c in checkpoints if "markets" in c["header"]]
+        checkpoints = evidence.for_pack(checkpoints)
         if problems or not checkpoints:
             emit_and_exit({"ok": False, "refused": "no trusted checkpoint to put in the pack "
                            "(run `audit checkpoint`)", "problems": problems}, args.json)
@@ -534,16 +533,9 @@ def evidence_pack(args: argparse.Namespace) -> dict[str, Any]:
         assert cps.fingerprint(key) == manifest["key"]
         return {"ok": True, "out": str(args.out), **manifest}
 
-    def customers(_: dict[str, Any]) -> Iterator[str]:
-        with (args.out / "chains.jsonl").open("rb") as chains:
-            for line in chains:
-                fields = orjson.loads(line)["fields"]
-                yield from (str(fields[n]) for n in SUBJECT_FIELDS if fields.get(n))
-                if recipient := (fields.get("pii") or {}).get("recipient_subject"):
-                    yield str(recipient)
-
     return logged_read(args, "audit export --period",
-                       f"evidence pack {args.market} {args.period}", write, customers)
+                       f"evidence pack {args.market} {args.period}", write,
+                       lambda _: evidence.pack_subjects(args.out, SUBJECT_FIELDS))
 
 
 def audit_verify_pack(args: argparse.Namespace) -> dict[str, Any]:

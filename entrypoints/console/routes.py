@@ -2,8 +2,12 @@
 the same use cases as the HTTP API and the CLI, render a page."""
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations.
 
+import io
+import re
 import secrets
+import tempfile
 import threading
+import zipfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -43,6 +47,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "extend": PERSONAL,
     "export": PERMISSIONS["gdpr export"],
     "audit": AUDIT,
+    "evidence": PERMISSIONS["audit export --period"],
     # Profiling results name customers (pseudonymous ids): logged as for GET /v1/fraud/alerts.
     "alerts": tuple(r for r in PERMISSIONS["GET /v1/fraud/alerts"] if r in AUDIT),
 }
@@ -425,6 +430,56 @@ def console_router(service: Service, operators: Operators,
             service, actor.name, "fraud review", "console alerts",
             lambda: alerts(finance_db()), lambda f: (a["customer_id"] for a in f["alerts"])))
         return page(request, "alerts.html", session, alerts=found["alerts"])
+
+    @router.post("/audit/evidence")
+    async def evidence_pack(request: Request) -> Response:
+        """A market's month as an evidence pack (`audit export --period`), downloaded as a zip:
+        its stored histories name customers, so each is access-logged under your name."""
+        from application.privacy import SUBJECT_FIELDS
+        from infra import checkpoints as cps
+        from projections import evidence
+
+        session, actor, fields, answer = await posted(request, "evidence")
+        if answer is not None or session is None or actor is None:
+            return answer or RedirectResponse("/console/sign-in", 303)
+        market, period = fields.get("market", "").upper(), fields.get("period", "")
+        if not re.fullmatch(r"[A-Z]{2}", market) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}",
+                                                                         period):
+            return refused(request, session, 422, "invalid_input")
+
+        def write(out: Path) -> dict[str, Any]:
+            app.markets.get(market)  # unknown_market
+            db = finance_db()
+            checkpoints = evidence.for_pack(trusted_checkpoints())
+            if not checkpoints:
+                raise refuse("no_checkpoint", "no trusted checkpoint to put in the pack "
+                             "(run `audit checkpoint`)")
+            settings = service.settings
+            key = cps.trusted_signing_key(settings.signing_key_file, settings.checkpoint_dir,
+                                          create=False)
+            return evidence.export(app.recorder, app.mapper, db, market, period, checkpoints,
+                                   key, app.now(), out)
+
+        def run() -> bytes:
+            with tempfile.TemporaryDirectory(prefix="giftcards-pack-") as tmp:
+                out = Path(tmp) / "pack"
+                logged_read(service, actor.name, f"evidence pack {market} {period}",
+                            "console evidence", lambda: write(out),
+                            lambda _: evidence.pack_subjects(out, SUBJECT_FIELDS))
+                packed = io.BytesIO()
+                with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+                    for path in sorted(out.rglob("*")):
+                        if path.is_file():
+                            archive.write(path, f"pack/{path.relative_to(out)}")
+                return packed.getvalue()
+
+        try:
+            data = await call(run)
+        except DomainError as error:
+            return refused(request, session, 409, error.code)
+        name = f"evidence-{market}-{period}.zip"
+        return Response(data, media_type="application/zip", headers={
+            **HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
 
     @router.get("/audit/card")
     async def audit_card_form(request: Request, card_id: UUID) -> Response:
