@@ -44,6 +44,8 @@ PAGES: dict[str, tuple[str, ...]] = {
     "refund": PERSONAL,
     "requests": PERMISSIONS["gdpr request close"],
     "erase": PERMISSIONS["gdpr erase"],
+    "restrict": PERMISSIONS["gdpr restrict"],
+    "rectify": PERMISSIONS["gdpr rectify"],
     "extend": PERSONAL,
     "export": PERMISSIONS["gdpr export"],
     "audit": AUDIT,
@@ -350,16 +352,29 @@ def console_router(service: Service, operators: Operators,
                             **HEADERS, "Content-Disposition":
                             f'attachment; filename="export-{quote(request_id)}.json"'})
 
-    @router.post("/requests/{request_id}/erase")
-    async def erase(request: Request, request_id: str) -> Response:
-        session, actor, _, answer = await posted(request, "erase")
+    @router.post("/requests/{request_id}/{action}")
+    async def carry_out(request: Request, request_id: str, action: str) -> Response:
+        """An erasure, a restriction or a rectification request carried out from its row, as
+        `gdpr erase|restrict|rectify --request-id` (the request checked, closed with its
+        outcome, every subject access-logged)."""
+        if action not in ("erase", "restrict", "rectify"):
+            return Response(status_code=404)
+        session, actor, fields, answer = await posted(request, action)
         if answer is not None or session is None or actor is None:
             return answer or RedirectResponse("/console/sign-in", 303)
 
         def run() -> dict[str, Any]:
             privacy = Privacy(service)
             subject = privacy.request(request_id)["subject_id"]
-            return privacy.erase([subject], request_id, actor.name)
+            if action == "erase":
+                return privacy.erase([subject], request_id, actor.name)
+            if action == "restrict":
+                return privacy.restrict([subject], request_id, actor.name)
+            field = fields.get("field", "")
+            if field not in ("email", "name"):
+                raise refuse("invalid_input", "field: email or name")
+            return privacy.rectify(subject, field, fields.get("value", ""), request_id,
+                                   actor.name)
 
         try:
             await call(run)
