@@ -80,6 +80,8 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "operator_conflict": (RULES, "no", "the operator is already in the register"),
     "unknown_request": (RULES, "no", "no rights request has this id"),
     "request_closed": (RULES, "no", "the rights request is closed"),
+    "no_checkpoint": (RULES, "after `audit checkpoint`", "an evidence pack needs a trusted "
+                      "checkpoint of the market's cards (the console's download)"),
     "request_id_conflict": (RULES, "no", "the request id belongs to another request"),
     "request_mismatch": (RULES, "no", "the request is for another subject or type"),
     "former_address": (RULES, "no", "a rectification replaced this address: it finds its "
