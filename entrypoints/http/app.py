@@ -17,6 +17,7 @@ import orjson
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -46,6 +47,8 @@ from consumers.scan import MAX_DEPTH, duplicate_key, too_deep
 from domain.apikeys import ApiKey
 from domain.errors import DomainError, refuse
 from domain.ids import check_id
+from entrypoints.http import responses as answers
+from entrypoints.http.document import openapi_document
 from entrypoints.http.problems import RETRY_LATER, domain_problem, problem, problem_body
 from entrypoints.http.replies import (
     MAX_KEY,
@@ -75,6 +78,16 @@ OrderId = Annotated[str, Path(min_length=1, max_length=200)]
 # Starlette's own refusals, by status: stable codes like every other (the error catalogue).
 HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "missing_scope",
               404: "not_found", 405: "method_not_allowed"}
+# The API key (`giftcards api-key create`, or an operator's own from `gdpr operator add`) as a
+# Bearer token; Gate refuses a request to /v1/ without a valid one before anything is read.
+API_KEY = HTTPBearer(
+    auto_error=False, scheme_name="ApiKey",
+    description="an API key as a Bearer token: `giftcards api-key create`, or an operator's "
+    "own key from `gdpr operator add` for reads that name customers (R21)",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(API_KEY)]
+# Answered without a key: their operations say so (`security: []`).
+PUBLIC: dict[str, Any] = {"security": []}
 
 
 class Body(BaseModel):
@@ -128,22 +141,16 @@ class CancelBody(Body):
     card_id: UUID | None = None
 
 
-PROBLEM_SCHEMA = {
-    "type": "object",
-    "required": ["type", "title", "status", "code", "detail"],
-    "properties": {
-        "type": {"type": "string"}, "title": {"type": "string"},
-        "status": {"type": "integer"}, "code": {"type": "string"},
-        "detail": {"type": "string"},
-        "errors": {"type": "array", "items": {"type": "object"}},
-    },
-}
-PROBLEM_RESPONSE = {
-    "description": "RFC 9457 problem document",
-    "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
-}
+RETRY_AFTER = {"description": "seconds to wait before trying again",
+               "schema": {"type": "integer", "minimum": 1}}
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    status: PROBLEM_RESPONSE
+    status: {
+        "description": "RFC 9457 problem document",
+        "content": {"application/problem+json": {
+            "schema": {"$ref": "#/components/schemas/Problem"}}},
+        **({"headers": {"Retry-After": {**RETRY_AFTER, "required": status == 429}}}
+           if status in (429, 503) else {}),
+    }
     for status in (400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503)
 }
 
@@ -337,6 +344,7 @@ def create_app(
         description="Gift cards for the order service: lookups, holds, purchases, refunds.",
         responses=PROBLEMS,
     )
+    api.openapi = lambda: openapi_document(api)  # type: ignore[method-assign]
 
     async def call(fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(pool, fn)
@@ -403,8 +411,9 @@ def create_app(
     async def authenticated(authorization: str) -> bool:
         return await key_of(authorization) is not None
 
-    async def bearer(authorization: str | None) -> ApiKey:
-        found = await key_of(authorization)
+    async def bearer(credentials: HTTPAuthorizationCredentials | None) -> ApiKey:
+        found = None if credentials is None else await key_of(
+            f"Bearer {credentials.credentials}")
         if found is None:
             raise StarletteHTTPException(
                 401, "a valid API key is required", {"WWW-Authenticate": "Bearer"}
@@ -412,10 +421,8 @@ def create_app(
         return found
 
     def scoped(*scopes: str) -> Callable[..., Awaitable[ApiKey]]:
-        async def dependency(
-            authorization: Annotated[str | None, Header()] = None,
-        ) -> ApiKey:
-            found = await bearer(authorization)
+        async def dependency(credentials: Credentials) -> ApiKey:
+            found = await bearer(credentials)
             if not set(scopes) & set(found.scopes):
                 raise StarletteHTTPException(403, f"this key lacks the scope {scopes[0]}")
             return found
@@ -427,12 +434,12 @@ def create_app(
         """R21: the key IS the operator (an operator's own key, from `gdpr operator add`);
         `X-Operator`, if sent, must name that operator; the role must allow `action`."""
         async def dependency(
-            authorization: Annotated[str | None, Header()] = None,
+            credentials: Credentials,
             x_operator: Annotated[str | None, Header(
                 alias="X-Operator", max_length=100,
                 description="optional: must be the operator of the key")] = None,
         ) -> Actor:
-            found = await bearer(authorization)
+            found = await bearer(credentials)
             if found.operator is None:
                 raise refuse("operator_required", "customer data is read with an operator's "
                              "own key (gdpr operator add), not a service's key")
@@ -499,11 +506,13 @@ def create_app(
 
     # --- health, metrics, docs -----------------------------------------------------------
 
-    @api.get("/health/live")
+    @api.get("/health/live", operation_id="live", response_model=answers.Status,
+             openapi_extra=PUBLIC)
     async def live() -> dict[str, str]:
         return {"status": "ok"}
 
-    @api.get("/health/ready")
+    @api.get("/health/ready", operation_id="ready", response_model=answers.Status,
+             openapi_extra=PUBLIC)
     async def ready() -> Response:
         try:
             await call(app.recorder.max_notification_id)
@@ -542,7 +551,7 @@ def create_app(
 
     # --- checkout: lookup and holds ------------------------------------------------------
 
-    @api.post("/v1/cards/lookup", response_model=dict[str, Any])
+    @api.post("/v1/cards/lookup", operation_id="lookup", response_model=answers.Lookup)
     async def lookup(
         body: LookupBody, key: Annotated[ApiKey, Depends(scoped("checkout"))]
     ) -> Response:
@@ -573,7 +582,9 @@ def create_app(
     }
 
     @api.post("/v1/checkouts/{order_id}/authorize", operation_id="authorize",
-              responses={200: {"description": "the hold", "links": hold_links}})
+              response_model=answers.Hold,
+              responses={200: {"description": "the hold (a dry run: `simulated` true)",
+                               "links": hold_links}})
     async def authorize(
         request: Request, order_id: OrderId, body: AuthorizeBody,
         key: Annotated[ApiKey, Depends(scoped("checkout"))],
@@ -599,7 +610,8 @@ def create_app(
             metrics.holds.labels("authorize").inc()
         return response
 
-    @api.post("/v1/checkouts/{order_id}/capture", operation_id="capture")
+    @api.post("/v1/checkouts/{order_id}/capture", operation_id="capture",
+              response_model=answers.Redemption)
     async def capture(
         request: Request, order_id: OrderId,
         key: Annotated[ApiKey, Depends(scoped("checkout"))], idempotency_key: IdemKey = None,
@@ -614,7 +626,8 @@ def create_app(
             metrics.holds.labels("capture").inc()
         return response
 
-    @api.post("/v1/checkouts/{order_id}/void", operation_id="void")
+    @api.post("/v1/checkouts/{order_id}/void", operation_id="void",
+              response_model=answers.Hold)
     async def void(
         request: Request, order_id: OrderId,
         key: Annotated[ApiKey, Depends(scoped("checkout"))], idempotency_key: IdemKey = None,
@@ -631,7 +644,8 @@ def create_app(
 
     # --- orders: purchases and refunds ----------------------------------------------------
 
-    @api.post("/v1/cards", status_code=201)
+    @api.post("/v1/cards", status_code=201, operation_id="purchase",
+              response_model=answers.Purchase, responses=dry_run(answers.Purchase))
     async def purchase(
         request: Request, body: PurchaseBody, key: Annotated[ApiKey, Depends(scoped("orders"))],
         idempotency_key: IdemKey = None, simulate: Simulate = False,
@@ -648,7 +662,8 @@ def create_app(
             return JSONResponse({**done, "code": None, "simulated": True}, 200)
         return await idempotent(request, key, idempotency_key, command, status=201)
 
-    @api.post("/v1/refunds", status_code=201)
+    @api.post("/v1/refunds", status_code=201, operation_id="refund",
+              response_model=answers.Refund, responses=dry_run(answers.Refund))
     async def refund(
         request: Request, body: RefundBody, key: Annotated[ApiKey, Depends(scoped("orders"))],
         idempotency_key: IdemKey = None, simulate: Simulate = False,
@@ -672,7 +687,7 @@ def create_app(
 
     # --- support and reads ------------------------------------------------------------------
 
-    @api.post("/v1/cancellations")
+    @api.post("/v1/cancellations", operation_id="cancel", response_model=answers.Cancellation)
     async def cancel(
         request: Request, body: CancelBody, key: Annotated[ApiKey, Depends(scoped("support"))],
         idempotency_key: IdemKey = None,
@@ -686,12 +701,13 @@ def create_app(
 
     Reader = Annotated[ApiKey, Depends(scoped("support", "audit", "orders"))]
 
-    @api.get("/v1/cards/{card_id}")
+    @api.get("/v1/cards/{card_id}", operation_id="show_card", response_model=answers.Card)
     async def show(card_id: UUID, key: Reader) -> dict[str, Any]:
         """The card as of now: `held` while an order holds it, as a lookup says."""
         return await call(lambda: app.show(card_id))
 
-    @api.get("/v1/holds/{order_id}")
+    @api.get("/v1/holds/{order_id}", operation_id="show_hold", response_model=answers.Hold,
+             response_model_exclude_unset=True)
     async def read_hold(
         order_id: OrderId, key: Annotated[ApiKey, Depends(scoped("checkout", "support"))]
     ) -> dict[str, Any]:
@@ -705,13 +721,15 @@ def create_app(
 
     HistoryReader = Annotated[Actor, Depends(operator_key("GET /v1/cards/{card_id}/history"))]
 
-    @api.get("/v1/cards/{card_id}/history")
+    @api.get("/v1/cards/{card_id}/history", operation_id="card_history",
+             response_model=answers.History)
     async def history(card_id: UUID, actor: HistoryReader) -> dict[str, Any]:
         """The card's events; the customer ids they name: an operator's own key (R21)."""
         return await logged(actor, "card history", "GET history",
                             lambda: app.history(card_id), history_subjects)
 
-    @api.post("/v1/holds/release-timed-out")
+    @api.post("/v1/holds/release-timed-out", operation_id="release_timed_out_holds",
+              response_model=answers.Sweep)
     async def sweep(key: Annotated[ApiKey, Depends(scoped("support"))]) -> dict[str, Any]:
         """The sweep `serve` runs: every hold past its time released (an event each)."""
         return await call(holds.release_timed_out)
@@ -737,7 +755,7 @@ def create_app(
 
     Auditor = Annotated[ApiKey, Depends(scoped("audit"))]
 
-    @api.get("/v1/liability")
+    @api.get("/v1/liability", operation_id="liability", response_model=answers.Liability)
     async def liability(
         key: Auditor, market: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
         as_of: datetime | None = None,
@@ -747,7 +765,7 @@ def create_app(
 
         return await call(lambda: query(fresh_views().db, as_of or app.now(), market))
 
-    @api.get("/v1/breakage")
+    @api.get("/v1/breakage", operation_id="breakage", response_model=answers.Breakage)
     async def breakage(
         key: Auditor, market: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
         month: Annotated[str | None, Query(pattern=r"^[0-9]{4}-[0-9]{2}$")] = None,
@@ -758,7 +776,8 @@ def create_app(
 
     AlertReader = Annotated[Actor, Depends(operator_key("GET /v1/fraud/alerts"))]
 
-    @api.get("/v1/fraud/alerts")
+    @api.get("/v1/fraud/alerts", operation_id="fraud_alerts",
+             response_model=answers.FraudAlerts)
     async def fraud_alerts(
         actor: AlertReader, since: datetime | None = None,
         rule: Annotated[str | None, Query(pattern=r"^F[1-6]$")] = None,
@@ -771,7 +790,8 @@ def create_app(
                             lambda: alerts(fresh_views().db, since, rule),
                             lambda found: (a["customer_id"] for a in found["alerts"]))
 
-    @api.get("/v1/audit/cards/{card_id}/verify")
+    @api.get("/v1/audit/cards/{card_id}/verify", operation_id="verify_card",
+             response_model=answers.Verification)
     async def audit_verify(card_id: UUID, key: Auditor) -> dict[str, Any]:
         """Replays the card from the store, checks its hash chain and the balance view."""
         from projections.verify import verify_card
@@ -785,6 +805,11 @@ def create_app(
         return await call(run)
 
     return api
+
+
+def dry_run(model: type[answers.Answer]) -> dict[int | str, dict[str, Any]]:
+    """`?simulate=true` answers 200 (nothing was created), with `simulated` true."""
+    return {200: {"model": model, "description": "a dry run (simulate): nothing stored"}}
 
 
 def access_table(api: FastAPI) -> dict[str, tuple[str, ...]]:
