@@ -20,13 +20,13 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from composition.status import status
 from dev import pg_dev
 from dev.services import unique_topic_prefix
 from infra.bootstrap import build
 from infra.config import load_settings
 from infra.kafka.topics import Topics
 from infra.runtime import tune_gc
-from infra.status import status
 from tests.faults.harness import (
     PrivateKafkaCluster,
     PrivatePostgres,

@@ -162,7 +162,8 @@ def codes_in_code() -> set[str]:
                 r'_fail\(\s*as_json,\s*"([a-z_]+)"', r'code\s*=\s*"([a-z_]+)"',
                 r'problem\(\s*\d+,\s*"([a-z_]+)"']
     found: set[str] = set()
-    for package in ("domain", "application", "infra", "entrypoints", "consumers", "projections"):
+    for package in ("domain", "application", "infra", "composition", "entrypoints", "consumers",
+                    "projections"):
         for path in (ROOT / package).rglob("*.py"):
             text = path.read_text(encoding="utf-8")
             for pattern in patterns:
@@ -282,8 +283,8 @@ def roles_page(http: dict[str, tuple[str, ...]]) -> str:
 
 
 def http_pages() -> tuple[str, str, str]:
+    from composition.bootstrap import build
     from entrypoints.http.app import access_table, create_app
-    from infra.bootstrap import build
     from infra.config import load_settings
 
     settings = load_settings({"GIFTCARDS_DATABASE_URL": "memory://",

@@ -7,8 +7,8 @@ import logging
 import threading
 from typing import Any
 
+from composition.bootstrap import build
 from entrypoints.cli.base import UsageError, parse_text
-from infra.bootstrap import build
 from infra.config import Settings, load_settings
 from infra.supervisor import Part
 

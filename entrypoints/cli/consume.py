@@ -10,9 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from entrypoints.cli import api_parts as api
-from entrypoints.cli.base import UsageError, examples, parse_text
-from infra.bootstrap import (
+from composition.bootstrap import (
     build,
     build_checkout_consumer,
     build_delivery_worker,
@@ -21,6 +19,8 @@ from infra.bootstrap import (
     check_mail_link,
     set_up_schema,
 )
+from entrypoints.cli import api_parts as api
+from entrypoints.cli.base import UsageError, examples, parse_text
 from infra.config import ConfigError, KafkaLink, Settings, load_settings
 from infra.kafka.topics import Topics
 from infra.supervisor import Part, retry_until_done, run_parts

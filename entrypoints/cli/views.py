@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from application.privacy import history_subjects
+from composition.bootstrap import build_projector
 from entrypoints.cli.base import (
     UsageError,
     examples,
@@ -28,7 +29,6 @@ from entrypoints.cli.operators import (
     logged_read,
     operator_argument,
 )
-from infra.bootstrap import build_projector
 from infra.config import ConfigError
 from infra.kafka.topics import Topics
 from projections import sources

@@ -20,13 +20,13 @@ from application.cards import UnitOfWork
 from application.holds import Holds
 from application.operators import Actor, Operators, check_allowed
 from application.privacy import logged_read
+from composition.bootstrap import build_card_facts_reader, build_projector
 from domain.apikeys import ApiKey
 from domain.errors import DomainError, refuse
 from entrypoints.http.metrics import Metrics
 from entrypoints.http.problems import RETRY_LATER, domain_problem
 from entrypoints.http.replies import MAX_KEY, HttpReply, fingerprint, raw_fingerprint, without_codes
 from entrypoints.http.writer import Writer
-from infra.bootstrap import build_card_facts_reader, build_projector
 from infra.service import Service
 
 T = TypeVar("T")

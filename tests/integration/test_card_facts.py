@@ -14,9 +14,9 @@ from uuid import UUID
 import pytest
 
 from application.holds import Holds
+from composition.bootstrap import Service, build, build_card_facts_reader
 from domain.errors import DomainError
 from domain.giftcard import GiftCard
-from infra.bootstrap import Service, build, build_card_facts_reader
 from infra.cardfacts import CardFactsReader
 from infra.config import load_settings
 from tests.conftest import SECRET, FixedClock
