@@ -15,11 +15,11 @@ from application.cards import (
     REDEMPTION_ORDER,
     GiftCards,
     Json,
-    UnitOfWork,
     check_order_id,
     iso,
     redemption_json,
 )
+from application.unit_of_work import UnitOfWork
 from domain.errors import refuse
 from domain.giftcard import CardFacts, GiftCard
 from domain.streams import Index, stream_id
@@ -55,7 +55,7 @@ class Holds:
         """`simulate`: the full decision in a unit of work that is never saved."""
         if simulate:
             return command(UnitOfWork(self.cards))
-        return self.cards._run(command, within)
+        return self.cards.run(command, within)
 
     def lookup(
         self, *, code: str, market: str, source: str, customer_id: str | None = None,
@@ -126,7 +126,7 @@ class Holds:
         if simulate:
             # A dry run tells whether a code exists as the real call would: it spends the
             # same R8 budget, and is refused alike once it is spent (its misses are saved).
-            self.cards._run(lambda uow: self.cards.card_for_code(
+            self.cards.run(lambda uow: self.cards.card_for_code(
                 uow, code, guard, the_market, now, conceal_market=True))
 
         def command(uow: UnitOfWork) -> Json:
@@ -211,7 +211,7 @@ class Holds:
             uow.add(card, Index.register(REDEMPTION_ORDER, order_id, card.id))
             return redemption_json(card)
 
-        return self.cards._run(command, within)
+        return self.cards.run(command, within)
 
     def void(self, *, order_id: str, within: UnitOfWork | None = None) -> Json:
         """Releases the order's hold; voiding again, or after a time-out, changes nothing."""
@@ -227,7 +227,7 @@ class Holds:
                 uow.add(card)
             return {"order_id": order_id, "card_id": str(card.id), "status": "voided"}
 
-        return self.cards._run(command, within)
+        return self.cards.run(command, within)
 
     def release_timed_out(self) -> Json:
         """The sweep: every hold past its time released, with an event dated when it ran out."""
@@ -258,7 +258,7 @@ class Holds:
                 self.cards.release_timed_out_hold(uow, card, now)
                 return len(uow.changed) > before
 
-            released += self.cards._run(command)
+            released += self.cards.run(command)
         return {"as_of": iso(now), "released": released}
 
 

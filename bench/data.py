@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from application.cards import GiftCards, UnitOfWork
+from application.cards import GiftCards
+from application.unit_of_work import UnitOfWork
 from domain.errors import DomainError
 
 MARKETS = ("FR", "DE", "GB")

@@ -18,8 +18,9 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from application.cards import GiftCards, UnitOfWork
+from application.cards import GiftCards
 from application.checkout import Checkout, Result
+from application.unit_of_work import UnitOfWork
 from consumers.dead_letters import Invalid, dead_letter
 from consumers.messages import (
     CheckoutCompleted,

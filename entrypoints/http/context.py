@@ -16,10 +16,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from application.apikeys import ApiKeys
-from application.cards import UnitOfWork
 from application.holds import Holds
 from application.operators import Actor, Operators, check_allowed
 from application.privacy import logged_read
+from application.unit_of_work import UnitOfWork
 from composition.bootstrap import build_card_facts_reader, build_projector
 from domain.apikeys import ApiKey
 from domain.errors import DomainError, refuse

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from application.cards import UnitOfWork
+from application.unit_of_work import UnitOfWork
 from domain.apikeys import ApiKey
 from entrypoints.http import responses as answers
 from entrypoints.http.bodies import AuthorizeBody, IdemKey, LookupBody, OrderId, Simulate

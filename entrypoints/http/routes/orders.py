@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from application.cards import UnitOfWork
+from application.unit_of_work import UnitOfWork
 from domain.apikeys import ApiKey
 from domain.ids import check_id
 from entrypoints.http import responses as answers
