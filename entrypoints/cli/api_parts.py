@@ -99,7 +99,7 @@ def sweep_part(settings: Settings) -> Part:
         holds = Holds(svc.app, hold_seconds=settings.hold_seconds)
         try:
             while not stop.is_set():
-                released = holds.release_timed_out()["released"]
+                released = holds.release_timed_out().released
                 if released:
                     log.info("holds: %d timed out and released", released)
                 stop.wait(SWEEP_SECONDS)

@@ -9,11 +9,13 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from application.results import CardLookup
 from application.unit_of_work import UnitOfWork
 from domain.apikeys import ApiKey
 from entrypoints.http import responses as answers
 from entrypoints.http.bodies import AuthorizeBody, IdemKey, LookupBody, OrderId, Simulate
 from entrypoints.http.context import ApiContext
+from entrypoints.results import hold_json, lookup_json, redemption_json
 
 # OpenAPI links: a hold is named by its order id, so an authorization leads to the capture
 # and the void of the same path parameter (clients and stateful tests follow them).
@@ -34,7 +36,7 @@ def routes(context: ApiContext) -> APIRouter:
         """A code's card on this market; unknown and other-market codes are answered alike,
         and count against the customer (or this key) for R8."""
         source = str(key.key_id)
-        answer: dict[str, Any] | None = None
+        answer: CardLookup | None = None
         if facts is not None:
             # The common case in one round trip from the event loop; whatever would write
             # (an unknown code, a locked-out subject, a hold to release) runs in full below.
@@ -47,7 +49,7 @@ def routes(context: ApiContext) -> APIRouter:
                 code=body.code, market=body.market, customer_id=body.customer_id, source=source,
             ))
         # Bytes as they go out: the busiest call skips the response model's re-check.
-        return Response(orjson.dumps(answer), media_type="application/json")
+        return Response(orjson.dumps(lookup_json(answer)), media_type="application/json")
 
     @router.post("/v1/checkouts/{order_id}/authorize", operation_id="authorize",
                  response_model=answers.Hold,
@@ -60,12 +62,12 @@ def routes(context: ApiContext) -> APIRouter:
         """R6, R8-R13, then the card is held for this order until captured, voided or timed
         out."""
         def command(uow: UnitOfWork) -> dict[str, Any]:
-            return holds.authorize(
+            return hold_json(holds.authorize(
                 code=body.code, market=body.market, order_id=order_id,
                 order_total=body.order_total, customer_id=body.customer_id,
                 source=str(key.key_id), promo_codes=body.promo_codes,
                 contains_gift_card=body.contains_gift_cards, simulate=simulate, within=uow,
-            )
+            ))
 
         if simulate:
             return JSONResponse({**await context.call(lambda: command(UnitOfWork(app))),
@@ -86,7 +88,7 @@ def routes(context: ApiContext) -> APIRouter:
         """The hold becomes the card's single use (R11: the remainder is forfeited)."""
         response = await context.idempotent(
             request, key, idempotency_key,
-            lambda uow: holds.capture(order_id=order_id, within=uow),
+            lambda uow: redemption_json(holds.capture(order_id=order_id, within=uow)),
             keys=holds.order_keys(order_id),
         )
         if response.status_code == 200:
@@ -101,7 +103,7 @@ def routes(context: ApiContext) -> APIRouter:
         """Releases the hold (the bank payment failed, the cart was abandoned)."""
         response = await context.idempotent(
             request, key, idempotency_key,
-            lambda uow: holds.void(order_id=order_id, within=uow),
+            lambda uow: hold_json(holds.void(order_id=order_id, within=uow)),
             keys=holds.order_keys(order_id),
         )
         if response.status_code == 200:
@@ -114,6 +116,6 @@ def routes(context: ApiContext) -> APIRouter:
         order_id: OrderId, key: Annotated[ApiKey, Depends(context.scoped("checkout", "support"))]
     ) -> dict[str, Any]:
         """An order's hold as of now: `held` (amount, until), `captured` or `released`."""
-        return await context.call(lambda: holds.show(order_id=order_id))
+        return hold_json(await context.call(lambda: holds.show(order_id=order_id)))
 
     return router

@@ -14,6 +14,7 @@ from domain.apikeys import ApiKey
 from entrypoints.http import responses as answers
 from entrypoints.http.bodies import CancelBody, IdemKey
 from entrypoints.http.context import ApiContext
+from entrypoints.results import released_json
 
 
 def routes(context: ApiContext) -> APIRouter:
@@ -52,6 +53,6 @@ def routes(context: ApiContext) -> APIRouter:
                  response_model=answers.Sweep)
     async def sweep(key: Support) -> dict[str, Any]:
         """The sweep `serve` runs: every hold past its time released (an event each)."""
-        return await context.call(holds.release_timed_out)
+        return released_json(await context.call(holds.release_timed_out))
 
     return router
