@@ -14,6 +14,7 @@ import random
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,7 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
                              work / f"serve-{n}.log") for n in range(instances)]
     for serve in serves:
         serve.start()
-    ids: set[str] = set()
+    ids: Counter[str] = Counter()  # inputs per message id
     done = threading.Event()
 
     def load() -> None:
