@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -522,14 +523,16 @@ class CheckoutConsumer:
         `tp` is open (a predecessor frozen mid-commit), the broker answers
         UNSTABLE_OFFSET_COMMIT (read_committed asks for stable offsets) until it commits or
         the broker aborts it (TRANSACTION_TIMEOUT_MS). Raises Stopped if `stop()` meanwhile."""
-        while True:
+        for attempt in itertools.count():
             try:
                 return cast(int | None, self.consumer.committed(tp, timeout_ms=COMMITTED_WAIT_MS))
             except KafkaTimeoutError:
                 if stop():
                     raise Stopped() from None
-                log.info("checkout partition %d: waiting for a pending transaction's offsets",
-                         tp.partition)
+                if attempt == 0:
+                    log.info("checkout partition %d: waiting for its committed offset (a pending "
+                             "transaction's, or the broker away)", tp.partition)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         producer, self._producer = self._producer, None

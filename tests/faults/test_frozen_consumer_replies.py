@@ -4,8 +4,6 @@ moved to another instance, then resumed (SIGCONT): every input gets exactly one 
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -95,15 +93,14 @@ def test_r3_consumer_frozen_while_publishing_replies_then_resumed_answers_each_i
     try:
         frozen.start()
         wait_until_publishing(watcher, frozen)
-        assert frozen.process is not None
-        os.kill(frozen.process.pid, signal.SIGSTOP)
+        frozen.freeze()
         try:
             # Its session runs out: the group gives all partitions to the other instance,
             # which finds the frozen batch applied in the store.
             other.start()
             wait_for_every_reply(kafka_bootstrap, topics, expected)
         finally:
-            os.kill(frozen.process.pid, signal.SIGCONT)
+            frozen.thaw()
         # The resumed process finishes the batch it was publishing, then rejoins the group.
         wait_until_settled(watcher)
         replies = [r[3] for r in read_committed(kafka_bootstrap, topics.results)]
