@@ -484,9 +484,9 @@ class CheckoutConsumer:
         end_transaction(producer, commit=True)
 
     def rewind(self, polled: dict[TopicPartition, Sequence[Any]], error: KafkaError) -> None:
-        """After a transaction that did not commit: drop the producer (the next batch makes a
-        new one, fencing this one's transaction should it still be open) and take the batch's
-        partitions back from the store's and group's positions, as after a rebalance."""
+        """After a transaction that did not commit: replace the producer (the new one fences
+        this one's transaction should it still be open) and take the batch's partitions back
+        from the store's and group's positions, as after a rebalance."""
         log.warning("checkout: a batch of %d partitions not published, taken again from the "
                     "committed offsets (%s: %s)", len(polled), type(error).__name__, error)
         producer, self._producer = self._producer, None
@@ -496,6 +496,12 @@ class CheckoutConsumer:
             except Exception as exc:  # fenced, or the broker away: the next init aborts it
                 log.debug("abort after a failed batch did not complete: %s", exc)
             discard(producer)
+        try:
+            # A new producer under our transactional id settles the old one's transaction
+            # (a commit whose answer was lost completes or aborts) before the offsets are read.
+            self.producer  # noqa: B018
+        except KafkaError as exc:  # the broker away: made at the next batch
+            log.debug("no new producer yet: %s", exc)
         self.unpositioned.update(tp for tp in polled if tp in self.consumer.assignment())
 
     def seek_to_tracked(
