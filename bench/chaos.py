@@ -1,6 +1,9 @@
 """`python -m bench.chaos [--seconds 60]`: 3 brokers, 3 `serve` instances on durable PostgreSQL, a
 steady mixed checkout load, and at random moments a broker (a partition leader) killed -9, a
-`serve` killed -9, PostgreSQL restarted; then the end check and the figures (not a timed test).
+`serve` killed -9, PostgreSQL restarted, a `serve` frozen (SIGSTOP) past its sessions and leases
+then resumed, a `serve` restarted with its wall clock an hour behind (Debian's `faketime`: it
+must refuse to start, naming the offset) then normally; then the end check and the figures
+(not a timed test).
 Recovery is timed against the lag sampled all along: back to the steady lag (what the load keeps
 in flight before any fault) after each fault, and to zero once the load has stopped.
 
@@ -14,6 +17,7 @@ import random
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ from tests.faults.harness import (
     produce_checkout_load,
     purchase_codes,
 )
+from tests.faults.test_clock_skew import FAKETIME_ENV, HOUR_BEHIND
 from tests.integration.kafka_helpers import create_topics
 
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"
@@ -46,6 +51,11 @@ LEASE_S = 5
 STEADY_S = 8  # lag sampled without faults first
 CALM = 4 * WAVE  # lag at most four waves: the backlog of the cards bought beforehand is gone
 SAMPLE_S = 1.0
+FAULTS = ("broker", "serve", "postgres", "frozen", "skewed")
+# Longer than the consumers' session (10 s) and the relay's lease: both move to another instance
+# while this one is stopped, and it comes back to a poll and a lease that are no longer its own.
+FROZEN_S = 20
+SKEWED_EXIT_TIMEOUT_S = 90
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="load duration (default 60)")
     parser.add_argument("--serve", type=int, default=3, help="serve instances (default 3)")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--faults", default=",".join(FAULTS),
+                        help=f"comma-separated kinds, each once (default {','.join(FAULTS)})")
     args = parser.parse_args(argv)
     tune_gc()
     rng = random.Random(args.seed)
@@ -62,13 +74,16 @@ def main(argv: list[str] | None = None) -> None:
     postgres.cluster = pg_dev.Cluster(postgres.home, postgres.cluster.port, durable=True,
                                       crash_safe=True)
     with postgres, PrivateKafkaCluster(work / "kafka") as kafka:
-        report = run(kafka, postgres, work, args.seconds, args.serve, rng)
+        kinds = [k for k in args.faults.split(",") if k]
+        if unknown := set(kinds) - set(FAULTS):
+            parser.error(f"unknown fault kinds: {', '.join(sorted(unknown))}")
+        report = run(kafka, postgres, work, args.seconds, args.serve, rng, kinds)
     for name, value in report:
         print(f"{name:<42} {value}")
 
 
 def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, seconds: float,
-        instances: int, rng: random.Random) -> list[tuple[str, Any]]:
+        instances: int, rng: random.Random, kinds: list[str]) -> list[tuple[str, Any]]:
     topics = Topics(unique_topic_prefix())
     create_topics(kafka.bootstrap, topics, PARTITIONS, replication_factor=3)
     env = {
@@ -87,7 +102,7 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
                              work / f"serve-{n}.log") for n in range(instances)]
     for serve in serves:
         serve.start()
-    ids: set[str] = set()
+    ids: Counter[str] = Counter()  # inputs per message id
     done = threading.Event()
 
     def load() -> None:
@@ -116,9 +131,10 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
     calm = sampler.wait_for(lambda relay, checkout: relay <= CALM and checkout <= CALM,
                             after=time.monotonic(), timeout=seconds / 3) or time.monotonic()
     time.sleep(STEADY_S)
-    moments = sorted(rng.uniform(0.3, 0.75) * seconds for _ in range(3))
-    kinds = ["broker", "serve", "postgres"]
+    moments = sorted(rng.uniform(0.3, 0.75) * seconds for _ in kinds)
+    kinds = list(kinds)
     rng.shuffle(kinds)
+    refusals: list[str] = []  # what each instance started with a skewed clock said
     for at, kind in zip(moments, kinds, strict=True):
         time.sleep(max(0.0, started + at - time.monotonic()))
         hit = time.monotonic()
@@ -131,6 +147,16 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
             victim = rng.choice(serves)
             victim.kill()
             time.sleep(5)
+            victim.start()
+        elif kind == "frozen":
+            victim = rng.choice(serves)
+            victim.freeze()
+            time.sleep(FROZEN_S)
+            victim.thaw()
+        elif kind == "skewed":
+            victim = rng.choice(serves)
+            victim.kill()
+            refusals.append(skewed_start(victim, env, work))
             victim.start()
         else:
             postgres.restart(kill=False)
@@ -172,8 +198,25 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
                        else f"{again - hit:.1f}"))
     report.append(("zero lag after the load ended (s)",
                    "not within 300 s" if drained is None else f"{drained - load_end:.1f}"))
+    report += [("skewed start refused", refusal) for refusal in refusals]
     report += [(f"problem {n}", p) for n, p in enumerate(problems[:10])]
     return report
+
+
+def skewed_start(victim: ServiceProcess, env: dict[str, str], work: Path) -> str:
+    """`victim`'s command started with its wall clock an hour behind: it must exit, naming the
+    measured offset, before taking a lease or recording an event. Its last log line."""
+    skewed = ServiceProcess(victim.args, {**env, **FAKETIME_ENV}, work / "skewed.log",
+                            prefix=HOUR_BEHIND)
+    skewed.start()
+    deadline = time.monotonic() + SKEWED_EXIT_TIMEOUT_S
+    while skewed.alive() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if skewed.alive():
+        skewed.kill()
+        return f"NOT REFUSED: still running after {SKEWED_EXIT_TIMEOUT_S} s"
+    lines = skewed.log_text(current_run=True).strip().splitlines()
+    return f"exit {skewed.exit_code()}: {lines[-1] if lines else '(no output)'}"
 
 
 class LagSampler(threading.Thread):
