@@ -57,6 +57,7 @@ from entrypoints.http.replies import (
 from entrypoints.http.writer import Writer
 from infra.bootstrap import build_card_facts_reader
 from infra.kafka.floor import stopped_relays
+from infra.kafka.links import refused_links
 from infra.service import Service
 from infra.transient import DATABASE_ERRORS, is_transient
 
@@ -180,7 +181,8 @@ class Metrics:
         )
         self.relay_stopped = Gauge(
             "giftcards_relay_stopped", "1: the relay stopped, Kafka's committed position read "
-            "below the one the broker confirmed (see status)", ["relay"], registry=self.registry,
+            "below the one the broker confirmed, or a forged chain link met (see status)",
+            ["relay"], registry=self.registry,
         )
         self.clock_offset = Gauge(
             "giftcards_clock_offset_seconds", "this host's clock minus the database's, as last "
@@ -521,7 +523,8 @@ def create_app(
         metrics.requests_overdue.set(due["overdue"])
         metrics.requests_due.set(due["due_within"])
         try:
-            for relay in await call(lambda: stopped_relays(service.db)):
+            for relay in await call(lambda: [*stopped_relays(service.db),
+                                             *refused_links(service.db)]):
                 metrics.relay_stopped.labels(relay).set(1)
         except Exception as error:  # the other metrics still answer
             log.warning("relay state not readable (%s)", type(error).__name__)
