@@ -84,7 +84,8 @@ def export(recorder: Any, mapper: Any, views: Database, market: str, period: str
         orjson.dumps(breakage(views, market, period), option=orjson.OPT_INDENT_2)
     )
     shipped = [{**cp, "heads": {cid: h for cid, h in cp["heads"].items()
-                                if len(h) > 2 and h[2] == market}} for cp in checkpoints]
+                                if len(h) > 2 and h[2] == market}} for cp in checkpoints
+               if not cps.is_increment(cp)]  # increments hold no market roots
     (out / "checkpoints.json").write_bytes(orjson.dumps(shipped))
     (out / "public-key.pem").write_bytes(cps.public_pem(key))
     (out / "verify_pack.py").write_bytes(VERIFIER.read_bytes())

@@ -205,8 +205,9 @@ def privacy_loop(settings: Settings) -> Part:
 
 
 def checkpoints_loop(settings: Settings) -> Part:
-    """Audit: a signed checkpoint every N stored events or minutes (published once the
-    topics are there)."""
+    """Audit: a signed checkpoint every N stored events or minutes and, in between, an
+    increment of the heads that changed every few seconds (each published once the topics
+    are there)."""
     from infra import checkpoints as cps
 
     def run(stop: threading.Event) -> None:
@@ -218,7 +219,7 @@ def checkpoints_loop(settings: Settings) -> Part:
             # The store must not contradict the latest trusted checkpoint, even the first time.
             ring = cps.KeyRing.load(cps.ring_path(settings.checkpoint_dir).read_bytes())
             good, _ = cps.trusted(settings.checkpoint_dir, ring)
-            checkpointer.last = good[-1] if good else None
+            checkpointer.follow(good)
 
             def sign() -> None:
                 from infra.kafka.checkpoints import publish
@@ -227,8 +228,18 @@ def checkpoints_loop(settings: Settings) -> Part:
                 publish(settings, checkpoint)
                 log.info("checkpoint signed at position %d", checkpoint["header"]["position"])
 
+            def increment() -> None:
+                from infra.kafka.checkpoints import publish
+
+                signed = checkpointer.sign_increment(key, service.app.now(),
+                                                     settings.checkpoint_dir)
+                if signed is not None:
+                    publish(settings, signed)
+
+            seconds = settings.checkpoint_increment_seconds
             cps.every(checkpointer, sign, settings.checkpoint_every_events,
-                      settings.checkpoint_every_minutes * 60, stop)
+                      settings.checkpoint_every_minutes * 60, stop, poll=seconds or 5.0,
+                      increment=increment if seconds else None)
         finally:
             service.close()
 

@@ -400,7 +400,7 @@ def audit_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     trusted, _ = trusted_checkpoints(None)
     try:
         checkpoint = cps.create(svc.app.recorder, svc.app.mapper, key, svc.app.now(),
-                                settings.checkpoint_dir, trusted[-1] if trusted else None)
+                                settings.checkpoint_dir, chain=trusted)
     except cps.CheckpointError as refused:
         emit_and_exit({"ok": False, "refused": str(refused), "problems": refused.problems},
                       args.json)

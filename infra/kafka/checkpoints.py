@@ -14,13 +14,16 @@ from infra.kafka.topics import Topics
 
 
 def publish(settings: Settings, checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """The signed header (not the heads: the file holds them, the root covers them)."""
+    """The signed header (a full checkpoint's heads stay in its file: the root covers them;
+    an increment's are sent too, so a deleted file is no loss)."""
     topics = Topics.of(settings)
     ensure_topics(settings.kafka_link, topics, settings.partitions,
                   settings.replication_factor)
     producer = clients.producer(settings.kafka_link, acks="all", enable_idempotence=True)
     try:
         value = {"header": checkpoint["header"], "signature": checkpoint["signature"]}
+        if checkpoint["header"].get("kind") == "increment":  # small: its heads travel with it
+            value["heads"] = checkpoint["heads"]
         meta = producer.send(topics.checkpoints, orjson.dumps(value)).get(timeout=30)
         producer.flush()
         return {"topic": meta.topic, "offset": meta.offset}
