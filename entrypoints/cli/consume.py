@@ -221,25 +221,28 @@ def checkpoints_loop(settings: Settings) -> Part:
             good, _ = cps.trusted(settings.checkpoint_dir, ring)
             checkpointer.follow(good)
 
-            def sign() -> None:
-                from infra.kafka.checkpoints import publish
+            from infra.kafka.checkpoints import Publisher
 
+            publish = Publisher(settings)
+
+            def sign() -> None:
                 checkpoint = checkpointer.sign(key, service.app.now(), settings.checkpoint_dir)
-                publish(settings, checkpoint)
+                publish(checkpoint)
                 log.info("checkpoint signed at position %d", checkpoint["header"]["position"])
 
             def increment() -> None:
-                from infra.kafka.checkpoints import publish
-
                 signed = checkpointer.sign_increment(key, service.app.now(),
                                                      settings.checkpoint_dir)
                 if signed is not None:
-                    publish(settings, signed)
+                    publish(signed)
 
             seconds = settings.checkpoint_increment_seconds
-            cps.every(checkpointer, sign, settings.checkpoint_every_events,
-                      settings.checkpoint_every_minutes * 60, stop, poll=seconds or 5.0,
-                      increment=increment if seconds else None)
+            try:
+                cps.every(checkpointer, sign, settings.checkpoint_every_events,
+                          settings.checkpoint_every_minutes * 60, stop, poll=seconds or 5.0,
+                          increment=increment if seconds else None)
+            finally:
+                publish.close()
         finally:
             service.close()
 

@@ -112,3 +112,35 @@ def test_serve_signs_an_increment_within_its_cadence_and_a_full_one_supersedes_t
     assert full[0]["header"]["previous"] == cps.header_digest(last["header"])
     trusted, bad = cps.trusted(directory, KEY.public_key())
     assert bad == [] and trusted == full
+
+
+def test_serves_checkpoint_part_publishes_each_increment_with_its_heads(
+    service: Service, env_for: dict[str, str], kafka_bootstrap: str
+) -> None:
+    from dev.services import unique_topic_prefix
+    from entrypoints.cli.consume import checkpoints_loop
+    from infra.config import load_settings
+    from infra.kafka.checkpoints import published
+
+    settings = load_settings({**env_for, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                              "GIFTCARDS_TOPIC_PREFIX": unique_topic_prefix(),
+                              "GIFTCARDS_PARTITIONS": "1",
+                              "GIFTCARDS_CHECKPOINT_INCREMENT_SECONDS": "0.2"})
+    stop = threading.Event()
+    part = threading.Thread(target=checkpoints_loop(settings), args=(stop,))
+    part.start()
+    try:
+        card = service.app.purchase(market="FR", amount=2000, payment_method="card",
+                                    buyer_id="b", order_id="P-1")["card_id"]
+        deadline = time.monotonic() + 30
+        while not cps.increment_paths(settings.checkpoint_dir) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        part.join(timeout=30)
+    assert not part.is_alive()
+    [path] = cps.increment_paths(settings.checkpoint_dir)
+    increment = cps.read(path)
+    assert card in increment["heads"]
+    copies = published(settings)
+    assert copies[-1] == increment  # header, signature and heads: the file is no longer needed
