@@ -109,10 +109,10 @@ def sign_bytes(key: Ed25519PrivateKey, data: bytes) -> str:
 
 def market_roots(heads: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per market: how many cards and the Merkle root of their heads (sorted by card id)."""
-    by_market: dict[str, dict[str, tuple[int, str]]] = {}
+    by_market: dict[str, dict[str, Any]] = {}
     for cid, head in heads.items():
         if len(head) > 2 and head[2]:
-            by_market.setdefault(str(head[2]), {})[cid] = (int(head[0]), str(head[1]))
+            by_market.setdefault(str(head[2]), {})[cid] = head
     return {m: {"cards": len(h), "root": merkle_root(h)} for m, h in sorted(by_market.items())}
 
 
@@ -183,11 +183,10 @@ class Checkpointer:
             raise CheckpointError(problems)
         self.checked_all = True
         heads: dict[str, Any] = {
-            cid: [c.last_version, c.hashes[c.last_version], c.market or ""]
-            for cid in sorted(self.changed) if (c := self.chains[cid])}
+            cid: self.chains[cid].head_of() for cid in sorted(self.changed)}
         header = {"kind": "increment", "position": self.position,
                   "signed_at": now.isoformat(), "cards": len(heads),
-                  "root": merkle_root({cid: (h[0], h[1]) for cid, h in heads.items()}),
+                  "root": merkle_root(heads),
                   "key": fingerprint(key), "previous": self.previous()}
         increment = {"header": header, "signature": sign_bytes(key, _signed_bytes(header)),
                      "heads": heads}
@@ -215,11 +214,9 @@ class Checkpointer:
             problems.extend(contradictions(self.chains, latest))
         if problems:
             raise CheckpointError(problems)
-        heads: dict[str, Any] = {
-            cid: [c.last_version, c.hashes[c.last_version], c.market or ""]
-            for cid, c in sorted(self.chains.items())}
+        heads: dict[str, Any] = {cid: c.head_of() for cid, c in sorted(self.chains.items())}
         header = {"position": self.position, "signed_at": now.isoformat(), "cards": len(heads),
-                  "root": merkle_root({cid: (h[0], h[1]) for cid, h in heads.items()}),
+                  "root": merkle_root(heads),
                   "key": fingerprint(key),
                   "markets": market_roots(heads)}
         if self.last is not None or self.increments:
@@ -247,7 +244,8 @@ def contradictions(chains: dict[str, CardChain], latest: dict[str, Any]) -> list
                           f"checkpoint at position {latest['header']['position']} is missing "
                           "from the store: its events were deleted"})
         else:
-            found.extend(compare(cid, chain.hashes, chain.last_version, [latest]))
+            found.extend(compare(cid, chain.hashes, chain.last_version, [latest],
+                                 chain.redacted))
     return found
 
 
@@ -316,8 +314,7 @@ def check(checkpoint: dict[str, Any], key: Ed25519PublicKey | KeyRing,
     except (InvalidSignature, ValueError, KeyError, TypeError):
         return "signature invalid: not signed by the trusted checkpoint key"
     if market is None:
-        heads = {cid: (int(h[0]), str(h[1])) for cid, h in checkpoint["heads"].items()}
-        if merkle_root(heads) != header["root"]:
+        if merkle_root(checkpoint["heads"]) != header["root"]:
             return "heads do not give the signed Merkle root"
         if is_increment(checkpoint):
             return None
@@ -446,8 +443,10 @@ def _trusted_files(files: list[Path], key: Ed25519PublicKey | KeyRing
 
 
 def compare(card_id: str, hashes: dict[int, str], last_version: int,
-            checkpoints: list[dict[str, Any]]) -> Iterator[Problem]:
-    """Differences between one card's recomputed chain and every trusted checkpoint."""
+            checkpoints: list[dict[str, Any]],
+            redacted: dict[int, str] | None = None) -> Iterator[Problem]:
+    """Differences between one card's recomputed chain (and its redacted chain, when given)
+    and every trusted checkpoint."""
     for cp in checkpoints:
         head = cp["heads"].get(card_id)
         if head is None:
@@ -458,7 +457,8 @@ def compare(card_id: str, hashes: dict[int, str], last_version: int,
             yield {"card_id": card_id, "version": version,
                    "problem": f"{at} has version {version}; the store has only "
                               f"{last_version}: events were deleted"}
-        elif hashes.get(version) != expected:
+        elif hashes.get(version) != expected or (
+                redacted is not None and len(head) > 3 and redacted.get(version) != head[3]):
             yield {"card_id": card_id, "version": version,
                    "problem": f"history up to version {version} differs from the {at}: "
                               "an event was edited, inserted, removed or reordered"}
