@@ -36,7 +36,9 @@ class Quiet:
 def chain(i: int) -> CardChain:
     cid = f"{i:08d}-0000-4000-8000-000000000000"
     head = hashlib.sha256(cid.encode()).hexdigest()
-    return CardChain(cid, hashes={1: head}, last_version=1, head=head, market="FR")
+    redacted = hashlib.sha256(head.encode()).hexdigest()  # the redacted chain's head
+    return CardChain(cid, hashes={1: head}, last_version=1, head=head, market="FR",
+                     redacted={1: redacted})
 
 
 def timed_ms(call: Any) -> tuple[float, Any]:
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
                 for i in range(changed):  # the next event of `changed` cards
                     c = checkpointer.chains[chain((r * changed + i) % args.cards).card_id]
                     c.last_version += 1
-                    c.hashes[c.last_version] = hashlib.sha256(
+                    c.hashes[c.last_version] = c.redacted[c.last_version] = hashlib.sha256(
                         f"{c.card_id}{c.last_version}".encode()).hexdigest()
                     checkpointer.changed.add(c.card_id)
                 ms, _ = timed_ms(lambda: checkpointer.sign_increment(key, now, where))
