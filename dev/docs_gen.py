@@ -151,6 +151,9 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "relay_position_regressed": (CLI, "no, an operator decides", "Kafka's committed relay "
                                  "position is below one the broker confirmed: the relay stops "
                                  "instead of publishing again"),
+    "relay_forged_link": (CLI, "no, an operator decides", "a stored card event whose chain "
+                          "link the chain key did not seal (forged by someone with database "
+                          "access): the relay publishes nothing from it on"),
 }
 # Words the scan finds that are not error codes.
 NOT_CODES = {"refused", "version"}

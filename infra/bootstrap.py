@@ -19,7 +19,7 @@ from infra.config import ConfigError, Settings, load_settings
 from infra.db import Database, eventsourcing_env
 from infra.dbclock import DatabaseClock
 from infra.envelope import use_pseudonyms
-from infra.kafka import floor
+from infra.kafka import floor, links
 from infra.keyring import KekRing
 from infra.lookup import stream_loader
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
@@ -82,6 +82,7 @@ def build(
     if create_tables:
         db.execute(lease.TABLE)
         db.execute(floor.TABLE)
+        db.execute(links.TABLE)
     pseudonyms = StreamPseudonyms(keys.stream_pseudonym)
     use_pseudonyms(pseudonyms)  # every envelope this process builds (relay, views, verify)
     return Service(settings=settings, app=app, db=db, vault=vault, pseudonyms=pseudonyms,

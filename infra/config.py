@@ -77,6 +77,8 @@ class Settings(BaseModel):
     checkpoint_dir: Path = Path("var/checkpoints")
     checkpoint_every_events: int = 10_000
     checkpoint_every_minutes: int = 60
+    # Between full checkpoints, an increment signing the heads that changed (0: none).
+    checkpoint_increment_seconds: float = 5.0
     # The key sealing every chain link (HMAC): outside the database and the data directory;
     # None (memory stores only): a key for the process's lifetime.
     chain_key_file: Path | None = None
@@ -166,6 +168,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         chain_key_file=None if url == "memory://" else _chain_key_file(env),
         checkpoint_every_events=_int(env, "GIFTCARDS_CHECKPOINT_EVERY_EVENTS", 10_000),
         checkpoint_every_minutes=_int(env, "GIFTCARDS_CHECKPOINT_EVERY_MINUTES", 60),
+        checkpoint_increment_seconds=_seconds(env, "GIFTCARDS_CHECKPOINT_INCREMENT_SECONDS",
+                                              5.0),
         kek_file=None if url == "memory://" else Path(
             env.get("GIFTCARDS_KEK_FILE") or data_dir / "kek-ring"
         ),
@@ -469,6 +473,8 @@ VARIABLES: dict[str, str] = {
     "(10000)",
     "GIFTCARDS_CHECKPOINT_EVERY_MINUTES": "…or this long after the last one when any event is "
     "new (60)",
+    "GIFTCARDS_CHECKPOINT_INCREMENT_SECONDS": "in between, `serve` signs an increment of the "
+    "card heads that changed at most this long after they did (5; 0: no increments)",
     "GIFTCARDS_KEK_FILE": "the key-encryption keys wrapping subject keys (default "
     "`<data dir>/kek-ring`); every process must see the same file; back it up",
     "GIFTCARDS_KEK_ROTATION_HOURS": "how often `serve`/`gdpr purge` rotate the KEK (24)",

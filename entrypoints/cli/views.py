@@ -400,7 +400,7 @@ def audit_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     trusted, _ = trusted_checkpoints(None)
     try:
         checkpoint = cps.create(svc.app.recorder, svc.app.mapper, key, svc.app.now(),
-                                settings.checkpoint_dir, trusted[-1] if trusted else None)
+                                settings.checkpoint_dir, chain=trusted)
     except cps.CheckpointError as refused:
         emit_and_exit({"ok": False, "refused": str(refused), "problems": refused.problems},
                       args.json)
@@ -518,6 +518,8 @@ def evidence_pack(args: argparse.Namespace) -> dict[str, Any]:
     if args.market is None or args.out is None or args.card_id is not None:
         raise UsageError("--period needs --market and --out, and no CARD_ID")
 
+    clear: list[dict[str, Any]] = []
+
     def write() -> dict[str, Any]:
         service().app.markets.get(args.market)  # an unknown market is refused here
         refresh()
@@ -530,17 +532,16 @@ def evidence_pack(args: argparse.Namespace) -> dict[str, Any]:
         key = signing_key(create=False)  # signs the manifest: files, liability, breakage
         app = service().app
         manifest = evidence.export(app.recorder, app.mapper, projector().db, args.market,
-                                   args.period, checkpoints, key, app.now(), args.out)
+                                   args.period, checkpoints, key, app.now(), args.out, clear)
         assert cps.fingerprint(key) == manifest["key"]
         return {"ok": True, "out": str(args.out), **manifest}
 
     def customers(_: dict[str, Any]) -> Iterator[str]:
-        with (args.out / "chains.jsonl").open("rb") as chains:
-            for line in chains:
-                fields = orjson.loads(line)["fields"]
-                yield from (str(fields[n]) for n in SUBJECT_FIELDS if fields.get(n))
-                if recipient := (fields.get("pii") or {}).get("recipient_subject"):
-                    yield str(recipient)
+        # The pack holds them as pseudonyms: the stored fields name whom it concerns.
+        for fields in clear:
+            yield from (str(fields[n]) for n in SUBJECT_FIELDS if fields.get(n))
+            if recipient := (fields.get("pii") or {}).get("recipient_subject"):
+                yield str(recipient)
 
     return logged_read(args, "audit export --period",
                        f"evidence pack {args.market} {args.period}", write, customers)

@@ -36,7 +36,8 @@ class Metrics:
         )
         self.relay_stopped = Gauge(
             "giftcards_relay_stopped", "1: the relay stopped, Kafka's committed position read "
-            "below the one the broker confirmed (see status)", ["relay"], registry=self.registry,
+            "below the one the broker confirmed, or a forged chain link met (see status)",
+            ["relay"], registry=self.registry,
         )
         self.clock_offset = Gauge(
             "giftcards_clock_offset_seconds", "this host's clock minus the database's, as last "

@@ -17,6 +17,7 @@ from entrypoints.http.context import ApiContext
 from entrypoints.http.metrics import DUE_WARNING_DAYS
 from entrypoints.http.problems import problem
 from infra.kafka.floor import stopped_relays
+from infra.kafka.links import refused_links
 
 log = logging.getLogger("giftcards.api")
 # Answered without a key: their operations say so (`security: []`).
@@ -51,7 +52,9 @@ def routes(context: ApiContext) -> APIRouter:
         metrics.requests_overdue.set(due["overdue"])
         metrics.requests_due.set(due["due_within"])
         try:
-            for relay in await context.call(lambda: stopped_relays(service.db)):
+            for relay in await context.call(
+                lambda: [*stopped_relays(service.db), *refused_links(service.db)]
+            ):
                 metrics.relay_stopped.labels(relay).set(1)
         except Exception as error:  # the other metrics still answer
             log.warning("relay state not readable (%s)", type(error).__name__)
