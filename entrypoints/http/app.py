@@ -81,6 +81,9 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+PONG = orjson.dumps({"status": "ok"})
+
+
 class LookupBody(Body):
     code: Code
     market: MarketCode
@@ -539,6 +542,12 @@ def create_app(
         from infra import asyncapi
 
         return Response(asyncapi.text(), media_type="application/yaml")
+
+    @api.post("/v1/ping")
+    async def ping(key: Annotated[ApiKey, Depends(scoped("checkout"))]) -> Response:
+        """A checkout key checked, its request read, a constant answer: whether a key works,
+        and what a request costs before any card is read (the lookup's baseline in the bench)."""
+        return Response(PONG, media_type="application/json")
 
     # --- checkout: lookup and holds ------------------------------------------------------
 
