@@ -34,7 +34,10 @@ class UnitOfWork:
 
     def prefetch(self, ids: Iterable[UUID]) -> None:
         """Load many streams in one query: a batch reads its keys and cards once, not each."""
-        wanted = set(ids) - self.changed.keys() - self.loaded.keys() - self.absent
+        # Membership tests, not `set - keys()`: that iterates over every stream loaded so
+        # far, which made a batch's per-command prefetches quadratic in its size.
+        changed, loaded, absent = self.changed, self.loaded, self.absent
+        wanted = {i for i in ids if i not in changed and i not in loaded and i not in absent}
         if self.app.load_streams is None or not wanted:
             return
         found = self.app.load_streams(list(wanted))

@@ -26,10 +26,19 @@ HOLD_LINKS = {
 }
 
 
+PONG = orjson.dumps({"status": "ok"})
+
+
 def routes(context: ApiContext) -> APIRouter:
     router = APIRouter()
     app, holds, metrics, facts = context.app, context.holds, context.metrics, context.facts
     Checkout = Annotated[ApiKey, Depends(context.scoped("checkout"))]
+
+    @router.post("/v1/ping", operation_id="ping", response_model=answers.Status)
+    async def ping(key: Checkout) -> Response:
+        """A checkout key checked, its request read, a constant answer: whether a key works,
+        and what a request costs before any card is read (the lookup's baseline in the bench)."""
+        return Response(PONG, media_type="application/json")
 
     @router.post("/v1/cards/lookup", operation_id="lookup", response_model=answers.Lookup)
     async def lookup(body: LookupBody, key: Checkout) -> Response:
