@@ -208,6 +208,17 @@ class Vault:
         except InvalidTag:
             return ERASED
 
+    def owner_of(self, token: str) -> str | None:
+        """The subject whose live key sealed `token` (a `gc1` token), or None once erased."""
+        parts = token.split(":", 2)
+        if len(parts) != 3 or parts[0] != PREFIX:
+            return None
+        rows = self.db.execute(
+            "SELECT subject_id FROM subject_keys WHERE key_id = ? AND wrapped_key IS NOT NULL",
+            (parts[1],),
+        )
+        return str(rows[0][0]) if rows else None
+
     def _open_field(self, subject_id: str, field: str, body: str) -> str:
         key = self._field_key(subject_id, field, create=False)
         if key is None:

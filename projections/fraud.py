@@ -312,6 +312,9 @@ def rotated_pseudonym(event_id: str) -> str:
 def rotate_pseudonym(b: Batch, old: str, new: str) -> None:
     """Replaces `old` wherever a view's text holds it: ids, keys, JSON state, explanations."""
     b.flush()  # the batch's rows first: the SQL below must see them, and the cache goes
+    if not b.db.is_postgres:
+        b.db.execute("PRAGMA secure_delete=ON")  # the old values' cells are zeroed
+    b.rotated = True
     for table in VIEWS:
         for column, kind in table.columns.items():
             if kind == "TEXT":
