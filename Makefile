@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 ASYNCAPI_PARSER := dev/asyncapi/node_modules/@asyncapi/parser/package.json
 
 .PHONY: demo test test-repeat lint services cluster bench chaos container-deps images container-test clean \
-	asyncapi-parser kcat faketime tools docs
+	asyncapi-parser kcat faketime tools chromium console-charts docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -46,11 +46,26 @@ kcat:
 faketime:
 	command -v faketime >/dev/null || { apt-get update -qq && apt-get install -y -qq faketime; }
 
+# The console's charting library, pinned by dev/console/package-lock.json; the copy served
+# from entrypoints/console/static/ is checked against it (tests/unit/test_console_vendored_chart.py).
+CONSOLE_CHARTS := dev/console/node_modules/chart.js/package.json
+
+$(CONSOLE_CHARTS): dev/console/package-lock.json
+	cd dev/console && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+console-charts: $(CONSOLE_CHARTS)
+
+# chromium + chromedriver: the console's browser tests drive a real browser (Selenium).
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
 # curl: the HTTP quickstart's walk-through (tests/e2e/test_docs.py) runs it as written.
 tools:
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
 
-test: services lint kcat faketime tools
+test: services lint kcat faketime tools chromium console-charts
 	$(PY) -m pytest
 
 # The same tests N times in a row (pytest-repeat), stopping at the first failure: a flaky test

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import random
 import time
 from collections import defaultdict
@@ -688,6 +689,17 @@ class GiftCards(Application[UUID]):
 
     def card(self, card_id: UUID) -> GiftCard:
         return self._card(UnitOfWork(self), card_id)
+
+    def find_by_order(self, order_id: str, code_last4: str) -> UUID:
+        """Customer service's look-up: the card bought with this order whose code ends so
+        (never by the code itself). A wrong order and a wrong ending are refused alike."""
+        check_order_id(order_id)
+        uow = UnitOfWork(self)
+        index = uow.get(stream_id(PURCHASE_ORDER, order_id), Index)
+        card = None if index is None else uow.get(index.target, GiftCard)
+        if card is None or not hmac.compare_digest(card.code_last4, code_last4.upper()):
+            raise refuse("unknown_card", "no card was bought with this order and code ending")
+        return card.id
 
     def show(self, card_id: UUID) -> Json:
         """The card as of now, its status as every read tells it (a lookup's too): `held`

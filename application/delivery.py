@@ -111,6 +111,15 @@ class Deliveries:
 
         return self.cards.run(command)
 
+    def of_card(self, card_id: UUID) -> Json:
+        """A card's code delivery for customer service: how far it got, why it failed, how
+        many times an operator sent it again (no address: that is personal data)."""
+        delivery = UnitOfWork(self.cards).get(CodeDelivery.id_for(card_id), CodeDelivery)
+        if delivery is None:
+            return {"card_id": str(card_id), "status": None, "failure": None, "attempt": 0}
+        return {"card_id": str(card_id), "status": delivery.status,
+                "failure": delivery.failure, "attempt": delivery.attempt}
+
     def _retriable(
         self, card_id: UUID, operator: str, uow: UnitOfWork | None = None
     ) -> CodeDelivery:

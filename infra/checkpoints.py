@@ -442,6 +442,26 @@ def _trusted_files(files: list[Path], key: Ed25519PublicKey | KeyRing
     return good, bad
 
 
+def service_ring(directory: Path, signing_key_file: Path) -> KeyRing | None:
+    """The service's own trust: its ring file, else the public half of its signing key;
+    None if it has neither (ValueError: a file that is not a key)."""
+    if ring_path(directory).exists():
+        return KeyRing.load(ring_path(directory).read_bytes())
+    if signing_key_file.exists():
+        return KeyRing.of(load_signing_key(signing_key_file, create=False).public_key())
+    return None
+
+
+def covering(card_id: str, version: int, checkpoints: list[dict[str, Any]]
+             ) -> dict[str, Any] | None:
+    """The first checkpoint (oldest first) whose head of this card includes `version`."""
+    for cp in checkpoints:
+        head = cp["heads"].get(card_id)
+        if head is not None and int(head[0]) >= version:
+            return cp
+    return None
+
+
 def compare(card_id: str, hashes: dict[int, str], last_version: int,
             checkpoints: list[dict[str, Any]],
             redacted: dict[int, str] | None = None) -> Iterator[Problem]:

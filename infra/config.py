@@ -109,6 +109,9 @@ class Settings(BaseModel):
     http_keep_alive_seconds: float = 5.0
     http_max_header_bytes: int = 16_384
     http_max_connections: int = 512
+    # The operators' console (entrypoints.console) on the API's app, and its idle timeout.
+    console: bool = False
+    console_idle_seconds: float = 900.0
 
     @property
     def production(self) -> bool:
@@ -192,6 +195,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         http_keep_alive_seconds=_seconds(env, "GIFTCARDS_HTTP_KEEP_ALIVE_SECONDS", 5.0),
         http_max_header_bytes=_int(env, "GIFTCARDS_HTTP_MAX_HEADER_BYTES", 16_384),
         http_max_connections=_int(env, "GIFTCARDS_HTTP_MAX_CONNECTIONS", 512),
+        console=_switch(env, "GIFTCARDS_CONSOLE", False),
+        console_idle_seconds=_seconds(env, "GIFTCARDS_CONSOLE_IDLE_SECONDS", 900.0),
     )
 
 
@@ -489,6 +494,9 @@ VARIABLES: dict[str, str] = {
     "GIFTCARDS_SMTP_URL": "mail server of the code e-mails, `smtp://[user:pw@]host[:port]"
     "[?starttls=1]` or `smtps://…`; unset = `.eml` files in `<data dir>/mail/new/`; "
     "production requires `smtps://` or `?starttls=1`",
+    "GIFTCARDS_CONSOLE": "the operators' console under `/console/` on the HTTP API (off; "
+    "`--console` of `api`/`serve`, or `giftcards console`)",
+    "GIFTCARDS_CONSOLE_IDLE_SECONDS": "a console session unused this long is signed out (900)",
     "GIFTCARDS_HOLD_SECONDS": "how long an HTTP authorization holds a card (1800)",
     "GIFTCARDS_API_GROUP_COMMIT": "the HTTP API saves concurrent commands in one transaction "
     "per batch (group commit, on); `off` only to measure the naive baseline",

@@ -24,10 +24,17 @@ def add_api_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
                    help="TCP port (api: default 8080; serve: the API runs only when given)")
     p.add_argument(f"--{prefix}workers", default=16, type=int,
                    help="threads running commands on PostgreSQL (SQLite: one)")
+    p.add_argument("--console", action="store_true",
+                   help="also the operators' console under /console/ (GIFTCARDS_CONSOLE=on)")
     if not prefix:  # `serve` runs the API in one of its threads
         p.add_argument("--processes", default=1, type=int,
                        help="API processes sharing the port (PostgreSQL; default 1): one per "
                        "core. Each has its own /metrics and the default 16 threads")
+
+
+def with_console(settings: Settings, args: argparse.Namespace) -> Settings:
+    """`--console` turns the console on whatever GIFTCARDS_CONSOLE says."""
+    return settings.model_copy(update={"console": True}) if args.console else settings
 
 
 def limited(settings: Settings) -> dict[str, Any]:

@@ -265,6 +265,7 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
 
     stop = stop_on_sigterm()
     settings, bootstrap, topics = kafka_config()
+    settings = api.with_console(settings, args)
     from entrypoints.cli.gdpr import create_privacy_tables
 
     views = [] if args.without_projections else [lambda: build_projector(settings).db.close()]

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.routing import BaseRoute
 
 from application.operators import PERMISSIONS, ROLE_SCOPES, ROLES
+from entrypoints.console.routes import console_router
 from entrypoints.http.context import ApiContext
 from entrypoints.http.document import openapi_document
 from entrypoints.http.errors import install_error_handlers
@@ -55,6 +56,8 @@ def create_app(
     api.include_router(orders.routes(context))
     api.include_router(support.routes(context))
     api.include_router(audit.routes(context))
+    if service.settings.console:  # the operators' pages, over the same use cases
+        api.include_router(console_router(service, context.operators, context.call))
     api.add_middleware(BodyLimits)
     api.add_middleware(Gate, authenticate=context.authenticated)
     # Outermost: times every answer, the body checks' refusals included.
