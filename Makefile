@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 ASYNCAPI_PARSER := dev/asyncapi/node_modules/@asyncapi/parser/package.json
 
 .PHONY: demo test test-repeat lint services cluster bench chaos container-deps images container-test clean \
-	asyncapi-parser kcat faketime tools docs
+	asyncapi-parser kcat faketime patroni tools docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -46,18 +46,24 @@ kcat:
 faketime:
 	command -v faketime >/dev/null || { apt-get update -qq && apt-get install -y -qq faketime; }
 
+# Patroni over etcd: the PostgreSQL cluster with failover of dev/patroni_dev.py and of
+# tests/faults/test_primary_failover.py (Debian packages).
+patroni:
+	@command -v patroni >/dev/null && command -v etcd >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patroni etcd-server; }
+
 # curl: the HTTP quickstart's walk-through (tests/e2e/test_docs.py) runs it as written.
 tools:
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
 
-test: services lint kcat faketime tools
+test: services lint kcat faketime patroni tools
 	$(PY) -m pytest
 
 # The same tests N times in a row (pytest-repeat), stopping at the first failure: a flaky test
 # shows itself here instead of in CI. E.g. make test-repeat TESTS=tests/faults N=10
 TESTS ?= tests/faults
 N ?= 10
-test-repeat: services kcat faketime
+test-repeat: services kcat faketime patroni
 	$(PY) -m pytest -x --count $(N) $(TESTS)
 
 bench: services
