@@ -58,7 +58,7 @@ from entrypoints.http.writer import Writer
 from infra.bootstrap import build_card_facts_reader
 from infra.kafka.floor import stopped_relays
 from infra.service import Service
-from infra.transient import DATABASE_ERRORS, is_transient
+from infra.transient import DATABASE_ERRORS, DATABASE_RETRY_AFTER_S, is_transient
 
 log = logging.getLogger("giftcards.api")
 MAX_BODY = 16 * 1024
@@ -372,7 +372,9 @@ def create_app(
             # A fault of the database, not of the request: one line, no traceback.
             log.warning("database unavailable on %s (%s)", request.url.path[:100],
                         type(error).__name__)
-            return problem(503, "database_unavailable", "the database is unavailable; retry")
+            # A restart or a failover is over in seconds: the client may retry soon.
+            return problem(503, "database_unavailable", "the database is unavailable; retry",
+                           headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
         log.error("internal error on %s (%s)", request.url.path[:100], type(error).__name__)
         return problem(500, "internal_error", "internal error")
 
