@@ -167,8 +167,8 @@ def _patroni_config(c: Cluster, node: int) -> dict[str, Any]:
                         "max_replication_slots": 10,
                         # A throwaway cluster on one machine: the server process dies in the
                         # tests, never the machine, so the page cache holds what fsync would.
+                        # (full_page_writes stays on: pg_rewind requires it.)
                         "fsync": "off",
-                        "full_page_writes": "off",
                     },
                 },
             },
@@ -273,23 +273,37 @@ def members(c: Cluster) -> list[dict[str, Any]]:
     return []
 
 
+def node_state(c: Cluster, node: int) -> dict[str, Any] | None:
+    """What a node's Patroni says of its PostgreSQL now (role, state, timeline), or None."""
+    try:
+        return dict(_get(f"http://127.0.0.1:{c.rest_port(node)}/patroni"))
+    except (OSError, ValueError):
+        return None
+
+
 def leader(c: Cluster) -> int | None:
-    """The node holding the leader key and running as primary, if any."""
+    """The node holding the leader key whose own Patroni says its PostgreSQL runs as primary
+    (the DCS alone may still remember a leader of an earlier run)."""
     for member in members(c):
-        if member.get("role") == "leader" and member.get("state") == "running":
-            return int(str(member["name"]).removeprefix("node"))
+        if member.get("role") == "leader":
+            node = int(str(member["name"]).removeprefix("node"))
+            state = node_state(c, node) or {}
+            if state.get("state") == "running" and state.get("role") in ("master", "primary"):
+                return node
     return None
 
 
 def healthy(c: Cluster) -> bool:
-    """A running leader, every node running, and (in synchronous mode) a synchronous standby."""
+    """A running primary, every node running, and (in synchronous mode) a synchronous
+    standby."""
+    if leader(c) is None:
+        return False
+    if any((node_state(c, n) or {}).get("state") != "running" for n in range(c.nodes)):
+        return False
     found = members(c)
     if len(found) < c.nodes or any(m.get("state") not in ("running", "streaming") for m in found):
         return False
-    roles = [m.get("role") for m in found]
-    if "leader" not in roles:
-        return False
-    return not c.synchronous or "sync_standby" in roles
+    return not c.synchronous or "sync_standby" in [m.get("role") for m in found]
 
 
 def wait_healthy(c: Cluster, timeout: float = START_TIMEOUT_S) -> None:

@@ -330,8 +330,13 @@ def _switch(env: dict[str, str], name: str, default: bool) -> bool:
 
 # What GIFTCARDS_DATABASE_REPLICATION may state (the first is the default).
 REPLICATION_MODES = ("synchronous", "single-node", "asynchronous")
-# libpq's target_session_attrs that only keep a server accepting writes.
-WRITABLE_SESSIONS = ("read-write", "primary")
+
+
+def follows_primary(url: str) -> bool:
+    """Whether libpq keeps only a server accepting writes (target_session_attrs of a cluster
+    URL)."""
+    attrs = parse_qs(urlsplit(url).query).get("target_session_attrs", [""])[-1]
+    return attrs in ("read-write", "primary")
 
 
 def _refuse_any_host(url: str) -> None:
@@ -342,8 +347,7 @@ def _refuse_any_host(url: str) -> None:
     parts = urlsplit(url)
     if "," not in parts.netloc:
         return
-    attrs = parse_qs(parts.query).get("target_session_attrs", [""])[-1]
-    if attrs not in WRITABLE_SESSIONS:
+    if not follows_primary(url):
         raise ConfigError(
             "GIFTCARDS_DATABASE_URL names several servers: add "
             "target_session_attrs=read-write so that the service writes to the primary"

@@ -19,6 +19,8 @@ import psycopg
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from infra.config import follows_primary
+
 # The process's connection budget (GIFTCARDS_DB_POOL_SIZE): every part of a process (relay,
 # consumers, projector, deliveries, API) and the event store library draw from ONE pool per
 # database URL, so a process never holds more than this many connections (docs/operations.md).
@@ -185,14 +187,10 @@ _used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
 
 def _check(conn: Any) -> None:
-    """The pool's check before handing out a connection: one to a standby is dropped (a
-    primary demoted at a switchover; the next connection finds the new primary); one used
-    within PING_IDLE_S is taken as alive (a batch loop or a busy API does not pay a round trip
-    per statement; should it be dead after all, the statement fails transiently and the pool
-    replaces it); an older one is pinged."""
-    if conn.info.parameter_status("in_hot_standby") == "on":  # reported by the server, free
-        conn.close()
-        raise psycopg.OperationalError("the server is a standby now")
+    """The pool's check before handing out a connection: one used within PING_IDLE_S is taken
+    as alive (a batch loop or a busy API does not pay a round trip per statement; should it be
+    dead after all, the statement fails transiently and the pool replaces it); an older one is
+    pinged."""
     now = time.monotonic()
     if now - _used.get(conn, float("-inf")) > PING_IDLE_S:
         ConnectionPool.check_connection(conn)
@@ -203,6 +201,16 @@ def _check(conn: Any) -> None:
 _pools: dict[str, ConnectionPool[Any]] = {}
 _users: dict[int, int] = {}
 _pools_lock = threading.Lock()
+
+
+def _check_on_primary(conn: Any) -> None:
+    """_check for a URL that keeps the primary of a cluster (target_session_attrs): a
+    connection to a standby (a primary demoted at a switchover) is dropped, and the next one
+    libpq makes finds the new primary."""
+    if conn.info.parameter_status("in_hot_standby") == "on":  # reported by the server, free
+        conn.close()
+        raise psycopg.OperationalError("the server is a standby now")
+    _check(conn)
 
 
 def shared_pool(url: str, size: int | None = None) -> ConnectionPool[Any]:
@@ -264,7 +272,7 @@ def _pool(url: str, size: int) -> ConnectionPool[Any]:
         min_size=1,
         max_size=size,
         timeout=WAIT_FOR_CONNECTION_S,
-        check=_check,
+        check=_check_on_primary if follows_primary(url) else _check,
         num_workers=1,
         name="giftcards-db",
         open=False,
