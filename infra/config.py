@@ -332,7 +332,7 @@ def _switch(env: dict[str, str], name: str, default: bool) -> bool:
 REPLICATION_MODES = ("synchronous", "single-node", "asynchronous")
 
 
-def follows_primary(url: str) -> bool:
+def _follows_primary(url: str) -> bool:
     """Whether libpq keeps only a server accepting writes (target_session_attrs of a cluster
     URL)."""
     attrs = parse_qs(urlsplit(url).query).get("target_session_attrs", [""])[-1]
@@ -347,7 +347,7 @@ def _refuse_any_host(url: str) -> None:
     parts = urlsplit(url)
     if "," not in parts.netloc:
         return
-    if not follows_primary(url):
+    if not _follows_primary(url):
         raise ConfigError(
             "GIFTCARDS_DATABASE_URL names several servers: add "
             "target_session_attrs=read-write so that the service writes to the primary"

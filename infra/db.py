@@ -19,8 +19,6 @@ import psycopg
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from infra.config import follows_primary
-
 # The process's connection budget (GIFTCARDS_DB_POOL_SIZE): every part of a process (relay,
 # consumers, projector, deliveries, API) and the event store library draw from ONE pool per
 # database URL, so a process never holds more than this many connections (docs/operations.md).
@@ -203,16 +201,6 @@ _users: dict[int, int] = {}
 _pools_lock = threading.Lock()
 
 
-def _check_on_primary(conn: Any) -> None:
-    """_check for a URL that keeps the primary of a cluster (target_session_attrs): a
-    connection to a standby (a primary demoted at a switchover) is dropped, and the next one
-    libpq makes finds the new primary."""
-    if conn.info.parameter_status("in_hot_standby") == "on":  # reported by the server, free
-        conn.close()
-        raise psycopg.OperationalError("the server is a standby now")
-    _check(conn)
-
-
 def shared_pool(url: str, size: int | None = None) -> ConnectionPool[Any]:
     """The process's one pool for `url` (opened by its first user, with `size` or POOL_SIZE
     connections at most; closed when its last user releases it)."""
@@ -272,7 +260,7 @@ def _pool(url: str, size: int) -> ConnectionPool[Any]:
         min_size=1,
         max_size=size,
         timeout=WAIT_FOR_CONNECTION_S,
-        check=_check_on_primary if follows_primary(url) else _check,
+        check=_check,
         num_workers=1,
         name="giftcards-db",
         open=False,

@@ -24,10 +24,7 @@ log = logging.getLogger("giftcards.db")
 # 40 transaction rollback (serialization failure, deadlock), 53 insufficient resources (too many
 # connections, disk full), 57 operator intervention (admin or crash shutdown, starting up).
 TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57"})
-# lock_not_available (lock_timeout); read_only_sql_transaction: a connection to a primary
-# demoted to standby at a switchover (the pool drops it: infra.db) or one made while a
-# failover had no primary yet.
-TRANSIENT_STATES = frozenset({"55P03", "25006"})
+TRANSIENT_STATES = frozenset({"55P03"})  # lock_not_available (lock_timeout)
 PERMANENT_STATES = frozenset({"57P04"})  # database_dropped: waiting will not bring it back
 # A configuration to fix, not a fault to wait out: libpq's FATAL reasons at connection time.
 # The TLS ones: the server's certificate is not signed by sslrootcert's CA or names another

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import psycopg.errors as pg
 import pytest
 
 from infra.config import ConfigError, load_settings
 from infra.db import describe_hosts, eventsourcing_env, postgres_hosts
 from infra.replication import Replication, risk
-from infra.transient import is_transient
 
 CLUSTER = ("postgresql://giftcards:pw@10.0.0.1:5432,10.0.0.2:5433/giftcards"
            "?target_session_attrs=read-write")
@@ -72,8 +70,3 @@ def test_synchronous_replication_is_accepted_and_a_standby_never() -> None:
                           synchronous_standby_names="")
     for stated in ("synchronous", "single-node", "asynchronous"):
         assert (risk(standby, stated) or ("",))[0] == "database_not_primary"
-
-
-def test_a_write_refused_by_a_demoted_primary_is_waited_out() -> None:
-    assert is_transient(pg.ReadOnlySqlTransaction("cannot execute INSERT in a read-only "
-                                                  "transaction"))
