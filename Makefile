@@ -73,9 +73,10 @@ bench: services
 cluster: $(STAMP)
 	$(PY) -m dev.kafka_dev up --brokers 3
 
-# 3 brokers, 3 serve, durable PostgreSQL, faults at random moments; CHAOS_SECONDS of load.
+# 3 brokers, 3 serve, a durable 2-node Patroni cluster, faults at random moments (a broker, a
+# serve, the primary restarted, the primary killed); CHAOS_SECONDS of load.
 CHAOS_SECONDS ?= 60
-chaos: services
+chaos: services patroni
 	$(PY) -m bench.chaos --seconds $(CHAOS_SECONDS)
 
 # podman (runc: this host's cgroups v1 are refused by crun), podman-compose and debootstrap

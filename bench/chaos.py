@@ -1,6 +1,8 @@
-"""`python -m bench.chaos [--seconds 60]`: 3 brokers, 3 `serve` instances on durable PostgreSQL, a
-steady mixed checkout load, and at random moments a broker (a partition leader) killed -9, a
-`serve` killed -9, PostgreSQL restarted; then the end check and the figures (not a timed test).
+"""`python -m bench.chaos [--seconds 60]`: 3 brokers, 3 `serve` instances on a durable PostgreSQL
+cluster (two nodes under Patroni, synchronous replication), a steady mixed checkout load, and at
+random moments a broker (a partition leader) killed -9, a `serve` killed -9, the primary
+PostgreSQL restarted in place, and the primary's postmaster killed -9 (Patroni fails over); then
+the end check and the figures (not a timed test).
 Recovery is timed against the lag sampled all along: back to the steady lag (what the load keeps
 in flight before any fault) after each fault, and to zero once the load has stopped.
 
@@ -20,7 +22,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from dev import pg_dev
+from dev import patroni_dev
 from dev.services import unique_topic_prefix
 from infra.bootstrap import build
 from infra.config import load_settings
@@ -29,10 +31,8 @@ from infra.runtime import tune_gc
 from infra.status import status
 from tests.faults.harness import (
     PrivateKafkaCluster,
-    PrivatePostgres,
     ServiceProcess,
     consistency_problems,
-    free_port,
     produce_checkout_load,
     purchase_codes,
 )
@@ -57,17 +57,22 @@ def main(argv: list[str] | None = None) -> None:
     tune_gc()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="gc-chaos-"))
-    postgres = PrivatePostgres(port=free_port())
-    # Durable commits (fsync on), crash-safe (synchronous_commit on): what production runs.
-    postgres.cluster = pg_dev.Cluster(postgres.home, postgres.cluster.port, durable=True,
-                                      crash_safe=True)
-    with postgres, PrivateKafkaCluster(work / "kafka") as kafka:
-        report = run(kafka, postgres, work, args.seconds, args.serve, rng)
+    # Under the system temp dir, traversable: the `postgres` OS user runs the nodes.
+    home = Path(tempfile.mkdtemp(prefix="gc-chaos-pg-"))
+    home.chmod(0o755)
+    # Durable commits (fsync on), synchronously replicated: what production runs.
+    postgres = patroni_dev.Cluster(home, patroni_dev.free_base(), durable=True)
+    try:
+        patroni_dev.start_cluster(postgres)
+        with PrivateKafkaCluster(work / "kafka") as kafka:
+            report = run(kafka, postgres, work, args.seconds, args.serve, rng)
+    finally:
+        patroni_dev.remove_cluster(postgres)
     for name, value in report:
         print(f"{name:<42} {value}")
 
 
-def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, seconds: float,
+def run(kafka: PrivateKafkaCluster, postgres: patroni_dev.Cluster, work: Path, seconds: float,
         instances: int, rng: random.Random) -> list[tuple[str, Any]]:
     topics = Topics(unique_topic_prefix())
     create_topics(kafka.bootstrap, topics, PARTITIONS, replication_factor=3)
@@ -101,6 +106,7 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
         done.set()
 
     faults: list[tuple[str, float, float]] = []  # (kind, hit, back: the fault's end)
+    failover = float("nan")  # seconds from the primary's kill to a new primary
     loader = threading.Thread(target=load, daemon=True)
     started = time.monotonic()
     loader.start()
@@ -116,8 +122,8 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
     calm = sampler.wait_for(lambda relay, checkout: relay <= CALM and checkout <= CALM,
                             after=time.monotonic(), timeout=seconds / 3) or time.monotonic()
     time.sleep(STEADY_S)
-    moments = sorted(rng.uniform(0.3, 0.75) * seconds for _ in range(3))
-    kinds = ["broker", "serve", "postgres"]
+    kinds = ["broker", "serve", "postgres", "primary"]
+    moments = sorted(rng.uniform(0.3, 0.75) * seconds for _ in kinds)
     rng.shuffle(kinds)
     for at, kind in zip(moments, kinds, strict=True):
         time.sleep(max(0.0, started + at - time.monotonic()))
@@ -132,8 +138,20 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
             victim.kill()
             time.sleep(5)
             victim.start()
+        elif kind == "postgres":
+            primary = patroni_dev.leader(postgres)
+            assert primary is not None, patroni_dev.members(postgres)
+            patroni_dev.restart_postgres(postgres, primary)
+            patroni_dev.wait_healthy(postgres, timeout=120)
         else:
-            postgres.restart(kill=False)
+            primary = patroni_dev.leader(postgres)
+            assert primary is not None, patroni_dev.members(postgres)
+            patroni_dev.kill_postgres(postgres, primary)
+            while patroni_dev.leader(postgres) in (None, primary):
+                assert time.monotonic() - hit < 60, patroni_dev.members(postgres)
+                time.sleep(0.2)
+            failover = time.monotonic() - hit
+            patroni_dev.wait_healthy(postgres, timeout=120)  # the old primary streams again
         faults.append((kind, hit, time.monotonic()))
     loader.join(seconds * 3 + 120)
     load_end = time.monotonic()
@@ -170,6 +188,7 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
         report.append((f"back to steady lag after {kind} (s)",
                        "not before the load ended" if again is None or again > load_end
                        else f"{again - hit:.1f}"))
+    report.append(("new primary after the primary's kill (s)", f"{failover:.1f}"))
     report.append(("zero lag after the load ended (s)",
                    "not within 300 s" if drained is None else f"{drained - load_end:.1f}"))
     report += [(f"problem {n}", p) for n, p in enumerate(problems[:10])]

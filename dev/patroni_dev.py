@@ -58,6 +58,8 @@ class Cluster:
     strict: bool = False
     # False: Patroni's asynchronous replication, to show what a failover then loses.
     synchronous: bool = True
+    # fsync on: commits survive a crash of the machine (benchmarks, chaos); off by default.
+    durable: bool = False
 
     @property
     def etcd_port(self) -> int:
@@ -168,7 +170,7 @@ def _patroni_config(c: Cluster, node: int) -> dict[str, Any]:
                         # A throwaway cluster on one machine: the server process dies in the
                         # tests, never the machine, so the page cache holds what fsync would.
                         # (full_page_writes stays on: pg_rewind requires it.)
-                        "fsync": "off",
+                        "fsync": "on" if c.durable else "off",
                     },
                 },
             },
@@ -355,6 +357,14 @@ def start_cluster(c: Cluster) -> str:
     assert primary is not None
     _ensure_role_and_database(c, primary)
     return c.url
+
+
+def restart_postgres(c: Cluster, node: int) -> None:
+    """A restart of a node's PostgreSQL in place by its Patroni (no failover): POST /restart."""
+    request = urllib.request.Request(f"http://127.0.0.1:{c.rest_port(node)}/restart",
+                                     data=b"{}", method="POST")
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        answer.read()
 
 
 def postmaster_pid(c: Cluster, node: int) -> int | None:
