@@ -78,6 +78,20 @@ def test_the_cluster_url_reaches_the_primary_whose_commits_are_synchronously_rep
         standby.close()
 
 
+def test_the_dev_launcher_status_gives_the_url_and_who_leads(
+    cluster: patroni_dev.Cluster, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PATRONI_DEV_HOME", str(cluster.home))
+    monkeypatch.setenv("PATRONI_DEV_PORT", str(cluster.base))
+    assert patroni_dev.main(["status"]) == 0
+    said = capsys.readouterr().out
+    assert cluster.url in said and "leader running" in said and "sync_standby running" in said
+    monkeypatch.setenv("PATRONI_DEV_PORT", str(patroni_dev.free_base()))
+    assert patroni_dev.main(["status"]) == 3  # nothing there: stopped
+    assert capsys.readouterr().out.strip() == "stopped"
+
+
 class HttpPurchases:
     """Purchases over HTTP one after the other, as a shop would: a 503 or a lost connection is
     retried with the same order id (the natural key) after the Retry-After it was given."""
