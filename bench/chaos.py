@@ -1,9 +1,10 @@
-"""`python -m bench.chaos [--seconds 60]`: 3 brokers, 3 `serve` instances on durable PostgreSQL, a
-steady mixed checkout load, and at random moments a broker (a partition leader) killed -9, a
-`serve` killed -9, PostgreSQL restarted, a `serve` frozen (SIGSTOP) past its sessions and leases
-then resumed, a `serve` restarted with its wall clock an hour behind (Debian's `faketime`: it
-must refuse to start, naming the offset) then normally; then the end check and the figures
-(not a timed test).
+"""`python -m bench.chaos [--seconds 60]`: 3 brokers, 3 `serve` instances on a durable PostgreSQL
+cluster (two nodes under Patroni, synchronous replication), a steady mixed checkout load, and at
+random moments a broker (a partition leader) killed -9, a `serve` killed -9, the primary
+PostgreSQL restarted in place, the primary's postmaster killed -9 (Patroni fails over), a `serve`
+frozen (SIGSTOP) past its sessions and leases then resumed, a `serve` restarted with its wall
+clock an hour behind (Debian's `faketime`: it must refuse to start, naming the offset) then
+normally; then the end check and the figures (not a timed test).
 Recovery is timed against the lag sampled all along: back to the steady lag (what the load keeps
 in flight before any fault) after each fault, and to zero once the load has stopped.
 
@@ -25,7 +26,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from composition.status import status
-from dev import pg_dev
+from dev import patroni_dev
 from dev.services import unique_topic_prefix
 from infra.bootstrap import build
 from infra.config import load_settings
@@ -33,10 +34,8 @@ from infra.kafka.topics import Topics
 from infra.runtime import tune_gc
 from tests.faults.harness import (
     PrivateKafkaCluster,
-    PrivatePostgres,
     ServiceProcess,
     consistency_problems,
-    free_port,
     produce_checkout_load,
     purchase_codes,
 )
@@ -51,7 +50,7 @@ LEASE_S = 5
 STEADY_S = 8  # lag sampled without faults first
 CALM = 4 * WAVE  # lag at most four waves: the backlog of the cards bought beforehand is gone
 SAMPLE_S = 1.0
-FAULTS = ("broker", "serve", "postgres", "frozen", "skewed")
+FAULTS = ("broker", "serve", "postgres", "primary", "frozen", "skewed")
 # Longer than the consumers' session (10 s) and the relay's lease: both move to another instance
 # while this one is stopped, and it comes back to a poll and a lease that are no longer its own.
 FROZEN_S = 20
@@ -69,20 +68,25 @@ def main(argv: list[str] | None = None) -> None:
     tune_gc()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="gc-chaos-"))
-    postgres = PrivatePostgres(port=free_port())
-    # Durable commits (fsync on), crash-safe (synchronous_commit on): what production runs.
-    postgres.cluster = pg_dev.Cluster(postgres.home, postgres.cluster.port, durable=True,
-                                      crash_safe=True)
-    with postgres, PrivateKafkaCluster(work / "kafka") as kafka:
-        kinds = [k for k in args.faults.split(",") if k]
-        if unknown := set(kinds) - set(FAULTS):
-            parser.error(f"unknown fault kinds: {', '.join(sorted(unknown))}")
-        report = run(kafka, postgres, work, args.seconds, args.serve, rng, kinds)
+    # Under the system temp dir, traversable: the `postgres` OS user runs the nodes.
+    home = Path(tempfile.mkdtemp(prefix="gc-chaos-pg-"))
+    home.chmod(0o755)
+    kinds = [k for k in args.faults.split(",") if k]
+    if unknown := set(kinds) - set(FAULTS):
+        parser.error(f"unknown fault kinds: {', '.join(sorted(unknown))}")
+    # Durable commits (fsync on), synchronously replicated: what production runs.
+    postgres = patroni_dev.Cluster(home, patroni_dev.free_base(), durable=True)
+    try:
+        patroni_dev.start_cluster(postgres)
+        with PrivateKafkaCluster(work / "kafka") as kafka:
+            report = run(kafka, postgres, work, args.seconds, args.serve, rng, kinds)
+    finally:
+        patroni_dev.remove_cluster(postgres)
     for name, value in report:
         print(f"{name:<42} {value}")
 
 
-def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, seconds: float,
+def run(kafka: PrivateKafkaCluster, postgres: patroni_dev.Cluster, work: Path, seconds: float,
         instances: int, rng: random.Random, kinds: list[str]) -> list[tuple[str, Any]]:
     topics = Topics(unique_topic_prefix())
     create_topics(kafka.bootstrap, topics, PARTITIONS, replication_factor=3)
@@ -116,6 +120,7 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
         done.set()
 
     faults: list[tuple[str, float, float]] = []  # (kind, hit, back: the fault's end)
+    failover = float("nan")  # seconds from the primary's kill to a new primary
     loader = threading.Thread(target=load, daemon=True)
     started = time.monotonic()
     loader.start()
@@ -158,8 +163,20 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
             victim.kill()
             refusals.append(skewed_start(victim, env, work))
             victim.start()
+        elif kind == "postgres":
+            primary = patroni_dev.leader(postgres)
+            assert primary is not None, patroni_dev.members(postgres)
+            patroni_dev.restart_postgres(postgres, primary)
+            patroni_dev.wait_healthy(postgres, timeout=120)
         else:
-            postgres.restart(kill=False)
+            primary = patroni_dev.leader(postgres)
+            assert primary is not None, patroni_dev.members(postgres)
+            patroni_dev.kill_postgres(postgres, primary)
+            while patroni_dev.leader(postgres) in (None, primary):
+                assert time.monotonic() - hit < 60, patroni_dev.members(postgres)
+                time.sleep(0.2)
+            failover = time.monotonic() - hit
+            patroni_dev.wait_healthy(postgres, timeout=120)  # the old primary streams again
         faults.append((kind, hit, time.monotonic()))
     loader.join(seconds * 3 + 120)
     load_end = time.monotonic()
@@ -196,6 +213,7 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
         report.append((f"back to steady lag after {kind} (s)",
                        "not before the load ended" if again is None or again > load_end
                        else f"{again - hit:.1f}"))
+    report.append(("new primary after the primary's kill (s)", f"{failover:.1f}"))
     report.append(("zero lag after the load ended (s)",
                    "not within 300 s" if drained is None else f"{drained - load_end:.1f}"))
     report += [("skewed start refused", refusal) for refusal in refusals]

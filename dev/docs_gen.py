@@ -148,6 +148,14 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "clock_skew_exceeded": (CLI, "yes, once the clocks agree", "this host's clock is further "
                             "from the database's than GIFTCARDS_MAX_CLOCK_SKEW_SECONDS: no lease "
                             "taken, no event recorded (the message gives the measured offset)"),
+    "asynchronous_replication_refused": (CLI, "no, fix the replication", "production at start: "
+                                         "PostgreSQL acknowledges commits no synchronous "
+                                         "standby has (a failover would lose them); exit 2 "
+                                         "unless GIFTCARDS_DATABASE_REPLICATION states "
+                                         "`single-node` or `asynchronous`"),
+    "database_not_primary": (CLI, "no, fix the URL", "production at start: "
+                             "GIFTCARDS_DATABASE_URL reaches a standby; name every node with "
+                             "`target_session_attrs=read-write`; exit 2"),
     "relay_position_regressed": (CLI, "no, an operator decides", "Kafka's committed relay "
                                  "position is below one the broker confirmed: the relay stops "
                                  "instead of publishing again"),

@@ -25,6 +25,7 @@ from infra.lookup import stream_loader
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
 from infra.pseudonyms import StreamPseudonyms
 from infra.recorders import BinaryPostgresProcessRecorder
+from infra.replication import check_replication
 from infra.secrets import HmacCodeHasher, Keys
 from infra.service import Service
 from infra.transient import is_transient
@@ -53,6 +54,13 @@ def build(
         settings.database_url if settings.database_url != "memory://" else "sqlite:///:memory:",
         settings.db_pool_size,
     )
+    if settings.production:
+        # Before anything is written: a refused start leaves nothing behind.
+        try:
+            check_replication(db, settings.database_replication)
+        except BaseException:
+            db.close()
+            raise
     keks = KekRing(settings.kek_file, sealing_key=keys.key_wrapping)
     vault = Vault(db, wrapping_key=keys.key_wrapping, subject_key=keys.subject_hmac, keks=keks)
     env = {

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from domain.errors import DomainError
 from entrypoints.http.context import ApiContext
 from entrypoints.http.problems import domain_problem, problem
-from infra.transient import DATABASE_ERRORS, is_transient
+from infra.transient import DATABASE_ERRORS, DATABASE_RETRY_AFTER_S, is_transient
 
 log = logging.getLogger("giftcards.api")
 
@@ -51,7 +51,9 @@ def install_error_handlers(api: FastAPI, context: ApiContext) -> None:
             # A fault of the database, not of the request: one line, no traceback.
             log.warning("database unavailable on %s (%s)", request.url.path[:100],
                         type(error).__name__)
-            return problem(503, "database_unavailable", "the database is unavailable; retry")
+            # A restart or a failover is over in seconds: the client may retry soon.
+            return problem(503, "database_unavailable", "the database is unavailable; retry",
+                           headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
         log.error("internal error on %s (%s)", request.url.path[:100], type(error).__name__)
         return problem(500, "internal_error", "internal error")
 
