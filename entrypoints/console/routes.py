@@ -372,7 +372,7 @@ def console_router(service: Service, operators: Operators,
     def finance_db() -> Any:
         """The finance views (as the API's /v1/liability reads them): built on first use; in
         the embedded default a read first catches up with the store."""
-        from infra.bootstrap import build_projector
+        from composition.bootstrap import build_projector
         from projections import sources
 
         with views_lock:  # one catch-up at a time: two at once insert the same rows
