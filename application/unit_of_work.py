@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -11,18 +11,29 @@ from eventsourcing.persistence import Tracking
 
 from domain.base import Aggregate
 from domain.giftcard import GiftCard
+from domain.ports import PersonalDataVault, StreamLoader
 from domain.streams import Index
 
-if TYPE_CHECKING:  # the application runs its commands in units of work
-    from application.cards import GiftCards
-
 A = TypeVar("A", bound=Aggregate)
+
+
+class Store(Protocol):
+    """What a unit of work needs of the application that runs it (GiftCards)."""
+
+    vault: PersonalDataVault
+    load_streams: StreamLoader | None
+    keeps_card_facts: bool
+
+    @property
+    def repository(self) -> Any: ...
+
+    def record(self, processing: Any) -> Any: ...
 
 
 class UnitOfWork:
     """Aggregates changed by one or more commands, saved together in one transaction."""
 
-    def __init__(self, app: GiftCards) -> None:
+    def __init__(self, app: Store) -> None:
         self.app = app
         self.changed: dict[UUID, Aggregate] = {}
         self.loaded: dict[UUID, Aggregate] = {}

@@ -27,24 +27,24 @@ def imports_between(graph: grimp.ImportGraph, low: str, high: str) -> set[tuple[
 
 
 def test_nothing_below_the_composition_root_imports_it() -> None:
-    graph = grimp.build_graph(*PACKAGES)
+    graph = grimp.build_graph(*PACKAGES, cache_dir=None)
     for below in ("domain", "application", "infra", "consumers", "projections"):
         assert imports_between(graph, below, "composition") == set(), below
 
 
 def test_infra_reaches_consumers_only_for_their_wire_schemas_and_never_projections() -> None:
-    graph = grimp.build_graph(*PACKAGES)
+    graph = grimp.build_graph(*PACKAGES, cache_dir=None)
     assert imports_between(graph, "infra", "consumers") == WIRE_SCHEMAS
     assert imports_between(graph, "infra", "projections") == set()
 
 
 def test_consumers_and_projections_never_import_each_other() -> None:
-    graph = grimp.build_graph(*PACKAGES)
+    graph = grimp.build_graph(*PACKAGES, cache_dir=None)
     assert imports_between(graph, "consumers", "projections") == set()
     assert imports_between(graph, "projections", "consumers") == set()
 
 
 def test_entry_points_build_through_the_composition_root() -> None:
-    graph = grimp.build_graph(*PACKAGES)
+    graph = grimp.build_graph(*PACKAGES, cache_dir=None)
     assert imports_between(graph, "entrypoints", "infra.bootstrap") == set()
     assert imports_between(graph, "entrypoints", "composition") != set()
