@@ -29,7 +29,7 @@ services: $(STAMP)
 lint: $(STAMP) $(ASYNCAPI_PARSER)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports --no-cache
 	node dev/asyncapi/validate.mjs asyncapi.yaml
 
 $(ASYNCAPI_PARSER): dev/asyncapi/package-lock.json
