@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from domain.ports import PersonalDataVault
-
-
-class SqlDatabase(Protocol):
-    """Plain SQL beside the event store (the GDPR request register and access log)."""
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
-
-    def tx(self) -> AbstractContextManager[Any]: ...
 
 
 class Pseudonyms(Protocol):
@@ -45,3 +34,83 @@ class SubjectVault(PersonalDataVault, Protocol):
     def rotate(self) -> dict[str, object]: ...
 
     def live_subjects(self) -> set[str]: ...
+
+
+# One access-log entry: (at, seq, operator, subject id, field, purpose, command).
+AccessEntry = tuple[str, int, str, str, str, str, str]
+# One request of the register, by column: request_id, subject_id, type, received_on, due_on,
+# extension_months, extension_reason, status, opened_at, closed_on (dates ISO text).
+RequestRow = dict[str, Any]
+
+
+class PrivacyRecords(Protocol):
+    """What the data subjects' rights keep beside the event store: the request register and
+    its outcomes (P1), the access log (R21), corrected values and the identifiers a person
+    has had (art. 16). Times and days are ISO text."""
+
+    def create(self) -> None: ...
+
+    def log_access(self, rows: Sequence[AccessEntry]) -> None: ...
+
+    def access_log(self, subject_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Entries naming these ids, oldest first: at, operator, subject_id, field, purpose,
+        command."""
+        ...
+
+    def rectified_token(self, subject_id: str, field: str) -> str | None: ...
+
+    def rectifications(self, subject_ids: Sequence[str]) -> list[dict[str, Any]]: ...
+
+    def record_rectification(
+        self, subject_id: str, field: str, token: str, at: str,
+        retired: Iterable[str], alias: str | None,
+    ) -> None:
+        """The corrected value (sealed), in one transaction with the identifiers it retires
+        (former, still finding the person for erasure and export) and the new one (`alias`)."""
+        ...
+
+    def forget_subject(self, subject_id: str) -> None:
+        """An erasure: the subject's corrections and identifiers go."""
+        ...
+
+    def retired_at(self, alias: str) -> str | None:
+        """When a rectification retired this identifier, or None if it is not a former one."""
+        ...
+
+    def former_identifiers(self, subject_id: str) -> set[str]: ...
+
+    def current_owner(self, alias: str) -> str | None:
+        """The subject a rectification gave this identifier to (a current alias only)."""
+        ...
+
+    def person_of(self, identifier: str) -> str:
+        """The subject behind a current or former alias, else the identifier itself."""
+        ...
+
+    def identifiers_of(self, person: str) -> list[str]: ...
+
+    def add_request(self, row: RequestRow) -> None: ...
+
+    def request(self, request_id: str) -> RequestRow | None: ...
+
+    def requests_of(self, subject_id: str) -> list[RequestRow]: ...
+
+    def all_requests(self) -> list[RequestRow]: ...
+
+    def open_requests_due(
+        self, *, before: str | None = None, by: str | None = None
+    ) -> list[RequestRow]: ...
+
+    def due_counts(self, *, late_before: str, due_by: str) -> tuple[int, int]: ...
+
+    def extend_request(self, request_id: str, months: int, reason: str, due_on: str) -> None: ...
+
+    def salt(self, request_id: str, fresh: str) -> str: ...
+
+    def outcome(self, request_id: str) -> tuple[str, str, str] | None: ...
+
+    def close_request(
+        self, request_id: str, operator: str, outcome: str, closed_at: str, closed_on: str
+    ) -> None: ...
+
+    def purge(self, *, logged_before: str, closed_before: str) -> tuple[int, int]: ...

@@ -16,7 +16,7 @@ from eventsourcing.utils import get_topic
 
 from application.cards import SEALED_FOR_BOTH, GiftCards, iso
 from application.operators import BREAK_GLASS, Operators
-from application.ports import Pseudonyms, SqlDatabase, SubjectVault
+from application.ports import AccessEntry, PrivacyRecords, Pseudonyms, SubjectVault
 from domain.addresses import check_address
 from domain.deadlines import check_extension, due_date, is_overdue
 from domain.errors import refuse
@@ -32,40 +32,6 @@ RECIPIENT_FIELDS = ("recipient_email", "recipient_name")  # sealed under the rec
 PAGE = 500
 RECIPIENT_PREFIX = "r-"  # a recipient's pseudonym, a keyed hash of the address (SubjectVault)
 
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS gdpr_requests (
-        request_id TEXT PRIMARY KEY, subject_id TEXT NOT NULL, type TEXT NOT NULL,
-        received_on TEXT NOT NULL, due_on TEXT NOT NULL, extension_months INTEGER NOT NULL,
-        extension_reason TEXT, status TEXT NOT NULL, opened_at TEXT NOT NULL, closed_on TEXT)""",
-    "CREATE INDEX IF NOT EXISTS gdpr_requests_due ON gdpr_requests (status, due_on)",
-    """CREATE TABLE IF NOT EXISTS pii_access_log (
-        at TEXT NOT NULL, seq INTEGER NOT NULL, operator TEXT NOT NULL, subject_id TEXT NOT NULL,
-        field TEXT NOT NULL, purpose TEXT NOT NULL, command TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS pii_access_log_subject ON pii_access_log (subject_id, at)",
-    # Accountability: who acted on a request, when, and the outcome. `salt` makes the request
-    # reference published per subject unlinkable across subjects of one request.
-    """CREATE TABLE IF NOT EXISTS gdpr_request_outcomes (
-        request_id TEXT PRIMARY KEY, salt TEXT NOT NULL, operator TEXT,
-        outcome TEXT, closed_at TEXT)""",
-    # Art. 16: the corrected value, sealed under the subject's key; a later correction
-    # overwrites it (secure_delete on SQLite), an erasure destroys the key and the row.
-    """CREATE TABLE IF NOT EXISTS gdpr_rectifications (
-        subject_id TEXT NOT NULL, field TEXT NOT NULL, token TEXT NOT NULL,
-        rectified_at TEXT NOT NULL, PRIMARY KEY (subject_id, field))""",
-    # A recipient's id is a keyed hash of their e-mail: a rectified e-mail hashes to another
-    # id, so the rectification records that id as an alias of the subject (never the e-mail).
-    """CREATE TABLE IF NOT EXISTS gdpr_subject_aliases (
-        alias TEXT PRIMARY KEY, subject_id TEXT NOT NULL, recorded_at TEXT NOT NULL)""",
-    # The pseudonyms of addresses a rectification replaced: they still find the person for an
-    # erasure or an export (art. 15, 17), never for a lookup or a delivery; `retired_at`
-    # separates the cards received there before (theirs) from later gifts (someone else's).
-    """CREATE TABLE IF NOT EXISTS gdpr_former_identifiers (
-        alias TEXT PRIMARY KEY, subject_id TEXT NOT NULL, retired_at TEXT NOT NULL)""",
-]
-REQUEST_COLUMNS = (
-    "request_id, subject_id, type, received_on, due_on, extension_months, extension_reason, "
-    "status, opened_at, closed_on"
-)
 # Every event that says something about a data subject.
 G = GiftCard
 SCANNED: list[type[Any]] = [
@@ -90,13 +56,13 @@ class Service(Protocol):
     def app(self) -> GiftCards: ...
 
     @property
-    def db(self) -> SqlDatabase: ...
-
-    @property
     def vault(self) -> SubjectVault: ...
 
     @property
     def pseudonyms(self) -> Pseudonyms: ...
+
+    @property
+    def privacy_records(self) -> PrivacyRecords: ...
 
 
 @dataclass
@@ -245,26 +211,22 @@ class PiiReader:
         self, service: Service, operator: str, purpose: str, command: str, *,
         process: bool = False,
     ) -> None:
-        for statement in SCHEMA:
-            service.db.execute(statement)
+        service.privacy_records.create()
         # The register lists people (R21); a process of the service itself (the delivery worker
         # sending buyers their own card, R7) reads for its purpose, logged as `process:<name>`.
         checked = f"process:{operator}" if process else check_operator(service, operator)
         self.service, self.operator, self.process = service, checked, process
         self.purpose, self.command = purpose, command
-        self.rows: list[tuple[Any, ...]] = []
+        self.rows: list[AccessEntry] = []
 
     def open(self, subject_id: str, token: str | None, name: str) -> str | None:
         """The clear value of a sealed field, or its rectified value if one was recorded."""
         kind = rectified_field(name)
         owner = self._rectified_owner(subject_id) if kind is not None else None
-        if owner is not None:
-            rows = self.service.db.execute(
-                "SELECT token FROM gdpr_rectifications WHERE subject_id = ? AND field = ?",
-                (owner, kind),
-            )
-            if rows:  # sealed under the key of the person who asked for the correction
-                token, subject_id = rows[0][0], owner
+        if owner is not None and kind is not None:
+            corrected = self.service.privacy_records.rectified_token(owner, kind)
+            if corrected is not None:  # sealed under the key of the person who asked for it
+                token, subject_id = corrected, owner
         if token is None:
             return None
         self.note(subject_id, name)
@@ -274,11 +236,10 @@ class PiiReader:
         """Whose correction applies: for customer service, the person behind any identifier
         they have had; for a process of the service (a delivery), only the identifier itself,
         never through a former address (a later gift there is someone else's)."""
+        records = self.service.privacy_records
         if not self.process:
-            return person_of(self.service.db, subject_id)
-        former = self.service.db.execute(
-            "SELECT 1 FROM gdpr_former_identifiers WHERE alias = ?", (subject_id,))
-        return None if former else subject_id
+            return records.person_of(subject_id)
+        return None if records.retired_at(subject_id) is not None else subject_id
 
     def open_message(self, buyer: str | None, pii: dict[str, str]) -> str | None:
         """The buyer's message; one to a recipient is sealed under both their keys."""
@@ -297,12 +258,7 @@ class PiiReader:
         )
 
     def flush(self) -> None:
-        with self.service.db.tx():
-            self.service.db.executemany(
-                "INSERT INTO pii_access_log (at, seq, operator, subject_id, field, purpose, "
-                "command) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                self.rows,
-            )
+        self.service.privacy_records.log_access(self.rows)
         self.rows.clear()
 
 
@@ -310,10 +266,10 @@ class Privacy:
     """The rights of data subjects (R21, P1-P4) as operations of customer service."""
 
     def __init__(self, service: Service) -> None:
-        self.service, self.db, self.app = service, service.db, service.app
+        self.service, self.app = service, service.app
+        self.records = service.privacy_records
         self.calendar = service.app.markets.get(CONTROLLER_MARKET)
-        for statement in SCHEMA:
-            self.db.execute(statement)
+        self.records.create()
 
     def today(self) -> date:
         return self.calendar.local_date(self.app.now())
@@ -322,11 +278,7 @@ class Privacy:
         """Links an e-mail to a person: an operator's act, logged like a decryption (R21).
         An e-mail given by a rectification finds the subject it corrected (`subject_id`); the
         e-mail's own pseudonym, if another, is listed too (cards sent to it since)."""
-        former = self.db.execute(
-            "SELECT 1 FROM gdpr_former_identifiers WHERE alias = ?",
-            (self.service.vault.subject_for_email(email),),
-        )
-        if former:
+        if self.records.retired_at(self.service.vault.subject_for_email(email)) is not None:
             raise refuse("former_address", "a rectification replaced this address: it finds its "
                          "subject only for an erasure or an export (gdpr erase/export --email)")
         found = list(subjects_of_email(self.service, email))
@@ -377,7 +329,7 @@ class Privacy:
         Accountable: a registered operator acts on a registered erasure request of this
         subject, and the request is closed with the outcome."""
         reader = PiiReader(self.service, operator, "erasure request", "gdpr erase")
-        subjects = every_identifier(self.db, subjects)
+        subjects = every_identifier(self.records, subjects)
         done = self._check_request(request_id, subjects, "erasure")
         if done is not None:
             return {**done, "replayed": True}
@@ -453,8 +405,8 @@ class Privacy:
             check_address(value, "value")
         reader = PiiReader(self.service, operator, "rectification request", "gdpr rectify")
         # Asked by any identifier the person has had: the correction is the person's.
-        subject_id = person_of(self.db, subject_id)
-        ids = every_identifier(self.db, [subject_id])
+        subject_id = self.records.person_of(subject_id)
+        ids = every_identifier(self.records, [subject_id])
         done = self._check_request(request_id, ids, "rectification")
         if done is not None:
             return {**done, "replayed": True}
@@ -469,34 +421,8 @@ class Privacy:
             shredding = "final_when_old_wal_and_backups_expire"
         token = self.service.vault.seal_field(subject_id, field, value)
         now = iso(self.app.now())
-        with self.db.tx():
-            self.db.execute(
-                "DELETE FROM gdpr_rectifications WHERE subject_id = ? AND field = ?",
-                (subject_id, field),
-            )
-            self.db.execute(
-                "INSERT INTO gdpr_rectifications (subject_id, field, token, rectified_at) "
-                "VALUES (?, ?, ?, ?)",
-                (subject_id, field, token, now),
-            )
-            alias = self.service.vault.subject_for_email(value) if field == "email" else None
-            for old in sorted(retired - {alias}):
-                self.db.execute("DELETE FROM gdpr_subject_aliases WHERE alias = ?", (old,))
-                self.db.execute(
-                    "INSERT INTO gdpr_former_identifiers (alias, subject_id, retired_at) "
-                    "VALUES (?, ?, ?) ON CONFLICT (alias) DO UPDATE SET "
-                    "subject_id = excluded.subject_id, retired_at = excluded.retired_at",
-                    (old, subject_id, now),
-                )
-            if alias is not None:  # an address given back is current again
-                self.db.execute("DELETE FROM gdpr_former_identifiers WHERE alias = ?", (alias,))
-            if alias not in (None, subject_id):
-                self.db.execute(
-                    "INSERT INTO gdpr_subject_aliases (alias, subject_id, recorded_at) "
-                    "VALUES (?, ?, ?) ON CONFLICT (alias) DO UPDATE SET "
-                    "subject_id = excluded.subject_id, recorded_at = excluded.recorded_at",
-                    (alias, subject_id, now),
-                )
+        alias = self.service.vault.subject_for_email(value) if field == "email" else None
+        self.records.record_rectification(subject_id, field, token, now, retired - {alias}, alias)
         recorded = self.app.record_subject_right(
             subject_id, self._reference(request_id, subject_id), "rectification", field
         )
@@ -512,8 +438,7 @@ class Privacy:
         """The pseudonyms of the person's addresses in use before this correction: a recipient
         pseudonym they are known by, the address of a previous correction, or the address
         they bought with (opened, and logged, before it is shredded)."""
-        former = {r[0] for r in self.db.execute(
-            "SELECT alias FROM gdpr_former_identifiers WHERE subject_id = ?", (person,))}
+        former = self.records.former_identifiers(person)
         current = {i for i in ids if i.startswith(RECIPIENT_PREFIX) and i not in former}
         if current - {person}:
             return current
@@ -533,10 +458,8 @@ class Privacy:
     def unrestrict(self, subjects: list[str], request_id: str, operator: str) -> Json:
         """Art. 18(3): lifts the restriction that request put in force (a retry is a no-op)."""
         reader = PiiReader(self.service, operator, "restriction lifted", "gdpr unrestrict")
-        rows = self.db.execute(
-            "SELECT subject_id, type FROM gdpr_requests WHERE request_id = ?", (request_id,)
-        )
-        if not rows or rows[0][1] != "restriction" or rows[0][0] not in subjects:
+        row = self.records.request(request_id)
+        if row is None or row["type"] != "restriction" or row["subject_id"] not in subjects:
             raise refuse("unknown_request", "give the restriction request of this subject")
         results = [
             self.app.record_subject_right(s, self._reference(request_id, s), "restriction_lifted")
@@ -550,59 +473,33 @@ class Privacy:
 
     def _forget_rectifications(self, subjects: list[str]) -> None:
         for subject in subjects:
-            self.db.execute("DELETE FROM gdpr_rectifications WHERE subject_id = ?", (subject,))
-            self.db.execute("DELETE FROM gdpr_subject_aliases WHERE subject_id = ?", (subject,))
-            self.db.execute(
-                "DELETE FROM gdpr_former_identifiers WHERE subject_id = ?", (subject,))
+            self.records.forget_subject(subject)
 
     def _check_request(self, request_id: str, subjects: list[str], kind: str) -> Json | None:
         """The request must be in the register, of this kind and of one of these subjects;
         a request already acted on returns its recorded outcome."""
-        rows = self.db.execute(
-            "SELECT subject_id, type, status FROM gdpr_requests WHERE request_id = ?",
-            (request_id,),
-        )
-        if not rows:
+        row = self.records.request(request_id)
+        if row is None:
             raise refuse("unknown_request", "register the request first (gdpr request open)")
-        if rows[0][0] not in subjects or rows[0][1] != kind:
+        if row["subject_id"] not in subjects or row["type"] != kind:
             raise refuse(
                 "request_mismatch",
-                f"request {request_id[:40]} is a {rows[0][1]} request of another subject",
+                f"request {request_id[:40]} is a {row['type']} request of another subject",
             )
-        done = self.db.execute(
-            "SELECT outcome FROM gdpr_request_outcomes WHERE request_id = ? "
-            "AND outcome IS NOT NULL",
-            (request_id,),
-        )
-        return dict(json.loads(done[0][0])) if done else None
+        done = self.records.outcome(request_id)
+        return dict(json.loads(done[1])) if done else None
 
     def _reference(self, request_id: str, subject_id: str) -> str:
         """What the subject's stream records: stable for the request (a retry records nothing
         twice) but different per subject, so two erasures of one request are not linkable
         on the published stream (P5)."""
-        self.db.execute(
-            "INSERT INTO gdpr_request_outcomes (request_id, salt) VALUES (?, ?) "
-            "ON CONFLICT (request_id) DO NOTHING",
-            (request_id, secrets.token_hex(16)),
-        )
-        salt = self.db.execute(
-            "SELECT salt FROM gdpr_request_outcomes WHERE request_id = ?", (request_id,)
-        )[0][0]
+        salt = self.records.salt(request_id, secrets.token_hex(16))
         digest = hashlib.sha256(f"{salt}\x00{request_id}\x00{subject_id}".encode())
         return f"ref-{digest.hexdigest()[:32]}"
 
     def _close_with(self, request_id: str, operator: str, outcome: Json) -> None:
-        with self.db.tx():
-            self.db.execute(
-                "UPDATE gdpr_request_outcomes SET operator = ?, outcome = ?, closed_at = ? "
-                "WHERE request_id = ?",
-                (operator, json.dumps(outcome), iso(self.app.now()), request_id),
-            )
-            self.db.execute(
-                "UPDATE gdpr_requests SET status = 'closed', closed_on = ? "
-                "WHERE request_id = ? AND status = 'open'",
-                (self.today().isoformat(), request_id),
-            )
+        self.records.close_request(request_id, operator, json.dumps(outcome),
+                                   iso(self.app.now()), self.today().isoformat())
 
     # --- retention (policy: "temporary archived form for the period necessary") -------
 
@@ -637,19 +534,10 @@ class Privacy:
         now = self.app.now()
         logged_before = iso(now - timedelta(days=access_log_days))
         closed_before = years_before(self.today(), request_years).isoformat()
-        with self.db.tx():
-            old_log = self.db.execute(
-                "SELECT count(*) FROM pii_access_log WHERE at < ?", (logged_before,))[0][0]
-            self.db.execute("DELETE FROM pii_access_log WHERE at < ?", (logged_before,))
-            ended = [r[0] for r in self.db.execute(
-                "SELECT request_id FROM gdpr_requests WHERE status = 'closed' "
-                "AND closed_on < ?", (closed_before,))]
-            for request_id in ended:
-                self.db.execute(
-                    "DELETE FROM gdpr_request_outcomes WHERE request_id = ?", (request_id,))
-                self.db.execute("DELETE FROM gdpr_requests WHERE request_id = ?", (request_id,))
-        return {"access_log_entries_deleted": int(old_log), "access_log_cutoff": logged_before,
-                "requests_deleted": len(ended), "requests_closed_before": closed_before}
+        old_log, ended = self.records.purge(logged_before=logged_before,
+                                            closed_before=closed_before)
+        return {"access_log_entries_deleted": old_log, "access_log_cutoff": logged_before,
+                "requests_deleted": ended, "requests_closed_before": closed_before}
 
     # --- access and portability (P3) --------------------------------------------------
 
@@ -660,7 +548,7 @@ class Privacy:
         """Everything held about the subject and nothing about anyone else (see withheld);
         `profiling` gives the fraud alerts about them (the views, outside the store).
         Its shape is schemas/subject-export.json (art. 15, 20)."""
-        subjects = every_identifier(self.db, subjects)
+        subjects = every_identifier(self.records, subjects)
         held = scan(self.service, subjects)
         self._late_refund_cards(held)
         held.received = [e for e in held.received if not self._given_after_retirement(e)]
@@ -704,11 +592,8 @@ class Privacy:
 
     def _given_after_retirement(self, event: Any) -> bool:
         """A card bought for a former address after the person left it: someone else's."""
-        rows = self.db.execute(
-            "SELECT retired_at FROM gdpr_former_identifiers WHERE alias = ?",
-            (event.pii["recipient_subject"],),
-        )
-        return bool(rows) and iso(event.at) > rows[0][0]
+        retired = self.records.retired_at(event.pii["recipient_subject"])
+        return retired is not None and iso(event.at) > retired
 
     def _bought(self, event: Any, held: Holdings, reader: PiiReader) -> Json:
         buyer = event.buyer_subject
@@ -744,26 +629,14 @@ class Privacy:
         }
 
     def _rectifications(self, subjects: list[str]) -> list[Json]:
-        marks = ", ".join("?" * len(subjects))
-        rows = self.db.execute(
-            "SELECT subject_id, field, rectified_at FROM gdpr_rectifications "
-            f"WHERE subject_id IN ({marks}) ORDER BY rectified_at",
-            tuple(subjects),
-        )
-        return [dict(zip(("subject_id", "field", "rectified_at"), r, strict=True)) for r in rows]
+        return self.records.rectifications(subjects)
 
     def _access_log_rows(self, subjects: list[str]) -> list[Json]:
         # A listing of the views (`fraud alerts`) logs the pseudonym it showed: theirs too.
         published = {self.service.pseudonyms.subject(s): s for s in subjects}
-        marks = ", ".join("?" * (len(subjects) + len(published)))
-        rows = self.db.execute(
-            "SELECT at, operator, subject_id, field, purpose, command FROM pii_access_log "
-            f"WHERE subject_id IN ({marks}) ORDER BY at, seq",
-            (*subjects, *published),
-        )
-        keys = ("at", "operator", "subject_id", "field", "purpose", "command")
-        return [{**dict(zip(keys, row, strict=True)),
-                 "subject_id": published.get(row[2], row[2])} for row in rows]
+        rows = self.records.access_log([*subjects, *published])
+        return [{**row, "subject_id": published.get(row["subject_id"], row["subject_id"])}
+                for row in rows]
 
     def _received(self, event: Any, held: Holdings, reader: PiiReader) -> Json:
         recipient = event.pii["recipient_subject"]
@@ -796,19 +669,19 @@ class Privacy:
         if received_on > self.today():
             raise refuse("invalid_date", "a request cannot be received in the future")
         request_id = request_id or f"req-{uuid.uuid4()}"
-        existing = self._request_rows("WHERE request_id = ?", (request_id,))
-        if existing:
-            same = (existing[0]["subject_id"], existing[0]["type"], existing[0]["received_on"])
+        existing = self.records.request(request_id)
+        if existing is not None:
+            same = (existing["subject_id"], existing["type"], existing["received_on"])
             if same != (subject_id, kind, received_on.isoformat()):
                 raise refuse("request_id_conflict", "this request id is already another request")
-            return {**self._present(existing[0]), "replayed": True}
+            return {**self._present(existing), "replayed": True}
         due = due_date(received_on, calendar=self.calendar)
-        self.db.execute(
-            f"INSERT INTO gdpr_requests ({REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, ?, 0, NULL, "
-            "'open', ?, NULL)",
-            (request_id, subject_id, kind, received_on.isoformat(), due.isoformat(),
-             iso(self.app.now())),
-        )
+        self.records.add_request({
+            "request_id": request_id, "subject_id": subject_id, "type": kind,
+            "received_on": received_on.isoformat(), "due_on": due.isoformat(),
+            "extension_months": 0, "extension_reason": None, "status": "open",
+            "opened_at": iso(self.app.now()), "closed_on": None,
+        })
         return {**self.request(request_id), "replayed": False}
 
     def extend(self, request_id: str, months: int, reason: str) -> Json:
@@ -823,11 +696,7 @@ class Privacy:
             raise refuse("extension_too_late", "an extension is decided within the first month")
         total = check_extension(row["extension_months"], months)
         due = due_date(received, calendar=self.calendar, extension_months=total)
-        self.db.execute(
-            "UPDATE gdpr_requests SET extension_months = ?, extension_reason = ?, due_on = ? "
-            "WHERE request_id = ?",
-            (total, reason, due.isoformat(), request_id),
-        )
+        self.records.extend_request(request_id, total, reason, due.isoformat())
         return self.request(request_id)
 
     def close(self, request_id: str, outcome: str, reader: PiiReader) -> Json:
@@ -846,24 +715,21 @@ class Privacy:
         return {**self.request(request_id), **self._outcome(request_id)}
 
     def _outcome(self, request_id: str) -> Json:
-        rows = self.db.execute(
-            "SELECT operator, outcome, closed_at FROM gdpr_request_outcomes "
-            "WHERE request_id = ?", (request_id,),
-        )
-        if not rows or rows[0][1] is None:
+        found = self.records.outcome(request_id)
+        if found is None:
             return {"closed_by": None, "outcome": None}
-        return {"closed_by": rows[0][0], "outcome": json.loads(rows[0][1]).get("outcome", "done"),
-                "closed_at": rows[0][2]}
+        operator, outcome, closed_at = found
+        return {"closed_by": operator, "outcome": json.loads(outcome).get("outcome", "done"),
+                "closed_at": closed_at}
 
     def request(self, request_id: str) -> Json:
-        rows = self._request_rows("WHERE request_id = ?", (request_id,))
-        if not rows:
+        row = self.records.request(request_id)
+        if row is None:
             raise refuse("unknown_request", f"no request with id {request_id[:40]!r}")
-        return self._present(rows[0])
+        return self._present(row)
 
     def requests_of(self, subject_id: str) -> list[Json]:
-        rows = self._request_rows("WHERE subject_id = ? ORDER BY received_on", (subject_id,))
-        return [self._present(r) for r in rows]
+        return [self._present(r) for r in self.records.requests_of(subject_id)]
 
     def list_requests(
         self, *, overdue: bool, as_of: date | None, due_within: int | None = None
@@ -871,34 +737,23 @@ class Privacy:
         """All requests; or the open ones past their due date; or the warning list: the open
         ones due within `due_within` days (late ones included, flagged `overdue`)."""
         day = as_of or self.today()
-        if overdue:  # ISO dates compare as text
-            rows = self._request_rows(
-                "WHERE status = 'open' AND due_on < ? ORDER BY due_on", (day.isoformat(),)
-            )
+        if overdue:
+            rows = self.records.open_requests_due(before=day.isoformat())
         elif due_within is not None:
-            rows = self._request_rows(
-                "WHERE status = 'open' AND due_on <= ? ORDER BY due_on, request_id",
-                ((day + timedelta(days=due_within)).isoformat(),),
-            )
+            rows = self.records.open_requests_due(
+                by=(day + timedelta(days=due_within)).isoformat())
         else:
-            rows = self._request_rows("ORDER BY received_on, request_id", ())
+            rows = self.records.all_requests()
         return {"as_of": day.isoformat(), "requests": [self._present(r, day) for r in rows]}
 
     def due_counts(self, within_days: int) -> Json:
         """What /metrics shows of the register: no subject, only how many requests are late
         and how many are due within `within_days` days (late ones included)."""
         day = self.today()
-        rows = self.db.execute(
-            "SELECT sum(CASE WHEN due_on < ? THEN 1 ELSE 0 END), count(*) FROM gdpr_requests "
-            "WHERE status = 'open' AND due_on <= ?",
-            (day.isoformat(), (day + timedelta(days=within_days)).isoformat()),
-        )
-        return {"overdue": int(rows[0][0] or 0), "due_within": int(rows[0][1] or 0)}
-
-    def _request_rows(self, where: str, params: tuple[Any, ...]) -> list[Json]:
-        rows = self.db.execute(f"SELECT {REQUEST_COLUMNS} FROM gdpr_requests {where}", params)
-        names = [c.strip() for c in REQUEST_COLUMNS.split(",")]
-        return [dict(zip(names, r, strict=True)) for r in rows]
+        late, due = self.records.due_counts(
+            late_before=day.isoformat(),
+            due_by=(day + timedelta(days=within_days)).isoformat())
+        return {"overdue": late, "due_within": due}
 
     def _present(self, row: Json, as_of: date | None = None) -> Json:
         day = as_of or self.today()
@@ -984,46 +839,26 @@ UNLINKED = [
 def iter_subjects(ids: Iterable[str], emails: Iterable[str], service: Service) -> Iterator[str]:
     """Every identifier of the people named: by a subject id or an e-mail (a recipient's id),
     current or replaced by a rectification (for an erasure or an export, art. 15, 17)."""
-    for statement in SCHEMA:
-        service.db.execute(statement)
+    service.privacy_records.create()
     named = [*ids, *(service.vault.subject_for_email(e) for e in emails)]
-    yield from every_identifier(service.db, named)
+    yield from every_identifier(service.privacy_records, named)
 
 
 def subjects_of_email(service: Service, email: str) -> Iterator[str]:
     """The subject whose e-mail a rectification set to this one (art. 16: still the same
     person), then the e-mail's own pseudonym (a recipient's id)."""
     pseudonym = service.vault.subject_for_email(email)
-    for statement in SCHEMA:
-        service.db.execute(statement)
-    rows = service.db.execute(
-        "SELECT subject_id FROM gdpr_subject_aliases WHERE alias = ?", (pseudonym,)
-    )
-    if rows:
-        yield str(rows[0][0])
+    service.privacy_records.create()
+    owner = service.privacy_records.current_owner(pseudonym)
+    if owner is not None:
+        yield owner
     yield pseudonym
 
 
-def person_of(db: SqlDatabase, subject_id: str) -> str:
-    """The subject a rectification recorded this identifier (an address's pseudonym, current
-    or former) under, or the identifier itself."""
-    rows = db.execute(
-        "SELECT subject_id FROM gdpr_subject_aliases WHERE alias = ? UNION ALL "
-        "SELECT subject_id FROM gdpr_former_identifiers WHERE alias = ?",
-        (subject_id, subject_id),
-    )
-    return str(rows[0][0]) if rows else subject_id
-
-
-def every_identifier(db: SqlDatabase, subject_ids: Iterable[str]) -> list[str]:
+def every_identifier(records: PrivacyRecords, subject_ids: Iterable[str]) -> list[str]:
     """The people behind these identifiers, each with every identifier they have had."""
     found: dict[str, None] = {}
     for named in subject_ids:
-        person = person_of(db, named)
-        rows = db.execute(
-            "SELECT alias FROM gdpr_subject_aliases WHERE subject_id = ? UNION ALL "
-            "SELECT alias FROM gdpr_former_identifiers WHERE subject_id = ? ORDER BY 1",
-            (person, person),
-        )
-        found.update(dict.fromkeys([named, person, *(str(r[0]) for r in rows)]))
+        person = records.person_of(named)
+        found.update(dict.fromkeys([named, person, *records.identifiers_of(person)]))
     return list(found)

@@ -1,9 +1,11 @@
 """Publication under restriction (art. 18) and objection (P4): a subject's new events leave
-with a one-off pseudonym, unlinkable to their other events (docs/data-protection.md)."""
+with a one-off pseudonym, unlinkable to their other events; an erasure (P2) leaves naming no
+one (docs/data-protection.md)."""
 
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
@@ -14,6 +16,16 @@ from infra.envelope import PSEUDONYMISED, _installed, stored_envelope
 S = DataSubject
 SUBJECT_TOPICS = [get_topic(c) for c in (S.ObjectedToProfiling, S.Restricted, S.RestrictionLifted)]
 PAGE = 1000
+
+
+def erasure_as_published(envelope: dict[str, Any]) -> dict[str, Any]:
+    """P2: the erasure event carries no stable id of the person: a one-off subject pseudonym
+    and a one-off stream (so its record key, partition aside, links it to none of their
+    events). The service's own views see the stored event and rotate the pseudonym out."""
+    pseudonyms, event_id = _installed(), envelope["event_id"]
+    data = {**envelope["data"], "subject_id": pseudonyms.unlinked(event_id, "subject_id")}
+    stream = pseudonyms.stream(UUID(event_id))
+    return {**envelope, "stream_id": str(stream), "data": data}
 
 
 class ProcessingLimits:
@@ -39,6 +51,8 @@ class ProcessingLimits:
     def see(self, envelope: dict[str, Any]) -> dict[str, Any]:
         """Notes a right exercised; returns the envelope as it may be published."""
         kind, at = envelope["event_type"], envelope["occurred_at"]
+        if kind == "SubjectErased":
+            return erasure_as_published(envelope)
         if kind.startswith("Subject"):  # the right itself is published under the pseudonym
             subject = envelope["data"].get("subject_id")
             periods = self.periods.setdefault(subject, [])

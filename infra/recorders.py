@@ -22,12 +22,13 @@ from psycopg.sql import SQL, Composed, Identifier
 from domain.giftcard import CardFacts
 from domain.streams import CheckoutAttempts, GuessingBudget
 from infra.db import LibraryPool
-from infra.vault import INSERT_FIELD_KEY, INSERT_SUBJECT_KEY, NewKeys
+from infra.vault import INSERT_ERASED_KEY, INSERT_FIELD_KEY, INSERT_SUBJECT_KEY, NewKeys
 
 # Any constant shared by every process of the service: the key of the schema-creation lock.
 SCHEMA_LOCK = 0x67696674  # "gift"
 _INSERT_SUBJECT_KEY = INSERT_SUBJECT_KEY.replace("?", "%s")
 _INSERT_FIELD_KEY = INSERT_FIELD_KEY.replace("?", "%s")
+_INSERT_ERASED_KEY = INSERT_ERASED_KEY.replace("?", "%s")
 FACTS_MAC_DOMAIN = b"giftcards-card-facts-v1\n"
 
 
@@ -154,6 +155,9 @@ class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
         if keys:
             # With the events that use them: a card is never committed without the key of its
             # sealed code, nor that key without its card (see infra.vault.KeySession).
+            keys.settle(lambda sql, params: _rows(curs, sql, params), postgres=True)
+            if keys.erased_keys:
+                curs.executemany(_INSERT_ERASED_KEY, keys.erased_keys)
             if keys.subject_keys:
                 curs.executemany(_INSERT_SUBJECT_KEY, keys.subject_keys)
             if keys.field_keys:
@@ -188,6 +192,13 @@ class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
         # one at a time, under a lock released with the transaction.
         curs.execute(SQL("SELECT pg_advisory_xact_lock(%s)"), (SCHEMA_LOCK,), prepare=False)
         super()._create_table(curs)
+
+
+def _rows(curs: Cursor[DictRow], sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """A vault query (`?` placeholders) run in the recorder's transaction."""
+    curs.execute(sql.replace("?", "%s"), tuple(params), prepare=False)
+    # Fetched whatever `description` says: in pipeline mode it is set only once fetched.
+    return [tuple(row.values()) for row in curs.fetchall()]
 
 
 def _binary(statement: Composed) -> Composed:

@@ -10,7 +10,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -42,6 +42,11 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS field_keys (
         subject_id TEXT NOT NULL, field TEXT NOT NULL, sealed_key TEXT NOT NULL,
         PRIMARY KEY (subject_id, field))""",
+    # Erasure tombstones, keyed by a keyed hash of the subject (no id kept here): a unit of work
+    # that read a subject's keys before an erasure and creates their first key commits that key
+    # already destroyed (see NewKeys.settle).
+    """CREATE TABLE IF NOT EXISTS subject_erasures (
+        tombstone TEXT PRIMARY KEY, erasures INTEGER NOT NULL, erased_at TEXT NOT NULL)""",
 ]
 FIELD_PREFIX = "gcf1"
 KEK_MAGIC = b"K"  # wrapped_key = K + kek id (16 hex) + nonce + ciphertext; older rows: no KEK
@@ -55,6 +60,12 @@ INSERT_SUBJECT_KEY = (
 # No ON CONFLICT: a field key another writer stored first fails the unit of work, which is
 # redone on fresh state and then seals under that key (an IntegrityError is a conflict).
 INSERT_FIELD_KEY = "INSERT INTO field_keys (subject_id, field, sealed_key) VALUES (?, ?, ?)"
+INSERT_ERASED_KEY = (
+    "INSERT INTO subject_keys (key_id, subject_id, wrapped_key, created_at, erased_at) "
+    "VALUES (?, ?, NULL, ?, ?)"
+)
+ERASURES = "#erasures"  # keys_of's row of a subject's erasure count (no field has this name)
+Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 Shredding = Literal["verified", "pending", "final_after_kek_rotation"]
 
 
@@ -99,20 +110,30 @@ class Vault:
         return KeySession(self, self.keys_with_events)
 
     def keys_of(self, subjects: list[str]) -> list[tuple[Any, ...]]:
-        """The live keys and the field keys of many subjects in one query per 400 subjects:
-        (subject, key id, wrapped key, created at) and (subject, field, None, sealed key)."""
+        """The live keys, the field keys and the erasure counts of many subjects in one query
+        per 400 subjects: (subject, key id, wrapped key, created at), (subject, field, None,
+        sealed key) and (subject, ERASURES, None, count)."""
         rows: list[tuple[Any, ...]] = []
         for start in range(0, len(subjects), SUBJECTS_PER_QUERY):
             chunk = subjects[start : start + SUBJECTS_PER_QUERY]
             marks = ", ".join("?" * len(chunk))
-            rows += self.db.execute(
+            tombstones = {self.tombstone(s): s for s in chunk}
+            found = self.db.execute(
                 "SELECT subject_id, key_id, wrapped_key, created_at FROM subject_keys "
                 f"WHERE subject_id IN ({marks}) AND wrapped_key IS NOT NULL "
                 "UNION ALL SELECT subject_id, field, NULL, sealed_key FROM field_keys "
-                f"WHERE subject_id IN ({marks})",
-                (*chunk, *chunk),
+                f"WHERE subject_id IN ({marks}) "
+                f"UNION ALL SELECT tombstone, '{ERASURES}', NULL, CAST(erasures AS TEXT) "
+                f"FROM subject_erasures WHERE tombstone IN ({marks})",
+                (*chunk, *chunk, *tombstones),
             )
+            rows += [(tombstones[r[0]], *r[1:]) if r[1] == ERASURES else r for r in found]
         return rows
+
+    def tombstone(self, subject_id: str) -> str:
+        """The key of a subject's erasure tombstone: a keyed hash, so it names no one."""
+        message = b"erasure\x00" + subject_id.encode()
+        return hmac.new(self._subject_key, message, hashlib.sha256).hexdigest()[:32]
 
     def new_key(self, subject_id: str) -> tuple[str, bytes, tuple[str, str, bytes, str]]:
         """A new subject key: its id, the key, and its row (not stored yet)."""
@@ -132,8 +153,10 @@ class Vault:
             self.complete_pending()  # the next writer finishes a pending erasure
         try:
             with self.db.tx():
+                keys.settle(self.db.execute, postgres=self.db.is_postgres)
                 self.db.executemany(INSERT_SUBJECT_KEY, keys.subject_keys)
                 self.db.executemany(INSERT_FIELD_KEY, keys.field_keys)
+                self.db.executemany(INSERT_ERASED_KEY, keys.erased_keys)
         except sqlite3.IntegrityError as conflict:
             raise IntegrityError(str(conflict)) from conflict
 
@@ -185,6 +208,17 @@ class Vault:
         except InvalidTag:
             return ERASED
 
+    def owner_of(self, token: str) -> str | None:
+        """The subject whose live key sealed `token` (a `gc1` token), or None once erased."""
+        parts = token.split(":", 2)
+        if len(parts) != 3 or parts[0] != PREFIX:
+            return None
+        rows = self.db.execute(
+            "SELECT subject_id FROM subject_keys WHERE key_id = ? AND wrapped_key IS NOT NULL",
+            (parts[1],),
+        )
+        return str(rows[0][0]) if rows else None
+
     def _open_field(self, subject_id: str, field: str, body: str) -> str:
         key = self._field_key(subject_id, field, create=False)
         if key is None:
@@ -198,7 +232,19 @@ class Vault:
     def erase(self, subject_id: str) -> int:
         """Crypto-shredding: destroy every key of the subject; returns how many were live."""
         now = datetime.now(UTC).isoformat()
+        tombstone = self.tombstone(subject_id)
         with self.db.tx():
+            if self.db.is_postgres:
+                # Waits for the units of work creating this subject's keys (they hold the lock
+                # shared until they commit): the UPDATE below then sees their keys.
+                self.db.execute("SELECT pg_advisory_xact_lock(?)", (lock_id(tombstone),))
+            # Before the keys: a unit committing later sees it and destroys its new key.
+            self.db.execute(
+                "INSERT INTO subject_erasures (tombstone, erasures, erased_at) VALUES (?, 1, ?) "
+                "ON CONFLICT (tombstone) DO UPDATE SET "
+                "erasures = subject_erasures.erasures + 1, erased_at = excluded.erased_at",
+                (tombstone, now),
+            )
             live = self.db.execute(
                 "SELECT count(*) FROM subject_keys "
                 "WHERE subject_id = ? AND wrapped_key IS NOT NULL",
@@ -348,15 +394,59 @@ class Vault:
         return None
 
 
+def lock_id(tombstone: str) -> int:
+    """PostgreSQL's advisory lock of one subject's keys (a signed 64-bit number)."""
+    return int(tombstone[:16], 16) - 2**63
+
+
 @dataclass
 class NewKeys:
     """The key rows one unit of work created, to be committed with its events."""
 
     subject_keys: list[tuple[str, str, bytes, str]] = dataclasses.field(default_factory=list)
     field_keys: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    # Subjects whose first key this unit creates after reading their keys: subject ->
+    # (tombstone, erasures seen then). Fresh subjects (a new card's code) are not watched.
+    watched: dict[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
+    # Keys of subjects erased since the unit read them: committed already destroyed.
+    erased_keys: list[tuple[str, str, str, str]] = dataclasses.field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.subject_keys or self.field_keys)
+
+    def settle(self, run: Run, *, postgres: bool) -> None:
+        """In the transaction that commits the keys, before they are written: the new key of a
+        subject erased since the unit read their keys is written destroyed, and their new field
+        keys not at all, so what the unit sealed for them is unreadable, as if the erasure came
+        a moment after the commit. PostgreSQL: the subjects' locks held shared until the
+        commit make an erasure wait for it; SQLite: the write transaction is exclusive."""
+        watched = {s: w for s, w in self.watched.items()
+                   if any(row[1] == s for row in self.subject_keys)}
+        if not watched:
+            return
+        stones = sorted(t for t, _ in watched.values())
+        if postgres:
+            run("SELECT count(pg_advisory_xact_lock_shared(k)) FROM unnest(?::bigint[]) AS k",
+                ([lock_id(t) for t in stones],))
+        counts: dict[str, tuple[int, str]] = {}
+        for start in range(0, len(stones), SUBJECTS_PER_QUERY):
+            chunk = stones[start : start + SUBJECTS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            for stone, erasures, erased_at in run(
+                "SELECT tombstone, erasures, erased_at FROM subject_erasures "
+                f"WHERE tombstone IN ({marks})", chunk):
+                counts[stone] = (int(erasures), str(erased_at))
+        erased: dict[str, str] = {}
+        for subject, (stone, seen) in watched.items():
+            now = counts.get(stone)
+            if now is not None and now[0] > seen:
+                erased[subject] = now[1]
+        if not erased:
+            return
+        self.erased_keys += [(k, s, created, erased[s])
+                             for k, s, _w, created in self.subject_keys if s in erased]
+        self.subject_keys = [row for row in self.subject_keys if row[1] not in erased]
+        self.field_keys = [row for row in self.field_keys if row[0] not in erased]
 
 
 class KeySession:
@@ -378,6 +468,7 @@ class KeySession:
         self._by_id: dict[str, bytes] = {}
         self._sealed_fields: dict[tuple[str, str], str] = {}  # stored field keys, still sealed
         self._fields: dict[tuple[str, str], bytes] = {}
+        self._erasures: dict[str, int] = {}  # subject -> its erasures when its keys were read
 
     def subject_for_email(self, email: str) -> str:
         return self.vault.subject_for_email(email)
@@ -389,6 +480,9 @@ class KeySession:
             return
         oldest: dict[str, tuple[str, str]] = {}
         for subject, name, wrapped, text in self.vault.keys_of(wanted):
+            if name == ERASURES:
+                self._erasures[subject] = int(text)
+                continue
             if wrapped is None:
                 self._sealed_fields[(subject, name)] = text
                 continue
@@ -398,6 +492,7 @@ class KeySession:
         for subject in wanted:
             found = oldest.get(subject)
             self._active[subject] = found[1] if found else None
+            self._erasures.setdefault(subject, 0)
 
     def seal(self, subject_id: str, plaintext: str) -> str:
         key_id, key = self._active_key(subject_id)
@@ -429,6 +524,9 @@ class KeySession:
         if active is None or key is None:
             active, key, row = self.vault.new_key(subject_id)
             self.new.subject_keys.append(row)
+            if subject_id in self._erasures:
+                self.new.watched[subject_id] = (
+                    self.vault.tombstone(subject_id), self._erasures[subject_id])
             self._active[subject_id], self._by_id[active] = active, key
         return active, key
 

@@ -24,6 +24,9 @@ class Batch:
         self.db = db
         self._rows: dict[str, dict[Key, Row | None]] = defaultdict(dict)
         self._dirty: dict[str, tuple[Table, set[Key]]] = {}
+        # A pseudonym was rotated out (an erasure): SQLite's file is checkpointed after commit,
+        # so the old values leave the WAL and the main file too.
+        self.rotated = False
 
     def get(self, table: Table, *key: Any) -> Row | None:
         cache = self._rows[table.name]

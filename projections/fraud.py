@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Any
 
@@ -10,10 +11,11 @@ from infra.envelope import EnvelopeJson
 from projections.batch import Batch, Row
 from projections.config import COMPELLING_GROUNDS, LEGITIMATE_INTEREST, FraudConfig
 from projections.retention import purged
-from projections.schema import ALERTS, BALANCE, FRAUD_STATE, SUBJECTS
+from projections.schema import ALERTS, BALANCE, FRAUD_STATE, SUBJECTS, VIEWS
 from projections.timefmt import bucket, norm
 
 RESTRICTED = "restricted"  # FRAUD_STATE key prefix: a subject's restriction periods (art. 18)
+ERASED_PREFIX = "erased_"  # an erased subject's pseudonym in the views, once rotated out
 
 
 def emit(
@@ -296,8 +298,29 @@ def _subject(b: Batch, env: EnvelopeJson, column: str) -> tuple[str, str]:
 
 
 def subject_erased(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudConfig) -> None:
-    """P2: views hold subject ids and amounts only, never clear PII: recording it suffices."""
+    """P2: views hold pseudonyms and amounts, never clear PII; the erased subject's pseudonym
+    is rotated out of every view (a name derived from the erasure event, so a replay agrees),
+    leaving nothing that links their rows to their events on the topic."""
     _subject(b, env, "erased_at")
+    rotate_pseudonym(b, env["data"]["subject_id"], rotated_pseudonym(env["event_id"]))
+
+
+def rotated_pseudonym(event_id: str) -> str:
+    return ERASED_PREFIX + hashlib.sha256(f"rotated\x00{event_id}".encode()).hexdigest()[:32]
+
+
+def rotate_pseudonym(b: Batch, old: str, new: str) -> None:
+    """Replaces `old` wherever a view's text holds it: ids, keys, JSON state, explanations."""
+    b.flush()  # the batch's rows first: the SQL below must see them, and the cache goes
+    if not b.db.is_postgres:
+        b.db.execute("PRAGMA secure_delete=ON")  # the old values' cells are zeroed
+    b.rotated = True
+    for table in VIEWS:
+        for column, kind in table.columns.items():
+            if kind == "TEXT":
+                b.db.execute(
+                    f"UPDATE {table.name} SET {column} = replace({column}, ?, ?) "
+                    f"WHERE {column} LIKE ?", (old, new, f"%{old}%"))
 
 
 def subject_objected(b: Batch, env: EnvelopeJson, card: Row | None, config: FraudConfig) -> None:

@@ -91,6 +91,10 @@ class Projector:
                 "ON CONFLICT (source, part) DO UPDATE SET pos = excluded.pos",
                 [(s, p, pos) for (s, p), pos in last.items()],
             )
+        if batch.rotated and not self.db.is_postgres:
+            # An erased subject's pseudonym: copied out of the WAL into the zeroed cells of the
+            # file (best effort: a reader holding old pages makes it wait for the next one).
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return applied
 
     def _prefetch(self, batch: Batch, items: list[Item]) -> None:

@@ -7,6 +7,7 @@ import threading
 import uuid
 from typing import Any
 
+from composition.bootstrap import set_up_schema
 from entrypoints.cli.api_parts import (
     add_api_options,
     api_part,
@@ -16,7 +17,6 @@ from entrypoints.cli.api_parts import (
 )
 from entrypoints.cli.base import UsageError, examples, parse_text
 from entrypoints.cli.cards import service
-from infra.bootstrap import set_up_schema
 from infra.config import load_settings
 
 

@@ -7,8 +7,8 @@ import logging
 import threading
 from typing import Any
 
+from composition.bootstrap import build
 from entrypoints.cli.base import UsageError, parse_text
-from infra.bootstrap import build
 from infra.config import Settings, load_settings
 from infra.supervisor import Part
 
@@ -106,7 +106,7 @@ def sweep_part(settings: Settings) -> Part:
         holds = Holds(svc.app, hold_seconds=settings.hold_seconds)
         try:
             while not stop.is_set():
-                released = holds.release_timed_out()["released"]
+                released = holds.release_timed_out().released
                 if released:
                     log.info("holds: %d timed out and released", released)
                 stop.wait(SWEEP_SECONDS)

@@ -392,7 +392,7 @@ def console_router(service: Service, operators: Operators,
     def finance_db() -> Any:
         """The finance views (as the API's /v1/liability reads them): built on first use; in
         the embedded default a read first catches up with the store."""
-        from infra.bootstrap import build_projector
+        from composition.bootstrap import build_projector
         from projections import sources
 
         with views_lock:  # one catch-up at a time: two at once insert the same rows
@@ -462,6 +462,8 @@ def console_router(service: Service, operators: Operators,
                                                                          period):
             return refused(request, session, 422, "invalid_input")
 
+        clear: list[dict[str, Any]] = []  # the pack's stored fields: whom it concerns
+
         def write(out: Path) -> dict[str, Any]:
             app.markets.get(market)  # unknown_market
             db = finance_db()
@@ -473,14 +475,14 @@ def console_router(service: Service, operators: Operators,
             key = cps.trusted_signing_key(settings.signing_key_file, settings.checkpoint_dir,
                                           create=False)
             return evidence.export(app.recorder, app.mapper, db, market, period, checkpoints,
-                                   key, app.now(), out)
+                                   key, app.now(), out, clear)
 
         def run() -> bytes:
             with tempfile.TemporaryDirectory(prefix="giftcards-pack-") as tmp:
                 out = Path(tmp) / "pack"
                 logged_read(service, actor.name, f"evidence pack {market} {period}",
                             "console evidence", lambda: write(out),
-                            lambda _: evidence.pack_subjects(out, SUBJECT_FIELDS))
+                            lambda _: evidence.pack_subjects(clear, SUBJECT_FIELDS))
                 packed = io.BytesIO()
                 with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
                     for path in sorted(out.rglob("*")):

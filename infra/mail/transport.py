@@ -162,6 +162,10 @@ class Sealer(Protocol):
 
     def open(self, subject_id: str, token: str) -> str: ...
 
+    def owner_of(self, token: str) -> str | None:
+        """The subject whose live key sealed `token`, or None once erased."""
+        ...
+
 
 class MaildirTransport:
     """The embedded default: each message in `DIR/new`, written whole (tmp, then rename),
@@ -182,7 +186,9 @@ class MaildirTransport:
             return
         name = "".join(c if c.isalnum() or c in "-." else "_" for c in message["Message-ID"])
         sealed = self.vault.seal(owner, base64.b64encode(message.as_bytes()).decode())
-        record = json.dumps({"owner": owner, "sealed": sealed}).encode()
+        # The owner is not written: the sealed text names its key, and the key its subject
+        # (an erased customer's id would otherwise stay in clear beside the ciphertext).
+        record = json.dumps({"sealed": sealed}).encode()
         # The tmp name is the writer's own (maildir's rule): two writers of one message must
         # not rename each other's file away.
         tmp = self.directory / "tmp" / f"{name}.{os.getpid()}.{threading.get_ident()}.sealed"
@@ -200,7 +206,8 @@ def read_maildir(directory: Path, vault: Sealer) -> list[EmailMessage]:
     paths = sorted((directory / "new").glob("*.sealed"), key=lambda path: path.stat().st_mtime)
     for path in paths:
         record = json.loads(path.read_bytes())
-        clear = vault.open(record["owner"], record["sealed"])
+        owner = record.get("owner") or vault.owner_of(record["sealed"])  # older files: named
+        clear = vault.open(owner, record["sealed"]) if owner is not None else ERASED
         if clear == ERASED:
             continue
         message = email.message_from_bytes(base64.b64decode(clear), policy=email.policy.default)
