@@ -6,7 +6,6 @@ import io
 import re
 import secrets
 import tempfile
-import threading
 import zipfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -81,13 +80,12 @@ def when(instant: str) -> str:
 
 
 def console_router(service: Service, operators: Operators,
-                   call: Callable[[Callable[[], Any]], Awaitable[Any]]) -> APIRouter:
+                   call: Callable[[Callable[[], Any]], Awaitable[Any]],
+                   fresh_views: Callable[[], Any]) -> APIRouter:
     """The console under /console/, over the API's own service, register and thread pool."""
     app = service.app
     sessions = Sessions(service.settings.console_idle_seconds)
     router = APIRouter(prefix="/console", include_in_schema=False)
-    views: list[Any] = []  # the finance views, built on first use
-    views_lock = threading.Lock()
 
     def page(request: Request, name: str, session: Session | None, status: int = 200,
              **values: Any) -> HTMLResponse:
@@ -390,17 +388,8 @@ def console_router(service: Service, operators: Operators,
         return answer or page(request, "audit.html", session)
 
     def finance_db() -> Any:
-        """The finance views (as the API's /v1/liability reads them): built on first use; in
-        the embedded default a read first catches up with the store."""
-        from composition.bootstrap import build_projector
-        from projections import sources
-
-        with views_lock:  # one catch-up at a time: two at once insert the same rows
-            if not views:
-                views.append(build_projector(service.settings))
-            if service.settings.kafka_bootstrap is None:
-                sources.sync_store(app, views[0])
-        return views[0].db
+        """The finance views, as the API's /v1/liability reads them (the API's own projector)."""
+        return fresh_views().db
 
     def trusted_checkpoints() -> list[dict[str, Any]]:
         from infra import checkpoints as cps

@@ -57,7 +57,8 @@ def create_app(
     api.include_router(support.routes(context))
     api.include_router(audit.routes(context))
     if service.settings.console:  # the operators' pages, over the same use cases
-        api.include_router(console_router(service, context.operators, context.call))
+        api.include_router(console_router(service, context.operators, context.call,
+                                           context.fresh_views))
     api.add_middleware(BodyLimits)
     api.add_middleware(Gate, authenticate=context.authenticated)
     # Outermost: times every answer, the body checks' refusals included.

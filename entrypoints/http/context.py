@@ -4,6 +4,7 @@ the replies stored under an Idempotency-Key."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -60,6 +61,7 @@ class ApiContext:
                              observe=self.metrics.batches.observe)
         self.facts = build_card_facts_reader(service)
         self._views: list[Any] = []
+        self._views_lock = threading.Lock()
 
     async def call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
@@ -135,10 +137,11 @@ class ApiContext:
         """Built on first use; in the embedded default a read first catches up with the store."""
         from projections import sources
 
-        if not self._views:
-            self._views.append(build_projector(self.service.settings))
-        if self.service.settings.kafka_bootstrap is None:
-            sources.sync_store(self.app, self._views[0])
+        with self._views_lock:  # one catch-up at a time: two at once insert the same rows
+            if not self._views:
+                self._views.append(build_projector(self.service.settings))
+            if self.service.settings.kafka_bootstrap is None:
+                sources.sync_store(self.app, self._views[0])
         return self._views[0]
 
     # --- commands --------------------------------------------------------------------------
