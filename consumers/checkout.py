@@ -20,6 +20,7 @@ from kafka.structs import OffsetAndMetadata
 
 from application.cards import GiftCards, UnitOfWork
 from application.checkout import Checkout, Result
+from application.privacy import dead_letter_sealer
 from consumers.dead_letters import Invalid, dead_letter
 from consumers.messages import (
     CheckoutCompleted,
@@ -218,6 +219,7 @@ class CheckoutProcessor:
                 partition=partition,
                 offset=record.offset,
                 raw=record.value,
+                seal=dead_letter_sealer(self.app.vault, self.app.now),
             )
         )
 
