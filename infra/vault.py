@@ -99,6 +99,19 @@ class Vault:
         key_id, key = self._active_key(subject_id)
         return _seal(key_id, key, subject_id, plaintext)
 
+    def seal_if_live(self, subject_id: str, plaintext: str) -> str | None:
+        """Sealed under the subject's live key; None if they have none (erased): never a new
+        key, for a copy of data that was sealed under one before (a sent e-mail)."""
+        rows = self.db.execute(
+            "SELECT key_id, wrapped_key FROM subject_keys "
+            "WHERE subject_id = ? AND wrapped_key IS NOT NULL ORDER BY created_at LIMIT 1",
+            (subject_id,),
+        )
+        if not rows:
+            return None
+        key_id, wrapped = rows[0]
+        return _seal(key_id, self._unwrap(key_id, bytes(wrapped)), subject_id, plaintext)
+
     def seal_field(self, subject_id: str, field: str, plaintext: str) -> str:
         """Sealed under the subject's key for this field (`shred_field` destroys it)."""
         key = self._field_key(subject_id, field, create=True)
