@@ -27,6 +27,7 @@ COPY application application
 COPY infra infra
 COPY projections projections
 COPY consumers consumers
+COPY composition composition
 COPY entrypoints entrypoints
 RUN pip install --find-links /wheels . && rm -rf /wheels \
     && useradd --create-home --uid 10001 giftcards \

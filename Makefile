@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 ASYNCAPI_PARSER := dev/asyncapi/node_modules/@asyncapi/parser/package.json
 
 .PHONY: demo test test-repeat lint services cluster bench chaos container-deps images container-test clean \
-	asyncapi-parser kcat faketime tools docs
+	asyncapi-parser kcat faketime patroni tools chromium console-charts docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,7 +29,7 @@ services: $(STAMP)
 lint: $(STAMP) $(ASYNCAPI_PARSER)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports --no-cache
 	node dev/asyncapi/validate.mjs asyncapi.yaml
 
 $(ASYNCAPI_PARSER): dev/asyncapi/package-lock.json
@@ -46,18 +46,39 @@ kcat:
 faketime:
 	command -v faketime >/dev/null || { apt-get update -qq && apt-get install -y -qq faketime; }
 
+# The console's charting library, pinned by dev/console/package-lock.json; the copy served
+# from entrypoints/console/static/ is checked against it (tests/unit/test_console_vendored_chart.py).
+CONSOLE_CHARTS := dev/console/node_modules/chart.js/package.json
+
+$(CONSOLE_CHARTS): dev/console/package-lock.json
+	cd dev/console && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+console-charts: $(CONSOLE_CHARTS)
+
+# chromium + chromedriver: the console's browser tests drive a real browser (Selenium).
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+# Patroni over etcd: the PostgreSQL cluster with failover of dev/patroni_dev.py and of
+# tests/faults/test_primary_failover.py (Debian packages).
+patroni:
+	@command -v patroni >/dev/null && command -v etcd >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patroni etcd-server; }
+
 # curl: the HTTP quickstart's walk-through (tests/e2e/test_docs.py) runs it as written.
 tools:
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
 
-test: services lint kcat faketime tools
+test: services lint kcat faketime patroni tools chromium console-charts
 	$(PY) -m pytest
 
 # The same tests N times in a row (pytest-repeat), stopping at the first failure: a flaky test
 # shows itself here instead of in CI. E.g. make test-repeat TESTS=tests/faults N=10
 TESTS ?= tests/faults
 N ?= 10
-test-repeat: services kcat faketime
+test-repeat: services kcat faketime patroni
 	$(PY) -m pytest -x --count $(N) $(TESTS)
 
 bench: services
@@ -67,9 +88,11 @@ bench: services
 cluster: $(STAMP)
 	$(PY) -m dev.kafka_dev up --brokers 3
 
-# 3 brokers, 3 serve, durable PostgreSQL, faults at random moments; CHAOS_SECONDS of load.
+# 3 brokers, 3 serve, a durable 2-node Patroni cluster, faults at random moments (a broker, a
+# serve killed, the primary restarted, the primary killed, a serve frozen, a serve an hour behind
+# under faketime); CHAOS_SECONDS of load.
 CHAOS_SECONDS ?= 60
-chaos: services
+chaos: services kcat faketime patroni
 	$(PY) -m bench.chaos --seconds $(CHAOS_SECONDS)
 
 # podman (runc: this host's cgroups v1 are refused by crun), podman-compose and debootstrap

@@ -11,7 +11,8 @@ from uuid import UUID, uuid4
 
 from eventsourcing.utils import get_topic
 
-from application.cards import GiftCards, Json, UnitOfWork, iso
+from application.cards import GiftCards, Json, iso
+from application.unit_of_work import UnitOfWork
 from domain.apikeys import ApiKey
 from domain.errors import refuse
 from domain.streams import Index, stream_id
@@ -47,7 +48,7 @@ class ApiKeys:
         self._cache: dict[UUID, tuple[float, ApiKey | None]] = {}
 
     def create(self, *, name: str, scopes: list[str]) -> Json:
-        return self.cards._run(lambda uow: self.issue(uow, name=name, scopes=scopes))
+        return self.cards.run(lambda uow: self.issue(uow, name=name, scopes=scopes))
 
     def issue(
         self, uow: UnitOfWork, *, name: str, scopes: list[str], operator: str | None = None,
@@ -97,7 +98,7 @@ class ApiKeys:
         return False, None
 
     def revoke(self, key_id: UUID) -> Json:
-        return self.cards._run(lambda uow: self.revoke_in(uow, key_id))
+        return self.cards.run(lambda uow: self.revoke_in(uow, key_id))
 
     def revoke_in(self, uow: UnitOfWork, key_id: UUID) -> Json:
         """Revokes the key in the caller's unit of work (a retry revokes nothing twice)."""

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import hmac
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import Application
 from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Tracking
 from eventsourcing.utils import EnvType, get_topic
 
+from application.unit_of_work import UnitOfWork
 from domain.addresses import check_address
 from domain.base import Aggregate
 from domain.chain import CHAIN_FIELDS
@@ -63,83 +65,6 @@ class Guessing:
         return self.windows[0]
 
 
-class UnitOfWork:
-    """Aggregates changed by one or more commands, saved together in one transaction."""
-
-    def __init__(self, app: GiftCards) -> None:
-        self.app = app
-        self.changed: dict[UUID, Aggregate] = {}
-        self.loaded: dict[UUID, Aggregate] = {}
-        self.absent: set[UUID] = set()
-        # card id -> its code's index stream, for the cards whose code is registered here
-        self.code_indexes: dict[UUID, UUID] = {}
-        # The vault keys this unit reads and creates: committed with its events.
-        self.keys = app.vault.session()
-
-    def prefetch(self, ids: Iterable[UUID]) -> None:
-        """Load many streams in one query: a batch reads its keys and cards once, not each."""
-        wanted = set(ids) - self.changed.keys() - self.loaded.keys() - self.absent
-        if self.app.load_streams is None or not wanted:
-            return
-        found = self.app.load_streams(list(wanted))
-        for stream, events in found.items():
-            aggregate: Any = None
-            for domain_event in events:
-                aggregate = cast(Any, domain_event).mutate(aggregate)
-            self.loaded[stream] = aggregate
-        self.absent |= wanted - found.keys()
-
-    def prefetch_targets(self) -> None:
-        """Load what the indexes loaded so far point to (the cards of a batch's orders)."""
-        self.prefetch(index.target for index in self.loaded.values() if isinstance(index, Index))
-
-    def get(self, aggregate_id: UUID, kind: type[A]) -> A | None:
-        if aggregate_id in self.changed:
-            return cast(A, self.changed[aggregate_id])
-        if aggregate_id in self.absent:
-            return None
-        if aggregate_id in self.loaded:
-            prefetched = self.loaded[aggregate_id]
-            return prefetched if isinstance(prefetched, kind) else None
-        try:
-            found: object = self.app.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        if not isinstance(found, kind):
-            return None
-        return found
-
-    def add(self, *aggregates: Aggregate) -> None:
-        for aggregate in aggregates:
-            self.changed[aggregate.id] = aggregate
-            self.absent.discard(aggregate.id)
-
-    def commit(self, tracking: Tracking | None = None) -> None:
-        if not self.changed and tracking is None:
-            return
-        # ProcessingEvent + _record keep the tracking record in the same transaction.
-        from eventsourcing.application import ProcessingEvent
-
-        processing: ProcessingEvent[UUID] = ProcessingEvent(tracking)
-        for aggregate in self.changed.values():
-            # What collect_events() does, minus its runtime-Protocol isinstance checks, which
-            # cost more than the rest of a batch commit's Python work.
-            processing.events.extend(aggregate.collect_events())
-            processing.aggregates[aggregate.id] = aggregate
-        if self.app.keeps_card_facts:
-            # The lookup rows of the changed cards, in the same transaction as their events.
-            processing.saved_kwargs["card_facts"] = [
-                (aggregate.facts(), aggregate.version, self.code_indexes.get(aggregate.id))
-                for aggregate in self.changed.values()
-                if isinstance(aggregate, GiftCard)
-            ]
-        processing.saved_kwargs.update(self.keys.before_commit())
-        self.app.record(processing)
-        self.keys = self.app.vault.session()
-        self.changed.clear()
-        self.code_indexes.clear()
-
-
 class GiftCards(Application[UUID]):
     """Use cases: purchase, redeem, cancel, refund, expire, show, history."""
 
@@ -183,8 +108,8 @@ class GiftCards(Application[UUID]):
         yield uow
         uow.commit(tracking)
 
-    def _run(self, command: Callable[[UnitOfWork], R], within: UnitOfWork | None = None) -> R:
-        """Run one command in the caller's unit of work, or atomically on its own; a refusal
+    def run(self, command: Callable[[UnitOfWork], R], within: UnitOfWork | None = None) -> R:
+        """Runs one command in the caller's unit of work, or atomically on its own; a refusal
         still saves what it recorded (attempts)."""
         if within is not None:
             return command(within)
@@ -280,7 +205,7 @@ class GiftCards(Application[UUID]):
             )
             return {**card_json(card), "code": code, "replayed": False}
 
-        return self._run(command, within)
+        return self.run(command, within)
 
     def _sealed_delivery(
         self,
@@ -413,7 +338,7 @@ class GiftCards(Application[UUID]):
             uow.add(card, Index.register(REDEMPTION_ORDER, order_id, card.id))
             return redemption_json(card)
 
-        return self._run(command, within)
+        return self.run(command, within)
 
     def card_for_code(
         self,
@@ -564,7 +489,7 @@ class GiftCards(Application[UUID]):
             uow.add(card)
             return cancellation_json(card)
 
-        return self._run(command, within)
+        return self.run(command, within)
 
     def seal_history(self, card_id: UUID, *, within: UnitOfWork | None = None) -> Json:
         """`audit seal`: chain a card's history stored before the chain existed."""
@@ -577,7 +502,7 @@ class GiftCards(Application[UUID]):
             return {"card_id": str(card_id), "sealed_at": now.isoformat(),
                     "version": card.version, "head": card.chain_head}
 
-        return self._run(command, within)
+        return self.run(command, within)
 
     def _bought_with(self, uow: UnitOfWork, order_id: str | None) -> UUID:
         index = None if order_id is None else uow.get(stream_id(PURCHASE_ORDER, order_id), Index)
@@ -690,7 +615,7 @@ class GiftCards(Application[UUID]):
                 "to_other_method": to_other,
             }
 
-        return self._run(command, within)
+        return self.run(command, within)
 
     def expire(self, as_of: datetime | None = None, *, batch_size: int = 500) -> Json:
         """R9: expire every active card past its date; its balance is forfeited (breakage)."""
@@ -710,7 +635,7 @@ class GiftCards(Application[UUID]):
                         forfeited[card.currency] += balance
                         uow.add(card)
 
-            self._run(command)
+            self.run(command)
         return {"as_of": iso(instant), "expired": expired, "forfeited": dict(forfeited)}
 
     def open_cards(self) -> Iterator[tuple[UUID, datetime]]:
@@ -758,12 +683,23 @@ class GiftCards(Application[UUID]):
                 uow.add(subject)
             return {"subject_id": subject_id, "request_id": request_id, "recorded": recorded}
 
-        return self._run(command)
+        return self.run(command)
 
     # --- queries -----------------------------------------------------------------------
 
     def card(self, card_id: UUID) -> GiftCard:
         return self._card(UnitOfWork(self), card_id)
+
+    def find_by_order(self, order_id: str, code_last4: str) -> UUID:
+        """Customer service's look-up: the card bought with this order whose code ends so
+        (never by the code itself). A wrong order and a wrong ending are refused alike."""
+        check_order_id(order_id)
+        uow = UnitOfWork(self)
+        index = uow.get(stream_id(PURCHASE_ORDER, order_id), Index)
+        card = None if index is None else uow.get(index.target, GiftCard)
+        if card is None or not hmac.compare_digest(card.code_last4, code_last4.upper()):
+            raise refuse("unknown_card", "no card was bought with this order and code ending")
+        return card.id
 
     def show(self, card_id: UUID) -> Json:
         """The card as of now, its status as every read tells it (a lookup's too): `held`

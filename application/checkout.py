@@ -8,13 +8,8 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from application.cards import (
-    PURCHASE_ORDER,
-    REDEMPTION_ORDER,
-    REFUND_REQUEST,
-    GiftCards,
-    UnitOfWork,
-)
+from application.cards import PURCHASE_ORDER, REDEMPTION_ORDER, REFUND_REQUEST, GiftCards
+from application.unit_of_work import UnitOfWork
 from domain.streams import stream_id
 
 Json = dict[str, Any]

@@ -7,8 +7,9 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from application.cards import Json, UnitOfWork, iso, notice_key_subject
+from application.cards import Json, iso, notice_key_subject
 from application.privacy import PiiReader, Privacy, Service, check_operator
+from application.unit_of_work import UnitOfWork
 from domain.addresses import check_address
 from domain.delivery import CodeDelivery
 from domain.errors import refuse
@@ -108,7 +109,16 @@ class Deliveries:
             return {"card_id": str(card_id), "status": again.status, "attempt": again.attempt,
                     "previous_address_notified": notice_to is not None}
 
-        return self.cards._run(command)
+        return self.cards.run(command)
+
+    def of_card(self, card_id: UUID) -> Json:
+        """A card's code delivery for customer service: how far it got, why it failed, how
+        many times an operator sent it again (no address: that is personal data)."""
+        delivery = UnitOfWork(self.cards).get(CodeDelivery.id_for(card_id), CodeDelivery)
+        if delivery is None:
+            return {"card_id": str(card_id), "status": None, "failure": None, "attempt": 0}
+        return {"card_id": str(card_id), "status": delivery.status,
+                "failure": delivery.failure, "attempt": delivery.attempt}
 
     def _retriable(
         self, card_id: UUID, operator: str, uow: UnitOfWork | None = None

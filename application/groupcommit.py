@@ -11,7 +11,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
 
-from application.cards import COMMAND_RETRIES, GiftCards, UnitOfWork
+from application.cards import COMMAND_RETRIES, GiftCards
+from application.unit_of_work import UnitOfWork
 from domain.errors import DomainError
 
 
@@ -79,6 +80,6 @@ def run_together(
 
 def _alone(app: GiftCards, command: Callable[[UnitOfWork], Any]) -> Done:
     try:
-        return Done(app._run(command))
+        return Done(app.run(command))
     except Exception as error:  # handed to its own caller
         return Done(error=error)

@@ -11,15 +11,9 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from application.cards import (
-    REDEMPTION_ORDER,
-    GiftCards,
-    Json,
-    UnitOfWork,
-    check_order_id,
-    iso,
-    redemption_json,
-)
+from application.cards import REDEMPTION_ORDER, GiftCards, check_order_id, iso
+from application.results import CardLookup, HoldsReleased, HoldState, Redemption
+from application.unit_of_work import UnitOfWork
 from domain.errors import refuse
 from domain.giftcard import CardFacts, GiftCard
 from domain.streams import Index, stream_id
@@ -55,12 +49,12 @@ class Holds:
         """`simulate`: the full decision in a unit of work that is never saved."""
         if simulate:
             return command(UnitOfWork(self.cards))
-        return self.cards._run(command, within)
+        return self.cards.run(command, within)
 
     def lookup(
         self, *, code: str, market: str, source: str, customer_id: str | None = None,
         within: UnitOfWork | None = None,
-    ) -> Json:
+    ) -> CardLookup:
         """The card of a code on this market, as of now; unknown and other-market codes are
         answered alike and counted against the subject (R8)."""
         the_market = self.cards.markets.get(market)
@@ -68,10 +62,10 @@ class Holds:
         # A lock-out refusal is keyed by its order; a lookup has none, so one per instant.
         guard = self.cards.guessing(customer_id, source, f"lookup:{iso(now)}", now)
 
-        def command(uow: UnitOfWork) -> Json:
+        def command(uow: UnitOfWork) -> CardLookup:
             card = self.cards.card_for_code(uow, code, guard, the_market, now,
                                             conceal_market=True)
-            return lookup_json(card.facts(), now)
+            return CardLookup.of(card.facts(), now)
 
         return self._run(command, within, simulate=False)
 
@@ -87,7 +81,7 @@ class Holds:
 
     def answer_from_facts(
         self, plan: LookupPlan, facts: CardFacts | None, counts: tuple[int, int, int]
-    ) -> Json | None:
+    ) -> CardLookup | None:
         """`lookup`'s answer from a card's kept facts and the guards' counts (`plan.guards`'
         order), when the full lookup would write nothing; None where it must run: a code with
         no kept row, a card of another market, a guard at its limit (R8), a hold to release."""
@@ -99,7 +93,7 @@ class Holds:
             return None
         if budget >= limits.max_unknown_codes_per_source:
             return None
-        return lookup_json(facts, plan.now)
+        return CardLookup.of(facts, plan.now)
 
     def authorize(
         self,
@@ -114,7 +108,7 @@ class Holds:
         contains_gift_card: bool = False,
         simulate: bool = False,
         within: UnitOfWork | None = None,
-    ) -> Json:
+    ) -> HoldState:
         """R6, R8-R13, then the card is held for the order until captured, voided or timed out.
         Repeating the holding order's authorization returns the same hold."""
         the_market = self.cards.markets.get(market)
@@ -126,10 +120,10 @@ class Holds:
         if simulate:
             # A dry run tells whether a code exists as the real call would: it spends the
             # same R8 budget, and is refused alike once it is spent (its misses are saved).
-            self.cards._run(lambda uow: self.cards.card_for_code(
+            self.cards.run(lambda uow: self.cards.card_for_code(
                 uow, code, guard, the_market, now, conceal_market=True))
 
-        def command(uow: UnitOfWork) -> Json:
+        def command(uow: UnitOfWork) -> HoldState:
             card = self.cards.card_for_code(uow, code, guard, the_market, now,
                                             conceal_market=True)
             if uow.get(stream_id(REDEMPTION_ORDER, order_id), Index) is not None:
@@ -150,7 +144,7 @@ class Holds:
             uow.add(card)
             if held is None:
                 uow.add(Index.register(HOLD_ORDER, order_id, card.id))
-            return hold_json(card, order_id, now)
+            return HoldState.held(card, order_id)
 
         return self._run(command, within, simulate)
 
@@ -176,25 +170,25 @@ class Holds:
             raise refuse("unknown_hold", "no gift card was authorized for this order")
         return self.cards._card(uow, held.target)
 
-    def show(self, *, order_id: str) -> Json:
+    def show(self, *, order_id: str) -> HoldState:
         """The hold of an order as of now: held (with its amount and time), captured, or
         released (voided or timed out)."""
         now = self.cards.now()
         card = self._held_card(UnitOfWork(self.cards), order_id)
         if card.used_on_order == order_id:
-            return {"order_id": order_id, "card_id": str(card.id), "status": "captured"}
+            return HoldState(order_id, card.id, "captured")
         if card.held_for == order_id and card.is_held_at(now):
-            return hold_json(card, order_id, now)
-        return {"order_id": order_id, "card_id": str(card.id), "status": "released"}
+            return HoldState.held(card, order_id)
+        return HoldState(order_id, card.id, "released")
 
-    def capture(self, *, order_id: str, within: UnitOfWork | None = None) -> Json:
+    def capture(self, *, order_id: str, within: UnitOfWork | None = None) -> Redemption:
         """The hold becomes the card's single use (Redeemed, remainder forfeited, R11)."""
         now = self.cards.now()
 
-        def command(uow: UnitOfWork) -> Json:
+        def command(uow: UnitOfWork) -> Redemption:
             card = self._held_card(uow, order_id)
             if card.used_on_order == order_id:
-                return redemption_json(card)  # captured already
+                return Redemption.of(card)  # captured already
             self.cards.release_timed_out_hold(uow, card, now)
             if card.held_for != order_id:
                 raise refuse("hold_released", "the hold was voided or timed out")
@@ -209,15 +203,15 @@ class Holds:
                 now=now,
             )
             uow.add(card, Index.register(REDEMPTION_ORDER, order_id, card.id))
-            return redemption_json(card)
+            return Redemption.of(card)
 
-        return self.cards._run(command, within)
+        return self.cards.run(command, within)
 
-    def void(self, *, order_id: str, within: UnitOfWork | None = None) -> Json:
+    def void(self, *, order_id: str, within: UnitOfWork | None = None) -> HoldState:
         """Releases the order's hold; voiding again, or after a time-out, changes nothing."""
         now = self.cards.now()
 
-        def command(uow: UnitOfWork) -> Json:
+        def command(uow: UnitOfWork) -> HoldState:
             card = self._held_card(uow, order_id)
             if card.used_on_order == order_id:
                 raise refuse("already_redeemed", "the hold was captured already")
@@ -225,11 +219,11 @@ class Holds:
             self.cards.release_timed_out_hold(uow, card, now)
             if card.release_hold(order_id=order_id, now=now, terms_version=market.terms_version):
                 uow.add(card)
-            return {"order_id": order_id, "card_id": str(card.id), "status": "voided"}
+            return HoldState(order_id, card.id, "voided")
 
-        return self.cards._run(command, within)
+        return self.cards.run(command, within)
 
-    def release_timed_out(self) -> Json:
+    def release_timed_out(self) -> HoldsReleased:
         """The sweep: every hold past its time released, with an event dated when it ran out."""
         now = self.cards.now()
         topics = [get_topic(cls) for cls in HOLD_EVENTS]
@@ -258,32 +252,6 @@ class Holds:
                 self.cards.release_timed_out_hold(uow, card, now)
                 return len(uow.changed) > before
 
-            released += self.cards._run(command)
-        return {"as_of": iso(now), "released": released}
+            released += self.cards.run(command)
+        return HoldsReleased(as_of=now, released=released)
 
-
-def lookup_json(facts: CardFacts, now: datetime) -> Json:
-    """A lookup's answer: a used, cancelled or expired card covers nothing."""
-    status = facts.status_at(now)
-    return {
-        "card_id": str(facts.card_id),
-        "status": status,
-        "balance": facts.balance if status in ("active", "held") else 0,
-        "currency": facts.currency,
-        "market": facts.market,
-        "expires_at": iso(facts.expires_at),
-        "code_last4": facts.code_last4,
-    }
-
-
-def hold_json(card: GiftCard, order_id: str, now: datetime) -> Json:
-    until = card.held_until
-    return {
-        "order_id": order_id,
-        "card_id": str(card.id),
-        "status": "held",
-        "currency": card.currency,
-        "balance": card.balance,
-        "amount": min(card.balance, card.held_order_total),
-        "held_until": None if until is None else iso(until),
-    }

@@ -8,7 +8,8 @@ from typing import Any
 from uuid import UUID
 
 from application.apikeys import ApiKeys
-from application.cards import GiftCards, UnitOfWork
+from application.cards import GiftCards
+from application.unit_of_work import UnitOfWork
 from domain.apikeys import ApiKey
 from domain.errors import refuse
 from domain.operators import REGISTER, ROLES, OperatorRegister
@@ -123,7 +124,7 @@ class Operators:
             uow.add(register)
             return {"operator": name, "role": role, "by": by.name, **self._shown(key)}
 
-        return self.cards._run(command)
+        return self.cards.run(command)
 
     def change_role(self, name: str, role: str, actor: Actor) -> Json:
         def command(uow: UnitOfWork) -> Json:
@@ -136,7 +137,7 @@ class Operators:
             return {"operator": name, "role": role, "by": actor.name, "changed": changed,
                     **shown}
 
-        return self.cards._run(command)
+        return self.cards.run(command)
 
     def disable(self, name: str, actor: Actor) -> Json:
         def command(uow: UnitOfWork) -> Json:
@@ -149,7 +150,7 @@ class Operators:
             uow.add(register)
             return {"operator": name, "disabled": True, "by": actor.name, "replayed": not done}
 
-        return self.cards._run(command)
+        return self.cards.run(command)
 
     def rekey(self, name: str, actor: Actor) -> Json:
         def command(uow: UnitOfWork) -> Json:
@@ -159,7 +160,7 @@ class Operators:
             return {"operator": name, "role": register.entry(name).role, "by": actor.name,
                     **shown}
 
-        return self.cards._run(command)
+        return self.cards.run(command)
 
     def list(self) -> Json:
         register = self.register_of()

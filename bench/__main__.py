@@ -12,14 +12,15 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import checkout, http, page, projections, relay, results
+from bench import checkout, console, http, page, projections, relay, results
 from bench.common import Ctx, Section, print_latencies, print_table
 from dev import kafka_dev
 from dev.services import postgres_url
 from infra.runtime import tune_gc
 
 # Another section (e.g. bench/projections.py) is one more module with run(ctx) here.
-SECTIONS: dict[str, Section] = {"checkout": checkout.run, "relay": relay.run, "http": http.run}
+SECTIONS: dict[str, Section] = {"checkout": checkout.run, "relay": relay.run, "http": http.run,
+                                "console": console.run}
 ALL = [*SECTIONS, "projections"]
 
 

@@ -26,8 +26,8 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.data import Clock, History
-from bench.projections import cleanup, fresh_database, settings_env
+from bench.data import copy_to_postgres, kept_store
+from bench.projections import cleanup, fresh_database, kept_service, settings_env
 from infra import checkpoints as cps
 from infra.bootstrap import Service, build
 from infra.config import load_settings
@@ -95,50 +95,6 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
 
 
-def grown_store(work: Path, size: int) -> tuple[Path, float]:
-    """A SQLite store of `size` events in `work` (kept: a later run measures again without
-    generating); (path, seconds spent growing it now)."""
-    path = work / f"store-{size}.db"
-    clock = Clock()
-    service = build(load_settings(settings_env(f"sqlite:///{path}")), clock=clock)
-    try:
-        history = History(service.app, clock)
-        if history.stored():
-            return path, 0.0  # kept from an earlier run (the seeded history is the same)
-        started = time.monotonic()
-        history.grow(size)
-        return path, time.monotonic() - started
-    finally:
-        service.close()
-
-
-def copy_to_postgres(sqlite_path: Path, pg_url: str, after: int = 0) -> None:
-    """Append the SQLite store's events past notification id `after` to the PostgreSQL store
-    (whose tables the caller's `build` created)."""
-    import sqlite3
-
-    import psycopg
-
-    src = sqlite3.connect(sqlite_path)
-    try:
-        rows = src.execute(
-            "SELECT rowid, originator_id, originator_version, topic, state FROM stored_events "
-            "WHERE rowid > ? ORDER BY rowid", [after]
-        )
-        with psycopg.connect(pg_url) as dst:
-            with dst.cursor() as cur, cur.copy(
-                "COPY giftcards_events (notification_id, originator_id, originator_version, "
-                "topic, state) FROM STDIN"
-            ) as copy:
-                for rowid, oid, version, topic, state in rows:
-                    copy.write_row((rowid, UUID(oid), version, topic, state))
-            dst.execute("SELECT setval('giftcards_events_notification_id_seq', "
-                        "(SELECT max(notification_id) FROM giftcards_events))")
-            dst.execute("ANALYZE giftcards_events")  # as autovacuum would, after a bulk load
-    finally:
-        src.close()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.audit")
     parser.add_argument("--quick", action="store_true", help="2k/20k events (a smoke run)")
@@ -157,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(args.store or temporary)
         work.mkdir(parents=True, exist_ok=True)
         for size in sizes:
-            path, grown = grown_store(work, size)
+            path, grown = kept_store(size, kept_service, folder=work)
             stores = {"sqlite": build(load_settings(settings_env(f"sqlite:///{path}")))}
             pg_store = fresh_database(ctx)
             stores["postgres"] = build(load_settings(settings_env(pg_store)))  # its tables

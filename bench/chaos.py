@@ -1,6 +1,10 @@
-"""`python -m bench.chaos [--seconds 60]`: 3 brokers, 3 `serve` instances on durable PostgreSQL, a
-steady mixed checkout load, and at random moments a broker (a partition leader) killed -9, a
-`serve` killed -9, PostgreSQL restarted; then the end check and the figures (not a timed test).
+"""`python -m bench.chaos [--seconds 60]`: 3 brokers, 3 `serve` instances on a durable PostgreSQL
+cluster (two nodes under Patroni, synchronous replication), a steady mixed checkout load, and at
+random moments a broker (a partition leader) killed -9, a `serve` killed -9, the primary
+PostgreSQL restarted in place, the primary's postmaster killed -9 (Patroni fails over), a `serve`
+frozen (SIGSTOP) past its sessions and leases then resumed, a `serve` restarted with its wall
+clock an hour behind (Debian's `faketime`: it must refuse to start, naming the offset) then
+normally; then the end check and the figures (not a timed test).
 Recovery is timed against the lag sampled all along: back to the steady lag (what the load keeps
 in flight before any fault) after each fault, and to zero once the load has stopped.
 
@@ -14,28 +18,28 @@ import random
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from dev import pg_dev
+from composition.status import status
+from dev import patroni_dev
 from dev.services import unique_topic_prefix
 from infra.bootstrap import build
 from infra.config import load_settings
 from infra.kafka.topics import Topics
 from infra.runtime import tune_gc
-from infra.status import status
 from tests.faults.harness import (
     PrivateKafkaCluster,
-    PrivatePostgres,
     ServiceProcess,
     consistency_problems,
-    free_port,
     produce_checkout_load,
     purchase_codes,
 )
+from tests.faults.test_clock_skew import FAKETIME_ENV, HOUR_BEHIND
 from tests.integration.kafka_helpers import create_topics
 
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"
@@ -46,6 +50,11 @@ LEASE_S = 5
 STEADY_S = 8  # lag sampled without faults first
 CALM = 4 * WAVE  # lag at most four waves: the backlog of the cards bought beforehand is gone
 SAMPLE_S = 1.0
+FAULTS = ("broker", "serve", "postgres", "primary", "frozen", "skewed")
+# Longer than the consumers' session (10 s) and the relay's lease: both move to another instance
+# while this one is stopped, and it comes back to a poll and a lease that are no longer its own.
+FROZEN_S = 20
+SKEWED_EXIT_TIMEOUT_S = 90
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,22 +62,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="load duration (default 60)")
     parser.add_argument("--serve", type=int, default=3, help="serve instances (default 3)")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--faults", default=",".join(FAULTS),
+                        help=f"comma-separated kinds, each once (default {','.join(FAULTS)})")
     args = parser.parse_args(argv)
     tune_gc()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="gc-chaos-"))
-    postgres = PrivatePostgres(port=free_port())
-    # Durable commits (fsync on), crash-safe (synchronous_commit on): what production runs.
-    postgres.cluster = pg_dev.Cluster(postgres.home, postgres.cluster.port, durable=True,
-                                      crash_safe=True)
-    with postgres, PrivateKafkaCluster(work / "kafka") as kafka:
-        report = run(kafka, postgres, work, args.seconds, args.serve, rng)
+    # Under the system temp dir, traversable: the `postgres` OS user runs the nodes.
+    home = Path(tempfile.mkdtemp(prefix="gc-chaos-pg-"))
+    home.chmod(0o755)
+    kinds = [k for k in args.faults.split(",") if k]
+    if unknown := set(kinds) - set(FAULTS):
+        parser.error(f"unknown fault kinds: {', '.join(sorted(unknown))}")
+    # Durable commits (fsync on), synchronously replicated: what production runs.
+    postgres = patroni_dev.Cluster(home, patroni_dev.free_base(), durable=True)
+    try:
+        patroni_dev.start_cluster(postgres)
+        with PrivateKafkaCluster(work / "kafka") as kafka:
+            report = run(kafka, postgres, work, args.seconds, args.serve, rng, kinds)
+    finally:
+        patroni_dev.remove_cluster(postgres)
     for name, value in report:
         print(f"{name:<42} {value}")
 
 
-def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, seconds: float,
-        instances: int, rng: random.Random) -> list[tuple[str, Any]]:
+def run(kafka: PrivateKafkaCluster, postgres: patroni_dev.Cluster, work: Path, seconds: float,
+        instances: int, rng: random.Random, kinds: list[str]) -> list[tuple[str, Any]]:
     topics = Topics(unique_topic_prefix())
     create_topics(kafka.bootstrap, topics, PARTITIONS, replication_factor=3)
     env = {
@@ -87,7 +106,7 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
                              work / f"serve-{n}.log") for n in range(instances)]
     for serve in serves:
         serve.start()
-    ids: set[str] = set()
+    ids: Counter[str] = Counter()  # inputs per message id
     done = threading.Event()
 
     def load() -> None:
@@ -101,6 +120,7 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
         done.set()
 
     faults: list[tuple[str, float, float]] = []  # (kind, hit, back: the fault's end)
+    failover = float("nan")  # seconds from the primary's kill to a new primary
     loader = threading.Thread(target=load, daemon=True)
     started = time.monotonic()
     loader.start()
@@ -116,9 +136,10 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
     calm = sampler.wait_for(lambda relay, checkout: relay <= CALM and checkout <= CALM,
                             after=time.monotonic(), timeout=seconds / 3) or time.monotonic()
     time.sleep(STEADY_S)
-    moments = sorted(rng.uniform(0.3, 0.75) * seconds for _ in range(3))
-    kinds = ["broker", "serve", "postgres"]
+    moments = sorted(rng.uniform(0.3, 0.75) * seconds for _ in kinds)
+    kinds = list(kinds)
     rng.shuffle(kinds)
+    refusals: list[str] = []  # what each instance started with a skewed clock said
     for at, kind in zip(moments, kinds, strict=True):
         time.sleep(max(0.0, started + at - time.monotonic()))
         hit = time.monotonic()
@@ -132,8 +153,30 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
             victim.kill()
             time.sleep(5)
             victim.start()
+        elif kind == "frozen":
+            victim = rng.choice(serves)
+            victim.freeze()
+            time.sleep(FROZEN_S)
+            victim.thaw()
+        elif kind == "skewed":
+            victim = rng.choice(serves)
+            victim.kill()
+            refusals.append(skewed_start(victim, env, work))
+            victim.start()
+        elif kind == "postgres":
+            primary = patroni_dev.leader(postgres)
+            assert primary is not None, patroni_dev.members(postgres)
+            patroni_dev.restart_postgres(postgres, primary)
+            patroni_dev.wait_healthy(postgres, timeout=120)
         else:
-            postgres.restart(kill=False)
+            primary = patroni_dev.leader(postgres)
+            assert primary is not None, patroni_dev.members(postgres)
+            patroni_dev.kill_postgres(postgres, primary)
+            while patroni_dev.leader(postgres) in (None, primary):
+                assert time.monotonic() - hit < 60, patroni_dev.members(postgres)
+                time.sleep(0.2)
+            failover = time.monotonic() - hit
+            patroni_dev.wait_healthy(postgres, timeout=120)  # the old primary streams again
         faults.append((kind, hit, time.monotonic()))
     loader.join(seconds * 3 + 120)
     load_end = time.monotonic()
@@ -170,10 +213,28 @@ def run(kafka: PrivateKafkaCluster, postgres: PrivatePostgres, work: Path, secon
         report.append((f"back to steady lag after {kind} (s)",
                        "not before the load ended" if again is None or again > load_end
                        else f"{again - hit:.1f}"))
+    report.append(("new primary after the primary's kill (s)", f"{failover:.1f}"))
     report.append(("zero lag after the load ended (s)",
                    "not within 300 s" if drained is None else f"{drained - load_end:.1f}"))
+    report += [("skewed start refused", refusal) for refusal in refusals]
     report += [(f"problem {n}", p) for n, p in enumerate(problems[:10])]
     return report
+
+
+def skewed_start(victim: ServiceProcess, env: dict[str, str], work: Path) -> str:
+    """`victim`'s command started with its wall clock an hour behind: it must exit, naming the
+    measured offset, before taking a lease or recording an event. Its last log line."""
+    skewed = ServiceProcess(victim.args, {**env, **FAKETIME_ENV}, work / "skewed.log",
+                            prefix=HOUR_BEHIND)
+    skewed.start()
+    deadline = time.monotonic() + SKEWED_EXIT_TIMEOUT_S
+    while skewed.alive() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if skewed.alive():
+        skewed.kill()
+        return f"NOT REFUSED: still running after {SKEWED_EXIT_TIMEOUT_S} s"
+    lines = skewed.log_text(current_run=True).strip().splitlines()
+    return f"exit {skewed.exit_code()}: {lines[-1] if lines else '(no output)'}"
 
 
 class LagSampler(threading.Thread):

@@ -1,20 +1,33 @@
-"""Seeded card histories for the benchmarks, written fast through `app.batch()` group commits."""
+"""Seeded card histories for the benchmarks, written fast through `app.batch()` group commits,
+kept between runs as SQLite stores and copied row for row into PostgreSQL stores."""
 
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from uuid import UUID
 
-from application.cards import GiftCards, UnitOfWork
+import psycopg
+
+from application.cards import GiftCards
+from application.unit_of_work import UnitOfWork
 from domain.errors import DomainError
 
 MARKETS = ("FR", "DE", "GB")
 AMOUNTS = (2000, 5000, 10000, 30000)
 COMMANDS_PER_TX = 500
+# Generated once per size and kept (.cache is not tracked): every full run measures a store of
+# the size it claims, without spending its time on generating one.
+KEPT = Path(__file__).resolve().parents[1] / ".cache" / "bench" / "history"
+# The keys a kept store's chains and pseudonyms were made with: every service reading one
+# (the PostgreSQL copies included) uses them.
+KEPT_DATA_DIR = KEPT / "var"
 
 
 @dataclass
@@ -122,3 +135,55 @@ class History:
             return command(**kwargs)
         except DomainError:  # refusals that record an event keep it (batch stays usable)
             return None
+
+
+def kept_store(size: int, build_service: Any, folder: Path = KEPT) -> tuple[Path, float]:
+    """The seeded history's SQLite store of `size` events (at least), generated if no earlier
+    run left it complete in `folder`; (path, seconds spent generating it now). A history
+    cannot be grown on after a restart (its clock and order numbers start again), so a store is
+    made whole under a temporary name and renamed when complete. `build_service(url, clock)`
+    builds a service whose data dir is KEPT_DATA_DIR."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"store-{size}.db"
+    if path.exists():
+        return path, 0.0
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    clock = Clock()
+    service = build_service(f"sqlite:///{partial}", clock)
+    started = time.monotonic()
+    try:
+        History(service.app, clock).grow(size)
+    finally:
+        service.close()
+    seconds = time.monotonic() - started
+    partial.rename(path)
+    return path, seconds
+
+
+def copy_to_postgres(sqlite_path: Path, pg_url: str, after: int = 0,
+                     upto: int | None = None) -> int:
+    """Append the SQLite store's events with notification ids in (`after`, `upto`] to the
+    PostgreSQL store whose tables the caller's `build` created (COPY: same ids, same stored
+    bytes); returns the last id copied."""
+    src = sqlite3.connect(sqlite_path)
+    last = after
+    try:
+        rows = src.execute(
+            "SELECT rowid, originator_id, originator_version, topic, state FROM stored_events "
+            "WHERE rowid > ? AND rowid <= ? ORDER BY rowid", [after, upto or 2**62]
+        )
+        with psycopg.connect(pg_url) as dst:
+            with dst.cursor() as cur, cur.copy(
+                "COPY giftcards_events (notification_id, originator_id, originator_version, "
+                "topic, state) FROM STDIN"
+            ) as copy:
+                for rowid, oid, version, topic, state in rows:
+                    copy.write_row((rowid, UUID(oid), version, topic, state))
+                    last = rowid
+            dst.execute("SELECT setval('giftcards_events_notification_id_seq', "
+                        "(SELECT max(notification_id) FROM giftcards_events))")
+            dst.execute("ANALYZE giftcards_events")  # as autovacuum would, after a bulk load
+    finally:
+        src.close()
+    return int(last)

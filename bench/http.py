@@ -2,7 +2,8 @@
 bench/load.py.
 
 Authorize+capture pairs at 64 clients with group commit on, and off (each command its own
-transaction, the naive HTTP baseline); lookups against the same server's constant endpoint.
+transaction, the naive HTTP baseline); lookups against the same server's authenticated
+constant POST (`POST /v1/ping`: the key check and request, no card read) and its health check.
 Each is repeated and reported as the median with its spread (min-max), with the load average
 of the machine while it ran: on a shared machine the figures mean little when it is high."""
 
@@ -148,10 +149,12 @@ def run(ctx: Ctx) -> list[Row]:
                 runs.append(load({**base, "kind": "pairs", "count": pairs, "run": f"{grouped}{n}",
                                   "codes": codes[first:first + pairs]}))
             if grouped:
-                looked, constant = [], []
+                looked, pinged, constant = [], [], []
                 for n in range(PAIRED_REPEATS):
                     looked.append(load({**base, "kind": "lookup", "count": lookups,
                                         "run": f"l{n}", "codes": codes[-1000:]}))
+                    pinged.append(load({**base, "kind": "ping", "count": lookups,
+                                        "run": f"p{n}", "codes": codes[-1000:]}))
                     constant.append(load({**base, "kind": "constant", "count": lookups,
                                           "run": f"c{n}"}))
                 quiet = {**base, "clients": FEW_CLIENTS}
@@ -166,10 +169,12 @@ def run(ctx: Ctx) -> list[Row]:
                 else "e0. HTTP authorize+capture, 1 transaction each")
         rows.append(summary(name, runs, 2, "requests (2 per pair)"))
     paired = sorted(f["count"] / f["seconds"] / (c["count"] / c["seconds"])
-                    for f, c in zip(looked, constant, strict=True))
+                    for f, c in zip(looked, pinged, strict=True))
     rows.append(summary("f. HTTP lookup", looked, 1,
                         f"POST /v1/cards/lookup (f/f0 run by run: {paired[0]:.2f}-"
                         f"{paired[-1]:.2f}, median {statistics.median(paired):.2f})"))
+    rows.append(summary("f0. HTTP authenticated constant POST", pinged, 1,
+                        "POST /v1/ping, the lookup's request and key check"))
     rows.append(summary("f0. HTTP constant endpoint", constant, 1, "GET /health/live"))
     rows.append(summary(f"e{FEW_CLIENTS}. HTTP authorize+capture, {FEW_CLIENTS} clients",
                         few_pairs, 2, "requests (2 per pair)", FEW_CLIENTS))

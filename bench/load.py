@@ -1,7 +1,8 @@
 """The HTTP load generator, in its own process: N keep-alive clients, latencies per request.
 
 `python -m bench.load` reads a JSON job on stdin and prints a JSON result on stdout:
-{"port", "key", "clients", "kind": "pairs"|"lookup"|"constant", "codes": [...], "count", "run"}.
+{"port", "key", "clients", "kind": "pairs"|"lookup"|"ping"|"constant", "codes": [...],
+"count", "run"}.
 A bare asyncio HTTP/1.1 client: a full client library would spend more CPU per request than
 the server it measures, on the same cores."""
 
@@ -60,6 +61,9 @@ async def main(job: dict[str, Any]) -> dict[str, Any]:
                 await timed(conn, "POST", order + "/capture")
             elif kind == "lookup":
                 await timed(conn, "POST", "/v1/cards/lookup",
+                            {"code": codes[i % len(codes)], "market": "FR"})
+            elif kind == "ping":  # the lookup's request, answered with a constant
+                await timed(conn, "POST", "/v1/ping",
                             {"code": codes[i % len(codes)], "market": "FR"})
             else:
                 await timed(conn, "GET", "/health/live")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -9,18 +10,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, cast
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import orjson
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
-from kafka import TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
-from application.cards import GiftCards, UnitOfWork
+from application.cards import GiftCards
 from application.checkout import Checkout, Result
 from application.privacy import dead_letter_sealer
+from application.unit_of_work import UnitOfWork
 from consumers.dead_letters import Invalid, dead_letter
 from consumers.messages import (
     CheckoutCompleted,
@@ -37,6 +39,7 @@ from infra.kafka import clients
 from infra.kafka.admin import METADATA_MAX_AGE_MS
 from infra.kafka.clients import Link
 from infra.kafka.cloudevents import DEFAULT, CloudEvents
+from infra.kafka.relay import COMMIT_TIMEOUT_MS, MAX_BLOCK_MS, discard, end_transaction
 from infra.kafka.topics import Topics
 from infra.transient import Stopped, is_transient, never, retry_transient
 
@@ -44,6 +47,11 @@ MAX_TRANSACTION_MESSAGES = 500
 log = logging.getLogger("giftcards.checkout")
 Json = dict[str, Any]
 CONFLICT_RETRIES = 5
+# A batch's replies and offsets are one Kafka transaction, open only while they are sent: one
+# frozen longer is aborted by the broker (its replies never visible), so the next owner waits
+# at most this long for a frozen predecessor's pending offsets.
+TRANSACTION_TIMEOUT_MS = 15_000
+COMMITTED_WAIT_MS = 1_000  # the stop flag is checked between waits for pending offsets
 # Redemptions from the order service without a customer id count their unknown codes here.
 CHECKOUT_SOURCE = "checkout"
 
@@ -353,21 +361,49 @@ class CheckoutConsumer:
             max_partition_fetch_bytes=4 * 1024 * 1024,
             metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
-        self.producer = clients.producer(
-            bootstrap,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            # A poll's results go out in one burst: fewer, larger record batches.
-            batch_size=256 * 1024,
-        )
+        self.bootstrap = bootstrap
+        # Unique per live process (a restart of a static member fences its predecessor at once,
+        # aborting its open transaction); a zombie of another member is fenced by its group
+        # generation instead (see publish).
+        self.transactional_id = f"{self.topics.checkout_group}.{instance_id or uuid4().hex}"
+        self._producer: KafkaProducer | None = None
+
+    @property
+    def producer(self) -> KafkaProducer:
+        """The transactional producer, made (and its transactional id's predecessor fenced) on
+        first use and after a failed transaction left it unusable."""
+        if self._producer is None:
+            producer = clients.producer(
+                self.bootstrap,
+                transactional_id=self.transactional_id,
+                transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+                max_block_ms=MAX_BLOCK_MS,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=5,
+                # A poll's results go out in one burst: fewer, larger record batches.
+                batch_size=256 * 1024,
+            )
+            try:
+                producer.init_transactions()
+            except BaseException:
+                discard(producer)
+                raise
+            self._producer = producer
+        return self._producer
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set; the batch in hand is finished, published and committed first."""
         self.consumer.subscribe([self.topics.checkout], listener=_MarkAssigned(self.unpositioned))
         try:
+            # Before reading any committed offset: fences the transactions of this process's
+            # predecessor under the same instance id, so those offsets are final.
+            self.producer  # noqa: B018
             while not stop.is_set():
                 polled = self.consumer.poll(timeout_ms=500)
+                # The membership these records were handed out under: the broker refuses the
+                # batch's transaction if the group has moved on since (KIP-447).
+                member = self.consumer.group_metadata()
                 if self.unpositioned:
                     # Records fetched from the group's position before seeking are dropped:
                     # they come again from the right offset.
@@ -375,7 +411,7 @@ class CheckoutConsumer:
                     self.positioned.set()
                     continue
                 if polled:
-                    self.handle(polled, stop.is_set)
+                    self.handle(polled, stop.is_set, member)
         except Stopped:
             # Stopped while the database was away: nothing of the batch in hand was published
             # nor committed; the next start resumes from the tracked offsets.
@@ -384,9 +420,13 @@ class CheckoutConsumer:
             self.close()
 
     def handle(
-        self, polled: dict[TopicPartition, Sequence[Any]], stop: Callable[[], bool] = never
+        self,
+        polled: dict[TopicPartition, Sequence[Any]],
+        stop: Callable[[], bool] = never,
+        member: Any = None,
     ) -> Outcome:
-        """One poll: a store transaction per partition, then one publish, flush and commit."""
+        """One poll: a store transaction per partition, then the replies, dead letters and
+        offsets in one Kafka transaction (`member`: the group metadata of the poll)."""
         started = time.perf_counter()
         outcome = Outcome()
         for tp, records in polled.items():
@@ -397,13 +437,12 @@ class CheckoutConsumer:
                 done = self.processor.process(tp.partition, chunk, stop)
                 outcome.results += done.results
                 outcome.dead += done.dead
-        if not self.still_owner(polled):
+        offsets = {tp: OffsetAndMetadata(rs[-1].offset + 1, "", -1) for tp, rs in polled.items()}
+        try:
+            self.publish(outcome, offsets, member or self.consumer.group_metadata())
+        except KafkaError as exc:
+            self.rewind(polled, exc)
             return Outcome()
-        self.publish(outcome)
-        # Only a hint for the next start: the store's tracking record is the truth.
-        self.consumer.commit(
-            {tp: OffsetAndMetadata(rs[-1].offset + 1, "", -1) for tp, rs in polled.items()}
-        )
         count = sum(len(records) for records in polled.values())
         self.handled += count
         elapsed = time.perf_counter() - started
@@ -418,41 +457,55 @@ class CheckoutConsumer:
         )
         return outcome
 
-    def still_owner(self, polled: dict[TopicPartition, Sequence[Any]]) -> bool:
-        """Whether this member still owns the polled partitions, asked of the group coordinator
-        right before publishing: a commit of the offsets the batch started from, which the
-        coordinator refuses from a member of an older generation. A process frozen past its
-        session (SIGSTOP, a long pause) comes back with a poll whose messages the new owner
-        has applied and answered; it publishes nothing of it. If the check fails while we do
-        own them, the batch is polled again (applied: its stored replies are replayed)."""
-        try:
-            self.consumer.commit(
-                {tp: OffsetAndMetadata(rs[0].offset, "", -1) for tp, rs in polled.items()}
-            )
-            return True
-        except KafkaError as exc:
-            log.warning("checkout: not publishing a batch of %d partitions: the group no longer "
-                        "confirms this member owns them (%s)", len(polled), type(exc).__name__)
-        for tp, records in polled.items():
-            if tp in self.consumer.assignment():
-                self.consumer.seek(tp, records[0].offset)
-        return False
-
-    def publish(self, outcome: Outcome) -> None:
-        """Results and dead letters, each with its CloudEvents headers (binary mode)."""
-        futures = []
+    def publish(
+        self, outcome: Outcome, offsets: dict[TopicPartition, OffsetAndMetadata], member: Any
+    ) -> None:
+        """Results and dead letters (each with its CloudEvents headers, binary mode) and the
+        group offsets past them, in ONE Kafka transaction: a read_committed reader sees a
+        batch's replies exactly when its offsets are committed, so whoever owns the partition
+        next replays (from the store) exactly the replies that are not out. A member frozen
+        past its session (SIGSTOP, a long pause) comes back to a transaction the broker either
+        aborted on timeout or refuses to commit under its old generation: none of its late
+        replies become visible. Raises KafkaError if the transaction did not commit."""
+        producer = self.producer
+        producer.begin_transaction()
         for topic, headers, items in (
             (self.topics.results, self.cloudevents.result_headers, outcome.results),
             (self.topics.dead_letters, self.cloudevents.dead_letter_headers, outcome.dead),
         ):
             for key, value in items:
                 raw_key = key.encode() if key else None
-                futures.append(self.producer.send(
+                producer.send(
                     topic, key=raw_key, value=orjson.dumps(value), headers=headers(value, raw_key)
-                ))
-        self.producer.flush()
-        for future in futures:
-            future.get(timeout=30)  # raises if the broker refused: offsets stay uncommitted
+                )
+        # As producer.send_offsets_to_transaction, with a bound on the wait for the broker.
+        added = producer._transaction_manager.send_offsets_to_transaction(offsets, member)
+        producer._sender.wakeup()
+        if not added.wait(timeout_ms=COMMIT_TIMEOUT_MS):
+            raise KafkaTimeoutError(f"offsets not in the transaction in {COMMIT_TIMEOUT_MS} ms")
+        # Commits only if every record was acknowledged; one refused fails the whole batch.
+        end_transaction(producer, commit=True)
+
+    def rewind(self, polled: dict[TopicPartition, Sequence[Any]], error: KafkaError) -> None:
+        """After a transaction that did not commit: replace the producer (the new one fences
+        this one's transaction should it still be open) and take the batch's partitions back
+        from the store's and group's positions, as after a rebalance."""
+        log.warning("checkout: a batch of %d partitions not published, taken again from the "
+                    "committed offsets (%s: %s)", len(polled), type(error).__name__, error)
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                end_transaction(producer, commit=False)
+            except Exception as exc:  # fenced, or the broker away: the next init aborts it
+                log.debug("abort after a failed batch did not complete: %s", exc)
+            discard(producer)
+        try:
+            # A new producer under our transactional id settles the old one's transaction
+            # (a commit whose answer was lost completes or aborts) before the offsets are read.
+            self.producer  # noqa: B018
+        except KafkaError as exc:  # the broker away: made at the next batch
+            log.debug("no new producer yet: %s", exc)
+        self.unpositioned.update(tp for tp in polled if tp in self.consumer.assignment())
 
     def seek_to_tracked(
         self, partitions: Sequence[TopicPartition], stop: Callable[[], bool] = never
@@ -467,16 +520,33 @@ class CheckoutConsumer:
                 what=f"checkout partition {tp.partition}",
                 stop=stop,
             )
-            committed = self.consumer.committed(tp)
+            committed = self.committed(tp, stop)
             if tracked is None or committed is None:
                 # No hint that the replies of applied offsets went out: replay them all.
                 self.consumer.seek_to_beginning(tp)
                 continue
             self.consumer.seek(tp, min(committed, tracked))
 
+    def committed(self, tp: TopicPartition, stop: Callable[[], bool] = never) -> int | None:
+        """The group's committed offset, once stable: while a transaction holding offsets of
+        `tp` is open (a predecessor frozen mid-commit), the broker answers
+        UNSTABLE_OFFSET_COMMIT (read_committed asks for stable offsets) until it commits or
+        the broker aborts it (TRANSACTION_TIMEOUT_MS). Raises Stopped if `stop()` meanwhile."""
+        for attempt in itertools.count():
+            try:
+                return cast(int | None, self.consumer.committed(tp, timeout_ms=COMMITTED_WAIT_MS))
+            except KafkaTimeoutError:
+                if stop():
+                    raise Stopped() from None
+                if attempt == 0:
+                    log.info("checkout partition %d: waiting for its committed offset (a pending "
+                             "transaction's, or the broker away)", tp.partition)
+        raise AssertionError("unreachable")
+
     def close(self) -> None:
-        self.producer.flush()
-        self.producer.close()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close()
         self.consumer.close(autocommit=False)
 
 

@@ -18,13 +18,9 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 from eventsourcing.utils import get_topic
 
-from application.cards import (
-    GiftCards,
-    UnitOfWork,
-    delivery_key_subject,
-    notice_key_subject,
-)
+from application.cards import GiftCards, delivery_key_subject, notice_key_subject
 from application.privacy import PiiReader
+from application.unit_of_work import UnitOfWork
 from domain.delivery import CodeDelivery
 from domain.giftcard import GiftCard
 from infra.lease import Lease, instance_id, lease_clock

@@ -50,7 +50,7 @@ def giftcards(*args: str, at: str | None, expect: int = 0, key_file: Path | None
 def show_mail(after: int = 0) -> None:
     """The e-mails the delivery worker wrote, as the buyer's mail client would show them: the
     maildir keeps each one sealed under its owner's key, opened here with the demo's vault."""
-    from infra.bootstrap import build
+    from composition.bootstrap import build
     from infra.config import load_settings
     from infra.mail.transport import read_maildir
 

@@ -80,6 +80,8 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "operator_conflict": (RULES, "no", "the operator is already in the register"),
     "unknown_request": (RULES, "no", "no rights request has this id"),
     "request_closed": (RULES, "no", "the rights request is closed"),
+    "no_checkpoint": (RULES, "after `audit checkpoint`", "an evidence pack needs a trusted "
+                      "checkpoint of the market's cards (the console's download)"),
     "request_id_conflict": (RULES, "no", "the request id belongs to another request"),
     "request_mismatch": (RULES, "no", "the request is for another subject or type"),
     "former_address": (RULES, "no", "a rectification replaced this address: it finds its "
@@ -148,9 +150,20 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
     "clock_skew_exceeded": (CLI, "yes, once the clocks agree", "this host's clock is further "
                             "from the database's than GIFTCARDS_MAX_CLOCK_SKEW_SECONDS: no lease "
                             "taken, no event recorded (the message gives the measured offset)"),
+    "asynchronous_replication_refused": (CLI, "no, fix the replication", "production at start: "
+                                         "PostgreSQL acknowledges commits no synchronous "
+                                         "standby has (a failover would lose them); exit 2 "
+                                         "unless GIFTCARDS_DATABASE_REPLICATION states "
+                                         "`single-node` or `asynchronous`"),
+    "database_not_primary": (CLI, "no, fix the URL", "production at start: "
+                             "GIFTCARDS_DATABASE_URL reaches a standby; name every node with "
+                             "`target_session_attrs=read-write`; exit 2"),
     "relay_position_regressed": (CLI, "no, an operator decides", "Kafka's committed relay "
                                  "position is below one the broker confirmed: the relay stops "
                                  "instead of publishing again"),
+    "relay_forged_link": (CLI, "no, an operator decides", "a stored card event whose chain "
+                          "link the chain key did not seal (forged by someone with database "
+                          "access): the relay publishes nothing from it on"),
 }
 # Words the scan finds that are not error codes.
 NOT_CODES = {"refused", "version"}
@@ -162,7 +175,8 @@ def codes_in_code() -> set[str]:
                 r'_fail\(\s*as_json,\s*"([a-z_]+)"', r'code\s*=\s*"([a-z_]+)"',
                 r'problem\(\s*\d+,\s*"([a-z_]+)"']
     found: set[str] = set()
-    for package in ("domain", "application", "infra", "entrypoints", "consumers", "projections"):
+    for package in ("domain", "application", "infra", "composition", "entrypoints", "consumers",
+                    "projections"):
         for path in (ROOT / package).rglob("*.py"):
             text = path.read_text(encoding="utf-8")
             for pattern in patterns:
@@ -282,8 +296,8 @@ def roles_page(http: dict[str, tuple[str, ...]]) -> str:
 
 
 def http_pages() -> tuple[str, str, str]:
+    from composition.bootstrap import build
     from entrypoints.http.app import access_table, create_app
-    from infra.bootstrap import build
     from infra.config import load_settings
 
     settings = load_settings({"GIFTCARDS_DATABASE_URL": "memory://",

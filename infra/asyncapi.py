@@ -63,7 +63,8 @@ CHANNELS = {
     "results": Channel(
         "checkoutResults",
         "Checkout results",
-        "One reply per message id (the same one again when repeated after a crash).",
+        "Exactly one reply per input showing a message id, in Kafka transactions (read with "
+        "isolation.level=read_committed).",
         {"type": "string", "description": "order id"},
     ),
     "dead_letters": Channel(

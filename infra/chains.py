@@ -6,17 +6,58 @@ import hashlib
 import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.persistence import Mapper, Recorder, StoredEvent
 from eventsourcing.utils import get_topic
 
-from domain.chain import link, link_mac
+from domain.chain import NOT_HASHED, link, link_mac
 from domain.giftcard import GiftCard
 
 CARD_TOPIC_PREFIX = get_topic(GiftCard) + "."
 Problem = dict[str, Any]
+# Customer and order ids: an evidence pack ships each as a keyed pseudonym (`redact`).
+ID_FIELDS = ("buyer_subject", "customer_id", "order_id", "correlation_id")
+REDACTED_DOMAIN = b"giftcards-redacted-v1\n"
+
+
+def ids_key(chain_key: bytes) -> bytes:
+    """The key of the pseudonyms in packs, derived from the chain key (never shipped): the same
+    customer has the same pseudonym in every pack, and nobody without it can test a guess."""
+    return hmac.new(chain_key, b"giftcards-pack-ids-v1", hashlib.sha256).digest()
+
+
+@lru_cache(maxsize=4)
+def _ids_key(chain_key: bytes) -> bytes:
+    return ids_key(chain_key)
+
+
+def redact(fields: dict[str, Any], key: bytes) -> dict[str, Any]:
+    """`fields` with each customer or order id (and a subject named in `pii`) replaced by
+    `id:` + the first 32 hex digits of HMAC-SHA256(key, id)."""
+    def pseudonym(value: str) -> str:
+        return "id:" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+    shown = {k: pseudonym(v) if k in ID_FIELDS and isinstance(v, str) else v
+             for k, v in fields.items()}
+    pii = fields.get("pii")
+    if isinstance(pii, dict):
+        shown["pii"] = {k: pseudonym(v) if k.endswith("_subject") and isinstance(v, str) else v
+                        for k, v in pii.items()}
+    return shown
+
+
+def redacted_link(prev: str | None, topic: str, fields: dict[str, Any]) -> str:
+    """The redacted chain: sha256(domain tag, predecessor's redacted hash, event type,
+    canonical JSON of the redacted fields less the chain's own) — what a pack can recompute."""
+    digest = hashlib.sha256(REDACTED_DOMAIN)
+    digest.update((prev or "").encode() + b"\n" + topic.encode() + b"\n")
+    digest.update(orjson.dumps({k: v for k, v in fields.items() if k not in NOT_HASHED},
+                               option=orjson.OPT_SORT_KEYS))
+    return digest.hexdigest()
 
 
 @dataclass
@@ -35,6 +76,10 @@ class CardChain:
     keyed: bool = False  # a sealed (MAC'd) link was seen: every later one must be sealed too
     head_sealed: bool = False
     market: str | None = None
+    # The redacted chain (ids as pseudonyms), kept with the chain key, or from a pack whose
+    # fields are already redacted (`redacted_fields`: event hashes then come as shipped).
+    redacted_fields: bool = False
+    redacted: dict[int, str] = field(default_factory=dict)
 
     def problem(self, version: int | None, text: str) -> None:
         self.problems.append({"card_id": self.card_id, "version": version, "problem": text})
@@ -45,8 +90,11 @@ class CardChain:
                                   "the store: an event was removed, inserted or reordered")
         self.market = self.market or fields.get("market")
         fields = {**fields, "originator_id": self.card_id, "originator_version": version}
-        computed = link(self.head, topic, fields)
         stored = fields.get("event_hash")
+        computed = str(stored or "") if self.redacted_fields else link(self.head, topic, fields)
+        if self.redacted_fields or self.key is not None:
+            shown = fields if self.redacted_fields else redact(fields, self._ids_key())
+            self.redacted[version] = redacted_link(self.redacted.get(version - 1), topic, shown)
         if stored is None:
             if self.chained:
                 self.problem(version, "event without chain hashes inside the chain (inserted)")
@@ -65,6 +113,17 @@ class CardChain:
         self.hashes[version] = self.head
         self.last_version = max(self.last_version, version)
 
+
+    def _ids_key(self) -> bytes:
+        assert self.key is not None
+        return _ids_key(self.key)
+
+    def head_of(self) -> list[Any]:
+        """The head a checkpoint signs: [version, hash, market(, redacted hash)]."""
+        head: list[Any] = [self.last_version, self.hashes[self.last_version], self.market or ""]
+        if self.last_version in self.redacted:
+            head.append(self.redacted[self.last_version])
+        return head
 
     def _check_mac(self, version: int, stored: str | None, mac: Any) -> None:
         assert self.key is not None
@@ -137,14 +196,16 @@ def all_chains(
         start = batch[-1].id + 1
 
 
-def leaf(card_id: str, version: int, head: str) -> bytes:
-    return hashlib.sha256(f"{card_id}:{version}:{head}".encode()).digest()
+def leaf(card_id: str, version: int, head: str, redacted: str | None = None) -> bytes:
+    text = f"{card_id}:{version}:{head}" + (f":{redacted}" if redacted else "")
+    return hashlib.sha256(text.encode()).digest()
 
 
-def merkle_root(heads: dict[str, tuple[int, str]]) -> str:
-    """SHA-256 Merkle root over the card chain heads, sorted by card id (last odd node
-    promoted)."""
-    level = [leaf(cid, v, h) for cid, (v, h) in sorted(heads.items())]
+def merkle_root(heads: dict[str, Any]) -> str:
+    """SHA-256 Merkle root over the card chain heads ([version, hash, market(, redacted hash)]
+    or (version, hash)), sorted by card id (last odd node promoted)."""
+    level = [leaf(cid, int(h[0]), str(h[1]), h[3] if len(h) > 3 else None)
+             for cid, h in sorted(heads.items())]
     if not level:
         return hashlib.sha256(b"").hexdigest()
     while len(level) > 1:

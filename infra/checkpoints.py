@@ -109,10 +109,10 @@ def sign_bytes(key: Ed25519PrivateKey, data: bytes) -> str:
 
 def market_roots(heads: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per market: how many cards and the Merkle root of their heads (sorted by card id)."""
-    by_market: dict[str, dict[str, tuple[int, str]]] = {}
+    by_market: dict[str, dict[str, Any]] = {}
     for cid, head in heads.items():
         if len(head) > 2 and head[2]:
-            by_market.setdefault(str(head[2]), {})[cid] = (int(head[0]), str(head[1]))
+            by_market.setdefault(str(head[2]), {})[cid] = head
     return {m: {"cards": len(h), "root": merkle_root(h)} for m, h in sorted(by_market.items())}
 
 
@@ -125,16 +125,81 @@ class Checkpointer:
         self.chains: dict[str, CardChain] = {}
         self.position = 0
         self.last: dict[str, Any] | None = None
+        self.changed: set[str] = set()  # cards whose head moved since the last signature
+        self.increments: list[dict[str, Any]] = []  # signed since `last` (a full one)
+        self.checked_all = False  # every card checked against the signed heads once
 
     def catch_up(self) -> int:
         """Feeds the events stored since the last call; returns how many were read."""
         upto = self.recorder.max_notification_id() or 0
         before = self.position
-        for _ in all_chains(self.recorder, self.mapper, upto, start=self.position + 1,
-                            chains=self.chains):
-            pass
+        for _, chain in all_chains(self.recorder, self.mapper, upto, start=self.position + 1,
+                                   chains=self.chains):
+            self.changed.add(chain.card_id)
         self.position = max(self.position, upto)
         return self.position - before
+
+    def follow(self, chain: list[dict[str, Any]]) -> None:
+        """Go on from trusted checkpoints (a full one, then its increments, oldest first)."""
+        fulls = [cp for cp in chain if not is_increment(cp)]
+        self.last = fulls[-1] if fulls else None
+        start = chain.index(self.last) + 1 if self.last is not None else 0
+        self.increments = [cp for cp in chain[start:] if is_increment(cp)]
+
+    def signed_heads(self) -> dict[str, Any]:
+        """Every card's head as last signed: the full checkpoint's, moved on by increments."""
+        heads: dict[str, Any] = dict(self.last["heads"]) if self.last else {}
+        for cp in self.increments:
+            heads.update(cp["heads"])
+        return heads
+
+    def signed_head(self, card_id: str) -> Any:
+        """One card's head as last signed (None: never signed)."""
+        for cp in reversed(self.increments):
+            if card_id in cp["heads"]:
+                return cp["heads"][card_id]
+        return self.last["heads"].get(card_id) if self.last else None
+
+    def previous(self) -> str | None:
+        latest = self.increments[-1] if self.increments else self.last
+        return header_digest(latest["header"]) if latest else None
+
+    def sign_increment(self, key: Ed25519PrivateKey, now: datetime,
+                       directory: Path) -> dict[str, Any] | None:
+        """Signs the heads of the cards that changed since the previous signature (None if
+        none did), chained to it: `increment-<position>.json`. Checked like a full one, but
+        over the changed cards only (the first time, over every card)."""
+        self.catch_up()
+        if not self.changed:
+            return None
+        # The first time every card (the store may have changed while no one watched), then
+        # only the cards read since: what was checked once stays as it was read.
+        names = self.changed if self.checked_all else set(self.chains)
+        signed = self.signed_heads() if not self.checked_all else {
+            cid: h for cid in names if (h := self.signed_head(cid)) is not None}
+        problems = [p for cid in names for p in self.chains[cid].all_problems()]
+        problems.extend(contradictions(self.chains, self.signed_state(signed)))
+        if problems:
+            raise CheckpointError(problems)
+        self.checked_all = True
+        heads: dict[str, Any] = {
+            cid: self.chains[cid].head_of() for cid in sorted(self.changed)}
+        header = {"kind": "increment", "position": self.position,
+                  "signed_at": now.isoformat(), "cards": len(heads),
+                  "root": merkle_root(heads),
+                  "key": fingerprint(key), "previous": self.previous()}
+        increment = {"header": header, "signature": sign_bytes(key, _signed_bytes(header)),
+                     "heads": heads}
+        write(directory, increment, public_pem(key))
+        self.increments.append(increment)
+        self.changed.clear()
+        return increment
+
+    def signed_state(self, heads: dict[str, Any]) -> dict[str, Any]:
+        """`heads` under the header of the latest signature (what contradictions name)."""
+        latest = self.increments[-1] if self.increments else self.last
+        header = latest["header"] if latest else {"position": 0, "signed_at": None}
+        return {"header": header, "heads": heads}
 
     def sign(self, key: Ed25519PrivateKey, now: datetime, directory: Path,
              latest: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -143,25 +208,29 @@ class Checkpointer:
         event deleted, a history changed, a card missing."""
         self.catch_up()
         problems = [p for c in self.chains.values() for p in c.all_problems()]
-        latest = latest or self.last
+        if latest is None and (self.last is not None or self.increments):
+            latest = self.signed_state(self.signed_heads())
         if latest is not None:
             problems.extend(contradictions(self.chains, latest))
         if problems:
             raise CheckpointError(problems)
-        heads: dict[str, Any] = {
-            cid: [c.last_version, c.hashes[c.last_version], c.market or ""]
-            for cid, c in sorted(self.chains.items())}
+        heads: dict[str, Any] = {cid: c.head_of() for cid, c in sorted(self.chains.items())}
         header = {"position": self.position, "signed_at": now.isoformat(), "cards": len(heads),
-                  "root": merkle_root({cid: (h[0], h[1]) for cid, h in heads.items()}),
+                  "root": merkle_root(heads),
                   "key": fingerprint(key),
                   "markets": market_roots(heads)}
+        if self.last is not None or self.increments:
+            header["previous"] = self.previous()
         checkpoint = {
             "header": header,
             "signature": sign_bytes(key, _signed_bytes(header)),
             "heads": heads,
         }
         write(directory, checkpoint, public_pem(key))
-        self.last = checkpoint
+        self.last, self.increments = checkpoint, []
+        self.changed.clear()
+        self.checked_all = True
+        prune_increments(directory, self.position)
         return checkpoint
 
 
@@ -175,21 +244,49 @@ def contradictions(chains: dict[str, CardChain], latest: dict[str, Any]) -> list
                           f"checkpoint at position {latest['header']['position']} is missing "
                           "from the store: its events were deleted"})
         else:
-            found.extend(compare(cid, chain.hashes, chain.last_version, [latest]))
+            found.extend(compare(cid, chain.hashes, chain.last_version, [latest],
+                                 chain.redacted))
     return found
 
 
 def create(recorder: Any, mapper: Any, key: Ed25519PrivateKey, now: datetime,
-           directory: Path, latest: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Recompute every chain up to the store's last position and, if none is broken, sign the
-    Merkle root of their heads; written as `checkpoint-<position>.json` in `directory`.
-    Returns the checkpoint (header, signature, heads)."""
-    return Checkpointer(recorder, mapper).sign(key, now, directory, latest)
+           directory: Path, latest: dict[str, Any] | None = None, *,
+           chain: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Recompute every chain up to the store's last position and, if none is broken and the
+    store contradicts neither `latest` nor the trusted `chain` (full checkpoints and
+    increments, oldest first), sign the Merkle root of their heads, chained to the last of
+    `chain`; written as `checkpoint-<position>.json` in `directory`. Returns the checkpoint
+    (header, signature, heads)."""
+    checkpointer = Checkpointer(recorder, mapper)
+    checkpointer.follow(chain or [])
+    return checkpointer.sign(key, now, directory, latest)
+
+
+def is_increment(checkpoint: dict[str, Any]) -> bool:
+    return bool(checkpoint["header"].get("kind") == "increment")
+
+
+def header_digest(header: dict[str, Any]) -> str:
+    """What the next checkpoint names as `previous`: SHA-256 of the signed header bytes."""
+    return hashlib.sha256(_signed_bytes(header)).hexdigest()
+
+
+def increment_paths(directory: Path) -> list[Path]:
+    return sorted(directory.glob("increment-*.json")) if directory.is_dir() else []
+
+
+def prune_increments(directory: Path, position: int) -> None:
+    """Increments up to a full checkpoint add nothing to it (it holds every head then); their
+    copies stay on the checkpoint topic."""
+    for path in increment_paths(directory):
+        if int(path.stem.split("-")[1]) <= position:
+            path.unlink(missing_ok=True)
 
 
 def write(directory: Path, checkpoint: dict[str, Any], public: bytes) -> Path:
     private_directory(directory)
-    path = directory / f"checkpoint-{checkpoint['header']['position']:012d}.json"
+    kind = "increment" if is_increment(checkpoint) else "checkpoint"
+    path = directory / f"{kind}-{checkpoint['header']['position']:012d}.json"
     key = checkpoint["header"].get("key")
     if path.exists() and key and read(path)["header"].get("key") != key:
         # A new key signing the same position (a rotation): the old key's file is history.
@@ -217,9 +314,10 @@ def check(checkpoint: dict[str, Any], key: Ed25519PublicKey | KeyRing,
     except (InvalidSignature, ValueError, KeyError, TypeError):
         return "signature invalid: not signed by the trusted checkpoint key"
     if market is None:
-        heads = {cid: (int(h[0]), str(h[1])) for cid, h in checkpoint["heads"].items()}
-        if merkle_root(heads) != header["root"]:
+        if merkle_root(checkpoint["heads"]) != header["root"]:
             return "heads do not give the signed Merkle root"
+        if is_increment(checkpoint):
+            return None
         if "markets" in header and market_roots(checkpoint["heads"]) != header["markets"]:
             return "heads do not give the signed roots of each market"
         return None
@@ -310,9 +408,28 @@ def read(path: Path) -> dict[str, Any]:
 
 def trusted(directory: Path, key: Ed25519PublicKey | KeyRing
             ) -> tuple[list[dict[str, Any]], list[Problem]]:
-    """(checkpoints that verify, oldest first; one problem per checkpoint that does not)."""
+    """(checkpoints that verify, oldest first: every full one, then the increments after the
+    latest; one problem per checkpoint that does not, or per increment that does not follow
+    the one before it: a checkpoint removed or replaced)."""
+    good, bad = _trusted_files(paths(directory), key)
+    since = int(good[-1]["header"]["position"]) if good else 0
+    later = [p for p in increment_paths(directory) if int(p.stem.split("-")[1]) > since]
+    increments, more = _trusted_files(later, key)
+    bad += more
+    before = good[-1] if good else None
+    for cp in increments:
+        if cp["header"].get("previous") != (header_digest(before["header"]) if before else None):
+            bad.append({"card_id": None, "version": None, "problem": (
+                f"increment at position {cp['header']['position']} does not follow the "
+                "checkpoint before it: a checkpoint was removed or replaced")})
+        before = cp
+    return good + increments, bad
+
+
+def _trusted_files(files: list[Path], key: Ed25519PublicKey | KeyRing
+                   ) -> tuple[list[dict[str, Any]], list[Problem]]:
     good, bad = [], []
-    for path in paths(directory):
+    for path in files:
         try:
             checkpoint = read(path)
             why = check(checkpoint, key)
@@ -325,9 +442,31 @@ def trusted(directory: Path, key: Ed25519PublicKey | KeyRing
     return good, bad
 
 
+def service_ring(directory: Path, signing_key_file: Path) -> KeyRing | None:
+    """The service's own trust: its ring file, else the public half of its signing key;
+    None if it has neither (ValueError: a file that is not a key)."""
+    if ring_path(directory).exists():
+        return KeyRing.load(ring_path(directory).read_bytes())
+    if signing_key_file.exists():
+        return KeyRing.of(load_signing_key(signing_key_file, create=False).public_key())
+    return None
+
+
+def covering(card_id: str, version: int, checkpoints: list[dict[str, Any]]
+             ) -> dict[str, Any] | None:
+    """The first checkpoint (oldest first) whose head of this card includes `version`."""
+    for cp in checkpoints:
+        head = cp["heads"].get(card_id)
+        if head is not None and int(head[0]) >= version:
+            return cp
+    return None
+
+
 def compare(card_id: str, hashes: dict[int, str], last_version: int,
-            checkpoints: list[dict[str, Any]]) -> Iterator[Problem]:
-    """Differences between one card's recomputed chain and every trusted checkpoint."""
+            checkpoints: list[dict[str, Any]],
+            redacted: dict[int, str] | None = None) -> Iterator[Problem]:
+    """Differences between one card's recomputed chain (and its redacted chain, when given)
+    and every trusted checkpoint."""
     for cp in checkpoints:
         head = cp["heads"].get(card_id)
         if head is None:
@@ -338,26 +477,31 @@ def compare(card_id: str, hashes: dict[int, str], last_version: int,
             yield {"card_id": card_id, "version": version,
                    "problem": f"{at} has version {version}; the store has only "
                               f"{last_version}: events were deleted"}
-        elif hashes.get(version) != expected:
+        elif hashes.get(version) != expected or (
+                redacted is not None and len(head) > 3 and redacted.get(version) != head[3]):
             yield {"card_id": card_id, "version": version,
                    "problem": f"history up to version {version} differs from the {at}: "
                               "an event was edited, inserted, removed or reordered"}
 
 
 def not_checkpointed(card_id: str, last_version: int, checkpoints: list[dict[str, Any]]) -> int:
-    """Events of a card after the latest checkpoint."""
-    if not checkpoints:
-        return last_version
-    head = checkpoints[-1]["heads"].get(card_id)
-    return last_version - (int(head[0]) if head else 0)
+    """Events of a card after the latest checkpoint (or increment) that holds its head."""
+    for cp in reversed(checkpoints):
+        head = cp["heads"].get(card_id)
+        if head is not None:
+            return last_version - int(head[0])
+        if not is_increment(cp):
+            return last_version
+    return last_version
 
 
 
 
 def every(checkpointer: Checkpointer, sign: Any, events: int, seconds: float,
-          stop: Any, poll: float = 5.0) -> None:
+          stop: Any, poll: float = 5.0, increment: Any = None) -> None:
     """Calls `sign()` whenever `events` new events were stored, or `seconds` passed with at
-    least one, until `stop` is set (a `threading.Event`)."""
+    least one, until `stop` is set (a `threading.Event`); in between, `increment()` (if
+    given) every `poll` seconds in which a card changed."""
     import time
 
     since, last = 0, time.monotonic()
@@ -366,6 +510,8 @@ def every(checkpointer: Checkpointer, sign: Any, events: int, seconds: float,
         if since and (since >= events or time.monotonic() - last >= seconds):
             sign()
             since, last = 0, time.monotonic()
+        elif increment is not None and checkpointer.changed:
+            increment()
         stop.wait(poll)
 
 

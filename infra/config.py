@@ -77,6 +77,8 @@ class Settings(BaseModel):
     checkpoint_dir: Path = Path("var/checkpoints")
     checkpoint_every_events: int = 10_000
     checkpoint_every_minutes: int = 60
+    # Between full checkpoints, an increment signing the heads that changed (0: none).
+    checkpoint_increment_seconds: float = 5.0
     # The key sealing every chain link (HMAC): outside the database and the data directory;
     # None (memory stores only): a key for the process's lifetime.
     chain_key_file: Path | None = None
@@ -98,6 +100,8 @@ class Settings(BaseModel):
     # How far this host's clock may be from the database's before it refuses work.
     max_clock_skew_seconds: float = 2.0
     db_pool_size: int = 10
+    # What production accepts of the database's replication (infra/replication.py).
+    database_replication: str = "synchronous"
     kafka_security: KafkaSecurity = KafkaSecurity()
     smtp_ca_file: Path | None = None  # None: the system's trusted CAs
     # HTTP connections (entrypoints.http.protocol): how long a client may take, how much it
@@ -107,6 +111,9 @@ class Settings(BaseModel):
     http_keep_alive_seconds: float = 5.0
     http_max_header_bytes: int = 16_384
     http_max_connections: int = 512
+    # The operators' console (entrypoints.console) on the API's app, and its idle timeout.
+    console: bool = False
+    console_idle_seconds: float = 900.0
 
     @property
     def production(self) -> bool:
@@ -132,6 +139,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     url = env.get("GIFTCARDS_DATABASE_URL") or f"sqlite:///{data_dir / 'giftcards.sqlite3'}"
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://", "memory://")):
         raise ConfigError("GIFTCARDS_DATABASE_URL must start with sqlite:/// or postgresql://")
+    _refuse_any_host(url)
     master_key = _master_key(env, mode, data_dir)  # in production: read, never generated
     if mode == "production":
         # Before anything is made (a directory, a store): a refused start leaves nothing.
@@ -166,6 +174,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         chain_key_file=None if url == "memory://" else _chain_key_file(env),
         checkpoint_every_events=_int(env, "GIFTCARDS_CHECKPOINT_EVERY_EVENTS", 10_000),
         checkpoint_every_minutes=_int(env, "GIFTCARDS_CHECKPOINT_EVERY_MINUTES", 60),
+        checkpoint_increment_seconds=_seconds(env, "GIFTCARDS_CHECKPOINT_INCREMENT_SECONDS",
+                                              5.0),
         kek_file=None if url == "memory://" else Path(
             env.get("GIFTCARDS_KEK_FILE") or data_dir / "kek-ring"
         ),
@@ -181,6 +191,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         api_key_cache_seconds=_seconds(env, "GIFTCARDS_API_KEY_CACHE_SECONDS", 1.0),
         max_clock_skew_seconds=_seconds(env, "GIFTCARDS_MAX_CLOCK_SKEW_SECONDS", 2.0),
         db_pool_size=_pool_size(env),
+        database_replication=_choice(env, "GIFTCARDS_DATABASE_REPLICATION", REPLICATION_MODES),
         kafka_security=_kafka_security(env),
         smtp_ca_file=_readable(env, "GIFTCARDS_SMTP_CA_FILE"),
         http_header_timeout_seconds=_seconds(env, "GIFTCARDS_HTTP_HEADER_TIMEOUT_SECONDS", 10.0),
@@ -188,6 +199,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         http_keep_alive_seconds=_seconds(env, "GIFTCARDS_HTTP_KEEP_ALIVE_SECONDS", 5.0),
         http_max_header_bytes=_int(env, "GIFTCARDS_HTTP_MAX_HEADER_BYTES", 16_384),
         http_max_connections=_int(env, "GIFTCARDS_HTTP_MAX_CONNECTIONS", 512),
+        console=_switch(env, "GIFTCARDS_CONSOLE", False),
+        console_idle_seconds=_seconds(env, "GIFTCARDS_CONSOLE_IDLE_SECONDS", 900.0),
     )
 
 
@@ -324,6 +337,39 @@ def _switch(env: dict[str, str], name: str, default: bool) -> bool:
     return value in ("1", "true", "on")
 
 
+# What GIFTCARDS_DATABASE_REPLICATION may state (the first is the default).
+REPLICATION_MODES = ("synchronous", "single-node", "asynchronous")
+
+
+def _follows_primary(url: str) -> bool:
+    """Whether libpq keeps only a server accepting writes (target_session_attrs of a cluster
+    URL)."""
+    attrs = parse_qs(urlsplit(url).query).get("target_session_attrs", [""])[-1]
+    return attrs in ("read-write", "primary")
+
+
+def _refuse_any_host(url: str) -> None:
+    """A URL naming several servers (a cluster) must make libpq keep the primary: otherwise it
+    connects to the first that answers, a standby that refuses every write."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        return
+    parts = urlsplit(url)
+    if "," not in parts.netloc:
+        return
+    if not _follows_primary(url):
+        raise ConfigError(
+            "GIFTCARDS_DATABASE_URL names several servers: add "
+            "target_session_attrs=read-write so that the service writes to the primary"
+        )
+
+
+def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name) or allowed[0]
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {value[:40]!r}")
+    return value
+
+
 # The fewest connections `serve` makes progress with (each part holds one at a time, a few
 # two: docs/operations.md gives the count per role).
 MIN_POOL_SIZE = 4
@@ -425,7 +471,17 @@ VARIABLES: dict[str, str] = {
     "GIFTCARDS_DATABASE_URL": "`sqlite:///path` (default `<data dir>/giftcards.sqlite3`) or "
     "`postgresql://user:pw@host:port/db[?sslmode=verify-full&sslrootcert=/path/ca.pem…]`: "
     "libpq's parameters in the query reach every connection (the store's, the views', the "
-    "API's); production refuses PostgreSQL without `sslmode=verify-full` or `verify-ca`",
+    "API's); production refuses PostgreSQL without `sslmode=verify-full` or `verify-ca`. A "
+    "cluster (Patroni): every node, `postgresql://user:pw@host1:5432,host2:5432/db?"
+    "target_session_attrs=read-write&…`, and libpq connects to the primary (required with "
+    "several hosts; docs/operations.md)",
+    "GIFTCARDS_DATABASE_REPLICATION": "what production accepts of PostgreSQL's replication, "
+    "checked at start: `synchronous` (default: the server is a primary, "
+    "`synchronous_standby_names` is set and `synchronous_commit` is `on` or `remote_apply`), "
+    "`single-node` (stated: no standby; the loss of the machine loses what the last backup "
+    "lacks) or `asynchronous` (explicitly accepting that a failover loses the last commits); "
+    "anything else refused with `asynchronous_replication_refused` or `database_not_primary`, "
+    "exit 2",
     "GIFTCARDS_DATA_DIR": "where local files go (default `./var/`): the SQLite store, dev keys, "
     "checkpoints, the KEK ring, the maildir",
     "GIFTCARDS_ENV": "`development` (default), `test` or `production`, exactly; anything else "
@@ -469,6 +525,8 @@ VARIABLES: dict[str, str] = {
     "(10000)",
     "GIFTCARDS_CHECKPOINT_EVERY_MINUTES": "…or this long after the last one when any event is "
     "new (60)",
+    "GIFTCARDS_CHECKPOINT_INCREMENT_SECONDS": "in between, `serve` signs an increment of the "
+    "card heads that changed at most this long after they did (5; 0: no increments)",
     "GIFTCARDS_KEK_FILE": "the key-encryption keys wrapping subject keys (default "
     "`<data dir>/kek-ring`); every process must see the same file; back it up",
     "GIFTCARDS_KEK_ROTATION_HOURS": "how often `serve`/`gdpr purge` rotate the KEK (24)",
@@ -483,6 +541,9 @@ VARIABLES: dict[str, str] = {
     "GIFTCARDS_SMTP_URL": "mail server of the code e-mails, `smtp://[user:pw@]host[:port]"
     "[?starttls=1]` or `smtps://…`; unset = `.eml` files in `<data dir>/mail/new/`; "
     "production requires `smtps://` or `?starttls=1`",
+    "GIFTCARDS_CONSOLE": "the operators' console under `/console/` on the HTTP API (off; "
+    "`--console` of `api`/`serve`, or `giftcards console`)",
+    "GIFTCARDS_CONSOLE_IDLE_SECONDS": "a console session unused this long is signed out (900)",
     "GIFTCARDS_HOLD_SECONDS": "how long an HTTP authorization holds a card (1800)",
     "GIFTCARDS_API_GROUP_COMMIT": "the HTTP API saves concurrent commands in one transaction "
     "per batch (group commit, on); `off` only to measure the naive baseline",

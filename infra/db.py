@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlparse, urlsplit
 
 import psycopg
 from psycopg.rows import dict_row, tuple_row
@@ -308,11 +308,33 @@ def private_file(path: Path) -> Path:
     return path
 
 
+def postgres_hosts(url: str) -> list[tuple[str, int]]:
+    """The (host, port) pairs of a PostgreSQL URL, several for a cluster
+    (`postgresql://u:p@host1:5432,host2:5432/db?target_session_attrs=read-write`: libpq tries
+    them in turn and keeps the one that accepts writes)."""
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    hosts = []
+    for part in netloc.split(","):
+        host, _, port = part.rpartition(":") if not part.endswith("]") else (part, "", "")
+        if not host:  # no port given
+            host, port = part, ""
+        hosts.append((unquote(host.strip("[]")) or "127.0.0.1", int(port) if port else 5432))
+    return hosts
+
+
+def describe_hosts(url: str) -> str:
+    """host:port of each of the URL's servers (never its user or password)."""
+    return ",".join(f"{host}:{port}" for host, port in postgres_hosts(url))
+
+
 def eventsourcing_env(url: str, pool_size: int | None = None) -> dict[str, str]:
     """The eventsourcing library's persistence settings for a database URL (on PostgreSQL, its
     connections from the process's pool of `pool_size`: see shared_pool)."""
     if url.startswith(("postgresql://", "postgres://")):
-        parsed = urlparse(url)
+        parsed = urlsplit(url)
+        # The library requires a host and port, yet connects through the shared pool, which
+        # uses the whole URL (every host of a cluster).
+        host, port = postgres_hosts(url)[0]
         return {
             "PERSISTENCE_MODULE": "infra.recorders:PostgresFactoryWithOptions",
             "SHARED_POOL_URL": url,
@@ -320,8 +342,8 @@ def eventsourcing_env(url: str, pool_size: int | None = None) -> dict[str, str]:
             # The URL's query (sslmode=verify-full&sslrootcert=…): kept for every connection.
             "POSTGRES_CONNECTION_OPTIONS": parsed.query,
             "POSTGRES_DBNAME": parsed.path.lstrip("/"),
-            "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
-            "POSTGRES_PORT": str(parsed.port or 5432),
+            "POSTGRES_HOST": host,
+            "POSTGRES_PORT": str(port),
             "POSTGRES_USER": unquote(parsed.username or ""),
             "POSTGRES_PASSWORD": unquote(parsed.password or ""),
             # Seconds to wait for a pooled connection (the library's default is 30). Its recorder

@@ -92,9 +92,12 @@ class KekRing:
                 os.close(fd)
 
     def _load(self) -> None:
-        if self.path is None or not self.path.exists():
+        if self.path is None:
             return
-        stat = self.path.stat()
+        try:  # one system call per check: a batch wraps a key per card
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return
         if self._seen == (stat.st_ino, stat.st_mtime_ns, stat.st_size):
             return
         raw = self.path.read_bytes()

@@ -1,4 +1,4 @@
-"""The parts one process runs on, built once by the composition root (infra/bootstrap.py)."""
+"""The parts one process runs on, built once by the composition root (composition/bootstrap.py)."""
 
 from __future__ import annotations
 

@@ -35,6 +35,9 @@ REFUSED_LOGIN = (
     "server does not support SSL", "no encryption",
 )
 FIRST_DELAY_S = 0.1
+# Seconds an HTTP client is told to wait (Retry-After) when the database is away: a restart
+# or a Patroni failover is over in a few seconds.
+DATABASE_RETRY_AFTER_S = 2
 MAX_DELAY_S = 5.0
 LOG_EVERY_S = 10.0
 

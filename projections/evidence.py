@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 
 from infra import checkpoints as cps
-from infra.chains import CARD_TOPIC_PREFIX, CardChain, fields_of
+from infra.chains import CARD_TOPIC_PREFIX, CardChain, chain_key_of, fields_of, ids_key, redact
 from infra.config import private_directory
 from infra.db import Database
 from projections.handlers import month_of, zone
@@ -38,15 +39,20 @@ def month_bounds(period: str, market: str) -> tuple[datetime, datetime]:
 
 def export(recorder: Any, mapper: Any, views: Database, market: str, period: str,
            checkpoints: list[dict[str, Any]], key: Any, now: datetime,
-           out: Path) -> dict[str, Any]:
+           out: Path, clear: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Writes the pack: the complete stored histories of every card of the market
     (`chains.jsonl`: what the chains, liability and breakage are recomputed from), the period's
     events (`events.jsonl`), liability at its start and end, breakage by cause, the signed
     checkpoints with the market's heads only, the public key (a convenience, never a trust
     root), and `manifest.json` (every file's SHA-256, the key's fingerprint) signed with the
-    checkpoint key in `manifest.sig`; `VERIFY.txt` says how to check it all offline."""
+    checkpoint key in `manifest.sig`; `VERIFY.txt` says how to check it all offline. Customer
+    and order ids are shipped as keyed pseudonyms (`redact`): the checkpoints sign each card's
+    redacted chain, which the pack's fields give back. `clear`, if given, receives the market's
+    events' stored fields (whose customers the caller logs)."""
     start, end = month_bounds(period, market)
     histories: dict[str, list[dict[str, Any]]] = {}
+    chains: dict[str, CardChain] = {}
+    ids = ids_key(chain_key_of(mapper) or b"")
     upto = recorder.max_notification_id() or 0
     position = 1
     while position <= upto:
@@ -59,8 +65,14 @@ def export(recorder: Any, mapper: Any, views: Database, market: str, period: str
             cid = str(n.originator_id)
             fields = fields_of(mapper, n)
             fields.pop("chain_mac", None)  # checkable only with the chain key: not shipped
+            chain = chains.get(cid) or chains.setdefault(cid, CardChain(cid))
+            chain.feed(n.originator_version, n.topic, fields)
+            # Events from before the chain: their computed links, so the pack's chain is whole.
+            version = n.originator_version
+            fields.setdefault("prev_hash", chain.hashes.get(version - 1))
+            fields.setdefault("event_hash", chain.hashes[version])
             histories.setdefault(cid, []).append(
-                {"card_id": cid, "version": n.originator_version, "position": n.id,
+                {"card_id": cid, "version": version, "position": n.id,
                  "topic": n.topic, "fields": fields}
             )
         position = page[-1].id + 1
@@ -68,10 +80,14 @@ def export(recorder: Any, mapper: Any, views: Database, market: str, period: str
                   if lines[0]["fields"].get("market") == market)
     private_directory(out)  # every card's history: customer ids
     events = 0
-    with (out / "chains.jsonl").open("wb") as chains, (out / "events.jsonl").open("wb") as period_:
+    with (out / "chains.jsonl").open("wb") as written, \
+            (out / "events.jsonl").open("wb") as period_:
         for cid in ours:
             for line in histories[cid]:
-                chains.write(orjson.dumps(line) + b"\n")
+                if clear is not None:
+                    clear.append(line["fields"])
+                line = {**line, "fields": redact(line["fields"], ids)}
+                written.write(orjson.dumps(line) + b"\n")
                 at = line["fields"].get("at")
                 if at and start <= _instant(at) < end:
                     period_.write(orjson.dumps(line) + b"\n")
@@ -84,11 +100,13 @@ def export(recorder: Any, mapper: Any, views: Database, market: str, period: str
         orjson.dumps(breakage(views, market, period), option=orjson.OPT_INDENT_2)
     )
     shipped = [{**cp, "heads": {cid: h for cid, h in cp["heads"].items()
-                                if len(h) > 2 and h[2] == market}} for cp in checkpoints]
+                                if len(h) > 2 and h[2] == market}} for cp in checkpoints
+               if not cps.is_increment(cp)]  # increments hold no market roots
     (out / "checkpoints.json").write_bytes(orjson.dumps(shipped))
     (out / "public-key.pem").write_bytes(cps.public_pem(key))
     (out / "verify_pack.py").write_bytes(VERIFIER.read_bytes())
     manifest = {"market": market, "period": period, "cards": len(ours), "events": events,
+                "ids": "pseudonyms",
                 "key": cps.fingerprint(key), "signed_at": now.isoformat(),
                 "time_zone": str(zone(market)),
                 "files": {name: _sha256(out / name) for name in (*FILES, "verify_pack.py")}}
@@ -108,6 +126,22 @@ def export(recorder: Any, mapper: Any, views: Database, market: str, period: str
 
 
 VERIFIER = Path(__file__).with_name("verify_pack_standalone.py")
+
+
+def pack_subjects(clear: list[dict[str, Any]], fields_named: tuple[str, ...]
+                  ) -> Iterator[str]:
+    """The customers a pack concerns (each access-logged by whoever exports it, R21): the pack
+    holds them as pseudonyms, so `export` hands back the stored fields (`clear`), whose
+    customer fields and recipients of sealed data name them."""
+    for fields in clear:
+        yield from (str(fields[n]) for n in fields_named if fields.get(n))
+        if recipient := (fields.get("pii") or {}).get("recipient_subject"):
+            yield str(recipient)
+
+
+def for_pack(checkpoints: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Only checkpoints that commit to each market's cards can show no card was left out."""
+    return [c for c in checkpoints if "markets" in c["header"]]
 
 
 def verify_pack(pack: Path, ring: cps.KeyRing | None) -> dict[str, Any]:
@@ -137,6 +171,9 @@ def verify_pack(pack: Path, ring: cps.KeyRing | None) -> dict[str, Any]:
     for name, digest in manifest["files"].items():
         if _sha256(pack / name) != digest:
             problem(None, None, f"{name} differs from the manifest")
+    # Ids as pseudonyms: the fields give the redacted chain, which the checkpoints sign (the
+    # event hashes, over the clear ids, come as shipped and must link up).
+    pseudonyms = manifest.get("ids") == "pseudonyms"
     trusted = []
     for checkpoint in orjson.loads((pack / "checkpoints.json").read_bytes()):
         why = cps.check(checkpoint, ring, market=market)
@@ -150,14 +187,16 @@ def verify_pack(pack: Path, ring: cps.KeyRing | None) -> dict[str, Any]:
     for raw in (pack / "chains.jsonl").read_bytes().splitlines():
         line = orjson.loads(raw)
         cid = line["card_id"]
-        chain = chains.get(cid) or chains.setdefault(cid, CardChain(cid))
+        chain = chains.get(cid) or chains.setdefault(
+            cid, CardChain(cid, redacted_fields=pseudonyms))
         chain.feed(line["version"], line["topic"], line["fields"])
         lines.setdefault(cid, []).append(line)
         stored.add((cid, line["version"], orjson.dumps(line, option=orjson.OPT_SORT_KEYS)))
     pending = 0
     for cid, chain in chains.items():
         problems.extend(chain.problems)
-        problems.extend(cps.compare(cid, chain.hashes, chain.last_version, trusted))
+        problems.extend(cps.compare(cid, chain.hashes, chain.last_version, trusted,
+                                    chain.redacted if pseudonyms else None))
         pending += cps.not_checkpointed(cid, chain.last_version, trusted)
     for cp in trusted:
         for cid, head in cp["heads"].items():

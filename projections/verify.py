@@ -45,7 +45,7 @@ def verify_card(
     if head:
         chain.problems.append(head)
     chain.problems.extend(
-        compare(cid, chain.hashes, chain.last_version, checkpoints or [])
+        compare(cid, chain.hashes, chain.last_version, checkpoints or [], chain.redacted)
     )
     if tally is not None:
         tally["not_yet_checkpointed"] = tally.get("not_yet_checkpointed", 0) + (
@@ -158,7 +158,7 @@ def verify_store(app: GiftCards, checkpoints: list[dict[str, Any]]) -> list[Prob
     chains = {c.card_id: c for _, c in all_chains(app.recorder, app.mapper, upto)}
     problems = [p for c in chains.values() for p in c.all_problems()]
     for c in chains.values():
-        problems.extend(compare(c.card_id, c.hashes, c.last_version, checkpoints))
+        problems.extend(compare(c.card_id, c.hashes, c.last_version, checkpoints, c.redacted))
     for cp in checkpoints:
         for cid, (version, *_) in cp["heads"].items():
             if cid not in chains:

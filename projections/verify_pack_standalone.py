@@ -6,8 +6,9 @@
 Checks, with keys from YOUR key ring only (the pack's public-key.pem is never trusted):
 manifest.sig over manifest.json; every file's SHA-256; each checkpoint's signature over its
 header and its market's Merkle root over the shipped heads (no card left out); every card's
-hash chain; each chain against the checkpoints' heads; liability and breakage recomputed from
-the events. Formats: docs/evidence-formats.md. Exit 0 and "ok" only if everything holds.
+hash chain (with ids as pseudonyms, the redacted chain the checkpoints sign); each chain
+against the checkpoints' heads; liability and breakage recomputed from the events.
+Formats: docs/evidence-formats.md. Exit 0 and "ok" only if everything holds.
 """
 
 import base64
@@ -83,10 +84,19 @@ def link(prev: str | None, topic: str, fields: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
+def redacted_link(prev: str | None, topic: str, fields: dict[str, Any]) -> str:
+    """The same over the fields as shipped (ids as pseudonyms), tag "giftcards-redacted-v1"."""
+    digest = hashlib.sha256(b"giftcards-redacted-v1\n")
+    digest.update((prev or "").encode() + b"\n" + topic.encode() + b"\n")
+    digest.update(canonical({k: v for k, v in fields.items() if k not in NOT_HASHED}))
+    return digest.hexdigest()
+
+
 def merkle_root(heads: dict[str, Any]) -> str:
-    """Leaves sha256("card:version:head") sorted by card id; pairs hashed; odd one promoted."""
-    level = [hashlib.sha256(f"{c}:{v}:{h}".encode()).digest()
-             for c, (v, h, *_) in sorted(heads.items())]
+    """Leaves sha256("card:version:head[:redacted head]") sorted by card id; pairs hashed; odd
+    one promoted."""
+    level = [hashlib.sha256(":".join([c, str(h[0]), h[1], *h[3:4]]).encode()).digest()
+             for c, h in sorted(heads.items())]
     if not level:
         return hashlib.sha256(b"").hexdigest()
     while len(level) > 1:
@@ -147,16 +157,22 @@ def verify(pack: Path, ring: Ring) -> list[str]:
     for raw in (pack / "chains.jsonl").read_bytes().splitlines():
         line = json.loads(raw)
         cards.setdefault(line["card_id"], []).append(line)
+    # Ids as pseudonyms: the fields give each card's redacted chain (signed in the checkpoints'
+    # heads); the event hashes (over the clear ids) come as shipped and must link up.
+    pseudonyms = manifest.get("ids") == "pseudonyms"
     heads: dict[tuple[str, int], str] = {}
+    redacted: dict[tuple[str, int], str] = {}
     for cid, history in cards.items():
-        prev = None
+        prev = prev_r = None
         for n, e in enumerate(history, 1):
             f = {**e["fields"], "originator_id": cid, "originator_version": e["version"]}
-            computed = link(prev, e["topic"], f)
+            computed = str(f.get("event_hash")) if pseudonyms else link(prev, e["topic"], f)
             if e["version"] != n or f.get("prev_hash", prev) != prev or \
                     f.get("event_hash", computed) != computed:
                 problems.append(f"card {cid} version {e['version']}: chain broken")
             heads[cid, e["version"]] = prev = f.get("event_hash") or computed
+            if pseudonyms:
+                redacted[cid, e["version"]] = prev_r = redacted_link(prev_r, e["topic"], f)
     trusted = 0
     for cp in json.loads((pack / "checkpoints.json").read_bytes()):
         header = cp["header"]
@@ -168,8 +184,9 @@ def verify(pack: Path, ring: Ring) -> list[str]:
             problems.append(f"checkpoint {header['position']}: {why or 'market root differs'}")
             continue
         trusted += 1
-        for cid, (version, head, *_) in mine.items():
-            if heads.get((cid, version)) != head:
+        for cid, (version, head, *rest) in mine.items():
+            if heads.get((cid, version)) != head or (
+                    pseudonyms and len(rest) > 1 and redacted.get((cid, version)) != rest[1]):
                 problems.append(f"card {cid} differs from checkpoint {header['position']} "
                                 "(edited, deleted or left out)")
     if not trusted:

@@ -7,10 +7,16 @@ import threading
 import uuid
 from typing import Any
 
-from entrypoints.cli.api_parts import add_api_options, api_part, serve_processes, sweep_part
+from composition.bootstrap import set_up_schema
+from entrypoints.cli.api_parts import (
+    add_api_options,
+    api_part,
+    serve_processes,
+    sweep_part,
+    with_console,
+)
 from entrypoints.cli.base import UsageError, examples, parse_text
 from entrypoints.cli.cards import service
-from infra.bootstrap import set_up_schema
 from infra.config import load_settings
 
 
@@ -20,6 +26,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                                        "api --port 8080 --processes 2"))
     add_api_options(p)
     p.set_defaults(handler=api)
+
+    p = sub.add_parser("console", help="the operators' console and the HTTP API (until SIGTERM)",
+                       epilog=examples("console --port 8080"))
+    add_api_options(p)
+    p.set_defaults(handler=console)
 
     p = sub.add_parser("api-key", help="API keys of the HTTP API")
     keys = p.add_subparsers(dest="action", required=True, parser_class=type(p))
@@ -68,6 +79,12 @@ def revoke_key(args: argparse.Namespace) -> dict[str, Any]:
     return ApiKeys(service().app).revoke(args.key_id)
 
 
+def console(args: argparse.Namespace) -> dict[str, Any]:
+    """`api --console`: the pages for customer service and auditors on the API's app."""
+    args.console = True
+    return api(args)
+
+
 def api(args: argparse.Namespace) -> dict[str, Any]:
     from entrypoints.cli.consume import stop_on_sigterm
     from infra.supervisor import retry_until_done, run_parts
@@ -76,7 +93,9 @@ def api(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("--port must be 1 to 65535")
     if not 0 < args.processes <= 64:
         raise UsageError("--processes must be 1 to 64")
-    settings = load_settings()
+    settings = with_console(load_settings(), args)
+    if args.processes > 1 and settings.console:
+        raise UsageError("the console keeps its sessions in its process: --processes 1")
     if args.processes > 1 and settings.database_url.startswith(("sqlite", "memory")):
         raise UsageError("--processes above 1 needs PostgreSQL (GIFTCARDS_DATABASE_URL)")
     stop = stop_on_sigterm()

@@ -7,8 +7,8 @@ import logging
 import threading
 from typing import Any
 
+from composition.bootstrap import build
 from entrypoints.cli.base import UsageError, parse_text
-from infra.bootstrap import build
 from infra.config import Settings, load_settings
 from infra.supervisor import Part
 
@@ -24,10 +24,17 @@ def add_api_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
                    help="TCP port (api: default 8080; serve: the API runs only when given)")
     p.add_argument(f"--{prefix}workers", default=16, type=int,
                    help="threads running commands on PostgreSQL (SQLite: one)")
+    p.add_argument("--console", action="store_true",
+                   help="also the operators' console under /console/ (GIFTCARDS_CONSOLE=on)")
     if not prefix:  # `serve` runs the API in one of its threads
         p.add_argument("--processes", default=1, type=int,
                        help="API processes sharing the port (PostgreSQL; default 1): one per "
                        "core. Each has its own /metrics and the default 16 threads")
+
+
+def with_console(settings: Settings, args: argparse.Namespace) -> Settings:
+    """`--console` turns the console on whatever GIFTCARDS_CONSOLE says."""
+    return settings.model_copy(update={"console": True}) if args.console else settings
 
 
 def limited(settings: Settings) -> dict[str, Any]:
@@ -99,7 +106,7 @@ def sweep_part(settings: Settings) -> Part:
         holds = Holds(svc.app, hold_seconds=settings.hold_seconds)
         try:
             while not stop.is_set():
-                released = holds.release_timed_out()["released"]
+                released = holds.release_timed_out().released
                 if released:
                     log.info("holds: %d timed out and released", released)
                 stop.wait(SWEEP_SECONDS)

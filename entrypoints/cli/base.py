@@ -101,7 +101,7 @@ def parse_month(text: str) -> str:
 @cache
 def market_codes() -> tuple[str, ...]:
     """The configured markets (GIFTCARDS_MARKETS_FILE), read once per process."""
-    from infra.bootstrap import load_markets
+    from composition.bootstrap import load_markets
     from infra.config import load_settings
 
     return tuple(load_markets(load_settings()).markets)

@@ -10,9 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from entrypoints.cli import api_parts as api
-from entrypoints.cli.base import UsageError, examples, parse_text
-from infra.bootstrap import (
+from composition.bootstrap import (
     build,
     build_checkout_consumer,
     build_delivery_worker,
@@ -21,6 +19,8 @@ from infra.bootstrap import (
     check_mail_link,
     set_up_schema,
 )
+from entrypoints.cli import api_parts as api
+from entrypoints.cli.base import UsageError, examples, parse_text
 from infra.config import ConfigError, KafkaLink, Settings, load_settings
 from infra.kafka.topics import Topics
 from infra.supervisor import Part, retry_until_done, run_parts
@@ -205,8 +205,9 @@ def privacy_loop(settings: Settings) -> Part:
 
 
 def checkpoints_loop(settings: Settings) -> Part:
-    """Audit: a signed checkpoint every N stored events or minutes (published once the
-    topics are there)."""
+    """Audit: a signed checkpoint every N stored events or minutes and, in between, an
+    increment of the heads that changed every few seconds (each published once the topics
+    are there)."""
     from infra import checkpoints as cps
 
     def run(stop: threading.Event) -> None:
@@ -218,17 +219,30 @@ def checkpoints_loop(settings: Settings) -> Part:
             # The store must not contradict the latest trusted checkpoint, even the first time.
             ring = cps.KeyRing.load(cps.ring_path(settings.checkpoint_dir).read_bytes())
             good, _ = cps.trusted(settings.checkpoint_dir, ring)
-            checkpointer.last = good[-1] if good else None
+            checkpointer.follow(good)
+
+            from infra.kafka.checkpoints import Publisher
+
+            publish = Publisher(settings)
 
             def sign() -> None:
-                from infra.kafka.checkpoints import publish
-
                 checkpoint = checkpointer.sign(key, service.app.now(), settings.checkpoint_dir)
-                publish(settings, checkpoint)
+                publish(checkpoint)
                 log.info("checkpoint signed at position %d", checkpoint["header"]["position"])
 
-            cps.every(checkpointer, sign, settings.checkpoint_every_events,
-                      settings.checkpoint_every_minutes * 60, stop)
+            def increment() -> None:
+                signed = checkpointer.sign_increment(key, service.app.now(),
+                                                     settings.checkpoint_dir)
+                if signed is not None:
+                    publish(signed)
+
+            seconds = settings.checkpoint_increment_seconds
+            try:
+                cps.every(checkpointer, sign, settings.checkpoint_every_events,
+                          settings.checkpoint_every_minutes * 60, stop, poll=seconds or 5.0,
+                          increment=increment if seconds else None)
+            finally:
+                publish.close()
         finally:
             service.close()
 
@@ -251,6 +265,7 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
 
     stop = stop_on_sigterm()
     settings, bootstrap, topics = kafka_config()
+    settings = api.with_console(settings, args)
     from entrypoints.cli.gdpr import create_privacy_tables
 
     views = [] if args.without_projections else [lambda: build_projector(settings).db.close()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from infra.bootstrap import Service, build
+from composition.bootstrap import Service, build
 
 
 @cache

@@ -36,8 +36,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def deliver(args: argparse.Namespace) -> dict[str, Any]:
+    from composition.bootstrap import build_delivery_worker, check_mail_link
     from entrypoints.cli.consume import stop_on_sigterm
-    from infra.bootstrap import build_delivery_worker, check_mail_link
 
     check_mail_link(service().settings)
     worker = build_delivery_worker(service())

@@ -16,6 +16,7 @@ from application.privacy import (
     iter_subjects,
     years_before,
 )
+from composition.bootstrap import build, build_projector
 from domain.operators import ROLES
 from domain.subjects import RECTIFIABLE
 from entrypoints.cli.base import (
@@ -33,7 +34,6 @@ from entrypoints.cli.operators import (
     operator_key,
     reader,
 )
-from infra.bootstrap import build, build_projector
 from infra.config import Settings
 from infra.service import Service
 from projections.retention import purge_fraud_data

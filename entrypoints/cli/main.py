@@ -121,11 +121,13 @@ def _run(argv: list[str]) -> int:
 def _database() -> str:
     """host:port of GIFTCARDS_DATABASE_URL (never its user or password), or the SQLite file."""
     from infra.config import load_settings
+    from infra.db import describe_hosts
 
-    url = urlsplit(load_settings().database_url)
+    database_url = load_settings().database_url
+    url = urlsplit(database_url)
     if url.scheme == "sqlite":
         return url.path.removeprefix("/") or "(memory)"
-    return f"{url.hostname}:{url.port or 5432}"
+    return describe_hosts(database_url)
 
 
 def _fail(as_json: bool, code: str, message: str, status: int) -> int:

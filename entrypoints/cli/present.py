@@ -28,7 +28,7 @@ _INSTANT = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]00
 @cache
 def _currency_locales() -> dict[str, str]:
     """A currency without a market (a total per currency) reads in its first market's locale."""
-    from infra.bootstrap import load_markets
+    from composition.bootstrap import load_markets
     from infra.config import load_settings
 
     found: dict[str, str] = {}

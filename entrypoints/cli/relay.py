@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from composition.bootstrap import build, build_relay, set_up_schema
 from entrypoints.cli.base import examples
 from entrypoints.cli.consume import TopicsReady, kafka_config, stop_on_sigterm
-from infra.bootstrap import build, build_relay, set_up_schema
 from infra.supervisor import retry_until_done
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from composition.bootstrap import build, build_projector
 from entrypoints.cli.base import examples
 from entrypoints.cli.consume import kafka_config
-from infra.bootstrap import build, build_projector
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def status(args: argparse.Namespace) -> dict[str, Any]:
-    from infra.status import status as snapshot
+    from composition.status import status as snapshot
 
     settings, _, topics = kafka_config()
     service = build(settings, create_tables=False)

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from application.privacy import history_subjects
+from composition.bootstrap import build_projector
 from entrypoints.cli.base import (
     UsageError,
     examples,
@@ -28,7 +29,6 @@ from entrypoints.cli.operators import (
     logged_read,
     operator_argument,
 )
-from infra.bootstrap import build_projector
 from infra.config import ConfigError
 from infra.kafka.topics import Topics
 from projections import sources
@@ -400,7 +400,7 @@ def audit_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     trusted, _ = trusted_checkpoints(None)
     try:
         checkpoint = cps.create(svc.app.recorder, svc.app.mapper, key, svc.app.now(),
-                                settings.checkpoint_dir, trusted[-1] if trusted else None)
+                                settings.checkpoint_dir, chain=trusted)
     except cps.CheckpointError as refused:
         emit_and_exit({"ok": False, "refused": str(refused), "problems": refused.problems},
                       args.json)
@@ -518,32 +518,26 @@ def evidence_pack(args: argparse.Namespace) -> dict[str, Any]:
     if args.market is None or args.out is None or args.card_id is not None:
         raise UsageError("--period needs --market and --out, and no CARD_ID")
 
+    clear: list[dict[str, Any]] = []
+
     def write() -> dict[str, Any]:
         service().app.markets.get(args.market)  # an unknown market is refused here
         refresh()
         checkpoints, problems = trusted_checkpoints(args.public_key, args.trusted_keys)
-        # Only checkpoints that commit to each market's cards can show no card was left out.
-        checkpoints = [c for c in checkpoints if "markets" in c["header"]]
+        checkpoints = evidence.for_pack(checkpoints)
         if problems or not checkpoints:
             emit_and_exit({"ok": False, "refused": "no trusted checkpoint to put in the pack "
                            "(run `audit checkpoint`)", "problems": problems}, args.json)
         key = signing_key(create=False)  # signs the manifest: files, liability, breakage
         app = service().app
         manifest = evidence.export(app.recorder, app.mapper, projector().db, args.market,
-                                   args.period, checkpoints, key, app.now(), args.out)
+                                   args.period, checkpoints, key, app.now(), args.out, clear)
         assert cps.fingerprint(key) == manifest["key"]
         return {"ok": True, "out": str(args.out), **manifest}
 
-    def customers(_: dict[str, Any]) -> Iterator[str]:
-        with (args.out / "chains.jsonl").open("rb") as chains:
-            for line in chains:
-                fields = orjson.loads(line)["fields"]
-                yield from (str(fields[n]) for n in SUBJECT_FIELDS if fields.get(n))
-                if recipient := (fields.get("pii") or {}).get("recipient_subject"):
-                    yield str(recipient)
-
     return logged_read(args, "audit export --period",
-                       f"evidence pack {args.market} {args.period}", write, customers)
+                       f"evidence pack {args.market} {args.period}", write,
+                       lambda _: evidence.pack_subjects(clear, SUBJECT_FIELDS))
 
 
 def audit_verify_pack(args: argparse.Namespace) -> dict[str, Any]:

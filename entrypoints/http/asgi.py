@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from composition.bootstrap import build
 from entrypoints.http.app import create_app
 from entrypoints.http.protocol import configure as configure_connections
 from infra import logs
-from infra.bootstrap import build
 from infra.config import Settings, load_settings, log_format
 from infra.runtime import tune_gc
 from infra.service import Service

@@ -24,6 +24,8 @@ STATUS_TITLES = {
     429: "Too Many Requests", 431: "Request Header Fields Too Large",
     500: "Internal Server Error", 503: "Service Unavailable",
 }
+# A store or broker that is away: most come back within seconds (a restart, a failover).
+UNAVAILABLE_RETRY_SECONDS = 2
 
 
 def status_of(error: DomainError) -> int:
@@ -52,6 +54,8 @@ def problem_body(status: int, code: str, detail: str, **extra: Any) -> dict[str,
 def problem(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
+    if status == 503:
+        headers = {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS), **(headers or {})}
     return JSONResponse(
         problem_body(status, code, detail, **extra),
         status_code=status,

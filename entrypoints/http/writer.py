@@ -8,8 +8,9 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 from uuid import UUID
 
-from application.cards import GiftCards, UnitOfWork
+from application.cards import GiftCards
 from application.groupcommit import Done, run_together
+from application.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
 MAX_BATCH = 256
@@ -37,7 +38,7 @@ class Writer:
         """The command's result, or its refusal raised, as if it had run alone."""
         loop = asyncio.get_running_loop()
         if not self.grouped:
-            return await loop.run_in_executor(self.pool, lambda: self.app._run(command))
+            return await loop.run_in_executor(self.pool, lambda: self.app.run(command))
         answer: asyncio.Future[Done] = loop.create_future()
         self.queue.append((command, list(keys), answer))
         if self.flusher is None:

@@ -21,6 +21,7 @@ from infra.kafka.admin import verify_topics
 from infra.kafka.clients import Link, bootstrap_of
 from infra.kafka.cloudevents import DEFAULT, CloudEvents
 from infra.kafka.floor import mark_stopped, raise_floor, read_floor
+from infra.kafka.links import ForgedLinkError, LinkChecker, clear_refused, mark_refused
 from infra.kafka.topics import TopicContractError, Topics
 from infra.lease import Lease, current_holder, instance_id, lease_clock
 from infra.limits import ProcessingLimits
@@ -118,6 +119,8 @@ class Relay:
         # Who was restricted or objecting as of `_limits_at` (rebuilt when it is not the
         # position: a start, or a batch that did not commit).
         self._limits, self._limits_at = ProcessingLimits(), -1
+        self._links = LinkChecker(service.app.recorder, service.app.mapper)
+        self._refusal_to_clear = True  # a stop recorded by an earlier run, until we pass it
 
     @property
     def position(self) -> int:
@@ -141,9 +144,11 @@ class Relay:
                 raise RelayBusyError(f"lease for {self.transactional_id} lost")
             try:
                 published = self._publish_batch()
-            except (PositionBelowFloorError, TopicContractError) as exc:
+            except (PositionBelowFloorError, ForgedLinkError, TopicContractError) as exc:
                 if isinstance(exc, PositionBelowFloorError):
                     self._halt(exc)
+                elif isinstance(exc, ForgedLinkError):
+                    self._refuse(exc)
                 raise
             except Exception as exc:
                 failures += 1
@@ -154,7 +159,7 @@ class Relay:
                 continue
             failures = 0
             total += published
-            if published < self.batch_size:
+            if published < self.batch_size and not self._links.held_back:
                 return total
 
     def run(self, stop: threading.Event) -> None:
@@ -177,6 +182,10 @@ class Relay:
                 except PositionBelowFloorError as exc:
                     self._halt(exc)
                     stop.wait()  # no republishing: an operator decides (docs/operations.md)
+                    return
+                except ForgedLinkError as exc:
+                    self._refuse(exc)
+                    stop.wait()  # never publish a forgery: an operator decides
                     return
                 except TopicContractError:
                     raise  # the process refuses to run on (infra.supervisor)
@@ -223,6 +232,16 @@ class Relay:
         try:
             mark_stopped(self.service.db, self.transactional_id, self._read_below)
         except Exception as error:  # the log line stands; status shows it once the database does
+            log.warning("relay %s could not record its stop: %s", self.instance, error)
+        self.close()
+
+    def _refuse(self, exc: ForgedLinkError) -> None:
+        """The alert for a forged link: an error line, the stop recorded for `status` and
+        `/metrics`, the lease handed back (a standby meets the same link and stops too)."""
+        log.error("relay %s stopped: %s", self.instance, exc)
+        try:
+            mark_refused(self.service.db, self.transactional_id, exc)
+        except Exception as error:  # the log line stands
             log.warning("relay %s could not record its stop: %s", self.instance, error)
         self.close()
 
@@ -298,27 +317,30 @@ class Relay:
         )
         if not notifications:
             return 0
+        # Published up to a forged link, never past it (the next batch then stops there).
+        notifications = self._links.sealed_prefix(notifications)
         last = notifications[-1].id
         if self._limits_at != self._position:
             self._limits = ProcessingLimits.from_store(app, self._position)
         self._limits_at = -1  # until this batch commits
         partitions = sorted(producer.partitions_for(self.topics.events))
-        producer.begin_transaction()
-        sent = []
+        # Every record is built before the first is sent. Sent in a tight loop they fill the
+        # producer's batches as a raw producer's do; built between sends, the sender thread
+        # drained each partition's batch with a record or two in it, and was woken per batch.
+        records = []
         for notification in notifications:
             envelope = stored_envelope(app.mapper, notification)
             assert envelope is not None  # the topic filter admits published events only
             envelope = self._limits.see(envelope)
             key, value, record_headers = record_of(envelope, self.cloudevents)
-            sent.append(
-                producer.send(
-                    self.topics.events,
-                    key=key,
-                    value=value,
-                    headers=record_headers,
-                    partition=partitions[key_hash(key) % len(partitions)],
-                )
-            )
+            records.append((key, value, record_headers,
+                            partitions[key_hash(key) % len(partitions)]))
+        producer.begin_transaction()
+        sent = [
+            producer.send(self.topics.events, key=key, value=value, headers=record_headers,
+                          partition=partition)
+            for key, value, record_headers, partition in records
+        ]
         sent.append(
             producer.send(
                 self.topics.relay_positions,
@@ -341,6 +363,9 @@ class Relay:
         self._position = self._confirmed = self._limits_at = last
         try:
             raise_floor(self.service.db, self.transactional_id, last, self._partitions)
+            if self._refusal_to_clear:
+                clear_refused(self.service.db, self.transactional_id, last)
+                self._refusal_to_clear = False
         except Exception as exc:  # a floor lower than the truth only weakens the check
             log.warning("relay %s could not record position %d: %s", self.instance, last, exc)
         elapsed = time.monotonic() - started

@@ -175,6 +175,7 @@ def test_every_command_prints_exactly_one_json_object(
         ("deliveries", "failed"): [["deliveries", "failed"]],
         ("deliveries", "retry"): [["deliveries", "retry", cid, "--operator", "alice"]],
         ("api",): [["api", "--port", "eighty"]],
+        ("console",): [["console", "--port", "eighty"]],
         ("api-key", "create"): [["api-key", "create", "--name", "n", "--scope", "audit"]],
         ("api-key", "list"): [["api-key", "list"]],
         ("api-key", "revoke"): [["api-key", "revoke", key["key_id"]]],

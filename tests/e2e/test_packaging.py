@@ -10,7 +10,8 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = {"domain", "application", "infra", "consumers", "projections", "entrypoints"}
+SHIPPED = {"domain", "application", "infra", "consumers", "projections", "composition",
+           "entrypoints"}
 
 
 def test_wheel_holds_the_service_and_no_dev_or_bench_module(tmp_path: Path) -> None:

@@ -26,7 +26,6 @@ from tests.faults.consistency import (
     duplicate_evidence,
     event_log_problems,
     kcat_records,
-    replies_may_repeat,
     reply_problems,
     view_problems,
 )
@@ -50,7 +49,6 @@ __all__ = [
     "our_tracebacks",
     "produce_checkout_load",
     "purchase_codes",
-    "replies_may_repeat",
     "reply_problems",
     "view_problems",
 ]

@@ -7,6 +7,7 @@ import random
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -23,14 +24,15 @@ from tests.integration.test_checkout_consumer import completed, ordered
 
 def produce_checkout_load(
     bootstrap: str, topics: Topics, n: int, *, seed: int, codes: Sequence[str] = ()
-) -> set[str]:
+) -> Counter[str]:
     """`n` checkout messages on `topics.checkout`: new gift card orders, payments with the given
     `codes` (each card paid at most once by its own order; a code is retried under a second
     message id for the same order), order retries under a new message id, and exact duplicates
-    (same message id and bytes, as an at-least-once producer resends). Returns the message ids."""
+    (same message id and bytes, as an at-least-once producer resends). Returns how many inputs
+    carry each message id (each input gets one reply)."""
     rng = random.Random(seed)
     sent: list[bytes] = []
-    ids: set[str] = set()
+    ids: Counter[str] = Counter()
     unused = list(codes)
     rng.shuffle(unused)
     paid: list[tuple[str, str]] = []  # (order id, code)
@@ -51,7 +53,7 @@ def produce_checkout_load(
         else:
             raw = ordered(message_id, f"buy-{seed}-{i}", amount=rng.choice([2000, 5000, 30000]))
         sent.append(raw)
-        ids.add(orjson.loads(raw)["message_id"])
+        ids[orjson.loads(raw)["message_id"]] += 1
     produce(bootstrap, topics.checkout, sent)
     return ids
 

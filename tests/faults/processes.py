@@ -19,10 +19,14 @@ STOP_TIMEOUT_S = 60.0
 
 class ServiceProcess:
     """A long-running `giftcards` command (`serve`, `relay`, `consume checkout`, ...) as a real
-    subprocess of this venv's script, stdout and stderr appended to `log`."""
+    subprocess of this venv's script, stdout and stderr appended to `log`; `prefix` runs it
+    under a wrapper (`faketime -f -1h`)."""
 
-    def __init__(self, args: Sequence[str], env: Mapping[str, str], log: Path) -> None:
+    def __init__(
+        self, args: Sequence[str], env: Mapping[str, str], log: Path, prefix: Sequence[str] = ()
+    ) -> None:
         self.args = list(args)
+        self.prefix = list(prefix)
         self.env = {**os.environ, **env}
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
@@ -34,11 +38,22 @@ class ServiceProcess:
         with self.log.open("ab") as out:
             self._log_start = out.tell()
             self.process = subprocess.Popen(
-                [GIFTCARDS, *self.args], env=self.env, stdout=out, stderr=subprocess.STDOUT
+                [*self.prefix, GIFTCARDS, *self.args], env=self.env, stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def freeze(self) -> None:
+        """SIGSTOP: the process stops where it is (a paused VM, a long GC), sockets open."""
+        assert self.process is not None and self.alive(), "not running"
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT: it goes on from where it stopped, unaware of the time gone by."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL, and reap it."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ class Load:
     def __init__(self, bootstrap: str, topics: Topics, codes: list[str]) -> None:
         self.args = (bootstrap, topics)
         self.codes = codes
-        self.ids: set[str] = set()
+        self.ids: Counter[str] = Counter()  # inputs per message id
         self.waves = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="checkout-load")
@@ -47,7 +48,7 @@ class Load:
         try:
             while not self._stop.is_set():
                 mine = self.codes[self.waves * 4 : self.waves * 4 + 4]
-                self.ids |= produce_checkout_load(*self.args, 10, seed=self.waves, codes=mine)
+                self.ids += produce_checkout_load(*self.args, 10, seed=self.waves, codes=mine)
                 self.waves += 1
                 self._stop.wait(0.3)
         except BaseException as exc:  # shown by the test, not lost in the thread

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def test_r3_r11_postgres_down_15s_under_load_loses_nothing(
         "GIFTCARDS_PARTITIONS": "2",
     }
     codes = purchase_codes(env, 300)  # cards for the redemptions of the load
-    ids: set[str] = set()
+    ids: Counter[str] = Counter()  # inputs per message id
     done = threading.Event()
 
     def load() -> None:

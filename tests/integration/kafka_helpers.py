@@ -13,8 +13,8 @@ import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource
 
+from composition.bootstrap import Service, build, build_delivery_worker
 from consumers.checkout import CheckoutConsumer
-from infra.bootstrap import Service, build, build_delivery_worker
 from infra.config import load_settings
 from infra.kafka.admin import ensure_topics
 from infra.kafka.topics import Topics

@@ -14,9 +14,9 @@ from uuid import UUID
 import pytest
 
 from application.holds import Holds
+from composition.bootstrap import Service, build, build_card_facts_reader
 from domain.errors import DomainError
 from domain.giftcard import GiftCard
-from infra.bootstrap import Service, build, build_card_facts_reader
 from infra.cardfacts import CardFactsReader
 from infra.config import load_settings
 from tests.conftest import SECRET, FixedClock
@@ -64,16 +64,16 @@ def test_r9_r11_the_row_answers_as_the_card_at_every_step_of_a_hold(
     code = card["code"]
     # Then the row answers, and as the full lookup does
     assert lookup_fast(service, holds, code) == full(holds, code)
-    assert lookup_fast(service, holds, code)["status"] == "active"
+    assert lookup_fast(service, holds, code).status == "active"
     # When it is held for an order
     holds.authorize(code=code, market="FR", order_id="o-1", order_total=3000,
                     customer_id="c-1", source=SOURCE)
     assert lookup_fast(service, holds, code) == full(holds, code)
-    assert lookup_fast(service, holds, code)["status"] == "held"
+    assert lookup_fast(service, holds, code).status == "held"
     # When the hold runs out: the row declines (reading the card releases the hold) ...
     clock.advance(seconds=601)
     assert lookup_fast(service, holds, code) is None
-    assert full(holds, code)["status"] == "active"
+    assert full(holds, code).status == "active"
     # ... and once released (in the same transaction as the release), it answers again
     assert lookup_fast(service, holds, code) == full(holds, code)
     # When held again and captured (R11: the single use)
@@ -82,7 +82,7 @@ def test_r9_r11_the_row_answers_as_the_card_at_every_step_of_a_hold(
     holds.capture(order_id="o-2")
     redeemed = lookup_fast(service, holds, code)
     assert redeemed == full(holds, code)
-    assert (redeemed["status"], redeemed["balance"]) == ("redeemed", 0)
+    assert (redeemed.status, redeemed.balance) == ("redeemed", 0)
 
 
 @POSTGRES
@@ -93,12 +93,12 @@ def test_r9_r19_expired_and_cancelled_cards_answer_as_the_full_lookup(
     expiring, cancelled = buy(service.app), buy(service.app, order_id="p-cancel")
     service.app.cancel(None, code=cancelled["code"], order_id="p-cancel")
     answer = lookup_fast(service, holds, cancelled["code"])
-    assert answer == full(holds, cancelled["code"]) and answer["status"] == "cancelled"
+    assert answer == full(holds, cancelled["code"]) and answer.status == "cancelled"
     # R9: from the first instant past its validity, with nothing stored in between
     clock.now = service.app.repository.get(UUID(expiring["card_id"])).expires_at
     answer = lookup_fast(service, holds, expiring["code"])
     assert answer == full(holds, expiring["code"])
-    assert (answer["status"], answer["balance"]) == ("expired", 0)
+    assert (answer.status, answer.balance) == ("expired", 0)
 
 
 @POSTGRES
@@ -112,7 +112,7 @@ def test_a_row_older_than_its_cards_last_event_is_not_used(service: Service) -> 
     service.app.save(stored)
     # Then the row is stale and the lookup is read in full
     assert lookup_fast(service, holds, card["code"]) is None
-    assert full(holds, card["code"])["status"] == "active"
+    assert full(holds, card["code"]).status == "active"
 
 
 @POSTGRES

@@ -18,9 +18,9 @@ from eventsourcing.utils import get_topic
 from application.delivery import Deliveries
 from application.operators import Operators, break_glass
 from application.privacy import PiiReader, Privacy
+from composition.bootstrap import Service, build_delivery_worker, build_projector
 from consumers.delivery import DeliveryWorker
 from domain.delivery import CodeDelivery
-from infra.bootstrap import Service, build_delivery_worker, build_projector
 from infra.mail.transport import SmtpTransport
 from projections.sources import sync_store
 from tests.conftest import FixedClock

@@ -36,4 +36,4 @@ def test_r10_concurrent_batches_hold_one_card_once(service: Service) -> None:
     assert [r.code for r in refused] == ["card_on_hold"] * (WRITERS * BATCH - 1)
     events = [type(e).__name__ for e in app.events.get(UUID(card["card_id"]))]
     assert events.count("Held") == 1
-    assert holds.capture(order_id=won[0]["order_id"])["applied"] == 3000
+    assert holds.capture(order_id=won[0].order_id).applied == 3000

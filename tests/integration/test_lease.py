@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra.bootstrap import Service, set_up_schema
+from composition.bootstrap import Service, set_up_schema
 from infra.db import Database
 from infra.lease import Lease, current_holder
 

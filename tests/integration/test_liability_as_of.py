@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from infra.bootstrap import Service, build_projector
+from composition.bootstrap import Service, build_projector
 from projections.queries import liability
 from projections.sources import sync_store
 

@@ -9,7 +9,7 @@ from uuid import UUID
 import pytest
 
 from application.holds import Holds
-from infra.bootstrap import Service, build_projector
+from composition.bootstrap import Service, build_projector
 from projections.sources import sync_store
 from projections.verify import verify_card
 from tests.integration.test_card_facts import full, lookup_fast

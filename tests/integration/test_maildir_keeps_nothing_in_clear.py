@@ -7,7 +7,7 @@ import base64
 from pathlib import Path
 
 from application.privacy import Privacy
-from infra.bootstrap import Service, build_delivery_worker
+from composition.bootstrap import Service, build_delivery_worker
 from infra.mail.transport import read_maildir
 from tests.mail.inbox import code_in
 from tests.operator_register import enrol

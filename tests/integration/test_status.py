@@ -43,7 +43,7 @@ def test_status_shows_relay_lag_until_relayed_then_the_active_relay_and_dead_let
     assert before["relay"] == {
         "last_stored_position": stored, "last_published_position": 0,
         "lag": len(published), "lag_at_least": False, "active_instance": None,
-        "lease_expires_in_s": None, "stopped": None,
+        "lease_expires_in_s": None, "stopped": None, "refused_link": None,
     }  # the cards' published events, not the private index events stored with them
     assert before["clock"]["within_bound"] is True and abs(before["clock"]["offset_s"]) < 2
     assert stored == published[-1].id and len(published) >= 3

@@ -54,7 +54,7 @@ def test_r10_one_batch_of_authorizations_of_one_card_holds_it_once(bugs: list[bo
         if bug and n < first:  # it failed after holding the card: redone without it
             assert isinstance(outcome.error, RuntimeError)
         elif n == first:
-            assert outcome.error is None and outcome.value["order_id"] == f"order-{n}"
+            assert outcome.error is None and outcome.value.order_id == f"order-{n}"
         else:
             assert isinstance(outcome.error, DomainError)
             assert outcome.error.code == "card_on_hold"

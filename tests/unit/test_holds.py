@@ -9,6 +9,7 @@ import pytest
 
 from application.checkout import Checkout, Paid
 from application.holds import Holds
+from application.results import HoldState
 from domain.errors import DomainError
 from domain.giftcard import GiftCard
 from infra.bootstrap import Service
@@ -20,7 +21,7 @@ from tests.conftest import FixedClock
 from tests.unit.rules_helpers import buy, pay
 
 
-def authorize(holds: Holds, code: str, order_id: str, total: int = 3000) -> dict[str, object]:
+def authorize(holds: Holds, code: str, order_id: str, total: int = 3000) -> HoldState:
     return holds.authorize(code=code, market="FR", order_id=order_id, order_total=total,
                            customer_id="cust-2", source="test")
 
@@ -33,10 +34,10 @@ def test_r11_a_hold_is_captured_once_as_the_single_use(memory_service: Service) 
     app, holds = memory_service.app, Holds(memory_service.app)
     card = buy(app)
     held = authorize(holds, card["code"], "shop-1")
-    assert (held["amount"], held["status"]) == (3000, "held")
+    assert (held.amount, held.status) == (3000, "held")
     assert authorize(holds, card["code"], "shop-1") == held  # idempotent on the order
     captured = holds.capture(order_id="shop-1")
-    assert (captured["applied"], captured["forfeited"]) == (3000, 2000)
+    assert (captured.applied, captured.forfeited) == (3000, 2000)
     assert holds.capture(order_id="shop-1") == captured
     assert event_types(memory_service, card["card_id"]).count("Held") == 1
     assert event_types(memory_service, card["card_id"])[-1] == "Redeemed"
@@ -64,7 +65,7 @@ def test_void_releases_and_a_timed_out_hold_is_released_on_access_and_by_the_swe
     app, holds = memory_service.app, Holds(memory_service.app, hold_seconds=60)
     card = buy(app)
     authorize(holds, card["code"], "shop-1")
-    assert holds.void(order_id="shop-1")["status"] == "voided"
+    assert holds.void(order_id="shop-1").status == "voided"
     with pytest.raises(DomainError) as refusal:
         holds.capture(order_id="shop-1")
     assert refusal.value.code == "hold_released"
@@ -79,8 +80,8 @@ def test_void_releases_and_a_timed_out_hold_is_released_on_access_and_by_the_swe
     other = buy(app)
     authorize(holds, other["code"], "shop-4")
     clock.advance(seconds=61)
-    assert holds.release_timed_out()["released"] == 2
-    assert holds.release_timed_out()["released"] == 0
+    assert holds.release_timed_out().released == 2
+    assert holds.release_timed_out().released == 0
 
 
 def test_r6_lookup_and_authorize_answer_a_wrong_market_code_like_an_unknown_one(
@@ -107,7 +108,7 @@ def test_checkout_completed_for_the_holding_order_captures_the_hold(
         paid = checkout.pay(uow, code=card["code"], market="FR", order_id="shop-1",
                             order_total=8000, customer_id="cust-2", source="checkout")
     assert isinstance(paid, Paid) and (paid.applied, paid.remaining_to_pay) == (5000, 3000)
-    assert holds.capture(order_id="shop-1")["applied"] == 5000  # captured already
+    assert holds.capture(order_id="shop-1").applied == 5000  # captured already
     assert app.card(UUID(card["card_id"])).held_for is None
 
 
@@ -117,7 +118,7 @@ def test_simulate_decides_fully_and_stores_nothing(memory_service: Service) -> N
     before = len(list(app.events.get(UUID(card["card_id"]))))
     held = holds.authorize(code=card["code"], market="FR", order_id="sim", order_total=100,
                            customer_id=None, source="test", simulate=True)
-    assert held["status"] == "held"
+    assert held.status == "held"
     assert len(list(app.events.get(UUID(card["card_id"])))) == before
     with pytest.raises(DomainError) as refusal:
         holds.authorize(code=card["code"], market="FR", order_id="sim", order_total=100,

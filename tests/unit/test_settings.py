@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from infra.bootstrap import build_projector
+from composition.bootstrap import build_projector
 from infra.config import ConfigError, estimated_bits, load_settings
 from projections import handlers
 from projections.config import FraudConfig

@@ -21,7 +21,8 @@ from domain.stored_names import DECLARED, stored_as
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
 from tests.fixtures.make_old_store import STORE
 
-PRODUCT = ("domain", "application", "infra", "consumers", "projections", "entrypoints")
+PRODUCT = ("domain", "application", "infra", "consumers", "projections", "composition",
+           "entrypoints")
 
 
 def product_aggregates() -> list[type[BaseAggregate]]:

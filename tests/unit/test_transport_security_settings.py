@@ -141,7 +141,8 @@ def test_every_kafka_client_of_the_service_is_built_in_one_place() -> None:
     security from infra/kafka/clients.py."""
     root = Path(__file__).resolve().parents[2]
     offenders = []
-    for package in ("infra", "consumers", "projections", "entrypoints", "application"):
+    for package in ("infra", "consumers", "projections", "composition", "entrypoints",
+                    "application"):
         for path in (root / package).rglob("*.py"):
             if path == root / "infra" / "kafka" / "clients.py":
                 continue

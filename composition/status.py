@@ -12,6 +12,7 @@ from kafka import KafkaConsumer, TopicPartition
 from consumers import delivery
 from infra.kafka import clients
 from infra.kafka.floor import stopped_relays
+from infra.kafka.links import refused_links
 from infra.lease import current_holder
 from infra.service import Service
 
@@ -59,6 +60,8 @@ def status(service: Service, projections_source: Callable[[], dict[int, int]] | 
             # The alert: Kafka's position read below the confirmed one; the relay stopped.
             "stopped": {"confirmed_position": stopped[0], "kafka_position": stopped[1]}
             if stopped else None,
+            # The alert: a card event whose chain link the chain key did not seal (forged).
+            "refused_link": refused_links(service.db).get(topics.relay_transactional_id),
         },
         "consumers": {"checkout": checkout, "projections": views},
         "dead_letters": dead,

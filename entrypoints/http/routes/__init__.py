@@ -1,0 +1,1 @@
+"""The API's routers, one per audience: health, checkout, orders, support, audit."""

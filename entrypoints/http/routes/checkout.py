@@ -1,0 +1,130 @@
+"""For the shop's checkout: a code's lookup, then the hold of a card for an order (authorize,
+capture, void, read)."""
+
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations.
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from application.results import CardLookup
+from application.unit_of_work import UnitOfWork
+from domain.apikeys import ApiKey
+from entrypoints.http import responses as answers
+from entrypoints.http.bodies import AuthorizeBody, IdemKey, LookupBody, OrderId, Simulate
+from entrypoints.http.context import ApiContext
+from entrypoints.results import hold_json, lookup_json, redemption_json
+
+# OpenAPI links: a hold is named by its order id, so an authorization leads to the capture
+# and the void of the same path parameter (clients and stateful tests follow them).
+HOLD_LINKS = {
+    name: {"operationId": name, "parameters": {"order_id": "$request.path.order_id"},
+           "description": f"{name} this hold"}
+    for name in ("capture", "void")
+}
+
+
+PONG = orjson.dumps({"status": "ok"})
+
+
+def routes(context: ApiContext) -> APIRouter:
+    router = APIRouter()
+    app, holds, metrics, facts = context.app, context.holds, context.metrics, context.facts
+    Checkout = Annotated[ApiKey, Depends(context.scoped("checkout"))]
+
+    @router.post("/v1/ping", operation_id="ping", response_model=answers.Status)
+    async def ping(key: Checkout) -> Response:
+        """A checkout key checked, its request read, a constant answer: whether a key works,
+        and what a request costs before any card is read (the lookup's baseline in the bench)."""
+        return Response(PONG, media_type="application/json")
+
+    @router.post("/v1/cards/lookup", operation_id="lookup", response_model=answers.Lookup)
+    async def lookup(body: LookupBody, key: Checkout) -> Response:
+        """A code's card on this market; unknown and other-market codes are answered alike,
+        and count against the customer (or this key) for R8."""
+        source = str(key.key_id)
+        answer: CardLookup | None = None
+        if facts is not None:
+            # The common case in one round trip from the event loop; whatever would write
+            # (an unknown code, a locked-out subject, a hold to release) runs in full below.
+            plan = holds.plan_lookup(code=body.code, market=body.market, source=source,
+                                     customer_id=body.customer_id)
+            card, counts = await facts.read(plan.code_index, plan.guards)
+            answer = holds.answer_from_facts(plan, card, counts)
+        if answer is None:
+            answer = await context.call(lambda: holds.lookup(
+                code=body.code, market=body.market, customer_id=body.customer_id, source=source,
+            ))
+        # Bytes as they go out: the busiest call skips the response model's re-check.
+        return Response(orjson.dumps(lookup_json(answer)), media_type="application/json")
+
+    @router.post("/v1/checkouts/{order_id}/authorize", operation_id="authorize",
+                 response_model=answers.Hold,
+                 responses={200: {"description": "the hold (a dry run: `simulated` true)",
+                                  "links": HOLD_LINKS}})
+    async def authorize(
+        request: Request, order_id: OrderId, body: AuthorizeBody, key: Checkout,
+        idempotency_key: IdemKey = None, simulate: Simulate = False,
+    ) -> Response:
+        """R6, R8-R13, then the card is held for this order until captured, voided or timed
+        out."""
+        def command(uow: UnitOfWork) -> dict[str, Any]:
+            return hold_json(holds.authorize(
+                code=body.code, market=body.market, order_id=order_id,
+                order_total=body.order_total, customer_id=body.customer_id,
+                source=str(key.key_id), promo_codes=body.promo_codes,
+                contains_gift_card=body.contains_gift_cards, simulate=simulate, within=uow,
+            ))
+
+        if simulate:
+            return JSONResponse({**await context.call(lambda: command(UnitOfWork(app))),
+                                 "simulated": True})
+        wanted = holds.authorize_keys(code=body.code, order_id=order_id,
+                                      customer_id=body.customer_id, source=str(key.key_id))
+        response = await context.idempotent(request, key, idempotency_key, command,
+                                            keys=wanted)
+        if response.status_code == 200:
+            metrics.holds.labels("authorize").inc()
+        return response
+
+    @router.post("/v1/checkouts/{order_id}/capture", operation_id="capture",
+                 response_model=answers.Redemption)
+    async def capture(
+        request: Request, order_id: OrderId, key: Checkout, idempotency_key: IdemKey = None,
+    ) -> Response:
+        """The hold becomes the card's single use (R11: the remainder is forfeited)."""
+        response = await context.idempotent(
+            request, key, idempotency_key,
+            lambda uow: redemption_json(holds.capture(order_id=order_id, within=uow)),
+            keys=holds.order_keys(order_id),
+        )
+        if response.status_code == 200:
+            metrics.holds.labels("capture").inc()
+        return response
+
+    @router.post("/v1/checkouts/{order_id}/void", operation_id="void",
+                 response_model=answers.Hold)
+    async def void(
+        request: Request, order_id: OrderId, key: Checkout, idempotency_key: IdemKey = None,
+    ) -> Response:
+        """Releases the hold (the bank payment failed, the cart was abandoned)."""
+        response = await context.idempotent(
+            request, key, idempotency_key,
+            lambda uow: hold_json(holds.void(order_id=order_id, within=uow)),
+            keys=holds.order_keys(order_id),
+        )
+        if response.status_code == 200:
+            metrics.holds.labels("void").inc()
+        return response
+
+    @router.get("/v1/holds/{order_id}", operation_id="show_hold", response_model=answers.Hold,
+                response_model_exclude_unset=True)
+    async def read_hold(
+        order_id: OrderId, key: Annotated[ApiKey, Depends(context.scoped("checkout", "support"))]
+    ) -> dict[str, Any]:
+        """An order's hold as of now: `held` (amount, until), `captured` or `released`."""
+        return hold_json(await context.call(lambda: holds.show(order_id=order_id)))
+
+    return router
