@@ -162,14 +162,15 @@ class DeliveryWorker:
             if isinstance(told, PermanentSendError):
                 log.warning("re-send notice to the previous address failed card=%s: %s",
                             card.id, told.detail)
-            self.vault.erase(notice_key_subject(card.id, delivery.attempt))
+            self.vault.erase(notice_key_subject(card.id, delivery.attempt), tombstone=False)
         sent_at = self.app.now()
         for which in ("confirmation", "card"):
             built = functools.partial(self.compose, reader, card, delivery, which, sent_at)
             outcome = self.send(built, delivery, stopped, renewal)
             if outcome is not None:
                 return outcome
-        self.vault.erase(delivery_key_subject(delivery.card_id))  # the code exists nowhere
+        # The code exists nowhere; its key is the card's own (no person's to tombstone).
+        self.vault.erase(delivery_key_subject(delivery.card_id), tombstone=False)
         return card_message_id
 
     def compose(
@@ -187,7 +188,7 @@ class DeliveryWorker:
         if email == ERASED:
             # The buyer was erased before this attempt: nobody may receive the code any more.
             reader.flush()
-            self.vault.erase(code_subject)
+            self.vault.erase(code_subject, tombstone=False)
             return PermanentSendError(
                 "buyer_erased",
                 "the buyer's personal data was erased before delivery; the card stays in the "

@@ -99,6 +99,19 @@ class Vault:
         key_id, key = self._active_key(subject_id)
         return _seal(key_id, key, subject_id, plaintext)
 
+    def seal_if_live(self, subject_id: str, plaintext: str) -> str | None:
+        """Sealed under the subject's live key; None if they have none (erased): never a new
+        key, for a copy of data that was sealed under one before (a sent e-mail)."""
+        rows = self.db.execute(
+            "SELECT key_id, wrapped_key FROM subject_keys "
+            "WHERE subject_id = ? AND wrapped_key IS NOT NULL ORDER BY created_at LIMIT 1",
+            (subject_id,),
+        )
+        if not rows:
+            return None
+        key_id, wrapped = rows[0]
+        return _seal(key_id, self._unwrap(key_id, bytes(wrapped)), subject_id, plaintext)
+
     def seal_field(self, subject_id: str, field: str, plaintext: str) -> str:
         """Sealed under the subject's key for this field (`shred_field` destroys it)."""
         key = self._field_key(subject_id, field, create=True)
@@ -229,22 +242,14 @@ class Vault:
         except InvalidTag:  # sealed under a field key since destroyed by a rectification
             return ERASED
 
-    def erase(self, subject_id: str) -> int:
-        """Crypto-shredding: destroy every key of the subject; returns how many were live."""
+    def erase(self, subject_id: str, *, tombstone: bool = True) -> int:
+        """Crypto-shredding: destroy every key of the subject; returns how many were live.
+        `tombstone=False` for a key no unit of work can be creating at the time (a card's own
+        code key, erased once delivered): no tombstone, no wait for batches in flight."""
         now = datetime.now(UTC).isoformat()
-        tombstone = self.tombstone(subject_id)
         with self.db.tx():
-            if self.db.is_postgres:
-                # Waits for the units of work creating this subject's keys (they hold the lock
-                # shared until they commit): the UPDATE below then sees their keys.
-                self.db.execute("SELECT pg_advisory_xact_lock(?)", (lock_id(tombstone),))
-            # Before the keys: a unit committing later sees it and destroys its new key.
-            self.db.execute(
-                "INSERT INTO subject_erasures (tombstone, erasures, erased_at) VALUES (?, 1, ?) "
-                "ON CONFLICT (tombstone) DO UPDATE SET "
-                "erasures = subject_erasures.erasures + 1, erased_at = excluded.erased_at",
-                (tombstone, now),
-            )
+            if tombstone:
+                self._tombstone(self.tombstone(subject_id), now)
             live = self.db.execute(
                 "SELECT count(*) FROM subject_keys "
                 "WHERE subject_id = ? AND wrapped_key IS NOT NULL",
@@ -257,6 +262,20 @@ class Vault:
             )
             self.db.execute("DELETE FROM field_keys WHERE subject_id = ?", (subject_id,))
         return int(live)
+
+    def _tombstone(self, tombstone: str, now: str) -> None:
+        """In the erasure's transaction, before its keys are destroyed."""
+        if self.db.is_postgres:
+            # Waits for the units of work creating this subject's keys (they hold the lock
+            # shared until they commit): the UPDATE that follows then sees their keys.
+            self.db.execute("SELECT pg_advisory_xact_lock(?)", (lock_id(tombstone),))
+        # A unit committing later sees it and writes its new key destroyed.
+        self.db.execute(
+            "INSERT INTO subject_erasures (tombstone, erasures, erased_at) VALUES (?, 1, ?) "
+            "ON CONFLICT (tombstone) DO UPDATE SET "
+            "erasures = subject_erasures.erasures + 1, erased_at = excluded.erased_at",
+            (tombstone, now),
+        )
 
     def finish_shredding(self, subject_ids: list[str]) -> Shredding:
         """Proves the destroyed keys' old bytes gone, or records the erasure as pending.
@@ -394,9 +413,16 @@ class Vault:
         return None
 
 
+# PostgreSQL's advisory locks of the subjects' keys: one of 64 buckets per subject, so that a
+# batch of hundreds of new subjects takes at most 64 locks (the shared lock table is small);
+# an erasure then waits for the batches holding its bucket, which are short.
+LOCK_BUCKETS = 64
+LOCK_BASE = 0x7661756C74000000  # "vault" in the high bytes: no other advisory lock uses it
+
+
 def lock_id(tombstone: str) -> int:
-    """PostgreSQL's advisory lock of one subject's keys (a signed 64-bit number)."""
-    return int(tombstone[:16], 16) - 2**63
+    """The advisory lock of one subject's keys (their bucket's)."""
+    return LOCK_BASE + int(tombstone[:8], 16) % LOCK_BUCKETS
 
 
 @dataclass
@@ -427,7 +453,7 @@ class NewKeys:
         stones = sorted(t for t, _ in watched.values())
         if postgres:
             run("SELECT count(pg_advisory_xact_lock_shared(k)) FROM unnest(?::bigint[]) AS k",
-                ([lock_id(t) for t in stones],))
+                (sorted({lock_id(t) for t in stones}),))
         counts: dict[str, tuple[int, str]] = {}
         for start in range(0, len(stones), SUBJECTS_PER_QUERY):
             chunk = stones[start : start + SUBJECTS_PER_QUERY]

@@ -158,7 +158,7 @@ class SmtpTransport:
 class Sealer(Protocol):
     """The vault as the maildir uses it: seal under a subject's key, open while it lives."""
 
-    def seal(self, subject_id: str, plaintext: str) -> str: ...
+    def seal_if_live(self, subject_id: str, plaintext: str) -> str | None: ...
 
     def open(self, subject_id: str, token: str) -> str: ...
 
@@ -185,7 +185,9 @@ class MaildirTransport:
         if owner is None:
             return
         name = "".join(c if c.isalnum() or c in "-." else "_" for c in message["Message-ID"])
-        sealed = self.vault.seal(owner, base64.b64encode(message.as_bytes()).decode())
+        sealed = self.vault.seal_if_live(owner, base64.b64encode(message.as_bytes()).decode())
+        if sealed is None:  # erased since the message was opened: no copy under a new key
+            return
         # The owner is not written: the sealed text names its key, and the key its subject
         # (an erased customer's id would otherwise stay in clear beside the ciphertext).
         record = json.dumps({"sealed": sealed}).encode()

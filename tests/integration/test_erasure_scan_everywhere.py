@@ -16,8 +16,9 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from application.privacy import Privacy
+from composition.bootstrap import build_delivery_worker
 from dev.services import unique_topic_prefix
-from infra.bootstrap import Service, build_delivery_worker
+from infra.bootstrap import Service
 from infra.db import sqlite_path
 from infra.kafka.admin import ensure_topics
 from infra.kafka.relay import Relay
