@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--faults", default=",".join(FAULTS),
                         help=f"comma-separated kinds, each once (default {','.join(FAULTS)})")
     args = parser.parse_args(argv)
+    kinds = [k for k in args.faults.split(",") if k]
+    if unknown := set(kinds) - set(FAULTS):
+        parser.error(f"unknown fault kinds: {', '.join(sorted(unknown))}")
     tune_gc()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="gc-chaos-"))
@@ -74,9 +77,6 @@ def main(argv: list[str] | None = None) -> None:
     postgres.cluster = pg_dev.Cluster(postgres.home, postgres.cluster.port, durable=True,
                                       crash_safe=True)
     with postgres, PrivateKafkaCluster(work / "kafka") as kafka:
-        kinds = [k for k in args.faults.split(",") if k]
-        if unknown := set(kinds) - set(FAULTS):
-            parser.error(f"unknown fault kinds: {', '.join(sorted(unknown))}")
         report = run(kafka, postgres, work, args.seconds, args.serve, rng, kinds)
     for name, value in report:
         print(f"{name:<42} {value}")
