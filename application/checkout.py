@@ -3,7 +3,7 @@ of work, with typed results and the streams each one reads declared up front."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -21,7 +21,9 @@ class Result:
     code is never in it: the use case seals it into the delivery outbox (R7)."""
 
     def reply(self) -> Json:
-        return asdict(self)
+        # Every field is flat (str, int, None): a copy of the instance's fields, not asdict's
+        # recursive deep copy, which cost more than the rest of the reply per message.
+        return dict(vars(self))
 
 
 @dataclass(frozen=True)

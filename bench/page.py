@@ -24,6 +24,15 @@ def render(result: Json, source: str) -> str:
         "run; `python -m bench --check` exits 1 and names each ratio below its target. Earlier "
         "runs, with the chaos and audit benches: [earlier benchmark runs](benchmark-history.md).",
         "",
+        "Baselines: (a) one command per transaction, as the CLI runs them; (c) kafka-python "
+        "alone on the same records; (c′) a raw kafka-python consumer (read committed) COPYing "
+        "every envelope of the events topic into one PostgreSQL table, a transaction per poll, "
+        "as the rebuild's transactions (`bench/copy_consumer.py`); (f0) `POST /v1/ping`, the "
+        "lookup's request and key check answered with a constant. The rebuilds read a seeded "
+        "history generated once per size through the application (chains and all), kept in "
+        "`.cache/bench/history/` and COPYed into PostgreSQL: a full run measures them at 1M "
+        "stored events.",
+        "",
     ]
     if result["kind"] != "full":
         lines += [

@@ -10,8 +10,8 @@ from domain.calendar import parse_instant
 from infra.envelope import EnvelopeJson
 from projections.batch import Batch, Row
 from projections.config import COMPELLING_GROUNDS, LEGITIMATE_INTEREST, FraudConfig
-from projections.retention import purged
-from projections.schema import ALERTS, BALANCE, FRAUD_STATE, SUBJECTS, VIEWS
+from projections.retention import HORIZON, purged
+from projections.schema import ALERTS, BALANCE, FRAUD_STATE, SUBJECTS, VIEWS, Table
 from projections.timefmt import bucket, norm
 
 RESTRICTED = "restricted"  # FRAUD_STATE key prefix: a subject's restriction periods (art. 18)
@@ -148,6 +148,15 @@ def _f1_state(data: Any) -> dict[str, Any]:
 
 
 # --- F2 purchase velocity and F4 refund cycling (on every purchase) --------------------------
+
+
+def profiling_rows(customer_id: str | None) -> list[tuple[Table, tuple[str]]]:
+    """The rows `profiling_stopped` reads for a subject (the purge horizon, an objection, the
+    restrictions): a batch reads them for all its events at once, not one query each."""
+    rows: list[tuple[Table, tuple[str]]] = [(FRAUD_STATE, (HORIZON,))]
+    if customer_id:
+        rows += [(SUBJECTS, (customer_id,)), (FRAUD_STATE, (f"{RESTRICTED}|{customer_id}",))]
+    return rows
 
 
 def purchase_state_keys(env: EnvelopeJson, config: FraudConfig) -> list[str]:

@@ -164,8 +164,11 @@ def wanted(env: EnvelopeJson, config: FraudConfig) -> list[tuple[Table, Key]]:
         keys.append((BALANCE, (env["card_id"],)))
         if env["event_type"] == "GiftCardPurchased":
             keys.extend((FRAUD_STATE, (k,)) for k in fraud.purchase_state_keys(env, config))
+            keys.extend(fraud.profiling_rows(env["data"].get("buyer_subject")))
     elif env["event_type"] in ("CheckoutUnknownCodeTried", "CheckoutAttemptRefused"):
-        keys.append((FRAUD_STATE, (fraud.unknown_code_key(env, config)[0],)))
+        key, customer, _ = fraud.unknown_code_key(env, config)
+        keys.append((FRAUD_STATE, (key,)))
+        keys.extend(fraud.profiling_rows(customer))
     return keys
 
 
