@@ -16,7 +16,8 @@ CARD = UUID("0d1534c6-c16e-4a26-a6e2-78c7f3b5f81e")
 
 def test_r7_failed_deliveries_are_presented_as_the_alert_with_their_count() -> None:
     failed = FailedDelivery(card_id=CARD, kind="purchase", reason="address_refused",
-                            detail="550 no such user", failed_at=datetime(2026, 3, 1, 9, tzinfo=UTC))
+                            detail="550 no such user",
+                            failed_at=datetime(2026, 3, 1, 9, tzinfo=UTC))
     with pytest.raises(dataclasses.FrozenInstanceError):
         failed.reason = "other"  # type: ignore[misc]
     assert failed_deliveries_json([failed]) == {"failed": [{
