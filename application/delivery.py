@@ -7,8 +7,9 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from application.cards import Json, iso, notice_key_subject
+from application.cards import notice_key_subject
 from application.privacy import PiiReader, Privacy, Service, check_operator
+from application.results import DeliveryRetry, FailedDelivery
 from application.unit_of_work import UnitOfWork
 from domain.addresses import check_address
 from domain.delivery import CodeDelivery
@@ -28,7 +29,7 @@ class Deliveries:
     def __init__(self, service: Service) -> None:
         self.service, self.cards = service, service.app
 
-    def failed(self) -> Json:
+    def failed(self) -> list[FailedDelivery]:
         """Every delivery whose last outcome is a permanent failure, oldest first."""
         last: dict[UUID, Any] = {}
         start = 1
@@ -39,27 +40,23 @@ class Deliveries:
                 last.pop(event.originator_id, None)  # keeps the dict in order of last outcome
                 last[event.originator_id] = event
             start = page[-1].id + 1
-        failed = [
+        return [
             self._failure(stream, event)
             for stream, event in last.items()
             if isinstance(event, CodeDelivery.CodeDeliveryFailed)
         ]
-        return {"failed": failed, "count": len(failed)}
 
-    def _failure(self, stream: UUID, event: CodeDelivery.CodeDeliveryFailed) -> Json:
+    def _failure(
+        self, stream: UUID, event: CodeDelivery.CodeDeliveryFailed
+    ) -> FailedDelivery:
         delivery: CodeDelivery = self.cards.repository.get(stream)
-        return {
-            "card_id": str(delivery.card_id),
-            "kind": delivery.kind,
-            "reason": event.reason,
-            "detail": event.detail,
-            "failed_at": iso(event.at),
-        }
+        return FailedDelivery(card_id=delivery.card_id, kind=delivery.kind, reason=event.reason,
+                              detail=event.detail, failed_at=event.at)
 
     def retry(
         self, card_id: UUID, *, operator: str, buyer_email: str | None = None,
         request_id: str | None = None,
-    ) -> Json:
+    ) -> DeliveryRetry:
         """Sends the same code again (the worker picks the retry up in order), only to the
         address on file or its recorded rectification. Another address is a rectification of
         the buyer's e-mail: a registered operator under the buyer's rectification request,
@@ -98,7 +95,7 @@ class Deliveries:
             reader.note(buyer, "buyer_email")  # the code goes to them again: an act on them
         reader.flush()
 
-        def command(uow: UnitOfWork) -> Json:
+        def command(uow: UnitOfWork) -> DeliveryRetry:
             again = self._retriable(card_id, operator, uow)
             # A first address is sealed in the retry's own unit of work (with its key).
             first = (self.cards.seal_pii(uow, buyer, "buyer_email", buyer_email)
@@ -106,8 +103,8 @@ class Deliveries:
             again.record_retry(operator=operator, buyer_email=first,
                                now=self.cards.now(), notice_to=notice_to)
             uow.add(again)
-            return {"card_id": str(card_id), "status": again.status, "attempt": again.attempt,
-                    "previous_address_notified": notice_to is not None}
+            return DeliveryRetry(card_id=card_id, status=again.status, attempt=again.attempt,
+                                 previous_address_notified=notice_to is not None)
 
         return self.cards.run(command)
 

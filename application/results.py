@@ -77,3 +77,24 @@ class HoldsReleased:
 
     as_of: datetime
     released: int
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    """A code's delivery whose last outcome is a permanent failure: the alert (R7)."""
+
+    card_id: UUID
+    kind: str
+    reason: str
+    detail: str
+    failed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRetry:
+    """A delivery sent again: its attempt, and whether a previous address is told."""
+
+    card_id: UUID
+    status: str
+    attempt: int
+    previous_address_notified: bool

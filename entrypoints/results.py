@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from application.cards import iso
-from application.results import CardLookup, HoldsReleased, HoldState, Redemption
+from application.results import (
+    CardLookup,
+    DeliveryRetry,
+    FailedDelivery,
+    HoldsReleased,
+    HoldState,
+    Redemption,
+)
 
 Json = dict[str, Any]
 
@@ -49,3 +56,15 @@ def redemption_json(paid: Redemption) -> Json:
 
 def released_json(sweep: HoldsReleased) -> Json:
     return {"as_of": iso(sweep.as_of), "released": sweep.released}
+
+
+def failed_deliveries_json(failed: list[FailedDelivery]) -> Json:
+    """The alert: every delivery that failed for good, oldest first, and how many."""
+    shown = [{"card_id": str(f.card_id), "kind": f.kind, "reason": f.reason, "detail": f.detail,
+              "failed_at": iso(f.failed_at)} for f in failed]
+    return {"failed": shown, "count": len(shown)}
+
+
+def retry_json(retry: DeliveryRetry) -> Json:
+    return {"card_id": str(retry.card_id), "status": retry.status, "attempt": retry.attempt,
+            "previous_address_notified": retry.previous_address_notified}

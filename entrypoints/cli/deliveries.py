@@ -51,15 +51,17 @@ def deliver(args: argparse.Namespace) -> dict[str, Any]:
 
 def failed(args: argparse.Namespace) -> dict[str, Any]:
     from application.delivery import Deliveries
+    from entrypoints.results import failed_deliveries_json
 
-    return Deliveries(service()).failed()
+    return failed_deliveries_json(Deliveries(service()).failed())
 
 
 def retry(args: argparse.Namespace) -> dict[str, Any]:
     from application.delivery import Deliveries
+    from entrypoints.results import retry_json
 
     operator = authenticated_operator(args, "deliveries retry").name
-    return Deliveries(service()).retry(
+    return retry_json(Deliveries(service()).retry(
         args.card_id, operator=operator, buyer_email=args.buyer_email,
         request_id=args.request_id,
-    )
+    ))

@@ -173,7 +173,7 @@ def test_r7_deferred_421_and_451_then_250_is_delivered_after_retries(
             time.sleep(0.05)
     assert (smtp_server.directory / "control").read_text().startswith("defer 0")
     assert len(received) == 4
-    assert Deliveries(service).failed() == {"failed": [], "count": 0}
+    assert Deliveries(service).failed() == []
 
 
 def test_r7_r15_550_records_the_failure_with_an_alert_and_a_retry_sends_the_same_code(
@@ -186,9 +186,9 @@ def test_r7_r15_550_records_the_failure_with_an_alert_and_a_retry_sends_the_same
             pass
     assert statuses(service) == {card: "failed"}
     failed = Deliveries(service).failed()
-    assert failed["count"] == 1
-    assert failed["failed"][0]["card_id"] == card
-    assert failed["failed"][0]["reason"] == "address_refused"
+    assert len(failed) == 1
+    assert str(failed[0].card_id) == card
+    assert failed[0].reason == "address_refused"
     assert any("code delivery failed" in r.getMessage() for r in caplog.records)  # the alert
     assert smtp_server.received() == []
     assert live_code_keys(service) == 1  # kept for customer service's retry
@@ -211,7 +211,7 @@ def test_r7_r15_550_records_the_failure_with_an_alert_and_a_retry_sends_the_same
     index = service.app.code_index_id(code)
     assert service.app.repository.get(index).target == UUID(card)
     assert statuses(service) == {card: "delivered"}
-    assert Deliveries(service).failed()["count"] == 0
+    assert Deliveries(service).failed() == []
     assert live_code_keys(service) == 0
 
 
@@ -242,8 +242,8 @@ def test_r7_p2_erasure_of_the_buyer_before_delivery_fails_it_alerts_and_keeps_th
     while the_worker.drain():
         pass
     assert smtp_server.received() == []
-    failed = Deliveries(service).failed()["failed"]
-    assert [(f["card_id"], f["reason"]) for f in failed] == [(card, "buyer_erased")]
+    failed = Deliveries(service).failed()
+    assert [(str(f.card_id), f.reason) for f in failed] == [(card, "buyer_erased")]
     assert live_code_keys(service) == 0  # nobody may receive it any more
     # The money does not vanish: the card stays active (liability) until it expires (breakage).
     assert service.app.show(UUID(card))["status"] == "active"

@@ -86,8 +86,8 @@ def test_r7_p2_erasure_during_a_mail_outage_no_message_to_the_erased_address(
         wait_until(lambda: statuses(service)[card] != "pending")
     assert statuses(service) == {card: "failed"}
     assert smtp_server.received() == []
-    failed = Deliveries(service).failed()["failed"]
-    assert [(f["card_id"], f["reason"]) for f in failed] == [(card, "buyer_erased")]
+    failed = Deliveries(service).failed()
+    assert [(str(f.card_id), f.reason) for f in failed] == [(card, "buyer_erased")]
 
 
 def test_r7_two_workers_through_an_outage_longer_than_the_lease_send_one_email_per_card(
@@ -129,5 +129,5 @@ def test_r7_an_answer_lost_after_the_server_stored_the_message_is_not_sent_again
     assert statuses(service) == {card: "failed"}
     received = smtp_server.received()
     assert [message_parts(m)[1:] for m in received] == [(0, "confirmation")]
-    failed = Deliveries(service).failed()["failed"]
-    assert [(f["card_id"], f["reason"]) for f in failed] == [(card, "outcome_unknown")]
+    failed = Deliveries(service).failed()
+    assert [(str(f.card_id), f.reason) for f in failed] == [(card, "outcome_unknown")]

@@ -96,8 +96,8 @@ def test_r17_a_refund_without_the_customers_email_waits_for_customer_service(
     new = refund["new_card"]["card_id"]
     deliver_all(service, smtp_server)
     assert per_recipient(smtp_server) == Counter({(CAROL, gift["card_id"]): 2})
-    failed = Deliveries(service).failed()["failed"]
-    assert [(f["card_id"], f["reason"]) for f in failed] == [(new, "no_address")]
+    failed = Deliveries(service).failed()
+    assert [(str(f.card_id), f.reason) for f in failed] == [(new, "no_address")]
     # Customer service gets Alice's address from her and sends the card there.
     enrol(service, "agent-1", "support")
     Deliveries(service).retry(UUID(new), operator="agent-1", buyer_email=ALICE)
