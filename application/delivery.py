@@ -9,7 +9,7 @@ from eventsourcing.utils import get_topic
 
 from application.cards import notice_key_subject
 from application.privacy import PiiReader, Privacy, Service, check_operator
-from application.results import DeliveryRetry, FailedDelivery
+from application.results import DeliveryRetry, DeliveryState, FailedDelivery
 from application.unit_of_work import UnitOfWork
 from domain.addresses import check_address
 from domain.delivery import CodeDelivery
@@ -108,14 +108,13 @@ class Deliveries:
 
         return self.cards.run(command)
 
-    def of_card(self, card_id: UUID) -> Json:
-        """A card's code delivery for customer service: how far it got, why it failed, how
-        many times an operator sent it again (no address: that is personal data)."""
+    def of_card(self, card_id: UUID) -> DeliveryState:
+        """A card's code delivery for customer service (no address: that is personal data)."""
         delivery = UnitOfWork(self.cards).get(CodeDelivery.id_for(card_id), CodeDelivery)
         if delivery is None:
-            return {"card_id": str(card_id), "status": None, "failure": None, "attempt": 0}
-        return {"card_id": str(card_id), "status": delivery.status,
-                "failure": delivery.failure, "attempt": delivery.attempt}
+            return DeliveryState(card_id=card_id, status=None, failure=None, attempt=0)
+        return DeliveryState(card_id=card_id, status=delivery.status, failure=delivery.failure,
+                             attempt=delivery.attempt)
 
     def _retriable(
         self, card_id: UUID, operator: str, uow: UnitOfWork | None = None

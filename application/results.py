@@ -98,3 +98,14 @@ class DeliveryRetry:
     status: str
     attempt: int
     previous_address_notified: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    """A card's code delivery as customer service sees it: how far it got, why it failed, how
+    many times it was sent again (no address: that is personal data)."""
+
+    card_id: UUID
+    status: str | None
+    failure: str | None
+    attempt: int

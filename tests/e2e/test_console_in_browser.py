@@ -14,6 +14,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from application.delivery import Deliveries
+from application.results import DeliveryState
 from application.privacy import PiiReader, Privacy
 from tests.e2e.console_browser import GIFTCARDS, IDLE_SECONDS, Console, console, wait_until
 from tests.mail.inbox import message_parts
@@ -31,7 +32,7 @@ def buy(console: Console, order_id: str, buyer_id: str, email: str) -> dict[str,
         service.close()
 
 
-def delivery_of(console: Console, card_id: str) -> dict[str, Any]:
+def delivery_of(console: Console, card_id: str) -> DeliveryState:
     service = console.service()
     try:
         return Deliveries(service).of_card(UUID(card_id))
@@ -109,7 +110,7 @@ def test_support_and_auditors_see_only_their_own_pages(console: Console) -> None
 def test_r19_r20_support_finds_a_card_resends_its_code_and_cancels_it(console: Console) -> None:
     console.smtp.control("reject 10")  # the mail server refuses: the delivery fails for good
     card = buy(console, "ord-console-1", "cus-1", "buyer@example.org")
-    wait_until(lambda: delivery_of(console, card["card_id"])["status"] == "failed",
+    wait_until(lambda: delivery_of(console, card["card_id"]).status == "failed",
                "the delivery did not fail")
     console.smtp.control("")
     console.sign_in("sam")
