@@ -48,6 +48,8 @@ def stack() -> Iterator[Stack]:
             logs = podman("logs", "--tail", "40", f"{project}_{name}_1", check=False, capture=True)
             print(f"--- {name}\n{logs.stdout}{logs.stderr}")
         subprocess.run([*compose, "down", "-v"], env=env, check=False, cwd=ROOT)
+        # podman-compose 1.0 leaves the project's network behind.
+        podman("network", "rm", "-f", f"{project}_default", check=False, capture=True)
 
 
 def free_port() -> int:
