@@ -1,5 +1,6 @@
 """Builds the container images locally with podman, no registry: a Debian base from debootstrap
-(cached under .cache/containers/), then Kafka (the tests' jars), PostgreSQL and the service."""
+(cached under .cache/containers/), then Kafka (the tests' jars), PostgreSQL, Patroni and the
+service."""
 
 from __future__ import annotations
 
@@ -19,14 +20,21 @@ CONF = ROOT / "containers" / "containers.conf"
 WHEELS = ROOT / "containers" / "wheels"
 SUITE = "bookworm"
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
-# Everything the three images run: one base, so it is built (and cached) once.
+# Everything the images run: one base, so it is built (and cached) once. The database nodes run
+# PostgreSQL under Patroni over etcd (python3-etcd named: debootstrap takes Depends' first
+# alternative only when it is listed).
 BASE_PACKAGES = (
-    "python3,python3-venv,openjdk-17-jre-headless,postgresql-15,ca-certificates,procps"
+    "python3,python3-venv,openjdk-17-jre-headless,postgresql-15,ca-certificates,procps,"
+    "patroni,python3-etcd,etcd-server"
 )
-BASE = f"localhost/giftcards-base:{SUITE}"
+# Tagged by its package list, so that a changed list gives a new base, never the old one.
+BASE = (f"localhost/giftcards-base:{SUITE}-"
+        f"{hashlib.sha256(BASE_PACKAGES.encode()).hexdigest()[:12]}")
 IMAGES = {
     f"localhost/giftcards-kafka:{kafka_dev.KAFKA_VERSION}": "containers/kafka/Dockerfile",
     "localhost/giftcards-postgres:15": "containers/postgres/Dockerfile",
+    # The stack's database nodes (PostgreSQL under Patroni) and its etcd.
+    "localhost/giftcards-patroni:15": "containers/patroni/Dockerfile",
     "localhost/giftcards:latest": "Dockerfile",
     # The stack's one-shot certificate step and its STARTTLS mail server.
     "localhost/giftcards-certs:latest": "containers/certs/Dockerfile",

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Once per deployment (the compose `certs` service): a CA, the servers' certificates signed by
-# it and the Kafka SCRAM passwords, in the `tls` volume (TLS_DIR), each key readable only by
-# the server that uses it. Kept when present, so a restart changes nothing.
+# it, the Kafka SCRAM passwords and the database cluster's internal passwords, in the `tls`
+# volume (TLS_DIR), each key readable only by the server that uses it. Kept when present, so
+# a restart changes nothing.
 set -eu
 dir="${TLS_DIR:-/etc/giftcards/tls}"
 days="${TLS_DAYS:-825}"
@@ -30,7 +31,9 @@ server() {
     -CAcreateserial -out "$work/$name.pem" -days "$days" -extfile "$work/$name.ext" 2>/dev/null
 }
 server kafka kafka-1 kafka-2 kafka-3
-server postgres postgres
+# One certificate for every database node (the service verifies the name of whichever node it
+# reaches, the nodes each other's for replication and pg_rewind).
+server postgres pg-1 pg-2
 server mail mail
 secret() { openssl rand -hex 24; }
 mkdir -p "$dir/kafka" "$dir/postgres" "$dir/mail" "$dir/giftcards"
@@ -43,6 +46,9 @@ secret >"$dir/kafka/giftcards.password"
 cp "$dir/kafka/giftcards.password" "$dir/giftcards/kafka.password"
 cp "$work/postgres.pem" "$dir/postgres/server.crt"
 cp "$work/postgres.key" "$dir/postgres/server.key"
+# The database cluster's own accounts (Patroni's superuser and its streaming replication).
+secret >"$dir/postgres/superuser.password"
+secret >"$dir/postgres/replication.password"
 cp "$work/mail.pem" "$dir/mail/server.pem"
 cp "$work/mail.key" "$dir/mail/server.key"
 chown -R "$kafka_uid" "$dir/kafka"

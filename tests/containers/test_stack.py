@@ -1,101 +1,26 @@
 """The docker-compose stack, run for real with podman-compose on the locally built images (3
-Kafka nodes over SASL_SSL, PostgreSQL over TLS only, a STARTTLS mail server, 2 `serve` replicas
-in production): one purchase and one redemption through it. Run by `make container-test` (a step
-of .ci/run), not by `make test`: it builds images."""
+Kafka nodes over SASL_SSL, a 2-node Patroni PostgreSQL cluster over TLS only, a STARTTLS mail
+server, 2 `serve` replicas in production): one purchase and one redemption through it. Run by
+`make container-test` (a step of .ci/run), not by `make test`: it builds images."""
 
 from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
-from dev.containers import ROOT, build, podman, podman_env
+from dev.containers import build, podman, podman_env
+from tests.containers.conftest import Stack, giftcards, http, until
 from tests.mail.inbox import code_in, message_parts, read_eml
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(1500)]
-# Three JVMs, PostgreSQL and two services starting on a shared 2-core machine: minutes.
-UP_TIMEOUT_S = 900.0
 GIFTCARDS = str(Path(sys.executable).with_name("giftcards"))
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[tuple[str, dict[str, str]]]:
-    """The compose project up (images built or reused), taken down with its volumes at the end."""
-    build()
-    project = f"gcstack{uuid.uuid4().hex[:6]}"
-    env = {**podman_env(), "GIFTCARDS_SECRET_KEY": secrets.token_urlsafe(48),
-           "POSTGRES_PASSWORD": secrets.token_hex(16), "GIFTCARDS_PARTITIONS": "3",
-           "GIFTCARDS_API_PORT": str(free_port())}
-    compose = ["podman-compose", "-p", project, "-f", str(ROOT / "docker-compose.yml")]
-    try:
-        # podman-compose 1.0 ignores depends_on's conditions: the certificate step first, to
-        # its end, as Docker's `service_completed_successfully` would.
-        subprocess.run([*compose, "up", "-d", "--no-build", "certs"], env=env, check=True,
-                       cwd=ROOT)
-        waited = podman("wait", f"{project}_certs_1", capture=True)
-        assert waited.stdout.strip() == "0", podman("logs", f"{project}_certs_1", capture=True)
-        subprocess.run([*compose, "up", "-d", "--no-build"], env=env, check=True, cwd=ROOT)
-        yield project, env
-    finally:
-        for name in ("certs", "kafka-1", "postgres", "mail", "serve-1", "serve-2"):
-            logs = podman("logs", "--tail", "40", f"{project}_{name}_1", check=False, capture=True)
-            print(f"--- {name}\n{logs.stdout}{logs.stderr}")
-        subprocess.run([*compose, "down", "-v"], env=env, check=False, cwd=ROOT)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def http(method: str, url: str, body: dict[str, Any] | None = None,
-         key: str | None = None) -> tuple[int, dict[str, Any]]:
-    """One request to the stack's API from this host; (status, JSON body), (0, {}) if it does
-    not answer yet."""
-    request = urllib.request.Request(url, method=method,
-                                     data=orjson.dumps(body) if body is not None else None)
-    request.add_header("Content-Type", "application/json")
-    if key:
-        request.add_header("Authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, orjson.loads(answer.read() or b"{}")
-    except urllib.error.HTTPError as refused:
-        return refused.code, orjson.loads(refused.read() or b"{}")
-    except OSError:
-        return 0, {}
-
-
-def giftcards(project: str, replica: str, *args: str) -> tuple[int, dict[str, Any]]:
-    done = podman("exec", f"{project}_{replica}_1", "giftcards", "--json", *args,
-                  check=False, capture=True)
-    try:
-        return done.returncode, orjson.loads(done.stdout)
-    except orjson.JSONDecodeError:
-        return done.returncode, {"stdout": done.stdout, "stderr": done.stderr[-2000:]}
-
-
-def until(what: str, probe: Any, timeout: float = UP_TIMEOUT_S) -> Any:
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(2)
-    raise AssertionError(f"{what} not within {timeout:.0f}s; last: {last}")
 
 
 def received_cards(project: str, into: Path) -> dict[str, tuple[str, str]]:
@@ -107,7 +32,7 @@ def received_cards(project: str, into: Path) -> dict[str, tuple[str, str]]:
 
 
 def test_r1_r11_compose_stack_sells_and_redeems_a_card_and_publishes_both(
-    stack: tuple[str, dict[str, str]], tmp_path: Path,
+    stack: Stack, tmp_path: Path,
 ) -> None:
     project, env = stack
     # Both replicas up: the schema, the topics (RF 3) and one active relay.
@@ -148,7 +73,7 @@ def test_r1_r11_compose_stack_sells_and_redeems_a_card_and_publishes_both(
     # PostgreSQL takes no login without TLS, even with the right password.
     plain = podman("exec", f"{project}_serve-1_1", "python", "-c",
                    "import psycopg; psycopg.connect('postgresql://giftcards:"
-                   f"{env['POSTGRES_PASSWORD']}@postgres:5432/giftcards?sslmode=disable')",
+                   f"{env['POSTGRES_PASSWORD']}@pg-1:5432/giftcards?sslmode=disable')",
                    check=False, capture=True)
     assert plain.returncode != 0 and "no pg_hba.conf entry" in plain.stderr, plain.stderr
     # The brokers take no plaintext client, nor a SASL_SSL one with a wrong password.
