@@ -57,7 +57,7 @@ def build(
     if settings.production:
         # Before anything is written: a refused start leaves nothing behind.
         try:
-            check_replication(db, settings.database_replication)
+            check_replication(db, settings.database_replication, settings.database_url)
         except BaseException:
             db.close()
             raise

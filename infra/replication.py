@@ -11,6 +11,11 @@ from infra.db import Database
 log = logging.getLogger("giftcards.db")
 # synchronous_commit values that wait for the synchronous standby to have the commit.
 REPLICATED_COMMITS = ("on", "remote_apply")
+# The databases this process already started on safely. A part restarted later (serve restarts
+# its relay, consumers, checkpoints) while the standby is away is not refused: Patroni's
+# synchronous_mode promotes only a synchronous standby, so a degraded cluster loses no
+# acknowledged commit by failover; the process waits it out, as it does a failover.
+_started_safely: set[str] = set()
 
 
 class ReplicationRiskError(ConfigError):
@@ -59,14 +64,21 @@ def risk(seen: Replication, stated: str) -> tuple[str, str] | None:
             "(accepting the loss)")
 
 
-def check_replication(db: Database, stated: str) -> None:
+def check_replication(db: Database, stated: str, url: str) -> None:
     """Raises ReplicationRiskError (exit 2 on the CLI) when production would risk commits; says
-    in the log what it accepted instead of synchronous replication."""
+    in the log what it accepted instead of synchronous replication. Once this process started
+    safely on `url`, a later synchronous-standby absence is only logged."""
     if not db.is_postgres:
         return  # a SQLite file is one node by nature
     found = risk(observe(db), stated)
+    if found is not None and found[0] == "asynchronous_replication_refused" \
+            and url in _started_safely:
+        log.warning("no synchronous standby at the moment (%s): carrying on, as this process "
+                    "started on a synchronously replicated cluster", found[0])
+        return
     if found is not None:
         raise ReplicationRiskError(*found)
+    _started_safely.add(url)
     if stated == "single-node":
         log.warning("the database runs on a single node (GIFTCARDS_DATABASE_REPLICATION="
                     "single-node): losing its machine loses every commit the last backup lacks")

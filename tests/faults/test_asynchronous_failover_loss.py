@@ -54,7 +54,7 @@ def test_asynchronous_replication_loses_an_acknowledged_commit_and_production_re
         db = Database(c.url)
         try:
             with pytest.raises(ReplicationRiskError) as refused:
-                check_replication(db, "synchronous")
+                check_replication(db, "synchronous", c.url)
             assert refused.value.code == "asynchronous_replication_refused"
         finally:
             db.close()

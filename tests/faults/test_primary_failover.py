@@ -66,13 +66,13 @@ def test_the_cluster_url_reaches_the_primary_whose_commits_are_synchronously_rep
         [(port, names)] = db.execute("SELECT current_setting('port')::int, "
                                      "current_setting('synchronous_standby_names')")
         assert port == cluster.pg_port(primary) and names
-        check_replication(db, "synchronous")  # production accepts it
+        check_replication(db, "synchronous", cluster.url)  # production accepts it
     finally:
         db.close()
     standby = Database(cluster.node_url(1 - primary))
     try:
         with pytest.raises(ReplicationRiskError) as refused:
-            check_replication(standby, "synchronous")
+            check_replication(standby, "synchronous", cluster.node_url(1 - primary))
         assert refused.value.code == "database_not_primary"
     finally:
         standby.close()

@@ -9,7 +9,7 @@ import pytest
 
 from infra.config import ConfigError, load_settings
 from infra.db import describe_hosts, eventsourcing_env, postgres_hosts
-from infra.replication import Replication, risk
+from infra.replication import Replication, ReplicationRiskError, check_replication, risk
 
 CLUSTER = ("postgresql://giftcards:pw@10.0.0.1:5432,10.0.0.2:5433/giftcards"
            "?target_session_attrs=read-write")
@@ -70,3 +70,30 @@ def test_synchronous_replication_is_accepted_and_a_standby_never() -> None:
                           synchronous_standby_names="")
     for stated in ("synchronous", "single-node", "asynchronous"):
         assert (risk(standby, stated) or ("",))[0] == "database_not_primary"
+
+
+class Server:
+    """A PostgreSQL as the start check sees it: what it says of its replication."""
+
+    is_postgres = True
+
+    def __init__(self, seen: Replication) -> None:
+        self.seen = seen
+
+    def execute(self, sql: str) -> list[tuple[bool, str, str]]:
+        return [(self.seen.in_recovery, self.seen.synchronous_commit,
+                 self.seen.synchronous_standby_names)]
+
+
+def test_a_part_restarted_while_the_standby_is_away_is_not_refused_after_a_safe_start() -> None:
+    url = "postgresql://giftcards@pg-1,pg-2/giftcards?target_session_attrs=read-write"
+    alone = Server(Replication(False, "on", ""))  # Patroni cleared the names: standby away
+    with pytest.raises(ReplicationRiskError):
+        check_replication(alone, "synchronous", url)  # type: ignore[arg-type]
+    check_replication(Server(SYNCHRONOUS), "synchronous", url)  # type: ignore[arg-type]
+    check_replication(alone, "synchronous", url)  # type: ignore[arg-type]  # waited out
+    standby = Server(Replication(True, "on", ""))
+    with pytest.raises(ReplicationRiskError):  # a standby is never written to
+        check_replication(standby, "synchronous", url)  # type: ignore[arg-type]
+    with pytest.raises(ReplicationRiskError):  # another database's first start still checked
+        check_replication(alone, "synchronous", url + "&x=1")  # type: ignore[arg-type]
