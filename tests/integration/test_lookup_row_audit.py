@@ -27,13 +27,13 @@ def test_a_lookup_row_edited_by_hand_is_not_shown_and_audit_verify_names_it(
     views = build_projector(service.settings)
     try:
         sync_store(app, views)
-        assert lookup_fast(service, holds, card["code"])["balance"] == 3000
+        assert lookup_fast(service, holds, card["code"]).balance == 3000
         assert verify_card(app, views.db, cid)[1] == []
         table = f"{app.recorder.events_table_name}_card_facts"  # type: ignore[attr-defined]
         service.db.execute(f"UPDATE {table} SET balance = 50000 WHERE card_id = ?", [str(cid)])
         # The row is not used: the API reads the card in full, which shows the true balance.
         assert lookup_fast(service, holds, card["code"]) is None
-        assert full(holds, card["code"])["balance"] == 3000
+        assert full(holds, card["code"]).balance == 3000
         problems = [p["problem"] for p in verify_card(app, views.db, cid)[1]]
         assert any("does not match its MAC" in p for p in problems), problems
         assert any("lookup row balance is 50000, replay gives 3000" in p for p in problems)
