@@ -21,7 +21,6 @@ from kafka.structs import OffsetAndMetadata
 
 from application.cards import GiftCards
 from application.checkout import Checkout, Result
-from application.privacy import dead_letter_sealer
 from application.unit_of_work import UnitOfWork
 from consumers.dead_letters import Invalid, dead_letter
 from consumers.messages import (
@@ -227,7 +226,6 @@ class CheckoutProcessor:
                 partition=partition,
                 offset=record.offset,
                 raw=record.value,
-                seal=dead_letter_sealer(self.app.vault, self.app.now),
             )
         )
 

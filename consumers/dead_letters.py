@@ -6,7 +6,6 @@ import base64
 import json
 import logging
 import re
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -61,10 +60,6 @@ DEAD_LETTER_SCHEMA: dict[str, Any] = {
         "original_size": {"type": "integer", "minimum": 0},
         "original_truncated": {"type": "boolean"},
         "original_base64": {"type": ["string", "null"], "contentEncoding": "base64"},
-        # The original as received, sealed under the day's dead-letter key (a vault key that
-        # retention destroys after GIFTCARDS_RETENTION_DEAD_LETTER_DAYS): readable by the
-        # service's operators until then, by no one after. Absent from older letters.
-        "original_sealed": {"type": ["string", "null"]},
     },
     "required": ["reason", "detail", "message_id", "source", "original_size",
                  "original_truncated", "original_base64"],
@@ -192,11 +187,9 @@ def _redact_value(value: Any, key: str | None, top: bool = True) -> Any:
 
 
 def dead_letter(
-    invalid: Invalid, *, topic: str, partition: int, offset: int, raw: bytes | None,
-    seal: Callable[[bytes], str] | None = None,
+    invalid: Invalid, *, topic: str, partition: int, offset: int, raw: bytes | None
 ) -> tuple[str | None, dict[str, Any]]:
-    """The record key and the dead letter: every field redacted, an oversized original cut;
-    with `seal`, the original (cut alike) also sealed, for a replay while its key lives.
+    """The record key and the dead letter: every field redacted, an oversized original cut.
 
     Whatever the input, a letter goes out (the partition must move on): if peeking or redaction
     fail, one with the reason, the source and the size, without the original.
@@ -214,7 +207,6 @@ def dead_letter(
             "original_size": size,
             "original_truncated": len(original) > MAX_VALUE_BYTES,
             "original_base64": base64.b64encode(original[:MAX_VALUE_BYTES]).decode(),
-            "original_sealed": seal((raw or b"")[:MAX_VALUE_BYTES]) if seal and raw else None,
         }
     except Exception as error:
         log.error("offset %d: dead letter without original (%s)", offset, type(error).__name__)
@@ -226,5 +218,4 @@ def dead_letter(
             "original_size": size,
             "original_truncated": True,
             "original_base64": None,
-            "original_sealed": None,
         }
