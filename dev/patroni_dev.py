@@ -12,7 +12,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from psycopg import sql
 
 from dev.launcher import run_command
 from dev.pg_dev import DATABASE, OS_USER, PASSWORD, SUPERUSER, USER
+from dev.services import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -104,22 +104,7 @@ def cluster() -> Cluster:
 
 def free_base(ports: int = 8) -> int:
     """A first port such that it and the `ports - 1` next ones are free right now."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        if first + ports <= 65535 and all(_bindable(first + i) for i in range(ports)):
-            return first
-    raise RuntimeError(f"no {ports} consecutive free loopback ports")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+    return free_port(ports)
 
 
 def _server_user() -> pwd.struct_passwd | None:

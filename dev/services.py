@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import functools
 import os
+import socket
 import tempfile
 import time
 import uuid
@@ -148,3 +149,25 @@ def drop_scratch_database(url: str) -> None:
 def unique_topic_prefix() -> str:
     """A prefix for topic names (and transactional/group ids) that no other test run shares."""
     return f"test-{uuid.uuid4().hex[:12]}-"
+
+
+def free_port(consecutive: int = 1) -> int:
+    """A loopback port such that it and the `consecutive - 1` next ones are free right now."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = int(probe.getsockname()[1])
+        if first + consecutive > 65535:
+            continue
+        if all(_bindable(first + i) for i in range(consecutive)):
+            return first
+    raise RuntimeError(f"no {consecutive} consecutive free loopback ports")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

@@ -10,7 +10,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from dev import kafka_dev, pg_dev
+from dev.services import free_port
 from dev.tls_dev import ServerCert
 from tests.faults.consistency import (
     assert_consistent,
@@ -55,26 +55,6 @@ __all__ = [
 
 
 
-def free_port(consecutive: int = 1) -> int:
-    """A loopback port such that it and the `consecutive - 1` next ones are free right now."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        if first + consecutive > 65535:
-            continue
-        if all(_bindable(first + i) for i in range(consecutive)):
-            return first
-    raise RuntimeError(f"no {consecutive} consecutive free loopback ports")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _wait_dead(alive: Any, what: str, timeout: float = STOP_TIMEOUT_S) -> None:
