@@ -7,30 +7,18 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from starlette.testclient import TestClient
 
 from application.operators import Operators
 from application.privacy import PiiReader, Privacy
 from entrypoints.http.app import create_app
 from infra import checkpoints as cps
-from infra.bootstrap import build
-from infra.config import load_settings
 from infra.service import Service
 from projections.evidence import verify_pack
-from tests.conftest import FixedClock
 
 TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-@pytest.fixture
-def console_service(env_for: dict[str, str], clock: FixedClock) -> Iterator[Service]:
-    svc = build(load_settings({**env_for, "GIFTCARDS_CONSOLE": "on"}), clock=clock)
-    yield svc
-    svc.close()
 
 
 def test_r21_an_auditor_downloads_a_verifiable_evidence_pack_and_is_logged(

@@ -5,27 +5,16 @@ over HTTP, on both stores."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from uuid import UUID
 
-import pytest
 from starlette.testclient import TestClient
 
 from application.operators import Operators
 from entrypoints.http.app import create_app
-from infra.bootstrap import build
-from infra.config import load_settings
 from infra.service import Service
 from tests.conftest import FixedClock
 
 TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-@pytest.fixture
-def console_service(env_for: dict[str, str], clock: FixedClock) -> Iterator[Service]:
-    svc = build(load_settings({**env_for, "GIFTCARDS_CONSOLE": "on"}), clock=clock)
-    yield svc
-    svc.close()
 
 
 def test_r16_r17_support_refunds_returned_goods_as_a_new_card_shown_by_its_last_4(

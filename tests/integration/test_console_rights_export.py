@@ -5,28 +5,17 @@ CSRF token. In-process over HTTP, on both stores."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import orjson
-import pytest
 from starlette.testclient import TestClient
 
 from application.operators import Operators
 from application.privacy import PiiReader, Privacy
 from entrypoints.http.app import create_app
-from infra.bootstrap import build
-from infra.config import load_settings
 from infra.service import Service
 from tests.conftest import FixedClock
 
 TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-@pytest.fixture
-def console_service(env_for: dict[str, str], clock: FixedClock) -> Iterator[Service]:
-    svc = build(load_settings({**env_for, "GIFTCARDS_CONSOLE": "on"}), clock=clock)
-    yield svc
-    svc.close()
 
 
 def test_r21_an_access_request_is_exported_from_the_register_and_logged(

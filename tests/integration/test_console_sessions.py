@@ -4,27 +4,16 @@ behind TLS), CSRF on the sign-in form, the idle timeout, a disabled operator's s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 from starlette.testclient import TestClient
 
 from application.operators import Operators
 from entrypoints.console.sessions import Sessions
 from entrypoints.http.app import create_app
-from infra.bootstrap import build
-from infra.config import load_settings
 from infra.service import Service
-from tests.conftest import FixedClock, Ticks
+from tests.conftest import Ticks
 
 TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-@pytest.fixture
-def console_service(env_for: dict[str, str], clock: FixedClock) -> Iterator[Service]:
-    svc = build(load_settings({**env_for, "GIFTCARDS_CONSOLE": "on"}), clock=clock)
-    yield svc
-    svc.close()
 
 
 def keys(service: Service) -> dict[str, str]:
