@@ -71,8 +71,13 @@ patroni:
 tools:
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
 
+# Two phases (docs/testing.md): the suite in PYTEST_WORKERS processes, one test file per worker
+# at a time (a file's module fixtures, e.g. a private cluster, start once); then the tests
+# marked `serial` (bounds on time, failover, budgets) alone on the machine, one after another.
+PYTEST_WORKERS ?= 4
 test: services lint kcat faketime patroni tools chromium console-charts
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m 'not containers and not serial'
+	$(PY) -m pytest -m 'serial and not containers'
 
 # The same tests N times in a row (pytest-repeat), stopping at the first failure: a flaky test
 # shows itself here instead of in CI. E.g. make test-repeat TESTS=tests/faults N=10

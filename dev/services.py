@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import functools
 import os
+import random
 import socket
 import tempfile
 import time
 import uuid
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import docker
@@ -151,17 +154,56 @@ def unique_topic_prefix() -> str:
     return f"test-{uuid.uuid4().hex[:12]}-"
 
 
+# Ports handed out by free_port come from below the kernel's ephemeral range (where every
+# outgoing connection takes its local port, so a port found free there may be taken a moment
+# later) and above the dev services' fixed ports (15432-15447, 19092-19297).
+PORTS_FROM = 20000
+# One byte per port in this file, locked (fcntl record lock) by the process the port was handed
+# to until it exits: parallel test workers, and anyone else's test run on this machine, never
+# get the same port between one's free-check and its server's bind, nor while a test's broker
+# is down between a kill and its restart on the same port.
+PORT_RESERVATIONS = Path(tempfile.gettempdir()) / "giftcards-port-reservations"
+_reservations: list[int] = []  # the file's descriptor, opened once: closing it drops the locks
+_reserved: set[int] = set()
+
+
 def free_port(consecutive: int = 1) -> int:
-    """A loopback port such that it and the `consecutive - 1` next ones are free right now."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        if first + consecutive > 65535:
+    """A loopback port such that it and the `consecutive - 1` next ones are free right now and
+    reserved for this process for its lifetime (see PORT_RESERVATIONS)."""
+    low, high = PORTS_FROM, _ephemeral_ports_start()
+    for _ in range(2000):
+        first = random.randrange(low, high - consecutive)
+        wanted = range(first, first + consecutive)
+        if _reserved.intersection(wanted) or not _reserve(first, consecutive, fcntl.LOCK_EX):
             continue
-        if all(_bindable(first + i) for i in range(consecutive)):
+        if all(_bindable(port) for port in wanted):
+            _reserved.update(wanted)
             return first
-    raise RuntimeError(f"no {consecutive} consecutive free loopback ports")
+        _reserve(first, consecutive, fcntl.LOCK_UN)
+    raise RuntimeError(f"no {consecutive} consecutive free loopback ports in {low}-{high}")
+
+
+def _ephemeral_ports_start() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return max(int(text.split()[0]), PORTS_FROM + 1000)
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _reserve(first: int, count: int, how: int) -> bool:
+    """Lock (or unlock) bytes [first, first + count) of the reservations file; False if another
+    process holds one of them."""
+    if not _reservations:
+        fd = os.open(PORT_RESERVATIONS, os.O_RDWR | os.O_CREAT, 0o666)
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o666)  # shared by every user's runs
+        _reservations.append(fd)
+    try:
+        fcntl.lockf(_reservations[0], how | fcntl.LOCK_NB, count, first)
+    except OSError:
+        return False
+    return True
 
 
 def _bindable(port: int) -> bool:

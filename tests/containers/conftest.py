@@ -4,7 +4,6 @@ reused), taken down with its volumes at the end; helpers to drive it from this h
 from __future__ import annotations
 
 import secrets
-import socket
 import subprocess
 import time
 import urllib.error
@@ -17,6 +16,7 @@ import orjson
 import pytest
 
 from dev.containers import ROOT, build, podman, podman_env
+from dev.services import free_port
 
 # Three JVMs, two Patroni nodes and two services starting on a shared 2-core machine: minutes.
 UP_TIMEOUT_S = 900.0
@@ -51,11 +51,6 @@ def stack() -> Iterator[Stack]:
         # podman-compose 1.0 leaves the project's network behind.
         podman("network", "rm", "-f", f"{project}_default", check=False, capture=True)
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def http(method: str, url: str, body: dict[str, Any] | None = None,

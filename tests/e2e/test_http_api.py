@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 
 from application.apikeys import ApiKeys
 from application.operators import Operators
+from dev.services import free_port
 from infra.bootstrap import build
 from infra.config import load_settings
 from tests.conftest import SECRET
@@ -31,11 +31,6 @@ HOLD_SECONDS = 6
 OPERATOR = "cs-agent-7"  # in the register of operators (R21)
 PROBLEM = "application/problem+json"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def giftcards(env: dict[str, str], *args: str) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from tests.e2e.test_http_api import start_api
 TIMEOUT = 1.0  # header, body and keep-alive timeouts of the process under test
 MAX_CONNECTIONS = 40
 MARGIN = 2.0  # a loaded test machine
+# Cut-offs measured against TIMEOUT: alone on the machine (`make test`'s serial phase).
+pytestmark = pytest.mark.serial
 
 
 @pytest.fixture(scope="module")

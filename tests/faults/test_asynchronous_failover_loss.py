@@ -18,7 +18,8 @@ from dev import patroni_dev
 from infra.db import Database
 from infra.replication import ReplicationRiskError, check_replication
 
-pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.serial, pytest.mark.faults, pytest.mark.postgres,
+              pytest.mark.timeout(180)]
 
 
 def walsender(c: patroni_dev.Cluster, node: int) -> int:

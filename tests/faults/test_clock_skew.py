@@ -20,7 +20,7 @@ from infra.lease import Lease
 from tests.faults.processes import GIFTCARDS
 from tests.faults.test_relay_faults import kafka_env
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.serial, pytest.mark.faults, pytest.mark.timeout(120)]
 HOUR_BEHIND = ["faketime", "-f", "-1h"]
 # Monotonic time stays true: only the wall clock is an hour off, as on a host whose NTP failed.
 FAKETIME_ENV = {"FAKETIME_DONT_FAKE_MONOTONIC": "1"}

@@ -25,7 +25,7 @@ from tests.faults.harness import (
 )
 from tests.integration.kafka_helpers import create_topics
 
-pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.kafka,
+pytestmark = [pytest.mark.serial, pytest.mark.faults, pytest.mark.postgres, pytest.mark.kafka,
               pytest.mark.timeout(480)]
 PARTITIONS = 4
 LEASE_S = 3

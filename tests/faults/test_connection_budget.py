@@ -25,7 +25,7 @@ from tests.faults.harness import (
 from tests.integration.kafka_helpers import create_topics
 from tests.integration.test_relay import read_committed
 
-pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.kafka,
+pytestmark = [pytest.mark.serial, pytest.mark.faults, pytest.mark.postgres, pytest.mark.kafka,
               pytest.mark.timeout(150)]
 
 MAX_CONNECTIONS = 10

@@ -19,7 +19,7 @@ from tests.integration.kafka_helpers import PARTITIONS, create_topics, produce
 from tests.integration.test_checkout_consumer import ordered
 from tests.integration.test_relay import read_committed
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.serial, pytest.mark.faults, pytest.mark.timeout(240)]
 
 ORDERS = 1200
 RESENT_EVERY = 40  # an at-least-once producer resends some inputs as they were: two replies each

@@ -34,7 +34,7 @@ from tests.faults.harness import (
 from tests.integration.kafka_helpers import create_topics
 from tests.integration.test_relay import read_committed, stored_envelopes
 
-pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.kafka,
+pytestmark = [pytest.mark.serial, pytest.mark.faults, pytest.mark.postgres, pytest.mark.kafka,
               pytest.mark.timeout(240)]
 
 LOAD_S = 24.0  # the kill comes 8 s into the load

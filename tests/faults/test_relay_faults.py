@@ -70,6 +70,7 @@ def test_r3_broker_down_30s_under_purchases_serve_relays_every_event_once_after_
     assert len(waits) <= OUTAGE_S // WAIT_LOG_INTERVAL_S + 1, waits  # at most one per 10 s
 
 
+@pytest.mark.serial  # the takeover is bounded in seconds: alone on the machine
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_r3_two_relays_on_one_prefix_one_active_the_other_takes_over_after_kill_9(
     kafka_bootstrap: str, env_for: dict[str, str], tmp_path: Path

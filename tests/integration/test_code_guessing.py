@@ -32,6 +32,7 @@ def redeem_ms(app: GiftCards, code: str, order_id: str, customer: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+@pytest.mark.serial  # a bound in milliseconds: alone on the machine
 def test_r8_a_redemption_stays_fast_after_10000_unknown_codes_of_one_customer(
     service: Service, clock: FixedClock
 ) -> None:

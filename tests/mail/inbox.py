@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,12 @@ from typing import cast
 
 import pytest
 
+from dev.services import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 CODE_LINE = re.compile(r"^(?:Code|Codice|Código): (\S+)$", re.MULTILINE)
 CARD_ID = re.compile(r"^<([0-9a-f-]{36})\.(\d+)\.(card|confirmation|notice)@")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class SmtpServer:
