@@ -181,7 +181,7 @@ def codes_in_code() -> set[str]:
             text = path.read_text(encoding="utf-8")
             for pattern in patterns:
                 found.update(re.findall(pattern, text))
-    from consumers.dead_letters import _REASONS
+    from infra.wire.dead_letters import _REASONS
 
     return (found | set(_REASONS.values()) | {"invalid_message", "invalid_field"}) - NOT_CODES
 
