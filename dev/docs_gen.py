@@ -227,7 +227,7 @@ def cli_page() -> str:
 
 
 def configuration_page() -> str:
-    from infra.config import VARIABLES
+    from infra.config_reference import VARIABLES
 
     lines = [HEADER, "# Configuration\n\n",
              "Every variable is read once, by `infra/config.py`, into `Settings`; a wrong value "

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from infra.chains import CardChain, all_chains, card_chain, merkle_root
-from infra.config import create_private_file, private_directory
+from infra.private_files import create_private_file, private_directory
 
 Problem = dict[str, Any]
 
