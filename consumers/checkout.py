@@ -23,17 +23,6 @@ from application.cards import GiftCards
 from application.checkout import Checkout, Result
 from application.privacy import dead_letter_sealer
 from application.unit_of_work import UnitOfWork
-from consumers.dead_letters import Invalid, Sealing, dead_letter
-from consumers.messages import (
-    CheckoutCompleted,
-    CheckoutMessage,
-    GiftCardCancellationRequested,
-    GiftCardOrdered,
-    OrderItemsReturned,
-    parse,
-    rejected,
-)
-from consumers.replies import CheckoutReply
 from domain.errors import DomainError
 from infra.envelope import installed_pseudonyms
 from infra.kafka import clients
@@ -43,6 +32,17 @@ from infra.kafka.cloudevents import DEFAULT, CloudEvents
 from infra.kafka.relay import COMMIT_TIMEOUT_MS, MAX_BLOCK_MS, discard, end_transaction
 from infra.kafka.topics import Topics
 from infra.transient import Stopped, is_transient, never, retry_transient
+from infra.wire.dead_letters import Invalid, Sealing, dead_letter
+from infra.wire.messages import (
+    CheckoutCompleted,
+    CheckoutMessage,
+    GiftCardCancellationRequested,
+    GiftCardOrdered,
+    OrderItemsReturned,
+    parse,
+    rejected,
+)
+from infra.wire.replies import CheckoutReply
 
 MAX_TRANSACTION_MESSAGES = 500
 log = logging.getLogger("giftcards.checkout")

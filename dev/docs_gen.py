@@ -181,7 +181,7 @@ def codes_in_code() -> set[str]:
             text = path.read_text(encoding="utf-8")
             for pattern in patterns:
                 found.update(re.findall(pattern, text))
-    from consumers.dead_letters import _REASONS
+    from infra.wire.dead_letters import _REASONS
 
     return (found | set(_REASONS.values()) | {"invalid_message", "invalid_field"}) - NOT_CODES
 
@@ -227,7 +227,7 @@ def cli_page() -> str:
 
 
 def configuration_page() -> str:
-    from infra.config import VARIABLES
+    from infra.config_reference import VARIABLES
 
     lines = [HEADER, "# Configuration\n\n",
              "Every variable is read once, by `infra/config.py`, into `Settings`; a wrong value "

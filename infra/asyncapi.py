@@ -12,7 +12,6 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel
 
-from consumers.messages import CheckoutMessage
 from infra import schemas
 from infra.config import load_settings
 from infra.kafka.cloudevents import (
@@ -23,6 +22,7 @@ from infra.kafka.cloudevents import (
 )
 from infra.kafka.relay import POSITION_SCHEMA
 from infra.kafka.topics import Topics
+from infra.wire.messages import CheckoutMessage
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "asyncapi.yaml"
 KAFKA_BINDING = "0.5.0"

@@ -7,7 +7,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from infra.config import create_private_file
+from infra.private_files import create_private_file
 
 
 def load_chain_key(path: Path, *, create: bool) -> bytes:

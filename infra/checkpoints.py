@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import sys
-from collections.abc import Iterator
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -14,14 +12,27 @@ from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 
 from infra.chains import CardChain, all_chains, card_chain, merkle_root
-from infra.config import create_private_file, private_directory
+from infra.checkpoint_compare import compare, covering, is_increment, not_checkpointed
+from infra.checkpoint_keys import (
+    KeyRing,
+    fingerprint,
+    load_public_key,
+    load_signing_key,
+    private_pem,
+    public_pem,
+    ring_path,
+    service_ring,
+    sign_bytes,
+    trusted_signing_key,
+    write_private_key,
+)
+from infra.private_files import private_directory
 
 Problem = dict[str, Any]
 
@@ -35,76 +46,8 @@ class CheckpointError(Exception):
         self.problems = problems
 
 
-def load_signing_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
-    """The PEM private key at `path`; created (mode 0600) with a warning when `create`."""
-    if not path.exists():
-        if not create:
-            raise FileNotFoundError(f"no checkpoint signing key at {path}")
-        # Processes starting together share the first key linked into place.
-        if create_private_file(path, private_pem(Ed25519PrivateKey.generate())):
-            print(f"warning: generated a checkpoint signing key in {path}", file=sys.stderr)
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} is not an Ed25519 private key")
-    return key
-
-
-def ring_path(directory: Path) -> Path:
-    """The service's trusted key ring, beside the checkpoints it verifies."""
-    return directory / "trusted-keys.json"
-
-
-def trusted_signing_key(key_file: Path, directory: Path, *, create: bool) -> Ed25519PrivateKey:
-    """The signing key, which must be in the key ring (started with the first key): a key
-    swapped in by hand signs nothing; keys change with `audit rotate-key`."""
-    key = load_signing_key(key_file, create=create)
-    path = ring_path(directory)
-    started = create_private_file(path, KeyRing.of(key.public_key()).dump())
-    if not started and fingerprint(key) not in KeyRing.load(path.read_bytes()).keys:
-        raise ValueError(f"key {fingerprint(key)} is not in the trusted key ring {path}; "
-                         "change keys with `audit rotate-key`")
-    return key
-
-
-def private_pem(key: Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
-    """A new PEM file (mode 0600, in a 0700 directory), written at once; never overwrites one."""
-    if not create_private_file(path, private_pem(key)):
-        raise FileExistsError(f"{path} exists: a signing key is never overwritten")
-
-
-def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
-    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    return public.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def load_public_key(pem: bytes) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(pem)
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError("not an Ed25519 public key")
-    return key
-
-
 def _signed_bytes(header: dict[str, Any]) -> bytes:
     return orjson.dumps(header, option=orjson.OPT_SORT_KEYS)
-
-
-def fingerprint(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
-    """SHA-256 of the raw 32-byte public key, hex: how checkpoints, packs and key rings name
-    a key (`openssl pkey -pubin -outform DER | tail -c 32 | sha256sum` gives the same)."""
-    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()
-
-
-def sign_bytes(key: Ed25519PrivateKey, data: bytes) -> str:
-    return base64.b64encode(key.sign(data)).decode()
 
 
 def market_roots(heads: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -262,10 +205,6 @@ def create(recorder: Any, mapper: Any, key: Ed25519PrivateKey, now: datetime,
     return checkpointer.sign(key, now, directory, latest)
 
 
-def is_increment(checkpoint: dict[str, Any]) -> bool:
-    return bool(checkpoint["header"].get("kind") == "increment")
-
-
 def header_digest(header: dict[str, Any]) -> str:
     """What the next checkpoint names as `previous`: SHA-256 of the signed header bytes."""
     return hashlib.sha256(_signed_bytes(header)).hexdigest()
@@ -328,69 +267,6 @@ def check(checkpoint: dict[str, Any], key: Ed25519PublicKey | KeyRing,
     return None
 
 
-class KeyRing:
-    """Trusted checkpoint keys: each with the period it signed in (a retired key stays, so
-    history signed with it stays verifiable). A JSON file `{"keys": [{"fingerprint",
-    "public_key" (PEM), "valid_from", "valid_until" (ISO instants or null)}]}`, or PEM public
-    keys (valid at any time)."""
-
-    def __init__(self, keys: list[tuple[Ed25519PublicKey, datetime | None, datetime | None]]):
-        self.keys = {fingerprint(k): (k, start, end) for k, start, end in keys}
-
-    @classmethod
-    def of(cls, *keys: Ed25519PublicKey) -> KeyRing:
-        return cls([(k, None, None) for k in keys])
-
-    @classmethod
-    def load(cls, data: bytes) -> KeyRing:
-        if data.lstrip().startswith(b"{"):
-            entries = orjson.loads(data)["keys"]
-            ring = cls([(load_public_key(e["public_key"].encode()), _when(e.get("valid_from")),
-                         _when(e.get("valid_until"))) for e in entries])
-            for e in entries:
-                if e.get("fingerprint") and e["fingerprint"] not in ring.keys:
-                    raise ValueError(f"key ring entry {e['fingerprint'][:16]}…: its public key "
-                                     "has another fingerprint")
-            return ring
-        pems = [b"-----BEGIN PUBLIC KEY-----" + part for part in
-                data.split(b"-----BEGIN PUBLIC KEY-----")[1:]]
-        if not pems:
-            raise ValueError("neither a JSON key ring nor PEM public keys")
-        return cls.of(*(load_public_key(p) for p in pems))
-
-    def dump(self) -> bytes:
-        return orjson.dumps({"keys": [
-            {"fingerprint": fp, "public_key": public_pem(k).decode(),
-             "valid_from": start.isoformat() if start else None,
-             "valid_until": end.isoformat() if end else None}
-            for fp, (k, start, end) in self.keys.items()
-        ]}, option=orjson.OPT_INDENT_2)
-
-    def key_for(self, header: dict[str, Any]) -> Ed25519PublicKey | None:
-        """The key that signed `header` if trusted at its signing time. Checkpoints from before
-        keys were named: the only key of the ring valid then, if there is exactly one."""
-        signed_at = _when(header.get("signed_at"))
-        named = header.get("key")
-        candidates = [self.keys[named]] if named in self.keys else [] if named else list(
-            self.keys.values())
-        valid = [k for k, start, end in candidates
-                 if signed_at is None or ((start is None or start <= signed_at)
-                                          and (end is None or signed_at <= end))]
-        return valid[0] if len(valid) == 1 else None
-
-    def add(self, key: Ed25519PublicKey, start: datetime | None) -> None:
-        self.keys.setdefault(fingerprint(key), (key, start, None))
-
-    def retire(self, key: Ed25519PublicKey, end: datetime) -> None:
-        fp = fingerprint(key)
-        k, start, _ = self.keys[fp]
-        self.keys[fp] = (k, start, end)
-
-
-def _when(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
 def paths(directory: Path) -> list[Path]:
     return sorted(directory.glob("checkpoint-*.json")) if directory.is_dir() else []
 
@@ -442,61 +318,6 @@ def _trusted_files(files: list[Path], key: Ed25519PublicKey | KeyRing
     return good, bad
 
 
-def service_ring(directory: Path, signing_key_file: Path) -> KeyRing | None:
-    """The service's own trust: its ring file, else the public half of its signing key;
-    None if it has neither (ValueError: a file that is not a key)."""
-    if ring_path(directory).exists():
-        return KeyRing.load(ring_path(directory).read_bytes())
-    if signing_key_file.exists():
-        return KeyRing.of(load_signing_key(signing_key_file, create=False).public_key())
-    return None
-
-
-def covering(card_id: str, version: int, checkpoints: list[dict[str, Any]]
-             ) -> dict[str, Any] | None:
-    """The first checkpoint (oldest first) whose head of this card includes `version`."""
-    for cp in checkpoints:
-        head = cp["heads"].get(card_id)
-        if head is not None and int(head[0]) >= version:
-            return cp
-    return None
-
-
-def compare(card_id: str, hashes: dict[int, str], last_version: int,
-            checkpoints: list[dict[str, Any]],
-            redacted: dict[int, str] | None = None) -> Iterator[Problem]:
-    """Differences between one card's recomputed chain (and its redacted chain, when given)
-    and every trusted checkpoint."""
-    for cp in checkpoints:
-        head = cp["heads"].get(card_id)
-        if head is None:
-            continue
-        version, expected = int(head[0]), head[1]
-        at = f"checkpoint at position {cp['header']['position']} ({cp['header']['signed_at']})"
-        if version > last_version:
-            yield {"card_id": card_id, "version": version,
-                   "problem": f"{at} has version {version}; the store has only "
-                              f"{last_version}: events were deleted"}
-        elif hashes.get(version) != expected or (
-                redacted is not None and len(head) > 3 and redacted.get(version) != head[3]):
-            yield {"card_id": card_id, "version": version,
-                   "problem": f"history up to version {version} differs from the {at}: "
-                              "an event was edited, inserted, removed or reordered"}
-
-
-def not_checkpointed(card_id: str, last_version: int, checkpoints: list[dict[str, Any]]) -> int:
-    """Events of a card after the latest checkpoint (or increment) that holds its head."""
-    for cp in reversed(checkpoints):
-        head = cp["heads"].get(card_id)
-        if head is not None:
-            return last_version - int(head[0])
-        if not is_increment(cp):
-            return last_version
-    return last_version
-
-
-
-
 def every(checkpointer: Checkpointer, sign: Any, events: int, seconds: float,
           stop: Any, poll: float = 5.0, increment: Any = None) -> None:
     """Calls `sign()` whenever `events` new events were stored, or `seconds` passed with at
@@ -523,8 +344,20 @@ __all__ = [
     "card_chain",
     "check",
     "compare",
+    "covering",
     "create",
     "every",
     "fingerprint",
+    "is_increment",
+    "load_public_key",
+    "load_signing_key",
+    "not_checkpointed",
+    "private_pem",
+    "public_pem",
+    "ring_path",
+    "service_ring",
+    "sign_bytes",
     "trusted",
+    "trusted_signing_key",
+    "write_private_key",
 ]

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from application.export_schema import EXPORT_SCHEMA
-from consumers.dead_letters import DEAD_LETTER_SCHEMA, DEAD_LETTER_SCHEMA_V2
-from consumers.replies import RESULT_SCHEMA
 from domain.base import DomainEvent
 from infra.envelope import (
     CORRELATED_BY_ORDER,
@@ -20,6 +18,8 @@ from infra.envelope import (
     published_version,
 )
 from infra.pseudonyms import ORDER_PATTERN, SUBJECT_PATTERN
+from infra.wire.dead_letters import DEAD_LETTER_SCHEMA, DEAD_LETTER_SCHEMA_V2
+from infra.wire.replies import RESULT_SCHEMA
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE_ID = "https://giftcards.example.com/schemas/"

@@ -15,8 +15,8 @@ from cryptography.exceptions import InvalidSignature
 
 from infra import checkpoints as cps
 from infra.chains import CARD_TOPIC_PREFIX, CardChain, chain_key_of, fields_of, ids_key, redact
-from infra.config import private_directory
 from infra.db import Database
+from infra.private_files import private_directory
 from projections.handlers import month_of, zone
 from projections.queries import breakage, liability
 

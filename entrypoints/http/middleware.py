@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 from fastapi import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from consumers.dead_letters import plain
-from consumers.scan import MAX_DEPTH, duplicate_key, too_deep
 from entrypoints.http.metrics import Metrics
 from entrypoints.http.problems import problem
+from infra.wire.dead_letters import plain
+from infra.wire.scan import MAX_DEPTH, duplicate_key, too_deep
 
 MAX_BODY = 16 * 1024
 

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from infra.config import ConfigError, private_directory, smtp_starttls
+from infra.config import ConfigError
+from infra.config_links import smtp_starttls
+from infra.private_files import private_directory
 from infra.vault import ERASED
 
 TIMEOUT_SECONDS = 10

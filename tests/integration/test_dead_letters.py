@@ -13,10 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consumers.checkout import CheckoutProcessor
-from consumers.dead_letters import redact_bytes
 from domain.codes import ALPHABET, LENGTH, generate_code
 from infra.bootstrap import Service
 from infra.kafka.topics import Topics
+from infra.wire.dead_letters import redact_bytes
 from tests.conftest import FixedClock
 from tests.integration.kafka_helpers import (
     TopicReader,

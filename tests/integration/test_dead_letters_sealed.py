@@ -9,8 +9,8 @@ import json
 from typing import Any
 
 from consumers.checkout import CheckoutProcessor
-from consumers.dead_letters import DEAD_LETTER_SCHEMA, Invalid, dead_letter
-from consumers.messages import parse
+from infra.wire.dead_letters import DEAD_LETTER_SCHEMA, Invalid, dead_letter
+from infra.wire.messages import parse
 from dev import schema_gate
 from entrypoints.cli.gdpr import run_purge
 from infra import schemas

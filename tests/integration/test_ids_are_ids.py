@@ -12,11 +12,11 @@ import orjson
 import pytest
 
 from application.holds import Holds
-from consumers.dead_letters import Invalid
-from consumers.messages import parse, rejected
 from domain.errors import DomainError
 from domain.ids import MAX_ID, check_id, is_id
 from infra.bootstrap import Service
+from infra.wire.dead_letters import Invalid
+from infra.wire.messages import parse, rejected
 from tests.e2e.test_cli import BUY, T0, assert_error, cli
 from tests.unit.rules_helpers import buy
 

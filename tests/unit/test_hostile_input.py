@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers import dead_letters
-from consumers.dead_letters import Invalid, dead_letter, peek, redact_bytes, redact_text
-from consumers.messages import parse, rejected
-from consumers.scan import MAX_DEPTH, MAX_VALUE_BYTES, too_deep
 from domain.codes import ALPHABET, LENGTH, SEPARATORS, contains_code, generate_code, normalize_code
 from domain.markets import Markets
+from infra.wire import dead_letters
+from infra.wire.dead_letters import Invalid, dead_letter, peek, redact_bytes, redact_text
+from infra.wire.messages import parse, rejected
+from infra.wire.scan import MAX_DEPTH, MAX_VALUE_BYTES, too_deep
 
 MARKETS = Markets.load()
 AT = "2026-03-01T10:00:00+00:00"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from infra import checkpoints as cps
 from infra.chainkey import load_chain_key
-from infra.config import create_private_file
+from infra.private_files import create_private_file
 
 
 def _signing(path: str, start: multiprocessing.synchronize.Barrier, out: Queue) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from consumers.dead_letters import Invalid
-from consumers.messages import OrderItemsReturned, parse
 from domain.markets import Markets
+from infra.wire.dead_letters import Invalid
+from infra.wire.messages import OrderItemsReturned, parse
 
 MARKETS = Markets.load()
 

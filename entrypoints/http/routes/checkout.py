@@ -3,7 +3,9 @@ capture, void, read)."""
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations.
 
+from collections.abc import Callable
 from typing import Annotated, Any
+from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
@@ -33,6 +35,16 @@ def routes(context: ApiContext) -> APIRouter:
     router = APIRouter()
     app, holds, metrics, facts = context.app, context.holds, context.metrics, context.facts
     Checkout = Annotated[ApiKey, Depends(context.scoped("checkout"))]
+
+    async def counted(
+        operation: str, request: Request, key: ApiKey, idempotency_key: str | None,
+        command: Callable[[UnitOfWork], dict[str, Any]], keys: list[UUID],
+    ) -> Response:
+        """The hold operation run once per idempotency key; a success counted in the metrics."""
+        response = await context.idempotent(request, key, idempotency_key, command, keys=keys)
+        if response.status_code == 200:
+            metrics.holds.labels(operation).inc()
+        return response
 
     @router.post("/v1/ping", operation_id="ping", response_model=answers.Status)
     async def ping(key: Checkout) -> Response:
@@ -83,11 +95,7 @@ def routes(context: ApiContext) -> APIRouter:
                                  "simulated": True})
         wanted = holds.authorize_keys(code=body.code, order_id=order_id,
                                       customer_id=body.customer_id, source=str(key.key_id))
-        response = await context.idempotent(request, key, idempotency_key, command,
-                                            keys=wanted)
-        if response.status_code == 200:
-            metrics.holds.labels("authorize").inc()
-        return response
+        return await counted("authorize", request, key, idempotency_key, command, wanted)
 
     @router.post("/v1/checkouts/{order_id}/capture", operation_id="capture",
                  response_model=answers.Redemption)
@@ -95,14 +103,11 @@ def routes(context: ApiContext) -> APIRouter:
         request: Request, order_id: OrderId, key: Checkout, idempotency_key: IdemKey = None,
     ) -> Response:
         """The hold becomes the card's single use (R11: the remainder is forfeited)."""
-        response = await context.idempotent(
-            request, key, idempotency_key,
+        return await counted(
+            "capture", request, key, idempotency_key,
             lambda uow: redemption_json(holds.capture(order_id=order_id, within=uow)),
-            keys=holds.order_keys(order_id),
+            holds.order_keys(order_id),
         )
-        if response.status_code == 200:
-            metrics.holds.labels("capture").inc()
-        return response
 
     @router.post("/v1/checkouts/{order_id}/void", operation_id="void",
                  response_model=answers.Hold)
@@ -110,14 +115,11 @@ def routes(context: ApiContext) -> APIRouter:
         request: Request, order_id: OrderId, key: Checkout, idempotency_key: IdemKey = None,
     ) -> Response:
         """Releases the hold (the bank payment failed, the cart was abandoned)."""
-        response = await context.idempotent(
-            request, key, idempotency_key,
+        return await counted(
+            "void", request, key, idempotency_key,
             lambda uow: hold_json(holds.void(order_id=order_id, within=uow)),
-            keys=holds.order_keys(order_id),
+            holds.order_keys(order_id),
         )
-        if response.status_code == 200:
-            metrics.holds.labels("void").inc()
-        return response
 
     @router.get("/v1/holds/{order_id}", operation_id="show_hold", response_model=answers.Hold,
                 response_model_exclude_unset=True)

@@ -13,10 +13,10 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from consumers.scan import MAX_VALUE_BYTES, STRING, shown, too_deep
 from domain.codes import code_spans, contains_code
 from domain.ids import is_id
 from infra.pseudonyms import MESSAGE_PATTERN
+from infra.wire.scan import MAX_VALUE_BYTES, STRING, shown, too_deep
 
 log = logging.getLogger("giftcards.checkout")
 REDACTED = "[redacted]"

@@ -15,13 +15,13 @@ from pydantic import (
     ValidationError,
 )
 
-from consumers.dead_letters import EMAIL, Invalid, from_validation, peek, plain
-from consumers.scan import MAX_DEPTH, MAX_VALUE_BYTES, duplicate_key, too_deep
 from domain.addresses import ADDR_SPEC, MAX_LENGTH
 from domain.codes import contains_code
 from domain.errors import DomainError
 from domain.ids import ID_PATTERN, MAX_ID
 from domain.markets import Markets
+from infra.wire.dead_letters import EMAIL, Invalid, from_validation, peek, plain
+from infra.wire.scan import MAX_DEPTH, MAX_VALUE_BYTES, duplicate_key, too_deep
 
 # Ids, as on every path (domain.ids): a value refused here is dead-lettered `invalid_id`.
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
