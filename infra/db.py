@@ -103,14 +103,19 @@ class Database:
                 copy.write_row(row)
 
     def upsert(
-        self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]]
+        self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]],
+        *, add: bool = False,
     ) -> None:
-        """Insert or replace many rows by key. PostgreSQL: COPY into a staging table, then one
+        """Insert or replace many rows by key (`add`: a row already there gets the new values
+        added to its own, a set-based increment). PostgreSQL: COPY into a staging table, then one
         INSERT .. SELECT (COPY encodes rows in C; executemany costs ~10 us of Python a row)."""
         if not rows:
             return
         cols = ", ".join(columns)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+        updates = ", ".join(
+            f"{c} = {table}.{c} + excluded.{c}" if add else f"{c} = excluded.{c}"
+            for c in columns if c not in key
+        )
         conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
         if not self.is_postgres:
             marks = ", ".join("?" * len(columns))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any
 
@@ -24,6 +24,8 @@ class Batch:
         self.db = db
         self._rows: dict[str, dict[Key, Row | None]] = defaultdict(dict)
         self._dirty: dict[str, tuple[Table, set[Key]]] = {}
+        # Counters changed by increments: never read back, summed in the database at flush.
+        self._sums: dict[str, tuple[Table, dict[Key, Row]]] = {}
         # A pseudonym was rotated out (an erasure): SQLite's file is checkpointed after commit,
         # so the old values leave the WAL and the main file too.
         self.rotated = False
@@ -69,9 +71,21 @@ class Batch:
             cache[tuple(row[c] for c in table.key)] = row
 
     def put(self, table: Table, row: Row) -> None:
-        key = tuple(row[c] for c in table.key)
+        key = _key_of(table)(row)
         self._rows[table.name][key] = row
         self._mark(table, key)
+
+    def add(self, table: Table, row: Row) -> None:
+        """Add the row's counters to its key's (a new key starts from zero): one set-based
+        statement per batch, no read of the row first."""
+        key = _key_of(table)(row)
+        sums = self._sums.setdefault(table.name, (table, {}))[1]
+        if (total := sums.get(key)) is None:
+            sums[key] = dict(row)
+            return
+        for column, value in row.items():
+            if column not in table.key:
+                total[column] += value
 
     def delete(self, table: Table, *key: Any) -> None:
         self._rows[table.name][key] = None
@@ -95,7 +109,12 @@ class Batch:
                     self.db.insert(name, list(table.columns), rows)
                 else:
                     self.db.upsert(name, list(table.columns), table.key, rows)
+        for name, (table, sums) in self._sums.items():
+            columns = list(table.columns)
+            self.db.upsert(name, columns, table.key, [tuple(r[c] for c in columns)
+                                                      for r in sums.values()], add=True)
         self._dirty.clear()
+        self._sums.clear()
         self._rows.clear()
 
 
@@ -103,10 +122,30 @@ def _encode(table: Table, row: Row) -> tuple[Any, ...]:
     values = _getter(table)(row)
     if not table.json:
         return values  # type: ignore[no-any-return]
-    return tuple(
-        orjson.dumps(v).decode() if c in table.json and v is not None else v
-        for c, v in zip(table.columns, values, strict=True)
-    )
+    encoded = list(values)
+    for index in _json_positions(table):
+        if (value := encoded[index]) is not None:
+            encoded[index] = orjson.dumps(value).decode()
+    return tuple(encoded)
+
+
+def _json_positions(table: Table) -> tuple[int, ...]:
+    if (positions := _JSON.get(table.name)) is None:
+        positions = _JSON[table.name] = tuple(
+            i for i, c in enumerate(table.columns) if c in table.json)
+    return positions
+
+
+def _key_of(table: Table) -> Callable[[Row], Key]:
+    """A row's key tuple (every put computes one)."""
+    if (key_of := _KEYS.get(table.name)) is None:
+        if len(table.key) == 1:
+            only = table.key[0]
+            key_of = _KEYS[table.name] = lambda row: (row[only],)
+        else:
+            getter = itemgetter(*table.key)
+            key_of = _KEYS[table.name] = lambda row: getter(row)  # type: ignore[no-any-return]
+    return key_of
 
 
 def _getter(table: Table) -> itemgetter[Any]:
@@ -117,3 +156,5 @@ def _getter(table: Table) -> itemgetter[Any]:
 
 
 _GETTERS: dict[str, itemgetter[Any]] = {}
+_JSON: dict[str, tuple[int, ...]] = {}
+_KEYS: dict[str, Callable[[Row], Key]] = {}

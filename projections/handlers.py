@@ -73,12 +73,12 @@ def _ledger(b: Batch, env: EnvelopeJson, delta: int, open_delta: int) -> None:
 def _forfeit(b: Batch, env: EnvelopeJson, column: str, amount: int) -> None:
     if amount <= 0:
         return
-    key = (env["market"], env["currency"], month_of(env["market"], env["occurred_at"]))
-    row = b.get(BREAKAGE, *key) or dict(
-        zip(("market", "currency", "month"), key, strict=True), after_use=0, expired=0
-    )
-    row[column] += amount
-    b.put(BREAKAGE, row)
+    b.add(BREAKAGE, {
+        "market": env["market"], "currency": env["currency"],
+        "month": month_of(env["market"], env["occurred_at"]),
+        "after_use": amount if column == "after_use" else 0,
+        "expired": amount if column == "expired" else 0,
+    })
 
 
 def _close(b: Batch, env: EnvelopeJson, card: Row, status: str) -> None:

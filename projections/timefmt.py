@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from domain.calendar import parse_instant
 
@@ -12,6 +13,7 @@ def fmt(instant: datetime) -> str:
     return instant.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+@lru_cache(maxsize=1 << 14)  # bounded: an event's instant is normalised several times
 def norm(text: str) -> str:
     """Any ISO-8601 instant to the fixed-width UTC form (microseconds always present)."""
     return fmt(parse_instant(text))
