@@ -518,6 +518,7 @@ class Privacy:
         for subject in due:
             self.app.record_subject_right(subject, reference, "erasure")
         completed = self.service.vault.complete_pending()
+        unlabelled = self.service.vault.forget_erased()  # keys erased by an older vault
         return {
             "as_of": iso(now),
             "cutoff": iso(cutoff),
@@ -525,6 +526,7 @@ class Privacy:
             "keys_destroyed": sum(keys.values()),
             "shredding": shredding,
             "pending_erasures_completed": len(completed),
+            "erased_keys_unlabelled": unlabelled,
         }
 
     def purge_records(self, *, access_log_days: int, request_years: int) -> Json:
