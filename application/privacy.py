@@ -521,6 +521,7 @@ class Privacy:
         for subject in due:
             self.app.record_subject_right(subject, reference, "erasure")
         completed = self.service.vault.complete_pending()
+        unlabelled = self.service.vault.forget_erased()  # keys erased by an older vault
         return {
             "as_of": iso(now),
             "cutoff": iso(cutoff),
@@ -528,6 +529,7 @@ class Privacy:
             "keys_destroyed": sum(keys.values()),
             "shredding": shredding,
             "pending_erasures_completed": len(completed),
+            "erased_keys_unlabelled": unlabelled,
         }
 
     def purge_dead_letter_keys(self, *, days: int) -> Json:

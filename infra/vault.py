@@ -47,6 +47,10 @@ SCHEMA = [
     # already destroyed (see NewKeys.settle).
     """CREATE TABLE IF NOT EXISTS subject_erasures (
         tombstone TEXT PRIMARY KEY, erasures INTEGER NOT NULL, erased_at TEXT NOT NULL)""",
+    # Destroyed keys still labelled with their subject (written by a vault that kept the
+    # label): `forget_erased` relabels them; empty once it ran, so the sweep reads nothing.
+    f"""CREATE INDEX IF NOT EXISTS subject_keys_erased_labelled ON subject_keys (key_id)
+        WHERE wrapped_key IS NULL AND subject_id <> '{ERASED}'""",
 ]
 FIELD_PREFIX = "gcf1"
 KEK_MAGIC = b"K"  # wrapped_key = K + kek id (16 hex) + nonce + ciphertext; older rows: no KEK
@@ -60,9 +64,11 @@ INSERT_SUBJECT_KEY = (
 # No ON CONFLICT: a field key another writer stored first fails the unit of work, which is
 # redone on fresh state and then seals under that key (an IntegrityError is a conflict).
 INSERT_FIELD_KEY = "INSERT INTO field_keys (subject_id, field, sealed_key) VALUES (?, ?, ?)"
+# A destroyed key's row is kept (a sealed value names its key id: it opens as `[erased]`) but
+# labelled `[erased]`, never with its subject: the vault forgets whom it erased (P2).
 INSERT_ERASED_KEY = (
     "INSERT INTO subject_keys (key_id, subject_id, wrapped_key, created_at, erased_at) "
-    "VALUES (?, ?, NULL, ?, ?)"
+    f"VALUES (?, '{ERASED}', NULL, ?, ?)"
 )
 ERASURES = "#erasures"  # keys_of's row of a subject's erasure count (no field has this name)
 Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
@@ -260,8 +266,30 @@ class Vault:
                 "WHERE subject_id = ? AND wrapped_key IS NOT NULL",
                 (now, subject_id),
             )
+            # Every destroyed row of the subject (earlier erasures' too) forgets whose it was.
+            self.db.execute(
+                "UPDATE subject_keys SET subject_id = ? "
+                "WHERE subject_id = ? AND wrapped_key IS NULL",
+                (ERASED, subject_id),
+            )
             self.db.execute("DELETE FROM field_keys WHERE subject_id = ?", (subject_id,))
         return int(live)
+
+    def forget_erased(self) -> int:
+        """Relabels destroyed keys still labelled with their subject (erased by an older
+        vault); returns how many (`gdpr purge`, hourly in `serve`)."""
+        # The label as a literal, as in the partial index's predicate: a bound parameter would
+        # not let either database prove the index applies (a full scan every hour).
+        labelled_rows = f"FROM subject_keys WHERE wrapped_key IS NULL AND subject_id <> '{ERASED}'"
+        with self.db.tx():
+            labelled = self.db.execute(f"SELECT count(*) {labelled_rows}")[0][0]
+            if labelled:
+                self.db.execute(
+                    f"UPDATE subject_keys SET subject_id = '{ERASED}' WHERE key_id IN "
+                    f"(SELECT key_id {labelled_rows})")
+        if labelled and not self.db.is_postgres:
+            self._checkpoint()  # the old labels out of the WAL (secure_delete zeroed the cells)
+        return int(labelled)
 
     def _tombstone(self, tombstone: str, now: str) -> None:
         """In the erasure's transaction, before its keys are destroyed."""
@@ -435,7 +463,7 @@ class NewKeys:
     # (tombstone, erasures seen then). Fresh subjects (a new card's code) are not watched.
     watched: dict[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
     # Keys of subjects erased since the unit read them: committed already destroyed.
-    erased_keys: list[tuple[str, str, str, str]] = dataclasses.field(default_factory=list)
+    erased_keys: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.subject_keys or self.field_keys)
@@ -469,7 +497,7 @@ class NewKeys:
                 erased[subject] = now[1]
         if not erased:
             return
-        self.erased_keys += [(k, s, created, erased[s])
+        self.erased_keys += [(k, created, erased[s])
                              for k, s, _w, created in self.subject_keys if s in erased]
         self.subject_keys = [row for row in self.subject_keys if row[1] not in erased]
         self.field_keys = [row for row in self.field_keys if row[0] not in erased]
