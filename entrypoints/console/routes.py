@@ -28,6 +28,7 @@ from domain.errors import DomainError, refuse
 from domain.markets import MINOR_UNITS
 from entrypoints.console.sessions import Session, Sessions
 from entrypoints.console.texts import LANGS, LOCALES, TEXTS, language
+from entrypoints.results import card_json, history_json, refund_json
 from infra.service import Service
 
 COOKIE = "giftcards_console"
@@ -216,12 +217,13 @@ def console_router(service: Service, operators: Operators,
     def card_page(request: Request, session: Session, actor: Actor, card_id: UUID,
                   status: int = 200, **done: Any) -> Awaitable[Response]:
         def read() -> dict[str, Any]:
-            card = app.show(card_id)
+            card = card_json(app.show(card_id))
             history = logged_read(service, actor.name, "customer service: card page",
                                   "console card", lambda: app.history(card_id),
                                   history_subjects)
             delivery = Deliveries(service).of_card(card_id)
-            return {"card": card, "events": history["events"], "delivery": delivery}
+            return {"card": card, "events": history_json(history)["events"],
+                    "delivery": delivery}
 
         async def render() -> Response:
             try:
@@ -279,11 +281,11 @@ def console_router(service: Service, operators: Operators,
             except ValueError:
                 raise refuse("invalid_input", "received_on: a date, YYYY-MM-DD") from None
             market = app.markets.get(app.order_market(order_id))
-            done = app.refund(
+            done = refund_json(app.refund(
                 order_id=order_id, returned_amount=market.to_minor(fields.get("amount", "")),
                 received_on=received_on, request_id=fields.get("request_id") or None,
                 customer_id=fields.get("customer_id") or None,
-                customer_email=fields.get("customer_email") or None)
+                customer_email=fields.get("customer_email") or None))
             new = done.get("new_card")
             if new is not None:  # the code is the customer's: its last 4 only
                 done["new_card"] = {**{k: v for k, v in new.items() if k != "code"},
@@ -410,10 +412,10 @@ def console_router(service: Service, operators: Operators,
         chain = card_chain(app.recorder, app.mapper, card_id)
         checkpoints = trusted_checkpoints()
         events = []
-        for e in app.history(card_id)["events"]:
-            cp = covering(str(card_id), e["version"], checkpoints)
-            events.append({"version": e["version"], "type": e["type"], "at": e["occurred_at"],
-                           "link": chain.hashes.get(e["version"], ""),
+        for e in app.history(card_id).events:
+            cp = covering(str(card_id), e.version, checkpoints)
+            events.append({"version": e.version, "type": e.type, "at": e.occurred_at,
+                           "link": chain.hashes.get(e.version, ""),
                            "checkpoint": None if cp is None else cp["header"]})
         result = None
         if verify:
