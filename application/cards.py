@@ -17,6 +17,21 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Tracking
 from eventsourcing.utils import EnvType, get_topic
 
+from application.results import (
+    Cancellation,
+    CardAsOf,
+    CardHistory,
+    CardView,
+    CodeDeliveryState,
+    Expiry,
+    HistoryEntry,
+    HistorySealed,
+    NewCard,
+    Purchase,
+    Redemption,
+    Refund,
+    SubjectRight,
+)
 from application.unit_of_work import UnitOfWork
 from domain.addresses import check_address
 from domain.base import Aggregate
@@ -161,7 +176,7 @@ class GiftCards(Application[UUID]):
         message: str | None = None,
         order_id: str,
         within: UnitOfWork | None = None,
-    ) -> Json:
+    ) -> Purchase:
         """R1-R5, R9: buy one card per order; a repeated order id returns the same card."""
         the_market = self.markets.get(market)
         check_order_id(order_id)
@@ -170,7 +185,7 @@ class GiftCards(Application[UUID]):
         check_address(buyer_email, "buyer_email")
         check_address(recipient_email, "recipient_email")
 
-        def command(uow: UnitOfWork) -> Json:
+        def command(uow: UnitOfWork) -> Purchase:
             existing = uow.get(stream_id(PURCHASE_ORDER, order_id), Index)
             if existing is not None:
                 card = self._card(uow, existing.target)
@@ -179,7 +194,7 @@ class GiftCards(Application[UUID]):
                         "order_id_conflict",
                         "this order id was already used for a different purchase",
                     )
-                return {**card_json(card), "code": None, "replayed": True}
+                return Purchase(CardView.of(card), code=None, replayed=True)
             GiftCard.check_payment_method(payment_method)
             GiftCard.check_amount(the_market, amount)
             code = self.codes()
@@ -203,7 +218,7 @@ class GiftCards(Application[UUID]):
                 self.register_code(uow, code, card.id),
                 self._sealed_delivery(uow, card, code, "purchase", buyer_id, pii, None),
             )
-            return {**card_json(card), "code": code, "replayed": False}
+            return Purchase(CardView.of(card), code=code, replayed=False)
 
         return self.run(command, within)
 
@@ -288,7 +303,7 @@ class GiftCards(Application[UUID]):
         promo_codes: list[str] | None = None,
         contains_gift_card: bool = False,
         within: UnitOfWork | None = None,
-    ) -> Json:
+    ) -> Redemption:
         """R6, R8-R14: one card per order, used once; a retry of the same order is a no-op.
         `source` names the channel (`cli`, `checkout`, an API key's id, never a secret): unknown
         codes count against the customer, or against the source when no customer is named."""
@@ -299,7 +314,7 @@ class GiftCards(Application[UUID]):
         now = self.now()
         guard = self.guessing(customer_id, source, order_id, now)
 
-        def command(uow: UnitOfWork) -> Json:
+        def command(uow: UnitOfWork) -> Redemption:
             used = uow.get(stream_id(REDEMPTION_ORDER, order_id), Index)
             if used is not None:
                 # A retry of an order already paid with this very card is the same command
@@ -307,7 +322,7 @@ class GiftCards(Application[UUID]):
                 # only of a card that paid this order: used up, worth nothing to a guesser.
                 paid_with = self._card(uow, used.target)
                 if self._code_matches(uow, code, paid_with):
-                    return redemption_json(paid_with)
+                    return Redemption.of(paid_with)
             card = self.card_for_code(uow, code, guard, the_market, now)
             if used is not None:
                 raise refuse(
@@ -336,7 +351,7 @@ class GiftCards(Application[UUID]):
                 uow.add(card)
                 raise
             uow.add(card, Index.register(REDEMPTION_ORDER, order_id, card.id))
-            return redemption_json(card)
+            return Redemption.of(card)
 
         return self.run(command, within)
 
@@ -465,21 +480,21 @@ class GiftCards(Application[UUID]):
         order_id: str | None = None,
         correlation_id: str | None = None,
         within: UnitOfWork | None = None,
-    ) -> Json:
+    ) -> Cancellation:
         """R19/R20: cancel an unused card within 14 days; refund to the original payment.
         A request may name the purchase order instead of the card (card_id None)."""
         if order_id is not None:
             check_order_id(order_id)
         now = self.now()
 
-        def command(uow: UnitOfWork) -> Json:
+        def command(uow: UnitOfWork) -> Cancellation:
             card = self._card(uow, card_id or self._bought_with(uow, order_id))
             if code is not None and not self._code_matches(uow, code, card):
                 raise refuse("code_mismatch", "the code given does not belong to this card")
             if order_id is not None and order_id != card.purchase_order_id:
                 raise refuse("order_mismatch", "this card was not bought with that order")
             if card.status == "cancelled":
-                return cancellation_json(card)
+                return Cancellation.of(card)
             self.release_timed_out_hold(uow, card, now)
             card.cancel(
                 market=self.markets.get(card.market),
@@ -487,20 +502,20 @@ class GiftCards(Application[UUID]):
                 correlation_id=correlation_id or order_id or card.purchase_order_id,
             )
             uow.add(card)
-            return cancellation_json(card)
+            return Cancellation.of(card)
 
         return self.run(command, within)
 
-    def seal_history(self, card_id: UUID, *, within: UnitOfWork | None = None) -> Json:
+    def seal_history(self, card_id: UUID, *, within: UnitOfWork | None = None) -> HistorySealed:
         """`audit seal`: chain a card's history stored before the chain existed."""
         now = self.now()
 
-        def command(uow: UnitOfWork) -> Json:
+        def command(uow: UnitOfWork) -> HistorySealed:
             card = self._card(uow, card_id)
             card.seal_history(now=now)
             uow.add(card)
-            return {"card_id": str(card_id), "sealed_at": now.isoformat(),
-                    "version": card.version, "head": card.chain_head}
+            return HistorySealed(card_id=card_id, sealed_at=now, version=card.version,
+                                 head=card.chain_head)
 
         return self.run(command, within)
 
@@ -533,7 +548,7 @@ class GiftCards(Application[UUID]):
         customer_email: str | None = None,
         customer_name: str | None = None,
         within: UnitOfWork | None = None,
-    ) -> Json:
+    ) -> Refund:
         """R16-R18: returned goods paid by card come back as a NEW card, the rest otherwise.
         R17: the card belongs to the customer of the refunded order, named by the request with
         their e-mail; it is mailed to them and nobody else (without an e-mail it waits for
@@ -543,7 +558,7 @@ class GiftCards(Application[UUID]):
             raise refuse("invalid_input", "a customer's e-mail or name needs their customer id")
         now = self.now()
 
-        def command(uow: UnitOfWork) -> Json:
+        def command(uow: UnitOfWork) -> Refund:
             used = uow.get(stream_id(REDEMPTION_ORDER, order_id), Index)
             if used is None:
                 raise refuse("unknown_order", "no order paid with a gift card has this id")
@@ -561,7 +576,7 @@ class GiftCards(Application[UUID]):
             market = self.markets.get(original.market)
             to_card, to_other = original.split_refund(market, returned_amount, received_on, now)
             new_card: GiftCard | None = None
-            code: str | None = None
+            code = ""
             if to_card > 0:
                 code = self.codes()
                 # The returning customer's e-mail and name, sealed under their key (R21).
@@ -599,25 +614,17 @@ class GiftCards(Application[UUID]):
             uow.add(original)
             if request_id is not None:
                 uow.add(Index.register(REFUND_REQUEST, request_id, original.id))
-            return {
-                "order_id": order_id,
-                "card_id": str(original.id),
-                "currency": original.currency,
-                "returned_amount": returned_amount,
-                "new_card": None
-                if new_card is None
-                else {
-                    "card_id": str(new_card.id),
-                    "code": code,
-                    "amount": new_card.amount,
-                    "expires_at": iso(new_card.expires_at),
-                },
-                "to_other_method": to_other,
-            }
+            return Refund(
+                order_id=order_id, card_id=original.id, currency=original.currency,
+                returned_amount=returned_amount, to_other_method=to_other,
+                new_card=None if new_card is None else NewCard(
+                    card_id=new_card.id, code=code, amount=new_card.amount,
+                    expires_at=new_card.expires_at),
+            )
 
         return self.run(command, within)
 
-    def expire(self, as_of: datetime | None = None, *, batch_size: int = 500) -> Json:
+    def expire(self, as_of: datetime | None = None, *, batch_size: int = 500) -> Expiry:
         """R9: expire every active card past its date; its balance is forfeited (breakage)."""
         instant = as_of or self.now()
         due = [card_id for card_id, expires_at in self.open_cards() if expires_at <= instant]
@@ -636,7 +643,7 @@ class GiftCards(Application[UUID]):
                         uow.add(card)
 
             self.run(command)
-        return {"as_of": iso(instant), "expired": expired, "forfeited": dict(forfeited)}
+        return Expiry(as_of=instant, expired=expired, forfeited=dict(forfeited))
 
     def open_cards(self) -> Iterator[tuple[UUID, datetime]]:
         """Cards still active according to the log, with their expiry (one pass, in order)."""
@@ -658,13 +665,13 @@ class GiftCards(Application[UUID]):
 
     def record_subject_right(
         self, subject_id: str, request_id: str, right: str, field: str = ""
-    ) -> Json:
+    ) -> SubjectRight:
         """P2/P4, art. 16/18: record an erasure (keys already destroyed), an objection, a
         rectification (value sealed beside the store), a restriction or its lifting; no PII
         recorded. A repeated request id records nothing again."""
         now = self.now()
 
-        def command(uow: UnitOfWork) -> Json:
+        def command(uow: UnitOfWork) -> SubjectRight:
             subject = uow.get(DataSubject.id_for(subject_id), DataSubject)
             subject = subject or DataSubject.open(subject_id)
             if right == "erasure":
@@ -681,7 +688,7 @@ class GiftCards(Application[UUID]):
                 raise refuse("invalid_input", f"unknown right {right[:20]!r}")
             if recorded:
                 uow.add(subject)
-            return {"subject_id": subject_id, "request_id": request_id, "recorded": recorded}
+            return SubjectRight(subject_id=subject_id, request_id=request_id, recorded=recorded)
 
         return self.run(command)
 
@@ -701,22 +708,22 @@ class GiftCards(Application[UUID]):
             raise refuse("unknown_card", "no card was bought with this order and code ending")
         return card.id
 
-    def show(self, card_id: UUID) -> Json:
+    def show(self, card_id: UUID) -> CardView:
         """The card as of now, its status as every read tells it (a lookup's too): `held`
         while an order holds it, `expired` past its validity."""
         card = self.card(card_id)
-        return {**card_json(card), "status": card.facts().status_at(self.now())}
+        return CardView.of(card, status=card.facts().status_at(self.now()))
 
-    def code_delivery(self, uow: UnitOfWork, card_id: UUID) -> Json:
+    def code_delivery(self, uow: UnitOfWork, card_id: UUID) -> CodeDeliveryState:
         """Where a card's code went (R7): its delivery's id, how, and how far it got."""
         delivery = uow.get(CodeDelivery.id_for(card_id), CodeDelivery)
         if delivery is None:
-            return {"delivery_id": None, "by": None, "status": None}
+            return CodeDeliveryState(delivery_id=None, by=None, status=None)
         by_email = any(name.endswith("email") for name in delivery.pii)
-        return {"delivery_id": str(delivery.id), "by": "email" if by_email else None,
-                "status": delivery.status}
+        return CodeDeliveryState(delivery_id=delivery.id, by="email" if by_email else None,
+                                 status=delivery.status)
 
-    def show_as_of(self, card_id: UUID, as_of: datetime) -> Json:
+    def show_as_of(self, card_id: UUID, as_of: datetime) -> CardAsOf:
         """The card as it stood at a past instant, replayed from its events."""
         self.card(card_id)
         card: GiftCard | None = None
@@ -726,9 +733,9 @@ class GiftCards(Application[UUID]):
             card = cast(GiftCard, cast(Any, event).mutate(card))
         if card is None:
             raise refuse("unknown_card", "the card did not exist yet at that instant")
-        return {**card_json(card), "as_of": iso(as_of)}
+        return CardAsOf(CardView.of(card), as_of=as_of)
 
-    def history(self, card_id: UUID) -> Json:
+    def history(self, card_id: UUID) -> CardHistory:
         self.card(card_id)
         events = []
         for event in self.events.get(card_id):
@@ -740,15 +747,15 @@ class GiftCards(Application[UUID]):
                          *CHAIN_FIELDS},
             )
             events.append(
-                {
-                    "type": type(event).__name__,
-                    "version": event.originator_version,
-                    "occurred_at": data.pop("at"),
-                    "recorded_at": data.pop("timestamp"),
-                    "data": data,
-                }
+                HistoryEntry(
+                    type=type(event).__name__,
+                    version=event.originator_version,
+                    occurred_at=data.pop("at"),
+                    recorded_at=data.pop("timestamp"),
+                    data=data,
+                )
             )
-        return {"card_id": str(card_id), "events": events}
+        return CardHistory(card_id=card_id, events=tuple(events))
 
     def _card(self, uow: UnitOfWork, card_id: UUID) -> GiftCard:
         card = uow.get(card_id, GiftCard)
@@ -792,38 +799,3 @@ def check_order_id(order_id: str) -> None:
 def iso(instant: datetime) -> str:
     return instant.isoformat().replace("+00:00", "Z")
 
-
-def card_json(card: GiftCard) -> Json:
-    return {
-        "card_id": str(card.id),
-        "status": card.status,
-        "market": card.market,
-        "currency": card.currency,
-        "amount": card.amount,
-        "balance": card.balance,
-        "purchased_at": iso(card.purchased_at),
-        "expires_at": iso(card.expires_at),
-        "code_last4": card.code_last4,
-        "replaces": str(card.replaces) if card.replaces else None,
-        "replaced_by": [str(i) for i in card.replaced_by],
-    }
-
-
-def redemption_json(card: GiftCard) -> Json:
-    return {
-        "card_id": str(card.id),
-        "order_id": card.used_on_order,
-        "applied": card.applied,
-        "remaining_to_pay": card.order_total - card.applied,
-        "forfeited": card.amount - card.applied,
-        "currency": card.currency,
-        "status": card.status,
-    }
-
-
-def cancellation_json(card: GiftCard) -> Json:
-    return {
-        "card_id": str(card.id),
-        "status": card.status,
-        "refund": {"amount": card.amount, "currency": card.currency, "method": "original_payment"},
-    }

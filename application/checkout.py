@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from application.cards import PURCHASE_ORDER, REDEMPTION_ORDER, REFUND_REQUEST, GiftCards
+from application.cards import PURCHASE_ORDER, REDEMPTION_ORDER, REFUND_REQUEST, GiftCards, iso
 from application.unit_of_work import UnitOfWork
 from domain.streams import stream_id
 
@@ -90,17 +90,16 @@ class Checkout:
 
     def order(self, uow: UnitOfWork, **purchase: Any) -> Ordered:
         """R1-R5: the keyword arguments of GiftCards.purchase; a repeat mails nothing."""
-        card = self.cards.purchase(**purchase, within=uow)
+        card = self.cards.purchase(**purchase, within=uow).card
         return Ordered(
-            card["card_id"], card["amount"], card["currency"], card["market"], card["expires_at"]
+            str(card.card_id), card.amount, card.currency, card.market, iso(card.expires_at)
         )
 
     def pay(self, uow: UnitOfWork, **redemption: Any) -> Paid:
         """R6, R8-R14: the keyword arguments of GiftCards.redeem."""
         done = self.cards.redeem(**redemption, within=uow)
         return Paid(
-            done["card_id"], done["applied"], done["remaining_to_pay"], done["forfeited"],
-            done["currency"],
+            str(done.card_id), done.applied, done.remaining_to_pay, done.forfeited, done.currency
         )
 
     def return_items(
@@ -115,10 +114,10 @@ class Checkout:
             request_id=request_id, customer_id=customer_id, customer_email=customer_email,
             customer_name=customer_name, within=uow,
         )
-        new_card = refund["new_card"]
+        new_card = refund.new_card
         return Returned(
-            refund["card_id"], refund["currency"], returned_amount, refund["to_other_method"],
-            new_card["card_id"] if new_card else None, new_card["amount"] if new_card else 0,
+            str(refund.card_id), refund.currency, returned_amount, refund.to_other_method,
+            str(new_card.card_id) if new_card else None, new_card.amount if new_card else 0,
         )
 
     def cancel(
@@ -126,5 +125,4 @@ class Checkout:
     ) -> Cancelled:
         """R19/R20: by card id or by purchase order, in one call."""
         cancelled = self.cards.cancel(card_id, code=code, order_id=order_id, within=uow)
-        refund = cancelled["refund"]
-        return Cancelled(cancelled["card_id"], refund["currency"], refund["amount"])
+        return Cancelled(str(cancelled.card_id), cancelled.currency, cancelled.amount)

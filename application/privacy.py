@@ -9,15 +9,16 @@ import json
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from eventsourcing.utils import get_topic
 
 from application.cards import SEALED_FOR_BOTH, GiftCards, iso
 from application.operators import BREAK_GLASS, Operators
 from application.ports import AccessEntry, PrivacyRecords, Pseudonyms, SubjectVault
+from application.results import CardHistory
 from domain.addresses import check_address
 from domain.deadlines import check_extension, due_date, is_overdue
 from domain.errors import refuse
@@ -27,6 +28,7 @@ from domain.streams import CheckoutAttempts
 from domain.subjects import DataSubject, rectified_field
 
 Json = dict[str, Any]
+T = TypeVar("T")
 CONTROLLER_MARKET = "FR"  # the controller is in Paris: French public holidays set P1 deadlines
 REQUEST_TYPES = ("access", "erasure", "portability", "objection", "rectification", "restriction")
 BUYER_FIELDS = ("buyer_email", "buyer_name", "message")  # sealed under the buyer's key
@@ -183,8 +185,8 @@ def check_operator(service: Service, operator: str | None) -> str:
 
 def logged_read(
     service: Service, operator: str | None, purpose: str, command: str,
-    read: Callable[[], Json], subjects: Callable[[Json], Iterable[Any]],
-) -> Json:
+    read: Callable[[], T], subjects: Callable[[T], Iterable[Any]],
+) -> T:
     """R21: a read naming customers needs a registered operator (checked before
     reading), and each subject shown is access-logged before it is shown."""
     access = PiiReader(service, operator or "", purpose, command)
@@ -199,11 +201,11 @@ def logged_read(
 SUBJECT_FIELDS = ("buyer_subject", "customer_id", "subject_id")
 
 
-def history_subjects(history: Json) -> Iterator[str]:
+def history_subjects(history: CardHistory) -> Iterator[str]:
     """The customers a card's history (GiftCards.history) names: its buyer, who redeemed it."""
-    for event in history["events"]:
+    for event in history.events:
         for name in SUBJECT_FIELDS:
-            if value := event["data"].get(name):
+            if value := event.data.get(name):
                 yield str(value)
 
 
@@ -361,7 +363,7 @@ class Privacy:
             "keys_destroyed": sum(keys.values()),
             "shredding": shredding,
             "already_erased": not any(keys.values()),
-            "recorded": [r["recorded"] for r in recorded],
+            "recorded": [r.recorded for r in recorded],
             "cards_as_buyer": [str(e.originator_id) for e in held.bought],
             "cards_as_recipient": [str(e.originator_id) for e in held.received],
             "fields_unreadable": unreadable,
@@ -390,7 +392,7 @@ class Privacy:
             reader.note(subject, "*")
         reader.flush()
         outcome = {"request_id": request_id, "subject_ids": subjects, "operator": operator,
-                   "results": results}
+                   "results": [asdict(r) for r in results]}
         self._close_with(request_id, operator, outcome)
         return {**outcome, "replayed": False}
 
@@ -432,7 +434,7 @@ class Privacy:
         reader.note(subject_id, field)
         reader.flush()
         outcome = {"request_id": request_id, "subject_id": subject_id, "operator": operator,
-                   "field": field, "recorded": recorded["recorded"],
+                   "field": field, "recorded": recorded.recorded,
                    "old_value_shredded": bool(shredded), "shredding": shredding}
         self._close_with(request_id, operator, outcome)
         return {**outcome, "replayed": False}
@@ -472,7 +474,7 @@ class Privacy:
             reader.note(subject, "*")
         reader.flush()
         return {"request_id": request_id, "subject_ids": subjects, "operator": operator,
-                "results": results}
+                "results": [asdict(r) for r in results]}
 
     def _forget_rectifications(self, subjects: list[str]) -> None:
         for subject in subjects:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from domain.giftcard import CardFacts, GiftCard
@@ -109,3 +110,147 @@ class DeliveryState:
     status: str | None
     failure: str | None
     attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class CardView:
+    """A card as it stands: its amount, balance, dates and the cards it replaces or is
+    replaced by (a refund's new card)."""
+
+    card_id: UUID
+    status: str
+    market: str
+    currency: str
+    amount: int
+    balance: int
+    purchased_at: datetime
+    expires_at: datetime
+    code_last4: str
+    replaces: UUID | None
+    replaced_by: tuple[UUID, ...]
+
+    @classmethod
+    def of(cls, card: GiftCard, status: str | None = None) -> CardView:
+        """`status`: the card's status as a read tells it (`held`, `expired`), if not stored."""
+        return cls(card_id=card.id, status=status or card.status, market=card.market,
+                   currency=card.currency, amount=card.amount, balance=card.balance,
+                   purchased_at=card.purchased_at, expires_at=card.expires_at,
+                   code_last4=card.code_last4, replaces=card.replaces,
+                   replaced_by=tuple(card.replaced_by))
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    """A card bought (R1-R5): its code only when this call created it; `replayed` for a
+    repeated order id, whose code was shown once already."""
+
+    card: CardView
+    code: str | None
+    replayed: bool
+
+    @property
+    def card_id(self) -> UUID:
+        return self.card.card_id
+
+
+@dataclass(frozen=True, slots=True)
+class CardAsOf:
+    """A card as it stood at a past instant, replayed from its events."""
+
+    card: CardView
+    as_of: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One fact of a card's history: its event's name, version, instants and data (the
+    event's fields as JSON, personal data excluded)."""
+
+    type: str
+    version: int
+    occurred_at: str
+    recorded_at: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CardHistory:
+    """A card's events, oldest first (the chain's bookkeeping left out)."""
+
+    card_id: UUID
+    events: tuple[HistoryEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    """A card cancelled (R19/R20): its whole amount refunded to the original payment."""
+
+    card_id: UUID
+    status: str
+    amount: int
+    currency: str
+
+    @classmethod
+    def of(cls, card: GiftCard) -> Cancellation:
+        return cls(card_id=card.id, status=card.status, amount=card.amount,
+                   currency=card.currency)
+
+
+@dataclass(frozen=True, slots=True)
+class NewCard:
+    """A refund's new card (R16): its code shown once, and mailed to its owner."""
+
+    card_id: UUID
+    code: str
+    amount: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """A return (R16-R18): what comes back on a new card, what on the other payment method."""
+
+    order_id: str
+    card_id: UUID
+    currency: str
+    returned_amount: int
+    new_card: NewCard | None
+    to_other_method: int
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """The expiry run (R9): how many cards expired as of when, and the balances forfeited per
+    currency."""
+
+    as_of: datetime
+    expired: int
+    forfeited: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectRight:
+    """A data subject's right recorded (or already recorded under this request id)."""
+
+    subject_id: str
+    request_id: str
+    recorded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CodeDeliveryState:
+    """Where a card's code went (R7): its delivery, how, and how far it got (no address)."""
+
+    delivery_id: UUID | None
+    by: str | None
+    status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySealed:
+    """A card's history chained after the fact (`audit seal`): its head as of the seal."""
+
+    card_id: UUID
+    sealed_at: datetime
+    version: int
+    head: str | None

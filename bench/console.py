@@ -42,10 +42,10 @@ def prepare(ctx: Ctx, cards: int) -> tuple[dict[str, str], dict[str, str], list[
             card = service.app.purchase(order_id=f"bench-console-{n}", market="FR", amount=5000,
                                         payment_method="card", buyer_id=f"cus-{n}",
                                         buyer_email=f"cus-{n}@example.org")
-            if n % 3 == 0:
-                service.app.redeem(code=card["code"], market="FR", order_id=f"bench-use-{n}",
+            if n % 3 == 0 and card.code is not None:
+                service.app.redeem(code=card.code, market="FR", order_id=f"bench-use-{n}",
                                    order_total=3000, customer_id=f"cus-{n}", source="bench")
-            ids.append(card["card_id"])
+            ids.append(str(card.card_id))
     finally:
         service.close()
     return env, keys, ids

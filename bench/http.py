@@ -111,9 +111,11 @@ def bought_codes(ctx: Ctx, env: dict[str, str], count: int) -> list[str]:
         while len(codes) < count:
             with service.app.batch() as uow:
                 for _ in range(min(500, count - len(codes))):
-                    codes.append(service.app.purchase(
+                    code = service.app.purchase(
                         market="FR", amount=5000, payment_method="card", buyer_id="bench",
-                        order_id=f"bench-buy-{len(codes)}", within=uow)["code"])
+                        order_id=f"bench-buy-{len(codes)}", within=uow).code
+                    assert code is not None  # a new order: its code is shown
+                    codes.append(code)
         return codes
     finally:
         service.close()

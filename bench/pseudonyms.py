@@ -40,7 +40,8 @@ def main() -> None:
     for i in range(args.cards):  # 300 customers, each card bought and redeemed once
         card = app.purchase(market="FR", amount=5000, payment_method="card",
                             buyer_id=f"cust-{i % 300}", order_id=f"o-{i}")
-        app.redeem(code=card["code"], market="FR", order_id=f"shop-{i}", order_total=3000,
+        assert card.code is not None  # a new order: its code is shown
+        app.redeem(code=card.code, market="FR", order_id=f"shop-{i}", order_total=3000,
                    customer_id=f"cust-{i * 7 % 300}", source="bench")
     topics = set(envelope.published_topics())
     stored = [n for n in app.recorder.select_notifications(1, 10**7) if n.topic in topics]

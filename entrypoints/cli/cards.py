@@ -16,6 +16,16 @@ from entrypoints.cli.base import (
     parse_text,
 )
 from entrypoints.cli.context import service
+from entrypoints.results import (
+    cancellation_json,
+    card_as_of_json,
+    card_json,
+    expiry_json,
+    history_json,
+    purchase_json,
+    redemption_json,
+    refund_json,
+)
 
 
 def card_id(text: str) -> uuid.UUID:
@@ -148,7 +158,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def purchase(args: argparse.Namespace) -> dict[str, Any]:
     app = service().app
-    return app.purchase(
+    return purchase_json(app.purchase(
         market=args.market,
         amount=to_minor(args.market, args.amount),
         payment_method=args.payment_method,
@@ -159,11 +169,11 @@ def purchase(args: argparse.Namespace) -> dict[str, Any]:
         recipient_name=args.recipient_name,
         message=args.message,
         order_id=args.order_id or f"cli-{uuid.uuid4()}",
-    )
+    ))
 
 
 def redeem(args: argparse.Namespace) -> dict[str, Any]:
-    return service().app.redeem(
+    return redemption_json(service().app.redeem(
         code=args.code,
         market=args.market,
         order_id=args.order_id,
@@ -172,17 +182,18 @@ def redeem(args: argparse.Namespace) -> dict[str, Any]:
         source="cli",  # the CLI is its own source: anonymous attempts count against it
         promo_codes=args.promo_code,
         contains_gift_card=args.contains_gift_card,
-    )
+    ))
 
 
 def cancel(args: argparse.Namespace) -> dict[str, Any]:
-    return service().app.cancel(args.card_id, code=args.code, order_id=args.order_id)
+    return cancellation_json(
+        service().app.cancel(args.card_id, code=args.code, order_id=args.order_id))
 
 
 def refund(args: argparse.Namespace) -> dict[str, Any]:
     app = service().app
     market = app.order_market(args.order_id)
-    return app.refund(
+    return refund_json(app.refund(
         order_id=args.order_id,
         returned_amount=to_minor(market, args.amount),
         received_on=args.received_on,
@@ -190,18 +201,18 @@ def refund(args: argparse.Namespace) -> dict[str, Any]:
         customer_id=args.customer_id,
         customer_email=args.customer_email,
         customer_name=args.customer_name,
-    )
+    ))
 
 
 def expire(args: argparse.Namespace) -> dict[str, Any]:
-    return service().app.expire(args.as_of)
+    return expiry_json(service().app.expire(args.as_of))
 
 
 def show(args: argparse.Namespace) -> dict[str, Any]:
     app = service().app
     if args.as_of is not None:
-        return app.show_as_of(args.card_id, args.as_of)
-    return app.show(args.card_id)
+        return card_as_of_json(app.show_as_of(args.card_id, args.as_of))
+    return card_json(app.show(args.card_id))
 
 
 def history(args: argparse.Namespace) -> dict[str, Any]:
@@ -209,8 +220,9 @@ def history(args: argparse.Namespace) -> dict[str, Any]:
     from application.privacy import history_subjects
     from entrypoints.cli.operators import logged_read
 
-    return logged_read(args, "history", "card history",
-                       lambda: service().app.history(args.card_id), history_subjects)
+    return history_json(logged_read(args, "history", "card history",
+                                    lambda: service().app.history(args.card_id),
+                                    history_subjects))
 
 
 __all__ = ["UsageError", "register", "service"]

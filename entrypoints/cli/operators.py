@@ -9,7 +9,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from application import privacy
 from application.operators import Actor, Operators, break_glass, check_allowed
@@ -17,6 +17,8 @@ from application.privacy import PiiReader
 from domain.errors import refuse
 from entrypoints.cli.base import UsageError, parse_text
 from entrypoints.cli.context import service
+
+T = TypeVar("T")
 
 log = logging.getLogger("giftcards.operators")
 KEY_VARIABLE = "GIFTCARDS_OPERATOR_KEY"
@@ -90,8 +92,8 @@ def reader(args: argparse.Namespace, action: str, purpose: str) -> PiiReader:
 
 def logged_read(
     args: argparse.Namespace, action: str, purpose: str,
-    read: Callable[[], dict[str, Any]], subjects: Callable[[dict[str, Any]], Iterable[Any]],
-) -> dict[str, Any]:
+    read: Callable[[], T], subjects: Callable[[T], Iterable[Any]],
+) -> T:
     """R21: the operator authenticated first, then every subject shown logged."""
     actor = authenticated_operator(args, action)
     return privacy.logged_read(service(), actor.name, purpose, action, read, subjects)

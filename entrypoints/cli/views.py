@@ -29,6 +29,7 @@ from entrypoints.cli.operators import (
     logged_read,
     operator_argument,
 )
+from entrypoints.results import sealed_json
 from infra.config import ConfigError
 from infra.kafka.topics import Topics
 from projections import sources
@@ -471,7 +472,8 @@ def audit_seal(args: argparse.Namespace) -> dict[str, Any]:
     from infra.chains import unsealed_cards
 
     app = service().app
-    sealed = [app.seal_history(cid) for cid in unsealed_cards(app.recorder, app.mapper)]
+    sealed = [sealed_json(app.seal_history(cid))
+              for cid in unsealed_cards(app.recorder, app.mapper)]
     signed = audit_checkpoint(args) if sealed else None
     return {"sealed": len(sealed), "cards": sealed, "checkpoint": signed}
 

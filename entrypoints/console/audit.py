@@ -58,10 +58,10 @@ def add_routes(router: APIRouter, console: Console) -> None:
         chain = card_chain(app.recorder, app.mapper, card_id)
         checkpoints = trusted_checkpoints()
         events = []
-        for e in app.history(card_id)["events"]:
-            cp = covering(str(card_id), e["version"], checkpoints)
-            events.append({"version": e["version"], "type": e["type"], "at": e["occurred_at"],
-                           "link": chain.hashes.get(e["version"], ""),
+        for e in app.history(card_id).events:
+            cp = covering(str(card_id), e.version, checkpoints)
+            events.append({"version": e.version, "type": e.type, "at": e.occurred_at,
+                           "link": chain.hashes.get(e.version, ""),
                            "checkpoint": None if cp is None else cp["header"]})
         result = None
         if verify:

@@ -23,6 +23,7 @@ from entrypoints.console.pages import (
     Console,
 )
 from entrypoints.console.sessions import Session
+from entrypoints.results import card_json, history_json, refund_json
 
 
 def add_routes(router: APIRouter, console: Console) -> None:
@@ -58,12 +59,13 @@ def add_routes(router: APIRouter, console: Console) -> None:
     def card_page(request: Request, session: Session, actor: Actor, card_id: UUID,
                   status: int = 200, **done: Any) -> Awaitable[Response]:
         def read() -> dict[str, Any]:
-            card = app.show(card_id)
+            card = card_json(app.show(card_id))
             history = logged_read(service, actor.name, "customer service: card page",
                                   "console card", lambda: app.history(card_id),
                                   history_subjects)
             delivery = Deliveries(service).of_card(card_id)
-            return {"card": card, "events": history["events"], "delivery": delivery}
+            return {"card": card, "events": history_json(history)["events"],
+                    "delivery": delivery}
 
         async def render() -> Response:
             try:
@@ -121,11 +123,11 @@ def add_routes(router: APIRouter, console: Console) -> None:
             except ValueError:
                 raise refuse("invalid_input", "received_on: a date, YYYY-MM-DD") from None
             market = app.markets.get(app.order_market(order_id))
-            done = app.refund(
+            done = refund_json(app.refund(
                 order_id=order_id, returned_amount=market.to_minor(fields.get("amount", "")),
                 received_on=received_on, request_id=fields.get("request_id") or None,
                 customer_id=fields.get("customer_id") or None,
-                customer_email=fields.get("customer_email") or None)
+                customer_email=fields.get("customer_email") or None))
             new = done.get("new_card")
             if new is not None:  # the code is the customer's: its last 4 only
                 done["new_card"] = {**{k: v for k, v in new.items() if k != "code"},

@@ -127,8 +127,8 @@ class ApiContext:
         dependency.action = action  # type: ignore[attr-defined]  # the role matrix reads it
         return dependency
 
-    def logged(self, actor: Actor, purpose: str, command: str, read: Callable[[], Any],
-               subjects: Callable[[Any], Any]) -> Awaitable[dict[str, Any]]:
+    def logged(self, actor: Actor, purpose: str, command: str, read: Callable[[], T],
+               subjects: Callable[[T], Any]) -> Awaitable[T]:
         """R21: the key's operator reads; each customer shown is logged under their name."""
         return self.call(lambda: logged_read(self.service, actor.name, purpose, command, read,
                                              subjects))

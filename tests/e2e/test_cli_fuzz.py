@@ -140,7 +140,7 @@ def test_r1_r8_hostile_input_in_process(
     assert card["code"] not in captured.out + captured.err
     assert purchased(service) == before == 1
     shown = service.app.show(UUID(card["card_id"]))
-    assert (shown["status"], shown["balance"]) == ("active", 5000)
+    assert (shown.status, shown.balance) == ("active", 5000)
 
 
 @SQLITE_ONLY

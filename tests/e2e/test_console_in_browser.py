@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import time
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 import pytest
@@ -15,7 +14,7 @@ from selenium.webdriver.common.by import By
 
 from application.delivery import Deliveries
 from application.privacy import PiiReader, Privacy
-from application.results import DeliveryState
+from application.results import DeliveryState, Purchase
 from tests.e2e.console_browser import GIFTCARDS, IDLE_SECONDS, Console, console, wait_until
 from tests.mail.inbox import message_parts
 
@@ -23,7 +22,7 @@ __all__ = ["console"]  # the module's fixture
 pytestmark = pytest.mark.timeout(300)
 
 
-def buy(console: Console, order_id: str, buyer_id: str, email: str) -> dict[str, Any]:
+def buy(console: Console, order_id: str, buyer_id: str, email: str) -> Purchase:
     service = console.service()
     try:
         return service.app.purchase(order_id=order_id, market="FR", amount=5000,
@@ -53,7 +52,7 @@ def access_log(console: Console, subject_id: str) -> set[tuple[str, str]]:
 def card_status(console: Console, card_id: str) -> str:
     service = console.service()
     try:
-        return str(service.app.show(UUID(card_id))["status"])
+        return str(service.app.show(UUID(card_id)).status)
     finally:
         service.close()
 
@@ -86,10 +85,10 @@ def test_a_form_posted_without_its_csrf_token_is_refused(console: Console) -> No
     console.open(f"/console/cards/{card['card_id']}")
     console.browser.execute_script(
         "document.querySelectorAll('input[name=csrf]').forEach(e => e.remove())")
-    console.fill({"cancel-order": "ord-console-csrf", "cancel-code": card["code"]})
+    console.fill({"cancel-order": "ord-console-csrf", "cancel-code": card.code})
     console.click("cancel")
     assert "reload the page" in console.text("refused")
-    assert card_status(console, card["card_id"]) == "active"
+    assert card_status(console, str(card.card_id)) == "active"
 
 
 def test_support_and_auditors_see_only_their_own_pages(console: Console) -> None:
@@ -110,41 +109,41 @@ def test_support_and_auditors_see_only_their_own_pages(console: Console) -> None
 def test_r19_r20_support_finds_a_card_resends_its_code_and_cancels_it(console: Console) -> None:
     console.smtp.control("reject 10")  # the mail server refuses: the delivery fails for good
     card = buy(console, "ord-console-1", "cus-1", "buyer@example.org")
-    wait_until(lambda: delivery_of(console, card["card_id"]).status == "failed",
+    wait_until(lambda: delivery_of(console, str(card.card_id)).status == "failed",
                "the delivery did not fail")
     console.smtp.control("")
     console.sign_in("sam")
     console.fill({"order_id": "ord-console-1", "last4": "0000"})
     console.click("find")
     assert "unknown_card" in console.text("error")
-    console.fill({"order_id": "ord-console-1", "last4": card["code"][-4:]})
+    console.fill({"order_id": "ord-console-1", "last4": card.code[-4:]})
     console.click("find")
     url = console.browser.current_url
     assert url.endswith(f"/console/cards/{card['card_id']}")
-    assert "ord-console-1" not in url and card["code"][-4:] not in url
+    assert "ord-console-1" not in url and card.code[-4:] not in url
     assert console.text("status") == "active"
     assert "Purchased" in console.text("timeline")
     assert console.text("delivery-status") == "failed"
-    assert card["code"] not in console.browser.page_source  # only its last 4
+    assert card.code not in console.browser.page_source  # only its last 4
     console.shot("support-card")
     # R21: the page named the buyer: logged as the operator who opened it.
     assert ("sam", "customer service: card page") in access_log(console, "cus-1")
     console.click("resend")
     assert "Sent again" in console.text("resent")
     sent = wait_until(lambda: [m for m in console.smtp.received()
-                               if message_parts(m)[0] == card["card_id"]],
+                               if message_parts(m)[0] == str(card.card_id)],
                       "the SMTP server did not receive the code again")
     assert {m["To"] for m in sent} == {"buyer@example.org"}
     # R20: the order id and the code typed by the agent, both checked.
     console.fill({"cancel-order": "ord-console-1", "cancel-code": "WRONG-CODE-0000"})
     console.click("cancel")
     assert "code_mismatch" in console.text("refused")
-    console.fill({"cancel-order": "ord-console-1", "cancel-code": card["code"]})
+    console.fill({"cancel-order": "ord-console-1", "cancel-code": card.code})
     console.click("cancel")
     assert "Cancelled" in console.text("cancelled")
     assert console.text("status") == "cancelled"
-    assert card_status(console, card["card_id"]) == "cancelled"
-    assert card["code"] not in console.log.read_text()
+    assert card_status(console, str(card.card_id)) == "cancelled"
+    assert card.code not in console.log.read_text()
 
 
 def test_the_dpo_carries_out_an_erasure_request_from_the_register(console: Console) -> None:
@@ -188,13 +187,13 @@ def test_an_auditor_sees_a_verified_history_and_the_liability_and_breakage_chart
     assert done.returncode == 0, done.stdout + done.stderr
     service = console.service()
     try:  # R11: 30.00 of the 50.00 card used, the remainder is breakage after use
-        service.app.redeem(code=card["code"], market="FR", order_id="ord-console-audit-use",
+        service.app.redeem(code=card.code, market="FR", order_id="ord-console-audit-use",
                            order_total=3000, customer_id="cus-audit", source="test")
     finally:
         service.close()
     console.browser.get_log("browser")  # drained: the earlier tests' refusals are logged
     console.sign_in("ava")
-    console.fill({"card_id": card["card_id"]})
+    console.fill({"card_id": str(card.card_id)})
     console.click("open-history")
     rows = console.browser.find_elements(By.CSS_SELECTOR, "#history tr")[1:]
     kinds = [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows]

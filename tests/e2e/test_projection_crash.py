@@ -43,7 +43,7 @@ def test_sigkill_mid_batch_then_restart_equals_clean_rebuild(env_for, clock, tmp
         for i in range(1500):
             card = buy(service.app, buyer_id=f"b{i % 40}", amount=2000 + i, within=uow)
             if i % 3 == 0:
-                pay(service.app, card["code"], f"o{i}", 1000, customer_id=f"c{i % 7}", within=uow)
+                pay(service.app, card.code, f"o{i}", 1000, customer_id=f"c{i % 7}", within=uow)
     total = store_total(service.app)
     views = Database(env["GIFTCARDS_VIEWS_URL"])
     child = start(env)

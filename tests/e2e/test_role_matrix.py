@@ -82,7 +82,7 @@ def test_r21_every_operator_command_by_every_role_is_as_the_table_says(
     cli = {a: roles for a, roles in PERMISSIONS.items() if not a.startswith("GET ")}
     assert {a.replace(" CARD_ID", "").split(" --")[0] for a in cli} == operator_commands()
     for role in ROLES:
-        cases = cli_cases(card["card_id"], tmp_path, role)
+        cases = cli_cases(str(card.card_id), tmp_path, role)
         assert set(cases) == set(cli), "every operator command has a case here"
         monkeypatch.setenv(KEY, keys[role])
         for action, argv in cases.items():
@@ -111,7 +111,7 @@ def test_r21_every_endpoint_by_every_role_is_as_the_table_says(tmp_path: Path) -
         with TestClient(api) as client:
             for route, allowed in table.items():
                 method, path = route.split(" ", 1)
-                url = path.format(card_id=card["card_id"], order_id="O-matrix")
+                url = path.format(card_id=str(card.card_id), order_id="O-matrix")
                 for role in ROLES:
                     answer = client.request(method, url, content=b"{}", headers={
                         "Authorization": f"Bearer {keys[role]}",

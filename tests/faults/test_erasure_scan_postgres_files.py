@@ -65,7 +65,7 @@ def test_p2_the_postgres_wal_and_data_files_hold_no_clear_personal_data_after_er
     found = [f"{where}/{name}: {secret}"
              for where, files in (("pg_wal", wal), ("base", heap))
              for name, content in files.items()
-             for secret in (EMAIL, NAME, PHONE, ADDRESS, MESSAGE, card["code"])
+             for secret in (EMAIL, NAME, PHONE, ADDRESS, MESSAGE, card.code)
              if any(form in content for form in forms(secret))]
     assert found == []
     # pg_waldump reads every record (a segment it cannot parse would hide its content).

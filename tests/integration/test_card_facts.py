@@ -61,7 +61,7 @@ def test_r9_r11_the_row_answers_as_the_card_at_every_step_of_a_hold(
     holds = Holds(service.app, hold_seconds=600)
     # Given a card just bought
     card = buy(service.app)
-    code = card["code"]
+    code = card.code
     # Then the row answers, and as the full lookup does
     assert lookup_fast(service, holds, code) == full(holds, code)
     assert lookup_fast(service, holds, code).status == "active"
@@ -105,14 +105,14 @@ def test_r9_r19_expired_and_cancelled_cards_answer_as_the_full_lookup(
 def test_a_row_older_than_its_cards_last_event_is_not_used(service: Service) -> None:
     holds = Holds(service.app)
     card = buy(service.app)
-    assert lookup_fast(service, holds, card["code"]) is not None
+    assert lookup_fast(service, holds, card.code) is not None
     # When an event is stored by a path that does not keep the row (the library's own save)
-    stored: GiftCard = service.app.repository.get(UUID(card["card_id"]))
+    stored: GiftCard = service.app.repository.get(card.card_id)
     stored.seal_history(now=service.app.now())
     service.app.save(stored)
     # Then the row is stale and the lookup is read in full
-    assert lookup_fast(service, holds, card["code"]) is None
-    assert full(holds, card["code"]).status == "active"
+    assert lookup_fast(service, holds, card.code) is None
+    assert full(holds, card.code).status == "active"
 
 
 @POSTGRES
@@ -123,22 +123,22 @@ def test_r8_unknown_codes_other_markets_and_locked_out_subjects_are_read_in_full
     card = buy(service.app)
     # An unknown code, and a card of another market: the full lookup records the attempt
     assert lookup_fast(service, holds, "ZZZZ-ZZZZ-ZZZZ-ZZZZ") is None
-    assert lookup_fast(service, holds, card["code"], market="BE") is None
+    assert lookup_fast(service, holds, card.code, market="BE") is None
     with pytest.raises(DomainError) as other_market:
-        full(holds, card["code"], market="BE", customer_id="guesser")
+        full(holds, card.code, market="BE", customer_id="guesser")
     assert other_market.value.code == "unknown_code"  # answered as an unknown code
     # A subject one short of the limit still gets the row's answer ...
     limit = service.app.markets.guessing.max_unknown_codes
     for n in range(limit - 2):
         with pytest.raises(DomainError):
             full(holds, f"ZZZZ-ZZZZ-ZZZZ-{n:04d}", customer_id="guesser")
-    assert lookup_fast(service, holds, card["code"], customer_id="guesser") is not None
+    assert lookup_fast(service, holds, card.code, customer_id="guesser") is not None
     # ... and at the limit, even a valid code is refused by the full lookup, not answered
     with pytest.raises(DomainError):
         full(holds, "ZZZZ-ZZZZ-ZZZZ-9999", customer_id="guesser")
-    assert lookup_fast(service, holds, card["code"], customer_id="guesser") is None
+    assert lookup_fast(service, holds, card.code, customer_id="guesser") is None
     with pytest.raises(DomainError) as locked:
-        full(holds, card["code"], customer_id="guesser")
+        full(holds, card.code, customer_id="guesser")
     assert locked.value.code == "too_many_attempts"
 
 
@@ -193,7 +193,7 @@ def test_a_database_that_does_not_answer_sends_lookups_the_full_way(service: Ser
     holds = Holds(service.app)
     recorder: Any = service.app.recorder
     reader = CardFactsReader("postgresql://giftcards:x@127.0.0.1:1/none", recorder)
-    plan = holds.plan_lookup(code=buy(service.app)["code"], market="FR", source=SOURCE)
+    plan = holds.plan_lookup(code=buy(service.app).code, market="FR", source=SOURCE)
 
     async def once() -> Any:
         try:

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from application.results import Purchase
 from domain.chain import link
 from infra import checkpoints as cps
 from infra.bootstrap import Service, build
@@ -19,7 +20,7 @@ from tests.integration.test_tamper_evidence import delete, rows, set_state
 KEY = Ed25519PrivateKey.generate()
 
 
-def thirty_euro_card(service: Service) -> dict[str, Any]:
+def thirty_euro_card(service: Service) -> Purchase:
     return service.app.purchase(market="FR", amount=3000, payment_method="card",
                                 buyer_id="cust-a", order_id="P-30")
 
@@ -43,12 +44,12 @@ def test_forged_redeemed_with_a_public_formula_hash_is_named_after_a_checkpoint(
     for key in (None, "own"):
         other = forger(env_for, clock, tmp_path, key)
         try:
-            other.app.redeem(code=card["code"], market="FR", order_id=f"O-{key}",
+            other.app.redeem(code=card.code, market="FR", order_id=f"O-{key}",
                              order_total=3000, customer_id="x", source="test")
         finally:
             other.close()
         # The forged event's chain hash is right by the public formula...
-        cid = card["card_id"]
+        cid = str(card.card_id)
         last = max(v for c, v, _, _ in rows(service) if c == cid)
         problems = verify_store(service.app, [checkpoint])
         named = {(p["card_id"], p["version"]) for p in problems}
@@ -68,7 +69,7 @@ def test_event_recorded_after_the_last_checkpoint_edited_with_a_recomputed_chain
     first, so the edit is never laundered into the views)."""
     cps.create(service.app.recorder, service.app.mapper, KEY, clock(), tmp_path / "checkpoints")
     card = thirty_euro_card(service)
-    cid = card["card_id"]
+    cid = str(card.card_id)
     prev = None
     for c, version, topic, state in rows(service):
         if c != cid:
@@ -89,7 +90,7 @@ def test_stripping_every_mac_of_a_card_is_named_at_its_head(service: Service) ->
     """A forger who removes the MACs (rather than leave wrong ones) leaves a card whose last
     event is not sealed: named."""
     card = thirty_euro_card(service)
-    cid = card["card_id"]
+    cid = str(card.card_id)
     for c, version, _, state in rows(service):
         if c == cid:
             fields = orjson.loads(state)
@@ -107,7 +108,7 @@ def test_a_whole_checkpointed_card_deleted_is_named_by_verify_and_rebuild(
     """No chain is left to check: the checkpoint's heads (its commitment to the set of cards)
     name the card, in `audit verify --all` and before any `projections rebuild`."""
     card = thirty_euro_card(service)
-    cid = card["card_id"]
+    cid = str(card.card_id)
     checkpoint = cps.create(service.app.recorder, service.app.mapper, KEY, clock(),
                             tmp_path / "checkpoints")
     for c, version, _, _ in rows(service):

@@ -176,9 +176,9 @@ def test_r3_r7_r17_r19_four_message_types_become_commands_with_results(
         "refunded": 5000,
     }
     app = service.app
-    assert app.show(UUID(card1))["status"] == "redeemed"
-    assert app.show(UUID(card2))["status"] == "cancelled"
-    assert app.show(UUID(new_card))["amount"] == 2000
+    assert app.show(UUID(card1)).status == "redeemed"
+    assert app.show(UUID(card2)).status == "cancelled"
+    assert app.show(UUID(new_card)).amount == 2000
 
 
 def test_r3_same_message_twice_one_effect_two_identical_results(
@@ -270,14 +270,15 @@ def test_r8_f1_guessing_through_kafka_is_locked_out_and_alerted(
     )
     guesses = [completed(f"g-{i}", f"shop-{i}", f"ABCDEF-GHJKMN-PQR{i:03d}") for i in range(19)]
     # The 20th message carries the real code: during the lock-out it is refused alike.
-    inputs = [*guesses, completed("g-19", "shop-19", card["code"])]
+    assert card.code is not None
+    inputs = [*guesses, completed("g-19", "shop-19", card.code)]
     with running_consumer(env_for, clock, kafka_bootstrap, topics):
         produce(kafka_bootstrap, topics.checkout, inputs, key=b"one-partition")
         replies = by_id(results.until(20))
     reasons = [replies[f"g-{i}"]["reason"] for i in range(20)]
     assert reasons == ["unknown_code"] * limit + ["too_many_attempts"] * (20 - limit)
     assert {r["status"] for r in replies.values()} == {"rejected"}
-    assert service.app.show(UUID(card["card_id"]))["status"] == "active"
+    assert service.app.show(card.card_id).status == "active"
     views = Projector(Database(f"sqlite:///{tmp_path / 'views.sqlite3'}"), FraudConfig())
     sync_store(service.app, views)
     (alert,) = queries.alerts(views.db, rule="F1")["alerts"]

@@ -20,7 +20,7 @@ def signed_store(service: Service, clock: Any, directory: Path) -> dict[str, Any
     app = service.app
     spent = app.purchase(market="DE", amount=30000, payment_method="card", buyer_id="a",
                          order_id="P-DE")
-    app.redeem(code=spent["code"], market="DE", order_id="O-DE", order_total=30000,
+    app.redeem(code=spent.code, market="DE", order_id="O-DE", order_total=30000,
                customer_id="a", source="test")
     app.purchase(market="FR", amount=3000, payment_method="card", buyer_id="b", order_id="P-FR")
     return cps.create(app.recorder, app.mapper, KEY, clock(), directory)

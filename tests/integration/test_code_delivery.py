@@ -39,7 +39,7 @@ def buy(service: Service, order_id: str, email: str = "alice@example.org", **mor
         market=more.pop("market", "FR"), amount=more.pop("amount", 5000), payment_method="card",
         buyer_id=more.pop("buyer_id", "cust-alice"), buyer_email=email, order_id=order_id, **more,
     )  # fmt: skip
-    return str(card["card_id"])
+    return str(card.card_id)
 
 
 def worker(service: Service, smtp: SmtpServer) -> DeliveryWorker:
@@ -138,23 +138,24 @@ def test_r7_r17_refund_card_mailed_to_the_buyer_names_the_refunded_order(
     card = service.app.purchase(market="DE", amount=5000, payment_method="card",
                                 buyer_id="cust-d", buyer_email="dora@example.de",
                                 order_id="o-de")  # fmt: skip
-    service.app.redeem(code=card["code"], market="DE", order_id="shop-de", order_total=5000,
+    service.app.redeem(code=card.code, market="DE", order_id="shop-de", order_total=5000,
                        customer_id="cust-d", source="test")  # fmt: skip
     refund = service.app.refund(order_id="shop-de", returned_amount=1234,
                                 received_on=clock().date(), customer_id="cust-d",
                                 customer_email="dora@example.de")  # fmt: skip
-    new = refund["new_card"]
+    new = refund.new_card
+    assert new is not None
     the_worker = worker(service, smtp_server)
     while the_worker.drain():
         pass
-    mails = mails_of(smtp_server.wait_for(4), new["card_id"])
+    mails = mails_of(smtp_server.wait_for(4), str(new.card_id))
     plain = text_of(mails["card"], "plain")
-    assert code_in(mails["card"]) == new["code"] != card["code"]
+    assert code_in(mails["card"]) == new.code != card.code
     assert mails["card"]["Content-Language"] == "de" and "12,34\xa0€" in plain
     assert "shop-de" in plain and "12. Juli 2026" in plain
     assert mails["card"]["To"] == "dora@example.de"
     assert service.app.redeem(code=code_in(mails["card"]), market="DE", order_id="shop-2",
-                              order_total=100, customer_id="x", source="test")["applied"] == 100
+                              order_total=100, customer_id="x", source="test").applied == 100
 
 
 def test_r7_deferred_421_and_451_then_250_is_delivered_after_retries(
@@ -246,8 +247,8 @@ def test_r7_p2_erasure_of_the_buyer_before_delivery_fails_it_alerts_and_keeps_th
     assert [(str(f.card_id), f.reason) for f in failed] == [(card, "buyer_erased")]
     assert live_code_keys(service) == 0  # nobody may receive it any more
     # The money does not vanish: the card stays active (liability) until it expires (breakage).
-    assert service.app.show(UUID(card))["status"] == "active"
-    assert service.app.show(UUID(card))["balance"] == 5000
+    assert service.app.show(UUID(card)).status == "active"
+    assert service.app.show(UUID(card)).balance == 5000
 
 
 def test_r7_p5_no_code_in_any_log_line_view_export_or_error_after_delivery(
@@ -259,7 +260,7 @@ def test_r7_p5_no_code_in_any_log_line_view_export_or_error_after_delivery(
         made = service.app.purchase(market="GB", amount=2500, payment_method="card",
                                     buyer_id=f"cust-{i}", buyer_email=email,
                                     message="Happy birthday", order_id=f"o-p5-{i}")  # fmt: skip
-        codes.append(made["code"])
+        codes.append(made.code)
     the_worker = worker(service, smtp_server)
     while the_worker.drain():
         pass

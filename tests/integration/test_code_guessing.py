@@ -50,7 +50,7 @@ def test_r8_a_redemption_stays_fast_after_10000_unknown_codes_of_one_customer(
                     pay(app, f"WRONG-{i}", f"heavy-{i}", 1000, customer_id="heavy")
     tried = get_topic(CheckoutAttempts.UnknownCodeTried)
     assert len(app.recorder.select_notifications(1, 2 * ATTEMPTS, topics=[tried])) == ATTEMPTS
-    cards = [buy(app)["code"] for _ in range(2 * ROUNDS)]
+    cards = [buy(app).code for _ in range(2 * ROUNDS)]
     heavy, fresh = [], []
     for n in range(ROUNDS):
         clock.advance(minutes=window)  # a window of its own: no lock-out in what is measured

@@ -26,7 +26,7 @@ def test_r16_r17_support_refunds_returned_goods_as_a_new_card_shown_by_its_last_
     sam = operators.add("sam", "support", operators.authenticate(root))["key"]
     card = app.purchase(order_id="ord-gift", market="FR", amount=5000, payment_method="card",
                         buyer_id="cus-giver", buyer_email="giver@example.org")
-    app.redeem(code=card["code"], market="FR", order_id="ord-paid", order_total=8000,
+    app.redeem(code=card.code, market="FR", order_id="ord-paid", order_total=8000,
                customer_id="cus-payer", source="test")
     with TestClient(create_app(console_service)) as client:
         token = TOKEN.search(client.get("/console/sign-in").text)
@@ -44,5 +44,5 @@ def test_r16_r17_support_refunds_returned_goods_as_a_new_card_shown_by_its_last_
     found = re.search(r'href="/console/cards/([0-9a-f-]{36})">…(\w{4})</a>', done.text)
     assert found is not None
     new = app.show(UUID(found.group(1)))
-    assert (new["amount"], new["code_last4"]) == (2000, found.group(2))
-    assert new["card_id"] != card["card_id"]
+    assert (new.amount, new.code_last4) == (2000, found.group(2))
+    assert str(new.card_id) != str(card.card_id)

@@ -45,7 +45,7 @@ def attempt(command: Any, *args: Any, **kwargs: Any) -> Any:
 def random_history(service: Service, clock: Any, live: Projector, seed: int = 42) -> None:
     """Every command, refused ones included, in group commits; the live runner runs between."""
     app, rng = service.app, random.Random(seed)
-    cards: list[dict[str, Any]] = []
+    cards: list[tuple[UUID, str | None, str]] = []  # id, code, market
     used: list[tuple[str, int, str]] = []
     for round_ in range(COMMANDS // 100):
         with app.batch() as uow:
@@ -61,30 +61,30 @@ def random_history(service: Service, clock: Any, live: Projector, seed: int = 42
                         payment_method=rng.choice(["card"] * 9 + ["bnpl"]),
                         buyer_id=f"buyer-{rng.randint(0, 300)}", order_id=f"buy-{n}", within=uow)
                     if card:
-                        cards.append(card)
+                        cards.append((card.card_id, card.code, card.card.market))
                 elif roll < 0.8:
-                    card = rng.choice(cards)
+                    _, code, market = rng.choice(cards)
                     order = f"pay-{n}"
                     guessing = rng.random() < 0.1
                     done = attempt(
                         app.redeem,
-                        code=f"GUESS{n}" if guessing else card["code"],
-                        market=card["market"] if rng.random() < 0.9 else "IT",
+                        code=f"GUESS{n}" if guessing else code,
+                        market=market if rng.random() < 0.9 else "IT",
                         order_id=order, order_total=rng.choice([500, 5000, 60000]),
                         customer_id="guesser" if guessing else f"cust-{rng.randint(0, 50)}",
                         source="test", within=uow)
-                    if done and done.get("applied"):
-                        used.append((order, done["applied"], card["market"]))
+                    if done and done.applied:
+                        used.append((order, done.applied, market))
                 elif roll < 0.88 and used:
                     order, paid, market = rng.choice(used)
                     new = attempt(
                         app.refund,
                         order_id=order, returned_amount=rng.randint(1, paid),
                         received_on=clock.now.date(), within=uow)
-                    if new and new["new_card"]:
-                        cards.append({**new["new_card"], "market": market})
+                    if new and new.new_card:
+                        cards.append((new.new_card.card_id, new.new_card.code, market))
                 else:
-                    attempt(app.cancel, UUID(rng.choice(cards)["card_id"]), within=uow)
+                    attempt(app.cancel, rng.choice(cards)[0], within=uow)
         if round_ % 4 == 3:
             sync_store(app, live, batch_size=rng.randint(50, 700))
     clock.advance(days=200)
@@ -126,11 +126,11 @@ def test_tampered_stored_event_fails_audit_verify_naming_card_and_version(servic
     app = service.app
     card = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="b",
                         order_id="o-1")
-    app.redeem(code=card["code"], market="FR", order_id="r-1", order_total=2000, customer_id="c",
+    app.redeem(code=card.code, market="FR", order_id="r-1", order_total=2000, customer_id="c",
                source="test")
     views = views_db(service, tmp_path, "v.db")
     sync_store(app, views)
-    cid = UUID(card["card_id"])
+    cid = card.card_id
     assert verify_card(app, views.db, cid) == (3, [])
     table = "giftcards_events" if service.db.is_postgres else "stored_events"
     rows = service.db.execute(
@@ -145,5 +145,5 @@ def test_tampered_stored_event_fails_audit_verify_naming_card_and_version(servic
          cid.hex if not service.db.is_postgres else cid, version])
     events, problems = verify_card(app, views.db, cid)
     assert events == 3
-    assert {(p["card_id"], p["version"]) for p in problems} == {(card["card_id"], 3)}
+    assert {(p["card_id"], p["version"]) for p in problems} == {(card.card_id, 3)}
     assert any("differs from the one recorded" in p["problem"] for p in problems)  # the chain

@@ -172,7 +172,7 @@ def test_p2_after_erasure_no_place_holds_the_subjects_data_outside_what_is_docum
 
     pseudonym = service.pseudonyms.subject(CUSTOMER)
     needles = {text: forms(text) for text in (EMAIL, NAME, PHONE, ADDRESS, MESSAGE, CUSTOMER,
-                                              ORDER, card["code"])}
+                                              ORDER, card.code)}
     needles["pseudonym"] = forms(pseudonym)
     data_dir = service.settings.data_dir
     places = [*store_places(service), *topic_places(kafka_bootstrap, topics),

@@ -126,7 +126,7 @@ def test_p2_purge_with_a_clock_years_ahead_shreds_old_cards_and_scans_clean(
         market="FR", amount=2000, payment_method="card", buyer_id="cust-recent",
         order_id="o-recent", buyer_email="recent@example.com",
     )
-    assert recent["code"]
+    assert recent.code
     privacy = Privacy(service)
     report = privacy.purge(card_years=3)
     assert report["subjects_erased"] >= len(h.alice_ids) + len(h.bob_ids)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from uuid import UUID
 
 from application.groupcommit import run_together
 from application.holds import Holds
@@ -23,7 +22,7 @@ def test_r10_concurrent_batches_hold_one_card_once(service: Service) -> None:
     card = buy(app)
 
     def batch(writer: int) -> list[Any]:
-        commands = [authorization(holds, card["code"], f"order-{writer}-{n}")
+        commands = [authorization(holds, card.code, f"order-{writer}-{n}")
                     for n in range(BATCH)]
         return run_together(app, commands)
 
@@ -34,6 +33,6 @@ def test_r10_concurrent_batches_hold_one_card_once(service: Service) -> None:
     refused = [done.error for done in outcomes if isinstance(done.error, DomainError)]
     assert len(won) == 1, outcomes
     assert [r.code for r in refused] == ["card_on_hold"] * (WRITERS * BATCH - 1)
-    events = [type(e).__name__ for e in app.events.get(UUID(card["card_id"]))]
+    events = [type(e).__name__ for e in app.events.get(card.card_id)]
     assert events.count("Held") == 1
     assert holds.capture(order_id=won[0].order_id).applied == 3000

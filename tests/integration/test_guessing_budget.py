@@ -41,11 +41,11 @@ def test_r8_dry_run_misses_lock_the_customer_out_of_real_calls(service: Service)
     app = service.app
     holds = Holds(app)
     card = buy(app)
-    assert dry_run(holds, card["code"], "dry-ok", "cust-d", "key-b") == "ok"
+    assert dry_run(holds, card.code, "dry-ok", "cust-d", "key-b") == "ok"
     for n in range(LIMIT):
         assert dry_run(holds, f"RANDOM-{n}", f"dry-{n}", "cust-d", "key-b") == "unknown_code"
     # Locked out: a valid code is answered as an unknown one is, on every path.
-    for code in (card["code"], "RANDOM-NEW"):
+    for code in (card.code, "RANDOM-NEW"):
         assert dry_run(holds, code, "dry-x", "cust-d", "key-b") == "too_many_attempts"
         assert outcome(lambda code=code: holds.authorize(
             code=code, market="FR", order_id="real-1", order_total=1000,
@@ -55,7 +55,7 @@ def test_r8_dry_run_misses_lock_the_customer_out_of_real_calls(service: Service)
         assert outcome(lambda code=code: app.redeem(
             code=code, market="FR", order_id="real-2", order_total=1000,
             customer_id="cust-d", source="checkout")) == "too_many_attempts"
-    assert holds.lookup(code=card["code"], market="FR", customer_id="cust-e",
+    assert holds.lookup(code=card.code, market="FR", customer_id="cust-e",
                         source="key-b").status == "active"
 
 
@@ -81,10 +81,10 @@ def test_r8_a_source_has_a_ceiling_whatever_customer_ids_it_names(
 
     # Each customer well under its own limit; the source reaches its ceiling.
     assert [attempt(f"RANDOM-{n}", n) for n in range(CEILING)] == ["unknown_code"] * CEILING
-    assert attempt(card["code"], CEILING + 1) == "too_many_attempts"
+    assert attempt(card.code, CEILING + 1) == "too_many_attempts"
     assert attempt("RANDOM-MORE", CEILING + 2) == "too_many_attempts"
     # Another source is not affected.
-    assert holds.lookup(code=card["code"], market="FR", customer_id="x",
+    assert holds.lookup(code=card.code, market="FR", customer_id="x",
                         source="other").status == "active"
 
 
@@ -96,5 +96,5 @@ def test_r8_a_source_locked_out_alone_is_not_reopened_by_naming_a_customer(
     for n in range(LIMIT):
         assert outcome(lambda n=n: holds.lookup(code=f"RANDOM-{n}", market="FR",
                                                 source="key-c")) == "unknown_code"
-    assert outcome(lambda: holds.lookup(code=card["code"], market="FR", source="key-c",
+    assert outcome(lambda: holds.lookup(code=card.code, market="FR", source="key-c",
                                         customer_id="fresh-customer")) == "too_many_attempts"

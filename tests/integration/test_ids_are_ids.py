@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from uuid import UUID
 
 import orjson
 import pytest
@@ -57,17 +56,17 @@ def test_p5_every_id_field_of_every_use_case_refuses_a_non_id(service: Service, 
     calls: dict[str, Callable[[], Any]] = {
         "purchase order_id": lambda: buy(app, order_id=value),
         "purchase buyer_id": lambda: buy(app, buyer_id=value),
-        "redeem order_id": lambda: app.redeem(code=card["code"], market="FR", order_id=value,
+        "redeem order_id": lambda: app.redeem(code=card.code, market="FR", order_id=value,
                                               order_total=100, customer_id="c", source="t"),
-        "redeem customer_id": lambda: app.redeem(code=card["code"], market="FR", order_id="o",
+        "redeem customer_id": lambda: app.redeem(code=card.code, market="FR", order_id="o",
                                                  order_total=100, customer_id=value, source="t"),
-        "lookup customer_id": lambda: holds.lookup(code=card["code"], market="FR",
+        "lookup customer_id": lambda: holds.lookup(code=card.code, market="FR",
                                                    customer_id=value, source="t"),
         "authorize order_id": lambda: holds.authorize(
-            code=card["code"], market="FR", order_id=value, order_total=100,
+            code=card.code, market="FR", order_id=value, order_total=100,
             customer_id="c", source="t"),
         "authorize customer_id": lambda: holds.authorize(
-            code=card["code"], market="FR", order_id="o", order_total=100,
+            code=card.code, market="FR", order_id="o", order_total=100,
             customer_id=value, source="t", simulate=True),
         "cancel order_id": lambda: app.cancel(None, order_id=value),
         "capture order_id": lambda: holds.capture(order_id=value),
@@ -75,7 +74,7 @@ def test_p5_every_id_field_of_every_use_case_refuses_a_non_id(service: Service, 
     assert {name: refusal_code(call) for name, call in calls.items()} == {
         name: "invalid_id" for name in calls}
     assert app.recorder.max_notification_id() == before  # nothing written
-    assert app.show(UUID(card["card_id"]))["status"] == "active"
+    assert app.show(card.card_id).status == "active"
 
 
 def purchase_message(**changes: Any) -> dict[str, Any]:
@@ -131,5 +130,5 @@ def test_p5_cli_refuses_a_non_id_with_exit_2(env_for: dict[str, str]) -> None:
         assert_error(cli(env_for, T0, *buyer), 2, "invalid_id")
     rc, card, _ = cli(env_for, T0, *BUY, "--amount", "50", "--order-id", "cli-ok")
     assert rc == 0
-    rc, _, _ = cli(env_for, T0, "show", card["card_id"])
+    rc, _, _ = cli(env_for, T0, "show", str(card.card_id))
     assert rc == 0

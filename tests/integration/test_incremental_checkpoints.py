@@ -22,9 +22,9 @@ KEY = Ed25519PrivateKey.generate()
 def spent_de_card(service: Service) -> str:
     card = service.app.purchase(market="DE", amount=30000, payment_method="card",
                                 buyer_id="cust-de", order_id="P-DE")
-    service.app.redeem(code=card["code"], market="DE", order_id="O-DE", order_total=30000,
+    service.app.redeem(code=card.code, market="DE", order_id="O-DE", order_total=30000,
                        customer_id="cust-de", source="test")
-    return str(card["card_id"])
+    return str(str(card.card_id))
 
 
 def named(service: Service, directory: Path) -> set[tuple[str, int | None]]:

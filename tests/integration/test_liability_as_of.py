@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-from uuid import UUID
 
 from composition.bootstrap import Service, build_projector
 from projections.queries import liability
@@ -26,7 +25,7 @@ def test_r9_liability_as_of_is_the_same_before_and_after_a_late_expiry_sweep(
     clock.advance(days=200)
     app.purchase(market="FR", amount=4000, payment_method="card", buyer_id="b",
                  order_id="P-late")
-    expiry = app.show(UUID(early["card_id"]))["expires_at"]
+    expiry = app.show(early.card_id).expires_at
     clock.advance(days=100)  # the early card is past its validity; nobody ran `expire`
     views = build_projector(service.settings)
     try:
@@ -35,7 +34,7 @@ def test_r9_liability_as_of_is_the_same_before_and_after_a_late_expiry_sweep(
         before = [liability(views.db, at, "FR") for at in instants]
         assert [fr(f) for f in before] == [(4000, 1)] * 3, (expiry, before)
         swept = app.expire()
-        assert swept["expired"] == 1
+        assert swept.expired == 1
         sync_store(app, views)
         after = [liability(views.db, at, "FR") for at in instants]
         assert after == before

@@ -39,13 +39,13 @@ def test_r7_p2_the_maildir_keeps_no_sent_message_in_clear_and_erasure_reaches_it
     maildir = service.settings.data_dir / "mail"
     stored = disk(maildir)
     assert stored  # it wrote the two e-mails...
-    for secret in (card["code"], card["code"].replace("-", ""), EMAIL, NAME, MESSAGE):
+    for secret in (card.code, card.code.replace("-", ""), EMAIL, NAME, MESSAGE):
         for form in forms(secret):
             assert form not in stored, (secret, form)  # ...but nothing of them in clear
     # Until an erasure, the buyer's e-mails can be read back (the demo shows them).
     sent = read_maildir(maildir, service.vault)
     assert {str(m["To"]) for m in sent} == {EMAIL} and len(sent) == 2
-    assert {code_in(m) for m in sent if ".card@" in str(m["Message-ID"])} == {card["code"]}
+    assert {code_in(m) for m in sent if ".card@" in str(m["Message-ID"])} == {card.code}
     privacy = Privacy(service)
     enrol(service, "dpo-1", "dpo")
     privacy.open_request("cust-zoe", "erasure", privacy.today(), "req-zoe")

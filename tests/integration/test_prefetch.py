@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from application.cards import PURCHASE_ORDER, UnitOfWork
 from domain.giftcard import GiftCard
@@ -15,7 +15,7 @@ def test_r3_prefetch_knows_absent_keys_and_still_loads_existing_ones(service: Se
     bought = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="c",
                           order_id="known")
     known, unknown = stream_id(PURCHASE_ORDER, "known"), stream_id(PURCHASE_ORDER, "new")
-    card_id = UUID(bought["card_id"])
+    card_id = bought.card_id
     assert app.load_streams is not None  # SQL stores answer in one query
     loaded = app.load_streams([known, unknown, card_id, uuid4()])
     assert set(loaded) == {known, card_id}
@@ -30,7 +30,7 @@ def test_r3_prefetch_knows_absent_keys_and_still_loads_existing_ones(service: Se
     assert uow.get(card_id, Index) is None  # a stream of another kind is not an index
     assert uow.get(unknown, Index) is None
     # A stream created in the batch after the prefetch is seen by later commands of the batch.
-    uow.add(Index.register(PURCHASE_ORDER, "new", UUID(bought["card_id"])))
+    uow.add(Index.register(PURCHASE_ORDER, "new", bought.card_id))
     assert uow.get(unknown, Index) is not None
 
 
@@ -42,4 +42,4 @@ def test_r3_repeated_order_in_one_batch_after_prefetch_is_still_one_card(service
                              order_id="twice", within=uow)
         again = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="c",
                              order_id="twice", within=uow)
-    assert again["card_id"] == first["card_id"] and again["code"] is None
+    assert str(again.card_id) == str(first.card_id) and again.code is None

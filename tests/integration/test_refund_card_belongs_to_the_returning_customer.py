@@ -35,7 +35,7 @@ def gift_spent_by_alice(service: Service) -> dict[str, Any]:
     card = service.app.purchase(market="FR", amount=25000, payment_method="card",
                                 buyer_id="cust-carol", buyer_email=CAROL, buyer_name="Carol",
                                 order_id="o-gift")  # fmt: skip
-    service.app.redeem(code=card["code"], market="FR", order_id="O-9100-R2", order_total=25000,
+    service.app.redeem(code=card.code, market="FR", order_id="O-9100-R2", order_total=25000,
                        customer_id="cust-alice", source="test")  # fmt: skip
     return card
 
@@ -73,7 +73,7 @@ def assert_alices_only(service: Service, smtp: SmtpServer, gift: str, refund_car
     # The e-mailed code spends the refund card.
     spent = service.app.redeem(code=code_in(card_mail), market="FR", order_id="o-next",
                                order_total=100, customer_id="cust-alice", source="test")
-    assert spent["card_id"] == refund_card
+    assert str(spent.card_id) == refund_card
 
 
 def test_r17_refund_card_is_mailed_to_the_returning_customer_and_in_her_export_only(
@@ -84,7 +84,7 @@ def test_r17_refund_card_is_mailed_to_the_returning_customer_and_in_her_export_o
                                 received_on=clock().date(), customer_id="cust-alice",
                                 customer_email=ALICE)  # fmt: skip
     deliver_all(service, smtp_server)
-    assert_alices_only(service, smtp_server, gift["card_id"], refund["new_card"]["card_id"])
+    assert_alices_only(service, smtp_server, gift["card_id"], str(refund.new_card.card_id))
 
 
 def test_r17_a_refund_without_the_customers_email_waits_for_customer_service(
@@ -93,7 +93,7 @@ def test_r17_a_refund_without_the_customers_email_waits_for_customer_service(
     gift = gift_spent_by_alice(service)
     refund = service.app.refund(order_id="O-9100-R2", returned_amount=15000,
                                 received_on=clock().date())  # an older request: no customer
-    new = refund["new_card"]["card_id"]
+    new = str(refund.new_card.card_id)
     deliver_all(service, smtp_server)
     assert per_recipient(smtp_server) == Counter({(CAROL, gift["card_id"]): 2})
     failed = Deliveries(service).failed()
@@ -126,7 +126,7 @@ def test_r17_cli_refund_names_the_customer_and_her_email(
                         "cust-alice", "--customer-email", ALICE)  # fmt: skip
     assert rc == 0, refund
     deliver_all(service, smtp_server)
-    assert_alices_only(service, smtp_server, gift["card_id"], refund["new_card"]["card_id"])
+    assert_alices_only(service, smtp_server, gift["card_id"], str(refund.new_card.card_id))
 
 
 def test_r17_http_refund_names_the_customer_and_her_email(

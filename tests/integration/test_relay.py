@@ -28,8 +28,8 @@ def fill(app: GiftCards, cards: int, tag: str = "") -> None:
             for i in range(start, min(cards, start + 200)):
                 card = buy(app, buyer_id=f"b{i % 40}", amount=2000 + i, within=uow)
                 if i % 3 == 0:
-                    pay(app, card["code"], f"o{tag}{i}", 700, customer_id=f"c{i % 7}", within=uow)
-                    refused(pay, app, card["code"], f"p{tag}{i}", 500, customer_id=f"c{i % 7}",
+                    pay(app, card.code, f"o{tag}{i}", 700, customer_id=f"c{i % 7}", within=uow)
+                    refused(pay, app, card.code, f"p{tag}{i}", 500, customer_id=f"c{i % 7}",
                             within=uow)
                 if i % 50 == 0:
                     refused(pay, app, "NOPE-NOPE-NOPE-NOPE", f"u{tag}{i}", 500, customer_id=f"c{i}",

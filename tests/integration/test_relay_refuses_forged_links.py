@@ -31,7 +31,7 @@ def test_relay_refuses_to_publish_a_forged_redeemed_and_everything_after_it(
         assert before > 0
         other = forger(env_for, clock, tmp_path, forgers_key)
         try:  # the insider empties the card: a Redeemed hashed by the public formula
-            other.app.redeem(code=card["code"], market="FR", order_id="O-F", order_total=3000,
+            other.app.redeem(code=card.code, market="FR", order_id="O-F", order_total=3000,
                              customer_id="x", source="test")
         finally:
             other.close()
@@ -43,15 +43,15 @@ def test_relay_refuses_to_publish_a_forged_redeemed_and_everything_after_it(
     finally:
         relay.close()
     assert stopped.value.code == "relay_forged_link"
-    assert stopped.value.card_id == card["card_id"]
+    assert stopped.value.card_id == str(card.card_id)
     published = read_committed(kafka_bootstrap, topics.events)
     assert len(published) == before  # nothing at or past the forgery
-    assert all(e["card_id"] != thirty["card_id"] for *_, e in published)
+    assert all(e["card_id"] != str(thirty.card_id) for *_, e in published)
     # The alert, for `status` and `/metrics`: which relay, where, which card.
     refused = refused_links(service.db)[topics.relay_transactional_id]
-    assert refused["card_id"] == card["card_id"] and refused["position"] > 0
+    assert refused["card_id"] == str(card.card_id) and refused["position"] > 0
     # The CLI's one-shot relay says the same with the stable code, and publishes nothing.
     code, answer = giftcards(kafka_env(env_for, kafka_bootstrap, topics), "relay", "--once")
     assert code == 2 and answer["error"]["code"] == "relay_forged_link", answer
-    assert card["card_id"] in answer["error"]["message"]
+    assert str(card.card_id) in answer["error"]["message"]
     assert len(read_committed(kafka_bootstrap, topics.events)) == before

@@ -6,7 +6,6 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from uuid import UUID
 
 import orjson
 
@@ -42,6 +41,6 @@ def test_a_cli_run_beside_a_live_connection_loses_none_of_its_writes(
         finally:
             fresh.close()
         assert rows[0] >= 2, "the purchase made after the CLI run is not in the store"
-        assert service.app.show(UUID(card["card_id"]))["status"] == "active"
+        assert service.app.show(card.card_id).status == "active"
     finally:
         service.close()

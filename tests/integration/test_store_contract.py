@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from functools import partial
 from typing import Any
-from uuid import UUID
 
 import orjson
 import pytest
@@ -52,38 +51,38 @@ def race(*commands: Callable[[], Any]) -> list[Any]:
 def test_r4_r11_r17_full_lifecycle(service: Service, clock: FixedClock) -> None:
     app = service.app
     card = buy(app, amount=5000, order_id="buy-1", message="secret words", buyer_email="a@b.fr")
-    used = pay(app, card["code"], "shop-1", 8000)
-    assert (used["applied"], used["remaining_to_pay"], used["forfeited"]) == (5000, 3000, 0)
+    used = pay(app, card.code, "shop-1", 8000)
+    assert (used.applied, used.remaining_to_pay, used.forfeited) == (5000, 3000, 0)
     clock.advance(days=3)
     back = app.refund(order_id="shop-1", returned_amount=6000, received_on=date(2026, 1, 13))
-    assert (back["new_card"]["amount"], back["to_other_method"]) == (5000, 1000)
-    new_id = UUID(back["new_card"]["card_id"])
-    assert app.show(new_id)["replaces"] == card["card_id"]
+    assert (back.new_card.amount, back.to_other_method) == (5000, 1000)
+    new_id = back.new_card.card_id
+    assert app.show(new_id).replaces == str(card.card_id)
     other = buy(app, order_id="buy-2")
-    assert app.cancel(UUID(other["card_id"]), code=other["code"])["status"] == "cancelled"
+    assert app.cancel(other.card_id, code=other.code)["status"] == "cancelled"
     clock.set("2026-09-01T00:00:00Z")
-    assert app.expire()["forfeited"] == {"EUR": 5000}
+    assert app.expire().forfeited == {"EUR": 5000}
     assert types(app, new_id) == ["Purchased", "Activated", "Expired"]
-    assert types(app, card["card_id"]) == ["Purchased", "Activated", "Redeemed", "Refunded"]
+    assert types(app, str(card.card_id)) == ["Purchased", "Activated", "Redeemed", "Refunded"]
     raw = stored_bytes(app)
-    for secret in (card["code"], back["new_card"]["code"], "secret words", "a@b.fr"):
+    for secret in (card.code, back.new_card.code, "secret words", "a@b.fr"):
         assert secret.encode() not in raw
 
 
 def test_r3_r10_r19_commands_are_idempotent(service: Service) -> None:
     app = service.app
     card = buy(app, order_id="buy-3")
-    assert buy(app, order_id="buy-3")["card_id"] == card["card_id"]
+    assert buy(app, order_id="buy-3")["card_id"] == str(card.card_id)
     with refused("order_id_conflict"):
         buy(app, order_id="buy-3", amount=9900)
-    first = pay(app, card["code"], "shop-3", 1000)
+    first = pay(app, card.code, "shop-3", 1000)
     count = event_count(service)
-    assert pay(app, card["code"], "shop-3", 1000) == first
+    assert pay(app, card.code, "shop-3", 1000) == first
     assert event_count(service) == count
     spare = buy(app, order_id="buy-4")
-    done = app.cancel(UUID(spare["card_id"]), code=spare["code"])
+    done = app.cancel(spare.card_id, code=spare.code)
     count = event_count(service)
-    assert app.cancel(UUID(spare["card_id"]), code=spare["code"]) == done
+    assert app.cancel(spare.card_id, code=spare.code) == done
     assert event_count(service) == count
 
 
@@ -107,13 +106,13 @@ def test_r11_concurrent_redemptions_of_one_code_exactly_one_wins(
 ) -> None:
     for n in range(ROUNDS):
         card = buy(service.app, order_id=f"race-card-{n}")
-        results = race(partial(pay, service.app, card["code"], f"shop-a-{n}", 1000),
-                       partial(pay, second_service.app, card["code"], f"shop-b-{n}", 1000))
+        results = race(partial(pay, service.app, card.code, f"shop-a-{n}", 1000),
+                       partial(pay, second_service.app, card.code, f"shop-b-{n}", 1000))
         won = [r for r in results if isinstance(r, dict)]
         lost = [r for r in results if isinstance(r, DomainError)]
         assert len(won) == 1 and len(lost) == 1, results
         assert lost[0].code == "already_redeemed"
-        assert types(service.app, card["card_id"]).count("Redeemed") == 1
+        assert types(service.app, str(card.card_id)).count("Redeemed") == 1
 
 
 def test_stored_state_round_trips_byte_for_byte_with_awkward_text(service: Service) -> None:
@@ -127,8 +126,8 @@ def test_stored_state_round_trips_byte_for_byte_with_awkward_text(service: Servi
     awkward = 'Zoe\'s"gift",{a,b}\\(x)\\N-NULL'
     card = service.app.purchase(market="FR", amount=5000, payment_method="card",
                                 buyer_id=awkward, order_id=f"o-{awkward}")
-    stored = service.app.recorder.select_events(UUID(card["card_id"]))
+    stored = service.app.recorder.select_events(card.card_id)
     assert orjson.loads(stored[0].state)["buyer_subject"] == awkward
     again = service.app.purchase(market="FR", amount=5000, payment_method="card",
                                  buyer_id=awkward, order_id=f"o-{awkward}")
-    assert again["card_id"] == card["card_id"] and again["replayed"] is True
+    assert str(again.card_id) == str(card.card_id) and again.replayed is True

@@ -39,13 +39,13 @@ def write_histories(service: Service, clock: Any) -> None:
     app.purchase(market="DE", amount=10000, payment_method="card", buyer_id=None,
                  order_id="P-C")
     clock.advance(days=1)
-    app.redeem(code=a["code"], market="FR", order_id="O-A", order_total=8000,
+    app.redeem(code=a.code, market="FR", order_id="O-A", order_total=8000,
                customer_id="cust-a", source="test")
     with pytest.raises(DomainError):
-        app.redeem(code=b["code"], market="DE", order_id="O-B1", order_total=1000,
+        app.redeem(code=b.code, market="DE", order_id="O-B1", order_total=1000,
                    customer_id="cust-x", source="test")
     clock.advance(days=2)
-    app.cancel(UUID(b["card_id"]), order_id="P-B")
+    app.cancel(b.card_id, order_id="P-B")
     app.refund(order_id="O-A", returned_amount=3000, received_on=date(2026, 1, 14))
     clock.advance(days=200)
     app.expire()

@@ -14,6 +14,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from application.results import Purchase
 from dev.services import unique_topic_prefix
 from domain.chain import link
 from infra import checkpoints as cps
@@ -89,7 +90,7 @@ class Lab:
             problems += compare(self.service.app.recorder, self.service.app.mapper, self.copy)
         return {(p["card_id"], p["version"]) for p in problems}
 
-    def card(self, market: str = "FR", amount: int = 3000) -> dict[str, Any]:
+    def card(self, market: str = "FR", amount: int = 3000) -> Purchase:
         n = len(rows(self.service))
         return self.service.app.purchase(market=market, amount=amount, payment_method="card",
                                          buyer_id="cust-lab", order_id=f"P-LAB-{n}")
@@ -177,24 +178,24 @@ def delete_the_tail_before_the_checkpoint(lab: Lab) -> Names | None:
 def delete_the_tail_after_an_increment(lab: Lab) -> Names | None:
     checkpointer = lab.checkpointer()  # serve's, running since the checkpoint
     card = lab.card(market="DE", amount=30000)
-    lab.service.app.redeem(code=card["code"], market="DE", order_id="O-DE-LAB",
+    lab.service.app.redeem(code=card.code, market="DE", order_id="O-DE-LAB",
                            order_total=30000, customer_id="c", source="test")
     lab.relay()
     assert checkpointer.sign_increment(KEY, lab.clock(), lab.directory) is not None
-    last = lab.last(card["card_id"])
-    delete(lab.service, card["card_id"], last)
-    return {(card["card_id"], last)}
+    last = lab.last(str(card.card_id))
+    delete(lab.service, str(card.card_id), last)
+    return {(str(card.card_id), last)}
 
 
 def delete_the_tail_within_the_last_seconds(lab: Lab) -> Names | None:
     """No increment signed it yet: only the copy on Kafka saw it (the documented window)."""
     card = lab.card(market="DE", amount=30000)
-    lab.service.app.redeem(code=card["code"], market="DE", order_id="O-DE-WIN",
+    lab.service.app.redeem(code=card.code, market="DE", order_id="O-DE-WIN",
                            order_total=30000, customer_id="c", source="test")
     lab.relay()
-    last = lab.last(card["card_id"])
-    delete(lab.service, card["card_id"], last)
-    return {(card["card_id"], last)} if lab.kafka else None
+    last = lab.last(str(card.card_id))
+    delete(lab.service, str(card.card_id), last)
+    return {(str(card.card_id), last)} if lab.kafka else None
 
 
 def swap_two_events(lab: Lab) -> Names | None:
@@ -218,15 +219,15 @@ def insert_a_copy_of_an_event(lab: Lab) -> Names | None:
 def forged_append_with_a_public_formula_hash(lab: Lab) -> Names | None:
     card = lab.card()
     lab.relay()
-    forge_redeemed(lab, card["code"], None)
-    return {(card["card_id"], lab.last(card["card_id"]))}
+    forge_redeemed(lab, card.code, None)
+    return {(str(card.card_id), lab.last(str(card.card_id)))}
 
 
 def forged_append_with_another_chain_key(lab: Lab) -> Names | None:
     card = lab.card()
     lab.relay()
-    forge_redeemed(lab, card["code"], "own")
-    return {(card["card_id"], lab.last(card["card_id"]))}
+    forge_redeemed(lab, card.code, "own")
+    return {(str(card.card_id), lab.last(str(card.card_id)))}
 
 
 def every_mac_of_a_card_stripped(lab: Lab) -> Names | None:
@@ -323,7 +324,7 @@ def an_event_appended_by_a_holder_of_the_chain_key(lab: Lab) -> Names | None:
     card = lab.card()
     insider = build(load_settings(lab.env), clock=lab.clock)
     try:
-        insider.app.redeem(code=card["code"], market="FR", order_id="O-INSIDER",
+        insider.app.redeem(code=card.code, market="FR", order_id="O-INSIDER",
                            order_total=3000, customer_id="x", source="test")
     finally:
         insider.close()
@@ -368,11 +369,11 @@ def test_each_tampering_experiment_is_named_or_out_of_reach_as_documented(
 def test_a_forged_append_never_reaches_kafka(lab: Lab, key: str | None) -> None:
     card = lab.card()
     lab.relay()
-    forge_redeemed(lab, card["code"], key)
+    forge_redeemed(lab, card.code, key)
     with pytest.raises(ForgedLinkError):
         lab.relay()
     lab.copy = published_cards(lab.bootstrap or "", lab.topics.events if lab.topics else "")
-    assert (card["card_id"], lab.last(card["card_id"])) not in lab.copy
+    assert (str(card.card_id), lab.last(str(card.card_id))) not in lab.copy
 
 
 def test_the_guarantees_table_lists_every_experiment_and_only_those() -> None:

@@ -10,13 +10,14 @@ from uuid import UUID, uuid4
 import pytest
 
 from application.cards import GiftCards
+from application.results import Purchase, Redemption
 from domain.errors import DomainError
 from infra.bootstrap import Service
 
 BUYER = "cust-1"
 
 
-def buy(app: GiftCards, **overrides: Any) -> dict[str, Any]:
+def buy(app: GiftCards, **overrides: Any) -> Purchase:
     """A valid purchase (50.00 EUR on FR by bank card) unless a test overrides a field."""
     command: dict[str, Any] = {
         "market": "FR",
@@ -29,7 +30,8 @@ def buy(app: GiftCards, **overrides: Any) -> dict[str, Any]:
     return app.purchase(**command)
 
 
-def pay(app: GiftCards, code: str, order_id: str, total: int, **overrides: Any) -> dict[str, Any]:
+def pay(app: GiftCards, code: str | None, order_id: str, total: int, **overrides: Any
+        ) -> Redemption:
     """Redeem `code` on an order of `total` minor units on FR unless overridden."""
     command: dict[str, Any] = {
         "code": code,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from uuid import UUID
 
 import orjson
 
@@ -17,8 +16,8 @@ from tests.fixtures.make_old_store import STORE, service_for
 
 def test_new_card_events_chain_to_their_predecessor_as_stored(memory_service: Service) -> None:
     app = memory_service.app
-    card = UUID(app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="c",
-                             order_id="P1")["card_id"])
+    card = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="c",
+                        order_id="P1").card_id
     app.cancel(card, order_id="P1")
     stored = list(app.recorder.select_events(card))  # type: ignore[attr-defined]
     assert len(stored) == 3
@@ -48,7 +47,7 @@ def test_old_store_sealed_then_an_edit_of_its_unchained_history_is_named(tmp_pat
         assert unsealed_cards(app.recorder, app.mapper) == []
         assert verify_store(app, []) == []
         card = cards[0]
-        versions = {s["card_id"]: s["version"] for s in sealed}
+        versions = {str(s.card_id): s.version for s in sealed}
         key = card.hex
         (state,) = service.db.execute(
             "SELECT state FROM stored_events WHERE originator_version = 1 AND originator_id = ?",
@@ -62,6 +61,6 @@ def test_old_store_sealed_then_an_edit_of_its_unchained_history_is_named(tmp_pat
         )
         named = {(p["card_id"], p["version"]) for p in verify_store(app, [])}
         assert named == {(str(card), versions[str(card)])}
-        assert app.history(card)["events"]  # the seal is not part of the card's history
+        assert app.history(card).events  # the seal is not part of the card's history
     finally:
         service.close()

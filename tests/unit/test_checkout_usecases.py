@@ -65,13 +65,13 @@ def test_r8_r11_pay_and_r16_return_read_only_what_they_declare(
     app, checkout = service.app, Checkout(service.app)
     clock.set("2026-02-02T10:00:00Z")
     card = buy(app)
-    uow = prefetched(app, checkout.pay_keys("pay-1", "cust-2", "test", card["code"]))
-    paid = checkout.pay(uow, code=card["code"], market="FR", order_id="pay-1", order_total=8000,
+    uow = prefetched(app, checkout.pay_keys("pay-1", "cust-2", "test", card.code))
+    paid = checkout.pay(uow, code=card.code, market="FR", order_id="pay-1", order_total=8000,
                         customer_id="cust-2", source="test", promo_codes=[],
                         contains_gift_card=False)
     uow.commit()
     assert isinstance(paid, Paid) and uow.misses == []
-    assert paid.reply() == {"card_id": card["card_id"], "applied": 5000,
+    assert paid.reply() == {"card_id": str(card.card_id), "applied": 5000,
                             "remaining_to_pay": 3000, "forfeited": 0, "currency": "EUR"}
     uow = prefetched(app, checkout.return_keys("pay-1", "m-1"))
     returned = checkout.return_items(uow, order_id="pay-1", returned_amount=8000,
@@ -91,8 +91,8 @@ def test_r20_cancellation_by_purchase_order_is_one_call(service: Service) -> Non
     with app.batch() as uow:
         cancelled = checkout.cancel(uow, card_id=None, order_id="bought-1", code=None)
     assert isinstance(cancelled, Cancelled)
-    assert cancelled.reply() == {"card_id": card["card_id"], "currency": "EUR", "refunded": 5000}
-    assert app.card(UUID(card["card_id"])).status == "cancelled"
+    assert cancelled.reply() == {"card_id": str(card.card_id), "currency": "EUR", "refunded": 5000}
+    assert app.card(card.card_id).status == "cancelled"
     with refused("unknown_order"), app.batch() as uow:
         checkout.cancel(uow, card_id=None, order_id="never-bought", code=None)
 
@@ -103,8 +103,8 @@ def test_r11_commands_in_a_batch_join_only_when_given_the_unit_of_work(service: 
     with app.batch() as uow:
         alone = buy(app, order_id="alone")
         joined = buy(app, order_id="joined", within=uow)
-        assert app.card(UUID(alone["card_id"])) is not None
+        assert app.card(alone.card_id) is not None
         with refused("unknown_card"):
-            app.card(UUID(joined["card_id"]))
-    assert app.card(UUID(joined["card_id"])).status == "active"
-    pay(app, alone["code"], "o-alone", 100)
+            app.card(joined.card_id)
+    assert app.card(joined.card_id).status == "active"
+    pay(app, alone.code, "o-alone", 100)

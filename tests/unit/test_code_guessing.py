@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import pytest
 from pydantic import ValidationError
@@ -66,21 +65,21 @@ def test_r8_valid_code_refused_during_lockout_then_accepted_after_the_window(
     assert wrong(app, LIMIT, "mallory") == ["unknown_code"] * LIMIT
     before = len(topics_written(app))
     with refused("too_many_attempts") as valid:
-        pay(app, card["code"], "shop-valid", 1000, customer_id="mallory")
+        pay(app, card.code, "shop-valid", 1000, customer_id="mallory")
     with refused("too_many_attempts") as invalid:
         pay(app, "NOPE-NOPE-NOPE", "shop-invalid", 1000, customer_id="mallory")
     # The answer does not tell a valid code from an invalid one, nor does what is recorded.
     assert valid.value.message == invalid.value.message
-    assert card["code"] not in valid.value.message
+    assert card.code not in valid.value.message
     written = topics_written(app)[before:]
     assert written == ["Opened", "AttemptRefused"] * 2
-    assert types(app, card["card_id"]) == ["Purchased", "Activated"]  # the card was not touched
-    assert app.show(UUID(card["card_id"]))["status"] == "active"
+    assert types(app, str(card.card_id)) == ["Purchased", "Activated"]  # the card was not touched
+    assert app.show(card.card_id).status == "active"
     clock.set("2026-01-12T10:59:59.999999Z")
     with refused("too_many_attempts"):
-        pay(app, card["code"], "shop-valid", 1000, customer_id="mallory")
+        pay(app, card.code, "shop-valid", 1000, customer_id="mallory")
     clock.set("2026-01-12T11:00:00Z")  # the next window
-    assert pay(app, card["code"], "shop-valid", 1000, customer_id="mallory")["applied"] == 1000
+    assert pay(app, card.code, "shop-valid", 1000, customer_id="mallory").applied == 1000
 
 
 def test_r8_retrying_the_same_order_during_lockout_records_one_refusal(
@@ -101,9 +100,9 @@ def test_r3_r8_a_paid_order_retried_during_lockout_gets_its_result_again(
     succeeded; another code on that order is still refused without being looked up."""
     app = memory_service.app
     card = buy(app)
-    paid = pay(app, card["code"], "shop-paid", 1000, customer_id="mallory")
+    paid = pay(app, card.code, "shop-paid", 1000, customer_id="mallory")
     wrong(app, LIMIT, "mallory")
-    assert pay(app, card["code"], "shop-paid", 1000, customer_id="mallory") == paid
+    assert pay(app, card.code, "shop-paid", 1000, customer_id="mallory") == paid
     with refused("too_many_attempts"):
         pay(app, "NOPE-NOPE-NOPE", "shop-paid", 1000, customer_id="mallory")
 
@@ -118,7 +117,7 @@ def test_r8_counts_per_customer_and_per_source_and_a_locked_source_stays_locked(
     # Another customer, another source: unaffected.
     assert wrong(app, LIMIT, "alice", prefix="a") == ["unknown_code"] * LIMIT
     assert wrong(app, LIMIT, None, prefix="k", source="api-key-7") == ["unknown_code"] * LIMIT
-    assert pay(app, card["code"], "shop-carol", 1000, customer_id="carol", source="other")
+    assert pay(app, card.code, "shop-carol", 1000, customer_id="carol", source="other")
     # Naming a customer does not reopen the locked source.
     assert wrong(app, 1, "bob", prefix="b", source="cli") == ["too_many_attempts"]
     assert wrong(app, 1, "mallory", prefix="m2") == ["too_many_attempts"]
@@ -153,10 +152,10 @@ def test_r8_no_code_is_recorded_for_refused_attempts(memory_service: Service) ->
     card = buy(app)
     wrong(app, LIMIT, "mallory")
     with refused("too_many_attempts"):
-        pay(app, card["code"], "shop-x", 1000, customer_id="mallory")
+        pay(app, card.code, "shop-x", 1000, customer_id="mallory")
     raw = stored_bytes(app)
-    assert card["code"].encode() not in raw
-    assert app.hasher.lookup_key(card["code"].replace("-", "")).encode() not in raw
+    assert card.code.encode() not in raw
+    assert app.hasher.lookup_key(card.code.replace("-", "")).encode() not in raw
 
 
 @pytest.fixture

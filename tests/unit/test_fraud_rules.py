@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import pytest
 
@@ -83,28 +82,30 @@ def test_f2_normal_buyer_not_flagged(memory_service, alerts, clock):
 def test_f3_fast_cash_out_by_another_customer(memory_service, alerts, clock):
     card = buy(memory_service.app, buyer_id="victim", amount=30_000)
     clock.advance(minutes=5)
-    pay(memory_service.app, card["code"], "loot", 30_000, customer_id="thief")
+    pay(memory_service.app, card.code, "loot", 30_000, customer_id="thief")
     (alert,) = alerts("F3")
     thief = cus(memory_service, "thief")
-    assert (alert["card_id"], alert["customer_id"]) == (card["card_id"], thief)
+    assert (alert["card_id"], alert["customer_id"]) == (str(card.card_id), thief)
 
 
 def test_f3_normal_gift_used_days_later_not_flagged(memory_service, alerts, clock):
     card = buy(memory_service.app, buyer_id="aunt", amount=30_000)
     clock.advance(days=3)
-    pay(memory_service.app, card["code"], "gift", 30_000, customer_id="nephew")
+    pay(memory_service.app, card.code, "gift", 30_000, customer_id="nephew")
     own = buy(memory_service.app, buyer_id="bob", amount=30_000)
-    pay(memory_service.app, own["code"], "own", 30_000, customer_id="bob")
+    pay(memory_service.app, own.code, "own", 30_000, customer_id="bob")
     assert alerts("F3") == []
 
 
 def refund_chain(app: Any, clock: Any, depth: int) -> str:
-    card = buy(app, buyer_id="cycler", amount=5000)
+    bought = buy(app, buyer_id="cycler", amount=5000)
+    card_id, code, amount = bought.card_id, bought.code, bought.card.amount
     for i in range(depth):
-        pay(app, card["code"], f"cycle-{i}", card["amount"], customer_id="cycler")
-        card = app.refund(order_id=f"cycle-{i}", returned_amount=card["amount"],
-                          received_on=clock.now.date())["new_card"]
-    return str(card["card_id"])
+        pay(app, code, f"cycle-{i}", amount, customer_id="cycler")
+        card = app.refund(order_id=f"cycle-{i}", returned_amount=amount,
+                          received_on=clock.now.date()).new_card
+        card_id, code, amount = card.card_id, card.code, card.amount
+    return str(card_id)
 
 
 def test_f4_refund_cycling_chain_of_depth_n(memory_service, alerts, clock):
@@ -123,7 +124,7 @@ def test_f5_cross_market_attempt(memory_service, alerts):
     card = buy(memory_service.app)
     for market in ("DE", "IT"):
         with pytest.raises(DomainError):
-            pay(memory_service.app, card["code"], f"x-{market}", 1000, market=market)
+            pay(memory_service.app, card.code, f"x-{market}", 1000, market=market)
     (alert,) = alerts("F5")
     assert len(alert["event_ids"]) == 2 and "2 time(s)" in alert["explanation"]
 
@@ -131,22 +132,22 @@ def test_f5_cross_market_attempt(memory_service, alerts):
 def test_f5_normal_refusals_on_home_market_not_flagged(memory_service, alerts):
     card = buy(memory_service.app)
     with pytest.raises(DomainError):
-        pay(memory_service.app, card["code"], "promo", 1000, promo_codes=["SALE"])
+        pay(memory_service.app, card.code, "promo", 1000, promo_codes=["SALE"])
     assert alerts("F5") == []
 
 
 def test_f6_cancellation_after_redemption_attempt(memory_service, alerts):
     card = buy(memory_service.app)
     with pytest.raises(DomainError):
-        pay(memory_service.app, card["code"], "try", 1000, market="DE", customer_id="x")
-    memory_service.app.cancel(UUID(card["card_id"]))
+        pay(memory_service.app, card.code, "try", 1000, market="DE", customer_id="x")
+    memory_service.app.cancel(card.card_id)
     (alert,) = alerts("F6")
-    assert alert["card_id"] == card["card_id"]
+    assert alert["card_id"] == str(card.card_id)
 
 
 def test_f6_normal_cancellation_not_flagged(memory_service, alerts):
     card = buy(memory_service.app)
-    memory_service.app.cancel(UUID(card["card_id"]))
+    memory_service.app.cancel(card.card_id)
     assert alerts("F6") == []
 
 
@@ -171,7 +172,7 @@ def test_p4_objection_keeps_only_compelling_rules_with_legal_basis(memory_servic
     for _ in range(2):
         card = buy(app, buyer_id="whale", amount=50_000)
     clock.advance(minutes=1)
-    pay(app, card["code"], "cash", 50_000, customer_id="whale-friend")
+    pay(app, card.code, "cash", 50_000, customer_id="whale-friend")
     found = alerts()
     f2 = [a for a in found if a["rule"] == "F2"]
     assert len(f2) == 1 and f2[0]["detected_at"] < "2026-01-12T11"  # before the objection only

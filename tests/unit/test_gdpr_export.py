@@ -46,10 +46,10 @@ def test_p3_export_is_complete_and_keeps_to_its_schema(
                        customer_id="cust-alice", source="test")
     dave = buy(app, "o-d1", "cust-dave")
     with pytest.raises(DomainError):  # a refused redemption: a card of FR tried elsewhere
-        app.redeem(code=dave["code"], market="DE", order_id="shop-alice-8", order_total=100,
+        app.redeem(code=dave.code, market="DE", order_id="shop-alice-8", order_total=100,
                    customer_id="cust-alice", source="test")
     holds = Holds(app)
-    holds.authorize(code=dave["code"], market="FR", order_id="shop-alice-9", order_total=1000,
+    holds.authorize(code=dave.code, market="FR", order_id="shop-alice-9", order_total=1000,
                     customer_id="cust-alice", source="test")
     holds.void(order_id="shop-alice-9")
     clock.advance(minutes=1)  # the restriction below leaves earlier profiling results
@@ -92,7 +92,7 @@ def test_p3_a_new_personal_data_field_must_be_exported(memory_service: Service) 
     assert naming and [cls.__qualname__ for cls in naming if cls not in SCANNED] == []
     card = buy(memory_service.app, "o-x", "cust-x", buyer_email="x@example.org", buyer_name="X",
                recipient_email="y@example.org", recipient_name="Y", message="hi")
-    sealed = set(memory_service.app.card(card["card_id"]).pii) - {"recipient_subject"}
+    sealed = set(memory_service.app.card(card.card_id).pii) - {"recipient_subject"}
     sections = export_schema()["properties"]
     exported = {
         name for section in ("cards_bought", "cards_received")

@@ -13,6 +13,7 @@ import pytest
 from application.cards import GiftCards
 from application.operators import Operators, break_glass
 from application.privacy import PiiReader, Privacy
+from application.results import Purchase
 from domain.errors import DomainError
 from infra.bootstrap import Service
 from infra.envelope import stored_envelope
@@ -35,7 +36,7 @@ class History:
     codes: list[str]
 
 
-def buy(app: GiftCards, order: str, buyer: str, amount: int = 5000, **pii: str) -> dict[str, Any]:
+def buy(app: GiftCards, order: str, buyer: str, amount: int = 5000, **pii: str) -> Purchase:
     return app.purchase(
         market="FR", amount=amount, payment_method="card", buyer_id=buyer, order_id=order, **pii
     )
@@ -52,28 +53,28 @@ def busy_history(service: Service, clock: Any) -> History:
     d = buy(app, "o-c2", "cust-carol", 2000, buyer_email=CAROL_EMAIL)
     e = buy(app, "o-c3", "cust-carol", 3000)
     clock.advance(days=1)
-    app.redeem(code=a["code"], market="FR", order_id="shop-bob-1", order_total=12000,
+    app.redeem(code=a.code, market="FR", order_id="shop-bob-1", order_total=12000,
                customer_id="cust-bob", source="test")
-    app.redeem(code=b["code"], market="FR", order_id="shop-alice-1", order_total=6000,
+    app.redeem(code=b.code, market="FR", order_id="shop-alice-1", order_total=6000,
                customer_id="cust-alice", source="test")
     with pytest.raises(DomainError):
         app.redeem(code="NOPE-NOPE-NOPE", market="FR", order_id="shop-alice-2", order_total=100,
                    customer_id="cust-alice", source="test")
-    app.cancel(UUID(d["card_id"]))
+    app.cancel(d.card_id)
     clock.advance(days=3)
     refund = app.refund(order_id="shop-alice-1", returned_amount=1000,
                         received_on=app.markets.get("FR").local_date(clock()))
     clock.advance(days=200)
     app.expire()
-    cards = [x["card_id"] for x in (a, b, c, d, e)] + [refund["new_card"]["card_id"]]
+    cards = [str(x.card_id) for x in (a, b, c, d, e)] + [str(refund.new_card.card_id)]
     vault = service.vault
     return History(
         alice_ids=["cust-alice", vault.subject_for_email(ALICE_EMAIL)],
         bob_ids=["cust-bob", vault.subject_for_email(BOB_EMAIL)],
-        alice_gift=a["card_id"],
-        bob_gift=b["card_id"],
+        alice_gift=str(a.card_id),
+        bob_gift=str(b.card_id),
         cards=cards,
-        codes=[x["code"] for x in (a, b, c, d, e)] + [refund["new_card"]["code"]],
+        codes=[x.code for x in (a, b, c, d, e)] + [refund.new_card.code],
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,9 +42,9 @@ def test_r10_one_batch_of_authorizations_of_one_card_holds_it_once(bugs: list[bo
     app = service.app
     holds = Holds(app)
     card = buy(app)
-    commands = [(broken if bug else authorization)(holds, card["code"], f"order-{n}")
+    commands = [(broken if bug else authorization)(holds, card.code, f"order-{n}")
                 for n, bug in enumerate(bugs)]
-    keys = holds.authorize_keys(code=card["code"], order_id="order-0", customer_id="cust-2",
+    keys = holds.authorize_keys(code=card.code, order_id="order-0", customer_id="cust-2",
                                 source="test")
     done = run_together(app, commands, keys)
     assert len(done) == len(bugs)
@@ -58,6 +57,6 @@ def test_r10_one_batch_of_authorizations_of_one_card_holds_it_once(bugs: list[bo
         else:
             assert isinstance(outcome.error, DomainError)
             assert outcome.error.code == "card_on_hold"
-    held = [type(e).__name__ for e in app.events.get(UUID(card["card_id"]))].count("Held")
+    held = [type(e).__name__ for e in app.events.get(card.card_id)].count("Held")
     assert held == (1 if first < len(bugs) else 0)
     service.close()

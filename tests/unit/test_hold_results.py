@@ -21,9 +21,9 @@ def test_r10_r11_a_card_held_then_captured_answers_typed_results_presented_as_do
 ) -> None:
     app, holds = memory_service.app, Holds(memory_service.app, hold_seconds=60)
     card = buy(app)
-    found = holds.lookup(code=card["code"], market="FR", source="test")
-    assert isinstance(found, CardLookup) and str(found.card_id) == card["card_id"]
-    held = holds.authorize(code=card["code"], market="FR", order_id="o-1", order_total=3000,
+    found = holds.lookup(code=card.code, market="FR", source="test")
+    assert isinstance(found, CardLookup) and str(found.card_id) == str(card.card_id)
+    held = holds.authorize(code=card.code, market="FR", order_id="o-1", order_total=3000,
                            customer_id=None, source="test")
     assert isinstance(held, HoldState) and held.amount == 3000
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -36,7 +36,7 @@ def test_r10_r11_a_card_held_then_captured_answers_typed_results_presented_as_do
     answers.Lookup.model_validate(lookup_json(found), strict=True)
     answers.Hold.model_validate(hold_json(held), strict=True)
     answers.Redemption.model_validate(redemption_json(paid), strict=True)
-    assert hold_json(shown) == {"order_id": "o-1", "card_id": card["card_id"],
+    assert hold_json(shown) == {"order_id": "o-1", "card_id": str(card.card_id),
                                 "status": "captured"}
     assert hold_json(held)["held_until"].endswith("Z")
 
@@ -46,11 +46,11 @@ def test_r10_a_released_hold_and_the_sweep_are_typed_too(
 ) -> None:
     app, holds = memory_service.app, Holds(memory_service.app, hold_seconds=60)
     card = buy(app)
-    holds.authorize(code=card["code"], market="FR", order_id="o-2", order_total=1000,
+    holds.authorize(code=card.code, market="FR", order_id="o-2", order_total=1000,
                     customer_id=None, source="test")
     voided = holds.void(order_id="o-2")
     assert (voided.status, voided.amount) == ("voided", None)
-    holds.authorize(code=card["code"], market="FR", order_id="o-3", order_total=1000,
+    holds.authorize(code=card.code, market="FR", order_id="o-3", order_total=1000,
                     customer_id=None, source="test")
     clock.advance(seconds=61)
     swept = holds.release_timed_out()

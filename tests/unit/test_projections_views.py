@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -52,7 +51,7 @@ def balance(views: Projector, card_id: str) -> dict[str, Any]:
 
 def test_r1_r4_purchase_opens_an_active_card_in_the_balance_view(memory_service, sync):
     card = buy(memory_service.app, amount=7000)
-    row = balance(sync(), card["card_id"])
+    row = balance(sync(), str(card.card_id))
     assert (row["status"], row["amount"], row["balance"], row["market"]) == (
         "active", 7000, 7000, "FR")
     assert row["last_version"] == 2  # Purchased + Activated
@@ -60,9 +59,9 @@ def test_r1_r4_purchase_opens_an_active_card_in_the_balance_view(memory_service,
 
 def test_r11_redemption_closes_card_and_forfeits_rest_as_breakage(memory_service, sync, clock):
     card = buy(memory_service.app, amount=5000)
-    pay(memory_service.app, card["code"], "order-1", 3000)
+    pay(memory_service.app, card.code, "order-1", 3000)
     views = sync()
-    assert balance(views, card["card_id"])["status"] == "redeemed"
+    assert balance(views, str(card.card_id))["status"] == "redeemed"
     rows = queries.breakage(views.db)["rows"]
     assert rows == [{"market": "FR", "currency": "EUR", "month": "2026-01", "after_use": 2000,
                      "expired": 0, "total": 2000}]
@@ -73,7 +72,7 @@ def test_r9_expiry_forfeits_balance_as_expired_breakage(memory_service, sync, cl
     clock.advance(days=200)
     memory_service.app.expire()
     views = sync()
-    assert balance(views, card["card_id"])["status"] == "expired"
+    assert balance(views, str(card.card_id))["status"] == "expired"
     (row,) = queries.breakage(views.db)["rows"]
     assert (row["month"], row["after_use"], row["expired"]) == ("2026-07", 0, 4000)
 
@@ -84,7 +83,7 @@ def test_liability_as_of_any_past_instant(memory_service, sync, clock):
     t1 = clock.advance(hours=1)
     buy(app, amount=2000, market="GB")
     t2 = clock.advance(hours=1)
-    pay(app, first["code"], "order-1", 1000)
+    pay(app, first.code, "order-1", 1000)
     views = sync()
     before = queries.liability(views.db, parse_instant("2026-01-12T09:00:00Z"))
     assert before["markets"] == []
@@ -101,52 +100,52 @@ def test_liability_as_of_any_past_instant(memory_service, sync, clock):
 def test_r17_refund_lineage_in_balance_view(memory_service, sync, clock):
     app = memory_service.app
     card = buy(app, amount=5000)
-    pay(app, card["code"], "order-1", 5000)
+    pay(app, card.code, "order-1", 5000)
     refund = app.refund(order_id="order-1", returned_amount=2000, received_on=clock.now.date())
-    new_id = refund["new_card"]["card_id"]
+    new_id = str(refund.new_card.card_id)
     views = sync()
-    assert balance(views, card["card_id"])["replaced_by"] == f'["{new_id}"]'
-    assert balance(views, new_id)["replaces"] == card["card_id"]
+    assert balance(views, str(card.card_id))["replaced_by"] == f'["{new_id}"]'
+    assert balance(views, new_id)["replaces"] == str(card.card_id)
     assert balance(views, new_id)["balance"] == 2000
 
 
 def test_r19_cancellation_closes_card_without_breakage(memory_service, sync):
     card = buy(memory_service.app)
-    memory_service.app.cancel(UUID(card["card_id"]))
+    memory_service.app.cancel(card.card_id)
     views = sync()
-    assert balance(views, card["card_id"])["status"] == "cancelled"
+    assert balance(views, str(card.card_id))["status"] == "cancelled"
     assert queries.breakage(views.db)["rows"] == []
 
 
 def test_audit_rows_chain_hashes_with_actor(memory_service, sync):
     card = buy(memory_service.app)
     with pytest.raises(DomainError):
-        pay(memory_service.app, card["code"], "order-1", 1000, market="DE", customer_id="cust-9")
+        pay(memory_service.app, card.code, "order-1", 1000, market="DE", customer_id="cust-9")
     views = sync()
     rows = views.db.execute(
         "SELECT version, event_type, actor, hash, prev_hash FROM view_audit WHERE card_id = ? "
-        "ORDER BY version", [card["card_id"]])
+        "ORDER BY version", [str(card.card_id)])
     assert [r[1] for r in rows] == ["GiftCardPurchased", "GiftCardActivated",
                                     "GiftCardRedemptionRefused"]
     cus = memory_service.pseudonyms.subject  # P5: the audit view names customers by pseudonym
     assert [r[2] for r in rows] == [cus("cust-1"), "system", cus("cust-9")]
     assert rows[0][4] is None and rows[1][4] == rows[0][3] and rows[2][4] == rows[1][3]
     envelope = next(i.envelope for i in store_page(memory_service.app, 1, 100)
-                    if i.envelope and i.envelope["card_id"] == card["card_id"])
+                    if i.envelope and i.envelope["card_id"] == str(card.card_id))
     assert rows[0][3] == chain_hash(None, envelope)
 
 
 def test_views_hold_no_code_nor_pii_ciphertext(memory_service, sync):
     card = buy(memory_service.app, buyer_email="alice@example.org", message="Happy birthday")
     dumped = repr(schema.dump(sync().db))
-    assert card["code"] not in dumped
+    assert card.code not in dumped
     assert "alice" not in dumped and "gc1:" not in dumped and "birthday" not in dumped
 
 
 def test_redelivery_is_skipped_by_position_and_by_stream_version(memory_service, sync, views):
     app = memory_service.app
     card = buy(app)
-    pay(app, card["code"], "order-1", 1000)
+    pay(app, card.code, "order-1", 1000)
     sync()
     before = schema.dump(views.db)
     page = store_page(app, 1, 1000)
@@ -180,16 +179,16 @@ def history(app: Any, clock: Any) -> None:
         try:
             if i % 4 == 0:
                 with pytest.raises(DomainError):
-                    pay(app, card["code"], f"w{i}", 1000, market="IT", customer_id=f"c{i}")
-                app.cancel(UUID(card["card_id"]))
+                    pay(app, card.code, f"w{i}", 1000, market="IT", customer_id=f"c{i}")
+                app.cancel(card.card_id)
             elif i % 4 == 1:
-                pay(app, card["code"], f"o{i}", 1000, market="FR", customer_id=f"c{i}")
+                pay(app, card.code, f"o{i}", 1000, market="FR", customer_id=f"c{i}")
             elif i % 4 == 2:
-                pay(app, card["code"], f"o{i}", card["amount"], market=card["market"])
-                new = app.refund(order_id=f"o{i}", returned_amount=card["amount"],
-                                 received_on=clock.now.date())["new_card"]
-                pay(app, new["code"], f"p{i}", new["amount"], market=card["market"])
-                app.refund(order_id=f"p{i}", returned_amount=new["amount"],
+                pay(app, card.code, f"o{i}", card.card.amount, market=card.card.market)
+                new = app.refund(order_id=f"o{i}", returned_amount=card.card.amount,
+                                 received_on=clock.now.date()).new_card
+                pay(app, new.code, f"p{i}", new.amount, market=card.card.market)
+                app.refund(order_id=f"p{i}", returned_amount=new.amount,
                            received_on=clock.now.date())
         except DomainError:
             pass

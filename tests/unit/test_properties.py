@@ -11,7 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
-from application.cards import card_json
+from application.results import CardView
 from domain.errors import DomainError
 from domain.giftcard import GiftCard
 from infra.bootstrap import build
@@ -68,8 +68,8 @@ class CardLifecycle(RuleBasedStateMachine):
                                      buyer_id="c1", order_id=f"p-{len(self.card_ids)}-{amount}")
         except DomainError:
             return None, "NOPE00-NOPE00-NOPE00"
-        self.card_ids.append(UUID(card["card_id"]))
-        return UUID(card["card_id"]), card["code"]
+        self.card_ids.append(card.card_id)
+        return card.card_id, card.code
 
     @rule(card=cards, order=st.sampled_from(ORDERS), total=st.integers(1, 80000),
           market=st.sampled_from(["FR", "FR", "GB"]), promo=st.booleans())
@@ -122,7 +122,7 @@ class CardLifecycle(RuleBasedStateMachine):
             replayed: GiftCard | None = None
             for event in history:
                 replayed = event.mutate(replayed)
-            assert replayed is not None and card_json(replayed) == card_json(card)
+            assert replayed is not None and CardView.of(replayed) == CardView.of(card)
             assert vars(replayed) == vars(card)
         issued = sum(self.app.card(c).amount for c in new_cards)
         returned = sum(totals_from_events(list(self.app.events.get(c)))["to_card"]

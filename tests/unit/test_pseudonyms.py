@@ -62,9 +62,9 @@ def test_p5_r21_no_customer_subject_or_order_id_in_clear_in_any_envelope(
     card = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="cust-dave",
                         order_id="o-d1")
     with pytest.raises(DomainError):  # another market's card: a GiftCardRedemptionRefused
-        app.redeem(code=card["code"], market="DE", order_id="shop-dave-0", order_total=9000,
+        app.redeem(code=card.code, market="DE", order_id="shop-dave-0", order_total=9000,
                    customer_id="cust-dave", source="test")
-    holds.authorize(code=card["code"], market="FR", order_id="shop-dave-1", order_total=9000,
+    holds.authorize(code=card.code, market="FR", order_id="shop-dave-1", order_total=9000,
                     customer_id="cust-dave", source="test")
     holds.void(order_id="shop-dave-1")
     with pytest.raises(DomainError):  # an unknown code: a CheckoutUnknownCodeTried

@@ -41,7 +41,7 @@ def test_p4_f3_fast_cash_out_stops_profiling_an_objector_or_restricted_subject(
     card = buy(memory_service.app, buyer_id="victim", amount=30_000)
     clock.advance(minutes=5)
 
-    pay(memory_service.app, card["code"], "loot", 30_000, customer_id="thief")
+    pay(memory_service.app, card.code, "loot", 30_000, customer_id="thief")
 
     assert alerts("F3") == []
 

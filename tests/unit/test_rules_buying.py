@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from uuid import UUID
 
 import pytest
 
-from application.cards import SEALED_FOR_BOTH
+from application.cards import SEALED_FOR_BOTH, iso
 from domain.markets import Markets
+from entrypoints.results import card_json
 from infra.bootstrap import Service, build
 from infra.config import load_settings
 from tests.conftest import SECRET, FixedClock
@@ -35,11 +35,11 @@ def test_r1_bounds_20_and_500_are_included(
     app = memory_service.app
     amount = app.markets.get(market).to_minor(major)
     card = buy(app, market=market, amount=amount)
-    assert card["amount"] == card["balance"] == amount
-    assert isinstance(card["amount"], int)
-    assert card["currency"] == {"FR": "EUR", "GB": "GBP", "US": "USD"}[market]
-    purchased = events(app, card["card_id"])[0]
-    assert purchased.amount == amount and purchased.currency == card["currency"]
+    assert card.card.amount == card.card.balance == amount
+    assert isinstance(card.card.amount, int)
+    assert card.card.currency == {"FR": "EUR", "GB": "GBP", "US": "USD"}[market]
+    purchased = events(app, str(card.card_id))[0]
+    assert purchased.amount == amount and purchased.currency == card.card.currency
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,7 @@ def test_r2_only_a_bank_card_pays_for_a_gift_card(memory_service: Service, metho
 
 def test_r2_bank_card_is_accepted(memory_service: Service) -> None:
     card = buy(memory_service.app, payment_method="card")
-    assert events(memory_service.app, card["card_id"])[0].payment_method == "card"
+    assert events(memory_service.app, str(card.card_id))[0].payment_method == "card"
 
 
 def test_r3_repeated_order_id_returns_the_same_card(memory_service: Service) -> None:
@@ -81,8 +81,8 @@ def test_r3_repeated_order_id_returns_the_same_card(memory_service: Service) -> 
     first = buy(app, order_id="order-42")
     count = event_count(memory_service)
     again = buy(app, order_id="order-42")
-    assert again["card_id"] == first["card_id"]
-    assert again["replayed"] is True and again["code"] is None
+    assert str(again.card_id) == str(first.card_id)
+    assert again.replayed is True and again.code is None
     assert event_count(memory_service) == count
 
 
@@ -100,12 +100,12 @@ def test_r3_same_order_id_with_a_different_amount_is_a_conflict(memory_service: 
 def test_r4_activated_right_after_purchased_and_usable_at_once(memory_service: Service) -> None:
     app = memory_service.app
     card = buy(app)
-    assert types(app, card["card_id"]) == ["Purchased", "Activated"]
-    purchased, activated = events(app, card["card_id"])
+    assert types(app, str(card.card_id)) == ["Purchased", "Activated"]
+    purchased, activated = events(app, str(card.card_id))
     assert activated.at == purchased.at
-    used = app.redeem(code=card["code"], market="FR", order_id="o-1", order_total=1000,
+    used = app.redeem(code=card.code, market="FR", order_id="o-1", order_total=1000,
                       source="test")
-    assert used["applied"] == 1000 and used["status"] == "redeemed"
+    assert used.applied == 1000 and used.status == "redeemed"
 
 
 def test_r5_message_and_emails_are_stored_only_sealed(sqlite_service: Service) -> None:
@@ -123,7 +123,7 @@ def test_r5_message_and_emails_are_stored_only_sealed(sqlite_service: Service) -
     for clear in (message, "marcel.dupont", "zoe.martin", "Marcel Dupont", "Martin"):
         assert clear.encode() not in raw
         assert clear.encode("utf-16-le") not in raw
-    pii = events(app, card["card_id"])[0].pii
+    pii = events(app, str(card.card_id))[0].pii
     assert set(pii) >= {"message", "buyer_email", "recipient_email", "recipient_subject"}
     # A message to a recipient is sealed under the buyer's key around the recipient's seal
     # (P2): either one's key alone does not open it.
@@ -131,13 +131,13 @@ def test_r5_message_and_emails_are_stored_only_sealed(sqlite_service: Service) -
     outer = vault.open("cust-1", pii["message"])
     assert outer is not None and message not in outer and outer.startswith(SEALED_FOR_BOTH)
     assert vault.open(pii["recipient_subject"], outer.removeprefix(SEALED_FOR_BOTH)) == message
-    history = str(app.history(UUID(card["card_id"])))
+    history = str(app.history(card.card_id))
     assert message not in history and "pii" not in history
 
 
 def test_r5_message_is_optional(memory_service: Service) -> None:
     card = buy(memory_service.app, message=None)
-    assert events(memory_service.app, card["card_id"])[0].pii == {}
+    assert events(memory_service.app, str(card.card_id))[0].pii == {}
 
 
 def test_r5_personal_data_without_a_buyer_id_is_refused(memory_service: Service) -> None:
@@ -151,17 +151,17 @@ def test_r7_confirmation_carries_amount_purchase_date_and_the_code_once(
 ) -> None:
     app = memory_service.app
     card = buy(app, order_id="order-7")
-    assert card["amount"] == 5000
-    assert card["purchased_at"] == "2026-01-12T10:00:00Z"
-    assert card["expires_at"] == "2026-07-12T10:00:00Z"
-    assert len(card["code"]) >= 16
-    assert "code" not in app.show(UUID(card["card_id"]))
+    assert card.card.amount == 5000
+    assert iso(card.card.purchased_at) == "2026-01-12T10:00:00Z"
+    assert iso(card.card.expires_at) == "2026-07-12T10:00:00Z"
+    assert len(card.code) >= 16
+    assert "code" not in card_json(app.show(card.card_id))
 
 
 def test_r6_a_card_is_bound_to_its_purchase_market(memory_service: Service) -> None:
     card = buy(memory_service.app, market="GB", amount=2000)
-    assert card["market"] == "GB" and card["currency"] == "GBP"
-    assert events(memory_service.app, card["card_id"])[0].terms_version == "GB-2025-11-19"
+    assert card.card.market == "GB" and card.card.currency == "GBP"
+    assert events(memory_service.app, str(card.card_id))[0].terms_version == "GB-2025-11-19"
 
 
 def test_r1_unknown_market_is_refused(memory_service: Service) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 from datetime import date
-from uuid import UUID
 
 import pytest
 
+from application.cards import iso
 from domain.codes import ALPHABET, LENGTH, generate_code, normalize_code
 from infra.bootstrap import Service
 from tests.conftest import FixedClock
@@ -21,12 +21,12 @@ def test_r6_card_refused_on_another_market_and_still_usable_at_home(
     app = memory_service.app
     card = buy(app, market="FR")
     with refused("wrong_market") as caught:
-        pay(app, card["code"], "o-de", 3000, market="DE")
+        pay(app, card.code, "o-de", 3000, market="DE")
     assert "FR" in caught.value.message
-    assert types(app, card["card_id"])[-1] == "RedemptionRefused"
-    assert events(app, card["card_id"])[-1].attempted_market == "DE"
-    assert app.show(UUID(card["card_id"]))["balance"] == 5000
-    assert pay(app, card["code"], "o-fr", 3000)["applied"] == 3000
+    assert types(app, card.card_id)[-1] == "RedemptionRefused"
+    assert events(app, card.card_id)[-1].attempted_market == "DE"
+    assert app.show(card.card_id).balance == 5000
+    assert pay(app, card.code, "o-fr", 3000).applied == 3000
 
 
 def test_r8_codes_are_long_unambiguous_and_carry_80_bits() -> None:
@@ -54,14 +54,14 @@ def test_r8_every_symbol_is_equally_likely_at_every_position() -> None:
 def test_r8_code_is_typed_at_checkout_in_any_case_and_grouping(memory_service: Service) -> None:
     app = memory_service.app
     card = buy(app)
-    typed = normalize_code(card["code"]).lower()
-    assert pay(app, typed, "o-1", 1000)["card_id"] == card["card_id"]
+    typed = normalize_code(card.code).lower()
+    assert pay(app, typed, "o-1", 1000).card_id == card.card_id
 
 
 def test_r8_code_never_stored_only_hmac_index_and_last4(memory_service: Service) -> None:
     app = memory_service.app
     card = buy(app)
-    code = card["code"]
+    code = card.code
     with refused("wrong_market") as caught:
         pay(app, code, "o-1", 1000, market="GB")
     assert code not in caught.value.message
@@ -69,7 +69,7 @@ def test_r8_code_never_stored_only_hmac_index_and_last4(memory_service: Service)
     raw = stored_bytes(app)
     for form in (code, normalize_code(code), normalize_code(code)[:12], code.lower()):
         assert form.encode() not in raw
-    purchased = events(app, card["card_id"])[0]
+    purchased = events(app, card.card_id)[0]
     assert purchased.code_last4 == normalize_code(code)[-4:]
     assert app.hasher.lookup_key(normalize_code(code)).encode() not in raw
 
@@ -94,9 +94,9 @@ def test_r9_card_expires_exactly_six_months_after_purchase(
     app = memory_service.app
     clock.set("2026-03-15T09:30:00Z")
     card = buy(app)
-    assert card["expires_at"] == "2026-09-15T09:30:00Z"
+    assert iso(card.card.expires_at) == "2026-09-15T09:30:00Z"
     clock.set("2026-09-15T09:29:59Z")
-    assert pay(app, card["code"], "o-1", 1000)["applied"] == 1000
+    assert pay(app, card.code, "o-1", 1000).applied == 1000
 
 
 @pytest.mark.parametrize(
@@ -111,7 +111,7 @@ def test_r9_month_end_purchase_clamps_to_the_last_day(
     memory_service: Service, clock: FixedClock, bought: str, expires: str
 ) -> None:
     clock.set(bought)
-    assert buy(memory_service.app)["expires_at"] == expires
+    assert iso(buy(memory_service.app).card.expires_at) == expires
 
 
 def test_r9_redeem_after_expiry_refused_and_balance_forfeited(
@@ -121,15 +121,15 @@ def test_r9_redeem_after_expiry_refused_and_balance_forfeited(
     card = buy(app, amount=7000)
     clock.set("2026-07-12T10:00:00Z")
     with refused("expired") as caught:
-        pay(app, card["code"], "o-late", 1000)
+        pay(app, card.code, "o-late", 1000)
     assert "2026-07-12" in caught.value.message
-    assert types(app, card["card_id"])[-2:] == ["Expired", "RedemptionRefused"]
-    expired = events(app, card["card_id"])[-2]
+    assert types(app, card.card_id)[-2:] == ["Expired", "RedemptionRefused"]
+    expired = events(app, card.card_id)[-2]
     assert expired.forfeited == 7000
-    assert app.show(UUID(card["card_id"]))["status"] == "expired"
+    assert app.show(card.card_id).status == "expired"
     with refused("expired"):
-        pay(app, card["code"], "o-later", 1000)
-    assert types(app, card["card_id"]).count("Expired") == 1
+        pay(app, card.code, "o-later", 1000)
+    assert types(app, card.card_id).count("Expired") == 1
 
 
 def test_r9_expire_twice_changes_nothing(memory_service: Service, clock: FixedClock) -> None:
@@ -139,22 +139,22 @@ def test_r9_expire_twice_changes_nothing(memory_service: Service, clock: FixedCl
     later = buy(app, amount=3000)
     clock.set("2026-08-01T00:00:00Z")
     first = app.expire()
-    assert first["expired"] == 1 and first["forfeited"] == {"EUR": 2500}
+    assert first.expired == 1 and first.forfeited == {"EUR": 2500}
     count = event_count(memory_service)
     second = app.expire()
-    assert second["expired"] == 0 and second["forfeited"] == {}
+    assert second.expired == 0 and second.forfeited == {}
     assert event_count(memory_service) == count
-    assert app.show(UUID(kept["card_id"]))["status"] == "expired"
-    assert app.show(UUID(later["card_id"]))["status"] == "active"
+    assert app.show(kept.card_id).status == "expired"
+    assert app.show(later.card_id).status == "active"
 
 
 def test_r10_one_card_per_order(memory_service: Service) -> None:
     app = memory_service.app
     first, second = buy(app), buy(app)
-    pay(app, first["code"], "order-10", 8000)
+    pay(app, first.code, "order-10", 8000)
     with refused("one_card_per_order"):
-        pay(app, second["code"], "order-10", 8000)
-    assert app.show(UUID(second["card_id"]))["balance"] == 5000
+        pay(app, second.code, "order-10", 8000)
+    assert app.show(second.card_id).balance == 5000
 
 
 def test_r10_retry_of_the_same_order_and_code_returns_the_original_result(
@@ -162,56 +162,56 @@ def test_r10_retry_of_the_same_order_and_code_returns_the_original_result(
 ) -> None:
     app = memory_service.app
     card = buy(app)
-    first = pay(app, card["code"], "order-11", 3000)
+    first = pay(app, card.code, "order-11", 3000)
     count = event_count(memory_service)
-    again = pay(app, card["code"], "order-11", 3000)
+    again = pay(app, card.code, "order-11", 3000)
     assert again == first
-    assert types(app, card["card_id"]).count("Redeemed") == 1
+    assert types(app, card.card_id).count("Redeemed") == 1
     assert event_count(memory_service) == count
 
 
 def test_r11_remainder_is_forfeited_on_first_use(memory_service: Service) -> None:
     app = memory_service.app
     card = buy(app, amount=5000)
-    used = pay(app, card["code"], "order-12", 1999)
-    assert (used["applied"], used["forfeited"], used["remaining_to_pay"]) == (1999, 3001, 0)
-    redeemed = events(app, card["card_id"])[-1]
+    used = pay(app, card.code, "order-12", 1999)
+    assert (used.applied, used.forfeited, used.remaining_to_pay) == (1999, 3001, 0)
+    redeemed = events(app, card.card_id)[-1]
     assert (redeemed.applied, redeemed.forfeited) == (1999, 3001)
-    assert app.show(UUID(card["card_id"]))["balance"] == 0
+    assert app.show(card.card_id).balance == 0
 
 
 def test_r11_second_use_is_refused(memory_service: Service) -> None:
     app = memory_service.app
     card = buy(app)
-    pay(app, card["code"], "order-13", 1000)
+    pay(app, card.code, "order-13", 1000)
     with refused("already_redeemed"):
-        pay(app, card["code"], "order-14", 1000)
-    assert types(app, card["card_id"]).count("Redeemed") == 1
+        pay(app, card.code, "order-14", 1000)
+    assert types(app, card.card_id).count("Redeemed") == 1
 
 
 def test_r12_the_rest_of_the_order_is_paid_by_another_method(memory_service: Service) -> None:
     app = memory_service.app
     card = buy(app, amount=5000)
-    used = pay(app, card["code"], "order-15", 12345)
-    assert (used["applied"], used["remaining_to_pay"], used["forfeited"]) == (5000, 7345, 0)
-    assert events(app, card["card_id"])[-1].remaining_to_pay == 7345
+    used = pay(app, card.code, "order-15", 12345)
+    assert (used.applied, used.remaining_to_pay, used.forfeited) == (5000, 7345, 0)
+    assert events(app, card.card_id)[-1].remaining_to_pay == 7345
 
 
 def test_r13_not_combinable_with_promo_codes(memory_service: Service) -> None:
     app = memory_service.app
     card = buy(app)
     with refused("not_combinable"):
-        pay(app, card["code"], "order-16", 3000, promo_codes=["SUMMER10"])
-    assert types(app, card["card_id"])[-1] == "RedemptionRefused"
-    assert app.show(UUID(card["card_id"]))["status"] == "active"
+        pay(app, card.code, "order-16", 3000, promo_codes=["SUMMER10"])
+    assert types(app, card.card_id)[-1] == "RedemptionRefused"
+    assert app.show(card.card_id).status == "active"
 
 
 def test_r13_a_gift_card_cannot_pay_for_a_gift_card(memory_service: Service) -> None:
     app = memory_service.app
     card = buy(app)
     with refused("gift_card_purchase_not_allowed"):
-        pay(app, card["code"], "order-17", 3000, contains_gift_card=True)
-    assert app.show(UUID(card["card_id"]))["balance"] == 5000
+        pay(app, card.code, "order-17", 3000, contains_gift_card=True)
+    assert app.show(card.card_id).balance == 5000
 
 
 def test_r14_refund_of_card_paid_goods_is_a_new_card_never_cash(
@@ -219,10 +219,10 @@ def test_r14_refund_of_card_paid_goods_is_a_new_card_never_cash(
 ) -> None:
     app = memory_service.app
     card = buy(app, amount=10000)
-    pay(app, card["code"], "order-18", 3000)
+    pay(app, card.code, "order-18", 3000)
     back = app.refund(order_id="order-18", returned_amount=3000, received_on=date(2026, 1, 12))
-    assert back["to_other_method"] == 0
-    assert back["new_card"]["amount"] == 3000
+    assert back.to_other_method == 0
+    assert back.new_card.amount == 3000
     # The 70.00 forfeited on first use is never paid out, in cash or otherwise.
     with refused("refund_exceeds_paid"):
         app.refund(order_id="order-18", returned_amount=1, received_on=date(2026, 1, 12))
@@ -231,9 +231,9 @@ def test_r14_refund_of_card_paid_goods_is_a_new_card_never_cash(
 def test_r14_a_used_card_has_no_cash_value_left(memory_service: Service) -> None:
     app = memory_service.app
     card = buy(app)
-    pay(app, card["code"], "order-19", 1000)
+    pay(app, card.code, "order-19", 1000)
     with refused("card_already_used"):
-        app.cancel(UUID(card["card_id"]), code=card["code"])
+        app.cancel(card.card_id, code=card.code)
 
 
 def test_r15_lost_card_is_not_replaced_or_refunded_after_14_days(
@@ -243,10 +243,10 @@ def test_r15_lost_card_is_not_replaced_or_refunded_after_14_days(
     card = buy(app, order_id="order-20")
     clock.advance(days=20)
     with refused("cancellation_period_over"):
-        app.cancel(UUID(card["card_id"]), code=card["code"], order_id="order-20")
+        app.cancel(card.card_id, code=card.code, order_id="order-20")
     # Buying again under the same order never hands out a fresh code for the lost one.
     again = buy(app, order_id="order-20")
-    assert again["card_id"] == card["card_id"] and again["code"] is None
+    assert again.card_id == card.card_id and again.code is None
     assert not [name for name in dir(app) if "reissue" in name or "replace" in name]
     # The code stays a bearer secret: whoever holds it can still use it.
-    assert pay(app, card["code"], "order-21", 1000)["applied"] == 1000
+    assert pay(app, card.code, "order-21", 1000).applied == 1000

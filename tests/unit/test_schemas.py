@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 from typing import Any
-from uuid import UUID
 
 import orjson
 import pytest
@@ -52,14 +51,14 @@ def lifecycle(service: Service, clock: Any) -> list[str]:
     kept = app.purchase(amount=2000, order_id="o-2", **buyer)
     left = app.purchase(amount=3000, order_id="o-3", **buyer)
     clock.advance(days=1)
-    app.redeem(code=used["code"], market="FR", order_id="shop-1", order_total=8000, source="test",
+    app.redeem(code=used.code, market="FR", order_id="shop-1", order_total=8000, source="test",
                customer_id="cust-bob")
-    for code, order in ((used["code"], "shop-2"), ("NOPE-NOPE-NOPE", "shop-3")):
+    for code, order in ((used.code, "shop-2"), ("NOPE-NOPE-NOPE", "shop-3")):
         with pytest.raises(DomainError):
             app.redeem(code=code, market="FR", order_id=order, order_total=100, source="test",
                        customer_id="cust-bob")
     holds = Holds(app)  # a hold, voided (GiftCardHeld, GiftCardHoldReleased)
-    holds.authorize(code=left["code"], market="FR", order_id="shop-4", order_total=1000,
+    holds.authorize(code=left.code, market="FR", order_id="shop-4", order_total=1000,
                     customer_id="cust-bob", source="test")
     holds.void(order_id="shop-4")
     limit = app.markets.guessing.max_unknown_codes
@@ -67,7 +66,7 @@ def lifecycle(service: Service, clock: Any) -> list[str]:
         with pytest.raises(DomainError):
             app.redeem(code=f"GUESS-{n}", market="FR", order_id=f"guess-{n}", order_total=100,
                        source="test", customer_id="cust-mallory")
-    app.cancel(UUID(kept["card_id"]))
+    app.cancel(kept.card_id)
     clock.advance(days=2)
     refund = app.refund(order_id="shop-1", returned_amount=1000,
                         received_on=app.markets.get("FR").local_date(clock()))
@@ -79,7 +78,7 @@ def lifecycle(service: Service, clock: Any) -> list[str]:
     app.record_subject_right("cust-bob", "req-rectify-1", "rectification", "email")
     app.record_subject_right("cust-bob", "req-restrict-1", "restriction")
     app.record_subject_right("cust-bob", "req-restrict-1", "restriction_lifted")
-    return [used["code"], kept["code"], left["code"], refund["new_card"]["code"]]
+    return [used.code, kept.code, left.code, refund.new_card.code]
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations.
 
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -15,6 +14,7 @@ from entrypoints.http import responses as answers
 from entrypoints.http.bodies import IdemKey, PurchaseBody, RefundBody, Simulate
 from entrypoints.http.context import ApiContext
 from entrypoints.http.replies import without_codes
+from entrypoints.results import code_delivery_json, purchase_json, refund_json
 
 
 def dry_run(model: type[answers.Answer]) -> dict[int | str, dict[str, Any]]:
@@ -38,7 +38,8 @@ def routes(context: ApiContext) -> APIRouter:
         `code_delivery`, where the code went."""
         def command(uow: UnitOfWork) -> dict[str, Any]:
             done = app.purchase(**body.model_dump(), within=uow)
-            return {**done, "code_delivery": app.code_delivery(uow, UUID(done["card_id"]))}
+            return {**purchase_json(done),
+                    "code_delivery": code_delivery_json(app.code_delivery(uow, done.card_id))}
 
         if simulate:
             done = await context.call(lambda: command(UnitOfWork(app)))
@@ -56,12 +57,12 @@ def routes(context: ApiContext) -> APIRouter:
             check_id("request_id", body.request_id)
 
         def command(uow: UnitOfWork) -> dict[str, Any]:
-            return app.refund(
+            return refund_json(app.refund(
                 order_id=body.order_id, returned_amount=body.amount,
                 received_on=body.received_on, request_id=body.request_id,
                 customer_id=body.customer_id, customer_email=body.customer_email,
                 customer_name=body.customer_name, within=uow,
-            )
+            ))
 
         if simulate:
             done = await context.call(lambda: command(UnitOfWork(app)))

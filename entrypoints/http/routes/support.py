@@ -14,7 +14,7 @@ from domain.apikeys import ApiKey
 from entrypoints.http import responses as answers
 from entrypoints.http.bodies import CancelBody, IdemKey
 from entrypoints.http.context import ApiContext
-from entrypoints.results import released_json
+from entrypoints.results import cancellation_json, card_json, history_json, released_json
 
 
 def routes(context: ApiContext) -> APIRouter:
@@ -33,21 +33,22 @@ def routes(context: ApiContext) -> APIRouter:
         """R19/R20: the purchase order id and the card's code, both checked."""
         return await context.idempotent(
             request, key, idempotency_key,
-            lambda uow: app.cancel(body.card_id, code=body.code, order_id=body.order_id,
-                                   within=uow),
+            lambda uow: cancellation_json(app.cancel(body.card_id, code=body.code,
+                                                     order_id=body.order_id, within=uow)),
         )
 
     @router.get("/v1/cards/{card_id}", operation_id="show_card", response_model=answers.Card)
     async def show(card_id: UUID, key: Reader) -> dict[str, Any]:
         """The card as of now: `held` while an order holds it, as a lookup says."""
-        return await context.call(lambda: app.show(card_id))
+        return card_json(await context.call(lambda: app.show(card_id)))
 
     @router.get("/v1/cards/{card_id}/history", operation_id="card_history",
                 response_model=answers.History)
     async def history(card_id: UUID, actor: HistoryReader) -> dict[str, Any]:
         """The card's events; the customer ids they name: an operator's own key (R21)."""
-        return await context.logged(actor, "card history", "GET history",
-                                    lambda: app.history(card_id), history_subjects)
+        return history_json(await context.logged(actor, "card history", "GET history",
+                                                 lambda: app.history(card_id),
+                                                 history_subjects))
 
     @router.post("/v1/holds/release-timed-out", operation_id="release_timed_out_holds",
                  response_model=answers.Sweep)
