@@ -160,6 +160,10 @@ def test_p2_after_erasure_and_each_purge_metrics_exports_packs_outbox_and_dead_l
                          "--market", "FR", "--out", str(pack), "--operator", "aud")
     assert status == 0 and packed["cards"] == 1, packed
     earlier = [("export gdpr", json.dumps(exported).encode()), *file_places(pack, "pack")]
+    # And a card whose code e-mail is still in the outbox when the erasure comes.
+    pending = app.purchase(market="FR", amount=2000, payment_method="card", buyer_id=CUSTOMER,
+                           buyer_email=EMAIL, buyer_name=NAME, message=MESSAGE,
+                           order_id=f"{ORDER}-pending")
 
     relay = Relay(service, kafka_bootstrap, topics, transactional_id=f"{topics.prefix}relay")
     try:
@@ -171,6 +175,11 @@ def test_p2_after_erasure_and_each_purge_metrics_exports_packs_outbox_and_dead_l
     finally:
         relay.close()
     sync_store(app, views)
+    assert worker.delivered == 1  # the second code e-mail waited in the outbox
+    for _ in range(10):  # the outbox after the erasure: nothing of them goes out
+        if not worker.drain():
+            break
+    assert worker.delivered == 1, "a code e-mail went to an erased subject"
     # An export after the erasure: only the id the operator typed, nothing readable of them.
     status, after = cli(env, "gdpr", "export", CUSTOMER, "--operator", "sam")
     assert status == 0, after
@@ -179,6 +188,7 @@ def test_p2_after_erasure_and_each_purge_metrics_exports_packs_outbox_and_dead_l
     pseudonym = service.pseudonyms.subject(CUSTOMER)
     needles = {text: forms(text) for text in (*PERSONAL, CUSTOMER, ORDER, REFUSED_ID)}
     needles["code"] = forms(card["code"])
+    needles["pending code"] = forms(pending["code"])
     needles["pseudonym"] = forms(pseudonym)
     data_dir = service.settings.data_dir
     process_env = {**env_for, "GIFTCARDS_NOW": NOW, "PATH": os.environ["PATH"]}
