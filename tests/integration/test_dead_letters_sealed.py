@@ -90,7 +90,7 @@ def test_p2_retention_destroys_the_dead_letter_key_after_its_period(
     assert opened(service, found) == ERASED  # the sealed original: unreadable by anyone
 
 
-def test_v1_stays_released_unchanged_and_the_gate_refuses_a_new_field_in_it() -> None:
+def test_v1_stays_released_unchanged_v2_is_released_beside_it_and_the_gate_holds_both() -> None:
     released = schemas.read(schemas.RELEASED_DIR)
     published = schemas.read(schemas.SCHEMA_DIR)
     assert published[schemas.DEAD_LETTER] == released[schemas.DEAD_LETTER]
@@ -100,6 +100,14 @@ def test_v1_stays_released_unchanged_and_the_gate_refuses_a_new_field_in_it() ->
     (problem,) = schema_gate.problems(released, {**published,
                                                  schemas.DEAD_LETTER: json.dumps(widened)})
     assert "original_sealed added" in problem
+    # v2 is released beside it, and held alike.
+    assert published[schemas.DEAD_LETTER_V2] == released[schemas.DEAD_LETTER_V2]
+    narrowed = json.loads(published[schemas.DEAD_LETTER_V2])
+    del narrowed["properties"]["original_sealed"]
+    narrowed["required"].remove("original_sealed")
+    (problem,) = schema_gate.problems(released, {**published,
+                                                 schemas.DEAD_LETTER_V2: json.dumps(narrowed)})
+    assert "original_sealed removed" in problem
     # The consumer's letters without sealing are still v1 letters.
     _, v1 = dead_letter(Invalid("not_json"), topic="t", partition=0, offset=0, raw=b"{")
     assert set(v1) == set(DEAD_LETTER_SCHEMA["properties"])

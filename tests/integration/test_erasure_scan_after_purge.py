@@ -18,6 +18,7 @@ import httpx
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from application.operators import Operators
 from application.privacy import Privacy
 from composition.bootstrap import build_delivery_worker
 from consumers.checkout import CheckoutProcessor
@@ -30,7 +31,7 @@ from infra.vault import ERASED
 from projections.runner import Projector
 from projections.sources import sync_store
 from tests.conftest import FixedClock
-from tests.e2e.operator_keys import enrol as enrol_with_key
+from tests.e2e.operator_keys import KEY
 from tests.e2e.test_gdpr_cli import cli
 from tests.e2e.test_http_api import start_api
 from tests.integration.test_checkout_consumer import ordered
@@ -50,7 +51,7 @@ from tests.integration.test_erasure_scan_everywhere import (
     topic_places,
     topics,  # noqa: F401  (a fixture)
 )
-from tests.operator_register import enrol
+from tests.operator_register import FOUNDER, enrol
 
 NOW = "2026-01-12T10:00:00Z"  # the fixture clock's start, for the CLI and API processes
 PERIOD = "2026-01"
@@ -147,29 +148,38 @@ def test_p2_after_erasure_and_each_purge_metrics_exports_packs_outbox_and_dead_l
     producer.close()
 
     # Before the erasure: an export of the subject and the month's evidence pack.
-    env = {**env_for, "GIFTCARDS_NOW": NOW, "PATH": "/usr/bin:/bin"}
-    enrol_with_key(cli, env, "sam", "support")
-    enrol_with_key(cli, env, "aud", "auditor")
+    enrol(service, "dpo-1", "dpo")
+    keys = {name: Operators(app).add(name, role, FOUNDER)["key"]
+            for name, role in (("sam", "support"), ("aud", "auditor"))}
+    env = {**env_for, "GIFTCARDS_NOW": NOW, "PATH": "/usr/bin:/bin", KEY: keys["sam"]}
     status, exported = cli(env, "gdpr", "export", CUSTOMER, "--operator", "sam")
     assert status == 0, exported
     assert cli(env, "audit", "checkpoint")[0] == 0
     pack = tmp_path / "pack"
-    status, packed = cli(env, "audit", "export", "--period", PERIOD, "--market", "FR",
-                         "--out", str(pack), "--operator", "aud")
+    status, packed = cli({**env, KEY: keys["aud"]}, "audit", "export", "--period", PERIOD,
+                         "--market", "FR", "--out", str(pack), "--operator", "aud")
     assert status == 0 and packed["cards"] == 1, packed
     earlier = [("export gdpr", json.dumps(exported).encode()), *file_places(pack, "pack")]
+    # And a card whose code e-mail is still in the outbox when the erasure comes.
+    pending = app.purchase(market="FR", amount=2000, payment_method="card", buyer_id=CUSTOMER,
+                           buyer_email=EMAIL, buyer_name=NAME, message=MESSAGE,
+                           order_id=f"{ORDER}-pending")
 
     relay = Relay(service, kafka_bootstrap, topics, transactional_id=f"{topics.prefix}relay")
     try:
         relay.drain()
         privacy = Privacy(service)
-        enrol(service, "dpo-1", "dpo")
         privacy.open_request(CUSTOMER, "erasure", privacy.today(), "req-scan")
         privacy.erase([CUSTOMER], "req-scan", "dpo-1")
         relay.drain()
     finally:
         relay.close()
     sync_store(app, views)
+    assert worker.delivered == 1  # the second code e-mail waited in the outbox
+    for _ in range(10):  # the outbox after the erasure: nothing of them goes out
+        if not worker.drain():
+            break
+    assert worker.delivered == 1, "a code e-mail went to an erased subject"
     # An export after the erasure: only the id the operator typed, nothing readable of them.
     status, after = cli(env, "gdpr", "export", CUSTOMER, "--operator", "sam")
     assert status == 0, after
@@ -178,6 +188,7 @@ def test_p2_after_erasure_and_each_purge_metrics_exports_packs_outbox_and_dead_l
     pseudonym = service.pseudonyms.subject(CUSTOMER)
     needles = {text: forms(text) for text in (*PERSONAL, CUSTOMER, ORDER, REFUSED_ID)}
     needles["code"] = forms(card["code"])
+    needles["pending code"] = forms(pending["code"])
     needles["pseudonym"] = forms(pseudonym)
     data_dir = service.settings.data_dir
     process_env = {**env_for, "GIFTCARDS_NOW": NOW, "PATH": os.environ["PATH"]}
