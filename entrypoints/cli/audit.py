@@ -282,7 +282,8 @@ def evidence_pack(args: argparse.Namespace) -> dict[str, Any]:
         key = signing_key(create=False)  # signs the manifest: files, liability, breakage
         app = service().app
         manifest = evidence.export(app.recorder, app.mapper, projector().db, args.market,
-                                   args.period, checkpoints, key, app.now(), args.out, clear)
+                                   args.period, checkpoints, key, app.now(), args.out, clear,
+                                   zones=projector().zones)
         assert cps.fingerprint(key) == manifest["key"]
         return {"ok": True, "out": str(args.out), **manifest}
 
