@@ -37,13 +37,13 @@ def build_card_facts_reader(service: Service) -> CardFactsReader | None:
 
 def build_projector(settings: Settings) -> Projector:
     """The views in GIFTCARDS_VIEWS_URL with the fraud thresholds and the process's markets."""
-    from projections import handlers
     from projections.config import read_fraud_config
     from projections.runner import Projector
+    from projections.timefmt import TimeZones
 
-    handlers.use_markets(load_markets(settings))
     views = Database(settings.views_url, settings.db_pool_size)
-    return Projector(views, read_fraud_config(settings.fraud_config))
+    return Projector(views, read_fraud_config(settings.fraud_config),
+                     TimeZones(load_markets(settings)))
 
 
 def build_relay(service: Service, topics: Topics, batch_size: int | None = None) -> Relay:

@@ -1,4 +1,8 @@
-"""The gift card aggregate: every rule of the terms (R1-R20) as checks and past-tense events."""
+"""The gift card aggregate: every rule of the terms (R1-R20) as checks and past-tense events.
+
+Long because it is one aggregate: the library's idiom keeps each event class beside the method
+that records it, inside the aggregate's class, so its rules read together in one place.
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import orjson
 
 from infra.db import Database
 from projections.schema import Table
+from projections.timefmt import TimeZones, shipped_zones
 
 Row = dict[str, Any]
 Key = tuple[Any, ...]
@@ -20,8 +21,9 @@ CHUNK = 500
 class Batch:
     """Row cache for one transaction; the runner serialises transactions, so no lost update."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, zones: TimeZones | None = None) -> None:
         self.db = db
+        self.zones = zones or shipped_zones()  # the months the ledger closes, per market
         self._rows: dict[str, dict[Key, Row | None]] = defaultdict(dict)
         self._dirty: dict[str, tuple[Table, set[Key]]] = {}
         # Counters changed by increments: never read back, summed in the database at flush.

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -17,8 +18,8 @@ from infra import checkpoints as cps
 from infra.chains import CARD_TOPIC_PREFIX, CardChain, chain_key_of, fields_of, ids_key, redact
 from infra.db import Database
 from infra.private_files import private_directory
-from projections.handlers import month_of, zone
 from projections.queries import breakage, liability
+from projections.timefmt import TimeZones, month_in, shipped_zones
 
 Problem = dict[str, Any]
 FILES = ("chains.jsonl", "events.jsonl", "liability.json", "breakage.json", "checkpoints.json",
@@ -26,11 +27,10 @@ FILES = ("chains.jsonl", "events.jsonl", "liability.json", "breakage.json", "che
 LAST_US = timedelta(microseconds=1)
 
 
-def month_bounds(period: str, market: str) -> tuple[datetime, datetime]:
+def month_bounds(period: str, local: ZoneInfo) -> tuple[datetime, datetime]:
     """[first instant, first instant of the next month) of `YYYY-MM` in the market's local
-    time, as UTC instants: finance closes months locally, and so does the breakage view the
-    pack ships (`handlers.month_of`)."""
-    local = zone(market)
+    time zone, as UTC instants: finance closes months locally, and so does the breakage view
+    the pack ships (`TimeZones.month_of`)."""
     first = datetime.strptime(period, "%Y-%m")
     following = (first + timedelta(days=32)).replace(day=1)
     return (first.replace(tzinfo=local).astimezone(UTC),
@@ -39,7 +39,8 @@ def month_bounds(period: str, market: str) -> tuple[datetime, datetime]:
 
 def export(recorder: Any, mapper: Any, views: Database, market: str, period: str,
            checkpoints: list[dict[str, Any]], key: Any, now: datetime,
-           out: Path, clear: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+           out: Path, clear: list[dict[str, Any]] | None = None,
+           zones: TimeZones | None = None) -> dict[str, Any]:
     """Writes the pack: the complete stored histories of every card of the market
     (`chains.jsonl`: what the chains, liability and breakage are recomputed from), the period's
     events (`events.jsonl`), liability at its start and end, breakage by cause, the signed
@@ -48,8 +49,10 @@ def export(recorder: Any, mapper: Any, views: Database, market: str, period: str
     checkpoint key in `manifest.sig`; `VERIFY.txt` says how to check it all offline. Customer
     and order ids are shipped as keyed pseudonyms (`redact`): the checkpoints sign each card's
     redacted chain, which the pack's fields give back. `clear`, if given, receives the market's
-    events' stored fields (whose customers the caller logs)."""
-    start, end = month_bounds(period, market)
+    events' stored fields (whose customers the caller logs). `zones`: the process's markets'
+    (default the shipped ones), as the views it ships close months."""
+    local = (zones or shipped_zones()).of(market)
+    start, end = month_bounds(period, local)
     histories: dict[str, list[dict[str, Any]]] = {}
     chains: dict[str, CardChain] = {}
     ids = ids_key(chain_key_of(mapper) or b"")
@@ -108,7 +111,7 @@ def export(recorder: Any, mapper: Any, views: Database, market: str, period: str
     manifest = {"market": market, "period": period, "cards": len(ours), "events": events,
                 "ids": "pseudonyms",
                 "key": cps.fingerprint(key), "signed_at": now.isoformat(),
-                "time_zone": str(zone(market)),
+                "time_zone": str(local),
                 "files": {name: _sha256(out / name) for name in (*FILES, "verify_pack.py")}}
     signed = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     (out / "manifest.json").write_bytes(signed)
@@ -209,7 +212,10 @@ def verify_pack(pack: Path, ring: cps.KeyRing | None) -> dict[str, Any]:
         if (line["card_id"], line["version"],
                 orjson.dumps(line, option=orjson.OPT_SORT_KEYS)) not in stored:
             problem(line["card_id"], line["version"], "event of the period not in its chain")
-    start, end = month_bounds(manifest["period"], market)
+    # The time zone the pack was made in (signed in its manifest); older packs: the shipped one.
+    zone = ZoneInfo(manifest["time_zone"]) if manifest.get("time_zone") else (
+        shipped_zones().of(market))
+    start, end = month_bounds(manifest["period"], zone)
     figures = orjson.loads((pack / "liability.json").read_bytes())
     for when, instant in (("start", start - LAST_US), ("end", end - LAST_US)):
         recomputed = recompute_liability(lines, instant, market)
@@ -217,7 +223,7 @@ def verify_pack(pack: Path, ring: cps.KeyRing | None) -> dict[str, Any]:
             problem(None, None, f"liability.json at the period's {when} says "
                                 f"{figures[when]['markets']}, the events give {recomputed}")
     shown = orjson.loads((pack / "breakage.json").read_bytes())["rows"]
-    recomputed_breakage = recompute_breakage(lines, market, manifest["period"])
+    recomputed_breakage = recompute_breakage(lines, market, manifest["period"], zone)
     if shown != recomputed_breakage:
         problem(None, None, f"breakage.json says {shown}, the events give {recomputed_breakage}")
     if not trusted:
@@ -253,7 +259,7 @@ def recompute_liability(lines: dict[str, list[dict[str, Any]]], as_of: datetime,
 
 
 def recompute_breakage(lines: dict[str, list[dict[str, Any]]], market: str,
-                       period: str) -> list[dict[str, Any]]:
+                       period: str, zone: ZoneInfo) -> list[dict[str, Any]]:
     """What `breakage` shows for the month: balances forfeited after use and at expiry."""
     totals: dict[str, dict[str, int]] = {}
     for history in lines.values():
@@ -261,7 +267,7 @@ def recompute_breakage(lines: dict[str, list[dict[str, Any]]], market: str,
             kind, fields = _kind(line["topic"]), line["fields"]
             if kind not in ("Redeemed", "Expired") or fields.get("market") != market:
                 continue
-            if month_of(market, fields["at"]) != period or not int(fields["forfeited"]):
+            if month_in(zone, fields["at"]) != period or not int(fields["forfeited"]):
                 continue
             row = totals.setdefault(fields["currency"], {"after_use": 0, "expired": 0})
             row["after_use" if kind == "Redeemed" else "expired"] += int(fields["forfeited"])

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
-from zoneinfo import ZoneInfo
 
 from domain.calendar import parse_instant
-from domain.markets import Markets
 from infra.envelope import EnvelopeJson
 from projections import fraud
 from projections.audit import actor, chain_hash
@@ -41,27 +38,6 @@ def check(env: object) -> EnvelopeJson:
 Handler = Callable[[Batch, EnvelopeJson, "Row | None", FraudConfig], None]
 
 
-# The markets the process runs with (GIFTCARDS_MARKETS_FILE): set by the composition root.
-_markets: list[Markets] = []
-
-
-def use_markets(markets: Markets) -> None:
-    _markets[:] = [markets]
-    zone.cache_clear()
-
-
-@cache
-def zone(market: str) -> ZoneInfo:
-    """The market's time zone (UTC for a market the process does not know)."""
-    known = (_markets[0] if _markets else Markets.load()).markets
-    return ZoneInfo(known[market].timezone if market in known else "UTC")
-
-
-def month_of(market: str, occurred_at: str) -> str:
-    """Finance closes months in the market's local time."""
-    return parse_instant(occurred_at).astimezone(zone(market)).strftime("%Y-%m")
-
-
 def _ledger(b: Batch, env: EnvelopeJson, delta: int, open_delta: int) -> None:
     b.put(LEDGER, {
         "card_id": env["card_id"], "version": env["card_version"], "market": env["market"],
@@ -75,7 +51,7 @@ def _forfeit(b: Batch, env: EnvelopeJson, column: str, amount: int) -> None:
         return
     b.add(BREAKAGE, {
         "market": env["market"], "currency": env["currency"],
-        "month": month_of(env["market"], env["occurred_at"]),
+        "month": b.zones.month_of(env["market"], env["occurred_at"]),
         "after_use": amount if column == "after_use" else 0,
         "expired": amount if column == "expired" else 0,
     })

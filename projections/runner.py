@@ -12,6 +12,7 @@ from infra.db import Database
 from projections import handlers, retention, schema
 from projections.batch import Batch
 from projections.config import FraudConfig
+from projections.timefmt import TimeZones, shipped_zones
 
 log = logging.getLogger("giftcards.projections")
 STORE = "store"
@@ -33,9 +34,11 @@ class Item:
 class Projector:
     """The views in one database; `apply` is the only way they change."""
 
-    def __init__(self, db: Database, config: FraudConfig | None = None) -> None:
+    def __init__(self, db: Database, config: FraudConfig | None = None,
+                 zones: TimeZones | None = None) -> None:
         self.db = db
         self.config = config or FraudConfig()
+        self.zones = zones or shipped_zones()
         schema.create(db)
 
     def reset(self) -> None:
@@ -66,7 +69,7 @@ class Projector:
             for source in {i.source for i in items}:
                 seen[source] = self.positions(source)
             fresh = [i for i in items if i.pos > seen[i.source].get(i.part, -1)]
-            batch = Batch(self.db)
+            batch = Batch(self.db, self.zones)
             self._prefetch(batch, fresh)
             last: dict[tuple[str, int], int] = defaultdict(lambda: -1)
             for item in fresh:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
+from zoneinfo import ZoneInfo
 
 from domain.calendar import parse_instant
+from domain.markets import Markets
 
 
 def fmt(instant: datetime) -> str:
@@ -25,3 +27,28 @@ def bucket(text: str, width: timedelta) -> str:
     seconds = int(width.total_seconds())
     epoch = int(parse_instant(text).timestamp())
     return fmt(datetime.fromtimestamp(epoch - epoch % seconds, UTC))
+
+
+def month_in(zone: ZoneInfo, occurred_at: str) -> str:
+    """The instant's month (`YYYY-MM`) in the time zone: finance closes months locally."""
+    return parse_instant(occurred_at).astimezone(zone).strftime("%Y-%m")
+
+
+class TimeZones:
+    """Each market's time zone, from the markets the process runs with (GIFTCARDS_MARKETS_FILE,
+    passed in by the composition root); UTC for a market they do not name."""
+
+    def __init__(self, markets: Markets) -> None:
+        self._zones = {code: market.zone for code, market in markets.markets.items()}
+
+    def of(self, market: str) -> ZoneInfo:
+        return self._zones.get(market) or ZoneInfo("UTC")
+
+    def month_of(self, market: str, occurred_at: str) -> str:
+        return month_in(self.of(market), occurred_at)
+
+
+@cache
+def shipped_zones() -> TimeZones:
+    """The shipped markets' time zones (domain/markets.toml): where no markets are passed in."""
+    return TimeZones(Markets.load())

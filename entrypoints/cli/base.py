@@ -154,6 +154,13 @@ def emit(payload: dict[str, Any], as_json: bool, stream: Any = None) -> None:
     human(payload, out)
 
 
+def emit_and_exit(result: dict[str, Any], as_json: bool) -> NoReturn:
+    """The refusal printed as any answer, then the refused exit code."""
+    emit(result, as_json)
+    sys.stdout.flush()
+    raise SystemExit(EXIT_REFUSED)
+
+
 def error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from entrypoints.cli import api, cards, consume, deliveries, gdpr, relay, status, views
+from entrypoints.cli import api, audit, cards, consume, deliveries, gdpr, relay, status, views
 
-GROUPS = [cards, gdpr, consume, relay, status, views, deliveries, api]
+GROUPS = [cards, gdpr, consume, relay, status, views, audit, deliveries, api]
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

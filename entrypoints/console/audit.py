@@ -112,7 +112,7 @@ def add_routes(router: APIRouter, console: Console) -> None:
             key = cps.trusted_signing_key(settings.signing_key_file, settings.checkpoint_dir,
                                           create=False)
             return evidence.export(app.recorder, app.mapper, db, market, period, checkpoints,
-                                   key, app.now(), out, clear)
+                                   key, app.now(), out, clear, zones=console.fresh_views().zones)
 
         def run() -> bytes:
             with tempfile.TemporaryDirectory(prefix="giftcards-pack-") as tmp:

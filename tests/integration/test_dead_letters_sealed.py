@@ -9,13 +9,13 @@ import json
 from typing import Any
 
 from consumers.checkout import CheckoutProcessor
-from infra.wire.dead_letters import DEAD_LETTER_SCHEMA, Invalid, dead_letter
-from infra.wire.messages import parse
 from dev import schema_gate
 from entrypoints.cli.gdpr import run_purge
 from infra import schemas
 from infra.bootstrap import Service
 from infra.vault import ERASED
+from infra.wire.dead_letters import DEAD_LETTER_SCHEMA, Invalid, dead_letter
+from infra.wire.messages import parse
 from tests.conftest import FixedClock
 from tests.integration.test_checkout_consumer import ordered
 from tests.unit.test_schemas import validator

@@ -16,7 +16,6 @@ import pytest
 from composition.bootstrap import build_projector
 from infra.config import ConfigError, load_settings
 from infra.config_keys import estimated_bits
-from projections import handlers
 from projections.config import FraudConfig
 
 GOOD_KEY = secrets.token_urlsafe(48)
@@ -67,13 +66,16 @@ def test_r9_views_close_months_in_the_markets_file_time_zone(tmp_path: Path) -> 
     moved = tmp_path / "markets.toml"
     moved.write_text(default.read_text().replace('"Europe/Paris"', '"Asia/Tokyo"'))
     late = "2026-05-31T20:00:00Z"  # 22:00 in Paris, already June 1st in Tokyo
+    paris = build_projector(load_settings(env(tmp_path)))
+    tokyo = build_projector(load_settings(env(tmp_path, GIFTCARDS_MARKETS_FILE=str(moved))))
     try:
-        build_projector(load_settings(env(tmp_path)))
-        assert handlers.month_of("FR", late) == "2026-05"
-        build_projector(load_settings(env(tmp_path, GIFTCARDS_MARKETS_FILE=str(moved))))
-        assert handlers.month_of("FR", late) == "2026-06"
+        # Each projector closes months with the markets it was built from: building the
+        # second does not change the first (no process-wide markets).
+        assert tokyo.zones.month_of("FR", late) == "2026-06"
+        assert paris.zones.month_of("FR", late) == "2026-05"
     finally:
-        build_projector(load_settings(env(tmp_path)))
+        paris.db.close()
+        tokyo.db.close()
 
 
 def test_every_variable_settings_read_is_in_the_configuration_reference() -> None:
