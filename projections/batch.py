@@ -28,6 +28,9 @@ class Batch:
         self._dirty: dict[str, tuple[Table, set[Key]]] = {}
         # Counters changed by increments: never read back, summed in the database at flush.
         self._sums: dict[str, tuple[Table, dict[Key, Row]]] = {}
+        # Keys read and found missing: nothing else writes the views in this transaction (the
+        # runner's lock), so their rows are plain inserts (COPY), never upserts, at flush.
+        self._absent: dict[str, set[Key]] = defaultdict(set)
         # A pseudonym was rotated out (an erasure): SQLite's file is checkpointed after commit,
         # so the old values leave the WAL and the main file too.
         self.rotated = False
@@ -59,8 +62,11 @@ class Batch:
             for key in missing:
                 sql = f"SELECT {cols} FROM {table.name} WHERE {where}"
                 self._cache(table, self.db.execute(sql, key))
+        absent = self._absent[table.name]
         for key in missing:
-            cache.setdefault(key, None)
+            if key not in cache:
+                cache[key] = None
+                absent.add(key)
 
     def _cache(self, table: Table, found: list[tuple[Any, ...]]) -> None:
         cache = self._rows[table.name]
@@ -100,17 +106,21 @@ class Batch:
         """Write every changed row and forget the cache (direct SQL may follow)."""
         for name, (table, keys) in self._dirty.items():
             cache = self._rows[name]
-            upserts = [row for k in keys if (row := cache[k]) is not None]
-            deletes = [k for k in keys if cache[k] is None]
+            absent = self._absent[name]
+            new, changed, deletes = [], [], []
+            for key in keys:
+                if (row := cache[key]) is None:
+                    if key not in absent:
+                        deletes.append(key)
+                elif table.append_only or key in absent:
+                    new.append(_encode(table, row))
+                else:
+                    changed.append(_encode(table, row))
             if deletes:
                 where = " AND ".join(f"{c} = ?" for c in table.key)
                 self.db.executemany(f"DELETE FROM {name} WHERE {where}", deletes)
-            if upserts:
-                rows = [_encode(table, r) for r in upserts]
-                if table.append_only:
-                    self.db.insert(name, list(table.columns), rows)
-                else:
-                    self.db.upsert(name, list(table.columns), table.key, rows)
+            self.db.insert(name, list(table.columns), new)
+            self.db.upsert(name, list(table.columns), table.key, changed)
         for name, (table, sums) in self._sums.items():
             columns = list(table.columns)
             self.db.upsert(name, columns, table.key, [tuple(r[c] for c in columns)
@@ -118,6 +128,7 @@ class Batch:
         self._dirty.clear()
         self._sums.clear()
         self._rows.clear()
+        self._absent.clear()
 
 
 def _encode(table: Table, row: Row) -> tuple[Any, ...]:
@@ -146,7 +157,7 @@ def _key_of(table: Table) -> Callable[[Row], Key]:
             key_of = _KEYS[table.name] = lambda row: (row[only],)
         else:
             getter = itemgetter(*table.key)
-            key_of = _KEYS[table.name] = lambda row: getter(row)  # type: ignore[no-any-return]
+            key_of = _KEYS[table.name] = lambda row: getter(row)
     return key_of
 
 
