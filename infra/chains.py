@@ -204,8 +204,27 @@ def leaf(card_id: str, version: int, head: str, redacted: str | None = None) -> 
 def merkle_root(heads: dict[str, Any]) -> str:
     """SHA-256 Merkle root over the card chain heads ([version, hash, market(, redacted hash)]
     or (version, hash)), sorted by card id (last odd node promoted)."""
-    level = [leaf(cid, int(h[0]), str(h[1]), h[3] if len(h) > 3 else None)
-             for cid, h in sorted(heads.items())]
+    return _root([_leaf_of(cid, h) for cid, h in sorted(heads.items())])
+
+
+def merkle_roots(heads: dict[str, Any]) -> tuple[str, dict[str, dict[str, Any]]]:
+    """(`merkle_root(heads)`, per market: how many cards and the Merkle root of their heads),
+    each leaf hashed once and the heads sorted once: what a full checkpoint signs."""
+    leaves: list[bytes] = []
+    by_market: dict[str, list[bytes]] = {}
+    for cid, head in sorted(heads.items()):
+        leaves.append(_leaf_of(cid, head))
+        if len(head) > 2 and head[2]:
+            by_market.setdefault(str(head[2]), []).append(leaves[-1])
+    return _root(leaves), {m: {"cards": len(level), "root": _root(level)}
+                           for m, level in sorted(by_market.items())}
+
+
+def _leaf_of(card_id: str, head: Any) -> bytes:
+    return leaf(card_id, int(head[0]), str(head[1]), head[3] if len(head) > 3 else None)
+
+
+def _root(level: list[bytes]) -> str:
     if not level:
         return hashlib.sha256(b"").hexdigest()
     while len(level) > 1:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from infra.chains import CardChain, all_chains, card_chain, merkle_root
+from infra.chains import CardChain, all_chains, card_chain, merkle_root, merkle_roots
 from infra.checkpoint_compare import compare, covering, is_increment, not_checkpointed
 from infra.checkpoint_keys import (
     KeyRing,
@@ -52,11 +52,7 @@ def _signed_bytes(header: dict[str, Any]) -> bytes:
 
 def market_roots(heads: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per market: how many cards and the Merkle root of their heads (sorted by card id)."""
-    by_market: dict[str, dict[str, Any]] = {}
-    for cid, head in heads.items():
-        if len(head) > 2 and head[2]:
-            by_market.setdefault(str(head[2]), {})[cid] = head
-    return {m: {"cards": len(h), "root": merkle_root(h)} for m, h in sorted(by_market.items())}
+    return merkle_roots(heads)[1]
 
 
 class Checkpointer:
@@ -158,10 +154,9 @@ class Checkpointer:
         if problems:
             raise CheckpointError(problems)
         heads: dict[str, Any] = {cid: c.head_of() for cid, c in sorted(self.chains.items())}
+        root, markets = merkle_roots(heads)
         header = {"position": self.position, "signed_at": now.isoformat(), "cards": len(heads),
-                  "root": merkle_root(heads),
-                  "key": fingerprint(key),
-                  "markets": market_roots(heads)}
+                  "root": root, "key": fingerprint(key), "markets": markets}
         if self.last is not None or self.increments:
             header["previous"] = self.previous()
         checkpoint = {
@@ -253,11 +248,12 @@ def check(checkpoint: dict[str, Any], key: Ed25519PublicKey | KeyRing,
     except (InvalidSignature, ValueError, KeyError, TypeError):
         return "signature invalid: not signed by the trusted checkpoint key"
     if market is None:
-        if merkle_root(checkpoint["heads"]) != header["root"]:
+        root, markets = merkle_roots(checkpoint["heads"])
+        if root != header["root"]:
             return "heads do not give the signed Merkle root"
         if is_increment(checkpoint):
             return None
-        if "markets" in header and market_roots(checkpoint["heads"]) != header["markets"]:
+        if "markets" in header and markets != header["markets"]:
             return "heads do not give the signed roots of each market"
         return None
     signed = header.get("markets", {}).get(market, {"cards": 0, "root": merkle_root({})})
@@ -272,14 +268,38 @@ def paths(directory: Path) -> list[Path]:
 
 
 @lru_cache(maxsize=8)
-def _read(path: Path, mtime_ns: int) -> dict[str, Any]:
+def _read(path: Path, stamp: tuple[int, int, int]
+          ) -> tuple[dict[str, Any], dict[bytes, str | None]]:
+    """(the parsed file, its verdicts so far by key ring): a file of 100k cards takes seconds
+    to parse and check, so a process (the console, `audit verify --all`) does both once."""
     loaded: dict[str, Any] = orjson.loads(path.read_bytes())
-    return loaded
+    return loaded, {}
 
 
 def read(path: Path) -> dict[str, Any]:
     """A checkpoint file, parsed once per process while unchanged."""
-    return _read(path, path.stat().st_mtime_ns)
+    return _read(path, _stamp(path))[0]
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """What changes when a file is rewritten or replaced (`write` renames a new file in)."""
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+
+def forget() -> None:
+    """Drops the files parsed and checked by this process (what a new process starts with)."""
+    _read.cache_clear()
+
+
+def _checked(path: Path, ring: KeyRing) -> tuple[dict[str, Any], str | None]:
+    """A checkpoint file and why it cannot be trusted (None: it can), checked once per
+    process and key ring while the file is unchanged."""
+    checkpoint, verdicts = _read(path, _stamp(path))
+    token = ring.dump()
+    if token not in verdicts:
+        verdicts[token] = check(checkpoint, ring)
+    return checkpoint, verdicts[token]
 
 
 def trusted(directory: Path, key: Ed25519PublicKey | KeyRing
@@ -304,11 +324,11 @@ def trusted(directory: Path, key: Ed25519PublicKey | KeyRing
 
 def _trusted_files(files: list[Path], key: Ed25519PublicKey | KeyRing
                    ) -> tuple[list[dict[str, Any]], list[Problem]]:
+    ring = key if isinstance(key, KeyRing) else KeyRing.of(key)
     good, bad = [], []
     for path in files:
         try:
-            checkpoint = read(path)
-            why = check(checkpoint, key)
+            checkpoint, why = _checked(path, ring)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             why = "unreadable checkpoint file"
         if why is None:
