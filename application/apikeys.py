@@ -11,7 +11,8 @@ from uuid import UUID, uuid4
 
 from eventsourcing.utils import get_topic
 
-from application.cards import GiftCards, Json, iso
+from application.card_base import Json, iso
+from application.cards import GiftCards
 from application.unit_of_work import UnitOfWork
 from domain.apikeys import ApiKey
 from domain.errors import refuse

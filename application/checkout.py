@@ -8,7 +8,8 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from application.cards import PURCHASE_ORDER, REDEMPTION_ORDER, REFUND_REQUEST, GiftCards, iso
+from application.card_base import PURCHASE_ORDER, REDEMPTION_ORDER, REFUND_REQUEST, iso
+from application.cards import GiftCards
 from application.unit_of_work import UnitOfWork
 from domain.streams import stream_id
 

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from application.cards import notice_key_subject
+from application.card_base import notice_key_subject
 from application.privacy import PiiReader, Privacy, Service, check_operator
 from application.results import DeliveryRetry, DeliveryState, FailedDelivery
 from application.unit_of_work import UnitOfWork

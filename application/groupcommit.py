@@ -11,7 +11,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
 
-from application.cards import COMMAND_RETRIES, GiftCards
+from application.card_base import COMMAND_RETRIES
+from application.cards import GiftCards
 from application.unit_of_work import UnitOfWork
 from domain.errors import DomainError
 

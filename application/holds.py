@@ -11,7 +11,8 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from application.cards import REDEMPTION_ORDER, GiftCards, check_order_id, iso
+from application.card_base import REDEMPTION_ORDER, check_order_id, iso
+from application.cards import GiftCards
 from application.results import CardLookup, HoldsReleased, HoldState, Redemption
 from application.unit_of_work import UnitOfWork
 from domain.errors import refuse

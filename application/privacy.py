@@ -15,7 +15,8 @@ from typing import Any, Protocol, TypeVar
 
 from eventsourcing.utils import get_topic
 
-from application.cards import SEALED_FOR_BOTH, GiftCards, iso
+from application.card_base import SEALED_FOR_BOTH, iso
+from application.cards import GiftCards
 from application.operators import BREAK_GLASS, Operators
 from application.ports import AccessEntry, PrivacyRecords, Pseudonyms, SubjectVault
 from application.results import CardHistory

@@ -18,7 +18,8 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 from eventsourcing.utils import get_topic
 
-from application.cards import GiftCards, delivery_key_subject, notice_key_subject
+from application.card_base import delivery_key_subject, notice_key_subject
+from application.cards import GiftCards
 from application.privacy import PiiReader
 from application.unit_of_work import UnitOfWork
 from domain.delivery import CodeDelivery

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from application.cards import iso
+from application.card_base import iso
 from application.results import (
     Cancellation,
     CardAsOf,

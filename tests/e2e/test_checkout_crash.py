@@ -16,7 +16,7 @@ import pytest
 from eventsourcing.utils import get_topic
 from kafka import KafkaConsumer, TopicPartition
 
-from application.cards import PURCHASE_ORDER
+from application.card_base import PURCHASE_ORDER
 from dev.services import unique_topic_prefix
 from domain.giftcard import GiftCard
 from domain.streams import stream_id

@@ -82,7 +82,7 @@ def test_r21_an_operator_signs_in_with_their_own_key_and_out(console: Console) -
 def test_a_form_posted_without_its_csrf_token_is_refused(console: Console) -> None:
     card = buy(console, "ord-console-csrf", "cus-csrf", "csrf@example.org")
     console.sign_in("sam")
-    console.open(f"/console/cards/{card['card_id']}")
+    console.open(f"/console/cards/{card.card_id}")
     console.browser.execute_script(
         "document.querySelectorAll('input[name=csrf]').forEach(e => e.remove())")
     console.fill({"cancel-order": "ord-console-csrf", "cancel-code": card.code})
@@ -94,13 +94,13 @@ def test_a_form_posted_without_its_csrf_token_is_refused(console: Console) -> No
 def test_support_and_auditors_see_only_their_own_pages(console: Console) -> None:
     card = buy(console, "ord-console-roles", "cus-roles", "roles@example.org")
     console.sign_in("sam")
-    for path in (f"/console/audit/cards/{card['card_id']}", "/console/audit/liability",
+    for path in (f"/console/audit/cards/{card.card_id}", "/console/audit/liability",
                  "/console/audit/breakage", "/console/audit/alerts"):
         console.open(path)
         assert "does not open this page" in console.text("refused"), path
     assert not console.browser.find_elements(By.LINK_TEXT, "Audit")
     console.sign_in("ava")
-    for path in (f"/console/cards/{card['card_id']}", "/console/cards", "/console/requests"):
+    for path in (f"/console/cards/{card.card_id}", "/console/cards", "/console/requests"):
         console.open(path)
         assert "does not open this page" in console.text("refused"), path
     assert not console.browser.find_elements(By.LINK_TEXT, "Find a card")
@@ -119,7 +119,7 @@ def test_r19_r20_support_finds_a_card_resends_its_code_and_cancels_it(console: C
     console.fill({"order_id": "ord-console-1", "last4": card.code[-4:]})
     console.click("find")
     url = console.browser.current_url
-    assert url.endswith(f"/console/cards/{card['card_id']}")
+    assert url.endswith(f"/console/cards/{card.card_id}")
     assert "ord-console-1" not in url and card.code[-4:] not in url
     assert console.text("status") == "active"
     assert "Purchased" in console.text("timeline")

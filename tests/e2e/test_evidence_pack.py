@@ -8,7 +8,6 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
-from uuid import UUID
 
 import orjson
 import pytest
@@ -35,10 +34,10 @@ def busy_january(env: dict[str, str]) -> None:
                                       buyer_id=f"b{i}", order_id=f"P{i}"))
             clock.advance(hours=6)
         for i, card in enumerate(cards[:20]):
-            app.redeem(code=card["code"], market="FR", order_id=f"O{i}", order_total=5000,
+            app.redeem(code=card.code, market="FR", order_id=f"O{i}", order_total=5000,
                        customer_id=f"b{i}", source="test")
         for card in cards[20:25]:
-            app.cancel(UUID(card["card_id"]))
+            app.cancel(card.card_id)
         app.refund(order_id="O1", returned_amount=1000, received_on=clock().date())
         app.purchase(market="DE", amount=5000, payment_method="card", buyer_id="d",
                      order_id="PD")

@@ -91,7 +91,7 @@ def test_r10_r11_several_api_processes_share_a_port_and_hold_a_card_once(
         ready(url, time.monotonic() + 60)
         assert len(workers(parent.pid)) == PROCESSES
         auth = {"Authorization": f"Bearer {key}"}
-        code = cards[0]["code"]
+        code = cards[0].code
 
         def authorize(n: int) -> int:
             # A connection each: the kernel deals them out to both processes.
@@ -135,7 +135,7 @@ def test_r10_r11_several_api_processes_share_a_port_and_hold_a_card_once(
         assert victim not in workers(parent.pid) and len(workers(parent.pid)) == PROCESSES
         ready(url, time.monotonic() + 60)
         assert lookup(0)["status"] == "redeemed"
-        other = lookup_code(url, auth, cards[1]["code"])
+        other = lookup_code(url, auth, cards[1].code)
         assert other["status"] == "active"
     finally:
         pids = children(parent.pid)

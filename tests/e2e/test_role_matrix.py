@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -133,13 +132,12 @@ def test_r21_a_shop_key_with_x_operator_cannot_read_a_history(tmp_path: Path) ->
            "GIFTCARDS_SECRET_KEY": SECRET, "GIFTCARDS_DATA_DIR": str(tmp_path / "var")}
     service = build(load_settings(env))
     try:
-        card: dict[str, Any] = service.app.purchase(market="FR", amount=5000,
-                                                    payment_method="card", buyer_id="C1",
-                                                    order_id="O1")
+        card = service.app.purchase(market="FR", amount=5000, payment_method="card",
+                                    buyer_id="C1", order_id="O1")
         Operators(service.app).add("sam-support", "support", break_glass("tests"))
         shop = ApiKeys(service.app).create(name="shop", scopes=["checkout", "orders"])["key"]
         with TestClient(create_app(service)) as client:
-            answer = client.get(f"/v1/cards/{card['card_id']}/history", headers={
+            answer = client.get(f"/v1/cards/{card.card_id}/history", headers={
                 "Authorization": f"Bearer {shop}", "X-Operator": "sam-support"})
         assert answer.status_code == 403 and answer.json()["code"] == "operator_required"
         Privacy(service)  # its tables

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from eventsourcing.utils import get_topic
 
-from application.cards import delivery_key_subject
+from application.card_base import delivery_key_subject
 from dev.services import unique_topic_prefix
 from domain.delivery import CodeDelivery
 from domain.giftcard import GiftCard

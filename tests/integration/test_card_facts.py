@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
-from uuid import UUID
 
 import pytest
 
@@ -91,13 +90,13 @@ def test_r9_r19_expired_and_cancelled_cards_answer_as_the_full_lookup(
 ) -> None:
     holds = Holds(service.app)
     expiring, cancelled = buy(service.app), buy(service.app, order_id="p-cancel")
-    service.app.cancel(None, code=cancelled["code"], order_id="p-cancel")
-    answer = lookup_fast(service, holds, cancelled["code"])
-    assert answer == full(holds, cancelled["code"]) and answer.status == "cancelled"
+    service.app.cancel(None, code=cancelled.code, order_id="p-cancel")
+    answer = lookup_fast(service, holds, cancelled.code)
+    assert answer == full(holds, cancelled.code) and answer.status == "cancelled"
     # R9: from the first instant past its validity, with nothing stored in between
-    clock.now = service.app.repository.get(UUID(expiring["card_id"])).expires_at
-    answer = lookup_fast(service, holds, expiring["code"])
-    assert answer == full(holds, expiring["code"])
+    clock.now = service.app.repository.get(expiring.card_id).expires_at
+    answer = lookup_fast(service, holds, expiring.code)
+    assert answer == full(holds, expiring.code)
     assert (answer.status, answer.balance) == ("expired", 0)
 
 
@@ -148,7 +147,7 @@ def test_many_waiting_lookups_share_a_query_and_each_gets_its_own_card(
 ) -> None:
     holds = Holds(service.app)
     cards = [buy(service.app) for _ in range(40)]
-    plans = [holds.plan_lookup(code=c["code"], market="FR", source=SOURCE) for c in cards]
+    plans = [holds.plan_lookup(code=c.code, market="FR", source=SOURCE) for c in cards]
     plans.append(holds.plan_lookup(code="ZZZZ-ZZZZ-ZZZZ-ZZZZ", market="FR", source=SOURCE))
     reader = reread(service)
     queries = 0
@@ -168,7 +167,7 @@ def test_many_waiting_lookups_share_a_query_and_each_gets_its_own_card(
             await reader.close()
 
     read = asyncio.run(all_at_once())
-    assert [facts.card_id for facts, _ in read[:-1]] == [UUID(c["card_id"]) for c in cards]
+    assert [facts.card_id for facts, _ in read[:-1]] == [c.card_id for c in cards]
     assert read[-1] == (None, (0, 0, 0))
     assert queries <= 2  # the first alone, the 40 others together
 

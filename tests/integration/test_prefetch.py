@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from application.cards import PURCHASE_ORDER, UnitOfWork
+from application.card_base import PURCHASE_ORDER
+from application.unit_of_work import UnitOfWork
 from domain.giftcard import GiftCard
 from domain.streams import Index, stream_id
 from infra.bootstrap import Service

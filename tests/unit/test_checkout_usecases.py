@@ -6,8 +6,9 @@ from datetime import date
 from typing import TypeVar
 from uuid import UUID
 
-from application.cards import GiftCards, UnitOfWork
+from application.cards import GiftCards
 from application.checkout import Cancelled, Checkout, Ordered, Paid, Returned
+from application.unit_of_work import UnitOfWork
 from domain.base import Aggregate
 from domain.delivery import CodeDelivery
 from infra.bootstrap import Service

@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from application.cards import UnitOfWork
 from application.groupcommit import run_together
 from application.holds import Holds
+from application.unit_of_work import UnitOfWork
 from domain.errors import DomainError
 from infra.bootstrap import build
 from infra.config import load_settings

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from application.cards import SEALED_FOR_BOTH, iso
+from application.card_base import SEALED_FOR_BOTH, iso
 from domain.markets import Markets
 from entrypoints.results import card_json
 from infra.bootstrap import Service, build

@@ -6,7 +6,8 @@ from datetime import date
 
 import pytest
 
-from application.cards import GiftCards, iso
+from application.card_base import iso
+from application.cards import GiftCards
 from application.results import Purchase
 from infra.bootstrap import Service
 from tests.conftest import FixedClock

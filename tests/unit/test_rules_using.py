@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from application.cards import iso
+from application.card_base import iso
 from domain.codes import ALPHABET, LENGTH, generate_code, normalize_code
 from infra.bootstrap import Service
 from tests.conftest import FixedClock
