@@ -3,6 +3,7 @@ request register, access log."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
@@ -21,6 +22,7 @@ from domain.addresses import check_address
 from domain.deadlines import check_extension, due_date, is_overdue
 from domain.errors import refuse
 from domain.giftcard import GiftCard
+from domain.ports import PersonalDataVault
 from domain.streams import CheckoutAttempts
 from domain.subjects import DataSubject, rectified_field
 
@@ -30,6 +32,7 @@ REQUEST_TYPES = ("access", "erasure", "portability", "objection", "rectification
 BUYER_FIELDS = ("buyer_email", "buyer_name", "message")  # sealed under the buyer's key
 RECIPIENT_FIELDS = ("recipient_email", "recipient_name")  # sealed under the recipient's key
 PAGE = 500
+DEAD_LETTER_PREFIX = "dead-letters:"  # + the UTC day: the vault subject sealing its letters
 RECIPIENT_PREFIX = "r-"  # a recipient's pseudonym, a keyed hash of the address (SubjectVault)
 
 # Every event that says something about a data subject.
@@ -529,6 +532,18 @@ class Privacy:
             "erased_keys_unlabelled": unlabelled,
         }
 
+    def purge_dead_letter_keys(self, *, days: int) -> Json:
+        """The dead letters' originals end with their day's key, `days` after that day (the
+        topic's own retention drops the letters themselves)."""
+        cutoff = (self.app.now() - timedelta(days=days)).date().isoformat()
+        due = sorted(s for s in self.service.vault.live_subjects()
+                     if s.startswith(DEAD_LETTER_PREFIX)
+                     and s.removeprefix(DEAD_LETTER_PREFIX) < cutoff)
+        destroyed = sum(self.service.vault.erase(s) for s in due)
+        if due:
+            self.service.vault.finish_shredding(due)
+        return {"days_before": cutoff, "keys_destroyed": destroyed}
+
     def purge_records(self, *, access_log_days: int, request_years: int) -> Json:
         """The end dates of the accountability records: access-log entries older than
         `access_log_days`, and requests closed more than `request_years` ago with their
@@ -761,6 +776,16 @@ class Privacy:
         day = as_of or self.today()
         due = date.fromisoformat(row["due_on"])
         return {**row, "overdue": is_overdue(due, day, closed=row["status"] != "open")}
+
+
+def dead_letter_sealer(vault: PersonalDataVault, now: Callable[[], Any]) -> Callable[[bytes], str]:
+    """Seals a refused input's original under the key of the day it was refused (UTC)."""
+
+    def seal(raw: bytes) -> str:
+        subject = DEAD_LETTER_PREFIX + now().date().isoformat()
+        return vault.seal(subject, base64.b64encode(raw).decode())
+
+    return seal
 
 
 def years_before(instant: Any, years: int) -> Any:

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, Protocol, cast
 from uuid import UUID, uuid4
 
@@ -21,8 +21,9 @@ from kafka.structs import OffsetAndMetadata
 
 from application.cards import GiftCards
 from application.checkout import Checkout, Result
+from application.privacy import dead_letter_sealer
 from application.unit_of_work import UnitOfWork
-from consumers.dead_letters import Invalid, dead_letter
+from consumers.dead_letters import Invalid, Sealing, dead_letter
 from consumers.messages import (
     CheckoutCompleted,
     CheckoutMessage,
@@ -34,6 +35,7 @@ from consumers.messages import (
 )
 from consumers.replies import CheckoutReply
 from domain.errors import DomainError
+from infra.envelope import installed_pseudonyms
 from infra.kafka import clients
 from infra.kafka.admin import METADATA_MAX_AGE_MS
 from infra.kafka.clients import Link
@@ -93,6 +95,13 @@ class CheckoutProcessor:
         """The first offset not yet applied (the tracking record holds `last offset + 1`)."""
         recorder = cast(ProcessRecorder, self.app.recorder)  # see GiftCards.construct_recorder
         return recorder.max_tracking_id(tracking_name(self.topic, partition))
+
+    @cached_property
+    def sealing(self) -> Sealing:
+        """Dead letters (version 2): the original sealed, the ids as stream pseudonyms."""
+        pseudonyms = installed_pseudonyms()
+        return Sealing(dead_letter_sealer(self.app.vault, self.app.now),
+                       pseudonyms.order, pseudonyms.message)
 
     def process(
         self, partition: int, records: Sequence[Record], stop: Callable[[], bool] = never
@@ -226,6 +235,7 @@ class CheckoutProcessor:
                 partition=partition,
                 offset=record.offset,
                 raw=record.value,
+                sealing=self.sealing,
             )
         )
 

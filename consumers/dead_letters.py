@@ -6,6 +6,8 @@ import base64
 import json
 import logging
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -14,6 +16,7 @@ from pydantic import ValidationError
 from consumers.scan import MAX_VALUE_BYTES, STRING, shown, too_deep
 from domain.codes import code_spans, contains_code
 from domain.ids import is_id
+from infra.pseudonyms import MESSAGE_PATTERN
 
 log = logging.getLogger("giftcards.checkout")
 REDACTED = "[redacted]"
@@ -34,6 +37,8 @@ KEPT_KEYS = frozenset({
     "payment_method", "order_total", "contains_gift_cards", "returned_amount", "received_on",
     "card_id",
 })
+# Version 2 letters name the message and the order only by pseudonyms: not in the original.
+KEPT_KEYS_V2 = KEPT_KEYS - {"message_id", "order_id"}
 CONTAINERS = frozenset({"buyer", "recipient"})  # their fields are judged one by one
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # A value published outside the redacted original (reply fields, record keys): plain ids only.
@@ -64,6 +69,26 @@ DEAD_LETTER_SCHEMA: dict[str, Any] = {
     "required": ["reason", "detail", "message_id", "source", "original_size",
                  "original_truncated", "original_base64"],
     "additionalProperties": False,
+}
+# Version 2 (what the consumer writes): the refused message's id only as a keyed pseudonym,
+# a detail made of field names only, and the original as received only sealed under the
+# day's dead-letter key, which retention destroys (GIFTCARDS_RETENTION_DEAD_LETTER_DAYS).
+# Version 1 letters stay on the topic until it expires them: both schemas stay published.
+DEAD_LETTER_SCHEMA_V2: dict[str, Any] = {
+    **DEAD_LETTER_SCHEMA,
+    "title": "DeadLetter v2",
+    "properties": {
+        **DEAD_LETTER_SCHEMA["properties"],
+        "detail": {"type": "string", "pattern": "^([a-z0-9_.*]+: )?[A-Za-z0-9_ ,*-]*$"},
+        "message_id": {"anyOf": [{"type": "string", "pattern": MESSAGE_PATTERN},
+                                 {"type": "null"}],
+                       "description": "keyed pseudonym of the message id, when the input "
+                       "showed one that is an id"},
+        "original_sealed": {"type": ["string", "null"], "description": "the input as "
+                            "received, sealed under the vault key of the day it was refused; "
+                            "unreadable once `gdpr purge` destroys that key"},
+    },
+    "required": [*DEAD_LETTER_SCHEMA["required"], "original_sealed"],
 }
 
 # pydantic error types -> the stable reasons published on the dead-letter topic.
@@ -123,9 +148,10 @@ def redact_text(text: str) -> str:
     return EMAIL.sub(REDACTED, text)
 
 
-def redact_bytes(raw: bytes) -> bytes:
-    """Secret field values, anything shaped like a code, and email addresses, blanked."""
-    if not too_deep(raw) and (structured := _redact_json(raw)) is not None:
+def redact_bytes(raw: bytes, kept: frozenset[str] = KEPT_KEYS) -> bytes:
+    """Secret field values, anything shaped like a code, and email addresses, blanked; values
+    of fields not `kept` shown as their type and size."""
+    if not too_deep(raw) and (structured := _redact_json(raw, kept)) is not None:
         return structured
     # Too deep to parse, or not JSON: string by string, then the whole text, without recursion.
     text = raw.decode("utf-8", "replace")
@@ -144,23 +170,32 @@ def _redact_token(token: str, is_key: object) -> str:
         return f'"{REDACTED}"'
     if not isinstance(text, str) or text == REDACTED:
         return token
-    return orjson.dumps(redact_text(text) if is_key else shape(text)).decode()
+    return orjson.dumps(key_shown(text) if is_key else shape(text)).decode()
 
 
-def _redact_json(raw: bytes) -> bytes | None:
+def _redact_json(raw: bytes, kept: frozenset[str]) -> bytes | None:
     # Parsed JSON is redacted structurally, so that \u escapes cannot smuggle a code through.
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    return orjson.dumps(_redact_value(value, None))
+    return orjson.dumps(_redact_value(value, None, kept))
+
+
+_FIELD_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def key_shown(key: str) -> str:
+    """A key of the input as a letter shows it: a field name as it is (codes and e-mails
+    blanked), anything else (free text sent as a key) as its size only."""
+    return redact_text(key) if _FIELD_KEY.fullmatch(key) else f"[key:{len(key)}]"
 
 
 def shape(value: Any) -> Any:
     """What an operator may see of a value that is not a known, non-personal contract field:
     its type and size (a phone number, an address or a note in an unknown field: never)."""
     if isinstance(value, dict):
-        return {redact_text(str(k)): shape(v) for k, v in value.items()}
+        return {key_shown(str(k)): shape(v) for k, v in value.items()}
     if isinstance(value, list):
         return [shape(item) for item in value]
     if value is None:
@@ -170,12 +205,13 @@ def shape(value: Any) -> Any:
     return f"[{'boolean' if isinstance(value, bool) else 'number'}]"
 
 
-def _redact_value(value: Any, key: str | None, top: bool = True) -> Any:
+def _redact_value(value: Any, key: str | None, kept: frozenset[str], top: bool = True) -> Any:
     if key in SECRET_KEYS and value is not None:
         return REDACTED
     if isinstance(value, dict) and (top or key in CONTAINERS):
-        return {redact_text(str(k)): _redact_value(v, str(k), False) for k, v in value.items()}
-    if key not in KEPT_KEYS:
+        return {key_shown(str(k)): _redact_value(v, str(k), kept, False)
+                for k, v in value.items()}
+    if key not in kept:
         return shape(value)
     if isinstance(value, dict | list):
         return shape(value)
@@ -186,10 +222,40 @@ def _redact_value(value: Any, key: str | None, top: bool = True) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Sealing:
+    """What a version 2 letter needs: `seal` (the original as received, under the day's
+    dead-letter key), and the keyed pseudonyms of an order id (the record key) and of a
+    message id (infra.pseudonyms)."""
+
+    seal: Callable[[bytes], str]
+    order: Callable[[str], str]
+    message: Callable[[str], str]
+
+
+# A field path and the kind of error, made of field names only (a key of the input that is
+# not shaped like one, e.g. free text sent as a key, is shown as `*`).
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}|[0-9]{1,3}")
+_WORD = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_-]{0,63}|[0-9]{1,9}),?")  # the service's own words
+
+
+def field_detail(detail: str) -> str:
+    """A letter's detail with every path segment that is not a field name, and every word
+    that is not one of the service's own, blanked (`*`)."""
+    path, sep, kind = detail.rpartition(": ")
+    words = " ".join(w if _WORD.fullmatch(w) else "*" for w in kind.split(" ")) if kind else ""
+    if not sep:
+        return words
+    return ".".join(p if _NAME.fullmatch(p) else "*" for p in path.split(".")) + ": " + words
+
+
 def dead_letter(
-    invalid: Invalid, *, topic: str, partition: int, offset: int, raw: bytes | None
+    invalid: Invalid, *, topic: str, partition: int, offset: int, raw: bytes | None,
+    sealing: Sealing | None = None,
 ) -> tuple[str | None, dict[str, Any]]:
     """The record key and the dead letter: every field redacted, an oversized original cut.
+    With `sealing`, a version 2 letter (DEAD_LETTER_SCHEMA_V2): the key and message id as
+    pseudonyms, the detail as field names, and the original (cut alike) sealed.
 
     Whatever the input, a letter goes out (the partition must move on): if peeking or redaction
     fail, one with the reason, the source and the size, without the original.
@@ -197,20 +263,31 @@ def dead_letter(
     source = {"topic": topic, "partition": partition, "offset": offset}
     size = len(raw or b"")
     try:
-        original = redact_bytes(raw or b"")
+        original = redact_bytes(raw or b"", KEPT_KEYS if sealing is None else KEPT_KEYS_V2)
         message_id = shown(raw, "message_id")
-        return peek(raw, "order_id"), {
+        key = peek(raw, "order_id")
+        detail = _CONTROL.sub("?", redact_text(invalid.detail))
+        letter = {
             "reason": invalid.reason,
-            "detail": _CONTROL.sub("?", redact_text(invalid.detail)),
+            "detail": detail,
             "message_id": message_id if message_id is None else plain(message_id) or REDACTED,
             "source": source,
             "original_size": size,
             "original_truncated": len(original) > MAX_VALUE_BYTES,
             "original_base64": base64.b64encode(original[:MAX_VALUE_BYTES]).decode(),
         }
+        if sealing is None:
+            return key, letter
+        return key and sealing.order(key), {
+            **letter,
+            "detail": field_detail(detail),
+            "message_id": sealing.message(message_id)
+            if message_id is not None and is_id(message_id) else None,
+            "original_sealed": sealing.seal(raw[:MAX_VALUE_BYTES]) if raw else None,
+        }
     except Exception as error:
         log.error("offset %d: dead letter without original (%s)", offset, type(error).__name__)
-        return None, {
+        minimal: dict[str, Any] = {
             "reason": invalid.reason,
             "detail": "",
             "message_id": None,
@@ -219,3 +296,4 @@ def dead_letter(
             "original_truncated": True,
             "original_base64": None,
         }
+        return None, minimal if sealing is None else {**minimal, "original_sealed": None}

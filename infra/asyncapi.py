@@ -71,8 +71,13 @@ CHANNELS = {
         "deadLetters",
         "Dead letters",
         "Refused inputs: reason, field path, source record and the bytes with codes and "
-        "personal data redacted.",
-        {"type": ["string", "null"], "description": "order id when publishable, else none"},
+        "personal data redacted. Version 2 (what the consumer writes; `ce_dataschema` names "
+        "each letter's version): the message id as a keyed pseudonym, and the input as "
+        "received sealed under the day's dead-letter key, which `gdpr purge` destroys "
+        "GIFTCARDS_RETENTION_DEAD_LETTER_DAYS after that day, when the topic expires the "
+        "letter too. Version 1 letters (clear message id, no sealed original) stay until then.",
+        {"type": ["string", "null"], "description": "v2: the order id's keyed pseudonym, v1: "
+         "the order id, when publishable, else none"},
     ),
     "relay_positions": Channel(
         "relayPositions",
@@ -216,13 +221,16 @@ def _messages(cloudevents: CloudEvents) -> dict[str, dict[str, dict[str, Any]]]:
             }
         },
         "dead_letters": {
-            "DeadLetter": {
-                "name": "DeadLetter",
+            name: {
+                "name": name,
+                "title": f"Dead letter v{version}",
                 "contentType": "application/json",
-                "headers": output_headers_schema(cloudevents, dead_letter=True),
-                "payload": _file(schemas.DEAD_LETTER),
+                "headers": output_headers_schema(cloudevents, dead_letter=True, version=version),
+                "payload": _file(schemas.DEAD_LETTERS[version]),
                 "bindings": _key(channel["dead_letters"]),
             }
+            # v2 is what the consumer writes; v1 letters stay until the topic expires them.
+            for version, name in ((1, "DeadLetter"), (2, "DeadLetter.v2"))
         },
         "relay_positions": {
             "RelayPosition": {

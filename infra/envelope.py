@@ -76,7 +76,7 @@ def use_pseudonyms(pseudonyms: StreamPseudonyms) -> None:
     _pseudonyms = pseudonyms
 
 
-def _installed() -> StreamPseudonyms:
+def installed_pseudonyms() -> StreamPseudonyms:
     if _pseudonyms is None:  # fail closed: never publish clear ids for want of a key
         raise RuntimeError("no stream pseudonym key: build the service with infra.bootstrap")
     return _pseudonyms
@@ -164,7 +164,7 @@ def _envelope(
     prefix, event_type, schema_version = _published_as(cls)
     if prefix is None or "at" not in fields:  # private, or stream bookkeeping (Opened)
         return None
-    pseudonyms = _installed()
+    pseudonyms = installed_pseudonyms()
     if prefix != "GiftCard":  # streams named after a customer: a keyed id (see stream())
         originator_id = pseudonyms.stream(originator_id)
     stream_id = str(originator_id)
@@ -196,7 +196,7 @@ def card_record_as_published_now(envelope: dict[str, Any]) -> dict[str, Any]:
     as it is published now: `audit verify --all` compares the store with such old records too."""
     if envelope.get("schema_version", PSEUDONYMS_SINCE) >= PSEUDONYMS_SINCE:
         return envelope
-    pseudonyms = _installed()
+    pseudonyms = installed_pseudonyms()
     correlation_id = envelope.get("correlation_id")
     return {
         **envelope,

@@ -11,7 +11,7 @@ from eventsourcing.utils import get_topic
 
 from application.cards import GiftCards
 from domain.subjects import DataSubject
-from infra.envelope import PSEUDONYMISED, _installed, stored_envelope
+from infra.envelope import PSEUDONYMISED, installed_pseudonyms, stored_envelope
 
 S = DataSubject
 SUBJECT_TOPICS = [get_topic(c) for c in (S.ObjectedToProfiling, S.Restricted, S.RestrictionLifted)]
@@ -22,7 +22,7 @@ def erasure_as_published(envelope: dict[str, Any]) -> dict[str, Any]:
     """P2: the erasure event carries no stable id of the person: a one-off subject pseudonym
     and a one-off stream (so its record key, partition aside, links it to none of their
     events). The service's own views see the stored event and rotate the pseudonym out."""
-    pseudonyms, event_id = _installed(), envelope["event_id"]
+    pseudonyms, event_id = installed_pseudonyms(), envelope["event_id"]
     data = {**envelope["data"], "subject_id": pseudonyms.unlinked(event_id, "subject_id")}
     stream = pseudonyms.stream(UUID(event_id))
     return {**envelope, "stream_id": str(stream), "data": data}
@@ -73,9 +73,9 @@ class ProcessingLimits:
         at, data = envelope["occurred_at"], dict(envelope["data"])
         for name, value in data.items():
             if PSEUDONYMISED.get(name) == "subject" and self.limited(value, at):
-                data[name] = _installed().unlinked(envelope["event_id"], name)
+                data[name] = installed_pseudonyms().unlinked(envelope["event_id"], name)
         pii = data.get("pii")
         if isinstance(pii, dict) and self.limited(pii.get("recipient_subject"), at):
-            data["pii"] = {**pii, "recipient_subject": _installed().unlinked(
+            data["pii"] = {**pii, "recipient_subject": installed_pseudonyms().unlinked(
                 envelope["event_id"], "recipient_subject")}
         return {**envelope, "data": data}

@@ -9,9 +9,10 @@ from uuid import UUID
 # What a pseudonym looks like on the stream (the published schemas' patterns): a kind prefix,
 # then 128 bits of HMAC-SHA256 in hex (no collision in any realistic store; hex, not base32:
 # Python's base32 encoder cost three times the HMAC on the relay's path).
-SUBJECT_PREFIX, ORDER_PREFIX = "cus_", "ord_"
+SUBJECT_PREFIX, ORDER_PREFIX, MESSAGE_PREFIX = "cus_", "ord_", "msg_"
 SUBJECT_PATTERN = "^cus_[0-9a-f]{32}$"
 ORDER_PATTERN = "^ord_[0-9a-f]{32}$"
+MESSAGE_PATTERN = "^msg_[0-9a-f]{32}$"
 CACHED = 65_536  # ids per kind kept computed (a few MB at most)
 
 
@@ -38,6 +39,10 @@ class StreamPseudonyms:
 
     def order(self, order_id: str) -> str:
         return ORDER_PREFIX + self._digest(b"order", order_id.encode())
+
+    def message(self, message_id: str) -> str:
+        """An order service message id, as a dead letter names the message it refused."""
+        return MESSAGE_PREFIX + self._digest(b"message", message_id.encode())
 
     def stream(self, stream_id: UUID) -> UUID:
         """A stream named after a customer (attempts, data subject) is a uuid5 anyone can

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from application.export_schema import EXPORT_SCHEMA
-from consumers.dead_letters import DEAD_LETTER_SCHEMA
+from consumers.dead_letters import DEAD_LETTER_SCHEMA, DEAD_LETTER_SCHEMA_V2
 from consumers.replies import RESULT_SCHEMA
 from domain.base import DomainEvent
 from infra.envelope import (
@@ -29,8 +29,13 @@ SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 RELEASED_DIR = SCHEMA_DIR / "released"
 # The checkout consumer's outputs, hand-written beside the code that builds them (tested on the
 # real outputs in tests/integration/test_dead_letters.py).
+# Dead letters have two versions: v1 (released, still on the topic until it expires them) and
+# v2, what the consumer writes; each letter's CloudEvents `dataschema` names its own.
 CHECKOUT_RESULT, DEAD_LETTER = "checkout-result.json", "dead-letter.json"
-CHECKOUT_OUTPUTS = {CHECKOUT_RESULT: RESULT_SCHEMA, DEAD_LETTER: DEAD_LETTER_SCHEMA}
+DEAD_LETTER_V2 = "dead-letter.v2.json"
+DEAD_LETTERS = {1: DEAD_LETTER, 2: DEAD_LETTER_V2}
+CHECKOUT_OUTPUTS = {CHECKOUT_RESULT: RESULT_SCHEMA, DEAD_LETTER: DEAD_LETTER_SCHEMA,
+                    DEAD_LETTER_V2: DEAD_LETTER_SCHEMA_V2}
 # Documents that are no event: the CLI's subject export (art. 15/20, tested on real exports).
 SUBJECT_EXPORT = "subject-export.json"
 DOCUMENTS = {**CHECKOUT_OUTPUTS, SUBJECT_EXPORT: EXPORT_SCHEMA}

@@ -366,6 +366,8 @@ def run_purge(svc: Service) -> dict[str, Any]:
         access_log_days=settings.retention_access_log_days,
         request_years=settings.retention_request_years,
     )
+    report["dead_letter_keys"] = privacy.purge_dead_letter_keys(
+        days=settings.retention_dead_letter_days)
     views = build_projector(svc.settings)
     try:  # fraud data (profiling results, window state) past GIFTCARDS_RETENTION_FRAUD_YEARS
         cutoff = years_before(svc.app.now(), svc.settings.retention_fraud_years)

@@ -9,7 +9,7 @@ from typing import Any
 
 from infra.config import CLOUDEVENTS_SOURCE, CLOUDEVENTS_TYPE_PREFIX, Settings
 from infra.envelope import CONTENT_TYPE, PUBLISHED
-from infra.schemas import BASE_ID, CHECKOUT_RESULT, DEAD_LETTER, file_name
+from infra.schemas import BASE_ID, CHECKOUT_RESULT, DEAD_LETTERS, file_name
 
 SPECVERSION = "1.0"
 # Attributes every record of ours carries (kcat, the cloudevents SDK and the tests read these).
@@ -55,17 +55,24 @@ class CloudEvents:
         return headers if key is None else [*headers, ("ce_subject", key)]
 
     def dead_letter_headers(self, letter: dict[str, Any], key: bytes | None) -> Headers:
-        """Headers of a dead letter: one per input record, named by where it was read."""
+        """Headers of a dead letter: one per input record, named by where it was read; its
+        type's version and `dataschema` name the dead-letter schema it follows."""
         where = letter["source"]
+        version = dead_letter_version(letter)
         headers = [
             *_output_constants(self.type_prefix, self.source, "checkout.dead_lettered",
-                               DEAD_LETTER, "/checkout/dead-letters"),
+                               DEAD_LETTERS[version], "/checkout/dead-letters", version),
             ("ce_id", f"{where['topic']}/{where['partition']}/{where['offset']}".encode()),
         ]
         return headers if key is None else [*headers, ("ce_subject", key)]
 
 
 DEFAULT = CloudEvents()
+
+
+def dead_letter_version(letter: dict[str, Any]) -> int:
+    """2 for a letter with the sealed original (DEAD_LETTER_SCHEMA_V2), else 1."""
+    return 2 if "original_sealed" in letter else 1
 
 
 def event_type_name(type_prefix: str, event_type: str, version: int) -> str:
@@ -106,12 +113,12 @@ def _market_source(source: str, market: str | None) -> bytes:
 
 @cache
 def _output_constants(
-    type_prefix: str, source: str, kind: str, schema: str, path: str
+    type_prefix: str, source: str, kind: str, schema: str, path: str, version: int = 1
 ) -> tuple[tuple[str, bytes], ...]:
     return (
         ("content-type", CONTENT_TYPE.encode()),
         ("ce_specversion", SPECVERSION.encode()),
-        ("ce_type", f"{type_prefix}.{kind}.v1".encode()),
+        ("ce_type", f"{type_prefix}.{kind}.v{version}".encode()),
         ("ce_source", f"{source}{path}".encode()),
         ("ce_dataschema", f"{BASE_ID}{schema}".encode()),
     )
@@ -142,18 +149,22 @@ def event_headers_schema(cloudevents: CloudEvents, event_type: str, version: int
     )
 
 
-def output_headers_schema(cloudevents: CloudEvents, *, dead_letter: bool) -> dict[str, Any]:
-    """JSON Schema of the headers of checkout results (`dead_letter=False`) or dead letters."""
+def output_headers_schema(
+    cloudevents: CloudEvents, *, dead_letter: bool, version: int = 1
+) -> dict[str, Any]:
+    """JSON Schema of the headers of checkout results (`dead_letter=False`) or dead letters
+    (of one dead-letter schema `version`)."""
     if dead_letter:
-        kinds, schema, path = ["checkout.dead_lettered"], DEAD_LETTER, "/checkout/dead-letters"
+        kinds, path = ["checkout.dead_lettered"], "/checkout/dead-letters"
+        schema = DEAD_LETTERS[version]
         ce_id = {"type": "string", "pattern": "^.+/[0-9]+/[0-9]+$",
                  "description": "the input record: topic/partition/offset"}
     else:
         kinds = [f"checkout.{status}" for status in ("accepted", "rejected")]
         schema, path = CHECKOUT_RESULT, "/checkout/results"
         ce_id = {"type": "string", "pattern": "^[ -~]{1,200}$", "description": "= message_id"}
-    variants = [_output_constants(cloudevents.type_prefix, cloudevents.source, kind, schema, path)
-                for kind in kinds]
+    variants = [_output_constants(cloudevents.type_prefix, cloudevents.source, kind, schema, path,
+                                  version) for kind in kinds]
     headers = _headers_schema(
         variants[0],
         {"ce_id": ce_id, "ce_subject": {"type": "string", "description": "= the record key, "

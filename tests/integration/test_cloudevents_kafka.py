@@ -20,6 +20,7 @@ from infra.kafka.cloudevents import REQUIRED, event_type_name
 from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
 from infra.limits import erasure_as_published
+from infra.schemas import BASE_ID
 from tests.conftest import FixedClock
 from tests.integration.kafka_helpers import TopicReader
 from tests.integration.test_relay import stored_envelopes
@@ -140,4 +141,6 @@ def assert_cloudevents_outputs(results: TopicReader, dead: TopicReader) -> None:
             else:
                 where = data["source"]
                 assert event.get_id() == f"{where['topic']}/{where['partition']}/{where['offset']}"
-                assert event.get_type() == "com.example.giftcard.checkout.dead_lettered.v1"
+                # The consumer writes dead-letter schema v2, and says so in each letter.
+                assert event.get_type() == "com.example.giftcard.checkout.dead_lettered.v2"
+                assert event.get_dataschema() == f"{BASE_ID}dead-letter.v2.json"

@@ -12,7 +12,8 @@ PAGE = ROOT / "docs" / "data-protection.md"
 PLACES = (
     "store: events", "vault", "outbox", "topic `giftcard.events`", "topic `order.checkout`",
     "topic `giftcard.dead-letters`", "views", "maildir", "logs", "access log",
-    "request register", "checkpoints", "evidence packs", "backups and PostgreSQL WAL",
+    "request register", "checkpoints", "evidence packs", "subject exports", "`/metrics`",
+    "backups and PostgreSQL WAL",
 )
 
 
