@@ -19,7 +19,7 @@ from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 from eventsourcing.utils import get_topic
 
 from application.cards import GiftCards, delivery_key_subject, notice_key_subject
-from application.privacy import PiiReader
+from application.privacy_reads import PiiReader
 from application.unit_of_work import UnitOfWork
 from domain.delivery import CodeDelivery
 from domain.giftcard import GiftCard

@@ -22,7 +22,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from application.delivery import Deliveries
 from application.operators import PERMISSIONS, PERSONAL, Actor, Operators
-from application.privacy import PiiReader, Privacy, history_subjects, logged_read
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader, history_subjects, logged_read
 from domain.codes import last4
 from domain.errors import DomainError, refuse
 from domain.markets import MINOR_UNITS
@@ -439,7 +440,7 @@ def console_router(service: Service, operators: Operators,
     async def evidence_pack(request: Request) -> Response:
         """A market's month as an evidence pack (`audit export --period`), downloaded as a zip:
         its stored histories name customers, so each is access-logged under your name."""
-        from application.privacy import SUBJECT_FIELDS
+        from application.privacy_scan import SUBJECT_FIELDS
         from infra import checkpoints as cps
         from projections import evidence
 

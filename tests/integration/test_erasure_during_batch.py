@@ -15,7 +15,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from application.privacy import PiiReader, Privacy
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader
 from infra.bootstrap import Service
 from infra.recorders import _rows
 from infra.vault import ERASED, INSERT_SUBJECT_KEY, KeySession

@@ -13,7 +13,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from application.holds import Holds
-from application.privacy import SCANNED, PiiReader, Privacy
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader
+from application.privacy_scan import SCANNED
 from domain.errors import DomainError
 from infra import schemas
 from infra.bootstrap import Service

@@ -12,7 +12,8 @@ import pytest
 
 from application.cards import GiftCards
 from application.operators import Operators, break_glass
-from application.privacy import PiiReader, Privacy
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader
 from domain.errors import DomainError
 from infra.bootstrap import Service
 from infra.envelope import stored_envelope
