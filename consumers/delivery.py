@@ -29,7 +29,7 @@ from infra.mail.transport import PermanentSendError, TransientSendError, Transpo
 from infra.ratelog import RateLimitedLog, backoff
 from infra.service import Service
 from infra.transient import Stopped, never
-from infra.vault import ERASED
+from infra.vault_keys import ERASED
 
 log = logging.getLogger("giftcards.delivery")
 LEASE = "code-deliveries"  # one active worker per store (see DeliveryWorker.run)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from infra.config import ConfigError, private_directory, smtp_starttls
-from infra.vault import ERASED
+from infra.vault_keys import ERASED
 
 TIMEOUT_SECONDS = 10
 

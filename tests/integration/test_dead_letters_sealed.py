@@ -15,7 +15,7 @@ from dev import schema_gate
 from entrypoints.cli.gdpr import run_purge
 from infra import schemas
 from infra.bootstrap import Service
-from infra.vault import ERASED
+from infra.vault_keys import ERASED
 from tests.conftest import FixedClock
 from tests.integration.test_checkout_consumer import ordered
 from tests.unit.test_schemas import validator

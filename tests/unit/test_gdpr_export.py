@@ -21,7 +21,7 @@ from infra import schemas
 from infra.bootstrap import Service
 from infra.db import Database
 from infra.envelope import published_events
-from infra.vault import ERASED
+from infra.vault_keys import ERASED
 from projections import queries
 from projections.config import FraudConfig
 from projections.runner import Projector

@@ -137,7 +137,7 @@ def test_r21_rectification_shreds_the_old_value_and_keeps_the_rest(
     sealed fields (their name, their message) still can; a second correction shreds the first."""
     from uuid import UUID
 
-    from infra.vault import ERASED
+    from infra.vault_keys import ERASED
     from tests.unit.test_gdpr_privacy import ALICE_MESSAGE, ALICE_NAME
 
     history = busy_history(memory_service, clock)
