@@ -7,15 +7,31 @@ import base64
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from infra.db import Database
 from infra.vault_keys import ERASURES, PREFIX, SUBJECTS_PER_QUERY, Run, seal_field_value, seal_value
 
-if TYPE_CHECKING:
-    from infra.vault import Vault
+
+class KeyStore(Protocol):
+    """What a unit of work needs of the vault (infra.vault.Vault)."""
+
+    db: Database
+
+    def subject_for_email(self, email: str) -> str: ...
+
+    def keys_of(self, subjects: list[str]) -> list[tuple[Any, ...]]: ...
+
+    def store(self, keys: NewKeys) -> None: ...
+
+    def new_key(self, subject_id: str) -> tuple[str, bytes, tuple[str, str, bytes, str]]: ...
+
+    def tombstone(self, subject_id: str) -> str: ...
+
+    def unwrap(self, key_id: str, wrapped: bytes) -> bytes: ...
 
 
 # PostgreSQL's advisory locks of the subjects' keys: one of 64 buckets per subject, so that a
@@ -90,7 +106,7 @@ class KeySession:
     Keys read here may be erased by another process before the unit commits: what it seals
     is then unreadable at once, as it would be had the erasure come a moment later."""
 
-    def __init__(self, vault: Vault, keys_with_events: bool = False) -> None:
+    def __init__(self, vault: KeyStore, keys_with_events: bool = False) -> None:
         self.vault = vault
         self.keys_with_events = keys_with_events
         self.new = NewKeys()
