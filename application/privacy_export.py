@@ -180,13 +180,6 @@ class Exports(RequestRegister):
     def _rectifications(self, subjects: list[str]) -> list[Json]:
         return self.records.rectifications(subjects)
 
-    def _access_log_rows(self, subjects: list[str]) -> list[Json]:
-        # A listing of the views (`fraud alerts`) logs the pseudonym it showed: theirs too.
-        published = {self.service.pseudonyms.subject(s): s for s in subjects}
-        rows = self.records.access_log([*subjects, *published])
-        return [{**row, "subject_id": published.get(row["subject_id"], row["subject_id"])}
-                for row in rows]
-
     def _received(self, event: Any, held: Holdings, reader: PiiReader) -> Json:
         recipient = event.pii["recipient_subject"]
         return {
