@@ -8,7 +8,9 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from application.card_base import notice_key_subject
-from application.privacy import PiiReader, Privacy, Service, check_operator
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader, check_operator
+from application.privacy_scan import Service
 from application.results import DeliveryRetry, DeliveryState, FailedDelivery
 from application.unit_of_work import UnitOfWork
 from domain.addresses import check_address

@@ -21,7 +21,7 @@ from kafka.structs import OffsetAndMetadata
 
 from application.cards import GiftCards
 from application.checkout import Checkout, Result
-from application.privacy import dead_letter_sealer
+from application.privacy_erasure import dead_letter_sealer
 from application.unit_of_work import UnitOfWork
 from domain.errors import DomainError
 from infra.envelope import installed_pseudonyms

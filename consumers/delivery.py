@@ -20,7 +20,7 @@ from eventsourcing.utils import get_topic
 
 from application.card_base import delivery_key_subject, notice_key_subject
 from application.cards import GiftCards
-from application.privacy import PiiReader
+from application.privacy_reads import PiiReader
 from application.unit_of_work import UnitOfWork
 from domain.delivery import CodeDelivery
 from domain.giftcard import GiftCard
@@ -30,7 +30,7 @@ from infra.mail.transport import PermanentSendError, TransientSendError, Transpo
 from infra.ratelog import RateLimitedLog, backoff
 from infra.service import Service
 from infra.transient import Stopped, never
-from infra.vault import ERASED
+from infra.vault_keys import ERASED
 
 log = logging.getLogger("giftcards.delivery")
 LEASE = "code-deliveries"  # one active worker per store (see DeliveryWorker.run)

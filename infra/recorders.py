@@ -22,7 +22,8 @@ from psycopg.sql import SQL, Composed, Identifier
 from domain.giftcard import CardFacts
 from domain.streams import CheckoutAttempts, GuessingBudget
 from infra.db import LibraryPool
-from infra.vault import INSERT_ERASED_KEY, INSERT_FIELD_KEY, INSERT_SUBJECT_KEY, NewKeys
+from infra.vault_keys import INSERT_ERASED_KEY, INSERT_FIELD_KEY, INSERT_SUBJECT_KEY
+from infra.vault_session import NewKeys
 
 # Any constant shared by every process of the service: the key of the schema-creation lock.
 SCHEMA_LOCK = 0x67696674  # "gift"
@@ -154,7 +155,7 @@ class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
         keys: NewKeys | None = kwargs.get("vault_keys")
         if keys:
             # With the events that use them: a card is never committed without the key of its
-            # sealed code, nor that key without its card (see infra.vault.KeySession).
+            # sealed code, nor that key without its card (see infra.vault_session.KeySession).
             keys.settle(lambda sql, params: _rows(curs, sql, params), postgres=True)
             if keys.erased_keys:
                 curs.executemany(_INSERT_ERASED_KEY, keys.erased_keys)

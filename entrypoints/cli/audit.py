@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from application.privacy import history_subjects
+from application.privacy_reads import history_subjects
 from entrypoints.cli.base import (
     UsageError,
     emit_and_exit,
@@ -264,7 +264,7 @@ def _trail(args: argparse.Namespace) -> dict[str, Any]:
 def evidence_pack(args: argparse.Namespace) -> dict[str, Any]:
     """Every card's stored history of a market and month, with clear customer ids: an auditor
     (or admin) authenticated first, every customer in it access-logged (R21)."""
-    from application.privacy import SUBJECT_FIELDS
+    from application.privacy_scan import SUBJECT_FIELDS
     from infra import checkpoints as cps
     from projections import evidence
 

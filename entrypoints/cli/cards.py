@@ -217,7 +217,7 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
 
 def history(args: argparse.Namespace) -> dict[str, Any]:
     """Customer ids are personal data: a registered operator, each one logged (R21)."""
-    from application.privacy import history_subjects
+    from application.privacy_reads import history_subjects
     from entrypoints.cli.operators import logged_read
 
     return history_json(logged_read(args, "history", "card history",

@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from application.operators import Operators
-from application.privacy import (
-    REQUEST_TYPES,
-    Privacy,
-    iter_subjects,
-    years_before,
-)
+from application.privacy import Privacy
+from application.privacy_erasure import years_before
+from application.privacy_reads import iter_subjects
+from application.privacy_requests import REQUEST_TYPES
 from composition.bootstrap import build, build_projector
 from domain.operators import ROLES
 from domain.subjects import RECTIFIABLE

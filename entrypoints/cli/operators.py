@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from application import privacy
+from application import privacy_reads
 from application.operators import Actor, Operators, break_glass, check_allowed
-from application.privacy import PiiReader
+from application.privacy_reads import PiiReader
 from domain.errors import refuse
 from entrypoints.cli.base import UsageError, parse_text
 from entrypoints.cli.context import service
@@ -96,4 +96,4 @@ def logged_read(
 ) -> T:
     """R21: the operator authenticated first, then every subject shown logged."""
     actor = authenticated_operator(args, action)
-    return privacy.logged_read(service(), actor.name, purpose, action, read, subjects)
+    return privacy_reads.logged_read(service(), actor.name, purpose, action, read, subjects)

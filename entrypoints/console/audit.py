@@ -14,7 +14,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from application.privacy import logged_read
+from application.privacy_reads import logged_read
 from domain.errors import DomainError, refuse
 from entrypoints.console.pages import (
     HEADERS,
@@ -87,7 +87,7 @@ def add_routes(router: APIRouter, console: Console) -> None:
     async def evidence_pack(request: Request) -> Response:
         """A market's month as an evidence pack (`audit export --period`), downloaded as a zip:
         its stored histories name customers, so each is access-logged under your name."""
-        from application.privacy import SUBJECT_FIELDS
+        from application.privacy_scan import SUBJECT_FIELDS
         from infra import checkpoints as cps
         from projections import evidence
 

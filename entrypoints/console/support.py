@@ -14,7 +14,8 @@ from fastapi.responses import RedirectResponse
 
 from application.delivery import Deliveries
 from application.operators import Actor
-from application.privacy import PiiReader, Privacy, history_subjects, logged_read
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader, history_subjects, logged_read
 from domain.codes import last4
 from domain.errors import DomainError, refuse
 from entrypoints.console.pages import (

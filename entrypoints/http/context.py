@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from application.apikeys import ApiKeys
 from application.holds import Holds
 from application.operators import Actor, Operators, check_allowed
-from application.privacy import logged_read
+from application.privacy_reads import logged_read
 from application.unit_of_work import UnitOfWork
 from composition.bootstrap import build_card_facts_reader, build_projector
 from domain.apikeys import ApiKey

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 from infra.config import ConfigError
 from infra.config_links import smtp_starttls
 from infra.private_files import private_directory
-from infra.vault import ERASED
+from infra.vault_keys import ERASED
 
 TIMEOUT_SECONDS = 10
 

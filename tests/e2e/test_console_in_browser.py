@@ -13,7 +13,8 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from application.delivery import Deliveries
-from application.privacy import PiiReader, Privacy
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader
 from application.results import DeliveryState, Purchase
 from tests.e2e.console_browser import GIFTCARDS, IDLE_SECONDS, Console, console, wait_until
 from tests.mail.inbox import message_parts

@@ -21,7 +21,7 @@ from infra.bootstrap import build
 from infra.config import load_settings
 from infra.db import Database
 from infra.kafka.topics import Topics
-from infra.vault import ERASED
+from infra.vault_keys import ERASED
 from tests.faults.harness import ServiceProcess
 from tests.integration.kafka_helpers import create_topics, produce
 

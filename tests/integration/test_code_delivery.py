@@ -17,7 +17,8 @@ from eventsourcing.utils import get_topic
 
 from application.delivery import Deliveries
 from application.operators import Operators, break_glass
-from application.privacy import PiiReader, Privacy
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader
 from composition.bootstrap import Service, build_delivery_worker, build_projector
 from consumers.delivery import DeliveryWorker
 from domain.delivery import CodeDelivery

@@ -4,7 +4,8 @@ request, access-logged, and the previous address is told without the code."""
 
 from __future__ import annotations
 
-from application.privacy import PiiReader, Privacy
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader
 from infra.bootstrap import Service
 from tests.e2e.operator_keys import enrol as enrol_key
 from tests.e2e.test_cli import assert_error, cli

@@ -12,7 +12,8 @@ from pathlib import Path
 from starlette.testclient import TestClient
 
 from application.operators import Operators
-from application.privacy import PiiReader, Privacy
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader
 from entrypoints.http.app import create_app
 from infra import checkpoints as cps
 from infra.service import Service

@@ -10,7 +10,8 @@ import orjson
 from starlette.testclient import TestClient
 
 from application.operators import Operators
-from application.privacy import PiiReader, Privacy
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader
 from entrypoints.http.app import create_app
 from infra.service import Service
 from tests.conftest import FixedClock

@@ -13,7 +13,7 @@ from dev import schema_gate
 from entrypoints.cli.gdpr import run_purge
 from infra import schemas
 from infra.bootstrap import Service
-from infra.vault import ERASED
+from infra.vault_keys import ERASED
 from infra.wire.dead_letters import DEAD_LETTER_SCHEMA, Invalid, dead_letter
 from infra.wire.messages import parse
 from tests.conftest import FixedClock

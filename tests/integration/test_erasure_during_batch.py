@@ -14,10 +14,12 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from application.privacy import PiiReader, Privacy
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader
 from infra.bootstrap import Service
 from infra.recorders import _rows
-from infra.vault import ERASED, INSERT_SUBJECT_KEY, KeySession
+from infra.vault_keys import ERASED, INSERT_SUBJECT_KEY
+from infra.vault_session import KeySession
 from tests.unit.test_gdpr_privacy import act, buy, register_operator
 
 ZED_EMAIL, ZED_NAME = "zed.window@example.org", "Zed Fenetre"

@@ -27,7 +27,7 @@ from infra.bootstrap import Service
 from infra.kafka.cloudevents import DEFAULT
 from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
-from infra.vault import ERASED
+from infra.vault_keys import ERASED
 from projections.runner import Projector
 from projections.sources import sync_store
 from tests.conftest import FixedClock

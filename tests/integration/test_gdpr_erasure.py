@@ -18,7 +18,7 @@ from infra.envelope import stored_envelope
 from infra.kafka.admin import ensure_topics
 from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
-from infra.vault import ERASED
+from infra.vault_keys import ERASED
 from tests.unit.test_gdpr_privacy import (
     ALICE_EMAIL,
     ALICE_MESSAGE,

@@ -13,7 +13,7 @@ import pytest
 from application.privacy import Privacy
 from infra.bootstrap import Service
 from infra.db import sqlite_path
-from infra.vault import ERASED, KekDestroyed
+from infra.vault_keys import ERASED, KekDestroyed
 from tests.integration.test_gdpr_erasure import store_bytes
 from tests.unit.test_gdpr_privacy import (
     ALICE_EMAIL,

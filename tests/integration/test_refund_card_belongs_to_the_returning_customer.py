@@ -15,7 +15,8 @@ import pytest
 
 from application.apikeys import ApiKeys
 from application.delivery import Deliveries
-from application.privacy import PiiReader, Privacy
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader
 from infra.bootstrap import Service
 from infra.kafka.topics import Topics
 from tests.conftest import FixedClock

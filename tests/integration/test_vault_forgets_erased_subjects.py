@@ -10,7 +10,7 @@ from typing import Any
 
 from entrypoints.cli.gdpr import run_purge
 from infra.bootstrap import Service
-from infra.vault import ERASED
+from infra.vault_keys import ERASED
 from tests.integration.test_erasure_scan_everywhere import forms
 from tests.unit.test_gdpr_privacy import act, export
 

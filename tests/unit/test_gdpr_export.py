@@ -13,13 +13,15 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from application.holds import Holds
-from application.privacy import SCANNED, PiiReader, Privacy
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader
+from application.privacy_scan import SCANNED
 from domain.errors import DomainError
 from infra import schemas
 from infra.bootstrap import Service
 from infra.db import Database
 from infra.envelope import published_events
-from infra.vault import ERASED
+from infra.vault_keys import ERASED
 from projections import queries
 from projections.config import FraudConfig
 from projections.runner import Projector

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from application.operators import Operators
-from application.privacy import PiiReader, Privacy
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader
 from domain.errors import DomainError
 from infra.bootstrap import Service
 from tests.unit.test_gdpr_privacy import ALICE_EMAIL, busy_history, register_operator

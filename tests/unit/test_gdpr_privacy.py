@@ -12,12 +12,13 @@ import pytest
 
 from application.cards import GiftCards
 from application.operators import Operators, break_glass
-from application.privacy import PiiReader, Privacy
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader
 from application.results import Purchase
 from domain.errors import DomainError
 from infra.bootstrap import Service
 from infra.envelope import stored_envelope
-from infra.vault import ERASED
+from infra.vault_keys import ERASED
 
 ALICE_EMAIL, ALICE_NAME, ALICE_MESSAGE = "alice@example.com", "Alice Durand", "from A with love"
 BOB_EMAIL, BOB_NAME, BOB_MESSAGE = "bob@example.org", "Bob Martin", "merci pour tout, B."

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from application.privacy import PiiReader, Privacy
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader
 from domain.errors import DomainError
 from domain.subjects import DataSubject
 from infra.bootstrap import Service
@@ -107,7 +108,7 @@ def test_r21_rectified_recipient_email_still_finds_the_same_subject(
 ) -> None:
     """A recipient's id is a keyed hash of their e-mail: after `gdpr rectify --field email`,
     a lookup or an export by the new e-mail must find the same person (art. 16, 15)."""
-    from application.privacy import iter_subjects
+    from application.privacy_reads import iter_subjects
     from tests.unit.test_gdpr_privacy import BOB_EMAIL
 
     busy_history(memory_service, clock)
@@ -136,7 +137,7 @@ def test_r21_rectification_shreds_the_old_value_and_keeps_the_rest(
     sealed fields (their name, their message) still can; a second correction shreds the first."""
     from uuid import UUID
 
-    from infra.vault import ERASED
+    from infra.vault_keys import ERASED
     from tests.unit.test_gdpr_privacy import ALICE_MESSAGE, ALICE_NAME
 
     history = busy_history(memory_service, clock)

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from application.privacy import PiiReader, Privacy, iter_subjects
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader, iter_subjects
 from domain.errors import DomainError
 from infra.bootstrap import Service
 from tests.unit.test_gdpr_privacy import (

@@ -10,7 +10,9 @@ import pytest
 from eventsourcing.utils import get_topic
 
 from application.holds import Holds
-from application.privacy import ORDER_FIELDS, SUBJECT_FIELDS, PiiReader, Privacy
+from application.privacy import Privacy
+from application.privacy_reads import PiiReader
+from application.privacy_scan import ORDER_FIELDS, SUBJECT_FIELDS
 from domain.errors import DomainError
 from domain.streams import CheckoutAttempts
 from domain.subjects import DataSubject

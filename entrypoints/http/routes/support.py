@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response
 
 from application.operators import Actor
-from application.privacy import history_subjects
+from application.privacy_reads import history_subjects
 from domain.apikeys import ApiKey
 from entrypoints.http import responses as answers
 from entrypoints.http.bodies import CancelBody, IdemKey
