@@ -162,8 +162,7 @@ class Vault:
         events: committed before the events, never after)."""
         if not keys:
             return
-        if not self.db.is_postgres and self.pending_shreds():
-            self.complete_pending()  # the next writer finishes a pending erasure
+        self.before_writing_keys()
         try:
             with self.db.tx():
                 keys.settle(self.db.execute, postgres=self.db.is_postgres)
@@ -184,6 +183,11 @@ class Vault:
                 "DELETE FROM field_keys WHERE subject_id = ? AND field = ?", (subject_id, field)
             )
         return int(found)
+
+    def before_writing_keys(self) -> None:
+        """SQLite: the next writer of keys finishes a pending erasure first."""
+        if not self.db.is_postgres and self.pending_shreds():
+            self.complete_pending()
 
     def _field_key(self, subject_id: str, field: str, *, create: bool) -> bytes | None:
         select = "SELECT sealed_key FROM field_keys WHERE subject_id = ? AND field = ?"
@@ -478,9 +482,10 @@ class NewKeys:
 class KeySession:
     """The vault as one unit of work uses it: each subject's keys read once (a batch's in one
     query, see `prefetch`), and the keys it creates held until the unit commits. A recorder
-    that can (PostgreSQL) inserts them in the events' own transaction: a card and the key of
+    that can (PostgreSQL, SQLite) inserts them in the events' own transaction: a card and the key of
     its sealed code are committed together or not at all, with one commit for a whole batch.
-    Elsewhere they are committed in one transaction just before the events (never after).
+    Elsewhere (a store without the vault's tables) they are committed in one transaction just
+    before the events (never after).
 
     Keys read here may be erased by another process before the unit commits: what it seals
     is then unreadable at once, as it would be had the erasure come a moment later."""
@@ -538,6 +543,7 @@ class KeySession:
         if not self.new:
             return {}
         if self.keys_with_events:
+            self.vault.before_writing_keys()
             return {"vault_keys": self.new}
         self.vault.store(self.new)
         return {}
