@@ -482,8 +482,8 @@ class NewKeys:
 class KeySession:
     """The vault as one unit of work uses it: each subject's keys read once (a batch's in one
     query, see `prefetch`), and the keys it creates held until the unit commits. A recorder
-    that can (PostgreSQL, SQLite) inserts them in the events' own transaction: a card and the key of
-    its sealed code are committed together or not at all, with one commit for a whole batch.
+    that can (PostgreSQL, SQLite) inserts them in the events' own transaction: a card and the
+    key of its sealed code are committed together or not at all, one commit for a whole batch.
     Elsewhere (a store without the vault's tables) they are committed in one transaction just
     before the events (never after).
 
