@@ -24,7 +24,7 @@ from infra.keyring import KekRing
 from infra.lookup import stream_loader
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
 from infra.pseudonyms import StreamPseudonyms
-from infra.recorders import BinaryPostgresProcessRecorder
+from infra.recorders import BinaryPostgresProcessRecorder, KeysSQLiteProcessRecorder
 from infra.replication import check_replication
 from infra.secrets import HmacCodeHasher, Keys
 from infra.service import Service
@@ -86,7 +86,8 @@ def build(
     app.load_streams = stream_loader(app.recorder, app.mapper, db)
     app.keeps_card_facts = isinstance(app.recorder, BinaryPostgresProcessRecorder)
     # The same recorder commits the keys a unit of work creates with its events.
-    vault.keys_with_events = app.keeps_card_facts
+    vault.keys_with_events = isinstance(
+        app.recorder, BinaryPostgresProcessRecorder | KeysSQLiteProcessRecorder)
     if create_tables:
         db.execute(lease.TABLE)
         db.execute(floor.TABLE)

@@ -365,4 +365,5 @@ def eventsourcing_env(url: str, pool_size: int | None = None) -> dict[str, str]:
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(path),
         "SQLITE_LOCK_TIMEOUT": "30",
+        "PROCESS_RECORDER_TOPIC": "infra.recorders:KeysSQLiteProcessRecorder",
     }

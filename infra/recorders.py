@@ -14,6 +14,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresFactory, PostgresProcessRecorder
+from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
 from eventsourcing.utils import Environment, get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -193,6 +194,33 @@ class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
         # one at a time, under a lock released with the transaction.
         curs.execute(SQL("SELECT pg_advisory_xact_lock(%s)"), (SCHEMA_LOCK,), prepare=False)
         super()._create_table(curs)
+
+
+class KeysSQLiteProcessRecorder(SQLiteProcessRecorder):
+    """The library's SQLite recorder, committing the vault keys a unit of work created (their
+    tables are in the same file) in its events' transaction, as the PostgreSQL one does: a card
+    and the key of its sealed code are committed together or not at all."""
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        returning = super()._insert_events(c, stored_events, **kwargs)
+        keys: NewKeys | None = kwargs.get("vault_keys")
+        if keys:
+            # After the events' insert: the file's write lock is held, so no erasure runs
+            # between settling and the commit.
+            keys.settle(lambda sql, params: _sqlite_rows(c, sql, params), postgres=False)
+            for statement, rows in ((INSERT_ERASED_KEY, keys.erased_keys),
+                                    (INSERT_SUBJECT_KEY, keys.subject_keys),
+                                    (INSERT_FIELD_KEY, keys.field_keys)):
+                if rows:
+                    c.executemany(statement, rows)
+        return returning
+
+
+def _sqlite_rows(c: SQLiteCursor, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    c.execute(sql, tuple(params))
+    return [tuple(row) for row in c.fetchall()]
 
 
 def _rows(curs: Cursor[DictRow], sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

@@ -126,8 +126,7 @@ class Vault(VaultErasure):
         events: committed before the events, never after)."""
         if not keys:
             return
-        if not self.db.is_postgres and self.pending_shreds():
-            self.complete_pending()  # the next writer finishes a pending erasure
+        self.before_writing_keys()
         try:
             with self.db.tx():
                 keys.settle(self.db.execute, postgres=self.db.is_postgres)
@@ -148,6 +147,11 @@ class Vault(VaultErasure):
                 "DELETE FROM field_keys WHERE subject_id = ? AND field = ?", (subject_id, field)
             )
         return int(found)
+
+    def before_writing_keys(self) -> None:
+        """SQLite: the next writer of keys finishes a pending erasure first."""
+        if not self.db.is_postgres and self.pending_shreds():
+            self.complete_pending()
 
     def _field_key(self, subject_id: str, field: str, *, create: bool) -> bytes | None:
         select = "SELECT sealed_key FROM field_keys WHERE subject_id = ? AND field = ?"

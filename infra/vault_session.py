@@ -27,6 +27,8 @@ class KeyStore(Protocol):
 
     def store(self, keys: NewKeys) -> None: ...
 
+    def before_writing_keys(self) -> None: ...
+
     def new_key(self, subject_id: str) -> tuple[str, bytes, tuple[str, str, bytes, str]]: ...
 
     def tombstone(self, subject_id: str) -> str: ...
@@ -99,9 +101,10 @@ class NewKeys:
 class KeySession:
     """The vault as one unit of work uses it: each subject's keys read once (a batch's in one
     query, see `prefetch`), and the keys it creates held until the unit commits. A recorder
-    that can (PostgreSQL) inserts them in the events' own transaction: a card and the key of
-    its sealed code are committed together or not at all, with one commit for a whole batch.
-    Elsewhere they are committed in one transaction just before the events (never after).
+    that can (PostgreSQL, SQLite) inserts them in the events' own transaction: a card and the
+    key of its sealed code are committed together or not at all, one commit for a whole batch.
+    Elsewhere (a store without the vault's tables) they are committed in one transaction just
+    before the events (never after).
 
     Keys read here may be erased by another process before the unit commits: what it seals
     is then unreadable at once, as it would be had the erasure come a moment later."""
@@ -159,6 +162,7 @@ class KeySession:
         if not self.new:
             return {}
         if self.keys_with_events:
+            self.vault.before_writing_keys()
             return {"vault_keys": self.new}
         self.vault.store(self.new)
         return {}

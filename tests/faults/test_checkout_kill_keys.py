@@ -52,36 +52,41 @@ def order(i: int) -> bytes:
     })
 
 
-def purchased_cards(db: Database) -> set[str]:
-    rows = db.execute("SELECT originator_id FROM giftcards_events WHERE topic = ?",
+def purchased_cards(db: Database, events: str) -> set[str]:
+    rows = db.execute(f"SELECT originator_id FROM {events} WHERE topic = ?",
                       (get_topic(GiftCard.Purchased),))
-    return {str(row[0]) for row in rows}
+    return {card_id(row[0]) for row in rows}
 
 
-def cards_and_keys(db: Database) -> tuple[set[str], set[str]]:
+def card_id(stored: object) -> str:
+    """A stored originator id as a UUID string (SQLite stores its hex digits)."""
+    return str(stored if isinstance(stored, UUID) else UUID(str(stored)))
+
+
+def cards_and_keys(db: Database, events: str) -> tuple[set[str], set[str]]:
     """Both sets in ONE statement, so one snapshot: a commit the killed consumer sent just before
     its kill may land on the server between two reads, and must not look like a half batch."""
     rows = db.execute(
-        "SELECT 'card', CAST(originator_id AS TEXT) FROM giftcards_events WHERE topic = ? "
+        f"SELECT 'card', CAST(originator_id AS TEXT) FROM {events} WHERE topic = ? "
         "UNION ALL SELECT 'key', subject_id FROM subject_keys WHERE subject_id LIKE ? "
         "AND wrapped_key IS NOT NULL",
         (get_topic(GiftCard.Purchased), CODE_KEY_PREFIX + "%"),
     )
-    cards = {str(r[1]) for r in rows if r[0] == "card"}
+    cards = {card_id(r[1]) for r in rows if r[0] == "card"}
     keys = {str(r[1]).removeprefix(CODE_KEY_PREFIX) for r in rows if r[0] == "key"}
     return cards, keys
 
 
-def wait_for_more_cards(db: Database, than: int, consumer: ServiceProcess) -> int:
+def wait_for_more_cards(db: Database, events: str, than: int, consumer: ServiceProcess) -> int:
     deadline = time.monotonic() + 120
-    while (count := len(purchased_cards(db))) <= than:
+    while (count := len(purchased_cards(db, events))) <= than:
         assert consumer.alive(), consumer.log_tail()
         assert time.monotonic() < deadline, f"no card committed past {than}"
         time.sleep(0.01)
     return count
 
 
-@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_r7_checkout_consumer_killed_mid_batch_leaves_no_card_without_its_key_nor_key_without_card(
     env_for: dict[str, str], kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -92,6 +97,7 @@ def test_r7_checkout_consumer_killed_mid_batch_leaves_no_card_without_its_key_no
     produce(kafka_bootstrap, topics.checkout, [order(i) for i in range(ORDERS)])
     service = build(load_settings(env))
     db = service.db
+    events = service.app.recorder.events_table_name
     consumer = ServiceProcess(
         # Static membership: each restart takes its partitions back without a rebalance wait.
         ["consume", "checkout", "--instance-id", "killed-consumer"], env, tmp_path / "consumer.log")
@@ -100,20 +106,20 @@ def test_r7_checkout_consumer_killed_mid_batch_leaves_no_card_without_its_key_no
         committed = 0
         for delay in KILL_DELAYS_S:
             consumer.start()
-            committed = wait_for_more_cards(db, committed, consumer)
+            committed = wait_for_more_cards(db, events, committed, consumer)
             if committed >= ORDERS:
                 break
             time.sleep(delay)
             consumer.kill()
             kills += 1
-            cards, keys = cards_and_keys(db)
+            cards, keys = cards_and_keys(db, events)
             assert cards - keys == set(), "cards committed without the key of their code"
             assert keys - cards == set(), "code keys committed without their card"
             committed = len(cards)
         if not consumer.alive():
             consumer.start()
         deadline = time.monotonic() + 120
-        while len(purchased_cards(db)) < ORDERS and time.monotonic() < deadline:
+        while len(purchased_cards(db, events)) < ORDERS and time.monotonic() < deadline:
             assert consumer.alive(), consumer.log_tail()
             time.sleep(0.05)
         # A consumer restarted after the last batch was already committed may be stopped before
@@ -122,7 +128,7 @@ def test_r7_checkout_consumer_killed_mid_batch_leaves_no_card_without_its_key_no
     finally:
         consumer.kill()
     assert kills >= 2, "the consumer finished before it could be killed mid-batch twice"
-    cards, keys = cards_and_keys(db)
+    cards, keys = cards_and_keys(db, events)
     assert len(cards) == ORDERS  # one card per order, none twice (R3)
     assert cards == keys
     # Cards' sealed codes, e-mails and names open with the keys committed with them (a sample:
