@@ -1,5 +1,4 @@
-"""The rights of data subjects beside the event store (R21, P1-P5) as one object for the
-entry points: the register, erasure, the other rights and the reads, each in its module."""
+"""The rights of data subjects (R21, P1-P5) as one object, composed of the modules by area."""
 
 from __future__ import annotations
 

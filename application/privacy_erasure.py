@@ -1,5 +1,4 @@
-"""Erasure (P2) by request and by retention, the end dates of the accountability records,
-and the day keys sealing dead letters."""
+"""Erasure (P2) on request and past retention, the records' end dates, dead letters' day keys."""
 
 from __future__ import annotations
 

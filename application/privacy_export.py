@@ -1,5 +1,4 @@
-"""What is held about a person, shown to customer service (R21) or handed to them (P3,
-art. 15, 20): the export, the subject behind an e-mail, pseudonyms both ways."""
+"""What is held about a person (P3, art. 15, 20): the export, lookups by e-mail and pseudonym."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Who may see personal data and the record of each look (R21): the operator check, the
-reader that logs every decryption, the identifiers of one person."""
+"""Who may see personal data (R21): the operator check, logged reads, a person's identifiers."""
 
 from __future__ import annotations
 

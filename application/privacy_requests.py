@@ -1,5 +1,4 @@
-"""The register of rights requests (P1) and the base every right acts through: due dates,
-extensions, outcomes, the access log a subject may ask for."""
+"""The register of rights requests (P1): due dates, extensions, outcomes, the access log."""
 
 from __future__ import annotations
 

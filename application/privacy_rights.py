@@ -1,5 +1,4 @@
-"""The rights recorded on a subject's stream besides erasure: objection (P4), restriction
-(art. 18) and its lifting, rectification (art. 16)."""
+"""Objection (P4), restriction (art. 18) and rectification (art. 16) on a subject's stream."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""One pass over the log for the events naming a person: what they hold, the ids the store
-knows, when each was last active."""
+"""One pass over the log for the events naming a person, their ids and last activity."""
 
 from __future__ import annotations
 

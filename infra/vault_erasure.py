@@ -1,5 +1,4 @@
-"""Crypto-shredding in the vault (P2): keys destroyed and forgotten, erasure tombstones, and
-the proof that the old bytes are gone (or the erasure recorded as pending)."""
+"""Crypto-shredding in the vault (P2): keys destroyed, tombstones, old bytes proven gone."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The vault's tables and formats: the key store's schema, its token prefixes, and one value
-sealed under one key."""
+"""The vault's tables and token formats, and one value sealed under one key."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The vault in one unit of work: keys read once per batch, new keys committed with the events
-or just before them, never after; an erasure meanwhile wins."""
+"""The vault in one unit of work: keys read once, new keys committed with or before events."""
 
 from __future__ import annotations
 
