@@ -61,7 +61,7 @@ def test_r3_r11_consumer_killed_mid_batch_loses_nothing_and_applies_nothing_twic
     codes = [
         service.app.purchase(
             market="FR", amount=5000, payment_method="card", buyer_id="c", order_id=f"app-{i}"
-        )["code"]
+        ).code
         for i in range(REDEMPTIONS)
     ]
     inputs = [ordered(f"buy-{i}", f"order-{i}") for i in range(PURCHASES)]

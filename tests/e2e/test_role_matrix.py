@@ -81,7 +81,7 @@ def test_r21_every_operator_command_by_every_role_is_as_the_table_says(
     cli = {a: roles for a, roles in PERMISSIONS.items() if not a.startswith("GET ")}
     assert {a.replace(" CARD_ID", "").split(" --")[0] for a in cli} == operator_commands()
     for role in ROLES:
-        cases = cli_cases(str(card.card_id), tmp_path, role)
+        cases = cli_cases(card["card_id"], tmp_path, role)
         assert set(cases) == set(cli), "every operator command has a case here"
         monkeypatch.setenv(KEY, keys[role])
         for action, argv in cases.items():

@@ -183,7 +183,7 @@ def test_api_lookups_answer_across_a_restart_and_never_fail_with_500(
     service = build(load_settings(env))
     key = ApiKeys(service.app).create(name="shop", scopes=["checkout"])["key"]
     code = service.app.purchase(market="FR", amount=5000, payment_method="card",
-                                buyer_id="c", order_id="p-1")["code"]
+                                buyer_id="c", order_id="p-1").code
     service.close()
     port = free_port()
     log = tmp_path / "api.log"

@@ -116,7 +116,7 @@ def test_assert_consistent_fails_naming_an_event_published_twice(
                              order_id=f"buy-{i}")
         for i in range(5)
     ]
-    service.app.redeem(code=cards[0]["code"], market="FR", order_id="shop-1", order_total=2000,
+    service.app.redeem(code=cards[0].code, market="FR", order_id="shop-1", order_total=2000,
                        customer_id="c", source="test")
     relay = Relay(service, kafka_bootstrap, topics, transactional_id=f"{topics.prefix}relay")
     try:
@@ -159,7 +159,7 @@ def test_assert_consistent_fails_naming_an_event_published_twice(
             f"kafka-python, at {copies} by kcat") in message
     assert "view " not in message  # the views still agree
 
-    service.db.execute("DELETE FROM view_balance WHERE card_id = ?", [cards[1]["card_id"]])
+    service.db.execute("DELETE FROM view_balance WHERE card_id = ?", [str(cards[1].card_id)])
     with pytest.raises(AssertionError) as failure:
         assert_consistent(env_for, kafka_bootstrap, topics, message_ids=None, settle_timeout=0)
     assert "view view_balance: live has 4 rows, the rebuild 5" in str(failure.value)

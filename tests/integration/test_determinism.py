@@ -145,5 +145,5 @@ def test_tampered_stored_event_fails_audit_verify_naming_card_and_version(servic
          cid.hex if not service.db.is_postgres else cid, version])
     events, problems = verify_card(app, views.db, cid)
     assert events == 3
-    assert {(p["card_id"], p["version"]) for p in problems} == {(card.card_id, 3)}
+    assert {(p["card_id"], p["version"]) for p in problems} == {(str(card.card_id), 3)}
     assert any("differs from the one recorded" in p["problem"] for p in problems)  # the chain

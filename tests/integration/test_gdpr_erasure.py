@@ -113,7 +113,7 @@ def money(service: Service, cards: list[str], items: list[dict[str, Any]]) -> di
     for e in items:
         if "forfeited" in e["data"]:
             breakage[e["currency"]] += e["data"]["forfeited"]
-    liability = sum(s["balance"] for s in states if s["status"] == "active")
+    liability = sum(s.balance for s in states if s.status == "active")
     return {"states": states, "liability": liability, "breakage": dict(breakage)}
 
 

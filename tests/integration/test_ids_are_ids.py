@@ -130,5 +130,5 @@ def test_p5_cli_refuses_a_non_id_with_exit_2(env_for: dict[str, str]) -> None:
         assert_error(cli(env_for, T0, *buyer), 2, "invalid_id")
     rc, card, _ = cli(env_for, T0, *BUY, "--amount", "50", "--order-id", "cli-ok")
     assert rc == 0
-    rc, _, _ = cli(env_for, T0, "show", str(card.card_id))
+    rc, _, _ = cli(env_for, T0, "show", card["card_id"])
     assert rc == 0

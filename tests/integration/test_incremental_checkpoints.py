@@ -24,7 +24,7 @@ def spent_de_card(service: Service) -> str:
                                 buyer_id="cust-de", order_id="P-DE")
     service.app.redeem(code=card.code, market="DE", order_id="O-DE", order_total=30000,
                        customer_id="cust-de", source="test")
-    return str(str(card.card_id))
+    return str(card.card_id)
 
 
 def named(service: Service, directory: Path) -> set[tuple[str, int | None]]:
@@ -42,8 +42,8 @@ def test_tail_and_whole_card_deleted_after_an_increment_are_named_without_kafka(
                          order_id="P-0")
     checkpointer.sign(KEY, clock(), directory)  # the full one: before the cards below
     spent = spent_de_card(service)
-    late = service.app.purchase(market="FR", amount=4000, payment_method="card",
-                                buyer_id="b", order_id="P-LATE")["card_id"]
+    late = str(service.app.purchase(market="FR", amount=4000, payment_method="card",
+                                    buyer_id="b", order_id="P-LATE").card_id)
     increment = checkpointer.sign_increment(KEY, clock(), directory)
     assert increment is not None and set(increment["heads"]) == {spent, late}
     assert checkpointer.sign_increment(KEY, clock(), directory) is None  # nothing changed
@@ -92,8 +92,8 @@ def test_serve_signs_an_increment_within_its_cadence_and_a_full_one_supersedes_t
         lambda: signed.append(checkpointer.sign_increment(KEY, clock(), directory))))
     worker.start()
     try:
-        card = service.app.purchase(market="FR", amount=2000, payment_method="card",
-                                    buyer_id="b", order_id="P-1")["card_id"]
+        card = str(service.app.purchase(market="FR", amount=2000, payment_method="card",
+                                        buyer_id="b", order_id="P-1").card_id)
         deadline = time.monotonic() + 20
         while not cps.increment_paths(directory) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -130,8 +130,8 @@ def test_serves_checkpoint_part_publishes_each_increment_with_its_heads(
     part = threading.Thread(target=checkpoints_loop(settings), args=(stop,))
     part.start()
     try:
-        card = service.app.purchase(market="FR", amount=2000, payment_method="card",
-                                    buyer_id="b", order_id="P-1")["card_id"]
+        card = str(service.app.purchase(market="FR", amount=2000, payment_method="card",
+                                        buyer_id="b", order_id="P-1").card_id)
         deadline = time.monotonic() + 30
         while not cps.increment_paths(settings.checkpoint_dir) and time.monotonic() < deadline:
             time.sleep(0.1)

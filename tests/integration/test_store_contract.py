@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from application.results import Purchase, Redemption
 from domain.errors import DomainError
 from infra.bootstrap import Service, build
 from infra.config import load_settings
@@ -57,7 +58,7 @@ def test_r4_r11_r17_full_lifecycle(service: Service, clock: FixedClock) -> None:
     back = app.refund(order_id="shop-1", returned_amount=6000, received_on=date(2026, 1, 13))
     assert (back.new_card.amount, back.to_other_method) == (5000, 1000)
     new_id = back.new_card.card_id
-    assert app.show(new_id).replaces == str(card.card_id)
+    assert app.show(new_id).replaces == card.card_id
     other = buy(app, order_id="buy-2")
     assert app.cancel(other.card_id, code=other.code).status == "cancelled"
     clock.set("2026-09-01T00:00:00Z")
@@ -93,9 +94,10 @@ def test_r3_concurrent_purchases_of_one_order_make_one_card(
         order = f"race-buy-{n}"
         results = race(partial(buy, service.app, order_id=order),
                        partial(buy, second_service.app, order_id=order))
-        assert all(isinstance(r, dict) for r in results), results
-        assert results[0]["card_id"] == results[1]["card_id"]
-        assert sorted(r["replayed"] for r in results) == [False, True]
+        bought = [r for r in results if isinstance(r, Purchase)]
+        assert len(bought) == 2, results
+        assert bought[0].card_id == bought[1].card_id
+        assert sorted(r.replayed for r in bought) == [False, True]
     purchased = [n for n in service.app.recorder.select_notifications(1, 10**6)
                  if n.topic.endswith("GiftCard.Purchased")]
     assert len(purchased) == ROUNDS
@@ -108,7 +110,7 @@ def test_r11_concurrent_redemptions_of_one_code_exactly_one_wins(
         card = buy(service.app, order_id=f"race-card-{n}")
         results = race(partial(pay, service.app, card.code, f"shop-a-{n}", 1000),
                        partial(pay, second_service.app, card.code, f"shop-b-{n}", 1000))
-        won = [r for r in results if isinstance(r, dict)]
+        won = [r for r in results if isinstance(r, Redemption)]
         lost = [r for r in results if isinstance(r, DomainError)]
         assert len(won) == 1 and len(lost) == 1, results
         assert lost[0].code == "already_redeemed"

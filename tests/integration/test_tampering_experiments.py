@@ -156,7 +156,7 @@ def edit_with_a_recomputed_chain(lab: Lab) -> Names | None:
 
 
 def edit_after_the_checkpoint_with_a_recomputed_chain(lab: Lab) -> Names | None:
-    card = lab.card()["card_id"]
+    card = str(lab.card().card_id)
     lab.relay()
     rechain(lab, card, lambda v, f: f.update(amount=50000) if v == 1 else None)
     return {(card, 1)}
@@ -250,7 +250,7 @@ def a_whole_checkpointed_card_deleted(lab: Lab) -> Names | None:
 
 def a_whole_card_deleted_after_an_increment(lab: Lab) -> Names | None:
     checkpointer = lab.checkpointer()
-    card = lab.card()["card_id"]
+    card = str(lab.card().card_id)
     lab.relay()
     assert checkpointer.sign_increment(KEY, lab.clock(), lab.directory) is not None
     last = lab.last(card)
@@ -260,7 +260,7 @@ def a_whole_card_deleted_after_an_increment(lab: Lab) -> Names | None:
 
 
 def a_whole_card_deleted_within_the_last_seconds(lab: Lab) -> Names | None:
-    card = lab.card()["card_id"]
+    card = str(lab.card().card_id)
     lab.relay()
     last = lab.last(card)
     for version in range(1, last + 1):
@@ -308,7 +308,7 @@ def the_latest_increment_removed_then_what_it_signed_deleted(lab: Lab) -> Names 
     """Out of reach without Kafka: nothing left names the card (keep the checkpoint directory
     where the database insider cannot write); with Kafka, the copy on giftcard.events."""
     checkpointer = lab.checkpointer()
-    card = lab.card()["card_id"]
+    card = str(lab.card().card_id)
     lab.relay()
     assert checkpointer.sign_increment(KEY, lab.clock(), lab.directory) is not None
     cps.increment_paths(lab.directory)[-1].unlink()
