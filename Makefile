@@ -72,11 +72,14 @@ tools:
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
 
 # Two phases (docs/testing.md): the suite in PYTEST_WORKERS processes, one test file per worker
-# at a time (a file's module fixtures, e.g. a private cluster, start once); then the tests
+# at a time (a file's module fixtures, e.g. a private cluster, start once), in collection order
+# (xdist would otherwise hand out the files with the most tests first, leaving the slow fault
+# tests, one or two per file, for the end); then the tests
 # marked `serial` (bounds on time, failover, budgets) alone on the machine, one after another.
 PYTEST_WORKERS ?= 4
 test: services lint kcat faketime patroni tools chromium console-charts
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m 'not containers and not serial'
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	  -m 'not containers and not serial'
 	$(PY) -m pytest -m 'serial and not containers'
 
 # The same tests N times in a row (pytest-repeat), stopping at the first failure: a flaky test

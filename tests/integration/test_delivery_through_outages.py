@@ -90,6 +90,7 @@ def test_r7_p2_erasure_during_a_mail_outage_no_message_to_the_erased_address(
     assert [(str(f.card_id), f.reason) for f in failed] == [(card, "buyer_erased")]
 
 
+@pytest.mark.serial  # a 1 s lease: a worker starved of CPU that long loses it
 def test_r7_two_workers_through_an_outage_longer_than_the_lease_send_one_email_per_card(
     env_for: dict[str, str], clock: FixedClock, smtp_server: SmtpServer
 ) -> None:

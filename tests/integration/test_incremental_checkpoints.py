@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from infra import checkpoints as cps
@@ -78,6 +79,7 @@ def test_an_increment_removed_from_the_chain_is_named(
     assert ["does not follow the checkpoint before it" in p["problem"] for p in bad] == [True]
 
 
+@pytest.mark.serial  # serve's signing cadence is measured in wall-clock seconds
 def test_serve_signs_an_increment_within_its_cadence_and_a_full_one_supersedes_them(
     service: Service, clock: Any, tmp_path: Path
 ) -> None:
