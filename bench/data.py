@@ -93,10 +93,10 @@ class History:
             if result:
                 self.unused.append(
                     Card(
-                        result["card_id"],
-                        result["code"],
-                        result["market"],
-                        datetime.fromisoformat(result["expires_at"]),
+                        str(result.card_id),
+                        result.code,
+                        result.card.market,
+                        result.card.expires_at,
                     )
                 )
         elif roll < 0.97:

@@ -30,6 +30,7 @@ from infra.secrets import HmacCodeHasher, Keys
 from infra.service import Service
 from infra.transient import is_transient
 from infra.vault import Vault
+from infra.wire import replies as _replies  # noqa: F401  registers the stored name of checkout replies
 
 
 def clock_for(settings: Settings) -> Callable[[], datetime]:

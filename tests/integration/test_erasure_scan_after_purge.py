@@ -187,8 +187,8 @@ def test_p2_after_erasure_and_each_purge_metrics_exports_packs_outbox_and_dead_l
 
     pseudonym = service.pseudonyms.subject(CUSTOMER)
     needles = {text: forms(text) for text in (*PERSONAL, CUSTOMER, ORDER, REFUSED_ID)}
-    needles["code"] = forms(card["code"])
-    needles["pending code"] = forms(pending["code"])
+    needles["code"] = forms(card.code)
+    needles["pending code"] = forms(pending.code)
     needles["pseudonym"] = forms(pseudonym)
     data_dir = service.settings.data_dir
     process_env = {**env_for, "GIFTCARDS_NOW": NOW, "PATH": os.environ["PATH"]}

@@ -37,5 +37,5 @@ def test_r7_a_batch_refused_at_commit_leaves_no_code_key_without_its_card(
     with app.batch(Tracking("order.checkout#0", 11)) as uow:
         cards = [app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="c",
                               order_id=f"refused-{i}", buyer_email="buyer@example.org",
-                              within=uow)["card_id"] for i in range(3)]
+                              within=uow).card_id for i in range(3)]
     assert sorted(code_keys(service)) == sorted(delivery_key_subject(UUID(str(c))) for c in cards)

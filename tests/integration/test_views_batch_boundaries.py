@@ -8,7 +8,6 @@ import itertools
 import random
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,7 +27,7 @@ def varied_history(service: Service, clock: Any) -> None:
     """Purchases, redemptions, refusals, cancellations, refunds, expiries, an objection and an
     erasure, with attempts that trip every fraud rule (thresholds lowered in CONFIG)."""
     app, rng = service.app, random.Random(3)
-    cards: list[tuple[dict[str, Any], str]] = []
+    cards: list[tuple[Any, str]] = []
 
     def purchase(n: int, buyer: str, amount: int) -> None:
         market = rng.choice(["FR", "DE"])
@@ -37,8 +36,8 @@ def varied_history(service: Service, clock: Any) -> None:
         if card:
             cards.append((card, market))
 
-    def redeem(card: dict[str, Any], market: str, order: str, customer: str, total: int) -> Any:
-        return attempt(app.redeem, code=card["code"], market=market, order_id=order,
+    def redeem(card: Any, market: str, order: str, customer: str, total: int) -> Any:
+        return attempt(app.redeem, code=card.code, market=market, order_id=order,
                        order_total=total, customer_id=customer, source="test")
 
     for n in range(4):  # F2: one buyer's burst
@@ -54,7 +53,7 @@ def varied_history(service: Service, clock: Any) -> None:
     for n, (card, _market) in enumerate(cards[12:18]):  # F5 then F6: wrong market, cancelled
         redeem(card, "IT", f"wrong-{n}", f"cust-{n}", 500)
         if n % 2 == 0:
-            attempt(app.cancel, UUID(card["card_id"]))
+            attempt(app.cancel, card.card_id)
     for n in range(4):  # F1: unknown codes
         attempt(app.redeem, code=f"GUESS{n}", market="FR", order_id=f"guess-{n}",
                 order_total=500, customer_id="guesser", source="test")
@@ -65,9 +64,9 @@ def varied_history(service: Service, clock: Any) -> None:
         done = redeem(card, market, order, "cust-chain", 1000)
         refund = done and attempt(app.refund, order_id=order, returned_amount=1000,
                                   received_on=clock.now.date())
-        if not refund or not refund["new_card"]:
+        if not refund or not refund.new_card:
             break
-        card, order = refund["new_card"], f"chain-{depth + 1}"
+        card, order = refund.new_card, f"chain-{depth + 1}"
     for n, (card, market) in enumerate(cards[22:30]):
         clock.advance(minutes=7)
         redeem(card, market, f"late-{n}", f"cust-{n % 4}", 700)
