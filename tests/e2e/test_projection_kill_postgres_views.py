@@ -46,7 +46,7 @@ def test_sigkill_inside_a_postgres_views_batch_resumes_to_a_clean_rebuild(
                 card = buy(service.app, buyer_id=f"b{i % 40}", amount=2000 + i, market=market,
                            within=uow)
                 if i % 4 == 0:  # a partial payment closes the card: the rest is breakage
-                    pay(service.app, card["code"], f"o{i}", 1000, customer_id=f"c{i % 7}",
+                    pay(service.app, card.code, f"o{i}", 1000, customer_id=f"c{i % 7}",
                         market=market, within=uow)
                 if i % 100 == 99:
                     clock.advance(days=20)  # purchases, hence expiries, over several months
