@@ -5,12 +5,14 @@ change under it, and every read tells a card's status alike."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
 import httpx
 
 from application.apikeys import ApiKeys
+from domain.markets import Markets
 from entrypoints.http.replies import HttpReply
 from infra.bootstrap import build
 from infra.config import load_settings
@@ -148,7 +150,10 @@ def test_a_refund_retried_under_its_idempotency_key_is_a_replay(api: Api) -> Non
     assert post(api, checkout, f"/v1/checkouts/{order}/authorize",
                 {"code": card["code"], "market": "FR", "order_total": 3000}).status_code == 200
     assert post(api, checkout, f"/v1/checkouts/{order}/capture", None).status_code == 200
-    body = {"order_id": order, "amount": 1000, "received_on": card["purchased_at"][:10],
+    # The goods' day is a local date on the platform: the UTC date of the purchase is the
+    # day before the payment's local date late in the evening (UTC) in Paris.
+    received_on = Markets.load().get("FR").local_date(datetime.now(UTC)).isoformat()
+    body = {"order_id": order, "amount": 1000, "received_on": received_on,
             "request_id": unique("r")}
     idem = unique("k")
     first = post(api, orders, "/v1/refunds", body, idem)
