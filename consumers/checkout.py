@@ -413,11 +413,13 @@ class CheckoutConsumer:
                 # batch's transaction if the group has moved on since (KIP-447).
                 member = self.consumer.group_metadata()
                 if self.unpositioned:
-                    # Records fetched from the group's position before seeking are dropped:
-                    # they come again from the right offset.
-                    self.seek_to_tracked(list(self.unpositioned), stop.is_set)
+                    taken = list(self.unpositioned)
+                    self.seek_to_tracked(taken, stop.is_set)
                     self.positioned.set()
-                    continue
+                    # Records of the partitions just repositioned come again from the right
+                    # offset; the other partitions' positions moved past theirs with this poll,
+                    # so dropping them would skip those messages for good.
+                    polled = {tp: rs for tp, rs in polled.items() if tp not in taken}
                 if polled:
                     self.handle(polled, stop.is_set, member)
         except Stopped:
