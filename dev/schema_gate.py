@@ -27,8 +27,11 @@ def problems(released: dict[str, str], published: dict[str, str]) -> list[str]:
             found.append(f"{name}: released, no longer published (old records still need it)")
             continue
         old, new = json.loads(text), json.loads(published[name])
-        if not jsoncompat.check_compat(_checkable(old), _checkable(new), "both"):
-            changes = "; ".join(differences(old, new)) or "a constraint changed"
+        # jsoncompat does not compare patterns or lengths: any change to one is a break, as
+        # whether one regular expression contains another is not worth deciding here.
+        strings = list(string_constraint_changes(old, new))
+        if strings or not jsoncompat.check_compat(_checkable(old), _checkable(new), "both"):
+            changes = "; ".join([*differences(old, new), *strings]) or "a constraint changed"
             found.append(
                 f"{name}: not compatible with the released schema ({changes}); publish a new "
                 "schema_version with an upcaster instead"
@@ -50,6 +53,29 @@ def differences(old: dict[str, Any], new: dict[str, Any], path: str = "") -> Ite
             yield f"{path}{field} changed"
     if set(old.get("required", [])) != set(new.get("required", [])):
         yield f"{path or 'top level'} required fields changed"
+
+
+STRING_CONSTRAINTS = ("pattern", "format", "minLength", "maxLength", "contentEncoding")
+
+
+def string_constraint_changes(old: Any, new: Any, path: str = "") -> Iterator[str]:
+    """String constraints (a pattern, a length, a format) added, removed or changed, by path:
+    a pattern is what keeps an opaque id free of personal data, for readers who rely on it."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(old.keys() | new.keys()):
+            at = f"{path}.{key}" if path else key
+            if key in STRING_CONSTRAINTS and old.get(key) != new.get(key):
+                yield f"{_shown(at)} changed"
+            elif key in old and key in new:
+                yield from string_constraint_changes(old[key], new[key], at)
+    elif isinstance(old, list) and isinstance(new, list):
+        for index, (before, after) in enumerate(zip(old, new, strict=False)):
+            yield from string_constraint_changes(before, after, f"{path}[{index}]")
+
+
+def _shown(path: str) -> str:
+    # The path as `differences` names fields: without the schema's own `properties` levels.
+    return path.replace("properties.", "")
 
 
 def missing_upcasters(events: Iterable[tuple[str, type[Any]]] | None = None) -> list[str]:

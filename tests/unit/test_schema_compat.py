@@ -159,3 +159,23 @@ def test_a_new_event_type_and_a_changed_title_are_compatible() -> None:
         "GiftCardHeld.v1.json": json.dumps(new_type),
     }
     assert schema_gate.problems(schemas.read(schemas.RELEASED_DIR), published) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        (lambda s: s["properties"]["message_id"]["anyOf"][0].update(pattern="^.*$"),
+         "message_id.anyOf[0].pattern"),
+        (lambda s: s["properties"]["reason"].update(pattern="^[a-z]+$"), "reason.pattern"),
+        (lambda s: s["properties"]["reason"].pop("pattern"), "reason.pattern"),
+        (lambda s: s["properties"]["reason"].update(maxLength=8), "reason.maxLength"),
+    ],
+    ids=["loosened", "narrowed", "dropped", "length-added"],
+)
+def test_p5_a_changed_string_constraint_fails(change: Any, path: str) -> None:
+    """A pattern is the field's promise of minimised content (an opaque id, a reason code):
+    loosened, it lets free text through to readers who rely on it; narrowed, old records fail."""
+    schema = released_schema("dead-letter.v2.json")
+    change(schema)
+    (problem,) = gate("dead-letter.v2.json", schema)
+    assert problem.startswith("dead-letter.v2.json: not compatible") and path in problem
