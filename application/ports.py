@@ -31,7 +31,9 @@ class SubjectVault(PersonalDataVault, Protocol):
         """`verified`, `pending` (finished by the next writer) or `final_after_kek_rotation`."""
         ...
 
-    def complete_pending(self) -> list[str]: ...
+    def complete_pending(self) -> list[str]:
+        """Pending erasures finished once no reader holds the old pages: their tombstones."""
+        ...
 
     def forget_erased(self) -> int:
         """Destroyed keys still labelled with their subject relabelled; how many."""

@@ -96,14 +96,16 @@ class VaultErasure:
             return "verified"
         now = datetime.now(UTC).isoformat()
         for subject_id in subject_ids:
+            # Under the tombstone's keyed hash: the pending row must not name whom it erased.
             self.db.execute(
                 "INSERT INTO pending_shreds (subject_id, erased_at) VALUES (?, ?) "
                 "ON CONFLICT (subject_id) DO NOTHING",
-                (subject_id, now),
+                (self.tombstone(subject_id), now),
             )
         return "pending"
 
     def pending_shreds(self) -> list[str]:
+        """The tombstones (keyed hashes) of erasures whose old bytes are not yet proven gone."""
         return [r[0] for r in self.db.execute("SELECT subject_id FROM pending_shreds")]
 
     def complete_pending(self) -> list[str]:

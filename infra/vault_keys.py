@@ -20,7 +20,8 @@ SCHEMA = [
         created_at TEXT NOT NULL,
         erased_at TEXT)""",
     "CREATE INDEX IF NOT EXISTS subject_keys_subject ON subject_keys (subject_id)",
-    # Erasures whose old key bytes could not yet be proven gone (a reader held the WAL).
+    # Erasures whose old key bytes could not yet be proven gone (a reader held the WAL), by
+    # their tombstone's keyed hash (the column's name is older than that).
     """CREATE TABLE IF NOT EXISTS pending_shreds (
         subject_id TEXT PRIMARY KEY, erased_at TEXT NOT NULL)""",
     # Art. 16: a rectifiable field (e-mail, name) is sealed under a key of its own, itself
