@@ -24,7 +24,7 @@ def status(service: Service, projections_source: Callable[[], dict[int, int]] | 
     """One snapshot. `projections_source`: the views' stored offsets of `giftcard.events` per
     partition (None when the views do not follow Kafka)."""
     from infra.envelope import published_topics
-    from infra.kafka.relay import committed_position
+    from infra.kafka.positions import committed_position
     from infra.kafka.topics import Topics
 
     settings = service.settings

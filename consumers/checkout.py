@@ -29,8 +29,8 @@ from infra.kafka import clients
 from infra.kafka.admin import METADATA_MAX_AGE_MS
 from infra.kafka.clients import Link
 from infra.kafka.cloudevents import DEFAULT, CloudEvents
-from infra.kafka.relay import COMMIT_TIMEOUT_MS, MAX_BLOCK_MS, discard, end_transaction
 from infra.kafka.topics import Topics
+from infra.kafka.transactions import COMMIT_TIMEOUT_MS, MAX_BLOCK_MS, discard, end_transaction
 from infra.transient import Stopped, is_transient, never, retry_transient
 from infra.wire.dead_letters import Invalid, Sealing, dead_letter
 from infra.wire.messages import (
