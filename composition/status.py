@@ -82,7 +82,7 @@ def _clock(service: Service) -> Json | None:
 
 def _checkout_next(service: Service, topics: Any, partition: int) -> int:
     """The first checkout offset not yet applied: the store's tracking record is the truth."""
-    from consumers.checkout import CheckoutProcessor
+    from consumers.checkout_processor import CheckoutProcessor
 
     return CheckoutProcessor(service.app, topics.checkout).next_offset(partition) or 0
 
