@@ -47,7 +47,7 @@ def relay_records(service: Service) -> list[Record]:
     notifications = app.recorder.select_notifications(1, 10**7, topics=published_topics())
     records = []
     for notification in notifications:
-        envelope = stored_envelope(app.mapper, notification)
+        envelope = stored_envelope(app.mapper, notification, app.pseudonyms)
         assert envelope is not None
         records.append(record_of(envelope))
     return records

@@ -16,7 +16,6 @@ from application.checkout import Checkout, Result
 from application.privacy_erasure import dead_letter_sealer
 from application.unit_of_work import UnitOfWork
 from domain.errors import DomainError
-from infra.envelope import installed_pseudonyms
 from infra.transient import is_transient, never, retry_transient
 from infra.wire.dead_letters import Invalid, Sealing, dead_letter
 from infra.wire.messages import (
@@ -79,7 +78,7 @@ class CheckoutProcessor:
     @cached_property
     def sealing(self) -> Sealing:
         """Dead letters (version 2): the original sealed, the ids as stream pseudonyms."""
-        pseudonyms = installed_pseudonyms()
+        pseudonyms = self.app.pseudonyms
         return Sealing(dead_letter_sealer(self.app.vault, self.app.now),
                        pseudonyms.order, pseudonyms.message)
 

@@ -76,7 +76,7 @@ class Publisher:
         self.uncertain: tuple[int, int] | None = None
         # Who was restricted or objecting as of `_limits_at` (rebuilt when it is not the
         # position: a start, or a batch that did not commit).
-        self._limits, self._limits_at = ProcessingLimits(), -1
+        self._limits, self._limits_at = ProcessingLimits(service.app.pseudonyms), -1
         self._links = LinkChecker(service.app.recorder, service.app.mapper)
         self._refusal_to_clear = True  # a stop recorded by an earlier run, until we pass it
 
@@ -110,7 +110,7 @@ class Publisher:
         # drained each partition's batch with a record or two in it, and was woken per batch.
         records = []
         for notification in notifications:
-            envelope = stored_envelope(app.mapper, notification)
+            envelope = stored_envelope(app.mapper, notification, app.pseudonyms)
             assert envelope is not None  # the topic filter admits published events only
             envelope = self._limits.see(envelope)
             key, value, record_headers = record_of(envelope, self.cloudevents)
