@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from application.commands import CancelCard
 from application.holds import Holds
 from composition.bootstrap import Service, build, build_card_facts_reader
 from domain.errors import DomainError
@@ -90,7 +91,7 @@ def test_r9_r19_expired_and_cancelled_cards_answer_as_the_full_lookup(
 ) -> None:
     holds = Holds(service.app)
     expiring, cancelled = buy(service.app), buy(service.app, order_id="p-cancel")
-    service.app.cancel(None, code=cancelled.code, order_id="p-cancel")
+    service.app.cancel(CancelCard(card_id=None, code=cancelled.code, order_id="p-cancel"))
     answer = lookup_fast(service, holds, cancelled.code)
     assert answer == full(holds, cancelled.code) and answer.status == "cancelled"
     # R9: from the first instant past its validity, with nothing stored in between

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from application.commands import RedeemCard
 from application.holds import Holds
 from domain.errors import DomainError
 from infra.bootstrap import Service
@@ -52,9 +53,10 @@ def test_r8_dry_run_misses_lock_the_customer_out_of_real_calls(service: Service)
             customer_id="cust-d", source="key-b")) == "too_many_attempts"
         assert outcome(lambda code=code: holds.lookup(
             code=code, market="FR", customer_id="cust-d", source="key-b")) == "too_many_attempts"
-        assert outcome(lambda code=code: app.redeem(
-            code=code, market="FR", order_id="real-2", order_total=1000,
-            customer_id="cust-d", source="checkout")) == "too_many_attempts"
+        assert outcome(lambda code=code: app.redeem(RedeemCard(
+            code=code, market="FR", order_id="real-2", order_total=1000, customer_id="cust-d",
+            source="checkout",
+        ))) == "too_many_attempts"
     assert holds.lookup(code=card.code, market="FR", customer_id="cust-e",
                         source="key-b").status == "active"
 
@@ -76,8 +78,10 @@ def test_r8_a_source_has_a_ceiling_whatever_customer_ids_it_names(
             return outcome(lambda: holds.authorize(
                 code=code, market="FR", order_id=order, order_total=1000,
                 customer_id=customer, source="src"))
-        return outcome(lambda: app.redeem(code=code, market="FR", order_id=order,
-                                          order_total=1000, customer_id=customer, source="src"))
+        return outcome(lambda: app.redeem(RedeemCard(
+            code=code, market="FR", order_id=order, order_total=1000, customer_id=customer,
+            source="src",
+        )))
 
     # Each customer well under its own limit; the source reaches its ceiling.
     assert [attempt(f"RANDOM-{n}", n) for n in range(CEILING)] == ["unknown_code"] * CEILING

@@ -8,6 +8,7 @@ from uuid import UUID
 import pytest
 
 from application.checkout import Checkout, Paid
+from application.commands import CancelCard, RedeemCard
 from application.holds import Holds
 from application.results import HoldState
 from domain.errors import DomainError
@@ -52,7 +53,7 @@ def test_r10_a_held_card_serves_no_other_order_and_r19_cannot_be_cancelled(
     for attempt in (
         lambda: authorize(holds, card.code, "shop-2"),
         lambda: pay(app, card.code, "shop-3", 1000),
-        lambda: app.cancel(None, code=card.code, order_id="p-1"),
+        lambda: app.cancel(CancelCard(card_id=None, code=card.code, order_id="p-1")),
     ):
         with pytest.raises(DomainError) as refusal:
             attempt()
@@ -105,8 +106,9 @@ def test_checkout_completed_for_the_holding_order_captures_the_hold(
     card = buy(app)
     authorize(holds, card.code, "shop-1", total=8000)
     with app.batch() as uow:
-        paid = checkout.pay(uow, code=card.code, market="FR", order_id="shop-1",
-                            order_total=8000, customer_id="cust-2", source="checkout")
+        paid = checkout.pay(uow, RedeemCard(code=card.code, market="FR", order_id="shop-1",
+                                        order_total=8000, customer_id="cust-2",
+                                        source="checkout"))
     assert isinstance(paid, Paid) and (paid.applied, paid.remaining_to_pay) == (5000, 3000)
     assert holds.capture(order_id="shop-1").applied == 5000  # captured already
     assert app.card(card.card_id).held_for is None
