@@ -12,7 +12,7 @@ from uuid import UUID
 import pytest
 from jsonschema import Draft202012Validator
 
-from application.commands import RedeemCard
+from application.commands import AuthorizeHold, RedeemCard, VoidHold
 from application.holds import Holds
 from application.privacy import Privacy
 from application.privacy_reads import PiiReader
@@ -56,9 +56,11 @@ def test_p3_export_is_complete_and_keeps_to_its_schema(
             customer_id="cust-alice", source="test",
         ))
     holds = Holds(app)
-    holds.authorize(code=dave.code, market="FR", order_id="shop-alice-9", order_total=1000,
-                    customer_id="cust-alice", source="test")
-    holds.void(order_id="shop-alice-9")
+    holds.authorize(AuthorizeHold(
+        code=dave.code, market="FR", order_id="shop-alice-9", order_total=1000,
+        customer_id="cust-alice", source="test",
+    ))
+    holds.void(VoidHold(order_id="shop-alice-9"))
     clock.advance(minutes=1)  # the restriction below leaves earlier profiling results
     privacy, operator = Privacy(memory_service), register_operator(memory_service)
     for kind, rid in (("rectification", "rect-1"), ("restriction", "res-1")):

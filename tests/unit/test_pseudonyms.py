@@ -9,7 +9,7 @@ import orjson
 import pytest
 from eventsourcing.utils import get_topic
 
-from application.commands import PurchaseCard, RedeemCard
+from application.commands import AuthorizeHold, PurchaseCard, RedeemCard, VoidHold
 from application.holds import Holds
 from application.privacy import Privacy
 from application.privacy_reads import PiiReader
@@ -70,9 +70,11 @@ def test_p5_r21_no_customer_subject_or_order_id_in_clear_in_any_envelope(
             code=card.code, market="DE", order_id="shop-dave-0", order_total=9000,
             customer_id="cust-dave", source="test",
         ))
-    holds.authorize(code=card.code, market="FR", order_id="shop-dave-1", order_total=9000,
-                    customer_id="cust-dave", source="test")
-    holds.void(order_id="shop-dave-1")
+    holds.authorize(AuthorizeHold(
+        code=card.code, market="FR", order_id="shop-dave-1", order_total=9000,
+        customer_id="cust-dave", source="test",
+    ))
+    holds.void(VoidHold(order_id="shop-dave-1"))
     with pytest.raises(DomainError):  # an unknown code: a CheckoutUnknownCodeTried
         app.redeem(RedeemCard(
             code="NOPE-NOPE-NOPE", market="FR", order_id="shop-eve-1", order_total=100,

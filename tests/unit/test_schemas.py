@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from application.commands import CancelCard, PurchaseCard, RedeemCard, RefundOrder
+from application.commands import (
+    AuthorizeHold,
+    CancelCard,
+    PurchaseCard,
+    RedeemCard,
+    RefundOrder,
+    VoidHold,
+)
 from application.holds import Holds
 from domain.errors import DomainError
 from infra import schemas
@@ -64,9 +71,11 @@ def lifecycle(service: Service, clock: Any) -> list[str]:
                 customer_id="cust-bob",
             ))
     holds = Holds(app)  # a hold, voided (GiftCardHeld, GiftCardHoldReleased)
-    holds.authorize(code=left.code, market="FR", order_id="shop-4", order_total=1000,
-                    customer_id="cust-bob", source="test")
-    holds.void(order_id="shop-4")
+    holds.authorize(AuthorizeHold(
+        code=left.code, market="FR", order_id="shop-4", order_total=1000, customer_id="cust-bob",
+        source="test",
+    ))
+    holds.void(VoidHold(order_id="shop-4"))
     limit = app.markets.guessing.max_unknown_codes
     for n in range(limit + 1):  # R8: the last one is refused unchecked (CheckoutAttemptRefused)
         with pytest.raises(DomainError):
