@@ -60,7 +60,7 @@ def test_r7_worker_killed_between_send_and_record_under_load_sends_every_code_th
             card = service.app.purchase(PurchaseCard(
                 market="IT", amount=2000 + i, payment_method="card", buyer_id=f"c{i}",
                 buyer_email=f"c{i}@example.it", order_id=f"o-{i}",
-            ))  # fmt: skip
+            ))
             codes[str(card.card_id)] = card.code
             time.sleep(0.25)
 

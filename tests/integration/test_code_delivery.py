@@ -140,15 +140,15 @@ def test_r7_r17_refund_card_mailed_to_the_buyer_names_the_refunded_order(
     card = service.app.purchase(PurchaseCard(
         market="DE", amount=5000, payment_method="card", buyer_id="cust-d",
         buyer_email="dora@example.de", order_id="o-de",
-    ))  # fmt: skip
+    ))
     service.app.redeem(RedeemCard(
         code=card.code, market="DE", order_id="shop-de", order_total=5000, customer_id="cust-d",
         source="test",
-    ))  # fmt: skip
+    ))
     refund = service.app.refund(RefundOrder(
         order_id="shop-de", returned_amount=1234, received_on=clock().date(), customer_id="cust-d",
         customer_email="dora@example.de",
-    ))  # fmt: skip
+    ))
     new = refund.new_card
     assert new is not None
     the_worker = worker(service, smtp_server)
@@ -268,7 +268,7 @@ def test_r7_p5_no_code_in_any_log_line_view_export_or_error_after_delivery(
         made = service.app.purchase(PurchaseCard(
             market="GB", amount=2500, payment_method="card", buyer_id=f"cust-{i}",
             buyer_email=email, message="Happy birthday", order_id=f"o-p5-{i}",
-        ))  # fmt: skip
+        ))
         codes.append(made.code)
     the_worker = worker(service, smtp_server)
     while the_worker.drain():

@@ -32,7 +32,7 @@ def test_r7_p2_the_maildir_keeps_no_sent_message_in_clear_and_erasure_reaches_it
     card = service.app.purchase(PurchaseCard(
         market="FR", amount=5000, payment_method="card", buyer_id="cust-zoe", buyer_email=EMAIL,
         buyer_name=NAME, message=MESSAGE, order_id="o-maildir",
-    ))  # fmt: skip
+    ))
     assert service.settings.smtp_url is None  # the default transport
     worker = build_delivery_worker(service)
     while worker.drain():

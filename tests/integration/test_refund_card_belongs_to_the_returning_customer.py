@@ -38,11 +38,11 @@ def gift_spent_by_alice(service: Service) -> str:
     card = service.app.purchase(PurchaseCard(
         market="FR", amount=25000, payment_method="card", buyer_id="cust-carol", buyer_email=CAROL,
         buyer_name="Carol", order_id="o-gift",
-    ))  # fmt: skip
+    ))
     service.app.redeem(RedeemCard(
         code=card.code, market="FR", order_id="O-9100-R2", order_total=25000,
         customer_id="cust-alice", source="test",
-    ))  # fmt: skip
+    ))
     return str(card.card_id)
 
 
@@ -91,7 +91,7 @@ def test_r17_refund_card_is_mailed_to_the_returning_customer_and_in_her_export_o
     refund = service.app.refund(RefundOrder(
         order_id="O-9100-R2", returned_amount=15000, received_on=clock().date(),
         customer_id="cust-alice", customer_email=ALICE,
-    ))  # fmt: skip
+    ))
     deliver_all(service, smtp_server)
     assert_alices_only(service, smtp_server, gift, str(refund.new_card.card_id))
 
@@ -124,7 +124,7 @@ def test_r17_a_refund_naming_another_customer_than_who_paid_is_refused(
         service.app.refund(RefundOrder(
             order_id="O-9100-R2", returned_amount=15000, received_on=clock().date(),
             customer_id="cust-mallory", customer_email="mallory@evil.example",
-        ))  # fmt: skip
+        ))
     assert getattr(refused.value, "code", None) == "customer_mismatch"
 
 
