@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from application.card_base import (
     PURCHASE_ORDER,
     REDEMPTION_ORDER,
@@ -13,6 +11,7 @@ from application.card_base import (
     delivery_key_subject,
 )
 from application.card_queries import CardQueries
+from application.commands import PurchaseCard, RefundOrder
 from application.redemption import Redeeming
 from application.results import CardView, NewCard, Purchase, Refund
 from application.unit_of_work import UnitOfWork
@@ -33,30 +32,18 @@ class GiftCards(Redeeming, CardQueries, Upkeep):
 
     name = "GiftCards"
 
-    def purchase(
-        self,
-        *,
-        market: str,
-        amount: int,
-        payment_method: str,
-        buyer_id: str | None,
-        buyer_email: str | None = None,
-        buyer_name: str | None = None,
-        recipient_email: str | None = None,
-        recipient_name: str | None = None,
-        message: str | None = None,
-        order_id: str,
-        within: UnitOfWork | None = None,
-    ) -> Purchase:
+    def purchase(self, command: PurchaseCard, *, within: UnitOfWork | None = None
+                 ) -> Purchase:
         """R1-R5, R9: buy one card per order; a repeated order id returns the same card."""
-        the_market = self.markets.get(market)
+        the_market = self.markets.get(command.market)
+        order_id, amount, buyer_id = command.order_id, command.amount, command.buyer_id
         check_order_id(order_id)
         if buyer_id is not None:
             check_id("buyer_id", buyer_id)
-        check_address(buyer_email, "buyer_email")
-        check_address(recipient_email, "recipient_email")
+        check_address(command.buyer_email, "buyer_email")
+        check_address(command.recipient_email, "recipient_email")
 
-        def command(uow: UnitOfWork) -> Purchase:
+        def purchase(uow: UnitOfWork) -> Purchase:
             existing = uow.get(stream_id(PURCHASE_ORDER, order_id), Index)
             if existing is not None:
                 card = self._card(uow, existing.target)
@@ -66,17 +53,14 @@ class GiftCards(Redeeming, CardQueries, Upkeep):
                         "this order id was already used for a different purchase",
                     )
                 return Purchase(CardView.of(card), code=None, replayed=True)
-            GiftCard.check_payment_method(payment_method)
+            GiftCard.check_payment_method(command.payment_method)
             GiftCard.check_amount(the_market, amount)
             code = self.codes()
-            pii = self._seal_purchase_pii(
-                uow,
-                buyer_id, buyer_email, buyer_name, recipient_email, recipient_name, message
-            )
+            pii = self._seal_purchase_pii(uow, command)
             card = GiftCard.purchase(
                 market=the_market,
                 amount=amount,
-                payment_method=payment_method,
+                payment_method=command.payment_method,
                 now=self.now(),
                 code_last4=last4(code),
                 buyer_subject=buyer_id,
@@ -91,7 +75,7 @@ class GiftCards(Redeeming, CardQueries, Upkeep):
             )
             return Purchase(CardView.of(card), code=code, replayed=False)
 
-        return self.run(command, within)
+        return self.run(purchase, within)
 
     def _sealed_delivery(
         self,
@@ -128,19 +112,13 @@ class GiftCards(Redeeming, CardQueries, Upkeep):
         recipient = self.vault.subject_for_email(recipient_email) if recipient_email else None
         return [s for s in (buyer_id, recipient) if s]
 
-    def _seal_purchase_pii(
-        self,
-        uow: UnitOfWork,
-        buyer_id: str | None,
-        buyer_email: str | None,
-        buyer_name: str | None,
-        recipient_email: str | None,
-        recipient_name: str | None,
-        message: str | None,
-    ) -> dict[str, str]:
+    def _seal_purchase_pii(self, uow: UnitOfWork, command: PurchaseCard) -> dict[str, str]:
         """R5/R21: personal data is sealed with its subject's key; only ids stay in clear."""
+        buyer_id, message = command.buyer_id, command.message
+        recipient_email, recipient_name = command.recipient_email, command.recipient_name
         sealed: dict[str, str] = {}
-        buyer_fields = {"buyer_email": buyer_email, "buyer_name": buyer_name, "message": message}
+        buyer_fields = {"buyer_email": command.buyer_email, "buyer_name": command.buyer_name,
+                        "message": message}
         if any(buyer_fields.values()) and not buyer_id:
             raise refuse("invalid_input", "personal data needs the buyer's customer id")
         recipient = self.vault.subject_for_email(recipient_email) if recipient_email else None
@@ -162,28 +140,20 @@ class GiftCards(Redeeming, CardQueries, Upkeep):
             raise refuse("invalid_input", "a recipient name needs the recipient's email")
         return sealed
 
-    def refund(
-        self,
-        *,
-        order_id: str,
-        returned_amount: int,
-        received_on: date,
-        request_id: str | None = None,
-        customer_id: str | None = None,
-        customer_email: str | None = None,
-        customer_name: str | None = None,
-        within: UnitOfWork | None = None,
-    ) -> Refund:
+    def refund(self, command: RefundOrder, *, within: UnitOfWork | None = None) -> Refund:
         """R16-R18: returned goods paid by card come back as a NEW card, the rest otherwise.
         R17: the card belongs to the customer of the refunded order, named by the request with
         their e-mail; it is mailed to them and nobody else (without an e-mail it waits for
         customer service)."""
+        order_id, returned_amount, request_id = (
+            command.order_id, command.returned_amount, command.request_id)
+        customer_id = command.customer_id
         check_order_id(order_id)
-        if (customer_email or customer_name) and not customer_id:
+        if (command.customer_email or command.customer_name) and not customer_id:
             raise refuse("invalid_input", "a customer's e-mail or name needs their customer id")
         now = self.now()
 
-        def command(uow: UnitOfWork) -> Refund:
+        def refund(uow: UnitOfWork) -> Refund:
             used = uow.get(stream_id(REDEMPTION_ORDER, order_id), Index)
             if used is None:
                 raise refuse("unknown_order", "no order paid with a gift card has this id")
@@ -199,7 +169,8 @@ class GiftCards(Redeeming, CardQueries, Upkeep):
                     "the refund names another customer than the one who paid this order",
                 )
             market = self.markets.get(original.market)
-            to_card, to_other = original.split_refund(market, returned_amount, received_on, now)
+            to_card, to_other = original.split_refund(
+                market, returned_amount, command.received_on, now)
             new_card: GiftCard | None = None
             code = ""
             if to_card > 0:
@@ -207,8 +178,8 @@ class GiftCards(Redeeming, CardQueries, Upkeep):
                 # The returning customer's e-mail and name, sealed under their key (R21).
                 pii = {
                     name: self.seal_pii(uow, owner, name, value)
-                    for name, value in (("buyer_email", customer_email),
-                                        ("buyer_name", customer_name))
+                    for name, value in (("buyer_email", command.customer_email),
+                                        ("buyer_name", command.customer_name))
                     if value and owner
                 }
                 new_card = GiftCard.issue_replacement(
@@ -232,7 +203,7 @@ class GiftCards(Redeeming, CardQueries, Upkeep):
                 to_new_card=to_card,
                 to_other_method=to_other,
                 new_card_id=new_card.id if new_card else None,
-                received_on=received_on,
+                received_on=command.received_on,
                 at=now,
                 terms_version=market.terms_version,
             )
@@ -247,4 +218,4 @@ class GiftCards(Redeeming, CardQueries, Upkeep):
                     expires_at=new_card.expires_at),
             )
 
-        return self.run(command, within)
+        return self.run(refund, within)

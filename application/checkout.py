@@ -4,12 +4,12 @@ of work, with typed results and the streams each one reads declared up front."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 from uuid import UUID
 
 from application.card_base import PURCHASE_ORDER, REDEMPTION_ORDER, REFUND_REQUEST, iso
 from application.cards import GiftCards
+from application.commands import CancelCard, PurchaseCard, RedeemCard, RefundOrder
 from application.unit_of_work import UnitOfWork
 from domain.streams import stream_id
 
@@ -89,41 +89,31 @@ class Checkout:
 
     # --- commands ------------------------------------------------------------------------
 
-    def order(self, uow: UnitOfWork, **purchase: Any) -> Ordered:
-        """R1-R5: the keyword arguments of GiftCards.purchase; a repeat mails nothing."""
-        card = self.cards.purchase(**purchase, within=uow).card
+    def order(self, uow: UnitOfWork, command: PurchaseCard) -> Ordered:
+        """R1-R5: a card bought for an order; a repeat mails nothing."""
+        card = self.cards.purchase(command, within=uow).card
         return Ordered(
             str(card.card_id), card.amount, card.currency, card.market, iso(card.expires_at)
         )
 
-    def pay(self, uow: UnitOfWork, **redemption: Any) -> Paid:
-        """R6, R8-R14: the keyword arguments of GiftCards.redeem."""
-        done = self.cards.redeem(**redemption, within=uow)
+    def pay(self, uow: UnitOfWork, command: RedeemCard) -> Paid:
+        """R6, R8-R14: an order paid with a card."""
+        done = self.cards.redeem(command, within=uow)
         return Paid(
             str(done.card_id), done.applied, done.remaining_to_pay, done.forfeited, done.currency
         )
 
-    def return_items(
-        self, uow: UnitOfWork, *, order_id: str, returned_amount: int, received_on: date,
-        request_id: str, customer_id: str | None = None, customer_email: str | None = None,
-        customer_name: str | None = None,
-    ) -> Returned:
+    def return_items(self, uow: UnitOfWork, command: RefundOrder) -> Returned:
         """R16-R18: a new card (the returning customer's, mailed to them) and/or the original
         method."""
-        refund = self.cards.refund(
-            order_id=order_id, returned_amount=returned_amount, received_on=received_on,
-            request_id=request_id, customer_id=customer_id, customer_email=customer_email,
-            customer_name=customer_name, within=uow,
-        )
+        refund = self.cards.refund(command, within=uow)
         new_card = refund.new_card
         return Returned(
-            str(refund.card_id), refund.currency, returned_amount, refund.to_other_method,
+            str(refund.card_id), refund.currency, refund.returned_amount, refund.to_other_method,
             str(new_card.card_id) if new_card else None, new_card.amount if new_card else 0,
         )
 
-    def cancel(
-        self, uow: UnitOfWork, *, card_id: UUID | None, order_id: str | None, code: str | None
-    ) -> Cancelled:
+    def cancel(self, uow: UnitOfWork, command: CancelCard) -> Cancelled:
         """R19/R20: by card id or by purchase order, in one call."""
-        cancelled = self.cards.cancel(card_id, code=code, order_id=order_id, within=uow)
+        cancelled = self.cards.cancel(command, within=uow)
         return Cancelled(str(cancelled.card_id), cancelled.currency, cancelled.amount)

@@ -13,6 +13,7 @@ from eventsourcing.utils import get_topic
 
 from application.card_base import REDEMPTION_ORDER, check_order_id, iso
 from application.cards import GiftCards
+from application.commands import AuthorizeHold, CaptureHold, LookUpCard, VoidHold
 from application.results import CardLookup, HoldsReleased, HoldState, Redemption
 from application.unit_of_work import UnitOfWork
 from domain.errors import refuse
@@ -52,32 +53,29 @@ class Holds:
             return command(UnitOfWork(self.cards))
         return self.cards.run(command, within)
 
-    def lookup(
-        self, *, code: str, market: str, source: str, customer_id: str | None = None,
-        within: UnitOfWork | None = None,
-    ) -> CardLookup:
+    def lookup(self, command: LookUpCard, *, within: UnitOfWork | None = None) -> CardLookup:
         """The card of a code on this market, as of now; unknown and other-market codes are
         answered alike and counted against the subject (R8)."""
-        the_market = self.cards.markets.get(market)
+        the_market = self.cards.markets.get(command.market)
         now = self.cards.now()
         # A lock-out refusal is keyed by its order; a lookup has none, so one per instant.
-        guard = self.cards.guessing(customer_id, source, f"lookup:{iso(now)}", now)
+        guard = self.cards.guessing(command.customer_id, command.source, f"lookup:{iso(now)}",
+                                    now)
 
-        def command(uow: UnitOfWork) -> CardLookup:
-            card = self.cards.card_for_code(uow, code, guard, the_market, now,
+        def lookup(uow: UnitOfWork) -> CardLookup:
+            card = self.cards.card_for_code(uow, command.code, guard, the_market, now,
                                             conceal_market=True)
             return CardLookup.of(card.facts(), now)
 
-        return self._run(command, within, simulate=False)
+        return self._run(lookup, within, simulate=False)
 
-    def plan_lookup(self, *, code: str, market: str, source: str,
-                    customer_id: str | None = None) -> LookupPlan:
+    def plan_lookup(self, command: LookUpCard) -> LookupPlan:
         """The streams `lookup` would read first (bad input is refused here alike)."""
-        the_market = self.cards.markets.get(market)
+        the_market = self.cards.markets.get(command.market)
         now = self.cards.now()
-        guard = self.cards.guessing(customer_id, source, "lookup", now)
+        guard = self.cards.guessing(command.customer_id, command.source, "lookup", now)
         windows = guard.windows
-        return LookupPlan(self.cards.code_index_id(code),
+        return LookupPlan(self.cards.code_index_id(command.code),
                           (windows[0], windows[-1], guard.budget), the_market.code, now)
 
     def answer_from_facts(
@@ -97,34 +95,25 @@ class Holds:
         return CardLookup.of(facts, plan.now)
 
     def authorize(
-        self,
-        *,
-        code: str,
-        market: str,
-        order_id: str,
-        order_total: int,
-        customer_id: str | None,
-        source: str,
-        promo_codes: list[str] | None = None,
-        contains_gift_card: bool = False,
-        simulate: bool = False,
-        within: UnitOfWork | None = None,
+        self, command: AuthorizeHold, *, simulate: bool = False, within: UnitOfWork | None = None
     ) -> HoldState:
         """R6, R8-R13, then the card is held for the order until captured, voided or timed out.
-        Repeating the holding order's authorization returns the same hold."""
-        the_market = self.cards.markets.get(market)
+        Repeating the holding order's authorization returns the same hold. `simulate`: the
+        full decision in a unit of work that is never saved."""
+        the_market = self.cards.markets.get(command.market)
+        code, order_id, customer_id = command.code, command.order_id, command.customer_id
         check_order_id(order_id)
-        if order_total <= 0:
+        if command.order_total <= 0:
             raise refuse("invalid_amount", "order total must be positive")
         now = self.cards.now()
-        guard = self.cards.guessing(customer_id, source, order_id, now)
+        guard = self.cards.guessing(customer_id, command.source, order_id, now)
         if simulate:
             # A dry run tells whether a code exists as the real call would: it spends the
             # same R8 budget, and is refused alike once it is spent (its misses are saved).
             self.cards.run(lambda uow: self.cards.card_for_code(
                 uow, code, guard, the_market, now, conceal_market=True))
 
-        def command(uow: UnitOfWork) -> HoldState:
+        def authorize(uow: UnitOfWork) -> HoldState:
             card = self.cards.card_for_code(uow, code, guard, the_market, now,
                                             conceal_market=True)
             if uow.get(stream_id(REDEMPTION_ORDER, order_id), Index) is not None:
@@ -135,10 +124,10 @@ class Holds:
             card.hold(
                 market=the_market,
                 order_id=order_id,
-                order_total=order_total,
+                order_total=command.order_total,
                 customer_id=customer_id,
-                promo_codes=list(promo_codes or []),
-                contains_gift_card=contains_gift_card,
+                promo_codes=list(command.promo_codes),
+                contains_gift_card=command.contains_gift_card,
                 now=now,
                 until=now + self.hold_for,
             )
@@ -147,21 +136,21 @@ class Holds:
                 uow.add(Index.register(HOLD_ORDER, order_id, card.id))
             return HoldState.held(card, order_id)
 
-        return self._run(command, within, simulate)
+        return self._run(authorize, within, simulate)
 
     def order_keys(self, order_id: str) -> list[UUID]:
         """Streams capture and void read first (group commit prefetches them for a batch)."""
         return [stream_id(HOLD_ORDER, order_id), stream_id(REDEMPTION_ORDER, order_id)]
 
-    def authorize_keys(
-        self, *, code: str, order_id: str, customer_id: str | None, source: str
-    ) -> list[UUID]:
+    def authorize_keys(self, command: AuthorizeHold) -> list[UUID]:
         """Streams an authorization reads first: the order's indexes, R8's attempt streams and
         the code's index."""
+        order_id = command.order_id
         return [
             *self.order_keys(order_id),
-            *self.cards.attempt_ids(customer_id, source, order_id, self.cards.now()),
-            self.cards.code_index_id(code),
+            *self.cards.attempt_ids(command.customer_id, command.source, order_id,
+                                    self.cards.now()),
+            self.cards.code_index_id(command.code),
         ]
 
     def _held_card(self, uow: UnitOfWork, order_id: str) -> GiftCard:
@@ -182,11 +171,12 @@ class Holds:
             return HoldState.held(card, order_id)
         return HoldState(order_id, card.id, "released")
 
-    def capture(self, *, order_id: str, within: UnitOfWork | None = None) -> Redemption:
+    def capture(self, command: CaptureHold, *, within: UnitOfWork | None = None) -> Redemption:
         """The hold becomes the card's single use (Redeemed, remainder forfeited, R11)."""
         now = self.cards.now()
+        order_id = command.order_id
 
-        def command(uow: UnitOfWork) -> Redemption:
+        def capture(uow: UnitOfWork) -> Redemption:
             card = self._held_card(uow, order_id)
             if card.used_on_order == order_id:
                 return Redemption.of(card)  # captured already
@@ -206,13 +196,14 @@ class Holds:
             uow.add(card, Index.register(REDEMPTION_ORDER, order_id, card.id))
             return Redemption.of(card)
 
-        return self.cards.run(command, within)
+        return self.cards.run(capture, within)
 
-    def void(self, *, order_id: str, within: UnitOfWork | None = None) -> HoldState:
+    def void(self, command: VoidHold, *, within: UnitOfWork | None = None) -> HoldState:
         """Releases the order's hold; voiding again, or after a time-out, changes nothing."""
         now = self.cards.now()
+        order_id = command.order_id
 
-        def command(uow: UnitOfWork) -> HoldState:
+        def void(uow: UnitOfWork) -> HoldState:
             card = self._held_card(uow, order_id)
             if card.used_on_order == order_id:
                 raise refuse("already_redeemed", "the hold was captured already")
@@ -222,7 +213,7 @@ class Holds:
                 uow.add(card)
             return HoldState(order_id, card.id, "voided")
 
-        return self.cards.run(command, within)
+        return self.cards.run(void, within)
 
     def release_timed_out(self) -> HoldsReleased:
         """The sweep: every hold past its time released, with an event dated when it ran out."""

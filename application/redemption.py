@@ -13,6 +13,7 @@ from application.card_base import (
     CardsBase,
     check_order_id,
 )
+from application.commands import CancelCard, RedeemCard
 from application.results import Cancellation, Redemption
 from application.unit_of_work import UnitOfWork
 from domain.errors import DomainError, refuse
@@ -43,30 +44,20 @@ class Redeeming(CardsBase):
     """Use cases of a card's single use: redeem (R6, R8-R14) within R8's limits on guessing,
     and cancel (R19/R20)."""
 
-    def redeem(
-        self,
-        *,
-        code: str,
-        market: str,
-        order_id: str,
-        order_total: int,
-        customer_id: str | None = None,
-        source: str,
-        promo_codes: list[str] | None = None,
-        contains_gift_card: bool = False,
-        within: UnitOfWork | None = None,
-    ) -> Redemption:
+    def redeem(self, command: RedeemCard, *, within: UnitOfWork | None = None
+               ) -> Redemption:
         """R6, R8-R14: one card per order, used once; a retry of the same order is a no-op.
         `source` names the channel (`cli`, `checkout`, an API key's id, never a secret): unknown
         codes count against the customer, or against the source when no customer is named."""
-        the_market = self.markets.get(market)
+        the_market = self.markets.get(command.market)
+        code, order_id, customer_id = command.code, command.order_id, command.customer_id
         check_order_id(order_id)
-        if order_total <= 0:
+        if command.order_total <= 0:
             raise refuse("invalid_amount", "order total must be positive")
         now = self.now()
-        guard = self.guessing(customer_id, source, order_id, now)
+        guard = self.guessing(customer_id, command.source, order_id, now)
 
-        def command(uow: UnitOfWork) -> Redemption:
+        def redeem(uow: UnitOfWork) -> Redemption:
             used = uow.get(stream_id(REDEMPTION_ORDER, order_id), Index)
             if used is not None:
                 # A retry of an order already paid with this very card is the same command
@@ -84,10 +75,10 @@ class Redeeming(CardsBase):
                 card.redeem(
                     market=the_market,
                     order_id=order_id,
-                    order_total=order_total,
+                    order_total=command.order_total,
                     customer_id=customer_id,
-                    promo_codes=list(promo_codes or []),
-                    contains_gift_card=contains_gift_card,
+                    promo_codes=list(command.promo_codes),
+                    contains_gift_card=command.contains_gift_card,
                     now=now,
                 )
             except DomainError as refusal:
@@ -105,7 +96,7 @@ class Redeeming(CardsBase):
             uow.add(card, Index.register(REDEMPTION_ORDER, order_id, card.id))
             return Redemption.of(card)
 
-        return self.run(command, within)
+        return self.run(redeem, within)
 
     def card_for_code(
         self,
@@ -219,22 +210,16 @@ class Redeeming(CardsBase):
         )
         uow.add(refusal)
 
-    def cancel(
-        self,
-        card_id: UUID | None,
-        *,
-        code: str | None = None,
-        order_id: str | None = None,
-        correlation_id: str | None = None,
-        within: UnitOfWork | None = None,
-    ) -> Cancellation:
+    def cancel(self, command: CancelCard, *, within: UnitOfWork | None = None
+               ) -> Cancellation:
         """R19/R20: cancel an unused card within 14 days; refund to the original payment.
         A request may name the purchase order instead of the card (card_id None)."""
+        card_id, code, order_id = command.card_id, command.code, command.order_id
         if order_id is not None:
             check_order_id(order_id)
         now = self.now()
 
-        def command(uow: UnitOfWork) -> Cancellation:
+        def cancel(uow: UnitOfWork) -> Cancellation:
             card = self._card(uow, card_id or self._bought_with(uow, order_id))
             if code is not None and not self._code_matches(uow, code, card):
                 raise refuse("code_mismatch", "the code given does not belong to this card")
@@ -246,12 +231,12 @@ class Redeeming(CardsBase):
             card.cancel(
                 market=self.markets.get(card.market),
                 now=now,
-                correlation_id=correlation_id or order_id or card.purchase_order_id,
+                correlation_id=command.correlation_id or order_id or card.purchase_order_id,
             )
             uow.add(card)
             return Cancellation.of(card)
 
-        return self.run(command, within)
+        return self.run(cancel, within)
 
     def _bought_with(self, uow: UnitOfWork, order_id: str | None) -> UUID:
         index = None if order_id is None else uow.get(stream_id(PURCHASE_ORDER, order_id), Index)

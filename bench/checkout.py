@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from application.commands import PurchaseCard, RedeemCard
 from bench.common import Ctx, Row, timed
 from consumers.checkout import CheckoutConsumer
 from consumers.delivery import DeliveryWorker
@@ -62,11 +63,13 @@ def naive(ctx: Ctx) -> Row:
     app = service.app
     with timed() as elapsed:
         for i in range(pairs):
-            code = app.purchase(
-                market="FR", amount=5000, payment_method="card", buyer_id="c", order_id=f"o{i}"
-            ).code
+            code = app.purchase(PurchaseCard(
+                market="FR", amount=5000, payment_method="card", buyer_id="c", order_id=f"o{i}",
+            )).code
             assert code is not None  # a new order: its code is shown
-            app.redeem(code=code, market="FR", order_id=f"s{i}", order_total=3000, source="bench")
+            app.redeem(RedeemCard(
+                code=code, market="FR", order_id=f"s{i}", order_total=3000, source="bench",
+            ))
     service.close()
     return Row("a. naive: 1 command / transaction", 2 * pairs, elapsed(), "purchase+redeem")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import orjson
 
+from application.commands import PurchaseCard, RedeemCard
 from bench.common import Ctx, Row
 
 OPERATORS = 8
@@ -39,12 +40,15 @@ def prepare(ctx: Ctx, cards: int) -> tuple[dict[str, str], dict[str, str], list[
                 for role in ("support", "auditor")}
         ids = []
         for n in range(cards):
-            card = service.app.purchase(order_id=f"bench-console-{n}", market="FR", amount=5000,
-                                        payment_method="card", buyer_id=f"cus-{n}",
-                                        buyer_email=f"cus-{n}@example.org")
+            card = service.app.purchase(PurchaseCard(
+                order_id=f"bench-console-{n}", market="FR", amount=5000, payment_method="card",
+                buyer_id=f"cus-{n}", buyer_email=f"cus-{n}@example.org",
+            ))
             if n % 3 == 0 and card.code is not None:
-                service.app.redeem(code=card.code, market="FR", order_id=f"bench-use-{n}",
-                                   order_total=3000, customer_id=f"cus-{n}", source="bench")
+                service.app.redeem(RedeemCard(
+                    code=card.code, market="FR", order_id=f"bench-use-{n}", order_total=3000,
+                    customer_id=f"cus-{n}", source="bench",
+                ))
             ids.append(str(card.card_id))
     finally:
         service.close()

@@ -16,6 +16,7 @@ from uuid import UUID
 import psycopg
 
 from application.cards import GiftCards
+from application.commands import PurchaseCard, RedeemCard
 from application.unit_of_work import UnitOfWork
 from domain.errors import DomainError
 
@@ -81,15 +82,10 @@ class History:
         if self.unused and self.unused[0].expires_at <= self.clock.now and roll < 0.15:
             self._try(self.unused.popleft(), n, uow)  # late use: Expired + RedemptionRefused
         elif roll < 0.55 or not self.unused:
-            result = self._attempt(
-                self.app.purchase,
-                within=uow,
-                market=rng.choice(MARKETS),
-                amount=rng.choice(AMOUNTS),
-                payment_method="card",
-                buyer_id=f"buyer-{rng.randint(0, 20_000)}",
-                order_id=f"buy-{n}",
-            )
+            result = self._attempt(self.app.purchase, PurchaseCard(
+                market=rng.choice(MARKETS), amount=rng.choice(AMOUNTS), payment_method="card",
+                buyer_id=f"buyer-{rng.randint(0, 20_000)}", order_id=f"buy-{n}",
+            ), within=uow)
             if result:
                 self.unused.append(
                     Card(
@@ -106,33 +102,22 @@ class History:
             del self.unused[i]
             self._try(card, n, uow)
         else:
-            self._attempt(
-                self.app.redeem,
-                within=uow,
-                code=f"NOPE{n}",
-                market="FR",
-                order_id=f"pay-{n}",
-                order_total=1000,
-                customer_id=f"cust-{self.rng.randint(0, 5000)}",
-                source="bench",
-            )
+            self._attempt(self.app.redeem, RedeemCard(
+                code=f"NOPE{n}", market="FR", order_id=f"pay-{n}", order_total=1000,
+                customer_id=f"cust-{self.rng.randint(0, 5000)}", source="bench",
+            ), within=uow)
 
     def _try(self, card: Card, n: int, uow: UnitOfWork) -> None:
-        self._attempt(
-            self.app.redeem,
-            within=uow,
-            code=card.code,
-            market=card.market,
-            order_id=f"pay-{n}",
+        self._attempt(self.app.redeem, RedeemCard(
+            code=card.code, market=card.market, order_id=f"pay-{n}",
             order_total=self.rng.choice((1000, 4000, 60000)),
-            customer_id=f"cust-{self.rng.randint(0, 5000)}",
-            source="bench",
-        )
+            customer_id=f"cust-{self.rng.randint(0, 5000)}", source="bench",
+        ), within=uow)
 
     @staticmethod
-    def _attempt(command: Any, **kwargs: Any) -> Any:
+    def _attempt(use_case: Any, command: Any, *, within: UnitOfWork) -> Any:
         try:
-            return command(**kwargs)
+            return use_case(command, within=within)
         except DomainError:  # refusals that record an event keep it (batch stays usable)
             return None
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from application.commands import PurchaseCard
 from bench.common import Ctx, Row
 
 CLIENTS = 64
@@ -111,9 +112,10 @@ def bought_codes(ctx: Ctx, env: dict[str, str], count: int) -> list[str]:
         while len(codes) < count:
             with service.app.batch() as uow:
                 for _ in range(min(500, count - len(codes))):
-                    code = service.app.purchase(
+                    code = service.app.purchase(PurchaseCard(
                         market="FR", amount=5000, payment_method="card", buyer_id="bench",
-                        order_id=f"bench-buy-{len(codes)}", within=uow).code
+                        order_id=f"bench-buy-{len(codes)}",
+                    ), within=uow).code
                     assert code is not None  # a new order: its code is shown
                     codes.append(code)
         return codes

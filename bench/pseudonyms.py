@@ -8,6 +8,7 @@ import time
 from typing import Any
 from uuid import UUID
 
+from application.commands import PurchaseCard, RedeemCard
 from bench.common import SECRET
 from infra import envelope
 from infra.bootstrap import build
@@ -38,11 +39,15 @@ def main() -> None:
                                    "GIFTCARDS_SECRET_KEY": SECRET}))
     app = service.app
     for i in range(args.cards):  # 300 customers, each card bought and redeemed once
-        card = app.purchase(market="FR", amount=5000, payment_method="card",
-                            buyer_id=f"cust-{i % 300}", order_id=f"o-{i}")
+        card = app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id=f"cust-{i % 300}",
+            order_id=f"o-{i}",
+        ))
         assert card.code is not None  # a new order: its code is shown
-        app.redeem(code=card.code, market="FR", order_id=f"shop-{i}", order_total=3000,
-                   customer_id=f"cust-{i * 7 % 300}", source="bench")
+        app.redeem(RedeemCard(
+            code=card.code, market="FR", order_id=f"shop-{i}", order_total=3000,
+            customer_id=f"cust-{i * 7 % 300}", source="bench",
+        ))
     topics = set(envelope.published_topics())
     stored = [n for n in app.recorder.select_notifications(1, 10**7) if n.topic in topics]
     key = Keys.from_master(service.settings.master_key).stream_pseudonym

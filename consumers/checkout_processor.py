@@ -13,6 +13,7 @@ from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 
 from application.cards import GiftCards
 from application.checkout import Checkout, Result
+from application.commands import CancelCard, PurchaseCard, RedeemCard, RefundOrder
 from application.privacy_erasure import dead_letter_sealer
 from application.unit_of_work import UnitOfWork
 from domain.errors import DomainError
@@ -237,8 +238,7 @@ class CheckoutProcessor:
         checkout = self.checkout
         if isinstance(message, GiftCardOrdered):
             buyer, recipient = message.buyer, message.recipient
-            return checkout.order(
-                uow,
+            return checkout.order(uow, PurchaseCard(
                 market=message.market,
                 amount=message.amount,
                 payment_method=message.payment_method,
@@ -249,23 +249,21 @@ class CheckoutProcessor:
                 recipient_name=recipient.name if recipient else None,
                 message=message.message,
                 order_id=message.order_id,
-            )
+            ))
         if isinstance(message, CheckoutCompleted):
-            return checkout.pay(
-                uow,
+            return checkout.pay(uow, RedeemCard(
                 code=message.gift_card_code,
                 market=message.market,
                 order_id=message.order_id,
                 order_total=message.order_total,
                 customer_id=message.customer_id,
                 source=CHECKOUT_SOURCE,
-                promo_codes=list(message.promo_codes),
+                promo_codes=tuple(message.promo_codes),
                 contains_gift_card=message.contains_gift_cards,
-            )
+            ))
         if isinstance(message, OrderItemsReturned):
             customer = message.customer
-            return checkout.return_items(
-                uow,
+            return checkout.return_items(uow, RefundOrder(
                 order_id=message.order_id,
                 returned_amount=message.returned_amount,
                 received_on=message.received_on,
@@ -273,13 +271,13 @@ class CheckoutProcessor:
                 customer_id=customer.customer_id if customer else None,
                 customer_email=customer.email if customer else None,
                 customer_name=customer.name if customer else None,
-            )
+            ))
         return self._cancel(uow, message)
 
     def _cancel(self, uow: UnitOfWork, message: GiftCardCancellationRequested) -> Result:
-        return self.checkout.cancel(
-            uow, card_id=message.card_id, order_id=message.order_id, code=message.code
-        )
+        return self.checkout.cancel(uow, CancelCard(
+            card_id=message.card_id, order_id=message.order_id, code=message.code
+        ))
 
     def subjects(self, message: CheckoutMessage) -> list[str]:
         """The vault subjects a message's command seals personal data for."""

@@ -6,6 +6,7 @@ import argparse
 import uuid
 from typing import Any
 
+from application.commands import CancelCard, PurchaseCard, RedeemCard, RefundOrder
 from entrypoints.cli.base import (
     UsageError,
     examples,
@@ -158,50 +159,43 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def purchase(args: argparse.Namespace) -> dict[str, Any]:
     app = service().app
-    return purchase_json(app.purchase(
-        market=args.market,
-        amount=to_minor(args.market, args.amount),
-        payment_method=args.payment_method,
-        buyer_id=args.buyer_id,
-        buyer_email=args.buyer_email,
-        buyer_name=args.buyer_name,
-        recipient_email=args.recipient_email,
-        recipient_name=args.recipient_name,
-        message=args.message,
+    return purchase_json(app.purchase(PurchaseCard(
+        market=args.market, amount=to_minor(args.market, args.amount),
+        payment_method=args.payment_method, buyer_id=args.buyer_id, buyer_email=args.buyer_email,
+        buyer_name=args.buyer_name, recipient_email=args.recipient_email,
+        recipient_name=args.recipient_name, message=args.message,
         order_id=args.order_id or f"cli-{uuid.uuid4()}",
-    ))
+    )))
 
 
 def redeem(args: argparse.Namespace) -> dict[str, Any]:
-    return redemption_json(service().app.redeem(
+    return redemption_json(service().app.redeem(RedeemCard(
         code=args.code,
         market=args.market,
         order_id=args.order_id,
         order_total=to_minor(args.market, args.order_total),
         customer_id=args.customer_id,
         source="cli",  # the CLI is its own source: anonymous attempts count against it
-        promo_codes=args.promo_code,
+        promo_codes=tuple(args.promo_code or ()),
         contains_gift_card=args.contains_gift_card,
-    ))
+    )))
 
 
 def cancel(args: argparse.Namespace) -> dict[str, Any]:
     return cancellation_json(
-        service().app.cancel(args.card_id, code=args.code, order_id=args.order_id))
+        service().app.cancel(CancelCard(
+            card_id=args.card_id, code=args.code, order_id=args.order_id,
+        )))
 
 
 def refund(args: argparse.Namespace) -> dict[str, Any]:
     app = service().app
     market = app.order_market(args.order_id)
-    return refund_json(app.refund(
-        order_id=args.order_id,
-        returned_amount=to_minor(market, args.amount),
-        received_on=args.received_on,
-        request_id=args.request_id,
-        customer_id=args.customer_id,
-        customer_email=args.customer_email,
-        customer_name=args.customer_name,
-    ))
+    return refund_json(app.refund(RefundOrder(
+        order_id=args.order_id, returned_amount=to_minor(market, args.amount),
+        received_on=args.received_on, request_id=args.request_id, customer_id=args.customer_id,
+        customer_email=args.customer_email, customer_name=args.customer_name,
+    )))
 
 
 def expire(args: argparse.Namespace) -> dict[str, Any]:

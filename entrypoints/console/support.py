@@ -12,6 +12,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
+from application.commands import CancelCard, RefundOrder
 from application.delivery import Deliveries
 from application.operators import Actor
 from application.privacy import Privacy
@@ -103,8 +104,9 @@ def add_routes(router: APIRouter, console: Console) -> None:
         if answer is not None or session is None or actor is None:
             return answer or RedirectResponse("/console/sign-in", 303)
         try:
-            await call(lambda: app.cancel(card_id, code=fields.get("code", ""),
-                                          order_id=fields.get("order_id", "")))
+            await call(lambda: app.cancel(CancelCard(
+                card_id=card_id, code=fields.get("code", ""), order_id=fields.get("order_id", ""),
+            )))
         except DomainError as error:
             return await card_page(request, session, actor, card_id, 409, refused=error.code)
         return await card_page(request, session, actor, card_id, cancelled=True)
@@ -124,11 +126,12 @@ def add_routes(router: APIRouter, console: Console) -> None:
             except ValueError:
                 raise refuse("invalid_input", "received_on: a date, YYYY-MM-DD") from None
             market = app.markets.get(app.order_market(order_id))
-            done = refund_json(app.refund(
+            done = refund_json(app.refund(RefundOrder(
                 order_id=order_id, returned_amount=market.to_minor(fields.get("amount", "")),
                 received_on=received_on, request_id=fields.get("request_id") or None,
                 customer_id=fields.get("customer_id") or None,
-                customer_email=fields.get("customer_email") or None))
+                customer_email=fields.get("customer_email") or None,
+            )))
             new = done.get("new_card")
             if new is not None:  # the code is the customer's: its last 4 only
                 done["new_card"] = {**{k: v for k, v in new.items() if k != "code"},

@@ -17,6 +17,7 @@ from eventsourcing.utils import get_topic
 from kafka import KafkaConsumer, TopicPartition
 
 from application.card_base import PURCHASE_ORDER
+from application.commands import PurchaseCard
 from dev.services import unique_topic_prefix
 from domain.giftcard import GiftCard
 from domain.streams import stream_id
@@ -59,9 +60,9 @@ def test_r3_r11_consumer_killed_mid_batch_loses_nothing_and_applies_nothing_twic
         "GIFTCARDS_NOW": "2026-01-12T10:00:00Z",  # the fixture clock: the cards below are valid
     }
     codes = [
-        service.app.purchase(
-            market="FR", amount=5000, payment_method="card", buyer_id="c", order_id=f"app-{i}"
-        ).code
+        service.app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id="c", order_id=f"app-{i}",
+        )).code
         for i in range(REDEMPTIONS)
     ]
     inputs = [ordered(f"buy-{i}", f"order-{i}") for i in range(PURCHASES)]

@@ -12,6 +12,7 @@ from uuid import UUID
 import pytest
 from selenium.webdriver.common.by import By
 
+from application.commands import PurchaseCard, RedeemCard
 from application.delivery import Deliveries
 from application.privacy import Privacy
 from application.privacy_reads import PiiReader
@@ -26,8 +27,10 @@ pytestmark = pytest.mark.timeout(300)
 def buy(console: Console, order_id: str, buyer_id: str, email: str) -> Purchase:
     service = console.service()
     try:
-        return service.app.purchase(order_id=order_id, market="FR", amount=5000,
-                                    payment_method="card", buyer_id=buyer_id, buyer_email=email)
+        return service.app.purchase(PurchaseCard(
+            order_id=order_id, market="FR", amount=5000, payment_method="card", buyer_id=buyer_id,
+            buyer_email=email,
+        ))
     finally:
         service.close()
 
@@ -188,8 +191,10 @@ def test_an_auditor_sees_a_verified_history_and_the_liability_and_breakage_chart
     assert done.returncode == 0, done.stdout + done.stderr
     service = console.service()
     try:  # R11: 30.00 of the 50.00 card used, the remainder is breakage after use
-        service.app.redeem(code=card.code, market="FR", order_id="ord-console-audit-use",
-                           order_total=3000, customer_id="cus-audit", source="test")
+        service.app.redeem(RedeemCard(
+            code=card.code, market="FR", order_id="ord-console-audit-use", order_total=3000,
+            customer_id="cus-audit", source="test",
+        ))
     finally:
         service.close()
     console.browser.get_log("browser")  # drained: the earlier tests' refusals are logged

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import pytest
 
+from application.commands import PurchaseCard
 from domain.streams import Index
 from infra.bootstrap import Service
 from tests.integration.test_code_delivery import live_code_keys, statuses
@@ -56,10 +57,10 @@ def test_r7_worker_killed_between_send_and_record_under_load_sends_every_code_th
 
     def buy_under_load() -> None:
         for i in range(CARDS):
-            card = service.app.purchase(
+            card = service.app.purchase(PurchaseCard(
                 market="IT", amount=2000 + i, payment_method="card", buyer_id=f"c{i}",
                 buyer_email=f"c{i}@example.it", order_id=f"o-{i}",
-            )  # fmt: skip
+            ))
             codes[str(card.card_id)] = card.code
             time.sleep(0.25)
 

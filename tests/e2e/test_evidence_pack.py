@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from application.commands import CancelCard, PurchaseCard, RedeemCard, RefundOrder
 from infra.bootstrap import build
 from infra.config import load_settings
 from tests.conftest import FixedClock
@@ -30,20 +31,26 @@ def busy_january(env: dict[str, str]) -> None:
         app = service.app
         cards = []
         for i in range(40):
-            cards.append(app.purchase(market="FR", amount=2000 + 100 * i, payment_method="card",
-                                      buyer_id=f"b{i}", order_id=f"P{i}"))
+            cards.append(app.purchase(PurchaseCard(
+                market="FR", amount=2000 + 100 * i, payment_method="card", buyer_id=f"b{i}",
+                order_id=f"P{i}",
+            )))
             clock.advance(hours=6)
         for i, card in enumerate(cards[:20]):
-            app.redeem(code=card.code, market="FR", order_id=f"O{i}", order_total=5000,
-                       customer_id=f"b{i}", source="test")
+            app.redeem(RedeemCard(
+                code=card.code, market="FR", order_id=f"O{i}", order_total=5000,
+                customer_id=f"b{i}", source="test",
+            ))
         for card in cards[20:25]:
-            app.cancel(card.card_id)
-        app.refund(order_id="O1", returned_amount=1000, received_on=clock().date())
-        app.purchase(market="DE", amount=5000, payment_method="card", buyer_id="d",
-                     order_id="PD")
+            app.cancel(CancelCard(card_id=card.card_id))
+        app.refund(RefundOrder(order_id="O1", returned_amount=1000, received_on=clock().date()))
+        app.purchase(PurchaseCard(
+            market="DE", amount=5000, payment_method="card", buyer_id="d", order_id="PD",
+        ))
         clock.set("2026-02-03T10:00:00Z")
-        app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="f",
-                     order_id="PF")
+        app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id="f", order_id="PF",
+        ))
     finally:
         service.close()
     assert date(2026, 1, 1) <= clock().date()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from application.commands import PurchaseCard
 from dev.services import unique_topic_prefix
 from infra.bootstrap import Service, build
 from infra.config import load_settings
@@ -23,8 +24,10 @@ def test_p2_serve_purges_personal_data_past_its_retention_period(
 ) -> None:
     env = kafka_env(env_for, kafka_bootstrap, Topics(unique_topic_prefix()))
     service = build(load_settings({**env, "GIFTCARDS_NOW": "2026-02-02T09:00:00Z"}))
-    service.app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="cust-old",
-                         order_id="o-old", buyer_email="old@example.com")
+    service.app.purchase(PurchaseCard(
+        market="FR", amount=5000, payment_method="card", buyer_id="cust-old", order_id="o-old",
+        buyer_email="old@example.com",
+    ))
     assert data_subjects(service) == {"cust-old"}
     service.close()
 

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from application.apikeys import ApiKeys
+from application.commands import PurchaseCard
 from infra.bootstrap import build
 from infra.config import load_settings
 from tests.conftest import SECRET
@@ -78,8 +79,9 @@ def test_r10_r11_several_api_processes_share_a_port_and_hold_a_card_once(
 ) -> None:
     service = build(load_settings(env))
     key = ApiKeys(service.app).create(name="shop", scopes=["checkout"])["key"]
-    cards = [service.app.purchase(market="FR", amount=5000, payment_method="card",
-                                  buyer_id="c", order_id=f"p-{n}") for n in range(2)]
+    cards = [service.app.purchase(PurchaseCard(
+        market="FR", amount=5000, payment_method="card", buyer_id="c", order_id=f"p-{n}",
+    )) for n in range(2)]
     service.close()
     port = free_port()
     url = f"http://127.0.0.1:{port}"

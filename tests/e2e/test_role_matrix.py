@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from application.commands import PurchaseCard
 from application.operators import PERMISSIONS, ROLES, Operators, break_glass
 from entrypoints.cli.main import build_parser
 from entrypoints.http.app import access_table, create_app
@@ -98,8 +99,9 @@ def test_r21_every_endpoint_by_every_role_is_as_the_table_says(tmp_path: Path) -
            "GIFTCARDS_SECRET_KEY": SECRET, "GIFTCARDS_DATA_DIR": str(tmp_path / "var")}
     service = build(load_settings(env))
     try:
-        card = service.app.purchase(market="FR", amount=5000, payment_method="card",
-                                    buyer_id="C1", order_id="O1")
+        card = service.app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id="C1", order_id="O1",
+        ))
         operators = Operators(service.app)
         keys = {role: operators.add(f"op-{role}", role, break_glass("tests"))["key"]
                 for role in ROLES}
@@ -132,8 +134,9 @@ def test_r21_a_shop_key_with_x_operator_cannot_read_a_history(tmp_path: Path) ->
            "GIFTCARDS_SECRET_KEY": SECRET, "GIFTCARDS_DATA_DIR": str(tmp_path / "var")}
     service = build(load_settings(env))
     try:
-        card = service.app.purchase(market="FR", amount=5000, payment_method="card",
-                                    buyer_id="C1", order_id="O1")
+        card = service.app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id="C1", order_id="O1",
+        ))
         Operators(service.app).add("sam-support", "support", break_glass("tests"))
         shop = ApiKeys(service.app).create(name="shop", scopes=["checkout", "orders"])["key"]
         with TestClient(create_app(service)) as client:

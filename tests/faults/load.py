@@ -14,6 +14,7 @@ from typing import Any, Self
 
 import orjson
 
+from application.commands import PurchaseCard
 from infra.bootstrap import build
 from infra.config import load_settings
 from infra.kafka.topics import Topics
@@ -65,10 +66,10 @@ def purchase_codes(env: Mapping[str, str], n: int, *, tag: str = "codes") -> lis
     try:
         with service.app.batch():
             return [
-                service.app.purchase(
+                service.app.purchase(PurchaseCard(
                     market="FR", amount=5000, payment_method="card", buyer_id="load",
                     order_id=f"{tag}-{i}",
-                ).code or "replayed"  # a new order always shows its code
+                )).code or "replayed"  # a new order always shows its code
                 for i in range(n)
             ]
     finally:

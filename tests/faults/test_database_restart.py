@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from application.commands import PurchaseCard
 from consumers.checkout_processor import CheckoutProcessor, Outcome
 from dev.services import drop_postgres_database, fresh_postgres_database
 from infra import transient
@@ -91,16 +92,22 @@ def test_vault_and_event_store_work_across_a_restart(private_postgres: PrivatePo
     try:
         vault, app = service.vault, service.app
         token = vault.seal("s-1", "buyer@example.com")
-        first = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="C1",
-                             buyer_email="buyer@example.com", order_id="O-before")
+        first = app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id="C1",
+            buyer_email="buyer@example.com", order_id="O-before",
+        ))
         private_postgres.restart()
         time.sleep(PING_IDLE_S + 0.1)
         assert vault.open("s-1", token) == "buyer@example.com"
-        second = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="C2",
-                              buyer_email="other@example.com", order_id="O-after")
+        second = app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id="C2",
+            buyer_email="other@example.com", order_id="O-after",
+        ))
         assert second.code is not None
-        assert app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="C1",
-                            buyer_email="buyer@example.com", order_id="O-before").card_id \
+        assert app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id="C1",
+            buyer_email="buyer@example.com", order_id="O-before",
+        )).card_id \
             == first.card_id
     finally:
         service.close()
@@ -182,8 +189,9 @@ def test_api_lookups_answer_across_a_restart_and_never_fail_with_500(
            "GIFTCARDS_SECRET_KEY": SECRET, "GIFTCARDS_DATA_DIR": str(tmp_path / "var")}
     service = build(load_settings(env))
     key = ApiKeys(service.app).create(name="shop", scopes=["checkout"])["key"]
-    code = service.app.purchase(market="FR", amount=5000, payment_method="card",
-                                buyer_id="c", order_id="p-1").code
+    code = service.app.purchase(PurchaseCard(
+        market="FR", amount=5000, payment_method="card", buyer_id="c", order_id="p-1",
+    )).code
     service.close()
     port = free_port()
     log = tmp_path / "api.log"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 
+from application.commands import PurchaseCard
 from application.privacy import Privacy
 from dev import pg_dev
 from dev.pg_dev import SUPERUSER
@@ -42,9 +43,10 @@ def test_p2_the_postgres_wal_and_data_files_hold_no_clear_personal_data_after_er
            "GIFTCARDS_CHAIN_KEY_FILE": str(tmp_path / "secrets" / "chain.key")}
     service = build(load_settings(env), clock=FixedClock())
     try:
-        card = service.app.purchase(market="FR", amount=5000, payment_method="card",
-                                    buyer_id=CUSTOMER, buyer_email=EMAIL, buyer_name=NAME,
-                                    message=MESSAGE, order_id=ORDER)
+        card = service.app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id=CUSTOMER, buyer_email=EMAIL,
+            buyer_name=NAME, message=MESSAGE, order_id=ORDER,
+        ))
         privacy = Privacy(service)
         enrol(service, "dpo-1", "dpo")
         privacy.open_request(CUSTOMER, "erasure", privacy.today(), "req-wal")

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from kafka import KafkaProducer
 
+from application.commands import PurchaseCard, RedeemCard
 from dev.services import unique_topic_prefix
 from infra.bootstrap import Service
 from infra.db import Database
@@ -112,12 +113,15 @@ def test_assert_consistent_fails_naming_an_event_published_twice(
     topics = Topics(unique_topic_prefix())
     ensure_topics(kafka_bootstrap, topics, 2)
     cards = [
-        service.app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="b",
-                             order_id=f"buy-{i}")
+        service.app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id="b", order_id=f"buy-{i}",
+        ))
         for i in range(5)
     ]
-    service.app.redeem(code=cards[0].code, market="FR", order_id="shop-1", order_total=2000,
-                       customer_id="c", source="test")
+    service.app.redeem(RedeemCard(
+        code=cards[0].code, market="FR", order_id="shop-1", order_total=2000, customer_id="c",
+        source="test",
+    ))
     relay = Relay(service, kafka_bootstrap, topics, transactional_id=f"{topics.prefix}relay")
     try:
         assert relay.drain() > 0

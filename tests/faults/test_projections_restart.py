@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from application.commands import PurchaseCard
 from dev.services import unique_topic_prefix
 from infra.bootstrap import Service, build
 from infra.config import load_settings
@@ -28,8 +29,10 @@ pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.timeout(150)
 
 def buy(service: Service, tag: str, n: int) -> None:
     for i in range(n):
-        service.app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="b",
-                             buyer_email="b@example.com", order_id=f"{tag}-{i}")
+        service.app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id="b",
+            buyer_email="b@example.com", order_id=f"{tag}-{i}",
+        ))
 
 
 @pytest.mark.parametrize("source", ["store", "kafka"])

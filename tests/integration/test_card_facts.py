@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from application.commands import AuthorizeHold, CancelCard, CaptureHold, LookUpCard
 from application.holds import Holds
 from composition.bootstrap import Service, build, build_card_facts_reader
 from domain.errors import DomainError
@@ -28,7 +29,9 @@ SOURCE = "key-1"
 
 
 def full(holds: Holds, code: str, market: str = "FR", customer_id: str | None = None) -> Any:
-    return holds.lookup(code=code, market=market, source=SOURCE, customer_id=customer_id)
+    return holds.lookup(LookUpCard(
+        code=code, market=market, source=SOURCE, customer_id=customer_id,
+    ))
 
 
 def reread(service: Service) -> CardFactsReader:
@@ -43,8 +46,10 @@ def lookup_fast(service: Service, holds: Holds, code: str, **where: Any) -> Any:
 
     async def once() -> Any:
         try:
-            plan = holds.plan_lookup(code=code, market=where.get("market", "FR"), source=SOURCE,
-                                     customer_id=where.get("customer_id"))
+            plan = holds.plan_lookup(LookUpCard(
+                code=code, market=where.get("market", "FR"), source=SOURCE,
+                customer_id=where.get("customer_id"),
+            ))
             card, counts = await reader.read(plan.code_index, plan.guards)
             return holds.answer_from_facts(plan, card, counts)
         finally:
@@ -65,8 +70,9 @@ def test_r9_r11_the_row_answers_as_the_card_at_every_step_of_a_hold(
     assert lookup_fast(service, holds, code) == full(holds, code)
     assert lookup_fast(service, holds, code).status == "active"
     # When it is held for an order
-    holds.authorize(code=code, market="FR", order_id="o-1", order_total=3000,
-                    customer_id="c-1", source=SOURCE)
+    holds.authorize(AuthorizeHold(
+        code=code, market="FR", order_id="o-1", order_total=3000, customer_id="c-1", source=SOURCE,
+    ))
     assert lookup_fast(service, holds, code) == full(holds, code)
     assert lookup_fast(service, holds, code).status == "held"
     # When the hold runs out: the row declines (reading the card releases the hold) ...
@@ -76,9 +82,10 @@ def test_r9_r11_the_row_answers_as_the_card_at_every_step_of_a_hold(
     # ... and once released (in the same transaction as the release), it answers again
     assert lookup_fast(service, holds, code) == full(holds, code)
     # When held again and captured (R11: the single use)
-    holds.authorize(code=code, market="FR", order_id="o-2", order_total=3000,
-                    customer_id="c-1", source=SOURCE)
-    holds.capture(order_id="o-2")
+    holds.authorize(AuthorizeHold(
+        code=code, market="FR", order_id="o-2", order_total=3000, customer_id="c-1", source=SOURCE,
+    ))
+    holds.capture(CaptureHold(order_id="o-2"))
     redeemed = lookup_fast(service, holds, code)
     assert redeemed == full(holds, code)
     assert (redeemed.status, redeemed.balance) == ("redeemed", 0)
@@ -90,7 +97,7 @@ def test_r9_r19_expired_and_cancelled_cards_answer_as_the_full_lookup(
 ) -> None:
     holds = Holds(service.app)
     expiring, cancelled = buy(service.app), buy(service.app, order_id="p-cancel")
-    service.app.cancel(None, code=cancelled.code, order_id="p-cancel")
+    service.app.cancel(CancelCard(card_id=None, code=cancelled.code, order_id="p-cancel"))
     answer = lookup_fast(service, holds, cancelled.code)
     assert answer == full(holds, cancelled.code) and answer.status == "cancelled"
     # R9: from the first instant past its validity, with nothing stored in between
@@ -147,8 +154,10 @@ def test_many_waiting_lookups_share_a_query_and_each_gets_its_own_card(
 ) -> None:
     holds = Holds(service.app)
     cards = [buy(service.app) for _ in range(40)]
-    plans = [holds.plan_lookup(code=c.code, market="FR", source=SOURCE) for c in cards]
-    plans.append(holds.plan_lookup(code="ZZZZ-ZZZZ-ZZZZ-ZZZZ", market="FR", source=SOURCE))
+    plans = [holds.plan_lookup(LookUpCard(code=c.code, market="FR", source=SOURCE)) for c in cards]
+    plans.append(holds.plan_lookup(LookUpCard(
+        code="ZZZZ-ZZZZ-ZZZZ-ZZZZ", market="FR", source=SOURCE,
+    )))
     reader = reread(service)
     queries = 0
     real = reader.pool.connection
@@ -192,7 +201,7 @@ def test_a_database_that_does_not_answer_sends_lookups_the_full_way(service: Ser
     holds = Holds(service.app)
     recorder: Any = service.app.recorder
     reader = CardFactsReader("postgresql://giftcards:x@127.0.0.1:1/none", recorder)
-    plan = holds.plan_lookup(code=buy(service.app).code, market="FR", source=SOURCE)
+    plan = holds.plan_lookup(LookUpCard(code=buy(service.app).code, market="FR", source=SOURCE))
 
     async def once() -> Any:
         try:

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from application.commands import PurchaseCard, RedeemCard
 from application.results import Purchase
 from domain.chain import link
 from infra import checkpoints as cps
@@ -21,8 +22,9 @@ KEY = Ed25519PrivateKey.generate()
 
 
 def thirty_euro_card(service: Service) -> Purchase:
-    return service.app.purchase(market="FR", amount=3000, payment_method="card",
-                                buyer_id="cust-a", order_id="P-30")
+    return service.app.purchase(PurchaseCard(
+        market="FR", amount=3000, payment_method="card", buyer_id="cust-a", order_id="P-30",
+    ))
 
 
 def forger(env_for: dict[str, str], clock: Any, tmp_path: Path, key: str | None) -> Service:
@@ -44,8 +46,10 @@ def test_forged_redeemed_with_a_public_formula_hash_is_named_after_a_checkpoint(
     for key in (None, "own"):
         other = forger(env_for, clock, tmp_path, key)
         try:
-            other.app.redeem(code=card.code, market="FR", order_id=f"O-{key}",
-                             order_total=3000, customer_id="x", source="test")
+            other.app.redeem(RedeemCard(
+                code=card.code, market="FR", order_id=f"O-{key}", order_total=3000, customer_id="x",
+                source="test",
+            ))
         finally:
             other.close()
         # The forged event's chain hash is right by the public formula...

@@ -12,6 +12,7 @@ import pytest
 from eventsourcing.persistence import ProcessRecorder
 from eventsourcing.utils import get_topic
 
+from application.commands import PurchaseCard
 from domain.delivery import CodeDelivery
 from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts
@@ -265,9 +266,9 @@ def test_r8_f1_guessing_through_kafka_is_locked_out_and_alerted(
     tmp_path: Path,
 ) -> None:
     limit = service.app.markets.guessing.max_unknown_codes
-    card = service.app.purchase(
-        market="FR", amount=5000, payment_method="card", buyer_id="b", order_id="o-real"
-    )
+    card = service.app.purchase(PurchaseCard(
+        market="FR", amount=5000, payment_method="card", buyer_id="b", order_id="o-real",
+    ))
     guesses = [completed(f"g-{i}", f"shop-{i}", f"ABCDEF-GHJKMN-PQR{i:03d}") for i in range(19)]
     # The 20th message carries the real code: during the lock-out it is refused alike.
     assert card.code is not None

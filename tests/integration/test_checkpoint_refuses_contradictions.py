@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from application.commands import PurchaseCard, RedeemCard
 from infra import checkpoints as cps
 from infra.bootstrap import Service
 from tests.integration.test_tamper_evidence import delete, rows
@@ -18,11 +19,16 @@ KEY = Ed25519PrivateKey.generate()
 
 def signed_store(service: Service, clock: Any, directory: Path) -> dict[str, Any]:
     app = service.app
-    spent = app.purchase(market="DE", amount=30000, payment_method="card", buyer_id="a",
-                         order_id="P-DE")
-    app.redeem(code=spent.code, market="DE", order_id="O-DE", order_total=30000,
-               customer_id="a", source="test")
-    app.purchase(market="FR", amount=3000, payment_method="card", buyer_id="b", order_id="P-FR")
+    spent = app.purchase(PurchaseCard(
+        market="DE", amount=30000, payment_method="card", buyer_id="a", order_id="P-DE",
+    ))
+    app.redeem(RedeemCard(
+        code=spent.code, market="DE", order_id="O-DE", order_total=30000, customer_id="a",
+        source="test",
+    ))
+    app.purchase(PurchaseCard(
+        market="FR", amount=3000, payment_method="card", buyer_id="b", order_id="P-FR",
+    ))
     return cps.create(app.recorder, app.mapper, KEY, clock(), directory)
 
 
@@ -59,8 +65,9 @@ def test_a_store_that_only_grew_is_signed(
     service: Service, clock: Any, tmp_path: Path
 ) -> None:
     latest = signed_store(service, clock, tmp_path / "cps")
-    service.app.purchase(market="FR", amount=2000, payment_method="card", buyer_id="c",
-                         order_id="P-NEW")
+    service.app.purchase(PurchaseCard(
+        market="FR", amount=2000, payment_method="card", buyer_id="c", order_id="P-NEW",
+    ))
     signed = cps.create(service.app.recorder, service.app.mapper, KEY, clock(),
                         tmp_path / "cps", latest)
     assert signed["header"]["cards"] == latest["header"]["cards"] + 1

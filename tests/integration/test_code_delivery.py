@@ -15,6 +15,7 @@ from uuid import UUID
 import pytest
 from eventsourcing.utils import get_topic
 
+from application.commands import PurchaseCard, RedeemCard, RefundOrder
 from application.delivery import Deliveries
 from application.operators import Operators, break_glass
 from application.privacy import Privacy
@@ -36,10 +37,10 @@ HOSTILE = '<script>alert("x")</script><b>Joyeux</b> & co'
 
 
 def buy(service: Service, order_id: str, email: str = "alice@example.org", **more: Any) -> str:
-    card = service.app.purchase(
+    card = service.app.purchase(PurchaseCard(
         market=more.pop("market", "FR"), amount=more.pop("amount", 5000), payment_method="card",
         buyer_id=more.pop("buyer_id", "cust-alice"), buyer_email=email, order_id=order_id, **more,
-    )  # fmt: skip
+    ))
     return str(card.card_id)
 
 
@@ -136,14 +137,18 @@ def test_r7_cli_purchase_both_emails_in_french_the_code_redeems_and_is_gone_afte
 def test_r7_r17_refund_card_mailed_to_the_buyer_names_the_refunded_order(
     service: Service, clock: FixedClock, smtp_server: SmtpServer
 ) -> None:
-    card = service.app.purchase(market="DE", amount=5000, payment_method="card",
-                                buyer_id="cust-d", buyer_email="dora@example.de",
-                                order_id="o-de")  # fmt: skip
-    service.app.redeem(code=card.code, market="DE", order_id="shop-de", order_total=5000,
-                       customer_id="cust-d", source="test")  # fmt: skip
-    refund = service.app.refund(order_id="shop-de", returned_amount=1234,
-                                received_on=clock().date(), customer_id="cust-d",
-                                customer_email="dora@example.de")  # fmt: skip
+    card = service.app.purchase(PurchaseCard(
+        market="DE", amount=5000, payment_method="card", buyer_id="cust-d",
+        buyer_email="dora@example.de", order_id="o-de",
+    ))
+    service.app.redeem(RedeemCard(
+        code=card.code, market="DE", order_id="shop-de", order_total=5000, customer_id="cust-d",
+        source="test",
+    ))
+    refund = service.app.refund(RefundOrder(
+        order_id="shop-de", returned_amount=1234, received_on=clock().date(), customer_id="cust-d",
+        customer_email="dora@example.de",
+    ))
     new = refund.new_card
     assert new is not None
     the_worker = worker(service, smtp_server)
@@ -155,8 +160,10 @@ def test_r7_r17_refund_card_mailed_to_the_buyer_names_the_refunded_order(
     assert mails["card"]["Content-Language"] == "de" and "12,34\xa0€" in plain
     assert "shop-de" in plain and "12. Juli 2026" in plain
     assert mails["card"]["To"] == "dora@example.de"
-    assert service.app.redeem(code=code_in(mails["card"]), market="DE", order_id="shop-2",
-                              order_total=100, customer_id="x", source="test").applied == 100
+    assert service.app.redeem(RedeemCard(
+        code=code_in(mails["card"]), market="DE", order_id="shop-2", order_total=100,
+        customer_id="x", source="test",
+    )).applied == 100
 
 
 def test_r7_deferred_421_and_451_then_250_is_delivered_after_retries(
@@ -258,9 +265,10 @@ def test_r7_p5_no_code_in_any_log_line_view_export_or_error_after_delivery(
     caplog.set_level(logging.DEBUG)
     codes = []
     for i, email in enumerate(["a@example.org", "bounce@example.org", "c@example.org"]):
-        made = service.app.purchase(market="GB", amount=2500, payment_method="card",
-                                    buyer_id=f"cust-{i}", buyer_email=email,
-                                    message="Happy birthday", order_id=f"o-p5-{i}")  # fmt: skip
+        made = service.app.purchase(PurchaseCard(
+            market="GB", amount=2500, payment_method="card", buyer_id=f"cust-{i}",
+            buyer_email=email, message="Happy birthday", order_id=f"o-p5-{i}",
+        ))
         codes.append(made.code)
     the_worker = worker(service, smtp_server)
     while the_worker.drain():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
+from application.commands import PurchaseCard
 from application.operators import Operators
 from application.privacy import Privacy
 from application.privacy_reads import PiiReader
@@ -29,8 +30,10 @@ def test_r21_an_auditor_downloads_a_verifiable_evidence_pack_and_is_logged(
     operators = Operators(app)
     root = operators.add("root", "admin", None)["key"]
     ava = operators.add("ava", "auditor", operators.authenticate(root))["key"]
-    app.purchase(order_id="ord-pack", market="FR", amount=5000, payment_method="card",
-                 buyer_id="cus-pack", buyer_email="pack@example.org")
+    app.purchase(PurchaseCard(
+        order_id="ord-pack", market="FR", amount=5000, payment_method="card", buyer_id="cus-pack",
+        buyer_email="pack@example.org",
+    ))
     key = cps.trusted_signing_key(settings.signing_key_file, settings.checkpoint_dir,
                                   create=True)
     cps.create(app.recorder, app.mapper, key, app.now(), settings.checkpoint_dir, None)

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from starlette.testclient import TestClient
 
+from application.commands import PurchaseCard, RedeemCard
 from application.operators import Operators
 from entrypoints.http.app import create_app
 from infra.service import Service
@@ -24,10 +25,14 @@ def test_r16_r17_support_refunds_returned_goods_as_a_new_card_shown_by_its_last_
     operators = Operators(app)
     root = operators.add("root", "admin", None)["key"]
     sam = operators.add("sam", "support", operators.authenticate(root))["key"]
-    card = app.purchase(order_id="ord-gift", market="FR", amount=5000, payment_method="card",
-                        buyer_id="cus-giver", buyer_email="giver@example.org")
-    app.redeem(code=card.code, market="FR", order_id="ord-paid", order_total=8000,
-               customer_id="cus-payer", source="test")
+    card = app.purchase(PurchaseCard(
+        order_id="ord-gift", market="FR", amount=5000, payment_method="card", buyer_id="cus-giver",
+        buyer_email="giver@example.org",
+    ))
+    app.redeem(RedeemCard(
+        code=card.code, market="FR", order_id="ord-paid", order_total=8000, customer_id="cus-payer",
+        source="test",
+    ))
     with TestClient(create_app(console_service)) as client:
         token = TOKEN.search(client.get("/console/sign-in").text)
         assert token is not None

@@ -9,6 +9,7 @@ import re
 import orjson
 from starlette.testclient import TestClient
 
+from application.commands import PurchaseCard
 from application.operators import Operators
 from application.privacy import Privacy
 from application.privacy_reads import PiiReader
@@ -25,9 +26,10 @@ def test_r21_an_access_request_is_exported_from_the_register_and_logged(
     operators = Operators(console_service.app)
     root = operators.add("root", "admin", None)["key"]
     sam = operators.add("sam", "support", operators.authenticate(root))["key"]
-    console_service.app.purchase(order_id="ord-export", market="FR", amount=5000,
-                                 payment_method="card", buyer_id="cus-export",
-                                 buyer_email="export@example.org")
+    console_service.app.purchase(PurchaseCard(
+        order_id="ord-export", market="FR", amount=5000, payment_method="card",
+        buyer_id="cus-export", buyer_email="export@example.org",
+    ))
     Privacy(console_service).open_request("cus-export", "access", clock.now.date(), "req-acc-1")
     with TestClient(create_app(console_service)) as client:
         form = client.get("/console/sign-in")

@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
+from application.commands import PurchaseCard
 from application.operators import Operators
 from application.privacy import Privacy
 from entrypoints.http.app import create_app
@@ -42,8 +43,10 @@ def test_p4_the_dpo_restricts_and_rectifies_from_the_register(
     admin = operators.authenticate(root)
     sam = operators.add("sam", "support", admin)["key"]
     dora = operators.add("dora", "dpo", admin)["key"]
-    app.purchase(order_id="ord-rights", market="FR", amount=5000, payment_method="card",
-                 buyer_id="cus-rights", buyer_email="old@example.org")
+    app.purchase(PurchaseCard(
+        order_id="ord-rights", market="FR", amount=5000, payment_method="card",
+        buyer_id="cus-rights", buyer_email="old@example.org",
+    ))
     privacy = Privacy(console_service)
     today = clock.now.date()
     privacy.open_request("cus-rights", "restriction", today, "req-restrict")

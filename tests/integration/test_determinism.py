@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from application.commands import CancelCard, PurchaseCard, RedeemCard, RefundOrder
 from dev.services import unique_topic_prefix
 from domain.errors import DomainError
 from infra.bootstrap import Service
@@ -54,37 +55,37 @@ def random_history(service: Service, clock: Any, live: Projector, seed: int = 42
                 n = round_ * 100 + i
                 roll = rng.random()
                 if roll < 0.55 or not cards:
-                    card = attempt(
-                        app.purchase,
+                    card = attempt(app.purchase, PurchaseCard(
                         market=rng.choice(["FR", "DE", "GB"]),
                         amount=rng.choice([1000, 2000, 5000, 30000, 50000]),
                         payment_method=rng.choice(["card"] * 9 + ["bnpl"]),
-                        buyer_id=f"buyer-{rng.randint(0, 300)}", order_id=f"buy-{n}", within=uow)
+                        buyer_id=f"buyer-{rng.randint(0, 300)}", order_id=f"buy-{n}",
+                    ), within=uow)
                     if card:
                         cards.append((card.card_id, card.code, card.card.market))
                 elif roll < 0.8:
                     _, code, market = rng.choice(cards)
                     order = f"pay-{n}"
                     guessing = rng.random() < 0.1
-                    done = attempt(
-                        app.redeem,
+                    done = attempt(app.redeem, RedeemCard(
                         code=f"GUESS{n}" if guessing else code,
-                        market=market if rng.random() < 0.9 else "IT",
-                        order_id=order, order_total=rng.choice([500, 5000, 60000]),
+                        market=market if rng.random() < 0.9 else "IT", order_id=order,
+                        order_total=rng.choice([500, 5000, 60000]),
                         customer_id="guesser" if guessing else f"cust-{rng.randint(0, 50)}",
-                        source="test", within=uow)
+                        source="test",
+                    ), within=uow)
                     if done and done.applied:
                         used.append((order, done.applied, market))
                 elif roll < 0.88 and used:
                     order, paid, market = rng.choice(used)
-                    new = attempt(
-                        app.refund,
+                    new = attempt(app.refund, RefundOrder(
                         order_id=order, returned_amount=rng.randint(1, paid),
-                        received_on=clock.now.date(), within=uow)
+                        received_on=clock.now.date(),
+                    ), within=uow)
                     if new and new.new_card:
                         cards.append((new.new_card.card_id, new.new_card.code, market))
                 else:
-                    attempt(app.cancel, rng.choice(cards)[0], within=uow)
+                    attempt(app.cancel, CancelCard(card_id=rng.choice(cards)[0]), within=uow)
         if round_ % 4 == 3:
             sync_store(app, live, batch_size=rng.randint(50, 700))
     clock.advance(days=200)
@@ -124,10 +125,13 @@ def test_views_identical_live_store_and_kafka(service, clock, tmp_path, kafka_bo
 def test_tampered_stored_event_fails_audit_verify_naming_card_and_version(service, clock,
                                                                           tmp_path):
     app = service.app
-    card = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="b",
-                        order_id="o-1")
-    app.redeem(code=card.code, market="FR", order_id="r-1", order_total=2000, customer_id="c",
-               source="test")
+    card = app.purchase(PurchaseCard(
+        market="FR", amount=5000, payment_method="card", buyer_id="b", order_id="o-1",
+    ))
+    app.redeem(RedeemCard(
+        code=card.code, market="FR", order_id="r-1", order_total=2000, customer_id="c",
+        source="test",
+    ))
     views = views_db(service, tmp_path, "v.db")
     sync_store(app, views)
     cid = card.card_id

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from application.commands import RedeemCard
 from dev.services import unique_topic_prefix
 from domain.errors import DomainError
 from infra.bootstrap import Service
@@ -94,8 +95,10 @@ def test_p2_views_rotate_an_erased_subjects_pseudonym_out_and_a_replay_agrees(
     h = busy_history(service, clock)
     for _ in range(4):  # enough unknown codes for an F1 alert naming her
         with pytest.raises(DomainError):  # refused, and recorded as an attempt
-            service.app.redeem(code="NOPE-NOPE-NOPE", market="FR", order_id="shop-alice-x",
-                               order_total=100, customer_id="cust-alice", source="test")
+            service.app.redeem(RedeemCard(
+                code="NOPE-NOPE-NOPE", market="FR", order_id="shop-alice-x", order_total=100,
+                customer_id="cust-alice", source="test",
+            ))
     views = Projector(service.db)
     sync_store(service.app, views)
     stable = [service.pseudonyms.subject(i) for i in h.alice_ids]

@@ -18,6 +18,7 @@ import httpx
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from application.commands import PurchaseCard
 from application.operators import Operators
 from application.privacy import Privacy
 from composition.bootstrap import build_delivery_worker
@@ -129,8 +130,10 @@ def test_p2_after_erasure_and_each_purge_metrics_exports_packs_outbox_and_dead_l
     topics: Topics, tmp_path: Path,  # noqa: F811  (the fixture)
 ) -> None:
     app, start = service.app, clock.now
-    card = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id=CUSTOMER,
-                        buyer_email=EMAIL, buyer_name=NAME, message=MESSAGE, order_id=ORDER)
+    card = app.purchase(PurchaseCard(
+        market="FR", amount=5000, payment_method="card", buyer_id=CUSTOMER, buyer_email=EMAIL,
+        buyer_name=NAME, message=MESSAGE, order_id=ORDER,
+    ))
     worker = build_delivery_worker(service)
     for _ in range(10):
         if not worker.drain():
@@ -161,9 +164,10 @@ def test_p2_after_erasure_and_each_purge_metrics_exports_packs_outbox_and_dead_l
     assert status == 0 and packed["cards"] == 1, packed
     earlier = [("export gdpr", json.dumps(exported).encode()), *file_places(pack, "pack")]
     # And a card whose code e-mail is still in the outbox when the erasure comes.
-    pending = app.purchase(market="FR", amount=2000, payment_method="card", buyer_id=CUSTOMER,
-                           buyer_email=EMAIL, buyer_name=NAME, message=MESSAGE,
-                           order_id=f"{ORDER}-pending")
+    pending = app.purchase(PurchaseCard(
+        market="FR", amount=2000, payment_method="card", buyer_id=CUSTOMER, buyer_email=EMAIL,
+        buyer_name=NAME, message=MESSAGE, order_id=f"{ORDER}-pending",
+    ))
 
     relay = Relay(service, kafka_bootstrap, topics, transactional_id=f"{topics.prefix}relay")
     try:

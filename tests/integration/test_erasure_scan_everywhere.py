@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from application.commands import PurchaseCard
 from application.privacy import Privacy
 from composition.bootstrap import build_delivery_worker
 from dev.services import unique_topic_prefix
@@ -149,8 +150,10 @@ def test_p2_after_erasure_no_place_holds_the_subjects_data_outside_what_is_docum
     caplog.set_level(logging.INFO)
     caplog.set_level(logging.DEBUG, logger="giftcards")
     app = service.app
-    card = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id=CUSTOMER,
-                        buyer_email=EMAIL, buyer_name=NAME, message=MESSAGE, order_id=ORDER)
+    card = app.purchase(PurchaseCard(
+        market="FR", amount=5000, payment_method="card", buyer_id=CUSTOMER, buyer_email=EMAIL,
+        buyer_name=NAME, message=MESSAGE, order_id=ORDER,
+    ))
     worker = build_delivery_worker(service)  # the default transport: the maildir
     for _ in range(10):
         if not worker.drain():

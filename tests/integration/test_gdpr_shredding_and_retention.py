@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from application.commands import PurchaseCard
 from application.privacy import Privacy
 from infra.bootstrap import Service
 from infra.db import sqlite_path
@@ -63,8 +64,10 @@ def test_p2_shredding_with_a_concurrent_reader_is_pending_never_falsely_verified
     reader.execute("COMMIT")
     reader.close()
     # The next writer (a purchase creating a new subject key) finishes the pending erasure.
-    service.app.purchase(market="FR", amount=2000, payment_method="card", buyer_id="cust-new",
-                         order_id="o-next", buyer_email="new@example.com")
+    service.app.purchase(PurchaseCard(
+        market="FR", amount=2000, payment_method="card", buyer_id="cust-new", order_id="o-next",
+        buyer_email="new@example.com",
+    ))
     assert service.vault.pending_shreds() == []
     stored = store_bytes(service)
     for _, wrapped in saved:
@@ -110,8 +113,10 @@ def test_p2_a_key_erased_before_a_kek_rotation_is_unrecoverable_from_a_saved_cop
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_store_files_are_0600_in_a_0700_directory(service: Service) -> None:
     path = sqlite_path(service.db.url)
-    service.app.purchase(market="FR", amount=2000, payment_method="card", buyer_id="c1",
-                         order_id="o-perm", buyer_email="perm@example.com")
+    service.app.purchase(PurchaseCard(
+        market="FR", amount=2000, payment_method="card", buyer_id="c1", order_id="o-perm",
+        buyer_email="perm@example.com",
+    ))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     wal = path.with_name(path.name + "-wal")
@@ -123,10 +128,10 @@ def test_p2_purge_with_a_clock_years_ahead_shreds_old_cards_and_scans_clean(
 ) -> None:
     h = busy_history(service, clock)
     clock.set("2036-01-12T09:00:00Z")  # the clock: ten years on
-    recent = service.app.purchase(
+    recent = service.app.purchase(PurchaseCard(
         market="FR", amount=2000, payment_method="card", buyer_id="cust-recent",
         order_id="o-recent", buyer_email="recent@example.com",
-    )
+    ))
     assert recent.code
     privacy = Privacy(service)
     report = privacy.purge(card_years=3)

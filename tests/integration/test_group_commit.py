@@ -6,6 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from application.commands import CaptureHold
 from application.groupcommit import run_together
 from application.holds import Holds
 from domain.errors import DomainError
@@ -35,4 +36,4 @@ def test_r10_concurrent_batches_hold_one_card_once(service: Service) -> None:
     assert [r.code for r in refused] == ["card_on_hold"] * (WRITERS * BATCH - 1)
     events = [type(e).__name__ for e in app.events.get(card.card_id)]
     assert events.count("Held") == 1
-    assert holds.capture(order_id=won[0].order_id).applied == 3000
+    assert holds.capture(CaptureHold(order_id=won[0].order_id)).applied == 3000

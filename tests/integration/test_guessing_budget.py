@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from application.commands import AuthorizeHold, LookUpCard, RedeemCard
 from application.holds import Holds
 from domain.errors import DomainError
 from infra.bootstrap import Service
@@ -26,9 +27,10 @@ def outcome(call: Callable[[], Any]) -> str:
 
 
 def dry_run(holds: Holds, code: str, order: str, customer: str | None, source: str) -> str:
-    return outcome(lambda: holds.authorize(
+    return outcome(lambda: holds.authorize(AuthorizeHold(
         code=code, market="FR", order_id=order, order_total=1000, customer_id=customer,
-        source=source, simulate=True))
+        source=source,
+    ), simulate=True))
 
 
 def test_r8_dry_runs_spend_the_budget_and_are_refused_past_it(service: Service) -> None:
@@ -47,16 +49,20 @@ def test_r8_dry_run_misses_lock_the_customer_out_of_real_calls(service: Service)
     # Locked out: a valid code is answered as an unknown one is, on every path.
     for code in (card.code, "RANDOM-NEW"):
         assert dry_run(holds, code, "dry-x", "cust-d", "key-b") == "too_many_attempts"
-        assert outcome(lambda code=code: holds.authorize(
-            code=code, market="FR", order_id="real-1", order_total=1000,
-            customer_id="cust-d", source="key-b")) == "too_many_attempts"
-        assert outcome(lambda code=code: holds.lookup(
-            code=code, market="FR", customer_id="cust-d", source="key-b")) == "too_many_attempts"
-        assert outcome(lambda code=code: app.redeem(
-            code=code, market="FR", order_id="real-2", order_total=1000,
-            customer_id="cust-d", source="checkout")) == "too_many_attempts"
-    assert holds.lookup(code=card.code, market="FR", customer_id="cust-e",
-                        source="key-b").status == "active"
+        assert outcome(lambda code=code: holds.authorize(AuthorizeHold(
+            code=code, market="FR", order_id="real-1", order_total=1000, customer_id="cust-d",
+            source="key-b",
+        ))) == "too_many_attempts"
+        assert outcome(lambda code=code: holds.lookup(LookUpCard(
+            code=code, market="FR", customer_id="cust-d", source="key-b",
+        ))) == "too_many_attempts"
+        assert outcome(lambda code=code: app.redeem(RedeemCard(
+            code=code, market="FR", order_id="real-2", order_total=1000, customer_id="cust-d",
+            source="checkout",
+        ))) == "too_many_attempts"
+    assert holds.lookup(LookUpCard(
+        code=card.code, market="FR", customer_id="cust-e", source="key-b",
+    )).status == "active"
 
 
 @pytest.mark.parametrize("path", ["lookup", "authorize", "redeem"])
@@ -70,22 +76,27 @@ def test_r8_a_source_has_a_ceiling_whatever_customer_ids_it_names(
     def attempt(code: str, n: int) -> str:
         customer, order = f"cust-{path}-{n}", f"{path}-{n}"
         if path == "lookup":
-            return outcome(lambda: holds.lookup(code=code, market="FR", customer_id=customer,
-                                                source="src"))
+            return outcome(lambda: holds.lookup(LookUpCard(
+                code=code, market="FR", customer_id=customer, source="src",
+            )))
         if path == "authorize":
-            return outcome(lambda: holds.authorize(
-                code=code, market="FR", order_id=order, order_total=1000,
-                customer_id=customer, source="src"))
-        return outcome(lambda: app.redeem(code=code, market="FR", order_id=order,
-                                          order_total=1000, customer_id=customer, source="src"))
+            return outcome(lambda: holds.authorize(AuthorizeHold(
+                code=code, market="FR", order_id=order, order_total=1000, customer_id=customer,
+                source="src",
+            )))
+        return outcome(lambda: app.redeem(RedeemCard(
+            code=code, market="FR", order_id=order, order_total=1000, customer_id=customer,
+            source="src",
+        )))
 
     # Each customer well under its own limit; the source reaches its ceiling.
     assert [attempt(f"RANDOM-{n}", n) for n in range(CEILING)] == ["unknown_code"] * CEILING
     assert attempt(card.code, CEILING + 1) == "too_many_attempts"
     assert attempt("RANDOM-MORE", CEILING + 2) == "too_many_attempts"
     # Another source is not affected.
-    assert holds.lookup(code=card.code, market="FR", customer_id="x",
-                        source="other").status == "active"
+    assert holds.lookup(LookUpCard(
+        code=card.code, market="FR", customer_id="x", source="other",
+    )).status == "active"
 
 
 def test_r8_a_source_locked_out_alone_is_not_reopened_by_naming_a_customer(
@@ -94,7 +105,9 @@ def test_r8_a_source_locked_out_alone_is_not_reopened_by_naming_a_customer(
     holds = Holds(service.app)
     card = buy(service.app)
     for n in range(LIMIT):
-        assert outcome(lambda n=n: holds.lookup(code=f"RANDOM-{n}", market="FR",
-                                                source="key-c")) == "unknown_code"
-    assert outcome(lambda: holds.lookup(code=card.code, market="FR", source="key-c",
-                                        customer_id="fresh-customer")) == "too_many_attempts"
+        assert outcome(lambda n=n: holds.lookup(LookUpCard(
+            code=f"RANDOM-{n}", market="FR", source="key-c",
+        ))) == "unknown_code"
+    assert outcome(lambda: holds.lookup(LookUpCard(
+        code=card.code, market="FR", source="key-c", customer_id="fresh-customer",
+    ))) == "too_many_attempts"

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from application.commands import AuthorizeHold, CancelCard, CaptureHold, LookUpCard, RedeemCard
 from application.holds import Holds
 from domain.errors import DomainError
 from domain.ids import MAX_ID, check_id, is_id
@@ -56,20 +57,27 @@ def test_p5_every_id_field_of_every_use_case_refuses_a_non_id(service: Service, 
     calls: dict[str, Callable[[], Any]] = {
         "purchase order_id": lambda: buy(app, order_id=value),
         "purchase buyer_id": lambda: buy(app, buyer_id=value),
-        "redeem order_id": lambda: app.redeem(code=card.code, market="FR", order_id=value,
-                                              order_total=100, customer_id="c", source="t"),
-        "redeem customer_id": lambda: app.redeem(code=card.code, market="FR", order_id="o",
-                                                 order_total=100, customer_id=value, source="t"),
-        "lookup customer_id": lambda: holds.lookup(code=card.code, market="FR",
-                                                   customer_id=value, source="t"),
-        "authorize order_id": lambda: holds.authorize(
-            code=card.code, market="FR", order_id=value, order_total=100,
-            customer_id="c", source="t"),
-        "authorize customer_id": lambda: holds.authorize(
-            code=card.code, market="FR", order_id="o", order_total=100,
-            customer_id=value, source="t", simulate=True),
-        "cancel order_id": lambda: app.cancel(None, order_id=value),
-        "capture order_id": lambda: holds.capture(order_id=value),
+        "redeem order_id": lambda: app.redeem(RedeemCard(
+            code=card.code, market="FR", order_id=value, order_total=100, customer_id="c",
+            source="t",
+        )),
+        "redeem customer_id": lambda: app.redeem(RedeemCard(
+            code=card.code, market="FR", order_id="o", order_total=100, customer_id=value,
+            source="t",
+        )),
+        "lookup customer_id": lambda: holds.lookup(LookUpCard(
+            code=card.code, market="FR", customer_id=value, source="t",
+        )),
+        "authorize order_id": lambda: holds.authorize(AuthorizeHold(
+            code=card.code, market="FR", order_id=value, order_total=100, customer_id="c",
+            source="t",
+        )),
+        "authorize customer_id": lambda: holds.authorize(AuthorizeHold(
+            code=card.code, market="FR", order_id="o", order_total=100, customer_id=value,
+            source="t",
+        ), simulate=True),
+        "cancel order_id": lambda: app.cancel(CancelCard(card_id=None, order_id=value)),
+        "capture order_id": lambda: holds.capture(CaptureHold(order_id=value)),
     }
     assert {name: refusal_code(call) for name, call in calls.items()} == {
         name: "invalid_id" for name in calls}

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from application.commands import PurchaseCard, RedeemCard
 from infra import checkpoints as cps
 from infra.bootstrap import Service
 from projections.verify import verify_store
@@ -21,10 +22,13 @@ KEY = Ed25519PrivateKey.generate()
 
 
 def spent_de_card(service: Service) -> str:
-    card = service.app.purchase(market="DE", amount=30000, payment_method="card",
-                                buyer_id="cust-de", order_id="P-DE")
-    service.app.redeem(code=card.code, market="DE", order_id="O-DE", order_total=30000,
-                       customer_id="cust-de", source="test")
+    card = service.app.purchase(PurchaseCard(
+        market="DE", amount=30000, payment_method="card", buyer_id="cust-de", order_id="P-DE",
+    ))
+    service.app.redeem(RedeemCard(
+        code=card.code, market="DE", order_id="O-DE", order_total=30000, customer_id="cust-de",
+        source="test",
+    ))
     return str(card.card_id)
 
 
@@ -39,12 +43,14 @@ def test_tail_and_whole_card_deleted_after_an_increment_are_named_without_kafka(
 ) -> None:
     directory = tmp_path / "checkpoints"
     checkpointer = cps.Checkpointer(service.app.recorder, service.app.mapper)
-    service.app.purchase(market="FR", amount=2000, payment_method="card", buyer_id="a",
-                         order_id="P-0")
+    service.app.purchase(PurchaseCard(
+        market="FR", amount=2000, payment_method="card", buyer_id="a", order_id="P-0",
+    ))
     checkpointer.sign(KEY, clock(), directory)  # the full one: before the cards below
     spent = spent_de_card(service)
-    late = str(service.app.purchase(market="FR", amount=4000, payment_method="card",
-                                    buyer_id="b", order_id="P-LATE").card_id)
+    late = str(service.app.purchase(PurchaseCard(
+        market="FR", amount=4000, payment_method="card", buyer_id="b", order_id="P-LATE",
+    )).card_id)
     increment = checkpointer.sign_increment(KEY, clock(), directory)
     assert increment is not None and set(increment["heads"]) == {spent, late}
     assert checkpointer.sign_increment(KEY, clock(), directory) is None  # nothing changed
@@ -68,8 +74,9 @@ def test_an_increment_removed_from_the_chain_is_named(
     checkpointer = cps.Checkpointer(service.app.recorder, service.app.mapper)
     checkpointer.sign(KEY, clock(), directory)
     for i in range(3):
-        service.app.purchase(market="FR", amount=2000, payment_method="card",
-                             buyer_id=f"b{i}", order_id=f"P-{i}")
+        service.app.purchase(PurchaseCard(
+            market="FR", amount=2000, payment_method="card", buyer_id=f"b{i}", order_id=f"P-{i}",
+        ))
         assert checkpointer.sign_increment(KEY, clock(), directory) is not None
     trusted, bad = cps.trusted(directory, KEY.public_key())
     assert bad == [] and len(trusted) == 4
@@ -94,16 +101,19 @@ def test_serve_signs_an_increment_within_its_cadence_and_a_full_one_supersedes_t
         lambda: signed.append(checkpointer.sign_increment(KEY, clock(), directory))))
     worker.start()
     try:
-        card = str(service.app.purchase(market="FR", amount=2000, payment_method="card",
-                                        buyer_id="b", order_id="P-1").card_id)
+        card = str(service.app.purchase(PurchaseCard(
+            market="FR", amount=2000, payment_method="card", buyer_id="b", order_id="P-1",
+        )).card_id)
         deadline = time.monotonic() + 20
         while not cps.increment_paths(directory) and time.monotonic() < deadline:
             time.sleep(0.05)
         increments = cps.increment_paths(directory)
         assert len(increments) == 1 and card in cps.read(increments[0])["heads"]
         for i in range(3):  # 4 index and card events each: past the full checkpoint's 8
-            service.app.purchase(market="FR", amount=2000, payment_method="card",
-                                 buyer_id=f"c{i}", order_id=f"P-N{i}")
+            service.app.purchase(PurchaseCard(
+                market="FR", amount=2000, payment_method="card", buyer_id=f"c{i}",
+                order_id=f"P-N{i}",
+            ))
         while not full and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
@@ -132,8 +142,9 @@ def test_serves_checkpoint_part_publishes_each_increment_with_its_heads(
     part = threading.Thread(target=checkpoints_loop(settings), args=(stop,))
     part.start()
     try:
-        card = str(service.app.purchase(market="FR", amount=2000, payment_method="card",
-                                        buyer_id="b", order_id="P-1").card_id)
+        card = str(service.app.purchase(PurchaseCard(
+            market="FR", amount=2000, payment_method="card", buyer_id="b", order_id="P-1",
+        )).card_id)
         deadline = time.monotonic() + 30
         while not cps.increment_paths(settings.checkpoint_dir) and time.monotonic() < deadline:
             time.sleep(0.1)

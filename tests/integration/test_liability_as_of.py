@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from application.commands import PurchaseCard
 from composition.bootstrap import Service, build_projector
 from projections.queries import liability
 from projections.sources import sync_store
@@ -20,11 +21,13 @@ def test_r9_liability_as_of_is_the_same_before_and_after_a_late_expiry_sweep(
     service: Service, clock: Any
 ) -> None:
     app = service.app
-    early = app.purchase(market="FR", amount=3000, payment_method="card", buyer_id="a",
-                         order_id="P-early")
+    early = app.purchase(PurchaseCard(
+        market="FR", amount=3000, payment_method="card", buyer_id="a", order_id="P-early",
+    ))
     clock.advance(days=200)
-    app.purchase(market="FR", amount=4000, payment_method="card", buyer_id="b",
-                 order_id="P-late")
+    app.purchase(PurchaseCard(
+        market="FR", amount=4000, payment_method="card", buyer_id="b", order_id="P-late",
+    ))
     expiry = app.show(early.card_id).expires_at
     clock.advance(days=100)  # the early card is past its validity; nobody ran `expire`
     views = build_projector(service.settings)

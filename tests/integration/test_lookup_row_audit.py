@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from application.commands import PurchaseCard
 from application.holds import Holds
 from composition.bootstrap import Service, build_projector
 from projections.sources import sync_store
@@ -19,8 +20,9 @@ def test_a_lookup_row_edited_by_hand_is_not_shown_and_audit_verify_names_it(
     service: Service, clock: Any
 ) -> None:
     app = service.app
-    card = app.purchase(market="FR", amount=3000, payment_method="card", buyer_id="c",
-                        order_id="P-30")
+    card = app.purchase(PurchaseCard(
+        market="FR", amount=3000, payment_method="card", buyer_id="c", order_id="P-30",
+    ))
     holds = Holds(app, hold_seconds=600)
     cid = card.card_id
     views = build_projector(service.settings)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+from application.commands import PurchaseCard
 from application.privacy import Privacy
 from composition.bootstrap import Service, build_delivery_worker
 from infra.mail.transport import read_maildir
@@ -28,9 +29,10 @@ def disk(directory: Path) -> bytes:
 def test_r7_p2_the_maildir_keeps_no_sent_message_in_clear_and_erasure_reaches_it(
     service: Service,
 ) -> None:
-    card = service.app.purchase(market="FR", amount=5000, payment_method="card",
-                                buyer_id="cust-zoe", buyer_email=EMAIL, buyer_name=NAME,
-                                message=MESSAGE, order_id="o-maildir")  # fmt: skip
+    card = service.app.purchase(PurchaseCard(
+        market="FR", amount=5000, payment_method="card", buyer_id="cust-zoe", buyer_email=EMAIL,
+        buyer_name=NAME, message=MESSAGE, order_id="o-maildir",
+    ))
     assert service.settings.smtp_url is None  # the default transport
     worker = build_delivery_worker(service)
     while worker.drain():

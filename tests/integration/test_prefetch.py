@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import uuid4
 
 from application.card_base import PURCHASE_ORDER
+from application.commands import PurchaseCard
 from application.unit_of_work import UnitOfWork
 from domain.giftcard import GiftCard
 from domain.streams import Index, stream_id
@@ -13,8 +14,9 @@ from infra.bootstrap import Service
 
 def test_r3_prefetch_knows_absent_keys_and_still_loads_existing_ones(service: Service) -> None:
     app = service.app
-    bought = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="c",
-                          order_id="known")
+    bought = app.purchase(PurchaseCard(
+        market="FR", amount=5000, payment_method="card", buyer_id="c", order_id="known",
+    ))
     known, unknown = stream_id(PURCHASE_ORDER, "known"), stream_id(PURCHASE_ORDER, "new")
     card_id = bought.card_id
     assert app.load_streams is not None  # SQL stores answer in one query
@@ -39,8 +41,10 @@ def test_r3_repeated_order_in_one_batch_after_prefetch_is_still_one_card(service
     app = service.app
     with app.batch() as uow:
         uow.prefetch([stream_id(PURCHASE_ORDER, "twice")])
-        first = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="c",
-                             order_id="twice", within=uow)
-        again = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="c",
-                             order_id="twice", within=uow)
+        first = app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id="c", order_id="twice",
+        ), within=uow)
+        again = app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id="c", order_id="twice",
+        ), within=uow)
     assert str(again.card_id) == str(first.card_id) and again.code is None

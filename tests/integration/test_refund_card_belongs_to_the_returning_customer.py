@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from application.apikeys import ApiKeys
+from application.commands import PurchaseCard, RedeemCard, RefundOrder
 from application.delivery import Deliveries
 from application.privacy import Privacy
 from application.privacy_reads import PiiReader
@@ -34,11 +35,14 @@ ALICE = "alice@example.org"  # paid order O-9100-R2 with it, then returned the g
 
 def gift_spent_by_alice(service: Service) -> str:
     """Carol's gift card, spent by Alice: its id."""
-    card = service.app.purchase(market="FR", amount=25000, payment_method="card",
-                                buyer_id="cust-carol", buyer_email=CAROL, buyer_name="Carol",
-                                order_id="o-gift")  # fmt: skip
-    service.app.redeem(code=card.code, market="FR", order_id="O-9100-R2", order_total=25000,
-                       customer_id="cust-alice", source="test")  # fmt: skip
+    card = service.app.purchase(PurchaseCard(
+        market="FR", amount=25000, payment_method="card", buyer_id="cust-carol", buyer_email=CAROL,
+        buyer_name="Carol", order_id="o-gift",
+    ))
+    service.app.redeem(RedeemCard(
+        code=card.code, market="FR", order_id="O-9100-R2", order_total=25000,
+        customer_id="cust-alice", source="test",
+    ))
     return str(card.card_id)
 
 
@@ -73,8 +77,10 @@ def assert_alices_only(service: Service, smtp: SmtpServer, gift: str, refund_car
     assert refund_card not in orjson.dumps(carol).decode()
     assert "O-9100-R2" not in orjson.dumps(carol).decode()
     # The e-mailed code spends the refund card.
-    spent = service.app.redeem(code=code_in(card_mail), market="FR", order_id="o-next",
-                               order_total=100, customer_id="cust-alice", source="test")
+    spent = service.app.redeem(RedeemCard(
+        code=code_in(card_mail), market="FR", order_id="o-next", order_total=100,
+        customer_id="cust-alice", source="test",
+    ))
     assert str(spent.card_id) == refund_card
 
 
@@ -82,9 +88,10 @@ def test_r17_refund_card_is_mailed_to_the_returning_customer_and_in_her_export_o
     service: Service, clock: FixedClock, smtp_server: SmtpServer
 ) -> None:
     gift = gift_spent_by_alice(service)
-    refund = service.app.refund(order_id="O-9100-R2", returned_amount=15000,
-                                received_on=clock().date(), customer_id="cust-alice",
-                                customer_email=ALICE)  # fmt: skip
+    refund = service.app.refund(RefundOrder(
+        order_id="O-9100-R2", returned_amount=15000, received_on=clock().date(),
+        customer_id="cust-alice", customer_email=ALICE,
+    ))
     deliver_all(service, smtp_server)
     assert_alices_only(service, smtp_server, gift, str(refund.new_card.card_id))
 
@@ -93,8 +100,9 @@ def test_r17_a_refund_without_the_customers_email_waits_for_customer_service(
     service: Service, clock: FixedClock, smtp_server: SmtpServer
 ) -> None:
     gift = gift_spent_by_alice(service)
-    refund = service.app.refund(order_id="O-9100-R2", returned_amount=15000,
-                                received_on=clock().date())  # an older request: no customer
+    refund = service.app.refund(RefundOrder(
+        order_id="O-9100-R2", returned_amount=15000, received_on=clock().date(),
+    ))  # an older request: no customer
     new = str(refund.new_card.card_id)
     deliver_all(service, smtp_server)
     assert per_recipient(smtp_server) == Counter({(CAROL, gift): 2})
@@ -113,9 +121,10 @@ def test_r17_a_refund_naming_another_customer_than_who_paid_is_refused(
 ) -> None:
     gift_spent_by_alice(service)
     with pytest.raises(Exception, match="another customer") as refused:
-        service.app.refund(order_id="O-9100-R2", returned_amount=15000,
-                           received_on=clock().date(), customer_id="cust-mallory",
-                           customer_email="mallory@evil.example")  # fmt: skip
+        service.app.refund(RefundOrder(
+            order_id="O-9100-R2", returned_amount=15000, received_on=clock().date(),
+            customer_id="cust-mallory", customer_email="mallory@evil.example",
+        ))
     assert getattr(refused.value, "code", None) == "customer_mismatch"
 
 

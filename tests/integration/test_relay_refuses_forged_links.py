@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from application.commands import PurchaseCard, RedeemCard
 from infra.bootstrap import Service
 from infra.kafka.links import ForgedLinkError, refused_links
 from infra.kafka.relay import Relay
@@ -31,13 +32,16 @@ def test_relay_refuses_to_publish_a_forged_redeemed_and_everything_after_it(
         assert before > 0
         other = forger(env_for, clock, tmp_path, forgers_key)
         try:  # the insider empties the card: a Redeemed hashed by the public formula
-            other.app.redeem(code=card.code, market="FR", order_id="O-F", order_total=3000,
-                             customer_id="x", source="test")
+            other.app.redeem(RedeemCard(
+                code=card.code, market="FR", order_id="O-F", order_total=3000, customer_id="x",
+                source="test",
+            ))
         finally:
             other.close()
         # A genuine purchase after the forgery: held back too (per-card order is global here).
-        thirty = service.app.purchase(market="DE", amount=2000, payment_method="card",
-                                      buyer_id="cust-b", order_id="P-AFTER")
+        thirty = service.app.purchase(PurchaseCard(
+            market="DE", amount=2000, payment_method="card", buyer_id="cust-b", order_id="P-AFTER",
+        ))
         with pytest.raises(ForgedLinkError) as stopped:
             relay.drain()
     finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 
+from application.commands import PurchaseCard
 from infra.bootstrap import build
 from infra.config import load_settings
 from tests.conftest import SECRET, FixedClock
@@ -33,8 +34,9 @@ def test_a_cli_run_beside_a_live_connection_loses_none_of_its_writes(
                                capture_output=True, check=False, timeout=120)
         assert shown.returncode == 0, shown.stderr[-2000:]
         assert "error" not in orjson.loads(shown.stdout)
-        card = service.app.purchase(market="FR", amount=5000, payment_method="card",
-                                    buyer_id="S", order_id="after-the-cli")
+        card = service.app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id="S", order_id="after-the-cli",
+        ))
         fresh = sqlite3.connect(tmp_path / "store.sqlite3")
         try:
             rows = fresh.execute("SELECT COUNT(*) FROM stored_events").fetchone()

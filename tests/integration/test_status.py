@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from application.commands import PurchaseCard
 from consumers import delivery
 from infra.bootstrap import Service
 from infra.envelope import published_topics
@@ -35,8 +36,9 @@ def test_status_shows_relay_lag_until_relayed_then_the_active_relay_and_dead_let
     service: Service, env_for: dict[str, str], kafka_bootstrap: str, topics: Topics
 ) -> None:
     for n in range(3):
-        service.app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="S",
-                             order_id=f"status-{n}")
+        service.app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id="S", order_id=f"status-{n}",
+        ))
     published = service.app.recorder.select_notifications(1, 100, topics=published_topics())
     before = status(env_for, kafka_bootstrap, topics)
     stored = before["relay"]["last_stored_position"]

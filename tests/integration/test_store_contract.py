@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from application.commands import CancelCard, PurchaseCard, RefundOrder
 from application.results import Purchase, Redemption
 from domain.errors import DomainError
 from infra.bootstrap import Service, build
@@ -55,12 +56,14 @@ def test_r4_r11_r17_full_lifecycle(service: Service, clock: FixedClock) -> None:
     used = pay(app, card.code, "shop-1", 8000)
     assert (used.applied, used.remaining_to_pay, used.forfeited) == (5000, 3000, 0)
     clock.advance(days=3)
-    back = app.refund(order_id="shop-1", returned_amount=6000, received_on=date(2026, 1, 13))
+    back = app.refund(RefundOrder(
+        order_id="shop-1", returned_amount=6000, received_on=date(2026, 1, 13),
+    ))
     assert (back.new_card.amount, back.to_other_method) == (5000, 1000)
     new_id = back.new_card.card_id
     assert app.show(new_id).replaces == card.card_id
     other = buy(app, order_id="buy-2")
-    assert app.cancel(other.card_id, code=other.code).status == "cancelled"
+    assert app.cancel(CancelCard(card_id=other.card_id, code=other.code)).status == "cancelled"
     clock.set("2026-09-01T00:00:00Z")
     assert app.expire().forfeited == {"EUR": 5000}
     assert types(app, new_id) == ["Purchased", "Activated", "Expired"]
@@ -81,9 +84,9 @@ def test_r3_r10_r19_commands_are_idempotent(service: Service) -> None:
     assert pay(app, card.code, "shop-3", 1000) == first
     assert event_count(service) == count
     spare = buy(app, order_id="buy-4")
-    done = app.cancel(spare.card_id, code=spare.code)
+    done = app.cancel(CancelCard(card_id=spare.card_id, code=spare.code))
     count = event_count(service)
-    assert app.cancel(spare.card_id, code=spare.code) == done
+    assert app.cancel(CancelCard(card_id=spare.card_id, code=spare.code)) == done
     assert event_count(service) == count
 
 
@@ -126,10 +129,12 @@ def test_stored_state_round_trips_byte_for_byte_with_awkward_text(service: Servi
         assert isinstance(service.app.recorder, BinaryPostgresProcessRecorder)
     # Ids are visible ASCII without spaces (domain.ids), awkward ones still.
     awkward = 'Zoe\'s"gift",{a,b}\\(x)\\N-NULL'
-    card = service.app.purchase(market="FR", amount=5000, payment_method="card",
-                                buyer_id=awkward, order_id=f"o-{awkward}")
+    card = service.app.purchase(PurchaseCard(
+        market="FR", amount=5000, payment_method="card", buyer_id=awkward, order_id=f"o-{awkward}",
+    ))
     stored = service.app.recorder.select_events(card.card_id)
     assert orjson.loads(stored[0].state)["buyer_subject"] == awkward
-    again = service.app.purchase(market="FR", amount=5000, payment_method="card",
-                                 buyer_id=awkward, order_id=f"o-{awkward}")
+    again = service.app.purchase(PurchaseCard(
+        market="FR", amount=5000, payment_method="card", buyer_id=awkward, order_id=f"o-{awkward}",
+    ))
     assert str(again.card_id) == str(card.card_id) and again.replayed is True

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from application.commands import CancelCard, PurchaseCard, RedeemCard, RefundOrder
 from dev.services import unique_topic_prefix
 from domain.chain import link
 from domain.errors import DomainError
@@ -32,21 +33,29 @@ def write_histories(service: Service, clock: Any) -> None:
     """Every card event type: purchase, activation, redemption, refusal, cancellation,
     refund to a new card, expiry (the fixture store's card histories)."""
     app = service.app
-    a = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="cust-a",
-                     buyer_email="a@example.org", message="Joyeux anniversaire", order_id="P-A")
-    b = app.purchase(market="FR", amount=2000, payment_method="card", buyer_id="cust-b",
-                     order_id="P-B")
-    app.purchase(market="DE", amount=10000, payment_method="card", buyer_id=None,
-                 order_id="P-C")
+    a = app.purchase(PurchaseCard(
+        market="FR", amount=5000, payment_method="card", buyer_id="cust-a",
+        buyer_email="a@example.org", message="Joyeux anniversaire", order_id="P-A",
+    ))
+    b = app.purchase(PurchaseCard(
+        market="FR", amount=2000, payment_method="card", buyer_id="cust-b", order_id="P-B",
+    ))
+    app.purchase(PurchaseCard(
+        market="DE", amount=10000, payment_method="card", buyer_id=None, order_id="P-C",
+    ))
     clock.advance(days=1)
-    app.redeem(code=a.code, market="FR", order_id="O-A", order_total=8000,
-               customer_id="cust-a", source="test")
+    app.redeem(RedeemCard(
+        code=a.code, market="FR", order_id="O-A", order_total=8000, customer_id="cust-a",
+        source="test",
+    ))
     with pytest.raises(DomainError):
-        app.redeem(code=b.code, market="DE", order_id="O-B1", order_total=1000,
-                   customer_id="cust-x", source="test")
+        app.redeem(RedeemCard(
+            code=b.code, market="DE", order_id="O-B1", order_total=1000, customer_id="cust-x",
+            source="test",
+        ))
     clock.advance(days=2)
-    app.cancel(b.card_id, order_id="P-B")
-    app.refund(order_id="O-A", returned_amount=3000, received_on=date(2026, 1, 14))
+    app.cancel(CancelCard(card_id=b.card_id, order_id="P-B"))
+    app.refund(RefundOrder(order_id="O-A", returned_amount=3000, received_on=date(2026, 1, 14)))
     clock.advance(days=200)
     app.expire()
 
@@ -202,8 +211,9 @@ def test_rewritten_chain_is_caught_by_an_older_checkpoint(
     checkpoint signed before the edit (and before later events) names the card."""
     first = rows(service)[0]
     card = first[0]
-    service.app.purchase(market="FR", amount=2500, payment_method="card", buyer_id="late",
-                         order_id="P-LATE")  # after the checkpoint: not yet checkpointed
+    service.app.purchase(PurchaseCard(
+        market="FR", amount=2500, payment_method="card", buyer_id="late", order_id="P-LATE",
+    ))  # after the checkpoint: not yet checkpointed
     prev = None
     for cid, version, topic, state in rows(service):
         if cid != card:
@@ -304,8 +314,10 @@ def test_serve_signs_every_n_events_reading_only_the_new_ones(
     try:
         for round_ in (1, 2):  # 2 purchases: 4 card events and 4 index events stored
             for i in range(2):
-                service.app.purchase(market="FR", amount=2000, payment_method="card",
-                                     buyer_id=f"b{i}", order_id=f"N{round_}-{i}")
+                service.app.purchase(PurchaseCard(
+                    market="FR", amount=2000, payment_method="card", buyer_id=f"b{i}",
+                    order_id=f"N{round_}-{i}",
+                ))
             deadline = time.monotonic() + 20
             while len(signed) < round_ and time.monotonic() < deadline:
                 time.sleep(0.05)

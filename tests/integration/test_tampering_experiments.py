@@ -14,6 +14,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from application.commands import PurchaseCard, RedeemCard
 from application.results import Purchase
 from dev.services import unique_topic_prefix
 from domain.chain import link
@@ -93,8 +94,10 @@ class Lab:
 
     def card(self, market: str = "FR", amount: int = 3000) -> Purchase:
         n = len(rows(self.service))
-        return self.service.app.purchase(market=market, amount=amount, payment_method="card",
-                                         buyer_id="cust-lab", order_id=f"P-LAB-{n}")
+        return self.service.app.purchase(PurchaseCard(
+            market=market, amount=amount, payment_method="card", buyer_id="cust-lab",
+            order_id=f"P-LAB-{n}",
+        ))
 
     def last(self, card: str) -> int:
         return max(v for c, v, _, _ in rows(self.service) if c == card)
@@ -136,8 +139,10 @@ def rechain(lab: Lab, card: str, change: Callable[[int, dict[str, Any]], None]) 
 def forge_redeemed(lab: Lab, code: str, key: str | None) -> None:
     other = forger(lab.env, lab.clock, lab.tmp, key)
     try:
-        other.app.redeem(code=code, market="FR", order_id=f"O-FORGED-{key}", order_total=3000,
-                         customer_id="x", source="test")
+        other.app.redeem(RedeemCard(
+            code=code, market="FR", order_id=f"O-FORGED-{key}", order_total=3000, customer_id="x",
+            source="test",
+        ))
     finally:
         other.close()
 
@@ -179,8 +184,10 @@ def delete_the_tail_before_the_checkpoint(lab: Lab) -> Names | None:
 def delete_the_tail_after_an_increment(lab: Lab) -> Names | None:
     checkpointer = lab.checkpointer()  # serve's, running since the checkpoint
     card = lab.card(market="DE", amount=30000)
-    lab.service.app.redeem(code=card.code, market="DE", order_id="O-DE-LAB",
-                           order_total=30000, customer_id="c", source="test")
+    lab.service.app.redeem(RedeemCard(
+        code=card.code, market="DE", order_id="O-DE-LAB", order_total=30000, customer_id="c",
+        source="test",
+    ))
     lab.relay()
     assert checkpointer.sign_increment(KEY, lab.clock(), lab.directory) is not None
     last = lab.last(str(card.card_id))
@@ -191,8 +198,10 @@ def delete_the_tail_after_an_increment(lab: Lab) -> Names | None:
 def delete_the_tail_within_the_last_seconds(lab: Lab) -> Names | None:
     """No increment signed it yet: only the copy on Kafka saw it (the documented window)."""
     card = lab.card(market="DE", amount=30000)
-    lab.service.app.redeem(code=card.code, market="DE", order_id="O-DE-WIN",
-                           order_total=30000, customer_id="c", source="test")
+    lab.service.app.redeem(RedeemCard(
+        code=card.code, market="DE", order_id="O-DE-WIN", order_total=30000, customer_id="c",
+        source="test",
+    ))
     lab.relay()
     last = lab.last(str(card.card_id))
     delete(lab.service, str(card.card_id), last)
@@ -325,8 +334,10 @@ def an_event_appended_by_a_holder_of_the_chain_key(lab: Lab) -> Names | None:
     card = lab.card()
     insider = build(load_settings(lab.env), clock=lab.clock)
     try:
-        insider.app.redeem(code=card.code, market="FR", order_id="O-INSIDER",
-                           order_total=3000, customer_id="x", source="test")
+        insider.app.redeem(RedeemCard(
+            code=card.code, market="FR", order_id="O-INSIDER", order_total=3000, customer_id="x",
+            source="test",
+        ))
     finally:
         insider.close()
     lab.relay()

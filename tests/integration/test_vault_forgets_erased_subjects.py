@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from application.commands import PurchaseCard
 from entrypoints.cli.gdpr import run_purge
 from infra.bootstrap import Service
 from infra.vault_keys import ERASED
@@ -35,9 +36,10 @@ def named(service: Service, subject: str) -> list[str]:
 
 
 def buy(service: Service, order_id: str) -> dict[str, Any]:
-    return service.app.purchase(
+    return service.app.purchase(PurchaseCard(
         market="FR", amount=5000, payment_method="card", buyer_id=CUSTOMER, buyer_email=EMAIL,
-        buyer_name=NAME, recipient_email="friend@example.org", order_id=order_id)
+        buyer_name=NAME, recipient_email="friend@example.org", order_id=order_id,
+    ))
 
 
 def test_p2_an_erased_subjects_key_rows_name_no_one(service: Service) -> None:

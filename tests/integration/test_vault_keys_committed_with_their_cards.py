@@ -10,6 +10,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from application.cards import delivery_key_subject
+from application.commands import PurchaseCard
 from infra.bootstrap import Service
 
 CODE_KEY_PREFIX = delivery_key_subject(UUID(int=0)).removesuffix(str(UUID(int=0)))
@@ -30,12 +31,15 @@ def test_r7_a_batch_refused_at_commit_leaves_no_code_key_without_its_card(
         pass  # another consumer applied this position first
     with pytest.raises(IntegrityError), app.batch(Tracking("order.checkout#0", 10)) as uow:
         for i in range(3):
-            app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="c",
-                         order_id=f"refused-{i}", buyer_email="buyer@example.org", within=uow)
+            app.purchase(PurchaseCard(
+                market="FR", amount=5000, payment_method="card", buyer_id="c",
+                order_id=f"refused-{i}", buyer_email="buyer@example.org",
+            ), within=uow)
     assert code_keys(service) == []
     # The same purchases committed: each card with its key.
     with app.batch(Tracking("order.checkout#0", 11)) as uow:
-        cards = [app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="c",
-                              order_id=f"refused-{i}", buyer_email="buyer@example.org",
-                              within=uow).card_id for i in range(3)]
+        cards = [app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id="c", order_id=f"refused-{i}",
+            buyer_email="buyer@example.org",
+        ), within=uow).card_id for i in range(3)]
     assert sorted(code_keys(service)) == sorted(delivery_key_subject(UUID(str(c))) for c in cards)

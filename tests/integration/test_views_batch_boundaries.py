@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from application.commands import CancelCard, PurchaseCard, RedeemCard, RefundOrder
 from infra.bootstrap import Service
 from projections import schema
 from projections.runner import STORE, Projector
@@ -31,14 +32,18 @@ def varied_history(service: Service, clock: Any) -> None:
 
     def purchase(n: int, buyer: str, amount: int) -> None:
         market = rng.choice(["FR", "DE"])
-        card = attempt(app.purchase, market=market, amount=amount, payment_method="card",
-                       buyer_id=buyer, order_id=f"buy-{n}")
+        card = attempt(app.purchase, PurchaseCard(
+            market=market, amount=amount, payment_method="card", buyer_id=buyer,
+            order_id=f"buy-{n}",
+        ))
         if card:
             cards.append((card, market))
 
     def redeem(card: Any, market: str, order: str, customer: str, total: int) -> Any:
-        return attempt(app.redeem, code=card.code, market=market, order_id=order,
-                       order_total=total, customer_id=customer, source="test")
+        return attempt(app.redeem, RedeemCard(
+            code=card.code, market=market, order_id=order, order_total=total, customer_id=customer,
+            source="test",
+        ))
 
     for n in range(4):  # F2: one buyer's burst
         clock.advance(minutes=5)
@@ -53,17 +58,20 @@ def varied_history(service: Service, clock: Any) -> None:
     for n, (card, _market) in enumerate(cards[12:18]):  # F5 then F6: wrong market, cancelled
         redeem(card, "IT", f"wrong-{n}", f"cust-{n}", 500)
         if n % 2 == 0:
-            attempt(app.cancel, card.card_id)
+            attempt(app.cancel, CancelCard(card_id=card.card_id))
     for n in range(4):  # F1: unknown codes
-        attempt(app.redeem, code=f"GUESS{n}", market="FR", order_id=f"guess-{n}",
-                order_total=500, customer_id="guesser", source="test")
+        attempt(app.redeem, RedeemCard(
+            code=f"GUESS{n}", market="FR", order_id=f"guess-{n}", order_total=500,
+            customer_id="guesser", source="test",
+        ))
     act(service, "object", ["cust-1"], "req-object")
     order, market = "chain-0", cards[20][1]
     card = cards[20][0]
     for depth in range(3):  # F4: refunds onto replacement cards
         done = redeem(card, market, order, "cust-chain", 1000)
-        refund = done and attempt(app.refund, order_id=order, returned_amount=1000,
-                                  received_on=clock.now.date())
+        refund = done and attempt(app.refund, RefundOrder(
+            order_id=order, returned_amount=1000, received_on=clock.now.date(),
+        ))
         if not refund or not refund.new_card:
             break
         card, order = refund.new_card, f"chain-{depth + 1}"

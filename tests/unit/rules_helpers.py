@@ -10,14 +10,16 @@ from uuid import UUID, uuid4
 import pytest
 
 from application.cards import GiftCards
+from application.commands import PurchaseCard, RedeemCard
 from application.results import Purchase, Redemption
+from application.unit_of_work import UnitOfWork
 from domain.errors import DomainError
 from infra.bootstrap import Service
 
 BUYER = "cust-1"
 
 
-def buy(app: GiftCards, **overrides: Any) -> Purchase:
+def buy(app: GiftCards, within: UnitOfWork | None = None, **overrides: Any) -> Purchase:
     """A valid purchase (50.00 EUR on FR by bank card) unless a test overrides a field."""
     command: dict[str, Any] = {
         "market": "FR",
@@ -27,11 +29,11 @@ def buy(app: GiftCards, **overrides: Any) -> Purchase:
         "order_id": f"purchase-{uuid4()}",
     }
     command.update(overrides)
-    return app.purchase(**command)
+    return app.purchase(PurchaseCard(**command), within=within)
 
 
-def pay(app: GiftCards, code: str | None, order_id: str, total: int, **overrides: Any
-        ) -> Redemption:
+def pay(app: GiftCards, code: str | None, order_id: str, total: int,
+        within: UnitOfWork | None = None, **overrides: Any) -> Redemption:
     """Redeem `code` on an order of `total` minor units on FR unless overridden."""
     command: dict[str, Any] = {
         "code": code,
@@ -42,7 +44,7 @@ def pay(app: GiftCards, code: str | None, order_id: str, total: int, **overrides
         "source": "test",
     }
     command.update(overrides)
-    return app.redeem(**command)
+    return app.redeem(RedeemCard(**command), within=within)
 
 
 def events(app: GiftCards, card_id: str | UUID) -> list[Any]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 
+from application.commands import CancelCard, PurchaseCard
 from domain.chain import link
 from infra.bootstrap import Service
 from infra.chains import card_chain, unsealed_cards
@@ -16,9 +17,10 @@ from tests.fixtures.make_old_store import STORE, service_for
 
 def test_new_card_events_chain_to_their_predecessor_as_stored(memory_service: Service) -> None:
     app = memory_service.app
-    card = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="c",
-                        order_id="P1").card_id
-    app.cancel(card, order_id="P1")
+    card = app.purchase(PurchaseCard(
+        market="FR", amount=5000, payment_method="card", buyer_id="c", order_id="P1",
+    )).card_id
+    app.cancel(CancelCard(card_id=card, order_id="P1"))
     stored = list(app.recorder.select_events(card))  # type: ignore[attr-defined]
     assert len(stored) == 3
     prev = None

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from application.cards import GiftCards
 from application.checkout import Cancelled, Checkout, Ordered, Paid, Returned
+from application.commands import CancelCard, PurchaseCard, RedeemCard, RefundOrder
 from application.unit_of_work import UnitOfWork
 from domain.base import Aggregate
 from domain.delivery import CodeDelivery
@@ -46,8 +47,8 @@ def test_r1_r3_order_reads_only_what_it_declares_and_mails_the_code_once(service
     checkout = Checkout(service.app)
     for attempt in range(2):
         uow = prefetched(service.app, checkout.order_keys("o-1"))
-        ordered = checkout.order(uow, market="FR", amount=5000, payment_method="card",
-                                 buyer_id=BUYER, order_id="o-1")
+        ordered = checkout.order(uow, PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id=BUYER, order_id="o-1"))
         sealed = outbox(uow)
         uow.commit()
         assert isinstance(ordered, Ordered) and uow.misses == []
@@ -67,16 +68,16 @@ def test_r8_r11_pay_and_r16_return_read_only_what_they_declare(
     clock.set("2026-02-02T10:00:00Z")
     card = buy(app)
     uow = prefetched(app, checkout.pay_keys("pay-1", "cust-2", "test", card.code))
-    paid = checkout.pay(uow, code=card.code, market="FR", order_id="pay-1", order_total=8000,
-                        customer_id="cust-2", source="test", promo_codes=[],
-                        contains_gift_card=False)
+    paid = checkout.pay(uow, RedeemCard(
+        code=card.code, market="FR", order_id="pay-1", order_total=8000, customer_id="cust-2",
+        source="test", promo_codes=(), contains_gift_card=False))
     uow.commit()
     assert isinstance(paid, Paid) and uow.misses == []
     assert paid.reply() == {"card_id": str(card.card_id), "applied": 5000,
                             "remaining_to_pay": 3000, "forfeited": 0, "currency": "EUR"}
     uow = prefetched(app, checkout.return_keys("pay-1", "m-1"))
-    returned = checkout.return_items(uow, order_id="pay-1", returned_amount=8000,
-                                     received_on=date(2026, 2, 2), request_id="m-1")
+    returned = checkout.return_items(uow, RefundOrder(
+        order_id="pay-1", returned_amount=8000, received_on=date(2026, 2, 2), request_id="m-1"))
     sealed = outbox(uow)
     uow.commit()
     assert isinstance(returned, Returned) and uow.misses == []
@@ -90,12 +91,12 @@ def test_r20_cancellation_by_purchase_order_is_one_call(service: Service) -> Non
     app, checkout = service.app, Checkout(service.app)
     card = buy(app, order_id="bought-1")
     with app.batch() as uow:
-        cancelled = checkout.cancel(uow, card_id=None, order_id="bought-1", code=None)
+        cancelled = checkout.cancel(uow, CancelCard(order_id="bought-1"))
     assert isinstance(cancelled, Cancelled)
     assert cancelled.reply() == {"card_id": str(card.card_id), "currency": "EUR", "refunded": 5000}
     assert app.card(card.card_id).status == "cancelled"
     with refused("unknown_order"), app.batch() as uow:
-        checkout.cancel(uow, card_id=None, order_id="never-bought", code=None)
+        checkout.cancel(uow, CancelCard(order_id="never-bought"))
 
 
 def test_r11_commands_in_a_batch_join_only_when_given_the_unit_of_work(service: Service) -> None:

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from application.commands import PurchaseCard
 from infra import checkpoints as cps
 from infra.bootstrap import Service
 from infra.chains import merkle_root, merkle_roots
@@ -22,8 +23,10 @@ KEY = Ed25519PrivateKey.generate()
 
 def signed(service: Service, clock: Any, directory: Path) -> Path:
     for market, amount in (("FR", 2000), ("DE", 3000), ("FR", 4000)):
-        service.app.purchase(market=market, amount=amount, payment_method="card",
-                             buyer_id="b", order_id=f"P-{market}-{amount}")
+        service.app.purchase(PurchaseCard(
+            market=market, amount=amount, payment_method="card", buyer_id="b",
+            order_id=f"P-{market}-{amount}",
+        ))
     cps.create(service.app.recorder, service.app.mapper, KEY, clock(), directory)
     (path,) = cps.paths(directory)
     return path

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from application.commands import CancelCard, RefundOrder
 from domain.errors import DomainError
 from infra.bootstrap import Service
 from infra.db import Database
@@ -102,8 +103,9 @@ def refund_chain(app: Any, clock: Any, depth: int) -> str:
     card_id, code, amount = bought.card_id, bought.code, bought.card.amount
     for i in range(depth):
         pay(app, code, f"cycle-{i}", amount, customer_id="cycler")
-        card = app.refund(order_id=f"cycle-{i}", returned_amount=amount,
-                          received_on=clock.now.date()).new_card
+        card = app.refund(RefundOrder(
+            order_id=f"cycle-{i}", returned_amount=amount, received_on=clock.now.date(),
+        )).new_card
         card_id, code, amount = card.card_id, card.code, card.amount
     return str(card_id)
 
@@ -140,14 +142,14 @@ def test_f6_cancellation_after_redemption_attempt(memory_service, alerts):
     card = buy(memory_service.app)
     with pytest.raises(DomainError):
         pay(memory_service.app, card.code, "try", 1000, market="DE", customer_id="x")
-    memory_service.app.cancel(card.card_id)
+    memory_service.app.cancel(CancelCard(card_id=card.card_id))
     (alert,) = alerts("F6")
     assert alert["card_id"] == str(card.card_id)
 
 
 def test_f6_normal_cancellation_not_flagged(memory_service, alerts):
     card = buy(memory_service.app)
-    memory_service.app.cancel(card.card_id)
+    memory_service.app.cancel(CancelCard(card_id=card.card_id))
     assert alerts("F6") == []
 
 

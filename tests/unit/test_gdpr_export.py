@@ -12,6 +12,7 @@ from uuid import UUID
 import pytest
 from jsonschema import Draft202012Validator
 
+from application.commands import AuthorizeHold, RedeemCard, VoidHold
 from application.holds import Holds
 from application.privacy import Privacy
 from application.privacy_reads import PiiReader
@@ -44,16 +45,22 @@ def test_p3_export_is_complete_and_keeps_to_its_schema(
     h = busy_history(memory_service, clock)
     for i in range(3):  # profiling: an F1 alert about Alice
         with pytest.raises(DomainError):
-            app.redeem(code=f"GUESS-{i}", market="FR", order_id=f"g-{i}", order_total=100,
-                       customer_id="cust-alice", source="test")
+            app.redeem(RedeemCard(
+                code=f"GUESS-{i}", market="FR", order_id=f"g-{i}", order_total=100,
+                customer_id="cust-alice", source="test",
+            ))
     dave = buy(app, "o-d1", "cust-dave")
     with pytest.raises(DomainError):  # a refused redemption: a card of FR tried elsewhere
-        app.redeem(code=dave.code, market="DE", order_id="shop-alice-8", order_total=100,
-                   customer_id="cust-alice", source="test")
+        app.redeem(RedeemCard(
+            code=dave.code, market="DE", order_id="shop-alice-8", order_total=100,
+            customer_id="cust-alice", source="test",
+        ))
     holds = Holds(app)
-    holds.authorize(code=dave.code, market="FR", order_id="shop-alice-9", order_total=1000,
-                    customer_id="cust-alice", source="test")
-    holds.void(order_id="shop-alice-9")
+    holds.authorize(AuthorizeHold(
+        code=dave.code, market="FR", order_id="shop-alice-9", order_total=1000,
+        customer_id="cust-alice", source="test",
+    ))
+    holds.void(VoidHold(order_id="shop-alice-9"))
     clock.advance(minutes=1)  # the restriction below leaves earlier profiling results
     privacy, operator = Privacy(memory_service), register_operator(memory_service)
     for kind, rid in (("rectification", "rect-1"), ("restriction", "res-1")):

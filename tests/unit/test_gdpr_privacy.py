@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from application.cards import GiftCards
+from application.commands import CancelCard, PurchaseCard, RedeemCard, RefundOrder
 from application.operators import Operators, break_glass
 from application.privacy import Privacy
 from application.privacy_reads import PiiReader
@@ -38,9 +39,9 @@ class History:
 
 
 def buy(app: GiftCards, order: str, buyer: str, amount: int = 5000, **pii: str) -> Purchase:
-    return app.purchase(
+    return app.purchase(PurchaseCard(
         market="FR", amount=amount, payment_method="card", buyer_id=buyer, order_id=order, **pii
-    )
+    ))
 
 
 def busy_history(service: Service, clock: Any) -> History:
@@ -54,17 +55,25 @@ def busy_history(service: Service, clock: Any) -> History:
     d = buy(app, "o-c2", "cust-carol", 2000, buyer_email=CAROL_EMAIL)
     e = buy(app, "o-c3", "cust-carol", 3000)
     clock.advance(days=1)
-    app.redeem(code=a.code, market="FR", order_id="shop-bob-1", order_total=12000,
-               customer_id="cust-bob", source="test")
-    app.redeem(code=b.code, market="FR", order_id="shop-alice-1", order_total=6000,
-               customer_id="cust-alice", source="test")
+    app.redeem(RedeemCard(
+        code=a.code, market="FR", order_id="shop-bob-1", order_total=12000, customer_id="cust-bob",
+        source="test",
+    ))
+    app.redeem(RedeemCard(
+        code=b.code, market="FR", order_id="shop-alice-1", order_total=6000,
+        customer_id="cust-alice", source="test",
+    ))
     with pytest.raises(DomainError):
-        app.redeem(code="NOPE-NOPE-NOPE", market="FR", order_id="shop-alice-2", order_total=100,
-                   customer_id="cust-alice", source="test")
-    app.cancel(d.card_id)
+        app.redeem(RedeemCard(
+            code="NOPE-NOPE-NOPE", market="FR", order_id="shop-alice-2", order_total=100,
+            customer_id="cust-alice", source="test",
+        ))
+    app.cancel(CancelCard(card_id=d.card_id))
     clock.advance(days=3)
-    refund = app.refund(order_id="shop-alice-1", returned_amount=1000,
-                        received_on=app.markets.get("FR").local_date(clock()))
+    refund = app.refund(RefundOrder(
+        order_id="shop-alice-1", returned_amount=1000,
+        received_on=app.markets.get("FR").local_date(clock()),
+    ))
     clock.advance(days=200)
     app.expire()
     cards = [str(x.card_id) for x in (a, b, c, d, e)] + [str(refund.new_card.card_id)]

@@ -7,6 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from application.commands import AuthorizeHold
 from application.groupcommit import run_together
 from application.holds import Holds
 from application.unit_of_work import UnitOfWork
@@ -18,9 +19,10 @@ from tests.unit.rules_helpers import buy
 
 
 def authorization(holds: Holds, code: str, order_id: str) -> Any:
-    return lambda uow: holds.authorize(
+    return lambda uow: holds.authorize(AuthorizeHold(
         code=code, market="FR", order_id=order_id, order_total=3000, customer_id="cust-2",
-        source="test", within=uow)
+        source="test",
+    ), within=uow)
 
 
 def broken(holds: Holds, code: str, order_id: str) -> Any:
@@ -44,8 +46,10 @@ def test_r10_one_batch_of_authorizations_of_one_card_holds_it_once(bugs: list[bo
     card = buy(app)
     commands = [(broken if bug else authorization)(holds, card.code, f"order-{n}")
                 for n, bug in enumerate(bugs)]
-    keys = holds.authorize_keys(code=card.code, order_id="order-0", customer_id="cust-2",
-                                source="test")
+    keys = holds.authorize_keys(AuthorizeHold(
+        code=card.code, market="FR", order_id="order-0", order_total=3000, customer_id="cust-2",
+        source="test",
+    ))
     done = run_together(app, commands, keys)
     assert len(done) == len(bugs)
     first = min((n for n, bug in enumerate(bugs) if not bug), default=len(bugs))

@@ -8,6 +8,14 @@ from uuid import UUID
 import pytest
 
 from application.checkout import Checkout, Paid
+from application.commands import (
+    AuthorizeHold,
+    CancelCard,
+    CaptureHold,
+    LookUpCard,
+    RedeemCard,
+    VoidHold,
+)
 from application.holds import Holds
 from application.results import HoldState
 from domain.errors import DomainError
@@ -22,8 +30,10 @@ from tests.unit.rules_helpers import buy, pay
 
 
 def authorize(holds: Holds, code: str, order_id: str, total: int = 3000) -> HoldState:
-    return holds.authorize(code=code, market="FR", order_id=order_id, order_total=total,
-                           customer_id="cust-2", source="test")
+    return holds.authorize(AuthorizeHold(
+        code=code, market="FR", order_id=order_id, order_total=total, customer_id="cust-2",
+        source="test",
+    ))
 
 
 def event_types(service: Service, card_id: str) -> list[str]:
@@ -36,9 +46,9 @@ def test_r11_a_hold_is_captured_once_as_the_single_use(memory_service: Service) 
     held = authorize(holds, card.code, "shop-1")
     assert (held.amount, held.status) == (3000, "held")
     assert authorize(holds, card.code, "shop-1") == held  # idempotent on the order
-    captured = holds.capture(order_id="shop-1")
+    captured = holds.capture(CaptureHold(order_id="shop-1"))
     assert (captured.applied, captured.forfeited) == (3000, 2000)
-    assert holds.capture(order_id="shop-1") == captured
+    assert holds.capture(CaptureHold(order_id="shop-1")) == captured
     assert event_types(memory_service, str(card.card_id)).count("Held") == 1
     assert event_types(memory_service, str(card.card_id))[-1] == "Redeemed"
 
@@ -52,7 +62,7 @@ def test_r10_a_held_card_serves_no_other_order_and_r19_cannot_be_cancelled(
     for attempt in (
         lambda: authorize(holds, card.code, "shop-2"),
         lambda: pay(app, card.code, "shop-3", 1000),
-        lambda: app.cancel(None, code=card.code, order_id="p-1"),
+        lambda: app.cancel(CancelCard(card_id=None, code=card.code, order_id="p-1")),
     ):
         with pytest.raises(DomainError) as refusal:
             attempt()
@@ -65,9 +75,9 @@ def test_void_releases_and_a_timed_out_hold_is_released_on_access_and_by_the_swe
     app, holds = memory_service.app, Holds(memory_service.app, hold_seconds=60)
     card = buy(app)
     authorize(holds, card.code, "shop-1")
-    assert holds.void(order_id="shop-1").status == "voided"
+    assert holds.void(VoidHold(order_id="shop-1")).status == "voided"
     with pytest.raises(DomainError) as refusal:
-        holds.capture(order_id="shop-1")
+        holds.capture(CaptureHold(order_id="shop-1"))
     assert refusal.value.code == "hold_released"
     authorize(holds, card.code, "shop-2")
     clock.advance(seconds=61)
@@ -92,7 +102,7 @@ def test_r6_lookup_and_authorize_answer_a_wrong_market_code_like_an_unknown_one(
     answers = []
     for code, market in ((card.code, "DE"), ("AAAAAA-BBBBBB-CCCCCC", "FR")):
         with pytest.raises(DomainError) as refusal:
-            holds.lookup(code=code, market=market, source="key-1")
+            holds.lookup(LookUpCard(code=code, market=market, source="key-1"))
         answers.append((refusal.value.code, refusal.value.message))
     assert answers[0] == answers[1] == ("unknown_code", "no gift card matches this code")
 
@@ -105,10 +115,11 @@ def test_checkout_completed_for_the_holding_order_captures_the_hold(
     card = buy(app)
     authorize(holds, card.code, "shop-1", total=8000)
     with app.batch() as uow:
-        paid = checkout.pay(uow, code=card.code, market="FR", order_id="shop-1",
-                            order_total=8000, customer_id="cust-2", source="checkout")
+        paid = checkout.pay(uow, RedeemCard(code=card.code, market="FR", order_id="shop-1",
+                                        order_total=8000, customer_id="cust-2",
+                                        source="checkout"))
     assert isinstance(paid, Paid) and (paid.applied, paid.remaining_to_pay) == (5000, 3000)
-    assert holds.capture(order_id="shop-1").applied == 5000  # captured already
+    assert holds.capture(CaptureHold(order_id="shop-1")).applied == 5000  # captured already
     assert app.card(card.card_id).held_for is None
 
 
@@ -116,13 +127,17 @@ def test_simulate_decides_fully_and_stores_nothing(memory_service: Service) -> N
     app, holds = memory_service.app, Holds(memory_service.app)
     card = buy(app)
     before = len(list(app.events.get(card.card_id)))
-    held = holds.authorize(code=card.code, market="FR", order_id="sim", order_total=100,
-                           customer_id=None, source="test", simulate=True)
+    held = holds.authorize(AuthorizeHold(
+        code=card.code, market="FR", order_id="sim", order_total=100, customer_id=None,
+        source="test",
+    ), simulate=True)
     assert held.status == "held"
     assert len(list(app.events.get(card.card_id))) == before
     with pytest.raises(DomainError) as refusal:
-        holds.authorize(code=card.code, market="FR", order_id="sim", order_total=100,
-                        customer_id=None, source="test", promo_codes=["X"], simulate=True)
+        holds.authorize(AuthorizeHold(
+            code=card.code, market="FR", order_id="sim", order_total=100, customer_id=None,
+            source="test", promo_codes=["X"],
+        ), simulate=True)
     assert refusal.value.code == "not_combinable"
 
 
@@ -146,9 +161,9 @@ def test_r11_held_voided_and_captured_cards_project_and_their_audit_verifies(
     views = Projector(Database(f"sqlite:///{tmp_path / 'views.sqlite3'}"))
     card = buy(app)
     authorize(holds, card.code, "shop-1")
-    holds.void(order_id="shop-1")
+    holds.void(VoidHold(order_id="shop-1"))
     authorize(holds, card.code, "shop-2")
-    holds.capture(order_id="shop-2")
+    holds.capture(CaptureHold(order_id="shop-2"))
     sync_store(app, views)
     replayed, problems = verify_card(app, views.db, card.card_id)
     assert (replayed, problems) == (6, [])  # Purchased, Activated, Held, Released, Held, Redeemed

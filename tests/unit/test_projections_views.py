@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from application.commands import CancelCard, RefundOrder
 from domain.calendar import parse_instant
 from domain.errors import DomainError
 from infra.bootstrap import Service
@@ -101,7 +102,9 @@ def test_r17_refund_lineage_in_balance_view(memory_service, sync, clock):
     app = memory_service.app
     card = buy(app, amount=5000)
     pay(app, card.code, "order-1", 5000)
-    refund = app.refund(order_id="order-1", returned_amount=2000, received_on=clock.now.date())
+    refund = app.refund(RefundOrder(
+        order_id="order-1", returned_amount=2000, received_on=clock.now.date(),
+    ))
     new_id = str(refund.new_card.card_id)
     views = sync()
     assert balance(views, str(card.card_id))["replaced_by"] == f'["{new_id}"]'
@@ -111,7 +114,7 @@ def test_r17_refund_lineage_in_balance_view(memory_service, sync, clock):
 
 def test_r19_cancellation_closes_card_without_breakage(memory_service, sync):
     card = buy(memory_service.app)
-    memory_service.app.cancel(card.card_id)
+    memory_service.app.cancel(CancelCard(card_id=card.card_id))
     views = sync()
     assert balance(views, str(card.card_id))["status"] == "cancelled"
     assert queries.breakage(views.db)["rows"] == []
@@ -180,16 +183,19 @@ def history(app: Any, clock: Any) -> None:
             if i % 4 == 0:
                 with pytest.raises(DomainError):
                     pay(app, card.code, f"w{i}", 1000, market="IT", customer_id=f"c{i}")
-                app.cancel(card.card_id)
+                app.cancel(CancelCard(card_id=card.card_id))
             elif i % 4 == 1:
                 pay(app, card.code, f"o{i}", 1000, market="FR", customer_id=f"c{i}")
             elif i % 4 == 2:
                 pay(app, card.code, f"o{i}", card.card.amount, market=card.card.market)
-                new = app.refund(order_id=f"o{i}", returned_amount=card.card.amount,
-                                 received_on=clock.now.date()).new_card
+                new = app.refund(RefundOrder(
+                    order_id=f"o{i}", returned_amount=card.card.amount,
+                    received_on=clock.now.date(),
+                )).new_card
                 pay(app, new.code, f"p{i}", new.amount, market=card.card.market)
-                app.refund(order_id=f"p{i}", returned_amount=new.amount,
-                           received_on=clock.now.date())
+                app.refund(RefundOrder(
+                    order_id=f"p{i}", returned_amount=new.amount, received_on=clock.now.date(),
+                ))
         except DomainError:
             pass
     for i in range(6):

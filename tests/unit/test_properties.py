@@ -11,6 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
+from application.commands import CancelCard, PurchaseCard, RedeemCard, RefundOrder
 from application.results import CardView
 from domain.errors import DomainError
 from domain.giftcard import GiftCard
@@ -64,8 +65,10 @@ class CardLifecycle(RuleBasedStateMachine):
           method=st.sampled_from(["card", "card", "card", "bnpl"]))
     def purchase(self, amount: int, market: str, method: str) -> tuple[UUID | None, str]:
         try:
-            card = self.app.purchase(market=market, amount=amount, payment_method=method,
-                                     buyer_id="c1", order_id=f"p-{len(self.card_ids)}-{amount}")
+            card = self.app.purchase(PurchaseCard(
+                market=market, amount=amount, payment_method=method, buyer_id="c1",
+                order_id=f"p-{len(self.card_ids)}-{amount}",
+            ))
         except DomainError:
             return None, "NOPE00-NOPE00-NOPE00"
         self.card_ids.append(card.card_id)
@@ -76,8 +79,10 @@ class CardLifecycle(RuleBasedStateMachine):
     def redeem(self, card: tuple[UUID | None, str], order: str, total: int, market: str,
                promo: bool) -> None:
         try:
-            self.app.redeem(code=card[1], market=market, order_id=order, order_total=total,
-                            source="test", promo_codes=["P"] if promo else [])
+            self.app.redeem(RedeemCard(
+                code=card[1], market=market, order_id=order, order_total=total, source="test",
+                promo_codes=["P"] if promo else [],
+            ))
         except DomainError:
             return
         self.paid_orders.setdefault(order, self.clock().date())
@@ -87,15 +92,18 @@ class CardLifecycle(RuleBasedStateMachine):
         if card[0] is None:
             return
         with contextlib.suppress(DomainError):
-            self.app.cancel(card[0], code=card[1] if with_code else "AAAAAA-AAAAAA-AAAAAA")
+            self.app.cancel(CancelCard(
+                card_id=card[0], code=card[1] if with_code else "AAAAAA-AAAAAA-AAAAAA",
+            ))
 
     @precondition(lambda self: bool(self.paid_orders))
     @rule(data=st.data(), amount=st.integers(-10, 60000))
     def refund(self, data: st.DataObject, amount: int) -> None:
         order = data.draw(st.sampled_from(sorted(self.paid_orders)))
         with contextlib.suppress(DomainError):
-            self.app.refund(order_id=order, returned_amount=amount,
-                            received_on=self.paid_orders[order])
+            self.app.refund(RefundOrder(
+                order_id=order, returned_amount=amount, received_on=self.paid_orders[order],
+            ))
 
     @rule()
     def expire(self) -> None:

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from eventsourcing.utils import get_topic
 
+from application.commands import AuthorizeHold, PurchaseCard, RedeemCard, VoidHold
 from application.holds import Holds
 from application.privacy import Privacy
 from application.privacy_reads import PiiReader
@@ -62,17 +63,24 @@ def test_p5_r21_no_customer_subject_or_order_id_in_clear_in_any_envelope(
     h = busy_history(memory_service, clock)
     app = memory_service.app
     holds = Holds(app)
-    card = app.purchase(market="FR", amount=5000, payment_method="card", buyer_id="cust-dave",
-                        order_id="o-d1")
+    card = app.purchase(PurchaseCard(
+        market="FR", amount=5000, payment_method="card", buyer_id="cust-dave", order_id="o-d1",
+    ))
     with pytest.raises(DomainError):  # another market's card: a GiftCardRedemptionRefused
-        app.redeem(code=card.code, market="DE", order_id="shop-dave-0", order_total=9000,
-                   customer_id="cust-dave", source="test")
-    holds.authorize(code=card.code, market="FR", order_id="shop-dave-1", order_total=9000,
-                    customer_id="cust-dave", source="test")
-    holds.void(order_id="shop-dave-1")
+        app.redeem(RedeemCard(
+            code=card.code, market="DE", order_id="shop-dave-0", order_total=9000,
+            customer_id="cust-dave", source="test",
+        ))
+    holds.authorize(AuthorizeHold(
+        code=card.code, market="FR", order_id="shop-dave-1", order_total=9000,
+        customer_id="cust-dave", source="test",
+    ))
+    holds.void(VoidHold(order_id="shop-dave-1"))
     with pytest.raises(DomainError):  # an unknown code: a CheckoutUnknownCodeTried
-        app.redeem(code="NOPE-NOPE-NOPE", market="FR", order_id="shop-eve-1", order_total=100,
-                   customer_id="cust-eve", source="test")
+        app.redeem(RedeemCard(
+            code="NOPE-NOPE-NOPE", market="FR", order_id="shop-eve-1", order_total=100,
+            customer_id="cust-eve", source="test",
+        ))
     act(memory_service, "object", ["cust-bob"], "req-10")
     act(memory_service, "erase", h.alice_ids, "req-9")
     published = envelopes(memory_service)
@@ -209,8 +217,10 @@ def test_p4_p5_an_objection_through_the_application_still_stops_profiling(
     clock.advance(minutes=1)
     for buyer in ("whale", "shark"):
         for i in range(2):
-            app.purchase(market="FR", amount=50_000, payment_method="card", buyer_id=buyer,
-                         order_id=f"o-{buyer}-{i}")
+            app.purchase(PurchaseCard(
+                market="FR", amount=50_000, payment_method="card", buyer_id=buyer,
+                order_id=f"o-{buyer}-{i}",
+            ))
     sync_store(app, views)
     found = queries.alerts(views.db, rule="F2")["alerts"]
     assert [a["customer_id"] for a in found] == [memory_service.pseudonyms.subject("shark")]

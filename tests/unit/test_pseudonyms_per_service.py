@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from application.commands import PurchaseCard
 from infra.bootstrap import build
 from infra.config import load_settings
 from infra.limits import ProcessingLimits
@@ -23,8 +24,9 @@ def test_p5_envelopes_carry_the_pseudonyms_of_their_own_service_after_another_is
 ) -> None:
     mine = service_with(SECRET, clock)
     try:
-        mine.app.purchase(market="FR", amount=5000, payment_method="card",
-                          buyer_id="cust-1", order_id="order-1")
+        mine.app.purchase(PurchaseCard(
+            market="FR", amount=5000, payment_method="card", buyer_id="cust-1", order_id="order-1",
+        ))
         other = service_with(SECRET[::-1], clock)  # built after: the last one built
         other.close()
         envelopes = [i.envelope for i in store_page(mine.app, 1, 1000) if i.envelope]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from application.card_base import SEALED_FOR_BOTH, iso
+from application.commands import RedeemCard
 from domain.markets import Markets
 from entrypoints.results import card_json
 from infra.bootstrap import Service, build
@@ -103,8 +104,9 @@ def test_r4_activated_right_after_purchased_and_usable_at_once(memory_service: S
     assert types(app, str(card.card_id)) == ["Purchased", "Activated"]
     purchased, activated = events(app, str(card.card_id))
     assert activated.at == purchased.at
-    used = app.redeem(code=card.code, market="FR", order_id="o-1", order_total=1000,
-                      source="test")
+    used = app.redeem(RedeemCard(
+        code=card.code, market="FR", order_id="o-1", order_total=1000, source="test",
+    ))
     assert used.applied == 1000 and used.status == "redeemed"
 
 

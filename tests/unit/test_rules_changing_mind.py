@@ -8,6 +8,7 @@ import pytest
 
 from application.card_base import iso
 from application.cards import GiftCards
+from application.commands import CancelCard, RefundOrder
 from application.results import Purchase
 from infra.bootstrap import Service
 from tests.conftest import FixedClock
@@ -43,11 +44,11 @@ def test_r16_withdrawal_30_days_after_receipt_moved_to_next_working_day(
     paid_order(app, clock, received, "order-16", market=market)
     on = date.fromisoformat(received)
     clock.set(f"{deadline}T10:00:00Z")
-    accepted = app.refund(order_id="order-16", returned_amount=1000, received_on=on)
+    accepted = app.refund(RefundOrder(order_id="order-16", returned_amount=1000, received_on=on))
     assert accepted.new_card.amount == 1000
     clock.set(f"{day_after}T10:00:00Z")
     with refused("withdrawal_period_over") as caught:
-        app.refund(order_id="order-16", returned_amount=1000, received_on=on)
+        app.refund(RefundOrder(order_id="order-16", returned_amount=1000, received_on=on))
     assert deadline in caught.value.message
 
 
@@ -58,10 +59,10 @@ def test_r16_deadline_counts_in_the_market_local_day(
     paid_order(app, clock, "2026-02-02", "order-16b")
     on = date(2026, 2, 2)
     clock.set("2026-03-04T22:59:00Z")  # 23:59 in Paris, still the last day
-    app.refund(order_id="order-16b", returned_amount=1000, received_on=on)
+    app.refund(RefundOrder(order_id="order-16b", returned_amount=1000, received_on=on))
     clock.set("2026-03-04T23:01:00Z")  # 00:01 on 5 March in Paris
     with refused("withdrawal_period_over"):
-        app.refund(order_id="order-16b", returned_amount=1000, received_on=on)
+        app.refund(RefundOrder(order_id="order-16b", returned_amount=1000, received_on=on))
 
 
 @pytest.mark.parametrize("received", [date(2026, 2, 1), date(2026, 2, 10)])
@@ -73,13 +74,15 @@ def test_r16_receipt_before_the_order_or_in_the_future_is_refused(
     clock.set("2026-02-05T10:00:00Z")
     count = event_count(memory_service)
     with refused("invalid_date"):
-        app.refund(order_id="order-16c", returned_amount=1000, received_on=received)
+        app.refund(RefundOrder(order_id="order-16c", returned_amount=1000, received_on=received))
     assert event_count(memory_service) == count
 
 
 def test_r16_unknown_order_is_refused(memory_service: Service) -> None:
     with refused("unknown_order"):
-        memory_service.app.refund(order_id="nope", returned_amount=1, received_on=date(2026, 1, 1))
+        memory_service.app.refund(RefundOrder(
+            order_id="nope", returned_amount=1, received_on=date(2026, 1, 1),
+        ))
 
 
 def test_r17_refund_is_a_new_card_with_new_code_full_validity_and_lineage(
@@ -88,7 +91,9 @@ def test_r17_refund_is_a_new_card_with_new_code_full_validity_and_lineage(
     app = memory_service.app
     original = paid_order(app, clock, "2026-02-02", "order-17", total=5000, amount=5000)
     clock.set("2026-02-20T08:00:00Z")
-    back = app.refund(order_id="order-17", returned_amount=5000, received_on=date(2026, 2, 10))
+    back = app.refund(RefundOrder(
+        order_id="order-17", returned_amount=5000, received_on=date(2026, 2, 10),
+    ))
     new = back.new_card
     assert new.card_id != original.card_id
     assert new.code != original.code and len(new.code) >= 16
@@ -110,9 +115,11 @@ def test_r17_refund_card_cannot_be_cancelled_for_cash(
 ) -> None:
     app = memory_service.app
     paid_order(app, clock, "2026-02-02", "order-17c", total=5000)
-    new = app.refund(order_id="order-17c", returned_amount=5000, received_on=date(2026, 2, 2))
+    new = app.refund(RefundOrder(
+        order_id="order-17c", returned_amount=5000, received_on=date(2026, 2, 2),
+    ))
     with refused("cancellation_period_over"):
-        app.cancel(new.new_card.card_id, code=new.new_card.code)
+        app.cancel(CancelCard(card_id=new.new_card.card_id, code=new.new_card.code))
 
 
 def test_r18_mixed_payment_card_part_first_then_other_method(
@@ -122,7 +129,7 @@ def test_r18_mixed_payment_card_part_first_then_other_method(
     original = paid_order(app, clock, "2026-02-02", "order-18", total=8000, amount=5000)
     on = date(2026, 2, 3)
     clock.set("2026-02-10T10:00:00Z")
-    parts = [app.refund(order_id="order-18", returned_amount=n, received_on=on)
+    parts = [app.refund(RefundOrder(order_id="order-18", returned_amount=n, received_on=on))
              for n in (2000, 4000, 2000)]
     to_card = [p.new_card.amount if p.new_card else 0 for p in parts]
     to_other = [p.to_other_method for p in parts]
@@ -130,7 +137,7 @@ def test_r18_mixed_payment_card_part_first_then_other_method(
     assert sum(to_card) == 5000 and sum(to_other) == 3000
     assert len(app.show(original.card_id).replaced_by) == 2
     with refused("refund_exceeds_paid"):
-        app.refund(order_id="order-18", returned_amount=1, received_on=on)
+        app.refund(RefundOrder(order_id="order-18", returned_amount=1, received_on=on))
 
 
 def test_r18_return_above_the_order_total_is_refused(
@@ -140,9 +147,13 @@ def test_r18_return_above_the_order_total_is_refused(
     paid_order(app, clock, "2026-02-02", "order-18b", total=8000, amount=5000)
     count = event_count(memory_service)
     with refused("refund_exceeds_paid"):
-        app.refund(order_id="order-18b", returned_amount=8001, received_on=date(2026, 2, 2))
+        app.refund(RefundOrder(
+            order_id="order-18b", returned_amount=8001, received_on=date(2026, 2, 2),
+        ))
     with refused("invalid_amount"):
-        app.refund(order_id="order-18b", returned_amount=0, received_on=date(2026, 2, 2))
+        app.refund(RefundOrder(
+            order_id="order-18b", returned_amount=0, received_on=date(2026, 2, 2),
+        ))
     assert event_count(memory_service) == count
 
 
@@ -152,13 +163,13 @@ def test_r19_cancel_unused_card_within_14_days_refunds_original_payment(
     app = memory_service.app
     card = buy(app, amount=4200, order_id="order-19")
     clock.set("2026-01-26T22:30:00Z")  # day 14, 23:30 in Paris
-    done = app.cancel(card.card_id, code=card.code, order_id="order-19")
+    done = app.cancel(CancelCard(card_id=card.card_id, code=card.code, order_id="order-19"))
     assert done.status == "cancelled"
     assert (done.amount, done.currency) == (4200, "EUR")
     cancelled = events(app, card.card_id)[-1]
     assert (cancelled.refund_amount, cancelled.refund_method) == (4200, "original_payment")
     count = event_count(memory_service)
-    assert app.cancel(card.card_id, code=card.code) == done
+    assert app.cancel(CancelCard(card_id=card.card_id, code=card.code)) == done
     assert event_count(memory_service) == count
     with refused("cancelled"):
         pay(app, card.code, "order-19b", 1000)
@@ -169,7 +180,7 @@ def test_r19_day_15_is_too_late(memory_service: Service, clock: FixedClock) -> N
     card = buy(app, order_id="order-19c")
     clock.set("2026-01-26T23:30:00Z")  # 00:30 on 27 January in Paris: day 15
     with refused("cancellation_period_over") as caught:
-        app.cancel(card.card_id, code=card.code, order_id="order-19c")
+        app.cancel(CancelCard(card_id=card.card_id, code=card.code, order_id="order-19c"))
     assert "2026-01-26" in caught.value.message
     assert types(app, card.card_id) == ["Purchased", "Activated"]
 
@@ -179,7 +190,7 @@ def test_r19_a_used_card_cannot_be_cancelled(memory_service: Service) -> None:
     card = buy(app, order_id="order-19d")
     pay(app, card.code, "order-19e", 100)
     with refused("card_already_used"):
-        app.cancel(card.card_id, code=card.code, order_id="order-19d")
+        app.cancel(CancelCard(card_id=card.card_id, code=card.code, order_id="order-19d"))
 
 
 def test_r19_an_expired_card_cannot_be_cancelled(
@@ -190,7 +201,7 @@ def test_r19_an_expired_card_cannot_be_cancelled(
     clock.set("2026-08-01T00:00:00Z")
     app.expire()
     with refused("cancellation_period_over"):
-        app.cancel(card.card_id, code=card.code)
+        app.cancel(CancelCard(card_id=card.card_id, code=card.code))
 
 
 def test_r20_cancel_checks_code_and_order_number(memory_service: Service) -> None:
@@ -198,14 +209,16 @@ def test_r20_cancel_checks_code_and_order_number(memory_service: Service) -> Non
     card, other = buy(app, order_id="order-20"), buy(app, order_id="order-20x")
     card_id = card.card_id
     with refused("code_mismatch") as caught:
-        app.cancel(card_id, code=other.code, order_id="order-20")
+        app.cancel(CancelCard(card_id=card_id, code=other.code, order_id="order-20"))
     assert other.code not in caught.value.message
     with refused("code_mismatch"):
-        app.cancel(card_id, code="AAAAAA-BBBBBB-CCCCCC", order_id="order-20")
+        app.cancel(CancelCard(card_id=card_id, code="AAAAAA-BBBBBB-CCCCCC", order_id="order-20"))
     with refused("order_mismatch"):
-        app.cancel(card_id, code=card.code, order_id="order-20x")
+        app.cancel(CancelCard(card_id=card_id, code=card.code, order_id="order-20x"))
     assert types(app, card.card_id) == ["Purchased", "Activated"]
-    assert app.cancel(card_id, code=card.code, order_id="order-20").status == "cancelled"
+    assert app.cancel(CancelCard(
+        card_id=card_id, code=card.code, order_id="order-20",
+    )).status == "cancelled"
 
 
 def test_r17_refund_card_belongs_to_the_customer_who_paid_with_the_card(
@@ -216,6 +229,8 @@ def test_r17_refund_card_belongs_to_the_customer_who_paid_with_the_card(
     card = buy(app, buyer_id="giver")
     pay(app, card.code, "order-17d", 5000, customer_id="receiver")
     clock.set("2026-02-05T10:00:00Z")
-    back = app.refund(order_id="order-17d", returned_amount=5000, received_on=date(2026, 2, 3))
+    back = app.refund(RefundOrder(
+        order_id="order-17d", returned_amount=5000, received_on=date(2026, 2, 3),
+    ))
     issued = events(app, back.new_card.card_id)[0]
     assert issued.buyer_subject == "receiver"

@@ -9,6 +9,7 @@ from datetime import date
 import pytest
 
 from application.card_base import iso
+from application.commands import CancelCard, RefundOrder
 from domain.codes import ALPHABET, LENGTH, generate_code, normalize_code
 from infra.bootstrap import Service
 from tests.conftest import FixedClock
@@ -220,12 +221,16 @@ def test_r14_refund_of_card_paid_goods_is_a_new_card_never_cash(
     app = memory_service.app
     card = buy(app, amount=10000)
     pay(app, card.code, "order-18", 3000)
-    back = app.refund(order_id="order-18", returned_amount=3000, received_on=date(2026, 1, 12))
+    back = app.refund(RefundOrder(
+        order_id="order-18", returned_amount=3000, received_on=date(2026, 1, 12),
+    ))
     assert back.to_other_method == 0
     assert back.new_card.amount == 3000
     # The 70.00 forfeited on first use is never paid out, in cash or otherwise.
     with refused("refund_exceeds_paid"):
-        app.refund(order_id="order-18", returned_amount=1, received_on=date(2026, 1, 12))
+        app.refund(RefundOrder(
+            order_id="order-18", returned_amount=1, received_on=date(2026, 1, 12),
+        ))
 
 
 def test_r14_a_used_card_has_no_cash_value_left(memory_service: Service) -> None:
@@ -233,7 +238,7 @@ def test_r14_a_used_card_has_no_cash_value_left(memory_service: Service) -> None
     card = buy(app)
     pay(app, card.code, "order-19", 1000)
     with refused("card_already_used"):
-        app.cancel(card.card_id, code=card.code)
+        app.cancel(CancelCard(card_id=card.card_id, code=card.code))
 
 
 def test_r15_lost_card_is_not_replaced_or_refunded_after_14_days(
@@ -243,7 +248,7 @@ def test_r15_lost_card_is_not_replaced_or_refunded_after_14_days(
     card = buy(app, order_id="order-20")
     clock.advance(days=20)
     with refused("cancellation_period_over"):
-        app.cancel(card.card_id, code=card.code, order_id="order-20")
+        app.cancel(CancelCard(card_id=card.card_id, code=card.code, order_id="order-20"))
     # Buying again under the same order never hands out a fresh code for the lost one.
     again = buy(app, order_id="order-20")
     assert again.card_id == card.card_id and again.code is None

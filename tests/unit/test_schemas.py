@@ -12,6 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from application.commands import (
+    AuthorizeHold,
+    CancelCard,
+    PurchaseCard,
+    RedeemCard,
+    RefundOrder,
+    VoidHold,
+)
 from application.holds import Holds
 from domain.errors import DomainError
 from infra import schemas
@@ -46,30 +54,41 @@ def lifecycle(service: Service, clock: Any) -> list[str]:
     cancel, expire, GDPR."""
     app = service.app
     buyer = {"market": "FR", "payment_method": "card", "buyer_id": "cust-alice"}
-    used = app.purchase(amount=5000, order_id="o-1", buyer_email=EMAIL, buyer_name=NAME,
-                        recipient_email="bob@example.org", message=MESSAGE, **buyer)
-    kept = app.purchase(amount=2000, order_id="o-2", **buyer)
-    left = app.purchase(amount=3000, order_id="o-3", **buyer)
+    used = app.purchase(PurchaseCard(
+        amount=5000, order_id="o-1", buyer_email=EMAIL, buyer_name=NAME,
+        recipient_email="bob@example.org", message=MESSAGE, **buyer))
+    kept = app.purchase(PurchaseCard(amount=2000, order_id="o-2", **buyer))
+    left = app.purchase(PurchaseCard(amount=3000, order_id="o-3", **buyer))
     clock.advance(days=1)
-    app.redeem(code=used.code, market="FR", order_id="shop-1", order_total=8000, source="test",
-               customer_id="cust-bob")
+    app.redeem(RedeemCard(
+        code=used.code, market="FR", order_id="shop-1", order_total=8000, source="test",
+        customer_id="cust-bob",
+    ))
     for code, order in ((used.code, "shop-2"), ("NOPE-NOPE-NOPE", "shop-3")):
         with pytest.raises(DomainError):
-            app.redeem(code=code, market="FR", order_id=order, order_total=100, source="test",
-                       customer_id="cust-bob")
+            app.redeem(RedeemCard(
+                code=code, market="FR", order_id=order, order_total=100, source="test",
+                customer_id="cust-bob",
+            ))
     holds = Holds(app)  # a hold, voided (GiftCardHeld, GiftCardHoldReleased)
-    holds.authorize(code=left.code, market="FR", order_id="shop-4", order_total=1000,
-                    customer_id="cust-bob", source="test")
-    holds.void(order_id="shop-4")
+    holds.authorize(AuthorizeHold(
+        code=left.code, market="FR", order_id="shop-4", order_total=1000, customer_id="cust-bob",
+        source="test",
+    ))
+    holds.void(VoidHold(order_id="shop-4"))
     limit = app.markets.guessing.max_unknown_codes
     for n in range(limit + 1):  # R8: the last one is refused unchecked (CheckoutAttemptRefused)
         with pytest.raises(DomainError):
-            app.redeem(code=f"GUESS-{n}", market="FR", order_id=f"guess-{n}", order_total=100,
-                       source="test", customer_id="cust-mallory")
-    app.cancel(kept.card_id)
+            app.redeem(RedeemCard(
+                code=f"GUESS-{n}", market="FR", order_id=f"guess-{n}", order_total=100,
+                source="test", customer_id="cust-mallory",
+            ))
+    app.cancel(CancelCard(card_id=kept.card_id))
     clock.advance(days=2)
-    refund = app.refund(order_id="shop-1", returned_amount=1000,
-                        received_on=app.markets.get("FR").local_date(clock()))
+    refund = app.refund(RefundOrder(
+        order_id="shop-1", returned_amount=1000,
+        received_on=app.markets.get("FR").local_date(clock()),
+    ))
     clock.advance(days=800)
     app.expire()
     service.vault.erase("cust-alice")

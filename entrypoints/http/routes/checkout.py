@@ -11,6 +11,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from application.commands import AuthorizeHold, CaptureHold, LookUpCard, VoidHold
 from application.results import CardLookup
 from application.unit_of_work import UnitOfWork
 from domain.apikeys import ApiKey
@@ -61,14 +62,15 @@ def routes(context: ApiContext) -> APIRouter:
         if facts is not None:
             # The common case in one round trip from the event loop; whatever would write
             # (an unknown code, a locked-out subject, a hold to release) runs in full below.
-            plan = holds.plan_lookup(code=body.code, market=body.market, source=source,
-                                     customer_id=body.customer_id)
+            plan = holds.plan_lookup(LookUpCard(
+                code=body.code, market=body.market, source=source, customer_id=body.customer_id,
+            ))
             card, counts = await facts.read(plan.code_index, plan.guards)
             answer = holds.answer_from_facts(plan, card, counts)
         if answer is None:
-            answer = await context.call(lambda: holds.lookup(
+            answer = await context.call(lambda: holds.lookup(LookUpCard(
                 code=body.code, market=body.market, customer_id=body.customer_id, source=source,
-            ))
+            )))
         # Bytes as they go out: the busiest call skips the response model's re-check.
         return Response(orjson.dumps(lookup_json(answer)), media_type="application/json")
 
@@ -82,19 +84,19 @@ def routes(context: ApiContext) -> APIRouter:
     ) -> Response:
         """R6, R8-R13, then the card is held for this order until captured, voided or timed
         out."""
+        authorization = AuthorizeHold(
+            code=body.code, market=body.market, order_id=order_id, order_total=body.order_total,
+            customer_id=body.customer_id, source=str(key.key_id),
+            promo_codes=tuple(body.promo_codes), contains_gift_card=body.contains_gift_cards,
+        )
+
         def command(uow: UnitOfWork) -> dict[str, Any]:
-            return hold_json(holds.authorize(
-                code=body.code, market=body.market, order_id=order_id,
-                order_total=body.order_total, customer_id=body.customer_id,
-                source=str(key.key_id), promo_codes=body.promo_codes,
-                contains_gift_card=body.contains_gift_cards, simulate=simulate, within=uow,
-            ))
+            return hold_json(holds.authorize(authorization, simulate=simulate, within=uow))
 
         if simulate:
             return JSONResponse({**await context.call(lambda: command(UnitOfWork(app))),
                                  "simulated": True})
-        wanted = holds.authorize_keys(code=body.code, order_id=order_id,
-                                      customer_id=body.customer_id, source=str(key.key_id))
+        wanted = holds.authorize_keys(authorization)
         return await counted("authorize", request, key, idempotency_key, command, wanted)
 
     @router.post("/v1/checkouts/{order_id}/capture", operation_id="capture",
@@ -105,7 +107,7 @@ def routes(context: ApiContext) -> APIRouter:
         """The hold becomes the card's single use (R11: the remainder is forfeited)."""
         return await counted(
             "capture", request, key, idempotency_key,
-            lambda uow: redemption_json(holds.capture(order_id=order_id, within=uow)),
+            lambda uow: redemption_json(holds.capture(CaptureHold(order_id=order_id), within=uow)),
             holds.order_keys(order_id),
         )
 
@@ -117,7 +119,7 @@ def routes(context: ApiContext) -> APIRouter:
         """Releases the hold (the bank payment failed, the cart was abandoned)."""
         return await counted(
             "void", request, key, idempotency_key,
-            lambda uow: hold_json(holds.void(order_id=order_id, within=uow)),
+            lambda uow: hold_json(holds.void(VoidHold(order_id=order_id), within=uow)),
             holds.order_keys(order_id),
         )
 

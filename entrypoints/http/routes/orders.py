@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from application.commands import PurchaseCard, RefundOrder
 from application.unit_of_work import UnitOfWork
 from domain.apikeys import ApiKey
 from domain.ids import check_id
@@ -37,7 +38,7 @@ def routes(context: ApiContext) -> APIRouter:
         and e-mailed to the buyer (R7): a repeat shows `code` null and says, under
         `code_delivery`, where the code went."""
         def command(uow: UnitOfWork) -> dict[str, Any]:
-            done = app.purchase(**body.model_dump(), within=uow)
+            done = app.purchase(PurchaseCard(**body.model_dump()), within=uow)
             return {**purchase_json(done),
                     "code_delivery": code_delivery_json(app.code_delivery(uow, done.card_id))}
 
@@ -57,12 +58,11 @@ def routes(context: ApiContext) -> APIRouter:
             check_id("request_id", body.request_id)
 
         def command(uow: UnitOfWork) -> dict[str, Any]:
-            return refund_json(app.refund(
-                order_id=body.order_id, returned_amount=body.amount,
-                received_on=body.received_on, request_id=body.request_id,
-                customer_id=body.customer_id, customer_email=body.customer_email,
-                customer_name=body.customer_name, within=uow,
-            ))
+            return refund_json(app.refund(RefundOrder(
+                order_id=body.order_id, returned_amount=body.amount, received_on=body.received_on,
+                request_id=body.request_id, customer_id=body.customer_id,
+                customer_email=body.customer_email, customer_name=body.customer_name,
+            ), within=uow))
 
         if simulate:
             done = await context.call(lambda: command(UnitOfWork(app)))

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from application.commands import CancelCard
 from application.operators import Actor
 from application.privacy_reads import history_subjects
 from domain.apikeys import ApiKey
@@ -33,8 +34,9 @@ def routes(context: ApiContext) -> APIRouter:
         """R19/R20: the purchase order id and the card's code, both checked."""
         return await context.idempotent(
             request, key, idempotency_key,
-            lambda uow: cancellation_json(app.cancel(body.card_id, code=body.code,
-                                                     order_id=body.order_id, within=uow)),
+            lambda uow: cancellation_json(app.cancel(CancelCard(
+                card_id=body.card_id, code=body.code, order_id=body.order_id,
+            ), within=uow)),
         )
 
     @router.get("/v1/cards/{card_id}", operation_id="show_card", response_model=answers.Card)
