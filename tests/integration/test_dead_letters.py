@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from application.commands import PurchaseCard
 from consumers.checkout_processor import CheckoutProcessor
 from domain.codes import ALPHABET, LENGTH, generate_code
 from infra.bootstrap import Service
@@ -234,10 +235,10 @@ def test_a_message_failing_internally_gets_a_stored_rejected_reply_and_a_letter(
     processor = CheckoutProcessor(service.app, "order.checkout")
     order = processor.checkout.order
 
-    def failing(uow: object, **purchase: object) -> object:
-        if purchase["order_id"] == "order-boom":
+    def failing(uow: object, command: PurchaseCard) -> object:
+        if command.order_id == "order-boom":
             raise RuntimeError("a bug")
-        return order(uow, **purchase)
+        return order(uow, command)  # type: ignore[arg-type]
 
     monkeypatch.setattr(processor.checkout, "order", failing)
     records = [Polled(0, valid("ok-1")), Polled(1, valid("boom")), Polled(2, valid("ok-2"))]
