@@ -84,7 +84,7 @@ class CardFactsReader:
         found: dict[int, Read] = {}
         try:
             async with self.pool.connection() as conn:
-                cursor = await conn.execute(self.query, params)
+                cursor = await conn.execute(self.query, params, binary=True)
                 for (i, card_id, status, balance, currency, market, expires_at, held_until,
                      last4, version, mac, stale, *counts) in await cursor.fetchall():
                     row = CardFacts(

@@ -60,7 +60,7 @@ def create_app(
         api.include_router(console_router(service, context.operators, context.call,
                                            context.fresh_views))
     api.add_middleware(BodyLimits)
-    api.add_middleware(Gate, authenticate=context.authenticated)
+    api.add_middleware(Gate, authenticate=context.key_of)
     # Outermost: times every answer, the body checks' refusals included.
     api.add_middleware(Measure, metrics=context.metrics)
     return api

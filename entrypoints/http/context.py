@@ -25,6 +25,7 @@ from composition.bootstrap import build_card_facts_reader, build_projector
 from domain.apikeys import ApiKey
 from domain.errors import DomainError, refuse
 from entrypoints.http.metrics import Metrics
+from entrypoints.http.middleware import GATE_KEY
 from entrypoints.http.problems import RETRY_LATER, domain_problem
 from entrypoints.http.replies import MAX_KEY, HttpReply, fingerprint, raw_fingerprint, without_codes
 from entrypoints.http.writer import Writer
@@ -32,14 +33,27 @@ from infra.service import Service
 
 T = TypeVar("T")
 
+
+
+class GatedBearer(HTTPBearer):
+    """The Bearer scheme of the OpenAPI document; at run time the key the Gate already read
+    for this request (one read per request), else the credentials to read."""
+
+    async def __call__(  # type: ignore[override]
+        self, request: Request,
+    ) -> ApiKey | HTTPAuthorizationCredentials | None:
+        found = request.scope.get("state", {}).get(GATE_KEY)
+        return found if isinstance(found, ApiKey) else await super().__call__(request)
+
+
 # The API key (`giftcards api-key create`, or an operator's own from `gdpr operator add`) as a
 # Bearer token; Gate refuses a request to /v1/ without a valid one before anything is read.
-API_KEY = HTTPBearer(
+API_KEY = GatedBearer(
     auto_error=False, scheme_name="ApiKey",
     description="an API key as a Bearer token: `giftcards api-key create`, or an operator's "
     "own key from `gdpr operator add` for reads that name customers (R21)",
 )
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(API_KEY)]
+Credentials = Annotated[ApiKey | HTTPAuthorizationCredentials | None, Depends(API_KEY)]
 
 
 class ApiContext:
@@ -84,12 +98,10 @@ class ApiContext:
             found = await self.call(lambda: self.keys.authenticate(key))
         return found
 
-    async def authenticated(self, authorization: str) -> bool:
-        return await self.key_of(authorization) is not None
-
-    async def bearer(self, credentials: HTTPAuthorizationCredentials | None) -> ApiKey:
-        found = None if credentials is None else await self.key_of(
-            f"Bearer {credentials.credentials}")
+    async def bearer(self, credentials: ApiKey | HTTPAuthorizationCredentials | None) -> ApiKey:
+        """The key the Gate read for this request, or the one the credentials name."""
+        found = credentials if isinstance(credentials, ApiKey) or credentials is None else (
+            await self.key_of(f"Bearer {credentials.credentials}"))
         if found is None:
             raise StarletteHTTPException(
                 401, "a valid API key is required", {"WWW-Authenticate": "Bearer"}

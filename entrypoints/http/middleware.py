@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -14,6 +15,8 @@ from infra.wire.dead_letters import plain
 from infra.wire.scan import MAX_DEPTH, duplicate_key, too_deep
 
 MAX_BODY = 16 * 1024
+# Where the Gate leaves the key it read, for the routes' dependencies: one read per request.
+GATE_KEY = "api_key"
 
 
 class Measure:
@@ -48,9 +51,10 @@ class Measure:
 
 class Gate:
     """Before any body is read or parsed: 401 without a valid API key on /v1/, then 415 for a
-    body that is not `application/json`."""
+    body that is not `application/json`. The key found is left in the request's state
+    (GATE_KEY), so the route's scope check does not read it again."""
 
-    def __init__(self, app: ASGIApp, authenticate: Callable[[str], Awaitable[bool]]) -> None:
+    def __init__(self, app: ASGIApp, authenticate: Callable[[str], Awaitable[Any]]) -> None:
         self.app = app
         self.authenticate = authenticate
 
@@ -59,7 +63,8 @@ class Gate:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if not await self.authenticate(headers.get(b"authorization", b"").decode("latin-1")):
+        found = await self.authenticate(headers.get(b"authorization", b"").decode("latin-1"))
+        if found is None:
             await _send(scope, receive, send, problem(
                 401, "unauthenticated", "a valid API key is required",
                 headers={"WWW-Authenticate": "Bearer"}))
@@ -72,6 +77,7 @@ class Gate:
                 await _send(scope, receive, send, problem(
                     415, "unsupported_media_type", "the body must be application/json"))
                 return
+        scope.setdefault("state", {})[GATE_KEY] = found
         await self.app(scope, receive, send)
 
 
