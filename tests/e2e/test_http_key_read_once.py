@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from application.apikeys import ApiKeys
+from application.commands import PurchaseCard
 from entrypoints.http.app import create_app
 from infra.bootstrap import build
 from infra.config import load_settings
@@ -30,8 +31,9 @@ def test_each_request_reads_its_api_key_once(
     keys = ApiKeys(uncached.app)
     shop = keys.create(name="shop", scopes=["checkout"])["key"]
     orders = keys.create(name="orders", scopes=["orders"])["key"]
-    code = uncached.app.purchase(market="FR", amount=5000, payment_method="card",
-                                 buyer_id="b1", order_id="o-key-once").code
+    code = uncached.app.purchase(PurchaseCard(
+        market="FR", amount=5000, payment_method="card", buyer_id="b1", order_id="o-key-once",
+    )).code
     reads: list[str] = []
     authenticate = ApiKeys.authenticate
 
