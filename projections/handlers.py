@@ -39,11 +39,8 @@ Handler = Callable[[Batch, EnvelopeJson, "Row | None", FraudConfig], None]
 
 
 def _ledger(b: Batch, env: EnvelopeJson, delta: int, open_delta: int) -> None:
-    b.put(LEDGER, {
-        "card_id": env["card_id"], "version": env["card_version"], "market": env["market"],
-        "currency": env["currency"], "occurred_at": norm(env["occurred_at"]),
-        "delta": delta, "open_delta": open_delta,
-    })
+    b.append(LEDGER, (env["card_id"], env["card_version"], env["market"], env["currency"],
+                      norm(env["occurred_at"]), delta, open_delta))
 
 
 def _forfeit(b: Batch, env: EnvelopeJson, column: str, amount: int) -> None:
@@ -166,12 +163,11 @@ def apply(b: Batch, env: EnvelopeJson, config: FraudConfig) -> bool:
             card["last_version"] = env["card_version"]
             b.put(BALANCE, card)
         new_head = chain_hash(head, env)
-        b.put(AUDIT, {
-            "card_id": env["card_id"], "version": env["card_version"], "event_id": env["event_id"],
-            "event_type": env["event_type"], "occurred_at": norm(env["occurred_at"]),
-            "actor": actor(env, card), "correlation_id": env.get("correlation_id"),
-            "terms_version": env.get("terms_version"), "hash": new_head, "prev_hash": head,
-        })
+        b.append(AUDIT, (
+            env["card_id"], env["card_version"], env["event_id"], env["event_type"],
+            norm(env["occurred_at"]), actor(env, card), env.get("correlation_id"),
+            env.get("terms_version"), new_head, head,
+        ))
         head = new_head
     b.put(STREAMS, {"stream_id": env["stream_id"], "version": env["card_version"], "head": head})
     return True
