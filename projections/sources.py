@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from infra.kafka.admin import METADATA_MAX_AGE_MS
 from infra.kafka.clients import Link
 from infra.transient import Stopped, never, retry_transient
 from projections import handlers
+from projections.readahead import read_ahead
 from projections.runner import STORE, Item, Projector
 
 log = logging.getLogger("giftcards.projections")
@@ -60,15 +62,25 @@ def sync_store(
     """Apply everything stored after the views' position; returns envelopes applied."""
     applied = 0
     start = projector.positions(STORE).get(0, 0) + 1
-    while not stop():
-        page = store_page(app, start, batch_size)
-        if not page:
-            break
-        done = projector.apply(page)
-        applied += done
-        if progress:  # in stored records covered, the unit of store_total()
-            progress(page[-1].pos + 1 - start, done)
-        start = page[-1].pos + 1
+
+    def pages() -> Iterator[list[Item]]:
+        at = start
+        while not stop():
+            page = store_page(app, at, batch_size)
+            if not page:
+                return
+            yield page
+            at = page[-1].pos + 1
+
+    with closing(read_ahead(pages, "views-store-reader")) as read:
+        for page in read:
+            if stop():
+                break
+            done = projector.apply(page)
+            applied += done
+            if progress:  # in stored records covered, the unit of store_total()
+                progress(page[-1].pos + 1 - start, done)
+            start = page[-1].pos + 1
     return applied
 
 
@@ -106,7 +118,14 @@ def _poll(
     stop: Callable[[], bool] = never,
 ) -> int:
     records = kc.poll(timeout_ms=500)
-    items = [decode(topic, r) for batch in records.values() for r in batch]
+    return _apply([decode(topic, r) for batch in records.values() for r in batch], projector,
+                  progress, stop)
+
+
+def _apply(
+    items: list[Item], projector: Projector, progress: Progress | None,
+    stop: Callable[[], bool] = never,
+) -> int:
     # While the views database is away the batch in hand waits: the consumer's position has
     # moved past it, so it must not be dropped (apply skips whatever a lost COMMIT did store).
     done = retry_transient(lambda: projector.apply(items), what="projections", stop=stop)
@@ -141,19 +160,29 @@ def sync_kafka(
     stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """Catch up with the topic as it is now (every partition, no group): rebuilds and queries."""
-    kc = consumer(bootstrap, None)
+    seen = projector.positions(topic)
+
+    def polls() -> Iterator[list[Item]]:
+        kc = consumer(bootstrap, None)  # created, used and closed by the reading thread only
+        try:
+            parts = [TopicPartition(topic, p) for p in kc.partitions_for_topic(topic) or ()]
+            if not parts:
+                return
+            kc.assign(parts)
+            ends = kc.end_offsets(parts)
+            _seek(kc, parts, seen)
+            while not stop() and any(kc.position(tp) < ends[tp] for tp in parts):
+                records = kc.poll(timeout_ms=500)
+                yield [decode(topic, r) for batch in records.values() for r in batch]
+        finally:
+            kc.close()
+
     applied = 0
-    try:
-        parts = [TopicPartition(topic, p) for p in kc.partitions_for_topic(topic) or ()]
-        if not parts:
-            return 0
-        kc.assign(parts)
-        ends = kc.end_offsets(parts)
-        _seek(kc, parts, projector.positions(topic))
-        while not stop() and any(kc.position(tp) < ends[tp] for tp in parts):
-            applied += _poll(kc, topic, projector, progress)
-    finally:
-        kc.close()
+    with closing(read_ahead(polls, "views-kafka-reader")) as read:
+        for items in read:
+            if stop():
+                break
+            applied += _apply(items, projector, progress)
     return applied
 
 
