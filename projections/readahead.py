@@ -30,13 +30,17 @@ def read_ahead(read: Callable[[], Iterator[T]], name: str) -> Generator[T, None,
         return False
 
     def reader() -> None:
+        items = read()
         try:
-            for item in read():
+            for item in items:
                 if not hand(item):
                     return
         except BaseException as exc:  # handed over to the applying thread, raised there
             hand(exc)
             return
+        finally:
+            if isinstance(items, Generator):
+                items.close()  # its cleanup (a consumer's close) in this thread too
         hand(_DONE)
 
     thread = threading.Thread(target=reader, name=name, daemon=True)
