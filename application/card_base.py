@@ -14,6 +14,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Tracking
 from eventsourcing.utils import EnvType
 
+from application.ports import Pseudonyms
 from application.unit_of_work import UnitOfWork
 from domain.codes import normalize_code
 from domain.errors import DomainError, refuse
@@ -52,6 +53,7 @@ class CardsBase(Application[UUID]):
         hasher: CodeHasher,
         vault: PersonalDataVault,
         markets: Markets,
+        pseudonyms: Pseudonyms,
     ) -> None:
         super().__init__(env)
         self.clock = clock
@@ -59,6 +61,8 @@ class CardsBase(Application[UUID]):
         self.hasher = hasher
         self.vault = vault
         self.markets = markets
+        # Of the stream its events are published on (the relay, the views, verify).
+        self.pseudonyms = pseudonyms
         # Set by the composition root when the store can answer it in one query.
         self.load_streams: StreamLoader | None = None
         # Set by the composition root when the recorder keeps each card's lookup row.

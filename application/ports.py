@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
+from uuid import UUID
 
 from domain.ports import PersonalDataVault
 
@@ -14,6 +15,18 @@ class Pseudonyms(Protocol):
     def subject(self, subject_id: str) -> str: ...
 
     def order(self, order_id: str) -> str: ...
+
+    def stream(self, stream_id: UUID) -> UUID:
+        """A stream named after a customer (attempts, data subject), as it is published."""
+        ...
+
+    def unlinked(self, event_id: str, field: str) -> str:
+        """A one-off pseudonym for one field of one event (restriction, objection, erasure)."""
+        ...
+
+    def message(self, message_id: str) -> str:
+        """An order service message id, as a dead letter names it."""
+        ...
 
 
 class SubjectVault(PersonalDataVault, Protocol):

@@ -52,10 +52,9 @@ def main() -> None:
         ways: list[tuple[str, Any]] = [("clear", Clear()), ("cold", StreamPseudonyms(key)),
                                        ("warm", warm)]
         for name, pseudonyms in ways:
-            envelope.use_pseudonyms(pseudonyms)
             start = time.perf_counter()
             for n in stored:
-                envelope.stored_envelope(app.mapper, n)
+                envelope.stored_envelope(app.mapper, n, pseudonyms)
             timings[name].append((time.perf_counter() - start) / len(stored) * 1e6)
     service.close()
     for name, values in timings.items():

@@ -9,7 +9,9 @@ from bench.common import Ctx, Row, timed
 from infra.bootstrap import Service, build
 from infra.config import load_settings
 from infra.envelope import published_topics, stored_envelope
-from infra.kafka.relay import PRODUCER_SETTINGS, Relay, record_of
+from infra.kafka.publisher import record_of
+from infra.kafka.relay import Relay
+from infra.kafka.transactions import PRODUCER_SETTINGS
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
 
@@ -45,7 +47,7 @@ def relay_records(service: Service) -> list[Record]:
     notifications = app.recorder.select_notifications(1, 10**7, topics=published_topics())
     records = []
     for notification in notifications:
-        envelope = stored_envelope(app.mapper, notification)
+        envelope = stored_envelope(app.mapper, notification, app.pseudonyms)
         assert envelope is not None
         records.append(record_of(envelope))
     return records

@@ -24,7 +24,7 @@ def status(service: Service, projections_source: Callable[[], dict[int, int]] | 
     """One snapshot. `projections_source`: the views' stored offsets of `giftcard.events` per
     partition (None when the views do not follow Kafka)."""
     from infra.envelope import published_topics
-    from infra.kafka.relay import committed_position
+    from infra.kafka.positions import committed_position
     from infra.kafka.topics import Topics
 
     settings = service.settings
@@ -82,7 +82,7 @@ def _clock(service: Service) -> Json | None:
 
 def _checkout_next(service: Service, topics: Any, partition: int) -> int:
     """The first checkout offset not yet applied: the store's tracking record is the truth."""
-    from consumers.checkout import CheckoutProcessor
+    from consumers.checkout_processor import CheckoutProcessor
 
     return CheckoutProcessor(service.app, topics.checkout).next_offset(partition) or 0
 

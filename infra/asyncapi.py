@@ -20,7 +20,7 @@ from infra.kafka.cloudevents import (
     event_type_name,
     output_headers_schema,
 )
-from infra.kafka.relay import POSITION_SCHEMA
+from infra.kafka.positions import POSITION_SCHEMA
 from infra.kafka.topics import Topics
 from infra.wire.messages import CheckoutMessage
 

@@ -18,7 +18,6 @@ from infra.chainkey import load_chain_key
 from infra.config import ConfigError, Settings, load_settings
 from infra.db import Database, eventsourcing_env
 from infra.dbclock import DatabaseClock
-from infra.envelope import use_pseudonyms
 from infra.kafka import floor, links
 from infra.keyring import KekRing
 from infra.lookup import stream_loader
@@ -72,6 +71,7 @@ def build(
     }
     markets = load_markets(settings)
     shared = database_clock(settings, db) if clock is None and settings.now is None else None
+    pseudonyms = StreamPseudonyms(keys.stream_pseudonym)
     app = GiftCards(
         env,
         clock=clock or shared or clock_for(settings),
@@ -79,6 +79,7 @@ def build(
         hasher=HmacCodeHasher(keys.code_hmac),
         vault=vault,
         markets=markets,
+        pseudonyms=pseudonyms,
     )
     key = chain_key(settings)
     cast(PydanticMapper, app.mapper).chain_key = key
@@ -93,8 +94,6 @@ def build(
         db.execute(lease.TABLE)
         db.execute(floor.TABLE)
         db.execute(links.TABLE)
-    pseudonyms = StreamPseudonyms(keys.stream_pseudonym)
-    use_pseudonyms(pseudonyms)  # every envelope this process builds (relay, views, verify)
     return Service(settings=settings, app=app, db=db, vault=vault, pseudonyms=pseudonyms,
                    clock=shared)
 

@@ -14,13 +14,13 @@ from eventsourcing.persistence import Mapper, Notification
 from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel, ConfigDict
 
+from application.ports import Pseudonyms
 from domain.base import DomainEvent
 from domain.chain import CHAIN_FIELDS
 from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts
 from domain.subjects import DataSubject
 from infra.orjsonpydantic import PydanticMapper, class_version
-from infra.pseudonyms import StreamPseudonyms
 
 # Aggregates whose events are published; indexes are private lookups and stay home.
 PUBLISHED = {get_topic(GiftCard): "GiftCard", get_topic(CheckoutAttempts): "Checkout"}
@@ -65,21 +65,6 @@ PSEUDONYMS_SINCE = 2
 
 def published_version(cls: type[Any]) -> int:
     return class_version(cls) + PSEUDONYMS_SINCE - 1
-
-
-_pseudonyms: StreamPseudonyms | None = None
-
-
-def use_pseudonyms(pseudonyms: StreamPseudonyms) -> None:
-    """Installed by the composition root (infra/bootstrap.py) with the stream-pseudonym key."""
-    global _pseudonyms
-    _pseudonyms = pseudonyms
-
-
-def installed_pseudonyms() -> StreamPseudonyms:
-    if _pseudonyms is None:  # fail closed: never publish clear ids for want of a key
-        raise RuntimeError("no stream pseudonym key: build the service with infra.bootstrap")
-    return _pseudonyms
 
 
 class Envelope(BaseModel):
@@ -138,13 +123,18 @@ def event_id(originator_id: UUID, version: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def to_envelope(event: DomainEventProtocol[Any], position: int) -> dict[str, Any] | None:
+def to_envelope(
+    event: DomainEventProtocol[Any], position: int, pseudonyms: Pseudonyms
+) -> dict[str, Any] | None:
     """Envelope of a domain event, or None when the event is not published."""
     fields = cast(Any, event).model_dump(mode="json")
-    return _envelope(type(event), event.originator_id, event.originator_version, fields, position)
+    return _envelope(type(event), event.originator_id, event.originator_version, fields, position,
+                     pseudonyms)
 
 
-def stored_envelope(mapper: Mapper[Any], stored: Notification) -> dict[str, Any] | None:
+def stored_envelope(
+    mapper: Mapper[Any], stored: Notification, pseudonyms: Pseudonyms
+) -> dict[str, Any] | None:
     """Envelope of a stored event, from its stored JSON fields: the relay's and the store
     rebuild's hot path skips building a pydantic event unless an upcaster changed the fields."""
     assert isinstance(mapper, PydanticMapper)  # the composition root installs it
@@ -155,16 +145,21 @@ def stored_envelope(mapper: Mapper[Any], stored: Notification) -> dict[str, Any]
         event = cls(**fields, originator_id=originator_id,
                     originator_version=stored.originator_version)
         fields = event.model_dump(mode="json")
-    return _envelope(cls, originator_id, stored.originator_version, fields, stored.id)
+    return _envelope(cls, originator_id, stored.originator_version, fields, stored.id,
+                     pseudonyms)
 
 
 def _envelope(
-    cls: type[Any], originator_id: UUID, version: int, fields: dict[str, Any], position: int
+    cls: type[Any],
+    originator_id: UUID,
+    version: int,
+    fields: dict[str, Any],
+    position: int,
+    pseudonyms: Pseudonyms,
 ) -> dict[str, Any] | None:
     prefix, event_type, schema_version = _published_as(cls)
     if prefix is None or "at" not in fields:  # private, or stream bookkeeping (Opened)
         return None
-    pseudonyms = installed_pseudonyms()
     if prefix != "GiftCard":  # streams named after a customer: a keyed id (see stream())
         originator_id = pseudonyms.stream(originator_id)
     stream_id = str(originator_id)
@@ -191,12 +186,13 @@ def _envelope(
     }
 
 
-def card_record_as_published_now(envelope: dict[str, Any]) -> dict[str, Any]:
+def card_record_as_published_now(
+    envelope: dict[str, Any], pseudonyms: Pseudonyms
+) -> dict[str, Any]:
     """A card event's record published before the pseudonyms (schema version 1, ids in clear)
     as it is published now: `audit verify --all` compares the store with such old records too."""
     if envelope.get("schema_version", PSEUDONYMS_SINCE) >= PSEUDONYMS_SINCE:
         return envelope
-    pseudonyms = installed_pseudonyms()
     correlation_id = envelope.get("correlation_id")
     return {
         **envelope,
@@ -206,7 +202,7 @@ def card_record_as_published_now(envelope: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _pseudonymised(data: dict[str, Any], pseudonyms: StreamPseudonyms) -> dict[str, Any]:
+def _pseudonymised(data: dict[str, Any], pseudonyms: Pseudonyms) -> dict[str, Any]:
     for name, value in data.items():
         if value is None:
             continue

@@ -22,7 +22,7 @@ class Service:
     app: GiftCards
     db: Database
     vault: Vault
-    pseudonyms: StreamPseudonyms  # the published stream's (installed in infra.envelope too)
+    pseudonyms: StreamPseudonyms  # the published stream's (the application holds the same)
     # The database's clock as this process measures it (None: a clock given by the caller).
     clock: DatabaseClock | None = None
 

@@ -38,7 +38,7 @@ def store_page(app: GiftCards, start: int, limit: int) -> list[Item]:
     )
     for notification in notifications:
         try:
-            envelope = stored_envelope(app.mapper, notification)
+            envelope = stored_envelope(app.mapper, notification, app.pseudonyms)
         except Exception as exc:  # one unreadable record must not stop the views
             reason = f"undecodable: {type(exc).__name__}"
             items.append(Item(STORE, 0, notification.id, None, reason))

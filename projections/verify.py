@@ -74,7 +74,7 @@ def verify_card(
     for event in events:
         version = event.originator_version
         card = cast(GiftCard, cast(Any, event).mutate(card))
-        envelope = to_envelope(event, 0)
+        envelope = to_envelope(event, 0, app.pseudonyms)
         row = audit.pop(version, None)
         if envelope is None:
             continue

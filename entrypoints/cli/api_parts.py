@@ -39,10 +39,9 @@ def with_console(settings: Settings, args: argparse.Namespace) -> Settings:
 
 def limited(settings: Settings) -> dict[str, Any]:
     """uvicorn's options for the HTTP limits (the protocol of entrypoints.http.protocol)."""
-    from entrypoints.http.protocol import LimitedHttpToolsProtocol, configure
+    from entrypoints.http.protocol import Limits, limited_protocol
 
-    configure(settings)
-    return {"http": LimitedHttpToolsProtocol,
+    return {"http": limited_protocol(Limits.of(settings)),
             "timeout_keep_alive": settings.http_keep_alive_seconds}
 
 

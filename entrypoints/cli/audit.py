@@ -108,7 +108,7 @@ def kafka_problems() -> list[dict[str, Any]]:
     settings, app = service().settings, service().app
     topics = Topics(settings.topic_prefix)
     problems = compare(app.recorder, app.mapper,
-                       published_cards(settings.kafka_link, topics.events))
+                       published_cards(settings.kafka_link, topics.events), app.pseudonyms)
     files, _ = trusted_checkpoints(None)
     headers = [orjson.dumps(c["header"], option=orjson.OPT_SORT_KEYS) for c in files]
     for copy in published(settings):

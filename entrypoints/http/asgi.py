@@ -6,7 +6,6 @@ from fastapi import FastAPI
 
 from composition.bootstrap import build
 from entrypoints.http.app import create_app
-from entrypoints.http.protocol import configure as configure_connections
 from infra import logs
 from infra.config import Settings, load_settings, log_format
 from infra.runtime import tune_gc
@@ -26,5 +25,4 @@ def app_from_environment() -> FastAPI:
     logs.configure(log_format())
     tune_gc()
     settings = load_settings()
-    configure_connections(settings)
     return service_app(settings)[1]

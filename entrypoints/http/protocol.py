@@ -5,7 +5,9 @@ connection (and a file descriptor) for ever, or send megabytes of headers."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httptools
@@ -17,20 +19,23 @@ from infra.config import Settings
 
 @dataclass(frozen=True)
 class Limits:
+    """The limits of one server's connections, from the settings."""
+
     header_timeout: float = 10.0
     body_timeout: float = 10.0
     max_header_bytes: int = 16_384
     max_connections: int = 512
 
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(settings.http_header_timeout_seconds, settings.http_body_timeout_seconds,
+                   settings.http_max_header_bytes, settings.http_max_connections)
 
-_limits = Limits()
 
-
-def configure(settings: Settings) -> None:
-    """The limits of this process's connections (before uvicorn accepts any)."""
-    global _limits
-    _limits = Limits(settings.http_header_timeout_seconds, settings.http_body_timeout_seconds,
-                     settings.http_max_header_bytes, settings.http_max_connections)
+def limited_protocol(limits: Limits) -> Callable[..., LimitedHttpToolsProtocol]:
+    """uvicorn's `http` option: the protocol with these limits. A partial, as it pickles: the
+    worker processes of `api --processes N` receive it with their uvicorn config."""
+    return partial(LimitedHttpToolsProtocol, limits=limits)
 
 
 class HeadersTooLarge(Exception):
@@ -51,9 +56,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """A request must have its headers within the header timeout of the connection (or of
     its first byte on a kept-alive one) and its body within the body timeout of its headers."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.limits = _limits
+        self.limits = limits
         self.deadline: asyncio.TimerHandle | None = None
         self.header_bytes = 0
         self.too_large = False

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from kafka import TopicPartition
 
+from application.ports import Pseudonyms
 from infra.chains import CARD_TOPIC_PREFIX
 from infra.envelope import card_record_as_published_now, stored_envelope
 from infra.kafka import clients
@@ -37,7 +38,9 @@ def published_cards(bootstrap: Link, topic: str, poll_ms: int = 1000) -> dict[tu
         consumer.close()
 
 
-def compare(recorder: Any, mapper: Any, published: dict[tuple[str, int], Any]) -> list[Problem]:
+def compare(
+    recorder: Any, mapper: Any, published: dict[tuple[str, int], Any], pseudonyms: Pseudonyms
+) -> list[Problem]:
     """Stored card events against their published copies, up to the last one published: any
     field that differs, any event on one side only."""
     problems: list[Problem] = []
@@ -51,13 +54,13 @@ def compare(recorder: Any, mapper: Any, published: dict[tuple[str, int], Any]) -
         for n in page:
             if not n.topic.startswith(CARD_TOPIC_PREFIX):
                 continue
-            mine = stored_envelope(mapper, n)
+            mine = stored_envelope(mapper, n, pseudonyms)
             if mine is None:  # chain bookkeeping (HistorySealed) is not published
                 continue
             key = (mine["card_id"], mine["card_version"])
             theirs = orjson.loads(orjson.dumps(unseen.pop(key, None)))
             if theirs is not None:  # a record from before the pseudonyms: compared as now
-                theirs = card_record_as_published_now(theirs)
+                theirs = card_record_as_published_now(theirs, pseudonyms)
             if theirs is None:
                 problems.append({"card_id": key[0], "version": key[1],
                                  "problem": "stored event not on giftcard.events: inserted"})

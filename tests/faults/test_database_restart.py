@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from consumers.checkout import CheckoutProcessor, Outcome
+from consumers.checkout_processor import CheckoutProcessor, Outcome
 from dev.services import drop_postgres_database, fresh_postgres_database
 from infra import transient
 from infra.bootstrap import build

@@ -81,8 +81,9 @@ def test_every_record_on_the_events_topic_carries_its_cloudevents_attributes(
     finally:
         relay.close()
     # As published: an erasure leaves naming no one (infra.limits).
-    envelopes = {e["event_id"]: erasure_as_published(e) if e["event_type"] == "SubjectErased"
-                 else e for e in stored_envelopes(service.app)}
+    envelopes = {e["event_id"]: erasure_as_published(e, service.pseudonyms)
+                 if e["event_type"] == "SubjectErased" else e
+                 for e in stored_envelopes(service.app)}
     read = records(kafka_bootstrap, topics.events)
     assert len(read) == len(envelopes) and len({e["event_type"] for e in envelopes.values()}) >= 11
     doc = asyncapi.document()

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.checkout import CheckoutProcessor
+from consumers.checkout_processor import CheckoutProcessor
 from domain.codes import ALPHABET, LENGTH, generate_code
 from infra.bootstrap import Service
 from infra.kafka.topics import Topics

@@ -8,7 +8,7 @@ import base64
 import json
 from typing import Any
 
-from consumers.checkout import CheckoutProcessor
+from consumers.checkout_processor import CheckoutProcessor
 from dev import schema_gate
 from entrypoints.cli.gdpr import run_purge
 from infra import schemas

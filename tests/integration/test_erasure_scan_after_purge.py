@@ -21,7 +21,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from application.operators import Operators
 from application.privacy import Privacy
 from composition.bootstrap import build_delivery_worker
-from consumers.checkout import CheckoutProcessor
+from consumers.checkout_processor import CheckoutProcessor
 from entrypoints.cli.gdpr import run_purge
 from infra.bootstrap import Service
 from infra.kafka.cloudevents import DEFAULT

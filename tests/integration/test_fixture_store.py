@@ -141,10 +141,10 @@ def test_p5_audit_copy_check_reads_records_published_before_the_pseudonyms(
     service = service_for(copied)
     try:
         app = service.app
-        assert compare(app.recorder, app.mapper, old_records) == []
+        assert compare(app.recorder, app.mapper, old_records, app.pseudonyms) == []
         key, record = next((k, e) for k, e in old_records.items() if "order_id" in e["data"])
         altered = {**old_records, key: {**record, "data": {**record["data"], "order_id": "x"}}}
-        (problem,) = compare(app.recorder, app.mapper, altered)
+        (problem,) = compare(app.recorder, app.mapper, altered, app.pseudonyms)
         assert problem["problem"].endswith("data.order_id")
     finally:
         service.close()

@@ -53,7 +53,7 @@ def envelopes(service: Service, after: int = 0) -> list[dict[str, Any]]:
     app = service.app
     found = []
     for n in app.recorder.select_notifications(after + 1, 100_000):
-        envelope = stored_envelope(app.mapper, n)
+        envelope = stored_envelope(app.mapper, n, app.pseudonyms)
         if envelope is not None:
             found.append(envelope)
     return found

@@ -53,7 +53,7 @@ def stored_envelopes(app: GiftCards) -> list[dict[str, Any]]:
         start, 1000, topics=published_topics()
     ):
         for n in notifications:
-            envelope = stored_envelope(app.mapper, n)
+            envelope = stored_envelope(app.mapper, n, app.pseudonyms)
             if envelope is not None:
                 out.append(envelope)
         start = notifications[-1].id + 1

@@ -98,7 +98,7 @@ def found(service: Service, checkpoints: list[dict[str, Any]]) -> set[tuple[str,
     chains, the checkpoints and, with Kafka, the copy on giftcard.events."""
     problems = verify_store(service.app, checkpoints)
     if COPY:
-        problems += compare(service.app.recorder, service.app.mapper, COPY)
+        problems += compare(service.app.recorder, service.app.mapper, COPY, service.pseudonyms)
     return {(p["card_id"], p["version"]) for p in problems}
 
 
@@ -133,7 +133,7 @@ def history(
         finally:
             relay.close()
         COPY.update(published_cards(bootstrap, topics.events))
-        assert compare(service.app.recorder, service.app.mapper, COPY) == []
+        assert compare(service.app.recorder, service.app.mapper, COPY, service.pseudonyms) == []
     checkpoint = cps.create(service.app.recorder, service.app.mapper, KEY, clock(),
                             tmp_path / "checkpoints")
     trusted, bad = cps.trusted(tmp_path / "checkpoints", KEY.public_key())
@@ -221,7 +221,7 @@ def test_rewritten_chain_is_caught_by_an_older_checkpoint(
     rechained = {(card, v) for v in range(1, last + 1)}
     assert found(service, []) == rechained
     if COPY:  # the copy on Kafka names the very event and field
-        problems = compare(service.app.recorder, service.app.mapper, COPY)
+        problems = compare(service.app.recorder, service.app.mapper, COPY, service.pseudonyms)
         assert [(p["card_id"], p["version"]) for p in problems] == [(card, 1)]
         assert "data.amount" in problems[0]["problem"]
     assert found(service, history) == rechained

@@ -87,7 +87,8 @@ class Lab:
         trusted, bad = cps.trusted(self.directory, KEY.public_key())
         problems = verify_store(self.service.app, trusted) + bad
         if self.copy:
-            problems += compare(self.service.app.recorder, self.service.app.mapper, self.copy)
+            problems += compare(self.service.app.recorder, self.service.app.mapper, self.copy,
+                               self.service.pseudonyms)
         return {(p["card_id"], p["version"]) for p in problems}
 
     def card(self, market: str = "FR", amount: int = 3000) -> Purchase:

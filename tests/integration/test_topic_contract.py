@@ -19,7 +19,8 @@ from dev.services import unique_topic_prefix
 from infra.bootstrap import Service
 from infra.kafka.admin import ensure_topics, verify_topics
 from infra.kafka.floor import read_floor
-from infra.kafka.relay import PositionBelowFloorError, Relay
+from infra.kafka.positions import PositionBelowFloorError
+from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
 from tests.faults.processes import GIFTCARDS
 from tests.integration.test_relay import fill, read_committed

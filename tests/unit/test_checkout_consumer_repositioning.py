@@ -9,7 +9,8 @@ from typing import Any
 
 from kafka import TopicPartition
 
-from consumers.checkout import CheckoutConsumer, Outcome
+from consumers.checkout import CheckoutConsumer
+from consumers.checkout_processor import Outcome
 
 P0, P1 = TopicPartition("order.checkout", 0), TopicPartition("order.checkout", 1)
 

@@ -22,7 +22,7 @@ from infra.kafka.cloudevents import (
     event_type_name,
     output_headers_schema,
 )
-from infra.kafka.relay import record_of
+from infra.kafka.publisher import record_of
 from infra.schemas import BASE_ID, file_name
 from tests.unit.test_schemas import lifecycle, published
 

@@ -222,6 +222,6 @@ def test_f1_r8_hammering_through_a_lockout_keeps_the_alert_row_bounded(
     )
     assert alert["explanation"].endswith(f"; the first {F1_LISTED} listed)")
     stored = app.recorder.select_notifications(1, 10**6)
-    envelopes = [stored_envelope(app.mapper, n) for n in stored]
+    envelopes = [stored_envelope(app.mapper, n, app.pseudonyms) for n in stored]
     attempts = sorted((e["occurred_at"], e["event_id"]) for e in envelopes if e is not None)
     assert alert["event_ids"] == [event_id for _, event_id in attempts[:F1_LISTED]]

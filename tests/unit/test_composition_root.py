@@ -41,7 +41,7 @@ def test_consumers_and_projections_never_import_each_other() -> None:
 
 def test_the_wire_formats_consumers_and_http_share_live_below_both() -> None:
     graph = grimp.build_graph(*PACKAGES, cache_dir=None)
-    assert ("consumers.checkout", "infra.wire.messages") in imports_between(
+    assert ("consumers.checkout_processor", "infra.wire.messages") in imports_between(
         graph, "consumers", "infra.wire")
     assert ("entrypoints.http.middleware", "infra.wire.scan") in imports_between(
         graph, "entrypoints", "infra.wire")

@@ -43,8 +43,8 @@ def test_stored_envelope_equals_the_domain_event_envelope(
     notifications = app.recorder.select_notifications(1, 10**6)
     kinds = set()
     for n in notifications:
-        fast = stored_envelope(app.mapper, n)
-        slow = to_envelope(app.mapper.to_domain_event(n), n.id)
+        fast = stored_envelope(app.mapper, n, app.pseudonyms)
+        slow = to_envelope(app.mapper.to_domain_event(n), n.id, app.pseudonyms)
         assert orjson.dumps(fast) == orjson.dumps(slow), n.topic
         if fast is not None:
             kinds.add(fast["event_type"])
@@ -74,8 +74,9 @@ def test_a_version_1_event_is_upcast_and_published_at_its_class_version_plus_one
     assert isinstance(event, Ledger.Noted)
     assert (event.note, event.at, event.amount) == ("(none before v2)", at, 700)
 
-    published = stored_envelope(mapper, stored)
-    assert published == to_envelope(event, 41)
+    pseudonyms = memory_service.pseudonyms
+    published = stored_envelope(mapper, stored, pseudonyms)
+    assert published == to_envelope(event, 41, pseudonyms)
     assert published is not None
     # Stored class version 2; published 3: published version 1 was the stream with clear ids,
     # every later one carries pseudonyms (P5, infra.envelope.published_version).

@@ -178,7 +178,7 @@ def test_p2_erasure_is_published_without_pii_as_subject_erased(
     act(memory_service, "erase", h.alice_ids, "req-9")
     act(memory_service, "object", ["cust-bob"], "req-10")
     app = memory_service.app
-    envelopes = [stored_envelope(app.mapper, n)
+    envelopes = [stored_envelope(app.mapper, n, app.pseudonyms)
                  for n in app.recorder.select_notifications(1, 10_000)]
     subject = [e for e in envelopes if e and e["event_type"].startswith("Subject")]
     cus = memory_service.pseudonyms.subject  # P5: subject ids leave as keyed pseudonyms

@@ -50,7 +50,8 @@ def test_p5_every_field_naming_a_customer_or_order_is_pseudonymised_or_allowed()
 
 def envelopes(service: Service) -> list[dict[str, Any]]:
     app = service.app
-    found = [stored_envelope(app.mapper, n) for n in app.recorder.select_notifications(1, 10**6)]
+    found = [stored_envelope(app.mapper, n, app.pseudonyms)
+             for n in app.recorder.select_notifications(1, 10**6)]
     return [e for e in found if e is not None]
 
 

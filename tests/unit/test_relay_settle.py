@@ -8,7 +8,8 @@ import logging
 import pytest
 
 from infra.bootstrap import Service
-from infra.kafka.relay import PositionBelowFloorError, Relay
+from infra.kafka.positions import PositionBelowFloorError
+from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
 
 
@@ -18,13 +19,13 @@ def test_an_unanswered_commit_is_reported_committed_aborted_or_unclear(
     relay = Relay(memory_service, "127.0.0.1:1", Topics("t-"), transactional_id="t-relay")
     with caplog.at_level(logging.INFO, logger="giftcards.relay"):
         for read, outcome in ((8, "committed"), (2, "aborted"), (7, "unclear")):
-            relay._uncertain = (7, 8)
-            assert relay._settled(read) == read
+            relay.publisher.uncertain = (7, 8)
+            assert relay.publisher.settled(read) == read
             assert f"the unanswered commit of positions 7-8 was {outcome}" in caplog.text
             assert f"Kafka's committed position is {read}" in caplog.text
-            assert relay._uncertain is None
+            assert relay.publisher.uncertain is None
             caplog.clear()
-        relay._settled(9)
+        relay.publisher.settled(9)
         assert "unanswered" not in caplog.text  # only after a commit that got no answer
 
 
@@ -32,8 +33,8 @@ def test_r3_a_committed_position_below_a_confirmed_commit_stops_the_relay_instea
     memory_service: Service,
 ) -> None:
     relay = Relay(memory_service, "127.0.0.1:1", Topics("t-"), transactional_id="t-relay")
-    relay._confirmed = 8
+    relay.publisher.confirmed = 8
     # Publishing again from 3 would put events 3-8 on the topic a second time.
     with pytest.raises(PositionBelowFloorError, match=r"position 2 .* is below 8"):
-        relay._settled(2)
-    assert relay._settled(8) == 8
+        relay.publisher.settled(2)
+    assert relay.publisher.settled(8) == 8

@@ -37,7 +37,7 @@ def for_envelope(envelope: dict[str, Any]) -> Draft202012Validator:
 def published(service: Service) -> list[dict[str, Any]]:
     """Every envelope of the store, as a consumer reads it off the topic (orjson bytes)."""
     notifications = service.app.recorder.select_notifications(1, 10**6)
-    envelopes = (stored_envelope(service.app.mapper, n) for n in notifications)
+    envelopes = (stored_envelope(service.app.mapper, n, service.pseudonyms) for n in notifications)
     return [orjson.loads(orjson.dumps(e)) for e in envelopes if e is not None]
 
 
