@@ -13,7 +13,7 @@ _DONE = object()
 
 def read_ahead(read: Callable[[], Iterator[T]], name: str) -> Generator[T, None, None]:
     """`read()`'s items, one read ahead: while the views' database writes a batch, the
-    source's database (or broker) and the decoding work on the next, instead of in turn.
+    broker's fetch and the decoding work on the next, instead of in turn.
     Everything `read()` touches is touched by its thread only, from start to end (a Kafka
     consumer is not thread-safe): the thread has ended when this generator is closed or
     done. An error of the reader is raised here, after the batches read before it."""

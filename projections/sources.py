@@ -62,25 +62,17 @@ def sync_store(
     """Apply everything stored after the views' position; returns envelopes applied."""
     applied = 0
     start = projector.positions(STORE).get(0, 0) + 1
-
-    def pages() -> Iterator[list[Item]]:
-        at = start
-        while not stop():
-            page = store_page(app, at, batch_size)
-            if not page:
-                return
-            yield page
-            at = page[-1].pos + 1
-
-    with closing(read_ahead(pages, "views-store-reader")) as read:
-        for page in read:
-            if stop():
-                break
-            done = projector.apply(page)
-            applied += done
-            if progress:  # in stored records covered, the unit of store_total()
-                progress(page[-1].pos + 1 - start, done)
-            start = page[-1].pos + 1
+    # Read in turn with the views, not ahead (as Kafka is): decoding stored records is Python
+    # work that would only contend with the views' for the one interpreter lock.
+    while not stop():
+        page = store_page(app, start, batch_size)
+        if not page:
+            break
+        done = projector.apply(page)
+        applied += done
+        if progress:  # in stored records covered, the unit of store_total()
+            progress(page[-1].pos + 1 - start, done)
+        start = page[-1].pos + 1
     return applied
 
 
