@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import closing
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -18,7 +17,6 @@ from infra.kafka.admin import METADATA_MAX_AGE_MS
 from infra.kafka.clients import Link
 from infra.transient import Stopped, never, retry_transient
 from projections import handlers
-from projections.readahead import read_ahead
 from projections.runner import STORE, Item, Projector
 
 log = logging.getLogger("giftcards.projections")
@@ -62,8 +60,6 @@ def sync_store(
     """Apply everything stored after the views' position; returns envelopes applied."""
     applied = 0
     start = projector.positions(STORE).get(0, 0) + 1
-    # Read in turn with the views, not ahead (as Kafka is): decoding stored records is Python
-    # work that would only contend with the views' for the one interpreter lock.
     while not stop():
         page = store_page(app, start, batch_size)
         if not page:
@@ -110,14 +106,7 @@ def _poll(
     stop: Callable[[], bool] = never,
 ) -> int:
     records = kc.poll(timeout_ms=500)
-    return _apply([decode(topic, r) for batch in records.values() for r in batch], projector,
-                  progress, stop)
-
-
-def _apply(
-    items: list[Item], projector: Projector, progress: Progress | None,
-    stop: Callable[[], bool] = never,
-) -> int:
+    items = [decode(topic, r) for batch in records.values() for r in batch]
     # While the views database is away the batch in hand waits: the consumer's position has
     # moved past it, so it must not be dropped (apply skips whatever a lost COMMIT did store).
     done = retry_transient(lambda: projector.apply(items), what="projections", stop=stop)
@@ -152,29 +141,19 @@ def sync_kafka(
     stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """Catch up with the topic as it is now (every partition, no group): rebuilds and queries."""
-    seen = projector.positions(topic)
-
-    def polls() -> Iterator[list[Item]]:
-        kc = consumer(bootstrap, None)  # created, used and closed by the reading thread only
-        try:
-            parts = [TopicPartition(topic, p) for p in kc.partitions_for_topic(topic) or ()]
-            if not parts:
-                return
-            kc.assign(parts)
-            ends = kc.end_offsets(parts)
-            _seek(kc, parts, seen)
-            while not stop() and any(kc.position(tp) < ends[tp] for tp in parts):
-                records = kc.poll(timeout_ms=500)
-                yield [decode(topic, r) for batch in records.values() for r in batch]
-        finally:
-            kc.close()
-
+    kc = consumer(bootstrap, None)
     applied = 0
-    with closing(read_ahead(polls, "views-kafka-reader")) as read:
-        for items in read:
-            if stop():
-                break
-            applied += _apply(items, projector, progress)
+    try:
+        parts = [TopicPartition(topic, p) for p in kc.partitions_for_topic(topic) or ()]
+        if not parts:
+            return 0
+        kc.assign(parts)
+        ends = kc.end_offsets(parts)
+        _seek(kc, parts, projector.positions(topic))
+        while not stop() and any(kc.position(tp) < ends[tp] for tp in parts):
+            applied += _poll(kc, topic, projector, progress)
+    finally:
+        kc.close()
     return applied
 
 
