@@ -13,7 +13,9 @@ NOT_HASHED = ("position",)
 
 def chain_hash(prev_hash: str | None, envelope: dict[str, Any]) -> str:
     """sha256(previous hash + canonical JSON of the envelope, keys sorted)."""
-    fact = {k: v for k, v in envelope.items() if k not in NOT_HASHED}
+    fact = dict(envelope)  # copied in C, then the few keys left out (a comprehension is slower)
+    for key in NOT_HASHED:
+        fact.pop(key, None)
     digest = hashlib.sha256((prev_hash or "").encode())
     digest.update(orjson.dumps(fact, option=orjson.OPT_SORT_KEYS))
     return digest.hexdigest()

@@ -31,6 +31,9 @@ class Batch:
         # Keys read and found missing: nothing else writes the views in this transaction (the
         # runner's lock), so their rows are plain inserts (COPY), never upserts, at flush.
         self._absent: dict[str, set[Key]] = defaultdict(set)
+        # Rows of append-only tables, already in column order: nothing reads them back within a
+        # batch, so they skip the cache and go to the flush's COPY as they are.
+        self._new: dict[str, tuple[Table, list[tuple[Any, ...]]]] = {}
         # A pseudonym was rotated out (an erasure): SQLite's file is checkpointed after commit,
         # so the old values leave the WAL and the main file too.
         self.rotated = False
@@ -49,8 +52,9 @@ class Batch:
         cols = ", ".join(table.columns)
         if len(table.key) == 1 and self.db.is_postgres:
             # One array parameter: the statement text stays the same, so psycopg parses it once.
-            sql = f"SELECT {cols} FROM {table.name} WHERE {table.key[0]} = ANY(?)"
-            self._cache(table, self.db.execute(sql, [[k[0] for k in missing]]))
+            # Sent as the array's text: psycopg dumps a list element by element in Python.
+            sql = f"SELECT {cols} FROM {table.name} WHERE {table.key[0]} = ANY(?::text[])"
+            self._cache(table, self.db.execute(sql, [_text_array([k[0] for k in missing])]))
         elif len(table.key) == 1:
             for start in range(0, len(missing), CHUNK):
                 part = missing[start : start + CHUNK]
@@ -95,6 +99,10 @@ class Batch:
             if column not in table.key:
                 total[column] += value
 
+    def append(self, table: Table, values: tuple[Any, ...]) -> None:
+        """A new row of an append-only table (no JSON columns), its values in column order."""
+        self._new.setdefault(table.name, (table, []))[1].append(values)
+
     def delete(self, table: Table, *key: Any) -> None:
         self._rows[table.name][key] = None
         self._mark(table, key)
@@ -125,10 +133,19 @@ class Batch:
             columns = list(table.columns)
             self.db.upsert(name, columns, table.key, [tuple(r[c] for c in columns)
                                                       for r in sums.values()], add=True)
+        for name, (table, rows) in self._new.items():
+            self.db.insert(name, list(table.columns), rows)
         self._dirty.clear()
+        self._new.clear()
         self._sums.clear()
         self._rows.clear()
         self._absent.clear()
+
+
+def _text_array(keys: list[Any]) -> str:
+    """A PostgreSQL text[] literal of the keys, every element quoted (any text is safe)."""
+    quoted = (str(k).replace("\\", "\\\\").replace('"', '\\"') for k in keys)
+    return "{" + ",".join(f'"{k}"' for k in quoted) + "}"
 
 
 def _encode(table: Table, row: Row) -> tuple[Any, ...]:

@@ -6,13 +6,12 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
-from domain.calendar import parse_instant
 from infra.envelope import EnvelopeJson
 from projections.batch import Batch, Row
 from projections.config import COMPELLING_GROUNDS, LEGITIMATE_INTEREST, FraudConfig
 from projections.retention import HORIZON, purged
 from projections.schema import ALERTS, BALANCE, FRAUD_STATE, SUBJECTS, VIEWS, Table
-from projections.timefmt import bucket, norm
+from projections.timefmt import bucket, instant, norm
 
 RESTRICTED = "restricted"  # FRAUD_STATE key prefix: a subject's restriction periods (art. 18)
 ERASED_PREFIX = "erased_"  # an erased subject's pseudonym in the views, once rotated out
@@ -243,7 +242,7 @@ def _chain(b: Batch, card_id: str, config: FraudConfig) -> None:
 
 def fast_cash_out(b: Batch, env: EnvelopeJson, card: Row, config: FraudConfig) -> None:
     redeemer = env["data"].get("customer_id")
-    elapsed = parse_instant(env["occurred_at"]) - parse_instant(card["purchased_at"])
+    elapsed = instant(env["occurred_at"]) - instant(card["purchased_at"])
     if (
         card["amount"] >= config.f3_min_amount_minor
         and redeemer != card["buyer"]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from domain.calendar import parse_instant
 from infra.envelope import EnvelopeJson
 from projections import fraud
 from projections.audit import actor, chain_hash
 from projections.batch import Batch, Key, Row
 from projections.config import FraudConfig
 from projections.schema import AUDIT, BALANCE, BREAKAGE, FRAUD_STATE, LEDGER, STREAMS, Table
-from projections.timefmt import norm
+from projections.timefmt import instant, norm
 
 REQUIRED = {"event_id": str, "event_type": str, "stream_id": str, "card_version": int,
             "occurred_at": str, "data": dict}
@@ -29,7 +28,7 @@ def check(env: object) -> EnvelopeJson:
         if not isinstance(env.get(name), kind):
             raise Rejected(f"field {name!r} missing or not {kind.__name__}")
     try:
-        parse_instant(env["occurred_at"])
+        instant(env["occurred_at"])  # remembered: the views read the same instant again
     except ValueError:
         raise Rejected("occurred_at is not an ISO-8601 instant") from None
     return env
@@ -39,11 +38,8 @@ Handler = Callable[[Batch, EnvelopeJson, "Row | None", FraudConfig], None]
 
 
 def _ledger(b: Batch, env: EnvelopeJson, delta: int, open_delta: int) -> None:
-    b.put(LEDGER, {
-        "card_id": env["card_id"], "version": env["card_version"], "market": env["market"],
-        "currency": env["currency"], "occurred_at": norm(env["occurred_at"]),
-        "delta": delta, "open_delta": open_delta,
-    })
+    b.append(LEDGER, (env["card_id"], env["card_version"], env["market"], env["currency"],
+                      norm(env["occurred_at"]), delta, open_delta))
 
 
 def _forfeit(b: Batch, env: EnvelopeJson, column: str, amount: int) -> None:
@@ -166,12 +162,11 @@ def apply(b: Batch, env: EnvelopeJson, config: FraudConfig) -> bool:
             card["last_version"] = env["card_version"]
             b.put(BALANCE, card)
         new_head = chain_hash(head, env)
-        b.put(AUDIT, {
-            "card_id": env["card_id"], "version": env["card_version"], "event_id": env["event_id"],
-            "event_type": env["event_type"], "occurred_at": norm(env["occurred_at"]),
-            "actor": actor(env, card), "correlation_id": env.get("correlation_id"),
-            "terms_version": env.get("terms_version"), "hash": new_head, "prev_hash": head,
-        })
+        b.append(AUDIT, (
+            env["card_id"], env["card_version"], env["event_id"], env["event_type"],
+            norm(env["occurred_at"]), actor(env, card), env.get("correlation_id"),
+            env.get("terms_version"), new_head, head,
+        ))
         head = new_head
     b.put(STREAMS, {"stream_id": env["stream_id"], "version": env["card_version"], "head": head})
     return True

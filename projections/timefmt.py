@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
@@ -15,23 +16,41 @@ def fmt(instant: datetime) -> str:
     return instant.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-@lru_cache(maxsize=1 << 14)  # bounded: an event's instant is normalised several times
+# Bounded caches: an event's instant is read by several views (norm, windows, months) of the
+# same batch; each text is parsed once.
+@lru_cache(maxsize=1 << 14)
+def instant(text: str) -> datetime:
+    """parse_instant, remembered (datetimes are immutable)."""
+    return parse_instant(text)
+
+
+# UTC to the second or the microsecond, as the events carry their instants: already in the
+# fixed-width form but for the fraction, so no datetime is formatted back to text.
+_UTC_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z")
+
+
+@lru_cache(maxsize=1 << 14)
 def norm(text: str) -> str:
     """Any ISO-8601 instant to the fixed-width UTC form (microseconds always present)."""
-    return fmt(parse_instant(text))
+    parsed = instant(text)  # refuses what is not an instant, whatever its form
+    if (utc := _UTC_TEXT.fullmatch(text)) is not None:
+        return f"{text[:19]}{utc[1] or '.000000'}Z"
+    return fmt(parsed)
 
 
+@lru_cache(maxsize=1 << 12)
 def bucket(text: str, width: timedelta) -> str:
     """Start of the fixed, epoch-aligned window holding the instant: windows never depend on
     the order events arrive in, so every replay finds the same windows."""
     seconds = int(width.total_seconds())
-    epoch = int(parse_instant(text).timestamp())
+    epoch = int(instant(text).timestamp())
     return fmt(datetime.fromtimestamp(epoch - epoch % seconds, UTC))
 
 
+@lru_cache(maxsize=1 << 12)
 def month_in(zone: ZoneInfo, occurred_at: str) -> str:
     """The instant's month (`YYYY-MM`) in the time zone: finance closes months locally."""
-    return parse_instant(occurred_at).astimezone(zone).strftime("%Y-%m")
+    return instant(occurred_at).astimezone(zone).strftime("%Y-%m")
 
 
 class TimeZones:
