@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import threading
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -225,7 +227,9 @@ def write(directory: Path, checkpoint: dict[str, Any], public: bytes) -> Path:
     if path.exists() and key and read(path)["header"].get("key") != key:
         # A new key signing the same position (a rotation): the old key's file is history.
         path = path.with_name(f"{path.stem}-{key[:16]}.json")
-    tmp = path.with_suffix(".tmp")
+    # One temporary file per writer: two `serve` instances sharing the directory may sign the
+    # same position at once, and a shared name let one rename the other's file away.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     tmp.write_bytes(orjson.dumps(checkpoint))
     tmp.replace(path)
     (directory / "public-key.pem").write_bytes(public)
