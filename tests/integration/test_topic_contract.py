@@ -145,10 +145,7 @@ def test_r3_a_relay_reading_a_position_below_its_confirmed_one_stops_and_republi
         admin.delete_topics([topics.relay_positions])
     finally:
         admin.close()
-    deadline = time.monotonic() + 60
-    while topics.relay_positions not in ensure_topics(kafka_bootstrap, topics, 1):
-        assert time.monotonic() < deadline, "the positions topic was not created again"
-        time.sleep(0.5)
+    recreate_once_deleted(kafka_bootstrap, topics, topics.relay_positions)
     fill(service.app, 3, tag="after")
     again = Relay(service, kafka_bootstrap, topics, transactional_id=topics.relay_transactional_id)
     try:
@@ -163,6 +160,27 @@ def test_r3_a_relay_reading_a_position_below_its_confirmed_one_stops_and_republi
     assert code == 2 and answer["error"]["code"] == "relay_position_regressed", answer
     assert len(read_committed(kafka_bootstrap, topics.events)) == published
 
+
+def recreate_once_deleted(bootstrap: str, topics: Topics, name: str) -> None:
+    """Waits until the broker has finished deleting `name`, creates it again and waits until it
+    is described: a deletion in progress still lists the topic but describes nothing of it."""
+    deadline = time.monotonic() + 60
+    created = False
+    while not created:
+        assert time.monotonic() < deadline, f"{name} was not created again"
+        try:
+            created = name in ensure_topics(bootstrap, topics, 1)
+        except KafkaTimeoutError:  # still being deleted: listed, not described
+            pass
+        if not created:
+            time.sleep(0.5)
+    while True:
+        try:
+            verify_topics(bootstrap, topics, [name])
+            return
+        except KafkaTimeoutError:
+            assert time.monotonic() < deadline, f"{name} was not described after its creation"
+            time.sleep(0.5)
 
 
 def test_a_topic_not_yet_known_to_the_broker_is_asked_again_not_refused(
