@@ -24,7 +24,12 @@ from infra.kafka.admin import METADATA_MAX_AGE_MS
 from infra.kafka.clients import Link
 from infra.kafka.cloudevents import DEFAULT, CloudEvents
 from infra.kafka.topics import Topics
-from infra.kafka.transactions import COMMIT_TIMEOUT_MS, MAX_BLOCK_MS, discard, end_transaction
+from infra.kafka.transactions import (
+    COMMIT_TIMEOUT_MS,
+    discard,
+    end_transaction,
+    transactional_producer,
+)
 from infra.transient import Stopped, never, retry_transient
 
 MAX_TRANSACTION_MESSAGES = 500
@@ -84,23 +89,9 @@ class CheckoutConsumer:
         """The transactional producer, made (and its transactional id's predecessor fenced) on
         first use and after a failed transaction left it unusable."""
         if self._producer is None:
-            producer = clients.producer(
-                self.bootstrap,
-                transactional_id=self.transactional_id,
-                transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
-                max_block_ms=MAX_BLOCK_MS,
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=5,
-                # A poll's results go out in one burst: fewer, larger record batches.
-                batch_size=256 * 1024,
-            )
-            try:
-                producer.init_transactions()
-            except BaseException:
-                discard(producer)
-                raise
-            self._producer = producer
+            self._producer = transactional_producer(
+                self.bootstrap, self.transactional_id,
+                transaction_timeout_ms=TRANSACTION_TIMEOUT_MS)
         return self._producer
 
     def run(self, stop: threading.Event) -> None:

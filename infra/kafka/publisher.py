@@ -13,7 +13,6 @@ from kafka.errors import KafkaTimeoutError
 from kafka.partitioner.default import murmur2
 
 from infra.envelope import published_topics, stored_envelope
-from infra.kafka import clients
 from infra.kafka.admin import verify_topics
 from infra.kafka.clients import Link, bootstrap_of
 from infra.kafka.cloudevents import DEFAULT, CloudEvents
@@ -24,9 +23,9 @@ from infra.kafka.topics import TopicContractError, Topics
 from infra.kafka.transactions import (
     COMMIT_TIMEOUT_MS,
     MAX_BLOCK_MS,
-    PRODUCER_SETTINGS,
     discard,
     end_transaction,
+    transactional_producer,
 )
 from infra.limits import ProcessingLimits
 from infra.ratelog import RateLimitedLog
@@ -181,17 +180,10 @@ class Publisher:
     def connect(self) -> KafkaProducer:
         """Fence any zombie with our transactional id, then read where the last commit ended."""
         if self._producer is None:
-            producer = clients.producer(
-                self.bootstrap,
-                transactional_id=self.transactional_id,
-                max_block_ms=MAX_BLOCK_MS,
-                bootstrap_timeout_ms=MAX_BLOCK_MS,
-                **PRODUCER_SETTINGS,
-            )
-            self._producer = producer  # from here on, `reset` closes it on any failure
             # Aborts a predecessor's open transaction (or settles our own commit whose answer
             # never came), so the position read below is final.
-            producer.init_transactions()
+            producer = transactional_producer(self.bootstrap, self.transactional_id)
+            self._producer = producer  # from here on, `reset` closes it on any failure
             self._check_topics(producer)
             self._close_orphans(producer)
             self.position = self.settled(

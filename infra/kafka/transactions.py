@@ -8,6 +8,9 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError
 
+from infra.kafka import clients
+from infra.kafka.clients import Link
+
 log = logging.getLogger("giftcards.relay")
 # Also the benchmark's raw-producer baseline. Record batches of 256 KiB instead of kafka-python's
 # 16 KiB default: a relay batch is a burst of thousands of ~600 B records (+20% measured).
@@ -25,6 +28,27 @@ COMMIT_TIMEOUT_MS = 30_000
 ABORT_TIMEOUT_MS = 5_000  # best effort only: the next init_transactions aborts it anyway
 CLOSE_TIMEOUT_S = 2.0
 FENCED = (ProducerFencedError, InvalidProducerEpochError)
+
+
+def transactional_producer(
+    link: Link, transactional_id: str, **settings: Any
+) -> KafkaProducer:
+    """The one way a transactional producer is made (the relay's, the checkout consumer's):
+    PRODUCER_SETTINGS, every blocking step bounded, and the transactional id's predecessor
+    fenced (its open transaction aborted) before it is returned; discarded if that fails."""
+    producer = clients.producer(
+        link,
+        transactional_id=transactional_id,
+        max_block_ms=MAX_BLOCK_MS,
+        bootstrap_timeout_ms=MAX_BLOCK_MS,
+        **{**PRODUCER_SETTINGS, **settings},
+    )
+    try:
+        producer.init_transactions()
+    except BaseException:
+        discard(producer)
+        raise
+    return producer
 
 
 def discard(producer: KafkaProducer) -> None:

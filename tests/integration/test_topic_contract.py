@@ -4,6 +4,7 @@ anything that can lose or duplicate records; the relay never moves its position 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -168,10 +169,8 @@ def recreate_once_deleted(bootstrap: str, topics: Topics, name: str) -> None:
     created = False
     while not created:
         assert time.monotonic() < deadline, f"{name} was not created again"
-        try:
+        with contextlib.suppress(KafkaTimeoutError):  # still being deleted: listed, not described
             created = name in ensure_topics(bootstrap, topics, 1)
-        except KafkaTimeoutError:  # still being deleted: listed, not described
-            pass
         if not created:
             time.sleep(0.5)
     while True:
