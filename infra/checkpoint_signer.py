@@ -46,7 +46,7 @@ class SigningLease:
             if self.active:
                 log.warning("checkpoints: %s lost the signing lease: standing by", self.holder)
             current = current_holder(self.db, self.name)
-            self._waits.info("standby", "checkpoints: %s standing by while %s signs",
+            self._waits.info("standby", "checkpoints: %s standing by (signing: %s)",
                              self.holder, current.holder if current else "nobody")
         self.active = held
         return held
