@@ -18,8 +18,6 @@ from application.commands import PurchaseCard
 from dev.services import unique_topic_prefix
 from infra import checkpoints as cps
 from infra.bootstrap import Service
-from infra.checkpoint_signer import LEASE_NAME
-from infra.lease import current_holder
 
 GIFTCARDS = str(Path(sys.executable).with_name("giftcards"))
 
@@ -36,14 +34,17 @@ def buy_for(service: Service, seconds: float, start: int) -> int:
     return n
 
 
-def signer_pid(service: Service, serves: list[subprocess.Popen[bytes]], logs: list[Path]
+def signer_pid(env: dict[str, str], serves: list[subprocess.Popen[bytes]], logs: list[Path]
                ) -> int:
-    """The pid of the serve that holds the checkpoint lease (host:pid:random)."""
+    """The pid of the serve that signs checkpoints, as `giftcards status` names it
+    (host:pid:random)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        holder = current_holder(service.db, LEASE_NAME)
-        if holder is not None:
-            return int(holder.holder.split(":")[1])
+        shown = subprocess.run([GIFTCARDS, "--json", "status"], env=env, capture_output=True,
+                               timeout=60, check=False)
+        signer = orjson.loads(shown.stdout).get("checkpoints", {}).get("signing_instance")
+        if signer is not None:
+            return int(signer.split(":")[1])
         assert all(s.poll() is None for s in serves), logs[0].read_text()[-3000:]
         time.sleep(0.2)
     raise AssertionError("no serve took the checkpoint lease:\n" + logs[0].read_text()[-3000:])
@@ -74,7 +75,7 @@ def test_two_serves_sharing_a_directory_sign_one_checkpoint_chain_across_a_takeo
     directory = service.settings.checkpoint_dir
     try:
         n = buy_for(service, 8, 0)
-        pid = signer_pid(service, serves, logs)
+        pid = signer_pid(env, serves, logs)
         killed = next(s for s in serves if s.pid == pid)
         killed.send_signal(signal.SIGKILL)
         killed.wait(10)

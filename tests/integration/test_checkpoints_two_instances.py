@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from application.commands import PurchaseCard
 from infra import checkpoints as cps
 from infra.bootstrap import Service
-from infra.checkpoint_signer import SigningLease
+from infra.checkpoint_signer import SigningLease, signing_instance
 from infra.lease import current_holder
 from projections.verify import verify_store
 
@@ -92,6 +92,7 @@ def test_two_checkpoint_loops_over_one_store_sign_one_chain_from_the_lease_holde
             time.sleep(0.05)
         holder = current_holder(service.db, leases[0].name)
         assert holder is not None and set(signers) == {holder.holder}
+        assert signing_instance(service.db) == holder.holder  # what `status` shows
         # The holder stops (its lease handed back): the other takes over and goes on.
         active = next(i for i, lease in enumerate(leases) if lease.holder == holder.holder)
         other = leases[1 - active]
