@@ -1,5 +1,6 @@
 """The operators' view of a deployment: relay lag, consumer lag per partition, dead letters,
-deliveries pending and the active relay, read from the store, the views and Kafka."""
+deliveries pending, the active relay and checkpoint signer, read from the store, the views and
+Kafka."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers import delivery
+from infra.checkpoint_signer import signing_instance
 from infra.kafka import clients
 from infra.kafka.floor import stopped_relays
 from infra.kafka.links import refused_links
@@ -63,6 +65,8 @@ def status(service: Service, projections_source: Callable[[], dict[int, int]] | 
             # The alert: a card event whose chain link the chain key did not seal (forged).
             "refused_link": refused_links(service.db).get(topics.relay_transactional_id),
         },
+        # The `serve` instance that signs checkpoints now (the others stand by).
+        "checkpoints": {"signing_instance": signing_instance(service.db)},
         "consumers": {"checkout": checkout, "projections": views},
         "dead_letters": dead,
         "clock": _clock(service),

@@ -105,11 +105,27 @@ class Checkpointer:
         latest = self.increments[-1] if self.increments else self.last
         return header_digest(latest["header"]) if latest else None
 
+    def rejoin(self, key: Ed25519PrivateKey, directory: Path) -> bool:
+        """Go on from the directory's latest trusted checkpoint when another instance signed
+        since this one did (a lease taken over): the chain is the directory's, not this
+        process's. The next increment then checks every card against it. True if it moved."""
+        latest = self.increments[-1] if self.increments else self.last
+        mine = int(latest["header"]["position"]) if latest else -1
+        if newest_position(directory) <= mine:
+            return False
+        ring = (KeyRing.load(ring_path(directory).read_bytes()) if ring_path(directory).exists()
+                else KeyRing.of(key.public_key()))
+        good, _ = trusted(directory, ring)
+        self.follow(good)
+        self.checked_all = False
+        return True
+
     def sign_increment(self, key: Ed25519PrivateKey, now: datetime,
                        directory: Path) -> dict[str, Any] | None:
         """Signs the heads of the cards that changed since the previous signature (None if
         none did), chained to it: `increment-<position>.json`. Checked like a full one, but
         over the changed cards only (the first time, over every card)."""
+        self.rejoin(key, directory)
         self.catch_up()
         if not self.changed:
             return None
@@ -147,6 +163,7 @@ class Checkpointer:
         """Signs the heads unless a chain is broken or the store contradicts `latest` (the
         latest trusted checkpoint; by default the last one this checkpointer signed): an
         event deleted, a history changed, a card missing."""
+        self.rejoin(key, directory)
         self.catch_up()
         problems = [p for c in self.chains.values() for p in c.all_problems()]
         if latest is None and (self.last is not None or self.increments):
@@ -209,6 +226,12 @@ def header_digest(header: dict[str, Any]) -> str:
 
 def increment_paths(directory: Path) -> list[Path]:
     return sorted(directory.glob("increment-*.json")) if directory.is_dir() else []
+
+
+def newest_position(directory: Path) -> int:
+    """The position of the newest checkpoint or increment file (-1: none), from names only."""
+    found = [int(p.stem.split("-")[1]) for p in paths(directory) + increment_paths(directory)]
+    return max(found, default=-1)
 
 
 def prune_increments(directory: Path, position: int) -> None:
@@ -343,15 +366,20 @@ def _trusted_files(files: list[Path], key: Ed25519PublicKey | KeyRing
 
 
 def every(checkpointer: Checkpointer, sign: Any, events: int, seconds: float,
-          stop: Any, poll: float = 5.0, increment: Any = None) -> None:
+          stop: Any, poll: float = 5.0, increment: Any = None, *, active: Any = None) -> None:
     """Calls `sign()` whenever `events` new events were stored, or `seconds` passed with at
     least one, until `stop` is set (a `threading.Event`); in between, `increment()` (if
-    given) every `poll` seconds in which a card changed."""
+    given) every `poll` seconds in which a card changed. With `active` (the signing lease's
+    `held`), only while it says True: a standby keeps its chains read, ready to take over."""
     import time
 
     since, last = 0, time.monotonic()
     while not stop.is_set():
         since += checkpointer.catch_up()
+        if active is not None and not active():
+            since, last = 0, time.monotonic()  # the cadence starts afresh on taking over
+            stop.wait(poll)
+            continue
         if since and (since >= events or time.monotonic() - last >= seconds):
             sign()
             since, last = 0, time.monotonic()

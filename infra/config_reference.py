@@ -44,8 +44,8 @@ VARIABLES: dict[str, str] = {
     "`projections/config.py`)",
     "GIFTCARDS_LOG_FORMAT": "`text` (default) or `json` (one object per line: `ts`, `level`, "
     "`logger`, `message`, `exc`)",
-    "GIFTCARDS_RELAY_LEASE_SECONDS": "how long the active relay's (and delivery worker's) lease "
-    "lasts unrenewed (10)",
+    "GIFTCARDS_RELAY_LEASE_SECONDS": "how long the active relay's (and delivery worker's and "
+    "checkpoint signer's) lease lasts unrenewed (10)",
     "GIFTCARDS_CLOUDEVENTS_TYPE_PREFIX": "reverse-DNS prefix of the CloudEvents types "
     "(`com.example.giftcard`)",
     "GIFTCARDS_CLOUDEVENTS_SOURCE": "absolute URI naming this service, the CloudEvents `source` "

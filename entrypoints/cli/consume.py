@@ -207,11 +207,15 @@ def privacy_loop(settings: Settings) -> Part:
 def checkpoints_loop(settings: Settings) -> Part:
     """Audit: a signed checkpoint every N stored events or minutes and, in between, an
     increment of the heads that changed every few seconds (each published once the topics
-    are there)."""
+    are there). Only the instance holding the checkpoint lease signs; the others stand by."""
     from infra import checkpoints as cps
+    from infra.checkpoint_signer import SigningLease
+    from infra.lease import lease_clock
 
     def run(stop: threading.Event) -> None:
         service = build(settings, create_tables=False)
+        lease = SigningLease(service.db, seconds=settings.relay_lease_seconds,
+                             clock=lease_clock(service))
         try:
             key = cps.trusted_signing_key(settings.signing_key_file, settings.checkpoint_dir,
                                           create=not settings.production)
@@ -240,10 +244,11 @@ def checkpoints_loop(settings: Settings) -> Part:
             try:
                 cps.every(checkpointer, sign, settings.checkpoint_every_events,
                           settings.checkpoint_every_minutes * 60, stop, poll=seconds or 5.0,
-                          increment=increment if seconds else None)
+                          increment=increment if seconds else None, active=lease.held)
             finally:
                 publish.close()
         finally:
+            lease.release()
             service.close()
 
     return run
