@@ -103,12 +103,21 @@ def kafka_problems() -> list[dict[str, Any]]:
     """The store against the copy on giftcard.events, and the checkpoint files against the
     checkpoints published on giftcard.checkpoints (a file removed or replaced is named)."""
     from infra.kafka.checkpoints import published
-    from infra.kafka.copy import compare, published_cards
+    from infra.kafka.clients import bootstrap_of
+    from infra.kafka.copy import TopicMissingError, compare, published_cards
 
     settings, app = service().settings, service().app
     topics = Topics(settings.topic_prefix)
-    problems = compare(app.recorder, app.mapper,
-                       published_cards(settings.kafka_link, topics.events), app.pseudonyms)
+    try:
+        problems = compare(app.recorder, app.mapper,
+                           published_cards(settings.kafka_link, topics.events), app.pseudonyms)
+    except TopicMissingError:
+        problems = [] if not app.recorder.max_notification_id() else [{
+            "card_id": None, "version": None,
+            "problem": f"topic {topics.events} does not exist on "
+                       f"{bootstrap_of(settings.kafka_link)}: the store's events have no "
+                       "published copy to compare with (the relay never ran with this "
+                       "prefix, or the topic was deleted)"}]
     files, _ = trusted_checkpoints(None)
     headers = [orjson.dumps(c["header"], option=orjson.OPT_SORT_KEYS) for c in files]
     for copy in published(settings):

@@ -16,12 +16,19 @@ from infra.kafka.clients import Link
 Problem = dict[str, Any]
 
 
+class TopicMissingError(LookupError):
+    """The topic holding the published copy does not exist (never served, or deleted)."""
+
+
 def published_cards(bootstrap: Link, topic: str, poll_ms: int = 1000) -> dict[tuple[str, int], Any]:
-    """Every committed card envelope on the topic, by (card id, version)."""
+    """Every committed card envelope on the topic, by (card id, version); TopicMissingError if
+    there is no such topic (an empty copy would compare as nothing published)."""
     consumer = clients.consumer(bootstrap, enable_auto_commit=False,
                                 isolation_level="read_committed")
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:  # unknown to the cluster (kafka-python answers an empty set)
+            raise TopicMissingError(topic)
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         consumer.seek_to_beginning(*assigned)
