@@ -137,6 +137,32 @@ def known_ids(service: Service) -> Iterator[tuple[str | None, str | None]]:
         start = first - 1
 
 
+def clear_customer_ids(service: Service) -> list[str]:
+    """The customers the store's events name in clear (written before store ids), oldest
+    first, but not those whose last word was their erasure (they come back as new people)."""
+    app, named = service.app, dict[str, None]()
+    topics = [get_topic(cls) for cls in SCANNED]
+    start = 1
+    while page := app.recorder.select_notifications(start, PAGE, topics=topics):
+        for notification in page:
+            event = app.mapper.to_domain_event(notification)
+            if type(event) is S.Erased:
+                named.pop(event.subject_id, None)
+                continue
+            for name in SUBJECT_FIELDS:
+                value = getattr(event, name, None)
+                if value and not value.startswith(("r-", "source:")):  # recipients, channels
+                    named[value] = None
+        start = page[-1].id + 1
+    return list(named)
+
+
+def seed_store_ids(service: Service) -> None:
+    """Once, before any store id is given: customers named in clear keep their id (P2)."""
+    if not service.vault.store_ids_seeded():
+        service.vault.seed_store_ids(clear_customer_ids(service))
+
+
 def scan(service: Service, subjects: Iterable[str]) -> Holdings:
     """Stream the notification log page by page (never all in memory), keeping what matters."""
     app, held = service.app, Holdings(set(subjects))
