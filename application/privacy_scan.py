@@ -13,6 +13,7 @@ from application.card_base import iso
 from application.cards import GiftCards
 from application.ports import PrivacyRecords, Pseudonyms, SubjectVault
 from domain.giftcard import GiftCard
+from domain.ids import RECIPIENT_PREFIX
 from domain.streams import CheckoutAttempts
 from domain.subjects import DataSubject
 
@@ -151,7 +152,7 @@ def clear_customer_ids(service: Service) -> list[str]:
                 continue
             for name in SUBJECT_FIELDS:
                 value = getattr(event, name, None)
-                if value and not value.startswith(("r-", "source:")):  # recipients, channels
+                if value and not value.startswith((RECIPIENT_PREFIX, "source:")):  # not people
                     named[value] = None
         start = page[-1].id + 1
     return list(named)

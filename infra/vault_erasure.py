@@ -48,8 +48,6 @@ class VaultErasure:
                 (ERASED, subject_id),
             )
             self.db.execute("DELETE FROM field_keys WHERE subject_id = ?", (subject_id,))
-            # The customer id no longer leads to what the store keeps under this store id.
-            self.db.execute("DELETE FROM store_ids WHERE store_id = ?", (subject_id,))
         return int(live)
 
     def forget_erased(self) -> int:

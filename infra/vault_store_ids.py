@@ -8,9 +8,10 @@ import hmac
 import secrets
 from collections.abc import Iterable
 
+from domain.ids import STORE_ID_PREFIX
 from infra.db import Database
+from infra.vault_keys import SUBJECTS_PER_QUERY
 
-STORE_ID_PREFIX = "s-"  # + 32 hex digits: an opaque id (domain.ids), equal to no customer's
 SCHEMA = [
     # No customer id here, only its keyed hash: the row is the only link from a person to
     # what the store keeps of them, and an erasure (or the retention purge) deletes it.
@@ -50,6 +51,19 @@ class VaultStoreIds:
         found = self.resolve_store_id(customer_id)
         assert found is not None, "the row just written, or the other writer's"
         return found
+
+    def forget_store_ids(self, store_ids: list[str]) -> int:
+        """The links from people to these store ids deleted (an erasure, the retention
+        purge): the customer ids no longer resolve; how many were there."""
+        forgotten = 0
+        for start in range(0, len(store_ids), SUBJECTS_PER_QUERY):
+            chunk = store_ids[start:start + SUBJECTS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            with self.db.tx():
+                forgotten += int(self.db.execute(
+                    f"SELECT count(*) FROM store_ids WHERE store_id IN ({marks})", chunk)[0][0])
+                self.db.execute(f"DELETE FROM store_ids WHERE store_id IN ({marks})", chunk)
+        return forgotten
 
     def store_ids_seeded(self) -> bool:
         return bool(self.db.execute("SELECT count(*) FROM store_ids_seeded")[0][0])
