@@ -68,6 +68,14 @@ class CardsBase(Application[UUID]):
         # Set by the composition root when the recorder keeps each card's lookup row.
         self.keeps_card_facts = False
 
+    def store_id_of(self, customer_id: str | None) -> str | None:
+        """P2: what the store keeps for a customer, their store id from the vault's index
+        (random for anyone first seen since store ids; their own id for a customer named in
+        clear before): an erasure deletes the link, so the store's copy has an end date."""
+        if customer_id is None:
+            return None
+        return self.vault.store_id(check_id("customer_id", customer_id))
+
     def construct_recorder(self) -> ProcessRecorder:
         # A process recorder: commands from Kafka are stored with their consumed offset.
         return self.factory.process_recorder()

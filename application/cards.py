@@ -42,6 +42,7 @@ class GiftCards(Redeeming, CardQueries, Upkeep):
             check_id("buyer_id", buyer_id)
         check_address(command.buyer_email, "buyer_email")
         check_address(command.recipient_email, "recipient_email")
+        buyer_id = self.store_id_of(buyer_id)
 
         def purchase(uow: UnitOfWork) -> Purchase:
             existing = uow.get(stream_id(PURCHASE_ORDER, order_id), Index)
@@ -56,7 +57,7 @@ class GiftCards(Redeeming, CardQueries, Upkeep):
             GiftCard.check_payment_method(command.payment_method)
             GiftCard.check_amount(the_market, amount)
             code = self.codes()
-            pii = self._seal_purchase_pii(uow, command)
+            pii = self._seal_purchase_pii(uow, command, buyer_id)
             card = GiftCard.purchase(
                 market=the_market,
                 amount=amount,
@@ -110,11 +111,13 @@ class GiftCards(Redeeming, CardQueries, Upkeep):
     def purchase_subjects(self, buyer_id: str | None, recipient_email: str | None) -> list[str]:
         """The vault subjects a purchase seals under (a batch reads their keys at once)."""
         recipient = self.vault.subject_for_email(recipient_email) if recipient_email else None
-        return [s for s in (buyer_id, recipient) if s]
+        return [s for s in (self.store_id_of(buyer_id), recipient) if s]
 
-    def _seal_purchase_pii(self, uow: UnitOfWork, command: PurchaseCard) -> dict[str, str]:
-        """R5/R21: personal data is sealed with its subject's key; only ids stay in clear."""
-        buyer_id, message = command.buyer_id, command.message
+    def _seal_purchase_pii(self, uow: UnitOfWork, command: PurchaseCard, buyer_id: str | None
+                           ) -> dict[str, str]:
+        """R5/R21: personal data is sealed with its subject's key (the buyer's: under their
+        store id); only ids stay in clear."""
+        message = command.message
         recipient_email, recipient_name = command.recipient_email, command.recipient_name
         sealed: dict[str, str] = {}
         buyer_fields = {"buyer_email": command.buyer_email, "buyer_name": command.buyer_name,
@@ -147,8 +150,8 @@ class GiftCards(Redeeming, CardQueries, Upkeep):
         customer service)."""
         order_id, returned_amount, request_id = (
             command.order_id, command.returned_amount, command.request_id)
-        customer_id = command.customer_id
         check_order_id(order_id)
+        customer_id = self.store_id_of(command.customer_id)
         if (command.customer_email or command.customer_name) and not customer_id:
             raise refuse("invalid_input", "a customer's e-mail or name needs their customer id")
         now = self.now()

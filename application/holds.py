@@ -101,12 +101,13 @@ class Holds:
         Repeating the holding order's authorization returns the same hold. `simulate`: the
         full decision in a unit of work that is never saved."""
         the_market = self.cards.markets.get(command.market)
-        code, order_id, customer_id = command.code, command.order_id, command.customer_id
+        code, order_id = command.code, command.order_id
         check_order_id(order_id)
         if command.order_total <= 0:
             raise refuse("invalid_amount", "order total must be positive")
         now = self.cards.now()
-        guard = self.cards.guessing(customer_id, command.source, order_id, now)
+        guard = self.cards.guessing(command.customer_id, command.source, order_id, now)
+        customer_id = guard.subject if command.customer_id is not None else None  # store id
         if simulate:
             # A dry run tells whether a code exists as the real call would: it spends the
             # same R8 budget, and is refused alike once it is spent (its misses are saved).

@@ -56,6 +56,16 @@ class SubjectVault(PersonalDataVault, Protocol):
 
     def live_subjects(self) -> set[str]: ...
 
+    def forget_store_ids(self, store_ids: list[str]) -> int:
+        """The customer ids of these store ids no longer resolve (an erasure, retention)."""
+        ...
+
+    def store_ids_seeded(self) -> bool: ...
+
+    def seed_store_ids(self, clear_ids: Iterable[str]) -> None:
+        """Customers the store names in clear keep that id as their store id."""
+        ...
+
 
 # One access-log entry: (at, seq, operator, subject id, field, purpose, command).
 AccessEntry = tuple[str, int, str, str, str, str, str]

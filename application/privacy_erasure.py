@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from application.card_base import iso
-from application.privacy_reads import PiiReader, every_identifier
+from application.privacy_reads import PiiReader, every_identifier, named_in_store
 from application.privacy_requests import RequestRegister
 from application.privacy_scan import BUYER_FIELDS, RECIPIENT_FIELDS, Json, last_activity, scan
 from domain.ports import PersonalDataVault
@@ -24,17 +24,25 @@ class Erasure(RequestRegister):
         Accountable: a registered operator acts on a registered erasure request of this
         subject, and the request is closed with the outcome."""
         reader = PiiReader(self.service, operator, "erasure request", "gdpr erase")
-        subjects = every_identifier(self.records, subjects)
-        done = self._check_request(request_id, subjects, "erasure")
+        named = named_in_store(self.service, subjects, reader)
+        # A customer the index no longer knows has nothing in the store under that id (or
+        # is named in clear, erased before): nothing to record, never their id written now.
+        unknown = {n for n, stored in named.items() if stored is None}
+        given = subjects
+        subjects = every_identifier(self.records, [s or n for n, s in named.items()])
+        done = self._check_request(request_id, [*given, *subjects], "erasure")
         if done is not None:
             return {**done, "replayed": True}
         keys = {s: self.service.vault.erase(s) for s in subjects}
-        self._forget_rectifications(subjects)
+        self._forget_rectifications([*given, *subjects])
         shredding = self.service.vault.finish_shredding(subjects)
         recorded = [
             self.app.record_subject_right(s, self._reference(request_id, s), "erasure")
-            for s in subjects
+            for s in subjects if s not in unknown
         ]
+        # Recorded, the link from the person to their store id goes (not before: a retry
+        # after a crash finds the subject again and completes the record).
+        self.service.vault.forget_store_ids(subjects)
         for subject in subjects:
             reader.note(subject, "*")
         reader.flush()
@@ -48,7 +56,7 @@ class Erasure(RequestRegister):
                 unreadable[name] += name in event.pii
         outcome = {
             "request_id": request_id,
-            "subject_ids": subjects,
+            "subject_ids": list(dict.fromkeys(reader.aliases.get(s, s) for s in subjects)),
             "operator": operator,
             "keys_destroyed": sum(keys.values()),
             "shredding": shredding,
@@ -78,6 +86,10 @@ class Erasure(RequestRegister):
         shredding = self.service.vault.finish_shredding(due) if due else "verified"
         for subject in due:
             self.app.record_subject_right(subject, reference, "erasure")
+        # Everyone past the period, with keys or not (a customer who only redeemed): their
+        # customer id no longer leads to their store id.
+        forgotten = self.service.vault.forget_store_ids(
+            sorted(s for s, at in last.items() if at < cutoff))
         completed = self.service.vault.complete_pending()
         unlabelled = self.service.vault.forget_erased()  # keys erased by an older vault
         return {
@@ -88,6 +100,7 @@ class Erasure(RequestRegister):
             "shredding": shredding,
             "pending_erasures_completed": len(completed),
             "erased_keys_unlabelled": unlabelled,
+            "store_ids_forgotten": forgotten,
         }
 
     def purge_dead_letter_keys(self, *, days: int) -> Json:

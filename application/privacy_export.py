@@ -6,7 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 from application.card_base import iso
-from application.privacy_reads import PiiReader, every_identifier, subjects_of_email
+from application.privacy_reads import (
+    PiiReader,
+    every_identifier,
+    named_in_store,
+    subjects_of_email,
+)
 from application.privacy_requests import RequestRegister
 from application.privacy_scan import (
     BUYER_FIELDS,
@@ -22,6 +27,7 @@ from application.privacy_scan import (
 )
 from domain.errors import refuse
 from domain.giftcard import GiftCard as G
+from domain.ids import STORE_ID_PREFIX
 
 WITHHELD = [
     "cards bought: the recipient's email and name (the recipient's data, sealed with their key)"
@@ -62,8 +68,11 @@ class Exports(RequestRegister):
         if customer_id is not None:
             reader.note(customer_id, "pseudonym")
             reader.flush()
+            # The stream carries the store id's pseudonym (the customer id's for those named
+            # in clear before store ids, or erased since).
+            stored = named_in_store(self.service, [customer_id])[customer_id] or customer_id
             return {"customer_id": customer_id,
-                    "pseudonym": self.service.pseudonyms.subject(customer_id)}
+                    "pseudonym": self.service.pseudonyms.subject(stored)}
         if order_id is None:
             raise refuse("invalid_input", "give a customer id, an order id or a pseudonym")
         reader.note(f"order:{order_id}", "pseudonym")
@@ -79,7 +88,10 @@ class Exports(RequestRegister):
             if subject_id is not None and pseudonyms.subject(subject_id) == pseudonym:
                 reader.note(subject_id, "pseudonym")
                 reader.flush()
-                return {"pseudonym": pseudonym, "customer_id": subject_id}
+                # A store id leads back to no customer id (the index is one-way): it is what
+                # the other rights take (`gdpr export s-…`).
+                name = "store_id" if subject_id.startswith(STORE_ID_PREFIX) else "customer_id"
+                return {"pseudonym": pseudonym, name: subject_id}
             if order_id is not None and pseudonyms.order(order_id) == pseudonym:
                 reader.note(f"order:{order_id}", "pseudonym")
                 reader.flush()
@@ -96,7 +108,9 @@ class Exports(RequestRegister):
         """Everything held about the subject and nothing about anyone else (see withheld);
         `profiling` gives the fraud alerts about them (the views, outside the store).
         Its shape is schemas/subject-export.json (art. 15, 20)."""
-        subjects = every_identifier(self.records, subjects)
+        given = subjects
+        named = named_in_store(self.service, given, reader)
+        subjects = every_identifier(self.records, [s or n for n, s in named.items()])
         held = scan(self.service, subjects)
         self._late_refund_cards(held)
         held.received = [e for e in held.received if not self._given_after_retirement(e)]
@@ -107,19 +121,24 @@ class Exports(RequestRegister):
         erased = {e.subject_id for e in held.rights if type(e) is S.Erased}
         unlinked = [e for e in held.received if e.pii["recipient_subject"] in erased]
         held.received = [e for e in held.received if e.pii["recipient_subject"] not in erased]
-        log = self._access_log_rows(subjects)
+        log = self._access_log_rows(list(dict.fromkeys([*given, *subjects])))
         # The views hold pseudonyms (P5): asked by them, shown with the subject's own ids.
         published = {self.service.pseudonyms.subject(s): s for s in subjects}
+
+        def as_named(pseudonym: str) -> str:
+            subject_id = published.get(pseudonym, pseudonym)
+            return reader.aliases.get(subject_id, subject_id)
+
         try:
             document = {
-                "subject_ids": subjects,
+                "subject_ids": list(dict.fromkeys([*given, *subjects])),
                 "generated_at": iso(self.app.now()),
                 "cards_bought": [self._bought(e, held, reader) for e in held.bought],
                 "cards_received": [self._received(e, held, reader) for e in held.received],
                 "refund_cards": [self._refund_card(e, held, reader) for e in held.refund_cards],
                 "holds": [facts(e, card_id=True) for e in held.holds],
                 "profiling": [
-                    {**a, "customer_id": published.get(a["customer_id"], a["customer_id"])}
+                    {**a, "customer_id": as_named(a["customer_id"])}
                     for a in (profiling(list(published)) if profiling is not None else [])
                 ],
                 "rectifications": self._rectifications(subjects),
@@ -131,7 +150,8 @@ class Exports(RequestRegister):
                 "rights_exercised": [
                     {"type": type(e).__name__, **facts(e, card_id=False)} for e in held.rights
                 ],
-                "requests": [r for s in subjects for r in self.requests_of(s)],
+                "requests": [r for s in dict.fromkeys([*given, *subjects])
+                             for r in self.requests_of(s)],
                 "withheld": WITHHELD + (UNLINKED if unlinked else []),
             }
         finally:

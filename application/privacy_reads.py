@@ -11,6 +11,7 @@ from application.ports import AccessEntry, PrivacyRecords
 from application.privacy_scan import SUBJECT_FIELDS, Service
 from application.results import CardHistory
 from domain.errors import refuse
+from domain.ids import RECIPIENT_PREFIX, STORE_ID_PREFIX
 from domain.subjects import rectified_field
 
 T = TypeVar("T")
@@ -70,6 +71,9 @@ class PiiReader:
         self.service, self.operator, self.process = service, checked, process
         self.purpose, self.command = purpose, command
         self.rows: list[AccessEntry] = []
+        # Store ids noted under the customer id the operator named (see named_in_store): the
+        # access log never pairs a customer id with their store id.
+        self.aliases: dict[str, str] = {}
 
     def open(self, subject_id: str, token: str | None, name: str) -> str | None:
         """The clear value of a sealed field, or its rectified value if one was recorded."""
@@ -105,6 +109,7 @@ class PiiReader:
     def note(self, subject_id: str, name: str) -> None:
         """Records an access that is not a decryption (a lookup, an erasure, a listing)."""
         at = iso(self.service.app.now())
+        subject_id = self.aliases.get(subject_id, subject_id)
         self.rows.append(
             (at, len(self.rows), self.operator, subject_id, name, self.purpose, self.command)
         )
@@ -112,6 +117,24 @@ class PiiReader:
     def flush(self) -> None:
         self.service.privacy_records.log_access(self.rows)
         self.rows.clear()
+
+def named_in_store(service: Service, ids: Iterable[str], reader: PiiReader | None = None, *,
+                   create: bool = False) -> dict[str, str | None]:
+    """Each id as the store keeps it (P2): a customer's store id from the vault's index; a
+    recipient's pseudonym or a store id is itself; None for a customer the index does not
+    know (never seen, or erased since), unless `create` gives them one now (a right recorded
+    before their first purchase follows them). The reader notes store ids as named."""
+    found: dict[str, str | None] = {}
+    vault = service.vault
+    for named in ids:
+        if named.startswith((RECIPIENT_PREFIX, STORE_ID_PREFIX)):
+            found[named] = named
+            continue
+        found[named] = vault.store_id(named) if create else vault.resolve_store_id(named)
+        if reader is not None and found[named] not in (None, named):
+            reader.aliases[str(found[named])] = named
+    return found
+
 
 def iter_subjects(ids: Iterable[str], emails: Iterable[str], service: Service) -> Iterator[str]:
     """Every identifier of the people named: by a subject id or an e-mail (a recipient's id),

@@ -9,7 +9,7 @@ import uuid
 from datetime import date, timedelta
 
 from application.card_base import iso
-from application.privacy_reads import PiiReader
+from application.privacy_reads import PiiReader, named_in_store
 from application.privacy_scan import Json, Service
 from domain.deadlines import check_extension, due_date, is_overdue
 from domain.errors import refuse
@@ -35,9 +35,10 @@ class RequestRegister:
     def access_log(self, subject_id: str, reader: PiiReader) -> Json:
         reader.note(subject_id, "access_log")
         reader.flush()
+        stored = named_in_store(self.service, [subject_id])[subject_id] or subject_id
         entries = [
             {k: v for k, v in row.items() if k != "subject_id"}
-            for row in self._access_log_rows([subject_id])
+            for row in self._access_log_rows(list(dict.fromkeys([subject_id, stored])))
         ]
         return {"subject_id": subject_id, "entries": entries}
 
@@ -152,7 +153,9 @@ class RequestRegister:
         row = self.records.request(request_id)
         if row is None:
             raise refuse("unknown_request", "register the request first (gdpr request open)")
-        if row["subject_id"] not in subjects or row["type"] != kind:
+        # The register names the subject as the operator did; the ids may be their store id.
+        named = named_in_store(self.service, [row["subject_id"]])
+        if not {row["subject_id"], *named.values()} & set(subjects) or row["type"] != kind:
             raise refuse(
                 "request_mismatch",
                 f"request {request_id[:40]} is a {row['type']} request of another subject",

@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from application.card_base import iso
-from application.privacy_reads import PiiReader, every_identifier
+from application.privacy_reads import PiiReader, every_identifier, named_in_store
 from application.privacy_requests import RequestRegister
 from application.privacy_scan import Json, scan
 from domain.addresses import check_address
 from domain.errors import refuse
+from domain.ids import RECIPIENT_PREFIX
 from domain.subjects import DataSubject
-
-RECIPIENT_PREFIX = "r-"  # a recipient's pseudonym, a keyed hash of the address (SubjectVault)
 
 
 class SubjectRights(RequestRegister):
@@ -30,17 +29,31 @@ class SubjectRights(RequestRegister):
         done = self._check_request(request_id, subjects, kind)
         if done is not None:
             return {**done, "replayed": True}
+        stored = self._stored(subjects, reader)
         results = [
             self.app.record_subject_right(s, self._reference(request_id, s), kind)
-            for s in subjects
+            for s in stored
         ]
-        for subject in subjects:
+        for subject in stored:
             reader.note(subject, "*")
         reader.flush()
         outcome = {"request_id": request_id, "subject_ids": subjects, "operator": operator,
-                   "results": [asdict(r) for r in results]}
+                   "results": [self._as_named(asdict(r), reader) for r in results]}
         self._close_with(request_id, operator, outcome)
         return {**outcome, "replayed": False}
+
+    def _stored(self, subjects: list[str], reader: PiiReader) -> list[str]:
+        """The ids the store keeps for these people, each with every identifier they have had
+        (a right recorded before a customer's first purchase gives them their store id)."""
+        named = named_in_store(self.service, subjects, reader, create=True)
+        return every_identifier(self.records, [s or n for n, s in named.items()])
+
+    @staticmethod
+    def _as_named(result: Json, reader: PiiReader) -> Json:
+        """A result as the operator named its subject: outcomes never pair a customer id
+        with their store id."""
+        return {**result, "subject_id": reader.aliases.get(result["subject_id"],
+                                                          result["subject_id"])}
 
     # --- rectification (art. 16) and restriction (art. 18) -------------------------------
 
@@ -55,10 +68,13 @@ class SubjectRights(RequestRegister):
         if field == "email":
             check_address(value, "value")
         reader = PiiReader(self.service, operator, "rectification request", "gdpr rectify")
-        # Asked by any identifier the person has had: the correction is the person's.
-        subject_id = self.records.person_of(subject_id)
+        given = subject_id
+        # Asked by any identifier the person has had: the correction is the person's, under
+        # the id the store keeps for them.
+        stored = named_in_store(self.service, [given], reader, create=True)[given] or given
+        subject_id = self.records.person_of(stored)
         ids = every_identifier(self.records, [subject_id])
-        done = self._check_request(request_id, ids, "rectification")
+        done = self._check_request(request_id, [given, *ids], "rectification")
         if done is not None:
             return {**done, "replayed": True}
         retired = self._addresses_of(subject_id, ids, reader) if field == "email" else set()
@@ -79,7 +95,8 @@ class SubjectRights(RequestRegister):
         )
         reader.note(subject_id, field)
         reader.flush()
-        outcome = {"request_id": request_id, "subject_id": subject_id, "operator": operator,
+        outcome = {"request_id": request_id,
+                   "subject_id": reader.aliases.get(subject_id, subject_id), "operator": operator,
                    "field": field, "recorded": recorded.recorded,
                    "old_value_shredded": bool(shredded), "shredding": shredding}
         self._close_with(request_id, operator, outcome)
@@ -112,12 +129,13 @@ class SubjectRights(RequestRegister):
         row = self.records.request(request_id)
         if row is None or row["type"] != "restriction" or row["subject_id"] not in subjects:
             raise refuse("unknown_request", "give the restriction request of this subject")
+        stored = self._stored(subjects, reader)
         results = [
             self.app.record_subject_right(s, self._reference(request_id, s), "restriction_lifted")
-            for s in subjects
+            for s in stored
         ]
-        for subject in subjects:
+        for subject in stored:
             reader.note(subject, "*")
         reader.flush()
         return {"request_id": request_id, "subject_ids": subjects, "operator": operator,
-                "results": [asdict(r) for r in results]}
+                "results": [self._as_named(asdict(r), reader) for r in results]}

@@ -13,6 +13,7 @@ from application.card_base import iso
 from application.cards import GiftCards
 from application.ports import PrivacyRecords, Pseudonyms, SubjectVault
 from domain.giftcard import GiftCard
+from domain.ids import RECIPIENT_PREFIX
 from domain.streams import CheckoutAttempts
 from domain.subjects import DataSubject
 
@@ -135,6 +136,32 @@ def known_ids(service: Service) -> Iterator[tuple[str | None, str | None]]:
                 if (value := getattr(event, name, None)) is not None:
                     yield None, value
         start = first - 1
+
+
+def clear_customer_ids(service: Service) -> list[str]:
+    """The customers the store's events name in clear (written before store ids), oldest
+    first, but not those whose last word was their erasure (they come back as new people)."""
+    app, named = service.app, dict[str, None]()
+    topics = [get_topic(cls) for cls in SCANNED]
+    start = 1
+    while page := app.recorder.select_notifications(start, PAGE, topics=topics):
+        for notification in page:
+            event = app.mapper.to_domain_event(notification)
+            if type(event) is S.Erased:
+                named.pop(event.subject_id, None)
+                continue
+            for name in SUBJECT_FIELDS:
+                value = getattr(event, name, None)
+                if value and not value.startswith((RECIPIENT_PREFIX, "source:")):  # not people
+                    named[value] = None
+        start = page[-1].id + 1
+    return list(named)
+
+
+def seed_store_ids(service: Service) -> None:
+    """Once, before any store id is given: customers named in clear keep their id (P2)."""
+    if not service.vault.store_ids_seeded():
+        service.vault.seed_store_ids(clear_customer_ids(service))
 
 
 def scan(service: Service, subjects: Iterable[str]) -> Holdings:

@@ -50,12 +50,13 @@ class Redeeming(CardsBase):
         `source` names the channel (`cli`, `checkout`, an API key's id, never a secret): unknown
         codes count against the customer, or against the source when no customer is named."""
         the_market = self.markets.get(command.market)
-        code, order_id, customer_id = command.code, command.order_id, command.customer_id
+        code, order_id = command.code, command.order_id
         check_order_id(order_id)
         if command.order_total <= 0:
             raise refuse("invalid_amount", "order total must be positive")
         now = self.now()
-        guard = self.guessing(customer_id, command.source, order_id, now)
+        guard = self.guessing(command.customer_id, command.source, order_id, now)
+        customer_id = guard.subject if command.customer_id is not None else None  # store id
 
         def redeem(uow: UnitOfWork) -> Redemption:
             used = uow.get(stream_id(REDEMPTION_ORDER, order_id), Index)
@@ -148,8 +149,11 @@ class Redeeming(CardsBase):
     def guessing(
         self, customer_id: str | None, source: str, order_id: str, now: datetime
     ) -> Guessing:
-        """R8's budget for one attempt at `now`: the windows it is checked against."""
+        """R8's budget for one attempt at `now`: the windows it is checked against (the
+        customer's by their store id)."""
         subject = attempt_subject(customer_id, source)
+        if customer_id is not None:
+            subject = self.vault.store_id(subject)
         start = self.markets.guessing.window_start(now)
         window = CheckoutAttempts.window_id(subject, start)
         # A customer named by a source locked out on its own is refused too: naming one is

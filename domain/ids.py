@@ -14,6 +14,12 @@ ID_PATTERN = rf"^[!-?A-~]{{1,{MAX_ID}}}$"
 _ID = re.compile(ID_PATTERN)
 
 
+# A store id (the id the store keeps for a customer first seen since store ids): this prefix and
+# 32 random hex digits, an id like any other; a recipient's pseudonym starts with `r-`.
+STORE_ID_PREFIX = "s-"
+RECIPIENT_PREFIX = "r-"
+
+
 def is_id(value: object) -> bool:
     return isinstance(value, str) and _ID.match(value) is not None and value[-1] != "\n"
 

@@ -11,6 +11,7 @@ from typing import cast
 from eventsourcing.utils import get_topic
 
 from application.cards import GiftCards
+from application.privacy_scan import seed_store_ids
 from domain.codes import generate_code
 from domain.markets import Markets
 from infra import lease
@@ -94,8 +95,11 @@ def build(
         db.execute(lease.TABLE)
         db.execute(floor.TABLE)
         db.execute(links.TABLE)
-    return Service(settings=settings, app=app, db=db, vault=vault, pseudonyms=pseudonyms,
-                   clock=shared)
+    service = Service(settings=settings, app=app, db=db, vault=vault, pseudonyms=pseudonyms,
+                      clock=shared)
+    if create_tables:
+        seed_store_ids(service)
+    return service
 
 
 def database_clock(settings: Settings, db: Database) -> DatabaseClock:

@@ -36,9 +36,11 @@ from infra.vault_keys import (
     seal_value,
 )
 from infra.vault_session import KeySession, NewKeys
+from infra.vault_store_ids import SCHEMA as STORE_ID_SCHEMA
+from infra.vault_store_ids import VaultStoreIds
 
 
-class Vault(VaultErasure):
+class Vault(VaultErasure, VaultStoreIds):
     """AES-256-GCM per subject; subject keys are wrapped by a rotating key-encryption key."""
 
     def __init__(
@@ -51,7 +53,7 @@ class Vault(VaultErasure):
         # Set by the composition root when the event recorder stores new keys in the events'
         # own transaction (see KeySession).
         self.keys_with_events = False
-        for statement in SCHEMA:
+        for statement in [*SCHEMA, *STORE_ID_SCHEMA]:
             sql = statement if db.is_postgres else statement.replace("BYTEA", "BLOB")
             db.execute(sql)
         if not db.is_postgres:

@@ -30,6 +30,7 @@ from tests.integration.kafka_helpers import (
     running_consumer,
 )
 from tests.mail.inbox import SmtpServer, message_parts, smtp_server, text_of
+from tests.store_ids import published as published_subject
 
 __all__ = ["smtp_server"]  # the fixture
 
@@ -283,7 +284,7 @@ def test_r8_f1_guessing_through_kafka_is_locked_out_and_alerted(
     views = Projector(Database(f"sqlite:///{tmp_path / 'views.sqlite3'}"), FraudConfig())
     sync_store(service.app, views)
     (alert,) = queries.alerts(views.db, rule="F1")["alerts"]
-    # P5: the views hold the customer's pseudonym, never the id itself.
-    published = service.pseudonyms.subject("cust-7")
+    # P5: the views hold the pseudonym of the customer's store id, never the id itself.
+    published = published_subject(service, "cust-7")
     assert alert["customer_id"] == published and len(alert["event_ids"]) == 20
     assert f"and {20 - limit} refused unchecked" in alert["explanation"]

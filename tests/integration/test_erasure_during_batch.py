@@ -20,6 +20,7 @@ from infra.bootstrap import Service
 from infra.recorders import _rows
 from infra.vault_keys import ERASED, INSERT_SUBJECT_KEY
 from infra.vault_session import KeySession
+from tests.store_ids import store_id
 from tests.unit.test_gdpr_privacy import act, buy, register_operator
 
 ZED_EMAIL, ZED_NAME = "zed.window@example.org", "Zed Fenetre"
@@ -55,14 +56,18 @@ def test_p2_subject_erased_while_their_first_key_is_being_created_keeps_no_live_
     register_operator(service)
     privacy = Privacy(service)
     privacy.open_request("cust-zed", "erasure", privacy.today(), "req-zed-window")
-    erase_between_read_and_commit(
-        service, lambda: act(service, "erase", ["cust-zed"], "req-zed-window"))
+    zed: list[str | None] = []  # the store id the unit in flight was given
+    erase_between_read_and_commit(service, lambda: (
+        zed.append(service.vault.resolve_store_id("cust-zed")),
+        act(service, "erase", ["cust-zed"], "req-zed-window")))
 
     card = buy(service.app, "o-zed-1", "cust-zed", buyer_email=ZED_EMAIL, buyer_name=ZED_NAME)
 
-    assert "cust-zed" not in service.vault.live_subjects()
+    (subject,) = zed
+    assert subject is not None and subject not in service.vault.live_subjects()
     reader = PiiReader(service, "agent-7", "access request", "test")
-    exported = privacy.export(["cust-zed"], reader)
+    assert privacy.export(["cust-zed"], reader)["cards_bought"] == []  # no longer leads there
+    exported = privacy.export([subject], reader)
     bought = exported["cards_bought"]
     assert [c["card_id"] for c in bought] == [str(card.card_id)]
     assert bought[0]["buyer_email"] == ERASED
@@ -77,15 +82,19 @@ def test_p2_a_subject_erased_before_a_later_purchase_gets_a_readable_new_key(
     """The erased window is the unit in flight only: a purchase begun after the erasure
     seals under a new live key (the person came back)."""
     buy(service.app, "o-zed-0", "cust-zed", buyer_email=ZED_EMAIL)
+    before = store_id(service, "cust-zed")
     act(service, "erase", ["cust-zed"], "req-zed-before")
 
     buy(service.app, "o-zed-2", "cust-zed", buyer_email=ZED_EMAIL, buyer_name=ZED_NAME)
 
-    assert "cust-zed" in service.vault.live_subjects()
+    # A new person to the store: a new store id, its key live.
+    now = store_id(service, "cust-zed")
+    assert now != before and now in service.vault.live_subjects()
     reader = PiiReader(service, "agent-7", "access request", "test")
     exported = Privacy(service).export(["cust-zed"], reader)
-    emails = sorted(c["buyer_email"] for c in exported["cards_bought"])
-    assert emails == sorted([ERASED, ZED_EMAIL])
+    assert [c["buyer_email"] for c in exported["cards_bought"]] == [ZED_EMAIL]
+    earlier = Privacy(service).export([before], reader)["cards_bought"]
+    assert [c["buyer_email"] for c in earlier] == [ERASED]
 
 
 @pytest.mark.parametrize("backend", ["postgres"])

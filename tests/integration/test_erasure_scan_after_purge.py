@@ -62,7 +62,10 @@ PERSONAL = (EMAIL, NAME, PHONE, ADDRESS, MESSAGE)
 # What the page says stays, whatever the stage (docs/data-protection.md, "Where personal data
 # lives"), by (kind of place, needle): why.
 ALWAYS: Kept = {
-    ("store", CUSTOMER): "customer ids in the append-only store: no end date yet",
+    ("store", CUSTOMER): "the request register, its outcomes and the access log name the "
+                         "subject until their own retention (the events name a store id whose "
+                         "link the erasure deleted: tests/integration/test_erasure_scan_"
+                         "everywhere.py checks them table by table)",
     ("store", ORDER): "order ids stay for the accounts (P2)",
     ("erased-export", CUSTOMER): "an export names the subject id the operator asked for",
     ("erased-export", ORDER): "the order ids kept for the accounts are what the service still "
@@ -169,6 +172,8 @@ def test_p2_after_erasure_and_each_purge_metrics_exports_packs_outbox_and_dead_l
         buyer_name=NAME, message=MESSAGE, order_id=f"{ORDER}-pending",
     ))
 
+    # What the topics and views carry: the pseudonym of the store id (the erasure ends the link).
+    pseudonym = service.pseudonyms.subject(str(service.vault.resolve_store_id(CUSTOMER)))
     relay = Relay(service, kafka_bootstrap, topics, transactional_id=f"{topics.prefix}relay")
     try:
         relay.drain()
@@ -189,7 +194,6 @@ def test_p2_after_erasure_and_each_purge_metrics_exports_packs_outbox_and_dead_l
     assert status == 0, after
     earlier.append(("erased-export gdpr", json.dumps(after).encode()))
 
-    pseudonym = service.pseudonyms.subject(CUSTOMER)
     needles = {text: forms(text) for text in (*PERSONAL, CUSTOMER, ORDER, REFUSED_ID)}
     needles["code"] = forms(card.code)
     needles["pending code"] = forms(pending.code)

@@ -19,6 +19,7 @@ from infra.kafka.admin import ensure_topics
 from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
 from infra.vault_keys import ERASED
+from tests.store_ids import store_id
 from tests.unit.test_gdpr_privacy import (
     ALICE_EMAIL,
     ALICE_MESSAGE,
@@ -138,10 +139,11 @@ def test_p2_p5_erasure_after_busy_history_leaves_no_clear_pii_or_code_anywhere(
     doc = export(service, h.alice_ids)
     assert doc["cards_bought"][0]["message"] == ALICE_MESSAGE  # clear through the vault only
     before = money(service, h.cards, published)
+    alice = [store_id(service, i) for i in h.alice_ids]  # the keys' subjects
     wrapped = [
         bytes(k)
         for (k,) in service.db.execute(
-            "SELECT wrapped_key FROM subject_keys WHERE subject_id IN (?, ?)", h.alice_ids
+            "SELECT wrapped_key FROM subject_keys WHERE subject_id IN (?, ?)", alice
         )
     ]
     assert len(wrapped) == 2
@@ -162,7 +164,9 @@ def test_p2_p5_erasure_after_busy_history_leaves_no_clear_pii_or_code_anywhere(
     if not service.db.is_postgres:  # secure_delete + WAL truncation: the old key bytes are gone
         for key in wrapped:
             assert key not in stored
-    after = export(service, h.alice_ids)
+    # P2: her customer id no longer leads to her cards; found by the store id, unreadable.
+    assert export(service, h.alice_ids)["cards_bought"] == []
+    after = export(service, alice)
     bought, received = after["cards_bought"][0], after["cards_received"]
     assert bought["buyer_email"] == bought["buyer_name"] == bought["message"] == ERASED
     # P2: her e-mail no longer leads to the cards she received, and Bob's

@@ -16,6 +16,7 @@ from infra.bootstrap import Service
 from infra.db import sqlite_path
 from infra.vault_keys import ERASED, KekDestroyed
 from tests.integration.test_gdpr_erasure import store_bytes
+from tests.store_ids import store_id
 from tests.unit.test_gdpr_privacy import (
     ALICE_EMAIL,
     ALICE_MESSAGE,
@@ -44,7 +45,8 @@ def test_p2_shredding_with_a_concurrent_reader_is_pending_never_falsely_verified
     service: Service, clock: Any
 ) -> None:
     h = busy_history(service, clock)
-    saved = wrapped_keys(service, h.alice_ids)
+    alice = [store_id(service, i) for i in h.alice_ids]  # the keys' subjects
+    saved = wrapped_keys(service, alice)
     path = sqlite_path(service.db.url)
     reader = sqlite3.connect(path, isolation_level=None)
     reader.execute("BEGIN")
@@ -56,10 +58,10 @@ def test_p2_shredding_with_a_concurrent_reader_is_pending_never_falsely_verified
     assert result["shredding"] == "pending"  # the old bytes are still on disk: not "verified"
     pending = service.vault.pending_shreds()
     # One per erased subject, under the keyed hash of their tombstone: never their id in clear.
-    assert sorted(pending) == sorted(service.vault.tombstone(s) for s in h.alice_ids)
-    assert not set(pending) & set(h.alice_ids)
+    assert sorted(pending) == sorted(service.vault.tombstone(s) for s in alice)
+    assert not set(pending) & {*alice, *h.alice_ids}
     assert any(wrapped in store_bytes(service) for _, wrapped in saved)  # honest: still there
-    assert export(service, h.alice_ids)["cards_bought"][0]["buyer_email"] == ERASED
+    assert export(service, alice)["cards_bought"][0]["buyer_email"] == ERASED
 
     reader.execute("COMMIT")
     reader.close()
@@ -127,6 +129,7 @@ def test_p2_purge_with_a_clock_years_ahead_shreds_old_cards_and_scans_clean(
     service: Service, clock: Any
 ) -> None:
     h = busy_history(service, clock)
+    alice = [store_id(service, i) for i in h.alice_ids]
     clock.set("2036-01-12T09:00:00Z")  # the issue's clock: ten years on
     recent = service.app.purchase(PurchaseCard(
         market="FR", amount=2000, payment_method="card", buyer_id="cust-recent",
@@ -137,7 +140,12 @@ def test_p2_purge_with_a_clock_years_ahead_shreds_old_cards_and_scans_clean(
     report = privacy.purge(card_years=3)
     assert report["subjects_erased"] >= len(h.alice_ids) + len(h.bob_ids)
     assert report["shredding"] in ("verified", "final_after_kek_rotation")
-    doc = export(service, h.alice_ids)
+    # Past the period, her customer id no longer leads to her cards; by the store id they
+    # hold nothing readable.
+    assert report["store_ids_forgotten"] >= 2  # Alice's, Bob's
+    assert service.vault.resolve_store_id("cust-alice") is None
+    assert export(service, h.alice_ids)["cards_bought"] == []
+    doc = export(service, alice)
     assert doc["cards_bought"][0]["buyer_email"] == ERASED
     assert export(service, ["cust-recent"])["cards_bought"][0]["buyer_email"] == (
         "recent@example.com"

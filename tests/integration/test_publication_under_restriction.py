@@ -13,6 +13,7 @@ from infra.kafka.admin import ensure_topics
 from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
 from tests.integration.test_relay import read_committed, refused
+from tests.store_ids import published as published_subject
 from tests.unit.rules_helpers import buy, pay
 from tests.unit.test_gdpr_privacy import register_operator
 
@@ -29,7 +30,7 @@ def test_art18_p4_a_restricted_or_objecting_subjects_new_events_are_published_un
     topics = Topics(unique_topic_prefix())
     ensure_topics(kafka_bootstrap, topics, 1)
     relay = Relay(service, kafka_bootstrap, topics, transactional_id=f"{topics.prefix}r")
-    bob = service.pseudonyms.subject("cust-bob")
+    bob = published_subject(service, "cust-bob")
     cards = [buy(app, buyer_id="cust-alice", amount=5000) for _ in range(5)]
     pay(app, cards[0].code, "shop-1", 100, customer_id="cust-bob")
     privacy, operator = Privacy(service), register_operator(service)

@@ -14,6 +14,7 @@ from domain.base import Aggregate
 from domain.delivery import CodeDelivery
 from infra.bootstrap import Service
 from tests.conftest import FixedClock
+from tests.store_ids import store_id
 from tests.unit.rules_helpers import BUYER, buy, pay, refused
 
 A = TypeVar("A", bound=Aggregate)
@@ -55,7 +56,7 @@ def test_r1_r3_order_reads_only_what_it_declares_and_mails_the_code_once(service
         assert "code" not in ordered.reply() and "delivery" not in ordered.reply()
         if attempt == 0:  # R7: the code sealed for the buyer in the card's transaction
             assert [(d.card_id, d.buyer_subject) for d in sealed] == [
-                (UUID(ordered.card_id), BUYER)
+                (UUID(ordered.card_id), store_id(service, BUYER))
             ]
         else:
             assert sealed == []  # the repeated order mails nothing
@@ -83,7 +84,8 @@ def test_r8_r11_pay_and_r16_return_read_only_what_they_declare(
     assert isinstance(returned, Returned) and uow.misses == []
     assert (returned.to_new_card, returned.to_other_method) == (5000, 3000)
     assert [(str(d.card_id), d.kind, d.buyer_subject, d.refunds_order) for d in sealed] == [
-        (returned.new_card_id, "refund", "cust-2", "pay-1")  # R17: whoever paid the order
+        # R17: whoever paid the order, by their store id
+        (returned.new_card_id, "refund", store_id(service, "cust-2"), "pay-1")
     ]
 
 

@@ -20,6 +20,7 @@ from projections.fraud import F1_LISTED
 from projections.runner import Projector
 from projections.sources import sync_store
 from tests.conftest import FixedClock
+from tests.store_ids import published, store_id
 from tests.unit.rules_helpers import buy, pay, refused, stored_bytes, types
 
 LIMIT = 10  # the default of domain/markets.toml
@@ -139,7 +140,8 @@ def test_r8_windows_are_fixed_and_epoch_aligned(memory_service: Service, clock: 
     assert wrong(app, LIMIT, "mallory", prefix="after") == ["unknown_code"] * LIMIT
     assert wrong(app, 1, "mallory", prefix="more") == ["too_many_attempts"]
     window = app.attempt_ids("mallory", "cli", "x", clock())[0]
-    assert window == CheckoutAttempts.window_id("mallory", clock())
+    # Derived from the customer's store id (P2), not from the customer id anyone could hash.
+    assert window == CheckoutAttempts.window_id(store_id(memory_service, "mallory"), clock())
     assert app.repository.get(window).unknown_codes == LIMIT
     # Each window's stream holds its Opened event and at most LIMIT attempts.
     streams = {n.originator_id for n in app.recorder.select_notifications(1, 10**6)}
@@ -178,8 +180,9 @@ def test_f1_r8_alert_counts_refused_attempts_and_says_which_were_not_looked_up(
         clock.advance(seconds=10)
         wrong(app, 1, "mallory", prefix=f"g{i}")
     (alert,) = alerts("F1")
-    published = memory_service.pseudonyms.subject("mallory")  # P5: the view holds it
-    assert alert["customer_id"] == published and len(alert["event_ids"]) == LIMIT + 3
+    # P5: the view holds the pseudonym of the customer's store id
+    assert alert["customer_id"] == published(memory_service, "mallory")
+    assert len(alert["event_ids"]) == LIMIT + 3
     assert alert["explanation"].startswith(
         f"{LIMIT} redemption attempts with unknown codes and 3 refused unchecked for too many "
         "attempts in the 60-minute window from 2026-01-12T10:00:00"

@@ -15,6 +15,7 @@ from projections import queries
 from projections.config import FraudConfig, load_fraud_config
 from projections.runner import Item, Projector
 from projections.sources import sync_store
+from tests.store_ids import published
 from tests.unit.rules_helpers import buy, pay
 
 CONFIG = FraudConfig(f1_unknown_codes=3, f2_cards=3, f2_total_minor=100_000, f3_minutes=30,
@@ -35,7 +36,7 @@ def alerts(memory_service: Service, tmp_path: Path) -> Any:
 
 def cus(service: Service, customer_id: str) -> str:
     """The customer's pseudonym: what the stream, and so the views, hold (P5)."""
-    return service.pseudonyms.subject(customer_id)
+    return published(service, customer_id)
 
 
 def guess(app: Any, n: int, customer: str, clock: Any, minutes: int = 1) -> None:

@@ -20,6 +20,7 @@ from domain.errors import DomainError
 from infra.bootstrap import Service
 from infra.envelope import stored_envelope
 from infra.vault_keys import ERASED
+from tests.store_ids import published, store_id
 
 ALICE_EMAIL, ALICE_NAME, ALICE_MESSAGE = "alice@example.com", "Alice Durand", "from A with love"
 BOB_EMAIL, BOB_NAME, BOB_MESSAGE = "bob@example.org", "Bob Martin", "merci pour tout, B."
@@ -147,6 +148,7 @@ def test_p2_erase_makes_pii_unreadable_everywhere_and_keeps_the_money(
     h = busy_history(memory_service, clock)
     app = memory_service.app
     before = [app.show(UUID(c)) for c in h.cards]
+    alice = [store_id(memory_service, i) for i in h.alice_ids]  # what the store names
     result = act(memory_service, "erase", h.alice_ids, "req-erase-1")
     assert result["keys_destroyed"] == 2 and result["already_erased"] is False
     assert result["cards_as_buyer"] == [h.alice_gift]
@@ -154,7 +156,10 @@ def test_p2_erase_makes_pii_unreadable_everywhere_and_keeps_the_money(
     # Bob's message to Alice is sealed for both of them (P2): 1 + 1.
     assert result["fields_unreadable"] == {"buyer_email": 1, "buyer_name": 1, "message": 2,
                                            "recipient_email": 2, "recipient_name": 1}
-    doc = export(memory_service, h.alice_ids)
+    # Her customer id no longer leads to what the store keeps of her (P2: an end date) ...
+    assert export(memory_service, h.alice_ids)["cards_bought"] == []
+    # ... which, found by the store id, holds nothing readable.
+    doc = export(memory_service, alice)
     bought = doc["cards_bought"][0]
     assert bought["buyer_email"] == bought["buyer_name"] == bought["message"] == ERASED
     assert doc["cards_received"] == []  # her e-mail no longer leads to them (P2)
@@ -169,21 +174,26 @@ def test_p2_erase_makes_pii_unreadable_everywhere_and_keeps_the_money(
 
 def test_p2_erasing_twice_is_harmless(memory_service: Service, clock: Any) -> None:
     h = busy_history(memory_service, clock)
+    alice = store_id(memory_service, "cust-alice")
     first = act(memory_service, "erase", h.alice_ids, "req-1")
     again = act(memory_service, "erase", h.alice_ids, "req-1")
     assert again["replayed"] is True and first["replayed"] is False
     assert {**again, "replayed": False} == first  # the recorded outcome, not a second erasure
     other = act(memory_service, "erase", h.alice_ids, "req-2")
     assert other["already_erased"] is True and other["keys_destroyed"] == 0
-    assert other["cards_as_buyer"] == first["cards_as_buyer"]
-    erasures = export(memory_service, h.alice_ids)["rights_exercised"]
-    assert len(erasures) == 4  # one per subject id and request, not one per call
+    # Her customer id no longer resolves: nothing found, nothing recorded under it again.
+    assert first["cards_as_buyer"] and other["cards_as_buyer"] == []
+    erasures = export(memory_service, [alice, h.alice_ids[1]])["rights_exercised"]
+    # One per subject id and request, not one per call: the store id's (req-1) and the
+    # recipient pseudonym's (req-1, req-2).
+    assert len(erasures) == 3
 
 
 def test_p2_erasure_is_published_without_pii_as_subject_erased(
     memory_service: Service, clock: Any
 ) -> None:
     h = busy_history(memory_service, clock)
+    alice = published(memory_service, "cust-alice")  # the erasure ends the link
     act(memory_service, "erase", h.alice_ids, "req-9")
     act(memory_service, "object", ["cust-bob"], "req-10")
     app = memory_service.app
@@ -192,9 +202,9 @@ def test_p2_erasure_is_published_without_pii_as_subject_erased(
     subject = [e for e in envelopes if e and e["event_type"].startswith("Subject")]
     cus = memory_service.pseudonyms.subject  # P5: subject ids leave as keyed pseudonyms
     assert [(e["event_type"], e["data"]["subject_id"]) for e in subject] == [
-        ("SubjectErased", cus("cust-alice")),
+        ("SubjectErased", alice),
         ("SubjectErased", cus(h.alice_ids[1])),
-        ("SubjectObjectedToProfiling", cus("cust-bob")),
+        ("SubjectObjectedToProfiling", published(memory_service, "cust-bob")),
     ]
     # P2: one request erasing two ids of a person publishes two unrelated
     # references, so the stream cannot link a customer id to a recipient pseudonym.
@@ -203,8 +213,8 @@ def test_p2_erasure_is_published_without_pii_as_subject_erased(
     assert {e["data"]["request_id"] for e in subject} == set(references)
     assert subject[0]["card_id"] is None and subject[0]["terms_version"] == "GDPR"
     assert ALICE_EMAIL not in orjson.dumps(subject).decode()
-    published = orjson.dumps(subject).decode()
-    assert not [i for i in ("cust-alice", "cust-bob", h.alice_ids[1]) if i in published]
+    on_the_stream = orjson.dumps(subject).decode()
+    assert not [i for i in ("cust-alice", "cust-bob", h.alice_ids[1]) if i in on_the_stream]
 
 
 def test_p4_objection_is_recorded_once_per_request(memory_service: Service) -> None:

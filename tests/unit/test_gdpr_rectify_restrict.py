@@ -12,6 +12,7 @@ from application.privacy_reads import PiiReader
 from domain.errors import DomainError
 from domain.subjects import DataSubject
 from infra.bootstrap import Service
+from tests.store_ids import store_id
 from tests.unit.test_gdpr_privacy import ALICE_EMAIL, busy_history, export, register_operator
 
 NEW_EMAIL = "alice.new@example.org"
@@ -24,7 +25,8 @@ def refused(call: Any, *args: Any) -> str:
 
 
 def subject(service: Service, subject_id: str) -> DataSubject:
-    return service.app.repository.get(DataSubject.id_for(subject_id))  # type: ignore[no-any-return]
+    stream = DataSubject.id_for(store_id(service, subject_id))  # derived from the store id
+    return service.app.repository.get(stream)  # type: ignore[no-any-return]
 
 
 def test_r21_rectified_email_is_read_by_exports_and_deliveries(
@@ -52,9 +54,10 @@ def test_r21_rectified_email_is_read_by_exports_and_deliveries(
     # The delivery worker reads through the same reader (consumers/delivery.py).
     worker = PiiReader(memory_service, "deliver", "delivery", "deliver", process=True)
     token = memory_service.db.execute("SELECT token FROM gdpr_rectifications")[0][0]
-    assert worker.open("cust-alice", "gc1:unused:AAAA", "buyer_email") == NEW_EMAIL
+    alice = store_id(memory_service, "cust-alice")  # what her events name
+    assert worker.open(alice, "gc1:unused:AAAA", "buyer_email") == NEW_EMAIL
     assert NEW_EMAIL not in token and ALICE_EMAIL not in token  # sealed, not clear
-    events = memory_service.app.events.get(DataSubject.id_for("cust-alice"))
+    events = memory_service.app.events.get(DataSubject.id_for(alice))
     rectified = [e for e in events if isinstance(e, DataSubject.Rectified)]
     assert len(rectified) == 1 and rectified[0].field == "email"
     assert NEW_EMAIL not in rectified[0].model_dump_json()  # the value never in the event
@@ -144,22 +147,23 @@ def test_r21_rectification_shreds_the_old_value_and_keeps_the_rest(
     vault = memory_service.vault
     (purchase, *_) = memory_service.app.events.get(UUID(history.alice_gift))
     pii = purchase.pii  # type: ignore[attr-defined]
-    assert vault.open("cust-alice", pii["buyer_email"]) == ALICE_EMAIL
+    assert vault.open(store_id(memory_service, "cust-alice"), pii["buyer_email"]) == ALICE_EMAIL
     privacy, operator = Privacy(memory_service), register_operator(memory_service)
     privacy.open_request("cust-alice", "rectification", privacy.today(), "rect-1")
 
     done = privacy.rectify("cust-alice", "email", NEW_EMAIL, "rect-1", operator)
 
     assert done["old_value_shredded"] is True and done["shredding"] == "verified"
-    assert vault.open("cust-alice", pii["buyer_email"]) == ERASED
-    assert vault.open("cust-alice", pii["buyer_name"]) == ALICE_NAME
+    assert vault.open(store_id(memory_service, "cust-alice"), pii["buyer_email"]) == ERASED
+    assert vault.open(store_id(memory_service, "cust-alice"), pii["buyer_name"]) == ALICE_NAME
     reader = PiiReader(memory_service, operator, "check", "test")
-    assert reader.open_message("cust-alice", pii) == ALICE_MESSAGE
-    assert reader.open("cust-alice", pii["buyer_email"], "buyer_email") == NEW_EMAIL
+    assert reader.open_message(store_id(memory_service, "cust-alice"), pii) == ALICE_MESSAGE
+    alice = store_id(memory_service, "cust-alice")
+    assert reader.open(alice, pii["buyer_email"], "buyer_email") == NEW_EMAIL
     first = memory_service.db.execute("SELECT token FROM gdpr_rectifications")[0][0]
     privacy.open_request("cust-alice", "rectification", privacy.today(), "rect-2")
     privacy.rectify("cust-alice", "email", "alice.third@example.org", "rect-2", operator)
-    assert vault.open("cust-alice", first) == ERASED
+    assert vault.open(store_id(memory_service, "cust-alice"), first) == ERASED
     assert {c["buyer_email"] for c in export(memory_service, ["cust-alice"])["cards_bought"]} == {
         "alice.third@example.org"}
 

@@ -23,6 +23,7 @@ from projections import queries, schema
 from projections.audit import chain_hash
 from projections.runner import STORE, Item, Projector
 from projections.sources import store_page, sync_store
+from tests.store_ids import published
 from tests.unit.rules_helpers import buy, pay
 
 Sync = Callable[[], Projector]
@@ -130,8 +131,9 @@ def test_audit_rows_chain_hashes_with_actor(memory_service, sync):
         "ORDER BY version", [str(card.card_id)])
     assert [r[1] for r in rows] == ["GiftCardPurchased", "GiftCardActivated",
                                     "GiftCardRedemptionRefused"]
-    cus = memory_service.pseudonyms.subject  # P5: the audit view names customers by pseudonym
-    assert [r[2] for r in rows] == [cus("cust-1"), "system", cus("cust-9")]
+    # P5: the audit view names customers by the pseudonym of their store id
+    assert [r[2] for r in rows] == [published(memory_service, "cust-1"), "system",
+                                    published(memory_service, "cust-9")]
     assert rows[0][4] is None and rows[1][4] == rows[0][3] and rows[2][4] == rows[1][3]
     envelope = next(i.envelope for i in store_page(memory_service.app, 1, 100)
                     if i.envelope and i.envelope["card_id"] == str(card.card_id))

@@ -27,6 +27,8 @@ from infra.envelope import (
     stored_envelope,
 )
 from infra.pseudonyms import ORDER_PATTERN, SUBJECT_PATTERN, StreamPseudonyms
+from tests.store_ids import published as published_subject
+from tests.store_ids import store_id
 from tests.unit.test_gdpr_privacy import act, busy_history, register_operator
 
 NAMED_LIKE_AN_ID = re.compile(r"customer|subject|buyer|order")
@@ -82,6 +84,7 @@ def test_p5_r21_no_customer_subject_or_order_id_in_clear_in_any_envelope(
             customer_id="cust-eve", source="test",
         ))
     act(memory_service, "object", ["cust-bob"], "req-10")
+    alice = published_subject(memory_service, "cust-alice")  # the erasure ends the link
     act(memory_service, "erase", h.alice_ids, "req-9")
     published = envelopes(memory_service)
     kinds = {e["event_type"] for e in published}
@@ -98,7 +101,11 @@ def test_p5_r21_no_customer_subject_or_order_id_in_clear_in_any_envelope(
              if n.topic.startswith((get_topic(CheckoutAttempts), get_topic(DataSubject)))}
     assert named and [i for i in named if i in text] == []
     # What is there instead: equal ids, equal pseudonyms, of the published pattern.
-    cus, order = memory_service.pseudonyms.subject, memory_service.pseudonyms.order
+    order = memory_service.pseudonyms.order
+
+    def cus(customer_id: str) -> str:
+        return published_subject(memory_service, customer_id)
+
     by_type = {e["event_type"]: e for e in published}
     assert by_type["GiftCardHeld"]["data"]["customer_id"] == cus("cust-dave")
     assert by_type["GiftCardHoldReleased"]["data"]["order_id"] == order("shop-dave-1")
@@ -106,7 +113,7 @@ def test_p5_r21_no_customer_subject_or_order_id_in_clear_in_any_envelope(
     assert by_type["SubjectObjectedToProfiling"]["data"]["subject_id"] == cus("cust-bob")
     gift = next(e for e in published if e["card_id"] == h.alice_gift
                 and e["event_type"] == "GiftCardPurchased")
-    assert gift["data"]["buyer_subject"] == cus("cust-alice")
+    assert gift["data"]["buyer_subject"] == alice
     assert gift["data"]["pii"]["recipient_subject"] == cus(h.bob_ids[1])
     assert gift["correlation_id"] == order("o-a1")
     for e in published:
@@ -146,10 +153,11 @@ def test_r21_the_mapping_needs_a_registered_operator_and_is_access_logged(
         assert refused.value.code == code
     operator = register_operator(memory_service, "agent-7")
     reader = PiiReader(memory_service, operator, "pseudonym mapping for R1", "gdpr pseudonym")
-    cus = memory_service.pseudonyms.subject("cust-carol")
+    cus = published_subject(memory_service, "cust-carol")
     assert privacy.pseudonym_of(reader, customer_id="cust-carol")["pseudonym"] == cus
-    assert privacy.resolve_pseudonym(cus, reader) == {"pseudonym": cus,
-                                                      "customer_id": "cust-carol"}
+    # The stream's pseudonym is of the store id, which leads back to no customer id.
+    assert privacy.resolve_pseudonym(cus, reader) == {
+        "pseudonym": cus, "store_id": store_id(memory_service, "cust-carol")}
     order = memory_service.pseudonyms.order("shop-alice-1")
     assert privacy.resolve_pseudonym(order, reader)["order_id"] == "shop-alice-1"
     with pytest.raises(DomainError) as unknown:
@@ -223,4 +231,4 @@ def test_p4_p5_an_objection_through_the_application_still_stops_profiling(
             ))
     sync_store(app, views)
     found = queries.alerts(views.db, rule="F2")["alerts"]
-    assert [a["customer_id"] for a in found] == [memory_service.pseudonyms.subject("shark")]
+    assert [a["customer_id"] for a in found] == [published_subject(memory_service, "shark")]

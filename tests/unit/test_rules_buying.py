@@ -14,6 +14,7 @@ from entrypoints.results import card_json
 from infra.bootstrap import Service, build
 from infra.config import load_settings
 from tests.conftest import SECRET, FixedClock
+from tests.store_ids import store_id
 from tests.unit.rules_helpers import buy, event_count, events, refused, stored_bytes, types
 
 
@@ -130,7 +131,7 @@ def test_r5_message_and_emails_are_stored_only_sealed(sqlite_service: Service) -
     # A message to a recipient is sealed under the buyer's key around the recipient's seal
     # (P2): either one's key alone does not open it.
     vault = sqlite_service.vault
-    outer = vault.open("cust-1", pii["message"])
+    outer = vault.open(store_id(sqlite_service, "cust-1"), pii["message"])  # the buyer's key
     assert outer is not None and message not in outer and outer.startswith(SEALED_FOR_BOTH)
     assert vault.open(pii["recipient_subject"], outer.removeprefix(SEALED_FOR_BOTH)) == message
     history = str(app.history(card.card_id))

@@ -12,6 +12,7 @@ from application.commands import CancelCard, RefundOrder
 from application.results import Purchase
 from infra.bootstrap import Service
 from tests.conftest import FixedClock
+from tests.store_ids import store_id
 from tests.unit.rules_helpers import buy, event_count, events, pay, refused, types
 
 
@@ -233,4 +234,4 @@ def test_r17_refund_card_belongs_to_the_customer_who_paid_with_the_card(
         order_id="order-17d", returned_amount=5000, received_on=date(2026, 2, 3),
     ))
     issued = events(app, back.new_card.card_id)[0]
-    assert issued.buyer_subject == "receiver"
+    assert issued.buyer_subject == store_id(memory_service, "receiver")
