@@ -1,5 +1,5 @@
-"""One checkpoint signer per store: the `serve` instance holding the checkpoint lease signs,
-the others stand by and take over once it lapses (as relays do)."""
+"""The checkpoint signing loop, one signer per store: the `serve` instance holding the checkpoint
+lease signs, the others stand by and take over once it lapses (as relays do)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+from infra.checkpoints import Checkpointer
 from infra.db import Database
 from infra.lease import Lease, current_holder, instance_id
 from infra.ratelog import RateLimitedLog
@@ -81,3 +83,24 @@ def signing_instance(db: Database) -> str | None:
     """The instance that signs checkpoints now (None: no live holder), for `status`."""
     holder = current_holder(db, LEASE_NAME)
     return holder.holder if holder and holder.expires_at >= time.time() else None
+
+
+def every(checkpointer: Checkpointer, sign: Any, events: int, seconds: float,
+          stop: Any, poll: float = 5.0, increment: Any = None, *, active: Any = None) -> None:
+    """Calls `sign()` whenever `events` new events were stored, or `seconds` passed with at
+    least one, until `stop` is set (a `threading.Event`); in between, `increment()` (if
+    given) every `poll` seconds in which a card changed. With `active` (the signing lease's
+    `held`), only while it says True: a standby keeps its chains read, ready to take over."""
+    since, last = 0, time.monotonic()
+    while not stop.is_set():
+        since += checkpointer.catch_up()
+        if active is not None and not active():
+            since, last = 0, time.monotonic()  # the cadence starts afresh on taking over
+            stop.wait(poll)
+            continue
+        if since and (since >= events or time.monotonic() - last >= seconds):
+            sign()
+            since, last = 0, time.monotonic()
+        elif increment is not None and checkpointer.changed:
+            increment()
+        stop.wait(poll)

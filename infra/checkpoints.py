@@ -365,29 +365,6 @@ def _trusted_files(files: list[Path], key: Ed25519PublicKey | KeyRing
     return good, bad
 
 
-def every(checkpointer: Checkpointer, sign: Any, events: int, seconds: float,
-          stop: Any, poll: float = 5.0, increment: Any = None, *, active: Any = None) -> None:
-    """Calls `sign()` whenever `events` new events were stored, or `seconds` passed with at
-    least one, until `stop` is set (a `threading.Event`); in between, `increment()` (if
-    given) every `poll` seconds in which a card changed. With `active` (the signing lease's
-    `held`), only while it says True: a standby keeps its chains read, ready to take over."""
-    import time
-
-    since, last = 0, time.monotonic()
-    while not stop.is_set():
-        since += checkpointer.catch_up()
-        if active is not None and not active():
-            since, last = 0, time.monotonic()  # the cadence starts afresh on taking over
-            stop.wait(poll)
-            continue
-        if since and (since >= events or time.monotonic() - last >= seconds):
-            sign()
-            since, last = 0, time.monotonic()
-        elif increment is not None and checkpointer.changed:
-            increment()
-        stop.wait(poll)
-
-
 __all__ = [
     "CheckpointError",
     "Checkpointer",
@@ -398,7 +375,6 @@ __all__ = [
     "compare",
     "covering",
     "create",
-    "every",
     "fingerprint",
     "is_increment",
     "load_public_key",

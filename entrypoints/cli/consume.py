@@ -209,7 +209,7 @@ def checkpoints_loop(settings: Settings) -> Part:
     increment of the heads that changed every few seconds (each published once the topics
     are there). Only the instance holding the checkpoint lease signs; the others stand by."""
     from infra import checkpoints as cps
-    from infra.checkpoint_signer import SigningLease
+    from infra.checkpoint_signer import SigningLease, every
     from infra.lease import lease_clock
 
     def run(stop: threading.Event) -> None:
@@ -242,7 +242,7 @@ def checkpoints_loop(settings: Settings) -> Part:
 
             seconds = settings.checkpoint_increment_seconds
             try:
-                cps.every(checkpointer, sign, settings.checkpoint_every_events,
+                every(checkpointer, sign, settings.checkpoint_every_events,
                           settings.checkpoint_every_minutes * 60, stop, poll=seconds or 5.0,
                           increment=increment if seconds else None, active=lease.held)
             finally:

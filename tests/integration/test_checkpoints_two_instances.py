@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from application.commands import PurchaseCard
 from infra import checkpoints as cps
 from infra.bootstrap import Service
-from infra.checkpoint_signer import SigningLease, signing_instance
+from infra.checkpoint_signer import SigningLease, every, signing_instance
 from infra.lease import current_holder
 from projections.verify import verify_store
 
@@ -76,7 +76,7 @@ def test_two_checkpoint_loops_over_one_store_sign_one_chain_from_the_lease_holde
             signers.append(lease.holder)
 
         try:
-            cps.every(checkpointer, full, 12, 3600, stop, 0.05, increment, active=lease.held)
+            every(checkpointer, full, 12, 3600, stop, 0.05, increment, active=lease.held)
         finally:
             lease.release()  # as serve's checkpoint loop does when it stops
 

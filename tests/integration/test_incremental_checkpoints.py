@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from application.commands import PurchaseCard, RedeemCard
 from infra import checkpoints as cps
 from infra.bootstrap import Service
+from infra.checkpoint_signer import every
 from projections.verify import verify_store
 from tests.integration.test_tamper_evidence import delete, rows
 
@@ -95,7 +96,7 @@ def test_serve_signs_an_increment_within_its_cadence_and_a_full_one_supersedes_t
     full: list[dict[str, Any]] = []
     signed: list[dict[str, Any] | None] = []
     stop = threading.Event()
-    worker = threading.Thread(target=cps.every, args=(
+    worker = threading.Thread(target=every, args=(
         checkpointer, lambda: full.append(checkpointer.sign(KEY, clock(), directory)),
         8, 3600, stop, 0.05,
         lambda: signed.append(checkpointer.sign_increment(KEY, clock(), directory))))

@@ -20,6 +20,7 @@ from domain.errors import DomainError
 from infra import checkpoints as cps
 from infra.bootstrap import Service
 from infra.chains import CARD_TOPIC_PREFIX
+from infra.checkpoint_signer import every
 from infra.kafka.admin import ensure_topics
 from infra.kafka.copy import compare, published_cards
 from infra.kafka.relay import Relay
@@ -309,7 +310,7 @@ def test_serve_signs_every_n_events_reading_only_the_new_ones(
         if len(signed) == 2:
             stop.set()
 
-    worker = threading.Thread(target=cps.every, args=(checkpointer, sign, 6, 3600, stop, 0.05))
+    worker = threading.Thread(target=every, args=(checkpointer, sign, 6, 3600, stop, 0.05))
     worker.start()
     try:
         for round_ in (1, 2):  # 2 purchases: 4 card events and 4 index events stored
