@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -19,7 +19,7 @@ from application.unit_of_work import UnitOfWork
 from domain.codes import normalize_code
 from domain.errors import DomainError, refuse
 from domain.giftcard import GiftCard
-from domain.ids import check_id
+from domain.ids import check_id, is_id
 from domain.markets import Markets
 from domain.ports import Clock, CodeGenerator, CodeHasher, PersonalDataVault, StreamLoader
 from domain.streams import Index, stream_id
@@ -75,6 +75,13 @@ class CardsBase(Application[UUID]):
         if customer_id is None:
             return None
         return self.vault.store_id(check_id("customer_id", customer_id))
+
+    def store_ids_for_batch(self, customer_ids: Iterable[str | None]
+                            ) -> AbstractContextManager[None]:
+        """A batch's store ids read in a few queries for all its customers (ids that are not
+        valid customer ids are left to their command to refuse)."""
+        return self.vault.store_ids_for_batch(
+            {c for c in customer_ids if c is not None and is_id(c)})
 
     def construct_recorder(self) -> ProcessRecorder:
         # A process recorder: commands from Kafka are stored with their consumed offset.

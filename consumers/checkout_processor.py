@@ -151,9 +151,10 @@ class CheckoutProcessor:
     def _apply(self, partition: int, records: Sequence[Record], outcome: Outcome) -> None:
         staged = Outcome()
         tracking = Tracking(tracking_name(self.topic, partition), records[-1].offset + 1)
-        with self.app.batch(tracking) as uow:
-            parsed = [(record, self._parse(record)) for record in records]
-            messages = [item for _, item in parsed if not isinstance(item, Invalid)]
+        parsed = [(record, self._parse(record)) for record in records]
+        messages = [item for _, item in parsed if not isinstance(item, Invalid)]
+        with self.app.store_ids_for_batch(_customers(messages)), \
+                self.app.batch(tracking) as uow:
             # Two queries load every key and card the batch will read, instead of several each.
             uow.prefetch(key for message in messages for key in self.natural_keys(message))
             uow.prefetch_targets()
@@ -298,6 +299,19 @@ class CheckoutProcessor:
         elif isinstance(message, OrderItemsReturned):
             keys += self.checkout.return_keys(message.order_id, message.message_id)
         return keys
+
+
+def _customers(messages: Sequence[CheckoutMessage]) -> list[str | None]:
+    """The customer ids a batch's commands translate to store ids."""
+    found: list[str | None] = []
+    for message in messages:
+        if isinstance(message, GiftCardOrdered):
+            found.append(message.buyer.customer_id)
+        elif isinstance(message, CheckoutCompleted):
+            found.append(message.customer_id)
+        elif isinstance(message, OrderItemsReturned) and message.customer is not None:
+            found.append(message.customer.customer_id)
+    return found
 
 
 def _refusal(record: Record, invalid: Invalid) -> Json | None:

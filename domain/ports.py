@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -32,6 +33,10 @@ class PersonalDataVault(Protocol):
 
     def resolve_store_id(self, customer_id: str) -> str | None:
         """The customer's store id; None if never given, or erased since."""
+        ...
+
+    def store_ids_for_batch(self, customer_ids: Iterable[str]) -> AbstractContextManager[None]:
+        """Within it, `store_id` of these customers needs no query of its own."""
         ...
 
     def seal(self, subject_id: str, plaintext: str) -> str: ...

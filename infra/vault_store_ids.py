@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from domain.ids import STORE_ID_PREFIX
 from infra.db import Database
@@ -20,6 +22,11 @@ SCHEMA = [
     # One row once the customers named in clear before the index existed were indexed.
     "CREATE TABLE IF NOT EXISTS store_ids_seeded (seeded INTEGER PRIMARY KEY)",
 ]
+
+
+# The store ids one batch (a thread's unit of work) read at once: never kept across batches, so
+# an erasure between two batches is seen by the next one.
+_batch: ContextVar[dict[str, str] | None] = ContextVar("store_ids_of_batch", default=None)
 
 
 class VaultStoreIds:
@@ -41,6 +48,9 @@ class VaultStoreIds:
     def store_id(self, customer_id: str) -> str:
         """The customer's store id, a new random one the first time (or after an erasure):
         two writers of a new customer at once agree on the first one written."""
+        batch = _batch.get()
+        if batch is not None and customer_id in batch:
+            return batch[customer_id]
         found = self.resolve_store_id(customer_id)
         if found is not None:
             return found
@@ -50,6 +60,35 @@ class VaultStoreIds:
             (self._customer_hash(customer_id), STORE_ID_PREFIX + secrets.token_hex(16)))
         found = self.resolve_store_id(customer_id)
         assert found is not None, "the row just written, or the other writer's"
+        return found
+
+    @contextmanager
+    def store_ids_for_batch(self, customer_ids: Iterable[str]) -> Iterator[None]:
+        """Within the block, `store_id` of these customers answers from a few queries made
+        here for all of them (new ones given theirs), not from two or three per message."""
+        wanted = {self._customer_hash(c): c for c in customer_ids}
+        known = self._store_ids_by_hash(list(wanted))
+        missing = [h for h in wanted if h not in known]
+        if missing:
+            self.db.executemany(
+                "INSERT INTO store_ids (customer_hash, store_id) VALUES (?, ?) "
+                "ON CONFLICT (customer_hash) DO NOTHING",
+                [(h, STORE_ID_PREFIX + secrets.token_hex(16)) for h in missing])
+            known.update(self._store_ids_by_hash(missing))  # ours, or a concurrent writer's
+        token = _batch.set({wanted[h]: store for h, store in known.items()})
+        try:
+            yield
+        finally:
+            _batch.reset(token)
+
+    def _store_ids_by_hash(self, hashes: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(hashes), SUBJECTS_PER_QUERY):
+            chunk = hashes[start:start + SUBJECTS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            found.update((str(h), str(store)) for h, store in self.db.execute(
+                f"SELECT customer_hash, store_id FROM store_ids WHERE customer_hash IN ({marks})",
+                chunk))
         return found
 
     def forget_store_ids(self, store_ids: list[str]) -> int:
