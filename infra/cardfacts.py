@@ -32,6 +32,9 @@ class CardFactsReader:
 
     def __init__(self, url: str, recorder: BinaryPostgresProcessRecorder) -> None:
         self.query = recorder.card_facts_query
+        # The statement as bytes, rendered once (on the first connection): composing it again
+        # for every batch cost more than the batch's parameters.
+        self.query_bytes: bytes | None = None
         self.unknown_topic = recorder.unknown_code_topic
         self.missed_topic = recorder.miss_counted_topic
         self.key = recorder.facts_key
@@ -84,7 +87,9 @@ class CardFactsReader:
         found: dict[int, Read] = {}
         try:
             async with self.pool.connection() as conn:
-                cursor = await conn.execute(self.query, params, binary=True)
+                if self.query_bytes is None:
+                    self.query_bytes = self.query.as_bytes(conn)
+                cursor = await conn.execute(self.query_bytes, params, binary=True)
                 for (i, card_id, status, balance, currency, market, expires_at, held_until,
                      last4, version, mac, stale, *counts) in await cursor.fetchall():
                     row = CardFacts(
