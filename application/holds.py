@@ -23,9 +23,6 @@ from domain.streams import Index, stream_id
 HOLD_ORDER = "hold-order"
 DEFAULT_HOLD_SECONDS = 30 * 60
 R = TypeVar("R")
-# Lookups' R8 streams kept per (customer, source, window): then the cache starts again, so
-# callers naming ever new customers cannot grow it.
-LOOKUP_GUARDS_KEPT = 10_000
 # Events that start or end a hold: the sweep replays only these.
 HOLD_EVENTS = (GiftCard.Held, GiftCard.HoldReleased, GiftCard.Redeemed, GiftCard.Cancelled)
 
@@ -47,7 +44,6 @@ class Holds:
     def __init__(self, cards: GiftCards, *, hold_seconds: int = DEFAULT_HOLD_SECONDS) -> None:
         self.cards = cards
         self.hold_for = timedelta(seconds=hold_seconds)
-        self._lookup_guards: dict[tuple[str | None, str, datetime], tuple[UUID, UUID, UUID]] = {}
 
     def _run(
         self, command: Callable[[UnitOfWork], R], within: UnitOfWork | None, simulate: bool
@@ -77,18 +73,10 @@ class Holds:
         """The streams `lookup` would read first (bad input is refused here alike)."""
         the_market = self.cards.markets.get(command.market)
         now = self.cards.now()
-        # The streams depend on the window, not the instant: named once per subject and window
-        # (each is a few hashes), checked again each time the window turns.
-        kept = (command.customer_id, command.source,
-                self.cards.markets.guessing.window_start(now))
-        guards = self._lookup_guards.get(kept)
-        if guards is None:
-            guard = self.cards.guessing(command.customer_id, command.source, "lookup", now)
-            guards = (guard.windows[0], guard.windows[-1], guard.budget)
-            if len(self._lookup_guards) >= LOOKUP_GUARDS_KEPT:
-                self._lookup_guards.clear()
-            self._lookup_guards[kept] = guards
-        return LookupPlan(self.cards.code_index_id(command.code), guards, the_market.code, now)
+        guard = self.cards.guessing(command.customer_id, command.source, "lookup", now)
+        windows = guard.windows
+        return LookupPlan(self.cards.code_index_id(command.code),
+                          (windows[0], windows[-1], guard.budget), the_market.code, now)
 
     def answer_from_facts(
         self, plan: LookupPlan, facts: CardFacts | None, counts: tuple[int, int, int]

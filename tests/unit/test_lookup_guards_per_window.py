@@ -1,5 +1,6 @@
-"""R8: a lookup's fast path counts against the window of the instant it runs in, even though
-its streams are named once per subject and window."""
+"""R8 and P2: a lookup's fast path counts against the window of the instant it runs in, and
+against the customer's store id of that moment: once an erasure unlinks it, a later lookup of
+the same person counts on new streams, never on the erased one's."""
 
 from __future__ import annotations
 
@@ -35,3 +36,11 @@ def test_r8_lookup_streams_follow_the_window_and_the_subject(
     turned = plan("alice")
     assert turned == guards_of_guessing(holds, "alice", "key-1")
     assert set(turned).isdisjoint(first)
+    # The erasure deletes the link to alice's store id: her next lookups count elsewhere.
+    store_id = memory_service.vault.resolve_store_id("alice")
+    assert store_id is not None
+    memory_service.vault.forget_store_ids([store_id])
+    after = plan("alice")
+    assert after == guards_of_guessing(holds, "alice", "key-1")
+    assert after[0] != turned[0]  # her window; the source's window and budget stay
+    assert after[1:] == turned[1:]
