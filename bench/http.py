@@ -5,7 +5,9 @@ Authorize+capture pairs at 64 clients with group commit on, and off (each comman
 transaction, the naive HTTP baseline); lookups against the same server's authenticated
 constant POST (`POST /v1/ping`: the key check and request, no card read) and its health check.
 Each is repeated and reported as the median with its spread (min-max), with the load average
-of the machine while it ran: on a shared machine the figures mean little when it is high."""
+of the machine while it ran: on a shared machine the figures mean little when it is high.
+Then, at 64 clients, open loop: arrivals on a clock at half the capacity the closed-loop runs
+just measured (pairs and lookups alike), latencies counted from each arrival's due time."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import orjson
 
 from application.commands import PurchaseCard
 from bench.common import Ctx, Row
+from bench.results import OPEN_LOOKUPS, OPEN_PAIRS
 
 CLIENTS = 64
 # The issue's p99 ceilings at 64 closed-loop clients need, by Little's law, 64 / 0.05 s = 1,280
@@ -31,6 +34,8 @@ CLIENTS = 64
 # operations are also timed at a few clients, where latency is the service's, not the queue's.
 FEW_CLIENTS = 8
 REPEATS = 3
+# The open-loop runs' arrival rate: this share of the closed-loop capacity measured in the run.
+OPEN_LOOP_LOAD = 0.5
 # Lookups and the constant endpoint alternate, so that each pair sees the same machine: on a
 # shared machine the constant endpoint alone varied 3,300-6,100/s within one minute.
 PAIRED_REPEATS = 5
@@ -83,6 +88,11 @@ def load(job: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(f"{job['kind']}: requests failed: {result['failures']}")
     result["load"] = os.getloadavg()[0]
     return result
+
+
+def capacity(runs: list[dict[str, Any]]) -> float:
+    """Arrivals per second (pairs or lookups) of the median closed-loop run."""
+    return float(statistics.median(r["count"] / r["seconds"] for r in runs))
 
 
 def summary(name: str, runs: list[dict[str, Any]], per: int, what: str,
@@ -141,7 +151,7 @@ def run(ctx: Ctx) -> list[Row]:
     _, env = ctx.fresh_service()
     key = api_key(env)
     few = ctx.size(300, 100)
-    codes = bought_codes(ctx, env, 2 * REPEATS * pairs + REPEATS * few + 1000)
+    codes = bought_codes(ctx, env, 3 * REPEATS * pairs + REPEATS * few + 1000)
     rows = []
     for grouped in (False, True):
         runs = []
@@ -169,6 +179,17 @@ def run(ctx: Ctx) -> list[Row]:
                 few_lookups = [load({**quiet, "kind": "lookup", "count": lookups // 5,
                                      "run": f"ql{n}", "codes": codes[-1000:]})
                                for n in range(REPEATS)]
+                spent += REPEATS * few
+                pairs_rate = OPEN_LOOP_LOAD * capacity(runs)
+                open_pairs = [load({**base, "kind": "pairs", "count": pairs, "rate": pairs_rate,
+                                    "run": f"o{n}",
+                                    "codes": codes[spent + n * pairs:spent + (n + 1) * pairs]})
+                              for n in range(REPEATS)]
+                lookups_rate = OPEN_LOOP_LOAD * capacity(looked)
+                open_lookups = [load({**base, "kind": "lookup", "count": lookups // 2,
+                                      "rate": lookups_rate, "run": f"ol{n}",
+                                      "codes": codes[-1000:]})
+                                for n in range(REPEATS)]
         name = ("e. HTTP authorize+capture, group commit" if grouped
                 else "e0. HTTP authorize+capture, 1 transaction each")
         rows.append(summary(name, runs, 2, "requests (2 per pair)"))
@@ -184,4 +205,11 @@ def run(ctx: Ctx) -> list[Row]:
                         few_pairs, 2, "requests (2 per pair)", FEW_CLIENTS))
     rows.append(summary(f"f{FEW_CLIENTS}. HTTP lookup, {FEW_CLIENTS} clients", few_lookups, 1,
                         "POST /v1/cards/lookup", FEW_CLIENTS))
+    share = f"{OPEN_LOOP_LOAD:.0%}"
+    rows.append(summary(OPEN_PAIRS, open_pairs, 2,
+                        f"requests (2 per pair), open loop: {2 * pairs_rate:,.0f} requests/s "
+                        f"due, {share} of e's capacity; latency from each arrival's due time"))
+    rows.append(summary(OPEN_LOOKUPS, open_lookups, 1,
+                        f"POST /v1/cards/lookup, open loop: {lookups_rate:,.0f}/s due, {share} "
+                        "of f's capacity; latency from each arrival's due time"))
     return rows

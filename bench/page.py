@@ -28,7 +28,11 @@ def render(result: Json, source: str) -> str:
         "alone on the same records; (c′) a raw kafka-python consumer (read committed) COPYing "
         "every envelope of the events topic into one PostgreSQL table, a transaction per poll, "
         "as the rebuild's transactions (`bench/copy_consumer.py`); (f0) `POST /v1/ping`, the "
-        "lookup's request and key check answered with a constant. The rebuilds read a seeded "
+        "lookup's request and key check answered with a constant. The open-loop rows (e-open, "
+        "f-open) send from 64 connections at half the capacity the closed-loop rows (e, f) "
+        "measured in the same run, arrivals on a clock, each latency counted from when its "
+        "request was due (a queue shows in the p99 instead of slowing the arrivals). "
+        "The rebuilds read a seeded "
         "history generated once per size through the application (chains and all), kept in "
         "`.cache/bench/history/` and COPYed into PostgreSQL: a full run measures them at 1M "
         "stored events.",

@@ -32,7 +32,11 @@ from infra.kafka.transactions import (
 )
 from infra.transient import Stopped, never, retry_transient
 
-MAX_TRANSACTION_MESSAGES = 500
+# A partition's messages per store transaction: each commit waits for its fsync, which on a
+# busy disk outweighs the Python work of hundreds of messages (measured: at 500, half of the
+# processing time waited on 53 commits for 20,000 messages; at 1,000, 32 commits and 28% less
+# time). Still far below the tens of thousands of events that stall psycopg's pipeline.
+MAX_TRANSACTION_MESSAGES = 1000
 log = logging.getLogger("giftcards.checkout")
 # A batch's replies and offsets are one Kafka transaction, open only while they are sent: one
 # frozen longer is aborted by the broker (its replies never visible), so the next owner waits
