@@ -25,6 +25,7 @@ from tests.conftest import FixedClock
 from tests.integration.test_code_delivery import buy, statuses
 from tests.mail.inbox import SmtpServer, message_parts, smtp_server
 from tests.operator_register import enrol
+from tests.store_ids import store_id
 
 __all__ = ["smtp_server"]  # the fixture
 
@@ -62,10 +63,11 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def delivery_reads(service: Service, subject: str) -> int:
+def delivery_reads(service: Service, customer_id: str) -> int:
+    """The delivery worker's reads of a buyer's data, logged under their store id."""
     rows = service.db.execute(
         "SELECT count(*) FROM pii_access_log WHERE subject_id = ? AND command = 'deliver'",
-        (subject,),
+        (store_id(service, customer_id),),
     )
     return int(rows[0][0])
 
