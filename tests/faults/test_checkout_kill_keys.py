@@ -27,7 +27,9 @@ from tests.integration.kafka_helpers import create_topics, produce
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 
-ORDERS = 2000
+# Two transactions per partition at least (the consumer commits up to 1,000 messages of a
+# partition at once), so that kills land between batches more than once.
+ORDERS = 4000
 BUYERS = 40  # each buyer's e-mail and name fields get a key the first time (field keys)
 # Each kill lands this long after a batch was seen committed: inside the next batch's work
 # (reading keys, sealing, its commit), at different points of it.
@@ -116,6 +118,8 @@ def test_r7_checkout_consumer_killed_mid_batch_leaves_no_card_without_its_key_no
             assert cards - keys == set(), "cards committed without the key of their code"
             assert keys - cards == set(), "code keys committed without their card"
             committed = len(cards)
+            if committed >= ORDERS:  # the kill came after the last batch
+                break
         if not consumer.alive():
             consumer.start()
         deadline = time.monotonic() + 120

@@ -86,7 +86,7 @@ def test_percentiles_take_the_nearest_rank_below() -> None:
     assert percentile([7.0], 0.99) == 7.0
 
 
-def test_check_names_an_open_loop_p99_above_its_ceiling() -> None:
+def test_check_names_an_open_loop_tail_latency_above_its_ceiling() -> None:
     measures = {name: {"p99_ms": 10.0} for name, _ in results.P99_MS}
     measures[results.OPEN_PAIRS] = {"p99_ms": 75.0}
     measures[results.OPEN_LOOKUPS] = {"p99_ms": 19.0}
