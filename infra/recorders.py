@@ -12,7 +12,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresFactory, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
 from eventsourcing.utils import Environment, get_topic
@@ -81,7 +81,21 @@ class PostgresFactoryWithOptions(PostgresFactory):
         cast(dict[str, Any], self.datastore.pool.kwargs).update(options)
 
 
-class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
+class CreatedOnceAmongMany:
+    """Tables created by whichever process starting on a fresh store comes first.
+
+    The library looks for its tracking table, then creates the tables and records its
+    migration row in a second step: a process that looked before another created them records
+    that row a second time and fails (IntegrityError). Looking again then finds the tables."""
+
+    def create_table(self) -> None:
+        try:
+            super().create_table()  # type: ignore[misc]
+        except IntegrityError:
+            super().create_table()  # type: ignore[misc]
+
+
+class BinaryPostgresProcessRecorder(CreatedOnceAmongMany, PostgresProcessRecorder):
     """The library's recorder, but the array of stored events is dumped in binary (`%b`).
 
     In text form psycopg escapes every field of every composite value in Python (regular
@@ -200,7 +214,7 @@ class BinaryPostgresProcessRecorder(PostgresProcessRecorder):
         super()._create_table(curs)
 
 
-class KeysSQLiteProcessRecorder(SQLiteProcessRecorder):
+class KeysSQLiteProcessRecorder(CreatedOnceAmongMany, SQLiteProcessRecorder):
     """The library's SQLite recorder, committing the vault keys a unit of work created (their
     tables are in the same file) in its events' transaction, as the PostgreSQL one does: a card
     and the key of its sealed code are committed together or not at all."""

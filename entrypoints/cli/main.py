@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 from urllib.parse import urlsplit
 
 from domain.errors import DomainError
@@ -98,7 +99,10 @@ def _run(argv: list[str]) -> int:
     except KeyboardInterrupt:
         return _fail(as_json, "interrupted", "interrupted", EXIT_INTERNAL)
     except Exception as exc:  # the last line of defence: no traceback for the user
-        logging.getLogger("giftcards").debug("internal error", exc_info=True)
+        # Where it broke, for the operator: frames only, never the message (a database's
+        # message can quote the values of a row).
+        logging.getLogger("giftcards").error("internal error %s at %s", type(exc).__name__,
+                                             _frames(exc))
         from infra.transient import is_transient, refused_login  # psycopg: only on a failure
 
         if reason := refused_login(exc):  # a setting to fix: credentials, certificate, TLS
@@ -128,6 +132,23 @@ def _database() -> str:
     if url.scheme == "sqlite":
         return url.path.removeprefix("/") or "(memory)"
     return describe_hosts(database_url)
+
+
+def _frames(exc: BaseException, last: int = 8) -> str:
+    """The innermost frames of `exc`'s traceback, innermost first: `path:line function`."""
+    frames = traceback.extract_tb(exc.__traceback__)[-last:]
+    return " < ".join(f"{_short(f.filename)}:{f.lineno} {f.name}" for f in reversed(frames))
+
+
+def _short(path: str) -> str:
+    """A frame's file from the project's or the libraries' root: no host paths in the log."""
+    for root in (_ROOT, "site-packages/"):
+        if root in path:
+            return path[path.index(root) + len(root):]
+    return os.path.basename(path)
+
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep
 
 
 def _fail(as_json: bool, code: str, message: str, status: int) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from entrypoints.cli.operators import (
 )
 from entrypoints.cli.trust import trusted_checkpoints
 from infra.kafka.topics import Topics
+from infra.supervisor import retry_until_done
 from projections import sources
 from projections.runner import Projector
 from projections.schema import VIEW_NAMES
@@ -161,10 +161,15 @@ def rebuild(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def project(args: argparse.Namespace) -> dict[str, Any]:
+    from entrypoints.cli.consume import TopicsReady, kafka_config, stop_on_sigterm
+
     source = _source(args)
+    stop = stop_on_sigterm()
+    if source == "kafka":  # the events topic checked against its contract, or created with it
+        settings, link, topics = kafka_config()
+        if not retry_until_done(stop, "Kafka topics", TopicsReady(settings, link, topics)):
+            return {"source": source, "events": 0, "seconds": 0.0, "stopped": "SIGTERM"}
     views = projector()
-    stopping: list[int] = []
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
 
     def logged(seen: int, applied: int) -> None:
         log.info("batch: %d messages, %d envelopes applied", seen, applied)
@@ -173,15 +178,11 @@ def project(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     if source == "store":
         events = sources.follow_store(service().app, views, progress=logged,
-                                      stop=lambda: bool(stopping),
-                                      batch_size=settings.projection_batch)
+                                      stop=stop.is_set, batch_size=settings.projection_batch)
     else:
-        topics = Topics(settings.topic_prefix)
-        events = sources.follow_kafka(
-            settings.kafka_link, topics.events,
-            topics.projections_group, views,
-            progress=logged, stop=lambda: bool(stopping),
-        )
+        events = sources.follow_kafka(settings.kafka_link, topics.events,
+                                      topics.projections_group, views,
+                                      progress=logged, stop=stop.is_set)
     return {"source": source, "events": events, "seconds": round(time.monotonic() - started, 3),
             "stopped": "SIGTERM"}
 

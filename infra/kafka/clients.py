@@ -41,12 +41,30 @@ def bootstrap_of(link: Link) -> str:
     return link if isinstance(link, str) else link.bootstrap
 
 
+# A topic is created by `ensure_topics` with its contract's settings, never by using it: a
+# broker that creates topics on first use would give one its defaults (a week's retention for
+# the events topic) when a consumer started before the relay.
+NO_AUTO_CREATE = {"allow_auto_create_topics": False}
+
+
 def producer(link: Link, **settings: Any) -> KafkaProducer:
-    return KafkaProducer(**options(link), **settings)
+    made = KafkaProducer(**options(link), **{**NO_AUTO_CREATE, **settings})
+    _metadata_asks_no_creation(made._metadata, settings)
+    return made
 
 
 def consumer(link: Link, **settings: Any) -> KafkaConsumer:
-    return KafkaConsumer(**options(link), **settings)
+    made = KafkaConsumer(**options(link), **{**NO_AUTO_CREATE, **settings})
+    _metadata_asks_no_creation(made._client.cluster, settings)
+    return made
+
+
+def _metadata_asks_no_creation(cluster: Any, settings: dict[str, Any]) -> None:
+    """kafka-python 3.0.12 builds its cluster metadata without the client's
+    `allow_auto_create_topics`, so its requests always ask the broker to create a missing
+    topic: the setting is given to the metadata itself (a test pins the behaviour)."""
+    cluster.config["allow_auto_create_topics"] = settings.get(
+        "allow_auto_create_topics", NO_AUTO_CREATE["allow_auto_create_topics"])
 
 
 def admin(link: Link, **settings: Any) -> KafkaAdminClient:

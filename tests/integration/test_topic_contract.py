@@ -8,6 +8,7 @@ import contextlib
 import os
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,7 +24,7 @@ from infra.kafka.floor import read_floor
 from infra.kafka.positions import PositionBelowFloorError
 from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
-from tests.faults.processes import GIFTCARDS
+from tests.faults.processes import GIFTCARDS, ServiceProcess
 from tests.integration.test_relay import fill, read_committed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
@@ -188,3 +189,59 @@ def test_a_topic_not_yet_known_to_the_broker_is_asked_again_not_refused(
     topics = Topics(unique_topic_prefix())  # none of its topics exists
     with pytest.raises(KafkaTimeoutError, match="not described yet"):
         verify_topics(kafka_bootstrap, topics, [topics.events])
+
+
+def test_a_service_consumer_reading_a_topic_that_does_not_exist_does_not_create_it(
+    kafka_bootstrap: str,
+) -> None:
+    """A broker creates a topic on first use with its own defaults (a week's retention): the
+    service's clients never ask it to, so a topic exists only as its contract says."""
+    from infra.kafka import clients
+
+    missing = f"{unique_topic_prefix()}giftcard.events"
+    consumer = clients.consumer(kafka_bootstrap, group_id=f"{missing}-reader")
+    consumer.subscribe([missing])
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            consumer.poll(timeout_ms=500)
+    finally:
+        consumer.close()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        assert missing not in admin.list_topics()
+    finally:
+        admin.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_views_started_before_any_relay_find_the_events_topic_created_with_its_contract(
+    kafka_bootstrap: str, env_for: dict[str, str], tmp_path: Path
+) -> None:
+    """`project --source kafka` first on a new prefix (seen in a fault test: it created the
+    events topic with the broker's retention, and the relays started with it were refused)."""
+    topics = Topics(unique_topic_prefix())
+    env = kafka_env(env_for, kafka_bootstrap, topics)
+    with ServiceProcess(["project", "--source", "kafka"], env, tmp_path / "project.log") as views:
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        try:
+            deadline = time.monotonic() + 60
+            while topics.events not in admin.list_topics():
+                assert views.alive(), views.log_tail()
+                assert time.monotonic() < deadline, views.log_tail()
+                time.sleep(0.2)
+            from infra.kafka.admin import _configs
+
+            deadline = time.monotonic() + 30
+            while True:
+                with contextlib.suppress(KafkaTimeoutError, KeyError):
+                    retention = _configs(admin, [topics.events])[topics.events]["retention.ms"]
+                    break
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            assert retention == "-1"  # the contract's: never the broker's week
+        finally:
+            admin.close()
+        code, answer = giftcards(env, "relay", "--once")
+        assert code == 0, answer
+        assert views.alive(), views.log_tail()
