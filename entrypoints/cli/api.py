@@ -86,7 +86,7 @@ def console(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def api(args: argparse.Namespace) -> dict[str, Any]:
-    from entrypoints.cli.consume import stop_on_sigterm
+    from entrypoints.cli.kafka_setup import stop_on_sigterm
     from infra.supervisor import retry_until_done, run_parts
 
     if not 0 < args.port < 65536:

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def deliver(args: argparse.Namespace) -> dict[str, Any]:
     from composition.bootstrap import build_delivery_worker, check_mail_link
-    from entrypoints.cli.consume import stop_on_sigterm
+    from entrypoints.cli.kafka_setup import stop_on_sigterm
 
     check_mail_link(service().settings)
     worker = build_delivery_worker(service())

@@ -142,7 +142,7 @@ def _frames(exc: BaseException, last: int = 8) -> str:
 
 def _short(path: str) -> str:
     """A frame's file from the project's or the libraries' root: no host paths in the log."""
-    for root in (_ROOT, "site-packages/"):
+    for root in ("site-packages/", _ROOT):  # a virtualenv may sit inside the project
         if root in path:
             return path[path.index(root) + len(root):]
     return os.path.basename(path)

@@ -7,7 +7,7 @@ from typing import Any
 
 from composition.bootstrap import build, build_relay, set_up_schema
 from entrypoints.cli.base import examples
-from entrypoints.cli.consume import TopicsReady, kafka_config, stop_on_sigterm
+from entrypoints.cli.kafka_setup import TopicsReady, kafka_config, stop_on_sigterm
 from infra.supervisor import retry_until_done
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from composition.bootstrap import build, build_projector
 from entrypoints.cli.base import examples
-from entrypoints.cli.consume import kafka_config
+from entrypoints.cli.kafka_setup import kafka_config
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

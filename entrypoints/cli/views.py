@@ -21,6 +21,7 @@ from entrypoints.cli.base import (
     parse_month,
 )
 from entrypoints.cli.cards import AS_OF_HELP, MARKET_HELP, service
+from entrypoints.cli.kafka_setup import TopicsReady, kafka_config, stop_on_sigterm
 from entrypoints.cli.operators import (
     logged_read,
     operator_argument,
@@ -161,8 +162,6 @@ def rebuild(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def project(args: argparse.Namespace) -> dict[str, Any]:
-    from entrypoints.cli.consume import TopicsReady, kafka_config, stop_on_sigterm
-
     source = _source(args)
     stop = stop_on_sigterm()
     if source == "kafka":  # the events topic checked against its contract, or created with it

@@ -64,7 +64,7 @@ def published(settings: Settings, timeout_ms: int = 5000) -> list[dict[str, Any]
                                 consumer_timeout_ms=timeout_ms)
     try:
         part = TopicPartition(topic, 0)
-        if consumer.partitions_for_topic(topic) is None:
+        if not consumer.partitions_for_topic(topic):  # an empty set: no such topic
             return []
         consumer.assign([part])
         consumer.seek_to_beginning(part)
