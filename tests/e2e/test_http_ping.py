@@ -13,6 +13,7 @@ from infra.bootstrap import build
 from infra.config import load_settings
 
 SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
+LOOKUP = b'{"code": "ABCD-EFGH-JKLM-NPQR", "market": "FR"}'
 
 
 def test_ping_answers_a_constant_to_a_checkout_key_only(tmp_path: Path) -> None:
@@ -24,12 +25,11 @@ def test_ping_answers_a_constant_to_a_checkout_key_only(tmp_path: Path) -> None:
         shop = keys.create(name="shop", scopes=["checkout"])["key"]
         orders = keys.create(name="orders", scopes=["orders"])["key"]
         with TestClient(create_app(service)) as client:
-            def ping(key: str | None) -> tuple[int, object]:
+            def ping(key: str | None, body: bytes = LOOKUP) -> tuple[int, object]:
                 headers = {"Content-Type": "application/json"}
                 if key:
                     headers["Authorization"] = f"Bearer {key}"
-                answer = client.post("/v1/ping", content=b'{"code": "x", "market": "FR"}',
-                                     headers=headers)
+                answer = client.post("/v1/ping", content=body, headers=headers)
                 return answer.status_code, answer.json()
 
             assert ping(shop) == (200, {"status": "ok"})
@@ -37,5 +37,7 @@ def test_ping_answers_a_constant_to_a_checkout_key_only(tmp_path: Path) -> None:
             assert ping(None)[0] == 401
             assert ping("not-a-key")[0] == 401
             assert ping(orders)[0] == 403
+            assert ping(shop, b"") == (200, {"status": "ok"})  # no request: the key alone
+            assert ping(shop, b'{"market": "FR"}')[0] == 422  # checked as a lookup's
     finally:
         service.close()

@@ -48,9 +48,10 @@ def routes(context: ApiContext) -> APIRouter:
         return response
 
     @router.post("/v1/ping", operation_id="ping", response_model=answers.Status)
-    async def ping(key: Checkout) -> Response:
-        """A checkout key checked, its request read, a constant answer: whether a key works,
-        and what a request costs before any card is read (the lookup's baseline in the bench)."""
+    async def ping(key: Checkout, body: LookupBody | None = None) -> Response:
+        """A checkout key checked, its request (if any) read and checked as a lookup's, a
+        constant answer: whether a key and a lookup request are good, and what a lookup costs
+        before any card is read (the lookup's baseline in the bench)."""
         return Response(PONG, media_type="application/json")
 
     @router.post("/v1/cards/lookup", operation_id="lookup", response_model=answers.Lookup)
