@@ -6,6 +6,8 @@ exported and erased as before (their earlier events, append-only, keep the clear
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from application.commands import PurchaseCard
@@ -51,52 +53,46 @@ def test_p2_forgetting_a_store_id_deletes_the_link_and_a_returning_customer_is_n
     assert vault.store_id(NEW) not in (store_id, NEW)
 
 
-def test_p2_customers_named_in_clear_before_the_index_keep_their_id(
+@pytest.fixture
+def reopened(
     service: Service, env_for: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The store as the code before the index wrote it: the customer id itself in the events,
-    # and no index yet.
-    monkeypatch.setattr(service.vault, "store_id", lambda customer_id: customer_id)
-    buy(service, LEGACY, "o-legacy-1")
-    service.db.execute("DELETE FROM store_ids")
-    service.db.execute("DELETE FROM store_ids_seeded")
-
-    reopened = build(load_settings(env_for), clock=service.app.now)
-    try:
-        assert reopened.vault.resolve_store_id(LEGACY) == LEGACY
-        assert reopened.vault.store_id(NEW) != NEW
-    finally:
-        reopened.close()
-
-
-def test_p2_a_customer_named_in_clear_keeps_buying_is_exported_and_erased(
-    service: Service, env_for: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    with monkeypatch.context() as before_store_ids:  # the code before the index
+) -> Iterator[Service]:
+    """The store as the code before the index wrote it (the customer id itself in the events,
+    no index), opened again by today's code."""
+    with monkeypatch.context() as before_store_ids:
         before_store_ids.setattr(service.vault, "store_id", lambda customer_id: customer_id)
         buy(service, LEGACY, "o-legacy-1")
     service.db.execute("DELETE FROM store_ids")
     service.db.execute("DELETE FROM store_ids_seeded")
-    reopened = build(load_settings(env_for), clock=service.app.now)
-    try:
-        buy(reopened, LEGACY, "o-legacy-2")  # after the change: the same id, same chain
+    opened = build(load_settings(env_for), clock=service.app.now)
+    yield opened
+    opened.close()
 
-        cards = [e.originator_id for e in scan(reopened, [LEGACY]).bought]
-        assert len(cards) == 2  # both purchases name the customer id itself
-        bought = export(reopened, [LEGACY])["cards_bought"]
-        assert [c["buyer_email"] for c in bought] == [EMAIL, EMAIL]
 
-        erased = act(reopened, "erase", [LEGACY], "req-legacy")
+def test_p2_customers_named_in_clear_before_the_index_keep_their_id(reopened: Service) -> None:
+    assert reopened.vault.resolve_store_id(LEGACY) == LEGACY
+    assert reopened.vault.store_id(NEW) != NEW
 
-        assert erased["keys_destroyed"] >= 1 and len(erased["cards_as_buyer"]) == 2
-        assert reopened.vault.resolve_store_id(LEGACY) is None
-        # Their earlier events keep the clear id (append-only), their sealed data is gone.
-        assert {c["buyer_email"] for c in export(reopened, [LEGACY])["cards_bought"]} == {
-            ERASED}
-        buy(reopened, LEGACY, "o-legacy-3")  # coming back: a new person with a store id
-        assert reopened.vault.resolve_store_id(LEGACY) not in (None, LEGACY)
-    finally:
-        reopened.close()
+
+def test_p2_a_customer_named_in_clear_keeps_buying_is_exported_and_erased(
+    reopened: Service,
+) -> None:
+    buy(reopened, LEGACY, "o-legacy-2")  # after the change: the same id, same chain
+
+    cards = [e.originator_id for e in scan(reopened, [LEGACY]).bought]
+    assert len(cards) == 2  # both purchases name the customer id itself
+    bought = export(reopened, [LEGACY])["cards_bought"]
+    assert [c["buyer_email"] for c in bought] == [EMAIL, EMAIL]
+
+    erased = act(reopened, "erase", [LEGACY], "req-legacy")
+
+    assert erased["keys_destroyed"] >= 1 and len(erased["cards_as_buyer"]) == 2
+    assert reopened.vault.resolve_store_id(LEGACY) is None
+    # Their earlier events keep the clear id (append-only), their sealed data is gone.
+    assert {c["buyer_email"] for c in export(reopened, [LEGACY])["cards_bought"]} == {
+        ERASED}
+    buy(reopened, LEGACY, "o-legacy-3")  # coming back: a new person with a store id
+    assert reopened.vault.resolve_store_id(LEGACY) not in (None, LEGACY)
 
 
 def buy(service: Service, customer_id: str, order_id: str) -> None:
