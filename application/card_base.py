@@ -63,9 +63,9 @@ class CardsBase(Application[UUID]):
         self.markets = markets
         # Of the stream its events are published on (the relay, the views, verify).
         self.pseudonyms = pseudonyms
-        # Set by the composition root when the store can answer it in one query.
+        # Set by the store's application (infra) when the store can answer it in one query.
         self.load_streams: StreamLoader | None = None
-        # Set by the composition root when the recorder keeps each card's lookup row.
+        # Set by the store's application when its recorder keeps each card's lookup row.
         self.keeps_card_facts = False
 
     def store_id_of(self, customer_id: str | None) -> str | None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
+from uuid import UUID
 
+from eventsourcing.persistence import Mapper, ProcessRecorder
 from eventsourcing.utils import get_topic
 
 from application.cards import GiftCards
@@ -24,13 +26,39 @@ from infra.keyring import KekRing
 from infra.lookup import stream_loader
 from infra.orjsonpydantic import OrjsonTranscoder, PydanticMapper
 from infra.pseudonyms import StreamPseudonyms
-from infra.recorders import BinaryPostgresProcessRecorder, KeysSQLiteProcessRecorder
+from infra.recorders import BinaryPostgresProcessRecorder
 from infra.replication import check_replication
 from infra.secrets import HmacCodeHasher, Keys
 from infra.service import Service
 from infra.transient import is_transient
 from infra.vault import Vault
 from infra.wire import replies as _replies  # noqa: F401  registers the stored name of checkout replies
+
+
+class StoredGiftCards(GiftCards):
+    """The application over this store, its parts made as the library makes them
+    (`construct_*`): the mapper seals each event's chain link with the chain key, a PostgreSQL
+    recorder MACs each card's lookup row with it, and a card's streams load in one query."""
+
+    name = GiftCards.name  # the stored application name, whatever the class
+
+    def __init__(self, env: dict[str, str], *, chain_key: bytes, db: Database,
+                 **parts: Any) -> None:
+        self._chain_key = chain_key
+        super().__init__(env, **parts)
+        self.load_streams = stream_loader(self.recorder, self.mapper, db)
+        self.keeps_card_facts = isinstance(self.recorder, BinaryPostgresProcessRecorder)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        mapper = super().construct_mapper()
+        cast(PydanticMapper, mapper).chain_key = self._chain_key
+        return mapper
+
+    def construct_recorder(self) -> ProcessRecorder:
+        recorder = super().construct_recorder()
+        if isinstance(recorder, BinaryPostgresProcessRecorder):
+            recorder.facts_key = self._chain_key
+        return recorder
 
 
 def clock_for(settings: Settings) -> Callable[[], datetime]:
@@ -63,7 +91,10 @@ def build(
             db.close()
             raise
     keks = KekRing(settings.kek_file, sealing_key=keys.key_wrapping)
-    vault = Vault(db, wrapping_key=keys.key_wrapping, subject_key=keys.subject_hmac, keks=keks)
+    # A file or server store commits the keys a unit of work creates with its events (the
+    # recorders of `eventsourcing_env`); the memory store has no such recorder.
+    vault = Vault(db, wrapping_key=keys.key_wrapping, subject_key=keys.subject_hmac, keks=keks,
+                  keys_with_events=settings.database_url != "memory://")
     env = {
         **eventsourcing_env(settings.database_url, settings.db_pool_size),
         "CREATE_TABLE": "y" if create_tables else "n",
@@ -73,8 +104,10 @@ def build(
     markets = load_markets(settings)
     shared = database_clock(settings, db) if clock is None and settings.now is None else None
     pseudonyms = StreamPseudonyms(keys.stream_pseudonym)
-    app = GiftCards(
+    app = StoredGiftCards(
         env,
+        chain_key=chain_key(settings),
+        db=db,
         clock=clock or shared or clock_for(settings),
         codes=codes,
         hasher=HmacCodeHasher(keys.code_hmac),
@@ -82,15 +115,6 @@ def build(
         markets=markets,
         pseudonyms=pseudonyms,
     )
-    key = chain_key(settings)
-    cast(PydanticMapper, app.mapper).chain_key = key
-    if isinstance(app.recorder, BinaryPostgresProcessRecorder):
-        app.recorder.facts_key = key
-    app.load_streams = stream_loader(app.recorder, app.mapper, db)
-    app.keeps_card_facts = isinstance(app.recorder, BinaryPostgresProcessRecorder)
-    # The same recorder commits the keys a unit of work creates with its events.
-    vault.keys_with_events = isinstance(
-        app.recorder, BinaryPostgresProcessRecorder | KeysSQLiteProcessRecorder)
     if create_tables:
         db.execute(lease.TABLE)
         db.execute(floor.TABLE)

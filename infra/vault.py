@@ -44,15 +44,16 @@ class Vault(VaultErasure, VaultStoreIds):
     """AES-256-GCM per subject; subject keys are wrapped by a rotating key-encryption key."""
 
     def __init__(
-        self, db: Database, *, wrapping_key: bytes, subject_key: bytes, keks: KekRing | None = None
+        self, db: Database, *, wrapping_key: bytes, subject_key: bytes, keks: KekRing | None = None,
+        keys_with_events: bool = False,
     ) -> None:
         self.db = db
         self._legacy = AESGCM(wrapping_key)  # rows wrapped before KEKs: re-wrapped at rotation
         self.keks = keks or KekRing(None, sealing_key=wrapping_key)
         self._subject_key = subject_key
-        # Set by the composition root when the event recorder stores new keys in the events'
-        # own transaction (see KeySession).
-        self.keys_with_events = False
+        # Whether the event recorder stores new keys in the events' own transaction (see
+        # KeySession).
+        self.keys_with_events = keys_with_events
         for statement in [*SCHEMA, *STORE_ID_SCHEMA]:
             sql = statement if db.is_postgres else statement.replace("BYTEA", "BLOB")
             db.execute(sql)
