@@ -131,6 +131,11 @@ def latest(folder: Path = RESULTS) -> Path | None:
     return chosen[-1] if chosen else None
 
 
+def last_full(count: int, folder: Path = RESULTS) -> list[Path]:
+    """The `count` newest full runs' results, oldest first."""
+    return sorted(folder.glob("*-full-*.json"))[-count:]
+
+
 def load(path: Path) -> Json:
     result: Json = orjson.loads(path.read_bytes())
     return result

@@ -16,8 +16,7 @@ from bench import page, results
 def test_the_benchmarks_page_is_generated_from_the_latest_kept_results() -> None:
     latest = results.latest()
     assert latest is not None, "no bench results kept in bench/results/"
-    expected = page.render(results.load(latest), latest.name)
-    assert page.PAGE.read_text(encoding="utf-8") == expected, (
+    assert page.PAGE.read_text(encoding="utf-8") == page.expected(), (
         "stale: docs/benchmarks.md; run `python -m bench.page`")
 
 
@@ -69,3 +68,25 @@ def test_check_refuses_a_partial_run_even_if_its_ratios_pass(tmp_path: Path) -> 
     done = check(tmp_path, a_run(every_target_met(), kind="partial"))
     assert done.returncode == 1
     assert "not a full run" in done.stderr
+
+
+def test_the_page_shows_each_target_across_the_last_full_runs_met_only_if_met_in_each() -> None:
+    met = a_run(every_target_met())
+    slow = every_target_met()
+    first = results.TARGETS[0]
+    slow[first.measure] = slow[first.baseline] * first.target / 2  # one run below its target
+    runs = [met, a_run(slow), met]
+    for n, run in enumerate(runs):
+        run.update({"started": f"2026-01-0{n + 1}T00:00:00+00:00", "projections": []})
+    text = page.render({**met, "finished": "", "load": {"before": [0.0], "after": [0.0]},
+                        "machine": {"cpu_count": 2, "memory_gib": 1, "system": "Linux",
+                                    "release": "", "machine": "", "python": ""},
+                        "context_ratios": [], "measures": {}, "projections": []},
+                       "x.json", runs)
+    assert "## Across the last 3 full runs" in text
+    rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
+    below = rows[f"| {first.label} ≥ {first.target}"]
+    assert below.endswith("| no |") and below.count(" | ") == 5, below  # 3 runs, spread, verdict
+    others = [line for label, line in rows.items()
+              if "≥" in label and label != f"| {first.label} ≥ {first.target}"]
+    assert others and all(line.endswith("| yes |") for line in others)
