@@ -19,7 +19,7 @@ from domain.markets import Markets
 from infra import lease
 from infra.chainkey import load_chain_key
 from infra.config import ConfigError, Settings, load_settings
-from infra.db import Database, eventsourcing_env
+from infra.db import Database, eventsourcing_env, keys_commit_with_events
 from infra.dbclock import DatabaseClock
 from infra.kafka import floor, links
 from infra.keyring import KekRing
@@ -91,10 +91,8 @@ def build(
             db.close()
             raise
     keks = KekRing(settings.kek_file, sealing_key=keys.key_wrapping)
-    # A file or server store commits the keys a unit of work creates with its events (the
-    # recorders of `eventsourcing_env`); the memory store has no such recorder.
     vault = Vault(db, wrapping_key=keys.key_wrapping, subject_key=keys.subject_hmac, keks=keks,
-                  keys_with_events=settings.database_url != "memory://")
+                  keys_with_events=keys_commit_with_events(settings.database_url))
     env = {
         **eventsourcing_env(settings.database_url, settings.db_pool_size),
         "CREATE_TABLE": "y" if create_tables else "n",

@@ -332,6 +332,12 @@ def describe_hosts(url: str) -> str:
     return ",".join(f"{host}:{port}" for host, port in postgres_hosts(url))
 
 
+def keys_commit_with_events(url: str) -> bool:
+    """Whether the recorder `eventsourcing_env` names for `url` stores the vault keys a unit of
+    work created in its events' transaction (the file and server stores' do; memory has none)."""
+    return url != "memory://"
+
+
 def eventsourcing_env(url: str, pool_size: int | None = None) -> dict[str, str]:
     """The eventsourcing library's persistence settings for a database URL (on PostgreSQL, its
     connections from the process's pool of `pool_size`: see shared_pool)."""

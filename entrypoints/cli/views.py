@@ -21,7 +21,7 @@ from entrypoints.cli.base import (
     parse_month,
 )
 from entrypoints.cli.cards import AS_OF_HELP, MARKET_HELP, service
-from entrypoints.cli.kafka_setup import TopicsReady, kafka_config, stop_on_sigterm
+from entrypoints.cli.kafka_setup import TopicsReady, stop_on_sigterm
 from entrypoints.cli.operators import (
     logged_read,
     operator_argument,
@@ -164,16 +164,17 @@ def rebuild(args: argparse.Namespace) -> dict[str, Any]:
 def project(args: argparse.Namespace) -> dict[str, Any]:
     source = _source(args)
     stop = stop_on_sigterm()
+    settings = service().settings
+    topics = Topics.of(settings)
     if source == "kafka":  # the events topic checked against its contract, or created with it
-        settings, link, topics = kafka_config()
-        if not retry_until_done(stop, "Kafka topics", TopicsReady(settings, link, topics)):
+        ready = TopicsReady(settings, settings.kafka_link, topics)
+        if not retry_until_done(stop, "Kafka topics", ready):
             return {"source": source, "events": 0, "seconds": 0.0, "stopped": "SIGTERM"}
     views = projector()
 
     def logged(seen: int, applied: int) -> None:
         log.info("batch: %d messages, %d envelopes applied", seen, applied)
 
-    settings = service().settings
     started = time.monotonic()
     if source == "store":
         events = sources.follow_store(service().app, views, progress=logged,
