@@ -28,6 +28,7 @@ class Row:
     note: str = ""
     p99_ms: float | None = None  # sections that measure latency (the HTTP API)
     spread: tuple[float, float] | None = None  # lowest and highest rate of repeated runs
+    busy: float | None = None  # the machine's CPUs' busy share while it ran (see machine_busy)
 
     @property
     def rate(self) -> float:

@@ -107,8 +107,10 @@ def summary(name: str, runs: list[dict[str, Any]], per: int, what: str,
             f"p50 {p50:.1f} ms, p99 {statistics.median(p99s):.1f} ms (max {max(p99s):.1f}); "
             f"load {min(loads):.1f}-{max(loads):.1f}")
     # A Row of the median rate: count/seconds reproduce it.
+    shares = [r["busy"] for r in runs if r.get("busy") is not None]
     return Row(name, per * runs[0]["count"], per * runs[0]["count"] / median, note,
-               p99_ms=statistics.median(p99s), spread=(rates[0], rates[-1]))
+               p99_ms=statistics.median(p99s), spread=(rates[0], rates[-1]),
+               busy=statistics.median(shares) if shares else None)
 
 
 def bought_codes(ctx: Ctx, env: dict[str, str], count: int) -> list[str]:

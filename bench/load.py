@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from bench.cpu import machine_busy
+
 
 class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -125,20 +127,21 @@ async def main(job: dict[str, Any]) -> dict[str, Any]:
         conn.writer.close()
 
     started = time.perf_counter()
-    if job.get("rate"):
-        connections = [await connect() for _ in range(job["clients"])]
-        seconds = await open_loop(count, job["rate"], connections, send)
-        for conn in connections:
-            conn.writer.close()
-    else:
-        await asyncio.gather(*(client() for _ in range(job["clients"])))
-        seconds = time.perf_counter() - started
+    with machine_busy() as busy:  # the generator's own work included
+        if job.get("rate"):
+            connections = [await connect() for _ in range(job["clients"])]
+            seconds = await open_loop(count, job["rate"], connections, send)
+            for conn in connections:
+                conn.writer.close()
+        else:
+            await asyncio.gather(*(client() for _ in range(job["clients"])))
+            seconds = time.perf_counter() - started
     latencies.sort()
     return {
         "count": count, "requests": len(latencies), "seconds": seconds,
         "p50_ms": 1000 * percentile(latencies, 0.5),
         "p99_ms": 1000 * percentile(latencies, 0.99),
-        "failures": failures,
+        "failures": failures, "busy": busy(),
     }
 
 

@@ -85,14 +85,16 @@ def render(result: Json, source: str, runs: Sequence[Json] = ()) -> str:
         value = "—" if r["value"] is None else f"{r['value']:.2f}"
         lines.append(f"| {r['label']} | {value} |")
     lines += ["", "## Measures", "",
-              "| measure | count | seconds | per second | spread (min–max /s) | p99 | note |",
-              "|---|---|---|---|---|---|---|"]
+              "| measure | count | seconds | per second | spread (min–max /s) | p99 | CPUs busy | "
+              "note |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, m in result["measures"].items():
         spread = "—" if not m["spread"] else f"{m['spread'][0]:,.0f}–{m['spread'][1]:,.0f}"
         p99 = "—" if m["p99_ms"] is None else f"{m['p99_ms']:.1f} ms"
+        busy = "—" if m.get("busy") is None else f"{m['busy']:.0%}"  # older results have none
         note = str(m["note"]).replace("|", "\\|")
         lines.append(f"| {name} | {m['count']:,} | {m['seconds']:.2f} | {m['rate']:,.0f} | "
-                     f"{spread} | {p99} | {note} |")
+                     f"{spread} | {p99} | {busy} | {note} |")
     if result["projections"]:
         lines += ["", "## Projections", "",
                   "| measure | value | baseline / context | ratio | target |",

@@ -23,6 +23,7 @@ Json = dict[str, Any]
 
 A = "a. naive: 1 command / transaction"
 B = "b. checkout consumer end to end"
+B_CORES = "b-cores. checkout consumers end to end, one process per core"
 E = "e. HTTP authorize+capture, group commit"
 OPEN_PAIRS = "e-open. HTTP authorize+capture, open loop at half capacity"
 OPEN_LOOKUPS = "f-open. HTTP lookup, open loop at half capacity"
@@ -56,6 +57,8 @@ CONTEXT = [
     Ratio("d/c-producer (214 B messages)", "d. relay events", "c. raw kafka-python producer", 0.5),
     Ratio("e/a", E, A, 3.0),
     Ratio("e/e0", E, "e0. HTTP authorize+capture, 1 transaction each", 1.0),
+    # Like for like with e (one API process per core): one checkout consumer per core.
+    Ratio("b-cores/e", B_CORES, E, 1.0),
     Ratio("f/f0 (GET /health/live)", "f. HTTP lookup", "f0. HTTP constant endpoint", 0.5),
 ]
 P99_MS = [(E, 50.0), ("f. HTTP lookup", 20.0), ("e8. HTTP authorize+capture, 8 clients", 50.0),
@@ -95,7 +98,8 @@ def collect(ctx: Ctx, *, kind: str, sections: list[str], load_before: tuple[floa
     """Everything a run measured, with what is needed to judge it later."""
     measures = {
         name: {"count": row.count, "seconds": row.seconds, "rate": row.rate, "note": row.note,
-               "p99_ms": row.p99_ms, "spread": list(row.spread) if row.spread else None}
+               "p99_ms": row.p99_ms, "spread": list(row.spread) if row.spread else None,
+               "busy": row.busy}
         for name, row in ctx.rows.items()
     }
     return {
