@@ -70,13 +70,13 @@ class Holds:
         return self._run(lookup, within, simulate=False)
 
     def plan_lookup(self, command: LookUpCard) -> LookupPlan:
-        """The streams `lookup` would read first (bad input is refused here alike)."""
+        """The streams `lookup` would read first (bad input is refused here alike). Reads the
+        customer's store id if one is named (a query), and never gives one: a read that finds
+        the card writes nothing."""
         the_market = self.cards.markets.get(command.market)
         now = self.cards.now()
-        guard = self.cards.guessing(command.customer_id, command.source, "lookup", now)
-        windows = guard.windows
-        return LookupPlan(self.cards.code_index_id(command.code),
-                          (windows[0], windows[-1], guard.budget), the_market.code, now)
+        guards = self.cards.read_guards(command.customer_id, command.source, now)
+        return LookupPlan(self.cards.code_index_id(command.code), guards, the_market.code, now)
 
     def answer_from_facts(
         self, plan: LookupPlan, facts: CardFacts | None, counts: tuple[int, int, int]

@@ -168,6 +168,22 @@ class Redeeming(CardsBase):
             lockout=CheckoutAttempts.refusal_id(subject, start, order_id),
         )
 
+    def read_guards(
+        self, customer_id: str | None, source: str, now: datetime
+    ) -> tuple[UUID, UUID, UUID]:
+        """R8's windows a check at `now` reads (the subject's, the source's own, the source's
+        budget) for a read that records nothing: a customer never seen has no store id, so no
+        window of their own yet, and is given none here (their misses are the source's, which
+        counts them too)."""
+        start = self.markets.guessing.window_start(now)
+        anonymous = CheckoutAttempts.window_id(attempt_subject(None, source), start)
+        window = anonymous
+        if customer_id is not None:
+            known = self.vault.resolve_store_id(attempt_subject(customer_id, source))
+            if known is not None:
+                window = CheckoutAttempts.window_id(known, start)
+        return window, anonymous, GuessingBudget.window_id(source, start)
+
     def attempt_ids(
         self, customer_id: str | None, source: str, order_id: str, now: datetime
     ) -> list[UUID]:

@@ -213,3 +213,65 @@ def test_a_database_that_does_not_answer_sends_lookups_the_full_way(service: Ser
     started = time.monotonic()
     assert asyncio.run(once()) == [(None, (0, 0, 0))] * 3
     assert time.monotonic() - started < 10
+
+
+@POSTGRES
+def test_r8_p2_a_found_card_looked_up_for_a_customer_never_seen_gives_them_no_store_id(
+    service: Service,
+) -> None:
+    holds = Holds(service.app)
+    code = buy(service.app).code
+    # A read that finds the card writes nothing: no store id for a customer only named
+    answer = lookup_fast(service, holds, code, customer_id="named-only")
+    assert answer is not None and answer.status == "active"
+    assert service.vault.resolve_store_id("named-only") is None
+    # A miss is counted against them (R8): that write gives them their store id
+    with pytest.raises(DomainError):
+        full(holds, "ZZZZ-ZZZZ-ZZZZ-ZZZZ", customer_id="named-only")
+    known = service.vault.resolve_store_id("named-only")
+    assert known is not None
+    # and the next lookup's plan reads their window, where that miss is
+    reader = reread(service)
+    plan = holds.plan_lookup(LookUpCard(code=code, market="FR", source=SOURCE,
+                                        customer_id="named-only"))
+
+    async def once() -> Any:
+        try:
+            return await reader.read(plan.code_index, plan.guards)
+        finally:
+            await reader.close()
+
+    _, (subject_misses, source_misses, _) = asyncio.run(once())
+    assert subject_misses == 1 and source_misses == 0
+
+
+@POSTGRES
+def test_a_lookup_naming_a_customer_reads_their_store_id_off_the_event_loop(
+    service: Service, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The API's event loop serves every other request while one waits for the database."""
+    from starlette.testclient import TestClient
+
+    from application.apikeys import ApiKeys
+    from entrypoints.http.app import create_app
+
+    code = buy(service.app).code
+    key = ApiKeys(service.app).create(name="shop", scopes=["checkout"])["key"]
+    on_loop: list[bool] = []
+    real = service.app.vault.resolve_store_id
+
+    def noting(customer_id: str) -> str | None:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return real(customer_id)
+
+    monkeypatch.setattr(service.app.vault, "resolve_store_id", noting)
+    with TestClient(create_app(service)) as client:
+        answered = client.post("/v1/cards/lookup", headers={"Authorization": f"Bearer {key}"},
+                               json={"code": code, "market": "FR", "customer_id": "c-9"})
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["status"] == "active"
+    assert on_loop and not any(on_loop)

@@ -63,9 +63,13 @@ def routes(context: ApiContext) -> APIRouter:
         if facts is not None:
             # The common case in one round trip from the event loop; whatever would write
             # (an unknown code, a locked-out subject, a hold to release) runs in full below.
-            plan = holds.plan_lookup(LookUpCard(
+            command = LookUpCard(
                 code=body.code, market=body.market, source=source, customer_id=body.customer_id,
-            ))
+            )
+            # A named customer's store id is a query: off the event loop, which serves the
+            # other requests meanwhile.
+            plan = (holds.plan_lookup(command) if body.customer_id is None
+                    else await context.call(lambda: holds.plan_lookup(command)))
             card, counts = await facts.read(plan.code_index, plan.guards)
             answer = holds.answer_from_facts(plan, card, counts)
         if answer is None:
