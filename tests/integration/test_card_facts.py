@@ -246,7 +246,7 @@ def test_r8_p2_a_found_card_looked_up_for_a_customer_never_seen_gives_them_no_st
 
 
 @POSTGRES
-def test_a_lookup_naming_a_customer_reads_their_store_id_off_the_event_loop(
+def test_a_lookup_or_authorization_naming_a_customer_reads_their_store_id_off_the_event_loop(
     service: Service, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The API's event loop serves every other request while one waits for the database."""
@@ -257,6 +257,7 @@ def test_a_lookup_naming_a_customer_reads_their_store_id_off_the_event_loop(
 
     code = buy(service.app).code
     key = ApiKeys(service.app).create(name="shop", scopes=["checkout"])["key"]
+    auth = {"Authorization": f"Bearer {key}"}
     on_loop: list[bool] = []
     real = service.app.vault.resolve_store_id
 
@@ -270,8 +271,14 @@ def test_a_lookup_naming_a_customer_reads_their_store_id_off_the_event_loop(
 
     monkeypatch.setattr(service.app.vault, "resolve_store_id", noting)
     with TestClient(create_app(service)) as client:
-        answered = client.post("/v1/cards/lookup", headers={"Authorization": f"Bearer {key}"},
-                               json={"code": code, "market": "FR", "customer_id": "c-9"})
-    assert answered.status_code == 200, answered.text
-    assert answered.json()["status"] == "active"
-    assert on_loop and not any(on_loop)
+        looked = client.post("/v1/cards/lookup", headers=auth,
+                             json={"code": code, "market": "FR", "customer_id": "c-9"})
+        assert looked.status_code == 200, looked.text
+        assert looked.json()["status"] == "active"
+        assert on_loop and not any(on_loop)
+        on_loop.clear()
+        held = client.post("/v1/checkouts/o-9/authorize", headers=auth,
+                           json={"code": code, "market": "FR", "order_total": 1000,
+                                 "customer_id": "c-9"})
+        assert held.status_code == 200, held.text
+        assert on_loop and not any(on_loop)

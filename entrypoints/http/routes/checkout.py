@@ -101,7 +101,9 @@ def routes(context: ApiContext) -> APIRouter:
         if simulate:
             return JSONResponse({**await context.call(lambda: command(UnitOfWork(app))),
                                  "simulated": True})
-        wanted = holds.authorize_keys(authorization)
+        # A named customer's store id is a query: off the event loop, as for a lookup.
+        wanted = (holds.authorize_keys(authorization) if body.customer_id is None
+                  else await context.call(lambda: holds.authorize_keys(authorization)))
         return await counted("authorize", request, key, idempotency_key, command, wanted)
 
     @router.post("/v1/checkouts/{order_id}/capture", operation_id="capture",
