@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -67,10 +68,14 @@ class Ctx:
 
     def topics(self, partitions: int = 12) -> Topics:
         from dev.services import unique_topic_prefix
-        from infra.kafka.admin import ensure_topics
+        from infra.kafka.admin import ensure_topics, verify_topics
+        from infra.supervisor import retry_until_done
 
         topics = Topics(f"bench-{unique_topic_prefix()}")
         ensure_topics(self.bootstrap, topics, partitions, 1)
+        # Until the broker describes them: a relay checks its topics as it connects.
+        retry_until_done(threading.Event(), "the bench's new topics",
+                         lambda: verify_topics(self.bootstrap, topics, topics.configs()))
         return topics
 
 
