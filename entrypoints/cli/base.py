@@ -172,3 +172,16 @@ def _closed_transport_read(record: logging.LogRecord) -> bool:
     error = record.exc_info[1] if record.exc_info else None
     closed = "'NoneType' object has no attribute 'recv'"
     return not (isinstance(error, AttributeError) and closed in str(error))
+
+
+def _closed_socket_unregistered(record: logging.LogRecord) -> bool:
+    """Drop kafka-python 3.0.12's report of a task that unregistered a socket it had already
+    closed (an ssl socket, fd -1: the selector answers "not registered", then "Invalid file
+    descriptor: -1"): an ERROR with a traceback on a clean stop over TLS, about nothing lost.
+    Any other error of its tasks is still logged."""
+    error = record.exc_info[1] if record.exc_info else None
+    seen = [error, getattr(error, "__context__", None)]
+    return not any(
+        (isinstance(e, KeyError) and "[closed] fd=-1" in str(e) and "is not registered" in str(e))
+        or (isinstance(e, ValueError) and str(e) == "Invalid file descriptor: -1")
+        for e in seen)

@@ -19,6 +19,7 @@ from entrypoints.cli.base import (
     HelpRequested,
     Parser,
     UsageError,
+    _closed_socket_unregistered,
     _closed_transport_read,
     emit,
     error,
@@ -78,6 +79,7 @@ def _run(argv: list[str]) -> int:
     if verbose:
         logging.getLogger("kafka").setLevel(logging.INFO)
     logging.getLogger("kafka.net.transport").addFilter(_closed_transport_read)
+    logging.getLogger("kafka.net.selector").addFilter(_closed_socket_unregistered)
     tune_gc()
     try:
         if any(_has_surrogates(a) for a in argv):

@@ -1,4 +1,5 @@
-"""The CLI's log filter hides only kafka-python's read-after-close report, not real errors."""
+"""The CLI's log filters hide only kafka-python's reports of its own sockets closed on shutdown,
+not real errors."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 
 import pytest
 
-from entrypoints.cli.base import _closed_transport_read
+from entrypoints.cli.base import _closed_socket_unregistered, _closed_transport_read
 
 
 def logged(error: BaseException) -> logging.LogRecord:
@@ -31,3 +32,28 @@ def test_other_transport_errors_are_kept(error: BaseException) -> None:
     assert _closed_transport_read(logged(error))
     plain = logging.LogRecord("kafka.net.transport", logging.ERROR, __file__, 1, "x", (), None)
     assert _closed_transport_read(plain)
+
+
+def test_a_task_unregistering_a_closed_tls_socket_is_dropped() -> None:
+    """As kafka-python's selector reports it: the KeyError, then the ValueError raised while
+    handling it (the log of a clean `relay --once` over TLS)."""
+    try:
+        try:
+            raise KeyError("<ssl.SSLSocket [closed] fd=-1, family=2, type=1, proto=6> "
+                           "is not registered")
+        except KeyError:
+            raise ValueError("Invalid file descriptor: -1") from None
+    except ValueError as exc:
+        error = exc
+    assert not _closed_socket_unregistered(logged(error))
+    assert not _closed_socket_unregistered(logged(KeyError(
+        "<ssl.SSLSocket [closed] fd=-1, family=2, type=1, proto=6> is not registered")))
+
+
+@pytest.mark.parametrize("error", [KeyError("<socket fd=7> is not registered"),
+                                   ValueError("Invalid file descriptor: 7"),
+                                   ConnectionResetError("reset by peer")])
+def test_other_errors_of_the_selectors_tasks_are_kept(error: BaseException) -> None:
+    assert _closed_socket_unregistered(logged(error))
+    plain = logging.LogRecord("kafka.net.selector", logging.ERROR, __file__, 1, "x", (), None)
+    assert _closed_socket_unregistered(plain)
