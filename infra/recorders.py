@@ -12,7 +12,8 @@ from typing import Any, cast
 from urllib.parse import parse_qsl
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+import psycopg
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresFactory, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
 from eventsourcing.utils import Environment, get_topic
@@ -86,13 +87,30 @@ class CreatedOnceAmongMany:
 
     The library looks for its tracking table, then creates the tables and records its
     migration row in a second step: a process that looked before another created them records
-    that row a second time and fails (IntegrityError). Looking again then finds the tables."""
+    that row a second time and fails (IntegrityError). Looking again then finds the tables.
+    A process starting while others write can also be chosen as a deadlock's victim (its
+    `ALTER TABLE … IF NOT EXISTS` against their insert locks): PostgreSQL rolled it back, so
+    it starts again."""
 
     def create_table(self) -> None:
-        try:
-            super().create_table()  # type: ignore[misc]
-        except IntegrityError:
-            super().create_table()  # type: ignore[misc]
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                super().create_table()  # type: ignore[misc]
+                return
+            except IntegrityError:
+                super().create_table()  # type: ignore[misc]
+                return
+            except OperationalError as error:
+                if not _deadlock(error) or attempt == CREATE_ATTEMPTS - 1:
+                    raise
+
+
+CREATE_ATTEMPTS = 5
+
+
+def _deadlock(error: BaseException) -> bool:
+    cause = error.__cause__
+    return isinstance(cause, psycopg.Error) and cause.sqlstate == "40P01"
 
 
 class BinaryPostgresProcessRecorder(CreatedOnceAmongMany, PostgresProcessRecorder):
