@@ -154,17 +154,16 @@ class Redeeming(CardsBase):
         subject = attempt_subject(customer_id, source)
         if customer_id is not None:
             subject = self.vault.store_id(subject)
-        start = self.markets.guessing.window_start(now)
-        window = CheckoutAttempts.window_id(subject, start)
         # A customer named by a source locked out on its own is refused too: naming one is
         # not a way around the source's lock-out.
-        anonymous = CheckoutAttempts.window_id(attempt_subject(None, source), start)
+        start, anonymous, budget = self._source_guards(source, now)
+        window = CheckoutAttempts.window_id(subject, start)
         return Guessing(
             subject=subject,
             source=source,
             order_id=order_id,
             windows=(window,) if anonymous == window else (window, anonymous),
-            budget=GuessingBudget.window_id(source, start),
+            budget=budget,
             lockout=CheckoutAttempts.refusal_id(subject, start, order_id),
         )
 
@@ -175,14 +174,20 @@ class Redeeming(CardsBase):
         budget) for a read that records nothing: a customer never seen has no store id, so no
         window of their own yet, and is given none here (their misses are the source's, which
         counts them too)."""
-        start = self.markets.guessing.window_start(now)
-        anonymous = CheckoutAttempts.window_id(attempt_subject(None, source), start)
+        start, anonymous, budget = self._source_guards(source, now)
         window = anonymous
         if customer_id is not None:
             known = self.vault.resolve_store_id(attempt_subject(customer_id, source))
             if known is not None:
                 window = CheckoutAttempts.window_id(known, start)
-        return window, anonymous, GuessingBudget.window_id(source, start)
+        return window, anonymous, budget
+
+    def _source_guards(self, source: str, now: datetime) -> tuple[datetime, UUID, UUID]:
+        """The start of R8's window at `now`, the source's own window in it and the source's
+        budget: what an attempt counts against whoever it names (the source is checked here)."""
+        start = self.markets.guessing.window_start(now)
+        anonymous = CheckoutAttempts.window_id(attempt_subject(None, source), start)
+        return start, anonymous, GuessingBudget.window_id(source, start)
 
     def attempt_ids(
         self, customer_id: str | None, source: str, order_id: str, now: datetime

@@ -11,7 +11,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from domain.giftcard import CardFacts
-from infra.db import session_options
+from infra.db import CONNECT_TIMEOUT_S, session_options
 from infra.recorders import BinaryPostgresProcessRecorder, facts_row_sound
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ class CardFactsReader:
         # pool, and the callers answer those lookups the full way (which retries, or says 503).
         self.pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
             url, min_size=1, max_size=IN_FLIGHT, open=False, timeout=2.0,
-            kwargs={"autocommit": True, "connect_timeout": 5, "options": session_options(url)},
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S,
+                    "options": session_options(url)},
             name="card-facts",
         )
         self.opened = False
