@@ -133,12 +133,14 @@ def to_envelope(
 
 
 def stored_envelope(
-    mapper: Mapper[Any], stored: Notification, pseudonyms: Pseudonyms
+    mapper: Mapper[Any], stored: Notification, pseudonyms: Pseudonyms,
+    state: tuple[type[Any], dict[str, Any], bool] | None = None,
 ) -> dict[str, Any] | None:
     """Envelope of a stored event, from its stored JSON fields: the relay's and the store
-    rebuild's hot path skips building a pydantic event unless an upcaster changed the fields."""
+    rebuild's hot path skips building a pydantic event unless an upcaster changed the fields.
+    `state`: what `mapper.to_state(stored)` gave, when the caller decoded it already."""
     assert isinstance(mapper, PydanticMapper)  # the composition root installs it
-    cls, fields, upcast = mapper.to_state(stored)
+    cls, fields, upcast = state or mapper.to_state(stored)
     originator_id = cast(UUID, stored.originator_id)  # both recorders give back UUIDs
     if upcast:  # let the model validate and normalise what the upcasters produced
         fields.pop("chain_mac", None)

@@ -12,6 +12,10 @@ from infra.chains import CARD_TOPIC_PREFIX, chain_key_of, fields_of
 from infra.config import ConfigError
 from infra.db import Database
 
+# A notification and its state as the mapper decoded it: (event class, fields, upcast). The
+# relay decodes each stored event once, for this check and for its envelope.
+Decoded = tuple[Any, tuple[type[Any], dict[str, Any], bool]]
+
 TABLE = """CREATE TABLE IF NOT EXISTS relay_refused_links (
     name TEXT PRIMARY KEY,
     position BIGINT NOT NULL,
@@ -45,26 +49,27 @@ class LinkChecker:
         self.sealed_seen = False
         self.held_back = False  # the last batch stopped short of a forged link
 
-    def sealed_prefix(self, notifications: Sequence[Any]) -> list[Any]:
-        """The notifications before the first forged link; raises ForgedLinkError if it is the
-        first one (so the relay publishes up to it, then stops)."""
+    def sealed_prefix(self, decoded: Sequence[Decoded]) -> list[Decoded]:
+        """The (notification, decoded state) pairs before the first forged link; raises
+        ForgedLinkError if it is the first one (so the relay publishes up to it, then stops)."""
         self.held_back = False
         if self.key is None:
-            return list(notifications)
-        for i, n in enumerate(notifications):
+            return list(decoded)
+        for i, (n, (_, fields, _)) in enumerate(decoded):
             if not n.topic.startswith(CARD_TOPIC_PREFIX):
                 continue
-            problem = self.problem(n)
+            problem = self.problem(n, fields)
             if problem is not None:
                 if i:
                     self.held_back = True
-                    return list(notifications[:i])
+                    return list(decoded[:i])
                 raise ForgedLinkError(n.id, str(n.originator_id), n.originator_version, problem)
-        return list(notifications)
+        return list(decoded)
 
-    def problem(self, n: Any) -> str | None:
+    def problem(self, n: Any, fields: dict[str, Any]) -> str | None:
+        """What is wrong with the link of notification `n`, whose decoded fields are `fields`
+        (read, never changed), or None."""
         assert self.key is not None
-        fields = fields_of(self.mapper, n)
         stored, mac = fields.get("event_hash"), fields.get("chain_mac")
         if mac is None:
             if self.sealed_seen or self._previous_sealed(n):

@@ -28,6 +28,7 @@ from infra.kafka.transactions import (
     transactional_producer,
 )
 from infra.limits import ProcessingLimits
+from infra.orjsonpydantic import PydanticMapper
 from infra.ratelog import RateLimitedLog
 from infra.service import Service
 
@@ -97,9 +98,12 @@ class Publisher:
         )
         if not notifications:
             return 0
-        # Published up to a forged link, never past it (the next batch then stops there).
-        notifications = self._links.sealed_prefix(notifications)
-        last = notifications[-1].id
+        # Each stored event decoded once, for its link's check and for its envelope. Published
+        # up to a forged link, never past it (the next batch then stops there).
+        mapper = app.mapper
+        assert isinstance(mapper, PydanticMapper)  # the composition root installs it
+        decoded = self._links.sealed_prefix([(n, mapper.to_state(n)) for n in notifications])
+        first, last = decoded[0][0].id, decoded[-1][0].id
         if self._limits_at != self.position:
             self._limits = ProcessingLimits.from_store(app, self.position)
         self._limits_at = -1  # until this batch commits
@@ -108,8 +112,8 @@ class Publisher:
         # producer's batches as a raw producer's do; built between sends, the sender thread
         # drained each partition's batch with a record or two in it, and was woken per batch.
         records = []
-        for notification in notifications:
-            envelope = stored_envelope(app.mapper, notification, app.pseudonyms)
+        for notification, state in decoded:
+            envelope = stored_envelope(app.mapper, notification, app.pseudonyms, state)
             assert envelope is not None  # the topic filter admits published events only
             envelope = self._limits.see(envelope)
             key, value, record_headers = record_of(envelope, self.cloudevents)
@@ -138,7 +142,7 @@ class Publisher:
         try:
             end_transaction(producer, commit=True)
         except Exception:
-            self.uncertain = (notifications[0].id, last)
+            self.uncertain = (first, last)
             raise
         self.position = self.confirmed = self._limits_at = last
         try:
@@ -149,7 +153,7 @@ class Publisher:
         except Exception as exc:  # a floor lower than the truth only weakens the check
             log.warning("relay %s could not record position %d: %s", self.instance, last, exc)
         elapsed = time.monotonic() - started
-        published = len(notifications)
+        published = len(decoded)
         log.info(
             "relayed %d events up to position %d (%.0f events/s)",
             published,
