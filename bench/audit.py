@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
                      "postgres": Database(fresh_database(ctx))}
             try:
                 for name, service in stores.items():
-                    sources.sync_store(service.app, Projector(views[name]), batch_size=1000)
+                    sources.sync_store(service.app, Projector(views[name]))
                     result = measure(service, views[name], args.rounds, CARDS)
                     stored = int(service.app.recorder.max_notification_id() or 0)
                     result.update(stored=stored, grow_s=grown)

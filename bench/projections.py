@@ -80,7 +80,7 @@ def child(args: argparse.Namespace) -> None:
     started = time.monotonic()
     pace = Pace(started)
     if args.child == "store":
-        events = sources.sync_store(service.app, projector, batch_size=1000, progress=pace)
+        events = sources.sync_store(service.app, projector, progress=pace)
     elif args.child == "kafka":
         events = sources.sync_kafka(args.bootstrap, args.topic, projector, progress=pace)
     else:  # "idle": what the process costs before any event
