@@ -39,7 +39,7 @@ VARIABLES: dict[str, str] = {
     "GIFTCARDS_VIEWS_URL": "database of the views (`sqlite:///…` or `postgresql://…`), default "
     "the event store's",
     "GIFTCARDS_PROJECTION_BATCH": "envelopes per view transaction when `project --source store` "
-    "follows the store (1000)",
+    "follows the store or `projections rebuild --source store` replays it (4000)",
     "GIFTCARDS_FRAUD_CONFIG": "TOML overriding the F1–F6 thresholds (`[fraud]` table, see "
     "`projections/config.py`)",
     "GIFTCARDS_LOG_FORMAT": "`text` (default) or `json` (one object per line: `ts`, `level`, "

@@ -11,6 +11,7 @@ import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from application.cards import GiftCards
+from infra.config import PROJECTION_BATCH
 from infra.envelope import published_topics, stored_envelope
 from infra.kafka import clients
 from infra.kafka.admin import METADATA_MAX_AGE_MS
@@ -21,12 +22,6 @@ from projections.runner import STORE, Item, Projector
 
 log = logging.getLogger("giftcards.projections")
 Progress = Callable[[int, int], None]  # (messages in this batch, envelopes applied)
-# Envelopes per views transaction, at most: a store page, or the records one Kafka poll hands
-# over. Each transaction pays fixed costs (the lock, positions, one prefetch query and one COPY
-# or upsert per table, a commit): measured on a durable PostgreSQL, a store rebuild applies
-# 13-24% more events per second in transactions of 4,000 than of 1,000, its memory still
-# bounded by one batch (~3 MB of envelopes).
-BATCH = 4000
 
 
 def store_total(app: GiftCards) -> int:
@@ -59,7 +54,7 @@ def sync_store(
     app: GiftCards,
     projector: Projector,
     *,
-    batch_size: int = BATCH,
+    batch_size: int = PROJECTION_BATCH,
     progress: Progress | None = None,
     stop: Callable[[], bool] = lambda: False,
 ) -> int:
@@ -95,7 +90,7 @@ def consumer(bootstrap: Link, group_id: str | None, **extra: Any) -> KafkaConsum
         enable_auto_commit=False,  # positions live in the views database, with the views
         isolation_level="read_committed",
         auto_offset_reset="earliest",
-        max_poll_records=BATCH,
+        max_poll_records=PROJECTION_BATCH,
         # Bounded prefetch: memory stays flat however long the topic (rebuilds read it all).
         fetch_max_bytes=8 * 1024 * 1024,
         max_partition_fetch_bytes=1024 * 1024,
@@ -218,7 +213,7 @@ def follow_store(
     app: GiftCards,
     projector: Projector,
     *,
-    batch_size: int = BATCH,
+    batch_size: int = PROJECTION_BATCH,
     progress: Progress | None = None,
     stop: Callable[[], bool] = lambda: False,
     idle_seconds: float = 0.5,

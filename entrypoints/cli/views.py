@@ -151,7 +151,8 @@ def rebuild(args: argparse.Namespace) -> dict[str, Any]:
     if source == "store":
         total = sources.store_total(service().app)
         with progress_bar(show, total, "rebuild from store") as bar:
-            events = sources.sync_store(service().app, views, progress=bar)
+            events = sources.sync_store(service().app, views, progress=bar,
+                                         batch_size=settings.projection_batch)
     else:
         bootstrap, topic = settings.kafka_link, Topics(settings.topic_prefix).events
         total = sources.kafka_total(bootstrap, topic, views)

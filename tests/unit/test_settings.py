@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from composition.bootstrap import build_projector
-from infra.config import ConfigError, load_settings
+from infra.config import PROJECTION_BATCH, ConfigError, load_settings
 from infra.config_keys import estimated_bits
 from projections.config import FraudConfig
 
@@ -46,7 +46,7 @@ def test_views_batch_and_fraud_file_come_from_settings(tmp_path: Path) -> None:
 def test_defaults_put_views_beside_the_store(tmp_path: Path) -> None:
     settings = load_settings(env(tmp_path))
     assert settings.views_url == settings.database_url
-    assert settings.projection_batch == 1000 and settings.fraud_config is None
+    assert settings.projection_batch == PROJECTION_BATCH and settings.fraud_config is None
     assert build_projector(settings).config == FraudConfig()
 
 
