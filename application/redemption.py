@@ -152,11 +152,11 @@ class Redeeming(CardsBase):
         """R8's budget for one attempt at `now`: the windows it is checked against (the
         customer's by their store id)."""
         subject = attempt_subject(customer_id, source)
-        if customer_id is not None:
-            subject = self.vault.store_id(subject)
         # A customer named by a source locked out on its own is refused too: naming one is
         # not a way around the source's lock-out.
         start, anonymous, budget = self._source_guards(source, now)
+        if customer_id is not None:  # only once both are checked: a refusal writes nothing
+            subject = self.vault.store_id(subject)
         window = CheckoutAttempts.window_id(subject, start)
         return Guessing(
             subject=subject,

@@ -228,3 +228,18 @@ def test_f1_r8_hammering_through_a_lockout_keeps_the_alert_row_bounded(
     envelopes = [stored_envelope(app.mapper, n, app.pseudonyms) for n in stored]
     attempts = sorted((e["occurred_at"], e["event_id"]) for e in envelopes if e is not None)
     assert alert["event_ids"] == [event_id for _, event_id in attempts[:F1_LISTED]]
+
+
+def test_r8_p2_a_redemption_refused_for_its_source_gives_a_customer_never_seen_no_store_id(
+    memory_service: Service,
+) -> None:
+    app = memory_service.app
+    code = buy(app).code
+    # Bad input is refused before anything is written: no store id for whom it named
+    with pytest.raises(DomainError) as refused_for_source:
+        pay(app, code, "pay-bad-source", 1000, customer_id="never-seen", source="")
+    assert refused_for_source.value.code == "invalid_input"
+    assert memory_service.vault.resolve_store_id("never-seen") is None
+    # A customer id that is itself invalid is still the error named first
+    with pytest.raises(DomainError, match="customer_id"):
+        pay(app, code, "pay-bad-both", 1000, customer_id="", source="")
