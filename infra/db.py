@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 POOL_SIZE = 10
 WAIT_FOR_CONNECTION_S = 5.0  # then PoolTimeout, a transient error the caller waits out
 CONNECT_TIMEOUT_S = 5
+PING_IDLE_S = 1.0
 # Every statement of the service is a short one (key lookups, batched by `= ANY` or unnest,
 # COPYs, upserts): compiling it (JIT: 20+ ms) never pays, yet the planner's estimates on tables
 # without statistics yet (a store just written, views being rebuilt) cross jit_above_cost with
@@ -37,7 +38,6 @@ def session_options(url: str) -> str:
     """The `options` of the service's PostgreSQL sessions: the URL's own, then NO_JIT."""
     given = conninfo_to_dict(url).get("options")
     return f"{given} {NO_JIT}" if given else NO_JIT
-PING_IDLE_S = 1.0
 
 
 class Database:

@@ -20,7 +20,7 @@ from domain.chain import CHAIN_FIELDS
 from domain.giftcard import GiftCard
 from domain.streams import CheckoutAttempts
 from domain.subjects import DataSubject
-from infra.orjsonpydantic import PydanticMapper, class_version
+from infra.orjsonpydantic import PydanticMapper, StoredState, class_version
 
 # Aggregates whose events are published; indexes are private lookups and stay home.
 PUBLISHED = {get_topic(GiftCard): "GiftCard", get_topic(CheckoutAttempts): "Checkout"}
@@ -134,7 +134,7 @@ def to_envelope(
 
 def stored_envelope(
     mapper: Mapper[Any], stored: Notification, pseudonyms: Pseudonyms,
-    state: tuple[type[Any], dict[str, Any], bool] | None = None,
+    state: StoredState | None = None,
 ) -> dict[str, Any] | None:
     """Envelope of a stored event, from its stored JSON fields: the relay's and the store
     rebuild's hot path skips building a pydantic event unless an upcaster changed the fields.

@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from domain.chain import link_mac
 
 MAC_FIELD = "chain_mac"  # stored beside the event's fields, never one of them
+# What `PydanticMapper.to_state` gives: (event class, stored fields, whether an upcaster ran).
+StoredState = tuple[type[Any], dict[str, Any], bool]
 
 
 class OrjsonTranscoder(Transcoder):
@@ -52,7 +54,7 @@ class PydanticMapper(Mapper):  # type: ignore[type-arg]
             state=stored,
         )
 
-    def to_state(self, stored_event: StoredEvent) -> tuple[type[Any], dict[str, Any], bool]:
+    def to_state(self, stored_event: StoredEvent) -> StoredState:
         """(event class, stored fields upcast to the class's version, whether any upcaster ran).
         Without upcasting the fields are exactly `model_dump(mode="json")` of the event."""
         stored = stored_event.state

@@ -11,10 +11,11 @@ from domain.chain import link, link_mac
 from infra.chains import CARD_TOPIC_PREFIX, chain_key_of, fields_of
 from infra.config import ConfigError
 from infra.db import Database
+from infra.orjsonpydantic import StoredState
 
-# A notification and its state as the mapper decoded it: (event class, fields, upcast). The
-# relay decodes each stored event once, for this check and for its envelope.
-Decoded = tuple[Any, tuple[type[Any], dict[str, Any], bool]]
+# A notification and its state as the mapper decoded it. The relay decodes each stored event
+# once, for this check and for its envelope.
+Decoded = tuple[Any, StoredState]
 
 TABLE = """CREATE TABLE IF NOT EXISTS relay_refused_links (
     name TEXT PRIMARY KEY,
