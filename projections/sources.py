@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -18,6 +18,7 @@ from infra.kafka.admin import METADATA_MAX_AGE_MS
 from infra.kafka.clients import Link
 from infra.transient import Stopped, never, retry_transient
 from projections import handlers
+from projections.readahead import ReadAhead
 from projections.runner import STORE, Item, Projector
 
 log = logging.getLogger("giftcards.projections")
@@ -50,6 +51,13 @@ def store_page(app: GiftCards, start: int, limit: int) -> list[Item]:
     return items
 
 
+def store_pages(app: GiftCards, start: int, batch_size: int) -> Iterator[list[Item]]:
+    """The store's pages from `start` on, up to its end as it is when each page is read."""
+    while page := store_page(app, start, batch_size):
+        yield page
+        start = page[-1].pos + 1
+
+
 def sync_store(
     app: GiftCards,
     projector: Projector,
@@ -58,18 +66,19 @@ def sync_store(
     progress: Progress | None = None,
     stop: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Apply everything stored after the views' position; returns envelopes applied."""
+    """Apply everything stored after the views' position; returns envelopes applied. The
+    next page is read while this one is applied (docs/operations.md: +10% events/s, median of 18 pairs)."""
     applied = 0
     start = projector.positions(STORE).get(0, 0) + 1
-    while not stop():
-        page = store_page(app, start, batch_size)
-        if not page:
-            break
-        done = projector.apply(page)
-        applied += done
-        if progress:  # in stored records covered, the unit of store_total()
-            progress(page[-1].pos + 1 - start, done)
-        start = page[-1].pos + 1
+    with ReadAhead(store_pages(app, start, batch_size), "store-read-ahead") as pages:
+        for page in pages:
+            if stop():
+                break
+            done = projector.apply(page)
+            applied += done
+            if progress:  # in stored records covered, the unit of store_total()
+                progress(page[-1].pos + 1 - start, done)
+            start = page[-1].pos + 1
     return applied
 
 
