@@ -9,7 +9,7 @@ import time
 import psycopg
 from kafka import TopicPartition
 
-from projections import sources
+from projections import topicreader
 
 NAME = "c'. raw consumer COPY into PostgreSQL"
 TABLE = "raw_envelopes"
@@ -23,7 +23,7 @@ def copy_consume(bootstrap: str, topic: str, url: str) -> tuple[int, float]:
                      "position bigint NOT NULL, envelope jsonb NOT NULL, "
                      "PRIMARY KEY (partition, position))")
         started = time.monotonic()
-        kc = sources.consumer(bootstrap, None)
+        kc = topicreader.consumer(bootstrap, None)
         copied = 0
         try:
             parts = [TopicPartition(topic, p) for p in kc.partitions_for_topic(topic) or ()]

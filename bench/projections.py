@@ -33,7 +33,7 @@ from infra.kafka.admin import ensure_topics
 from infra.kafka.relay import Relay
 from infra.kafka.topics import Topics
 from infra.runtime import tune_gc
-from projections import sources
+from projections import sources, topicreader
 from projections.runner import Projector
 from projections.schema import BALANCE
 from projections.verify import verify_card
@@ -244,7 +244,7 @@ def publish(service: Service, bootstrap: str, topics: Topics) -> int:
 def raw_consume(bootstrap: str, topic: str) -> tuple[int, float]:
     """The same consumer settings as the projections (read_committed, batch size), no work."""
     started = time.monotonic()
-    kc = sources.consumer(bootstrap, None)
+    kc = topicreader.consumer(bootstrap, None)
     try:
         parts = [TopicPartition(topic, p) for p in kc.partitions_for_topic(topic) or ()]
         kc.assign(parts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import Any
 
 import orjson
@@ -13,13 +14,12 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from application.cards import GiftCards
 from infra.config import PROJECTION_BATCH
 from infra.envelope import published_topics, stored_envelope
-from infra.kafka import clients
-from infra.kafka.admin import METADATA_MAX_AGE_MS
 from infra.kafka.clients import Link
 from infra.transient import Stopped, never, retry_transient
 from projections import handlers
 from projections.readahead import ReadAhead
 from projections.runner import STORE, Item, Projector
+from projections.topicreader import consumer, seek_after, topic_records
 
 log = logging.getLogger("giftcards.projections")
 Progress = Callable[[int, int], None]  # (messages in this batch, envelopes applied)
@@ -83,40 +83,30 @@ def sync_store(
 
 
 def decode(topic: str, record: Any) -> Item:
+    return _decoded(topic, record.partition, record.offset, record.value)
+
+
+def _decoded(topic: str, part: int, pos: int, value: bytes | None) -> Item:
     try:
-        envelope = handlers.check(orjson.loads(record.value))
+        # A record without a value (None) is refused by orjson as not JSON, like any other.
+        envelope = handlers.check(orjson.loads(value))  # type: ignore[arg-type]
     except orjson.JSONDecodeError:
-        return Item(topic, record.partition, record.offset, None, "value is not JSON")
+        return Item(topic, part, pos, None, "value is not JSON")
     except handlers.Rejected as exc:
-        return Item(topic, record.partition, record.offset, None, str(exc))
-    return Item(topic, record.partition, record.offset, envelope)
+        return Item(topic, part, pos, None, str(exc))
+    return Item(topic, part, pos, envelope)
 
 
-def consumer(bootstrap: Link, group_id: str | None, **extra: Any) -> KafkaConsumer:
-    return clients.consumer(
-        bootstrap,
-        group_id=group_id,
-        enable_auto_commit=False,  # positions live in the views database, with the views
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        max_poll_records=PROJECTION_BATCH,
-        # Bounded prefetch: memory stays flat however long the topic (rebuilds read it all).
-        fetch_max_bytes=8 * 1024 * 1024,
-        max_partition_fetch_bytes=1024 * 1024,
-        metadata_max_age_ms=METADATA_MAX_AGE_MS,
-        **extra,
-    )
+def _polled(kc: KafkaConsumer, topic: str) -> list[Item]:
+    return [decode(topic, r) for batch in kc.poll(timeout_ms=500).values() for r in batch]
 
 
-def _poll(
-    kc: KafkaConsumer,
-    topic: str,
+def _apply(
+    items: list[Item],
     projector: Projector,
     progress: Progress | None,
     stop: Callable[[], bool] = never,
 ) -> int:
-    records = kc.poll(timeout_ms=500)
-    items = [decode(topic, r) for batch in records.values() for r in batch]
     # While the views database is away the batch in hand waits: the consumer's position has
     # moved past it, so it must not be dropped (apply skips whatever a lost COMMIT did store).
     done = retry_transient(lambda: projector.apply(items), what="projections", stop=stop)
@@ -151,28 +141,14 @@ def sync_kafka(
     stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """Catch up with the topic as it is now (every partition, no group): rebuilds and queries."""
-    kc = consumer(bootstrap, None)
     applied = 0
-    try:
-        parts = [TopicPartition(topic, p) for p in kc.partitions_for_topic(topic) or ()]
-        if not parts:
-            return 0
-        kc.assign(parts)
-        ends = kc.end_offsets(parts)
-        _seek(kc, parts, projector.positions(topic))
-        while not stop() and any(kc.position(tp) < ends[tp] for tp in parts):
-            applied += _poll(kc, topic, projector, progress)
-    finally:
-        kc.close()
+    with closing(topic_records(bootstrap, topic, projector.positions(topic))) as polls:
+        for records in polls:
+            if stop():
+                break
+            items = [_decoded(topic, part, pos, value) for part, pos, value in records]
+            applied += _apply(items, projector, progress)
     return applied
-
-
-def _seek(kc: KafkaConsumer, parts: list[TopicPartition], seen: dict[int, int]) -> None:
-    for tp in parts:
-        if tp.partition in seen:
-            kc.seek(tp, seen[tp.partition] + 1)
-        else:
-            kc.seek_to_beginning(tp)
 
 
 class _Resume(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -190,7 +166,7 @@ class _Resume(ConsumerRebalanceListener):  # type: ignore[misc]
         seen = retry_transient(
             lambda: self.projector.positions(self.topic), what="projections", stop=self.stop
         )
-        _seek(self.kc, list(assigned), seen)
+        seek_after(self.kc, list(assigned), seen)
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
 
 
@@ -210,7 +186,7 @@ def follow_kafka(
     applied = 0
     try:
         while not stop():
-            applied += _poll(kc, topic, projector, progress, stop)
+            applied += _apply(_polled(kc, topic), projector, progress, stop)
     except Stopped:
         pass  # asked to stop while the database was away: the views keep their positions
     finally:
