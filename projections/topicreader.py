@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import queue
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -50,7 +50,9 @@ class ReaderFailed(Exception):
     """The topic's reader process died, or failed with an error that could not be sent."""
 
 
-def topic_records(bootstrap: Link, topic: str, seen: dict[int, int]) -> Iterator[list[Record]]:
+def topic_records(
+    bootstrap: Link, topic: str, seen: dict[int, int]
+) -> Generator[list[Record], None, None]:
     """The topic's records after the positions `seen`, up to its end as it is when the read
     starts, a poll at a time. A process of its own reads and parses them (kafka-python's record
     parsing is pure Python: a quarter of a rebuild's time in this one) while the caller applies
@@ -117,7 +119,7 @@ def _read(bootstrap: Link, topic: str, seen: dict[int, int], out: Any) -> None:
         put(None)
     except Exception as exc:  # raised in the parent, as the same error when it can be sent
         try:
-            pickle.loads(pickle.dumps(exc))  # noqa: S301 -- our own bytes, just made
+            pickle.loads(pickle.dumps(exc))  # the parent must be able to load it too
         except Exception:
             exc = ReaderFailed(type(exc).__name__)
         put(exc)

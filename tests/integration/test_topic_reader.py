@@ -18,7 +18,6 @@ from projections.topicreader import topic_records
 from tests.integration.kafka_helpers import PARTITIONS
 
 
-
 def fill(bootstrap: str, topic: str, count: int) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     try:
