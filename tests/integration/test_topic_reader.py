@@ -72,8 +72,8 @@ def test_the_readers_error_is_raised_in_the_rebuild_as_the_same_error() -> None:
 
 def reader_pids(parent: int) -> list[int]:
     """The parent's spawned processes (not multiprocessing's resource tracker)."""
-    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(parent)], capture_output=True,
-                         text=True, check=False).stdout
+    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(parent)],
+                         capture_output=True, text=True, check=False).stdout
     return [int(line.split()[0]) for line in out.splitlines() if "spawn_main" in line]
 
 
