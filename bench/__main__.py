@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import checkout, console, http, page, projections, relay, results
-from bench.common import Ctx, Section, print_latencies, print_table
+from bench.common import Ctx, Section, durable_postgres, print_latencies, print_table
 from dev import kafka_dev
 from dev.services import postgres_url
 from infra.runtime import tune_gc
@@ -84,13 +84,6 @@ def check(which: str) -> int:
         print(f"BELOW TARGET {line}", file=sys.stderr)
     print(f"{label}: {'every target met' if not failed else f'{len(failed)} not met'}")
     return 1 if failed else 0
-
-
-def durable_postgres() -> None:
-    """Transaction costs only mean something with real commits: a cluster with fsync on."""
-    if not os.environ.get("GIFTCARDS_TEST_POSTGRES_URL"):
-        os.environ.setdefault("PG_DEV_PORT", "15433")
-        os.environ.setdefault("PG_DEV_DURABLE", "1")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from bench import results
-from bench.__main__ import durable_postgres
+from bench.common import durable_postgres
 from bench.data import copy_to_postgres, kept_store
 from bench.projections import kept_service, publish, settings_env
 from infra.bootstrap import build

@@ -120,3 +120,10 @@ def as_json(ctx: Ctx) -> dict[str, Any]:
         name: {"count": r.count, "seconds": r.seconds, "rate": r.rate}
         for name, r in ctx.rows.items()
     }
+
+
+def durable_postgres() -> None:
+    """Transaction costs only mean something with real commits: a cluster with fsync on."""
+    if not os.environ.get("GIFTCARDS_TEST_POSTGRES_URL"):
+        os.environ.setdefault("PG_DEV_PORT", "15433")
+        os.environ.setdefault("PG_DEV_DURABLE", "1")
