@@ -31,10 +31,14 @@ KEPT = ROOT / "bench" / "results" / "ab"
 TREES = Path(tempfile.gettempdir()) / "giftcards-bench-trees"
 
 
-def tree(rev: str) -> Path:
-    """A checkout of `rev` sharing this copy's kept histories (their keys are in .cache)."""
-    sha = subprocess.run(["git", "rev-parse", rev], cwd=ROOT, check=True, capture_output=True,
-                         text=True).stdout.strip()
+def commit_of(rev: str) -> str:
+    return subprocess.run(["git", "rev-parse", rev], cwd=ROOT, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def tree(sha: str) -> Path:
+    """A checkout of commit `sha` sharing this copy's kept histories (their keys are in
+    .cache)."""
     path = TREES / sha[:12]
     if not path.exists():
         subprocess.run(["git", "worktree", "add", "--detach", "-f", str(path), sha], cwd=ROOT,
@@ -75,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     from dev import kafka_dev
     from dev.services import drop_postgres_database, fresh_postgres_database, postgres_url
 
-    base, new = tree(args.base), ROOT
+    base_commit = commit_of(args.base)
+    base, new = tree(base_commit), ROOT
     kept, _ = kept_store(1_000_000, kept_service)
     store_url = fresh_postgres_database(postgres_url())
     extra: list[str] = []
@@ -106,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     gains = [p["new"] / p["base"] - 1 for p in pairs]
     summary = {
         "started": datetime.now(UTC).isoformat(), "source": args.source, "stored": stored,
-        "base": subprocess.run(["git", "rev-parse", args.base], cwd=ROOT, capture_output=True,
-                               text=True).stdout.strip(),
+        "base": base_commit,
         "new": results.commit(), "machine": results.machine(), "pairs": pairs,
         "median_gain": statistics.median(gains), "faster_in": sum(g > 0 for g in gains),
     }

@@ -22,9 +22,9 @@ _END = object()
 
 
 class ReadAhead(Generic[T]):
-    """Runs `batches` in a thread one batch ahead of the caller. Reading (the store's rows or
-    Kafka's records, decoded into envelopes) then overlaps the views' own round trips to their
-    database, which otherwise leave this process idle a quarter of a rebuild.
+    """Runs `batches` in a thread one batch ahead of the caller. Reading (the store's rows,
+    decoded into envelopes) then overlaps the views' own round trips to their database, which
+    otherwise leave this process idle a quarter of a rebuild.
 
     The batches come out in their order, and an error of the reader comes out where its
     batch would have. Leaving the `with` early stops the reader before the next batch."""
@@ -63,7 +63,7 @@ class ReadAhead(Generic[T]):
         finally:
             close = getattr(self._batches, "close", None)
             if close is not None:
-                close()  # a generator's own cleanup (a consumer's close) runs in its thread
+                close()  # a generator's own cleanup runs in its thread, not the caller's
 
     def _put(self, item: object) -> bool:
         while not self._stopping.is_set():
