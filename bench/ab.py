@@ -1,6 +1,6 @@
-"""`python -m bench.ab --base REV`: the views' rebuild of this working copy against another
-commit's, in alternated pairs on one durable PostgreSQL and one history (results in
-bench/results/ab/)."""
+"""`python -m bench.ab --base REV`: the views' rebuild (or with `--source relay`, the relay's
+drain) of this working copy against another commit's, in alternated pairs on one durable
+PostgreSQL and one history (results in bench/results/ab/)."""
 
 from __future__ import annotations
 
@@ -53,24 +53,33 @@ def rebuild(root: Path, source: str, store_url: str, extra: list[str]) -> dict[s
 
     views = fresh_postgres_database(postgres_url())
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "bench.projections", "--child", source,
-             "--store-url", store_url, "--views-url", views, *extra],
-            cwd=root, capture_output=True, text=True, check=False,
-            env={**os.environ, "PYTHONPATH": str(root)},
-        )
-        if done.returncode:
-            raise RuntimeError(f"rebuild at {root} failed: {done.stderr[-2000:]}")
-        result: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
-        return result
+        return measured(root, ["-m", "bench.projections", "--child", source,
+                               "--store-url", store_url, "--views-url", views, *extra])
     finally:
         drop_postgres_database(views)
+
+
+def drain(root: Path, store_url: str, bootstrap: str) -> dict[str, Any]:
+    """One relay of the code at `root` draining the store into new topics, in a fresh
+    process."""
+    # By path, this copy's script with the other commit's code (-P: not this copy's bench/).
+    return measured(root, ["-P", str(ROOT / "bench" / "relay_drain.py"), store_url, bootstrap])
+
+
+def measured(root: Path, args: list[str]) -> dict[str, Any]:
+    """What a measuring process of the code at `root` printed last: {events, seconds}."""
+    done = subprocess.run([sys.executable, *args], cwd=root, capture_output=True, text=True,
+                          check=False, env={**os.environ, "PYTHONPATH": str(root)})
+    if done.returncode:
+        raise RuntimeError(f"{args} at {root} failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ab")
     parser.add_argument("--base", required=True, help="the commit to compare against")
-    parser.add_argument("--source", choices=["store", "kafka"], default="store")
+    parser.add_argument("--source", choices=["store", "kafka", "relay"], default="store")
     parser.add_argument("--pairs", type=int, default=6)
     parser.add_argument("--stored", type=int, default=300_000,
                         help="stored events of the kept 1M history to rebuild from")
@@ -88,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         service = build(load_settings(settings_env(store_url)))
         try:
             stored = copy_to_postgres(kept, store_url, upto=args.stored)
-            if args.source == "kafka":
+            if args.source != "store":
                 bootstrap = kafka_dev.up()
+            if args.source == "kafka":
                 topics = Topics(f"ab-{os.getpid()}-{int(time.time())}-")
                 publish(service, bootstrap, topics)
                 extra = ["--bootstrap", bootstrap, "--topic", topics.events]
@@ -101,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                 (new, "new"), (base, "base"))
             pair = {}
             for root, side in (first, second):
-                result = rebuild(root, args.source, store_url, extra)
+                result = (drain(root, store_url, bootstrap) if args.source == "relay"
+                          else rebuild(root, args.source, store_url, extra))
                 pair[side] = result["events"] / result["seconds"]
             pairs.append(pair)
             print(f"pair {n + 1}: base {pair['base']:,.0f} ev/s, new {pair['new']:,.0f} ev/s, "

@@ -9,7 +9,7 @@ from bench.common import Ctx, Row, timed
 from infra.bootstrap import Service, build
 from infra.config import load_settings
 from infra.envelope import published_topics, stored_envelope
-from infra.kafka.publisher import record_of
+from infra.kafka.batches import record_of
 from infra.kafka.relay import Relay
 from infra.kafka.transactions import PRODUCER_SETTINGS
 

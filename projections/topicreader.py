@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
-import pickle
 import queue
 from collections.abc import Generator
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from infra.childprocess import ReaderFailed, parent_alive, sendable
 from infra.config import PROJECTION_BATCH
 from infra.kafka import clients
 from infra.kafka.admin import METADATA_MAX_AGE_MS
@@ -44,10 +44,6 @@ def seek_after(kc: KafkaConsumer, parts: list[TopicPartition], seen: dict[int, i
             kc.seek(tp, seen[tp.partition] + 1)
         else:
             kc.seek_to_beginning(tp)
-
-
-class ReaderFailed(Exception):
-    """The topic's reader process died, or failed with an error that could not be sent."""
 
 
 def topic_records(
@@ -86,10 +82,9 @@ def topic_records(
 def _read(bootstrap: Link, topic: str, seen: dict[int, int], out: Any) -> None:
     """The reader process: a list of records per poll, then None; or the error that stopped
     it. It stops on its own when its parent is gone (killed, say)."""
-    parent = multiprocessing.parent_process()
 
     def put(item: object) -> bool:
-        while parent is None or parent.is_alive():
+        while parent_alive():
             try:
                 out.put(item, timeout=WAIT_S)
                 return True
@@ -118,8 +113,4 @@ def _read(bootstrap: Link, topic: str, seen: dict[int, int], out: Any) -> None:
             kc.close()
         put(None)
     except Exception as exc:  # raised in the parent, as the same error when it can be sent
-        try:
-            pickle.loads(pickle.dumps(exc))  # the parent must be able to load it too
-        except Exception:
-            exc = ReaderFailed(type(exc).__name__)
-        put(exc)
+        put(sendable(exc))

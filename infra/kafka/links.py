@@ -38,6 +38,10 @@ class ForgedLinkError(ConfigError):
         self.position, self.card_id, self.version, self.problem = (
             position, card_id, version, problem)
 
+    def __reduce__(self) -> tuple[type[ForgedLinkError], tuple[int, str, int, str]]:
+        # Raised in the relay's reader process, sent to the relay as itself.
+        return type(self), (self.position, self.card_id, self.version, self.problem)
+
 
 class LinkChecker:
     """Checks each card event's own link: its fields give its hash and the chain key's MAC of

@@ -21,6 +21,7 @@ from infra.bootstrap import build
 from infra.config import load_settings
 from tests.conftest import SECRET
 from tests.e2e.test_http_api import GIFTCARDS, free_port
+from tests.integration.child_processes import running
 
 PROCESSES = 2
 
@@ -37,13 +38,6 @@ def children(pid: int) -> set[int]:
             if int(fields[1]) == pid and fields[0] != "Z":
                 found.add(int(entry.name))
     return found
-
-
-def running(pid: int) -> bool:
-    try:
-        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
-    except OSError:
-        return False
 
 
 def workers(pid: int) -> set[int]:

@@ -4,7 +4,6 @@ once and in order; the reader's errors raised in the rebuild; no reader outlives
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from kafka import KafkaProducer
 
 from infra.kafka.topics import Topics
 from projections.topicreader import topic_records
+from tests.integration.child_processes import helpers_end_with, running, spawned
 from tests.integration.kafka_helpers import PARTITIONS
 
 
@@ -70,19 +70,12 @@ def test_the_readers_error_is_raised_in_the_rebuild_as_the_same_error() -> None:
         read_all("127.0.0.1:notaport", "anything", {})
 
 
-def reader_pids(parent: int) -> list[int]:
-    """The parent's spawned processes (not multiprocessing's resource tracker)."""
-    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(parent)],
-                         capture_output=True, text=True, check=False).stdout
-    return [int(line.split()[0]) for line in out.splitlines() if "spawn_main" in line]
-
-
 def test_leaving_early_ends_the_reader(kafka_bootstrap: str, long_topic: str) -> None:
     polls = topic_records(kafka_bootstrap, long_topic, {})
     next(polls)
-    assert reader_pids(os.getpid())
+    assert spawned(os.getpid())
     polls.close()
-    assert not [p for p in reader_pids(os.getpid()) if _alive(p)]
+    assert not [p for p in spawned(os.getpid()) if running(p)]
 
 
 REBUILD = """
@@ -101,25 +94,4 @@ def test_a_reader_ends_on_its_own_when_its_rebuild_is_killed(
     rebuild = subprocess.Popen([sys.executable, "-c", REBUILD, kafka_bootstrap, long_topic],
                                stdout=subprocess.PIPE, text=True,
                                cwd=Path(__file__).resolve().parents[2])
-    try:
-        assert rebuild.stdout is not None and rebuild.stdout.readline() == "polled\n"
-        readers = reader_pids(rebuild.pid)
-        assert readers, "the rebuild read its topic without a reader process"
-        rebuild.send_signal(signal.SIGKILL)
-        rebuild.wait()
-        deadline = time.monotonic() + 10
-        while any(_alive(p) for p in readers) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(_alive(p) for p in readers), "a reader outlived its killed rebuild"
-    finally:
-        rebuild.kill()
-        rebuild.wait()
-
-
-def _alive(pid: int) -> bool:
-    """Running, not a zombie waiting for its parent to reap it."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
+    helpers_end_with(rebuild, "polled", "reader")

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from infra.bootstrap import Service
 from infra.config import ConfigError, load_settings
+from infra.kafka.batches import record_of
 from infra.kafka.cloudevents import (
     DEFAULT,
     REQUIRED,
@@ -22,7 +23,6 @@ from infra.kafka.cloudevents import (
     event_type_name,
     output_headers_schema,
 )
-from infra.kafka.publisher import record_of
 from infra.schemas import BASE_ID, file_name
 from tests.unit.test_schemas import lifecycle, published
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kafka.partitioner.default import DefaultPartitioner
 
-from infra.kafka.publisher import key_hash
+from infra.kafka.batches import key_hash
 
 
 class Metadata:
