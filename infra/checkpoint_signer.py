@@ -33,7 +33,7 @@ class SigningLease:
         self._waits = RateLimitedLog(log)
         self._stop = threading.Event()
         self._keeper: threading.Thread | None = None
-        if keeper and not db.url.startswith("sqlite:///:memory:"):
+        if keeper and not db.in_memory:
             self._keeper = threading.Thread(target=self._keep, daemon=True,
                                             name="checkpoint-lease")
             self._keeper.start()

@@ -52,6 +52,8 @@ class Database:
     def __init__(self, url: str, pool_size: int | None = None) -> None:
         self.url = url
         self.is_postgres = url.startswith(("postgresql://", "postgres://"))
+        # Only this process can open it: no lease to hand over, no helper process to read it.
+        self.in_memory = url.startswith("sqlite:///:memory:")
         self._pool: ConnectionPool[Any] | None = None
         self._held: Any = None  # the connection of the open transaction (SQLite: always)
         if self.is_postgres:

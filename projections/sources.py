@@ -82,10 +82,6 @@ def sync_store(
     return applied
 
 
-def decode(topic: str, record: Any) -> Item:
-    return _decoded(topic, record.partition, record.offset, record.value)
-
-
 def _decoded(topic: str, part: int, pos: int, value: bytes | None) -> Item:
     try:
         # A record without a value (None) is refused by orjson as not JSON, like any other.
@@ -98,7 +94,8 @@ def _decoded(topic: str, part: int, pos: int, value: bytes | None) -> Item:
 
 
 def _polled(kc: KafkaConsumer, topic: str) -> list[Item]:
-    return [decode(topic, r) for batch in kc.poll(timeout_ms=500).values() for r in batch]
+    return [_decoded(topic, r.partition, r.offset, r.value)
+            for batch in kc.poll(timeout_ms=500).values() for r in batch]
 
 
 def _apply(

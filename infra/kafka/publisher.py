@@ -175,7 +175,7 @@ class Publisher:
         beside the producer: +31% events/s on a backlog, docs/operations.md); in this process
         for an in-memory store, which no other process can open."""
         args = (self.cloudevents, position, self.batch_size, partitions, self._sealed_seen)
-        if self.service.db.url.startswith("sqlite:///:memory:"):
+        if self.service.db.in_memory:
             return BatchReader(self.service, *args)
         return BatchProcess(self.service.settings, *args)
 

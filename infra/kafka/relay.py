@@ -149,7 +149,7 @@ class Relay:
         that blocks longer than the lease (a broker lost, a slow commit) must not let a standby
         take over and fence it, then be fenced back (relays would fence each other six
         times a minute). A lease that cannot be renewed lapses; the loop then learns it."""
-        if self.service.db.url.startswith("sqlite:///:memory:"):
+        if self.service.db.in_memory:
             return  # one process: nobody to hand over to
         db = Database(self.service.db.url, self.service.settings.db_pool_size)
         keeper = Lease(db, self.lease.name, self.lease.holder, self.lease.seconds,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,18 @@ def test_the_page_shows_each_target_across_the_last_full_runs_met_only_if_met_in
     others = [line for label, line in rows.items()
               if "≥" in label and label != f"| {first.label} ≥ {first.target}"]
     assert others and all(line.endswith("| yes |") for line in others)
+
+
+AB_FIGURE = re.compile(
+    r"([+-]\d+)%[^;()]*\(median of (\d+) pairs, faster in (\d+);\s*`(bench/results/ab/[^`]+)`")
+
+
+def test_the_a_b_figures_in_the_docs_are_those_of_the_kept_results() -> None:
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "operations.md").read_text(encoding="utf-8")
+    quoted = AB_FIGURE.findall(text)
+    assert quoted, "docs/operations.md quotes no A/B result"
+    for gain, pairs, faster, name in quoted:
+        kept = orjson.loads((root / name).read_bytes())
+        assert (int(gain), int(pairs), int(faster)) == (
+            round(kept["median_gain"] * 100), len(kept["pairs"]), kept["faster_in"]), name
