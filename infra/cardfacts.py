@@ -53,8 +53,11 @@ class CardFactsReader:
         self.running = 0
 
     async def close(self) -> None:
+        """Closes the pool in the loop that opened it, before that loop ends: the pool's
+        workers outlive a cancellation that comes while they connect, so a loop ended with
+        the pool open could wait for them forever. A connection being made is waited for."""
         if self.opened:
-            await self.pool.close()
+            await self.pool.close(timeout=CONNECT_TIMEOUT_S + 1)
 
     async def read(self, code_index: UUID, guards: Guards) -> Read:
         """The card's facts and R8's counts in `guards` (the subject's window, the source's,

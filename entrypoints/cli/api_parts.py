@@ -56,7 +56,7 @@ def api_part(settings: Settings, host: str, port: int, workers: int) -> Part:
 
         svc, app = service_app(settings, workers)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                access_log=False, lifespan="off", **limited(settings))
+                                access_log=False, lifespan="on", **limited(settings))
         server = uvicorn.Server(config)
 
         def exit_on_stop() -> None:
@@ -86,7 +86,7 @@ def serve_processes(host: str, port: int, processes: int) -> None:
 
     config = uvicorn.Config("entrypoints.http.asgi:app_from_environment", factory=True,
                             host=host, port=port, workers=processes, log_level="warning",
-                            access_log=False, lifespan="off", **limited(settings))
+                            access_log=False, lifespan="on", **limited(settings))
     try:
         sock = config.bind_socket()
     except SystemExit:  # uvicorn logged why (address in use, no such address)

@@ -3,7 +3,8 @@ every error a problem document."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -40,6 +41,12 @@ def create_app(
     """The API over one service: each audience's router, then the middleware."""
     context = ApiContext(service, hold_seconds=hold_seconds, workers=workers,
                          group_commit=group_commit)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await context.close()
+
     api = FastAPI(
         title="giftcards",
         version="1",
@@ -48,6 +55,7 @@ def create_app(
         openapi_url="/openapi.json",
         description="Gift cards for the order service: lookups, holds, purchases, refunds.",
         responses=PROBLEMS,
+        lifespan=lifespan,
     )
     api.openapi = lambda: openapi_document(api)  # type: ignore[method-assign]
     install_error_handlers(api, context)

@@ -77,6 +77,11 @@ class ApiContext:
         self._views: list[Any] = []
         self._views_lock = threading.Lock()
 
+    async def close(self) -> None:
+        """What the event loop holds, closed before the loop ends (the app's lifespan)."""
+        if self.facts is not None:
+            await self.facts.close()
+
     async def call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
 

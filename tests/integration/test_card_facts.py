@@ -7,6 +7,8 @@ would write (an unknown code, a locked-out subject, a hold to release) must decl
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 import time
 from typing import Any
 
@@ -213,6 +215,44 @@ def test_a_database_that_does_not_answer_sends_lookups_the_full_way(service: Ser
     started = time.monotonic()
     assert asyncio.run(once()) == [(None, (0, 0, 0))] * 3
     assert time.monotonic() - started < 10
+
+
+@POSTGRES
+def test_the_api_stops_while_its_lookup_pool_is_still_connecting(
+    service: Service, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A connection still being made when the API stops does not keep it from stopping."""
+    from starlette.testclient import TestClient
+
+    from application.apikeys import ApiKeys
+    from entrypoints.http import context
+    from entrypoints.http.app import create_app
+
+    # A database that takes connections and never answers them: the pool's first connection is
+    # still being made after the lookup has gone the full way
+    silent = socket.create_server(("127.0.0.1", 0))
+    url = f"postgresql://giftcards:x@127.0.0.1:{silent.getsockname()[1]}/none"
+    recorder: Any = service.app.recorder
+    monkeypatch.setattr(context, "build_card_facts_reader",
+                        lambda _: CardFactsReader(url, recorder))
+    code = buy(service.app).code
+    key = ApiKeys(service.app).create(name="shop", scopes=["checkout"])["key"]
+    answered: list[int] = []
+
+    def serve_one_lookup() -> None:
+        with TestClient(create_app(service)) as client:
+            answered.append(client.post(
+                "/v1/cards/lookup", headers={"Authorization": f"Bearer {key}"},
+                json={"code": code, "market": "FR"}).status_code)
+
+    api = threading.Thread(target=serve_one_lookup, daemon=True)
+    try:
+        api.start()
+        api.join(timeout=30)
+        assert answered == [200]
+        assert not api.is_alive(), "the API did not stop"
+    finally:
+        silent.close()
 
 
 @POSTGRES
