@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
 import threading
 import time
@@ -34,6 +35,15 @@ class Row:
     @property
     def rate(self) -> float:
         return self.count / self.seconds if self.seconds else 0.0
+
+
+def median_row(runs: list[Row], note: str) -> Row:
+    """Repeated runs of one measure as one row: the median run's rate, the lowest and highest
+    rates as its spread."""
+    rates = sorted(run.rate for run in runs)
+    count = runs[0].count
+    return Row(runs[0].name, count, count / statistics.median(rates), f"{note}; x{len(runs)}",
+               spread=(rates[0], rates[-1]))
 
 
 @dataclass

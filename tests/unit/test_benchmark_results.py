@@ -106,3 +106,12 @@ def test_the_a_b_figures_in_the_docs_are_those_of_the_kept_results() -> None:
         kept = orjson.loads((root / name).read_bytes())
         assert (int(gain), int(pairs), int(faster)) == (
             round(kept["median_gain"] * 100), len(kept["pairs"]), kept["faster_in"]), name
+
+
+def test_a_measure_taken_several_times_is_one_row_at_the_median_rate_with_its_spread() -> None:
+    from bench.common import Row, median_row
+
+    runs = [Row("c", 1000, 1.0), Row("c", 1000, 0.5), Row("c", 1000, 2.0)]
+    row = median_row(runs, "key + 4 headers")
+    assert (row.name, row.rate, row.spread) == ("c", 1000.0, (500.0, 2000.0))
+    assert row.note == "key + 4 headers; x3"
