@@ -37,6 +37,11 @@ class Row:
         return self.count / self.seconds if self.seconds else 0.0
 
 
+# A short measure (a baseline, the relay) is taken this many times and judged on its median:
+# one run of seconds moves with a two-core machine's background by as much as half.
+REPEATS = 3
+
+
 def median_row(runs: list[Row], note: str) -> Row:
     """Repeated runs of one measure as one row: the median run's rate, the lowest and highest
     rates as its spread."""

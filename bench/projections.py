@@ -45,8 +45,6 @@ FULL = (100_000, 1_000_000)
 QUICK = (10_000, 50_000)
 VERIFY_CARDS = 500
 TARGET_RATIO, TARGET_P99_MS = 0.5, 5.0
-# The baseline (c') is taken this many times; its median judges the rebuilds.
-REPEATS = 3
 
 
 @dataclass
@@ -331,14 +329,12 @@ def run(ctx: Ctx) -> list[Row]:
         copy_seconds_store += time.monotonic() - started
         published.append(publish(service, ctx.bootstrap, big_topics))
         raw_count, raw_seconds = raw_consume(ctx.bootstrap, big_topics.events)
-        # Taken REPEATS times, each into a database of its own, and judged on the median: one
-        # run moves with the machine's background as much as the rebuilds it judges.
+        # Each take into a database of its own.
         copies = [common.Row(COPY_BASELINE, *copy_consume(ctx.bootstrap, big_topics.events,
                                                           fresh_database(ctx)))
-                  for _ in range(ctx.size(REPEATS, 1))]
+                  for _ in range(ctx.size(common.REPEATS, 1))]
         baseline = common.median_row(copies, "read_committed; a COPY transaction per poll")
         ctx.rows[COPY_BASELINE] = baseline
-        copied, copy_seconds = baseline.count, baseline.seconds
         mem.append(rebuilds(ctx, spawner, store_url, big_topics))
         views = Database(mem[1][0]["views_url"])
         stack.callback(views.close)
@@ -373,8 +369,9 @@ def run(ctx: Ctx) -> list[Row]:
             f"{raw_count:,} msgs",
         )
     )
-    copy_rate = copied / copy_seconds
-    rows.append(Row("projections", COPY_BASELINE, f"{copy_rate:,.0f} msg/s", f"{copied:,} msgs"))
+    copy_rate = baseline.rate
+    rows.append(Row("projections", COPY_BASELINE, f"{copy_rate:,.0f} msg/s",
+                    f"{baseline.count:,} msgs"))
     for source, result in zip(("store", "kafka"), mem[1], strict=True):
         rate = result["events"] / result["seconds"]
         # Also a measure of the run's results, for the ratios against their baselines.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kafka import KafkaProducer
 
-from bench.common import Ctx, Row, median_row, timed
+from bench.common import REPEATS, Ctx, Row, median_row, timed
 from infra.bootstrap import Service, build
 from infra.config import load_settings
 from infra.envelope import published_topics, stored_envelope
@@ -14,7 +14,6 @@ from infra.kafka.relay import Relay
 from infra.kafka.transactions import PRODUCER_SETTINGS
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
-REPEATS = 3
 
 
 def run(ctx: Ctx) -> list[Row]:
@@ -28,8 +27,7 @@ def run(ctx: Ctx) -> list[Row]:
         # headers published before them.
         plain = [(k, v, [h for h in hs if not h[0].startswith("ce_")]) for k, v, hs in records]
         before = raw_producer(ctx, plain, "c. raw producer, relay records, no ce_ headers")
-        # A run of either lasts seconds, and a two-core machine's background moves it by half:
-        # each is taken REPEATS times, alternated, and the ratio judged on their medians.
+        # Alternated: a drift of the machine hits both sides of the ratio.
         raws, relays = [], []
         for _ in range(ctx.size(REPEATS, 1)):
             raws.append(raw_producer(ctx, records))
